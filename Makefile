@@ -1,0 +1,132 @@
+# Petrel's build. Nothing else is needed to build, run or test: missing Debian packages are
+# installed by docker/install-deps.sh (the Dockerfile uses the same script).
+#
+#   make run      build build/petrel and run it on config/examples/
+#   make test     unit tests, fuzz-corpus replay, end-to-end tests
+#   make asan     the whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench    Petrel, HAProxy and nginx side by side (writes docs/benchmarks.md)
+#   make fuzz     libFuzzer drivers (clang), run for FUZZ_SECONDS each
+#   make format / check-format, make clean
+
+CC       ?= cc
+WERROR   ?= 1
+PYTHON   ?= /usr/bin/python3
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+FUZZ_SECONDS ?= 60
+
+CFLAGS_WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+              -Wundef -Wformat=2 -Wno-unused-parameter $(if $(WERROR),-Werror)
+CFLAGS_OPT ?= -O2 -g
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -fstack-protector-strong -pthread \
+              -I. -I$(LLHTTP_INC)
+SAN_FLAGS   = -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+ifeq ($(SANITIZER),address)
+  BUILD ?= build/asan
+  CFLAGS_OPT = $(SAN_FLAGS)
+  CFLAGS_SAN = -fsanitize=address,undefined
+else ifeq ($(SANITIZER),undefined)
+  BUILD ?= build/ubsan
+  CFLAGS_OPT = $(SAN_FLAGS)
+  CFLAGS_SAN = -fsanitize=undefined
+else ifeq ($(FUZZ),1)
+  BUILD ?= build/fuzz
+  CFLAGS_OPT = $(SAN_FLAGS)
+  CFLAGS_SAN = -fsanitize=fuzzer-no-link,address,undefined
+else
+  BUILD ?= build
+  CFLAGS_SAN =
+  CFLAGS_BASE += -D_FORTIFY_SOURCE=2
+endif
+
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS_SAN) $(CFLAGS_WARN) $(CFLAGS)
+LIBS = -luv -lyaml -lm -pthread
+
+LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c filters/*.c))
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LLHTTP_OBJS = $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
+UNIT_SRCS = $(wildcard tests/unit/*/*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/replay/%)
+FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/fuzzer/%)
+DEPS_STAMP = build/.deps-installed
+
+.PHONY: all run test unit e2e fuzz-replay asan bench fuzz deps format check-format clean
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/petrel
+
+# Installs what is missing (Debian packages); re-run when the package list changes.
+$(DEPS_STAMP): docker/install-deps.sh
+	@sh docker/install-deps.sh
+	@mkdir -p build && touch $@
+deps: $(DEPS_STAMP)
+
+run: $(BUILD)/petrel
+	$(BUILD)/petrel run -c config/examples/
+
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(CFLAGS_OPT) $(CFLAGS_SAN) -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_INC) -w -c $< -o $@
+
+$(BUILD)/%.o: %.c $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpetrel.a: $(LIB_OBJS) $(LLHTTP_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/petrel: $(BUILD)/proxy/main.o $(BUILD)/libpetrel.a
+	$(CC) $(CFLAGS_OPT) $(CFLAGS_SAN) -o $@ $^ $(LIBS)
+
+# A unit test may #include the .c it tests to reach its statics; it links the library for the rest.
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libpetrel.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpetrel.a $(LIBS)
+
+# The libFuzzer drivers linked to a plain main() that replays their corpus: runs on any compiler.
+$(BUILD)/tests/replay/%: tests/fuzz/%.c tests/fuzz/replay_main.c $(BUILD)/libpetrel.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(BUILD)/libpetrel.a $(LIBS)
+
+$(BUILD)/tests/fuzzer/%: tests/fuzz/%.c $(BUILD)/libpetrel.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(BUILD)/libpetrel.a $(LIBS)
+
+unit: $(UNIT_BINS)
+	@sh tests/unit/run.sh $(UNIT_BINS)
+
+fuzz-replay: $(REPLAY_BINS)
+	@sh tests/fuzz/replay.sh $(BUILD)/tests/replay
+
+e2e: $(BUILD)/petrel
+	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+test: unit fuzz-replay e2e
+
+asan:
+	$(MAKE) SANITIZER=address test
+
+fuzz:
+	$(MAKE) CC=clang FUZZ=1 fuzz-drivers
+fuzz-drivers: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$n.dict tests/fuzz/corpus/$$n || exit 1; done
+
+bench: $(BUILD)/petrel
+	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) tests/bench/bench.py
+
+FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] filters/*.[ch] \
+                         tests/unit/*.[ch] tests/unit/*/*.c tests/fuzz/*.c)
+format:
+	clang-format -i $(FORMAT_SRCS)
+check-format:
+	clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/proxy/main.d

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Installs the Debian packages Petrel needs, when missing. Used by the Makefile (first build)
+# and by docker/Dockerfile. Idempotent, and quiet when everything is already there.
+#
+#   install-deps.sh          everything: build, tests, benchmark (what `make` needs)
+#   install-deps.sh build    only what compiling build/petrel needs
+#   install-deps.sh runtime  only the shared libraries build/petrel runs with
+set -eu
+
+BUILD="build-essential pkg-config libuv1-dev libyaml-dev libssl-dev libc-ares-dev node-llhttp"
+RUNTIME="libuv1 libyaml-0-2 libssl3 libc-ares2 ca-certificates"
+TEST="clang curl python3 python3-pytest"
+BENCH="haproxy nginx-light wrk"
+
+case "${1:-all}" in
+    build) PACKAGES="$BUILD" ;;
+    runtime) PACKAGES="$RUNTIME" ;;
+    all) PACKAGES="$BUILD $TEST $BENCH" ;;
+    *) echo "usage: $0 [all|build|runtime]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "petrel: installing missing Debian packages:$missing"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
+# The benchmark starts its own nginx and HAProxy; the packaged services are not wanted.
+for svc in nginx haproxy; do
+    case "$missing" in
+        *"$svc"*) $SUDO service "$svc" stop >/dev/null 2>&1 || true ;;
+    esac
+done
