@@ -1,0 +1,39 @@
+/* proxy/arena.h
+ * A bump allocator for objects that share one lifetime: a config snapshot, a connection, a
+ * request. Nothing in an arena is freed on its own; pt_arena_dispose() releases all of it at
+ * once after running the cleanup hooks registered with pt_arena_on_free() (newest first).
+ * Out of memory aborts: request size limits bound every arena on the request path. */
+#ifndef PT_ARENA_H
+#define PT_ARENA_H
+
+#include <stddef.h>
+
+typedef struct pt_arena_chunk pt_arena_chunk_t;
+typedef struct pt_arena_cleanup pt_arena_cleanup_t;
+
+typedef struct pt_arena {
+    pt_arena_chunk_t *chunks;     /* newest first; owned */
+    pt_arena_cleanup_t *cleanups; /* newest first; live in the arena itself */
+    size_t first_chunk_bytes;     /* size of the first chunk malloc'd on demand */
+} pt_arena_t;
+
+/* Prepares an empty arena; no memory is taken until the first allocation. */
+void pt_arena_init(pt_arena_t *a, size_t first_chunk_bytes);
+/* Runs the cleanup hooks, newest first, then frees every chunk. The arena may be reused. */
+void pt_arena_dispose(pt_arena_t *a);
+
+/* Returns n bytes aligned for any type; never NULL (aborts on OOM). */
+void *pt_arena_alloc(pt_arena_t *a, size_t n);
+/* As pt_arena_alloc, zero-filled. */
+void *pt_arena_calloc(pt_arena_t *a, size_t n);
+/* Copies n bytes of s and a terminating NUL into the arena. */
+char *pt_arena_strndup(pt_arena_t *a, const char *s, size_t n);
+char *pt_arena_strdup(pt_arena_t *a, const char *s);
+/* Returns a copy of the n bytes at p. */
+void *pt_arena_memdup(pt_arena_t *a, const void *p, size_t n);
+/* printf into the arena. */
+char *pt_arena_printf(pt_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Registers fn(arg) to run when the arena is disposed, before its memory goes. */
+void pt_arena_on_free(pt_arena_t *a, void (*fn)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,136 @@
+/* proxy/http1.h
+ * The HTTP/1.x codec: llhttp (built in strict mode, no lenient flags) plus Petrel's own validator
+ * on top. It turns bytes into a validated message head, de-chunked body pieces, trailers and a
+ * completion event, for requests (downstream) and responses (upstream). It knows nothing of
+ * routing or sockets: callers feed it bytes and act on the callbacks.
+ *
+ * Ownership: the head and every header slice are copied into the arena set with
+ * pt_http1_parser_set_arena(), so they outlive the read buffer. Body pieces passed to on_body
+ * point into the caller's buffer and are valid only during the callback (callers that keep
+ * them take a ref on their buffer).
+ *
+ * The parser pauses after each complete message: execute returns PT_HTTP1_PAUSED with the
+ * number of bytes consumed, and the caller feeds the rest after pt_http1_parser_resume(). This is
+ * how pipelined requests are answered one at a time, in order. */
+#ifndef PT_HTTP1_H
+#define PT_HTTP1_H
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "str.h"
+
+/* Header flags computed by the validator. */
+#define PT_HEADER_HOP 0x1     /* hop-by-hop, or nominated by Connection: not forwarded */
+#define PT_HEADER_FRAMING 0x2 /* Content-Length / Transfer-Encoding: the forwarder writes its own  \
+                               */
+
+typedef struct pt_header {
+    pt_str_t name;  /* as received (case kept), in the arena */
+    pt_str_t value; /* leading and trailing OWS removed, in the arena */
+    unsigned flags; /* PT_HEADER_* */
+} pt_header_t;
+
+typedef struct pt_http1_head {
+    /* requests */
+    pt_str_t method; /* "GET", ... */
+    int method_id;   /* llhttp_method_t */
+    pt_str_t target; /* request-target as received */
+    pt_str_t path; /* origin-form to forward: "/p?q" (from absolute-form too); "*" for OPTIONS * */
+    pt_str_t authority; /* effective authority: absolute-form's, else Host's value */
+    /* responses */
+    int status;      /* 100..599 */
+    pt_str_t reason; /* reason phrase, may be empty */
+    /* both */
+    int version_minor;    /* HTTP/1.<version_minor>: 0 or 1 */
+    pt_header_t *headers; /* in order of arrival, in the arena */
+    size_t n_headers;
+    int64_t content_length; /* -1 when absent */
+    bool is_chunked;        /* Transfer-Encoding: chunked */
+    bool is_keep_alive;     /* the connection may carry another message after this one */
+    bool is_upgrade;       /* request: Connection: upgrade + Upgrade (not CONNECT); response: 101 */
+    pt_str_t upgrade;      /* value of the Upgrade header when is_upgrade */
+    bool expects_continue; /* request: Expect: 100-continue */
+    bool is_close_delimited; /* response: body ends at EOF (no Content-Length, not chunked) */
+} pt_http1_head_t;
+
+typedef struct pt_http1_limits {
+    uint32_t max_request_line_bytes; /* request line over this: 414 (default 8 KiB) */
+    uint32_t max_header_bytes;       /* start line + fields over this: 431 (default 60 KiB) */
+    uint32_t max_headers;            /* more fields than this: 431 (default 100) */
+} pt_http1_limits_t;
+
+#define PT_HTTP1_LIMITS_DEFAULT ((pt_http1_limits_t){8192, 60 * 1024, 100})
+
+typedef struct pt_http1_parser pt_http1_parser_t;
+
+/* Every callback returns 0 to go on or a negative value to stop parsing with an error (execute
+ * then returns PT_HTTP1_ECALLBACK and error_status is left 0). on_head may return
+ * PT_HTTP1_SKIP_BODY for a response that has no body whatever its headers say (a reply to HEAD,
+ * or a 304 the caller recognises). Callbacks must not call execute re-entrantly. */
+typedef struct pt_http1_callbacks {
+    int (*on_head)(pt_http1_parser_t *p, pt_http1_head_t *head);
+    int (*on_body)(pt_http1_parser_t *p, const char *at, size_t len);
+    int (*on_trailers)(pt_http1_parser_t *p, pt_header_t *trailers, size_t n); /* may be NULL */
+    int (*on_complete)(pt_http1_parser_t *p);
+} pt_http1_callbacks_t;
+
+#define PT_HTTP1_SKIP_BODY 1
+
+/* execute results */
+#define PT_HTTP1_OK 0         /* all bytes consumed, message may be incomplete */
+#define PT_HTTP1_PAUSED 1     /* a message completed; *consumed tells how far; call resume */
+#define PT_HTTP1_EINVALID -1  /* peer sent something invalid: error_status, error_reason set */
+#define PT_HTTP1_ECALLBACK -2 /* a callback returned an error */
+
+struct pt_http1_parser {
+    llhttp_t llhttp;
+    llhttp_settings_t settings;
+    const pt_http1_callbacks_t *cbs;
+    void *data;        /* the owner's pointer, untouched by the parser */
+    pt_arena_t *arena; /* where heads go; not owned */
+    pt_http1_limits_t limits;
+    bool is_response;
+    bool is_upgraded;         /* a request or 101 response completed with an upgrade: the
+                                 bytes after *consumed belong to the tunnel */
+    int error_status;         /* after PT_HTTP1_EINVALID: 400, 414, 431, 501, 505 (requests),
+                                 502 (responses) */
+    const char *error_reason; /* static string naming the rule broken, for logs */
+    /* private to http1.c */
+    pt_http1_head_t head;
+    uint32_t head_bytes; /* bytes of start line + fields seen for the current message */
+    uint32_t line_bytes; /* bytes of the request line so far */
+    int in_trailers;
+    size_t headers_cap;
+    char *cur; /* field or value being accumulated (arena) */
+    size_t cur_len, cur_cap;
+    int cur_kind;  /* what cur holds */
+    int msg_state; /* private */
+    /* private to http1.c (added with the codec): what the head pre-scan carries between reads */
+    unsigned char scan_state; /* before the start line, in it, in the field lines */
+    unsigned char scan_prev;  /* the last head byte scanned */
+};
+
+/* Sets up a parser for requests (is_response false) or responses. cbs must outlive it. */
+void pt_http1_parser_init(pt_http1_parser_t *p, bool is_response, const pt_http1_callbacks_t *cbs,
+                          void *data, const pt_http1_limits_t *limits);
+/* Sets the arena the next message's head is built in; call before feeding each new message
+ * (for a request, the new stream's arena). */
+void pt_http1_parser_set_arena(pt_http1_parser_t *p, pt_arena_t *arena);
+/* Feeds len bytes. See the PT_HTTP1_* results. *consumed is always set. */
+int pt_http1_parser_execute(pt_http1_parser_t *p, const char *data, size_t len, size_t *consumed);
+/* Continues after PT_HTTP1_PAUSED (not after an upgrade: the rest is tunnel data). */
+void pt_http1_parser_resume(pt_http1_parser_t *p);
+/* The peer closed its side. Completes a close-delimited response (on_complete runs) and returns
+ * PT_HTTP1_OK; returns PT_HTTP1_OK with nothing done between messages; PT_HTTP1_EINVALID when a
+ * message was cut short (error_reason says so). */
+int pt_http1_parser_finish(pt_http1_parser_t *p);
+/* True between the first byte of a message and its completion. */
+bool pt_http1_parser_in_message(const pt_http1_parser_t *p);
+
+/* Finds the first header named name (case-insensitive) in head; NULL if none. */
+const pt_header_t *pt_http1_find_header(const pt_http1_head_t *head, const char *name);
+
+#endif
