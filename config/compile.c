@@ -1,0 +1,485 @@
+/* config/compile.c
+ * Joins the typed resources of one load into a snapshot: listeners from Gateway servers,
+ * virtual hosts and routes from VirtualServices, clusters and endpoints from ServiceEntries.
+ * Everything written here goes into the snapshot arena (cx->out); scratch goes to cx->tmp.
+ *
+ * Choices where Istio leaves room, or where Petrel does less than Istio for now:
+ *  - Listeners: one per distinct Gateway server port over all Gateways, named after the first
+ *    Gateway that declares it ("<ns>/<name>/<port>"). Two servers on one port with different
+ *    protocols are an error.
+ *  - A VirtualService bound to a Gateway applies to each listener of that Gateway whose server
+ *    hosts overlap the VirtualService's hosts ("*" overlaps everything). The virtual host gets
+ *    the more specific host of each overlapping pair (VS "*" on a server "a.com" gives "a.com"),
+ *    as Istio does. http routes go to HTTP listeners, tcp routes to TCP listeners.
+ *  - A reference to a Gateway that is not in the config set is an error (Istio would ignore
+ *    it; in a file-based config it is almost always a typo).
+ *  - Clusters: one per (destination host, port), "outbound|<port>||<host>", in first-use order.
+ *    Hosts are used as written, lower-cased: no Kubernetes short-name expansion.
+ *    The ServiceEntry for a host is the first (in load order) that lists it exactly, else the
+ *    first with the longest wildcard host matching it. Endpoints come from that ServiceEntry's
+ *    port with the same number: endpoint.ports[port.name], else port.targetPort, else
+ *    port.number. No ServiceEntry, no such port, or no endpoints: a cluster with 0 endpoints
+ *    (503 UH at runtime), not an error.
+ *  - Destination port omitted: the ServiceEntry's only port. Several ports, no ports, or no
+ *    ServiceEntry: an error ("port required"), as Istio requires it then too.
+ *  - Weights (HTTP): one destination takes all traffic whatever its weight. Several
+ *    destinations: each needs a weight, the total must be > 0, each gets weight/total.
+ *  - TCP: a TCP listener forwards to the first tcp route (VirtualServices in load order, routes
+ *    in order) whose match has no port or the listener's port. A tcp route with several
+ *    destinations is not supported yet.
+ *  - Virtual hosts in a listener are ordered: those with an exact host first (in load order),
+ *    then wildcard-only ones by their longest wildcard, longest first; "*" last. */
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "resources.h"
+
+typedef struct binding {
+    const pt_res_gateway_t *gw;
+    const pt_res_server_t *srv;
+} binding_t;
+
+typedef struct listener_build {
+    pt_listener_config_t *l;
+    const pt_res_server_t *first; /* the server that created it, for conflict messages */
+    const pt_res_gateway_t *first_gw;
+    binding_t *bindings;
+    size_t n_bindings, cap_bindings;
+    pt_vhost_t *vhosts;
+    size_t n_vhosts, cap_vhosts;
+} listener_build_t;
+
+typedef struct compiler {
+    pt_cfg_cx_t *cx;
+    pt_res_set_t *set;
+    pt_cluster_t **clusters;
+    size_t n_clusters, cap_clusters;
+} compiler_t;
+
+static void *grow(pt_arena_t *a, void *v, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return v;
+    size_t nc = *cap ? *cap * 2 : 8;
+    void *nv = pt_arena_alloc(a, nc * elem);
+    if (n)
+        memcpy(nv, v, n * elem);
+    *cap = nc;
+    return nv;
+}
+
+/* Does pattern (a host, "*" or "*.suffix") cover host (which may itself be a wildcard)? */
+static bool host_covers(const char *pattern, const char *host)
+{
+    if (strcmp(pattern, "*") == 0)
+        return true;
+    if (pattern[0] == '*') {
+        size_t pl = strlen(pattern) - 1, hl = strlen(host); /* pl counts the leading '.' */
+        if (strcmp(host, "*") == 0)
+            return false;
+        return hl > pl && strcasecmp(host + hl - pl, pattern + 1) == 0;
+    }
+    return strcasecmp(pattern, host) == 0;
+}
+
+/* The more specific host of an overlapping pair, or NULL when they do not overlap. */
+static const char *host_intersection(const char *a, const char *b)
+{
+    if (host_covers(a, b))
+        return b;
+    if (host_covers(b, a))
+        return a;
+    return NULL;
+}
+
+static const pt_res_se_t *find_service_entry(compiler_t *cp, const char *host)
+{
+    const pt_res_se_t *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < cp->set->n_ses; i++) {
+        const pt_res_se_t *se = cp->set->ses[i];
+        for (size_t j = 0; j < se->n_hosts; j++) {
+            const char *h = se->hosts[j];
+            if (strcmp(h, host) == 0)
+                return se;
+            if (h[0] == '*' && host_covers(h, host) && (best == NULL || strlen(h) > best_len)) {
+                best = se;
+                best_len = strlen(h);
+            }
+        }
+    }
+    return best;
+}
+
+static uint16_t endpoint_port(const pt_res_se_endpoint_t *e, const pt_res_se_port_t *p)
+{
+    if (e->ports != NULL && p->name != NULL)
+        for (size_t i = 0; i < e->ports->n_pairs; i++)
+            if (strcmp(e->ports->pairs[i].key->str, p->name) == 0)
+                return (uint16_t)strtoul(e->ports->pairs[i].value->str, NULL, 10);
+    return p->target_port ? p->target_port : p->number;
+}
+
+static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port)
+{
+    for (size_t i = 0; i < cp->n_clusters; i++)
+        if (cp->clusters[i]->port == port && strcmp(cp->clusters[i]->host, host) == 0)
+            return cp->clusters[i];
+    pt_cfg_cx_t *cx = cp->cx;
+    pt_cluster_t *cl = pt_arena_calloc(cx->out, sizeof(*cl));
+    cl->host = pt__cfg_out_str(cx, host);
+    cl->port = port;
+    cl->name = pt_arena_printf(cx->out, "outbound|%u||%s", (unsigned)port, host);
+    cl->index = (uint32_t)cp->n_clusters;
+    const pt_res_se_t *se = find_service_entry(cp, host);
+    const pt_res_se_port_t *sp = NULL;
+    for (size_t i = 0; se != NULL && i < se->n_ports; i++)
+        if (se->ports[i].number == port)
+            sp = &se->ports[i];
+    if (sp != NULL && se->n_endpoints > 0) {
+        cl->endpoints = pt_arena_calloc(cx->out, se->n_endpoints * sizeof(*cl->endpoints));
+        for (size_t i = 0; i < se->n_endpoints; i++) {
+            const pt_res_se_endpoint_t *e = &se->endpoints[i];
+            pt_endpoint_t *ep = &cl->endpoints[cl->n_endpoints++];
+            ep->address = pt__cfg_out_str(cx, e->address);
+            ep->port = endpoint_port(e, sp);
+            ep->weight = e->weight;
+            ep->addr = e->addr;
+            ep->addr_len = e->addr_len;
+            if (e->addr.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ep->addr)->sin_port = htons(ep->port);
+            else
+                ((struct sockaddr_in6 *)&ep->addr)->sin6_port = htons(ep->port);
+        }
+    }
+    cp->clusters =
+        grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters, sizeof(*cp->clusters));
+    cp->clusters[cp->n_clusters++] = cl;
+    return cl;
+}
+
+/* The cluster of one destination, or NULL (error reported, or already reported earlier). */
+static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
+{
+    if (d->host == NULL)
+        return NULL; /* invalid host, reported by resources.c */
+    uint16_t port = d->port;
+    if (port == 0) {
+        const pt_res_se_t *se = find_service_entry(cp, d->host);
+        char path[600];
+        snprintf(path, sizeof(path), "%s.port", d->path);
+        if (se == NULL) {
+            pt__cfg_error_at(cp->cx, d->node, path,
+                             "required: no ServiceEntry declares host \"%s\", so its port "
+                             "cannot be inferred",
+                             d->host);
+            return NULL;
+        }
+        if (se->n_ports != 1) {
+            pt__cfg_error_at(cp->cx, d->node, path,
+                             "required: ServiceEntry %s/%s has %zu ports for host \"%s\"",
+                             se->meta.ns, se->meta.name, se->n_ports, d->host);
+            return NULL;
+        }
+        port = se->ports[0].number;
+    }
+    return get_cluster(cp, d->host, port);
+}
+
+/* Fills route->clusters from the destinations; reports weight problems. */
+static void compile_weights(compiler_t *cp, pt_res_dest_t *dests, size_t n,
+                            pt_weighted_cluster_t **out, size_t *n_out, uint32_t *total,
+                            const char *route_path, const pt_cfg_node_t *route_node)
+{
+    *out = NULL;
+    *n_out = 0;
+    *total = 0;
+    if (n == 0)
+        return;
+    pt_weighted_cluster_t *wc = pt_arena_calloc(cp->cx->out, n * sizeof(*wc));
+    uint64_t sum = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        pt_cluster_t *cl = resolve_dest(cp, &dests[i]);
+        if (cl == NULL)
+            ok = false;
+        uint64_t w = 100;
+        if (n > 1) {
+            if (!dests[i].has_weight) {
+                char path[600];
+                snprintf(path, sizeof(path), "%s.weight", dests[i].path);
+                pt__cfg_error_at(cp->cx, dests[i].node, path,
+                                 "required when a route has several destinations");
+                ok = false;
+            }
+            w = dests[i].weight;
+        }
+        sum += w;
+        wc[i].cluster = cl;
+        wc[i].cumulative_weight = (uint32_t)(sum > UINT32_MAX ? UINT32_MAX : sum);
+    }
+    if (ok && sum == 0) {
+        pt__cfg_error_at(cp->cx, route_node, route_path, "the total weight must be > 0");
+        ok = false;
+    }
+    if (ok && sum > UINT32_MAX) {
+        pt__cfg_error_at(cp->cx, route_node, route_path, "the total weight is too large");
+        ok = false;
+    }
+    if (!ok)
+        return;
+    *out = wc;
+    *n_out = n;
+    *total = (uint32_t)sum;
+}
+
+static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clusters)
+{
+    pt_cfg_cx_t *cx = cp->cx;
+    if (vs->n_http > 0) {
+        vs->compiled = pt_arena_calloc(cx->out, vs->n_http * sizeof(*vs->compiled));
+        for (size_t i = 0; i < vs->n_http; i++) {
+            pt_res_http_route_t *hr = &vs->http[i];
+            pt_http_route_t *r = &vs->compiled[i];
+            *r = hr->route;
+            char path[600];
+            snprintf(path, sizeof(path), "%s.route", hr->path);
+            compile_weights(cp, hr->dests, hr->n_dests, &r->clusters, &r->n_clusters,
+                            &r->total_weight, path, hr->node);
+        }
+    }
+    for (size_t i = 0; i < vs->n_tcp; i++) {
+        pt_res_tcp_route_t *tr = &vs->tcp[i];
+        tcp_clusters[i] = NULL;
+        if (tr->n_dests > 1) {
+            char path[600];
+            snprintf(path, sizeof(path), "%s.route", tr->path);
+            pt__cfg_error_at(cx, tr->node, path,
+                             "several weighted TCP destinations are not supported by Petrel "
+                             "yet");
+            for (size_t j = 0; j < tr->n_dests; j++)
+                resolve_dest(cp, &tr->dests[j]); /* still report their own problems */
+            continue;
+        }
+        if (tr->n_dests == 1)
+            tcp_clusters[i] = resolve_dest(cp, &tr->dests[0]);
+    }
+}
+
+static const pt_res_gateway_t *find_gateway(compiler_t *cp, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < cp->set->n_gateways; i++) {
+        const pt_res_gateway_t *g = cp->set->gateways[i];
+        if (strcmp(g->meta.ns, ns) == 0 && strcmp(g->meta.name, name) == 0)
+            return g;
+    }
+    return NULL;
+}
+
+static void check_duplicates(pt_cfg_cx_t *cx, void *const *list, size_t n, size_t meta_offset)
+{
+    for (size_t i = 0; i < n; i++) {
+        const pt_res_meta_t *a = (const pt_res_meta_t *)((const char *)list[i] + meta_offset);
+        for (size_t j = 0; j < i; j++) {
+            const pt_res_meta_t *b = (const pt_res_meta_t *)((const char *)list[j] + meta_offset);
+            if (strcmp(a->ns, b->ns) == 0 && strcmp(a->name, b->name) == 0) {
+                const pt_cfg_node_t *at = a->name_node ? a->name_node : a->doc;
+                const pt_cfg_node_t *first = b->name_node ? b->name_node : b->doc;
+                pt__cfg_error_at(cx, at, "metadata.name",
+                                 "duplicate %s %s/%s (first defined at %s:%d:%d)", a->kind, a->ns,
+                                 a->name, first->file, pt__cfg_node_line(first),
+                                 pt__cfg_node_col(first));
+                break;
+            }
+        }
+    }
+}
+
+/* Sort key of a vhost: 0 when it has an exact host; else the length of its longest wildcard
+ * host, negated so that longer sorts first; "*" gives the largest key. */
+static long vhost_rank(const pt_vhost_t *v)
+{
+    long best = 1;
+    for (size_t i = 0; i < v->n_hosts; i++) {
+        const char *h = v->hosts[i];
+        if (h[0] != '*')
+            return 0;
+        long k = -(long)strlen(h) + 1; /* "*" -> 0, "*.a.com" -> -6 */
+        if (k < best)
+            best = k;
+    }
+    return best == 1 ? 0 : 100000 + best;
+}
+
+static void sort_vhosts(pt_vhost_t *v, size_t n)
+{
+    /* Insertion sort: stable, and a listener has few virtual hosts. */
+    for (size_t i = 1; i < n; i++) {
+        pt_vhost_t x = v[i];
+        long kx = vhost_rank(&x);
+        size_t j = i;
+        while (j > 0 && vhost_rank(&v[j - 1]) > kx) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
+void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
+{
+    compiler_t cp = {.cx = cx, .set = set};
+
+    /* Proxy */
+    pt__cfg_proxy_defaults(&c->proxy);
+    if (set->n_proxies > 0) {
+        c->proxy = set->proxies[0]->settings;
+        c->proxy.bind_address = pt__cfg_out_str(cx, c->proxy.bind_address);
+        c->proxy.access_log = pt__cfg_out_str(cx, c->proxy.access_log);
+        const pt_cfg_node_t *first = set->proxies[0]->meta.doc;
+        for (size_t i = 1; i < set->n_proxies; i++)
+            pt__cfg_error_at(cx, set->proxies[i]->meta.doc, "kind",
+                             "only one Proxy per config set (the first is at %s:%d:%d)",
+                             first->file, first->line, first->col);
+    }
+
+    check_duplicates(cx, (void *const *)set->gateways, set->n_gateways,
+                     offsetof(pt_res_gateway_t, meta));
+    check_duplicates(cx, (void *const *)set->vss, set->n_vss, offsetof(pt_res_vs_t, meta));
+    check_duplicates(cx, (void *const *)set->ses, set->n_ses, offsetof(pt_res_se_t, meta));
+
+    /* Listeners, one per port. */
+    size_t max_listeners = 0;
+    for (size_t i = 0; i < set->n_gateways; i++)
+        max_listeners += set->gateways[i]->n_servers;
+    listener_build_t *lb = pt_arena_calloc(cx->tmp, (max_listeners + 1) * sizeof(*lb));
+    size_t n_lb = 0;
+    for (size_t i = 0; i < set->n_gateways; i++) {
+        const pt_res_gateway_t *g = set->gateways[i];
+        for (size_t s = 0; s < g->n_servers; s++) {
+            const pt_res_server_t *srv = &g->servers[s];
+            if (srv->port == 0 || srv->protocol == 0)
+                continue;
+            listener_build_t *b = NULL;
+            for (size_t k = 0; k < n_lb; k++)
+                if (lb[k].l->port == srv->port)
+                    b = &lb[k];
+            if (b == NULL) {
+                b = &lb[n_lb++];
+                b->l = pt_arena_calloc(cx->out, sizeof(*b->l));
+                b->l->port = srv->port;
+                b->l->protocol = srv->protocol;
+                b->l->name = pt_arena_printf(cx->out, "%s/%s/%u", g->meta.ns, g->meta.name,
+                                             (unsigned)srv->port);
+                b->first = srv;
+                b->first_gw = g;
+            } else if (b->l->protocol != srv->protocol) {
+                char path[600];
+                snprintf(path, sizeof(path), "%s.protocol", srv->port_path);
+                pt__cfg_error_at(cx, srv->protocol_node, path,
+                                 "port %u is %s here but %s in Gateway %s/%s (%s:%d): one port "
+                                 "has one protocol",
+                                 (unsigned)srv->port,
+                                 srv->protocol == PT_LISTENER_HTTP ? "HTTP" : "TCP",
+                                 b->l->protocol == PT_LISTENER_HTTP ? "HTTP" : "TCP",
+                                 b->first_gw->meta.ns, b->first_gw->meta.name,
+                                 b->first->port_node->file, pt__cfg_node_line(b->first->port_node));
+                continue;
+            }
+            b->bindings =
+                grow(cx->tmp, b->bindings, b->n_bindings, &b->cap_bindings, sizeof(*b->bindings));
+            b->bindings[b->n_bindings++] = (binding_t){g, srv};
+        }
+    }
+
+    /* Routes and clusters, per VirtualService (once, whatever it binds to). */
+    pt_cluster_t ***tcp_clusters = pt_arena_calloc(cx->tmp, (set->n_vss + 1) * sizeof(void *));
+    for (size_t v = 0; v < set->n_vss; v++) {
+        pt_res_vs_t *vs = set->vss[v];
+        tcp_clusters[v] = pt_arena_calloc(cx->tmp, (vs->n_tcp + 1) * sizeof(pt_cluster_t *));
+        compile_vs(&cp, vs, tcp_clusters[v]);
+        for (size_t r = 0; r < vs->n_gateways; r++) {
+            const pt_res_gateway_ref_t *ref = &vs->gateways[r];
+            if (find_gateway(&cp, ref->ns, ref->name) == NULL)
+                pt__cfg_error_at(cx, ref->node, ref->path, "no Gateway %s/%s in the config",
+                                 ref->ns, ref->name);
+        }
+    }
+
+    /* Bind VirtualServices to listeners. */
+    const char **hosts_buf = NULL;
+    size_t cap_hosts = 0;
+    for (size_t k = 0; k < n_lb; k++) {
+        listener_build_t *b = &lb[k];
+        for (size_t v = 0; v < set->n_vss; v++) {
+            pt_res_vs_t *vs = set->vss[v];
+            size_t n_hosts = 0;
+            for (size_t bi = 0; bi < b->n_bindings; bi++) {
+                const binding_t *bd = &b->bindings[bi];
+                bool bound = false;
+                for (size_t r = 0; r < vs->n_gateways; r++)
+                    if (strcmp(vs->gateways[r].ns, bd->gw->meta.ns) == 0 &&
+                        strcmp(vs->gateways[r].name, bd->gw->meta.name) == 0)
+                        bound = true;
+                if (!bound)
+                    continue;
+                for (size_t h = 0; h < vs->n_hosts; h++)
+                    for (size_t sh = 0; sh < bd->srv->n_hosts; sh++) {
+                        const char *x = host_intersection(vs->hosts[h], bd->srv->hosts[sh]);
+                        if (x == NULL)
+                            continue;
+                        bool seen = false;
+                        for (size_t q = 0; q < n_hosts; q++)
+                            if (strcmp(hosts_buf[q], x) == 0)
+                                seen = true;
+                        if (seen)
+                            continue;
+                        hosts_buf =
+                            grow(cx->tmp, hosts_buf, n_hosts, &cap_hosts, sizeof(*hosts_buf));
+                        hosts_buf[n_hosts++] = x;
+                    }
+            }
+            if (n_hosts == 0)
+                continue;
+            if (b->l->protocol == PT_LISTENER_HTTP && vs->n_http > 0 && vs->compiled != NULL) {
+                b->vhosts =
+                    grow(cx->tmp, b->vhosts, b->n_vhosts, &b->cap_vhosts, sizeof(*b->vhosts));
+                pt_vhost_t *vh = &b->vhosts[b->n_vhosts++];
+                vh->hosts = pt_arena_memdup(cx->out, hosts_buf, n_hosts * sizeof(*hosts_buf));
+                vh->n_hosts = n_hosts;
+                vh->routes = vs->compiled;
+                vh->n_routes = vs->n_http;
+            } else if (b->l->protocol == PT_LISTENER_TCP && b->l->tcp_cluster == NULL) {
+                for (size_t t = 0; t < vs->n_tcp && b->l->tcp_cluster == NULL; t++) {
+                    const pt_res_tcp_route_t *tr = &vs->tcp[t];
+                    bool match = tr->match_any;
+                    for (size_t m = 0; m < tr->n_matches; m++)
+                        if (tr->match_ports[m] == b->l->port)
+                            match = true;
+                    if (match)
+                        b->l->tcp_cluster = tcp_clusters[v][t];
+                }
+            }
+        }
+        sort_vhosts(b->vhosts, b->n_vhosts);
+    }
+
+    /* Publish into the snapshot arena. */
+    c->n_listeners = n_lb;
+    c->listeners = pt_arena_calloc(cx->out, (n_lb + 1) * sizeof(*c->listeners));
+    for (size_t k = 0; k < n_lb; k++) {
+        c->listeners[k] = *lb[k].l;
+        c->listeners[k].n_vhosts = lb[k].n_vhosts;
+        if (lb[k].n_vhosts)
+            c->listeners[k].vhosts =
+                pt_arena_memdup(cx->out, lb[k].vhosts, lb[k].n_vhosts * sizeof(pt_vhost_t));
+    }
+    c->n_clusters = cp.n_clusters;
+    c->clusters = pt_arena_calloc(cx->out, (cp.n_clusters + 1) * sizeof(*c->clusters));
+    if (cp.n_clusters)
+        memcpy(c->clusters, cp.clusters, cp.n_clusters * sizeof(*c->clusters));
+}

@@ -1,0 +1,73 @@
+/* config/errors.c
+ * The config error list: one malloc'd line per error, "file:line:col: path: message". Errors
+ * are collected through the whole load so that `petrel validate` shows all of them at once. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static void add_line(pt_config_errors_t *e, char *line)
+{
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 8;
+        char **v = realloc(e->lines, cap * sizeof(*v));
+        if (v == NULL) {
+            fprintf(stderr, "petrel: out of memory (config errors)\n");
+            abort();
+        }
+        e->lines = v;
+        e->cap = cap;
+    }
+    e->lines[e->n++] = line;
+}
+
+/* line <= 0 leaves out ":line:col" (an error about a whole file); an empty or NULL path leaves
+ * out the path part (a YAML syntax error has no field path). */
+/* A hostile or broken file could produce one error per byte: past this many lines, one last
+ * line says so and the rest are dropped (the load still fails). */
+#define PT_CONFIG_MAX_ERRORS 1000
+
+void pt_config_errors_add(pt_config_errors_t *e, const char *file, int line, int col,
+                          const char *path, const char *fmt, ...)
+{
+    if (e->n > PT_CONFIG_MAX_ERRORS)
+        return;
+    if (e->n == PT_CONFIG_MAX_ERRORS) {
+        char *last = strdup("too many errors; the rest are not shown");
+        if (last == NULL)
+            abort();
+        add_line(e, last);
+        return;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    char loc[64] = "";
+    if (line > 0)
+        snprintf(loc, sizeof(loc), ":%d:%d", line, col > 0 ? col : 1);
+    bool has_path = path != NULL && path[0] != '\0';
+    const char *f = file != NULL ? file : "<config>";
+
+    size_t n = strlen(f) + strlen(loc) + (has_path ? strlen(path) + 2 : 0) + strlen(msg) + 3;
+    char *out = malloc(n);
+    if (out == NULL) {
+        fprintf(stderr, "petrel: out of memory (config errors)\n");
+        abort();
+    }
+    snprintf(out, n, "%s%s: %s%s%s", f, loc, has_path ? path : "", has_path ? ": " : "", msg);
+    add_line(e, out);
+}
+
+void pt_config_errors_dispose(pt_config_errors_t *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->lines[i]);
+    free(e->lines);
+    e->lines = NULL;
+    e->n = e->cap = 0;
+}

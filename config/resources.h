@@ -1,0 +1,139 @@
+/* config/resources.h
+ * The typed model: what each checked document says, before resources are joined together.
+ * config/resources.c builds it from node trees (one pt__cfg_resources_add per document);
+ * config/compile.c joins Gateways, VirtualServices and ServiceEntries into a snapshot.
+ *
+ * The model lives in the load's temporary arena (cx->tmp). Pieces that the snapshot keeps as
+ * they are (HTTP matches, names, direct-response bodies) are built directly in the snapshot
+ * arena (cx->out). Nodes and formatted paths are kept so that compile can report errors at
+ * the right place. */
+#ifndef PT_CONFIG_RESOURCES_H
+#define PT_CONFIG_RESOURCES_H
+
+#include "schema.h"
+
+typedef struct pt_res_meta {
+    const char *kind;               /* "Gateway", ... */
+    const char *name, *ns;          /* tree strings */
+    const pt_cfg_node_t *doc;       /* the document's root */
+    const pt_cfg_node_t *name_node; /* metadata.name, for duplicate errors */
+} pt_res_meta_t;
+
+typedef struct pt_res_server {
+    uint16_t port;                   /* 0 when invalid (already reported) */
+    pt_listener_protocol_t protocol; /* 0 when invalid or not supported (already reported) */
+    const char **hosts;              /* lower-case dnsName part, "ns/" prefix removed */
+    size_t n_hosts;
+    const pt_cfg_node_t *port_node;     /* port map, for messages naming where a port is */
+    const pt_cfg_node_t *protocol_node; /* for protocol conflicts */
+    const char *port_path;
+} pt_res_server_t;
+
+typedef struct pt_res_gateway {
+    pt_res_meta_t meta;
+    pt_res_server_t *servers;
+    size_t n_servers;
+} pt_res_gateway_t;
+
+typedef struct pt_res_dest {
+    const char *host; /* lower-case, as written (no short-name expansion) */
+    uint16_t port;    /* 0: not given */
+    bool has_weight;
+    uint32_t weight;
+    const pt_cfg_node_t *node; /* the destination map */
+    const char *path;          /* "spec.http[0].route[1].destination" */
+} pt_res_dest_t;
+
+typedef struct pt_res_http_route {
+    pt_http_route_t route; /* matches, name, timeout, direct response filled; clusters at compile */
+    pt_res_dest_t *dests;
+    size_t n_dests;
+    const pt_cfg_node_t *node;
+    const char *path; /* "spec.http[0]" */
+} pt_res_http_route_t;
+
+typedef struct pt_res_tcp_route {
+    uint16_t *match_ports; /* match[].port; a match without port matches any port */
+    size_t n_matches;
+    bool match_any; /* no match[] or a match without a port */
+    pt_res_dest_t *dests;
+    size_t n_dests;
+    const pt_cfg_node_t *node;
+    const char *path; /* "spec.tcp[0]" */
+} pt_res_tcp_route_t;
+
+typedef struct pt_res_gateway_ref {
+    const char *ns, *name; /* the Gateway it binds to */
+    const pt_cfg_node_t *node;
+    const char *path;
+} pt_res_gateway_ref_t;
+
+typedef struct pt_res_vs {
+    pt_res_meta_t meta;
+    const char *qname;  /* "<ns>/<name>" in the snapshot arena */
+    const char **hosts; /* lower-case */
+    size_t n_hosts;
+    pt_res_gateway_ref_t *gateways; /* "mesh" left out */
+    size_t n_gateways;
+    pt_res_http_route_t *http;
+    size_t n_http;
+    pt_res_tcp_route_t *tcp;
+    size_t n_tcp;
+    /* compile's per-VS results */
+    pt_http_route_t *compiled; /* n_http routes in the snapshot arena */
+} pt_res_vs_t;
+
+typedef struct pt_res_se_port {
+    uint16_t number;
+    const char *name;     /* may be NULL */
+    uint16_t target_port; /* 0: not given */
+} pt_res_se_port_t;
+
+typedef struct pt_res_se_endpoint {
+    const char *address;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    uint32_t weight;            /* 1 when not given (or 0) */
+    const pt_cfg_node_t *ports; /* endpoint.ports map (checked), or NULL */
+} pt_res_se_endpoint_t;
+
+typedef struct pt_res_se {
+    pt_res_meta_t meta;
+    const char **hosts; /* lower-case */
+    size_t n_hosts;
+    pt_res_se_port_t *ports;
+    size_t n_ports;
+    pt_res_se_endpoint_t *endpoints;
+    size_t n_endpoints;
+} pt_res_se_t;
+
+typedef struct pt_res_proxy {
+    pt_res_meta_t meta;
+    pt_proxy_settings_t settings; /* defaults overridden by the fields given */
+} pt_res_proxy_t;
+
+/* Every resource of one load, in load order (files in the order given, a directory's files
+ * in name order, documents in file order). Arrays grow in the temporary arena. */
+typedef struct pt_res_set {
+    pt_res_proxy_t **proxies;
+    size_t n_proxies, cap_proxies;
+    pt_res_gateway_t **gateways;
+    size_t n_gateways, cap_gateways;
+    pt_res_vs_t **vss;
+    size_t n_vss, cap_vss;
+    pt_res_se_t **ses;
+    size_t n_ses, cap_ses;
+} pt_res_set_t;
+
+/* Petrel's defaults for the Proxy kind (docs/config.md lists them). */
+void pt__cfg_proxy_defaults(pt_proxy_settings_t *s);
+
+/* Checks one document and adds what it describes to set. Errors go to cx->errors; a resource
+ * with errors is still added when its kind and name are known, so that compile can check the
+ * references to it without reporting it missing. */
+void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_t *doc);
+
+/* Joins the resources into the snapshot c (listeners, vhosts, routes, clusters, proxy). */
+void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
+
+#endif

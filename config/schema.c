@@ -1,0 +1,321 @@
+/* config/schema.c
+ * Generic schema checks over pt_cfg_node_t: map fields against a table, scalars read as
+ * strings, bounded integers and durations, each failure reported with file:line:col and the
+ * field path. Nothing here knows an Istio kind; see config/resources.c for the tables. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema.h"
+
+static size_t path_write(const pt_cfg_path_t *p, char *buf, size_t cap, size_t pos)
+{
+    if (p == NULL)
+        return pos;
+    pos = path_write(p->parent, buf, cap, pos);
+    if (pos >= cap)
+        return pos;
+    int w;
+    if (p->key != NULL)
+        w = snprintf(buf + pos, cap - pos, "%s%s", pos > 0 ? "." : "", p->key);
+    else
+        w = snprintf(buf + pos, cap - pos, "[%zu]", p->index);
+    return w < 0 ? pos : pos + (size_t)w;
+}
+
+void pt__cfg_path_format(const pt_cfg_path_t *p, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    path_write(p, buf, cap, 0);
+    buf[cap - 1] = '\0';
+}
+
+const char *pt__cfg_path_dup(pt_arena_t *a, const pt_cfg_path_t *p)
+{
+    char buf[512];
+    pt__cfg_path_format(p, buf, sizeof(buf));
+    return pt_arena_strdup(a, buf);
+}
+
+__attribute__((format(printf, 4, 0))) static void
+verror(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt, va_list ap)
+{
+    char msg[768];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    pt_config_errors_add(cx->errors, n ? n->file : NULL, n ? pt__cfg_node_line(n) : 0,
+                         n ? pt__cfg_node_col(n) : 0, path, "%s", msg);
+}
+
+void pt__cfg_error(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                   const char *fmt, ...)
+{
+    char buf[512];
+    pt__cfg_path_format(path, buf, sizeof(buf));
+    va_list ap;
+    va_start(ap, fmt);
+    verror(cx, n, buf, fmt, ap);
+    va_end(ap);
+}
+
+void pt__cfg_error_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt,
+                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(cx, n, path, fmt, ap);
+    va_end(ap);
+}
+
+static const char *type_name(const pt_cfg_node_t *n)
+{
+    switch (n->type) {
+    case PT_CFG_MAP: return "a map";
+    case PT_CFG_SEQ: return "a list";
+    case PT_CFG_NULL: return "null";
+    default: return "a scalar";
+    }
+}
+
+bool pt__cfg_is_map(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path)
+{
+    if (n->type == PT_CFG_MAP)
+        return true;
+    pt__cfg_error(cx, n, path, "must be a map, got %s", type_name(n));
+    return false;
+}
+
+bool pt__cfg_is_seq(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path)
+{
+    if (n->type == PT_CFG_SEQ)
+        return true;
+    pt__cfg_error(cx, n, path, "must be a list, got %s", type_name(n));
+    return false;
+}
+
+bool pt__cfg_map(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                 const pt_cfg_field_t *fields, size_t n_fields, const pt_cfg_node_t **out)
+{
+    for (size_t i = 0; i < n_fields; i++)
+        out[i] = NULL;
+    if (!pt__cfg_is_map(cx, n, path))
+        return false;
+    /* One bit per field: tables have at most 64 fields (checked below), and this keeps a map
+     * that repeats one key a million times linear. */
+    if (n_fields > 64)
+        abort();
+    uint64_t seen = 0;
+    for (size_t p = 0; p < n->n_pairs; p++) {
+        const pt_cfg_node_t *k = n->pairs[p].key, *v = n->pairs[p].value;
+        pt_cfg_path_t kp = PT_PATH_KEY(path, k->str);
+        size_t i = 0;
+        while (i < n_fields && strcmp(fields[i].name, k->str) != 0)
+            i++;
+        if (i == n_fields) {
+            pt__cfg_error(cx, k, &kp, "unknown field");
+            continue;
+        }
+        if (seen & (1ULL << i)) {
+            pt__cfg_error(cx, k, &kp, "duplicate field");
+            continue;
+        }
+        seen |= 1ULL << i;
+        if (fields[i].status == PT_FIELD_UNSUPPORTED)
+            pt__cfg_error(cx, k, &kp, "not supported by Petrel yet");
+        if (v->type != PT_CFG_NULL)
+            out[i] = v;
+    }
+    return true;
+}
+
+bool pt__cfg_str(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                 const char **out)
+{
+    if (n->type != PT_CFG_SCALAR) {
+        pt__cfg_error(cx, n, path, "must be a string, got %s", type_name(n));
+        return false;
+    }
+    *out = n->str;
+    return true;
+}
+
+bool pt__cfg_nonempty_str(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                          const char **out)
+{
+    if (!pt__cfg_str(cx, n, path, out))
+        return false;
+    if (n->len == 0) {
+        pt__cfg_error(cx, n, path, "must not be empty");
+        return false;
+    }
+    return true;
+}
+
+bool pt__cfg_int(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path, long long min,
+                 long long max, long long *out)
+{
+    const char *s = n->str;
+    bool ok = n->type == PT_CFG_SCALAR && !n->is_quoted && n->len > 0;
+    size_t i = 0;
+    if (ok && (s[0] == '-' || s[0] == '+'))
+        i = 1;
+    if (ok && i == n->len)
+        ok = false;
+    for (size_t j = i; ok && j < n->len; j++)
+        if (!isdigit((unsigned char)s[j]))
+            ok = false;
+    if (!ok) {
+        if (n->type == PT_CFG_SCALAR)
+            pt__cfg_error(cx, n, path, "must be an integer %lld..%lld, got \"%s\"", min, max,
+                          n->str);
+        else
+            pt__cfg_error(cx, n, path, "must be an integer %lld..%lld, got %s", min, max,
+                          type_name(n));
+        return false;
+    }
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno == ERANGE || v < min || v > max) {
+        pt__cfg_error(cx, n, path, "must be %lld..%lld, got %s", min, max, n->str);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int pt__cfg_parse_duration(const char *s, uint64_t *out_ms)
+{
+    /* Units in nanoseconds; longer names first so "ms" is not read as "m". */
+    static const struct {
+        const char *name;
+        uint64_t ns;
+    } units[] = {
+        {"ns", 1ULL},         {"us", 1000ULL},       {"\xc2\xb5s", 1000ULL},  {"ms", 1000000ULL},
+        {"s", 1000000000ULL}, {"m", 60000000000ULL}, {"h", 3600000000000ULL},
+    };
+    const uint64_t max_ns = 10ULL * 366 * 24 * 3600000000000ULL;
+    if (s == NULL || *s == '\0')
+        return -1;
+    if (strcmp(s, "0") == 0) {
+        *out_ms = 0;
+        return 0;
+    }
+    uint64_t total = 0;
+    const char *p = s;
+    while (*p != '\0') {
+        uint64_t whole = 0, frac = 0, scale = 1;
+        int digits = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (whole > max_ns)
+                return -1;
+            whole = whole * 10 + (uint64_t)(*p++ - '0');
+            digits++;
+        }
+        if (*p == '.') {
+            p++;
+            while (isdigit((unsigned char)*p)) {
+                /* Beyond nanosecond precision the digits cannot matter: drop them. */
+                if (scale < 1000000000000000000ULL) {
+                    frac = frac * 10 + (uint64_t)(*p - '0');
+                    scale *= 10;
+                }
+                p++;
+                digits++;
+            }
+        }
+        if (digits == 0)
+            return -1;
+        size_t u = 0;
+        for (; u < sizeof(units) / sizeof(units[0]); u++) {
+            size_t l = strlen(units[u].name);
+            if (strncmp(p, units[u].name, l) == 0 && !(l == 1 && p[0] == 'm' && p[1] == 's'))
+                break;
+        }
+        if (u == sizeof(units) / sizeof(units[0]))
+            return -1;
+        p += strlen(units[u].name);
+        uint64_t unit = units[u].ns;
+        if (whole > max_ns / unit)
+            return -1;
+        /* frac/scale of a unit, in ns; scale <= 1e18 and unit <= 3.6e12, so go via long
+         * double to avoid overflowing the product. */
+        uint64_t frac_ns = (uint64_t)((long double)frac * (long double)unit / (long double)scale);
+        total += whole * unit + frac_ns;
+        if (total > max_ns)
+            return -1;
+    }
+    *out_ms = total / 1000000ULL + (total % 1000000ULL ? 1 : 0);
+    return 0;
+}
+
+bool pt__cfg_duration(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                      uint64_t *out_ms)
+{
+    if (n->type != PT_CFG_SCALAR || pt__cfg_parse_duration(n->str, out_ms) != 0) {
+        pt__cfg_error(
+            cx, n, path, "must be a duration such as \"1.5s\", \"100ms\" or \"2m\", got %s%s%s",
+            n->type == PT_CFG_SCALAR ? "\"" : "", n->type == PT_CFG_SCALAR ? n->str : type_name(n),
+            n->type == PT_CFG_SCALAR ? "\"" : "");
+        return false;
+    }
+    return true;
+}
+
+bool pt__cfg_string_map(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path)
+{
+    if (!pt__cfg_is_map(cx, n, path))
+        return false;
+    bool ok = true;
+    for (size_t i = 0; i < n->n_pairs; i++) {
+        const pt_cfg_node_t *v = n->pairs[i].value;
+        pt_cfg_path_t kp = PT_PATH_KEY(path, n->pairs[i].key->str);
+        const char *s;
+        if (v->type != PT_CFG_NULL && !pt__cfg_str(cx, v, &kp, &s))
+            ok = false;
+    }
+    return ok;
+}
+
+const char *pt__cfg_host_problem(const char *host)
+{
+    size_t len = strlen(host);
+    if (len == 0)
+        return "must not be empty";
+    if (len > 253)
+        return "longer than 253 characters";
+    if (strcmp(host, "*") == 0)
+        return NULL;
+    const char *s = host;
+    if (s[0] == '*') {
+        if (s[1] != '.')
+            return "a wildcard must be \"*\" or start with \"*.\"";
+        s += 2;
+    }
+    if (*s == '\0')
+        return "a wildcard needs a domain after \"*.\"";
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '*')
+            return "\"*\" is only allowed as the first label";
+        if (!(isalnum(c) || c == '-' || c == '.' || c == '_'))
+            return "not a valid host name";
+    }
+    return NULL;
+}
+
+const char *pt__cfg_out_str(pt_cfg_cx_t *cx, const char *s)
+{
+    return s ? pt_arena_strdup(cx->out, s) : NULL;
+}
+
+const char *pt__cfg_out_lower(pt_cfg_cx_t *cx, const char *s)
+{
+    char *d = pt_arena_strdup(cx->out, s);
+    for (char *p = d; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return d;
+}

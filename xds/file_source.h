@@ -1,0 +1,39 @@
+/* xds/file_source.h
+ * The file/directory config source: reads the YAML files named on the command line, or every
+ * *.yaml / *.yml file of a directory in name order, into memory. It only produces bytes for
+ * config/ to parse; it never touches live state. Watching for changes comes later (the design
+ * watches the directory, since Kubernetes swaps a ConfigMap's ..data symlink).
+ *
+ * Ownership: a pt_xds_files_t owns its paths and buffers (malloc'd); pt_xds_files_dispose()
+ * frees them. */
+#ifndef PT_XDS_FILE_SOURCE_H
+#define PT_XDS_FILE_SOURCE_H
+
+#include <stddef.h>
+
+#include "../config/config.h"
+
+typedef struct pt_xds_file {
+    char *path; /* as given, or "<dir>/<name>" for a directory's file */
+    char *data; /* the file's bytes, NUL-terminated (the NUL is not counted in len) */
+    size_t len;
+} pt_xds_file_t;
+
+typedef struct pt_xds_files {
+    pt_xds_file_t *v;
+    size_t n, cap;
+} pt_xds_files_t;
+
+/* Largest config file read; a bigger one is an error rather than a memory hazard. */
+#define PT_XDS_MAX_FILE_BYTES (16u << 20)
+
+/* Appends path to out when it is a file; when it is a directory, appends its regular files
+ * (symlinks followed) whose names end in ".yaml" or ".yml", sorted by name (byte order), not
+ * recursing and skipping names that start with "." (Kubernetes' ..data and ..<timestamp>
+ * entries). Each problem (missing path, unreadable file, too large) adds one error naming the
+ * path. Returns 0, or -1 when at least one error was added. */
+int pt_xds_file_read(const char *path, pt_xds_files_t *out, pt_config_errors_t *errors);
+
+void pt_xds_files_dispose(pt_xds_files_t *files);
+
+#endif
