@@ -1,0 +1,228 @@
+/* proxy/admin.c */
+#include "admin.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http1.h"
+
+typedef struct admin_conn {
+    uv_tcp_t tcp;
+    pt_list_t link;
+    pt_admin_t *admin;
+    pt_http1_parser_t parser;
+    pt_arena_t arena;
+    pt_http1_head_t *head;
+    bool answered;
+    char buf[4096];
+} admin_conn_t;
+
+static void on_conn_close(uv_handle_t *h)
+{
+    admin_conn_t *c = h->data;
+    pt_list_remove(&c->link);
+    pt_arena_dispose(&c->arena);
+    free(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    admin_conn_t *c = req->data;
+    free(req);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    free(req);
+}
+
+size_t pt_admin_format_stats(const pt_admin_t *a, char *buf, size_t size)
+{
+    size_t off = 0;
+    for (int k = 0; k < PT_STAT__COUNT; k++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < a->n_workers; i++)
+            sum += atomic_load_explicit(&a->workers[i].stats.v[k], memory_order_relaxed);
+        int n = snprintf(buf + off, size - off, "%s: %" PRIu64 "\n", pt_stat_names[k], sum);
+        if (n < 0 || (size_t)n >= size - off)
+            return off;
+        off += (size_t)n;
+    }
+    int n = snprintf(buf + off, size - off, "config_generation: %" PRIu64 "\nworkers: %zu\n",
+                     a->config_generation, a->n_workers);
+    if (n > 0 && (size_t)n < size - off)
+        off += (size_t)n;
+    return off;
+}
+
+static void respond(admin_conn_t *c, int status, const char *reason, const char *body, size_t len)
+{
+    char head[160];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n"
+                     "connection: close\r\n\r\n",
+                     status, reason, len);
+    size_t total = (size_t)n + len;
+    uv_write_t *req = malloc(sizeof(*req) + total);
+    if (req == NULL) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+        return;
+    }
+    char *data = (char *)(req + 1);
+    memcpy(data, head, (size_t)n);
+    memcpy(data + n, body, len);
+    uv_buf_t b = uv_buf_init(data, (unsigned)total);
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
+        free(req);
+        uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+        return;
+    }
+    uv_shutdown_t *sreq = malloc(sizeof(*sreq));
+    if (sreq == NULL || uv_shutdown(sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(sreq);
+        uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+        return;
+    }
+    sreq->data = c;
+}
+
+static void serve(admin_conn_t *c)
+{
+    pt_admin_t *a = c->admin;
+    pt_http1_head_t *h = c->head;
+    pt_str_t path = h->path;
+    const char *q = memchr(path.base, '?', path.len);
+    if (q != NULL)
+        path.len = (size_t)(q - path.base);
+    bool is_get = h->method_id == HTTP_GET || h->method_id == HTTP_HEAD;
+    if (pt_str_eq(path, PT_STR_LIT("/ready")) && is_get) {
+        if (a->is_draining)
+            respond(c, 503, "Service Unavailable", "DRAINING\n", 9);
+        else
+            respond(c, 200, "OK", "LIVE\n", 5);
+    } else if (pt_str_eq(path, PT_STR_LIT("/stats")) && is_get) {
+        char *buf = malloc(16384);
+        size_t len = buf ? pt_admin_format_stats(a, buf, 16384) : 0;
+        respond(c, 200, "OK", buf ? buf : "", len);
+        free(buf);
+    } else if (pt_str_eq(path, PT_STR_LIT("/quitquitquit"))) {
+        if (h->method_id != HTTP_POST) {
+            respond(c, 405, "Method Not Allowed", "use POST\n", 9);
+            return;
+        }
+        respond(c, 200, "OK", "OK\n", 3);
+        if (a->on_quit != NULL)
+            a->on_quit(a->arg);
+    } else if (pt_str_eq(path, PT_STR_LIT("/ready")) || pt_str_eq(path, PT_STR_LIT("/stats"))) {
+        respond(c, 405, "Method Not Allowed", "use GET\n", 8);
+    } else {
+        static const char body[] = "not found; try /ready, /stats, POST /quitquitquit\n";
+        respond(c, 404, "Not Found", body, sizeof(body) - 1);
+    }
+}
+
+static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+{
+    admin_conn_t *c = p->data;
+    c->head = head;
+    return 0;
+}
+
+static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
+{
+    return 0;
+}
+
+static int on_complete(pt_http1_parser_t *p)
+{
+    admin_conn_t *c = p->data;
+    serve(c);
+    return 0;
+}
+
+static const pt_http1_callbacks_t admin_callbacks = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_complete = on_complete,
+};
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    admin_conn_t *c = h->data;
+    *out = uv_buf_init(c->buf, sizeof(c->buf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    admin_conn_t *c = s->data;
+    if (nread == 0 || c->answered)
+        return;
+    if (nread < 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+        return;
+    }
+    size_t consumed;
+    int r = pt_http1_parser_execute(&c->parser, b->base, (size_t)nread, &consumed);
+    if (r < 0 && !c->answered) {
+        int status = c->parser.error_status ? c->parser.error_status : 400;
+        respond(c, status, "Bad Request", "bad request\n", 12);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    pt_admin_t *a = server->data;
+    if (status < 0)
+        return;
+    admin_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->admin = a;
+    pt_list_insert_tail(&a->conns, &c->link);
+    uv_tcp_init(a->loop, &c->tcp);
+    c->tcp.data = c;
+    pt_arena_init(&c->arena, 2048);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+        return;
+    }
+    pt_http1_parser_init(&c->parser, false, &admin_callbacks, c, NULL);
+    pt_http1_parser_set_arena(&c->parser, &c->arena);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (uv_ip4_addr(address, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(address, port, (struct sockaddr_in6 *)&ss) != 0)
+        return UV_EINVAL;
+    a->loop = loop;
+    pt_list_init(&a->conns);
+    uv_tcp_init(loop, &a->tcp);
+    a->tcp.data = a;
+    a->is_open = true;
+    int err = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&ss, 0);
+    if (err == 0)
+        err = uv_listen((uv_stream_t *)&a->tcp, 128, on_connection);
+    return err;
+}
+
+void pt_admin_stop(pt_admin_t *a)
+{
+    if (a->is_open) {
+        a->is_open = false;
+        uv_close((uv_handle_t *)&a->tcp, NULL);
+    }
+    for (pt_list_t *n = a->conns.next; n != &a->conns; n = n->next) {
+        admin_conn_t *c = PT_CONTAINER_OF(n, admin_conn_t, link);
+        if (!uv_is_closing((uv_handle_t *)&c->tcp))
+            uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+    }
+}

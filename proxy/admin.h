@@ -1,0 +1,35 @@
+/* proxy/admin.h
+ * The admin listener (port 15000 by default, on the main thread's loop): GET /ready (200
+ * "LIVE", 503 while draining), GET /stats (every counter summed over workers, "name: value"
+ * lines), POST /quitquitquit (drains and exits, like SIGTERM). Requests are parsed by the same
+ * HTTP/1 codec as traffic; each connection answers one request and closes. */
+#ifndef PT_ADMIN_H
+#define PT_ADMIN_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "list.h"
+#include "worker.h"
+
+typedef struct pt_admin {
+    uv_tcp_t tcp;
+    uv_loop_t *loop;
+    pt_worker_t *workers; /* not owned */
+    size_t n_workers;
+    uint64_t config_generation;
+    bool is_draining;
+    bool is_open;
+    pt_list_t conns; /* open admin connections, closed by pt_admin_stop */
+    void (*on_quit)(void *arg);
+    void *arg;
+} pt_admin_t;
+
+/* Listens on address:port. Returns 0 or a libuv error. */
+int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port);
+void pt_admin_stop(pt_admin_t *a);
+/* Writes every counter summed over the workers into buf ("name: value\n" lines); returns the
+ * length written (truncated at size). */
+size_t pt_admin_format_stats(const pt_admin_t *a, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,507 @@
+/* proxy/conn.c
+ * The downstream HTTP/1 connection. Reading, parsing and the connection's timers live here;
+ * what a request means lives in stream.c. One stream runs at a time: when a request is
+ * complete the parser pauses and reading stops, so pipelined requests wait in the read slab and
+ * are answered in order (RFC 9112 §9.3.2), and a client cannot queue unbounded work.
+ *
+ * An idle keep-alive connection holds no read slab: the slab is dropped as soon as every byte
+ * in it was parsed (body slices still being written keep their own refs). */
+#include "conn.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "relay.h"
+#include "upstream.h"
+#include "write.h"
+
+/* Connections of the whole process, against proxy.max_connections. */
+static _Atomic uint32_t n_conns;
+
+static void process(pt_conn_t *c);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+
+static void on_handle_closed(pt_conn_t *c)
+{
+    if (--c->handles_open != 0)
+        return;
+    pt_worker_t *w = c->worker;
+    if (c->rbuf != NULL)
+        pt_buf_unref(c->rbuf);
+    atomic_fetch_sub(&n_conns, 1);
+    PT_STAT_DEC(&w->stats, downstream_cx_active);
+    free(c);
+    pt_worker_check_drained(w);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    on_handle_closed(h->data);
+}
+
+static void on_tunnel_side_closed(void *owner)
+{
+    on_handle_closed(owner);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    pt_conn_t *c = req->data;
+    free(req);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void pt_conn_close(pt_conn_t *c, bool graceful)
+{
+    if (c->is_closing)
+        return;
+    c->is_closing = true;
+    c->pause |= PT_CONN_PAUSE_CLOSING;
+    if (c->stream.is_active)
+        pt_stream_abort(&c->stream, PT_FLAG_DC);
+    pt_list_remove(&c->link);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->is_reading = false;
+    uv_close((uv_handle_t *)&c->timer, on_close);
+    if (graceful) {
+        /* uv_shutdown completes after the queued writes: the response goes out whole. */
+        uv_shutdown_t *req = malloc(sizeof(*req));
+        if (req != NULL) {
+            req->data = c;
+            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+                return;
+            free(req);
+        }
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    pt_conn_t *c = t->data;
+    pt_conn_timer_mode_t mode = c->timer_mode;
+    c->timer_mode = PT_CONN_TIMER_NONE;
+    switch (mode) {
+    case PT_CONN_TIMER_IDLE:
+        PT_STAT_INC(&c->worker->stats, downstream_cx_idle_timeout);
+        pt_conn_close(c, false);
+        break;
+    case PT_CONN_TIMER_HEADER:
+        PT_STAT_INC(&c->worker->stats, downstream_cx_header_timeout);
+        if (!c->stream.is_active) {
+            /* Not a byte of a request yet: nothing to answer. */
+            pt_conn_close(c, false);
+            break;
+        }
+        /* RFC 9110 §15.5.9: 408 tells the client the server gave up waiting. */
+        c->close_after_response = true;
+        pt_stream_respond(&c->stream, 408, "request header timeout", PT_FLAG_DPE);
+        break;
+    case PT_CONN_TIMER_ROUTE: pt_stream_on_timeout(&c->stream); break;
+    case PT_CONN_TIMER_NONE: break;
+    }
+}
+
+static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms)
+{
+    c->timer_mode = mode;
+    if (mode == PT_CONN_TIMER_NONE || ms == 0) {
+        c->timer_mode = PT_CONN_TIMER_NONE;
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms)
+{
+    set_timer(c, PT_CONN_TIMER_ROUTE, timeout_ms);
+}
+
+void pt_conn_stop_route_timer(pt_conn_t *c)
+{
+    if (c->timer_mode == PT_CONN_TIMER_ROUTE)
+        set_timer(c, PT_CONN_TIMER_NONE, 0);
+}
+
+/* --- codec callbacks --- */
+
+static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+{
+    pt_conn_t *c = p->data;
+    if (c->timer_mode == PT_CONN_TIMER_HEADER)
+        set_timer(c, PT_CONN_TIMER_NONE, 0);
+    if (!head->is_keep_alive || c->worker->is_draining)
+        c->close_after_response = true;
+    pt_stream_start(&c->stream, head);
+    return c->is_closing ? -1 : 0;
+}
+
+static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
+{
+    pt_conn_t *c = p->data;
+    /* A stream that answered before the request ended has gone; the connection closes after
+     * its response, and the rest of the body is dropped. */
+    if (c->stream.is_active)
+        pt_stream_on_request_body(&c->stream, at, len, c->rbuf);
+    return c->is_closing ? -1 : 0;
+}
+
+static int on_trailers(pt_http1_parser_t *p, pt_header_t *t, size_t n)
+{
+    pt_conn_t *c = p->data;
+    if (c->stream.is_active)
+        pt_stream_on_request_trailers(&c->stream, t, n);
+    return c->is_closing ? -1 : 0;
+}
+
+static int on_complete(pt_http1_parser_t *p)
+{
+    pt_conn_t *c = p->data;
+    if (c->stream.is_active)
+        pt_stream_on_request_complete(&c->stream);
+    return c->is_closing ? -1 : 0;
+}
+
+static const pt_http1_callbacks_t request_callbacks = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_trailers = on_trailers,
+    .on_complete = on_complete,
+};
+
+/* --- reading --- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    pt_conn_t *c = h->data;
+    if (c->rbuf != NULL && c->rbuf->cap - c->rbuf_len < 2048) {
+        /* Too little room left: carry the unparsed tail into a fresh slab. */
+        pt_buf_t *fresh = pt_buf_new();
+        size_t left = c->rbuf_len - c->rbuf_off;
+        memcpy(fresh->data, c->rbuf->data + c->rbuf_off, left);
+        pt_buf_unref(c->rbuf);
+        c->rbuf = fresh;
+        c->rbuf_len = left;
+        c->rbuf_off = 0;
+    }
+    if (c->rbuf == NULL) {
+        c->rbuf = pt_buf_new();
+        c->rbuf_len = c->rbuf_off = 0;
+    }
+    *out = uv_buf_init(c->rbuf->data + c->rbuf_len, (unsigned)(c->rbuf->cap - c->rbuf_len));
+}
+
+static void drop_consumed_slab(pt_conn_t *c)
+{
+    if (c->rbuf != NULL && c->rbuf_off == c->rbuf_len) {
+        pt_buf_unref(c->rbuf);
+        c->rbuf = NULL;
+        c->rbuf_len = c->rbuf_off = 0;
+    }
+}
+
+/* A complete request waiting for its response does not stop reading by itself: the next
+ * pipelined bytes (and a client's EOF) are read into the slab while there is room, which spares
+ * two epoll_ctl calls per request. Reading stops when the slab is nearly full. */
+static bool slab_has_room(const pt_conn_t *c)
+{
+    return c->rbuf == NULL || c->rbuf->cap - c->rbuf_len >= 4096 || c->rbuf_off > 0;
+}
+
+static void update_reading(pt_conn_t *c)
+{
+    unsigned hard = c->pause & ~(unsigned)PT_CONN_PAUSE_PIPELINE;
+    bool want = hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
+                (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c)) &&
+                !(c->parser.is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
+    if (want && !c->is_reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->is_reading = true;
+    } else if (!want && c->is_reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->is_reading = false;
+    }
+}
+
+void pt_conn_pause_reading(pt_conn_t *c, unsigned reason)
+{
+    c->pause |= reason;
+    update_reading(c);
+}
+
+void pt_conn_resume_reading(pt_conn_t *c, unsigned reason)
+{
+    c->pause &= ~reason;
+    update_reading(c);
+}
+
+static void reject(pt_conn_t *c)
+{
+    PT_STAT_INC(&c->worker->stats, downstream_rq_invalid);
+    c->close_after_response = true;
+    int status = c->parser.error_status ? c->parser.error_status : 400;
+    pt_log_debug("downstream %s: request refused with %d: %s", c->peer_ip, status,
+                 c->parser.error_reason ? c->parser.error_reason : "invalid");
+    if (c->stream.is_active && c->stream.response_head_sent) {
+        /* The request was already answered in part (an early reply): just close. */
+        pt_conn_close(c, false);
+        return;
+    }
+    if (!c->stream.is_active)
+        pt_stream_init(&c->stream, c);
+    pt_stream_respond(&c->stream, status, c->parser.error_reason, PT_FLAG_DPE);
+}
+
+static void begin_message(pt_conn_t *c)
+{
+    pt_stream_init(&c->stream, c);
+    pt_http1_parser_set_arena(&c->parser, &c->stream.arena);
+    set_timer(c, PT_CONN_TIMER_HEADER, c->worker->config->proxy.header_timeout_ms);
+}
+
+static void process(pt_conn_t *c)
+{
+    while (!c->is_closing && !c->is_handed_off && c->rbuf != NULL && c->rbuf_off < c->rbuf_len &&
+           !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
+        if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser)) {
+            if (c->close_after_response) {
+                /* Bytes after a request that ends the connection are never parsed. */
+                c->rbuf_off = c->rbuf_len;
+                break;
+            }
+            begin_message(c);
+        }
+        size_t consumed = 0;
+        int r = pt_http1_parser_execute(&c->parser, c->rbuf->data + c->rbuf_off,
+                                        c->rbuf_len - c->rbuf_off, &consumed);
+        c->rbuf_off += consumed;
+        if (r == PT_HTTP1_OK)
+            break;
+        if (r == PT_HTTP1_PAUSED) {
+            if (c->parser.is_upgraded) {
+                /* The rest is tunnel data for the upstream if it accepts the upgrade. */
+                c->pause |= PT_CONN_PAUSE_PIPELINE;
+                if (!c->stream.is_active)
+                    pt_conn_close(c, true);
+                break;
+            }
+            if (c->stream.is_active) {
+                c->pause |= PT_CONN_PAUSE_PIPELINE;
+                break;
+            }
+            pt_http1_parser_resume(&c->parser);
+            continue;
+        }
+        if (r == PT_HTTP1_EINVALID)
+            reject(c);
+        else if (!c->is_closing)
+            pt_conn_close(c, false);
+        break;
+    }
+    if (!c->is_handed_off)
+        drop_consumed_slab(c);
+    if (c->is_closing || c->is_handed_off)
+        return;
+    /* A stream answered within this parse (a direct response) leaves the connection idle. */
+    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser) &&
+        c->timer_mode == PT_CONN_TIMER_NONE)
+        set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    update_reading(c);
+}
+
+static void on_peer_eof(pt_conn_t *c)
+{
+    c->peer_eof = true;
+    update_reading(c);
+    if (c->stream.is_active) {
+        /* A client may half-close after its last request and still read the responses: the
+         * requests already read are answered first (see pt_conn_on_stream_done). */
+        if (!c->stream.request_complete)
+            pt_conn_close(c, false);
+        return;
+    }
+    /* A partial request head is dropped without an answer, as the peer has gone. */
+    pt_conn_close(c, !pt_http1_parser_in_message(&c->parser));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt_conn_t *c = s->data;
+    if (nread > 0) {
+        c->rbuf_len += (size_t)nread;
+        if (c->pause & PT_CONN_PAUSE_PIPELINE)
+            update_reading(c); /* kept for later; stop when the slab fills */
+        else
+            process(c);
+        return;
+    }
+    drop_consumed_slab(c);
+    if (nread == 0)
+        return;
+    if (nread == UV_EOF)
+        on_peer_eof(c);
+    else
+        pt_conn_close(c, false);
+}
+
+/* --- writing --- */
+
+static void on_write_done(void *owner, int status)
+{
+    pt_conn_t *c = owner;
+    if (c->is_closing || c->is_handed_off)
+        return;
+    if (status < 0) {
+        pt_conn_close(c, false);
+        return;
+    }
+    if (c->stream.is_active &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= PT_WRITE_LOW_WATERMARK)
+        pt_stream_on_downstream_drained(&c->stream);
+}
+
+int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
+                  unsigned n, const char *suffix, pt_buf_t *pin)
+{
+    if (c->is_closing)
+        return UV_ECANCELED;
+    return pt_write((uv_stream_t *)&c->tcp, prefix, prefix_len, bufs, n, suffix, pin, on_write_done,
+                    c);
+}
+
+int pt_conn_write2(pt_conn_t *c, uv_buf_t head, pt_buf_t *head_pin, uv_buf_t body,
+                   pt_buf_t *body_pin, const char *suffix)
+{
+    if (c->is_closing)
+        return UV_ECANCELED;
+    uv_buf_t v[2] = {head, body};
+    return pt_write2((uv_stream_t *)&c->tcp, NULL, 0, v, 2, suffix, head_pin, body_pin,
+                     on_write_done, c);
+}
+
+int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pin)
+{
+    if (c->is_closing)
+        return UV_ECANCELED;
+    return pt_write_chunk((uv_stream_t *)&c->tcp, data, len, pin, on_write_done, c);
+}
+
+bool pt_conn_is_write_congested(pt_conn_t *c)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > PT_WRITE_HIGH_WATERMARK;
+}
+
+/* --- lifecycle --- */
+
+void pt_conn_on_stream_done(pt_conn_t *c)
+{
+    if (c->is_closing || c->is_handed_off)
+        return;
+    if (c->close_after_response || c->worker->is_draining) {
+        pt_conn_close(c, true);
+        return;
+    }
+    if (c->pause & PT_CONN_PAUSE_PIPELINE) {
+        c->pause &= ~PT_CONN_PAUSE_PIPELINE;
+        pt_http1_parser_resume(&c->parser);
+        process(c);
+    }
+    if (c->is_closing)
+        return;
+    if (c->peer_eof && !c->stream.is_active) {
+        pt_conn_close(c, true);
+        return;
+    }
+    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser))
+        set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    update_reading(c);
+}
+
+void pt_conn_drain(pt_conn_t *c)
+{
+    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser))
+        pt_conn_close(c, true);
+    else
+        c->close_after_response = true;
+}
+
+void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
+{
+    pt_worker_t *w = c->worker;
+    c->is_handed_off = true;
+    pt_list_remove(&c->link);
+    if (c->is_reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->is_reading = false;
+    set_timer(c, PT_CONN_TIMER_NONE, 0);
+    uv_close((uv_handle_t *)&c->timer, on_close);
+
+    pt_buf_t *down_buf = NULL;
+    size_t down_off = 0, down_len = 0;
+    if (c->rbuf != NULL && c->rbuf_off < c->rbuf_len) {
+        down_buf = c->rbuf;
+        down_off = c->rbuf_off;
+        down_len = c->rbuf_len - c->rbuf_off;
+    } else if (c->rbuf != NULL) {
+        pt_buf_unref(c->rbuf);
+    }
+    c->rbuf = NULL;
+    pt_buf_t *up_buf;
+    size_t up_off, up_len;
+    pt_upstream_take_unread(up, &up_buf, &up_off, &up_len);
+    PT_STAT_INC(&w->stats, tunnel_total);
+    pt_relay_start(w, &c->tcp, on_tunnel_side_closed, c, &up->tcp, pt_upstream_on_tunnel_closed, up,
+                   down_buf, down_off, down_len, up_buf, up_off, up_len,
+                   w->config->proxy.idle_timeout_ms);
+}
+
+void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)
+{
+    pt_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    c->handles_open = 1;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->worker = w;
+        atomic_fetch_add(&n_conns, 1);
+        PT_STAT_INC(&w->stats, downstream_cx_active);
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    c->worker = w;
+    c->listener = lc;
+    pt_list_init(&c->link);
+    PT_STAT_INC(&w->stats, downstream_cx_total);
+    PT_STAT_INC(&w->stats, downstream_cx_active);
+    uint32_t now = atomic_fetch_add(&n_conns, 1) + 1;
+    if (now > w->config->proxy.max_connections || w->is_draining) {
+        PT_STAT_INC(&w->stats, downstream_cx_overflow);
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    pt_list_insert_tail(&w->conns, &c->link);
+
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+    }
+    const pt_proxy_settings_t *ps = &w->config->proxy;
+    pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
+    pt_http1_parser_init(&c->parser, false, &request_callbacks, c, &limits);
+    /* The first request must arrive as promptly as any request head. */
+    set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);
+    update_reading(c);
+}

@@ -1,0 +1,90 @@
+/* proxy/conn.h
+ * A downstream HTTP/1 connection: reads into refcounted slabs, feeds the codec, runs one stream
+ * at a time (pipelined requests wait in the read buffer and are answered in order), writes
+ * responses, and enforces the connection's limits and timeouts (header read, idle). After an
+ * accepted upgrade it hands its socket to a relay.
+ *
+ * Lifetime: created on accept, freed in the close callback of its last handle (the socket and
+ * one timer), never before: libuv may still hold write requests until then. */
+#ifndef PT_CONN_H
+#define PT_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "http1.h"
+#include "list.h"
+#include "stream.h"
+#include "worker.h"
+
+/* Why reading is paused: reading resumes when no reason is left. */
+#define PT_CONN_PAUSE_PIPELINE 0x1 /* a request is complete; the next waits for its turn */
+#define PT_CONN_PAUSE_UPSTREAM 0x2 /* the upstream is not ready or its write queue is full */
+#define PT_CONN_PAUSE_CLOSING 0x4
+
+/* Write queue watermarks, bytes: over HIGH the other side stops reading, below LOW it resumes. */
+#define PT_WRITE_HIGH_WATERMARK (256 * 1024)
+#define PT_WRITE_LOW_WATERMARK (64 * 1024)
+
+typedef enum pt_conn_timer_mode {
+    PT_CONN_TIMER_NONE = 0,
+    PT_CONN_TIMER_IDLE,   /* keep-alive idle between requests */
+    PT_CONN_TIMER_HEADER, /* the request head must complete */
+    PT_CONN_TIMER_ROUTE,  /* the stream's route timeout */
+} pt_conn_timer_mode_t;
+
+struct pt_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    pt_worker_t *worker;
+    const pt_listener_config_t *listener;
+    pt_list_t link; /* in worker->conns */
+    pt_http1_parser_t parser;
+    pt_buf_t *rbuf;     /* current read slab, or NULL when idle */
+    size_t rbuf_len;    /* bytes read into rbuf */
+    size_t rbuf_off;    /* bytes of rbuf given to the parser */
+    pt_stream_t stream; /* the exchange in progress, when stream.is_active */
+    char peer_ip[48];   /* downstream address, for x-forwarded-for and logs */
+    unsigned pause;     /* PT_CONN_PAUSE_* */
+    pt_conn_timer_mode_t timer_mode;
+    uint8_t handles_open; /* socket + timer; freed at 0 */
+    bool is_reading;
+    bool is_closing;
+    bool close_after_response; /* Connection: close, HTTP/1.0, drain, or a broken request */
+    bool peer_eof;             /* the client finished sending */
+    bool is_handed_off;        /* the socket belongs to a relay now */
+    uint64_t requests;         /* requests begun on this connection */
+};
+
+/* Accepts a connection from listener (libuv's connection callback calls this). */
+void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc);
+
+/* Queues bytes downstream (see pt_write). Returns 0 or a libuv error. */
+int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
+                  unsigned n, const char *suffix, pt_buf_t *pin);
+int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pin);
+/* Writes head (in head_pin) and body (in body_pin) as one write. */
+int pt_conn_write2(pt_conn_t *c, uv_buf_t head, pt_buf_t *head_pin, uv_buf_t body,
+                   pt_buf_t *body_pin, const char *suffix);
+/* True while the write queue is over the high watermark: the producer should pause. */
+bool pt_conn_is_write_congested(pt_conn_t *c);
+
+void pt_conn_pause_reading(pt_conn_t *c, unsigned reason);
+void pt_conn_resume_reading(pt_conn_t *c, unsigned reason);
+
+/* Route-timer control for the stream. */
+void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms);
+void pt_conn_stop_route_timer(pt_conn_t *c);
+
+/* The stream ended: the connection goes on with the next request, or closes. */
+void pt_conn_on_stream_done(pt_conn_t *c);
+/* Closes at once (RST-free: writes already queued are flushed by a shutdown when graceful). */
+void pt_conn_close(pt_conn_t *c, bool graceful);
+/* After an accepted upgrade: hands the socket, with the unread bytes, to the relay. */
+void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up);
+/* Worker drain: idle connections close now, busy ones after their response. */
+void pt_conn_drain(pt_conn_t *c);
+
+#endif

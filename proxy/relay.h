@@ -1,0 +1,67 @@
+/* proxy/relay.h
+ * A byte relay between two TCP sockets: what one side sends is written to the other, with
+ * backpressure (a side stops reading while the other's write queue is over the watermark) and
+ * half-close (EOF from one side becomes a shutdown of the other's write side; the relay ends
+ * when both directions are done, or on an error, or after the idle timeout). Used for TCP
+ * routes and for HTTP connections after an accepted upgrade (WebSocket).
+ *
+ * Ownership: the relay takes over both handles (their data pointers and callbacks) and closes
+ * them; when both are closed it calls on_closed(arg, which) for each so that the structures
+ * embedding them can be freed, then frees itself. */
+#ifndef PT_RELAY_H
+#define PT_RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "list.h"
+#include "worker.h"
+
+typedef struct pt_relay pt_relay_t;
+
+typedef void (*pt_relay_closed_cb)(void *owner);
+
+typedef struct pt_relay_side {
+    pt_relay_t *relay;
+    uv_tcp_t *tcp;
+    pt_buf_t *rbuf; /* slab being read into; slices of it are pinned by writes */
+    size_t rbuf_len;
+    bool is_reading;
+    bool is_read_paused;          /* the other side's write queue is full */
+    pt_relay_closed_cb on_closed; /* frees the structure embedding tcp */
+    void *owner;
+    uint64_t bytes_read;
+    bool read_eof;   /* this side sent FIN */
+    bool write_shut; /* we shut down writing to this side */
+    bool is_closed;
+} pt_relay_side_t;
+
+struct pt_relay {
+    pt_worker_t *worker;
+    pt_relay_side_t side[2];
+    uv_timer_t idle_timer;
+    uv_shutdown_t shutdown_req[2];
+    pt_list_t link; /* in worker->tunnels */
+    uint64_t idle_timeout_ms;
+    uint64_t last_activity_ms;
+    uint8_t handles_open;
+    bool is_closing;
+    bool count_tcp_stats; /* a TCP route (counts tcp_* stats) */
+};
+
+/* Starts relaying between a and b. Bytes already read from a (to be sent to b) and from b (to
+ * a) are given as slab slices, which may be NULL; their refs pass to the relay. Returns the
+ * relay (never NULL). */
+pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_closed, void *a_owner,
+                           uv_tcp_t *b, pt_relay_closed_cb b_closed, void *b_owner,
+                           pt_buf_t *a_pending, size_t a_off, size_t a_len, pt_buf_t *b_pending,
+                           size_t b_off, size_t b_len, uint64_t idle_timeout_ms);
+/* Closes both sides now (drain deadline, worker stop). */
+void pt_relay_close(pt_relay_t *r);
+
+/* Accepts a connection on a TCP listener and relays it to the route's cluster. */
+void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc);
+
+#endif

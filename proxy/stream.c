@@ -1,0 +1,748 @@
+/* proxy/stream.c
+ * One request/response exchange: routing, forwarding with re-serialized heads, body streaming
+ * with backpressure, local replies, and the access-log line. See stream.h for ownership.
+ *
+ * Framing is always Petrel's own: the request goes upstream with Content-Length when the client
+ * sent one, chunked when the client's body was chunked, and nothing otherwise; the response goes
+ * downstream with the upstream's Content-Length, or chunked (HTTP/1.1 clients) when the upstream
+ * sent chunked or close-delimited, or close-delimited (HTTP/1.0 clients). Bytes of a head are
+ * never relayed as received, so a framing disagreement between the client and the upstream
+ * (request smuggling) has nothing to ride on. */
+#include "stream.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "conn.h"
+#include "log.h"
+#include "router.h"
+#include "upstream.h"
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+const char *pt_flag_name(pt_flag_t f)
+{
+    static const char *const names[] = {"-",   "UH",  "UF", "UT", "UC",
+                                        "URX", "UPE", "NR", "DC", "DPE"};
+    return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "-";
+}
+
+static pt_worker_t *worker_of(pt_stream_t *st)
+{
+    return st->conn->worker;
+}
+
+static bool request_has_body(const pt_stream_t *st)
+{
+    return st->request != NULL && (st->request->content_length > 0 || st->request->is_chunked);
+}
+
+static bool is_head_request(const pt_stream_t *st)
+{
+    return st->request != NULL && st->request->method_id == HTTP_HEAD;
+}
+
+void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
+{
+    memset(st, 0, sizeof(*st));
+    pt_arena_init(&st->arena, 4096);
+    st->conn = c;
+    st->config = c->worker->config;
+    pt_config_ref(st->config);
+    st->listener = c->listener;
+    st->pending_tail = &st->pending_body;
+    st->upstream_ms = UINT64_MAX;
+    st->start_ms = uv_now(&c->worker->loop);
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    st->start_time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    st->is_active = true;
+}
+
+/* --- the access log line and the stream's end --- */
+
+static const char *header_or_dash(const pt_stream_t *st, const char *name)
+{
+    if (st->request == NULL)
+        return "-";
+    const pt_header_t *h = pt_http1_find_header(st->request, name);
+    if (h == NULL)
+        return "-";
+    return pt_arena_strndup((pt_arena_t *)&st->arena, h->value.base, h->value.len);
+}
+
+static void write_access_log(pt_stream_t *st)
+{
+    pt_worker_t *w = worker_of(st);
+    if (w->access_log.fd < 0)
+        return;
+    char when[64];
+    time_t secs = (time_t)(st->start_time_us / 1000000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(st->start_time_us % 1000000u / 1000u));
+    const pt_http1_head_t *r = st->request;
+    char upstream_ms[24] = "-";
+    if (st->upstream_ms != UINT64_MAX)
+        snprintf(upstream_ms, sizeof(upstream_ms), "%" PRIu64, st->upstream_ms);
+    uint64_t duration = uv_now(&w->loop) - st->start_ms;
+    char line[4096];
+    int n = snprintf(
+        line, sizeof(line),
+        "[%s] \"%.*s %.*s %s\" %d %s %" PRIu64 " %" PRIu64 " %" PRIu64
+        " %s \"%s\" \"%s\" \"%s\" \"%.*s\" \"%s\"\n",
+        when, r ? (int)r->method.len : 1, r ? r->method.base : "-", r ? (int)r->path.len : 1,
+        r ? r->path.base : "-", r ? (r->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1") : "-",
+        st->status, pt_flag_name(st->flag), st->bytes_received, st->bytes_sent, duration,
+        upstream_ms, header_or_dash(st, "x-forwarded-for"), header_or_dash(st, "user-agent"),
+        st->request_id ? st->request_id : "-", r && r->authority.len ? (int)r->authority.len : 1,
+        r && r->authority.len ? r->authority.base : "-",
+        st->upstream_host ? st->upstream_host : "-");
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line)) {
+        n = (int)sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
+    pt_access_log_append(&w->access_log, line, (size_t)n);
+}
+
+static void free_pending_body(pt_stream_t *st)
+{
+    for (pt_body_piece_t *p = st->pending_body; p != NULL; p = p->next)
+        pt_buf_unref(p->pin);
+    st->pending_body = NULL;
+    st->pending_tail = &st->pending_body;
+}
+
+static void finish(pt_stream_t *st)
+{
+    pt_conn_t *c = st->conn;
+    pt_worker_t *w = c->worker;
+    pt_conn_stop_route_timer(c);
+    if (st->upstream != NULL) {
+        pt_upstream_t *up = st->upstream;
+        st->upstream = NULL;
+        up->stream = NULL;
+        pt_upstream_release(up, false);
+    }
+    free_pending_body(st);
+    if (st->response_head != NULL) {
+        pt_buf_unref(st->response_head); /* the response was cut before its first byte went */
+        st->response_head = NULL;
+    }
+    if (st->status >= 100 && st->status < 600)
+        pt_stats_add(&w->stats, PT_STAT_downstream_rq_1xx + (st->status / 100 - 1), 1);
+    write_access_log(st);
+    pt_config_unref(st->config);
+    pt_arena_dispose(&st->arena);
+    st->is_active = false;
+    if (!st->is_tunnel)
+        pt_conn_on_stream_done(c);
+}
+
+static void maybe_finish(pt_stream_t *st)
+{
+    if (!st->is_active || !st->response_complete)
+        return;
+    if (!st->request_complete) {
+        /* A request without a body completes within the same parse: wait for it. A body that
+         * is still coming is not read any further: the connection closes after the reply. */
+        if (st->request != NULL && !request_has_body(st) && !st->conn->is_closing)
+            return;
+        st->conn->close_after_response = true;
+    }
+    finish(st);
+}
+
+/* --- local replies --- */
+
+void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag)
+{
+    pt_conn_t *c = st->conn;
+    if (!st->is_active)
+        return;
+    if (st->response_head_sent) {
+        /* Too late for a status: the client sees the connection close mid-response. */
+        if (st->flag == PT_FLAG_NONE)
+            st->flag = flag;
+        pt_conn_close(c, false);
+        return;
+    }
+    if (st->upstream != NULL) {
+        pt_upstream_t *up = st->upstream;
+        st->upstream = NULL;
+        up->stream = NULL;
+        pt_upstream_release(up, false);
+    }
+    st->flag = flag;
+    st->status = status;
+    if (st->request == NULL || (request_has_body(st) && !st->request_complete) ||
+        c->worker->is_draining)
+        c->close_after_response = true;
+    if (body == NULL)
+        body = "";
+    size_t body_len = strlen(body);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n%s\r\n",
+                     status, reason_phrase(status), body_len,
+                     c->close_after_response ? "connection: close\r\n" : "");
+    uv_buf_t b = uv_buf_init((char *)body, (unsigned)(is_head_request(st) ? 0 : body_len));
+    /* The body is a static string or lives in the config snapshot, which the write outlives;
+     * copy it into a slab so the write owns what it sends. */
+    pt_buf_t *slab = pt_buf_new_sized((size_t)n + b.len);
+    memcpy(slab->data, head, (size_t)n);
+    memcpy(slab->data + n, body, b.len);
+    uv_buf_t all = uv_buf_init(slab->data, (unsigned)((size_t)n + b.len));
+    pt_conn_write(c, NULL, 0, &all, 1, NULL, slab);
+    pt_buf_unref(slab);
+    st->bytes_sent = b.len;
+    st->response_head_sent = true;
+    st->response_complete = true;
+    maybe_finish(st);
+}
+
+/* --- routing --- */
+
+static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *cl)
+{
+    uint32_t *next = &worker_of(st)->round_robin[cl->index];
+    const pt_endpoint_t *ep = &cl->endpoints[*next % cl->n_endpoints];
+    *next += 1;
+    return ep;
+}
+
+/* x-request-id is kept when it is a plausible id (1..128 visible characters without quotes or
+ * separators that would break logs), and generated (a UUID v4) otherwise. */
+static bool is_valid_request_id(pt_str_t v)
+{
+    if (v.len == 0 || v.len > 128)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.base[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+            return false;
+    }
+    return true;
+}
+
+static const char *make_request_id(pt_stream_t *st)
+{
+    const pt_header_t *h = pt_http1_find_header(st->request, "x-request-id");
+    if (h != NULL && is_valid_request_id(h->value))
+        return pt_arena_strndup(&st->arena, h->value.base, h->value.len);
+    pt_worker_t *w = worker_of(st);
+    uint32_t r[4] = {pt_worker_random(w), pt_worker_random(w), pt_worker_random(w),
+                     pt_worker_random(w)};
+    r[1] = (r[1] & 0xffff0fffu) | 0x00004000u; /* version 4 */
+    r[2] = (r[2] & 0x3fffffffu) | 0x80000000u; /* variant 10 */
+    return pt_arena_printf(&st->arena, "%08x-%04x-%04x-%04x-%04x%08x", r[0], r[1] >> 16,
+                           r[1] & 0xffff, r[2] >> 16, r[2] & 0xffff, r[3]);
+}
+
+/* --- request forwarding --- */
+
+static void forward(pt_stream_t *st, bool fresh)
+{
+    pt_worker_t *w = worker_of(st);
+    bool ready = false;
+    st->attempts++;
+    PT_STAT_INC(&w->stats, upstream_rq_total);
+    st->upstream_host =
+        pt_arena_printf(&st->arena, "%s:%u", st->endpoint->address, (unsigned)st->endpoint->port);
+    /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
+    if (request_has_body(st) && !st->request_complete)
+        pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+    st->upstream = pt_upstream_acquire(w, st->endpoint, st, fresh, &ready);
+    if (ready)
+        pt_stream_on_upstream_ready(st);
+}
+
+void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
+{
+    pt_worker_t *w = worker_of(st);
+    st->request = head;
+    st->start_ms = uv_now(&w->loop);
+    PT_STAT_INC(&w->stats, downstream_rq_total);
+    st->request_id = make_request_id(st);
+    st->request_chunked = head->is_chunked;
+    if (st->listener->protocol != PT_LISTENER_HTTP) {
+        pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
+        return;
+    }
+    const pt_http_route_t *r = pt_router_match(st->listener, head);
+    if (r == NULL) {
+        PT_STAT_INC(&w->stats, downstream_rq_no_route);
+        pt_stream_respond(st, 404, "", PT_FLAG_NR);
+        return;
+    }
+    st->route = r;
+    if (r->direct_status != 0) {
+        pt_stream_respond(st, r->direct_status, r->direct_body ? r->direct_body : "", PT_FLAG_NONE);
+        return;
+    }
+    st->cluster = pt_router_pick_cluster(r, pt_worker_random(w));
+    if (st->cluster->n_endpoints == 0) {
+        PT_STAT_INC(&w->stats, upstream_rq_no_healthy);
+        pt_stream_respond(st, 503, "no healthy upstream", PT_FLAG_UH);
+        return;
+    }
+    st->endpoint = pick_endpoint(st, st->cluster);
+    forward(st, false);
+}
+
+static bool is_hop_or_rewritten(const pt_header_t *h)
+{
+    if (h->flags & (PT_HEADER_HOP | PT_HEADER_FRAMING))
+        return true;
+    return pt_str_ieq_lit(h->name, "host") || pt_str_ieq_lit(h->name, "x-forwarded-for") ||
+           pt_str_ieq_lit(h->name, "x-forwarded-proto") ||
+           pt_str_ieq_lit(h->name, "x-request-id") || pt_str_ieq_lit(h->name, "expect");
+}
+
+/* Appends "name: value\r\n" at p; returns the end. */
+static char *put_header(char *p, pt_str_t name, pt_str_t value)
+{
+    memcpy(p, name.base, name.len);
+    p += name.len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value.base, value.len);
+    p += value.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+static void write_request_head(pt_stream_t *st)
+{
+    const pt_http1_head_t *h = st->request;
+    const pt_header_t *xff = pt_http1_find_header(h, "x-forwarded-for");
+    pt_str_t peer = pt_str(st->conn->peer_ip);
+    size_t size = h->method.len + h->path.len + h->authority.len + 256 + peer.len +
+                  (xff ? xff->value.len : 0) + strlen(st->request_id) + h->upgrade.len;
+    for (size_t i = 0; i < h->n_headers; i++)
+        size += h->headers[i].name.len + h->headers[i].value.len + 4;
+    pt_buf_t *slab = pt_buf_new_sized(size);
+    char *p = slab->data;
+    memcpy(p, h->method.base, h->method.len);
+    p += h->method.len;
+    *p++ = ' ';
+    memcpy(p, h->path.base, h->path.len);
+    p += h->path.len;
+    memcpy(p, " HTTP/1.1\r\n", 11);
+    p += 11;
+    p = put_header(p, PT_STR_LIT("host"), h->authority);
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (!is_hop_or_rewritten(&h->headers[i]))
+            p = put_header(p, h->headers[i].name, h->headers[i].value);
+    /* RFC 7239's predecessor, as Envoy and HAProxy do it: append the client's address. */
+    memcpy(p, "x-forwarded-for: ", 17);
+    p += 17;
+    if (xff != NULL && xff->value.len > 0) {
+        memcpy(p, xff->value.base, xff->value.len);
+        p += xff->value.len;
+        *p++ = ',';
+        *p++ = ' ';
+    }
+    memcpy(p, peer.base, peer.len);
+    p += peer.len;
+    p += sprintf(p, "\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", st->request_id);
+    if (h->content_length >= 0)
+        p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
+    else if (h->is_chunked)
+        p += sprintf(p, "transfer-encoding: chunked\r\n");
+    if (h->is_upgrade) {
+        p += sprintf(p, "connection: upgrade\r\nupgrade: ");
+        memcpy(p, h->upgrade.base, h->upgrade.len);
+        p += h->upgrade.len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    uv_buf_t b = uv_buf_init(slab->data, (unsigned)(p - slab->data));
+    pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
+    pt_buf_unref(slab);
+}
+
+static void send_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+{
+    if (st->request_chunked)
+        pt_upstream_write_chunk(st->upstream, data, len, pin);
+    else {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, pin);
+    }
+}
+
+/* Writes trailers (or none) and the blank line that end a chunked message. */
+static size_t serialize_last_chunk(char *p, const pt_header_t *t, size_t n)
+{
+    char *start = p;
+    memcpy(p, "0\r\n", 3);
+    p += 3;
+    for (size_t i = 0; i < n; i++)
+        if (!(t[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
+            p = put_header(p, t[i].name, t[i].value);
+    *p++ = '\r';
+    *p++ = '\n';
+    return (size_t)(p - start);
+}
+
+static pt_buf_t *last_chunk_slab(const pt_header_t *t, size_t n, uv_buf_t *out)
+{
+    size_t size = 8;
+    for (size_t i = 0; i < n; i++)
+        size += t[i].name.len + t[i].value.len + 4;
+    pt_buf_t *slab = pt_buf_new_sized(size);
+    *out = uv_buf_init(slab->data, (unsigned)serialize_last_chunk(slab->data, t, n));
+    return slab;
+}
+
+static void end_request_upstream(pt_stream_t *st)
+{
+    if (st->request_chunked) {
+        uv_buf_t b;
+        pt_buf_t *slab = last_chunk_slab(st->request_trailers, st->n_request_trailers, &b);
+        pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
+        pt_buf_unref(slab);
+    }
+    /* Istio's default is no route timeout; then idleTimeout bounds the wait for the response
+     * head, so that a silent upstream cannot hold a client forever. */
+    uint64_t timeout_ms = st->route != NULL && st->route->timeout_ms > 0
+                              ? st->route->timeout_ms
+                              : st->config->proxy.idle_timeout_ms;
+    pt_conn_start_route_timer(st->conn, timeout_ms);
+}
+
+void pt_stream_on_upstream_ready(pt_stream_t *st)
+{
+    pt_upstream_t *up = st->upstream;
+    pt_worker_t *w = worker_of(st);
+    if (up->is_reused)
+        PT_STAT_INC(&w->stats, upstream_rq_reused_connection);
+    pt_upstream_expect_response(up, &st->arena);
+    write_request_head(st);
+    st->upstream_head_sent = true;
+    st->upstream_start_ms = uv_now(&w->loop);
+    for (pt_body_piece_t *p = st->pending_body; p != NULL; p = p->next)
+        send_request_body(st, p->data, p->len, p->pin);
+    free_pending_body(st);
+    if (st->request_complete) {
+        end_request_upstream(st);
+        return;
+    }
+    /* RFC 9110 §10.1.1: the client waits for 100 before sending the body. Petrel answers it
+     * itself once the upstream is reachable (the Expect header is not forwarded), so a request
+     * refused before that point costs the client no upload. */
+    if (st->request->expects_continue && st->request->version_minor == 1 && !st->sent_continue &&
+        st->bytes_received == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
+        pt_conn_write(st->conn, NULL, 0, &b, 1, NULL, NULL);
+        st->sent_continue = true;
+    }
+    if (!pt_upstream_is_write_congested(up))
+        pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+}
+
+void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+{
+    st->bytes_received += len;
+    st->sent_continue = true; /* the client did not wait for it */
+    if (st->response_complete)
+        return;
+    if (!st->upstream_head_sent) {
+        if (st->upstream == NULL)
+            return; /* answered locally; the body is dropped */
+        pt_body_piece_t *p = pt_arena_alloc(&st->arena, sizeof(*p));
+        p->next = NULL;
+        p->data = data;
+        p->len = len;
+        p->pin = pin;
+        pt_buf_ref(pin);
+        *st->pending_tail = p;
+        st->pending_tail = &p->next;
+        return;
+    }
+    send_request_body(st, data, len, pin);
+    if (pt_upstream_is_write_congested(st->upstream))
+        pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+}
+
+void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
+{
+    st->request_trailers = t;
+    st->n_request_trailers = n;
+}
+
+void pt_stream_on_request_complete(pt_stream_t *st)
+{
+    st->request_complete = true;
+    if (st->upstream_head_sent && st->upstream != NULL && !st->response_complete)
+        end_request_upstream(st);
+    maybe_finish(st);
+}
+
+void pt_stream_on_upstream_drained(pt_stream_t *st)
+{
+    if (st->upstream_head_sent)
+        pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+}
+
+void pt_stream_on_downstream_drained(pt_stream_t *st)
+{
+    if (st->is_upstream_read_paused && st->upstream != NULL) {
+        st->is_upstream_read_paused = false;
+        pt_upstream_resume_reading(st->upstream);
+    }
+}
+
+/* --- failures --- */
+
+void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
+{
+    pt_worker_t *w = worker_of(st);
+    pt_upstream_t *up = st->upstream;
+    bool was_reused = up != NULL && up->is_reused;
+    st->upstream = NULL;
+    st->upstream_head_sent = false;
+    if (st->response_head_sent) {
+        st->flag = PT_FLAG_UC;
+        PT_STAT_INC(&w->stats, upstream_rq_reset);
+        pt_conn_close(st->conn, false);
+        return;
+    }
+    /* A pooled connection the upstream closed just as we reused it: the request never reached
+     * an application, and one without a body is replayed on a fresh connection as is. */
+    if (flag == PT_FLAG_URX && was_reused && !request_has_body(st) && st->attempts < 2) {
+        PT_STAT_INC(&w->stats, upstream_rq_reused_connection_retry);
+        forward(st, true);
+        return;
+    }
+    const char *body = "upstream connect error or disconnect/reset before headers. reset reason: "
+                       "connection termination";
+    if (flag == PT_FLAG_UF) {
+        PT_STAT_INC(&w->stats, upstream_cx_connect_fail);
+        body = "upstream connect error or disconnect/reset before headers. reset reason: "
+               "connection failure";
+    } else if (flag == PT_FLAG_UPE) {
+        PT_STAT_INC(&w->stats, upstream_rq_protocol_error);
+        body = "upstream sent an invalid response";
+    } else {
+        PT_STAT_INC(&w->stats, upstream_rq_reset);
+    }
+    pt_stream_respond(st, status, body, flag);
+}
+
+void pt_stream_on_timeout(pt_stream_t *st)
+{
+    PT_STAT_INC(&worker_of(st)->stats, upstream_rq_timeout);
+    if (st->response_head_sent) {
+        st->flag = PT_FLAG_UT;
+        pt_conn_close(st->conn, false);
+        return;
+    }
+    pt_stream_respond(st, 504, "upstream request timeout", PT_FLAG_UT);
+}
+
+void pt_stream_abort(pt_stream_t *st, pt_flag_t flag)
+{
+    if (!st->is_active)
+        return;
+    if (st->flag == PT_FLAG_NONE && !st->response_complete)
+        st->flag = flag;
+    if (flag == PT_FLAG_DC && !st->response_complete)
+        PT_STAT_INC(&worker_of(st)->stats, downstream_rq_client_closed);
+    finish(st);
+}
+
+/* --- the response --- */
+
+int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
+{
+    pt_conn_t *c = st->conn;
+    pt_worker_t *w = c->worker;
+    if (h->status < 200 && h->status != 101)
+        return 0; /* interim responses are not relayed: Petrel answered 100 itself */
+    st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
+    if (st->route->timeout_ms == 0)
+        pt_conn_stop_route_timer(c); /* only the wait for the head was bounded */
+    if (h->status == 101 && !st->request->is_upgrade) {
+        pt_upstream_t *up = st->upstream;
+        st->upstream = NULL;
+        up->stream = NULL;
+        pt_upstream_release(up, false);
+        pt_stream_respond(st, 502, "upstream sent an invalid response", PT_FLAG_UPE);
+        return -1;
+    }
+    st->status = h->status;
+    bool no_body = is_head_request(st) || h->status == 204 || h->status == 304 || h->status == 101;
+    st->response_no_body = no_body;
+    if (st->request->is_upgrade && h->status != 101)
+        c->close_after_response = true; /* the client may have sent tunnel bytes already */
+    if (!no_body && h->content_length < 0) {
+        if (st->request->version_minor >= 1)
+            st->response_chunked = true;
+        else
+            st->response_close_delimited = true;
+    }
+    if (st->response_close_delimited || w->is_draining)
+        c->close_after_response = true;
+
+    size_t size = 64 + h->reason.len + 64 + 24; /* + room for a first chunk-size line */
+    for (size_t i = 0; i < h->n_headers; i++)
+        size += h->headers[i].name.len + h->headers[i].value.len + 4;
+    size += h->upgrade.len;
+    pt_buf_t *slab = pt_buf_new_sized(size);
+    char *p = slab->data;
+    if (h->reason.len > 0) {
+        p += sprintf(p, "HTTP/1.1 %d ", h->status);
+        memcpy(p, h->reason.base, h->reason.len);
+        p += h->reason.len;
+        *p++ = '\r';
+        *p++ = '\n';
+    } else {
+        p += sprintf(p, "HTTP/1.1 %d %s\r\n", h->status, reason_phrase(h->status));
+    }
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (!(h->headers[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
+            p = put_header(p, h->headers[i].name, h->headers[i].value);
+    if (h->status == 101) {
+        p += sprintf(p, "connection: upgrade\r\nupgrade: ");
+        memcpy(p, h->upgrade.base, h->upgrade.len);
+        p += h->upgrade.len;
+        *p++ = '\r';
+        *p++ = '\n';
+    } else {
+        /* A HEAD or 304 answer keeps the Content-Length of what it describes (RFC 9110 §8.6). */
+        if (h->content_length >= 0 && h->status != 204)
+            p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
+        else if (st->response_chunked)
+            p += sprintf(p, "transfer-encoding: chunked\r\n");
+        if (c->close_after_response)
+            p += sprintf(p, "connection: close\r\n");
+        else if (st->request->version_minor == 0)
+            p += sprintf(p, "connection: keep-alive\r\n");
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    st->response_head = slab;
+    st->response_head_len = (size_t)(p - slab->data);
+    st->response_head_sent = true;
+    if (h->status == 101)
+        st->is_tunnel = true;
+    return is_head_request(st) ? PT_HTTP1_SKIP_BODY : 0;
+}
+
+void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+{
+    if (st->response_no_body || len == 0)
+        return;
+    st->bytes_sent += len;
+    uv_buf_t body = uv_buf_init((char *)data, (unsigned)len);
+    if (st->response_head != NULL) {
+        pt_buf_t *head = st->response_head;
+        size_t head_len = st->response_head_len;
+        if (st->response_chunked)
+            head_len += (size_t)sprintf(head->data + head_len, "%zx\r\n", len);
+        st->response_head = NULL;
+        pt_conn_write2(st->conn, uv_buf_init(head->data, (unsigned)head_len), head, body, pin,
+                       st->response_chunked ? "\r\n" : NULL);
+        pt_buf_unref(head);
+    } else if (st->response_chunked) {
+        pt_conn_write_chunk(st->conn, data, len, pin);
+    } else {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        pt_conn_write(st->conn, NULL, 0, &b, 1, NULL, pin);
+    }
+    if (!st->is_upstream_read_paused && pt_conn_is_write_congested(st->conn)) {
+        st->is_upstream_read_paused = true;
+        pt_upstream_pause_reading(st->upstream);
+    }
+}
+
+void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
+{
+    st->response_trailers = t;
+    st->n_response_trailers = n;
+}
+
+void pt_stream_on_response_complete(pt_stream_t *st)
+{
+    pt_conn_t *c = st->conn;
+    pt_upstream_t *up = st->upstream;
+    pt_conn_stop_route_timer(c);
+    st->response_complete = true;
+    uv_buf_t last = uv_buf_init(NULL, 0);
+    pt_buf_t *last_slab = NULL;
+    if (st->response_chunked)
+        last_slab = last_chunk_slab(st->response_trailers, st->n_response_trailers, &last);
+    if (st->response_head != NULL) {
+        pt_buf_t *head = st->response_head;
+        st->response_head = NULL;
+        pt_conn_write2(c, uv_buf_init(head->data, (unsigned)st->response_head_len), head, last,
+                       last_slab, NULL);
+        pt_buf_unref(head);
+    } else if (last_slab != NULL) {
+        pt_conn_write(c, NULL, 0, &last, 1, NULL, last_slab);
+    }
+    if (last_slab != NULL)
+        pt_buf_unref(last_slab);
+    if (st->is_tunnel) {
+        st->upstream = NULL;
+        up->stream = NULL;
+        pt_conn_hand_off_to_tunnel(c, up);
+        finish(st);
+        return;
+    }
+    st->upstream = NULL;
+    up->stream = NULL;
+    /* The connection goes back to the pool only if the upstream got the whole request. */
+    pt_upstream_release(up, st->request_complete);
+    maybe_finish(st);
+}

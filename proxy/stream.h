@@ -1,0 +1,130 @@
+/* proxy/stream.h
+ * A stream is one request/response exchange on a downstream HTTP/1 connection: it routes the
+ * request, takes an upstream connection, forwards the request head (re-serialized canonically,
+ * never the client's raw bytes) and streams the body both ways with backpressure, answers
+ * locally when it must (no route, no endpoint, connect failure, timeout, invalid response), and
+ * writes the access-log line when it ends.
+ *
+ * Ownership: a stream is embedded in its pt_conn_t (HTTP/1 carries one exchange at a time);
+ * it owns the request arena (head, header copies, routing results) and one config ref, both
+ * released by pt_stream_finish(). The upstream connection is borrowed from the worker's pool
+ * and given back (or closed) when the response ends. All failures become a status and a
+ * reason flag here, in one place. */
+#ifndef PT_STREAM_H
+#define PT_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../config/config.h"
+#include "arena.h"
+#include "buf.h"
+#include "http1.h"
+
+typedef struct pt_conn pt_conn_t;
+typedef struct pt_upstream pt_upstream_t;
+
+/* Reason flags, Envoy's response flags, for the access log and stats. */
+typedef enum pt_flag {
+    PT_FLAG_NONE = 0,
+    PT_FLAG_UH,  /* no healthy upstream (no endpoint) */
+    PT_FLAG_UF,  /* upstream connection failure */
+    PT_FLAG_UT,  /* upstream request timeout */
+    PT_FLAG_UC,  /* upstream connection terminated mid-response */
+    PT_FLAG_URX, /* upstream reset before the response */
+    PT_FLAG_UPE, /* upstream protocol error (invalid response) */
+    PT_FLAG_NR,  /* no route */
+    PT_FLAG_DC,  /* downstream connection terminated */
+    PT_FLAG_DPE, /* downstream protocol error (invalid request) */
+} pt_flag_t;
+
+/* "UH", "UF", ...; "-" for PT_FLAG_NONE. */
+const char *pt_flag_name(pt_flag_t f);
+
+typedef struct pt_body_piece {
+    struct pt_body_piece *next;
+    const char *data;
+    size_t len;
+    pt_buf_t *pin; /* ref held until the piece is written */
+} pt_body_piece_t;
+
+typedef struct pt_stream {
+    pt_arena_t arena;    /* request lifetime */
+    pt_conn_t *conn;     /* downstream; owns this stream */
+    pt_config_t *config; /* one ref for the stream's life */
+    const pt_listener_config_t *listener;
+    pt_http1_head_t *request; /* in arena */
+    const pt_http_route_t *route;
+    const pt_cluster_t *cluster;
+    const pt_endpoint_t *endpoint;
+    pt_upstream_t *upstream;       /* attached while forwarding; NULL otherwise */
+    const char *request_id;        /* x-request-id sent upstream (arena) */
+    const char *upstream_host;     /* "ip:port" for the log (arena) */
+    pt_body_piece_t *pending_body; /* request body read before the upstream was ready */
+    pt_body_piece_t **pending_tail;
+    pt_header_t *request_trailers; /* held until the upstream is ready */
+    size_t n_request_trailers;
+    pt_flag_t flag;             /* reason flag, or PT_FLAG_NONE */
+    uint64_t start_ms;          /* uv_now at the head */
+    uint64_t start_time_us;     /* wall clock, for the log */
+    uint64_t upstream_start_ms; /* when the request was sent upstream */
+    uint64_t upstream_ms;       /* time to the response head; UINT64_MAX: none */
+    uint64_t bytes_received;    /* request body bytes */
+    uint64_t bytes_sent;        /* response body bytes */
+    int status;                 /* status sent downstream; 0 before a head went */
+    int attempts;               /* upstream attempts */
+    bool is_active;
+    bool request_complete;
+    bool upstream_head_sent; /* request head queued upstream */
+    bool response_head_sent; /* response head queued downstream */
+    bool response_complete;
+    bool response_chunked;         /* downstream framing is chunked */
+    bool response_close_delimited; /* downstream framing ends with the connection */
+    bool response_no_body;         /* HEAD / 204 / 304 / 1xx */
+    bool sent_continue;            /* 100 Continue answered downstream */
+    bool is_tunnel;                /* upgrade accepted (101): bytes relayed both ways */
+    bool request_chunked;          /* upstream request framing is chunked */
+    bool is_upstream_read_paused;  /* downstream congestion paused the upstream's reads */
+    pt_buf_t *response_head;       /* serialized head not written yet: it goes out with the
+                                      first body bytes or at the end, in one write */
+    size_t response_head_len;
+    pt_header_t *response_trailers; /* written with the last chunk */
+    size_t n_response_trailers;
+} pt_stream_t;
+
+/* --- Called by the downstream connection (conn.c) --- */
+
+/* A valid request head arrived: routes it and starts forwarding or answers locally. The head
+ * lives in st->arena, which the connection set up with pt_stream_init(). */
+void pt_stream_init(pt_stream_t *st, pt_conn_t *c);
+void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head);
+void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
+void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
+void pt_stream_on_request_complete(pt_stream_t *st);
+/* The downstream write queue fell below its low watermark. */
+void pt_stream_on_downstream_drained(pt_stream_t *st);
+/* The downstream connection went away (flag DC) or must close now: abandons the upstream
+ * side and ends the stream. */
+void pt_stream_abort(pt_stream_t *st, pt_flag_t flag);
+/* Answers locally with status and a short text body (used for invalid requests too, before a
+ * stream has a head: then head is NULL). */
+void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
+
+/* --- Called by the upstream connection (upstream.c) --- */
+void pt_stream_on_upstream_ready(pt_stream_t *st);
+/* The upstream failed: connect failure (UF), reset or EOF before the response (URX, retried
+ * once on a fresh connection when the failed one was reused and the request is replayable),
+ * invalid response (UPE, 502). After the response head went downstream the client's connection
+ * is closed instead (UC), so a cut response never looks complete. The upstream has already
+ * detached itself and closes. */
+void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status);
+int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *head);
+void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
+void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
+void pt_stream_on_response_complete(pt_stream_t *st);
+/* The upstream write queue fell below its low watermark. */
+void pt_stream_on_upstream_drained(pt_stream_t *st);
+/* Route timeout (conn.c owns the timer). */
+void pt_stream_on_timeout(pt_stream_t *st);
+
+#endif

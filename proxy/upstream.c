@@ -1,0 +1,440 @@
+/* proxy/upstream.c
+ * Upstream HTTP/1.1 connections: connect with a timeout, write requests, parse responses and
+ * hand their parts to the stream, and keep-alive pooling per worker and endpoint address.
+ *
+ * Completion is acted on after the codec returns, never from inside its callbacks, so that a
+ * stream releasing its connection never re-enters the parser that is running. */
+#include "upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "stream.h"
+#include "write.h"
+
+/* Idle pooled connections read into this: any byte or EOF there closes the connection, so
+ * nothing needs keeping. */
+static _Thread_local char idle_scratch[64];
+
+static void process(pt_upstream_t *up);
+
+static void on_handle_closed(pt_upstream_t *up)
+{
+    if (--up->handles_open != 0)
+        return;
+    if (up->rbuf != NULL)
+        pt_buf_unref(up->rbuf);
+    PT_STAT_DEC(&up->worker->stats, upstream_cx_active);
+    free(up);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    on_handle_closed(h->data);
+}
+
+void pt_upstream_on_tunnel_closed(void *up)
+{
+    on_handle_closed(up);
+}
+
+static void unlink_idle(pt_upstream_t *up)
+{
+    if (pt_list_is_linked(&up->link)) {
+        pt_list_remove(&up->link);
+        up->pool->n_idle--;
+    }
+}
+
+static void close_upstream(pt_upstream_t *up)
+{
+    if (up->is_closing)
+        return;
+    up->is_closing = true;
+    up->stream = NULL;
+    unlink_idle(up);
+    uv_close((uv_handle_t *)&up->timer, on_close);
+    uv_close((uv_handle_t *)&up->tcp, on_close);
+}
+
+/* Detaches from the stream, closes, and tells the stream. */
+static void fail(pt_upstream_t *up, pt_flag_t flag, int status)
+{
+    pt_stream_t *st = up->stream;
+    close_upstream(up);
+    if (st != NULL)
+        pt_stream_on_upstream_error(st, flag, status);
+}
+
+/* --- codec callbacks --- */
+
+static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+{
+    pt_upstream_t *up = p->data;
+    up->last_status = head->status;
+    up->is_response_keep_alive = head->is_keep_alive;
+    if (up->stream == NULL)
+        return -1;
+    return pt_stream_on_response_head(up->stream, head);
+}
+
+static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
+{
+    pt_upstream_t *up = p->data;
+    if (up->stream == NULL)
+        return -1;
+    pt_stream_on_response_body(up->stream, at, len, up->rbuf);
+    return up->stream == NULL ? -1 : 0;
+}
+
+static int on_trailers(pt_http1_parser_t *p, pt_header_t *t, size_t n)
+{
+    pt_upstream_t *up = p->data;
+    if (up->stream != NULL)
+        pt_stream_on_response_trailers(up->stream, t, n);
+    return 0;
+}
+
+static int on_complete(pt_http1_parser_t *p)
+{
+    pt_upstream_t *up = p->data;
+    up->is_response_done = true;
+    return 0;
+}
+
+static const pt_http1_callbacks_t response_callbacks = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_trailers = on_trailers,
+    .on_complete = on_complete,
+};
+
+/* --- reading --- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    pt_upstream_t *up = h->data;
+    if (up->stream == NULL) {
+        *out = uv_buf_init(idle_scratch, sizeof(idle_scratch));
+        return;
+    }
+    if (up->rbuf != NULL && up->rbuf->cap - up->rbuf_len < 2048) {
+        pt_buf_t *fresh = pt_buf_new();
+        size_t left = up->rbuf_len - up->rbuf_off;
+        memcpy(fresh->data, up->rbuf->data + up->rbuf_off, left);
+        pt_buf_unref(up->rbuf);
+        up->rbuf = fresh;
+        up->rbuf_len = left;
+        up->rbuf_off = 0;
+    }
+    if (up->rbuf == NULL) {
+        up->rbuf = pt_buf_new();
+        up->rbuf_len = up->rbuf_off = 0;
+    }
+    *out = uv_buf_init(up->rbuf->data + up->rbuf_len, (unsigned)(up->rbuf->cap - up->rbuf_len));
+}
+
+static void drop_consumed_slab(pt_upstream_t *up)
+{
+    if (up->rbuf != NULL && up->rbuf_off == up->rbuf_len) {
+        pt_buf_unref(up->rbuf);
+        up->rbuf = NULL;
+        up->rbuf_len = up->rbuf_off = 0;
+    }
+}
+
+static void complete_response(pt_upstream_t *up)
+{
+    pt_stream_t *st = up->stream;
+    up->is_response_done = false;
+    pt_stream_on_response_complete(st); /* releases or hands off up */
+}
+
+static void process(pt_upstream_t *up)
+{
+    while (up->stream != NULL && up->rbuf != NULL && up->rbuf_off < up->rbuf_len) {
+        size_t consumed = 0;
+        int r = pt_http1_parser_execute(&up->parser, up->rbuf->data + up->rbuf_off,
+                                        up->rbuf_len - up->rbuf_off, &consumed);
+        up->rbuf_off += consumed;
+        if (r == PT_HTTP1_OK)
+            break;
+        if (r == PT_HTTP1_PAUSED) {
+            if (up->last_status < 200 && up->last_status != 101) {
+                /* An interim response: the final one follows on the same connection. */
+                up->is_response_done = false;
+                pt_http1_parser_resume(&up->parser);
+                continue;
+            }
+            complete_response(up);
+            return;
+        }
+        if (r == PT_HTTP1_EINVALID) {
+            pt_log_debug("upstream sent an invalid response: %s", up->parser.error_reason);
+            fail(up, PT_FLAG_UPE, 502);
+        } else if (!up->is_closing) {
+            close_upstream(up);
+        }
+        return;
+    }
+    drop_consumed_slab(up);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt_upstream_t *up = s->data;
+    if (up->stream == NULL) {
+        /* Idle in the pool: the upstream closed it, or sent bytes nobody asked for. */
+        if (nread != 0) {
+            PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
+            close_upstream(up);
+        }
+        return;
+    }
+    if (nread > 0) {
+        up->rbuf_len += (size_t)nread;
+        up->has_response_bytes = true;
+        process(up);
+        return;
+    }
+    drop_consumed_slab(up);
+    if (nread == 0)
+        return;
+    up->is_peer_eof = true;
+    if (nread == UV_EOF && pt_http1_parser_in_message(&up->parser) &&
+        pt_http1_parser_finish(&up->parser) == PT_HTTP1_OK && up->is_response_done) {
+        complete_response(up); /* a close-delimited body ended */
+        return;
+    }
+    fail(up, PT_FLAG_URX, 503);
+}
+
+static void update_reading(pt_upstream_t *up)
+{
+    if (up->is_closing || up->is_handed_off || !up->is_connected)
+        return;
+    if (up->is_read_paused)
+        uv_read_stop((uv_stream_t *)&up->tcp);
+    else
+        uv_read_start((uv_stream_t *)&up->tcp, on_alloc, on_read);
+}
+
+void pt_upstream_pause_reading(pt_upstream_t *up)
+{
+    up->is_read_paused = true;
+    update_reading(up);
+}
+
+void pt_upstream_resume_reading(pt_upstream_t *up)
+{
+    up->is_read_paused = false;
+    update_reading(up);
+}
+
+/* --- writing --- */
+
+static void on_write_done(void *owner, int status)
+{
+    pt_upstream_t *up = owner;
+    if (up->is_closing || up->is_handed_off || up->stream == NULL)
+        return;
+    if (status < 0) {
+        fail(up, PT_FLAG_URX, 503);
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) <= PT_WRITE_LOW_WATERMARK)
+        pt_stream_on_upstream_drained(up->stream);
+}
+
+int pt_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
+                      const uv_buf_t *bufs, unsigned n, const char *suffix, pt_buf_t *pin)
+{
+    if (up->is_closing)
+        return UV_ECANCELED;
+    return pt_write((uv_stream_t *)&up->tcp, prefix, prefix_len, bufs, n, suffix, pin,
+                    on_write_done, up);
+}
+
+int pt_upstream_write_chunk(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin)
+{
+    if (up->is_closing)
+        return UV_ECANCELED;
+    return pt_write_chunk((uv_stream_t *)&up->tcp, data, len, pin, on_write_done, up);
+}
+
+bool pt_upstream_is_write_congested(pt_upstream_t *up)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) > PT_WRITE_HIGH_WATERMARK;
+}
+
+/* --- connecting and pooling --- */
+
+static void on_timer(uv_timer_t *t)
+{
+    pt_upstream_t *up = t->data;
+    if (!up->is_connected) {
+        if (up->connect_error == 0)
+            PT_STAT_INC(&up->worker->stats, upstream_cx_connect_timeout);
+        fail(up, PT_FLAG_UF, 503);
+        return;
+    }
+    if (up->stream == NULL) {
+        PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
+        close_upstream(up);
+    }
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    pt_upstream_t *up = req->data;
+    if (up->is_closing)
+        return;
+    if (status < 0) {
+        up->connect_error = status;
+        fail(up, PT_FLAG_UF, 503);
+        return;
+    }
+    up->is_connected = true;
+    uv_timer_stop(&up->timer);
+    uv_tcp_nodelay(&up->tcp, 1);
+    update_reading(up);
+    pt_stream_on_upstream_ready(up->stream);
+}
+
+static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
+{
+    const unsigned char *p = (const unsigned char *)a;
+    unsigned h = 2166136261u;
+    for (socklen_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h % PT_POOL_BUCKETS;
+}
+
+static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
+{
+    unsigned b = pool_bucket(&ep->addr, ep->addr_len);
+    for (pt_pool_t *p = w->pools[b]; p != NULL; p = p->next)
+        if (p->addr_len == ep->addr_len && memcmp(&p->addr, &ep->addr, ep->addr_len) == 0)
+            return p;
+    pt_pool_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        abort();
+    memcpy(&p->addr, &ep->addr, ep->addr_len);
+    p->addr_len = ep->addr_len;
+    pt_list_init(&p->idle);
+    p->next = w->pools[b];
+    w->pools[b] = p;
+    return p;
+}
+
+pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_stream_t *st,
+                                   bool fresh, bool *is_ready)
+{
+    pt_pool_t *pool = find_pool(w, ep);
+    if (!fresh && !pt_list_is_empty(&pool->idle)) {
+        pt_upstream_t *up = PT_CONTAINER_OF(pool->idle.next, pt_upstream_t, link);
+        unlink_idle(up);
+        uv_timer_stop(&up->timer);
+        up->stream = st;
+        up->is_reused = true;
+        up->has_response_bytes = false;
+        up->requests++;
+        *is_ready = true;
+        return up;
+    }
+    pt_upstream_t *up = calloc(1, sizeof(*up));
+    if (up == NULL)
+        abort();
+    up->worker = w;
+    up->pool = pool;
+    up->stream = st;
+    up->requests = 1;
+    pt_list_init(&up->link);
+    uv_tcp_init(&w->loop, &up->tcp);
+    uv_timer_init(&w->loop, &up->timer);
+    up->tcp.data = up->timer.data = up->connect_req.data = up;
+    up->handles_open = 2;
+    pt_http1_parser_init(&up->parser, true, &response_callbacks, up, NULL);
+    PT_STAT_INC(&w->stats, upstream_cx_total);
+    PT_STAT_INC(&w->stats, upstream_cx_active);
+    *is_ready = false;
+    int err =
+        uv_tcp_connect(&up->connect_req, &up->tcp, (const struct sockaddr *)&ep->addr, on_connect);
+    if (err != 0) {
+        /* Reported from the loop, never from inside the caller. */
+        up->connect_error = err;
+        uv_timer_start(&up->timer, on_timer, 0, 0);
+    } else {
+        uv_timer_start(&up->timer, on_timer, w->config->proxy.connect_timeout_ms, 0);
+    }
+    return up;
+}
+
+void pt_upstream_expect_response(pt_upstream_t *up, pt_arena_t *arena)
+{
+    pt_http1_parser_set_arena(&up->parser, arena);
+    up->is_response_done = false;
+    up->last_status = 0;
+}
+
+void pt_upstream_release(pt_upstream_t *up, bool reusable)
+{
+    pt_worker_t *w = up->worker;
+    up->stream = NULL;
+    if (up->is_closing || up->is_handed_off)
+        return;
+    bool leftover = up->rbuf != NULL && up->rbuf_off < up->rbuf_len;
+    if (!reusable || !up->is_connected || up->is_peer_eof || !up->is_response_keep_alive ||
+        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining) {
+        close_upstream(up);
+        return;
+    }
+    drop_consumed_slab(up);
+    pt_http1_parser_resume(&up->parser);
+    up->is_read_paused = false;
+    update_reading(up);
+    pt_list_insert_head(&up->pool->idle, &up->link);
+    up->pool->n_idle++;
+    uv_timer_start(&up->timer, on_timer, w->config->proxy.upstream_idle_timeout_ms, 0);
+}
+
+void pt_upstream_take_unread(pt_upstream_t *up, pt_buf_t **buf, size_t *off, size_t *len)
+{
+    up->is_handed_off = true;
+    up->stream = NULL;
+    uv_read_stop((uv_stream_t *)&up->tcp);
+    uv_close((uv_handle_t *)&up->timer, on_close);
+    *buf = NULL;
+    *off = *len = 0;
+    if (up->rbuf != NULL && up->rbuf_off < up->rbuf_len) {
+        *buf = up->rbuf;
+        *off = up->rbuf_off;
+        *len = up->rbuf_len - up->rbuf_off;
+    } else if (up->rbuf != NULL) {
+        pt_buf_unref(up->rbuf);
+    }
+    up->rbuf = NULL;
+}
+
+void pt_upstream_close_idle(pt_worker_t *w)
+{
+    for (unsigned b = 0; b < PT_POOL_BUCKETS; b++)
+        for (pt_pool_t *p = w->pools[b]; p != NULL; p = p->next)
+            while (!pt_list_is_empty(&p->idle))
+                close_upstream(PT_CONTAINER_OF(p->idle.next, pt_upstream_t, link));
+}
+
+void pt_upstream_free_pools(pt_worker_t *w)
+{
+    for (unsigned b = 0; b < PT_POOL_BUCKETS; b++) {
+        pt_pool_t *p = w->pools[b];
+        while (p != NULL) {
+            pt_pool_t *next = p->next;
+            free(p);
+            p = next;
+        }
+        w->pools[b] = NULL;
+    }
+}

@@ -1,0 +1,85 @@
+/* proxy/upstream.h
+ * Upstream HTTP/1.1 connections and the per-worker keep-alive pools they live in between
+ * requests. A pool is keyed by the endpoint's address, not by a config object, so pooled
+ * connections outlive config snapshots. An idle pooled connection keeps reading (into no
+ * buffer of its own) so that an upstream close is noticed and the socket dropped at once.
+ *
+ * Lifetime: a pt_upstream_t is freed in the close callback of its last handle. While a stream
+ * uses it, up->stream points at that stream; pt_upstream_release() gives it back. */
+#ifndef PT_UPSTREAM_H
+#define PT_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../config/config.h"
+#include "buf.h"
+#include "http1.h"
+#include "list.h"
+#include "worker.h"
+
+typedef struct pt_stream pt_stream_t;
+typedef struct pt_upstream pt_upstream_t;
+
+struct pt_pool {
+    pt_pool_t *next; /* bucket chain */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    pt_list_t idle; /* pt_upstream_t.link, most recently used first */
+    uint32_t n_idle;
+};
+
+struct pt_upstream {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
+    pt_worker_t *worker;
+    pt_pool_t *pool;
+    pt_list_t link;           /* in pool->idle while idle */
+    pt_stream_t *stream;      /* the stream using it; NULL when idle or closing */
+    pt_http1_parser_t parser; /* responses */
+    pt_buf_t *rbuf;
+    size_t rbuf_len, rbuf_off;
+    uint64_t requests; /* requests sent on this connection */
+    uint8_t handles_open;
+    bool is_connected;
+    bool is_reused;          /* this request is not the connection's first */
+    bool has_response_bytes; /* some byte of the current response arrived */
+    bool is_closing;
+    bool is_read_paused;
+    bool is_handed_off;          /* the socket belongs to a relay now */
+    bool is_peer_eof;            /* the upstream closed its side */
+    bool is_response_done;       /* the parser completed the current response */
+    bool is_response_keep_alive; /* the current response allows another request */
+    int last_status;             /* status of the last response head */
+    int connect_error;           /* a connect that failed at once, reported from the timer */
+};
+
+/* Takes a connection to ep for st: an idle pooled one (then *is_ready is true and the caller
+ * goes on at once) or a new one (pt_stream_on_upstream_ready / _error follow later). Never
+ * NULL. fresh forces a new connection. */
+pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_stream_t *st,
+                                   bool fresh, bool *is_ready);
+/* Sets where the next response head is built (the stream's arena). Whether the response has
+ * a body (a reply to HEAD) is the stream's answer to on_head. */
+void pt_upstream_expect_response(pt_upstream_t *up, pt_arena_t *arena);
+int pt_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
+                      const uv_buf_t *bufs, unsigned n, const char *suffix, pt_buf_t *pin);
+int pt_upstream_write_chunk(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin);
+bool pt_upstream_is_write_congested(pt_upstream_t *up);
+void pt_upstream_pause_reading(pt_upstream_t *up);
+void pt_upstream_resume_reading(pt_upstream_t *up);
+/* The stream is done with it: back to the pool when reusable, closed otherwise. */
+void pt_upstream_release(pt_upstream_t *up, bool reusable);
+/* After a 101: gives up the socket to a relay, with the bytes read past the response (their
+ * ref passes to the caller; *buf may be NULL). The relay calls pt_upstream_on_tunnel_closed()
+ * when it has closed the socket. */
+void pt_upstream_take_unread(pt_upstream_t *up, pt_buf_t **buf, size_t *off, size_t *len);
+void pt_upstream_on_tunnel_closed(void *up);
+/* Closes every idle connection of the worker (drain). */
+void pt_upstream_close_idle(pt_worker_t *w);
+/* Frees the worker's pools once its loop has ended. */
+void pt_upstream_free_pools(pt_worker_t *w);
+
+#endif

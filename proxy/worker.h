@@ -1,0 +1,86 @@
+/* proxy/worker.h
+ * A worker is one thread with its own libuv loop, its own listening sockets (SO_REUSEPORT, so
+ * the kernel spreads connections), its connections, its upstream pools and its counters. A
+ * request lives and dies on one worker; nothing on the request path takes a lock.
+ *
+ * The main thread talks to a worker only through pt_worker_command() (an atomic word and a
+ * uv_async wake-up) and reads its counters. */
+#ifndef PT_WORKER_H
+#define PT_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../config/config.h"
+#include "access_log.h"
+#include "list.h"
+#include "stats.h"
+
+typedef struct pt_worker pt_worker_t;
+typedef struct pt_pool pt_pool_t;
+
+typedef struct pt_listener {
+    uv_tcp_t tcp;
+    pt_worker_t *worker;
+    const pt_listener_config_t *config; /* in worker->config */
+    bool is_open;
+} pt_listener_t;
+
+#define PT_POOL_BUCKETS 64
+
+struct pt_worker {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    unsigned id;
+    pt_config_t *config;    /* the snapshot this worker serves with; one ref */
+    uv_async_t wakeup;      /* main -> worker: see command */
+    uv_mutex_t wakeup_lock; /* guards is_wakeup_closed against pt_worker_command */
+    bool is_wakeup_closed;
+    _Atomic int command;      /* PT_WORKER_CMD_* */
+    uv_timer_t drain_timer;   /* drain deadline */
+    pt_listener_t *listeners; /* one per config listener; malloc'd */
+    size_t n_listeners;
+    pt_stats_t stats;
+    pt_list_t conns;                   /* downstream HTTP connections, for drain */
+    pt_list_t tunnels;                 /* TCP sessions and upgraded connections, for drain */
+    uint32_t *round_robin;             /* next endpoint per cluster index; malloc'd */
+    uint64_t rng;                      /* xorshift state for weighted choices */
+    pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
+    pt_access_log_t access_log;
+    bool is_draining;
+    int start_error; /* 0, or the libuv error that stopped the listeners opening */
+    const char *start_error_what;
+    uv_sem_t *started;    /* posted once listeners are open (or failed) */
+    _Atomic int *running; /* the main thread's count of live workers */
+};
+
+#define PT_WORKER_CMD_NONE 0
+#define PT_WORKER_CMD_DRAIN 1 /* stop accepting, finish in-flight, exit when idle */
+#define PT_WORKER_CMD_STOP 2  /* close everything now */
+
+/* Starts a worker thread serving config (the worker takes its own ref). Blocks until its
+ * listeners are open; returns 0, or a negative libuv error with w->start_error_what set.
+ * *running is decremented when the worker's loop has ended (whatever the result). */
+int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access_log_fd,
+                    _Atomic int *running);
+/* Posts a command to a worker; safe from any thread. */
+void pt_worker_command(pt_worker_t *w, int cmd);
+/* Joins the worker thread after it exits, and frees what it owned. */
+void pt_worker_join(pt_worker_t *w);
+
+/* A fast random number for load balancing (worker thread only). */
+static inline uint32_t pt_worker_random(pt_worker_t *w)
+{
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return (uint32_t)(x >> 32);
+}
+
+/* Called when a connection or tunnel goes away while draining: exits the loop when idle. */
+void pt_worker_check_drained(pt_worker_t *w);
+
+#endif
