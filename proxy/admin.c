@@ -216,6 +216,8 @@ int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t
 
 void pt_admin_stop(pt_admin_t *a)
 {
+    if (a->loop == NULL)
+        return; /* never started (adminPort: 0, or start-up failed first) */
     if (a->is_open) {
         a->is_open = false;
         uv_close((uv_handle_t *)&a->tcp, NULL);

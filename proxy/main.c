@@ -172,6 +172,14 @@ static int cmd_run(int argc, char **argv)
     s.loop = uv_default_loop();
     s.n_workers = ps->concurrency;
     s.workers = calloc(s.n_workers, sizeof(pt_worker_t));
+    /* Signals are handled before any listener opens: a SIGTERM during start-up drains. */
+    uv_timer_init(s.loop, &s.exit_poll);
+    s.exit_poll.data = &s;
+    uv_signal_init(s.loop, &s.sigterm);
+    uv_signal_init(s.loop, &s.sigint);
+    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
     int rc = 0;
     size_t started = 0;
     for (; started < s.n_workers; started++) {
@@ -193,13 +201,6 @@ static int cmd_run(int argc, char **argv)
     s.admin.config_generation = s.config->generation;
     s.admin.on_quit = on_quit;
     s.admin.arg = &s;
-    uv_timer_init(s.loop, &s.exit_poll);
-    s.exit_poll.data = &s;
-    uv_signal_init(s.loop, &s.sigterm);
-    uv_signal_init(s.loop, &s.sigint);
-    s.sigterm.data = s.sigint.data = &s;
-    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&s.sigint, on_signal, SIGINT);
     if (rc == 0 && ps->admin_port != 0) {
         int err = pt_admin_start(&s.admin, s.loop, ps->bind_address, ps->admin_port);
         if (err != 0) {
