@@ -1,0 +1,273 @@
+"""tests/lib/netutil.py -- small network and process helpers for Petrel's end-to-end tests.
+
+Standard library only. Everything binds or connects to 127.0.0.1; nothing uses a fixed port.
+"""
+
+import hashlib
+import os
+import socket
+import time
+
+LOCALHOST = "127.0.0.1"
+
+
+def free_port():
+    """Returns a TCP port that was free on 127.0.0.1 a moment ago (bind to 0, read, close).
+
+    There is a window in which another process can take it; our own servers avoid it by
+    binding to port 0 themselves, this is for ports that must be written into a config file.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOCALHOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.01, what="condition"):
+    """Polls predicate() until it returns a true value, which is returned; raises
+    TimeoutError after timeout seconds. The interval grows to at most 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.1)
+
+
+def wait_for_port(port, timeout=10.0, host=LOCALHOST):
+    """Waits until something accepts TCP connections on host:port."""
+
+    def try_connect():
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    return wait_until(try_connect, timeout, what="port %d to accept" % port)
+
+
+def raw_request(port, data, timeout=5.0, host=LOCALHOST, shutdown_write=False, max_bytes=64 << 20):
+    """Sends data as-is to host:port and returns every byte received until the peer closes
+    or timeout seconds have passed in total (whichever comes first).
+
+    For malformed-input tests: send errors (the peer closed early) are ignored, since the
+    point is what came back. With shutdown_write the write side is closed after sending.
+    """
+    deadline = time.monotonic() + timeout
+    out = bytearray()
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        try:
+            if data:
+                s.sendall(data)
+            if shutdown_write:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        while len(out) < max_bytes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:  # reset by peer: return what we have
+                break
+            if not chunk:
+                break
+            out += chunk
+    return bytes(out)
+
+
+class Incomplete(ValueError):
+    """The bytes end inside a response."""
+
+
+def parse_responses(data, no_body=False, strict=False):
+    """Splits raw bytes holding zero or more HTTP/1.x responses into a list of
+    (status, reason, headers, body, trailers) tuples; headers and trailers are lists of
+    (name, value) str pairs in received order. Bodies are framed by chunked encoding,
+    Content-Length, or the end of data. 1xx, 204 and 304 have no body; no_body=True treats
+    every response as the answer to HEAD. Raises ValueError on bytes that do not parse.
+
+    An incomplete last response is returned with what is there, unless strict, which raises
+    Incomplete instead (a body framed by the end of data is always incomplete when strict)."""
+    res = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            raise Incomplete("incomplete response head at offset %d: %r" % (pos, data[pos:pos + 200]))
+        lines = data[pos:end].decode("latin-1").split("\r\n")
+        pos = end + 4
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ValueError("bad status line %r" % lines[0])
+        status = int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        headers = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ValueError("bad header line %r" % line)
+            headers.append((name, value.strip(" \t")))
+        hmap = {k.lower(): v for k, v in headers}
+        body = b""
+        trailers = []
+        complete = True
+        if no_body or status < 200 or status in (204, 304):
+            pass
+        elif "chunked" in hmap.get("transfer-encoding", "").lower():
+            chunks = []
+            complete = False
+            while True:
+                le = data.find(b"\r\n", pos)
+                if le < 0:
+                    pos = n
+                    break
+                size = int(data[pos:le].split(b";")[0].strip(), 16)
+                pos = le + 2
+                if size == 0:
+                    while True:  # trailers up to the empty line
+                        le = data.find(b"\r\n", pos)
+                        if le < 0:
+                            pos = n
+                            break
+                        line = data[pos:le].decode("latin-1")
+                        pos = le + 2
+                        if not line:
+                            complete = True
+                            break
+                        name, _, value = line.partition(":")
+                        trailers.append((name, value.strip(" \t")))
+                    break
+                chunks.append(data[pos:pos + size])
+                if pos + size + 2 > n:
+                    pos = n
+                    break
+                pos += size + 2
+            body = b"".join(chunks)
+        elif "content-length" in hmap:
+            cl = int(hmap["content-length"])
+            body = data[pos:pos + cl]
+            complete = len(body) == cl
+            pos += cl
+        else:
+            body = data[pos:]
+            pos = n
+            complete = False
+        if strict and not complete:
+            raise Incomplete("response %d is incomplete" % len(res))
+        res.append((status, reason, headers, body, trailers))
+    return res
+
+
+def recv_responses(sock, count, timeout=10.0, no_body=False):
+    """Reads from sock until count complete responses (1xx included) have arrived, or EOF;
+    returns the parsed list (which has fewer entries if the peer closed early)."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        try:
+            r = parse_responses(buf, no_body=no_body, strict=True)
+            if len(r) >= count:
+                return r
+        except Incomplete:
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("%d responses not complete after %.1f s: %r" % (count, timeout, buf[:300]))
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return parse_responses(buf, no_body=no_body)
+        buf += chunk
+
+
+def header(headers, name, default=None):
+    """The first value of header name (case-insensitive) in a list of (name, value) pairs."""
+    name = name.lower()
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return default
+
+
+def http_request(port, method="GET", path="/", headers=None, body=b"", host=LOCALHOST, timeout=10.0,
+                 host_header="example.com"):
+    """One request on a fresh connection with `Connection: close`; returns
+    (status, headers, body) with headers as a list of (name, value) pairs. The request is
+    written by hand, so headers go out exactly as given (order and case kept)."""
+    hdrs = list(headers or [])
+    names = {k.lower() for k, _ in hdrs}
+    if "host" not in names:
+        hdrs.insert(0, ("Host", host_header))
+    if body and "content-length" not in names and "transfer-encoding" not in names:
+        hdrs.append(("Content-Length", str(len(body))))
+    if "connection" not in names:
+        hdrs.append(("Connection", "close"))
+    req = "%s %s HTTP/1.1\r\n" % (method, path)
+    req += "".join("%s: %s\r\n" % (k, v) for k, v in hdrs) + "\r\n"
+    raw = raw_request(port, req.encode("latin-1") + body, timeout=timeout, host=host)
+    resps = [r for r in parse_responses(raw, no_body=(method == "HEAD")) if r[0] >= 200 or r[0] == 101]
+    if not resps:
+        raise ValueError("no response (got %r)" % raw[:200])
+    status, _, rh, rb, _ = resps[0]
+    return status, rh, rb
+
+
+# A byte pattern whose byte at stream offset k is k % 251, so any slice of a long generated
+# body can be checked in place. 251 is prime, so the pattern does not align with chunk sizes.
+_PATTERN_LEN = 251 * 261  # 65511 bytes: a whole number of periods
+PATTERN_BLOCK = bytes(i % 251 for i in range(_PATTERN_LEN))
+
+
+def pattern_bytes(offset, n):
+    """The n bytes of the generated-body pattern starting at stream offset offset."""
+    out = bytearray()
+    start = offset % 251
+    while len(out) < n:
+        take = min(n - len(out), _PATTERN_LEN - start)
+        out += PATTERN_BLOCK[start:start + take]
+        start = (start + take) % 251
+    return bytes(out)
+
+
+def pattern_ok(data, offset=0):
+    """True when data equals the pattern starting at offset."""
+    return data == pattern_bytes(offset, len(data))
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def rss_kb(pid):
+    """The resident set size of process pid in KiB (VmRSS from /proc/<pid>/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise ValueError("no VmRSS for pid %d" % pid)
+
+
+def cpu_ticks(pid):
+    """utime + stime of pid in clock ticks (from /proc/<pid>/stat), all threads included."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    # the command name may contain spaces and parentheses: fields start after the last ')'
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    """The number of open file descriptors of pid (for leak checks)."""
+    return len(os.listdir("/proc/%d/fd" % pid))
