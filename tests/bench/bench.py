@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""tests/bench/bench.py -- Petrel, HAProxy and nginx side by side (run by `make bench`).
+
+One upstream (nginx, one worker, serving a 0 B and a 1 KiB file with keep-alive) and three
+reverse proxies in front of it, each with one worker/thread and keep-alive to the upstream:
+Petrel (concurrency 1, $PETREL_BIN), HAProxy (nbthread 1), nginx (worker_processes 1). The
+proxies are pinned to CPU 0; the upstream and the load generators to CPU 1. The cases run
+interleaved (direct, petrel, haproxy, nginx, then again, BENCH_ROUNDS times) and each figure is
+the median over the rounds:
+
+  - requests/s at saturation: wrk -t1 -c50 -dBENCH_DURATION s, 0 B and 1 KiB bodies
+  - p50/p99 latency at a fixed 1000 req/s over 10 keep-alive connections (tests/bench/ratecli.c,
+    open loop, latency from each request's due time)
+  - proxy CPU per 1000 requests (utime+stime from /proc/<pid>/stat around the 0 B wrk run)
+  - idle RSS (after start) and peak RSS during the wrk runs (VmRSS)
+  - time from spawning the proxy to its first 200 response
+
+Writes docs/benchmarks.md (or $BENCH_OUT). Needs wrk, haproxy, nginx (`make deps`) and cc.
+A proxy that does not start or answer is reported as not run; the others still run. Every
+process started here is killed at the end, also on error or Ctrl-C.
+Environment: PETREL_BIN, BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_RATE (1000),
+BENCH_TARGETS (direct,petrel,haproxy,nginx), BENCH_OUT, BENCH_KEEP=1 (keep the tmp dir).
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+
+from netutil import CLOCK_TICKS, cpu_ticks, free_port, http_request, rss_kb  # noqa: E402
+from petrel import Petrel, simple_config  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+DURATION = int(os.environ.get("BENCH_DURATION", "5"))
+RATE = int(os.environ.get("BENCH_RATE", "1000"))
+RATE_CONNS = 10
+RATE_SECONDS = max(3, DURATION)
+TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,petrel,haproxy,nginx").split(",") if t]
+OUT = os.environ.get("BENCH_OUT") or os.path.join(REPO, "docs", "benchmarks.md")
+NAMES = {"direct": "direct (no proxy)", "petrel": "Petrel", "haproxy": "HAProxy", "nginx": "nginx"}
+
+NCPU = os.cpu_count() or 1
+PROXY_CPU = "0"
+LOAD_CPU = "1" if NCPU > 1 else "0"
+
+PROCS = []  # every Popen started here, killed in cleanup()
+
+
+def log(msg):
+    print("bench: " + msg, flush=True)
+
+
+def pinned(cpu, argv):
+    return ["taskset", "-c", cpu] + argv
+
+
+def spawn(argv, workdir, name):
+    out = open(os.path.join(workdir, name + ".out"), "wb")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         cwd=workdir)
+    out.close()
+    PROCS.append(p)
+    return p
+
+
+def cleanup():
+    for p in PROCS:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + 5
+    for p in PROCS:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def first_response(port, path, proc, timeout=15.0):
+    """Polls GET path until it answers 200; returns the seconds since now."""
+    t0 = time.monotonic()
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("exited with status %d" % proc.returncode)
+        try:
+            st, _, _ = http_request(port, "GET", path, timeout=2, host_header="127.0.0.1:%d" % port)
+            if st == 200:
+                return time.monotonic() - t0
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError("no 200 from port %d within %.0f s" % (port, timeout))
+        time.sleep(0.002)
+
+
+# -- configs ---------------------------------------------------------------------------------
+
+NGINX_COMMON = """daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/{name}.pid;
+error_log {dir}/{name}.error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {dir}/{name}-tmp/body;
+    proxy_temp_path {dir}/{name}-tmp/proxy;
+    fastcgi_temp_path {dir}/{name}-tmp/fastcgi;
+    uwsgi_temp_path {dir}/{name}-tmp/uwsgi;
+    scgi_temp_path {dir}/{name}-tmp/scgi;
+{body}
+}}
+"""
+
+
+def nginx_upstream_conf(d, port):
+    body = """    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {dir}/www;
+        location / {{ }}
+    }}""".format(port=port, dir=d)
+    return NGINX_COMMON.format(dir=d, name="upstream", body=body)
+
+
+def nginx_proxy_conf(d, port, up):
+    body = """    upstream backend {{
+        server 127.0.0.1:{up};
+        keepalive 128;
+    }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}""".format(port=port, up=up)
+    return NGINX_COMMON.format(dir=d, name="nginx", body=body)
+
+
+def haproxy_conf(port, up):
+    return """global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+
+backend be
+    server up 127.0.0.1:{up} maxconn 1000
+""".format(port=port, up=up)
+
+
+def start_nginx(d, name, conf, cpu):
+    os.makedirs(os.path.join(d, name + "-tmp"), exist_ok=True)
+    path = os.path.join(d, name + ".conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return spawn(pinned(cpu, ["nginx", "-e", os.path.join(d, name + ".error.log"), "-p", d, "-c", path]), d, name)
+
+
+def start_haproxy(d, port, up):
+    path = os.path.join(d, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(haproxy_conf(port, up))
+    return spawn(pinned(PROXY_CPU, ["haproxy", "-db", "-f", path]), d, "haproxy")
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0, threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                self.peak = max(self.peak, rss_kb(self.pid))
+            except (OSError, ValueError):
+                return
+            self.done.wait(0.1)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return self.peak
+
+
+def parse_wrk(text):
+    r = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    r["rps"] = float(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in", text)
+    r["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    r["sock_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    return r
+
+
+def run_wrk(port, path, pid):
+    """wrk at saturation; with pid, also that process's CPU and peak RSS during the run."""
+    sampler = None
+    if pid:
+        t0 = cpu_ticks(pid)
+        sampler = RssSampler(pid)
+        sampler.start()
+    out = subprocess.run(pinned(LOAD_CPU, ["wrk", "-t1", "-c50", "-d%ds" % DURATION,
+                                           "http://127.0.0.1:%d%s" % (port, path)]),
+                         capture_output=True, text=True, timeout=DURATION + 60)
+    r = parse_wrk(out.stdout)
+    if pid:
+        r["cpu_s"] = (cpu_ticks(pid) - t0) / CLOCK_TICKS
+        r["rss_peak_kb"] = sampler.stop()
+    if r["rps"] is None:
+        raise RuntimeError("wrk failed: %s %s" % (out.stdout[-500:], out.stderr[-500:]))
+    return r
+
+
+def run_rate(ratecli, port, path):
+    out = subprocess.run(pinned(LOAD_CPU, [ratecli, "127.0.0.1", str(port), path, str(RATE),
+                                           str(RATE_CONNS), str(RATE_SECONDS), "1"]),
+                         capture_output=True, text=True, timeout=RATE_SECONDS + 60)
+    try:
+        return json.loads(out.stdout)
+    except ValueError:
+        raise RuntimeError("ratecli failed (%d): %s %s" % (out.returncode, out.stdout[-300:], out.stderr[-300:]))
+
+
+def build_ratecli(d):
+    exe = os.path.join(d, "ratecli")
+    cc = os.environ.get("CC") or "cc"
+    subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-o", exe, os.path.join(HERE, "ratecli.c")], check=True)
+    return exe
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def version(argv, pattern):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            m = re.search(pattern, p.stdout + p.stderr)
+            return m.group(1) if m else "?"
+        except OSError:
+            return "?"
+
+    return {
+        "nproc": NCPU, "cpu": model, "kernel": platform.release(),
+        "haproxy": version(["haproxy", "-v"], r"version (\S+)"),
+        "nginx": version(["nginx", "-v"], r"nginx/(\S+)"),
+        "wrk": version(["wrk", "--version"], r"wrk (\S+)"),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load": "%.2f %.2f %.2f" % os.getloadavg(),
+    }
+
+
+# -- report ----------------------------------------------------------------------------------
+
+METRICS = [
+    # key, header, format, higher is better
+    ("rps_0", "req/s 0 B", "{:,.0f}", True),
+    ("rps_1k", "req/s 1 KiB", "{:,.0f}", True),
+    ("p50_ms", "p50 ms @%d/s" % RATE, "{:.3f}", False),
+    ("p99_ms", "p99 ms @%d/s" % RATE, "{:.3f}", False),
+    ("cpu_ms_per_1k", "CPU ms / 1k req", "{:.1f}", False),
+    ("rss_idle_mb", "idle RSS MiB", "{:.1f}", False),
+    ("rss_load_mb", "RSS under load MiB", "{:.1f}", False),
+    ("start_ms", "start → first 200 ms", "{:.0f}", False),
+]
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summarize(raw):
+    """raw[target][metric] = [per-round values] -> medians."""
+    return {t: {k: median(v) for k, v in m.items()} for t, m in raw.items()}
+
+
+def write_report(info, res, notes, elapsed):
+    def cell(t, key, fmt):
+        v = res.get(t, {}).get(key)
+        return fmt.format(v) if v is not None else "–"
+
+    def ratio(t, base, key):
+        a, b = res.get(t, {}).get(key), res.get(base, {}).get(key)
+        if a is None or not b:
+            return "–"
+        return "%.2f×" % (a / b)
+
+    cols = [t for t in TARGETS]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (tests/bench/bench.py); do not edit by hand. Each figure is the",
+        "median of %d interleaved rounds. Proxies (one worker/thread each, keep-alive to the" % ROUNDS,
+        "upstream) are pinned to CPU %s; the upstream nginx (one worker, static 0 B / 1 KiB files) and" % PROXY_CPU,
+        "the load generators share CPU %s, so at saturation the load side can be the limit: compare" % LOAD_CPU,
+        "the proxies with each other and read *direct* as the upstream's own ceiling.",
+        "",
+        "- machine: %s CPUs, %s, kernel %s; load average before the run %s (anything above 0"
+        " means other work shared the CPUs)" % (info["nproc"], info["cpu"], info["kernel"], info["load"]),
+        "- software: HAProxy %s, nginx %s, wrk %s; run %s, took %.0f s" % (
+            info["haproxy"], info["nginx"], info["wrk"], info["date"], elapsed),
+        "- saturation: `wrk -t1 -c50 -d%ds http://127.0.0.1:PORT/{0b,1k}` (keep-alive)" % DURATION,
+        "- latency: `ratecli` (tests/bench/ratecli.c), %d req/s open loop over %d keep-alive "
+        "connections for %d s after 1 s warm-up, 0 B body, latency from each request's due time" % (
+            RATE, RATE_CONNS, RATE_SECONDS),
+        "- CPU: proxy utime+stime over the 0 B wrk run / requests served; RSS: VmRSS after start"
+        " (idle) and its peak during the wrk runs",
+        "",
+        "| | " + " | ".join(h for _, h, _, _ in METRICS) + " |",
+        "|---|" + "---:|" * len(METRICS),
+    ]
+    for t in cols:
+        lines.append("| %s | " % NAMES[t] + " | ".join(cell(t, k, f) for k, _, f, _ in METRICS) + " |")
+    lines += ["", "Ratios (× HAProxy / × direct; for req/s higher is better, for the rest lower is better):",
+              "", "| | " + " | ".join(h for _, h, _, _ in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+    for t in cols:
+        if t == "direct":
+            continue
+        lines.append("| %s | " % NAMES[t] + " | ".join(
+            "%s / %s" % (ratio(t, "haproxy", k), ratio(t, "direct", k)) for k, _, _, _ in METRICS) + " |")
+    if notes:
+        lines += ["", "Notes:", ""] + ["- " + n for n in notes]
+    lines.append("")
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        f.write("\n".join(lines))
+    return "\n".join(lines)
+
+
+# -- main ------------------------------------------------------------------------------------
+
+def main():
+    for tool in ("wrk", "haproxy", "nginx", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit("bench: %s not found (run `make deps`)" % tool)
+    started = time.monotonic()
+    d = tempfile.mkdtemp(prefix="petrel-bench-")
+    notes = []
+    if NCPU < 2:
+        notes.append("only one CPU: proxies, upstream and load generators all share CPU 0")
+    try:
+        info = machine()
+        ratecli = build_ratecli(d)
+        www = os.path.join(d, "www")
+        os.makedirs(www)
+        open(os.path.join(www, "0b"), "wb").close()
+        with open(os.path.join(www, "1k"), "wb") as f:
+            f.write(b"x" * 1024)
+
+        up_port = free_port()
+        up = start_nginx(d, "upstream", nginx_upstream_conf(d, up_port), LOAD_CPU)
+        first_response(up_port, "/0b", up)
+        log("upstream nginx on %d (CPU %s)" % (up_port, LOAD_CPU))
+
+        ports, pids, raw = {}, {}, {}
+        for t in TARGETS:
+            raw[t] = {k: [] for k, _, _, _ in METRICS}
+            try:
+                if t == "direct":
+                    ports[t], pids[t] = up_port, None
+                    continue
+                port = free_port()
+                t0 = time.monotonic()
+                if t == "petrel":
+                    p = Petrel(os.path.join(d, "petrel"), simple_config(port, up_port), concurrency=1,
+                               command_prefix=["taskset", "-c", PROXY_CPU])
+                    p.start(wait=False)
+                    PROCS.append(p.proc)
+                    proc = p.proc
+                elif t == "haproxy":
+                    proc = start_haproxy(d, port, up_port)
+                else:
+                    proc = start_nginx(d, "nginx", nginx_proxy_conf(d, port, up_port), PROXY_CPU)
+                first_response(port, "/0b", proc)
+                raw[t]["start_ms"].append((time.monotonic() - t0) * 1000)
+                raw[t]["rss_idle_mb"].append(rss_kb(proc.pid) / 1024)
+                ports[t], pids[t] = port, proc.pid
+                log("%s on %d (pid %d, CPU %s)" % (t, port, proc.pid, PROXY_CPU))
+            except (RuntimeError, OSError) as e:
+                notes.append("%s not run: %s" % (NAMES[t], e))
+                log("%s not run: %s" % (t, e))
+        live = [t for t in TARGETS if t in ports]
+
+        for r in range(ROUNDS):
+            for t in live:
+                try:
+                    pid = pids[t]
+                    w0 = run_wrk(ports[t], "/0b", pid)
+                    w1 = run_wrk(ports[t], "/1k", pid)
+                    lat = run_rate(ratecli, ports[t], "/0b")
+                except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                    notes.append("%s round %d failed: %s" % (NAMES[t], r + 1, e))
+                    log("%s round %d failed: %s" % (t, r + 1, e))
+                    continue
+                for w in (w0, w1):
+                    if w["non2xx"] or w["sock_errors"]:
+                        notes.append("%s round %d: %d non-2xx responses, %d socket errors"
+                                     % (NAMES[t], r + 1, w["non2xx"], w["sock_errors"]))
+                if lat["errors"]:
+                    notes.append("%s round %d: %d errors at fixed rate" % (NAMES[t], r + 1, lat["errors"]))
+                m = raw[t]
+                m["rps_0"].append(w0["rps"])
+                m["rps_1k"].append(w1["rps"])
+                m["p50_ms"].append(lat["latency_us"]["p50"] / 1000)
+                m["p99_ms"].append(lat["latency_us"]["p99"] / 1000)
+                if pid:
+                    if w0["requests"]:
+                        m["cpu_ms_per_1k"].append(w0["cpu_s"] * 1000 / (w0["requests"] / 1000))
+                    m["rss_load_mb"].append(max(w0["rss_peak_kb"], w1["rss_peak_kb"]) / 1024)
+                log("round %d %-8s %8.0f req/s (0 B) %8.0f req/s (1 KiB)  p50 %.3f ms p99 %.3f ms%s" % (
+                    r + 1, t, w0["rps"], w1["rps"], lat["latency_us"]["p50"] / 1000,
+                    lat["latency_us"]["p99"] / 1000,
+                    "  cpu %.1f ms/1k" % m["cpu_ms_per_1k"][-1] if pid and m["cpu_ms_per_1k"] else ""))
+        for t in live:
+            if t != "direct" and subprocess.Popen.poll(next(p for p in PROCS if p.pid == pids[t])) is not None:
+                notes.append("%s exited during the run" % NAMES[t])
+        report = write_report(info, summarize(raw), notes, time.monotonic() - started)
+        print(report)
+        log("wrote %s" % OUT)
+    finally:
+        cleanup()
+        if os.environ.get("BENCH_KEEP") == "1":
+            log("kept %s" % d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the finally: clean up
+    main()
