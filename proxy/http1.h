@@ -23,9 +23,10 @@
 #include "str.h"
 
 /* Header flags computed by the validator. */
-#define PT_HEADER_HOP 0x1     /* hop-by-hop, or nominated by Connection: not forwarded */
-#define PT_HEADER_FRAMING 0x2 /* Content-Length / Transfer-Encoding: the forwarder writes its own  \
-                               */
+#define PT_HEADER_HOP 0x1 /* hop-by-hop, or nominated by Connection: not forwarded */
+#define PT_HEADER_FRAMING                                                                          \
+    0x2 /* Content-Length / Transfer-Encoding: the forwarder writes its own                        \
+         */
 
 typedef struct pt_header {
     pt_str_t name;  /* as received (case kept), in the arena */

@@ -77,6 +77,13 @@ static bool request_has_body(const pt_stream_t *st)
     return st->request != NULL && (st->request->content_length > 0 || st->request->is_chunked);
 }
 
+/* True once some byte of the response went to the client: after that, a failure can only
+ * close the connection. */
+static bool response_bytes_written(const pt_stream_t *st)
+{
+    return st->response_head_sent && st->response_head == NULL;
+}
+
 static bool is_head_request(const pt_stream_t *st)
 {
     return st->request != NULL && st->request->method_id == HTTP_HEAD;
@@ -179,6 +186,8 @@ static void finish(pt_stream_t *st)
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;
+    c->pause &=
+        ~(unsigned)PT_CONN_PAUSE_UPSTREAM; /* a pause for this stream's upstream ends with it */
     if (!st->is_tunnel)
         pt_conn_on_stream_done(c);
 }
@@ -204,6 +213,16 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     pt_conn_t *c = st->conn;
     if (!st->is_active)
         return;
+    if (st->response_head != NULL) {
+        /* The upstream's head is still only buffered: nothing reached the client, so the
+         * local reply replaces it. */
+        pt_buf_unref(st->response_head);
+        st->response_head = NULL;
+        st->response_head_sent = false;
+        st->response_chunked = st->response_close_delimited = st->response_no_body = false;
+        st->is_tunnel = false;
+        st->bytes_sent = 0;
+    }
     if (st->response_head_sent) {
         /* Too late for a status: the client sees the connection close mid-response. */
         if (st->flag == PT_FLAG_NONE)
@@ -360,10 +379,9 @@ static char *put_header(char *p, pt_str_t name, pt_str_t value)
 static void write_request_head(pt_stream_t *st)
 {
     const pt_http1_head_t *h = st->request;
-    const pt_header_t *xff = pt_http1_find_header(h, "x-forwarded-for");
     pt_str_t peer = pt_str(st->conn->peer_ip);
     size_t size = h->method.len + h->path.len + h->authority.len + 256 + peer.len +
-                  (xff ? xff->value.len : 0) + strlen(st->request_id) + h->upgrade.len;
+                  strlen(st->request_id) + h->upgrade.len;
     for (size_t i = 0; i < h->n_headers; i++)
         size += h->headers[i].name.len + h->headers[i].value.len + 4;
     pt_buf_t *slab = pt_buf_new_sized(size);
@@ -379,12 +397,16 @@ static void write_request_head(pt_stream_t *st)
     for (size_t i = 0; i < h->n_headers; i++)
         if (!is_hop_or_rewritten(&h->headers[i]))
             p = put_header(p, h->headers[i].name, h->headers[i].value);
-    /* RFC 7239's predecessor, as Envoy and HAProxy do it: append the client's address. */
+    /* x-forwarded-for, as Envoy and HAProxy write it: the client's list (every line of it,
+     * RFC 9110 §5.3), then the client's own address. */
     memcpy(p, "x-forwarded-for: ", 17);
     p += 17;
-    if (xff != NULL && xff->value.len > 0) {
-        memcpy(p, xff->value.base, xff->value.len);
-        p += xff->value.len;
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const pt_header_t *hd = &h->headers[i];
+        if (hd->value.len == 0 || !pt_str_ieq_lit(hd->name, "x-forwarded-for"))
+            continue;
+        memcpy(p, hd->value.base, hd->value.len);
+        p += hd->value.len;
         *p++ = ',';
         *p++ = ' ';
     }
@@ -472,6 +494,8 @@ void pt_stream_on_upstream_ready(pt_stream_t *st)
     for (pt_body_piece_t *p = st->pending_body; p != NULL; p = p->next)
         send_request_body(st, p->data, p->len, p->pin);
     free_pending_body(st);
+    if (!pt_upstream_is_write_congested(up))
+        pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
     if (st->request_complete) {
         end_request_upstream(st);
         return;
@@ -486,8 +510,6 @@ void pt_stream_on_upstream_ready(pt_stream_t *st)
         pt_conn_write(st->conn, NULL, 0, &b, 1, NULL, NULL);
         st->sent_continue = true;
     }
-    if (!pt_upstream_is_write_congested(up))
-        pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
 }
 
 void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
@@ -551,7 +573,7 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
     bool was_reused = up != NULL && up->is_reused;
     st->upstream = NULL;
     st->upstream_head_sent = false;
-    if (st->response_head_sent) {
+    if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UC;
         PT_STAT_INC(&w->stats, upstream_rq_reset);
         pt_conn_close(st->conn, false);
@@ -582,7 +604,7 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
 void pt_stream_on_timeout(pt_stream_t *st)
 {
     PT_STAT_INC(&worker_of(st)->stats, upstream_rq_timeout);
-    if (st->response_head_sent) {
+    if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UT;
         pt_conn_close(st->conn, false);
         return;

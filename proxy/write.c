@@ -76,6 +76,28 @@ int pt_write2(uv_stream_t *s, const char *prefix, size_t prefix_len, const uv_bu
             v[n++] = bufs[i];
     if (suffix != NULL)
         v[n++] = uv_buf_init((char *)suffix, (unsigned)strlen(suffix));
+    /* Most writes fit in the socket buffer: write them now. libuv's uv_write would then still
+     * queue a completion and re-arm the epoll watcher (one epoll_ctl per write, in 1.44). Only
+     * when nothing is queued may we write directly, or bytes would be reordered. */
+    if (uv_stream_get_write_queue_size(s) == 0) {
+        /* On an error other than EAGAIN, uv_write below fails the same way and reports it
+         * through done, where owners handle write errors. */
+        int done_bytes = uv_try_write(s, v, n);
+        size_t left = done_bytes > 0 ? (size_t)done_bytes : 0;
+        unsigned skip = 0;
+        while (skip < n && left >= v[skip].len)
+            left -= v[skip++].len;
+        if (skip == n) {
+            req_put(r);
+            return 0;
+        }
+        /* A partial write: queue the rest. The prefix lives in r, so it is copied before the
+         * buffers are shifted. */
+        v[skip].base += left;
+        v[skip].len -= left;
+        memmove(v, v + skip, (n - skip) * sizeof(v[0]));
+        n -= skip;
+    }
     r->pin = pin;
     r->pin2 = pin2;
     r->done = done;

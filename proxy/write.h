@@ -12,6 +12,9 @@
 
 #include "buf.h"
 
+/* Called when a queued write completes or fails. A write the kernel takes whole at once
+ * completes synchronously and calls nothing: owners only need done to learn that a congested
+ * queue drained, and such a write never queued. */
 typedef void (*pt_write_done_cb)(void *owner, int status);
 
 /* Queues up to 3 buffers on s as one write (one writev), preceded by prefix[0..prefix_len)
