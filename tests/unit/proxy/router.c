@@ -129,7 +129,8 @@ TEST(uri_method_and_header_matches)
                  "post-api");
     ASSERT_STREQ(route_for(c, &a, "GET /api/v1 HTTP/1.1\r\nHost: h\r\n\r\n"), "split");
     ASSERT_STREQ(route_for(c, &a, "GET / HTTP/1.1\r\nHost: h\r\nEnd-User: jason\r\n\r\n"), "jason");
-    ASSERT_STREQ(route_for(c, &a, "GET / HTTP/1.1\r\nHost: h\r\nend-user: jasonx\r\n\r\n"), "split");
+    ASSERT_STREQ(route_for(c, &a, "GET / HTTP/1.1\r\nHost: h\r\nend-user: jasonx\r\n\r\n"),
+                 "split");
     ASSERT_STREQ(route_for(c, &a, "GET / HTTP/1.1\r\nHost: h\r\nx-canary: yes-please\r\n\r\n"),
                  "jason");
     pt_arena_dispose(&a);
@@ -153,7 +154,8 @@ TEST(weighted_split_follows_weights)
     ASSERT_EQ(v1, 80);
     ASSERT_STREQ(pt_router_pick_cluster(r, 79)->host, "v1.local");
     ASSERT_STREQ(pt_router_pick_cluster(r, 80)->host, "v2.local");
-    ASSERT_STREQ(pt_router_pick_cluster(r, UINT32_MAX)->host, "v2.local"); /* 4294967295 % 100 = 95 */
+    ASSERT_STREQ(pt_router_pick_cluster(r, UINT32_MAX)->host,
+                 "v2.local"); /* 4294967295 % 100 = 95 */
     pt_arena_dispose(&a);
     pt_config_unref(c);
 }
