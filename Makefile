@@ -112,9 +112,12 @@ asan:
 
 fuzz:
 	$(MAKE) CC=clang FUZZ=1 fuzz-drivers
+# New inputs go to build/fuzz/corpus/; the committed seed corpus is only read. Copy an input
+# worth keeping (a fixed crash, new coverage) into tests/fuzz/corpus/ by hand.
 fuzz-drivers: $(FUZZ_BINS)
-	@for f in $(FUZZ_BINS); do n=$$(basename $$f); \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$n.dict tests/fuzz/corpus/$$n || exit 1; done
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$n.dict \
+	      $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
 
 bench: $(BUILD)/petrel
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) tests/bench/bench.py
