@@ -98,4 +98,3 @@ def proxied(petrel, origin, tcp_echo):
     docs = simple_config(http_port=free_port(), upstream_port=origin.port,
                          tcp_port=free_port(), tcp_upstream_port=tcp_echo.port)
     return Proxied(petrel(docs), origin, tcp_echo)
-
