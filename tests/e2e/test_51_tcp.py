@@ -317,4 +317,3 @@ def test_tcp_upstream_close_first_then_client_still_sends(petrel, origin):
         p.check_alive()
     finally:
         srv.stop()
-
