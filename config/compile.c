@@ -60,18 +60,6 @@ typedef struct compiler {
     size_t n_clusters, cap_clusters;
 } compiler_t;
 
-static void *grow(pt_arena_t *a, void *v, size_t n, size_t *cap, size_t elem)
-{
-    if (n < *cap)
-        return v;
-    size_t nc = *cap ? *cap * 2 : 8;
-    void *nv = pt_arena_alloc(a, nc * elem);
-    if (n)
-        memcpy(nv, v, n * elem);
-    *cap = nc;
-    return nv;
-}
-
 /* Does pattern (a host, "*" or "*.suffix") cover host (which may itself be a wildcard)? */
 static bool host_covers(const char *pattern, const char *host)
 {
@@ -156,8 +144,8 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
                 ((struct sockaddr_in6 *)&ep->addr)->sin6_port = htons(ep->port);
         }
     }
-    cp->clusters =
-        grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters, sizeof(*cp->clusters));
+    cp->clusters = pt_arena_grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters,
+                                 sizeof(*cp->clusters));
     cp->clusters[cp->n_clusters++] = cl;
     return cl;
 }
@@ -390,8 +378,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                  b->first->port_node->file, pt__cfg_node_line(b->first->port_node));
                 continue;
             }
-            b->bindings =
-                grow(cx->tmp, b->bindings, b->n_bindings, &b->cap_bindings, sizeof(*b->bindings));
+            b->bindings = pt_arena_grow(cx->tmp, b->bindings, b->n_bindings, &b->cap_bindings,
+                                        sizeof(*b->bindings));
             b->bindings[b->n_bindings++] = (binding_t){g, srv};
         }
     }
@@ -438,16 +426,16 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                 seen = true;
                         if (seen)
                             continue;
-                        hosts_buf =
-                            grow(cx->tmp, hosts_buf, n_hosts, &cap_hosts, sizeof(*hosts_buf));
+                        hosts_buf = pt_arena_grow(cx->tmp, hosts_buf, n_hosts, &cap_hosts,
+                                                  sizeof(*hosts_buf));
                         hosts_buf[n_hosts++] = x;
                     }
             }
             if (n_hosts == 0)
                 continue;
             if (b->l->protocol == PT_LISTENER_HTTP && vs->n_http > 0 && vs->compiled != NULL) {
-                b->vhosts =
-                    grow(cx->tmp, b->vhosts, b->n_vhosts, &b->cap_vhosts, sizeof(*b->vhosts));
+                b->vhosts = pt_arena_grow(cx->tmp, b->vhosts, b->n_vhosts, &b->cap_vhosts,
+                                          sizeof(*b->vhosts));
                 pt_vhost_t *vh = &b->vhosts[b->n_vhosts++];
                 vh->hosts = pt_arena_memdup(cx->out, hosts_buf, n_hosts * sizeof(*hosts_buf));
                 vh->n_hosts = n_hosts;

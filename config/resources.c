@@ -267,21 +267,9 @@ static const pt_cfg_field_t endpoint_fields[WE__N] = {
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static void *grow(pt_arena_t *a, void *v, size_t n, size_t *cap, size_t elem)
-{
-    if (n < *cap)
-        return v;
-    size_t nc = *cap ? *cap * 2 : 8;
-    void *nv = pt_arena_alloc(a, nc * elem);
-    if (n)
-        memcpy(nv, v, n * elem);
-    *cap = nc;
-    return nv;
-}
-
 #define PUSH(cx, arr, n, cap, item)                                                                \
     do {                                                                                           \
-        (arr) = grow((cx)->tmp, (arr), (n), &(cap), sizeof(*(arr)));                               \
+        (arr) = pt_arena_grow((cx)->tmp, (arr), (n), &(cap), sizeof(*(arr)));                      \
         (arr)[(n)++] = (item);                                                                     \
     } while (0)
 

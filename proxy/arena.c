@@ -118,6 +118,18 @@ char *pt_arena_printf(pt_arena_t *a, const char *fmt, ...)
     return p;
 }
 
+void *pt_arena_grow(pt_arena_t *a, void *v, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return v;
+    size_t nc = *cap ? *cap * 2 : 8;
+    void *nv = pt_arena_alloc(a, nc * elem);
+    if (n)
+        memcpy(nv, v, n * elem);
+    *cap = nc;
+    return nv;
+}
+
 void pt_arena_on_free(pt_arena_t *a, void (*fn)(void *arg), void *arg)
 {
     pt_arena_cleanup_t *c = pt_arena_alloc(a, sizeof(*c));

@@ -33,6 +33,10 @@ char *pt_arena_strdup(pt_arena_t *a, const char *s);
 void *pt_arena_memdup(pt_arena_t *a, const void *p, size_t n);
 /* printf into the arena. */
 char *pt_arena_printf(pt_arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Grows an arena-backed array: returns v when it has room for element n (of elem bytes),
+ * else a copy with twice the capacity (8 at first), updating *cap. The old storage stays in
+ * the arena until it is disposed, so use this for arrays built once (config compilation). */
+void *pt_arena_grow(pt_arena_t *a, void *v, size_t n, size_t *cap, size_t elem);
 /* Registers fn(arg) to run when the arena is disposed, before its memory goes. */
 void pt_arena_on_free(pt_arena_t *a, void (*fn)(void *arg), void *arg);
 

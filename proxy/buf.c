@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FREE_LIST_MAX 32
 
@@ -68,4 +69,37 @@ void pt_buf_trim(void)
         free_list = next;
     }
     free_count = 0;
+}
+
+char *pt_rbuf_space(pt_rbuf_t *rb, size_t *size)
+{
+    if (rb->buf != NULL && rb->buf->cap - rb->len < 2048) {
+        pt_buf_t *fresh = pt_buf_new();
+        size_t left = rb->len - rb->off;
+        memcpy(fresh->data, rb->buf->data + rb->off, left);
+        pt_buf_unref(rb->buf);
+        rb->buf = fresh;
+        rb->len = left;
+        rb->off = 0;
+    }
+    if (rb->buf == NULL) {
+        rb->buf = pt_buf_new();
+        rb->len = rb->off = 0;
+    }
+    *size = rb->buf->cap - rb->len;
+    return rb->buf->data + rb->len;
+}
+
+void pt_rbuf_drop_consumed(pt_rbuf_t *rb)
+{
+    if (rb->buf != NULL && rb->off == rb->len)
+        pt_rbuf_release(rb);
+}
+
+void pt_rbuf_release(pt_rbuf_t *rb)
+{
+    if (rb->buf != NULL)
+        pt_buf_unref(rb->buf);
+    rb->buf = NULL;
+    rb->len = rb->off = 0;
 }

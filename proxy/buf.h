@@ -31,4 +31,21 @@ void pt_buf_unref(pt_buf_t *b);
 /* Frees this thread's cached slabs (at worker exit). */
 void pt_buf_trim(void);
 
+/* The slab a socket reads into: bytes [off, len) of buf were read and not consumed yet. Every
+ * reader (downstream and upstream connections, relays) keeps its input this way. */
+typedef struct pt_rbuf {
+    pt_buf_t *buf; /* NULL while nothing is held: an idle connection holds no slab */
+    size_t len;    /* bytes read into buf */
+    size_t off;    /* bytes of buf consumed */
+} pt_rbuf_t;
+
+/* Where to read next (for libuv's alloc callback): the free tail of the slab, or a fresh slab
+ * when less than 2 KiB is left, with the unconsumed bytes carried over. Sets *size. */
+char *pt_rbuf_space(pt_rbuf_t *rb, size_t *size);
+/* Lets the slab go once every byte in it was consumed; slices still being written keep
+ * their own refs. */
+void pt_rbuf_drop_consumed(pt_rbuf_t *rb);
+/* Lets the slab go whatever it holds. */
+void pt_rbuf_release(pt_rbuf_t *rb);
+
 #endif

@@ -28,8 +28,7 @@ static void on_handle_closed(pt_conn_t *c)
     if (--c->handles_open != 0)
         return;
     pt_worker_t *w = c->worker;
-    if (c->rbuf != NULL)
-        pt_buf_unref(c->rbuf);
+    pt_rbuf_release(&c->in);
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
     free(c);
@@ -145,7 +144,7 @@ static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
     /* A stream that answered before the request ended has gone; the connection closes after
      * its response, and the rest of the body is dropped. */
     if (c->stream.is_active)
-        pt_stream_on_request_body(&c->stream, at, len, c->rbuf);
+        pt_stream_on_request_body(&c->stream, at, len, c->in.buf);
     return c->is_closing ? -1 : 0;
 }
 
@@ -177,30 +176,9 @@ static const pt_http1_callbacks_t request_callbacks = {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     pt_conn_t *c = h->data;
-    if (c->rbuf != NULL && c->rbuf->cap - c->rbuf_len < 2048) {
-        /* Too little room left: carry the unparsed tail into a fresh slab. */
-        pt_buf_t *fresh = pt_buf_new();
-        size_t left = c->rbuf_len - c->rbuf_off;
-        memcpy(fresh->data, c->rbuf->data + c->rbuf_off, left);
-        pt_buf_unref(c->rbuf);
-        c->rbuf = fresh;
-        c->rbuf_len = left;
-        c->rbuf_off = 0;
-    }
-    if (c->rbuf == NULL) {
-        c->rbuf = pt_buf_new();
-        c->rbuf_len = c->rbuf_off = 0;
-    }
-    *out = uv_buf_init(c->rbuf->data + c->rbuf_len, (unsigned)(c->rbuf->cap - c->rbuf_len));
-}
-
-static void drop_consumed_slab(pt_conn_t *c)
-{
-    if (c->rbuf != NULL && c->rbuf_off == c->rbuf_len) {
-        pt_buf_unref(c->rbuf);
-        c->rbuf = NULL;
-        c->rbuf_len = c->rbuf_off = 0;
-    }
+    size_t size;
+    char *at = pt_rbuf_space(&c->in, &size);
+    *out = uv_buf_init(at, (unsigned)size);
 }
 
 /* A complete request waiting for its response does not stop reading by itself: the next
@@ -208,7 +186,7 @@ static void drop_consumed_slab(pt_conn_t *c)
  * two epoll_ctl calls per request. Reading stops when the slab is nearly full. */
 static bool slab_has_room(const pt_conn_t *c)
 {
-    return c->rbuf == NULL || c->rbuf->cap - c->rbuf_len >= 4096 || c->rbuf_off > 0;
+    return c->in.buf == NULL || c->in.buf->cap - c->in.len >= 4096 || c->in.off > 0;
 }
 
 static void update_reading(pt_conn_t *c)
@@ -264,20 +242,20 @@ static void begin_message(pt_conn_t *c)
 
 static void process(pt_conn_t *c)
 {
-    while (!c->is_closing && !c->is_handed_off && c->rbuf != NULL && c->rbuf_off < c->rbuf_len &&
+    while (!c->is_closing && !c->is_handed_off && c->in.buf != NULL && c->in.off < c->in.len &&
            !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
         if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser)) {
             if (c->close_after_response) {
                 /* Bytes after a request that ends the connection are never parsed. */
-                c->rbuf_off = c->rbuf_len;
+                c->in.off = c->in.len;
                 break;
             }
             begin_message(c);
         }
         size_t consumed = 0;
-        int r = pt_http1_parser_execute(&c->parser, c->rbuf->data + c->rbuf_off,
-                                        c->rbuf_len - c->rbuf_off, &consumed);
-        c->rbuf_off += consumed;
+        int r = pt_http1_parser_execute(&c->parser, c->in.buf->data + c->in.off,
+                                        c->in.len - c->in.off, &consumed);
+        c->in.off += consumed;
         if (r == PT_HTTP1_OK)
             break;
         if (r == PT_HTTP1_PAUSED) {
@@ -302,7 +280,7 @@ static void process(pt_conn_t *c)
         break;
     }
     if (!c->is_handed_off)
-        drop_consumed_slab(c);
+        pt_rbuf_drop_consumed(&c->in);
     if (c->is_closing || c->is_handed_off)
         return;
     /* A stream answered within this parse (a direct response) leaves the connection idle. */
@@ -331,14 +309,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     pt_conn_t *c = s->data;
     if (nread > 0) {
-        c->rbuf_len += (size_t)nread;
+        c->in.len += (size_t)nread;
         if (c->pause & PT_CONN_PAUSE_PIPELINE)
             update_reading(c); /* kept for later; stop when the slab fills */
         else
             process(c);
         return;
     }
-    drop_consumed_slab(c);
+    pt_rbuf_drop_consumed(&c->in);
     if (nread == 0)
         return;
     if (nread == UV_EOF)
@@ -439,22 +417,11 @@ void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
     set_timer(c, PT_CONN_TIMER_NONE, 0);
     uv_close((uv_handle_t *)&c->timer, on_close);
 
-    pt_buf_t *down_buf = NULL;
-    size_t down_off = 0, down_len = 0;
-    if (c->rbuf != NULL && c->rbuf_off < c->rbuf_len) {
-        down_buf = c->rbuf;
-        down_off = c->rbuf_off;
-        down_len = c->rbuf_len - c->rbuf_off;
-    } else if (c->rbuf != NULL) {
-        pt_buf_unref(c->rbuf);
-    }
-    c->rbuf = NULL;
-    pt_buf_t *up_buf;
-    size_t up_off, up_len;
-    pt_upstream_take_unread(up, &up_buf, &up_off, &up_len);
+    pt_rbuf_t from_client = c->in;
+    c->in = (pt_rbuf_t){0};
     PT_STAT_INC(&w->stats, tunnel_total);
-    pt_relay_start(w, &c->tcp, on_tunnel_side_closed, c, &up->tcp, pt_upstream_on_tunnel_closed, up,
-                   down_buf, down_off, down_len, up_buf, up_off, up_len,
+    pt_relay_start(w, &c->tcp, on_tunnel_side_closed, c, from_client, &up->tcp,
+                   pt_upstream_on_tunnel_closed, up, pt_upstream_take_unread(up),
                    w->config->proxy.idle_timeout_ms);
 }
 

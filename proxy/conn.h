@@ -42,9 +42,7 @@ struct pt_conn {
     const pt_listener_config_t *listener;
     pt_list_t link; /* in worker->conns */
     pt_http1_parser_t parser;
-    pt_buf_t *rbuf;     /* current read slab, or NULL when idle */
-    size_t rbuf_len;    /* bytes read into rbuf */
-    size_t rbuf_off;    /* bytes of rbuf given to the parser */
+    pt_rbuf_t in;       /* bytes read from the client */
     pt_stream_t stream; /* the exchange in progress, when stream.is_active */
     char peer_ip[48];   /* downstream address, for x-forwarded-for and logs */
     unsigned pause;     /* PT_CONN_PAUSE_* */

@@ -36,9 +36,7 @@ static void on_side_closed(uv_handle_t *h)
     pt_relay_t *r = h->data;
     pt_relay_side_t *s = (uv_tcp_t *)h == r->side[0].tcp ? &r->side[0] : &r->side[1];
     s->is_closed = true;
-    if (s->rbuf != NULL)
-        pt_buf_unref(s->rbuf);
-    s->rbuf = NULL;
+    pt_rbuf_release(&s->in);
     if (s->on_closed != NULL)
         s->on_closed(s->owner);
     relay_handle_closed(r);
@@ -116,29 +114,38 @@ static void forward(pt_relay_side_t *src, const char *data, size_t len, pt_buf_t
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+static pt_relay_side_t *side_of(uv_handle_t *h)
 {
     pt_relay_t *r = h->data;
-    pt_relay_side_t *s = (uv_tcp_t *)h == r->side[0].tcp ? &r->side[0] : &r->side[1];
-    if (s->rbuf != NULL && s->rbuf->cap - s->rbuf_len < 2048) {
-        pt_buf_unref(s->rbuf);
-        s->rbuf = NULL;
-    }
-    if (s->rbuf == NULL) {
-        s->rbuf = pt_buf_new();
-        s->rbuf_len = 0;
-    }
-    *out = uv_buf_init(s->rbuf->data + s->rbuf_len, (unsigned)(s->rbuf->cap - s->rbuf_len));
+    return (uv_tcp_t *)h == r->side[0].tcp ? &r->side[0] : &r->side[1];
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    size_t size;
+    char *at = pt_rbuf_space(&side_of(h)->in, &size);
+    *out = uv_buf_init(at, (unsigned)size);
+}
+
+/* Sends what src has read and not yet passed on. */
+static void forward_unconsumed(pt_relay_side_t *src)
+{
+    pt_rbuf_t *in = &src->in;
+    if (in->buf == NULL || in->off == in->len)
+        return;
+    size_t off = in->off;
+    in->off = in->len;
+    forward(src, in->buf->data + off, in->len - off, in->buf);
 }
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 {
     pt_relay_t *r = h->data;
-    pt_relay_side_t *s = (uv_tcp_t *)h == r->side[0].tcp ? &r->side[0] : &r->side[1];
+    pt_relay_side_t *s = side_of((uv_handle_t *)h);
     if (nread > 0) {
         r->last_activity_ms = uv_now(&r->worker->loop);
-        forward(s, s->rbuf->data + s->rbuf_len, (size_t)nread, s->rbuf);
-        s->rbuf_len += (size_t)nread;
+        s->in.len += (size_t)nread;
+        forward_unconsumed(s);
         return;
     }
     if (nread == 0)
@@ -179,9 +186,8 @@ static void on_idle_timer(uv_timer_t *t)
 }
 
 pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_closed, void *a_owner,
-                           uv_tcp_t *b, pt_relay_closed_cb b_closed, void *b_owner,
-                           pt_buf_t *a_pending, size_t a_off, size_t a_len, pt_buf_t *b_pending,
-                           size_t b_off, size_t b_len, uint64_t idle_timeout_ms)
+                           pt_rbuf_t a_in, uv_tcp_t *b, pt_relay_closed_cb b_closed, void *b_owner,
+                           pt_rbuf_t b_in, uint64_t idle_timeout_ms)
 {
     pt_relay_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -189,8 +195,10 @@ pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_clo
     r->worker = w;
     r->idle_timeout_ms = idle_timeout_ms;
     r->last_activity_ms = uv_now(&w->loop);
-    r->side[0] = (pt_relay_side_t){.relay = r, .tcp = a, .on_closed = a_closed, .owner = a_owner};
-    r->side[1] = (pt_relay_side_t){.relay = r, .tcp = b, .on_closed = b_closed, .owner = b_owner};
+    r->side[0] = (pt_relay_side_t){
+        .relay = r, .tcp = a, .on_closed = a_closed, .owner = a_owner, .in = a_in};
+    r->side[1] = (pt_relay_side_t){
+        .relay = r, .tcp = b, .on_closed = b_closed, .owner = b_owner, .in = b_in};
     a->data = b->data = r;
     uv_timer_init(&w->loop, &r->idle_timer);
     r->idle_timer.data = r;
@@ -198,14 +206,8 @@ pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_clo
     pt_list_insert_tail(&w->tunnels, &r->link);
     if (idle_timeout_ms > 0)
         uv_timer_start(&r->idle_timer, on_idle_timer, idle_timeout_ms, 0);
-    if (a_pending != NULL) {
-        forward(&r->side[0], a_pending->data + a_off, a_len, a_pending);
-        pt_buf_unref(a_pending);
-    }
-    if (b_pending != NULL) {
-        forward(&r->side[1], b_pending->data + b_off, b_len, b_pending);
-        pt_buf_unref(b_pending);
-    }
+    forward_unconsumed(&r->side[0]);
+    forward_unconsumed(&r->side[1]);
     start_reading(&r->side[0]);
     start_reading(&r->side[1]);
     return r;
@@ -260,9 +262,10 @@ static void on_session_connect(uv_connect_t *req, int status)
     uv_tcp_nodelay(&s->upstream, 1);
     uv_close((uv_handle_t *)&s->connect_timer, on_session_close);
     s->is_relaying = true;
-    pt_relay_t *r = pt_relay_start(s->worker, &s->downstream, session_handle_closed, s,
-                                   &s->upstream, session_handle_closed, s, NULL, 0, 0, NULL, 0, 0,
-                                   s->worker->config->proxy.idle_timeout_ms);
+    pt_rbuf_t none = {0};
+    pt_relay_t *r =
+        pt_relay_start(s->worker, &s->downstream, session_handle_closed, s, none, &s->upstream,
+                       session_handle_closed, s, none, s->worker->config->proxy.idle_timeout_ms);
     r->count_tcp_stats = true;
 }
 

@@ -26,8 +26,7 @@ typedef void (*pt_relay_closed_cb)(void *owner);
 typedef struct pt_relay_side {
     pt_relay_t *relay;
     uv_tcp_t *tcp;
-    pt_buf_t *rbuf; /* slab being read into; slices of it are pinned by writes */
-    size_t rbuf_len;
+    pt_rbuf_t in; /* slab being read into; slices of it are pinned by writes */
     bool is_reading;
     bool is_read_paused;          /* the other side's write queue is full */
     pt_relay_closed_cb on_closed; /* frees the structure embedding tcp */
@@ -51,13 +50,12 @@ struct pt_relay {
     bool count_tcp_stats; /* a TCP route (counts tcp_* stats) */
 };
 
-/* Starts relaying between a and b. Bytes already read from a (to be sent to b) and from b (to
- * a) are given as slab slices, which may be NULL; their refs pass to the relay. Returns the
- * relay (never NULL). */
+/* Starts relaying between a and b. a_in and b_in are what each side had read and not yet
+ * consumed (bytes [off, len) go to the other side first); the relay takes their slabs over.
+ * Returns the relay (never NULL). */
 pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_closed, void *a_owner,
-                           uv_tcp_t *b, pt_relay_closed_cb b_closed, void *b_owner,
-                           pt_buf_t *a_pending, size_t a_off, size_t a_len, pt_buf_t *b_pending,
-                           size_t b_off, size_t b_len, uint64_t idle_timeout_ms);
+                           pt_rbuf_t a_in, uv_tcp_t *b, pt_relay_closed_cb b_closed, void *b_owner,
+                           pt_rbuf_t b_in, uint64_t idle_timeout_ms);
 /* Closes both sides now (drain deadline, worker stop). */
 void pt_relay_close(pt_relay_t *r);
 

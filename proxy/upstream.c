@@ -24,8 +24,7 @@ static void on_handle_closed(pt_upstream_t *up)
 {
     if (--up->handles_open != 0)
         return;
-    if (up->rbuf != NULL)
-        pt_buf_unref(up->rbuf);
+    pt_rbuf_release(&up->in);
     PT_STAT_DEC(&up->worker->stats, upstream_cx_active);
     free(up);
 }
@@ -85,7 +84,7 @@ static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
     pt_upstream_t *up = p->data;
     if (up->stream == NULL)
         return -1;
-    pt_stream_on_response_body(up->stream, at, len, up->rbuf);
+    pt_stream_on_response_body(up->stream, at, len, up->in.buf);
     return up->stream == NULL ? -1 : 0;
 }
 
@@ -120,29 +119,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
         *out = uv_buf_init(idle_scratch, sizeof(idle_scratch));
         return;
     }
-    if (up->rbuf != NULL && up->rbuf->cap - up->rbuf_len < 2048) {
-        pt_buf_t *fresh = pt_buf_new();
-        size_t left = up->rbuf_len - up->rbuf_off;
-        memcpy(fresh->data, up->rbuf->data + up->rbuf_off, left);
-        pt_buf_unref(up->rbuf);
-        up->rbuf = fresh;
-        up->rbuf_len = left;
-        up->rbuf_off = 0;
-    }
-    if (up->rbuf == NULL) {
-        up->rbuf = pt_buf_new();
-        up->rbuf_len = up->rbuf_off = 0;
-    }
-    *out = uv_buf_init(up->rbuf->data + up->rbuf_len, (unsigned)(up->rbuf->cap - up->rbuf_len));
-}
-
-static void drop_consumed_slab(pt_upstream_t *up)
-{
-    if (up->rbuf != NULL && up->rbuf_off == up->rbuf_len) {
-        pt_buf_unref(up->rbuf);
-        up->rbuf = NULL;
-        up->rbuf_len = up->rbuf_off = 0;
-    }
+    size_t size;
+    char *at = pt_rbuf_space(&up->in, &size);
+    *out = uv_buf_init(at, (unsigned)size);
 }
 
 static void complete_response(pt_upstream_t *up)
@@ -154,11 +133,11 @@ static void complete_response(pt_upstream_t *up)
 
 static void process(pt_upstream_t *up)
 {
-    while (up->stream != NULL && up->rbuf != NULL && up->rbuf_off < up->rbuf_len) {
+    while (up->stream != NULL && up->in.buf != NULL && up->in.off < up->in.len) {
         size_t consumed = 0;
-        int r = pt_http1_parser_execute(&up->parser, up->rbuf->data + up->rbuf_off,
-                                        up->rbuf_len - up->rbuf_off, &consumed);
-        up->rbuf_off += consumed;
+        int r = pt_http1_parser_execute(&up->parser, up->in.buf->data + up->in.off,
+                                        up->in.len - up->in.off, &consumed);
+        up->in.off += consumed;
         if (r == PT_HTTP1_OK)
             break;
         if (r == PT_HTTP1_PAUSED) {
@@ -179,7 +158,7 @@ static void process(pt_upstream_t *up)
         }
         return;
     }
-    drop_consumed_slab(up);
+    pt_rbuf_drop_consumed(&up->in);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -194,12 +173,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (nread > 0) {
-        up->rbuf_len += (size_t)nread;
+        up->in.len += (size_t)nread;
         up->has_response_bytes = true;
         process(up);
         return;
     }
-    drop_consumed_slab(up);
+    pt_rbuf_drop_consumed(&up->in);
     if (nread == 0)
         return;
     up->is_peer_eof = true;
@@ -385,13 +364,13 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     up->stream = NULL;
     if (up->is_closing || up->is_handed_off)
         return;
-    bool leftover = up->rbuf != NULL && up->rbuf_off < up->rbuf_len;
+    bool leftover = up->in.buf != NULL && up->in.off < up->in.len;
     if (!reusable || !up->is_connected || up->is_peer_eof || !up->is_response_keep_alive ||
         leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining) {
         close_upstream(up);
         return;
     }
-    drop_consumed_slab(up);
+    pt_rbuf_drop_consumed(&up->in);
     pt_http1_parser_resume(&up->parser);
     up->is_read_paused = false;
     update_reading(up);
@@ -400,22 +379,15 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     uv_timer_start(&up->timer, on_timer, w->config->proxy.upstream_idle_timeout_ms, 0);
 }
 
-void pt_upstream_take_unread(pt_upstream_t *up, pt_buf_t **buf, size_t *off, size_t *len)
+pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up)
 {
     up->is_handed_off = true;
     up->stream = NULL;
     uv_read_stop((uv_stream_t *)&up->tcp);
     uv_close((uv_handle_t *)&up->timer, on_close);
-    *buf = NULL;
-    *off = *len = 0;
-    if (up->rbuf != NULL && up->rbuf_off < up->rbuf_len) {
-        *buf = up->rbuf;
-        *off = up->rbuf_off;
-        *len = up->rbuf_len - up->rbuf_off;
-    } else if (up->rbuf != NULL) {
-        pt_buf_unref(up->rbuf);
-    }
-    up->rbuf = NULL;
+    pt_rbuf_t unread = up->in;
+    up->in = (pt_rbuf_t){0};
+    return unread;
 }
 
 void pt_upstream_close_idle(pt_worker_t *w)

@@ -39,9 +39,8 @@ struct pt_upstream {
     pt_list_t link;           /* in pool->idle while idle */
     pt_stream_t *stream;      /* the stream using it; NULL when idle or closing */
     pt_http1_parser_t parser; /* responses */
-    pt_buf_t *rbuf;
-    size_t rbuf_len, rbuf_off;
-    uint64_t requests; /* requests sent on this connection */
+    pt_rbuf_t in;             /* bytes read from the upstream */
+    uint64_t requests;        /* requests sent on this connection */
     uint8_t handles_open;
     bool is_connected;
     bool is_reused;          /* this request is not the connection's first */
@@ -72,10 +71,10 @@ void pt_upstream_pause_reading(pt_upstream_t *up);
 void pt_upstream_resume_reading(pt_upstream_t *up);
 /* The stream is done with it: back to the pool when reusable, closed otherwise. */
 void pt_upstream_release(pt_upstream_t *up, bool reusable);
-/* After a 101: gives up the socket to a relay, with the bytes read past the response (their
- * ref passes to the caller; *buf may be NULL). The relay calls pt_upstream_on_tunnel_closed()
- * when it has closed the socket. */
-void pt_upstream_take_unread(pt_upstream_t *up, pt_buf_t **buf, size_t *off, size_t *len);
+/* After a 101: gives up the socket to a relay, with what was read past the response (the
+ * slab passes to the caller). The relay calls pt_upstream_on_tunnel_closed() when it has
+ * closed the socket. */
+pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up);
 void pt_upstream_on_tunnel_closed(void *up);
 /* Closes every idle connection of the worker (drain). */
 void pt_upstream_close_idle(pt_worker_t *w);
