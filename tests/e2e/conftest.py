@@ -24,16 +24,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from netutil import free_port  # noqa: E402
-from petrel import Petrel, petrel_bin, simple_config  # noqa: E402
+from petrel import Petrel, need_petrel, simple_config  # noqa: E402
 from upstream import HttpOrigin, TcpEchoServer  # noqa: E402
-
-
-def _need_petrel():
-    b = petrel_bin()
-    if not os.access(b, os.X_OK):
-        if os.environ.get("PETREL_BIN"):
-            pytest.fail("PETREL_BIN=%s is not an executable" % b)
-        pytest.skip("petrel binary not built (%s); run `make e2e`" % b)
 
 
 @pytest.fixture
@@ -67,7 +59,7 @@ def petrel(tmp_path):
     started = []
 
     def make(docs, start=True, **kw):
-        _need_petrel()
+        need_petrel()
         p = Petrel(tmp_path / ("petrel%d" % len(started)), docs, **kw)
         started.append(p)
         if start:

@@ -20,9 +20,9 @@ import threading
 import time
 import zlib
 
-from netutil import (PATTERN_BLOCK, free_port, header, http_request, parse_responses,
-                     pattern_bytes, pattern_ok, rss_kb, wait_until)
-from petrel import ISTIO, gateway_doc, service_entry_doc, simple_config
+from netutil import (PATTERN_BLOCK, connect, free_port, header, http_request, parse_head,
+                     parse_responses, pattern_bytes, pattern_ok, rss_kb, wait_until)
+from petrel import ISTIO, gateway_doc, service_entry_doc, simple_config, stats
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 GIB = 1 << 30
@@ -57,17 +57,7 @@ def parse_one(buf, no_body=False, eof=False):
     if end < 0:
         return None
     head = bytes(buf[:end + 4])
-    lines = head[:-4].decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise ValueError("bad status line %r" % lines[0])
-    status = int(parts[1])
-    headers = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise ValueError("bad header line %r" % line)
-        headers.append((name, value.strip(" \t")))
+    status, reason, headers = parse_head(head[:-4])
     pos = end + 4
     te = (header(headers, "transfer-encoding") or "").lower()
     cl = header(headers, "content-length")
@@ -112,15 +102,14 @@ def parse_one(buf, no_body=False, eof=False):
             return None
         body = bytes(buf[pos:])
         pos = len(buf)
-    return Resp(status, parts[2] if len(parts) > 2 else "", headers, body, trailers, head), pos
+    return Resp(status, reason, headers, body, trailers, head), pos
 
 
 class Client:
     """A client connection with a receive buffer, so responses can be read one at a time."""
 
     def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect(port, timeout)
         self.buf = bytearray()
         self.eof = False
         self.timeout = timeout
@@ -197,18 +186,6 @@ class Client:
 
 def get(path, host="example.com", extra=b"", version="HTTP/1.1"):
     return b"GET %s %s\r\nHost: %s\r\n%s\r\n" % (path.encode(), version.encode(), host.encode(), extra)
-
-
-def stats(p):
-    """Petrel's /stats as a dict of ints."""
-    status, body = p.admin_get("/stats")
-    assert status == 200
-    out = {}
-    for line in body.decode().splitlines():
-        k, _, v = line.partition(":")
-        if v.strip().isdigit():
-            out[k.strip()] = int(v)
-    return out
 
 
 def access_line(p, needle, timeout=5.0):

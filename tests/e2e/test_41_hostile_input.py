@@ -19,25 +19,16 @@ included; maxHeaders counts every field line, Host included.
 
 import os
 import re
-import socket
-import time
 
 import pytest
 
-from netutil import free_port, header, http_request, parse_responses, wait_until
-from petrel import Petrel, petrel_bin, simple_config
+from netutil import (build_request, connect, exchange, free_port, header, http_request,
+                     parse_responses, recv_one, timed_read_to_close, wait_until)
+from petrel import Petrel, need_petrel, simple_config, stats, wait_log
 from upstream import HttpOrigin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "malformed")
-
-
-def _need_petrel():
-    b = petrel_bin()
-    if not os.access(b, os.X_OK):
-        if os.environ.get("PETREL_BIN"):
-            pytest.fail("PETREL_BIN=%s is not an executable" % b)
-        pytest.skip("petrel binary not built (%s); run `make e2e`" % b)
 
 
 def load_corpus():
@@ -57,48 +48,6 @@ CORPUS_ROWS = load_corpus()
 
 # ---- helpers ----------------------------------------------------------------------------------
 
-def connect(port, timeout=10.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def read_to_close(s, timeout):
-    """Reads until the peer closes (FIN or RST) or timeout passes. Returns (bytes, closed)."""
-    deadline = time.monotonic() + timeout
-    out = bytearray()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return bytes(out), False
-        s.settimeout(left)
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            return bytes(out), False
-        except OSError:  # reset: closed, keep what arrived before it
-            return bytes(out), True
-        if not chunk:
-            return bytes(out), True
-        out += chunk
-
-
-def exchange(port, data, timeout=5.0):
-    """Sends data (send errors ignored: Petrel may close early), reads until close.
-    Returns (bytes received, closed by peer, seconds from send to close)."""
-    s = connect(port, timeout)
-    try:
-        t0 = time.monotonic()
-        try:
-            s.sendall(data)
-        except OSError:
-            pass
-        got, closed = read_to_close(s, timeout)
-        return got, closed, time.monotonic() - t0
-    finally:
-        s.close()
-
-
 def one_response(got):
     """The single response in got, as (status, headers, body); fails on anything else."""
     resps = parse_responses(got, strict=True)
@@ -112,29 +61,6 @@ def status_line_code(got):
     m = re.match(rb"^HTTP/1\.1 (\d{3}) [^\r\n]*$", line)
     assert m, "bad status line %r" % line
     return int(m.group(1))
-
-
-def stats(p):
-    status, body = p.admin_get("/stats")
-    assert status == 200
-    out = {}
-    for line in body.decode().splitlines():
-        k, _, v = line.partition(":")
-        if v.strip().lstrip("-").isdigit():
-            out[k.strip()] = int(v)
-    return out
-
-
-def wait_log(p, n, timeout=5.0):
-    """The access-log lines once there are at least n (fails after timeout)."""
-    wait_until(lambda: len(p.access_log_lines()) >= n, timeout, what="%d access log lines" % n)
-    return p.access_log_lines()
-
-
-def build_request(target="/", headers=(), method="GET", body=b"", version="HTTP/1.1"):
-    req = "%s %s %s\r\n" % (method, target, version)
-    req += "".join("%s: %s\r\n" % kv for kv in headers) + "\r\n"
-    return req.encode("latin-1") + body
 
 
 class Env:
@@ -182,7 +108,7 @@ class Env:
 
 
 def make_env(tmp_path_factory, **proxy_spec):
-    _need_petrel()
+    need_petrel()
     origin = HttpOrigin(name="origin41")
     p = Petrel(tmp_path_factory.mktemp("petrel41"),
                simple_config(http_port=free_port(), upstream_port=origin.port),
@@ -385,10 +311,8 @@ def test_header_timeout_half_head_gets_408(timeout_env):
     snap = env.snapshot()
     s = connect(env.port)
     try:
-        t0 = time.monotonic()
-        s.sendall(b"GET /slow HTTP/1.1\r\nHost: example.com\r\nX-Half: ")
-        got, closed = read_to_close(s, 6.0)
-        elapsed = time.monotonic() - t0
+        got, closed, elapsed = timed_read_to_close(
+            s, 6.0, send=b"GET /slow HTTP/1.1\r\nHost: example.com\r\nX-Half: ")
     finally:
         s.close()
     assert got, "no 408 (closed=%s after %.2f s)" % (closed, elapsed)
@@ -412,9 +336,7 @@ def test_header_timeout_silent_client_closed_without_response(timeout_env):
     snap = env.snapshot()
     s = connect(env.port)
     try:
-        t0 = time.monotonic()
-        got, closed = read_to_close(s, 6.0)
-        elapsed = time.monotonic() - t0
+        got, closed, elapsed = timed_read_to_close(s, 6.0)
     finally:
         s.close()
     assert got == b"", "a silent client got %r" % got[:200]
@@ -432,25 +354,10 @@ def test_idle_timeout_closes_keep_alive_connection(timeout_env):
     s = connect(env.port)
     try:
         s.sendall(build_request("/idle", [("Host", "example.com")]))
-        buf = b""
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                resps = parse_responses(buf, strict=True)
-                if resps:
-                    break
-            except ValueError:
-                pass
-            assert time.monotonic() < deadline, "no response: %r" % buf[:200]
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = s.recv(65536)
-            assert chunk, "closed before the response was complete: %r" % buf[:200]
-            buf += chunk
-        assert len(resps) == 1 and resps[0][0] == 200
-        assert header(resps[0][2], "connection", "").lower() != "close"
-        t0 = time.monotonic()
-        got, closed = read_to_close(s, 6.0)
-        elapsed = time.monotonic() - t0
+        status, headers, _ = recv_one(s, 5.0)  # exactly one response
+        assert status == 200
+        assert header(headers, "connection", "").lower() != "close"
+        got, closed, elapsed = timed_read_to_close(s, 6.0)
     finally:
         s.close()
     assert got == b"", "unexpected bytes on an idle connection: %r" % got[:200]
@@ -463,24 +370,9 @@ def test_idle_timeout_closes_keep_alive_connection(timeout_env):
 # ---- 4. maxConnections ------------------------------------------------------------------------
 
 def keepalive_get(s, path):
+    """The status of one GET path on keep-alive socket s (exactly one response within 5 s)."""
     s.sendall(build_request(path, [("Host", "example.com")]))
-    buf = b""
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            resps = parse_responses(buf, strict=True)
-            if resps:
-                return resps[0][0]
-        except ValueError:
-            pass
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("no response on %s: %r" % (path, buf[:200]))
-        s.settimeout(left)
-        chunk = s.recv(65536)
-        if not chunk:
-            raise AssertionError("connection closed on %s: %r" % (path, buf[:200]))
-        buf += chunk
+    return recv_one(s, 5.0)[0]
 
 
 def test_max_connections(petrel, origin):
@@ -492,10 +384,8 @@ def test_max_connections(petrel, origin):
             assert keepalive_get(s, "/first/%d" % i) == 200
         fourth = connect(p.port)
         try:
-            t0 = time.monotonic()
-            fourth.sendall(build_request("/fourth", [("Host", "example.com")]))
-            got, closed = read_to_close(fourth, 5.0)
-            elapsed = time.monotonic() - t0
+            got, closed, elapsed = timed_read_to_close(
+                fourth, 5.0, send=build_request("/fourth", [("Host", "example.com")]))
         except OSError:
             got, closed, elapsed = b"", True, 0.0
         finally:

@@ -13,14 +13,13 @@ so "the next request used a new upstream connection" is a property of Petrel, no
 
 import datetime
 import re
-import socket
 import time
 
 import pytest
 
-from netutil import (Incomplete, free_port, header, http_request, parse_responses, pattern_bytes,
-                     pattern_ok, wait_until)
-from petrel import ISTIO, gateway_doc, service_entry_doc, simple_config
+from netutil import (Incomplete, build_request, connect, exchange, free_port, header, http_request,
+                     parse_responses, pattern_bytes, pattern_ok, recv_one, wait_until)
+from petrel import ISTIO, gateway_doc, service_entry_doc, simple_config, stats, wait_log
 
 LOG_RE = re.compile(
     r'^\[(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)\] '
@@ -30,78 +29,6 @@ LOG_RE = re.compile(
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-def connect(port, timeout=10.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def read_to_close(s, timeout):
-    """Reads until the peer closes (FIN or RST) or timeout passes. Returns (bytes, closed)."""
-    deadline = time.monotonic() + timeout
-    out = bytearray()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return bytes(out), False
-        s.settimeout(left)
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            return bytes(out), False
-        except OSError:
-            return bytes(out), True
-        if not chunk:
-            return bytes(out), True
-        out += chunk
-
-
-def build_request(target="/", headers=(), method="GET", body=b""):
-    req = "%s %s HTTP/1.1\r\n" % (method, target)
-    req += "".join("%s: %s\r\n" % kv for kv in headers) + "\r\n"
-    return req.encode("latin-1") + body
-
-
-def recv_one(s, timeout=10.0):
-    """Reads exactly one complete response from a keep-alive socket: (status, headers, body)."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while True:
-        try:
-            resps = parse_responses(buf, strict=True)
-            if resps:
-                assert len(resps) == 1, "more than one response: %r" % buf[:300]
-                st, _, hs, body, _ = resps[0]
-                return st, hs, body
-        except Incomplete:
-            pass
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("no complete response after %.1f s: %r" % (timeout, buf[:300]))
-        s.settimeout(left)
-        chunk = s.recv(65536)
-        if not chunk:
-            raise AssertionError("connection closed before a complete response: %r" % buf[:300])
-        buf += chunk
-
-
-def stats(p):
-    status, body = p.admin_get("/stats")
-    assert status == 200
-    out = {}
-    for line in body.decode().splitlines():
-        k, _, v = line.partition(":")
-        if v.strip().lstrip("-").isdigit():
-            out[k.strip()] = int(v)
-    return out
-
-
-def log_lines(p, n, timeout=5.0):
-    """Waits until the access log has at least n lines; returns them all."""
-    wait_until(lambda: len(p.access_log_lines()) >= n, timeout, what="%d access log lines" % n)
-    return p.access_log_lines()
-
 
 def parse_log(line):
     m = LOG_RE.match(line)
@@ -132,7 +59,7 @@ def test_connect_failure_is_503_uf(petrel):
         assert status == 503
         assert b"connection failure" in body, body
         assert stats(p)["upstream_cx_connect_fail"] == i + 1
-    lines = log_lines(p, 2)
+    lines = wait_log(p, 2)
     assert len(lines) == 2
     for i, line in enumerate(lines):
         f = parse_log(line)
@@ -157,7 +84,7 @@ def test_no_endpoints_is_503_uh(petrel, origin):
     status, _, _ = http_request(p.port, "GET", "/ok")  # the config itself is fine
     assert status == 200
     assert [r.path for r in origin.requests] == ["/ok"]
-    lines = log_lines(p, 3)
+    lines = wait_log(p, 3)
     got = [(f["path"], f["status"], f["flags"], f["upstream"]) for f in map(parse_log, lines)]
     assert got[:2] == [("/empty", "503", "UH", "-"), ("/nose", "503", "UH", "-")], got
     assert stats(p)["upstream_rq_no_healthy"] == 2
@@ -175,7 +102,7 @@ def test_route_timeout_is_504_ut(petrel, origin):
     assert body == b"upstream request timeout"
     assert 0.4 <= elapsed <= 2.5, "504 after %.2f s" % elapsed
     assert [r.path for r in origin.requests] == ["/delay/3000"]
-    f = parse_log(log_lines(p, 1)[0])
+    f = parse_log(wait_log(p, 1)[0])
     assert (f["status"], f["flags"]) == ("504", "UT")
     assert 400 <= int(f["duration"]) <= 2500, f
     assert stats(p)["upstream_rq_timeout"] == 1
@@ -218,7 +145,7 @@ def test_invalid_response_is_502_upe_and_connection_discarded(petrel, origin, ki
     assert reqs["/warm"].conn_id == reqs["/bad"].conn_id  # the pool works...
     assert reqs["/next"].conn_id != reqs["/bad"].conn_id, "the broken connection was reused"
     assert reqs["/next"].index == 0
-    fl = [parse_log(l) for l in log_lines(p, 3)]
+    fl = [parse_log(l) for l in wait_log(p, 3)]
     assert [(f["path"], f["status"], f["flags"]) for f in fl] == [
         ("/warm", "200", "-"), ("/bad", "502", "UPE"), ("/next", "200", "-")]
     assert stats(p)["upstream_rq_protocol_error"] == 1
@@ -234,12 +161,8 @@ def test_upstream_closes_mid_content_length_body(petrel, origin):
 
     origin.routes["/cut"] = cut
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=1)
-    s = connect(p.port)
-    try:
-        s.sendall(build_request("/cut", [("Host", "example.com")]))
-        got, closed = read_to_close(s, 5.0)
-    finally:
-        s.close()
+    got, closed, _ = exchange(p.port, build_request("/cut", [("Host", "example.com")]),
+                              ignore_send_errors=False)
     assert closed, "Petrel kept the client connection open after the upstream died"
     with pytest.raises(Incomplete):
         parse_responses(got, strict=True)
@@ -248,7 +171,7 @@ def test_upstream_closes_mid_content_length_body(petrel, origin):
     status, _, hs, body, _ = resps[0]
     assert status == 200 and header(hs, "content-length") == "100000"
     assert 0 < len(body) <= 1000 and pattern_ok(body), len(body)
-    f = parse_log(log_lines(p, 1)[0])
+    f = parse_log(wait_log(p, 1)[0])
     assert (f["status"], f["flags"]) == ("200", "UC"), f
     assert int(f["tx"]) == len(body)
 
@@ -261,12 +184,8 @@ def test_upstream_closes_mid_chunk(petrel, origin):
 
     origin.routes["/cut"] = cut
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=1)
-    s = connect(p.port)
-    try:
-        s.sendall(build_request("/cut", [("Host", "example.com")]))
-        got, closed = read_to_close(s, 5.0)
-    finally:
-        s.close()
+    got, closed, _ = exchange(p.port, build_request("/cut", [("Host", "example.com")]),
+                              ignore_send_errors=False)
     assert closed, "Petrel kept the client connection open after the upstream died"
     assert got.startswith(b"HTTP/1.1 200 "), got[:200]
     with pytest.raises(Incomplete):
@@ -275,7 +194,7 @@ def test_upstream_closes_mid_chunk(petrel, origin):
     status, _, hs, body, _ = parse_responses(got)[0]
     assert header(hs, "transfer-encoding", "").lower() == "chunked"
     assert len(body) <= 300 and pattern_ok(body)
-    f = parse_log(log_lines(p, 1)[0])
+    f = parse_log(wait_log(p, 1)[0])
     assert (f["status"], f["flags"]) == ("200", "UC"), f
 
 
@@ -300,7 +219,7 @@ def test_stale_pooled_connection_closed_right_after_response(petrel, origin):
             assert st == 200, "round %d: %d after the upstream closed a pooled connection" % (i, st)
     finally:
         s.close()
-    lines = [parse_log(l) for l in log_lines(p, 2 * rounds)]
+    lines = [parse_log(l) for l in wait_log(p, 2 * rounds)]
     assert len(lines) == 2 * rounds and all(f["status"] == "200" and f["flags"] == "-" for f in lines)
     after = [r for r in origin.requests if r.path.startswith("/after/")]
     assert len(after) == rounds
@@ -350,7 +269,7 @@ def test_access_log_line_format_and_counts(petrel, origin):
         n404 = len(body)
     finally:
         s.close()
-    lines = log_lines(p, 3)
+    lines = wait_log(p, 3)
     assert len(lines) == 3, lines  # one line per request
     a, b, c = (parse_log(l) for l in lines)
     reqs = origin.requests

@@ -21,22 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from netutil import (free_port, header, http_request, raw_request, recv_responses, rss_kb,
-                     wait_for_port, wait_until)
-from petrel import REPO, petrel_bin, run_petrel, sanitizer_report, simple_config, to_yaml
+from netutil import (connect, free_port, header, http_request, raw_request, recv_responses,
+                     recv_to_eof, rss_kb, wait_for_port, wait_until)
+from petrel import (ISTIO, REPO, need_petrel, petrel_bin, run_petrel, sanitizer_report, simple_config,
+                    stats, to_yaml)
 
 EXAMPLES = os.path.join(REPO, "config", "examples")
-ISTIO = "networking.istio.io/v1"
 
 
 # -- helpers local to this file ------------------------------------------------------------
-
-def need_binary():
-    if not os.access(petrel_bin(), os.X_OK):
-        if os.environ.get("PETREL_BIN"):
-            pytest.fail("PETREL_BIN=%s is not an executable" % petrel_bin())
-        pytest.skip("petrel binary not built")
-
 
 def is_sanitizer_build():
     """True when the binary under test carries a sanitizer runtime (RSS/timing budgets do not
@@ -44,48 +37,6 @@ def is_sanitizer_build():
     with open(petrel_bin(), "rb") as f:
         data = f.read()
     return b"__asan_init" in data or b"__tsan_init" in data
-
-
-def connect(port, timeout=5.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def read_to_eof(sock, timeout):
-    """Every byte until EOF; raises TimeoutError if EOF does not come within timeout."""
-    deadline = time.monotonic() + timeout
-    out = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no EOF within %.1f s (got %r)" % (timeout, out[:200]))
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except ConnectionResetError:
-            return out
-        if not chunk:
-            return out
-        out += chunk
-
-
-def parse_stats(body):
-    """{name: int} from the admin /stats body (`name: value` per line)."""
-    out = {}
-    for line in body.decode().splitlines():
-        name, sep, value = line.partition(":")
-        if sep and value.strip().lstrip("-").isdigit():
-            out[name.strip()] = int(value.strip())
-    return out
-
-
-def stats(p):
-    st, body = p.admin_get("/stats")
-    assert st == 200, body
-    return parse_stats(body)
 
 
 def write(path, text):
@@ -140,14 +91,14 @@ class Proc:
 # -- 1. CLI -----------------------------------------------------------------------------------
 
 def test_version():
-    need_binary()
+    need_petrel()
     r = run_petrel(["--version"])
     assert r.returncode == 0
     assert re.fullmatch(r"petrel \d+\.\d+\.\d+\S*\n", r.stdout), r.stdout
 
 
 def test_help():
-    need_binary()
+    need_petrel()
     r = run_petrel(["--help"])
     assert r.returncode == 0
     assert r.stdout.startswith("usage: ")
@@ -156,7 +107,7 @@ def test_help():
 
 @pytest.mark.parametrize("args", [[], ["frobnicate"], ["run"], ["run", "-c"]])
 def test_usage_errors_exit_2(args):
-    need_binary()
+    need_petrel()
     r = run_petrel(args)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "usage: " in r.stderr
@@ -166,7 +117,7 @@ def test_usage_errors_exit_2(args):
 # -- 2. validate ------------------------------------------------------------------------------
 
 def test_validate_bundled_examples():
-    need_binary()
+    need_petrel()
     r = run_petrel(["validate", EXAMPLES])
     assert r.returncode == 0, r.stderr
     assert "configuration valid" in r.stdout
@@ -280,7 +231,7 @@ def check_broken_errors(stderr, names):
 
 
 def test_validate_reports_every_error_in_a_directory(tmp_path):
-    need_binary()
+    need_petrel()
     d = tmp_path / "broken"
     for name, (text, *_rest) in BROKEN.items():
         write(str(d / name), text)
@@ -294,7 +245,7 @@ def test_validate_reports_every_error_in_a_directory(tmp_path):
 
 
 def test_validate_reports_errors_across_file_arguments(tmp_path):
-    need_binary()
+    need_petrel()
     names = ["10-unknown-field.yaml", "40-bad-duration.yaml", "60-missing-required.yaml"]
     paths = []
     for name in names:
@@ -306,7 +257,7 @@ def test_validate_reports_errors_across_file_arguments(tmp_path):
 
 
 def test_validate_exact_error_line(tmp_path):
-    need_binary()
+    need_petrel()
     path = str(tmp_path / "10-unknown-field.yaml")
     write(path, BROKEN["10-unknown-field.yaml"][0])
     r = run_petrel(["validate", path])
@@ -317,7 +268,7 @@ def test_validate_exact_error_line(tmp_path):
 # -- 3. run with a bad config / busy port -------------------------------------------------------
 
 def test_run_invalid_config_exits_1(tmp_path):
-    need_binary()
+    need_petrel()
     d = tmp_path / "cfg"
     for name in ("10-unknown-field.yaml", "40-bad-duration.yaml"):
         write(str(d / name), BROKEN[name][0])
@@ -336,7 +287,7 @@ def _proxy_yaml(admin_port, concurrency=2, **spec):
 
 @pytest.mark.parametrize("admin_port", ["ephemeral", 0])
 def test_run_port_in_use_exits_1_naming_listener(tmp_path, admin_port):
-    need_binary()
+    need_petrel()
     busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # no SO_REUSEPORT: petrel cannot share
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
@@ -356,7 +307,7 @@ def test_run_port_in_use_exits_1_naming_listener(tmp_path, admin_port):
 
 def test_run_without_admin_listener_drains_and_exits_0(tmp_path):
     """adminPort: 0 turns the admin listener off; SIGTERM must still drain and exit 0."""
-    need_binary()
+    need_petrel()
     port = free_port()
     write(str(tmp_path / "c.yaml"), to_yaml([_proxy_yaml(0)] + direct_config(port, "no admin\n")))
     p = Proc(str(tmp_path), ["run", "-c", str(tmp_path / "c.yaml")])
@@ -373,7 +324,7 @@ def test_run_without_admin_listener_drains_and_exits_0(tmp_path):
 # -- 4. the bundled example, on ephemeral ports -------------------------------------------------
 
 def test_bundled_example_as_readme_says(tmp_path):
-    need_binary()
+    need_petrel()
     src = os.path.join(EXAMPLES, "petrel.yaml")
     text = open(src).read()
     ports = {old: free_port() for old in ("8080", "9000", "15000")}
@@ -431,12 +382,12 @@ def test_sigterm_drains_in_flight_request(petrel, origin):
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port))
     port = p.port
     # an idle keep-alive connection
-    idle = connect(port)
+    idle = connect(port, timeout=5.0)
     idle.sendall(b"GET /echo HTTP/1.1\r\nHost: example.com\r\n\r\n")
     (r0,) = recv_responses(idle, 1, timeout=5)
     assert r0[0] == 200
     # a request in flight (the origin answers after 1 s)
-    busy = connect(port)
+    busy = connect(port, timeout=5.0)
     busy.sendall(b"GET /delay/1000 HTTP/1.1\r\nHost: example.com\r\n\r\n")
     origin.wait_requests(2, timeout=5)
     assert origin.requests[-1].path == "/delay/1000"
@@ -460,7 +411,7 @@ def test_sigterm_drains_in_flight_request(petrel, origin):
     assert (st, body.strip()) == (503, b"DRAINING")
 
     # the idle keep-alive connection is closed at once
-    assert read_to_eof(idle, 0.8) == b""
+    assert recv_to_eof(idle, 0.8)[0] == b""
     idle.close()
 
     # new connections are refused while the in-flight request is still running
@@ -478,7 +429,7 @@ def test_sigterm_drains_in_flight_request(petrel, origin):
     (resp,) = recv_responses(busy, 1, timeout=5)
     assert resp[0] == 200
     assert (header(resp[2], "connection") or "").lower() == "close", resp[2]
-    assert read_to_eof(busy, 2) == b""
+    assert recv_to_eof(busy, 2)[0] == b""
     busy.close()
     t_done = time.monotonic()
     assert t_done - t0 >= 0.8  # it really waited for the origin
@@ -492,7 +443,7 @@ def test_sigterm_drains_in_flight_request(petrel, origin):
 def test_drain_timeout_bounds_shutdown(petrel, origin):
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port),
                proxy_spec={"drainTimeout": "1s"})
-    busy = connect(p.port)
+    busy = connect(p.port, timeout=5.0)
     busy.sendall(b"GET /delay/10000 HTTP/1.1\r\nHost: example.com\r\n\r\n")
     origin.wait_requests(1, timeout=5)
     t0 = time.monotonic()
@@ -502,7 +453,7 @@ def test_drain_timeout_bounds_shutdown(petrel, origin):
     assert rc == 0, p.output_tail()
     assert 0.8 <= elapsed < 3.0, "exited %.2f s after SIGTERM with drainTimeout 1s" % elapsed
     # the client was not left hanging: its connection is closed (no 200 arrived)
-    data = read_to_eof(busy, 2)
+    data, _ = recv_to_eof(busy, 2)
     assert not data.startswith(b"HTTP/1.1 200"), data[:200]
     busy.close()
 

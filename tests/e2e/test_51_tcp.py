@@ -11,161 +11,18 @@ import socket
 import threading
 import time
 
-from netutil import free_port, pattern_bytes, wait_until
-from petrel import simple_config
+from netutil import connect, free_port, pattern_bytes, recv_exact, recv_to_eof, wait_until
+from petrel import simple_config, stats
+from upstream import BannerServer, SlowEcho
 
 
 # -- helpers local to this file ------------------------------------------------------------
-
-def connect(port, timeout=10.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def recv_exact(sock, n, timeout):
-    deadline = time.monotonic() + timeout
-    buf = bytearray()
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("got %d of %d bytes in %.1f s" % (len(buf), n, timeout))
-        sock.settimeout(left)
-        chunk = sock.recv(min(1 << 20, n - len(buf)))
-        if not chunk:
-            raise EOFError("EOF after %d of %d bytes" % (len(buf), n))
-        buf += chunk
-    return bytes(buf)
-
-
-def recv_to_eof(sock, timeout):
-    """(bytes, how) where how is "eof" or "reset"; raises TimeoutError when neither comes."""
-    deadline = time.monotonic() + timeout
-    buf = bytearray()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no EOF within %.1f s (%d bytes so far)" % (timeout, len(buf)))
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(1 << 20)
-        except socket.timeout:
-            continue
-        except ConnectionResetError:
-            return bytes(buf), "reset"
-        if not chunk:
-            return bytes(buf), "eof"
-        buf += chunk
-
-
-def stats(p):
-    st, body = p.admin_get("/stats")
-    assert st == 200, body
-    out = {}
-    for line in body.decode().splitlines():
-        name, sep, value = line.partition(":")
-        if sep and value.strip().isdigit():
-            out[name.strip()] = int(value.strip())
-    return out
-
 
 def wait_stat(p, name, want, timeout=3.0):
     """Waits until counter name reaches want, then returns its value (which may be higher)."""
     wait_until(lambda: stats(p).get(name, 0) >= want, timeout,
                what="%s >= %d (now %s)" % (name, want, stats(p).get(name)))
     return stats(p)[name]
-
-
-class BannerServer:
-    """A server-speaks-first origin: on accept, sends banner, then closes the connection
-    (after shutdown(SHUT_WR), so the banner is delivered before the FIN)."""
-
-    def __init__(self, banner):
-        self.banner = banner
-        self.connections = 0
-        self._stop = threading.Event()
-        self._ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._ls.bind(("127.0.0.1", 0))
-        self._ls.listen(64)
-        self._ls.settimeout(0.2)
-        self.port = self._ls.getsockname()[1]
-        self._t = threading.Thread(target=self._loop, daemon=True, name="banner")
-        self._t.start()
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            self.connections += 1
-            try:
-                c.sendall(self.banner)
-                c.shutdown(socket.SHUT_WR)
-                # read whatever the client sent until its EOF (or a short deadline) so close()
-                # does not turn into a reset that could discard the banner in flight
-                c.settimeout(2.0)
-                try:
-                    while c.recv(65536):
-                        pass
-                except OSError:
-                    pass
-            finally:
-                c.close()
-
-    def stop(self):
-        self._stop.set()
-        self._ls.close()
-        self._t.join(2)
-
-
-class SlowEcho:
-    """Reads until EOF, waits delay seconds, then sends everything back and closes."""
-
-    def __init__(self, delay):
-        self.delay = delay
-        self._ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._ls.bind(("127.0.0.1", 0))
-        self._ls.listen(8)
-        self._ls.settimeout(0.2)
-        self.port = self._ls.getsockname()[1]
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._loop, daemon=True, name="slow-echo")
-        self._t.start()
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            try:
-                c.settimeout(5)
-                buf = b""
-                while True:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-                if self._stop.wait(self.delay):
-                    break
-                c.sendall(buf)
-                c.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            finally:
-                c.close()
-
-    def stop(self):
-        self._stop.set()
-        self._ls.close()
-        self._t.join(2)
 
 
 # -- 10. bytes both ways, several connections ---------------------------------------------

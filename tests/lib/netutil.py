@@ -1,6 +1,14 @@
 """tests/lib/netutil.py -- small network and process helpers for Petrel's end-to-end tests.
 
 Standard library only. Everything binds or connects to 127.0.0.1; nothing uses a fixed port.
+
+  ports and waits     free_port, wait_until, wait_for_port
+  raw client sockets  connect (TCP_NODELAY), read_to_close, timed_read_to_close, recv_exact,
+                      recv_to_eof, exchange (send, read until close), raw_request
+  HTTP/1 on the wire  build_request, parse_head, parse_responses, recv_responses, recv_one,
+                      header, http_request
+  bodies              pattern_bytes / pattern_ok (generated bodies), sha256_hex
+  process probes      rss_kb, cpu_ticks, open_fds
 """
 
 import hashlib
@@ -49,6 +57,100 @@ def wait_for_port(port, timeout=10.0, host=LOCALHOST):
     return wait_until(try_connect, timeout, what="port %d to accept" % port)
 
 
+def connect(port, timeout=10.0, host=LOCALHOST):
+    """A client connection to host:port with TCP_NODELAY set (small writes leave at once)."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_to_close(s, timeout):
+    """Reads until the peer closes (FIN or RST) or timeout passes. Returns (bytes, closed)."""
+    deadline = time.monotonic() + timeout
+    out = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bytes(out), False
+        s.settimeout(left)
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return bytes(out), False
+        except OSError:  # reset: closed, keep what arrived before it
+            return bytes(out), True
+        if not chunk:
+            return bytes(out), True
+        out += chunk
+
+
+def timed_read_to_close(s, timeout, send=b""):
+    """Sends send (when given), then read_to_close(s, timeout). Returns (bytes, closed,
+    seconds from just before the send to the close or the timeout)."""
+    t0 = time.monotonic()
+    if send:
+        s.sendall(send)
+    got, closed = read_to_close(s, timeout)
+    return got, closed, time.monotonic() - t0
+
+
+def exchange(port, data, timeout=5.0, ignore_send_errors=True):
+    """Sends data on a fresh connection, reads until close (read_to_close). Returns (bytes
+    received, closed by peer, seconds from send to close). Send errors are ignored by default
+    (the peer may close early: the point is what came back); ignore_send_errors=False lets
+    them propagate."""
+    s = connect(port, timeout)
+    try:
+        t0 = time.monotonic()
+        try:
+            s.sendall(data)
+        except OSError:
+            if not ignore_send_errors:
+                raise
+        got, closed = read_to_close(s, timeout)
+        return got, closed, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+def recv_exact(sock, n, timeout):
+    """Exactly n bytes; raises TimeoutError after timeout, EOFError if the peer closes first."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("got %d of %d bytes in %.1f s" % (len(buf), n, timeout))
+        sock.settimeout(left)
+        chunk = sock.recv(min(1 << 20, n - len(buf)))
+        if not chunk:
+            raise EOFError("EOF after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_to_eof(sock, timeout):
+    """Every byte until the peer closes: (bytes, how) where how is "eof" or "reset"; raises
+    TimeoutError when neither comes within timeout."""
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no EOF within %.1f s (%d bytes so far: %r)"
+                               % (timeout, len(buf), bytes(buf[:200])))
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return bytes(buf), "reset"
+        if not chunk:
+            return bytes(buf), "eof"
+        buf += chunk
+
+
 def raw_request(port, data, timeout=5.0, host=LOCALHOST, shutdown_write=False, max_bytes=64 << 20):
     """Sends data as-is to host:port and returns every byte received until the peer closes
     or timeout seconds have passed in total (whichever comes first).
@@ -83,6 +185,29 @@ def raw_request(port, data, timeout=5.0, host=LOCALHOST, shutdown_write=False, m
     return bytes(out)
 
 
+def build_request(target="/", headers=(), method="GET", body=b"", version="HTTP/1.1"):
+    """The bytes of a request written exactly as given: no header is added or reordered."""
+    req = "%s %s %s\r\n" % (method, target, version)
+    req += "".join("%s: %s\r\n" % kv for kv in headers) + "\r\n"
+    return req.encode("latin-1") + body
+
+
+def parse_head(head):
+    """(status, reason, headers) from a response head without its final CRLFCRLF (bytes);
+    headers is a list of (name, value) str pairs. Raises ValueError when it does not parse."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise ValueError("bad status line %r" % lines[0])
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ValueError("bad header line %r" % line)
+        headers.append((name, value.strip(" \t")))
+    return int(parts[1]), (parts[2] if len(parts) > 2 else ""), headers
+
+
 class Incomplete(ValueError):
     """The bytes end inside a response."""
 
@@ -103,19 +228,8 @@ def parse_responses(data, no_body=False, strict=False):
         end = data.find(b"\r\n\r\n", pos)
         if end < 0:
             raise Incomplete("incomplete response head at offset %d: %r" % (pos, data[pos:pos + 200]))
-        lines = data[pos:end].decode("latin-1").split("\r\n")
+        status, reason, headers = parse_head(data[pos:end])
         pos = end + 4
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise ValueError("bad status line %r" % lines[0])
-        status = int(parts[1])
-        reason = parts[2] if len(parts) > 2 else ""
-        headers = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise ValueError("bad header line %r" % line)
-            headers.append((name, value.strip(" \t")))
         hmap = {k.lower(): v for k, v in headers}
         body = b""
         trailers = []
@@ -186,6 +300,30 @@ def recv_responses(sock, count, timeout=10.0, no_body=False):
         chunk = sock.recv(65536)
         if not chunk:
             return parse_responses(buf, no_body=no_body)
+        buf += chunk
+
+
+def recv_one(s, timeout=10.0):
+    """Reads exactly one complete response from a keep-alive socket: (status, headers, body).
+    Fails (AssertionError) on a second response in the same read, a close first, or timeout."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        try:
+            resps = parse_responses(buf, strict=True)
+            if resps:
+                assert len(resps) == 1, "more than one response: %r" % buf[:300]
+                st, _, hs, body, _ = resps[0]
+                return st, hs, body
+        except Incomplete:
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no complete response after %.1f s: %r" % (timeout, buf[:300]))
+        s.settimeout(left)
+        chunk = s.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed before a complete response: %r" % buf[:300])
         buf += chunk
 
 

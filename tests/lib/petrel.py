@@ -10,6 +10,10 @@ The binary is $PETREL_BIN (the Makefile's e2e target sets it), else build/petrel
 directory holds 00-proxy.yaml (the Petrel `Proxy` doc: bindAddress 127.0.0.1, an ephemeral
 adminPort, concurrency, accessLog in the work dir) and 10-test.yaml (the docs the test gives, as
 dicts or YAML strings). Output goes to files in the work dir, never to pipes that could fill up.
+
+Helpers the test files share: need_petrel() (skip, or fail under PETREL_BIN, without a
+binary), stats(p) / parse_stats(body) (the admin /stats counters as a dict), and
+wait_log(p, n) (the access-log lines once there are n, failing after a timeout).
 """
 
 import os
@@ -19,7 +23,7 @@ import time
 
 import yaml
 
-from netutil import free_port, http_request
+from netutil import free_port, http_request, wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,6 +43,41 @@ ISTIO = "networking.istio.io/v1"
 def petrel_bin():
     """The binary under test: $PETREL_BIN, else <repo>/build/petrel."""
     return os.environ.get("PETREL_BIN") or os.path.join(REPO, "build", "petrel")
+
+
+def need_petrel():
+    """Skips the calling test when the binary is missing; fails it when PETREL_BIN names
+    one that is not executable (a broken `make e2e` must not pass as all-skipped)."""
+    import pytest  # here, not at the top: tests/bench uses this module without pytest
+
+    b = petrel_bin()
+    if not os.access(b, os.X_OK):
+        if os.environ.get("PETREL_BIN"):
+            pytest.fail("PETREL_BIN=%s is not an executable" % b)
+        pytest.skip("petrel binary not built (%s); run `make e2e`" % b)
+
+
+def parse_stats(body):
+    """{name: int} from the admin /stats body (`name: value` per line)."""
+    out = {}
+    for line in body.decode().splitlines():
+        name, sep, value = line.partition(":")
+        if sep and value.strip().lstrip("-").isdigit():
+            out[name.strip()] = int(value.strip())
+    return out
+
+
+def stats(p):
+    """Petrel p's /stats counters as a dict of ints (asserts the admin port answers 200)."""
+    st, body = p.admin_get("/stats")
+    assert st == 200, body
+    return parse_stats(body)
+
+
+def wait_log(p, n, timeout=5.0):
+    """The access-log lines of p once there are at least n (fails after timeout)."""
+    wait_until(lambda: len(p.access_log_lines()) >= n, timeout, what="%d access log lines" % n)
+    return p.access_log_lines()
 
 
 def to_yaml(docs):

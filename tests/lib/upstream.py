@@ -43,6 +43,10 @@ kept up to body_limit bytes (body_len and body_sha256 always cover all of it), s
 upload or download streams without being held in memory.
 
 TcpEchoServer: echoes bytes until EOF, then shuts down its write side (half-close).
+
+BannerServer and SlowEcho serve one connection at a time in their accept thread:
+BannerServer speaks first (sends a banner, half-closes, drains, closes); SlowEcho reads until
+EOF, waits, then sends it all back and half-closes.
 """
 
 import hashlib
@@ -67,6 +71,46 @@ REASONS = {
 }
 
 MAX_HEAD = 256 * 1024
+
+
+def _listen(backlog):
+    """A listening socket on 127.0.0.1:<ephemeral>."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((LOCALHOST, 0))
+    ls.listen(backlog)
+    return ls
+
+
+def _accept_until_stopped(lsock, stop, on_accept):
+    """Accepts and passes each socket to on_accept until stop is set or lsock is closed
+    (the 0.2 s accept timeout bounds how long a stop takes to be noticed)."""
+    lsock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            sock, _ = lsock.accept()
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        on_accept(sock)
+
+
+def _shutdown_all(lsock, lock, socks):
+    """Closes the listener, then shuts down every open connection in socks (taken under
+    lock) so the threads serving them see EOF and end."""
+    try:
+        lsock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    lsock.close()
+    with lock:
+        socks = list(socks)
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class Closed(Exception):
@@ -244,10 +288,7 @@ class HttpOrigin:
         self._socks = set()
         self._threads = []
         self._stop = threading.Event()
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((LOCALHOST, 0))
-        self._lsock.listen(512)
+        self._lsock = _listen(512)
         self.port = self._lsock.getsockname()[1]
         self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
                                                name="origin-%s-accept" % name)
@@ -280,18 +321,7 @@ class HttpOrigin:
 
     def stop(self):
         self._stop.set()
-        try:
-            self._lsock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._lsock.close()
-        with self.lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shutdown_all(self._lsock, self.lock, self._socks)
         self._accept_thread.join(2)
         for t in list(self._threads):
             t.join(2)
@@ -304,25 +334,20 @@ class HttpOrigin:
 
     # -- server -------------------------------------------------------------------------
     def _accept_loop(self):
-        self._lsock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self.lock:
-                conn_id = len(self.raw_conns)
-                self.raw_conns.append(bytearray())
-                self.connections += 1
-                self._socks.add(sock)
-            t = threading.Thread(target=self._serve, args=(sock, conn_id), daemon=True,
-                                 name="origin-%s-%d" % (self.name, conn_id))
-            self._threads = [x for x in self._threads if x.is_alive()]
-            self._threads.append(t)
-            t.start()
+        _accept_until_stopped(self._lsock, self._stop, self._on_accept)
+
+    def _on_accept(self, sock):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.lock:
+            conn_id = len(self.raw_conns)
+            self.raw_conns.append(bytearray())
+            self.connections += 1
+            self._socks.add(sock)
+        t = threading.Thread(target=self._serve, args=(sock, conn_id), daemon=True,
+                             name="origin-%s-%d" % (self.name, conn_id))
+        self._threads = [x for x in self._threads if x.is_alive()]
+        self._threads.append(t)
+        t.start()
 
     def _serve(self, sock, conn_id):
         conn = OriginConn(self, sock, conn_id)
@@ -573,27 +598,19 @@ class TcpEchoServer:
         self.half_closed = 0  # connections that ended with the client's EOF, not a reset
         self._stop = threading.Event()
         self._socks = set()
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((LOCALHOST, 0))
-        self._lsock.listen(512)
+        self._lsock = _listen(512)
         self.port = self._lsock.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, daemon=True, name="tcp-echo")
         self._thread.start()
 
     def _accept_loop(self):
-        self._lsock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            with self.lock:
-                self.connections += 1
-                self._socks.add(sock)
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+        _accept_until_stopped(self._lsock, self._stop, self._on_accept)
+
+    def _on_accept(self, sock):
+        with self.lock:
+            self.connections += 1
+            self._socks.add(sock)
+        threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock):
         try:
@@ -618,18 +635,7 @@ class TcpEchoServer:
 
     def stop(self):
         self._stop.set()
-        try:
-            self._lsock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._lsock.close()
-        with self.lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shutdown_all(self._lsock, self.lock, self._socks)
         self._thread.join(2)
 
     def __enter__(self):
@@ -637,3 +643,80 @@ class TcpEchoServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _SerialServer:
+    """Listens on 127.0.0.1:<ephemeral> and serves each accepted connection in its one accept
+    thread, one after another: handle(sock) does the talking, the socket is closed after it.
+    An exception out of handle ends the server (as a failing origin should: loudly)."""
+
+    def __init__(self, backlog, name):
+        self.connections = 0
+        self._stop = threading.Event()
+        self._ls = _listen(backlog)
+        self.port = self._ls.getsockname()[1]
+        self._t = threading.Thread(target=self._loop, daemon=True, name=name)
+        self._t.start()
+
+    def _loop(self):
+        _accept_until_stopped(self._ls, self._stop, self._serve_one)
+
+    def _serve_one(self, c):
+        self.connections += 1
+        try:
+            self.handle(c)
+        finally:
+            c.close()
+
+    def handle(self, c):
+        raise NotImplementedError
+
+    def stop(self):
+        self._stop.set()
+        self._ls.close()
+        self._t.join(2)
+
+
+class BannerServer(_SerialServer):
+    """A server-speaks-first origin: on accept, sends banner, then closes the connection
+    (after shutdown(SHUT_WR), so the banner is delivered before the FIN)."""
+
+    def __init__(self, banner):
+        self.banner = banner
+        super().__init__(64, "banner")
+
+    def handle(self, c):
+        c.sendall(self.banner)
+        c.shutdown(socket.SHUT_WR)
+        # read whatever the client sent until its EOF (or a short deadline) so close()
+        # does not turn into a reset that could discard the banner in flight
+        c.settimeout(2.0)
+        try:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
+class SlowEcho(_SerialServer):
+    """Reads until EOF, waits delay seconds, then sends everything back and closes."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        super().__init__(8, "slow-echo")
+
+    def handle(self, c):
+        try:
+            c.settimeout(5)
+            buf = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            if self._stop.wait(self.delay):
+                return  # stopping: the accept loop ends too
+            c.sendall(buf)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
