@@ -51,8 +51,10 @@ size_t pt_admin_format_stats(const pt_admin_t *a, char *buf, size_t size)
             return off;
         off += (size_t)n;
     }
-    int n = snprintf(buf + off, size - off, "config_generation: %" PRIu64 "\nworkers: %zu\n",
-                     a->config_generation, a->n_workers);
+    int n = snprintf(buf + off, size - off,
+                     "config_generation: %" PRIu64 "\nconfig_reloads_accepted: %" PRIu64
+                     "\nconfig_reloads_refused: %" PRIu64 "\nworkers: %zu\n",
+                     a->config_generation, a->reloads_accepted, a->reloads_refused, a->n_workers);
     if (n > 0 && (size_t)n < size - off)
         off += (size_t)n;
     return off;

@@ -18,6 +18,8 @@ typedef struct pt_admin {
     pt_worker_t *workers; /* not owned */
     size_t n_workers;
     uint64_t config_generation;
+    uint64_t reloads_accepted; /* config reloads published (main thread only) */
+    uint64_t reloads_refused;  /* config reloads refused; the running config stayed */
     bool is_draining;
     bool is_open;
     pt_list_t conns; /* open admin connections, closed by pt_admin_stop */

@@ -441,7 +441,7 @@ void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_con
         return;
     }
     c->worker = w;
-    c->listener = lc;
+    c->listener_port = lc->port;
     pt_list_init(&c->link);
     PT_STAT_INC(&w->stats, downstream_cx_total);
     PT_STAT_INC(&w->stats, downstream_cx_active);

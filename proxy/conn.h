@@ -39,8 +39,8 @@ struct pt_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     pt_worker_t *worker;
-    const pt_listener_config_t *listener;
-    pt_list_t link; /* in worker->conns */
+    uint16_t listener_port; /* the stream finds its listener in its own snapshot */
+    pt_list_t link;         /* in worker->conns */
     pt_http1_parser_t parser;
     pt_rbuf_t in;       /* bytes read from the client */
     pt_stream_t stream; /* the exchange in progress, when stream.is_active */

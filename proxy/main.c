@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../xds/file_watch.h"
 #include "admin.h"
 #include "log.h"
 #include "worker.h"
@@ -36,8 +37,11 @@ typedef struct server {
     pt_worker_t *workers;
     size_t n_workers;
     pt_admin_t admin;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t exit_poll;
+    pt_file_watch_t watch; /* the config paths; a change reloads */
+    char **paths;          /* as given with -c (argv strings) */
+    size_t n_paths;
     uint64_t drain_started_ms;
     _Atomic int workers_running;
     bool is_draining;
@@ -91,6 +95,8 @@ static void on_exit_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sighup, NULL);
+    pt_file_watch_close(&s->watch);
     pt_admin_stop(&s->admin);
 }
 
@@ -108,9 +114,69 @@ static void start_shutdown(server_t *s)
     uv_timer_start(&s->exit_poll, on_exit_poll, 10, 10);
 }
 
+/* Settings a running process cannot take over: they need a restart. */
+static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_proxy_settings_t *b)
+{
+    if (strcmp(a->bind_address, b->bind_address) != 0)
+        return "spec.bindAddress";
+    if (a->admin_port != b->admin_port)
+        return "spec.adminPort";
+    if (a->concurrency != b->concurrency)
+        return "spec.concurrency";
+    if (strcmp(a->access_log ? a->access_log : "", b->access_log ? b->access_log : "") != 0)
+        return "spec.accessLog";
+    return NULL;
+}
+
+/* Builds a new snapshot from the files as they are now and publishes it to every worker, or
+ * keeps the running one when anything is wrong: a reload is all or nothing. */
+static void reload(server_t *s, const char *why)
+{
+    if (s->is_draining)
+        return;
+    pt_config_errors_t errors = {0};
+    pt_config_t *c = pt_config_load((const char *const *)s->paths, s->n_paths, &errors);
+    const char *fixed = c != NULL ? restart_only_change(&s->config->proxy, &c->proxy) : NULL;
+    if (c == NULL || fixed != NULL) {
+        s->admin.reloads_refused++;
+        if (fixed != NULL) {
+            pt_log_error("config reload (%s) refused: %s cannot change without a restart; "
+                         "keeping generation %llu",
+                         why, fixed, (unsigned long long)s->config->generation);
+            pt_config_unref(c);
+        } else {
+            pt_log_error("config reload (%s) refused (%zu error%s); keeping generation %llu", why,
+                         errors.n, errors.n == 1 ? "" : "s",
+                         (unsigned long long)s->config->generation);
+            for (size_t i = 0; i < errors.n; i++)
+                pt_log_error("%s", errors.lines[i]);
+        }
+        pt_config_errors_dispose(&errors);
+        return;
+    }
+    pt_config_errors_dispose(&errors);
+    for (size_t i = 0; i < s->n_workers; i++)
+        pt_worker_set_config(&s->workers[i], c);
+    pt_config_unref(s->config);
+    s->config = c;
+    s->admin.config_generation = c->generation;
+    s->admin.reloads_accepted++;
+    pt_log_info("config generation %llu in force (%s): %zu listener%s, %zu cluster%s",
+                (unsigned long long)c->generation, why, c->n_listeners,
+                c->n_listeners == 1 ? "" : "s", c->n_clusters, c->n_clusters == 1 ? "" : "s");
+}
+
+static void on_files_changed(void *arg)
+{
+    reload(arg, "files changed");
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
-    start_shutdown(h->data);
+    if (signum == SIGHUP)
+        reload(h->data, "SIGHUP");
+    else
+        start_shutdown(h->data);
 }
 
 static void on_quit(void *arg)
@@ -160,13 +226,17 @@ static int cmd_run(int argc, char **argv)
     server_t s;
     memset(&s, 0, sizeof(s));
     s.config = load(paths, n_paths);
-    free(paths);
-    if (s.config == NULL)
+    s.paths = paths;
+    s.n_paths = n_paths;
+    if (s.config == NULL) {
+        free(paths);
         return 1;
+    }
     const pt_proxy_settings_t *ps = &s.config->proxy;
     int log_fd = open_access_log(ps->access_log);
     if (ps->access_log != NULL && ps->access_log[0] != '\0' && log_fd < 0) {
         pt_config_unref(s.config);
+        free(paths);
         return 1;
     }
     s.loop = uv_default_loop();
@@ -177,9 +247,11 @@ static int cmd_run(int argc, char **argv)
     s.exit_poll.data = &s;
     uv_signal_init(s.loop, &s.sigterm);
     uv_signal_init(s.loop, &s.sigint);
-    s.sigterm.data = s.sigint.data = &s;
+    uv_signal_init(s.loop, &s.sighup);
+    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sighup, on_signal, SIGHUP);
     int rc = 0;
     size_t started = 0;
     for (; started < s.n_workers; started++) {
@@ -211,6 +283,11 @@ static int cmd_run(int argc, char **argv)
     }
     s.n_workers = started;
     if (rc == 0) {
+        int err = pt_file_watch_start(&s.watch, s.loop, (const char *const *)paths, n_paths,
+                                      on_files_changed, &s);
+        if (err != 0)
+            pt_log_warn("config files cannot be watched (%s): reload with SIGHUP",
+                        uv_strerror(err));
         for (size_t i = 0; i < s.config->n_listeners; i++)
             pt_log_info("listening on %s:%u (%s, %s)", ps->bind_address,
                         (unsigned)s.config->listeners[i].port, s.config->listeners[i].name,
@@ -228,6 +305,7 @@ static int cmd_run(int argc, char **argv)
         close(log_fd);
     pt_config_unref(s.config);
     free(s.workers);
+    free(paths);
     if (rc == 0)
         pt_log_info("drained; exiting");
     return rc;

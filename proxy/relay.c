@@ -302,7 +302,7 @@ void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listene
         session_abort(s);
         return;
     }
-    const pt_endpoint_t *ep = &cl->endpoints[w->round_robin[cl->index]++ % cl->n_endpoints];
+    const pt_endpoint_t *ep = &cl->endpoints[pt_worker_next_endpoint(w, cl)];
     uv_tcp_nodelay(&s->downstream, 1);
     if (uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&ep->addr,
                        on_session_connect) != 0) {

@@ -37,6 +37,14 @@ static bool route_accepts(const pt_http_route_t *r, const pt_http1_head_t *h)
     return false;
 }
 
+const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t port)
+{
+    for (size_t i = 0; i < c->n_listeners; i++)
+        if (c->listeners[i].port == port)
+            return &c->listeners[i];
+    return NULL;
+}
+
 const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head)
 {
     const pt_vhost_t *vh = pt_config_find_vhost(l, head->authority.base, head->authority.len);

@@ -10,6 +10,9 @@
 #include "../config/config.h"
 #include "http1.h"
 
+/* The listener of c on port, or NULL. */
+const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t port);
+
 /* The first route of the vhost matching head->authority whose match[] accepts the head (URI
  * against the path without its query, method, headers); NULL when none does. */
 const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head);

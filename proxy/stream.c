@@ -96,7 +96,7 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
     st->conn = c;
     st->config = c->worker->config;
     pt_config_ref(st->config);
-    st->listener = c->listener;
+    st->listener = pt_router_listener(st->config, c->listener_port);
     st->pending_tail = &st->pending_body;
     st->upstream_ms = UINT64_MAX;
     st->start_ms = uv_now(&c->worker->loop);
@@ -268,10 +268,7 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
 
 static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *cl)
 {
-    uint32_t *next = &worker_of(st)->round_robin[cl->index];
-    const pt_endpoint_t *ep = &cl->endpoints[*next % cl->n_endpoints];
-    *next += 1;
-    return ep;
+    return &cl->endpoints[pt_worker_next_endpoint(worker_of(st), cl)];
 }
 
 /* x-request-id is kept when it is a plausible id (1..128 visible characters without quotes or
@@ -328,7 +325,9 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
     st->request_chunked = head->is_chunked;
-    if (st->listener->protocol != PT_LISTENER_HTTP) {
+    if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
+        /* A reload removed this port (or made it TCP) while the connection stayed open. */
+        st->conn->close_after_response = true;
         pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
         return;
     }

@@ -30,16 +30,22 @@ static void on_connection(uv_stream_t *server, int status)
         pt_conn_accept(l->worker, server, l->config);
 }
 
-/* Opens the socket by hand: libuv cannot set SO_REUSEPORT before bind. */
-static int open_listener(pt_worker_t *w, pt_listener_t *l)
+static void on_listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Opens a listener for lc by hand (libuv cannot set SO_REUSEPORT before bind) and links it in
+ * w->listeners. Returns 0 or a negative error. */
+static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
 {
     const char *addr = w->config->proxy.bind_address;
     struct sockaddr_storage ss;
     socklen_t len;
     memset(&ss, 0, sizeof(ss));
-    if (uv_ip4_addr(addr, l->config->port, (struct sockaddr_in *)&ss) == 0) {
+    if (uv_ip4_addr(addr, lc->port, (struct sockaddr_in *)&ss) == 0) {
         len = sizeof(struct sockaddr_in);
-    } else if (uv_ip6_addr(addr, l->config->port, (struct sockaddr_in6 *)&ss) == 0) {
+    } else if (uv_ip6_addr(addr, lc->port, (struct sockaddr_in6 *)&ss) == 0) {
         len = sizeof(struct sockaddr_in6);
     } else {
         return UV_EINVAL;
@@ -55,23 +61,92 @@ static int open_listener(pt_worker_t *w, pt_listener_t *l)
         close(fd);
         return err;
     }
+    pt_listener_t *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        close(fd);
+        return UV_ENOMEM;
+    }
+    l->worker = w;
+    l->config = lc;
     uv_tcp_init(&w->loop, &l->tcp);
     l->tcp.data = l;
-    l->is_open = true;
+    pt_list_insert_tail(&w->listeners, &l->link);
     int err = uv_tcp_open(&l->tcp, fd);
     if (err == 0)
         err = uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
     return err;
 }
 
+static void close_listener(pt_listener_t *l)
+{
+    pt_list_remove(&l->link);
+    uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+}
+
 static void close_listeners(pt_worker_t *w)
 {
-    for (size_t i = 0; i < w->n_listeners; i++) {
-        if (w->listeners[i].is_open) {
-            w->listeners[i].is_open = false;
-            uv_close((uv_handle_t *)&w->listeners[i].tcp, NULL);
+    while (!pt_list_is_empty(&w->listeners))
+        close_listener(PT_CONTAINER_OF(w->listeners.next, pt_listener_t, link));
+}
+
+/* Per-cluster round-robin positions for c, spread across workers so that they do not all start
+ * on endpoint 0. */
+static void reset_round_robin(pt_worker_t *w, const pt_config_t *c)
+{
+    free(w->round_robin);
+    w->round_robin = calloc(c->n_clusters + 1, sizeof(uint32_t));
+    if (w->round_robin == NULL)
+        abort();
+    w->n_round_robin = c->n_clusters;
+    for (size_t i = 0; i < c->n_clusters; i++)
+        w->round_robin[i] = w->id;
+}
+
+/* Serves with a new snapshot from now on. Listeners on ports that stay keep their sockets (no
+ * connection is refused during a reload); new ports open, removed ones close. Connections,
+ * pools and streams in flight are untouched: each stream keeps the snapshot it started with. */
+static void apply_config(pt_worker_t *w, pt_config_t *c)
+{
+    pt_list_t kept;
+    pt_list_init(&kept);
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        const pt_listener_config_t *lc = &c->listeners[i];
+        pt_listener_t *found = NULL;
+        for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next) {
+            pt_listener_t *l = PT_CONTAINER_OF(n, pt_listener_t, link);
+            if (l->config->port == lc->port) {
+                found = l;
+                break;
+            }
+        }
+        if (found != NULL) {
+            found->config = lc;
+            pt_list_remove(&found->link);
+            pt_list_insert_tail(&kept, &found->link);
         }
     }
+    close_listeners(w); /* ports the new snapshot no longer has */
+    while (!pt_list_is_empty(&kept)) {
+        pt_list_t *n = kept.next;
+        pt_list_remove(n);
+        pt_list_insert_tail(&w->listeners, n);
+    }
+    pt_config_t *old = w->config;
+    w->config = c;
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        bool is_open = false;
+        for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
+            if (PT_CONTAINER_OF(n, pt_listener_t, link)->config == &c->listeners[i])
+                is_open = true;
+        if (!is_open) {
+            int err = open_listener(w, &c->listeners[i]);
+            if (err != 0)
+                pt_log_error("worker %u: listener %s: %s", w->id, c->listeners[i].name,
+                             uv_strerror(err));
+        }
+    }
+    reset_round_robin(w, c);
+    pt_config_unref(old);
 }
 
 static void close_everything(pt_worker_t *w)
@@ -123,6 +198,16 @@ static void start_drain(pt_worker_t *w)
 static void on_wakeup(uv_async_t *a)
 {
     pt_worker_t *w = a->data;
+    uv_mutex_lock(&w->wakeup_lock);
+    pt_config_t *next = w->next_config;
+    w->next_config = NULL;
+    uv_mutex_unlock(&w->wakeup_lock);
+    if (next != NULL) {
+        if (w->is_draining)
+            pt_config_unref(next);
+        else
+            apply_config(w, next);
+    }
     int cmd = atomic_exchange(&w->command, PT_WORKER_CMD_NONE);
     if (cmd == PT_WORKER_CMD_DRAIN) {
         start_drain(w);
@@ -137,10 +222,10 @@ static void worker_main(void *arg)
 {
     pt_worker_t *w = arg;
     int err = 0;
-    for (size_t i = 0; i < w->n_listeners && err == 0; i++) {
-        err = open_listener(w, &w->listeners[i]);
+    for (size_t i = 0; i < w->config->n_listeners && err == 0; i++) {
+        err = open_listener(w, &w->config->listeners[i]);
         if (err != 0)
-            w->start_error_what = w->listeners[i].config->name;
+            w->start_error_what = w->config->listeners[i].name;
     }
     w->start_error = err;
     uv_sem_post(w->started);
@@ -175,20 +260,12 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access
     pt_access_log_init(&w->access_log, &w->loop, access_log_fd);
     pt_list_init(&w->conns);
     pt_list_init(&w->tunnels);
-    w->round_robin = calloc(config->n_clusters + 1, sizeof(uint32_t));
+    pt_list_init(&w->listeners);
+    reset_round_robin(w, config);
     w->rng = ((uint64_t)time(NULL) << 16) ^ ((uint64_t)id * 0x9e3779b97f4a7c15ull) ^
              (uint64_t)(uintptr_t)w;
     if (w->rng == 0)
         w->rng = 1;
-    /* Spread the workers' round-robin starting points so they do not all hit endpoint 0. */
-    for (size_t i = 0; i < config->n_clusters; i++)
-        w->round_robin[i] = id;
-    w->n_listeners = config->n_listeners;
-    w->listeners = calloc(config->n_listeners + 1, sizeof(pt_listener_t));
-    for (size_t i = 0; i < config->n_listeners; i++) {
-        w->listeners[i].worker = w;
-        w->listeners[i].config = &config->listeners[i];
-    }
     uv_sem_t started;
     uv_sem_init(&started, 0);
     w->started = &started;
@@ -214,10 +291,24 @@ void pt_worker_command(pt_worker_t *w, int cmd)
     uv_mutex_unlock(&w->wakeup_lock);
 }
 
+void pt_worker_set_config(pt_worker_t *w, pt_config_t *config)
+{
+    pt_config_ref(config);
+    uv_mutex_lock(&w->wakeup_lock);
+    pt_config_t *superseded = w->next_config;
+    w->next_config = config;
+    if (!w->is_wakeup_closed)
+        uv_async_send(&w->wakeup);
+    uv_mutex_unlock(&w->wakeup_lock);
+    if (superseded != NULL)
+        pt_config_unref(superseded);
+}
+
 void pt_worker_join(pt_worker_t *w)
 {
     uv_thread_join(&w->thread);
-    free(w->listeners);
+    if (w->next_config != NULL)
+        pt_config_unref(w->next_config);
     free(w->round_robin);
     uv_mutex_destroy(&w->wakeup_lock);
     pt_config_unref(w->config);

@@ -23,8 +23,8 @@ typedef struct pt_pool pt_pool_t;
 typedef struct pt_listener {
     uv_tcp_t tcp;
     pt_worker_t *worker;
-    const pt_listener_config_t *config; /* in worker->config */
-    bool is_open;
+    const pt_listener_config_t *config; /* in worker->config; repointed by a reload */
+    pt_list_t link;                     /* in worker->listeners */
 } pt_listener_t;
 
 #define PT_POOL_BUCKETS 64
@@ -37,14 +37,15 @@ struct pt_worker {
     uv_async_t wakeup;      /* main -> worker: see command */
     uv_mutex_t wakeup_lock; /* guards is_wakeup_closed against pt_worker_command */
     bool is_wakeup_closed;
+    pt_config_t *next_config; /* a snapshot to serve with next (one ref), under wakeup_lock */
     _Atomic int command;      /* PT_WORKER_CMD_* */
     uv_timer_t drain_timer;   /* drain deadline */
-    pt_listener_t *listeners; /* one per config listener; malloc'd */
-    size_t n_listeners;
+    pt_list_t listeners;      /* pt_listener_t, malloc'd each */
     pt_stats_t stats;
-    pt_list_t conns;                   /* downstream HTTP connections, for drain */
-    pt_list_t tunnels;                 /* TCP sessions and upgraded connections, for drain */
-    uint32_t *round_robin;             /* next endpoint per cluster index; malloc'd */
+    pt_list_t conns;       /* downstream HTTP connections, for drain */
+    pt_list_t tunnels;     /* TCP sessions and upgraded connections, for drain */
+    uint32_t *round_robin; /* next endpoint per cluster index of config; malloc'd */
+    size_t n_round_robin;
     uint64_t rng;                      /* xorshift state for weighted choices */
     pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
     pt_access_log_t access_log;
@@ -64,6 +65,9 @@ struct pt_worker {
  * *running is decremented when the worker's loop has ended (whatever the result). */
 int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access_log_fd,
                     _Atomic int *running);
+/* Hands the worker a new snapshot to serve with (it takes its own ref); safe from any thread.
+ * A snapshot not yet picked up is superseded by the next one. */
+void pt_worker_set_config(pt_worker_t *w, pt_config_t *config);
 /* Posts a command to a worker; safe from any thread. */
 void pt_worker_command(pt_worker_t *w, int cmd);
 /* Joins the worker thread after it exits, and frees what it owned. */
@@ -78,6 +82,16 @@ static inline uint32_t pt_worker_random(pt_worker_t *w)
     x ^= x << 17;
     w->rng = x;
     return (uint32_t)(x >> 32);
+}
+
+/* The endpoint index to use next for cl (round robin per worker). A stream that began with an
+ * older snapshot than the worker's may name a cluster the worker has no position for: it gets
+ * a random endpoint. */
+static inline size_t pt_worker_next_endpoint(pt_worker_t *w, const pt_cluster_t *cl)
+{
+    if (cl->index < w->n_round_robin)
+        return w->round_robin[cl->index]++ % cl->n_endpoints;
+    return pt_worker_random(w) % cl->n_endpoints;
 }
 
 /* Called when a connection or tunnel goes away while draining: exits the loop when idle. */

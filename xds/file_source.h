@@ -1,8 +1,7 @@
 /* xds/file_source.h
  * The file/directory config source: reads the YAML files named on the command line, or every
  * *.yaml / *.yml file of a directory in name order, into memory. It only produces bytes for
- * config/ to parse; it never touches live state. Watching for changes comes later (the design
- * watches the directory, since Kubernetes swaps a ConfigMap's ..data symlink).
+ * config/ to parse; it never touches live state. xds/file_watch.h says when to read again.
  *
  * Ownership: a pt_xds_files_t owns its paths and buffers (malloc'd); pt_xds_files_dispose()
  * frees them. */
