@@ -121,8 +121,10 @@ typedef struct pt_proxy_settings {
 
 typedef struct pt_config {
     atomic_uint refs;
-    pt_arena_t arena;    /* owns everything below */
-    uint64_t generation; /* 1, 2, ... in load order */
+    pt_arena_t arena;           /* owns everything below */
+    uint64_t generation;        /* 1, 2, ... in load order */
+    const char *resources_json; /* every resource in force as JSON, for the admin's /config_dump */
+    size_t resources_json_len;
     pt_proxy_settings_t proxy;
     pt_listener_config_t *listeners;
     size_t n_listeners;

@@ -93,6 +93,57 @@ static void respond(admin_conn_t *c, int status, const char *reason, const char 
     sreq->data = c;
 }
 
+/* {"generation": N, "resources": [{"source", "line", "resource"}, ...]} */
+static void respond_config_dump(admin_conn_t *c)
+{
+    const pt_config_t *cfg = c->admin->config;
+    char head[64];
+    int n =
+        snprintf(head, sizeof(head), "{\"generation\":%" PRIu64 ",\"resources\":", cfg->generation);
+    size_t len = (size_t)n + cfg->resources_json_len + 2;
+    char *body = malloc(len + 1);
+    if (body == NULL) {
+        respond(c, 503, "Service Unavailable", "out of memory\n", 14);
+        return;
+    }
+    memcpy(body, head, (size_t)n);
+    memcpy(body + n, cfg->resources_json, cfg->resources_json_len);
+    memcpy(body + n + cfg->resources_json_len, "}\n", 2);
+    respond(c, 200, "OK", body, len);
+    free(body);
+}
+
+/* One line per endpoint, in Envoy's /clusters text form:
+ *   outbound|80||web.local::127.0.0.1:8080::weight::1
+ *   outbound|80||web.local::127.0.0.1:8080::health_flags::healthy
+ * and a cluster without endpoints as "outbound|80||x::no_endpoints". */
+static void respond_clusters(admin_conn_t *c)
+{
+    const pt_config_t *cfg = c->admin->config;
+    size_t cap = 256, len = 0;
+    for (size_t i = 0; i < cfg->n_clusters; i++)
+        cap += (strlen(cfg->clusters[i]->name) + 128) * (cfg->clusters[i]->n_endpoints * 2 + 1);
+    char *body = malloc(cap);
+    if (body == NULL) {
+        respond(c, 503, "Service Unavailable", "out of memory\n", 14);
+        return;
+    }
+    for (size_t i = 0; i < cfg->n_clusters; i++) {
+        const pt_cluster_t *cl = cfg->clusters[i];
+        if (cl->n_endpoints == 0)
+            len += (size_t)snprintf(body + len, cap - len, "%s::no_endpoints\n", cl->name);
+        for (size_t k = 0; k < cl->n_endpoints; k++) {
+            const pt_endpoint_t *ep = &cl->endpoints[k];
+            len += (size_t)snprintf(body + len, cap - len,
+                                    "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::healthy\n",
+                                    cl->name, ep->address, (unsigned)ep->port, ep->weight, cl->name,
+                                    ep->address, (unsigned)ep->port);
+        }
+    }
+    respond(c, 200, "OK", body, len);
+    free(body);
+}
+
 static void serve(admin_conn_t *c)
 {
     pt_admin_t *a = c->admin;
@@ -112,6 +163,10 @@ static void serve(admin_conn_t *c)
         size_t len = buf ? pt_admin_format_stats(a, buf, 16384) : 0;
         respond(c, 200, "OK", buf ? buf : "", len);
         free(buf);
+    } else if (pt_str_eq(path, PT_STR_LIT("/config_dump")) && is_get && a->config != NULL) {
+        respond_config_dump(c);
+    } else if (pt_str_eq(path, PT_STR_LIT("/clusters")) && is_get && a->config != NULL) {
+        respond_clusters(c);
     } else if (pt_str_eq(path, PT_STR_LIT("/quitquitquit"))) {
         if (h->method_id != HTTP_POST) {
             respond(c, 405, "Method Not Allowed", "use POST\n", 9);
@@ -120,10 +175,13 @@ static void serve(admin_conn_t *c)
         respond(c, 200, "OK", "OK\n", 3);
         if (a->on_quit != NULL)
             a->on_quit(a->arg);
-    } else if (pt_str_eq(path, PT_STR_LIT("/ready")) || pt_str_eq(path, PT_STR_LIT("/stats"))) {
+    } else if (pt_str_eq(path, PT_STR_LIT("/ready")) || pt_str_eq(path, PT_STR_LIT("/stats")) ||
+               pt_str_eq(path, PT_STR_LIT("/config_dump")) ||
+               pt_str_eq(path, PT_STR_LIT("/clusters"))) {
         respond(c, 405, "Method Not Allowed", "use GET\n", 8);
     } else {
-        static const char body[] = "not found; try /ready, /stats, POST /quitquitquit\n";
+        static const char body[] =
+            "not found; try /ready, /stats, /config_dump, /clusters, POST /quitquitquit\n";
         respond(c, 404, "Not Found", body, sizeof(body) - 1);
     }
 }

@@ -1,7 +1,9 @@
 /* proxy/admin.h
  * The admin listener (port 15000 by default, on the main thread's loop): GET /ready (200
  * "LIVE", 503 while draining), GET /stats (every counter summed over workers, "name: value"
- * lines), POST /quitquitquit (drains and exits, like SIGTERM). Requests are parsed by the same
+ * lines), GET /config_dump (the resources in force as JSON, with their source file:line),
+ * GET /clusters (clusters and their endpoints), POST /quitquitquit (drains and exits, like
+ * SIGTERM). Requests are parsed by the same
  * HTTP/1 codec as traffic; each connection answers one request and closes. */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
@@ -17,6 +19,7 @@ typedef struct pt_admin {
     uv_loop_t *loop;
     pt_worker_t *workers; /* not owned */
     size_t n_workers;
+    const pt_config_t *config; /* the snapshot in force (main thread; replaced on reload) */
     uint64_t config_generation;
     uint64_t reloads_accepted; /* config reloads published (main thread only) */
     uint64_t reloads_refused;  /* config reloads refused; the running config stayed */

@@ -159,6 +159,7 @@ static void reload(server_t *s, const char *why)
         pt_worker_set_config(&s->workers[i], c);
     pt_config_unref(s->config);
     s->config = c;
+    s->admin.config = c;
     s->admin.config_generation = c->generation;
     s->admin.reloads_accepted++;
     pt_log_info("config generation %llu in force (%s): %zu listener%s, %zu cluster%s",
@@ -270,6 +271,7 @@ static int cmd_run(int argc, char **argv)
     }
     s.admin.workers = s.workers;
     s.admin.n_workers = started;
+    s.admin.config = s.config;
     s.admin.config_generation = s.config->generation;
     s.admin.on_quit = on_quit;
     s.admin.arg = &s;
