@@ -46,8 +46,10 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
      * the broken file would be reported missing): report the syntax errors and stop there. */
     if (syntax_ok)
         pt__cfg_compile(&cx, &set, c);
-    if (errors->n == cx.n_errors_at_start)
+    if (errors->n == cx.n_errors_at_start) {
+        pt__cfg_index_vhosts(c);
         c->resources_json = pt__cfg_dump_json(&c->arena, &docs, &c->resources_json_len);
+    }
 
     pt__cfg_docs_dispose(&docs);
     pt_arena_dispose(&tmp);
@@ -99,20 +101,90 @@ void pt_config_unref(pt_config_t *c)
 
 /* How well pattern matches host (both without port): 0 no match, 1 for "*", 2 + the suffix
  * length for "*.suffix", SIZE_MAX for an exact match. */
-static size_t host_score(const char *pattern, const char *host, size_t len)
+/* Host lookup, built once per snapshot: exact hosts in an open-addressing hash table (the
+ * first vhost naming a host wins, as in VirtualService order), then "*.suffix" wildcards
+ * longest suffix first (ties: the earlier vhost), then "*". The request path hashes the Host
+ * once and probes; it never scans every VirtualService. */
+typedef struct vhost_slot {
+    const char *host; /* lower-case; NULL: empty slot */
+    size_t len;
+    const pt_vhost_t *vhost;
+} vhost_slot_t;
+
+typedef struct wildcard {
+    const char *suffix; /* ".example.com" */
+    size_t len;
+    const pt_vhost_t *vhost;
+} wildcard_t;
+
+struct pt_vhost_index {
+    vhost_slot_t *slots;
+    size_t mask; /* slots - 1, a power of two minus one */
+    wildcard_t *wildcards;
+    size_t n_wildcards;
+    const pt_vhost_t *star; /* the first vhost with host "*", or NULL */
+};
+
+#define HOST_MAX 255
+
+static uint64_t host_hash(const char *s, size_t n)
 {
-    size_t pl = strlen(pattern);
-    if (pattern[0] == '*') {
-        if (pl == 1)
-            return 1;
-        /* "*.example.com" matches "a.example.com" and "a.b.example.com", never "example.com"
-         * (the suffix includes the dot and at least one character must precede it). */
-        size_t sl = pl - 1;
-        if (len > sl && strncasecmp(host + len - sl, pattern + 1, sl) == 0)
-            return 2 + sl;
-        return 0;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static void index_listener(pt_arena_t *a, pt_listener_config_t *l)
+{
+    size_t n_exact = 0, n_wild = 0;
+    for (size_t v = 0; v < l->n_vhosts; v++)
+        for (size_t h = 0; h < l->vhosts[v].n_hosts; h++) {
+            if (l->vhosts[v].hosts[h][0] == '*')
+                n_wild++;
+            else
+                n_exact++;
+        }
+    struct pt_vhost_index *ix = pt_arena_calloc(a, sizeof(*ix));
+    size_t cap = 8;
+    while (cap < n_exact * 2)
+        cap *= 2;
+    ix->slots = pt_arena_calloc(a, cap * sizeof(*ix->slots));
+    ix->mask = cap - 1;
+    ix->wildcards = pt_arena_calloc(a, (n_wild + 1) * sizeof(*ix->wildcards));
+    for (size_t v = 0; v < l->n_vhosts; v++) {
+        const pt_vhost_t *vh = &l->vhosts[v];
+        for (size_t h = 0; h < vh->n_hosts; h++) {
+            const char *host = vh->hosts[h];
+            size_t len = strlen(host);
+            if (strcmp(host, "*") == 0) {
+                if (ix->star == NULL)
+                    ix->star = vh;
+            } else if (host[0] == '*') {
+                /* Insertion keeps longer suffixes first and, among equals, vhost order. */
+                size_t i = ix->n_wildcards++;
+                while (i > 0 && ix->wildcards[i - 1].len < len - 1) {
+                    ix->wildcards[i] = ix->wildcards[i - 1];
+                    i--;
+                }
+                ix->wildcards[i] = (wildcard_t){host + 1, len - 1, vh};
+            } else {
+                size_t i = (size_t)host_hash(host, len) & ix->mask;
+                while (ix->slots[i].host != NULL &&
+                       !(ix->slots[i].len == len && memcmp(ix->slots[i].host, host, len) == 0))
+                    i = (i + 1) & ix->mask;
+                if (ix->slots[i].host == NULL)
+                    ix->slots[i] = (vhost_slot_t){host, len, vh};
+            }
+        }
     }
-    return pl == len && strncasecmp(pattern, host, len) == 0 ? SIZE_MAX : 0;
+    l->vhost_index = ix;
+}
+
+void pt__cfg_index_vhosts(pt_config_t *c)
+{
+    for (size_t i = 0; i < c->n_listeners; i++)
+        index_listener(&c->arena, &c->listeners[i]);
 }
 
 const pt_vhost_t *pt_config_find_vhost(const pt_listener_config_t *l, const char *host, size_t len)
@@ -132,19 +204,24 @@ const pt_vhost_t *pt_config_find_vhost(const pt_listener_config_t *l, const char
         if (i > 0 && host[i - 1] == ':')
             len = i - 1;
     }
-    const pt_vhost_t *best = NULL;
-    size_t best_score = 0;
-    for (size_t v = 0; v < l->n_vhosts; v++) {
-        const pt_vhost_t *vh = &l->vhosts[v];
-        for (size_t h = 0; h < vh->n_hosts; h++) {
-            size_t s = host_score(vh->hosts[h], host, len);
-            if (s > best_score) { /* strictly: on a tie the earlier vhost wins */
-                best_score = s;
-                best = vh;
-                if (s == SIZE_MAX)
-                    return best;
-            }
-        }
+    const struct pt_vhost_index *ix = l->vhost_index;
+    if (ix == NULL)
+        return NULL;
+    if (len <= HOST_MAX) {
+        char lower[HOST_MAX];
+        for (size_t i = 0; i < len; i++)
+            lower[i] = (char)tolower((unsigned char)host[i]);
+        size_t i = (size_t)host_hash(lower, len) & ix->mask;
+        for (; ix->slots[i].host != NULL; i = (i + 1) & ix->mask)
+            if (ix->slots[i].len == len && memcmp(ix->slots[i].host, lower, len) == 0)
+                return ix->slots[i].vhost;
     }
-    return best;
+    /* "*.example.com" matches "a.example.com" and "a.b.example.com", never "example.com": the
+     * suffix includes the dot and at least one character must precede it. */
+    for (size_t w = 0; w < ix->n_wildcards; w++) {
+        const wildcard_t *wc = &ix->wildcards[w];
+        if (len > wc->len && strncasecmp(host + len - wc->len, wc->suffix, wc->len) == 0)
+            return wc->vhost;
+    }
+    return ix->star;
 }

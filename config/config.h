@@ -100,6 +100,7 @@ typedef struct pt_listener_config {
     pt_vhost_t *vhosts; /* HTTP: in VirtualService order; exact hosts before wildcards */
     size_t n_vhosts;
     pt_cluster_t *tcp_cluster; /* TCP: where connections go; NULL: refused */
+    struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
 } pt_listener_config_t;
 
 /* The Petrel Proxy kind's spec, with defaults filled in. */

@@ -133,6 +133,9 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s);
  * references to it without reporting it missing. */
 void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_t *doc);
 
+/* Builds each listener's host index (config.c), once compile has placed the vhosts. */
+void pt__cfg_index_vhosts(pt_config_t *c);
+
 /* The documents as a JSON array of {"source", "line", "resource"} objects, copied into `into`
  * (config/dump.c). */
 const char *pt__cfg_dump_json(pt_arena_t *into, const pt_cfg_docs_t *docs, size_t *len);

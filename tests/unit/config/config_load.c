@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/resources.h"
 #include "config/schema.h"
 #include "test.h"
 
@@ -789,12 +790,16 @@ TEST(vhost_precedence)
     const char *h1[] = {"*.example.com"}, *h2[] = {"*.example.com", "[::1]"};
     pt_vhost_t vh[2] = {{h1, 1, NULL, 0}, {h2, 2, NULL, 0}};
     pt_listener_config_t hl = {.vhosts = vh, .n_vhosts = 2};
+    pt_config_t hc = {.listeners = &hl, .n_listeners = 1};
+    pt_arena_init(&hc.arena, 1024);
+    pt__cfg_index_vhosts(&hc); /* as the loader does after compiling */
     ASSERT(pt_config_find_vhost(&hl, "a.example.com", 13) == &vh[0]);
     ASSERT(pt_config_find_vhost(&hl, "[::1]:80", 8) == &vh[1]);
     ASSERT(pt_config_find_vhost(&hl, "[::1]", 5) == &vh[1]);
     ASSERT(pt_config_find_vhost(&hl, "example.com", 11) == NULL);
     ASSERT(pt_config_find_vhost(&hl, ".example.com", 12) == NULL);
     ASSERT(pt_config_find_vhost(&hl, NULL, 0) == NULL);
+    pt_arena_dispose(&hc.arena);
     pt_config_errors_dispose(&e);
 }
 
