@@ -40,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 from netutil import CLOCK_TICKS, cpu_ticks, free_port, http_request, rss_kb  # noqa: E402
-from petrel import Petrel, simple_config  # noqa: E402
+from petrel import ISTIO, Petrel, simple_config  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
@@ -225,15 +225,16 @@ def parse_wrk(text):
     return r
 
 
-def run_wrk(port, path, pid):
+def run_wrk(port, path, pid, host=None):
     """wrk at saturation; with pid, also that process's CPU and peak RSS during the run."""
     sampler = None
     if pid:
         t0 = cpu_ticks(pid)
         sampler = RssSampler(pid)
         sampler.start()
-    out = subprocess.run(pinned(LOAD_CPU, ["wrk", "-t1", "-c50", "-d%ds" % DURATION,
-                                           "http://127.0.0.1:%d%s" % (port, path)]),
+    extra = ["-H", "Host: %s" % host] if host else []
+    out = subprocess.run(pinned(LOAD_CPU, ["wrk", "-t1", "-c50", "-d%ds" % DURATION] + extra +
+                                          ["http://127.0.0.1:%d%s" % (port, path)]),
                          capture_output=True, text=True, timeout=DURATION + 60)
     r = parse_wrk(out.stdout)
     if pid:
@@ -290,6 +291,63 @@ def machine():
     }
 
 
+# -- routing scale ---------------------------------------------------------------------------
+
+SCALE_ROUTES = (1, 10000)
+
+
+def routes_config(http_port, up_port, n):
+    """n VirtualServices, one host each (h0.bench.local ...), all to the upstream, besides
+    simple_config's catch-all "*" one."""
+    docs = simple_config(http_port, up_port)
+    gateway, catch_all, se = docs[0], docs[1], docs[2]
+    vss = [{"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "r%d" % i},
+            "spec": {"hosts": ["h%d.bench.local" % i], "gateways": ["edge"],
+                     "http": [{"match": [{"uri": {"prefix": "/"}}],
+                               "route": [{"destination": {"host": "web.local",
+                                                          "port": {"number": 80}}}]}]}}
+           for i in range(n)]
+    return [gateway] + vss + [catch_all, se]
+
+
+def routing_scale(d, up_port):
+    """Compile time of a config with 10,000 routes (petrel validate, wall clock, against the
+    same with one route), and saturation req/s and CPU per request through Petrel with 1 and
+    10,000 routes, asking for the last host, interleaved over the rounds."""
+    res = {}
+    runs = {}
+    for n in SCALE_ROUTES:
+        port = free_port()
+        p = Petrel(os.path.join(d, "scale%d" % n), routes_config(port, up_port, n), concurrency=1,
+                   command_prefix=["taskset", "-c", PROXY_CPU])
+        times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            subprocess.run([p.binary, "validate", p.config_dir], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times.append((time.monotonic() - t0) * 1000)
+        res[n] = {"validate_ms": median(times), "rps": [], "cpu": []}
+        p.start(wait=False)
+        PROCS.append(p.proc)
+        first_response(port, "/0b", p.proc)
+        runs[n] = (p, port)
+    for _ in range(ROUNDS):
+        for n in SCALE_ROUTES:
+            p, port = runs[n]
+            w = run_wrk(port, "/0b", p.proc.pid, host="h%d.bench.local" % (n - 1))
+            if w["non2xx"] or w["sock_errors"]:
+                raise RuntimeError("%d routes: %d non-2xx, %d socket errors"
+                                   % (n, w["non2xx"], w["sock_errors"]))
+            res[n]["rps"].append(w["rps"])
+            res[n]["cpu"].append(w["cpu_s"] * 1000 / (w["requests"] / 1000))
+            log("routes %5d: %8.0f req/s, cpu %.1f ms/1k" % (n, w["rps"], res[n]["cpu"][-1]))
+    for n in SCALE_ROUTES:
+        runs[n][0].proc.terminate()
+        res[n]["rps"] = median(res[n]["rps"])
+        res[n]["cpu"] = median(res[n]["cpu"])
+    return res
+
+
 # -- report ----------------------------------------------------------------------------------
 
 METRICS = [
@@ -315,7 +373,7 @@ def summarize(raw):
     return {t: {k: median(v) for k, v in m.items()} for t, m in raw.items()}
 
 
-def write_report(info, res, notes, elapsed):
+def write_report(info, res, notes, elapsed, scale=None):
     def cell(t, key, fmt):
         v = res.get(t, {}).get(key)
         return fmt.format(v) if v is not None else "–"
@@ -359,6 +417,18 @@ def write_report(info, res, notes, elapsed):
             continue
         lines.append("| %s | " % NAMES[t] + " | ".join(
             "%s / %s" % (ratio(t, "haproxy", k), ratio(t, "direct", k)) for k, _, _, _ in METRICS) + " |")
+    if scale:
+        lo, hi = SCALE_ROUTES
+        lines += ["", "Routing scale (Petrel alone): a config of N VirtualServices with one host "
+                  "each; `petrel validate` wall time (process start, parse, validate, compile), "
+                  "and wrk at saturation asking for the last host:", "",
+                  "| routes | validate ms | req/s 0 B | CPU ms / 1k req |", "|---:|---:|---:|---:|"]
+        for n in SCALE_ROUTES:
+            lines.append("| %s | %.1f | %s | %.1f |" % ("{:,}".format(n), scale[n]["validate_ms"],
+                                                      "{:,.0f}".format(scale[n]["rps"]), scale[n]["cpu"]))
+        lines.append("| %s vs %s | %.2f× | %.2f× | %.2f× |" % (
+            "{:,}".format(hi), lo, scale[hi]["validate_ms"] / scale[lo]["validate_ms"],
+            scale[hi]["rps"] / scale[lo]["rps"], scale[hi]["cpu"] / scale[lo]["cpu"]))
     if notes:
         lines += ["", "Notes:", ""] + ["- " + n for n in notes]
     lines.append("")
@@ -465,7 +535,13 @@ def main():
         for t in live:
             if t != "direct" and subprocess.Popen.poll(next(p for p in PROCS if p.pid == pids[t])) is not None:
                 notes.append("%s exited during the run" % NAMES[t])
-        report = write_report(info, summarize(raw), notes, time.monotonic() - started)
+        scale = None
+        if "petrel" in ports and os.environ.get("BENCH_SCALE", "1") == "1":
+            try:
+                scale = routing_scale(d, up_port)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                notes.append("routing scale not measured: %s" % e)
+        report = write_report(info, summarize(raw), notes, time.monotonic() - started, scale)
         print(report)
         log("wrote %s" % OUT)
     finally:
