@@ -20,6 +20,12 @@
  *    port with the same number: endpoint.ports[port.name], else port.targetPort, else
  *    port.number. No ServiceEntry, no such port, or no endpoints: a cluster with 0 endpoints
  *    (503 UH at runtime), not an error.
+ *  - DestinationRule: the one whose host is the destination host exactly (first loaded), else
+ *    the longest wildcard covering it. A destination with a subset gets its own cluster
+ *    "outbound|<port>|<subset>|<host>" with the endpoints whose labels include the subset's;
+ *    a subset the rule does not define is an error at the destination's subset field. The
+ *    loadBalancer is the first set of: the subset's port-level, the subset's, the rule's
+ *    port-level, the rule's (Istio's merge); its tables are built here by pt_lb_build().
  *  - Destination port omitted: the ServiceEntry's only port. Several ports, no ports, or no
  *    ServiceEntry: an error ("port required"), as Istio requires it then too.
  *  - Weights (HTTP): one destination takes all traffic whatever its weight. Several
@@ -36,6 +42,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../proxy/lb.h"
 #include "resources.h"
 
 typedef struct binding {
@@ -103,6 +110,74 @@ static const pt_res_se_t *find_service_entry(compiler_t *cp, const char *host)
     return best;
 }
 
+/* The DestinationRule for host: the first (in load order) whose host is host exactly, else
+ * the first with the longest wildcard host covering it. */
+static const pt_res_dr_t *find_destination_rule(compiler_t *cp, const char *host)
+{
+    const pt_res_dr_t *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < cp->set->n_drs; i++) {
+        const pt_res_dr_t *dr = cp->set->drs[i];
+        if (dr->host == NULL)
+            continue;
+        if (strcmp(dr->host, host) == 0)
+            return dr;
+        if (dr->host[0] == '*' && host_covers(dr->host, host) &&
+            (best == NULL || strlen(dr->host) > best_len)) {
+            best = dr;
+            best_len = strlen(dr->host);
+        }
+    }
+    return best;
+}
+
+static const pt_res_subset_t *find_subset(const pt_res_dr_t *dr, const char *name)
+{
+    for (size_t i = 0; dr != NULL && i < dr->n_subsets; i++)
+        if (strcmp(dr->subsets[i].name, name) == 0)
+            return &dr->subsets[i];
+    return NULL;
+}
+
+/* The loadBalancer of a traffic policy for port: its portLevelSettings entry for the port
+ * when that sets one, else its own; NULL when neither does. */
+static const pt_res_lb_t *policy_lb(const pt_res_traffic_policy_t *tp, uint16_t port)
+{
+    for (size_t i = 0; i < tp->n_ports; i++)
+        if (tp->ports[i].port == port && tp->ports[i].lb.is_set)
+            return &tp->ports[i].lb;
+    return tp->lb.is_set ? &tp->lb : NULL;
+}
+
+/* Istio's precedence: the subset's traffic policy over the rule's, and within each the port's
+ * settings over the policy's own; the first that sets a loadBalancer gives all of it. */
+static void resolve_lb(const pt_res_dr_t *dr, const pt_res_subset_t *sub, uint16_t port,
+                       pt_lb_config_t *out)
+{
+    const pt_res_lb_t *lb = NULL;
+    if (sub != NULL)
+        lb = policy_lb(&sub->policy, port);
+    if (lb == NULL && dr != NULL)
+        lb = policy_lb(&dr->policy, port);
+    memset(out, 0, sizeof(*out));
+    if (lb != NULL)
+        *out = lb->lb;
+}
+
+/* Does the endpoint carry every label of the subset (key and value)? */
+static bool labels_match(const pt_res_se_endpoint_t *e, const pt_res_subset_t *sub)
+{
+    for (size_t i = 0; i < sub->n_labels; i++) {
+        bool found = false;
+        for (size_t j = 0; j < e->n_labels && !found; j++)
+            found = strcmp(e->labels[2 * j], sub->labels[2 * i]) == 0 &&
+                    strcmp(e->labels[2 * j + 1], sub->labels[2 * i + 1]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
 static uint16_t endpoint_port(const pt_res_se_endpoint_t *e, const pt_res_se_port_t *p)
 {
     if (e->ports != NULL && p->name != NULL)
@@ -112,16 +187,25 @@ static uint16_t endpoint_port(const pt_res_se_endpoint_t *e, const pt_res_se_por
     return p->target_port ? p->target_port : p->number;
 }
 
-static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port)
+/* The cluster of (host, port, subset), made on first use. sub is the subset's definition in dr
+ * (NULL for the whole service). */
+static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port,
+                                 const pt_res_dr_t *dr, const pt_res_subset_t *sub)
 {
-    for (size_t i = 0; i < cp->n_clusters; i++)
-        if (cp->clusters[i]->port == port && strcmp(cp->clusters[i]->host, host) == 0)
+    const char *subset = sub != NULL ? sub->name : NULL;
+    for (size_t i = 0; i < cp->n_clusters; i++) {
+        const pt_cluster_t *c = cp->clusters[i];
+        if (c->port == port && strcmp(c->host, host) == 0 &&
+            (c->subset == NULL ? subset == NULL : subset != NULL && !strcmp(c->subset, subset)))
             return cp->clusters[i];
+    }
     pt_cfg_cx_t *cx = cp->cx;
     pt_cluster_t *cl = pt_arena_calloc(cx->out, sizeof(*cl));
     cl->host = pt__cfg_out_str(cx, host);
+    cl->subset = subset != NULL ? pt__cfg_out_str(cx, subset) : NULL;
     cl->port = port;
-    cl->name = pt_arena_printf(cx->out, "outbound|%u||%s", (unsigned)port, host);
+    cl->name = pt_arena_printf(cx->out, "outbound|%u|%s|%s", (unsigned)port,
+                               subset != NULL ? subset : "", host);
     cl->index = (uint32_t)cp->n_clusters;
     const pt_res_se_t *se = find_service_entry(cp, host);
     const pt_res_se_port_t *sp = NULL;
@@ -132,7 +216,11 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
         cl->endpoints = pt_arena_calloc(cx->out, se->n_endpoints * sizeof(*cl->endpoints));
         for (size_t i = 0; i < se->n_endpoints; i++) {
             const pt_res_se_endpoint_t *e = &se->endpoints[i];
+            if (sub != NULL && !labels_match(e, sub))
+                continue;
             pt_endpoint_t *ep = &cl->endpoints[cl->n_endpoints++];
+            ep->labels = e->labels;
+            ep->n_labels = e->n_labels;
             ep->address = pt__cfg_out_str(cx, e->address);
             ep->port = endpoint_port(e, sp);
             ep->weight = e->weight;
@@ -144,6 +232,8 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
                 ((struct sockaddr_in6 *)&ep->addr)->sin6_port = htons(ep->port);
         }
     }
+    resolve_lb(dr, sub, port, &cl->lb);
+    pt_lb_build(cx->out, cl);
     cp->clusters = pt_arena_grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters,
                                  sizeof(*cp->clusters));
     cp->clusters[cp->n_clusters++] = cl;
@@ -175,7 +265,28 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
         }
         port = se->ports[0].number;
     }
-    return get_cluster(cp, d->host, port);
+    const pt_res_dr_t *dr = find_destination_rule(cp, d->host);
+    const pt_res_subset_t *sub = NULL;
+    if (d->subset != NULL) {
+        sub = find_subset(dr, d->subset);
+        if (sub == NULL) {
+            char path[600];
+            snprintf(path, sizeof(path), "%s.destination.subset", d->path);
+            const pt_cfg_node_t *at = d->subset_node ? d->subset_node : d->node;
+            if (dr == NULL)
+                pt__cfg_error_at(cp->cx, at, path,
+                                 "no DestinationRule for host \"%s\" defines subset \"%s\"",
+                                 d->host, d->subset);
+            else
+                pt__cfg_error_at(cp->cx, at, path,
+                                 "subset \"%s\" is not defined by DestinationRule %s/%s (%s:%d) "
+                                 "for host \"%s\"",
+                                 d->subset, dr->meta.ns, dr->meta.name, dr->meta.doc->file,
+                                 dr->meta.doc->line, d->host);
+            return NULL;
+        }
+    }
+    return get_cluster(cp, d->host, port, dr, sub);
 }
 
 /* Fills route->clusters from the destinations; reports weight problems. */
@@ -208,6 +319,7 @@ static void compile_weights(compiler_t *cp, pt_res_dest_t *dests, size_t n,
         }
         sum += w;
         wc[i].cluster = cl;
+        wc[i].headers = dests[i].headers;
         wc[i].cumulative_weight = (uint32_t)(sum > UINT32_MAX ? UINT32_MAX : sum);
     }
     if (ok && sum == 0) {
@@ -340,6 +452,29 @@ static void sort_vhosts(pt_vhost_t *v, size_t n)
     }
 }
 
+/* sourceLabels / sourceNamespace of HTTP matches. At a gateway the source of a request, as
+ * Istio sees it, is the gateway workload itself: the answer is the same for every request,
+ * so it is decided here, once, and a match that does not select this proxy never matches. */
+static void select_sources(pt_res_set_t *set, const pt_workload_t *w)
+{
+    for (size_t v = 0; v < set->n_vss; v++)
+        for (size_t i = 0; i < set->vss[v]->n_http; i++) {
+            pt_http_route_t *r = &set->vss[v]->http[i].route;
+            for (size_t k = 0; k < r->n_matches; k++) {
+                pt_http_match_t *m = &r->matches[k];
+                bool ok = m->source_namespace == NULL || strcmp(m->source_namespace, w->ns) == 0;
+                for (size_t l = 0; ok && l < m->n_source_labels; l++) {
+                    bool found = false;
+                    for (size_t j = 0; j < w->n_labels && !found; j++)
+                        found = strcmp(w->labels[2 * j], m->source_labels[2 * l]) == 0 &&
+                                strcmp(w->labels[2 * j + 1], m->source_labels[2 * l + 1]) == 0;
+                    ok = found;
+                }
+                m->never = !ok;
+            }
+        }
+}
+
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
 {
     compiler_t cp = {.cx = cx, .set = set};
@@ -356,11 +491,13 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                              "only one Proxy per config set (the first is at %s:%d:%d)",
                              first->file, first->line, first->col);
     }
+    select_sources(set, &c->proxy.workload);
 
     check_duplicates(cx, (void *const *)set->gateways, set->n_gateways,
                      offsetof(pt_res_gateway_t, meta));
     check_duplicates(cx, (void *const *)set->vss, set->n_vss, offsetof(pt_res_vs_t, meta));
     check_duplicates(cx, (void *const *)set->ses, set->n_ses, offsetof(pt_res_se_t, meta));
+    check_duplicates(cx, (void *const *)set->drs, set->n_drs, offsetof(pt_res_dr_t, meta));
 
     /* Listeners, one per port. */
     size_t max_listeners = 0;
@@ -492,4 +629,9 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     c->clusters = pt_arena_calloc(cx->out, (cp.n_clusters + 1) * sizeof(*c->clusters));
     if (cp.n_clusters)
         memcpy(c->clusters, cp.clusters, cp.n_clusters * sizeof(*c->clusters));
+    c->n_endpoint_slots = 0;
+    for (size_t i = 0; i < cp.n_clusters; i++) {
+        c->clusters[i]->endpoint_base = (uint32_t)c->n_endpoint_slots;
+        c->n_endpoint_slots += c->clusters[i]->n_endpoints;
+    }
 }

@@ -24,32 +24,104 @@ typedef struct pt_endpoint {
     uint32_t weight;              /* 1 when not given */
     struct sockaddr_storage addr; /* resolved at compile time (STATIC) */
     socklen_t addr_len;
+    const char *const *labels; /* ServiceEntry endpoints[].labels: key, value, key, value... */
+    size_t n_labels;           /* pairs */
 } pt_endpoint_t;
 
-/* One upstream service port: Istio's "outbound|<port>||<host>" cluster. */
+/* DestinationRule loadBalancer, resolved for one cluster (subset > port level > top level). */
+typedef enum pt_lb_policy {
+    PT_LB_ROUND_ROBIN = 0, /* Istio's default (simple: UNSPECIFIED too) */
+    PT_LB_LEAST_REQUEST,   /* power of two choices over this worker's active requests */
+    PT_LB_RANDOM,
+    PT_LB_RING_HASH, /* consistentHash with ringHash (or minimumRingSize, or no ring given) */
+    PT_LB_MAGLEV,    /* consistentHash with maglev */
+} pt_lb_policy_t;
+
+typedef enum pt_lb_hash_key {
+    PT_LB_HASH_NONE = 0,
+    PT_LB_HASH_HEADER,    /* httpHeaderName */
+    PT_LB_HASH_COOKIE,    /* httpCookie.name (never generated) */
+    PT_LB_HASH_SOURCE_IP, /* useSourceIp */
+    PT_LB_HASH_QUERY,     /* httpQueryParameterName */
+} pt_lb_hash_key_t;
+
+typedef struct pt_lb_ring_entry {
+    uint64_t hash;     /* point on the ring */
+    uint32_t endpoint; /* index in the cluster's endpoints */
+} pt_lb_ring_entry_t;
+
+/* The cluster's balancer with every table it needs, built once by pt_lb_build() (proxy/lb.c)
+ * at compile time into the snapshot arena. The request path only reads it. */
+typedef struct pt_lb_config {
+    pt_lb_policy_t policy;
+    pt_lb_hash_key_t hash_key; /* PT_LB_RING_HASH / PT_LB_MAGLEV only */
+    const char *hash_name;     /* header (lower-case), cookie or query parameter name */
+    size_t hash_name_len;
+    uint64_t min_ring_size;     /* ringHash.minimumRingSize: 1024 by default */
+    uint64_t maglev_table_size; /* maglev.tableSize, prime: 65537 by default */
+    /* built by pt_lb_build() */
+    uint64_t *cumulative;     /* running sum of endpoint weights; NULL when all weights are equal */
+    uint64_t total_weight;    /* sum of the weights */
+    uint64_t rr_stride;       /* weighted round robin: a stride coprime with total_weight */
+    pt_lb_ring_entry_t *ring; /* sorted by hash */
+    size_t n_ring;
+    uint32_t *maglev; /* maglev_table_size endpoint indexes */
+} pt_lb_config_t;
+
+/* One upstream service port, or one subset of it: Istio's "outbound|<port>|<subset>|<host>". */
 typedef struct pt_cluster {
-    const char *name; /* "outbound|8080||reviews.default.svc.cluster.local" */
-    const char *host; /* the ServiceEntry host */
-    uint16_t port;    /* the service port */
+    const char *name;   /* "outbound|8080||reviews.default.svc.cluster.local" */
+    const char *host;   /* the ServiceEntry host */
+    const char *subset; /* DestinationRule subset name; NULL for the whole service */
+    uint16_t port;      /* the service port */
     pt_endpoint_t *endpoints;
-    size_t n_endpoints; /* 0: every request gets 503 UH */
-    uint32_t index;     /* position in pt_config_t.clusters, for per-worker state */
+    size_t n_endpoints;     /* 0: every request gets 503 UH */
+    uint32_t index;         /* position in pt_config_t.clusters, for per-worker state */
+    uint32_t endpoint_base; /* first slot of its endpoints in per-worker endpoint arrays */
+    pt_lb_config_t lb;
 } pt_cluster_t;
+
+/* Istio's HeaderOperations (set, add, remove) for one direction, names lower-case. Applied
+ * in Envoy's order: remove, then set (replaces every value), then add (one more line). */
+typedef struct pt_header_op {
+    const char *name; /* lower-case */
+    size_t name_len;
+    const char *value; /* NULL for remove */
+    size_t value_len;
+} pt_header_op_t;
+
+typedef struct pt_header_ops {
+    const pt_header_op_t *set, *add, *remove;
+    size_t n_set, n_add, n_remove;
+} pt_header_ops_t;
+
+/* Istio's Headers: request and response mutations of a route or of one destination. */
+typedef struct pt_header_mutations {
+    pt_header_ops_t request, response;
+} pt_header_mutations_t;
 
 typedef struct pt_weighted_cluster {
     pt_cluster_t *cluster;
-    uint32_t cumulative_weight; /* running sum; a route picks r in [0, total) */
+    uint32_t cumulative_weight;           /* running sum; a route picks r in [0, total) */
+    const pt_header_mutations_t *headers; /* route[].headers; NULL: none */
 } pt_weighted_cluster_t;
+
+/* A compiled regex (proxy/regex.h), owned by the snapshot arena. */
+typedef struct pt_regex pt_regex_t;
 
 typedef enum pt_string_match_kind {
     PT_MATCH_EXACT = 1,
     PT_MATCH_PREFIX,
+    PT_MATCH_REGEX,   /* full match, RE2 semantics */
+    PT_MATCH_PRESENT, /* headers / queryParams given as {}: present, any value */
 } pt_string_match_kind_t;
 
 typedef struct pt_string_match {
     pt_string_match_kind_t kind;
-    const char *value;
+    const char *value; /* exact / prefix text; the pattern for a regex */
     size_t len;
+    const pt_regex_t *regex; /* PT_MATCH_REGEX */
+    bool ignore_case;        /* exact / prefix compared ASCII case-insensitively */
 } pt_string_match_t;
 
 typedef struct pt_header_match {
@@ -61,10 +133,46 @@ typedef struct pt_header_match {
 typedef struct pt_http_match {
     bool has_uri;
     pt_string_match_t uri; /* against the path without the query */
-    const char *method;    /* NULL: any; exact, as Istio's method.exact */
+    const char *method;    /* method.exact, NULL otherwise (kept for readers of old) */
     pt_header_match_t *headers;
     size_t n_headers;
+    bool has_method, has_scheme, has_authority;
+    pt_string_match_t method_match;     /* every method StringMatch kind */
+    pt_string_match_t scheme;           /* against "http" (Petrel's listeners are plaintext) */
+    pt_string_match_t authority;        /* against the request's authority, as received */
+    pt_header_match_t *without_headers; /* the match fails if any of these matches */
+    size_t n_without_headers;
+    pt_header_match_t *query_params; /* name as written; exact / regex / present */
+    size_t n_query_params;
+    uint16_t port; /* the listener port; 0: any */
+    /* sourceLabels / sourceNamespace, kept as written; at a gateway they select the proxy's
+     * own workload (Proxy spec.workload), so compile decides them once: */
+    const char *const *source_labels; /* key, value, key, value... */
+    size_t n_source_labels;           /* pairs */
+    const char *source_namespace;     /* NULL: any */
+    bool never;                       /* the source conditions exclude this proxy */
 } pt_http_match_t;
+
+typedef struct pt_http_rewrite {
+    const char *uri; /* NULL: not rewritten; replaces the matched prefix, else the path */
+    size_t uri_len;
+    const char *authority; /* NULL: kept; else sent as Host */
+    size_t authority_len;
+    const pt_regex_t *uri_regex; /* uriRegexRewrite.match (searched), or NULL */
+    const char *uri_regex_rewrite;
+    size_t uri_regex_rewrite_len;
+} pt_http_rewrite_t;
+
+typedef struct pt_http_redirect {
+    const char *uri; /* NULL: the request's path; with a '?', replaces the query too */
+    size_t uri_len;
+    const char *authority; /* NULL: the request's host */
+    size_t authority_len;
+    const char *scheme;     /* NULL: the request's ("http") */
+    uint16_t port;          /* 0: none given */
+    bool port_from_request; /* derivePort: FROM_REQUEST_PORT (the listener port) */
+    int code;               /* 301 (default), 302, 303, 307, 308 */
+} pt_http_redirect_t;
 
 typedef struct pt_http_route {
     const char *name;            /* the route's name, or "<vs-name>.<index>" */
@@ -78,6 +186,9 @@ typedef struct pt_http_route {
     int direct_status;       /* directResponse.status; 0 when not a direct response */
     const char *direct_body; /* directResponse.body.string, may be NULL */
     size_t direct_body_len;
+    const pt_header_mutations_t *headers; /* route-level headers; NULL: none */
+    const pt_http_rewrite_t *rewrite;     /* NULL: none */
+    const pt_http_redirect_t *redirect;   /* answered locally; NULL: not a redirect */
 } pt_http_route_t;
 
 /* The routes of one VirtualService host set on one listener. */
@@ -99,9 +210,20 @@ typedef struct pt_listener_config {
     pt_listener_protocol_t protocol;
     pt_vhost_t *vhosts; /* HTTP: in VirtualService order; exact hosts before wildcards */
     size_t n_vhosts;
-    pt_cluster_t *tcp_cluster; /* TCP: where connections go; NULL: refused */
+    pt_cluster_t *tcp_cluster;          /* TCP: where connections go; NULL: refused */
     struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
 } pt_listener_config_t;
+
+/* The workload this proxy runs as (Proxy spec.workload): what a VirtualService match's
+ * sourceLabels / sourceNamespace select at a gateway, where the request's source is the
+ * gateway itself, as in Istio. */
+typedef struct pt_workload {
+    const char *name;            /* NULL when not given */
+    const char *ns;              /* "default" */
+    const char *service_account; /* NULL when not given */
+    const char *const *labels;   /* key, value, key, value... */
+    size_t n_labels;             /* pairs */
+} pt_workload_t;
 
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
@@ -118,6 +240,7 @@ typedef struct pt_proxy_settings {
     uint64_t connect_timeout_ms;       /* upstream connect: 10000 */
     uint64_t drain_timeout_ms;         /* SIGTERM: in-flight requests get this long: 5000 */
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
+    pt_workload_t workload;            /* namespace "default", no labels */
 } pt_proxy_settings_t;
 
 typedef struct pt_config {
@@ -131,6 +254,7 @@ typedef struct pt_config {
     size_t n_listeners;
     pt_cluster_t **clusters; /* every cluster, indexed by pt_cluster_t.index */
     size_t n_clusters;
+    size_t n_endpoint_slots; /* sum of the clusters' n_endpoints (see endpoint_base) */
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line

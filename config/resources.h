@@ -40,8 +40,11 @@ typedef struct pt_res_dest {
     uint16_t port;    /* 0: not given */
     bool has_weight;
     uint32_t weight;
-    const pt_cfg_node_t *node; /* the destination map */
-    const char *path;          /* "spec.http[0].route[1].destination" */
+    const char *subset;                   /* destination.subset, or NULL */
+    const pt_cfg_node_t *subset_node;     /* for "no such subset" errors */
+    const pt_cfg_node_t *node;            /* the destination map */
+    const char *path;                     /* "spec.http[0].route[1].destination" */
+    const pt_header_mutations_t *headers; /* HTTP route[].headers (snapshot arena), or NULL */
 } pt_res_dest_t;
 
 typedef struct pt_res_http_route {
@@ -95,6 +98,8 @@ typedef struct pt_res_se_endpoint {
     socklen_t addr_len;
     uint32_t weight;            /* 1 when not given (or 0) */
     const pt_cfg_node_t *ports; /* endpoint.ports map (checked), or NULL */
+    const char **labels;        /* endpoint.labels: key, value, ... (snapshot arena) */
+    size_t n_labels;            /* pairs */
 } pt_res_se_endpoint_t;
 
 typedef struct pt_res_se {
@@ -106,6 +111,39 @@ typedef struct pt_res_se {
     pt_res_se_endpoint_t *endpoints;
     size_t n_endpoints;
 } pt_res_se_t;
+
+/* A DestinationRule loadBalancer as written: has_* says which fields were given, so that a
+ * subset's or a port's settings override only what they set. */
+typedef struct pt_res_lb {
+    bool is_set;       /* loadBalancer given and valid */
+    pt_lb_config_t lb; /* policy, hash key, ring / table sizes */
+} pt_res_lb_t;
+
+typedef struct pt_res_port_lb {
+    uint16_t port;
+    pt_res_lb_t lb;
+} pt_res_port_lb_t;
+
+typedef struct pt_res_traffic_policy {
+    pt_res_lb_t lb;
+    pt_res_port_lb_t *ports; /* portLevelSettings[] */
+    size_t n_ports;
+} pt_res_traffic_policy_t;
+
+typedef struct pt_res_subset {
+    const char *name;
+    const char **labels; /* key, value, ... */
+    size_t n_labels;     /* pairs */
+    pt_res_traffic_policy_t policy;
+} pt_res_subset_t;
+
+typedef struct pt_res_dr {
+    pt_res_meta_t meta;
+    const char *host; /* lower-case; may be a wildcard; NULL when invalid */
+    pt_res_traffic_policy_t policy;
+    pt_res_subset_t *subsets;
+    size_t n_subsets;
+} pt_res_dr_t;
 
 typedef struct pt_res_proxy {
     pt_res_meta_t meta;
@@ -123,6 +161,8 @@ typedef struct pt_res_set {
     size_t n_vss, cap_vss;
     pt_res_se_t **ses;
     size_t n_ses, cap_ses;
+    pt_res_dr_t **drs;
+    size_t n_drs, cap_drs;
 } pt_res_set_t;
 
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */

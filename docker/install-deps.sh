@@ -7,8 +7,8 @@
 #   install-deps.sh runtime  only the shared libraries build/petrel runs with
 set -eu
 
-BUILD="build-essential pkg-config libuv1-dev libyaml-dev libssl-dev libc-ares-dev node-llhttp"
-RUNTIME="libuv1 libyaml-0-2 libssl3 libc-ares2 ca-certificates"
+BUILD="build-essential pkg-config libuv1-dev libyaml-dev libssl-dev libc-ares-dev libpcre2-dev node-llhttp"
+RUNTIME="libuv1 libyaml-0-2 libpcre2-8-0 libssl3 libc-ares2 ca-certificates"
 TEST="clang curl python3 python3-pytest"
 BENCH="haproxy nginx-light wrk"
 
@@ -34,8 +34,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
-# The benchmark starts its own nginx and HAProxy; the packaged services are not wanted.
-for svc in nginx haproxy; do
+# The benchmark and tests start their own nginx, HAProxy and promtool; the packaged services
+# are not wanted.
+for svc in nginx haproxy prometheus; do
     case "$missing" in
         *"$svc"*) $SUDO service "$svc" stop >/dev/null 2>&1 || true ;;
     esac

@@ -3,6 +3,7 @@
  * other side straight from the slab they were read into; each write pins the slab. */
 #include "relay.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,7 +303,18 @@ void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listene
         session_abort(s);
         return;
     }
-    const pt_endpoint_t *ep = &cl->endpoints[pt_worker_next_endpoint(w, cl)];
+    /* The TCP balancer: no request head, so of the hash keys only useSourceIp applies; least
+     * request is not counted for TCP sessions (a random pair, the first chosen). */
+    char peer_ip[64] = "";
+    struct sockaddr_storage peer;
+    int peer_len = (int)sizeof(peer);
+    if (uv_tcp_getpeername(&s->downstream, (struct sockaddr *)&peer, &peer_len) == 0) {
+        if (peer.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&peer, peer_ip, sizeof(peer_ip));
+        else if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, peer_ip, sizeof(peer_ip));
+    }
+    const pt_endpoint_t *ep = pt_worker_pick_endpoint(w, w->config, cl, NULL, peer_ip, false);
     uv_tcp_nodelay(&s->downstream, 1);
     if (uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&ep->addr,
                        on_session_connect) != 0) {

@@ -1,40 +1,100 @@
-/* proxy/router.c */
+/* proxy/router.c
+ * VirtualService matching on the request path. Everything was prepared by compile: strings
+ * are lower-cased where Istio compares case-insensitively, regexes are compiled, the source
+ * conditions (sourceLabels, sourceNamespace) are already decided into pt_http_match_t.never.
+ * Conditions are tested cheapest first.
+ *
+ * Where Istio (Envoy) leaves a choice: a header that appears several times is matched by its
+ * first occurrence; query parameters are compared as received (not percent-decoded), the
+ * first occurrence of a name deciding, and a parameter without "=" has the value "". */
 #include "router.h"
 
 #include <string.h>
+#include <strings.h>
+
+#include "regex.h"
 
 static bool string_matches(const pt_string_match_t *m, const char *s, size_t len)
 {
-    if (m->kind == PT_MATCH_EXACT)
-        return len == m->len && memcmp(s, m->value, len) == 0;
-    return len >= m->len && memcmp(s, m->value, m->len) == 0;
+    switch (m->kind) {
+    case PT_MATCH_EXACT:
+        if (len != m->len)
+            return false;
+        return m->ignore_case ? strncasecmp(s, m->value, len) == 0 : memcmp(s, m->value, len) == 0;
+    case PT_MATCH_PREFIX:
+        if (len < m->len)
+            return false;
+        return m->ignore_case ? strncasecmp(s, m->value, m->len) == 0
+                              : memcmp(s, m->value, m->len) == 0;
+    case PT_MATCH_REGEX: return pt_regex_match(m->regex, s, len);
+    case PT_MATCH_PRESENT: return true;
+    }
+    return false;
 }
 
-static bool match_accepts(const pt_http_match_t *m, const pt_http1_head_t *h, size_t path_len)
+static bool header_matches(const pt_header_match_t *hm, const pt_http1_head_t *h)
 {
+    const pt_header_t *hd = pt_http1_find_header(h, hm->name);
+    return hd != NULL && string_matches(&hm->match, hd->value.base, hd->value.len);
+}
+
+/* The value of the first query parameter called name (query without its '?'). */
+static bool find_query_param(const char *q, size_t qlen, const char *name, pt_str_t *value)
+{
+    size_t nlen = strlen(name);
+    const char *end = q + qlen;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        const char *kend = eq != NULL ? eq : stop;
+        if ((size_t)(kend - q) == nlen && memcmp(q, name, nlen) == 0) {
+            value->base = eq != NULL ? eq + 1 : stop;
+            value->len = eq != NULL ? (size_t)(stop - eq - 1) : 0;
+            return true;
+        }
+        q = stop + 1;
+    }
+    return false;
+}
+
+static bool match_accepts(const pt_http_match_t *m, const pt_listener_config_t *l,
+                          const pt_http1_head_t *h, size_t path_len)
+{
+    if (m->never)
+        return false;
+    if (m->port != 0 && m->port != l->port)
+        return false;
     if (m->has_uri && !string_matches(&m->uri, h->path.base, path_len))
         return false;
-    if (m->method != NULL && !pt_str_eq(h->method, pt_str(m->method)))
+    if (m->has_method && !string_matches(&m->method_match, h->method.base, h->method.len))
         return false;
-    for (size_t k = 0; k < m->n_headers; k++) {
-        const pt_header_t *hd = pt_http1_find_header(h, m->headers[k].name);
-        if (hd == NULL || !string_matches(&m->headers[k].match, hd->value.base, hd->value.len))
+    /* Listeners are plaintext HTTP for now, so every request's scheme is "http". */
+    if (m->has_scheme && !string_matches(&m->scheme, "http", 4))
+        return false;
+    if (m->has_authority && !string_matches(&m->authority, h->authority.base, h->authority.len))
+        return false;
+    for (size_t k = 0; k < m->n_headers; k++)
+        if (!header_matches(&m->headers[k], h))
             return false;
+    for (size_t k = 0; k < m->n_without_headers; k++)
+        if (header_matches(&m->without_headers[k], h))
+            return false;
+    if (m->n_query_params > 0) {
+        const char *q = h->path.base + path_len;
+        size_t qlen = h->path.len - path_len;
+        if (qlen > 0) { /* skip the '?' */
+            q++;
+            qlen--;
+        }
+        for (size_t k = 0; k < m->n_query_params; k++) {
+            pt_str_t v;
+            if (!find_query_param(q, qlen, m->query_params[k].name, &v) ||
+                !string_matches(&m->query_params[k].match, v.base, v.len))
+                return false;
+        }
     }
     return true;
-}
-
-static bool route_accepts(const pt_http_route_t *r, const pt_http1_head_t *h)
-{
-    if (r->n_matches == 0)
-        return true;
-    /* Istio matches the URI without its query string. */
-    const char *q = memchr(h->path.base, '?', h->path.len);
-    size_t path_len = q != NULL ? (size_t)(q - h->path.base) : h->path.len;
-    for (size_t i = 0; i < r->n_matches; i++)
-        if (match_accepts(&r->matches[i], h, path_len))
-            return true;
-    return false;
 }
 
 const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t port)
@@ -45,24 +105,49 @@ const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t po
     return NULL;
 }
 
-const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head)
+const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
+                                              const pt_http1_head_t *head,
+                                              const pt_http_match_t **matched)
 {
+    if (matched != NULL)
+        *matched = NULL;
     const pt_vhost_t *vh = pt_config_find_vhost(l, head->authority.base, head->authority.len);
     if (vh == NULL)
         return NULL;
-    for (size_t i = 0; i < vh->n_routes; i++)
-        if (route_accepts(&vh->routes[i], head))
-            return &vh->routes[i];
+    /* Istio matches the URI without its query string. */
+    const char *q = memchr(head->path.base, '?', head->path.len);
+    size_t path_len = q != NULL ? (size_t)(q - head->path.base) : head->path.len;
+    for (size_t i = 0; i < vh->n_routes; i++) {
+        const pt_http_route_t *r = &vh->routes[i];
+        if (r->n_matches == 0)
+            return r;
+        for (size_t k = 0; k < r->n_matches; k++)
+            if (match_accepts(&r->matches[k], l, head, path_len)) {
+                if (matched != NULL)
+                    *matched = &r->matches[k];
+                return r;
+            }
+    }
     return NULL;
+}
+
+const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head)
+{
+    return pt_router_match_detail(l, head, NULL);
+}
+
+const pt_weighted_cluster_t *pt_router_pick_destination(const pt_http_route_t *r, uint32_t random)
+{
+    if (r->n_clusters == 1)
+        return &r->clusters[0];
+    uint32_t x = random % r->total_weight;
+    for (size_t i = 0; i < r->n_clusters; i++)
+        if (x < r->clusters[i].cumulative_weight)
+            return &r->clusters[i];
+    return &r->clusters[r->n_clusters - 1];
 }
 
 const pt_cluster_t *pt_router_pick_cluster(const pt_http_route_t *r, uint32_t random)
 {
-    if (r->n_clusters == 1)
-        return r->clusters[0].cluster;
-    uint32_t x = random % r->total_weight;
-    for (size_t i = 0; i < r->n_clusters; i++)
-        if (x < r->clusters[i].cumulative_weight)
-            return r->clusters[i].cluster;
-    return r->clusters[r->n_clusters - 1].cluster;
+    return pt_router_pick_destination(r, random)->cluster;
 }

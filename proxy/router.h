@@ -1,7 +1,8 @@
 /* proxy/router.h
  * Route selection, pure functions over a compiled snapshot: which VirtualService route a
  * request head takes on a listener, and which weighted destination it goes to. No I/O, no
- * state: the stream supplies the random number. */
+ * state, no allocation: the stream supplies the random number. Regexes were compiled with the
+ * snapshot; matching them uses per-thread scratch only (proxy/regex.h). */
 #ifndef PT_ROUTER_H
 #define PT_ROUTER_H
 
@@ -13,12 +14,24 @@
 /* The listener of c on port, or NULL. */
 const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t port);
 
-/* The first route of the vhost matching head->authority whose match[] accepts the head (URI
- * against the path without its query, method, headers); NULL when none does. */
+/* The first route of the vhost matching head->authority whose match[] accepts the head;
+ * NULL when none does. A match[] entry holds when all its conditions do: uri (the path without
+ * its query), scheme, method, authority, headers, withoutHeaders (none of them may match),
+ * queryParams, port (the listener's), and the source conditions compile decided. *matched
+ * (when matched is not NULL) gets the entry that held, or NULL for a route without match[]:
+ * a uri rewrite needs to know whether the route matched by prefix. */
+const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
+                                              const pt_http1_head_t *head,
+                                              const pt_http_match_t **matched);
+
+/* pt_router_match_detail() without the matched entry. */
 const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head);
 
-/* The destination that random (any 32-bit value) falls on, weights taken relative to their
- * sum. r must have at least one destination. */
+/* The weighted destination that random (any 32-bit value) falls on, weights taken relative to
+ * their sum. r must have at least one destination. */
+const pt_weighted_cluster_t *pt_router_pick_destination(const pt_http_route_t *r, uint32_t random);
+
+/* Its cluster. */
 const pt_cluster_t *pt_router_pick_cluster(const pt_http_route_t *r, uint32_t random);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "route_action.h"
 #include "router.h"
 #include "upstream.h"
 
@@ -180,6 +181,8 @@ static void finish(pt_stream_t *st)
         pt_buf_unref(st->response_head); /* the response was cut before its first byte went */
         st->response_head = NULL;
     }
+    if (st->endpoint != NULL && st->cluster != NULL) /* ends pick_endpoint()'s count */
+        pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
     if (st->status >= 100 && st->status < 600)
         pt_stats_add(&w->stats, PT_STAT_downstream_rq_1xx + (st->status / 100 - 1), 1);
     write_access_log(st);
@@ -266,9 +269,13 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
 
 /* --- routing --- */
 
+/* The cluster's load balancer picks (proxy/lb.c): hash policies read the request head and the
+ * client's address. A least-request pick counts the stream as active on the endpoint until
+ * finish() releases it. */
 static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *cl)
 {
-    return &cl->endpoints[pt_worker_next_endpoint(worker_of(st), cl)];
+    return pt_worker_pick_endpoint(worker_of(st), st->config, cl, st->request, st->conn->peer_ip,
+                                   true);
 }
 
 /* x-request-id is kept when it is a plausible id (1..128 visible characters without quotes or
@@ -331,7 +338,7 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
         return;
     }
-    const pt_http_route_t *r = pt_router_match(st->listener, head);
+    const pt_http_route_t *r = pt_router_match_detail(st->listener, head, &st->route_match);
     if (r == NULL) {
         PT_STAT_INC(&w->stats, downstream_rq_no_route);
         pt_stream_respond(st, 404, "", PT_FLAG_NR);
@@ -342,7 +349,13 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         pt_stream_respond(st, r->direct_status, r->direct_body ? r->direct_body : "", PT_FLAG_NONE);
         return;
     }
-    st->cluster = pt_router_pick_cluster(r, pt_worker_random(w));
+    if (r->redirect != NULL) {
+        pt_route_action_redirect(st);
+        maybe_finish(st);
+        return;
+    }
+    st->destination = pt_router_pick_destination(r, pt_worker_random(w));
+    st->cluster = st->destination->cluster;
     if (st->cluster->n_endpoints == 0) {
         PT_STAT_INC(&w->stats, upstream_rq_no_healthy);
         pt_stream_respond(st, 503, "no healthy upstream", PT_FLAG_UH);
@@ -379,23 +392,27 @@ static void write_request_head(pt_stream_t *st)
 {
     const pt_http1_head_t *h = st->request;
     pt_str_t peer = pt_str(st->conn->peer_ip);
-    size_t size = h->method.len + h->path.len + h->authority.len + 256 + peer.len +
+    /* The route's rewrites and request header mutations (route_action.c). */
+    pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
+    const pt_header_t *hs;
+    size_t n_hs = pt_route_action_request_headers(st, &hs);
+    size_t size = h->method.len + path.len + authority.len + 256 + peer.len +
                   strlen(st->request_id) + h->upgrade.len;
-    for (size_t i = 0; i < h->n_headers; i++)
-        size += h->headers[i].name.len + h->headers[i].value.len + 4;
+    for (size_t i = 0; i < n_hs; i++)
+        size += hs[i].name.len + hs[i].value.len + 4;
     pt_buf_t *slab = pt_buf_new_sized(size);
     char *p = slab->data;
     memcpy(p, h->method.base, h->method.len);
     p += h->method.len;
     *p++ = ' ';
-    memcpy(p, h->path.base, h->path.len);
-    p += h->path.len;
+    memcpy(p, path.base, path.len);
+    p += path.len;
     memcpy(p, " HTTP/1.1\r\n", 11);
     p += 11;
-    p = put_header(p, PT_STR_LIT("host"), h->authority);
-    for (size_t i = 0; i < h->n_headers; i++)
-        if (!is_hop_or_rewritten(&h->headers[i]))
-            p = put_header(p, h->headers[i].name, h->headers[i].value);
+    p = put_header(p, PT_STR_LIT("host"), authority);
+    for (size_t i = 0; i < n_hs; i++)
+        if (!is_hop_or_rewritten(&hs[i]))
+            p = put_header(p, hs[i].name, hs[i].value);
     /* x-forwarded-for, as Envoy and HAProxy write it: the client's list (every line of it,
      * RFC 9110 §5.3), then the client's own address. */
     memcpy(p, "x-forwarded-for: ", 17);
@@ -630,6 +647,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
     pt_worker_t *w = c->worker;
     if (h->status < 200 && h->status != 101)
         return 0; /* interim responses are not relayed: Petrel answered 100 itself */
+    pt_route_action_response_headers(st, h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
     if (st->route->timeout_ms == 0)
         pt_conn_stop_route_timer(c); /* only the wait for the head was bounded */

@@ -55,6 +55,8 @@ typedef struct pt_stream {
     const pt_listener_config_t *listener;
     pt_http1_head_t *request; /* in arena */
     const pt_http_route_t *route;
+    const pt_http_match_t *route_match;       /* the match[] entry that held, or NULL */
+    const pt_weighted_cluster_t *destination; /* the route destination picked */
     const pt_cluster_t *cluster;
     const pt_endpoint_t *endpoint;
     pt_upstream_t *upstream;       /* attached while forwarding; NULL otherwise */

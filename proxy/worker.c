@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "conn.h"
+#include "lb.h"
 #include "log.h"
 #include "relay.h"
 #include "upstream.h"
@@ -100,6 +101,52 @@ static void reset_round_robin(pt_worker_t *w, const pt_config_t *c)
     w->n_round_robin = c->n_clusters;
     for (size_t i = 0; i < c->n_clusters; i++)
         w->round_robin[i] = w->id;
+    /* Active-request counts start at zero with each snapshot: requests still running on the
+     * old one are not counted (their release sees another generation and does nothing). */
+    free(w->lb_active);
+    w->lb_active = calloc(c->n_endpoint_slots + 1, sizeof(uint32_t));
+    if (w->lb_active == NULL)
+        abort();
+    w->n_lb_active = c->n_endpoint_slots;
+    w->lb_generation = c->generation;
+}
+
+/* Is cl (of snapshot c) served with this worker's per-cluster state? */
+static bool has_lb_state(const pt_worker_t *w, const pt_config_t *c, const pt_cluster_t *cl)
+{
+    return c == w->config && c->generation == w->lb_generation && cl->index < w->n_round_robin &&
+           (size_t)cl->endpoint_base + cl->n_endpoints <= w->n_lb_active;
+}
+
+const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *c,
+                                             const pt_cluster_t *cl, const pt_http1_head_t *req,
+                                             const char *source_ip, bool count)
+{
+    bool own = has_lb_state(w, c, cl);
+    pt_lb_state_t s = {
+        .rr_position = own ? &w->round_robin[cl->index] : NULL,
+        .active = own ? &w->lb_active[cl->endpoint_base] : NULL,
+        .rng = &w->rng,
+    };
+    uint64_t hash;
+    bool has_hash = pt_lb_request_hash(&cl->lb, req, source_ip, &hash);
+    size_t i = pt_lb_pick(cl, &s, has_hash ? &hash : NULL);
+    if (count && own && cl->lb.policy == PT_LB_LEAST_REQUEST)
+        w->lb_active[cl->endpoint_base + i]++;
+    return &cl->endpoints[i];
+}
+
+void pt_worker_release_endpoint(pt_worker_t *w, const pt_config_t *c, const pt_cluster_t *cl,
+                                const pt_endpoint_t *ep)
+{
+    if (cl->lb.policy != PT_LB_LEAST_REQUEST || !has_lb_state(w, c, cl))
+        return;
+    size_t i = (size_t)(ep - cl->endpoints);
+    if (i >= cl->n_endpoints)
+        return;
+    uint32_t *n = &w->lb_active[cl->endpoint_base + i];
+    if (*n > 0)
+        (*n)--;
 }
 
 /* Serves with a new snapshot from now on. Listeners on ports that stay keep their sockets (no
@@ -310,6 +357,7 @@ void pt_worker_join(pt_worker_t *w)
     if (w->next_config != NULL)
         pt_config_unref(w->next_config);
     free(w->round_robin);
+    free(w->lb_active);
     uv_mutex_destroy(&w->wakeup_lock);
     pt_config_unref(w->config);
 }

@@ -14,6 +14,7 @@
 
 #include "../config/config.h"
 #include "access_log.h"
+#include "http1.h"
 #include "list.h"
 #include "stats.h"
 
@@ -46,6 +47,10 @@ struct pt_worker {
     pt_list_t tunnels;     /* TCP sessions and upgraded connections, for drain */
     uint32_t *round_robin; /* next endpoint per cluster index of config; malloc'd */
     size_t n_round_robin;
+    uint32_t *lb_active; /* active requests per endpoint slot (pt_cluster_t.endpoint_base) of
+                            config, for LEAST_REQUEST; malloc'd, zeroed by a reload */
+    size_t n_lb_active;
+    uint64_t lb_generation;            /* config->generation the two arrays above belong to */
     uint64_t rng;                      /* xorshift state for weighted choices */
     pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
     pt_access_log_t access_log;
@@ -84,15 +89,19 @@ static inline uint32_t pt_worker_random(pt_worker_t *w)
     return (uint32_t)(x >> 32);
 }
 
-/* The endpoint index to use next for cl (round robin per worker). A stream that began with an
- * older snapshot than the worker's may name a cluster the worker has no position for: it gets
- * a random endpoint. */
-static inline size_t pt_worker_next_endpoint(pt_worker_t *w, const pt_cluster_t *cl)
-{
-    if (cl->index < w->n_round_robin)
-        return w->round_robin[cl->index]++ % cl->n_endpoints;
-    return pt_worker_random(w) % cl->n_endpoints;
-}
+/* The endpoint of cl (which has endpoints) for one request or connection, by cl's load
+ * balancer: c is the snapshot cl belongs to (the stream's), req the request head (NULL for
+ * TCP), source_ip the client's address text (for useSourceIp; may be NULL). A stream whose
+ * snapshot is no longer the worker's gets a pick without per-worker state (random, or its
+ * hash). When count is true and cl balances by least request, the endpoint's active count is
+ * incremented: the caller must call pt_worker_release_endpoint() once when done with it. */
+const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *c,
+                                             const pt_cluster_t *cl, const pt_http1_head_t *req,
+                                             const char *source_ip, bool count);
+/* Ends what pt_worker_pick_endpoint(..., count = true) started for ep (an endpoint of cl).
+ * Safe after a reload: counts of an older snapshot are gone and nothing is done. */
+void pt_worker_release_endpoint(pt_worker_t *w, const pt_config_t *c, const pt_cluster_t *cl,
+                                const pt_endpoint_t *ep);
 
 /* Called when a connection or tunnel goes away while draining: exits the loop when idle. */
 void pt_worker_check_drained(pt_worker_t *w);

@@ -375,7 +375,7 @@ TEST(error_unknown_kind)
                  "metadata: {name: x}\n"
                  "kind: VirtualServise\n",
                  "vs.yaml:3:1: kind: unknown kind \"VirtualServise\" (expected Proxy, Gateway, "
-                 "VirtualService, ServiceEntry)");
+                 "VirtualService, ServiceEntry, DestinationRule)");
 }
 
 TEST(error_bad_port)
@@ -462,7 +462,7 @@ TEST(error_unsupported)
                               "  tls: []\n"
                               "---\n"
                               "apiVersion: networking.istio.io/v1\n"
-                              "kind: DestinationRule\n"
+                              "kind: Sidecar\n"
                               "metadata: {name: d}\n"
                               "spec: {host: a}\n"
                               "---\n"
@@ -476,16 +476,11 @@ TEST(error_unsupported)
                               "    tls: {mode: SIMPLE}\n",
                               &e);
     ASSERT(c == NULL);
-    ASSERT(has_error(&e, "vs.yaml:9:13: spec.http[0].match[0].uri.regex: not supported by "
-                         "Petrel yet"));
-    ASSERT(has_error(&e, "vs.yaml:10:7: spec.http[0].match[0].queryParams: not supported by "
-                         "Petrel yet"));
-    ASSERT(has_error(&e, "vs.yaml:12:49: spec.http[0].route[0].destination.subset: not "
-                         "supported by Petrel yet"));
+    /* uri.regex and queryParams are supported now (tests/unit/proxy/router.c). */
+    /* destination.subset is supported now (tests/unit/config/destination_rule.c). */
     ASSERT(has_error(&e, "vs.yaml:13:5: spec.http[0].retries: not supported by Petrel yet"));
     ASSERT(has_error(&e, "vs.yaml:14:3: spec.tls: not supported by Petrel yet"));
-    ASSERT(has_error(&e, "vs.yaml:17:1: kind: kind DestinationRule is not supported by Petrel "
-                         "yet"));
+    ASSERT(has_error(&e, "vs.yaml:17:1: kind: kind Sidecar is not supported by Petrel yet"));
     ASSERT(has_error(&e, "vs.yaml:26:25: spec.servers[0].port.protocol: protocol HTTPS is not "
                          "supported by Petrel yet (supported: HTTP, TCP)"));
     ASSERT(has_error(&e, "vs.yaml:28:5: spec.servers[0].tls: not supported by Petrel yet"));
@@ -690,7 +685,7 @@ TEST(errors_collected_across_files)
     ASSERT_EQ(e.n, 2);
     snprintf(want, sizeof(want),
              "%s:1:1: kind: unknown kind \"Nope\" (expected Proxy, Gateway, VirtualService, "
-             "ServiceEntry)",
+             "ServiceEntry, DestinationRule)",
              tmp_path("b.yaml"));
     ASSERT_STREQ(e.lines[0], want);
     snprintf(want, sizeof(want), "%s:3:1: metadata.name: required", tmp_path("a.yaml"));

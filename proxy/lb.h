@@ -1,0 +1,67 @@
+/* proxy/lb.h
+ * Load balancers: which endpoint of a cluster a request goes to. Istio's DestinationRule
+ * loadBalancer policies: ROUND_ROBIN (weighted), LEAST_REQUEST (power of two choices over the
+ * active requests this worker has on each endpoint), RANDOM (weighted), and consistent hashing
+ * with a ring (ringHash) or a Maglev table.
+ *
+ * Two halves. pt_lb_build() runs at config compile time (config/compile.c) and builds every
+ * table a cluster's policy needs (cumulative weights, the hash ring, the Maglev table) into the
+ * snapshot arena, once. The pick functions run on the request path: pure functions of the
+ * cluster (immutable, in the snapshot) and a small per-worker state the caller owns (a
+ * round-robin position, active-request counts, a random state). They never allocate. */
+#ifndef PT_LB_H
+#define PT_LB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../config/config.h"
+#include "arena.h"
+#include "http1.h"
+
+/* Builds cl->lb's tables from cl->endpoints (address, port, weight) and the policy fields
+ * already set in cl->lb (policy, min_ring_size, maglev_table_size). Everything goes into a
+ * (the snapshot arena); scratch memory is freed before it returns. A zero min_ring_size or
+ * maglev_table_size takes Istio's default (1024, 65537). Safe with 0 endpoints. */
+void pt_lb_build(pt_arena_t *a, pt_cluster_t *cl);
+
+/* Per-worker state of one cluster for one pick; the caller (the worker) owns every pointer. */
+typedef struct pt_lb_state {
+    uint32_t *rr_position;  /* the cluster's round-robin position; NULL: picks at random */
+    const uint32_t *active; /* the cluster's active requests per endpoint (n_endpoints); NULL:
+                               least request degrades to a weighted random pick */
+    uint64_t *rng;          /* xorshift64 state, never 0 */
+} pt_lb_state_t;
+
+/* The endpoint index (< cl->n_endpoints, which must be > 0) for one request. hash is the
+ * request's hash key (pt_lb_request_hash) or NULL when it has none; a hash policy without a
+ * key picks a random endpoint, as Envoy does. Does not count the request as active: a caller
+ * that tracks least-request counts increments the chosen endpoint's count itself. */
+size_t pt_lb_pick(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash);
+
+/* The hash key of a request for a consistent-hash policy: the named header's value (the first
+ * one), the named cookie's value (from any Cookie header), the named query parameter's value
+ * (as written, not decoded), or the client address source_ip. Returns false when the policy is
+ * not a hash policy or the request lacks the key. req may be NULL (TCP: only useSourceIp). */
+bool pt_lb_request_hash(const pt_lb_config_t *lb, const pt_http1_head_t *req, const char *source_ip,
+                        uint64_t *hash);
+
+/* The 64-bit hash used for keys and ring points (FNV-1a with a final avalanche mix). */
+uint64_t pt_lb_hash(const void *data, size_t len);
+
+/* A uniformly distributed 32-bit number from a xorshift64 state (never 0). */
+static inline uint32_t pt_lb_random(uint64_t *rng)
+{
+    uint64_t x = *rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *rng = x;
+    return (uint32_t)(x >> 32);
+}
+
+/* "ROUND_ROBIN", "LEAST_REQUEST", ... for logs and the admin API. */
+const char *pt_lb_policy_name(pt_lb_policy_t p);
+
+#endif
