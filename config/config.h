@@ -229,6 +229,8 @@ typedef struct pt_workload {
 typedef struct pt_proxy_settings {
     const char *bind_address;          /* "127.0.0.1" by default */
     uint16_t admin_port;               /* 15000; 0 turns the admin listener off */
+    uint16_t prometheus_port;          /* /stats/prometheus alone (Istio: 15090); 0: off */
+    uint16_t health_port;              /* /healthz/ready alone (Istio: 15021); 0: off */
     uint32_t concurrency;              /* workers; 2 by default */
     uint32_t max_connections;          /* per process, downstream; 10000 */
     uint32_t max_request_line_bytes;   /* 8192 */
@@ -240,6 +242,7 @@ typedef struct pt_proxy_settings {
     uint64_t connect_timeout_ms;       /* upstream connect: 10000 */
     uint64_t drain_timeout_ms;         /* SIGTERM: in-flight requests get this long: 5000 */
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
+    bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     pt_workload_t workload;            /* namespace "default", no labels */
 } pt_proxy_settings_t;
 

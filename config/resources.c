@@ -56,6 +56,9 @@ enum {
     PX_DRAIN_TO,
     PX_ACCESS_LOG,
     PX_WORKLOAD,
+    PX_PROM_PORT,
+    PX_HEALTH_PORT,
+    PX_LOG_FORMAT,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -73,6 +76,9 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_DRAIN_TO] = {"drainTimeout", S},
     [PX_ACCESS_LOG] = {"accessLog", S},
     [PX_WORKLOAD] = {"workload", S},
+    [PX_PROM_PORT] = {"prometheusPort", S},
+    [PX_HEALTH_PORT] = {"healthPort", S},
+    [PX_LOG_FORMAT] = {"accessLogFormat", S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
@@ -607,6 +613,21 @@ static void read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *
     }
     if (f[PX_WORKLOAD] != NULL)
         read_workload(cx, f[PX_WORKLOAD], &sp, &s->workload);
+    INT_FIELD(PX_PROM_PORT, 0, 65535, s->prometheus_port);
+    INT_FIELD(PX_HEALTH_PORT, 0, 65535, s->health_port);
+    if (f[PX_LOG_FORMAT] != NULL) {
+        FIELD_PATH(PX_LOG_FORMAT);
+        const char *a;
+        if (pt__cfg_str(cx, f[PX_LOG_FORMAT], &fp_PX_LOG_FORMAT, &a)) {
+            if (strcmp(a, "text") == 0)
+                s->access_log_json = false;
+            else if (strcmp(a, "json") == 0)
+                s->access_log_json = true;
+            else
+                pt__cfg_error(cx, f[PX_LOG_FORMAT], &fp_PX_LOG_FORMAT,
+                              "unknown value \"%s\" (expected text or json)", a);
+        }
+    }
 #undef FIELD_PATH
 #undef INT_FIELD
 #undef DURATION_FIELD

@@ -2,7 +2,11 @@
 #include "access_log.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void on_flush_timer(uv_timer_t *t)
@@ -53,4 +57,127 @@ void pt_access_log_close(pt_access_log_t *log)
     if (log->fd >= 0 && log->len > 0)
         pt_access_log_flush(log);
     uv_close((uv_handle_t *)&log->timer, NULL);
+}
+
+typedef struct line {
+    char buf[4096];
+    size_t len;
+} line_t;
+
+static void put(line_t *l, const char *s, size_t n)
+{
+    if (n > sizeof(l->buf) - 2 - l->len)
+        n = sizeof(l->buf) - 2 - l->len; /* an over-long line is cut, never split */
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void putf(line_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(line_t *l, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        put(l, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* text: the value or "-"; JSON: a quoted, escaped string or null. */
+static void put_value(line_t *l, pt_str_t v, bool is_json)
+{
+    if (v.base == NULL) {
+        put(l, is_json ? "null" : "-", is_json ? 4 : 1);
+        return;
+    }
+    if (!is_json) {
+        put(l, v.base, v.len);
+        return;
+    }
+    put(l, "\"", 1);
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.base[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            put(l, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            putf(l, "\\u%04x", c);
+        } else {
+            put(l, (const char *)&v.base[i], 1);
+        }
+    }
+    put(l, "\"", 1);
+}
+
+void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, bool is_json)
+{
+    if (log->fd < 0)
+        return;
+    char when[64];
+    time_t secs = (time_t)(e->start_time_us / 1000000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(e->start_time_us % 1000000u / 1000u));
+    pt_str_t flags = pt_str(e->flags);
+    line_t l;
+    l.len = 0;
+    if (is_json) {
+        putf(&l, "{\"start_time\":\"%s\",\"method\":", when);
+        put_value(&l, e->method, true);
+        put(&l, ",\"path\":", 8);
+        put_value(&l, e->path, true);
+        put(&l, ",\"protocol\":", 12);
+        put_value(&l, e->protocol, true);
+        putf(&l, ",\"response_code\":%d,\"response_flags\":", e->status);
+        put_value(&l, flags, true);
+        putf(&l, ",\"bytes_received\":%" PRIu64 ",\"bytes_sent\":%" PRIu64, e->bytes_received,
+             e->bytes_sent);
+        putf(&l, ",\"duration\":%" PRIu64 ",\"upstream_service_time\":", e->duration_ms);
+        if (e->upstream_ms == UINT64_MAX)
+            put(&l, "null", 4);
+        else
+            putf(&l, "%" PRIu64, e->upstream_ms);
+        const struct {
+            const char *key;
+            pt_str_t v;
+        } rest[] = {{"x_forwarded_for", e->x_forwarded_for},
+                    {"user_agent", e->user_agent},
+                    {"request_id", e->request_id},
+                    {"authority", e->authority},
+                    {"upstream_host", e->upstream_host}};
+        for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++) {
+            putf(&l, ",\"%s\":", rest[i].key);
+            put_value(&l, rest[i].v, true);
+        }
+        put(&l, "}", 1);
+    } else {
+        /* Envoy's default: [START_TIME] "METHOD PATH PROTOCOL" CODE FLAGS RX TX DURATION
+         * UPSTREAM_TIME "XFF" "UA" "REQUEST_ID" "AUTHORITY" "UPSTREAM_HOST" */
+        putf(&l, "[%s] \"", when);
+        put_value(&l, e->method, false);
+        put(&l, " ", 1);
+        put_value(&l, e->path, false);
+        put(&l, " ", 1);
+        put_value(&l, e->protocol, false);
+        putf(&l, "\" %d ", e->status);
+        put_value(&l, flags, false);
+        putf(&l, " %" PRIu64 " %" PRIu64 " %" PRIu64 " ", e->bytes_received, e->bytes_sent,
+             e->duration_ms);
+        if (e->upstream_ms == UINT64_MAX)
+            put(&l, "-", 1);
+        else
+            putf(&l, "%" PRIu64, e->upstream_ms);
+        const pt_str_t quoted[] = {e->x_forwarded_for, e->user_agent, e->request_id, e->authority,
+                                   e->upstream_host};
+        for (size_t i = 0; i < sizeof(quoted) / sizeof(quoted[0]); i++) {
+            put(&l, " \"", 2);
+            put_value(&l, quoted[i], false);
+            put(&l, "\"", 1);
+        }
+    }
+    l.buf[l.len++] = '\n';
+    pt_access_log_append(log, l.buf, l.len);
 }

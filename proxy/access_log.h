@@ -2,14 +2,22 @@
  * One line per request, in Envoy's default text format, so existing log parsers fit:
  *   [START_TIME] "METHOD PATH PROTOCOL" STATUS FLAGS BYTES_RECEIVED BYTES_SENT DURATION_MS
  *   UPSTREAM_MS "X-FORWARDED-FOR" "USER-AGENT" "X-REQUEST-ID" "AUTHORITY" "UPSTREAM_HOST"
+ * or, with accessLogFormat: json, one JSON object a line with Envoy's JSON key names
+ * (start_time, method, path, protocol, response_code, response_flags, bytes_received,
+ * bytes_sent, duration, upstream_service_time, x_forwarded_for, user_agent, request_id,
+ * authority, upstream_host; an absent value is null).
  * Each worker buffers its lines and writes them with one write() when the buffer fills or on a
  * short timer, so logging costs no syscall per request. The file is opened by the main thread
  * with O_APPEND; every flush is a single write of whole lines. */
 #ifndef PT_ACCESS_LOG_H
 #define PT_ACCESS_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
+
+#include "str.h"
 
 #define PT_ACCESS_LOG_BUF_BYTES (32 * 1024)
 #define PT_ACCESS_LOG_FLUSH_MS 100
@@ -21,7 +29,21 @@ typedef struct pt_access_log {
     char buf[PT_ACCESS_LOG_BUF_BYTES];
 } pt_access_log_t;
 
+/* One request's fields. A string with a NULL base is absent ("-", or null in JSON). */
+typedef struct pt_access_log_entry {
+    uint64_t start_time_us; /* wall clock */
+    pt_str_t method, path, protocol;
+    int status;        /* 0: no response */
+    const char *flags; /* "-" when none */
+    uint64_t bytes_received, bytes_sent;
+    uint64_t duration_ms;
+    uint64_t upstream_ms; /* UINT64_MAX: no upstream response */
+    pt_str_t x_forwarded_for, user_agent, request_id, authority, upstream_host;
+} pt_access_log_entry_t;
+
 void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, int fd);
+/* Formats e as one line (text, or JSON when is_json) and appends it. */
+void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, bool is_json);
 /* Appends one line (the caller includes the '\n'). */
 void pt_access_log_append(pt_access_log_t *log, const char *line, size_t len);
 void pt_access_log_flush(pt_access_log_t *log);

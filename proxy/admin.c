@@ -10,6 +10,7 @@
 
 typedef struct admin_conn {
     uv_tcp_t tcp;
+    pt_admin_role_t role; /* of the listener it came from */
     pt_list_t link;
     pt_admin_t *admin;
     pt_http1_parser_t parser;
@@ -60,13 +61,14 @@ size_t pt_admin_format_stats(const pt_admin_t *a, char *buf, size_t size)
     return off;
 }
 
-static void respond(admin_conn_t *c, int status, const char *reason, const char *body, size_t len)
+static void respond_typed(admin_conn_t *c, int status, const char *reason, const char *type,
+                          const char *body, size_t len)
 {
     char head[160];
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n"
+                     "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
                      "connection: close\r\n\r\n",
-                     status, reason, len);
+                     status, reason, type, len);
     size_t total = (size_t)n + len;
     uv_write_t *req = malloc(sizeof(*req) + total);
     if (req == NULL) {
@@ -91,6 +93,65 @@ static void respond(admin_conn_t *c, int status, const char *reason, const char 
         return;
     }
     sreq->data = c;
+}
+
+static void respond(admin_conn_t *c, int status, const char *reason, const char *body, size_t len)
+{
+    respond_typed(c, status, reason, "text/plain", body, len);
+}
+
+static const char *workload_label(const pt_workload_t *w, const char *key)
+{
+    for (size_t i = 0; i < w->n_labels; i++)
+        if (strcmp(w->labels[2 * i], key) == 0)
+            return w->labels[2 * i + 1];
+    return "unknown";
+}
+
+/* Prometheus text: the istio_* per-request metrics, then Petrel's own counters as petrel_*. */
+static void respond_prometheus(admin_conn_t *c)
+{
+    pt_admin_t *a = c->admin;
+    const pt_workload_t *wl = &a->config->proxy.workload;
+    pt_metrics_identity_t id = {wl->name ? wl->name : "unknown", wl->ns ? wl->ns : "unknown",
+                                workload_label(wl, "app"), workload_label(wl, "version")};
+    size_t cap = 320 * PT_STAT__COUNT + 1024, off = 0;
+    char *extra = malloc(cap);
+    pt_metrics_t **m = calloc(a->n_workers + 1, sizeof(*m));
+    if (extra == NULL || m == NULL)
+        abort();
+    for (int k = 0; k < PT_STAT__COUNT; k++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < a->n_workers; i++)
+            sum += atomic_load_explicit(&a->workers[i].stats.v[k], memory_order_relaxed);
+        /* Prometheus names counters with _total; Petrel's own names mostly lack it. */
+        const char *name = pt_stat_names[k];
+        size_t nl = strlen(name);
+        bool is_counter = strcmp(pt_stat_kinds[k], "counter") == 0;
+        const char *suffix =
+            is_counter && (nl < 6 || strcmp(name + nl - 6, "_total") != 0) ? "_total" : "";
+        off += (size_t)snprintf(
+            extra + off, cap - off,
+            "# HELP petrel_%s%s %s\n# TYPE petrel_%s%s %s\npetrel_%s%s %" PRIu64 "\n", name, suffix,
+            pt_stat_helps[k], name, suffix, pt_stat_kinds[k], name, suffix, sum);
+    }
+    snprintf(extra + off, cap - off,
+             "# HELP petrel_config_reloads_accepted_total Config reloads published.\n"
+             "# TYPE petrel_config_reloads_accepted_total counter\n"
+             "petrel_config_reloads_accepted_total %" PRIu64 "\n"
+             "# HELP petrel_config_reloads_refused_total Config reloads refused; the running "
+             "config stayed.\n"
+             "# TYPE petrel_config_reloads_refused_total counter\n"
+             "petrel_config_reloads_refused_total %" PRIu64 "\n",
+             a->reloads_accepted, a->reloads_refused);
+    for (size_t i = 0; i < a->n_workers; i++)
+        m[i] = &a->workers[i].metrics;
+    size_t len;
+    char *body = pt_metrics_format(m, a->n_workers, &id, extra, &len);
+    respond_typed(c, 200, "OK", "text/plain; version=0.0.4", body, len);
+    free(body);
+    free(m);
+    free(extra);
 }
 
 /* {"generation": N, "resources": [{"source", "line", "resource"}, ...]} */
@@ -153,6 +214,21 @@ static void serve(admin_conn_t *c)
     if (q != NULL)
         path.len = (size_t)(q - path.base);
     bool is_get = h->method_id == HTTP_GET || h->method_id == HTTP_HEAD;
+    /* Kubernetes' probe and Prometheus' scraper get their own ports, as in Istio, and those
+     * ports answer nothing else. */
+    bool is_health = pt_str_eq(path, PT_STR_LIT("/healthz/ready"));
+    if (is_health && is_get) {
+        if (a->is_draining)
+            respond(c, 503, "Service Unavailable", "", 0);
+        else
+            respond(c, 200, "OK", "", 0);
+        return;
+    }
+    if ((c->role == PT_ADMIN_HEALTH) ||
+        (c->role == PT_ADMIN_PROMETHEUS && !pt_str_eq(path, PT_STR_LIT("/stats/prometheus")))) {
+        respond(c, 404, "Not Found", "not found\n", 10);
+        return;
+    }
     if (pt_str_eq(path, PT_STR_LIT("/ready")) && is_get) {
         if (a->is_draining)
             respond(c, 503, "Service Unavailable", "DRAINING\n", 9);
@@ -163,6 +239,8 @@ static void serve(admin_conn_t *c)
         size_t len = buf ? pt_admin_format_stats(a, buf, 16384) : 0;
         respond(c, 200, "OK", buf ? buf : "", len);
         free(buf);
+    } else if (pt_str_eq(path, PT_STR_LIT("/stats/prometheus")) && is_get && a->config != NULL) {
+        respond_prometheus(c);
     } else if (pt_str_eq(path, PT_STR_LIT("/config_dump")) && is_get && a->config != NULL) {
         respond_config_dump(c);
     } else if (pt_str_eq(path, PT_STR_LIT("/clusters")) && is_get && a->config != NULL) {
@@ -236,13 +314,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    pt_admin_t *a = server->data;
+    pt_admin_listener_t *l = server->data;
+    pt_admin_t *a = l->admin;
     if (status < 0)
         return;
     admin_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return;
     c->admin = a;
+    c->role = l->role;
     pt_list_insert_tail(&a->conns, &c->link);
     uv_tcp_init(a->loop, &c->tcp);
     c->tcp.data = c;
@@ -256,21 +336,27 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port)
+int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port,
+                   pt_admin_role_t role)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     if (uv_ip4_addr(address, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(address, port, (struct sockaddr_in6 *)&ss) != 0)
         return UV_EINVAL;
-    a->loop = loop;
-    pt_list_init(&a->conns);
-    uv_tcp_init(loop, &a->tcp);
-    a->tcp.data = a;
-    a->is_open = true;
-    int err = uv_tcp_bind(&a->tcp, (const struct sockaddr *)&ss, 0);
+    if (a->loop == NULL) {
+        a->loop = loop;
+        pt_list_init(&a->conns);
+    }
+    pt_admin_listener_t *l = &a->listeners[role];
+    uv_tcp_init(loop, &l->tcp);
+    l->tcp.data = l;
+    l->admin = a;
+    l->role = role;
+    l->is_open = true;
+    int err = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
     if (err == 0)
-        err = uv_listen((uv_stream_t *)&a->tcp, 128, on_connection);
+        err = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
     return err;
 }
 
@@ -278,9 +364,11 @@ void pt_admin_stop(pt_admin_t *a)
 {
     if (a->loop == NULL)
         return; /* never started (adminPort: 0, or start-up failed first) */
-    if (a->is_open) {
-        a->is_open = false;
-        uv_close((uv_handle_t *)&a->tcp, NULL);
+    for (int r = 0; r < PT_ADMIN__ROLES; r++) {
+        if (a->listeners[r].is_open) {
+            a->listeners[r].is_open = false;
+            uv_close((uv_handle_t *)&a->listeners[r].tcp, NULL);
+        }
     }
     for (pt_list_t *n = a->conns.next; n != &a->conns; n = n->next) {
         admin_conn_t *c = PT_CONTAINER_OF(n, admin_conn_t, link);

@@ -1,10 +1,11 @@
 /* proxy/admin.h
  * The admin listener (port 15000 by default, on the main thread's loop): GET /ready (200
  * "LIVE", 503 while draining), GET /stats (every counter summed over workers, "name: value"
- * lines), GET /config_dump (the resources in force as JSON, with their source file:line),
- * GET /clusters (clusters and their endpoints), POST /quitquitquit (drains and exits, like
- * SIGTERM). Requests are parsed by the same
- * HTTP/1 codec as traffic; each connection answers one request and closes. */
+ * lines), GET /stats/prometheus (Prometheus text), GET /healthz/ready (as Istio's 15021
+ * probe: 200, or 503 while draining), GET /config_dump (the resources in force as JSON, with their
+ * source file:line), GET /clusters (clusters and their endpoints), POST /quitquitquit (drains and
+ * exits, like SIGTERM). Requests are parsed by the same HTTP/1 codec as traffic; each connection
+ * answers one request and closes. */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
 
@@ -14,8 +15,25 @@
 #include "list.h"
 #include "worker.h"
 
-typedef struct pt_admin {
+/* What a listener of the admin module answers. */
+typedef enum pt_admin_role {
+    PT_ADMIN_FULL = 0,   /* adminPort: everything */
+    PT_ADMIN_PROMETHEUS, /* prometheusPort (Istio's 15090): /stats/prometheus only */
+    PT_ADMIN_HEALTH,     /* healthPort (Istio's 15021): /healthz/ready only */
+    PT_ADMIN__ROLES
+} pt_admin_role_t;
+
+typedef struct pt_admin pt_admin_t;
+
+typedef struct pt_admin_listener {
     uv_tcp_t tcp;
+    pt_admin_t *admin;
+    pt_admin_role_t role;
+    bool is_open;
+} pt_admin_listener_t;
+
+struct pt_admin {
+    pt_admin_listener_t listeners[PT_ADMIN__ROLES];
     uv_loop_t *loop;
     pt_worker_t *workers; /* not owned */
     size_t n_workers;
@@ -24,14 +42,14 @@ typedef struct pt_admin {
     uint64_t reloads_accepted; /* config reloads published (main thread only) */
     uint64_t reloads_refused;  /* config reloads refused; the running config stayed */
     bool is_draining;
-    bool is_open;
     pt_list_t conns; /* open admin connections, closed by pt_admin_stop */
     void (*on_quit)(void *arg);
     void *arg;
-} pt_admin_t;
+};
 
-/* Listens on address:port. Returns 0 or a libuv error. */
-int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port);
+/* Listens on address:port for role. Returns 0 or a libuv error. */
+int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port,
+                   pt_admin_role_t role);
 void pt_admin_stop(pt_admin_t *a);
 /* Writes every counter summed over the workers into buf ("name: value\n" lines); returns the
  * length written (truncated at size). */

@@ -37,7 +37,8 @@ typedef struct server {
     pt_worker_t *workers;
     size_t n_workers;
     pt_admin_t admin;
-    uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigterm, sigint, sighup, sigusr1;
+    int access_log_fd; /* shared by the workers; -1 when off */
     uv_timer_t exit_poll;
     pt_file_watch_t watch; /* the config paths; a change reloads */
     char **paths;          /* as given with -c (argv strings) */
@@ -96,6 +97,7 @@ static void on_exit_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
+    uv_close((uv_handle_t *)&s->sigusr1, NULL);
     pt_file_watch_close(&s->watch);
     pt_admin_stop(&s->admin);
 }
@@ -123,6 +125,12 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
         return "spec.adminPort";
     if (a->concurrency != b->concurrency)
         return "spec.concurrency";
+    if (a->prometheus_port != b->prometheus_port)
+        return "spec.prometheusPort";
+    if (a->health_port != b->health_port)
+        return "spec.healthPort";
+    if (a->access_log_json != b->access_log_json)
+        return "spec.accessLogFormat";
     if (strcmp(a->access_log ? a->access_log : "", b->access_log ? b->access_log : "") != 0)
         return "spec.accessLog";
     return NULL;
@@ -172,9 +180,31 @@ static void on_files_changed(void *arg)
     reload(arg, "files changed");
 }
 
+/* Log rotation: the file is opened again by its path and put behind the same descriptor with
+ * dup2(), which is atomic, so workers keep writing to the descriptor they have and no line is
+ * lost or split. */
+static void reopen_access_log(server_t *s)
+{
+    const char *path = s->config->proxy.access_log;
+    if (s->access_log_fd <= STDERR_FILENO || path == NULL || path[0] == '\0')
+        return;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        pt_log_error("access log %s: cannot reopen: %s", path, strerror(errno));
+        return;
+    }
+    if (dup2(fd, s->access_log_fd) < 0)
+        pt_log_error("access log %s: cannot reopen: %s", path, strerror(errno));
+    else
+        pt_log_info("access log %s reopened", path);
+    close(fd);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
-    if (signum == SIGHUP)
+    if (signum == SIGUSR1)
+        reopen_access_log(h->data);
+    else if (signum == SIGHUP)
         reload(h->data, "SIGHUP");
     else
         start_shutdown(h->data);
@@ -249,7 +279,10 @@ static int cmd_run(int argc, char **argv)
     uv_signal_init(s.loop, &s.sigterm);
     uv_signal_init(s.loop, &s.sigint);
     uv_signal_init(s.loop, &s.sighup);
-    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
+    uv_signal_init(s.loop, &s.sigusr1);
+    s.sigterm.data = s.sigint.data = s.sighup.data = s.sigusr1.data = &s;
+    s.access_log_fd = log_fd;
+    uv_signal_start(&s.sigusr1, on_signal, SIGUSR1);
     uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     uv_signal_start(&s.sigint, on_signal, SIGINT);
     uv_signal_start(&s.sighup, on_signal, SIGHUP);
@@ -275,10 +308,14 @@ static int cmd_run(int argc, char **argv)
     s.admin.config_generation = s.config->generation;
     s.admin.on_quit = on_quit;
     s.admin.arg = &s;
-    if (rc == 0 && ps->admin_port != 0) {
-        int err = pt_admin_start(&s.admin, s.loop, ps->bind_address, ps->admin_port);
+    static const char *const what[] = {"admin", "prometheus", "health"};
+    const uint16_t ports[] = {ps->admin_port, ps->prometheus_port, ps->health_port};
+    for (int r = 0; r < PT_ADMIN__ROLES && rc == 0; r++) {
+        if (ports[r] == 0)
+            continue;
+        int err = pt_admin_start(&s.admin, s.loop, ps->bind_address, ports[r], (pt_admin_role_t)r);
         if (err != 0) {
-            pt_log_error("admin listener on %s:%u: %s", ps->bind_address, (unsigned)ps->admin_port,
+            pt_log_error("%s listener on %s:%u: %s", what[r], ps->bind_address, (unsigned)ports[r],
                          uv_strerror(err));
             rc = 1;
         }

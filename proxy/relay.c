@@ -26,8 +26,11 @@ static void relay_handle_closed(pt_relay_t *r)
         return;
     pt_worker_t *w = r->worker;
     pt_list_remove(&r->link);
-    if (r->count_tcp_stats)
+    if (r->tcp_service[0] != '\0') {
         PT_STAT_DEC(&w->stats, tcp_cx_active);
+        pt_metrics_record_tcp_close(&w->metrics, r->tcp_service, r->side[1].bytes_read,
+                                    r->side[0].bytes_read);
+    }
     free(r);
     pt_worker_check_drained(w);
 }
@@ -98,7 +101,7 @@ static void forward(pt_relay_side_t *src, const char *data, size_t len, pt_buf_t
     pt_relay_side_t *dst = other(src);
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     src->bytes_read += len;
-    if (r->count_tcp_stats) {
+    if (r->tcp_service[0] != '\0') {
         if (src == &r->side[0])
             PT_STAT_ADD(&r->worker->stats, tcp_bytes_received, len);
         else
@@ -225,6 +228,7 @@ typedef struct tcp_session {
     uint8_t handles_open;
     bool is_closing;
     bool is_relaying;
+    char service[96]; /* the route's destination host, for metrics */
 } tcp_session_t;
 
 static void session_handle_closed(void *owner)
@@ -267,7 +271,9 @@ static void on_session_connect(uv_connect_t *req, int status)
     pt_relay_t *r =
         pt_relay_start(s->worker, &s->downstream, session_handle_closed, s, none, &s->upstream,
                        session_handle_closed, s, none, s->worker->config->proxy.idle_timeout_ms);
-    r->count_tcp_stats = true;
+    /* From here the connection counts in the TCP route's metrics, until the relay closes. */
+    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", s->service);
+    pt_metrics_record_tcp_open(&s->worker->metrics, r->tcp_service);
 }
 
 static void on_session_connect_timeout(uv_timer_t *t)
@@ -298,6 +304,8 @@ void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listene
     PT_STAT_INC(&w->stats, tcp_cx_total);
     PT_STAT_INC(&w->stats, tcp_cx_active);
     const pt_cluster_t *cl = lc->tcp_cluster;
+    if (cl != NULL)
+        snprintf(s->service, sizeof(s->service), "%s", cl->host);
     if (cl == NULL || cl->n_endpoints == 0 || w->is_draining) {
         PT_STAT_INC(&w->stats, upstream_rq_no_healthy);
         session_abort(s);

@@ -47,7 +47,7 @@ struct pt_relay {
     uint64_t last_activity_ms;
     uint8_t handles_open;
     bool is_closing;
-    bool count_tcp_stats; /* a TCP route (counts tcp_* stats) */
+    char tcp_service[96]; /* a TCP route's destination host (tcp_* stats and metrics); "" else */
 };
 
 /* Starts relaying between a and b. a_in and b_in are what each side had read and not yet

@@ -8,41 +8,50 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* X(name, kind, help): kind is counter or gauge; the help text is Prometheus' HELP line. */
 #define PT_STATS_LIST(X)                                                                           \
-    X(downstream_cx_total)                                                                         \
-    X(downstream_cx_active)                                                                        \
-    X(downstream_cx_overflow)                                                                      \
-    X(downstream_cx_header_timeout)                                                                \
-    X(downstream_cx_idle_timeout)                                                                  \
-    X(downstream_rq_total)                                                                         \
-    X(downstream_rq_invalid)                                                                       \
-    X(downstream_rq_1xx)                                                                           \
-    X(downstream_rq_2xx)                                                                           \
-    X(downstream_rq_3xx)                                                                           \
-    X(downstream_rq_4xx)                                                                           \
-    X(downstream_rq_5xx)                                                                           \
-    X(downstream_rq_no_route)                                                                      \
-    X(downstream_rq_client_closed)                                                                 \
-    X(upstream_cx_total)                                                                           \
-    X(upstream_cx_active)                                                                          \
-    X(upstream_cx_connect_fail)                                                                    \
-    X(upstream_cx_connect_timeout)                                                                 \
-    X(upstream_cx_idle_closed)                                                                     \
-    X(upstream_rq_total)                                                                           \
-    X(upstream_rq_reused_connection)                                                               \
-    X(upstream_rq_reused_connection_retry)                                                         \
-    X(upstream_rq_timeout)                                                                         \
-    X(upstream_rq_no_healthy)                                                                      \
-    X(upstream_rq_protocol_error)                                                                  \
-    X(upstream_rq_reset)                                                                           \
-    X(tcp_cx_total)                                                                                \
-    X(tcp_cx_active)                                                                               \
-    X(tcp_bytes_received)                                                                          \
-    X(tcp_bytes_sent)                                                                              \
-    X(tunnel_total)
+    X(downstream_cx_total, counter, "Downstream connections accepted.")                            \
+    X(downstream_cx_active, gauge, "Downstream connections open.")                                 \
+    X(downstream_cx_overflow, counter,                                                             \
+      "Downstream connections closed at once over maxConnections.")                                \
+    X(downstream_cx_header_timeout, counter,                                                       \
+      "Downstream connections whose request head did not arrive within headerTimeout.")            \
+    X(downstream_cx_idle_timeout, counter,                                                         \
+      "Downstream keep-alive connections closed after idleTimeout.")                               \
+    X(downstream_rq_total, counter, "Requests with a valid head.")                                 \
+    X(downstream_rq_invalid, counter,                                                              \
+      "Requests refused as invalid (400, 414, 417, 431, 501, 505).")                               \
+    X(downstream_rq_1xx, counter, "Responses sent with a 1xx status.")                             \
+    X(downstream_rq_2xx, counter, "Responses sent with a 2xx status.")                             \
+    X(downstream_rq_3xx, counter, "Responses sent with a 3xx status.")                             \
+    X(downstream_rq_4xx, counter, "Responses sent with a 4xx status.")                             \
+    X(downstream_rq_5xx, counter, "Responses sent with a 5xx status.")                             \
+    X(downstream_rq_no_route, counter, "Requests that matched no route (404 NR).")                 \
+    X(downstream_rq_client_closed, counter,                                                        \
+      "Requests whose client went away before the response ended (DC).")                           \
+    X(upstream_cx_total, counter, "Upstream connections opened.")                                  \
+    X(upstream_cx_active, gauge, "Upstream connections open, pooled or in use.")                   \
+    X(upstream_cx_connect_fail, counter, "Upstream connection attempts that failed (UF).")         \
+    X(upstream_cx_connect_timeout, counter, "Upstream connection attempts that timed out.")        \
+    X(upstream_cx_idle_closed, counter, "Pooled upstream connections closed while idle.")          \
+    X(upstream_rq_total, counter, "Requests sent upstream, each attempt counted.")                 \
+    X(upstream_rq_reused_connection, counter, "Requests sent on a pooled connection.")             \
+    X(upstream_rq_reused_connection_retry, counter,                                                \
+      "Requests replayed on a fresh connection after a pooled one failed before any response "     \
+      "byte.")                                                                                     \
+    X(upstream_rq_timeout, counter, "Requests that hit the route timeout (UT).")                   \
+    X(upstream_rq_no_healthy, counter, "Requests for a cluster without endpoints (UH).")           \
+    X(upstream_rq_protocol_error, counter, "Invalid upstream responses (UPE).")                    \
+    X(upstream_rq_reset, counter,                                                                  \
+      "Upstream connections lost before or during a response (URX, UC).")                          \
+    X(tcp_cx_total, counter, "TCP route connections accepted.")                                    \
+    X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
+    X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \
+    X(tcp_bytes_sent, counter, "Bytes sent to clients on TCP routes.")                             \
+    X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")
 
 typedef enum pt_stat {
-#define PT_STAT_ENUM(name) PT_STAT_##name,
+#define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,
     PT_STATS_LIST(PT_STAT_ENUM)
 #undef PT_STAT_ENUM
         PT_STAT__COUNT
@@ -53,6 +62,8 @@ typedef struct pt_stats {
 } pt_stats_t;
 
 extern const char *const pt_stat_names[PT_STAT__COUNT];
+extern const char *const pt_stat_kinds[PT_STAT__COUNT]; /* "counter" or "gauge" */
+extern const char *const pt_stat_helps[PT_STAT__COUNT];
 
 static inline void pt_stats_add(pt_stats_t *s, pt_stat_t k, int64_t d)
 {

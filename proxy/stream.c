@@ -104,57 +104,42 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     st->start_time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    st->start_ns = uv_hrtime();
     st->is_active = true;
 }
 
 /* --- the access log line and the stream's end --- */
 
-static const char *header_or_dash(const pt_stream_t *st, const char *name)
+static pt_str_t header_value(const pt_stream_t *st, const char *name)
 {
-    if (st->request == NULL)
-        return "-";
-    const pt_header_t *h = pt_http1_find_header(st->request, name);
-    if (h == NULL)
-        return "-";
-    return pt_arena_strndup((pt_arena_t *)&st->arena, h->value.base, h->value.len);
+    const pt_header_t *h = st->request ? pt_http1_find_header(st->request, name) : NULL;
+    return h != NULL ? h->value : (pt_str_t){NULL, 0};
 }
 
 static void write_access_log(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
-    if (w->access_log.fd < 0)
-        return;
-    char when[64];
-    time_t secs = (time_t)(st->start_time_us / 1000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(st->start_time_us % 1000000u / 1000u));
     const pt_http1_head_t *r = st->request;
-    char upstream_ms[24] = "-";
-    if (st->upstream_ms != UINT64_MAX)
-        snprintf(upstream_ms, sizeof(upstream_ms), "%" PRIu64, st->upstream_ms);
-    uint64_t duration = uv_now(&w->loop) - st->start_ms;
-    char line[4096];
-    int n = snprintf(
-        line, sizeof(line),
-        "[%s] \"%.*s %.*s %s\" %d %s %" PRIu64 " %" PRIu64 " %" PRIu64
-        " %s \"%s\" \"%s\" \"%s\" \"%.*s\" \"%s\"\n",
-        when, r ? (int)r->method.len : 1, r ? r->method.base : "-", r ? (int)r->path.len : 1,
-        r ? r->path.base : "-", r ? (r->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1") : "-",
-        st->status, pt_flag_name(st->flag), st->bytes_received, st->bytes_sent, duration,
-        upstream_ms, header_or_dash(st, "x-forwarded-for"), header_or_dash(st, "user-agent"),
-        st->request_id ? st->request_id : "-", r && r->authority.len ? (int)r->authority.len : 1,
-        r && r->authority.len ? r->authority.base : "-",
-        st->upstream_host ? st->upstream_host : "-");
-    if (n < 0)
-        return;
-    if ((size_t)n >= sizeof(line)) {
-        n = (int)sizeof(line) - 1;
-        line[n - 1] = '\n';
-    }
-    pt_access_log_append(&w->access_log, line, (size_t)n);
+    pt_str_t none = {NULL, 0};
+    pt_access_log_entry_t e = {
+        .start_time_us = st->start_time_us,
+        .method = r ? r->method : none,
+        .path = r ? r->path : none,
+        .protocol =
+            r ? (r->version_minor == 0 ? PT_STR_LIT("HTTP/1.0") : PT_STR_LIT("HTTP/1.1")) : none,
+        .status = st->status,
+        .flags = pt_flag_name(st->flag),
+        .bytes_received = st->bytes_received,
+        .bytes_sent = st->bytes_sent,
+        .duration_ms = uv_now(&w->loop) - st->start_ms,
+        .upstream_ms = st->upstream_ms,
+        .x_forwarded_for = header_value(st, "x-forwarded-for"),
+        .user_agent = header_value(st, "user-agent"),
+        .request_id = st->request_id ? pt_str(st->request_id) : none,
+        .authority = r && r->authority.len ? r->authority : none,
+        .upstream_host = st->upstream_host ? pt_str(st->upstream_host) : none,
+    };
+    pt_access_log_write(&w->access_log, &e, st->config->proxy.access_log_json);
 }
 
 static void free_pending_body(pt_stream_t *st)
@@ -186,6 +171,9 @@ static void finish(pt_stream_t *st)
     if (st->status >= 100 && st->status < 600)
         pt_stats_add(&w->stats, PT_STAT_downstream_rq_1xx + (st->status / 100 - 1), 1);
     write_access_log(st);
+    pt_metrics_record_http(&w->metrics, st->cluster ? st->cluster->host : NULL, st->status,
+                           pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
+                           st->bytes_received, st->bytes_sent);
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;

@@ -69,6 +69,7 @@ typedef struct pt_stream {
     pt_flag_t flag;             /* reason flag, or PT_FLAG_NONE */
     uint64_t start_ms;          /* uv_now at the head */
     uint64_t start_time_us;     /* wall clock, for the log */
+    uint64_t start_ns;          /* monotonic, for the duration metric */
     uint64_t upstream_start_ms; /* when the request was sent upstream */
     uint64_t upstream_ms;       /* time to the response head; UINT64_MAX: none */
     uint64_t bytes_received;    /* request body bytes */

@@ -305,6 +305,8 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     pt_access_log_init(&w->access_log, &w->loop, access_log_fd);
+    if (pt_metrics_init(&w->metrics) != 0)
+        abort();
     pt_list_init(&w->conns);
     pt_list_init(&w->tunnels);
     pt_list_init(&w->listeners);
@@ -358,6 +360,7 @@ void pt_worker_join(pt_worker_t *w)
         pt_config_unref(w->next_config);
     free(w->round_robin);
     free(w->lb_active);
+    pt_metrics_dispose(&w->metrics);
     uv_mutex_destroy(&w->wakeup_lock);
     pt_config_unref(w->config);
 }

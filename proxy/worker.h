@@ -16,6 +16,7 @@
 #include "access_log.h"
 #include "http1.h"
 #include "list.h"
+#include "metrics.h"
 #include "stats.h"
 
 typedef struct pt_worker pt_worker_t;
@@ -43,6 +44,7 @@ struct pt_worker {
     uv_timer_t drain_timer;   /* drain deadline */
     pt_list_t listeners;      /* pt_listener_t, malloc'd each */
     pt_stats_t stats;
+    pt_metrics_t metrics;  /* per-request istio_* metrics (metrics.h) */
     pt_list_t conns;       /* downstream HTTP connections, for drain */
     pt_list_t tunnels;     /* TCP sessions and upgraded connections, for drain */
     uint32_t *round_robin; /* next endpoint per cluster index of config; malloc'd */
