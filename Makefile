@@ -83,7 +83,7 @@ $(BUILD)/petrel: $(BUILD)/proxy/main.o $(BUILD)/libpetrel.a
 	$(CC) $(CFLAGS_OPT) $(CFLAGS_SAN) -o $@ $^ $(LIBS)
 
 # A unit test may #include the .c it tests to reach its statics; it links the library for the rest.
-$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/test.h $(BUILD)/libpetrel.a
+$(BUILD)/tests/unit/%: tests/unit/%.c tests/unit/test.h $(wildcard tests/unit/*/*.h) $(BUILD)/libpetrel.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpetrel.a $(LIBS)
 

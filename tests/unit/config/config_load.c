@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "config/resources.h"
 #include "config/schema.h"
+#include "load_helpers.h"
 #include "test.h"
 
 static char tmpdir[256];
@@ -45,39 +46,6 @@ static void write_file(const char *path, const char *text)
     ASSERT(f != NULL);
     fputs(text, f);
     fclose(f);
-}
-
-static void dump(const pt_config_errors_t *e)
-{
-    for (size_t i = 0; i < e->n; i++)
-        fprintf(stderr, "    error: %s\n", e->lines[i]);
-}
-
-/* Loads YAML given in memory under the name `file`. */
-static pt_config_t *load_str(const char *file, const char *yaml, pt_config_errors_t *e)
-{
-    pt_config_source_t src = {file, yaml, strlen(yaml)};
-    return pt_config_load_buffers(&src, 1, e);
-}
-
-static int has_error(const pt_config_errors_t *e, const char *line)
-{
-    for (size_t i = 0; i < e->n; i++)
-        if (strcmp(e->lines[i], line) == 0)
-            return 1;
-    fprintf(stderr, "    missing error: %s\n", line);
-    dump(e);
-    return 0;
-}
-
-static int has_error_prefix(const pt_config_errors_t *e, const char *prefix)
-{
-    for (size_t i = 0; i < e->n; i++)
-        if (strncmp(e->lines[i], prefix, strlen(prefix)) == 0)
-            return 1;
-    fprintf(stderr, "    missing error starting with: %s\n", prefix);
-    dump(e);
-    return 0;
 }
 
 /* Expects the load to fail with exactly the given error line (and possibly others). */

@@ -8,39 +8,8 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "load_helpers.h"
 #include "test.h"
-
-static void dump(const pt_config_errors_t *e)
-{
-    for (size_t i = 0; i < e->n; i++)
-        fprintf(stderr, "    error: %s\n", e->lines[i]);
-}
-
-static pt_config_t *load_str(const char *file, const char *yaml, pt_config_errors_t *e)
-{
-    pt_config_source_t src = {file, yaml, strlen(yaml)};
-    return pt_config_load_buffers(&src, 1, e);
-}
-
-static int has_error(const pt_config_errors_t *e, const char *line)
-{
-    for (size_t i = 0; i < e->n; i++)
-        if (strcmp(e->lines[i], line) == 0)
-            return 1;
-    fprintf(stderr, "    missing error: %s\n", line);
-    dump(e);
-    return 0;
-}
-
-static int has_error_containing(const pt_config_errors_t *e, const char *part)
-{
-    for (size_t i = 0; i < e->n; i++)
-        if (strstr(e->lines[i], part) != NULL)
-            return 1;
-    fprintf(stderr, "    missing error containing: %s\n", part);
-    dump(e);
-    return 0;
-}
 
 static const pt_cluster_t *cluster(const pt_config_t *c, const char *name)
 {
