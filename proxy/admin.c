@@ -1,4 +1,7 @@
-/* proxy/admin.c */
+/* proxy/admin.c
+ * The admin listeners (see admin.h): one request per connection, answered from the main
+ * thread's view of the process (the config snapshot in force, the workers' counters read
+ * without locks). The process itself (drain, exit) belongs to main.c, reached via on_quit. */
 #include "admin.h"
 
 #include <inttypes.h>
@@ -7,6 +10,7 @@
 #include <string.h>
 
 #include "http1.h"
+#include "log.h"
 
 typedef struct admin_conn {
     uv_tcp_t tcp;
@@ -69,6 +73,9 @@ static void respond_typed(admin_conn_t *c, int status, const char *reason, const
                      "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
                      "connection: close\r\n\r\n",
                      status, reason, type, len);
+    /* A HEAD answer has the GET answer's head (content-length included) and no body. */
+    if (c->head != NULL && c->head->method_id == HTTP_HEAD)
+        len = 0;
     size_t total = (size_t)n + len;
     uv_write_t *req = malloc(sizeof(*req) + total);
     if (req == NULL) {
@@ -205,14 +212,58 @@ static void respond_clusters(admin_conn_t *c)
     free(body);
 }
 
+/* /logging, as Envoy's: POST /logging?level=L sets the process log level; GET /logging and
+ * POST /logging without a query answer the level in force. Only "level" is known: Petrel has
+ * one logger, not Envoy's per-component ones. Changing state needs POST, so a crawler or a
+ * browser prefetch cannot turn debug logging on. */
+static void respond_logging(admin_conn_t *c, pt_str_t query, bool is_get)
+{
+    static const char usage[] =
+        "usage: POST /logging?level=L where L is one of: error, warning, info, debug\n";
+    bool is_post = c->head->method_id == HTTP_POST;
+    if (!is_get && !is_post) {
+        respond(c, 405, "Method Not Allowed", "use GET or POST\n", 16);
+        return;
+    }
+    if (query.len > 0) {
+        if (!is_post) {
+            respond(c, 405, "Method Not Allowed", "use POST to change the level\n", 29);
+            return;
+        }
+        static const char key[] = "level=";
+        pt_log_level_t level;
+        if (query.len < sizeof(key) - 1 || memcmp(query.base, key, sizeof(key) - 1) != 0 ||
+            pt_log_level_parse(query.base + sizeof(key) - 1, query.len - (sizeof(key) - 1),
+                               &level) != 0) {
+            respond(c, 400, "Bad Request", usage, sizeof(usage) - 1);
+            return;
+        }
+        /* The change is logged at info under whichever of the two levels shows info lines. */
+        pt_log_level_t was = pt_log_get_level();
+        if (level < PT_LOG_INFO)
+            pt_log_info("log level %s (was %s), set by the admin API", pt_log_level_name(level),
+                        pt_log_level_name(was));
+        pt_log_set_level(level);
+        if (level >= PT_LOG_INFO)
+            pt_log_info("log level %s (was %s), set by the admin API", pt_log_level_name(level),
+                        pt_log_level_name(was));
+    }
+    char body[64];
+    int n = snprintf(body, sizeof(body), "level: %s\n", pt_log_level_name(pt_log_get_level()));
+    respond(c, 200, "OK", body, (size_t)n);
+}
+
 static void serve(admin_conn_t *c)
 {
     pt_admin_t *a = c->admin;
     pt_http1_head_t *h = c->head;
-    pt_str_t path = h->path;
+    pt_str_t path = h->path, query = {NULL, 0};
     const char *q = memchr(path.base, '?', path.len);
-    if (q != NULL)
+    if (q != NULL) {
+        query.base = q + 1;
+        query.len = path.len - (size_t)(q + 1 - path.base);
         path.len = (size_t)(q - path.base);
+    }
     bool is_get = h->method_id == HTTP_GET || h->method_id == HTTP_HEAD;
     /* Kubernetes' probe and Prometheus' scraper get their own ports, as in Istio, and those
      * ports answer nothing else. */
@@ -245,12 +296,21 @@ static void serve(admin_conn_t *c)
         respond_config_dump(c);
     } else if (pt_str_eq(path, PT_STR_LIT("/clusters")) && is_get && a->config != NULL) {
         respond_clusters(c);
-    } else if (pt_str_eq(path, PT_STR_LIT("/quitquitquit"))) {
+    } else if (pt_str_eq(path, PT_STR_LIT("/logging"))) {
+        respond_logging(c, query, is_get);
+    } else if (pt_str_eq(path, PT_STR_LIT("/quitquitquit")) ||
+               pt_str_eq(path, PT_STR_LIT("/drain"))) {
+        /* Both are the SIGTERM drain (one mechanism: on_quit): /ready turns 503, listeners
+         * close, in-flight requests finish, then the process exits 0. A second call while
+         * draining is answered 200 and changes nothing. */
         if (h->method_id != HTTP_POST) {
             respond(c, 405, "Method Not Allowed", "use POST\n", 9);
             return;
         }
-        respond(c, 200, "OK", "OK\n", 3);
+        if (pt_str_eq(path, PT_STR_LIT("/drain")))
+            respond(c, 200, "OK", "draining\n", 9);
+        else
+            respond(c, 200, "OK", "OK\n", 3);
         if (a->on_quit != NULL)
             a->on_quit(a->arg);
     } else if (pt_str_eq(path, PT_STR_LIT("/ready")) || pt_str_eq(path, PT_STR_LIT("/stats")) ||
@@ -259,7 +319,8 @@ static void serve(admin_conn_t *c)
         respond(c, 405, "Method Not Allowed", "use GET\n", 8);
     } else {
         static const char body[] =
-            "not found; try /ready, /stats, /config_dump, /clusters, POST /quitquitquit\n";
+            "not found; try /ready, /stats, /stats/prometheus, /config_dump, /clusters, /logging, "
+            "POST /drain, POST /quitquitquit\n";
         respond(c, 404, "Not Found", body, sizeof(body) - 1);
     }
 }

@@ -3,9 +3,10 @@
  * "LIVE", 503 while draining), GET /stats (every counter summed over workers, "name: value"
  * lines), GET /stats/prometheus (Prometheus text), GET /healthz/ready (as Istio's 15021
  * probe: 200, or 503 while draining), GET /config_dump (the resources in force as JSON, with their
- * source file:line), GET /clusters (clusters and their endpoints), POST /quitquitquit (drains and
- * exits, like SIGTERM). Requests are parsed by the same HTTP/1 codec as traffic; each connection
- * answers one request and closes. */
+ * source file:line), GET /clusters (clusters and their endpoints), GET /logging (the log level)
+ * and POST /logging?level=L (sets it, as Envoy's), POST /drain and POST /quitquitquit (both the
+ * SIGTERM drain through on_quit: finish in-flight work, then exit 0). Requests are parsed by the
+ * same HTTP/1 codec as traffic; each connection answers one request and closes. */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
 
@@ -42,8 +43,8 @@ struct pt_admin {
     uint64_t reloads_accepted; /* config reloads published (main thread only) */
     uint64_t reloads_refused;  /* config reloads refused; the running config stayed */
     bool is_draining;
-    pt_list_t conns; /* open admin connections, closed by pt_admin_stop */
-    void (*on_quit)(void *arg);
+    pt_list_t conns;            /* open admin connections, closed by pt_admin_stop */
+    void (*on_quit)(void *arg); /* starts the drain (POST /drain, /quitquitquit); idempotent */
     void *arg;
 };
 

@@ -1,19 +1,47 @@
-/* proxy/log.c */
+/* proxy/log.c
+ * Diagnostic lines to stderr, and the process-wide level (see log.h). */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-pt_log_level_t pt_log_level = PT_LOG_INFO;
+_Atomic int pt_log_level = PT_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
+void pt_log_set_level(pt_log_level_t level)
+{
+    atomic_store_explicit(&pt_log_level, (int)level, memory_order_relaxed);
+}
+
+pt_log_level_t pt_log_get_level(void)
+{
+    return (pt_log_level_t)atomic_load_explicit(&pt_log_level, memory_order_relaxed);
+}
+
+const char *pt_log_level_name(pt_log_level_t level)
+{
+    return (unsigned)level <= PT_LOG_DEBUG ? level_names[level] : "?";
+}
+
+int pt_log_level_parse(const char *name, size_t len, pt_log_level_t *out)
+{
+    for (int i = PT_LOG_ERROR; i <= PT_LOG_DEBUG; i++) {
+        if (strlen(level_names[i]) == len && memcmp(level_names[i], name, len) == 0) {
+            *out = (pt_log_level_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 void pt_log(pt_log_level_t level, const char *fmt, ...)
 {
-    if (level > pt_log_level)
+    if ((int)level > atomic_load_explicit(&pt_log_level, memory_order_relaxed))
         return;
     char line[2048];
     struct timeval tv;
