@@ -11,8 +11,8 @@
  *    hosts overlap the VirtualService's hosts ("*" overlaps everything). The virtual host gets
  *    the more specific host of each overlapping pair (VS "*" on a server "a.com" gives "a.com"),
  *    as Istio does. http routes go to HTTP listeners, tcp routes to TCP listeners.
- *  - A reference to a Gateway that is not in the config set is an error (Istio would ignore
- *    it; in a file-based config it is almost always a typo).
+ *  - A reference to a Gateway that is not in the config set is a warning, and ignored, as
+ *    Istio ignores it (a typo is still visible, and a file can be validated on its own).
  *  - Clusters: one per (destination host, port), "outbound|<port>||<host>", in first-use order.
  *    Hosts are used as written, lower-cased: no Kubernetes short-name expansion.
  *    The ServiceEntry for a host is the first (in load order) that lists it exactly, else the
@@ -26,13 +26,16 @@
  *    a subset the rule does not define is an error at the destination's subset field. The
  *    loadBalancer is the first set of: the subset's port-level, the subset's, the rule's
  *    port-level, the rule's (Istio's merge); its tables are built here by pt_lb_build().
- *  - Destination port omitted: the ServiceEntry's only port. Several ports, no ports, or no
- *    ServiceEntry: an error ("port required"), as Istio requires it then too.
+ *  - Destination port omitted: the ServiceEntry's only port. Several ports or no ports: an
+ *    error ("port required"). No ServiceEntry (a Kubernetes Service, which Petrel does not
+ *    read): a warning and a cluster on port 0 without endpoints (503 UH).
  *  - Weights (HTTP): one destination takes all traffic whatever its weight. Several
  *    destinations: each needs a weight, the total must be > 0, each gets weight/total.
  *  - TCP: a TCP listener forwards to the first tcp route (VirtualServices in load order, routes
  *    in order) whose match has no port or the listener's port. A tcp route with several
- *    destinations is not supported yet.
+ *    destinations is not weighted yet: the largest weight takes every connection (a warning).
+ *  - A mesh-only VirtualService (no gateways, or only "mesh") binds to nothing: its routes are
+ *    checked, its destinations make no clusters (a missing subset is only a warning).
  *  - Virtual hosts in a listener are ordered: those with an exact host first (in load order),
  *    then wildcard-only ones by their longest wildcard, longest first; "*" last. */
 #include <arpa/inet.h>
@@ -65,6 +68,9 @@ typedef struct compiler {
     pt_res_set_t *set;
     pt_cluster_t **clusters;
     size_t n_clusters, cap_clusters;
+    /* Compiling a mesh-only VirtualService: it binds to no listener, so its destinations are
+     * checked (a missing subset is a warning), not turned into clusters. */
+    bool mesh_only;
 } compiler_t;
 
 /* Does pattern (a host, "*" or "*.suffix") cover host (which may itself be a wildcard)? */
@@ -246,16 +252,34 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
     if (d->host == NULL)
         return NULL; /* invalid host, reported by resources.c */
     uint16_t port = d->port;
+    if (cp->mesh_only) {
+        /* Kubernetes short names and ports come from the cluster's Services, which Petrel
+         * does not see: only a subset that a DestinationRule here should define is checked. */
+        const pt_res_dr_t *dr = find_destination_rule(cp, d->host);
+        if (d->subset != NULL && find_subset(dr, d->subset) == NULL) {
+            char path[600];
+            snprintf(path, sizeof(path), "%s.destination.subset", d->path);
+            pt__cfg_warn_at(cp->cx, d->subset_node ? d->subset_node : d->node, path,
+                            "no DestinationRule in the config defines subset \"%s\" for host "
+                            "\"%s\"",
+                            d->subset, d->host);
+        }
+        return NULL;
+    }
     if (port == 0) {
         const pt_res_se_t *se = find_service_entry(cp, d->host);
         char path[600];
         snprintf(path, sizeof(path), "%s.port", d->path);
         if (se == NULL) {
-            pt__cfg_error_at(cp->cx, d->node, path,
-                             "required: no ServiceEntry declares host \"%s\", so its port "
-                             "cannot be inferred",
-                             d->host);
-            return NULL;
+            /* Istio takes the port from the Kubernetes Service, which Petrel does not read:
+             * the destination gets a cluster without endpoints (503 UH), as an unknown host
+             * does. */
+            pt__cfg_warn_at(cp->cx, d->node, path,
+                            "no ServiceEntry declares host \"%s\", so its port cannot be "
+                            "inferred (Kubernetes Services are not read by Petrel yet): requests "
+                            "to it get 503",
+                            d->host);
+            return get_cluster(cp, d->host, 0, NULL, NULL);
         }
         if (se->n_ports != 1) {
             pt__cfg_error_at(cp->cx, d->node, path,
@@ -356,13 +380,24 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clust
         pt_res_tcp_route_t *tr = &vs->tcp[i];
         tcp_clusters[i] = NULL;
         if (tr->n_dests > 1) {
+            /* Not enforced yet: every connection goes to the destination with the largest
+             * weight (the first of equals), the others are still checked. */
+            size_t best = 0;
+            for (size_t j = 0; j < tr->n_dests; j++)
+                if (tr->dests[j].weight > tr->dests[best].weight)
+                    best = j;
             char path[600];
             snprintf(path, sizeof(path), "%s.route", tr->path);
-            pt__cfg_error_at(cx, tr->node, path,
-                             "several weighted TCP destinations are not supported by Petrel "
-                             "yet");
-            for (size_t j = 0; j < tr->n_dests; j++)
-                resolve_dest(cp, &tr->dests[j]); /* still report their own problems */
+            if (!cp->mesh_only)
+                pt__cfg_warn_at(cx, tr->node, path,
+                                "weighted TCP destinations are not enforced by Petrel yet: every "
+                                "connection goes to route[%zu] (the largest weight)",
+                                best);
+            for (size_t j = 0; j < tr->n_dests; j++) {
+                pt_cluster_t *cl = resolve_dest(cp, &tr->dests[j]);
+                if (j == best)
+                    tcp_clusters[i] = cl;
+            }
             continue;
         }
         if (tr->n_dests == 1)
@@ -548,13 +583,23 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     for (size_t v = 0; v < set->n_vss; v++) {
         pt_res_vs_t *vs = set->vss[v];
         tcp_clusters[v] = pt_arena_calloc(cx->tmp, (vs->n_tcp + 1) * sizeof(pt_cluster_t *));
-        compile_vs(&cp, vs, tcp_clusters[v]);
+        /* A Gateway named but not loaded is ignored, as Istio does (the VirtualService may
+         * be applied before or apart from it): a VirtualService left with no Gateway binds to
+         * nothing and is checked as a mesh-only one. */
+        size_t found = 0;
         for (size_t r = 0; r < vs->n_gateways; r++) {
             const pt_res_gateway_ref_t *ref = &vs->gateways[r];
-            if (find_gateway(&cp, ref->ns, ref->name) == NULL)
-                pt__cfg_error_at(cx, ref->node, ref->path, "no Gateway %s/%s in the config",
-                                 ref->ns, ref->name);
+            if (find_gateway(&cp, ref->ns, ref->name) != NULL)
+                found++;
+            else
+                pt__cfg_warn_at(cx, ref->node, ref->path,
+                                "no Gateway %s/%s in the config: this VirtualService does not "
+                                "bind to it",
+                                ref->ns, ref->name);
         }
+        cp.mesh_only = vs->mesh_only || found == 0;
+        compile_vs(&cp, vs, tcp_clusters[v]);
+        cp.mesh_only = false;
     }
 
     /* Bind VirtualServices to listeners. */

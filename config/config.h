@@ -265,11 +265,25 @@ typedef struct pt_config {
 typedef struct pt_config_errors {
     char **lines; /* malloc'd strings */
     size_t n, cap;
+    /* Warnings, in the same line form: Istio fields and kinds that Petrel parses and checks
+     * but does not enforce yet. They never make a load fail. */
+    char **warnings;
+    size_t n_warnings, cap_warnings;
+    /* The one mode switch of a load. false (`petrel validate`): a security policy Petrel
+     * cannot enforce yet (AuthorizationPolicy, RequestAuthentication, a STRICT
+     * PeerAuthentication) is a warning. true (`petrel run`, reloads): it is an error, so the
+     * proxy refuses the config rather than serve traffic the policy meant to block. */
+    bool refuse_unenforced_security;
 } pt_config_errors_t;
 
 void pt_config_errors_add(pt_config_errors_t *e, const char *file, int line, int col,
                           const char *path, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Adds one warning line, in the same form. */
+void pt_config_warnings_add(pt_config_errors_t *e, const char *file, int line, int col,
+                            const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* Frees errors and warnings (refuse_unenforced_security is kept). */
 void pt_config_errors_dispose(pt_config_errors_t *e);
 
 /* Reads every path (a YAML file, or a directory whose *.yaml / *.yml files are read in name

@@ -24,6 +24,164 @@
 
 /* ---- tables --------------------------------------------------------------------------- */
 
+/* Sub-tables of fields Petrel does not enforce yet: pt__cfg_map checks their keys and shapes
+ * (so a typo inside them is still an error), then the holding field gets one warning. The
+ * values themselves are not range-checked. */
+#define SUB(t) (t), NF(t)
+static const pt_cfg_field_t sm_any_fields[] = {
+    {"exact", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"prefix", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"regex", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t percent_fields[] = {{"value", A, PT_SHAPE_SCALAR, NULL, 0}};
+static const pt_cfg_field_t port_sel_fields[] = {{"number", A, PT_SHAPE_SCALAR, NULL, 0}};
+static const pt_cfg_field_t dest_any_fields[] = {
+    {"host", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"subset", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"port", A, PT_SHAPE_MAP, SUB(port_sel_fields)},
+};
+static const pt_cfg_field_t retries_fields[] = {
+    {"attempts", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"perTryTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"retryOn", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"retryRemoteLocalities", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"retryIgnorePreviousHosts", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"backoff", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t delay_fields[] = {
+    {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
+    {"percent", A, PT_SHAPE_SCALAR, NULL, 0}, /* deprecated integer form */
+    {"fixedDelay", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"exponentialDelay", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t abort_fields[] = {
+    {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
+    {"httpStatus", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"grpcStatus", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"http2Error", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t fault_fields[] = {
+    {"delay", A, PT_SHAPE_MAP, SUB(delay_fields)},
+    {"abort", A, PT_SHAPE_MAP, SUB(abort_fields)},
+};
+static const pt_cfg_field_t cors_fields[] = {
+    {"allowOrigin", A, PT_SHAPE_SEQ, NULL, 0}, /* deprecated: plain strings */
+    {"allowOrigins", A, PT_SHAPE_SEQ, SUB(sm_any_fields)},
+    {"allowMethods", A, PT_SHAPE_SEQ, NULL, 0},
+    {"allowHeaders", A, PT_SHAPE_SEQ, NULL, 0},
+    {"exposeHeaders", A, PT_SHAPE_SEQ, NULL, 0},
+    {"maxAge", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"allowCredentials", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"unmatchedPreflights", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t mirror_policy_fields[] = {
+    {"destination", A, PT_SHAPE_MAP, SUB(dest_any_fields)},
+    {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
+};
+static const pt_cfg_field_t delegate_fields[] = {
+    {"name", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"namespace", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t route_dest_any_fields[] = {
+    {"destination", A, PT_SHAPE_MAP, SUB(dest_any_fields)},
+    {"weight", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t tls_match_fields[] = {
+    {"sniHosts", A, PT_SHAPE_SEQ, NULL, 0}, {"destinationSubnets", A, PT_SHAPE_SEQ, NULL, 0},
+    {"port", A, PT_SHAPE_SCALAR, NULL, 0},  {"sourceLabels", A, PT_SHAPE_MAP, NULL, 0},
+    {"gateways", A, PT_SHAPE_SEQ, NULL, 0}, {"sourceNamespace", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t tls_route_fields[] = {
+    {"match", A, PT_SHAPE_SEQ, SUB(tls_match_fields)},
+    {"route", A, PT_SHAPE_SEQ, SUB(route_dest_any_fields)},
+};
+static const pt_cfg_field_t server_tls_fields[] = {
+    {"httpsRedirect", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"mode", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"serverCertificate", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"privateKey", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"caCertificates", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"caCrl", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"credentialName", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"credentialNames", A, PT_SHAPE_SEQ, NULL, 0},
+    {"tlsCertificates", A, PT_SHAPE_SEQ, NULL, 0},
+    {"subjectAltNames", A, PT_SHAPE_SEQ, NULL, 0},
+    {"verifyCertificateSpki", A, PT_SHAPE_SEQ, NULL, 0},
+    {"verifyCertificateHash", A, PT_SHAPE_SEQ, NULL, 0},
+    {"minProtocolVersion", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxProtocolVersion", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"cipherSuites", A, PT_SHAPE_SEQ, NULL, 0},
+};
+static const pt_cfg_field_t client_tls_fields[] = {
+    {"mode", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"clientCertificate", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"privateKey", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"caCertificates", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"credentialName", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"subjectAltNames", A, PT_SHAPE_SEQ, NULL, 0},
+    {"sni", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"insecureSkipVerify", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"caCrl", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t keepalive_fields[] = {
+    {"probes", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"time", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"interval", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t pool_tcp_fields[] = {
+    {"maxConnections", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"connectTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"tcpKeepalive", A, PT_SHAPE_MAP, SUB(keepalive_fields)},
+    {"maxConnectionDuration", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t pool_http_fields[] = {
+    {"http1MaxPendingRequests", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"http2MaxRequests", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxRequestsPerConnection", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxRetries", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"h2UpgradePolicy", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"useClientProtocol", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxConcurrentStreams", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t conn_pool_fields[] = {
+    {"tcp", A, PT_SHAPE_MAP, SUB(pool_tcp_fields)},
+    {"http", A, PT_SHAPE_MAP, SUB(pool_http_fields)},
+};
+static const pt_cfg_field_t outlier_fields[] = {
+    {"splitExternalLocalOriginErrors", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutiveLocalOriginFailures", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutiveGatewayErrors", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutive5xxErrors", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutiveErrors", A, PT_SHAPE_SCALAR, NULL, 0}, /* deprecated */
+    {"interval", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"baseEjectionTime", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxEjectionPercent", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"minHealthPercent", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t tunnel_fields[] = {
+    {"protocol", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"targetHost", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"targetPort", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t proxy_protocol_fields[] = {{"version", A, PT_SHAPE_SCALAR, NULL, 0}};
+static const pt_cfg_field_t locality_lb_fields[] = {
+    {"distribute", A, PT_SHAPE_SEQ, NULL, 0},
+    {"failover", A, PT_SHAPE_SEQ, NULL, 0},
+    {"failoverPriority", A, PT_SHAPE_SEQ, NULL, 0},
+    {"enabled", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t warmup_fields[] = {
+    {"duration", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"minimumPercent", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"aggression", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+/* Istio's WorkloadSelector ({labels}: Sidecar, ServiceEntry, DestinationRule, EnvoyFilter)
+ * and type.WorkloadSelector ({matchLabels}: security, telemetry, extension kinds). */
+static const pt_cfg_field_t selector_fields[] = {{"labels", A, PT_SHAPE_MAP, NULL, 0}};
+static const pt_cfg_field_t match_selector_fields[] = {{"matchLabels", A, PT_SHAPE_MAP, NULL, 0}};
+
 enum { DOC_API, DOC_KIND, DOC_META, DOC_SPEC, DOC__N };
 static const pt_cfg_field_t doc_fields[DOC__N] = {
     [DOC_API] = {"apiVersion", S},
@@ -98,23 +256,30 @@ static const pt_cfg_field_t gateway_fields[GW__N] = {
 };
 enum { SRV_PORT, SRV_HOSTS, SRV_NAME, SRV_BIND, SRV_TLS, SRV_DEFAULT_ENDPOINT, SRV__N };
 static const pt_cfg_field_t server_fields[SRV__N] = {
-    [SRV_PORT] = {"port", S}, [SRV_HOSTS] = {"hosts", S},
-    [SRV_NAME] = {"name", S}, [SRV_BIND] = {"bind", U},
-    [SRV_TLS] = {"tls", U},   [SRV_DEFAULT_ENDPOINT] = {"defaultEndpoint", U},
+    [SRV_PORT] = {"port", S},
+    [SRV_HOSTS] = {"hosts", S},
+    [SRV_NAME] = {"name", S},
+    [SRV_BIND] = {"bind", U, PT_SHAPE_SCALAR, NULL, 0},
+    [SRV_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(server_tls_fields)},
+    [SRV_DEFAULT_ENDPOINT] = {"defaultEndpoint", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { PORT_NUMBER, PORT_PROTOCOL, PORT_NAME, PORT_TARGET, PORT__N };
 static const pt_cfg_field_t gw_port_fields[PORT__N] = {
     [PORT_NUMBER] = {"number", S},
     [PORT_PROTOCOL] = {"protocol", S},
     [PORT_NAME] = {"name", S},
-    [PORT_TARGET] = {"targetPort", U},
+    [PORT_TARGET] = {"targetPort", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 
 /* VirtualService */
 enum { VS_HOSTS, VS_GATEWAYS, VS_HTTP, VS_TCP, VS_TLS, VS_EXPORT_TO, VS__N };
 static const pt_cfg_field_t vs_fields[VS__N] = {
-    [VS_HOSTS] = {"hosts", S}, [VS_GATEWAYS] = {"gateways", S}, [VS_HTTP] = {"http", S},
-    [VS_TCP] = {"tcp", S},     [VS_TLS] = {"tls", U},           [VS_EXPORT_TO] = {"exportTo", A},
+    [VS_HOSTS] = {"hosts", S},
+    [VS_GATEWAYS] = {"gateways", S},
+    [VS_HTTP] = {"http", S},
+    [VS_TCP] = {"tcp", S},
+    [VS_TLS] = {"tls", U, PT_SHAPE_SEQ, SUB(tls_route_fields)},
+    [VS_EXPORT_TO] = {"exportTo", A, PT_SHAPE_SEQ, NULL, 0},
 };
 enum {
     HR_NAME,
@@ -133,6 +298,7 @@ enum {
     HR_MIRROR_PERCENTAGE,
     HR_CORS,
     HR_HEADERS,
+    HR_WEBSOCKET_UPGRADE,
     HR__N
 };
 static const pt_cfg_field_t http_route_fields[HR__N] = {
@@ -142,16 +308,18 @@ static const pt_cfg_field_t http_route_fields[HR__N] = {
     [HR_DIRECT] = {"directResponse", S},
     [HR_TIMEOUT] = {"timeout", S},
     [HR_REDIRECT] = {"redirect", S},
-    [HR_DELEGATE] = {"delegate", U},
+    [HR_DELEGATE] = {"delegate", U, PT_SHAPE_MAP, SUB(delegate_fields)},
     [HR_REWRITE] = {"rewrite", S},
-    [HR_RETRIES] = {"retries", U},
-    [HR_FAULT] = {"fault", U},
-    [HR_MIRROR] = {"mirror", U},
-    [HR_MIRRORS] = {"mirrors", U},
-    [HR_MIRROR_PERCENT] = {"mirrorPercent", U},
-    [HR_MIRROR_PERCENTAGE] = {"mirrorPercentage", U},
-    [HR_CORS] = {"corsPolicy", U},
+    [HR_RETRIES] = {"retries", U, PT_SHAPE_MAP, SUB(retries_fields)},
+    [HR_FAULT] = {"fault", U, PT_SHAPE_MAP, SUB(fault_fields)},
+    [HR_MIRROR] = {"mirror", U, PT_SHAPE_MAP, SUB(dest_any_fields)},
+    [HR_MIRRORS] = {"mirrors", U, PT_SHAPE_SEQ, SUB(mirror_policy_fields)},
+    [HR_MIRROR_PERCENT] = {"mirrorPercent", U, PT_SHAPE_SCALAR, NULL, 0},
+    [HR_MIRROR_PERCENTAGE] = {"mirrorPercentage", U, PT_SHAPE_MAP, SUB(percent_fields)},
+    [HR_CORS] = {"corsPolicy", U, PT_SHAPE_MAP, SUB(cors_fields)},
     [HR_HEADERS] = {"headers", S},
+    /* Istio's legacy flag (still in its CRD): HTTP/1.1 upgrades pass through Petrel anyway. */
+    [HR_WEBSOCKET_UPGRADE] = {"websocketUpgrade", A, PT_SHAPE_SCALAR, NULL, 0},
 };
 /* Headers, HeaderOperations */
 enum { HDR_REQUEST, HDR_RESPONSE, HDR__N };
@@ -209,12 +377,12 @@ static const pt_cfg_field_t http_match_fields[HM__N] = {
     [HM_AUTHORITY] = {"authority", S},
     [HM_PORT] = {"port", S},
     [HM_SOURCE_LABELS] = {"sourceLabels", S},
-    [HM_GATEWAYS] = {"gateways", U},
+    [HM_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
     [HM_QUERY_PARAMS] = {"queryParams", S},
     [HM_IGNORE_URI_CASE] = {"ignoreUriCase", S},
     [HM_WITHOUT_HEADERS] = {"withoutHeaders", S},
     [HM_SOURCE_NAMESPACE] = {"sourceNamespace", S},
-    [HM_STAT_PREFIX] = {"statPrefix", U},
+    [HM_STAT_PREFIX] = {"statPrefix", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 /* StringMatch (uri, scheme, method, authority, headers, queryParams: Istio refuses prefix
  * for queryParams, which read_http_match reports). */
@@ -248,7 +416,7 @@ static const pt_cfg_field_t direct_response_fields[DR__N] = {
 enum { BODY_STRING, BODY_BYTES, BODY__N };
 static const pt_cfg_field_t body_fields[BODY__N] = {
     [BODY_STRING] = {"string", S},
-    [BODY_BYTES] = {"bytes", U},
+    [BODY_BYTES] = {"bytes", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { TR_MATCH, TR_ROUTE, TR__N };
 static const pt_cfg_field_t tcp_route_fields[TR__N] = {
@@ -258,10 +426,10 @@ static const pt_cfg_field_t tcp_route_fields[TR__N] = {
 enum { L4_PORT, L4_DEST_SUBNETS, L4_SOURCE_LABELS, L4_GATEWAYS, L4_SOURCE_NAMESPACE, L4__N };
 static const pt_cfg_field_t l4_match_fields[L4__N] = {
     [L4_PORT] = {"port", S},
-    [L4_DEST_SUBNETS] = {"destinationSubnets", U},
-    [L4_SOURCE_LABELS] = {"sourceLabels", U},
-    [L4_GATEWAYS] = {"gateways", U},
-    [L4_SOURCE_NAMESPACE] = {"sourceNamespace", U},
+    [L4_DEST_SUBNETS] = {"destinationSubnets", U, PT_SHAPE_SEQ, NULL, 0},
+    [L4_SOURCE_LABELS] = {"sourceLabels", U, PT_SHAPE_MAP, NULL, 0},
+    [L4_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
+    [L4_SOURCE_NAMESPACE] = {"sourceNamespace", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { RD_DESTINATION, RD_WEIGHT, RD__N };
 static const pt_cfg_field_t route_dest_fields[RD__N] = {
@@ -290,8 +458,8 @@ static const pt_cfg_field_t se_fields[SE__N] = {
     [SE_RESOLUTION] = {"resolution", S},
     [SE_ENDPOINTS] = {"endpoints", S},
     [SE_EXPORT_TO] = {"exportTo", A},
-    [SE_WORKLOAD_SELECTOR] = {"workloadSelector", U},
-    [SE_SUBJECT_ALT_NAMES] = {"subjectAltNames", U},
+    [SE_WORKLOAD_SELECTOR] = {"workloadSelector", U, PT_SHAPE_MAP, SUB(selector_fields)},
+    [SE_SUBJECT_ALT_NAMES] = {"subjectAltNames", U, PT_SHAPE_SEQ, NULL, 0},
 };
 enum { SP_NUMBER, SP_PROTOCOL, SP_NAME, SP_TARGET, SP__N };
 static const pt_cfg_field_t se_port_fields[SP__N] = {
@@ -302,9 +470,13 @@ static const pt_cfg_field_t se_port_fields[SP__N] = {
 };
 enum { WE_ADDRESS, WE_PORTS, WE_LABELS, WE_WEIGHT, WE_NETWORK, WE_LOCALITY, WE_SA, WE__N };
 static const pt_cfg_field_t endpoint_fields[WE__N] = {
-    [WE_ADDRESS] = {"address", S},   [WE_PORTS] = {"ports", S},     [WE_LABELS] = {"labels", S},
-    [WE_WEIGHT] = {"weight", S},     [WE_NETWORK] = {"network", A}, [WE_LOCALITY] = {"locality", A},
-    [WE_SA] = {"serviceAccount", U},
+    [WE_ADDRESS] = {"address", S},
+    [WE_PORTS] = {"ports", S},
+    [WE_LABELS] = {"labels", S},
+    [WE_WEIGHT] = {"weight", S},
+    [WE_NETWORK] = {"network", A},
+    [WE_LOCALITY] = {"locality", A},
+    [WE_SA] = {"serviceAccount", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 
 /* DestinationRule */
@@ -314,7 +486,7 @@ static const pt_cfg_field_t dr_fields[DRF__N] = {
     [DRF_TRAFFIC_POLICY] = {"trafficPolicy", S},
     [DRF_SUBSETS] = {"subsets", S},
     [DRF_EXPORT_TO] = {"exportTo", A},
-    [DRF_WORKLOAD_SELECTOR] = {"workloadSelector", U},
+    [DRF_WORKLOAD_SELECTOR] = {"workloadSelector", U, PT_SHAPE_MAP, SUB(match_selector_fields)},
 };
 enum {
     TP_LB,
@@ -328,20 +500,20 @@ enum {
 };
 static const pt_cfg_field_t traffic_policy_fields[TP__N] = {
     [TP_LB] = {"loadBalancer", S},
-    [TP_CONN_POOL] = {"connectionPool", U},
-    [TP_OUTLIER] = {"outlierDetection", U},
-    [TP_TLS] = {"tls", U},
+    [TP_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
+    [TP_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
+    [TP_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
     [TP_PORT_LEVEL] = {"portLevelSettings", S},
-    [TP_TUNNEL] = {"tunnel", U},
-    [TP_PROXY_PROTOCOL] = {"proxyProtocol", U},
+    [TP_TUNNEL] = {"tunnel", U, PT_SHAPE_MAP, SUB(tunnel_fields)},
+    [TP_PROXY_PROTOCOL] = {"proxyProtocol", U, PT_SHAPE_MAP, SUB(proxy_protocol_fields)},
 };
 enum { PLS_PORT, PLS_LB, PLS_CONN_POOL, PLS_OUTLIER, PLS_TLS, PLS__N };
 static const pt_cfg_field_t port_policy_fields[PLS__N] = {
     [PLS_PORT] = {"port", S},
     [PLS_LB] = {"loadBalancer", S},
-    [PLS_CONN_POOL] = {"connectionPool", U},
-    [PLS_OUTLIER] = {"outlierDetection", U},
-    [PLS_TLS] = {"tls", U},
+    [PLS_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
+    [PLS_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
+    [PLS_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
 };
 enum { SUB_NAME, SUB_LABELS, SUB_TRAFFIC_POLICY, SUB__N };
 static const pt_cfg_field_t subset_fields[SUB__N] = {
@@ -353,9 +525,9 @@ enum { LB_SIMPLE, LB_CONSISTENT_HASH, LB_LOCALITY, LB_WARMUP_SECS, LB_WARMUP, LB
 static const pt_cfg_field_t lb_fields[LB__N] = {
     [LB_SIMPLE] = {"simple", S},
     [LB_CONSISTENT_HASH] = {"consistentHash", S},
-    [LB_LOCALITY] = {"localityLbSetting", U},
-    [LB_WARMUP_SECS] = {"warmupDurationSecs", U},
-    [LB_WARMUP] = {"warmup", U},
+    [LB_LOCALITY] = {"localityLbSetting", U, PT_SHAPE_MAP, SUB(locality_lb_fields)},
+    [LB_WARMUP_SECS] = {"warmupDurationSecs", U, PT_SHAPE_SCALAR, NULL, 0},
+    [LB_WARMUP] = {"warmup", U, PT_SHAPE_MAP, SUB(warmup_fields)},
 };
 enum { CH_HEADER, CH_COOKIE, CH_SOURCE_IP, CH_QUERY, CH_RING, CH_MAGLEV, CH_MIN_RING, CH__N };
 static const pt_cfg_field_t consistent_hash_fields[CH__N] = {
@@ -371,11 +543,11 @@ enum { CK_NAME, CK_PATH, CK_TTL, CK_ATTRIBUTES, CK__N };
 static const pt_cfg_field_t cookie_fields[CK__N] = {
     [CK_NAME] = {"name", S},
     /* path and ttl only shape a cookie the proxy generates; Petrel does not generate one yet
-     * (a request without the cookie gets a random endpoint), so ttl, which asks for it, is
-     * refused rather than ignored. */
+     * (a request without the cookie gets a random endpoint), so ttl, which asks for it, gets
+     * a warning. */
     [CK_PATH] = {"path", A},
-    [CK_TTL] = {"ttl", U},
-    [CK_ATTRIBUTES] = {"attributes", U},
+    [CK_TTL] = {"ttl", U, PT_SHAPE_SCALAR, NULL, 0},
+    [CK_ATTRIBUTES] = {"attributes", U, PT_SHAPE_SEQ, NULL, 0},
 };
 enum { RH_MIN, RH__N };
 static const pt_cfg_field_t ring_hash_fields[RH__N] = {
@@ -648,9 +820,12 @@ static pt_listener_protocol_t read_protocol(pt_cfg_cx_t *cx, const pt_cfg_node_t
         return PT_LISTENER_TCP;
     for (size_t i = 0; i < NF(later); i++)
         if (strcasecmp(s, later[i]) == 0) {
-            pt__cfg_error(cx, n, path,
-                          "protocol %s is not supported by Petrel yet (supported: HTTP, TCP)",
-                          later[i]);
+            /* Serving such a port as plain HTTP or TCP would be wrong (and, for TLS, would
+             * expose in clear what was meant to be encrypted): the server opens nothing. */
+            pt__cfg_warn(cx, n, path,
+                         "protocol %s is not enforced by Petrel yet (HTTP and TCP are): this "
+                         "server opens no listener",
+                         later[i]);
             return 0;
         }
     pt__cfg_error(cx, n, path,
@@ -1505,21 +1680,28 @@ static void read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_re
      * yet. "mesh" next to real gateways is left out (it would bind the sidecars). */
     pt_cfg_path_t gp = PT_PATH_KEY(&sp, "gateways");
     const pt_cfg_node_t *g = f[VS_GATEWAYS];
+    static const char mesh_only[] = "mesh routing (the sidecar) is not enforced by Petrel yet: "
+                                    "this VirtualService applies to no listener";
     if (g == NULL) {
-        pt__cfg_error(cx, spec, &gp,
-                      "mesh (sidecar) routing is not supported by Petrel yet (no gateways "
-                      "given means mesh): bind this VirtualService to a Gateway");
+        /* Istio's default is mesh: validate the routes all the same, bind nothing. */
+        pt__cfg_warn(cx, spec, &gp, "%s (no gateways means mesh)", mesh_only);
+        vs->mesh_only = true;
     } else if (pt__cfg_is_seq(cx, g, &gp)) {
         vs->gateways = pt_arena_calloc(cx->tmp, (g->n_items + 1) * sizeof(*vs->gateways));
         bool any = false;
+        const pt_cfg_node_t *mesh_node = NULL;
+        pt_cfg_path_t mesh_path = gp;
         for (size_t i = 0; i < g->n_items; i++) {
             pt_cfg_path_t ip = PT_PATH_IDX(&gp, i);
             const char *s;
             if (!pt__cfg_nonempty_str(cx, g->items[i], &ip, &s))
                 continue;
             any = true;
-            if (strcmp(s, "mesh") == 0)
+            if (strcmp(s, "mesh") == 0) {
+                mesh_node = g->items[i];
+                mesh_path = ip;
                 continue;
+            }
             pt_res_gateway_ref_t *r = &vs->gateways[vs->n_gateways];
             const char *slash = strchr(s, '/');
             if (slash != NULL) {
@@ -1538,9 +1720,14 @@ static void read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_re
             r->path = pt__cfg_path_dup(cx->tmp, &ip);
             vs->n_gateways++;
         }
-        if (any && vs->n_gateways == 0)
-            pt__cfg_error(cx, g, &gp, "mesh (sidecar) routing is not supported by Petrel yet");
-        else if (!any)
+        if (any && vs->n_gateways == 0 && mesh_node != NULL) {
+            pt__cfg_warn(cx, mesh_node, &mesh_path, "%s", mesh_only);
+            vs->mesh_only = true;
+        } else if (mesh_node != NULL) {
+            pt__cfg_warn(cx, mesh_node, &mesh_path,
+                         "mesh routing (the sidecar) is not enforced by Petrel yet: this "
+                         "VirtualService applies to its Gateways only");
+        } else if (!any)
             pt__cfg_error(cx, g, &gp, "must not be empty");
     }
 
@@ -1615,15 +1802,21 @@ static void read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_
     /* resolution: Istio's default is NONE (pass through to the address the client asked
      * for), which needs traffic capture: not supported yet, and neither is DNS. */
     pt_cfg_path_t rp = PT_PATH_KEY(&sp, "resolution");
+    bool is_static = false;
     if (f[SE_RESOLUTION] == NULL) {
-        pt__cfg_error(cx, spec, &rp,
-                      "resolution NONE (the default) is not supported by Petrel yet: use STATIC");
+        pt__cfg_warn(cx, spec, &rp,
+                     "resolution NONE (the default) is not enforced by Petrel yet: this "
+                     "ServiceEntry has no endpoints (use STATIC)");
     } else {
         const char *s;
-        if (pt__cfg_str(cx, f[SE_RESOLUTION], &rp, &s) && strcmp(s, "STATIC") != 0) {
+        if (pt__cfg_str(cx, f[SE_RESOLUTION], &rp, &s) && strcmp(s, "STATIC") == 0) {
+            is_static = true;
+        } else if (f[SE_RESOLUTION]->type == PT_CFG_SCALAR) {
             if (!strcmp(s, "NONE") || !strcmp(s, "DNS") || !strcmp(s, "DNS_ROUND_ROBIN"))
-                pt__cfg_error(cx, f[SE_RESOLUTION], &rp,
-                              "resolution %s is not supported by Petrel yet: use STATIC", s);
+                pt__cfg_warn(cx, f[SE_RESOLUTION], &rp,
+                             "resolution %s is not enforced by Petrel yet: this ServiceEntry has "
+                             "no endpoints (use STATIC)",
+                             s);
             else
                 pt__cfg_error(cx, f[SE_RESOLUTION], &rp,
                               "unknown resolution \"%s\" (expected NONE, STATIC, DNS or "
@@ -1698,9 +1891,12 @@ static void read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_
                 } else if (!pt__cfg_nonempty_str(cx, wf[WE_ADDRESS], &ap, &e.address)) {
                     ok = false;
                 } else if (strncmp(e.address, "unix://", 7) == 0) {
-                    pt__cfg_error(cx, wf[WE_ADDRESS], &ap,
-                                  "unix domain socket endpoints are not supported by Petrel yet");
+                    pt__cfg_warn(cx, wf[WE_ADDRESS], &ap,
+                                 "unix domain socket endpoints are not enforced by Petrel yet: "
+                                 "endpoint ignored");
                     ok = false;
+                } else if (!is_static) {
+                    ok = false; /* a DNS name or an address: no endpoints (warned above) */
                 } else if (!is_ip_literal(e.address, &e.addr, &e.addr_len)) {
                     pt__cfg_error(cx, wf[WE_ADDRESS], &ap,
                                   "must be an IPv4 or IPv6 address with resolution STATIC, got "
@@ -1945,10 +2141,10 @@ static void read_load_balancer(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt
         else if (!strcmp(s, "RANDOM"))
             out->lb.policy = PT_LB_RANDOM;
         else if (!strcmp(s, "PASSTHROUGH")) {
-            pt__cfg_error(cx, f[LB_SIMPLE], &p,
-                          "PASSTHROUGH is not supported by Petrel yet (it needs traffic "
-                          "capture)");
-            ok = false;
+            pt__cfg_warn(cx, f[LB_SIMPLE], &p,
+                         "PASSTHROUGH is not enforced by Petrel yet (it needs traffic capture): "
+                         "ROUND_ROBIN is used");
+            out->lb.policy = PT_LB_ROUND_ROBIN;
         } else {
             pt__cfg_error(cx, f[LB_SIMPLE], &p,
                           "unknown load balancer \"%s\" (expected UNSPECIFIED, ROUND_ROBIN, "
@@ -2105,6 +2301,174 @@ typedef void (*reader_fn)(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_
 static const char *const istio_networking_versions[] = {
     "networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3", NULL};
 static const char *const petrel_versions[] = {"petrel.io/v1alpha1", NULL};
+static const char *const istio_security_versions[] = {"security.istio.io/v1",
+                                                      "security.istio.io/v1beta1", NULL};
+static const char *const istio_telemetry_versions[] = {"telemetry.istio.io/v1",
+                                                       "telemetry.istio.io/v1alpha1", NULL};
+static const char *const istio_extensions_versions[] = {"extensions.istio.io/v1alpha1", NULL};
+
+/* ---- kinds Petrel parses but does not enforce yet --------------------------------------- */
+
+/* Their spec's top-level fields, as Istio names them: a typo there is an error; what is
+ * inside is not validated in depth (docs/config.md says so). */
+static const pt_cfg_field_t peer_mtls_fields[] = {{"mode", A, PT_SHAPE_SCALAR, NULL, 0}};
+enum { PA_SELECTOR, PA_MTLS, PA_PORT_MTLS, PA__N };
+static const pt_cfg_field_t peer_authn_fields[PA__N] = {
+    [PA_SELECTOR] = {"selector", A, PT_SHAPE_MAP, SUB(match_selector_fields)},
+    [PA_MTLS] = {"mtls", A, PT_SHAPE_MAP, SUB(peer_mtls_fields)},
+    [PA_PORT_MTLS] = {"portLevelMtls", A, PT_SHAPE_MAP, NULL, 0},
+};
+static const pt_cfg_field_t authz_fields[] = {
+    {"selector", A, PT_SHAPE_MAP, SUB(match_selector_fields)},
+    {"targetRef", A, PT_SHAPE_MAP, NULL, 0},
+    {"targetRefs", A, PT_SHAPE_SEQ, NULL, 0},
+    {"rules", A, PT_SHAPE_SEQ, NULL, 0},
+    {"action", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"provider", A, PT_SHAPE_MAP, NULL, 0},
+};
+static const pt_cfg_field_t request_authn_fields[] = {
+    {"selector", A, PT_SHAPE_MAP, SUB(match_selector_fields)},
+    {"targetRef", A, PT_SHAPE_MAP, NULL, 0},
+    {"targetRefs", A, PT_SHAPE_SEQ, NULL, 0},
+    {"jwtRules", A, PT_SHAPE_SEQ, NULL, 0},
+};
+static const pt_cfg_field_t sidecar_fields[] = {
+    {"workloadSelector", A, PT_SHAPE_MAP, SUB(selector_fields)},
+    {"ingress", A, PT_SHAPE_SEQ, NULL, 0},
+    {"egress", A, PT_SHAPE_SEQ, NULL, 0},
+    {"outboundTrafficPolicy", A, PT_SHAPE_MAP, NULL, 0},
+    {"inboundConnectionPool", A, PT_SHAPE_MAP, NULL, 0},
+};
+static const pt_cfg_field_t workload_entry_fields[] = {
+    {"address", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"ports", A, PT_SHAPE_MAP, NULL, 0},
+    {"labels", A, PT_SHAPE_MAP, NULL, 0},
+    {"network", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"locality", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"weight", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"serviceAccount", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t workload_group_fields[] = {
+    {"metadata", A, PT_SHAPE_MAP, NULL, 0},
+    {"template", A, PT_SHAPE_MAP, NULL, 0},
+    {"probe", A, PT_SHAPE_MAP, NULL, 0},
+};
+static const pt_cfg_field_t envoy_filter_fields[] = {
+    {"workloadSelector", A, PT_SHAPE_MAP, SUB(selector_fields)},
+    {"targetRefs", A, PT_SHAPE_SEQ, NULL, 0},
+    {"configPatches", A, PT_SHAPE_SEQ, NULL, 0},
+    {"priority", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t proxy_config_fields[] = {
+    {"selector", A, PT_SHAPE_MAP, SUB(match_selector_fields)},
+    {"concurrency", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"environmentVariables", A, PT_SHAPE_MAP, NULL, 0},
+    {"image", A, PT_SHAPE_MAP, NULL, 0},
+};
+static const pt_cfg_field_t telemetry_fields[] = {
+    {"selector", A, PT_SHAPE_MAP, SUB(match_selector_fields)},
+    {"targetRef", A, PT_SHAPE_MAP, NULL, 0},
+    {"targetRefs", A, PT_SHAPE_SEQ, NULL, 0},
+    {"tracing", A, PT_SHAPE_SEQ, NULL, 0},
+    {"metrics", A, PT_SHAPE_SEQ, NULL, 0},
+    {"accessLogging", A, PT_SHAPE_SEQ, NULL, 0},
+};
+static const pt_cfg_field_t wasm_plugin_fields[] = {
+    {"selector", A, PT_SHAPE_MAP, SUB(match_selector_fields)},
+    {"targetRef", A, PT_SHAPE_MAP, NULL, 0},
+    {"targetRefs", A, PT_SHAPE_SEQ, NULL, 0},
+    {"url", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"sha256", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"imagePullPolicy", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"imagePullSecret", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"pluginConfig", A, PT_SHAPE_MAP, NULL, 0},
+    {"pluginName", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"phase", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"priority", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"vmConfig", A, PT_SHAPE_MAP, NULL, 0},
+    {"match", A, PT_SHAPE_SEQ, NULL, 0},
+    {"verificationKey", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"failStrategy", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"type", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+
+static const struct {
+    const char *kind;
+    const pt_cfg_field_t *fields;
+    size_t n_fields;
+} unenforced_kinds[] = {
+    {"PeerAuthentication", SUB(peer_authn_fields)},
+    {"AuthorizationPolicy", SUB(authz_fields)},
+    {"RequestAuthentication", SUB(request_authn_fields)},
+    {"Sidecar", SUB(sidecar_fields)},
+    {"WorkloadEntry", SUB(workload_entry_fields)},
+    {"WorkloadGroup", SUB(workload_group_fields)},
+    {"EnvoyFilter", SUB(envoy_filter_fields)},
+    {"ProxyConfig", SUB(proxy_config_fields)},
+    {"Telemetry", SUB(telemetry_fields)},
+    {"WasmPlugin", SUB(wasm_plugin_fields)},
+};
+
+/* mode of a PeerAuthentication MutualTLS map is STRICT. */
+static bool is_strict(const pt_cfg_node_t *mtls)
+{
+    if (mtls == NULL || mtls->type != PT_CFG_MAP)
+        return false;
+    for (size_t i = 0; i < mtls->n_pairs; i++)
+        if (strcmp(mtls->pairs[i].key->str, "mode") == 0 &&
+            mtls->pairs[i].value->type == PT_CFG_SCALAR &&
+            strcmp(mtls->pairs[i].value->str, "STRICT") == 0)
+            return true;
+    return false;
+}
+
+/* A kind of Istio's API that Petrel does not enforce yet: its spec is checked against the
+ * kind's top-level fields, then the resource is dropped with a warning. Security policies
+ * (every AuthorizationPolicy and RequestAuthentication, a PeerAuthentication with a STRICT
+ * mode anywhere) would leave the proxy open if dropped: `petrel run` refuses them (an error
+ * when errors->refuse_unenforced_security), `petrel validate` warns that run will. */
+static void read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const pt_cfg_node_t *kind,
+                            const pt_cfg_node_t *spec)
+{
+    size_t k = 0;
+    while (strcmp(unenforced_kinds[k].kind, meta->kind) != 0)
+        k++;
+    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t kp = PT_PATH_KEY(NULL, "kind");
+    const pt_cfg_node_t *f[32];
+    bool security = false;
+    if (spec != NULL &&
+        pt__cfg_map(cx, spec, &sp, unenforced_kinds[k].fields, unenforced_kinds[k].n_fields, f) &&
+        strcmp(meta->kind, "PeerAuthentication") == 0) {
+        security = is_strict(f[PA_MTLS]);
+        /* portLevelMtls: port number -> MutualTLS */
+        pt_cfg_path_t pp = PT_PATH_KEY(&sp, "portLevelMtls");
+        const pt_cfg_node_t *pl = f[PA_PORT_MTLS];
+        for (size_t i = 0; pl != NULL && i < pl->n_pairs; i++) {
+            pt_cfg_path_t ip = PT_PATH_KEY(&pp, pl->pairs[i].key->str);
+            const pt_cfg_node_t *v[NF(peer_mtls_fields)];
+            if (pl->pairs[i].value->type != PT_CFG_NULL &&
+                MAP(cx, pl->pairs[i].value, &ip, peer_mtls_fields, v) &&
+                is_strict(pl->pairs[i].value))
+                security = true;
+        }
+    }
+    if (strcmp(meta->kind, "AuthorizationPolicy") == 0 ||
+        strcmp(meta->kind, "RequestAuthentication") == 0)
+        security = true;
+    if (!security)
+        pt__cfg_warn(cx, kind, &kp, "%s %s/%s is not enforced by Petrel yet: ignored", meta->kind,
+                     meta->ns, meta->name);
+    else if (cx->errors->refuse_unenforced_security)
+        pt__cfg_error(cx, kind, &kp,
+                      "%s %s/%s cannot be enforced by Petrel yet: refusing to run open", meta->kind,
+                      meta->ns, meta->name);
+    else
+        pt__cfg_warn(cx, kind, &kp,
+                     "%s %s/%s is not enforced by Petrel yet: `petrel run` refuses this config "
+                     "rather than run open",
+                     meta->kind, meta->ns, meta->name);
+}
 
 static const struct {
     const char *kind;
@@ -2119,12 +2483,47 @@ static const struct {
     {"DestinationRule", istio_networking_versions, read_destination_rule, false},
 };
 
-/* Istio kinds Petrel knows of and does not implement yet. */
-static const char *const later_kinds[] = {
-    "PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication", "Sidecar",
-    "WorkloadEntry",      "WorkloadGroup",       "EnvoyFilter",           "ProxyConfig",
-    "Telemetry",          "WasmPlugin",
+/* Istio kinds Petrel knows of and does not enforce yet (read_unenforced), with the API
+ * versions Istio serves them under. */
+static const struct {
+    const char *kind;
+    const char *const *versions;
+} later_kinds[] = {
+    {"PeerAuthentication", istio_security_versions},
+    {"AuthorizationPolicy", istio_security_versions},
+    {"RequestAuthentication", istio_security_versions},
+    {"Sidecar", istio_networking_versions},
+    {"WorkloadEntry", istio_networking_versions},
+    {"WorkloadGroup", istio_networking_versions},
+    {"EnvoyFilter", istio_networking_versions},
+    {"ProxyConfig", istio_networking_versions},
+    {"Telemetry", istio_telemetry_versions},
+    {"WasmPlugin", istio_extensions_versions},
 };
+
+static void check_api_version(pt_cfg_cx_t *cx, const pt_cfg_node_t *root, const pt_cfg_node_t *n,
+                              const char *kind, const char *const *versions)
+{
+    pt_cfg_path_t ap = PT_PATH_KEY(NULL, "apiVersion");
+    const char *api;
+    if (n == NULL) {
+        pt__cfg_error(cx, root, &ap, "required");
+    } else if (pt__cfg_nonempty_str(cx, n, &ap, &api)) {
+        const char *const *v = versions;
+        while (*v != NULL && strcmp(*v, api) != 0)
+            v++;
+        if (*v == NULL) {
+            char expected[256] = "";
+            for (v = versions; *v != NULL; v++) {
+                strncat(expected, *v, sizeof(expected) - strlen(expected) - 1);
+                if (v[1] != NULL)
+                    strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
+            }
+            pt__cfg_error(cx, n, &ap, "unknown apiVersion \"%s\" for kind %s (expected %s)", api,
+                          kind, expected);
+        }
+    }
+}
 
 void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_t *doc)
 {
@@ -2150,8 +2549,12 @@ void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_
         k++;
     if (k == NF(kinds)) {
         for (size_t i = 0; i < NF(later_kinds); i++)
-            if (strcmp(later_kinds[i], kind) == 0) {
-                pt__cfg_error(cx, f[DOC_KIND], &kp, "kind %s is not supported by Petrel yet", kind);
+            if (strcmp(later_kinds[i].kind, kind) == 0) {
+                check_api_version(cx, root, f[DOC_API], kind, later_kinds[i].versions);
+                pt_res_meta_t meta = {.kind = later_kinds[i].kind, .doc = root};
+                if (!read_meta(cx, root, f[DOC_META], &meta))
+                    meta.name = "<unnamed>";
+                read_unenforced(cx, &meta, f[DOC_KIND], f[DOC_SPEC]);
                 return;
             }
         pt__cfg_error(cx, f[DOC_KIND], &kp,
@@ -2161,26 +2564,7 @@ void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_
         return;
     }
 
-    pt_cfg_path_t ap = PT_PATH_KEY(NULL, "apiVersion");
-    const char *api;
-    if (f[DOC_API] == NULL) {
-        pt__cfg_error(cx, root, &ap, "required");
-    } else if (pt__cfg_nonempty_str(cx, f[DOC_API], &ap, &api)) {
-        const char *const *v = kinds[k].versions;
-        while (*v != NULL && strcmp(*v, api) != 0)
-            v++;
-        if (*v == NULL) {
-            char expected[256] = "";
-            for (v = kinds[k].versions; *v != NULL; v++) {
-                strncat(expected, *v, sizeof(expected) - strlen(expected) - 1);
-                if (v[1] != NULL)
-                    strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
-            }
-            pt__cfg_error(cx, f[DOC_API], &ap,
-                          "unknown apiVersion \"%s\" for kind %s (expected %s)", api, kind,
-                          expected);
-        }
-    }
+    check_api_version(cx, root, f[DOC_API], kind, kinds[k].versions);
 
     pt_res_meta_t meta = {.kind = kinds[k].kind, .doc = root};
     bool meta_ok = read_meta(cx, root, f[DOC_META], &meta);

@@ -78,6 +78,7 @@ typedef struct pt_res_vs {
     size_t n_hosts;
     pt_res_gateway_ref_t *gateways; /* "mesh" left out */
     size_t n_gateways;
+    bool mesh_only; /* gateways absent or only "mesh": validated, bound to no listener */
     pt_res_http_route_t *http;
     size_t n_http;
     pt_res_tcp_route_t *tcp;

@@ -71,6 +71,35 @@ void pt__cfg_error_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path,
     va_end(ap);
 }
 
+__attribute__((format(printf, 4, 0))) static void
+vwarn(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt, va_list ap)
+{
+    char msg[768];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    pt_config_warnings_add(cx->errors, n ? n->file : NULL, n ? pt__cfg_node_line(n) : 0,
+                           n ? pt__cfg_node_col(n) : 0, path, "%s", msg);
+}
+
+void pt__cfg_warn(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                  const char *fmt, ...)
+{
+    char buf[512];
+    pt__cfg_path_format(path, buf, sizeof(buf));
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn(cx, n, buf, fmt, ap);
+    va_end(ap);
+}
+
+void pt__cfg_warn_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt,
+                     ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn(cx, n, path, fmt, ap);
+    va_end(ap);
+}
+
 static const char *type_name(const pt_cfg_node_t *n)
 {
     switch (n->type) {
@@ -95,6 +124,63 @@ bool pt__cfg_is_seq(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t
         return true;
     pt__cfg_error(cx, n, path, "must be a list, got %s", type_name(n));
     return false;
+}
+
+/* The shape (and sub-table) of a field Petrel does not read itself. depth bounds the
+ * recursion through sub-tables (they may refer to each other). */
+static void check_shape(pt_cfg_cx_t *cx, const pt_cfg_field_t *fd, const pt_cfg_node_t *v,
+                        const pt_cfg_path_t *path, int depth);
+
+static void check_sub_map(pt_cfg_cx_t *cx, const pt_cfg_field_t *fields, size_t n_fields,
+                          const pt_cfg_node_t *n, const pt_cfg_path_t *path, int depth)
+{
+    if (!pt__cfg_is_map(cx, n, path))
+        return;
+    for (size_t p = 0; p < n->n_pairs; p++) {
+        const pt_cfg_node_t *k = n->pairs[p].key, *v = n->pairs[p].value;
+        pt_cfg_path_t kp = PT_PATH_KEY(path, k->str);
+        size_t i = 0;
+        while (i < n_fields && strcmp(fields[i].name, k->str) != 0)
+            i++;
+        if (i == n_fields) {
+            pt__cfg_error(cx, k, &kp, "unknown field");
+            continue;
+        }
+        for (size_t q = 0; q < p; q++)
+            if (strcmp(n->pairs[q].key->str, k->str) == 0) {
+                pt__cfg_error(cx, k, &kp, "duplicate field");
+                break;
+            }
+        check_shape(cx, &fields[i], v, &kp, depth + 1);
+    }
+}
+
+static void check_shape(pt_cfg_cx_t *cx, const pt_cfg_field_t *fd, const pt_cfg_node_t *v,
+                        const pt_cfg_path_t *path, int depth)
+{
+    if (v->type == PT_CFG_NULL || depth > 16)
+        return;
+    switch (fd->shape) {
+    case PT_SHAPE_ANY: return;
+    case PT_SHAPE_SCALAR:
+        if (v->type != PT_CFG_SCALAR)
+            pt__cfg_error(cx, v, path, "must be a scalar, got %s", type_name(v));
+        return;
+    case PT_SHAPE_MAP:
+        if (fd->sub != NULL)
+            check_sub_map(cx, fd->sub, fd->n_sub, v, path, depth);
+        else
+            pt__cfg_is_map(cx, v, path);
+        return;
+    case PT_SHAPE_SEQ:
+        if (!pt__cfg_is_seq(cx, v, path) || fd->sub == NULL)
+            return;
+        for (size_t i = 0; i < v->n_items; i++) {
+            pt_cfg_path_t ip = PT_PATH_IDX(path, i);
+            check_sub_map(cx, fd->sub, fd->n_sub, v->items[i], &ip, depth);
+        }
+        return;
+    }
 }
 
 bool pt__cfg_map(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
@@ -124,8 +210,10 @@ bool pt__cfg_map(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *p
             continue;
         }
         seen |= 1ULL << i;
+        if (fields[i].status != PT_FIELD_SUPPORTED)
+            check_shape(cx, &fields[i], v, &kp, 0);
         if (fields[i].status == PT_FIELD_UNSUPPORTED)
-            pt__cfg_error(cx, k, &kp, "not supported by Petrel yet");
+            pt__cfg_warn(cx, k, &kp, "not enforced by Petrel yet: ignored");
         if (v->type != PT_CFG_NULL)
             out[i] = v;
     }

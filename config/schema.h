@@ -17,12 +17,28 @@
 typedef enum pt_cfg_field_status {
     PT_FIELD_SUPPORTED = 0, /* read and enforced */
     PT_FIELD_ACCEPTED,      /* allowed and ignored on purpose (documented in docs/config.md) */
-    PT_FIELD_UNSUPPORTED,   /* in Istio's API, not implemented: an error, never silently ignored */
+    PT_FIELD_UNSUPPORTED,   /* in Istio's API, not enforced yet: checked as far as its shape /
+                             * sub-table go, then ignored with a warning, never silently */
 } pt_cfg_field_status_t;
+
+/* What an ignored (accepted or unsupported) field must look like, so that a value of the
+ * wrong type is still an error. PT_SHAPE_ANY: not checked. */
+typedef enum pt_cfg_shape {
+    PT_SHAPE_ANY = 0,
+    PT_SHAPE_MAP,    /* a map (with sub: a map whose keys are the sub-table's fields) */
+    PT_SHAPE_SEQ,    /* a list (with sub: of maps checked against sub) */
+    PT_SHAPE_SCALAR, /* a string, number or bool */
+} pt_cfg_shape_t;
 
 typedef struct pt_cfg_field {
     const char *name; /* exactly as Istio spells it (camelCase) */
     pt_cfg_field_status_t status;
+    /* For fields Petrel does not read (accepted / unsupported): checked by pt__cfg_map itself.
+     * Fields of a sub-table are checked recursively, whatever their own status says, and are
+     * never reported one by one: the field that holds them carries the warning. */
+    pt_cfg_shape_t shape;
+    const struct pt_cfg_field *sub;
+    size_t n_sub;
 } pt_cfg_field_t;
 
 /* A field path, built on the stack while walking ("spec.servers[0].port.number") and only
@@ -52,6 +68,11 @@ typedef struct pt_cfg_cx {
 /* Adds "file:line:col: path: message" pointing at node n (its key when it has one). */
 void pt__cfg_error(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A warning at node n: something Petrel checks but does not enforce yet. */
+void pt__cfg_warn(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void pt__cfg_warn_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
 /* The same with a path already formatted. */
 void pt__cfg_error_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
@@ -59,7 +80,8 @@ void pt__cfg_error_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path,
 /* Checks that n is a map whose keys are all fields of the table, in any order. Reports a
  * non-map, unknown fields, duplicated fields and unsupported ones. out[i] receives the value
  * of fields[i] (NULL when absent or null); out must have n_fields slots. Returns false when n
- * is not a map (out is then all NULL). */
+ * is not a map (out is then all NULL). An unsupported field gets a warning ("not enforced by
+ * Petrel yet: ignored") after its shape and sub-table are checked. */
 bool pt__cfg_map(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                  const pt_cfg_field_t *fields, size_t n_fields, const pt_cfg_node_t **out);
 

@@ -54,10 +54,18 @@ static void print_errors(const pt_config_errors_t *e)
         fprintf(stderr, "%s\n", e->lines[i]);
 }
 
-static pt_config_t *load(char **paths, size_t n)
+/* for_run: `petrel run` refuses security policies it cannot enforce (validate only warns), and
+ * logs warnings through the log; validate prints them on stderr, "warning: " first. */
+static pt_config_t *load(char **paths, size_t n, bool for_run)
 {
-    pt_config_errors_t errors = {0};
+    pt_config_errors_t errors = {.refuse_unenforced_security = for_run};
     pt_config_t *c = pt_config_load((const char *const *)paths, n, &errors);
+    for (size_t i = 0; i < errors.n_warnings; i++) {
+        if (for_run)
+            pt_log_warn("config: %s", errors.warnings[i]);
+        else
+            fprintf(stderr, "warning: %s\n", errors.warnings[i]);
+    }
     if (c == NULL) {
         print_errors(&errors);
         fprintf(stderr, "petrel: configuration refused (%zu error%s)\n", errors.n,
@@ -73,7 +81,7 @@ static int cmd_validate(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    pt_config_t *c = load(argv, (size_t)argc);
+    pt_config_t *c = load(argv, (size_t)argc, false);
     if (c == NULL)
         return 1;
     printf("petrel: configuration valid: %zu listener%s, %zu cluster%s\n", c->n_listeners,
@@ -142,8 +150,10 @@ static void reload(server_t *s, const char *why)
 {
     if (s->is_draining)
         return;
-    pt_config_errors_t errors = {0};
+    pt_config_errors_t errors = {.refuse_unenforced_security = true};
     pt_config_t *c = pt_config_load((const char *const *)s->paths, s->n_paths, &errors);
+    for (size_t i = 0; i < errors.n_warnings; i++)
+        pt_log_warn("config reload (%s): %s", why, errors.warnings[i]);
     const char *fixed = c != NULL ? restart_only_change(&s->config->proxy, &c->proxy) : NULL;
     if (c == NULL || fixed != NULL) {
         s->admin.reloads_refused++;
@@ -238,10 +248,16 @@ static int cmd_run(int argc, char **argv)
             paths[n_paths++] = argv[++i];
         } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             const char *l = argv[++i];
-            pt_log_level = strcmp(l, "error") == 0     ? PT_LOG_ERROR
-                           : strcmp(l, "warning") == 0 ? PT_LOG_WARN
-                           : strcmp(l, "debug") == 0   ? PT_LOG_DEBUG
-                                                       : PT_LOG_INFO;
+            pt_log_level_t level;
+            if (pt_log_level_parse(l, strlen(l), &level) != 0) {
+                fprintf(stderr,
+                        "petrel run: unknown log level \"%s\" (expected error, warning, "
+                        "info or debug)\n",
+                        l);
+                free(paths);
+                return 2;
+            }
+            pt_log_set_level(level);
         } else {
             fprintf(stderr, "petrel run: unexpected argument \"%s\"\n%s", argv[i], usage);
             free(paths);
@@ -256,7 +272,7 @@ static int cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     server_t s;
     memset(&s, 0, sizeof(s));
-    s.config = load(paths, n_paths);
+    s.config = load(paths, n_paths, true);
     s.paths = paths;
     s.n_paths = n_paths;
     if (s.config == NULL) {

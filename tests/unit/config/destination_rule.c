@@ -321,14 +321,18 @@ TEST(unsupported_and_invalid_policies)
         "  - labels: {a: b}\n",
         &e);
     ASSERT(c == NULL);
-    ASSERT(has_error(&e, "dr.yaml:6:3: spec.workloadSelector: not supported by Petrel yet"));
-    ASSERT(has_error(&e, "dr.yaml:8:5: spec.trafficPolicy.connectionPool: not supported by "
-                         "Petrel yet"));
-    ASSERT(has_error(&e, "dr.yaml:9:5: spec.trafficPolicy.outlierDetection: not supported by "
-                         "Petrel yet"));
-    ASSERT(has_error(&e, "dr.yaml:10:5: spec.trafficPolicy.tls: not supported by Petrel yet"));
-    ASSERT(has_error(&e, "dr.yaml:11:20: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH "
-                         "is not supported by Petrel yet (it needs traffic capture)"));
+    /* Fields Istio has and Petrel does not enforce yet: warnings. */
+    ASSERT(has_warning(&e, "dr.yaml:6:3: spec.workloadSelector: not enforced by Petrel yet: "
+                           "ignored"));
+    ASSERT(has_warning(&e, "dr.yaml:8:5: spec.trafficPolicy.connectionPool: not enforced by "
+                           "Petrel yet: ignored"));
+    ASSERT(has_warning(&e, "dr.yaml:9:5: spec.trafficPolicy.outlierDetection: not enforced by "
+                           "Petrel yet: ignored"));
+    ASSERT(has_warning(&e, "dr.yaml:10:5: spec.trafficPolicy.tls: not enforced by Petrel yet: "
+                           "ignored"));
+    ASSERT(has_warning(&e, "dr.yaml:11:20: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH "
+                           "is not enforced by Petrel yet (it needs traffic capture): "
+                           "ROUND_ROBIN is used"));
     ASSERT(has_error_containing(
         &e, "spec.trafficPolicy.portLevelSettings[0].loadBalancer.simple: unknown load "
             "balancer \"FASTEST\""));
@@ -340,23 +344,42 @@ TEST(unsupported_and_invalid_policies)
                          "one of simple or consistentHash"));
     ASSERT(has_error(&e, "dr.yaml:23:5: spec.subsets[1].name: duplicate subset \"v1\""));
     ASSERT(has_error_containing(&e, "spec.subsets[2].name: invalid subset name \"V_2\""));
-    ASSERT(has_error(&e, "dr.yaml:29:33: "
-                         "spec.subsets[3].trafficPolicy.loadBalancer.consistentHash.httpCookie."
-                         "ttl: not supported by Petrel yet"));
+    ASSERT(has_warning(&e, "dr.yaml:29:33: "
+                           "spec.subsets[3].trafficPolicy.loadBalancer.consistentHash.httpCookie."
+                           "ttl: not enforced by Petrel yet: ignored"));
     ASSERT(has_error(&e, "dr.yaml:30:20: "
                          "spec.subsets[3].trafficPolicy.loadBalancer.consistentHash.maglev."
                          "tableSize: must be a prime number, got 1000"));
     ASSERT(has_error_containing(&e, "spec.subsets[4].trafficPolicy.loadBalancer.consistentHash: "
                                     "needs one of httpHeaderName, httpCookie, useSourceIp or "
                                     "httpQueryParameterName"));
-    ASSERT(has_error_containing(&e, "spec.subsets[4].trafficPolicy.loadBalancer."
-                                    "localityLbSetting: not supported by Petrel yet"));
+    ASSERT(has_warning_containing(&e, "spec.subsets[4].trafficPolicy.loadBalancer."
+                                      "localityLbSetting: not enforced by Petrel yet"));
     ASSERT(has_error_containing(&e, "spec.subsets[5].trafficPolicy.loadBalancer.consistentHash: "
                                     "give only one of httpHeaderName"));
-    ASSERT(has_error_containing(&e, "spec.subsets[5].trafficPolicy.tunnel: not supported"));
+    ASSERT(has_warning_containing(&e, "spec.subsets[5].trafficPolicy.tunnel: not enforced"));
     ASSERT(has_error_containing(&e, "spec.subsets[6].trafficPolicy.loadBalancer.consistentHash: "
                                     "give only one of ringHash, maglev or minimumRingSize"));
     ASSERT(has_error_containing(&e, "spec.subsets[7].name: required"));
+    pt_config_errors_dispose(&e);
+
+    /* Inside a field that is not enforced, keys and shapes are still checked. */
+    c = load_str("dr.yaml",
+                 "apiVersion: networking.istio.io/v1\n"
+                 "kind: DestinationRule\n"
+                 "metadata: {name: a}\n"
+                 "spec:\n"
+                 "  host: a.local\n"
+                 "  trafficPolicy:\n"
+                 "    connectionPool: {tcp: {maxConection: 1}, http: []}\n"
+                 "    tls: ISTIO_MUTUAL\n",
+                 &e);
+    ASSERT(c == NULL);
+    ASSERT(has_error(&e, "dr.yaml:7:28: spec.trafficPolicy.connectionPool.tcp.maxConection: "
+                         "unknown field"));
+    ASSERT(has_error(&e, "dr.yaml:7:46: spec.trafficPolicy.connectionPool.http: must be a map, "
+                         "got a list"));
+    ASSERT(has_error(&e, "dr.yaml:8:5: spec.trafficPolicy.tls: must be a map, got a scalar"));
     pt_config_errors_dispose(&e);
 
     c = load_str("dr.yaml",
@@ -372,7 +395,7 @@ TEST(unsupported_and_invalid_policies)
                  &e);
     ASSERT(c == NULL);
     ASSERT(has_error(&e, "dr.yaml:4:1: spec.host: required"));
-    ASSERT(has_error_containing(&e, "spec.trafficPolicy.proxyProtocol: not supported"));
+    ASSERT(has_warning_containing(&e, "spec.trafficPolicy.proxyProtocol: not enforced"));
     ASSERT(has_error_containing(&e, "spec.host: invalid host \"*a.b\""));
     ASSERT(has_error_containing(&e, "duplicate DestinationRule default/a"));
     pt_config_errors_dispose(&e);

@@ -56,6 +56,30 @@ PT_HELPER_ int has_error_containing(const pt_config_errors_t *e, const char *par
     return 0;
 }
 
+/* Whether some warning line is exactly line / contains part. */
+PT_HELPER_ int has_warning(const pt_config_errors_t *e, const char *line)
+{
+    for (size_t i = 0; i < e->n_warnings; i++)
+        if (strcmp(e->warnings[i], line) == 0)
+            return 1;
+    fprintf(stderr, "    missing warning: %s\n", line);
+    for (size_t i = 0; i < e->n_warnings; i++)
+        fprintf(stderr, "    warning: %s\n", e->warnings[i]);
+    dump(e);
+    return 0;
+}
+
+PT_HELPER_ int has_warning_containing(const pt_config_errors_t *e, const char *part)
+{
+    for (size_t i = 0; i < e->n_warnings; i++)
+        if (strstr(e->warnings[i], part) != NULL)
+            return 1;
+    fprintf(stderr, "    missing warning containing: %s\n", part);
+    for (size_t i = 0; i < e->n_warnings; i++)
+        fprintf(stderr, "    warning: %s\n", e->warnings[i]);
+    return 0;
+}
+
 #undef PT_HELPER_
 
 #endif
