@@ -184,18 +184,18 @@ static const pt_cfg_field_t match_selector_fields[] = {{"matchLabels", A, PT_SHA
 
 enum { DOC_API, DOC_KIND, DOC_META, DOC_SPEC, DOC__N };
 static const pt_cfg_field_t doc_fields[DOC__N] = {
-    [DOC_API] = {"apiVersion", S},
-    [DOC_KIND] = {"kind", S},
-    [DOC_META] = {"metadata", S},
-    [DOC_SPEC] = {"spec", S},
+    [DOC_API] = {.name = "apiVersion", .status = S},
+    [DOC_KIND] = {.name = "kind", .status = S},
+    [DOC_META] = {.name = "metadata", .status = S},
+    [DOC_SPEC] = {.name = "spec", .status = S},
 };
 
 enum { META_NAME, META_NS, META_LABELS, META_ANNOTATIONS, META__N };
 static const pt_cfg_field_t meta_fields[META__N] = {
-    [META_NAME] = {"name", S},
-    [META_NS] = {"namespace", S},
-    [META_LABELS] = {"labels", A},
-    [META_ANNOTATIONS] = {"annotations", A},
+    [META_NAME] = {.name = "name", .status = S},
+    [META_NS] = {.name = "namespace", .status = S},
+    [META_LABELS] = {.name = "labels", .status = A},
+    [META_ANNOTATIONS] = {.name = "annotations", .status = A},
 };
 
 /* Petrel's own kind (petrel.io/v1alpha1 Proxy). */
@@ -220,64 +220,64 @@ enum {
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
-    [PX_BIND] = {"bindAddress", S},
-    [PX_ADMIN] = {"adminPort", S},
-    [PX_CONC] = {"concurrency", S},
-    [PX_MAXCONN] = {"maxConnections", S},
-    [PX_MAXLINE] = {"maxRequestLineBytes", S},
-    [PX_MAXHDRBYTES] = {"maxHeaderBytes", S},
-    [PX_MAXHDRS] = {"maxHeaders", S},
-    [PX_HDR_TO] = {"headerTimeout", S},
-    [PX_IDLE_TO] = {"idleTimeout", S},
-    [PX_UP_IDLE_TO] = {"upstreamIdleTimeout", S},
-    [PX_CONNECT_TO] = {"connectTimeout", S},
-    [PX_DRAIN_TO] = {"drainTimeout", S},
-    [PX_ACCESS_LOG] = {"accessLog", S},
-    [PX_WORKLOAD] = {"workload", S},
-    [PX_PROM_PORT] = {"prometheusPort", S},
-    [PX_HEALTH_PORT] = {"healthPort", S},
-    [PX_LOG_FORMAT] = {"accessLogFormat", S},
+    [PX_BIND] = {.name = "bindAddress", .status = S},
+    [PX_ADMIN] = {.name = "adminPort", .status = S},
+    [PX_CONC] = {.name = "concurrency", .status = S},
+    [PX_MAXCONN] = {.name = "maxConnections", .status = S},
+    [PX_MAXLINE] = {.name = "maxRequestLineBytes", .status = S},
+    [PX_MAXHDRBYTES] = {.name = "maxHeaderBytes", .status = S},
+    [PX_MAXHDRS] = {.name = "maxHeaders", .status = S},
+    [PX_HDR_TO] = {.name = "headerTimeout", .status = S},
+    [PX_IDLE_TO] = {.name = "idleTimeout", .status = S},
+    [PX_UP_IDLE_TO] = {.name = "upstreamIdleTimeout", .status = S},
+    [PX_CONNECT_TO] = {.name = "connectTimeout", .status = S},
+    [PX_DRAIN_TO] = {.name = "drainTimeout", .status = S},
+    [PX_ACCESS_LOG] = {.name = "accessLog", .status = S},
+    [PX_WORKLOAD] = {.name = "workload", .status = S},
+    [PX_PROM_PORT] = {.name = "prometheusPort", .status = S},
+    [PX_HEALTH_PORT] = {.name = "healthPort", .status = S},
+    [PX_LOG_FORMAT] = {.name = "accessLogFormat", .status = S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
 static const pt_cfg_field_t workload_fields[WL__N] = {
-    [WL_NAME] = {"name", S},
-    [WL_NS] = {"namespace", S},
-    [WL_SA] = {"serviceAccount", S},
-    [WL_LABELS] = {"labels", S},
+    [WL_NAME] = {.name = "name", .status = S},
+    [WL_NS] = {.name = "namespace", .status = S},
+    [WL_SA] = {.name = "serviceAccount", .status = S},
+    [WL_LABELS] = {.name = "labels", .status = S},
 };
 
 /* Gateway */
 enum { GW_SERVERS, GW_SELECTOR, GW__N };
 static const pt_cfg_field_t gateway_fields[GW__N] = {
-    [GW_SERVERS] = {"servers", S},
+    [GW_SERVERS] = {.name = "servers", .status = S},
     /* Petrel is the gateway: every Gateway loaded applies, whatever it selects. */
-    [GW_SELECTOR] = {"selector", A},
+    [GW_SELECTOR] = {.name = "selector", .status = A},
 };
 enum { SRV_PORT, SRV_HOSTS, SRV_NAME, SRV_BIND, SRV_TLS, SRV_DEFAULT_ENDPOINT, SRV__N };
 static const pt_cfg_field_t server_fields[SRV__N] = {
-    [SRV_PORT] = {"port", S},
-    [SRV_HOSTS] = {"hosts", S},
-    [SRV_NAME] = {"name", S},
+    [SRV_PORT] = {.name = "port", .status = S},
+    [SRV_HOSTS] = {.name = "hosts", .status = S},
+    [SRV_NAME] = {.name = "name", .status = S},
     [SRV_BIND] = {"bind", U, PT_SHAPE_SCALAR, NULL, 0},
     [SRV_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(server_tls_fields)},
     [SRV_DEFAULT_ENDPOINT] = {"defaultEndpoint", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { PORT_NUMBER, PORT_PROTOCOL, PORT_NAME, PORT_TARGET, PORT__N };
 static const pt_cfg_field_t gw_port_fields[PORT__N] = {
-    [PORT_NUMBER] = {"number", S},
-    [PORT_PROTOCOL] = {"protocol", S},
-    [PORT_NAME] = {"name", S},
+    [PORT_NUMBER] = {.name = "number", .status = S},
+    [PORT_PROTOCOL] = {.name = "protocol", .status = S},
+    [PORT_NAME] = {.name = "name", .status = S},
     [PORT_TARGET] = {"targetPort", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 
 /* VirtualService */
 enum { VS_HOSTS, VS_GATEWAYS, VS_HTTP, VS_TCP, VS_TLS, VS_EXPORT_TO, VS__N };
 static const pt_cfg_field_t vs_fields[VS__N] = {
-    [VS_HOSTS] = {"hosts", S},
-    [VS_GATEWAYS] = {"gateways", S},
-    [VS_HTTP] = {"http", S},
-    [VS_TCP] = {"tcp", S},
+    [VS_HOSTS] = {.name = "hosts", .status = S},
+    [VS_GATEWAYS] = {.name = "gateways", .status = S},
+    [VS_HTTP] = {.name = "http", .status = S},
+    [VS_TCP] = {.name = "tcp", .status = S},
     [VS_TLS] = {"tls", U, PT_SHAPE_SEQ, SUB(tls_route_fields)},
     [VS_EXPORT_TO] = {"exportTo", A, PT_SHAPE_SEQ, NULL, 0},
 };
@@ -302,14 +302,14 @@ enum {
     HR__N
 };
 static const pt_cfg_field_t http_route_fields[HR__N] = {
-    [HR_NAME] = {"name", S},
-    [HR_MATCH] = {"match", S},
-    [HR_ROUTE] = {"route", S},
-    [HR_DIRECT] = {"directResponse", S},
-    [HR_TIMEOUT] = {"timeout", S},
-    [HR_REDIRECT] = {"redirect", S},
+    [HR_NAME] = {.name = "name", .status = S},
+    [HR_MATCH] = {.name = "match", .status = S},
+    [HR_ROUTE] = {.name = "route", .status = S},
+    [HR_DIRECT] = {.name = "directResponse", .status = S},
+    [HR_TIMEOUT] = {.name = "timeout", .status = S},
+    [HR_REDIRECT] = {.name = "redirect", .status = S},
     [HR_DELEGATE] = {"delegate", U, PT_SHAPE_MAP, SUB(delegate_fields)},
-    [HR_REWRITE] = {"rewrite", S},
+    [HR_REWRITE] = {.name = "rewrite", .status = S},
     [HR_RETRIES] = {"retries", U, PT_SHAPE_MAP, SUB(retries_fields)},
     [HR_FAULT] = {"fault", U, PT_SHAPE_MAP, SUB(fault_fields)},
     [HR_MIRROR] = {"mirror", U, PT_SHAPE_MAP, SUB(dest_any_fields)},
@@ -317,39 +317,42 @@ static const pt_cfg_field_t http_route_fields[HR__N] = {
     [HR_MIRROR_PERCENT] = {"mirrorPercent", U, PT_SHAPE_SCALAR, NULL, 0},
     [HR_MIRROR_PERCENTAGE] = {"mirrorPercentage", U, PT_SHAPE_MAP, SUB(percent_fields)},
     [HR_CORS] = {"corsPolicy", U, PT_SHAPE_MAP, SUB(cors_fields)},
-    [HR_HEADERS] = {"headers", S},
+    [HR_HEADERS] = {.name = "headers", .status = S},
     /* Istio's legacy flag (still in its CRD): HTTP/1.1 upgrades pass through Petrel anyway. */
     [HR_WEBSOCKET_UPGRADE] = {"websocketUpgrade", A, PT_SHAPE_SCALAR, NULL, 0},
 };
 /* Headers, HeaderOperations */
 enum { HDR_REQUEST, HDR_RESPONSE, HDR__N };
 static const pt_cfg_field_t headers_fields[HDR__N] = {
-    [HDR_REQUEST] = {"request", S},
-    [HDR_RESPONSE] = {"response", S},
+    [HDR_REQUEST] = {.name = "request", .status = S},
+    [HDR_RESPONSE] = {.name = "response", .status = S},
 };
 enum { HOP_SET, HOP_ADD, HOP_REMOVE, HOP__N };
 static const pt_cfg_field_t header_ops_fields[HOP__N] = {
-    [HOP_SET] = {"set", S},
-    [HOP_ADD] = {"add", S},
-    [HOP_REMOVE] = {"remove", S},
+    [HOP_SET] = {.name = "set", .status = S},
+    [HOP_ADD] = {.name = "add", .status = S},
+    [HOP_REMOVE] = {.name = "remove", .status = S},
 };
 /* HTTPRewrite, RegexRewrite, HTTPRedirect */
 enum { RW_URI, RW_AUTHORITY, RW_URI_REGEX, RW__N };
 static const pt_cfg_field_t rewrite_fields[RW__N] = {
-    [RW_URI] = {"uri", S},
-    [RW_AUTHORITY] = {"authority", S},
-    [RW_URI_REGEX] = {"uriRegexRewrite", S},
+    [RW_URI] = {.name = "uri", .status = S},
+    [RW_AUTHORITY] = {.name = "authority", .status = S},
+    [RW_URI_REGEX] = {.name = "uriRegexRewrite", .status = S},
 };
 enum { RR_MATCH, RR_REWRITE, RR__N };
 static const pt_cfg_field_t regex_rewrite_fields[RR__N] = {
-    [RR_MATCH] = {"match", S},
-    [RR_REWRITE] = {"rewrite", S},
+    [RR_MATCH] = {.name = "match", .status = S},
+    [RR_REWRITE] = {.name = "rewrite", .status = S},
 };
 enum { RD_URI, RD_AUTHORITY, RD_PORT, RD_DERIVE_PORT, RD_SCHEME, RD_CODE, RDR__N };
 static const pt_cfg_field_t redirect_fields[RDR__N] = {
-    [RD_URI] = {"uri", S},       [RD_AUTHORITY] = {"authority", S},
-    [RD_PORT] = {"port", S},     [RD_DERIVE_PORT] = {"derivePort", S},
-    [RD_SCHEME] = {"scheme", S}, [RD_CODE] = {"redirectCode", S},
+    [RD_URI] = {.name = "uri", .status = S},
+    [RD_AUTHORITY] = {.name = "authority", .status = S},
+    [RD_PORT] = {.name = "port", .status = S},
+    [RD_DERIVE_PORT] = {.name = "derivePort", .status = S},
+    [RD_SCHEME] = {.name = "scheme", .status = S},
+    [RD_CODE] = {.name = "redirectCode", .status = S},
 };
 enum {
     HM_NAME,
@@ -369,63 +372,63 @@ enum {
     HM__N
 };
 static const pt_cfg_field_t http_match_fields[HM__N] = {
-    [HM_NAME] = {"name", S},
-    [HM_URI] = {"uri", S},
-    [HM_METHOD] = {"method", S},
-    [HM_HEADERS] = {"headers", S},
-    [HM_SCHEME] = {"scheme", S},
-    [HM_AUTHORITY] = {"authority", S},
-    [HM_PORT] = {"port", S},
-    [HM_SOURCE_LABELS] = {"sourceLabels", S},
+    [HM_NAME] = {.name = "name", .status = S},
+    [HM_URI] = {.name = "uri", .status = S},
+    [HM_METHOD] = {.name = "method", .status = S},
+    [HM_HEADERS] = {.name = "headers", .status = S},
+    [HM_SCHEME] = {.name = "scheme", .status = S},
+    [HM_AUTHORITY] = {.name = "authority", .status = S},
+    [HM_PORT] = {.name = "port", .status = S},
+    [HM_SOURCE_LABELS] = {.name = "sourceLabels", .status = S},
     [HM_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
-    [HM_QUERY_PARAMS] = {"queryParams", S},
-    [HM_IGNORE_URI_CASE] = {"ignoreUriCase", S},
-    [HM_WITHOUT_HEADERS] = {"withoutHeaders", S},
-    [HM_SOURCE_NAMESPACE] = {"sourceNamespace", S},
+    [HM_QUERY_PARAMS] = {.name = "queryParams", .status = S},
+    [HM_IGNORE_URI_CASE] = {.name = "ignoreUriCase", .status = S},
+    [HM_WITHOUT_HEADERS] = {.name = "withoutHeaders", .status = S},
+    [HM_SOURCE_NAMESPACE] = {.name = "sourceNamespace", .status = S},
     [HM_STAT_PREFIX] = {"statPrefix", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 /* StringMatch (uri, scheme, method, authority, headers, queryParams: Istio refuses prefix
  * for queryParams, which read_http_match reports). */
 enum { SM_EXACT, SM_PREFIX, SM_REGEX, SM__N };
 static const pt_cfg_field_t string_match_fields[SM__N] = {
-    [SM_EXACT] = {"exact", S},
-    [SM_PREFIX] = {"prefix", S},
-    [SM_REGEX] = {"regex", S},
+    [SM_EXACT] = {.name = "exact", .status = S},
+    [SM_PREFIX] = {.name = "prefix", .status = S},
+    [SM_REGEX] = {.name = "regex", .status = S},
 };
 enum { HD_DESTINATION, HD_WEIGHT, HD_HEADERS, HD__N };
 static const pt_cfg_field_t http_dest_fields[HD__N] = {
-    [HD_DESTINATION] = {"destination", S},
-    [HD_WEIGHT] = {"weight", S},
-    [HD_HEADERS] = {"headers", S},
+    [HD_DESTINATION] = {.name = "destination", .status = S},
+    [HD_WEIGHT] = {.name = "weight", .status = S},
+    [HD_HEADERS] = {.name = "headers", .status = S},
 };
 enum { DST_HOST, DST_PORT, DST_SUBSET, DST__N };
 static const pt_cfg_field_t destination_fields[DST__N] = {
-    [DST_HOST] = {"host", S},
-    [DST_PORT] = {"port", S},
-    [DST_SUBSET] = {"subset", S},
+    [DST_HOST] = {.name = "host", .status = S},
+    [DST_PORT] = {.name = "port", .status = S},
+    [DST_SUBSET] = {.name = "subset", .status = S},
 };
 enum { PS_NUMBER, PS__N };
 static const pt_cfg_field_t port_selector_fields[PS__N] = {
-    [PS_NUMBER] = {"number", S},
+    [PS_NUMBER] = {.name = "number", .status = S},
 };
 enum { DR_STATUS, DR_BODY, DR__N };
 static const pt_cfg_field_t direct_response_fields[DR__N] = {
-    [DR_STATUS] = {"status", S},
-    [DR_BODY] = {"body", S},
+    [DR_STATUS] = {.name = "status", .status = S},
+    [DR_BODY] = {.name = "body", .status = S},
 };
 enum { BODY_STRING, BODY_BYTES, BODY__N };
 static const pt_cfg_field_t body_fields[BODY__N] = {
-    [BODY_STRING] = {"string", S},
+    [BODY_STRING] = {.name = "string", .status = S},
     [BODY_BYTES] = {"bytes", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { TR_MATCH, TR_ROUTE, TR__N };
 static const pt_cfg_field_t tcp_route_fields[TR__N] = {
-    [TR_MATCH] = {"match", S},
-    [TR_ROUTE] = {"route", S},
+    [TR_MATCH] = {.name = "match", .status = S},
+    [TR_ROUTE] = {.name = "route", .status = S},
 };
 enum { L4_PORT, L4_DEST_SUBNETS, L4_SOURCE_LABELS, L4_GATEWAYS, L4_SOURCE_NAMESPACE, L4__N };
 static const pt_cfg_field_t l4_match_fields[L4__N] = {
-    [L4_PORT] = {"port", S},
+    [L4_PORT] = {.name = "port", .status = S},
     [L4_DEST_SUBNETS] = {"destinationSubnets", U, PT_SHAPE_SEQ, NULL, 0},
     [L4_SOURCE_LABELS] = {"sourceLabels", U, PT_SHAPE_MAP, NULL, 0},
     [L4_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
@@ -433,8 +436,8 @@ static const pt_cfg_field_t l4_match_fields[L4__N] = {
 };
 enum { RD_DESTINATION, RD_WEIGHT, RD__N };
 static const pt_cfg_field_t route_dest_fields[RD__N] = {
-    [RD_DESTINATION] = {"destination", S},
-    [RD_WEIGHT] = {"weight", S},
+    [RD_DESTINATION] = {.name = "destination", .status = S},
+    [RD_WEIGHT] = {.name = "weight", .status = S},
 };
 
 /* ServiceEntry */
@@ -451,41 +454,41 @@ enum {
     SE__N
 };
 static const pt_cfg_field_t se_fields[SE__N] = {
-    [SE_HOSTS] = {"hosts", S},
-    [SE_ADDRESSES] = {"addresses", A},
-    [SE_PORTS] = {"ports", S},
-    [SE_LOCATION] = {"location", S},
-    [SE_RESOLUTION] = {"resolution", S},
-    [SE_ENDPOINTS] = {"endpoints", S},
-    [SE_EXPORT_TO] = {"exportTo", A},
+    [SE_HOSTS] = {.name = "hosts", .status = S},
+    [SE_ADDRESSES] = {.name = "addresses", .status = A},
+    [SE_PORTS] = {.name = "ports", .status = S},
+    [SE_LOCATION] = {.name = "location", .status = S},
+    [SE_RESOLUTION] = {.name = "resolution", .status = S},
+    [SE_ENDPOINTS] = {.name = "endpoints", .status = S},
+    [SE_EXPORT_TO] = {.name = "exportTo", .status = A},
     [SE_WORKLOAD_SELECTOR] = {"workloadSelector", U, PT_SHAPE_MAP, SUB(selector_fields)},
     [SE_SUBJECT_ALT_NAMES] = {"subjectAltNames", U, PT_SHAPE_SEQ, NULL, 0},
 };
 enum { SP_NUMBER, SP_PROTOCOL, SP_NAME, SP_TARGET, SP__N };
 static const pt_cfg_field_t se_port_fields[SP__N] = {
-    [SP_NUMBER] = {"number", S},
-    [SP_PROTOCOL] = {"protocol", S},
-    [SP_NAME] = {"name", S},
-    [SP_TARGET] = {"targetPort", S},
+    [SP_NUMBER] = {.name = "number", .status = S},
+    [SP_PROTOCOL] = {.name = "protocol", .status = S},
+    [SP_NAME] = {.name = "name", .status = S},
+    [SP_TARGET] = {.name = "targetPort", .status = S},
 };
 enum { WE_ADDRESS, WE_PORTS, WE_LABELS, WE_WEIGHT, WE_NETWORK, WE_LOCALITY, WE_SA, WE__N };
 static const pt_cfg_field_t endpoint_fields[WE__N] = {
-    [WE_ADDRESS] = {"address", S},
-    [WE_PORTS] = {"ports", S},
-    [WE_LABELS] = {"labels", S},
-    [WE_WEIGHT] = {"weight", S},
-    [WE_NETWORK] = {"network", A},
-    [WE_LOCALITY] = {"locality", A},
+    [WE_ADDRESS] = {.name = "address", .status = S},
+    [WE_PORTS] = {.name = "ports", .status = S},
+    [WE_LABELS] = {.name = "labels", .status = S},
+    [WE_WEIGHT] = {.name = "weight", .status = S},
+    [WE_NETWORK] = {.name = "network", .status = A},
+    [WE_LOCALITY] = {.name = "locality", .status = A},
     [WE_SA] = {"serviceAccount", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 
 /* DestinationRule */
 enum { DRF_HOST, DRF_TRAFFIC_POLICY, DRF_SUBSETS, DRF_EXPORT_TO, DRF_WORKLOAD_SELECTOR, DRF__N };
 static const pt_cfg_field_t dr_fields[DRF__N] = {
-    [DRF_HOST] = {"host", S},
-    [DRF_TRAFFIC_POLICY] = {"trafficPolicy", S},
-    [DRF_SUBSETS] = {"subsets", S},
-    [DRF_EXPORT_TO] = {"exportTo", A},
+    [DRF_HOST] = {.name = "host", .status = S},
+    [DRF_TRAFFIC_POLICY] = {.name = "trafficPolicy", .status = S},
+    [DRF_SUBSETS] = {.name = "subsets", .status = S},
+    [DRF_EXPORT_TO] = {.name = "exportTo", .status = A},
     [DRF_WORKLOAD_SELECTOR] = {"workloadSelector", U, PT_SHAPE_MAP, SUB(match_selector_fields)},
 };
 enum {
@@ -499,63 +502,64 @@ enum {
     TP__N
 };
 static const pt_cfg_field_t traffic_policy_fields[TP__N] = {
-    [TP_LB] = {"loadBalancer", S},
+    [TP_LB] = {.name = "loadBalancer", .status = S},
     [TP_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
     [TP_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
     [TP_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
-    [TP_PORT_LEVEL] = {"portLevelSettings", S},
+    [TP_PORT_LEVEL] = {.name = "portLevelSettings", .status = S},
     [TP_TUNNEL] = {"tunnel", U, PT_SHAPE_MAP, SUB(tunnel_fields)},
     [TP_PROXY_PROTOCOL] = {"proxyProtocol", U, PT_SHAPE_MAP, SUB(proxy_protocol_fields)},
 };
 enum { PLS_PORT, PLS_LB, PLS_CONN_POOL, PLS_OUTLIER, PLS_TLS, PLS__N };
 static const pt_cfg_field_t port_policy_fields[PLS__N] = {
-    [PLS_PORT] = {"port", S},
-    [PLS_LB] = {"loadBalancer", S},
+    [PLS_PORT] = {.name = "port", .status = S},
+    [PLS_LB] = {.name = "loadBalancer", .status = S},
     [PLS_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
     [PLS_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
     [PLS_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
 };
 enum { SUB_NAME, SUB_LABELS, SUB_TRAFFIC_POLICY, SUB__N };
 static const pt_cfg_field_t subset_fields[SUB__N] = {
-    [SUB_NAME] = {"name", S},
-    [SUB_LABELS] = {"labels", S},
-    [SUB_TRAFFIC_POLICY] = {"trafficPolicy", S},
+    [SUB_NAME] = {.name = "name", .status = S},
+    [SUB_LABELS] = {.name = "labels", .status = S},
+    [SUB_TRAFFIC_POLICY] = {.name = "trafficPolicy", .status = S},
 };
 enum { LB_SIMPLE, LB_CONSISTENT_HASH, LB_LOCALITY, LB_WARMUP_SECS, LB_WARMUP, LB__N };
 static const pt_cfg_field_t lb_fields[LB__N] = {
-    [LB_SIMPLE] = {"simple", S},
-    [LB_CONSISTENT_HASH] = {"consistentHash", S},
+    [LB_SIMPLE] = {.name = "simple", .status = S},
+    [LB_CONSISTENT_HASH] = {.name = "consistentHash", .status = S},
     [LB_LOCALITY] = {"localityLbSetting", U, PT_SHAPE_MAP, SUB(locality_lb_fields)},
     [LB_WARMUP_SECS] = {"warmupDurationSecs", U, PT_SHAPE_SCALAR, NULL, 0},
     [LB_WARMUP] = {"warmup", U, PT_SHAPE_MAP, SUB(warmup_fields)},
 };
 enum { CH_HEADER, CH_COOKIE, CH_SOURCE_IP, CH_QUERY, CH_RING, CH_MAGLEV, CH_MIN_RING, CH__N };
 static const pt_cfg_field_t consistent_hash_fields[CH__N] = {
-    [CH_HEADER] = {"httpHeaderName", S},
-    [CH_COOKIE] = {"httpCookie", S},
-    [CH_SOURCE_IP] = {"useSourceIp", S},
-    [CH_QUERY] = {"httpQueryParameterName", S},
-    [CH_RING] = {"ringHash", S},
-    [CH_MAGLEV] = {"maglev", S},
-    [CH_MIN_RING] = {"minimumRingSize", S}, /* deprecated by Istio for ringHash; still read */
+    [CH_HEADER] = {.name = "httpHeaderName", .status = S},
+    [CH_COOKIE] = {.name = "httpCookie", .status = S},
+    [CH_SOURCE_IP] = {.name = "useSourceIp", .status = S},
+    [CH_QUERY] = {.name = "httpQueryParameterName", .status = S},
+    [CH_RING] = {.name = "ringHash", .status = S},
+    [CH_MAGLEV] = {.name = "maglev", .status = S},
+    [CH_MIN_RING] = {.name = "minimumRingSize",
+                     .status = S}, /* deprecated by Istio for ringHash; still read */
 };
 enum { CK_NAME, CK_PATH, CK_TTL, CK_ATTRIBUTES, CK__N };
 static const pt_cfg_field_t cookie_fields[CK__N] = {
-    [CK_NAME] = {"name", S},
+    [CK_NAME] = {.name = "name", .status = S},
     /* path and ttl only shape a cookie the proxy generates; Petrel does not generate one yet
      * (a request without the cookie gets a random endpoint), so ttl, which asks for it, gets
      * a warning. */
-    [CK_PATH] = {"path", A},
+    [CK_PATH] = {.name = "path", .status = A},
     [CK_TTL] = {"ttl", U, PT_SHAPE_SCALAR, NULL, 0},
     [CK_ATTRIBUTES] = {"attributes", U, PT_SHAPE_SEQ, NULL, 0},
 };
 enum { RH_MIN, RH__N };
 static const pt_cfg_field_t ring_hash_fields[RH__N] = {
-    [RH_MIN] = {"minimumRingSize", S},
+    [RH_MIN] = {.name = "minimumRingSize", .status = S},
 };
 enum { MG_TABLE, MG__N };
 static const pt_cfg_field_t maglev_fields[MG__N] = {
-    [MG_TABLE] = {"tableSize", S},
+    [MG_TABLE] = {.name = "tableSize", .status = S},
 };
 
 /* ---- helpers -------------------------------------------------------------------------- */
