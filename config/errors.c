@@ -30,15 +30,17 @@ static void add_line(char ***lines, size_t *n, size_t *cap, char *line)
  * line says so and the rest are dropped (the load still fails). Warnings are capped alike. */
 #define PT_CONFIG_MAX_ERRORS 1000
 
-__attribute__((format(printf, 8, 0))) static void vadd(char ***lines, size_t *n, size_t *cap,
-                                                       const char *file, int line, int col,
-                                                       const char *path, const char *fmt,
+__attribute__((format(printf, 9, 0))) static void vadd(char ***lines, size_t *n, size_t *cap,
+                                                       const char *what, const char *file, int line,
+                                                       int col, const char *path, const char *fmt,
                                                        va_list ap)
 {
     if (*n > PT_CONFIG_MAX_ERRORS)
         return;
     if (*n == PT_CONFIG_MAX_ERRORS) {
-        char *last = strdup("too many errors; the rest are not shown");
+        char last_line[64];
+        snprintf(last_line, sizeof(last_line), "too many %s; the rest are not shown", what);
+        char *last = strdup(last_line);
         if (last == NULL)
             abort();
         add_line(lines, n, cap, last);
@@ -68,7 +70,7 @@ void pt_config_errors_add(pt_config_errors_t *e, const char *file, int line, int
 {
     va_list ap;
     va_start(ap, fmt);
-    vadd(&e->lines, &e->n, &e->cap, file, line, col, path, fmt, ap);
+    vadd(&e->lines, &e->n, &e->cap, "errors", file, line, col, path, fmt, ap);
     va_end(ap);
 }
 
@@ -77,7 +79,8 @@ void pt_config_warnings_add(pt_config_errors_t *e, const char *file, int line, i
 {
     va_list ap;
     va_start(ap, fmt);
-    vadd(&e->warnings, &e->n_warnings, &e->cap_warnings, file, line, col, path, fmt, ap);
+    vadd(&e->warnings, &e->n_warnings, &e->cap_warnings, "warnings", file, line, col, path, fmt,
+         ap);
     va_end(ap);
 }
 

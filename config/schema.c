@@ -42,13 +42,19 @@ const char *pt__cfg_path_dup(pt_arena_t *a, const pt_cfg_path_t *p)
     return pt_arena_strdup(a, buf);
 }
 
-__attribute__((format(printf, 4, 0))) static void
-verror(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt, va_list ap)
+/* Adds one error or warning line for node n (NULL: no position) at the formatted path. */
+__attribute__((format(printf, 5, 0))) static void vreport(pt_cfg_cx_t *cx, bool is_warning,
+                                                          const pt_cfg_node_t *n, const char *path,
+                                                          const char *fmt, va_list ap)
 {
     char msg[768];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    pt_config_errors_add(cx->errors, n ? n->file : NULL, n ? pt__cfg_node_line(n) : 0,
-                         n ? pt__cfg_node_col(n) : 0, path, "%s", msg);
+    const char *file = n ? n->file : NULL;
+    int line = n ? pt__cfg_node_line(n) : 0, col = n ? pt__cfg_node_col(n) : 0;
+    if (is_warning)
+        pt_config_warnings_add(cx->errors, file, line, col, path, "%s", msg);
+    else
+        pt_config_errors_add(cx->errors, file, line, col, path, "%s", msg);
 }
 
 void pt__cfg_error(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
@@ -58,7 +64,7 @@ void pt__cfg_error(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t 
     pt__cfg_path_format(path, buf, sizeof(buf));
     va_list ap;
     va_start(ap, fmt);
-    verror(cx, n, buf, fmt, ap);
+    vreport(cx, false, n, buf, fmt, ap);
     va_end(ap);
 }
 
@@ -67,17 +73,8 @@ void pt__cfg_error_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path,
 {
     va_list ap;
     va_start(ap, fmt);
-    verror(cx, n, path, fmt, ap);
+    vreport(cx, false, n, path, fmt, ap);
     va_end(ap);
-}
-
-__attribute__((format(printf, 4, 0))) static void
-vwarn(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt, va_list ap)
-{
-    char msg[768];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    pt_config_warnings_add(cx->errors, n ? n->file : NULL, n ? pt__cfg_node_line(n) : 0,
-                           n ? pt__cfg_node_col(n) : 0, path, "%s", msg);
 }
 
 void pt__cfg_warn(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
@@ -87,7 +84,7 @@ void pt__cfg_warn(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *
     pt__cfg_path_format(path, buf, sizeof(buf));
     va_list ap;
     va_start(ap, fmt);
-    vwarn(cx, n, buf, fmt, ap);
+    vreport(cx, true, n, buf, fmt, ap);
     va_end(ap);
 }
 
@@ -96,7 +93,7 @@ void pt__cfg_warn_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, 
 {
     va_list ap;
     va_start(ap, fmt);
-    vwarn(cx, n, path, fmt, ap);
+    vreport(cx, true, n, path, fmt, ap);
     va_end(ap);
 }
 
