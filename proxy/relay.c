@@ -225,6 +225,7 @@ typedef struct tcp_session {
     uv_connect_t connect_req;
     uv_timer_t connect_timer;
     pt_worker_t *worker;
+    pt_list_t link; /* in worker->connecting until connected or aborted */
     uint8_t handles_open;
     bool is_closing;
     bool is_relaying;
@@ -248,10 +249,18 @@ static void session_abort(tcp_session_t *s)
     if (s->is_closing)
         return;
     s->is_closing = true;
+    pt_list_remove(&s->link);
     PT_STAT_DEC(&s->worker->stats, tcp_cx_active);
     uv_close((uv_handle_t *)&s->connect_timer, on_session_close);
     uv_close((uv_handle_t *)&s->downstream, on_session_close);
     uv_close((uv_handle_t *)&s->upstream, on_session_close);
+    pt_worker_check_drained(s->worker);
+}
+
+void pt_tcp_proxy_abort_connecting(pt_worker_t *w)
+{
+    while (!pt_list_is_empty(&w->connecting))
+        session_abort(PT_CONTAINER_OF(w->connecting.next, tcp_session_t, link));
 }
 
 static void on_session_connect(uv_connect_t *req, int status)
@@ -259,11 +268,13 @@ static void on_session_connect(uv_connect_t *req, int status)
     tcp_session_t *s = req->data;
     if (s->is_closing)
         return;
-    if (status < 0) {
-        PT_STAT_INC(&s->worker->stats, upstream_cx_connect_fail);
-        session_abort(s);
+    if (status < 0 || s->worker->is_draining) {
+        if (status < 0)
+            PT_STAT_INC(&s->worker->stats, upstream_cx_connect_fail);
+        session_abort(s); /* a drain started while connecting: no new relay */
         return;
     }
+    pt_list_remove(&s->link);
     uv_tcp_nodelay(&s->upstream, 1);
     uv_close((uv_handle_t *)&s->connect_timer, on_session_close);
     s->is_relaying = true;
@@ -289,6 +300,7 @@ void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listene
     if (s == NULL)
         return;
     s->worker = w;
+    pt_list_init(&s->link);
     uv_tcp_init(&w->loop, &s->downstream);
     s->downstream.data = s;
     if (uv_accept(listener, (uv_stream_t *)&s->downstream) != 0) {
@@ -301,6 +313,8 @@ void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listene
     uv_timer_init(&w->loop, &s->connect_timer);
     s->upstream.data = s->connect_timer.data = s->connect_req.data = s;
     s->handles_open = 3;
+    /* Until its upstream answers, the session is in no relay: the drain must still see it. */
+    pt_list_insert_tail(&w->connecting, &s->link);
     PT_STAT_INC(&w->stats, tcp_cx_total);
     PT_STAT_INC(&w->stats, tcp_cx_active);
     const pt_cluster_t *cl = lc->tcp_cluster;

@@ -59,6 +59,9 @@ pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_clo
 /* Closes both sides now (drain deadline, worker stop). */
 void pt_relay_close(pt_relay_t *r);
 
+/* Closes the TCP-route sessions still connecting upstream (drain deadline, worker stop). */
+void pt_tcp_proxy_abort_connecting(pt_worker_t *w);
+
 /* Accepts a connection on a TCP listener and relays it to the route's cluster. */
 void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc);
 

@@ -202,12 +202,14 @@ static void close_everything(pt_worker_t *w)
         pt_conn_close(PT_CONTAINER_OF(w->conns.next, pt_conn_t, link), false);
     for (pt_list_t *n = w->tunnels.next; n != &w->tunnels; n = n->next)
         pt_relay_close(PT_CONTAINER_OF(n, pt_relay_t, link));
+    pt_tcp_proxy_abort_connecting(w);
     pt_upstream_close_idle(w);
 }
 
 void pt_worker_check_drained(pt_worker_t *w)
 {
-    if (!w->is_draining || !pt_list_is_empty(&w->conns) || !pt_list_is_empty(&w->tunnels))
+    if (!w->is_draining || !pt_list_is_empty(&w->conns) || !pt_list_is_empty(&w->tunnels) ||
+        !pt_list_is_empty(&w->connecting))
         return;
     if (uv_is_closing((uv_handle_t *)&w->wakeup))
         return;
@@ -309,6 +311,7 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access
         abort();
     pt_list_init(&w->conns);
     pt_list_init(&w->tunnels);
+    pt_list_init(&w->connecting);
     pt_list_init(&w->listeners);
     reset_round_robin(w, config);
     w->rng = ((uint64_t)time(NULL) << 16) ^ ((uint64_t)id * 0x9e3779b97f4a7c15ull) ^
