@@ -174,6 +174,22 @@ typedef struct pt_http_redirect {
     int code;               /* 301 (default), 302, 303, 307, 308 */
 } pt_http_redirect_t;
 
+/* fault: injected per request, decided with the worker's PRNG. Percentages are kept in parts
+ * per million (percentage.value 0.1 -> 1000) so fractions of a percent hold. */
+#define PT_FAULT_SCALE 1000000u
+typedef struct pt_http_fault {
+    uint64_t delay_ms;  /* delay.fixedDelay; 0: no delay */
+    uint32_t delay_ppm; /* 0..PT_FAULT_SCALE */
+    int abort_status;   /* abort.httpStatus; 0: no abort */
+    uint32_t abort_ppm; /* 0..PT_FAULT_SCALE */
+} pt_http_fault_t;
+
+/* Whether a fault with probability ppm (parts per million) fires for the random draw r. */
+static inline bool pt_fault_fires(uint32_t ppm, uint32_t r)
+{
+    return ppm >= PT_FAULT_SCALE || (ppm > 0 && r % PT_FAULT_SCALE < ppm);
+}
+
 typedef struct pt_http_route {
     const char *name;            /* the route's name, or "<vs-name>.<index>" */
     const char *virtual_service; /* "<namespace>/<name>" of its VirtualService */
@@ -189,6 +205,7 @@ typedef struct pt_http_route {
     const pt_header_mutations_t *headers; /* route-level headers; NULL: none */
     const pt_http_rewrite_t *rewrite;     /* NULL: none */
     const pt_http_redirect_t *redirect;   /* answered locally; NULL: not a redirect */
+    const pt_http_fault_t *fault;         /* NULL: no fault injection */
 } pt_http_route_t;
 
 /* The routes of one VirtualService host set on one listener. */

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -48,21 +49,27 @@ static const pt_cfg_field_t retries_fields[] = {
     {"retryIgnorePreviousHosts", A, PT_SHAPE_SCALAR, NULL, 0},
     {"backoff", A, PT_SHAPE_SCALAR, NULL, 0},
 };
-static const pt_cfg_field_t delay_fields[] = {
-    {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
-    {"percent", A, PT_SHAPE_SCALAR, NULL, 0}, /* deprecated integer form */
-    {"fixedDelay", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"exponentialDelay", A, PT_SHAPE_SCALAR, NULL, 0},
+/* HTTPFaultInjection: read by read_fault(). */
+static const pt_cfg_field_t fault_percent_fields[] = {{.name = "value", .status = S}};
+enum { FD_PERCENTAGE, FD_PERCENT, FD_FIXED, FD_EXPONENTIAL, FD__N };
+static const pt_cfg_field_t delay_fields[FD__N] = {
+    [FD_PERCENTAGE] = {.name = "percentage", .status = S},
+    [FD_PERCENT] = {.name = "percent", .status = S}, /* deprecated integer form */
+    [FD_FIXED] = {.name = "fixedDelay", .status = S},
+    [FD_EXPONENTIAL] = {"exponentialDelay", U, PT_SHAPE_SCALAR, NULL, 0},
 };
-static const pt_cfg_field_t abort_fields[] = {
-    {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
-    {"httpStatus", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"grpcStatus", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"http2Error", A, PT_SHAPE_SCALAR, NULL, 0},
+enum { FA_PERCENTAGE, FA_HTTP, FA_GRPC, FA_HTTP2, FA__N };
+static const pt_cfg_field_t abort_fields[FA__N] = {
+    [FA_PERCENTAGE] = {.name = "percentage", .status = S},
+    [FA_HTTP] = {.name = "httpStatus", .status = S},
+    /* gRPC is not spoken by Petrel's HTTP/1 listeners yet. */
+    [FA_GRPC] = {"grpcStatus", U, PT_SHAPE_SCALAR, NULL, 0},
+    [FA_HTTP2] = {"http2Error", U, PT_SHAPE_SCALAR, NULL, 0},
 };
-static const pt_cfg_field_t fault_fields[] = {
-    {"delay", A, PT_SHAPE_MAP, SUB(delay_fields)},
-    {"abort", A, PT_SHAPE_MAP, SUB(abort_fields)},
+enum { FLT_DELAY, FLT_ABORT, FLT__N };
+static const pt_cfg_field_t fault_fields[FLT__N] = {
+    [FLT_DELAY] = {.name = "delay", .status = S},
+    [FLT_ABORT] = {.name = "abort", .status = S},
 };
 static const pt_cfg_field_t cors_fields[] = {
     {"allowOrigin", A, PT_SHAPE_SEQ, NULL, 0}, /* deprecated: plain strings */
@@ -311,7 +318,7 @@ static const pt_cfg_field_t http_route_fields[HR__N] = {
     [HR_DELEGATE] = {"delegate", U, PT_SHAPE_MAP, SUB(delegate_fields)},
     [HR_REWRITE] = {.name = "rewrite", .status = S},
     [HR_RETRIES] = {"retries", U, PT_SHAPE_MAP, SUB(retries_fields)},
-    [HR_FAULT] = {"fault", U, PT_SHAPE_MAP, SUB(fault_fields)},
+    [HR_FAULT] = {.name = "fault", .status = S},
     [HR_MIRROR] = {"mirror", U, PT_SHAPE_MAP, SUB(dest_any_fields)},
     [HR_MIRRORS] = {"mirrors", U, PT_SHAPE_SEQ, SUB(mirror_policy_fields)},
     [HR_MIRROR_PERCENT] = {"mirrorPercent", U, PT_SHAPE_SCALAR, NULL, 0},
@@ -1528,6 +1535,96 @@ static pt_res_dest_t *read_dests(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const 
     return dests;
 }
 
+/* percentage {value: 0..100, fractions allowed} in parts per million. */
+static bool read_fault_percentage(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
+                                  const pt_cfg_path_t *path, uint32_t *out_ppm)
+{
+    const pt_cfg_node_t *f[1];
+    if (!MAP(cx, n, path, fault_percent_fields, f))
+        return false;
+    *out_ppm = 0; /* Istio: a percentage without a value is 0 */
+    if (f[0] == NULL)
+        return true;
+    pt_cfg_path_t vp = PT_PATH_KEY(path, "value");
+    const char *s;
+    if (!pt__cfg_str(cx, f[0], &vp, &s))
+        return false;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (*s == '\0' || end == NULL || *end != '\0' || !(v >= 0.0 && v <= 100.0)) {
+        pt__cfg_error(cx, f[0], &vp, "must be a number from 0 to 100");
+        return false;
+    }
+    *out_ppm = (uint32_t)(v * (PT_FAULT_SCALE / 100) + 0.5);
+    return true;
+}
+
+/* fault: delay then abort, as Envoy's fault filter runs them. As in Istio, a delay or abort
+ * without a percentage applies to no request (Istio passes the integer `percent`, 0 when
+ * unset, and Envoy reads an unset fraction as 0); the deprecated `percent` is read as a
+ * percentage when `percentage` is absent. */
+static const pt_http_fault_t *read_fault(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
+                                         const pt_cfg_path_t *path)
+{
+    const pt_cfg_node_t *f[FLT__N];
+    if (!MAP(cx, n, path, fault_fields, f))
+        return NULL;
+    pt_http_fault_t *flt = pt_arena_calloc(cx->out, sizeof(*flt));
+    if (f[FLT_DELAY] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "delay");
+        const pt_cfg_node_t *df[FD__N];
+        if (MAP(cx, f[FLT_DELAY], &p, delay_fields, df)) {
+            flt->delay_ppm = 0;
+            if (df[FD_PERCENTAGE] != NULL) {
+                pt_cfg_path_t pp = PT_PATH_KEY(&p, "percentage");
+                read_fault_percentage(cx, df[FD_PERCENTAGE], &pp, &flt->delay_ppm);
+            } else if (df[FD_PERCENT] != NULL) {
+                pt_cfg_path_t pp = PT_PATH_KEY(&p, "percent");
+                long long v;
+                if (pt__cfg_int(cx, df[FD_PERCENT], &pp, 0, 100, &v))
+                    flt->delay_ppm = (uint32_t)v * (PT_FAULT_SCALE / 100);
+                pt__cfg_warn(cx, df[FD_PERCENT], &pp,
+                             "deprecated: use percentage.value (read as that)");
+            }
+            pt_cfg_path_t fp = PT_PATH_KEY(&p, "fixedDelay");
+            if (df[FD_FIXED] == NULL) {
+                if (df[FD_EXPONENTIAL] == NULL)
+                    pt__cfg_error(cx, f[FLT_DELAY], &fp, "required");
+            } else if (pt__cfg_duration(cx, df[FD_FIXED], &fp, &flt->delay_ms) &&
+                       flt->delay_ms == 0) {
+                pt__cfg_error(cx, df[FD_FIXED], &fp, "must be greater than 0");
+            }
+        }
+    }
+    if (f[FLT_ABORT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "abort");
+        const pt_cfg_node_t *af[FA__N];
+        if (MAP(cx, f[FLT_ABORT], &p, abort_fields, af)) {
+            uint32_t ppm = 0;
+            if (af[FA_PERCENTAGE] != NULL) {
+                pt_cfg_path_t pp = PT_PATH_KEY(&p, "percentage");
+                read_fault_percentage(cx, af[FA_PERCENTAGE], &pp, &ppm);
+            }
+            int kinds = (af[FA_HTTP] != NULL) + (af[FA_GRPC] != NULL) + (af[FA_HTTP2] != NULL);
+            if (kinds == 0)
+                pt__cfg_error(cx, f[FLT_ABORT], &p,
+                              "needs one of httpStatus, grpcStatus or http2Error");
+            else if (kinds > 1)
+                pt__cfg_error(cx, f[FLT_ABORT], &p,
+                              "httpStatus, grpcStatus and http2Error are exclusive: give one");
+            if (af[FA_HTTP] != NULL) {
+                pt_cfg_path_t sp = PT_PATH_KEY(&p, "httpStatus");
+                long long v;
+                if (pt__cfg_int(cx, af[FA_HTTP], &sp, 200, 599, &v)) {
+                    flt->abort_status = (int)v;
+                    flt->abort_ppm = ppm;
+                }
+            }
+        }
+    }
+    return flt->delay_ms > 0 || flt->abort_status != 0 ? flt : NULL;
+}
+
 static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_t *n,
                             const pt_cfg_path_t *path, size_t index, pt_res_http_route_t *hr)
 {
@@ -1597,6 +1694,10 @@ static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_
     if (f[HR_REWRITE] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "rewrite");
         hr->route.rewrite = read_rewrite(cx, f[HR_REWRITE], &p);
+    }
+    if (f[HR_FAULT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "fault");
+        hr->route.fault = read_fault(cx, f[HR_FAULT], &p);
     }
     bool has_redirect = f[HR_REDIRECT] != NULL;
     if (has_redirect) {

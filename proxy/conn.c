@@ -99,6 +99,7 @@ static void on_timer(uv_timer_t *t)
         pt_stream_respond(&c->stream, 408, "request header timeout", PT_FLAG_DPE);
         break;
     case PT_CONN_TIMER_ROUTE: pt_stream_on_timeout(&c->stream); break;
+    case PT_CONN_TIMER_DELAY: pt_stream_on_delay_done(&c->stream); break;
     case PT_CONN_TIMER_NONE: break;
     }
 }
@@ -119,9 +120,15 @@ void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms)
     set_timer(c, PT_CONN_TIMER_ROUTE, timeout_ms);
 }
 
+void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms)
+{
+    set_timer(c, PT_CONN_TIMER_DELAY, delay_ms);
+}
+
+/* The stream's timers: its route timeout, or its fault delay when the stream ends first. */
 void pt_conn_stop_route_timer(pt_conn_t *c)
 {
-    if (c->timer_mode == PT_CONN_TIMER_ROUTE)
+    if (c->timer_mode == PT_CONN_TIMER_ROUTE || c->timer_mode == PT_CONN_TIMER_DELAY)
         set_timer(c, PT_CONN_TIMER_NONE, 0);
 }
 

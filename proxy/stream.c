@@ -63,8 +63,8 @@ static const char *reason_phrase(int status)
 
 const char *pt_flag_name(pt_flag_t f)
 {
-    static const char *const names[] = {"-",   "UH",  "UF", "UT", "UC",
-                                        "URX", "UPE", "NR", "DC", "DPE"};
+    static const char *const names[] = {"-",  "UH", "UF",  "UT", "UC", "URX",  "UPE",
+                                        "NR", "DC", "DPE", "FI", "DI", "DI,FI"};
     return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "-";
 }
 
@@ -168,6 +168,10 @@ static void finish(pt_stream_t *st)
     }
     if (st->endpoint != NULL && st->cluster != NULL) /* ends pick_endpoint()'s count */
         pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
+    if (st->fault_delayed && st->flag == PT_FLAG_NONE)
+        st->flag = PT_FLAG_DI;
+    else if (st->fault_delayed && st->flag == PT_FLAG_FI)
+        st->flag = PT_FLAG_DI_FI;
     if (st->status >= 100 && st->status < 600)
         pt_stats_add(&w->stats, PT_STAT_downstream_rq_1xx + (st->status / 100 - 1), 1);
     write_access_log(st);
@@ -312,6 +316,8 @@ static void forward(pt_stream_t *st, bool fresh)
         pt_stream_on_upstream_ready(st);
 }
 
+static void dispatch(pt_stream_t *st);
+
 void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
 {
     pt_worker_t *w = worker_of(st);
@@ -333,6 +339,38 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         return;
     }
     st->route = r;
+    if (r->fault != NULL && r->fault->delay_ms > 0 &&
+        pt_fault_fires(r->fault->delay_ppm, pt_worker_random(w))) {
+        /* The delay comes before the upstream is taken, so a delayed request holds no upstream
+         * connection; body bytes read meanwhile wait in pending_body. */
+        st->is_fault_delaying = true;
+        st->fault_delayed = true;
+        if (request_has_body(st) && !st->request_complete)
+            pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+        pt_conn_start_delay_timer(st->conn, r->fault->delay_ms);
+        return;
+    }
+    dispatch(st);
+}
+
+void pt_stream_on_delay_done(pt_stream_t *st)
+{
+    if (!st->is_active || !st->is_fault_delaying)
+        return;
+    st->is_fault_delaying = false;
+    dispatch(st);
+}
+
+/* The route is chosen (and any fault delay is over): abort, answer locally or forward. */
+static void dispatch(pt_stream_t *st)
+{
+    pt_worker_t *w = worker_of(st);
+    const pt_http_route_t *r = st->route;
+    if (r->fault != NULL && r->fault->abort_status != 0 &&
+        pt_fault_fires(r->fault->abort_ppm, pt_worker_random(w))) {
+        pt_stream_respond(st, r->fault->abort_status, "fault filter abort", PT_FLAG_FI);
+        return;
+    }
     if (r->direct_status != 0) {
         pt_stream_respond(st, r->direct_status, r->direct_body ? r->direct_body : "", PT_FLAG_NONE);
         return;
@@ -523,7 +561,7 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
     if (st->response_complete)
         return;
     if (!st->upstream_head_sent) {
-        if (st->upstream == NULL)
+        if (st->upstream == NULL && !st->is_fault_delaying)
             return; /* answered locally; the body is dropped */
         pt_body_piece_t *p = pt_arena_alloc(&st->arena, sizeof(*p));
         p->next = NULL;

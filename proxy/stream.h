@@ -27,15 +27,18 @@ typedef struct pt_upstream pt_upstream_t;
 /* Reason flags, Envoy's response flags, for the access log and stats. */
 typedef enum pt_flag {
     PT_FLAG_NONE = 0,
-    PT_FLAG_UH,  /* no healthy upstream (no endpoint) */
-    PT_FLAG_UF,  /* upstream connection failure */
-    PT_FLAG_UT,  /* upstream request timeout */
-    PT_FLAG_UC,  /* upstream connection terminated mid-response */
-    PT_FLAG_URX, /* upstream reset before the response */
-    PT_FLAG_UPE, /* upstream protocol error (invalid response) */
-    PT_FLAG_NR,  /* no route */
-    PT_FLAG_DC,  /* downstream connection terminated */
-    PT_FLAG_DPE, /* downstream protocol error (invalid request) */
+    PT_FLAG_UH,    /* no healthy upstream (no endpoint) */
+    PT_FLAG_UF,    /* upstream connection failure */
+    PT_FLAG_UT,    /* upstream request timeout */
+    PT_FLAG_UC,    /* upstream connection terminated mid-response */
+    PT_FLAG_URX,   /* upstream reset before the response */
+    PT_FLAG_UPE,   /* upstream protocol error (invalid response) */
+    PT_FLAG_NR,    /* no route */
+    PT_FLAG_DC,    /* downstream connection terminated */
+    PT_FLAG_DPE,   /* downstream protocol error (invalid request) */
+    PT_FLAG_FI,    /* fault injected: aborted by the route's fault.abort */
+    PT_FLAG_DI,    /* delay injected by the route's fault.delay, then forwarded */
+    PT_FLAG_DI_FI, /* both: Envoy logs "DI,FI" */
 } pt_flag_t;
 
 /* "UH", "UF", ...; "-" for PT_FLAG_NONE. */
@@ -77,6 +80,8 @@ typedef struct pt_stream {
     int status;                 /* status sent downstream; 0 before a head went */
     int attempts;               /* upstream attempts */
     bool is_active;
+    bool is_fault_delaying; /* waiting out fault.delay: no upstream yet */
+    bool fault_delayed;     /* fault.delay was applied (flag DI) */
     bool request_complete;
     bool upstream_head_sent; /* request head queued upstream */
     bool response_head_sent; /* response head queued downstream */
@@ -109,6 +114,8 @@ void pt_stream_on_downstream_drained(pt_stream_t *st);
 /* The downstream connection went away (flag DC) or must close now: abandons the upstream
  * side and ends the stream. */
 void pt_stream_abort(pt_stream_t *st, pt_flag_t flag);
+/* The route's fault.delay is over (conn.c's timer): abort or forward now. */
+void pt_stream_on_delay_done(pt_stream_t *st);
 /* Answers locally with status and a short text body (used for invalid requests too, before a
  * stream has a head: then head is NULL). */
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
