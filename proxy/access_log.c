@@ -38,7 +38,8 @@ void pt_access_log_flush(pt_access_log_t *log)
     uv_timer_stop(&log->timer);
 }
 
-void pt_access_log_append(pt_access_log_t *log, const char *line, size_t len)
+/* Appends one line (the caller includes the '\n'). */
+static void append(pt_access_log_t *log, const char *line, size_t len)
 {
     if (log->fd < 0)
         return;
@@ -179,5 +180,5 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
         }
     }
     l.buf[l.len++] = '\n';
-    pt_access_log_append(log, l.buf, l.len);
+    append(log, l.buf, l.len);
 }

@@ -44,8 +44,6 @@ typedef struct pt_access_log_entry {
 void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, int fd);
 /* Formats e as one line (text, or JSON when is_json) and appends it. */
 void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, bool is_json);
-/* Appends one line (the caller includes the '\n'). */
-void pt_access_log_append(pt_access_log_t *log, const char *line, size_t len);
 void pt_access_log_flush(pt_access_log_t *log);
 /* Flushes and closes the timer handle (its close callback is not needed: the log is embedded
  * in the worker, which outlives its loop). */

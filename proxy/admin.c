@@ -44,7 +44,9 @@ static void on_written(uv_write_t *req, int status)
     free(req);
 }
 
-size_t pt_admin_format_stats(const pt_admin_t *a, char *buf, size_t size)
+/* Every counter summed over the workers, "name: value\n" lines; returns the length written
+ * (truncated at size). */
+static size_t format_stats(const pt_admin_t *a, char *buf, size_t size)
 {
     size_t off = 0;
     for (int k = 0; k < PT_STAT__COUNT; k++) {
@@ -287,7 +289,7 @@ static void serve(admin_conn_t *c)
             respond(c, 200, "OK", "LIVE\n", 5);
     } else if (pt_str_eq(path, PT_STR_LIT("/stats")) && is_get) {
         char *buf = malloc(16384);
-        size_t len = buf ? pt_admin_format_stats(a, buf, 16384) : 0;
+        size_t len = buf ? format_stats(a, buf, 16384) : 0;
         respond(c, 200, "OK", buf ? buf : "", len);
         free(buf);
     } else if (pt_str_eq(path, PT_STR_LIT("/stats/prometheus")) && is_get && a->config != NULL) {

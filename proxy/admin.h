@@ -52,8 +52,5 @@ struct pt_admin {
 int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port,
                    pt_admin_role_t role);
 void pt_admin_stop(pt_admin_t *a);
-/* Writes every counter summed over the workers into buf ("name: value\n" lines); returns the
- * length written (truncated at size). */
-size_t pt_admin_format_stats(const pt_admin_t *a, char *buf, size_t size);
 
 #endif

@@ -25,18 +25,6 @@
 #define PT_LB_DEFAULT_MAGLEV 65537u
 #define PT_LB_MAX_RING (8u << 20)
 
-const char *pt_lb_policy_name(pt_lb_policy_t p)
-{
-    switch (p) {
-    case PT_LB_ROUND_ROBIN: return "ROUND_ROBIN";
-    case PT_LB_LEAST_REQUEST: return "LEAST_REQUEST";
-    case PT_LB_RANDOM: return "RANDOM";
-    case PT_LB_RING_HASH: return "RING_HASH";
-    case PT_LB_MAGLEV: return "MAGLEV";
-    }
-    return "UNKNOWN";
-}
-
 static uint64_t mix64(uint64_t x)
 {
     /* MurmurHash3's finalizer: every input bit affects every output bit. */

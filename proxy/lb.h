@@ -61,7 +61,4 @@ static inline uint32_t pt_lb_random(uint64_t *rng)
     return (uint32_t)(x >> 32);
 }
 
-/* "ROUND_ROBIN", "LEAST_REQUEST", ... for logs and the admin API. */
-const char *pt_lb_policy_name(pt_lb_policy_t p);
-
 #endif
