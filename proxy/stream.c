@@ -119,6 +119,8 @@ static pt_str_t header_value(const pt_stream_t *st, const char *name)
 static void write_access_log(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
+    if (w->access_log.fd < 0)
+        return; /* logging off: no entry to build */
     const pt_http1_head_t *r = st->request;
     pt_str_t none = {NULL, 0};
     pt_access_log_entry_t e = {
