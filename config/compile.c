@@ -250,7 +250,7 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
 static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
 {
     if (d->host == NULL)
-        return NULL; /* invalid host, reported by resources.c */
+        return NULL; /* invalid host, reported by kind_virtual_service.c */
     uint16_t port = d->port;
     if (cp->mesh_only) {
         /* Kubernetes short names and ports come from the cluster's Services, which Petrel

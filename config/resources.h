@@ -1,6 +1,7 @@
 /* config/resources.h
  * The typed model: what each checked document says, before resources are joined together.
- * config/resources.c builds it from node trees (one pt__cfg_resources_add per document);
+ * config/resources.c builds it from node trees (one pt__cfg_resources_add per document, read by
+ * the kind readers of config/kind_*.c);
  * config/compile.c joins Gateways, VirtualServices and ServiceEntries into a snapshot.
  *
  * The model lives in the load's temporary arena (cx->tmp). Pieces that the snapshot keeps as

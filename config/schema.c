@@ -1,7 +1,7 @@
 /* config/schema.c
  * Generic schema checks over pt_cfg_node_t: map fields against a table, scalars read as
  * strings, bounded integers and durations, each failure reported with file:line:col and the
- * field path. Nothing here knows an Istio kind; see config/resources.c for the tables. */
+ * field path. Nothing here knows an Istio kind; see config/kind_*.c for the tables. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>

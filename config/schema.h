@@ -1,6 +1,6 @@
 /* config/schema.h
  * The generic half of schema checking: field tables, field paths for error messages, and typed
- * readers of scalar nodes (string, integer in a range, duration). config/resources.c holds the
+ * readers of scalar nodes (string, integer in a range, duration). config/kind_*.c hold the
  * per-object tables and uses these to turn node trees into a typed model.
  *
  * Every object of the Istio / Petrel API is described by one table of pt_cfg_field_t: its

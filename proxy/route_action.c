@@ -1,6 +1,6 @@
 /* proxy/route_action.c
  * Route actions on the request path: header mutations, rewrites, redirects. Nothing here
- * parses or validates config (config/resources.c did: names are lower-case tokens that are
+ * parses or validates config (config/kind_vs_actions.c did: names are lower-case tokens that are
  * not framing, hop-by-hop or Petrel's own headers; values have no CR/LF; paths and
  * authorities are visible ASCII), so the results can be written as they are.
  *

@@ -1,0 +1,485 @@
+/* config/kind_destination_rule.c
+ * The DestinationRule kind: host, subsets (labels) and traffic policies, of which Petrel
+ * enforces the load balancer (simple, or consistentHash with ring hash or Maglev) for the
+ * host, per port and per subset. Connection pools, outlier detection, client TLS and the rest
+ * are checked for shape and warned about. */
+#include <ctype.h>
+#include <string.h>
+
+#include "kinds.h"
+
+static const pt_cfg_field_t client_tls_fields[] = {
+    {"mode", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"clientCertificate", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"privateKey", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"caCertificates", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"credentialName", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"subjectAltNames", A, PT_SHAPE_SEQ, NULL, 0},
+    {"sni", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"insecureSkipVerify", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"caCrl", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t keepalive_fields[] = {
+    {"probes", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"time", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"interval", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t pool_tcp_fields[] = {
+    {"maxConnections", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"connectTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"tcpKeepalive", A, PT_SHAPE_MAP, SUB(keepalive_fields)},
+    {"maxConnectionDuration", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t pool_http_fields[] = {
+    {"http1MaxPendingRequests", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"http2MaxRequests", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxRequestsPerConnection", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxRetries", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"h2UpgradePolicy", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"useClientProtocol", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxConcurrentStreams", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t conn_pool_fields[] = {
+    {"tcp", A, PT_SHAPE_MAP, SUB(pool_tcp_fields)},
+    {"http", A, PT_SHAPE_MAP, SUB(pool_http_fields)},
+};
+static const pt_cfg_field_t outlier_fields[] = {
+    {"splitExternalLocalOriginErrors", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutiveLocalOriginFailures", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutiveGatewayErrors", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutive5xxErrors", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"consecutiveErrors", A, PT_SHAPE_SCALAR, NULL, 0}, /* deprecated */
+    {"interval", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"baseEjectionTime", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"maxEjectionPercent", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"minHealthPercent", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t tunnel_fields[] = {
+    {"protocol", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"targetHost", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"targetPort", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t proxy_protocol_fields[] = {{"version", A, PT_SHAPE_SCALAR, NULL, 0}};
+static const pt_cfg_field_t locality_lb_fields[] = {
+    {"distribute", A, PT_SHAPE_SEQ, NULL, 0},
+    {"failover", A, PT_SHAPE_SEQ, NULL, 0},
+    {"failoverPriority", A, PT_SHAPE_SEQ, NULL, 0},
+    {"enabled", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t warmup_fields[] = {
+    {"duration", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"minimumPercent", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"aggression", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+
+/* DestinationRule */
+enum { DRF_HOST, DRF_TRAFFIC_POLICY, DRF_SUBSETS, DRF_EXPORT_TO, DRF_WORKLOAD_SELECTOR, DRF__N };
+static const pt_cfg_field_t dr_fields[DRF__N] = {
+    [DRF_HOST] = {.name = "host", .status = S},
+    [DRF_TRAFFIC_POLICY] = {.name = "trafficPolicy", .status = S},
+    [DRF_SUBSETS] = {.name = "subsets", .status = S},
+    [DRF_EXPORT_TO] = {.name = "exportTo", .status = A},
+    [DRF_WORKLOAD_SELECTOR] = {"workloadSelector", U, PT_SHAPE_MAP,
+                               SUB(pt__cfg_match_selector_fields)},
+};
+enum {
+    TP_LB,
+    TP_CONN_POOL,
+    TP_OUTLIER,
+    TP_TLS,
+    TP_PORT_LEVEL,
+    TP_TUNNEL,
+    TP_PROXY_PROTOCOL,
+    TP__N
+};
+static const pt_cfg_field_t traffic_policy_fields[TP__N] = {
+    [TP_LB] = {.name = "loadBalancer", .status = S},
+    [TP_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
+    [TP_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
+    [TP_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
+    [TP_PORT_LEVEL] = {.name = "portLevelSettings", .status = S},
+    [TP_TUNNEL] = {"tunnel", U, PT_SHAPE_MAP, SUB(tunnel_fields)},
+    [TP_PROXY_PROTOCOL] = {"proxyProtocol", U, PT_SHAPE_MAP, SUB(proxy_protocol_fields)},
+};
+enum { PLS_PORT, PLS_LB, PLS_CONN_POOL, PLS_OUTLIER, PLS_TLS, PLS__N };
+static const pt_cfg_field_t port_policy_fields[PLS__N] = {
+    [PLS_PORT] = {.name = "port", .status = S},
+    [PLS_LB] = {.name = "loadBalancer", .status = S},
+    [PLS_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
+    [PLS_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
+    [PLS_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
+};
+enum { SUB_NAME, SUB_LABELS, SUB_TRAFFIC_POLICY, SUB__N };
+static const pt_cfg_field_t subset_fields[SUB__N] = {
+    [SUB_NAME] = {.name = "name", .status = S},
+    [SUB_LABELS] = {.name = "labels", .status = S},
+    [SUB_TRAFFIC_POLICY] = {.name = "trafficPolicy", .status = S},
+};
+enum { LB_SIMPLE, LB_CONSISTENT_HASH, LB_LOCALITY, LB_WARMUP_SECS, LB_WARMUP, LB__N };
+static const pt_cfg_field_t lb_fields[LB__N] = {
+    [LB_SIMPLE] = {.name = "simple", .status = S},
+    [LB_CONSISTENT_HASH] = {.name = "consistentHash", .status = S},
+    [LB_LOCALITY] = {"localityLbSetting", U, PT_SHAPE_MAP, SUB(locality_lb_fields)},
+    [LB_WARMUP_SECS] = {"warmupDurationSecs", U, PT_SHAPE_SCALAR, NULL, 0},
+    [LB_WARMUP] = {"warmup", U, PT_SHAPE_MAP, SUB(warmup_fields)},
+};
+enum { CH_HEADER, CH_COOKIE, CH_SOURCE_IP, CH_QUERY, CH_RING, CH_MAGLEV, CH_MIN_RING, CH__N };
+static const pt_cfg_field_t consistent_hash_fields[CH__N] = {
+    [CH_HEADER] = {.name = "httpHeaderName", .status = S},
+    [CH_COOKIE] = {.name = "httpCookie", .status = S},
+    [CH_SOURCE_IP] = {.name = "useSourceIp", .status = S},
+    [CH_QUERY] = {.name = "httpQueryParameterName", .status = S},
+    [CH_RING] = {.name = "ringHash", .status = S},
+    [CH_MAGLEV] = {.name = "maglev", .status = S},
+    [CH_MIN_RING] = {.name = "minimumRingSize",
+                     .status = S}, /* deprecated by Istio for ringHash; still read */
+};
+enum { CK_NAME, CK_PATH, CK_TTL, CK_ATTRIBUTES, CK__N };
+static const pt_cfg_field_t cookie_fields[CK__N] = {
+    [CK_NAME] = {.name = "name", .status = S},
+    /* path and ttl only shape a cookie the proxy generates; Petrel does not generate one yet
+     * (a request without the cookie gets a random endpoint), so ttl, which asks for it, gets
+     * a warning. */
+    [CK_PATH] = {.name = "path", .status = A},
+    [CK_TTL] = {"ttl", U, PT_SHAPE_SCALAR, NULL, 0},
+    [CK_ATTRIBUTES] = {"attributes", U, PT_SHAPE_SEQ, NULL, 0},
+};
+enum { RH_MIN, RH__N };
+static const pt_cfg_field_t ring_hash_fields[RH__N] = {
+    [RH_MIN] = {.name = "minimumRingSize", .status = S},
+};
+enum { MG_TABLE, MG__N };
+static const pt_cfg_field_t maglev_fields[MG__N] = {
+    [MG_TABLE] = {.name = "tableSize", .status = S},
+};
+
+static bool is_prime(uint64_t n)
+{
+    if (n < 2)
+        return false;
+    for (uint64_t d = 2; d * d <= n; d++)
+        if (n % d == 0)
+            return false;
+    return true;
+}
+
+/* DNS-1123 label, as Istio requires of subset names. */
+static bool is_dns_label(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static void read_consistent_hash(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                                 pt_lb_config_t *lb, bool *ok)
+{
+    const pt_cfg_node_t *f[CH__N];
+    if (!MAP(cx, n, path, consistent_hash_fields, f)) {
+        *ok = false;
+        return;
+    }
+    lb->policy = PT_LB_RING_HASH;
+    size_t keys = 0;
+    if (f[CH_HEADER] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "httpHeaderName");
+        const char *s;
+        keys++;
+        if (pt__cfg_nonempty_str(cx, f[CH_HEADER], &p, &s)) {
+            bool valid = true;
+            for (const char *c = s; *c && valid; c++)
+                valid = pt__cfg_is_token_char((unsigned char)*c);
+            if (!valid) {
+                pt__cfg_error(cx, f[CH_HEADER], &p, "not a valid header name");
+                *ok = false;
+            }
+            lb->hash_key = PT_LB_HASH_HEADER;
+            lb->hash_name = pt__cfg_out_lower(cx, s);
+            lb->hash_name_len = strlen(s);
+        } else {
+            *ok = false;
+        }
+    }
+    if (f[CH_COOKIE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "httpCookie");
+        const pt_cfg_node_t *cf[CK__N];
+        keys++;
+        if (MAP(cx, f[CH_COOKIE], &p, cookie_fields, cf)) {
+            pt_cfg_path_t np = PT_PATH_KEY(&p, "name");
+            const char *s;
+            if (cf[CK_NAME] == NULL) {
+                pt__cfg_error(cx, f[CH_COOKIE], &np, "required");
+                *ok = false;
+            } else if (pt__cfg_nonempty_str(cx, cf[CK_NAME], &np, &s)) {
+                lb->hash_key = PT_LB_HASH_COOKIE;
+                lb->hash_name = pt__cfg_out_str(cx, s);
+                lb->hash_name_len = strlen(s);
+            } else {
+                *ok = false;
+            }
+            if (cf[CK_PATH] != NULL) {
+                pt_cfg_path_t pp = PT_PATH_KEY(&p, "path");
+                pt__cfg_str(cx, cf[CK_PATH], &pp, &s);
+            }
+        } else {
+            *ok = false;
+        }
+    }
+    if (f[CH_SOURCE_IP] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "useSourceIp");
+        bool b = false;
+        if (!pt__cfg_read_bool(cx, f[CH_SOURCE_IP], &p, &b))
+            *ok = false;
+        if (b) {
+            keys++;
+            lb->hash_key = PT_LB_HASH_SOURCE_IP;
+        }
+    }
+    if (f[CH_QUERY] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "httpQueryParameterName");
+        const char *s;
+        keys++;
+        if (pt__cfg_nonempty_str(cx, f[CH_QUERY], &p, &s)) {
+            lb->hash_key = PT_LB_HASH_QUERY;
+            lb->hash_name = pt__cfg_out_str(cx, s);
+            lb->hash_name_len = strlen(s);
+        } else {
+            *ok = false;
+        }
+    }
+    if (keys == 0 && *ok) {
+        pt__cfg_error(cx, n, path,
+                      "needs one of httpHeaderName, httpCookie, useSourceIp or "
+                      "httpQueryParameterName");
+        *ok = false;
+    } else if (keys > 1) {
+        pt__cfg_error(cx, n, path,
+                      "give only one of httpHeaderName, httpCookie, useSourceIp or "
+                      "httpQueryParameterName");
+        *ok = false;
+    }
+
+    long long v;
+    int algos = (f[CH_RING] != NULL) + (f[CH_MAGLEV] != NULL) + (f[CH_MIN_RING] != NULL);
+    if (algos > 1) {
+        pt__cfg_error(cx, n, path, "give only one of ringHash, maglev or minimumRingSize");
+        *ok = false;
+    }
+    if (f[CH_MIN_RING] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "minimumRingSize");
+        if (pt__cfg_int(cx, f[CH_MIN_RING], &p, 0, 8388608, &v))
+            lb->min_ring_size = (uint64_t)v;
+        else
+            *ok = false;
+    }
+    if (f[CH_RING] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "ringHash");
+        const pt_cfg_node_t *rf[RH__N];
+        if (MAP(cx, f[CH_RING], &p, ring_hash_fields, rf) && rf[RH_MIN] != NULL) {
+            pt_cfg_path_t mp = PT_PATH_KEY(&p, "minimumRingSize");
+            if (pt__cfg_int(cx, rf[RH_MIN], &mp, 0, 8388608, &v))
+                lb->min_ring_size = (uint64_t)v;
+            else
+                *ok = false;
+        }
+    }
+    if (f[CH_MAGLEV] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "maglev");
+        const pt_cfg_node_t *mf[MG__N];
+        lb->policy = PT_LB_MAGLEV;
+        if (MAP(cx, f[CH_MAGLEV], &p, maglev_fields, mf) && mf[MG_TABLE] != NULL) {
+            pt_cfg_path_t tp = PT_PATH_KEY(&p, "tableSize");
+            if (!pt__cfg_int(cx, mf[MG_TABLE], &tp, 0, 5000011, &v)) {
+                *ok = false;
+            } else if (v != 0 && !is_prime((uint64_t)v)) {
+                pt__cfg_error(cx, mf[MG_TABLE], &tp, "must be a prime number, got %lld", v);
+                *ok = false;
+            } else {
+                lb->maglev_table_size = (uint64_t)v;
+            }
+        }
+    }
+}
+
+/* loadBalancer: exactly one of simple or consistentHash. */
+static void read_load_balancer(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                               pt_res_lb_t *out)
+{
+    const pt_cfg_node_t *f[LB__N];
+    memset(out, 0, sizeof(*out));
+    if (!MAP(cx, n, path, lb_fields, f))
+        return;
+    bool ok = true;
+    if (f[LB_SIMPLE] != NULL && f[LB_CONSISTENT_HASH] != NULL) {
+        pt__cfg_error(cx, n, path, "give only one of simple or consistentHash");
+        return;
+    }
+    if (f[LB_SIMPLE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "simple");
+        const char *s;
+        if (!pt__cfg_str(cx, f[LB_SIMPLE], &p, &s))
+            return;
+        if (!strcmp(s, "UNSPECIFIED") || !strcmp(s, "ROUND_ROBIN"))
+            out->lb.policy = PT_LB_ROUND_ROBIN;
+        else if (!strcmp(s, "LEAST_REQUEST") || !strcmp(s, "LEAST_CONN"))
+            out->lb.policy = PT_LB_LEAST_REQUEST; /* LEAST_CONN: Istio's deprecated alias */
+        else if (!strcmp(s, "RANDOM"))
+            out->lb.policy = PT_LB_RANDOM;
+        else if (!strcmp(s, "PASSTHROUGH")) {
+            pt__cfg_warn(cx, f[LB_SIMPLE], &p,
+                         "PASSTHROUGH is not enforced by Petrel yet (it needs traffic capture): "
+                         "ROUND_ROBIN is used");
+            out->lb.policy = PT_LB_ROUND_ROBIN;
+        } else {
+            pt__cfg_error(cx, f[LB_SIMPLE], &p,
+                          "unknown load balancer \"%s\" (expected UNSPECIFIED, ROUND_ROBIN, "
+                          "LEAST_REQUEST, RANDOM or PASSTHROUGH)",
+                          s);
+            ok = false;
+        }
+    }
+    if (f[LB_CONSISTENT_HASH] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "consistentHash");
+        read_consistent_hash(cx, f[LB_CONSISTENT_HASH], &p, &out->lb, &ok);
+    }
+    out->is_set = ok;
+}
+
+static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                                pt_res_traffic_policy_t *tp)
+{
+    const pt_cfg_node_t *f[TP__N];
+    if (!MAP(cx, n, path, traffic_policy_fields, f))
+        return;
+    if (f[TP_LB] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "loadBalancer");
+        read_load_balancer(cx, f[TP_LB], &p, &tp->lb);
+    }
+    if (f[TP_PORT_LEVEL] == NULL)
+        return;
+    pt_cfg_path_t pp = PT_PATH_KEY(path, "portLevelSettings");
+    const pt_cfg_node_t *pl = f[TP_PORT_LEVEL];
+    if (!pt__cfg_is_seq(cx, pl, &pp) || pl->n_items == 0)
+        return;
+    tp->ports = pt_arena_calloc(cx->tmp, pl->n_items * sizeof(*tp->ports));
+    for (size_t i = 0; i < pl->n_items; i++) {
+        pt_cfg_path_t ip = PT_PATH_IDX(&pp, i);
+        const pt_cfg_node_t *pf[PLS__N];
+        if (!MAP(cx, pl->items[i], &ip, port_policy_fields, pf))
+            continue;
+        pt_res_port_lb_t pls = {0};
+        pt_cfg_path_t portp = PT_PATH_KEY(&ip, "port");
+        if (pf[PLS_PORT] == NULL) {
+            pt__cfg_error(cx, pl->items[i], &portp, "required");
+            continue;
+        }
+        const pt_cfg_node_t *sf[PS__N];
+        if (!MAP(cx, pf[PLS_PORT], &portp, pt__cfg_port_selector_fields, sf))
+            continue;
+        pt_cfg_path_t np = PT_PATH_KEY(&portp, "number");
+        long long v;
+        if (sf[PS_NUMBER] == NULL) {
+            pt__cfg_error(cx, pf[PLS_PORT], &np, "required");
+            continue;
+        }
+        if (!pt__cfg_int(cx, sf[PS_NUMBER], &np, 1, 65535, &v))
+            continue;
+        pls.port = (uint16_t)v;
+        bool dup = false;
+        for (size_t j = 0; j < tp->n_ports; j++)
+            dup = dup || tp->ports[j].port == pls.port;
+        if (dup) {
+            pt__cfg_error(cx, sf[PS_NUMBER], &np, "port %u has settings already", (unsigned)v);
+            continue;
+        }
+        if (pf[PLS_LB] != NULL) {
+            pt_cfg_path_t lp = PT_PATH_KEY(&ip, "loadBalancer");
+            read_load_balancer(cx, pf[PLS_LB], &lp, &pls.lb);
+        }
+        tp->ports[tp->n_ports++] = pls;
+    }
+}
+
+void pt__cfg_read_destination_rule(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
+                                   const pt_cfg_node_t *spec)
+{
+    pt_res_dr_t *dr = pt_arena_calloc(cx->tmp, sizeof(*dr));
+    dr->meta = *meta;
+    PUSH(cx, set->drs, set->n_drs, set->cap_drs, dr);
+
+    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    const pt_cfg_node_t *f[DRF__N];
+    if (!MAP(cx, spec, &sp, dr_fields, f))
+        return;
+    pt_cfg_path_t hp = PT_PATH_KEY(&sp, "host");
+    const char *host;
+    if (f[DRF_HOST] == NULL) {
+        pt__cfg_error(cx, spec, &hp, "required");
+    } else if (pt__cfg_nonempty_str(cx, f[DRF_HOST], &hp, &host)) {
+        const char *why = pt__cfg_host_problem(host);
+        if (why != NULL)
+            pt__cfg_error(cx, f[DRF_HOST], &hp, "invalid host \"%s\": %s", host, why);
+        else
+            dr->host = pt__cfg_out_lower(cx, host);
+    }
+    if (f[DRF_EXPORT_TO] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&sp, "exportTo");
+        pt__cfg_is_seq(cx, f[DRF_EXPORT_TO], &p);
+    }
+    if (f[DRF_TRAFFIC_POLICY] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&sp, "trafficPolicy");
+        read_traffic_policy(cx, f[DRF_TRAFFIC_POLICY], &p, &dr->policy);
+    }
+    if (f[DRF_SUBSETS] == NULL)
+        return;
+    pt_cfg_path_t ssp = PT_PATH_KEY(&sp, "subsets");
+    const pt_cfg_node_t *ss = f[DRF_SUBSETS];
+    if (!pt__cfg_is_seq(cx, ss, &ssp) || ss->n_items == 0)
+        return;
+    dr->subsets = pt_arena_calloc(cx->tmp, ss->n_items * sizeof(*dr->subsets));
+    for (size_t i = 0; i < ss->n_items; i++) {
+        pt_cfg_path_t ip = PT_PATH_IDX(&ssp, i);
+        const pt_cfg_node_t *sf[SUB__N];
+        if (!MAP(cx, ss->items[i], &ip, subset_fields, sf))
+            continue;
+        pt_res_subset_t sub = {0};
+        pt_cfg_path_t np = PT_PATH_KEY(&ip, "name");
+        const char *name;
+        if (sf[SUB_NAME] == NULL) {
+            pt__cfg_error(cx, ss->items[i], &np, "required");
+            continue;
+        }
+        if (!pt__cfg_nonempty_str(cx, sf[SUB_NAME], &np, &name))
+            continue;
+        if (!is_dns_label(name)) {
+            pt__cfg_error(cx, sf[SUB_NAME], &np,
+                          "invalid subset name \"%s\": must be a DNS label (lower-case letters, "
+                          "digits and '-', at most 63)",
+                          name);
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < dr->n_subsets; j++)
+            dup = dup || strcmp(dr->subsets[j].name, name) == 0;
+        if (dup) {
+            pt__cfg_error(cx, sf[SUB_NAME], &np, "duplicate subset \"%s\"", name);
+            continue;
+        }
+        sub.name = pt__cfg_out_str(cx, name);
+        if (sf[SUB_LABELS] != NULL) {
+            pt_cfg_path_t lp = PT_PATH_KEY(&ip, "labels");
+            sub.labels = pt__cfg_read_labels(cx, sf[SUB_LABELS], &lp, &sub.n_labels);
+        }
+        if (sf[SUB_TRAFFIC_POLICY] != NULL) {
+            pt_cfg_path_t tp = PT_PATH_KEY(&ip, "trafficPolicy");
+            read_traffic_policy(cx, sf[SUB_TRAFFIC_POLICY], &tp, &sub.policy);
+        }
+        dr->subsets[dr->n_subsets++] = sub;
+    }
+}

@@ -1,0 +1,685 @@
+/* config/kind_virtual_service.c
+ * The VirtualService kind: hosts, gateways, http[] routes (matches, destinations, direct
+ * responses, timeouts) and tcp[] routes. The route actions (headers, rewrite, redirect, fault)
+ * are read by config/kind_vs_actions.c. Matches are built directly in the snapshot arena;
+ * destinations stay in the typed model until config/compile.c resolves them to clusters. */
+#include <string.h>
+
+#include "../proxy/regex.h"
+#include "kinds.h"
+
+static const pt_cfg_field_t sm_any_fields[] = {
+    {"exact", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"prefix", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"regex", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t percent_fields[] = {{"value", A, PT_SHAPE_SCALAR, NULL, 0}};
+static const pt_cfg_field_t port_sel_fields[] = {{"number", A, PT_SHAPE_SCALAR, NULL, 0}};
+static const pt_cfg_field_t dest_any_fields[] = {
+    {"host", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"subset", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"port", A, PT_SHAPE_MAP, SUB(port_sel_fields)},
+};
+static const pt_cfg_field_t retries_fields[] = {
+    {"attempts", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"perTryTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"retryOn", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"retryRemoteLocalities", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"retryIgnorePreviousHosts", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"backoff", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+
+static const pt_cfg_field_t cors_fields[] = {
+    {"allowOrigin", A, PT_SHAPE_SEQ, NULL, 0}, /* deprecated: plain strings */
+    {"allowOrigins", A, PT_SHAPE_SEQ, SUB(sm_any_fields)},
+    {"allowMethods", A, PT_SHAPE_SEQ, NULL, 0},
+    {"allowHeaders", A, PT_SHAPE_SEQ, NULL, 0},
+    {"exposeHeaders", A, PT_SHAPE_SEQ, NULL, 0},
+    {"maxAge", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"allowCredentials", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"unmatchedPreflights", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t mirror_policy_fields[] = {
+    {"destination", A, PT_SHAPE_MAP, SUB(dest_any_fields)},
+    {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
+};
+static const pt_cfg_field_t delegate_fields[] = {
+    {"name", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"namespace", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t route_dest_any_fields[] = {
+    {"destination", A, PT_SHAPE_MAP, SUB(dest_any_fields)},
+    {"weight", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t tls_match_fields[] = {
+    {"sniHosts", A, PT_SHAPE_SEQ, NULL, 0}, {"destinationSubnets", A, PT_SHAPE_SEQ, NULL, 0},
+    {"port", A, PT_SHAPE_SCALAR, NULL, 0},  {"sourceLabels", A, PT_SHAPE_MAP, NULL, 0},
+    {"gateways", A, PT_SHAPE_SEQ, NULL, 0}, {"sourceNamespace", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+static const pt_cfg_field_t tls_route_fields[] = {
+    {"match", A, PT_SHAPE_SEQ, SUB(tls_match_fields)},
+    {"route", A, PT_SHAPE_SEQ, SUB(route_dest_any_fields)},
+};
+
+/* VirtualService */
+enum { VS_HOSTS, VS_GATEWAYS, VS_HTTP, VS_TCP, VS_TLS, VS_EXPORT_TO, VS__N };
+static const pt_cfg_field_t vs_fields[VS__N] = {
+    [VS_HOSTS] = {.name = "hosts", .status = S},
+    [VS_GATEWAYS] = {.name = "gateways", .status = S},
+    [VS_HTTP] = {.name = "http", .status = S},
+    [VS_TCP] = {.name = "tcp", .status = S},
+    [VS_TLS] = {"tls", U, PT_SHAPE_SEQ, SUB(tls_route_fields)},
+    [VS_EXPORT_TO] = {"exportTo", A, PT_SHAPE_SEQ, NULL, 0},
+};
+enum {
+    HR_NAME,
+    HR_MATCH,
+    HR_ROUTE,
+    HR_DIRECT,
+    HR_TIMEOUT,
+    HR_REDIRECT,
+    HR_DELEGATE,
+    HR_REWRITE,
+    HR_RETRIES,
+    HR_FAULT,
+    HR_MIRROR,
+    HR_MIRRORS,
+    HR_MIRROR_PERCENT,
+    HR_MIRROR_PERCENTAGE,
+    HR_CORS,
+    HR_HEADERS,
+    HR_WEBSOCKET_UPGRADE,
+    HR__N
+};
+static const pt_cfg_field_t http_route_fields[HR__N] = {
+    [HR_NAME] = {.name = "name", .status = S},
+    [HR_MATCH] = {.name = "match", .status = S},
+    [HR_ROUTE] = {.name = "route", .status = S},
+    [HR_DIRECT] = {.name = "directResponse", .status = S},
+    [HR_TIMEOUT] = {.name = "timeout", .status = S},
+    [HR_REDIRECT] = {.name = "redirect", .status = S},
+    [HR_DELEGATE] = {"delegate", U, PT_SHAPE_MAP, SUB(delegate_fields)},
+    [HR_REWRITE] = {.name = "rewrite", .status = S},
+    [HR_RETRIES] = {"retries", U, PT_SHAPE_MAP, SUB(retries_fields)},
+    [HR_FAULT] = {.name = "fault", .status = S},
+    [HR_MIRROR] = {"mirror", U, PT_SHAPE_MAP, SUB(dest_any_fields)},
+    [HR_MIRRORS] = {"mirrors", U, PT_SHAPE_SEQ, SUB(mirror_policy_fields)},
+    [HR_MIRROR_PERCENT] = {"mirrorPercent", U, PT_SHAPE_SCALAR, NULL, 0},
+    [HR_MIRROR_PERCENTAGE] = {"mirrorPercentage", U, PT_SHAPE_MAP, SUB(percent_fields)},
+    [HR_CORS] = {"corsPolicy", U, PT_SHAPE_MAP, SUB(cors_fields)},
+    [HR_HEADERS] = {.name = "headers", .status = S},
+    /* Istio's legacy flag (still in its CRD): HTTP/1.1 upgrades pass through Petrel anyway. */
+    [HR_WEBSOCKET_UPGRADE] = {"websocketUpgrade", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+
+enum {
+    HM_NAME,
+    HM_URI,
+    HM_METHOD,
+    HM_HEADERS,
+    HM_SCHEME,
+    HM_AUTHORITY,
+    HM_PORT,
+    HM_SOURCE_LABELS,
+    HM_GATEWAYS,
+    HM_QUERY_PARAMS,
+    HM_IGNORE_URI_CASE,
+    HM_WITHOUT_HEADERS,
+    HM_SOURCE_NAMESPACE,
+    HM_STAT_PREFIX,
+    HM__N
+};
+static const pt_cfg_field_t http_match_fields[HM__N] = {
+    [HM_NAME] = {.name = "name", .status = S},
+    [HM_URI] = {.name = "uri", .status = S},
+    [HM_METHOD] = {.name = "method", .status = S},
+    [HM_HEADERS] = {.name = "headers", .status = S},
+    [HM_SCHEME] = {.name = "scheme", .status = S},
+    [HM_AUTHORITY] = {.name = "authority", .status = S},
+    [HM_PORT] = {.name = "port", .status = S},
+    [HM_SOURCE_LABELS] = {.name = "sourceLabels", .status = S},
+    [HM_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
+    [HM_QUERY_PARAMS] = {.name = "queryParams", .status = S},
+    [HM_IGNORE_URI_CASE] = {.name = "ignoreUriCase", .status = S},
+    [HM_WITHOUT_HEADERS] = {.name = "withoutHeaders", .status = S},
+    [HM_SOURCE_NAMESPACE] = {.name = "sourceNamespace", .status = S},
+    [HM_STAT_PREFIX] = {"statPrefix", U, PT_SHAPE_SCALAR, NULL, 0},
+};
+/* StringMatch (uri, scheme, method, authority, headers, queryParams: Istio refuses prefix
+ * for queryParams, which read_http_match reports). */
+enum { SM_EXACT, SM_PREFIX, SM_REGEX, SM__N };
+static const pt_cfg_field_t string_match_fields[SM__N] = {
+    [SM_EXACT] = {.name = "exact", .status = S},
+    [SM_PREFIX] = {.name = "prefix", .status = S},
+    [SM_REGEX] = {.name = "regex", .status = S},
+};
+enum { HD_DESTINATION, HD_WEIGHT, HD_HEADERS, HD__N };
+static const pt_cfg_field_t http_dest_fields[HD__N] = {
+    [HD_DESTINATION] = {.name = "destination", .status = S},
+    [HD_WEIGHT] = {.name = "weight", .status = S},
+    [HD_HEADERS] = {.name = "headers", .status = S},
+};
+enum { DST_HOST, DST_PORT, DST_SUBSET, DST__N };
+static const pt_cfg_field_t destination_fields[DST__N] = {
+    [DST_HOST] = {.name = "host", .status = S},
+    [DST_PORT] = {.name = "port", .status = S},
+    [DST_SUBSET] = {.name = "subset", .status = S},
+};
+enum { DR_STATUS, DR_BODY, DR__N };
+static const pt_cfg_field_t direct_response_fields[DR__N] = {
+    [DR_STATUS] = {.name = "status", .status = S},
+    [DR_BODY] = {.name = "body", .status = S},
+};
+enum { BODY_STRING, BODY_BYTES, BODY__N };
+static const pt_cfg_field_t body_fields[BODY__N] = {
+    [BODY_STRING] = {.name = "string", .status = S},
+    [BODY_BYTES] = {"bytes", U, PT_SHAPE_SCALAR, NULL, 0},
+};
+enum { TR_MATCH, TR_ROUTE, TR__N };
+static const pt_cfg_field_t tcp_route_fields[TR__N] = {
+    [TR_MATCH] = {.name = "match", .status = S},
+    [TR_ROUTE] = {.name = "route", .status = S},
+};
+enum { L4_PORT, L4_DEST_SUBNETS, L4_SOURCE_LABELS, L4_GATEWAYS, L4_SOURCE_NAMESPACE, L4__N };
+static const pt_cfg_field_t l4_match_fields[L4__N] = {
+    [L4_PORT] = {.name = "port", .status = S},
+    [L4_DEST_SUBNETS] = {"destinationSubnets", U, PT_SHAPE_SEQ, NULL, 0},
+    [L4_SOURCE_LABELS] = {"sourceLabels", U, PT_SHAPE_MAP, NULL, 0},
+    [L4_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
+    [L4_SOURCE_NAMESPACE] = {"sourceNamespace", U, PT_SHAPE_SCALAR, NULL, 0},
+};
+enum { RD_DESTINATION, RD_WEIGHT, RD__N };
+static const pt_cfg_field_t route_dest_fields[RD__N] = {
+    [RD_DESTINATION] = {.name = "destination", .status = S},
+    [RD_WEIGHT] = {.name = "weight", .status = S},
+};
+
+/* How a StringMatch may be written where it is read. */
+enum {
+    SMF_ALLOW_EMPTY = 1, /* {} means "present" (headers, withoutHeaders, queryParams) */
+    SMF_NO_PREFIX = 2,   /* queryParams: Istio matches them by exact or regex only */
+};
+
+/* Reads a StringMatch: exactly one of exact, prefix, regex (or none, written {}, when
+ * SMF_ALLOW_EMPTY). A regex is compiled here, once, for a full match (RE2 semantics). Returns
+ * true when *out was filled. */
+static bool read_string_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                              unsigned flags, pt_string_match_t *out)
+{
+    const pt_cfg_node_t *f[SM__N];
+    memset(out, 0, sizeof(*out));
+    if (!MAP(cx, n, path, string_match_fields, f))
+        return false;
+    size_t count = 0, which = 0;
+    for (size_t i = 0; i < SM__N; i++)
+        if (f[i] != NULL) {
+            count++;
+            which = i;
+        }
+    if (count == 0) {
+        if (flags & SMF_ALLOW_EMPTY) {
+            out->kind = PT_MATCH_PRESENT;
+            out->value = "";
+            return true;
+        }
+        /* An empty value (`exact: ""` is fine, `exact:` alone is null) or no field at all. */
+        pt__cfg_error(cx, n, path, "needs exactly one of exact, prefix or regex");
+        return false;
+    }
+    if (count > 1) {
+        pt__cfg_error(cx, n, path, "give only one of exact, prefix or regex");
+        return false;
+    }
+    pt_cfg_path_t vp = PT_PATH_KEY(path, string_match_fields[which].name);
+    if (which == SM_PREFIX && (flags & SMF_NO_PREFIX)) {
+        pt__cfg_error(cx, f[which], &vp,
+                      "not supported for query parameters (Istio matches them by exact or regex)");
+        return false;
+    }
+    const char *s;
+    if (!pt__cfg_str(cx, f[which], &vp, &s))
+        return false;
+    out->value = pt__cfg_out_str(cx, s);
+    out->len = f[which]->len;
+    if (which == SM_REGEX) {
+        char err[320];
+        out->regex = pt_regex_compile(cx->out, s, f[which]->len, true, err, sizeof(err));
+        if (out->regex == NULL) {
+            pt__cfg_error(cx, f[which], &vp, "%s", err);
+            return false;
+        }
+        out->kind = PT_MATCH_REGEX;
+    } else {
+        out->kind = which == SM_EXACT ? PT_MATCH_EXACT : PT_MATCH_PREFIX;
+    }
+    return true;
+}
+
+/* headers / withoutHeaders (header names, lower-cased) or queryParams (names as written):
+ * name -> StringMatch, {} meaning "present". */
+static pt_header_match_t *read_name_matches(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
+                                            const pt_cfg_path_t *path, bool is_query, size_t *out_n)
+{
+    *out_n = 0;
+    if (!pt__cfg_is_map(cx, n, path) || n->n_pairs == 0)
+        return NULL;
+    pt_header_match_t *v = pt_arena_calloc(cx->out, n->n_pairs * sizeof(*v));
+    for (size_t i = 0; i < n->n_pairs; i++) {
+        const pt_cfg_node_t *k = n->pairs[i].key;
+        pt_cfg_path_t kp = PT_PATH_KEY(path, k->str);
+        if (!is_query && !pt__cfg_is_token(k->str, k->len)) {
+            pt__cfg_error(cx, k, &kp, "not a valid header name");
+            continue;
+        }
+        if (is_query && k->len == 0) {
+            pt__cfg_error(cx, k, &kp, "must not be empty");
+            continue;
+        }
+        pt_header_match_t *hm = &v[*out_n];
+        unsigned flags = SMF_ALLOW_EMPTY | (is_query ? SMF_NO_PREFIX : 0);
+        if (read_string_match(cx, n->pairs[i].value, &kp, flags, &hm->match)) {
+            hm->name = is_query ? pt__cfg_out_str(cx, k->str) : pt__cfg_out_lower(cx, k->str);
+            (*out_n)++;
+        }
+    }
+    return v;
+}
+
+static void read_http_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                            pt_http_match_t *m)
+{
+    const pt_cfg_node_t *f[HM__N];
+    if (!MAP(cx, n, path, http_match_fields, f))
+        return;
+    const char *s;
+    if (f[HM_NAME] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "name");
+        pt__cfg_str(cx, f[HM_NAME], &p, &s);
+    }
+    if (f[HM_URI] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "uri");
+        m->has_uri = read_string_match(cx, f[HM_URI], &p, 0, &m->uri);
+    }
+    if (f[HM_SCHEME] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "scheme");
+        m->has_scheme = read_string_match(cx, f[HM_SCHEME], &p, 0, &m->scheme);
+    }
+    if (f[HM_AUTHORITY] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "authority");
+        m->has_authority = read_string_match(cx, f[HM_AUTHORITY], &p, 0, &m->authority);
+    }
+    if (f[HM_METHOD] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "method");
+        pt_string_match_t sm;
+        if (read_string_match(cx, f[HM_METHOD], &p, 0, &sm)) {
+            if (sm.kind == PT_MATCH_EXACT && sm.len == 0) {
+                pt_cfg_path_t ep = PT_PATH_KEY(&p, "exact");
+                pt__cfg_error(cx, f[HM_METHOD], &ep, "must not be empty");
+            }
+            m->has_method = true;
+            m->method_match = sm;
+            if (sm.kind == PT_MATCH_EXACT)
+                m->method = sm.value;
+        }
+    }
+    if (f[HM_HEADERS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "headers");
+        m->headers = read_name_matches(cx, f[HM_HEADERS], &p, false, &m->n_headers);
+    }
+    if (f[HM_WITHOUT_HEADERS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "withoutHeaders");
+        m->without_headers =
+            read_name_matches(cx, f[HM_WITHOUT_HEADERS], &p, false, &m->n_without_headers);
+    }
+    if (f[HM_QUERY_PARAMS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "queryParams");
+        m->query_params = read_name_matches(cx, f[HM_QUERY_PARAMS], &p, true, &m->n_query_params);
+    }
+    if (f[HM_PORT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "port");
+        long long v;
+        if (pt__cfg_int(cx, f[HM_PORT], &p, 1, 65535, &v))
+            m->port = (uint16_t)v;
+    }
+    if (f[HM_IGNORE_URI_CASE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "ignoreUriCase");
+        bool b = false;
+        /* Istio: only exact and prefix URI matches ignore case; a regex says so itself. */
+        if (pt__cfg_read_bool(cx, f[HM_IGNORE_URI_CASE], &p, &b) && b && m->has_uri)
+            m->uri.ignore_case = m->uri.kind != PT_MATCH_REGEX;
+    }
+    if (f[HM_SOURCE_LABELS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "sourceLabels");
+        m->source_labels = pt__cfg_read_labels(cx, f[HM_SOURCE_LABELS], &p, &m->n_source_labels);
+    }
+    if (f[HM_SOURCE_NAMESPACE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "sourceNamespace");
+        if (pt__cfg_nonempty_str(cx, f[HM_SOURCE_NAMESPACE], &p, &s))
+            m->source_namespace = pt__cfg_out_str(cx, s);
+    }
+}
+
+static void read_destination(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                             pt_res_dest_t *d)
+{
+    const pt_cfg_node_t *f[DST__N];
+    d->node = n;
+    d->path = pt__cfg_path_dup(cx->tmp, path);
+    if (!MAP(cx, n, path, destination_fields, f))
+        return;
+    pt_cfg_path_t hp = PT_PATH_KEY(path, "host");
+    const char *host;
+    if (f[DST_HOST] == NULL) {
+        pt__cfg_error(cx, n, &hp, "required");
+    } else if (pt__cfg_nonempty_str(cx, f[DST_HOST], &hp, &host)) {
+        const char *why = pt__cfg_host_problem(host);
+        if (why == NULL && host[0] == '*')
+            why = "a destination cannot be a wildcard";
+        if (why != NULL)
+            pt__cfg_error(cx, f[DST_HOST], &hp, "invalid host \"%s\": %s", host, why);
+        else
+            d->host = pt__cfg_out_lower(cx, host);
+    }
+    if (f[DST_PORT] != NULL) {
+        pt_cfg_path_t pp = PT_PATH_KEY(path, "port");
+        const pt_cfg_node_t *pf[PS__N];
+        if (MAP(cx, f[DST_PORT], &pp, pt__cfg_port_selector_fields, pf)) {
+            pt_cfg_path_t np = PT_PATH_KEY(&pp, "number");
+            long long v;
+            if (pf[PS_NUMBER] == NULL)
+                pt__cfg_error(cx, f[DST_PORT], &np, "required");
+            else if (pt__cfg_int(cx, pf[PS_NUMBER], &np, 1, 65535, &v))
+                d->port = (uint16_t)v;
+        }
+    }
+    if (f[DST_SUBSET] != NULL) {
+        pt_cfg_path_t sp = PT_PATH_KEY(path, "subset");
+        const char *s;
+        if (pt__cfg_nonempty_str(cx, f[DST_SUBSET], &sp, &s)) {
+            d->subset = pt__cfg_out_str(cx, s);
+            d->subset_node = f[DST_SUBSET];
+        }
+    }
+}
+
+/* route[] of an HTTP or TCP route: {destination, weight}. */
+static pt_res_dest_t *read_dests(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                                 const pt_cfg_field_t *table, size_t n_fields, size_t *out_n)
+{
+    *out_n = 0;
+    if (!pt__cfg_is_seq(cx, n, path) || n->n_items == 0)
+        return NULL;
+    pt_res_dest_t *dests = pt_arena_calloc(cx->tmp, n->n_items * sizeof(*dests));
+    for (size_t i = 0; i < n->n_items; i++) {
+        pt_cfg_path_t ip = PT_PATH_IDX(path, i);
+        const pt_cfg_node_t *f[4]; /* HD__N and RD__N are both <= 4 */
+        if (!pt__cfg_map(cx, n->items[i], &ip, table, n_fields, f))
+            continue;
+        /* Both tables start with destination, weight. */
+        pt_res_dest_t *d = &dests[*out_n];
+        pt_cfg_path_t dp = PT_PATH_KEY(&ip, "destination");
+        if (f[0] == NULL) {
+            pt__cfg_error(cx, n->items[i], &dp, "required");
+            continue;
+        }
+        read_destination(cx, f[0], &dp, d);
+        if (f[1] != NULL) {
+            pt_cfg_path_t wp = PT_PATH_KEY(&ip, "weight");
+            long long v;
+            if (pt__cfg_int(cx, f[1], &wp, 0, 2147483647, &v)) {
+                d->has_weight = true;
+                d->weight = (uint32_t)v;
+            } else {
+                d->has_weight = true; /* reported; don't add "weight required" */
+            }
+        }
+        if (table == http_dest_fields && f[HD_HEADERS] != NULL) {
+            pt_cfg_path_t hp = PT_PATH_KEY(&ip, "headers");
+            d->headers = pt__cfg_read_headers(cx, f[HD_HEADERS], &hp);
+        }
+        d->node = n->items[i];
+        d->path = pt__cfg_path_dup(cx->tmp, &ip);
+        (*out_n)++;
+    }
+    return dests;
+}
+
+static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_t *n,
+                            const pt_cfg_path_t *path, size_t index, pt_res_http_route_t *hr)
+{
+    const pt_cfg_node_t *f[HR__N];
+    hr->node = n;
+    hr->path = pt__cfg_path_dup(cx->tmp, path);
+    hr->route.virtual_service = vs->qname;
+    hr->route.name = pt_arena_printf(cx->out, "%s.%zu", vs->meta.name, index);
+    if (!MAP(cx, n, path, http_route_fields, f))
+        return;
+    if (f[HR_NAME] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "name");
+        const char *s;
+        if (pt__cfg_nonempty_str(cx, f[HR_NAME], &p, &s))
+            hr->route.name = pt__cfg_out_str(cx, s);
+    }
+    if (f[HR_MATCH] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "match");
+        const pt_cfg_node_t *m = f[HR_MATCH];
+        if (pt__cfg_is_seq(cx, m, &p) && m->n_items > 0) {
+            hr->route.matches = pt_arena_calloc(cx->out, m->n_items * sizeof(pt_http_match_t));
+            hr->route.n_matches = m->n_items;
+            for (size_t i = 0; i < m->n_items; i++) {
+                pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+                read_http_match(cx, m->items[i], &ip, &hr->route.matches[i]);
+            }
+        }
+    }
+    if (f[HR_TIMEOUT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "timeout");
+        pt__cfg_duration(cx, f[HR_TIMEOUT], &p, &hr->route.timeout_ms);
+    }
+    bool has_route = false, has_direct = f[HR_DIRECT] != NULL;
+    if (f[HR_ROUTE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "route");
+        hr->dests = read_dests(cx, f[HR_ROUTE], &p, http_dest_fields, HD__N, &hr->n_dests);
+        has_route = f[HR_ROUTE]->type != PT_CFG_SEQ || f[HR_ROUTE]->n_items > 0;
+    }
+    if (has_direct) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "directResponse");
+        const pt_cfg_node_t *df[DR__N];
+        if (MAP(cx, f[HR_DIRECT], &p, direct_response_fields, df)) {
+            pt_cfg_path_t sp = PT_PATH_KEY(&p, "status");
+            long long v;
+            if (df[DR_STATUS] == NULL)
+                pt__cfg_error(cx, f[HR_DIRECT], &sp, "required");
+            else if (pt__cfg_int(cx, df[DR_STATUS], &sp, 200, 599, &v))
+                hr->route.direct_status = (int)v;
+            if (df[DR_BODY] != NULL) {
+                pt_cfg_path_t bp = PT_PATH_KEY(&p, "body");
+                const pt_cfg_node_t *bf[BODY__N];
+                if (MAP(cx, df[DR_BODY], &bp, body_fields, bf) && bf[BODY_STRING] != NULL) {
+                    pt_cfg_path_t stp = PT_PATH_KEY(&bp, "string");
+                    const char *s;
+                    if (pt__cfg_str(cx, bf[BODY_STRING], &stp, &s)) {
+                        hr->route.direct_body = pt__cfg_out_str(cx, s);
+                        hr->route.direct_body_len = bf[BODY_STRING]->len;
+                    }
+                }
+            }
+        }
+    }
+    if (f[HR_HEADERS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "headers");
+        hr->route.headers = pt__cfg_read_headers(cx, f[HR_HEADERS], &p);
+    }
+    if (f[HR_REWRITE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "rewrite");
+        hr->route.rewrite = pt__cfg_read_rewrite(cx, f[HR_REWRITE], &p);
+    }
+    if (f[HR_FAULT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "fault");
+        hr->route.fault = pt__cfg_read_fault(cx, f[HR_FAULT], &p);
+    }
+    bool has_redirect = f[HR_REDIRECT] != NULL;
+    if (has_redirect) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "redirect");
+        hr->route.redirect = pt__cfg_read_redirect(cx, f[HR_REDIRECT], &p);
+    }
+    /* delegate is an action too: when it is given (and reported as unsupported), "needs a
+     * route" would only be noise. Exclusions as Istio's validation has them. */
+    bool other_action = f[HR_DELEGATE] != NULL;
+    if (has_redirect && (has_route || has_direct))
+        pt__cfg_error(cx, n, path,
+                      "redirect, route and directResponse are exclusive: give exactly one");
+    else if (has_redirect && f[HR_REWRITE] != NULL)
+        pt__cfg_error(cx, n, path, "rewrite and redirect are exclusive: give only one");
+    else if (has_route && has_direct)
+        pt__cfg_error(cx, n, path, "route and directResponse are exclusive: give exactly one");
+    else if (!has_route && !has_direct && !has_redirect && !other_action)
+        pt__cfg_error(cx, n, path, "needs a route or a directResponse");
+}
+
+static void read_tcp_route(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                           pt_res_tcp_route_t *tr)
+{
+    const pt_cfg_node_t *f[TR__N];
+    tr->node = n;
+    tr->path = pt__cfg_path_dup(cx->tmp, path);
+    tr->match_any = true;
+    if (!MAP(cx, n, path, tcp_route_fields, f))
+        return;
+    if (f[TR_MATCH] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "match");
+        const pt_cfg_node_t *m = f[TR_MATCH];
+        if (pt__cfg_is_seq(cx, m, &p) && m->n_items > 0) {
+            tr->match_any = false;
+            tr->match_ports = pt_arena_calloc(cx->tmp, m->n_items * sizeof(uint16_t));
+            for (size_t i = 0; i < m->n_items; i++) {
+                pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+                const pt_cfg_node_t *lf[L4__N];
+                if (!MAP(cx, m->items[i], &ip, l4_match_fields, lf))
+                    continue;
+                if (lf[L4_PORT] == NULL) {
+                    tr->match_any = true;
+                    continue;
+                }
+                pt_cfg_path_t pp = PT_PATH_KEY(&ip, "port");
+                long long v;
+                if (pt__cfg_int(cx, lf[L4_PORT], &pp, 1, 65535, &v))
+                    tr->match_ports[tr->n_matches++] = (uint16_t)v;
+            }
+        }
+    }
+    pt_cfg_path_t rp = PT_PATH_KEY(path, "route");
+    if (f[TR_ROUTE] == NULL)
+        pt__cfg_error(cx, n, &rp, "required");
+    else {
+        tr->dests = read_dests(cx, f[TR_ROUTE], &rp, route_dest_fields, RD__N, &tr->n_dests);
+        if (f[TR_ROUTE]->type == PT_CFG_SEQ && f[TR_ROUTE]->n_items == 0)
+            pt__cfg_error(cx, f[TR_ROUTE], &rp, "must not be empty");
+    }
+}
+
+void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
+                                  const pt_cfg_node_t *spec)
+{
+    pt_res_vs_t *vs = pt_arena_calloc(cx->tmp, sizeof(*vs));
+    vs->meta = *meta;
+    vs->qname = pt_arena_printf(cx->out, "%s/%s", meta->ns, meta->name);
+    PUSH(cx, set->vss, set->n_vss, set->cap_vss, vs);
+
+    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    const pt_cfg_node_t *f[VS__N];
+    if (!MAP(cx, spec, &sp, vs_fields, f))
+        return;
+    pt_cfg_path_t hp = PT_PATH_KEY(&sp, "hosts");
+    if (f[VS_HOSTS] == NULL)
+        pt__cfg_error(cx, spec, &hp, "required");
+    else
+        vs->hosts = pt__cfg_read_hosts(cx, f[VS_HOSTS], &hp, false, &vs->n_hosts);
+    if (f[VS_EXPORT_TO] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&sp, "exportTo");
+        pt__cfg_is_seq(cx, f[VS_EXPORT_TO], &p);
+    }
+
+    /* gateways: absent means "mesh" in Istio, i.e. sidecar routing, which Petrel does not do
+     * yet. "mesh" next to real gateways is left out (it would bind the sidecars). */
+    pt_cfg_path_t gp = PT_PATH_KEY(&sp, "gateways");
+    const pt_cfg_node_t *g = f[VS_GATEWAYS];
+    static const char mesh_only[] = "mesh routing (the sidecar) is not enforced by Petrel yet: "
+                                    "this VirtualService applies to no listener";
+    if (g == NULL) {
+        /* Istio's default is mesh: validate the routes all the same, bind nothing. */
+        pt__cfg_warn(cx, spec, &gp, "%s (no gateways means mesh)", mesh_only);
+        vs->mesh_only = true;
+    } else if (pt__cfg_is_seq(cx, g, &gp)) {
+        vs->gateways = pt_arena_calloc(cx->tmp, (g->n_items + 1) * sizeof(*vs->gateways));
+        bool any = false;
+        const pt_cfg_node_t *mesh_node = NULL;
+        pt_cfg_path_t mesh_path = gp;
+        for (size_t i = 0; i < g->n_items; i++) {
+            pt_cfg_path_t ip = PT_PATH_IDX(&gp, i);
+            const char *s;
+            if (!pt__cfg_nonempty_str(cx, g->items[i], &ip, &s))
+                continue;
+            any = true;
+            if (strcmp(s, "mesh") == 0) {
+                mesh_node = g->items[i];
+                mesh_path = ip;
+                continue;
+            }
+            pt_res_gateway_ref_t *r = &vs->gateways[vs->n_gateways];
+            const char *slash = strchr(s, '/');
+            if (slash != NULL) {
+                r->ns = pt_arena_strndup(cx->tmp, s, (size_t)(slash - s));
+                r->name = slash + 1;
+            } else {
+                r->ns = meta->ns;
+                r->name = s;
+            }
+            if (r->ns[0] == '\0' || r->name[0] == '\0' || strchr(r->name, '/') != NULL) {
+                pt__cfg_error(cx, g->items[i], &ip,
+                              "must be \"<namespace>/<name>\" or \"<name>\", got \"%s\"", s);
+                continue;
+            }
+            r->node = g->items[i];
+            r->path = pt__cfg_path_dup(cx->tmp, &ip);
+            vs->n_gateways++;
+        }
+        if (any && vs->n_gateways == 0 && mesh_node != NULL) {
+            pt__cfg_warn(cx, mesh_node, &mesh_path, "%s", mesh_only);
+            vs->mesh_only = true;
+        } else if (mesh_node != NULL) {
+            pt__cfg_warn(cx, mesh_node, &mesh_path,
+                         "mesh routing (the sidecar) is not enforced by Petrel yet: this "
+                         "VirtualService applies to its Gateways only");
+        } else if (!any)
+            pt__cfg_error(cx, g, &gp, "must not be empty");
+    }
+
+    if (f[VS_HTTP] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&sp, "http");
+        const pt_cfg_node_t *h = f[VS_HTTP];
+        if (pt__cfg_is_seq(cx, h, &p) && h->n_items > 0) {
+            vs->http = pt_arena_calloc(cx->tmp, h->n_items * sizeof(*vs->http));
+            vs->n_http = h->n_items;
+            for (size_t i = 0; i < h->n_items; i++) {
+                pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+                read_http_route(cx, vs, h->items[i], &ip, i, &vs->http[i]);
+            }
+        }
+    }
+    if (f[VS_TCP] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&sp, "tcp");
+        const pt_cfg_node_t *t = f[VS_TCP];
+        if (pt__cfg_is_seq(cx, t, &p) && t->n_items > 0) {
+            vs->tcp = pt_arena_calloc(cx->tmp, t->n_items * sizeof(*vs->tcp));
+            vs->n_tcp = t->n_items;
+            for (size_t i = 0; i < t->n_items; i++) {
+                pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+                read_tcp_route(cx, t->items[i], &ip, &vs->tcp[i]);
+            }
+        }
+    }
+    if (vs->n_http == 0 && vs->n_tcp == 0 && f[VS_TLS] == NULL && f[VS_HTTP] == NULL &&
+        f[VS_TCP] == NULL)
+        pt__cfg_error(cx, spec, &sp, "needs http or tcp routes");
+}
