@@ -41,9 +41,9 @@ else
 endif
 
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS_SAN) $(CFLAGS_WARN) $(CFLAGS)
-LIBS = -luv -lyaml -lpcre2-8 -lm -pthread
+LIBS = -luv -lyaml -lpcre2-8 -lssl -lcrypto -lm -pthread
 
-LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c filters/*.c))
+LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LLHTTP_OBJS = $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 UNIT_SRCS = $(wildcard tests/unit/*/*.c)
