@@ -122,7 +122,7 @@ fuzz-drivers: $(FUZZ_BINS)
 bench: $(BUILD)/petrel
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) tests/bench/bench.py
 
-FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] filters/*.[ch] \
+FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] tls/*.[ch] filters/*.[ch] \
                          tests/unit/*.[ch] tests/unit/*/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_SRCS)

@@ -24,14 +24,10 @@ enum {
 const char *pt_hello_status_name(pt_hello_status_t s)
 {
     switch (s) {
-    case PT_HELLO_OK:
-        return "OK";
-    case PT_HELLO_NEED_MORE:
-        return "NEED_MORE";
-    case PT_HELLO_NOT_TLS:
-        return "NOT_TLS";
-    case PT_HELLO_INVALID:
-        return "INVALID";
+    case PT_HELLO_OK: return "OK";
+    case PT_HELLO_NEED_MORE: return "NEED_MORE";
+    case PT_HELLO_NOT_TLS: return "NOT_TLS";
+    case PT_HELLO_INVALID: return "INVALID";
     }
     return "?";
 }
@@ -224,8 +220,8 @@ pt_hello_status_t pt_client_hello_parse(const uint8_t *data, size_t len, uint8_t
             return PT_HELLO_NEED_MORE;
         const uint8_t *h = data + off;
         size_t rlen = (size_t)h[3] << 8 | h[4];
-        if (h[0] != CONTENT_HANDSHAKE || !is_tls_version((unsigned)h[1] << 8 | h[2]) ||
-            rlen == 0 || rlen > RECORD_MAX)
+        if (h[0] != CONTENT_HANDSHAKE || !is_tls_version((unsigned)h[1] << 8 | h[2]) || rlen == 0 ||
+            rlen > RECORD_MAX)
             return PT_HELLO_INVALID;
         if (len - off - RECORD_HEADER < rlen)
             return PT_HELLO_NEED_MORE;

@@ -19,15 +19,15 @@
 #define PT_HELLO_MAX_ALPN 8
 
 typedef enum pt_hello_status {
-    PT_HELLO_OK = 0,   /* a complete, well-formed ClientHello */
+    PT_HELLO_OK = 0,    /* a complete, well-formed ClientHello */
     PT_HELLO_NEED_MORE, /* a TLS handshake so far; read more bytes and call again */
     PT_HELLO_NOT_TLS,   /* the first bytes are not a TLS handshake record */
     PT_HELLO_INVALID,   /* a TLS handshake record, but not a valid ClientHello */
 } pt_hello_status_t;
 
 typedef struct pt_client_hello {
-    char sni[256];   /* server_name host_name, lower-cased, NUL-terminated; "" when absent */
-    size_t sni_len;  /* 0 when the client sent no SNI */
+    char sni[256];    /* server_name host_name, lower-cased, NUL-terminated; "" when absent */
+    size_t sni_len;   /* 0 when the client sent no SNI */
     uint16_t version; /* highest version offered: supported_versions, else legacy_version */
     /* ALPN protocol names, pointing into the parsed bytes (input or scratch): valid only as
      * long as those are. */
