@@ -61,6 +61,8 @@ typedef struct listener_build {
     size_t n_bindings, cap_bindings;
     pt_vhost_t *vhosts;
     size_t n_vhosts, cap_vhosts;
+    pt_l4_route_t *l4; /* TCP: at most one; TLS: in VirtualService and route order */
+    size_t n_l4, cap_l4;
 } listener_build_t;
 
 typedef struct compiler {
@@ -361,7 +363,15 @@ static void compile_weights(compiler_t *cp, pt_res_dest_t *dests, size_t n,
     *total = (uint32_t)sum;
 }
 
-static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clusters)
+static void compile_l4(compiler_t *cp, pt_res_tcp_route_t *tr)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s.route", tr->path);
+    compile_weights(cp, tr->dests, tr->n_dests, &tr->compiled.clusters, &tr->compiled.n_clusters,
+                    &tr->compiled.total_weight, path, tr->node);
+}
+
+static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
 {
     pt_cfg_cx_t *cx = cp->cx;
     if (vs->n_http > 0) {
@@ -376,32 +386,37 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clust
                             &r->total_weight, path, hr->node);
         }
     }
-    for (size_t i = 0; i < vs->n_tcp; i++) {
-        pt_res_tcp_route_t *tr = &vs->tcp[i];
-        tcp_clusters[i] = NULL;
-        if (tr->n_dests > 1) {
-            /* Not enforced yet: every connection goes to the destination with the largest
-             * weight (the first of equals), the others are still checked. */
-            size_t best = 0;
-            for (size_t j = 0; j < tr->n_dests; j++)
-                if (tr->dests[j].weight > tr->dests[best].weight)
-                    best = j;
-            char path[600];
-            snprintf(path, sizeof(path), "%s.route", tr->path);
-            if (!cp->mesh_only)
-                pt__cfg_warn_at(cx, tr->node, path,
-                                "weighted TCP destinations are not enforced by Petrel yet: every "
-                                "connection goes to route[%zu] (the largest weight)",
-                                best);
-            for (size_t j = 0; j < tr->n_dests; j++) {
-                pt_cluster_t *cl = resolve_dest(cp, &tr->dests[j]);
-                if (j == best)
-                    tcp_clusters[i] = cl;
-            }
+    for (size_t i = 0; i < vs->n_tcp; i++)
+        compile_l4(cp, &vs->tcp[i]);
+    for (size_t i = 0; i < vs->n_tls; i++)
+        compile_l4(cp, &vs->tls[i]);
+}
+
+/* The tls[] routes of vs that apply on a listener's port, appended to the listener's list:
+ * each with the sniHosts of its match[] entries for that port. */
+static void bind_tls_routes(compiler_t *cp, listener_build_t *b, const pt_res_vs_t *vs)
+{
+    for (size_t t = 0; t < vs->n_tls; t++) {
+        const pt_res_tcp_route_t *tr = &vs->tls[t];
+        if (tr->compiled.n_clusters == 0)
             continue;
-        }
-        if (tr->n_dests == 1)
-            tcp_clusters[i] = resolve_dest(cp, &tr->dests[0]);
+        size_t n = 0;
+        for (size_t m = 0; m < tr->n_tls_matches; m++)
+            if (tr->tls_matches[m].port == 0 || tr->tls_matches[m].port == b->l->port)
+                n += tr->tls_matches[m].n_sni_hosts;
+        if (n == 0)
+            continue;
+        const char **sni = pt_arena_calloc(cp->cx->out, n * sizeof(*sni));
+        n = 0;
+        for (size_t m = 0; m < tr->n_tls_matches; m++)
+            if (tr->tls_matches[m].port == 0 || tr->tls_matches[m].port == b->l->port)
+                for (size_t h = 0; h < tr->tls_matches[m].n_sni_hosts; h++)
+                    sni[n++] = tr->tls_matches[m].sni_hosts[h];
+        b->l4 = pt_arena_grow(cp->cx->tmp, b->l4, b->n_l4, &b->cap_l4, sizeof(*b->l4));
+        pt_l4_route_t *r = &b->l4[b->n_l4++];
+        *r = tr->compiled;
+        r->sni_hosts = sni;
+        r->n_sni_hosts = n;
     }
 }
 
@@ -565,11 +580,10 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                 pt__cfg_error_at(cx, srv->protocol_node, path,
                                  "port %u is %s here but %s in Gateway %s/%s (%s:%d): one port "
                                  "has one protocol",
-                                 (unsigned)srv->port,
-                                 srv->protocol == PT_LISTENER_HTTP ? "HTTP" : "TCP",
-                                 b->l->protocol == PT_LISTENER_HTTP ? "HTTP" : "TCP",
-                                 b->first_gw->meta.ns, b->first_gw->meta.name,
-                                 b->first->port_node->file, pt__cfg_node_line(b->first->port_node));
+                                 (unsigned)srv->port, pt_listener_protocol_name(srv->protocol),
+                                 pt_listener_protocol_name(b->l->protocol), b->first_gw->meta.ns,
+                                 b->first_gw->meta.name, b->first->port_node->file,
+                                 pt__cfg_node_line(b->first->port_node));
                 continue;
             }
             b->bindings = pt_arena_grow(cx->tmp, b->bindings, b->n_bindings, &b->cap_bindings,
@@ -579,10 +593,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     }
 
     /* Routes and clusters, per VirtualService (once, whatever it binds to). */
-    pt_cluster_t ***tcp_clusters = pt_arena_calloc(cx->tmp, (set->n_vss + 1) * sizeof(void *));
     for (size_t v = 0; v < set->n_vss; v++) {
         pt_res_vs_t *vs = set->vss[v];
-        tcp_clusters[v] = pt_arena_calloc(cx->tmp, (vs->n_tcp + 1) * sizeof(pt_cluster_t *));
         /* A Gateway named but not loaded is ignored, as Istio does (the VirtualService may
          * be applied before or apart from it): a VirtualService left with no Gateway binds to
          * nothing and is checked as a mesh-only one. */
@@ -598,7 +610,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                 ref->ns, ref->name);
         }
         cp.mesh_only = vs->mesh_only || found == 0;
-        compile_vs(&cp, vs, tcp_clusters[v]);
+        compile_vs(&cp, vs);
         cp.mesh_only = false;
     }
 
@@ -645,16 +657,20 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                 vh->n_hosts = n_hosts;
                 vh->routes = vs->compiled;
                 vh->n_routes = vs->n_http;
-            } else if (b->l->protocol == PT_LISTENER_TCP && b->l->tcp_cluster == NULL) {
-                for (size_t t = 0; t < vs->n_tcp && b->l->tcp_cluster == NULL; t++) {
+            } else if (b->l->protocol == PT_LISTENER_TCP && b->n_l4 == 0) {
+                for (size_t t = 0; t < vs->n_tcp && b->n_l4 == 0; t++) {
                     const pt_res_tcp_route_t *tr = &vs->tcp[t];
                     bool match = tr->match_any;
                     for (size_t m = 0; m < tr->n_matches; m++)
                         if (tr->match_ports[m] == b->l->port)
                             match = true;
-                    if (match)
-                        b->l->tcp_cluster = tcp_clusters[v][t];
+                    if (match && tr->compiled.n_clusters > 0) {
+                        b->l4 = pt_arena_grow(cx->tmp, b->l4, 0, &b->cap_l4, sizeof(*b->l4));
+                        b->l4[b->n_l4++] = tr->compiled;
+                    }
                 }
+            } else if (b->l->protocol == PT_LISTENER_TLS) {
+                bind_tls_routes(&cp, b, vs);
             }
         }
         sort_vhosts(b->vhosts, b->n_vhosts);
@@ -669,6 +685,10 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         if (lb[k].n_vhosts)
             c->listeners[k].vhosts =
                 pt_arena_memdup(cx->out, lb[k].vhosts, lb[k].n_vhosts * sizeof(pt_vhost_t));
+        c->listeners[k].n_l4_routes = lb[k].n_l4;
+        if (lb[k].n_l4)
+            c->listeners[k].l4_routes =
+                pt_arena_memdup(cx->out, lb[k].l4, lb[k].n_l4 * sizeof(pt_l4_route_t));
     }
     c->n_clusters = cp.n_clusters;
     c->clusters = pt_arena_calloc(cx->out, (cp.n_clusters + 1) * sizeof(*c->clusters));

@@ -219,7 +219,24 @@ typedef struct pt_vhost {
 typedef enum pt_listener_protocol {
     PT_LISTENER_HTTP = 1,
     PT_LISTENER_TCP,
+    PT_LISTENER_TLS, /* Gateway protocol TLS, tls.mode PASSTHROUGH: routed on SNI, not decrypted */
 } pt_listener_protocol_t;
+
+/* "HTTP", "TCP", "TLS": Istio's names, for messages and logs. */
+static inline const char *pt_listener_protocol_name(pt_listener_protocol_t p)
+{
+    return p == PT_LISTENER_HTTP ? "HTTP" : p == PT_LISTENER_TCP ? "TCP" : "TLS";
+}
+
+/* Where a connection on a TCP or TLS-passthrough listener goes: a VirtualService tcp[] or
+ * tls[] route, with its weighted destinations. */
+typedef struct pt_l4_route {
+    const char **sni_hosts; /* tls[]: lower-case, "*.example.com" wildcards; tcp[]: none */
+    size_t n_sni_hosts;
+    pt_weighted_cluster_t *clusters;
+    size_t n_clusters;
+    uint32_t total_weight; /* > 0 */
+} pt_l4_route_t;
 
 typedef struct pt_listener_config {
     const char *name; /* "<gateway-ns>/<gateway-name>/<port>" */
@@ -227,7 +244,8 @@ typedef struct pt_listener_config {
     pt_listener_protocol_t protocol;
     pt_vhost_t *vhosts; /* HTTP: in VirtualService order; exact hosts before wildcards */
     size_t n_vhosts;
-    pt_cluster_t *tcp_cluster;          /* TCP: where connections go; NULL: refused */
+    pt_l4_route_t *l4_routes; /* TCP: the one route (none: refused); TLS: tried in order */
+    size_t n_l4_routes;
     struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
 } pt_listener_config_t;
 

@@ -1,14 +1,17 @@
 /* config/kind_gateway.c
  * The Gateway kind: servers[] with their port, protocol and hosts, from which config/compile.c
- * opens listeners. Protocols other than HTTP and TCP are recognised, warned about and open
- * nothing; server TLS settings are checked for shape and not enforced. */
+ * opens listeners. HTTP, TCP and TLS with tls.mode PASSTHROUGH (routed on SNI, not decrypted)
+ * are served; other protocols and TLS modes are recognised, warned about and open nothing;
+ * their TLS settings are checked for shape. */
+#include <string.h>
 #include <strings.h>
 
 #include "kinds.h"
 
+enum { ST_HTTPS_REDIRECT, ST_MODE };
 static const pt_cfg_field_t server_tls_fields[] = {
-    {"httpsRedirect", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"mode", A, PT_SHAPE_SCALAR, NULL, 0},
+    [ST_HTTPS_REDIRECT] = {"httpsRedirect", A, PT_SHAPE_SCALAR, NULL, 0},
+    [ST_MODE] = {"mode", A, PT_SHAPE_SCALAR, NULL, 0},
     {"serverCertificate", A, PT_SHAPE_SCALAR, NULL, 0},
     {"privateKey", A, PT_SHAPE_SCALAR, NULL, 0},
     {"caCertificates", A, PT_SHAPE_SCALAR, NULL, 0},
@@ -37,7 +40,7 @@ static const pt_cfg_field_t server_fields[SRV__N] = {
     [SRV_HOSTS] = {.name = "hosts", .status = S},
     [SRV_NAME] = {.name = "name", .status = S},
     [SRV_BIND] = {"bind", U, PT_SHAPE_SCALAR, NULL, 0},
-    [SRV_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(server_tls_fields)},
+    [SRV_TLS] = {.name = "tls", .status = S}, /* read by read_server_tls() */
     [SRV_DEFAULT_ENDPOINT] = {"defaultEndpoint", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { PORT_NUMBER, PORT_PROTOCOL, PORT_NAME, PORT_TARGET, PORT__N };
@@ -52,7 +55,7 @@ static const pt_cfg_field_t gw_port_fields[PORT__N] = {
 static pt_listener_protocol_t read_protocol(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
                                             const pt_cfg_path_t *path)
 {
-    static const char *const later[] = {"HTTPS", "HTTP2", "GRPC",  "GRPC-WEB", "TLS",
+    static const char *const later[] = {"HTTPS", "HTTP2", "GRPC",  "GRPC-WEB",
                                         "MONGO", "REDIS", "MYSQL", "UDP"};
     const char *s;
     if (!pt__cfg_nonempty_str(cx, n, path, &s))
@@ -61,19 +64,70 @@ static pt_listener_protocol_t read_protocol(pt_cfg_cx_t *cx, const pt_cfg_node_t
         return PT_LISTENER_HTTP;
     if (strcasecmp(s, "TCP") == 0)
         return PT_LISTENER_TCP;
+    if (strcasecmp(s, "TLS") == 0)
+        return PT_LISTENER_TLS; /* served only with tls.mode PASSTHROUGH: read_server_tls() */
     for (size_t i = 0; i < NF(later); i++)
         if (strcasecmp(s, later[i]) == 0) {
             /* Serving such a port as plain HTTP or TCP would be wrong (and, for TLS, would
              * expose in clear what was meant to be encrypted): the server opens nothing. */
             pt__cfg_warn(cx, n, path,
-                         "protocol %s is not enforced by Petrel yet (HTTP and TCP are): this "
-                         "server opens no listener",
+                         "protocol %s is not enforced by Petrel yet (HTTP, TCP and TLS "
+                         "passthrough are): this server opens no listener",
                          later[i]);
             return 0;
         }
     pt__cfg_error(cx, n, path,
                   "unknown protocol \"%s\" (expected HTTP, HTTPS, HTTP2, GRPC, TLS or TCP)", s);
     return 0;
+}
+
+/* server.tls: what Petrel serves is PASSTHROUGH on a TLS server (the connection is routed on
+ * its SNI by VirtualService tls[] routes and relayed encrypted). Any other use is checked and
+ * warned about; a TLS server that is not PASSTHROUGH opens no listener (*protocol = 0) rather
+ * than relay what it was meant to terminate. */
+static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const pt_cfg_node_t *tls,
+                            const pt_cfg_path_t *server_path, pt_listener_protocol_t *protocol)
+{
+    pt_cfg_path_t tp = PT_PATH_KEY(server_path, "tls");
+    if (tls == NULL) {
+        if (*protocol == PT_LISTENER_TLS) {
+            pt__cfg_error(cx, server, &tp, "required for protocol TLS");
+            *protocol = 0;
+        }
+        return;
+    }
+    const pt_cfg_node_t *f[NF(server_tls_fields)];
+    if (!MAP(cx, tls, &tp, server_tls_fields, f))
+        return;
+    const char *mode = "SIMPLE"; /* Istio's default */
+    if (f[ST_MODE] != NULL) {
+        pt_cfg_path_t mp = PT_PATH_KEY(&tp, "mode");
+        static const char *const modes[] = {"PASSTHROUGH",      "SIMPLE",       "MUTUAL",
+                                            "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"};
+        if (!pt__cfg_nonempty_str(cx, f[ST_MODE], &mp, &mode))
+            return;
+        size_t i = 0;
+        while (i < NF(modes) && strcmp(modes[i], mode) != 0)
+            i++;
+        if (i == NF(modes)) {
+            pt__cfg_error(cx, f[ST_MODE], &mp,
+                          "unknown mode \"%s\" (expected PASSTHROUGH, SIMPLE, MUTUAL, "
+                          "AUTO_PASSTHROUGH, ISTIO_MUTUAL or OPTIONAL_MUTUAL)",
+                          mode);
+            return;
+        }
+    }
+    if (*protocol == PT_LISTENER_TLS && strcmp(mode, "PASSTHROUGH") == 0)
+        return;
+    if (*protocol == PT_LISTENER_TLS) {
+        pt__cfg_warn(cx, tls, &tp,
+                     "tls.mode %s is not enforced by Petrel yet (PASSTHROUGH is): this server "
+                     "opens no listener",
+                     mode);
+        *protocol = 0;
+        return;
+    }
+    pt__cfg_warn(cx, tls, &tp, "not enforced by Petrel yet: ignored");
 }
 
 void pt__cfg_read_gateway(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
@@ -144,6 +198,8 @@ void pt__cfg_read_gateway(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_
         else
             srv->protocol = read_protocol(cx, pf[PORT_PROTOCOL], &prp);
         srv->protocol_node = pf[PORT_PROTOCOL];
+        if (srv->protocol != 0 || sf[SRV_TLS] != NULL)
+            read_server_tls(cx, sn, sf[SRV_TLS], &ip, &srv->protocol);
         if (pf[PORT_NAME] != NULL) {
             pt_cfg_path_t p = PT_PATH_KEY(&pp, "name");
             pt__cfg_str(cx, pf[PORT_NAME], &p, &name);

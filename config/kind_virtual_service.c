@@ -47,19 +47,6 @@ static const pt_cfg_field_t delegate_fields[] = {
     {"name", A, PT_SHAPE_SCALAR, NULL, 0},
     {"namespace", A, PT_SHAPE_SCALAR, NULL, 0},
 };
-static const pt_cfg_field_t route_dest_any_fields[] = {
-    {"destination", A, PT_SHAPE_MAP, SUB(dest_any_fields)},
-    {"weight", A, PT_SHAPE_SCALAR, NULL, 0},
-};
-static const pt_cfg_field_t tls_match_fields[] = {
-    {"sniHosts", A, PT_SHAPE_SEQ, NULL, 0}, {"destinationSubnets", A, PT_SHAPE_SEQ, NULL, 0},
-    {"port", A, PT_SHAPE_SCALAR, NULL, 0},  {"sourceLabels", A, PT_SHAPE_MAP, NULL, 0},
-    {"gateways", A, PT_SHAPE_SEQ, NULL, 0}, {"sourceNamespace", A, PT_SHAPE_SCALAR, NULL, 0},
-};
-static const pt_cfg_field_t tls_route_fields[] = {
-    {"match", A, PT_SHAPE_SEQ, SUB(tls_match_fields)},
-    {"route", A, PT_SHAPE_SEQ, SUB(route_dest_any_fields)},
-};
 
 /* VirtualService */
 enum { VS_HOSTS, VS_GATEWAYS, VS_HTTP, VS_TCP, VS_TLS, VS_EXPORT_TO, VS__N };
@@ -68,7 +55,7 @@ static const pt_cfg_field_t vs_fields[VS__N] = {
     [VS_GATEWAYS] = {.name = "gateways", .status = S},
     [VS_HTTP] = {.name = "http", .status = S},
     [VS_TCP] = {.name = "tcp", .status = S},
-    [VS_TLS] = {"tls", U, PT_SHAPE_SEQ, SUB(tls_route_fields)},
+    [VS_TLS] = {.name = "tls", .status = S},
     [VS_EXPORT_TO] = {"exportTo", A, PT_SHAPE_SEQ, NULL, 0},
 };
 enum {
@@ -187,6 +174,16 @@ static const pt_cfg_field_t l4_match_fields[L4__N] = {
     [L4_SOURCE_LABELS] = {"sourceLabels", U, PT_SHAPE_MAP, NULL, 0},
     [L4_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
     [L4_SOURCE_NAMESPACE] = {"sourceNamespace", U, PT_SHAPE_SCALAR, NULL, 0},
+};
+/* tls[]: routed on the ClientHello's SNI at TLS-passthrough listeners. */
+enum { TM_SNI_HOSTS, TM_PORT, TM_DEST_SUBNETS, TM_SOURCE_LABELS, TM_GATEWAYS, TM_SOURCE_NS, TM__N };
+static const pt_cfg_field_t tls_match_fields[TM__N] = {
+    [TM_SNI_HOSTS] = {.name = "sniHosts", .status = S},
+    [TM_PORT] = {.name = "port", .status = S},
+    [TM_DEST_SUBNETS] = {"destinationSubnets", U, PT_SHAPE_SEQ, NULL, 0},
+    [TM_SOURCE_LABELS] = {"sourceLabels", U, PT_SHAPE_MAP, NULL, 0},
+    [TM_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
+    [TM_SOURCE_NS] = {"sourceNamespace", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { RD_DESTINATION, RD_WEIGHT, RD__N };
 static const pt_cfg_field_t route_dest_fields[RD__N] = {
@@ -578,6 +575,74 @@ static void read_tcp_route(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
     }
 }
 
+/* Istio: each sniHost must fall within one of the VirtualService's hosts. */
+static bool sni_within_hosts(const pt_res_vs_t *vs, const char *sni)
+{
+    for (size_t i = 0; i < vs->n_hosts; i++) {
+        const char *h = vs->hosts[i];
+        if (strcmp(h, "*") == 0 || strcmp(h, sni) == 0)
+            return true;
+        size_t hl = strlen(h), sl = strlen(sni);
+        if (h[0] == '*' && sl >= hl && strcmp(sni + sl - (hl - 1), h + 1) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void read_tls_route(pt_cfg_cx_t *cx, const pt_res_vs_t *vs, const pt_cfg_node_t *n,
+                           const pt_cfg_path_t *path, pt_res_tcp_route_t *tr)
+{
+    const pt_cfg_node_t *f[TR__N];
+    tr->node = n;
+    tr->path = pt__cfg_path_dup(cx->tmp, path);
+    if (!MAP(cx, n, path, tcp_route_fields, f))
+        return;
+    pt_cfg_path_t mp = PT_PATH_KEY(path, "match");
+    const pt_cfg_node_t *m = f[TR_MATCH];
+    if (m == NULL)
+        pt__cfg_error(cx, n, &mp, "required (sniHosts to route on)");
+    else if (pt__cfg_is_seq(cx, m, &mp)) {
+        if (m->n_items == 0)
+            pt__cfg_error(cx, m, &mp, "must not be empty");
+        tr->tls_matches = pt_arena_calloc(cx->tmp, (m->n_items + 1) * sizeof(*tr->tls_matches));
+        for (size_t i = 0; i < m->n_items; i++) {
+            pt_cfg_path_t ip = PT_PATH_IDX(&mp, i);
+            const pt_cfg_node_t *lf[TM__N];
+            if (!MAP(cx, m->items[i], &ip, tls_match_fields, lf))
+                continue;
+            pt_res_tls_match_t *tm = &tr->tls_matches[tr->n_tls_matches];
+            pt_cfg_path_t sp = PT_PATH_KEY(&ip, "sniHosts");
+            if (lf[TM_SNI_HOSTS] == NULL) {
+                pt__cfg_error(cx, m->items[i], &sp, "required");
+                continue;
+            }
+            tm->sni_hosts = pt__cfg_read_hosts(cx, lf[TM_SNI_HOSTS], &sp, false, &tm->n_sni_hosts);
+            for (size_t j = 0; j < tm->n_sni_hosts; j++)
+                if (!sni_within_hosts(vs, tm->sni_hosts[j])) {
+                    pt_cfg_path_t jp = PT_PATH_IDX(&sp, j);
+                    pt__cfg_error(cx, lf[TM_SNI_HOSTS]->items[j], &jp,
+                                  "\"%s\" is not within any of the VirtualService's hosts",
+                                  tm->sni_hosts[j]);
+                }
+            if (lf[TM_PORT] != NULL) {
+                pt_cfg_path_t pp = PT_PATH_KEY(&ip, "port");
+                long long v;
+                if (pt__cfg_int(cx, lf[TM_PORT], &pp, 1, 65535, &v))
+                    tm->port = (uint16_t)v;
+            }
+            tr->n_tls_matches++;
+        }
+    }
+    pt_cfg_path_t rp = PT_PATH_KEY(path, "route");
+    if (f[TR_ROUTE] == NULL)
+        pt__cfg_error(cx, n, &rp, "required");
+    else {
+        tr->dests = read_dests(cx, f[TR_ROUTE], &rp, route_dest_fields, RD__N, &tr->n_dests);
+        if (f[TR_ROUTE]->type == PT_CFG_SEQ && f[TR_ROUTE]->n_items == 0)
+            pt__cfg_error(cx, f[TR_ROUTE], &rp, "must not be empty");
+    }
+}
+
 void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                                   const pt_cfg_node_t *spec)
 {
@@ -679,7 +744,19 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
             }
         }
     }
-    if (vs->n_http == 0 && vs->n_tcp == 0 && f[VS_TLS] == NULL && f[VS_HTTP] == NULL &&
-        f[VS_TCP] == NULL)
-        pt__cfg_error(cx, spec, &sp, "needs http or tcp routes");
+    if (f[VS_TLS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&sp, "tls");
+        const pt_cfg_node_t *t = f[VS_TLS];
+        if (pt__cfg_is_seq(cx, t, &p) && t->n_items > 0) {
+            vs->tls = pt_arena_calloc(cx->tmp, t->n_items * sizeof(*vs->tls));
+            vs->n_tls = t->n_items;
+            for (size_t i = 0; i < t->n_items; i++) {
+                pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+                read_tls_route(cx, vs, t->items[i], &ip, &vs->tls[i]);
+            }
+        }
+    }
+    if (vs->n_http == 0 && vs->n_tcp == 0 && vs->n_tls == 0 && f[VS_TLS] == NULL &&
+        f[VS_HTTP] == NULL && f[VS_TCP] == NULL)
+        pt__cfg_error(cx, spec, &sp, "needs http, tcp or tls routes");
 }

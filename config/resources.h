@@ -56,14 +56,25 @@ typedef struct pt_res_http_route {
     const char *path; /* "spec.http[0]" */
 } pt_res_http_route_t;
 
+/* One tls[].match[] entry: sniHosts (required) on a port (0: any). */
+typedef struct pt_res_tls_match {
+    uint16_t port;
+    const char **sni_hosts; /* lower-case */
+    size_t n_sni_hosts;
+} pt_res_tls_match_t;
+
+/* A tcp[] or tls[] route. */
 typedef struct pt_res_tcp_route {
-    uint16_t *match_ports; /* match[].port; a match without port matches any port */
+    uint16_t *match_ports; /* tcp[]: match[].port; a match without port matches any port */
     size_t n_matches;
-    bool match_any; /* no match[] or a match without a port */
+    bool match_any;                  /* tcp[]: no match[] or a match without a port */
+    pt_res_tls_match_t *tls_matches; /* tls[] */
+    size_t n_tls_matches;
     pt_res_dest_t *dests;
     size_t n_dests;
     const pt_cfg_node_t *node;
-    const char *path; /* "spec.tcp[0]" */
+    const char *path;       /* "spec.tcp[0]" */
+    pt_l4_route_t compiled; /* compile's result (clusters in the snapshot arena) */
 } pt_res_tcp_route_t;
 
 typedef struct pt_res_gateway_ref {
@@ -84,6 +95,8 @@ typedef struct pt_res_vs {
     size_t n_http;
     pt_res_tcp_route_t *tcp;
     size_t n_tcp;
+    pt_res_tcp_route_t *tls;
+    size_t n_tls;
     /* compile's per-VS results */
     pt_http_route_t *compiled; /* n_http routes in the snapshot arena */
 } pt_res_vs_t;

@@ -346,7 +346,7 @@ static int cmd_run(int argc, char **argv)
         for (size_t i = 0; i < s.config->n_listeners; i++)
             pt_log_info("listening on %s:%u (%s, %s)", ps->bind_address,
                         (unsigned)s.config->listeners[i].port, s.config->listeners[i].name,
-                        s.config->listeners[i].protocol == PT_LISTENER_TCP ? "tcp" : "http");
+                        pt_listener_protocol_name(s.config->listeners[i].protocol));
         pt_log_info("petrel %s ready: %zu worker%s, admin on %s:%u", PT_VERSION, s.n_workers,
                     s.n_workers == 1 ? "" : "s", ps->bind_address, (unsigned)ps->admin_port);
     }

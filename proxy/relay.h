@@ -2,8 +2,9 @@
  * A byte relay between two TCP sockets: what one side sends is written to the other, with
  * backpressure (a side stops reading while the other's write queue is over the watermark) and
  * half-close (EOF from one side becomes a shutdown of the other's write side; the relay ends
- * when both directions are done, or on an error, or after the idle timeout). Used for TCP
- * routes and for HTTP connections after an accepted upgrade (WebSocket).
+ * when both directions are done, or on an error, or after the idle timeout). Used for TCP and
+ * TLS-passthrough routes (l4_proxy.c) and for HTTP connections after an accepted upgrade
+ * (WebSocket).
  *
  * Ownership: the relay takes over both handles (their data pointers and callbacks) and closes
  * them; when both are closed it calls on_closed(arg, which) for each so that the structures
@@ -58,11 +59,5 @@ pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_clo
                            pt_rbuf_t b_in, uint64_t idle_timeout_ms);
 /* Closes both sides now (drain deadline, worker stop). */
 void pt_relay_close(pt_relay_t *r);
-
-/* Closes the TCP-route sessions still connecting upstream (drain deadline, worker stop). */
-void pt_tcp_proxy_abort_connecting(pt_worker_t *w);
-
-/* Accepts a connection on a TCP listener and relays it to the route's cluster. */
-void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc);
 
 #endif

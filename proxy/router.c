@@ -136,15 +136,21 @@ const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_h
     return pt_router_match_detail(l, head, NULL);
 }
 
+const pt_weighted_cluster_t *pt_router_pick_weighted(const pt_weighted_cluster_t *wc, size_t n,
+                                                     uint32_t total_weight, uint32_t random)
+{
+    if (n == 1)
+        return &wc[0];
+    uint32_t x = random % total_weight;
+    for (size_t i = 0; i < n; i++)
+        if (x < wc[i].cumulative_weight)
+            return &wc[i];
+    return &wc[n - 1];
+}
+
 const pt_weighted_cluster_t *pt_router_pick_destination(const pt_http_route_t *r, uint32_t random)
 {
-    if (r->n_clusters == 1)
-        return &r->clusters[0];
-    uint32_t x = random % r->total_weight;
-    for (size_t i = 0; i < r->n_clusters; i++)
-        if (x < r->clusters[i].cumulative_weight)
-            return &r->clusters[i];
-    return &r->clusters[r->n_clusters - 1];
+    return pt_router_pick_weighted(r->clusters, r->n_clusters, r->total_weight, random);
 }
 
 const pt_cluster_t *pt_router_pick_cluster(const pt_http_route_t *r, uint32_t random)

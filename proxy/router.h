@@ -28,7 +28,11 @@ const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
 const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head);
 
 /* The weighted destination that random (any 32-bit value) falls on, weights taken relative to
- * their sum. r must have at least one destination. */
+ * their sum (total_weight > 0). n must be at least 1. */
+const pt_weighted_cluster_t *pt_router_pick_weighted(const pt_weighted_cluster_t *wc, size_t n,
+                                                     uint32_t total_weight, uint32_t random);
+
+/* The same for an HTTP route's destinations (at least one). */
 const pt_weighted_cluster_t *pt_router_pick_destination(const pt_http_route_t *r, uint32_t random);
 
 /* Its cluster. */

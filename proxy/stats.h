@@ -48,6 +48,9 @@
     X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
     X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \
     X(tcp_bytes_sent, counter, "Bytes sent to clients on TCP routes.")                             \
+    X(tls_hello_invalid, counter,                                                                  \
+      "TLS-passthrough connections closed: no valid ClientHello in time.")                         \
+    X(tls_sni_no_route, counter, "TLS-passthrough connections closed: no tls route for the SNI.")  \
     X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")
 
 typedef enum pt_stat {

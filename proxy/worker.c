@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "conn.h"
+#include "l4_proxy.h"
 #include "lb.h"
 #include "log.h"
 #include "relay.h"
@@ -25,8 +26,8 @@ static void on_connection(uv_stream_t *server, int status)
     pt_listener_t *l = server->data;
     if (status < 0)
         return;
-    if (l->config->protocol == PT_LISTENER_TCP)
-        pt_tcp_proxy_accept(l->worker, server, l->config);
+    if (l->config->protocol != PT_LISTENER_HTTP)
+        pt_l4_proxy_accept(l->worker, server, l->config);
     else
         pt_conn_accept(l->worker, server, l->config);
 }
@@ -202,7 +203,7 @@ static void close_everything(pt_worker_t *w)
         pt_conn_close(PT_CONTAINER_OF(w->conns.next, pt_conn_t, link), false);
     for (pt_list_t *n = w->tunnels.next; n != &w->tunnels; n = n->next)
         pt_relay_close(PT_CONTAINER_OF(n, pt_relay_t, link));
-    pt_tcp_proxy_abort_connecting(w);
+    pt_l4_proxy_abort_pending(w);
     pt_upstream_close_idle(w);
 }
 

@@ -213,7 +213,9 @@ TEST(full_valid_set_compiles)
     ASSERT_EQ(c->clusters[2]->endpoints[0].port, 5432);
 
     /* TCP */
-    ASSERT(tcp->tcp_cluster == c->clusters[2]);
+    ASSERT_EQ(tcp->n_l4_routes, 1);
+    ASSERT_EQ(tcp->l4_routes[0].n_clusters, 1);
+    ASSERT(tcp->l4_routes[0].clusters[0].cluster == c->clusters[2]);
     ASSERT_EQ(tcp->n_vhosts, 0);
 
     /* HTTP vhosts: web (exact host) before catchall ("*"). */
@@ -449,12 +451,12 @@ TEST(error_unsupported)
     /* Istio fields Petrel does not enforce yet are warnings, and still checked. */
     ASSERT(has_warning(&e, "vs.yaml:13:5: spec.http[0].retries: not enforced by Petrel yet: "
                            "ignored"));
-    ASSERT(has_warning(&e, "vs.yaml:14:3: spec.tls: not enforced by Petrel yet: ignored"));
     ASSERT(has_warning(&e, "vs.yaml:17:1: kind: Sidecar default/d is not enforced by Petrel "
                            "yet: ignored"));
     ASSERT(has_error(&e, "vs.yaml:19:8: spec.host: unknown field")); /* not a Sidecar field */
     ASSERT(has_warning(&e, "vs.yaml:26:25: spec.servers[0].port.protocol: protocol HTTPS is not "
-                           "enforced by Petrel yet (HTTP and TCP are): this server opens no "
+                           "enforced by Petrel yet (HTTP, TCP and TLS passthrough are): this "
+                           "server opens no "
                            "listener"));
     ASSERT(has_warning(&e, "vs.yaml:28:5: spec.servers[0].tls: not enforced by Petrel yet: "
                            "ignored"));
@@ -603,8 +605,8 @@ TEST(error_route_shape)
                               "    - {destination: {host: b, port: {number: 1}}, weight: 0}\n"
                               "  tcp:\n"
                               "  - route:\n"
-                              "    - {destination: {host: a, port: {number: 1}}, weight: 50}\n"
-                              "    - {destination: {host: b, port: {number: 1}}, weight: 50}\n"
+                              "    - {destination: {host: a, port: {number: 1}}, weight: 0}\n"
+                              "    - {destination: {host: b, port: {number: 1}}}\n"
                               "---\n"
                               "apiVersion: networking.istio.io/v1\n"
                               "kind: Gateway\n"
@@ -621,9 +623,8 @@ TEST(error_route_shape)
     ASSERT(has_error(&e, "r.yaml:9:5: spec.http[1]: route and directResponse are exclusive: give "
                          "exactly one"));
     ASSERT(has_error(&e, "r.yaml:11:5: spec.http[2].route: the total weight must be > 0"));
-    ASSERT(has_warning(&e, "r.yaml:15:5: spec.tcp[0].route: weighted TCP destinations are not "
-                           "enforced by Petrel yet: every connection goes to route[0] (the "
-                           "largest weight)"));
+    ASSERT(has_error(&e, "r.yaml:17:7: spec.tcp[0].route[1].weight: required when a route has "
+                         "several destinations"));
     pt_config_errors_dispose(&e);
 }
 

@@ -1,0 +1,264 @@
+/* proxy/l4_proxy.c
+ * TCP and TLS-passthrough listeners (see l4_proxy.h). A session owns the downstream socket,
+ * the upstream socket being connected and one timer (the ClientHello deadline, then the
+ * connect timeout); once connected, both sockets go to a relay and the session only waits for
+ * their close callbacks. Until then it sits in worker->connecting, so a drain sees it. It holds
+ * a ref on the snapshot its listener came from: a reload while it reads a ClientHello or
+ * connects frees nothing it uses. */
+#include "l4_proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tls/client_hello.h"
+#include "log.h"
+#include "metrics.h"
+#include "relay.h"
+#include "router.h"
+
+typedef struct l4_session {
+    uv_tcp_t downstream;
+    uv_tcp_t upstream;
+    uv_connect_t connect_req;
+    uv_timer_t timer; /* ClientHello deadline, then connect timeout */
+    pt_worker_t *worker;
+    pt_config_t *config; /* one ref, released when the session is freed */
+    const pt_listener_config_t *listener;
+    pt_list_t link;  /* in worker->connecting until relaying or aborted */
+    pt_rbuf_t hello; /* TLS: the bytes read so far, relayed upstream first */
+    uint8_t handles_open;
+    bool is_closing;
+    bool is_awaiting_hello; /* TLS: the timer is the ClientHello deadline */
+    char service[96];       /* the route's destination host, for metrics */
+} l4_session_t;
+
+/* Reassembly space for ClientHellos split over records (rare): one per worker thread. */
+static _Thread_local uint8_t hello_scratch[PT_HELLO_MAX_BYTES];
+
+static void session_handle_closed(void *owner)
+{
+    l4_session_t *s = owner;
+    if (--s->handles_open != 0)
+        return;
+    pt_rbuf_release(&s->hello);
+    if (s->config != NULL)
+        pt_config_unref(s->config);
+    free(s);
+}
+
+static void on_session_close(uv_handle_t *h)
+{
+    session_handle_closed(h->data);
+}
+
+static void session_abort(l4_session_t *s)
+{
+    if (s->is_closing)
+        return;
+    s->is_closing = true;
+    pt_list_remove(&s->link);
+    PT_STAT_DEC(&s->worker->stats, tcp_cx_active);
+    uv_close((uv_handle_t *)&s->timer, on_session_close);
+    uv_close((uv_handle_t *)&s->downstream, on_session_close);
+    uv_close((uv_handle_t *)&s->upstream, on_session_close);
+    pt_worker_check_drained(s->worker);
+}
+
+void pt_l4_proxy_abort_pending(pt_worker_t *w)
+{
+    while (!pt_list_is_empty(&w->connecting))
+        session_abort(PT_CONTAINER_OF(w->connecting.next, l4_session_t, link));
+}
+
+static void on_session_connect(uv_connect_t *req, int status)
+{
+    l4_session_t *s = req->data;
+    if (s->is_closing)
+        return;
+    if (status < 0 || s->worker->is_draining) {
+        if (status < 0)
+            PT_STAT_INC(&s->worker->stats, upstream_cx_connect_fail);
+        session_abort(s); /* a drain started while connecting: no new relay */
+        return;
+    }
+    pt_list_remove(&s->link);
+    uv_tcp_nodelay(&s->upstream, 1);
+    uv_close((uv_handle_t *)&s->timer, on_session_close);
+    pt_rbuf_t none = {0};
+    pt_relay_t *r =
+        pt_relay_start(s->worker, &s->downstream, session_handle_closed, s, s->hello, &s->upstream,
+                       session_handle_closed, s, none, s->config->proxy.idle_timeout_ms);
+    s->hello = (pt_rbuf_t){0}; /* the relay owns the slab now */
+    /* From here the connection counts in the route's TCP metrics, until the relay closes. */
+    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", s->service);
+    pt_metrics_record_tcp_open(&s->worker->metrics, r->tcp_service);
+}
+
+static void on_session_timeout(uv_timer_t *t)
+{
+    l4_session_t *s = t->data;
+    if (s->is_awaiting_hello)
+        PT_STAT_INC(&s->worker->stats, tls_hello_invalid); /* no ClientHello in time */
+    else
+        PT_STAT_INC(&s->worker->stats, upstream_cx_connect_timeout);
+    session_abort(s);
+}
+
+/* Picks the route's cluster and an endpoint, and connects. */
+static void connect_upstream(l4_session_t *s, const pt_l4_route_t *route)
+{
+    pt_worker_t *w = s->worker;
+    const pt_cluster_t *cl = NULL;
+    if (route != NULL)
+        cl = pt_router_pick_weighted(route->clusters, route->n_clusters, route->total_weight,
+                                     pt_worker_random(w))
+                 ->cluster;
+    if (cl != NULL)
+        snprintf(s->service, sizeof(s->service), "%s", cl->host);
+    if (cl == NULL || cl->n_endpoints == 0 || w->is_draining) {
+        PT_STAT_INC(&w->stats, upstream_rq_no_healthy);
+        session_abort(s);
+        return;
+    }
+    /* No request head, so of the hash keys only useSourceIp applies; least request is not
+     * counted for TCP sessions (a random pair, the first chosen). */
+    char peer_ip[64] = "";
+    struct sockaddr_storage peer;
+    int peer_len = (int)sizeof(peer);
+    if (uv_tcp_getpeername(&s->downstream, (struct sockaddr *)&peer, &peer_len) == 0) {
+        if (peer.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&peer, peer_ip, sizeof(peer_ip));
+        else if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, peer_ip, sizeof(peer_ip));
+    }
+    const pt_endpoint_t *ep = pt_worker_pick_endpoint(w, s->config, cl, NULL, peer_ip, false);
+    uv_tcp_nodelay(&s->downstream, 1);
+    if (uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&ep->addr,
+                       on_session_connect) != 0) {
+        PT_STAT_INC(&w->stats, upstream_cx_connect_fail);
+        session_abort(s);
+        return;
+    }
+    uv_timer_start(&s->timer, on_session_timeout, s->config->proxy.connect_timeout_ms, 0);
+}
+
+static bool sni_matches(const char *pattern, const char *sni, size_t sni_len)
+{
+    if (strcmp(pattern, "*") == 0)
+        return true;
+    size_t pl = strlen(pattern);
+    if (pattern[0] == '*') /* "*.example.com": one label or more before ".example.com" */
+        return sni_len > pl - 1 && memcmp(sni + sni_len - (pl - 1), pattern + 1, pl - 1) == 0;
+    return pl == sni_len && memcmp(pattern, sni, sni_len) == 0;
+}
+
+const pt_l4_route_t *pt_l4_route_for_sni(const pt_listener_config_t *lc, const char *sni,
+                                         size_t sni_len)
+{
+    if (sni_len == 0)
+        return NULL;
+    const pt_l4_route_t *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < lc->n_l4_routes; i++) {
+        const pt_l4_route_t *r = &lc->l4_routes[i];
+        for (size_t h = 0; h < r->n_sni_hosts; h++) {
+            const char *p = r->sni_hosts[h];
+            if (!sni_matches(p, sni, sni_len))
+                continue;
+            if (p[0] != '*')
+                return r; /* exact */
+            size_t len = strlen(p);
+            if (best == NULL || len > best_len) {
+                best = r;
+                best_len = len;
+            }
+        }
+    }
+    return best;
+}
+
+static void on_hello_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    l4_session_t *s = h->data;
+    size_t size;
+    buf->base = pt_rbuf_space(&s->hello, &size);
+    buf->len = size;
+}
+
+static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    l4_session_t *s = stream->data;
+    pt_worker_t *w = s->worker;
+    if (nread == 0)
+        return;
+    if (nread < 0) { /* closed or reset before a whole ClientHello */
+        session_abort(s);
+        return;
+    }
+    s->hello.len += (size_t)nread;
+    pt_client_hello_t hello;
+    const uint8_t *data = (const uint8_t *)s->hello.buf->data + s->hello.off;
+    pt_hello_status_t st =
+        pt_client_hello_parse(data, s->hello.len - s->hello.off, hello_scratch, &hello);
+    if (st == PT_HELLO_NEED_MORE && s->hello.len - s->hello.off < PT_BUF_SIZE - 2048)
+        return;
+    uv_read_stop(stream);
+    uv_timer_stop(&s->timer);
+    s->is_awaiting_hello = false;
+    if (st != PT_HELLO_OK) {
+        PT_STAT_INC(&w->stats, tls_hello_invalid);
+        pt_log_debug("%s: not a TLS ClientHello (%s): connection closed", s->listener->name,
+                     pt_hello_status_name(st));
+        session_abort(s);
+        return;
+    }
+    const pt_l4_route_t *route = pt_l4_route_for_sni(s->listener, hello.sni, hello.sni_len);
+    if (route == NULL) {
+        PT_STAT_INC(&w->stats, tls_sni_no_route);
+        pt_log_debug("%s: no tls route for SNI \"%s\": connection closed", s->listener->name,
+                     hello.sni);
+        session_abort(s);
+        return;
+    }
+    connect_upstream(s, route);
+}
+
+void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)
+{
+    l4_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return;
+    s->worker = w;
+    pt_list_init(&s->link);
+    uv_tcp_init(&w->loop, &s->downstream);
+    s->downstream.data = s;
+    if (uv_accept(listener, (uv_stream_t *)&s->downstream) != 0) {
+        s->handles_open = 1;
+        s->is_closing = true;
+        uv_close((uv_handle_t *)&s->downstream, on_session_close);
+        return;
+    }
+    s->config = w->config;
+    pt_config_ref(s->config);
+    s->listener = lc;
+    uv_tcp_init(&w->loop, &s->upstream);
+    uv_timer_init(&w->loop, &s->timer);
+    s->upstream.data = s->timer.data = s->connect_req.data = s;
+    s->handles_open = 3;
+    pt_list_insert_tail(&w->connecting, &s->link);
+    PT_STAT_INC(&w->stats, tcp_cx_total);
+    PT_STAT_INC(&w->stats, tcp_cx_active);
+    if (lc->protocol != PT_LISTENER_TLS) {
+        connect_upstream(s, lc->n_l4_routes > 0 ? &lc->l4_routes[0] : NULL);
+        return;
+    }
+    if (w->is_draining ||
+        uv_read_start((uv_stream_t *)&s->downstream, on_hello_alloc, on_hello_read) != 0) {
+        session_abort(s);
+        return;
+    }
+    /* A client that connects and sends no ClientHello holds nothing for long. */
+    s->is_awaiting_hello = true;
+    uv_timer_start(&s->timer, on_session_timeout, s->config->proxy.header_timeout_ms, 0);
+}
