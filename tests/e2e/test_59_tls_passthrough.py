@@ -10,18 +10,22 @@ certificate, so a pass proves Petrel relayed the handshake without terminating i
     that sends nothing: each connection is closed and counted;
   - a ClientHello that arrives one byte at a time reaches the upstream byte for byte;
   - weighted destinations: an 80/20 tcp[] split over 1000 connections and a 50/50 tls[] split;
+  - Istio's TCP traffic-shifting task with its own files (all to v1, then 80/20 after a live
+    reload);
   - config checks through `petrel validate`.
 """
 
+import os
 import socket
 import ssl
 import subprocess
 import threading
 
 import pytest
+import yaml
 
 from netutil import connect, free_port, recv_exact, recv_to_eof, wait_until
-from petrel import ISTIO, gateway_doc, run_petrel, service_entry_doc, stats, to_yaml
+from petrel import ISTIO, REPO, gateway_doc, run_petrel, service_entry_doc, stats, to_yaml
 from upstream import TcpEchoServer
 
 
@@ -295,3 +299,54 @@ def test_validate_tls_servers_and_routes(tmp_path):
                   "route": [{"destination": {"host": "a.backend", "port": {"number": 443}}}]}])
     rc, out = validate(tmp_path, [tls_gateway(8443), vs, backend("a.backend", 9)])
     assert rc == 1 and "spec.tls[0].match[0].sniHosts: required" in out, out
+
+
+# -- Istio's TCP traffic-shifting task, with its own files ------------------------------------
+
+TCP_ECHO = os.path.join(REPO, "..", "shared", "acceptance", "istio", "tcp-echo")
+
+
+def istio_docs(name, port):
+    """The task's file as Istio ships it, with the gateway port 31400 moved to port."""
+    with open(os.path.join(TCP_ECHO, name)) as f:
+        text = f.read()
+    return [d for d in yaml.safe_load_all(text.replace("31400", str(port))) if d]
+
+
+def test_istio_tcp_traffic_shifting_task(petrel):
+    """All to v1, then (a live reload to the task's second file) 80 % v1 / 20 % v2."""
+    v1, v2 = TcpEchoServer(greeting=b"one "), TcpEchoServer(greeting=b"two ")
+    try:
+        port = free_port()
+        # tcp-echo is a Kubernetes Service in the task: a ServiceEntry with labelled endpoints
+        se = {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "tcp-echo"},
+              "spec": {"hosts": ["tcp-echo"], "location": "MESH_INTERNAL", "resolution": "STATIC",
+                       "ports": [{"number": 9000, "name": "tcp", "protocol": "TCP"}],
+                       "endpoints": [
+                           {"address": "127.0.0.1", "ports": {"tcp": v1.port},
+                            "labels": {"version": "v1"}},
+                           {"address": "127.0.0.1", "ports": {"tcp": v2.port},
+                            "labels": {"version": "v2"}}]}}
+        all_v1 = istio_docs("tcp-echo-all-v1.yaml", port)
+        p = petrel(all_v1 + [se])
+
+        def ask(n):
+            seen = {b"one": 0, b"two": 0}
+            for _ in range(n):
+                s = connect(port)
+                s.sendall(b"x")
+                seen[recv_exact(s, 5, timeout=10)[:3]] += 1
+                s.close()
+            return seen
+
+        assert ask(100) == {b"one": 100, b"two": 0}
+        # the task's second step: same Gateway and DestinationRule, the 80/20 VirtualService
+        gen = stats(p)["config_generation"]
+        rest = [d for d in all_v1 if d["kind"] != "VirtualService"]
+        p.write_config(rest + istio_docs("tcp-echo-20-v2.yaml", port) + [se])
+        wait_until(lambda: stats(p)["config_generation"] > gen, 10, what="the reload")
+        seen = ask(1000)
+        assert abs(seen[b"two"] - 200) <= 60, seen  # 20 % of 1000, +- 4.7 standard deviations
+    finally:
+        v1.stop()
+        v2.stop()
