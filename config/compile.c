@@ -371,21 +371,77 @@ static void compile_l4(compiler_t *cp, pt_res_tcp_route_t *tr)
                     &tr->compiled.total_weight, path, tr->node);
 }
 
+static pt_res_vs_t *find_vs(compiler_t *cp, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < cp->set->n_vss; i++) {
+        pt_res_vs_t *vs = cp->set->vss[i];
+        if (strcmp(vs->meta.ns, ns) == 0 && strcmp(vs->meta.name, name) == 0)
+            return vs;
+    }
+    return NULL;
+}
+
+static void push_route(compiler_t *cp, pt_http_route_t **routes, size_t *n, size_t *cap,
+                       const pt_http_route_t *r)
+{
+    *routes = pt_arena_grow(cp->cx->tmp, *routes, *n, cap, sizeof(**routes));
+    (*routes)[(*n)++] = *r;
+}
+
+/* The routes taking the place of root route hr: its delegate's, merged (config/delegate.c). */
+static void expand_delegate(compiler_t *cp, const pt_res_http_route_t *hr, pt_http_route_t **routes,
+                            size_t *n, size_t *cap)
+{
+    pt_cfg_cx_t *cx = cp->cx;
+    char path[600];
+    snprintf(path, sizeof(path), "%s.delegate", hr->path);
+    const pt_res_vs_t *d = find_vs(cp, hr->delegate_ns, hr->delegate_name);
+    if (d == NULL) {
+        pt__cfg_warn_at(cx, hr->delegate_node, path,
+                        "no VirtualService %s/%s in the config: this route is left out",
+                        hr->delegate_ns, hr->delegate_name);
+        return;
+    }
+    if (!d->is_delegate) {
+        pt__cfg_error_at(cx, hr->delegate_node, path,
+                         "VirtualService %s/%s has hosts: only one without hosts can be "
+                         "delegated to",
+                         hr->delegate_ns, hr->delegate_name);
+        return;
+    }
+    size_t before = *n;
+    for (size_t j = 0; j < d->n_compiled; j++) {
+        pt_http_route_t merged;
+        if (pt__cfg_merge_delegate_route(cx->out, &hr->route, &d->compiled[j], &merged))
+            push_route(cp, routes, n, cap, &merged);
+    }
+    if (*n == before && d->n_compiled > 0)
+        pt__cfg_warn_at(cx, hr->delegate_node, path,
+                        "no route of %s/%s fits this route's match: the route is left out",
+                        hr->delegate_ns, hr->delegate_name);
+}
+
 static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
 {
     pt_cfg_cx_t *cx = cp->cx;
-    if (vs->n_http > 0) {
-        vs->compiled = pt_arena_calloc(cx->out, vs->n_http * sizeof(*vs->compiled));
-        for (size_t i = 0; i < vs->n_http; i++) {
-            pt_res_http_route_t *hr = &vs->http[i];
-            pt_http_route_t *r = &vs->compiled[i];
-            *r = hr->route;
-            char path[600];
-            snprintf(path, sizeof(path), "%s.route", hr->path);
-            compile_weights(cp, hr->dests, hr->n_dests, &r->clusters, &r->n_clusters,
-                            &r->total_weight, path, hr->node);
+    pt_http_route_t *routes = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < vs->n_http; i++) {
+        pt_res_http_route_t *hr = &vs->http[i];
+        if (hr->delegate_name != NULL) {
+            expand_delegate(cp, hr, &routes, &n, &cap);
+            continue;
         }
+        pt_http_route_t r = hr->route;
+        char path[600];
+        snprintf(path, sizeof(path), "%s.route", hr->path);
+        compile_weights(cp, hr->dests, hr->n_dests, &r.clusters, &r.n_clusters, &r.total_weight,
+                        path, hr->node);
+        push_route(cp, &routes, &n, &cap, &r);
     }
+    if (n > 0)
+        vs->compiled = pt_arena_memdup(cx->out, routes, n * sizeof(*routes));
+    vs->n_compiled = n;
     for (size_t i = 0; i < vs->n_tcp; i++)
         compile_l4(cp, &vs->tcp[i]);
     for (size_t i = 0; i < vs->n_tls; i++)
@@ -592,12 +648,13 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         }
     }
 
-    /* Routes and clusters, per VirtualService (once, whatever it binds to). */
+    /* Routes and clusters, per VirtualService (once, whatever it binds to). A Gateway named
+     * but not loaded is ignored, as Istio does (the VirtualService may be applied before or
+     * apart from it): a VirtualService left with no Gateway binds to nothing and is checked as
+     * a mesh-only one. */
+    bool *checks_only = pt_arena_calloc(cx->tmp, (set->n_vss + 1) * sizeof(bool));
     for (size_t v = 0; v < set->n_vss; v++) {
         pt_res_vs_t *vs = set->vss[v];
-        /* A Gateway named but not loaded is ignored, as Istio does (the VirtualService may
-         * be applied before or apart from it): a VirtualService left with no Gateway binds to
-         * nothing and is checked as a mesh-only one. */
         size_t found = 0;
         for (size_t r = 0; r < vs->n_gateways; r++) {
             const pt_res_gateway_ref_t *ref = &vs->gateways[r];
@@ -609,10 +666,33 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                 "bind to it",
                                 ref->ns, ref->name);
         }
-        cp.mesh_only = vs->mesh_only || found == 0;
-        compile_vs(&cp, vs);
-        cp.mesh_only = false;
+        checks_only[v] = vs->mesh_only || found == 0;
+        for (size_t i = 0; i < vs->n_http && !vs->is_delegate; i++) {
+            const pt_res_http_route_t *hr = &vs->http[i];
+            pt_res_vs_t *d =
+                hr->delegate_name ? find_vs(&cp, hr->delegate_ns, hr->delegate_name) : NULL;
+            if (d != NULL) {
+                d->is_delegated_to = true;
+                d->is_delegate_bound |= !checks_only[v];
+            }
+        }
     }
+    /* Delegates first: a root's routes are made of its delegates' compiled routes. A delegate
+     * makes clusters when a root bound to a loaded Gateway uses it. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t v = 0; v < set->n_vss; v++) {
+            pt_res_vs_t *vs = set->vss[v];
+            if (vs->is_delegate != (pass == 0))
+                continue;
+            if (vs->is_delegate && !vs->is_delegated_to)
+                pt__cfg_warn_at(cx, vs->meta.doc, "spec.hosts",
+                                "absent, so VirtualService %s is a delegate, and none delegates "
+                                "to it: it applies nowhere",
+                                vs->qname);
+            cp.mesh_only = vs->is_delegate ? !vs->is_delegate_bound : checks_only[v];
+            compile_vs(&cp, vs);
+            cp.mesh_only = false;
+        }
 
     /* Bind VirtualServices to listeners. */
     const char **hosts_buf = NULL;
@@ -649,14 +729,14 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             }
             if (n_hosts == 0)
                 continue;
-            if (b->l->protocol == PT_LISTENER_HTTP && vs->n_http > 0 && vs->compiled != NULL) {
+            if (b->l->protocol == PT_LISTENER_HTTP && vs->n_compiled > 0) {
                 b->vhosts = pt_arena_grow(cx->tmp, b->vhosts, b->n_vhosts, &b->cap_vhosts,
                                           sizeof(*b->vhosts));
                 pt_vhost_t *vh = &b->vhosts[b->n_vhosts++];
                 vh->hosts = pt_arena_memdup(cx->out, hosts_buf, n_hosts * sizeof(*hosts_buf));
                 vh->n_hosts = n_hosts;
                 vh->routes = vs->compiled;
-                vh->n_routes = vs->n_http;
+                vh->n_routes = vs->n_compiled;
             } else if (b->l->protocol == PT_LISTENER_TCP && b->n_l4 == 0) {
                 for (size_t t = 0; t < vs->n_tcp && b->n_l4 == 0; t++) {
                     const pt_res_tcp_route_t *tr = &vs->tcp[t];

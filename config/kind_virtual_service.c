@@ -43,9 +43,10 @@ static const pt_cfg_field_t mirror_policy_fields[] = {
     {"destination", A, PT_SHAPE_MAP, SUB(dest_any_fields)},
     {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
 };
-static const pt_cfg_field_t delegate_fields[] = {
-    {"name", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"namespace", A, PT_SHAPE_SCALAR, NULL, 0},
+enum { DG_NAME, DG_NAMESPACE, DG__N };
+static const pt_cfg_field_t delegate_fields[DG__N] = {
+    [DG_NAME] = {.name = "name", .status = S},
+    [DG_NAMESPACE] = {.name = "namespace", .status = S},
 };
 
 /* VirtualService */
@@ -85,7 +86,7 @@ static const pt_cfg_field_t http_route_fields[HR__N] = {
     [HR_DIRECT] = {.name = "directResponse", .status = S},
     [HR_TIMEOUT] = {.name = "timeout", .status = S},
     [HR_REDIRECT] = {.name = "redirect", .status = S},
-    [HR_DELEGATE] = {"delegate", U, PT_SHAPE_MAP, SUB(delegate_fields)},
+    [HR_DELEGATE] = {.name = "delegate", .status = S},
     [HR_REWRITE] = {.name = "rewrite", .status = S},
     [HR_RETRIES] = {"retries", U, PT_SHAPE_MAP, SUB(retries_fields)},
     [HR_FAULT] = {.name = "fault", .status = S},
@@ -520,8 +521,37 @@ static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_
         pt_cfg_path_t p = PT_PATH_KEY(path, "redirect");
         hr->route.redirect = pt__cfg_read_redirect(cx, f[HR_REDIRECT], &p);
     }
-    /* delegate is an action too: when it is given (and reported as unsupported), "needs a
-     * route" would only be noise. Exclusions as Istio's validation has them. */
+    /* delegate: this route's place is taken by the routes of another VirtualService (one
+     * without hosts), merged with this route's match and defaults by config/delegate.c. */
+    if (f[HR_DELEGATE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "delegate");
+        const pt_cfg_node_t *df[DG__N];
+        if (MAP(cx, f[HR_DELEGATE], &p, delegate_fields, df)) {
+            pt_cfg_path_t np = PT_PATH_KEY(&p, "name");
+            const char *name, *ns = vs->meta.ns;
+            if (df[DG_NAME] == NULL)
+                pt__cfg_error(cx, f[HR_DELEGATE], &np, "required");
+            else if (pt__cfg_nonempty_str(cx, df[DG_NAME], &np, &name)) {
+                hr->delegate_name = name;
+                hr->delegate_node = f[HR_DELEGATE];
+            }
+            if (df[DG_NAMESPACE] != NULL) {
+                pt_cfg_path_t nsp = PT_PATH_KEY(&p, "namespace");
+                if (pt__cfg_nonempty_str(cx, df[DG_NAMESPACE], &nsp, &ns))
+                    hr->delegate_ns = ns;
+            }
+            if (hr->delegate_ns == NULL)
+                hr->delegate_ns = vs->meta.ns;
+        }
+        if (vs->is_delegate)
+            pt__cfg_error(cx, f[HR_DELEGATE], &p,
+                          "a delegate VirtualService (one without hosts) cannot delegate again: "
+                          "delegation is one level deep");
+        if (has_route || has_direct || has_redirect)
+            pt__cfg_error(cx, n, path,
+                          "delegate excludes route, redirect and directResponse: give only one");
+    }
+    /* Exclusions as Istio's validation has them. */
     bool other_action = f[HR_DELEGATE] != NULL;
     if (has_redirect && (has_route || has_direct))
         pt__cfg_error(cx, n, path,
@@ -657,9 +687,23 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
         return;
     pt_cfg_path_t hp = PT_PATH_KEY(&sp, "hosts");
     if (f[VS_HOSTS] == NULL)
-        pt__cfg_error(cx, spec, &hp, "required");
+        vs->is_delegate = true; /* as Istio: no hosts makes a delegate */
     else
         vs->hosts = pt__cfg_read_hosts(cx, f[VS_HOSTS], &hp, false, &vs->n_hosts);
+    if (vs->is_delegate) {
+        static const struct {
+            int field;
+            const char *name;
+        } not_in_delegate[] = {{VS_GATEWAYS, "gateways"}, {VS_TCP, "tcp"}, {VS_TLS, "tls"}};
+        for (size_t i = 0; i < NF(not_in_delegate); i++)
+            if (f[not_in_delegate[i].field] != NULL) {
+                pt_cfg_path_t p = PT_PATH_KEY(&sp, not_in_delegate[i].name);
+                pt__cfg_error(cx, f[not_in_delegate[i].field], &p,
+                              "a VirtualService without hosts is a delegate, which takes no %s "
+                              "(give hosts to bind it yourself)",
+                              not_in_delegate[i].name);
+            }
+    }
     if (f[VS_EXPORT_TO] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(&sp, "exportTo");
         pt__cfg_is_seq(cx, f[VS_EXPORT_TO], &p);
@@ -671,7 +715,9 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
     const pt_cfg_node_t *g = f[VS_GATEWAYS];
     static const char mesh_only[] = "mesh routing (the sidecar) is not enforced by Petrel yet: "
                                     "this VirtualService applies to no listener";
-    if (g == NULL) {
+    if (g == NULL && vs->is_delegate) {
+        /* bound wherever the VirtualServices delegating to it are */
+    } else if (g == NULL) {
         /* Istio's default is mesh: validate the routes all the same, bind nothing. */
         pt__cfg_warn(cx, spec, &gp, "%s (no gateways means mesh)", mesh_only);
         vs->mesh_only = true;

@@ -53,7 +53,10 @@ typedef struct pt_res_http_route {
     pt_res_dest_t *dests;
     size_t n_dests;
     const pt_cfg_node_t *node;
-    const char *path; /* "spec.http[0]" */
+    const char *path;                        /* "spec.http[0]" */
+    const char *delegate_ns, *delegate_name; /* delegate: the VirtualService whose routes
+                                                  take this route's place; NULL: none */
+    const pt_cfg_node_t *delegate_node;
 } pt_res_http_route_t;
 
 /* One tls[].match[] entry: sniHosts (required) on a port (0: any). */
@@ -90,7 +93,10 @@ typedef struct pt_res_vs {
     size_t n_hosts;
     pt_res_gateway_ref_t *gateways; /* "mesh" left out */
     size_t n_gateways;
-    bool mesh_only; /* gateways absent or only "mesh": validated, bound to no listener */
+    bool mesh_only;         /* gateways absent or only "mesh": validated, bound to no listener */
+    bool is_delegate;       /* no hosts: only used through another VirtualService's delegate */
+    bool is_delegated_to;   /* some root's delegate names it (compile) */
+    bool is_delegate_bound; /* ... a root bound to a loaded Gateway: it makes clusters */
     pt_res_http_route_t *http;
     size_t n_http;
     pt_res_tcp_route_t *tcp;
@@ -98,7 +104,9 @@ typedef struct pt_res_vs {
     pt_res_tcp_route_t *tls;
     size_t n_tls;
     /* compile's per-VS results */
-    pt_http_route_t *compiled; /* n_http routes in the snapshot arena */
+    pt_http_route_t *compiled; /* n_compiled routes in the snapshot arena: n_http, with
+                                  each delegating route replaced by its delegate's routes */
+    size_t n_compiled;
 } pt_res_vs_t;
 
 typedef struct pt_res_se_port {
@@ -197,5 +205,15 @@ const char *pt__cfg_dump_json(pt_arena_t *into, const pt_cfg_docs_t *docs, size_
 
 /* Joins the resources into the snapshot c (listeners, vhosts, routes, clusters, proxy). */
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
+
+/* config/delegate.c: VirtualService delegation. Merges a root route's match with a delegate
+ * route's into *out (arena a for new lists); false when they conflict. */
+bool pt__cfg_merge_match(pt_arena_t *a, const pt_http_match_t *root, const pt_http_match_t *leaf,
+                         pt_http_match_t *out);
+/* A delegate route as it serves in place of root: the merged matches (false when every pair
+ * conflicts: the route is left out) and root's timeout, headers, rewrite and fault where leaf
+ * has none. */
+bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
+                                  const pt_http_route_t *leaf, pt_http_route_t *out);
 
 #endif
