@@ -32,8 +32,11 @@
  *  - Weights (HTTP): one destination takes all traffic whatever its weight. Several
  *    destinations: each needs a weight, the total must be > 0, each gets weight/total.
  *  - TCP: a TCP listener forwards to the first tcp route (VirtualServices in load order, routes
- *    in order) whose match has no port or the listener's port. A tcp route with several
- *    destinations is not weighted yet: the largest weight takes every connection (a warning).
+ *    in order) whose match has no port or the listener's port. TLS (passthrough): a listener
+ *    gets every tls route of its bound VirtualServices with the sniHosts of their match
+ *    entries for its port; proxy/l4_proxy.c picks among them on SNI. Weights as for HTTP.
+ *  - Delegation: VirtualServices without hosts are delegates, compiled first; a root's
+ *    delegating route is replaced by its delegate's routes, merged by config/delegate.c.
  *  - A mesh-only VirtualService (no gateways, or only "mesh") binds to nothing: its routes are
  *    checked, its destinations make no clusters (a missing subset is only a warning).
  *  - Virtual hosts in a listener are ordered: those with an exact host first (in load order),
