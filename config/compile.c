@@ -384,66 +384,71 @@ static pt_res_vs_t *find_vs(compiler_t *cp, const char *ns, const char *name)
     return NULL;
 }
 
-static void push_route(compiler_t *cp, pt_http_route_t **routes, size_t *n, size_t *cap,
-                       const pt_http_route_t *r)
+/* The delegate VirtualService a root route names, or NULL (reported) when there is none. */
+static const pt_res_vs_t *delegate_of(compiler_t *cp, const pt_res_http_route_t *hr, bool report)
 {
-    *routes = pt_arena_grow(cp->cx->tmp, *routes, *n, cap, sizeof(**routes));
-    (*routes)[(*n)++] = *r;
-}
-
-/* The routes taking the place of root route hr: its delegate's, merged (config/delegate.c). */
-static void expand_delegate(compiler_t *cp, const pt_res_http_route_t *hr, pt_http_route_t **routes,
-                            size_t *n, size_t *cap)
-{
-    pt_cfg_cx_t *cx = cp->cx;
+    const pt_res_vs_t *d = find_vs(cp, hr->delegate_ns, hr->delegate_name);
+    if (!report || (d != NULL && d->is_delegate))
+        return d != NULL && d->is_delegate ? d : NULL;
     char path[600];
     snprintf(path, sizeof(path), "%s.delegate", hr->path);
-    const pt_res_vs_t *d = find_vs(cp, hr->delegate_ns, hr->delegate_name);
-    if (d == NULL) {
-        pt__cfg_warn_at(cx, hr->delegate_node, path,
+    if (d == NULL)
+        pt__cfg_warn_at(cp->cx, hr->delegate_node, path,
                         "no VirtualService %s/%s in the config: this route is left out",
                         hr->delegate_ns, hr->delegate_name);
-        return;
-    }
-    if (!d->is_delegate) {
-        pt__cfg_error_at(cx, hr->delegate_node, path,
+    else
+        pt__cfg_error_at(cp->cx, hr->delegate_node, path,
                          "VirtualService %s/%s has hosts: only one without hosts can be "
                          "delegated to",
                          hr->delegate_ns, hr->delegate_name);
+    return NULL;
+}
+
+/* The routes taking the place of root route hr: its delegate's, merged (config/delegate.c),
+ * appended to routes[*n...]. */
+static void expand_delegate(compiler_t *cp, const pt_res_http_route_t *hr, pt_http_route_t *routes,
+                            size_t *n)
+{
+    const pt_res_vs_t *d = delegate_of(cp, hr, true);
+    if (d == NULL)
         return;
-    }
     size_t before = *n;
-    for (size_t j = 0; j < d->n_compiled; j++) {
-        pt_http_route_t merged;
-        if (pt__cfg_merge_delegate_route(cx->out, &hr->route, &d->compiled[j], &merged))
-            push_route(cp, routes, n, cap, &merged);
-    }
-    if (*n == before && d->n_compiled > 0)
-        pt__cfg_warn_at(cx, hr->delegate_node, path,
+    for (size_t j = 0; j < d->n_compiled; j++)
+        if (pt__cfg_merge_delegate_route(cp->cx->out, &hr->route, &d->compiled[j], &routes[*n]))
+            (*n)++;
+    if (*n == before && d->n_compiled > 0) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s.delegate", hr->path);
+        pt__cfg_warn_at(cp->cx, hr->delegate_node, path,
                         "no route of %s/%s fits this route's match: the route is left out",
                         hr->delegate_ns, hr->delegate_name);
+    }
 }
 
 static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
 {
-    pt_cfg_cx_t *cx = cp->cx;
-    pt_http_route_t *routes = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 0;
+    for (size_t i = 0; i < vs->n_http; i++) {
+        const pt_res_vs_t *d =
+            vs->http[i].delegate_name ? delegate_of(cp, &vs->http[i], false) : NULL;
+        cap += vs->http[i].delegate_name == NULL ? 1 : d != NULL ? d->n_compiled : 0;
+    }
+    pt_http_route_t *routes = cap ? pt_arena_calloc(cp->cx->out, cap * sizeof(*routes)) : NULL;
+    size_t n = 0;
     for (size_t i = 0; i < vs->n_http; i++) {
         pt_res_http_route_t *hr = &vs->http[i];
         if (hr->delegate_name != NULL) {
-            expand_delegate(cp, hr, &routes, &n, &cap);
+            expand_delegate(cp, hr, routes, &n);
             continue;
         }
-        pt_http_route_t r = hr->route;
+        pt_http_route_t *r = &routes[n++];
+        *r = hr->route;
         char path[600];
         snprintf(path, sizeof(path), "%s.route", hr->path);
-        compile_weights(cp, hr->dests, hr->n_dests, &r.clusters, &r.n_clusters, &r.total_weight,
+        compile_weights(cp, hr->dests, hr->n_dests, &r->clusters, &r->n_clusters, &r->total_weight,
                         path, hr->node);
-        push_route(cp, &routes, &n, &cap, &r);
     }
-    if (n > 0)
-        vs->compiled = pt_arena_memdup(cx->out, routes, n * sizeof(*routes));
+    vs->compiled = routes;
     vs->n_compiled = n;
     for (size_t i = 0; i < vs->n_tcp; i++)
         compile_l4(cp, &vs->tcp[i]);

@@ -39,20 +39,22 @@ static void puts_(out_t *o, const char *s)
 static void put_string(out_t *o, const char *s, size_t n)
 {
     put(o, "\"", 1);
+    size_t run = 0; /* bytes [run, i) need no escape: copied in one go */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(o, esc, 2);
-        } else if (c < 0x20) {
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        put(o, s + run, i - run);
+        run = i + 1;
+        char esc[8] = {'\\', (char)c};
+        if (c < 0x20) {
             snprintf(esc, sizeof(esc), "\\u%04x", c);
             put(o, esc, 6);
         } else {
-            put(o, (const char *)&s[i], 1);
+            put(o, esc, 2);
         }
     }
+    put(o, s + run, n - run);
     put(o, "\"", 1);
 }
 

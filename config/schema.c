@@ -18,12 +18,31 @@ static size_t path_write(const pt_cfg_path_t *p, char *buf, size_t cap, size_t p
     pos = path_write(p->parent, buf, cap, pos);
     if (pos >= cap)
         return pos;
-    int w;
-    if (p->key != NULL)
-        w = snprintf(buf + pos, cap - pos, "%s%s", pos > 0 ? "." : "", p->key);
-    else
-        w = snprintf(buf + pos, cap - pos, "[%zu]", p->index);
-    return w < 0 ? pos : pos + (size_t)w;
+    /* by hand, not snprintf: a load formats a path for every route it reads */
+    char tmp[24];
+    const char *piece;
+    size_t len;
+    if (p->key != NULL) {
+        if (pos > 0)
+            buf[pos++] = '.';
+        piece = p->key;
+        len = strlen(piece);
+    } else {
+        size_t v = p->index, k = sizeof(tmp);
+        tmp[--k] = ']';
+        do
+            tmp[--k] = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        tmp[--k] = '[';
+        piece = tmp + k;
+        len = sizeof(tmp) - k;
+    }
+    if (pos < cap) {
+        size_t room = cap - pos - 1;
+        memcpy(buf + pos, piece, len < room ? len : room);
+        buf[pos + (len < room ? len : room)] = '\0';
+    }
+    return pos + len;
 }
 
 void pt__cfg_path_format(const pt_cfg_path_t *p, char *buf, size_t cap)
