@@ -41,7 +41,7 @@ else
 endif
 
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS_SAN) $(CFLAGS_WARN) $(CFLAGS)
-LIBS = -luv -lyaml -lpcre2-8 -lssl -lcrypto -lm -pthread
+LIBS = -luv -lyaml -lpcre2-8 -lcares -lssl -lcrypto -lm -pthread
 
 LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -19,7 +19,10 @@
  *    first with the longest wildcard host matching it. Endpoints come from that ServiceEntry's
  *    port with the same number: endpoint.ports[port.name], else port.targetPort, else
  *    port.number. No ServiceEntry, no such port, or no endpoints: a cluster with 0 endpoints
- *    (503 UH at runtime), not an error.
+ *    (503 UH at runtime), not an error. With a workloadSelector the endpoints are the selected
+ *    WorkloadEntries of the ServiceEntry's namespace; with resolution DNS and no endpoints,
+ *    the host itself. A DNS name contributes the resolver's last good answer (proxy/dns.c,
+ *    through pt_config_set_dns_lookup): nothing before the first answer.
  *  - DestinationRule: the one whose host is the destination host exactly (first loaded), else
  *    the longest wildcard covering it. A destination with a subset gets its own cluster
  *    "outbound|<port>|<subset>|<host>" with the endpoints whose labels include the subset's;
@@ -76,7 +79,19 @@ typedef struct compiler {
     /* Compiling a mesh-only VirtualService: it binds to no listener, so its destinations are
      * checked (a missing subset is a warning), not turned into clusters. */
     bool mesh_only;
+    const char **dns_hosts; /* names the clusters resolve, each once (snapshot arena) */
+    size_t n_dns_hosts, cap_dns_hosts;
 } compiler_t;
+
+/* DNS answers: set by `petrel run` (proxy/dns.c); compile runs on the main thread only. */
+static pt_config_dns_lookup_fn dns_lookup;
+static void *dns_lookup_arg;
+
+void pt_config_set_dns_lookup(pt_config_dns_lookup_fn fn, void *arg)
+{
+    dns_lookup = fn;
+    dns_lookup_arg = arg;
+}
 
 /* Does pattern (a host, "*" or "*.suffix") cover host (which may itself be a wildcard)? */
 static bool host_covers(const char *pattern, const char *host)
@@ -198,6 +213,85 @@ static uint16_t endpoint_port(const pt_res_se_endpoint_t *e, const pt_res_se_por
     return p->target_port ? p->target_port : p->number;
 }
 
+/* Do a WorkloadEntry's labels include every label of a workloadSelector? */
+static bool selects(const pt_res_se_t *se, const pt_res_se_endpoint_t *e)
+{
+    for (size_t i = 0; i < se->n_selector; i++) {
+        bool found = false;
+        for (size_t j = 0; j < e->n_labels && !found; j++)
+            found = strcmp(e->labels[2 * j], se->selector[2 * i]) == 0 &&
+                    strcmp(e->labels[2 * j + 1], se->selector[2 * i + 1]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Where a ServiceEntry's endpoints come from, as Istio: its endpoints[]; with a
+ * workloadSelector, the WorkloadEntries of its namespace it selects; with resolution DNS and
+ * neither, the host itself (on the port's targetPort, else number). NONE: none. */
+static const pt_res_se_endpoint_t *service_endpoints(compiler_t *cp, const pt_res_se_t *se,
+                                                     const char *host, size_t *n)
+{
+    *n = 0;
+    if (se->resolution == PT_RES_NONE)
+        return NULL;
+    if (se->has_selector) {
+        pt_res_se_endpoint_t *v = pt_arena_calloc(cp->cx->tmp, (cp->set->n_wes + 1) * sizeof(*v));
+        for (size_t i = 0; i < cp->set->n_wes; i++) {
+            const pt_res_we_t *we = cp->set->wes[i];
+            if (!we->ok || strcmp(we->meta.ns, se->meta.ns) != 0 || !selects(se, &we->ep))
+                continue;
+            if (se->resolution == PT_RES_STATIC && we->ep.addr_len == 0) {
+                pt__cfg_warn_at(cp->cx, we->meta.doc, "spec.address",
+                                "a DNS name cannot be an endpoint of ServiceEntry %s/%s "
+                                "(resolution STATIC): WorkloadEntry ignored",
+                                se->meta.ns, se->meta.name);
+                continue;
+            }
+            v[(*n)++] = we->ep;
+        }
+        return v;
+    }
+    if (se->n_endpoints > 0 || se->resolution == PT_RES_STATIC) {
+        *n = se->n_endpoints;
+        return se->endpoints;
+    }
+    pt_res_se_endpoint_t *self = pt_arena_calloc(cp->cx->tmp, sizeof(*self));
+    self->address = host;
+    self->weight = 1;
+    *n = 1;
+    return self;
+}
+
+/* The addresses of one endpoint: its IP literal, or the last good DNS answer for its name (all
+ * of it with DNS, the first address with DNS_ROUND_ROBIN; none before the first answer). A
+ * name is recorded in the snapshot so that the resolver keeps it fresh. */
+static size_t endpoint_addrs(compiler_t *cp, const pt_res_se_t *se, const pt_res_se_endpoint_t *e,
+                             const struct sockaddr_storage **out)
+{
+    if (e->addr_len > 0) {
+        if (out != NULL)
+            *out = &e->addr;
+        return 1;
+    }
+    bool seen = false;
+    for (size_t i = 0; i < cp->n_dns_hosts && !seen; i++)
+        seen = strcmp(cp->dns_hosts[i], e->address) == 0;
+    if (!seen) {
+        cp->dns_hosts = pt_arena_grow(cp->cx->out, cp->dns_hosts, cp->n_dns_hosts,
+                                      &cp->cap_dns_hosts, sizeof(*cp->dns_hosts));
+        cp->dns_hosts[cp->n_dns_hosts++] = pt__cfg_out_str(cp->cx, e->address);
+    }
+    const struct sockaddr_storage *addrs = NULL;
+    size_t n = dns_lookup != NULL ? dns_lookup(dns_lookup_arg, e->address, &addrs) : 0;
+    if (se->resolution == PT_RES_DNS_ROUND_ROBIN && n > 1)
+        n = 1;
+    if (out != NULL)
+        *out = addrs;
+    return n;
+}
+
 /* The cluster of (host, port, subset), made on first use. sub is the subset's definition in dr
  * (NULL for the whole service). */
 static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port,
@@ -223,24 +317,48 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     for (size_t i = 0; se != NULL && i < se->n_ports; i++)
         if (se->ports[i].number == port)
             sp = &se->ports[i];
-    if (sp != NULL && se->n_endpoints > 0) {
-        cl->endpoints = pt_arena_calloc(cx->out, se->n_endpoints * sizeof(*cl->endpoints));
-        for (size_t i = 0; i < se->n_endpoints; i++) {
-            const pt_res_se_endpoint_t *e = &se->endpoints[i];
+    if (sp != NULL) {
+        size_t n_src;
+        const pt_res_se_endpoint_t *src = service_endpoints(cp, se, host, &n_src);
+        /* Two passes over the answers: count, then fill. */
+        size_t cap = 0;
+        for (size_t i = 0; i < n_src; i++)
+            if (sub == NULL || labels_match(&src[i], sub))
+                cap += endpoint_addrs(cp, se, &src[i], NULL);
+        cl->endpoints = pt_arena_calloc(cx->out, (cap + 1) * sizeof(*cl->endpoints));
+        for (size_t i = 0; i < n_src; i++) {
+            const pt_res_se_endpoint_t *e = &src[i];
             if (sub != NULL && !labels_match(e, sub))
                 continue;
-            pt_endpoint_t *ep = &cl->endpoints[cl->n_endpoints++];
-            ep->labels = e->labels;
-            ep->n_labels = e->n_labels;
-            ep->address = pt__cfg_out_str(cx, e->address);
-            ep->port = endpoint_port(e, sp);
-            ep->weight = e->weight;
-            ep->addr = e->addr;
-            ep->addr_len = e->addr_len;
-            if (e->addr.ss_family == AF_INET)
-                ((struct sockaddr_in *)&ep->addr)->sin_port = htons(ep->port);
-            else
-                ((struct sockaddr_in6 *)&ep->addr)->sin6_port = htons(ep->port);
+            const struct sockaddr_storage *addrs;
+            size_t n = endpoint_addrs(cp, se, e, &addrs);
+            for (size_t k = 0; k < n && cl->n_endpoints < cap; k++) {
+                pt_endpoint_t *ep = &cl->endpoints[cl->n_endpoints++];
+                ep->labels = e->labels;
+                ep->n_labels = e->n_labels;
+                ep->port = endpoint_port(e, sp);
+                ep->weight = e->weight;
+                ep->addr = addrs[k];
+                if (e->addr_len > 0) {
+                    ep->address = pt__cfg_out_str(cx, e->address);
+                    ep->addr_len = e->addr_len;
+                } else {
+                    char text[INET6_ADDRSTRLEN];
+                    const void *raw =
+                        addrs[k].ss_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)&addrs[k])->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)&addrs[k])->sin6_addr;
+                    inet_ntop(addrs[k].ss_family, raw, text, sizeof(text));
+                    ep->address = pt__cfg_out_str(cx, text);
+                    ep->hostname = pt__cfg_out_str(cx, e->address);
+                    ep->addr_len = addrs[k].ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                                 : sizeof(struct sockaddr_in6);
+                }
+                if (ep->addr.ss_family == AF_INET)
+                    ((struct sockaddr_in *)&ep->addr)->sin_port = htons(ep->port);
+                else
+                    ((struct sockaddr_in6 *)&ep->addr)->sin6_port = htons(ep->port);
+            }
         }
     }
     resolve_lb(dr, sub, port, &cl->lb);
@@ -612,6 +730,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     check_duplicates(cx, (void *const *)set->vss, set->n_vss, offsetof(pt_res_vs_t, meta));
     check_duplicates(cx, (void *const *)set->ses, set->n_ses, offsetof(pt_res_se_t, meta));
     check_duplicates(cx, (void *const *)set->drs, set->n_drs, offsetof(pt_res_dr_t, meta));
+    check_duplicates(cx, (void *const *)set->wes, set->n_wes, offsetof(pt_res_we_t, meta));
 
     /* Listeners, one per port. */
     size_t max_listeners = 0;
@@ -782,6 +901,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     c->clusters = pt_arena_calloc(cx->out, (cp.n_clusters + 1) * sizeof(*c->clusters));
     if (cp.n_clusters)
         memcpy(c->clusters, cp.clusters, cp.n_clusters * sizeof(*c->clusters));
+    c->dns_hosts = cp.dns_hosts;
+    c->n_dns_hosts = cp.n_dns_hosts;
     c->n_endpoint_slots = 0;
     for (size_t i = 0; i < cp.n_clusters; i++) {
         c->clusters[i]->endpoint_base = (uint32_t)c->n_endpoint_slots;

@@ -26,6 +26,7 @@ typedef struct pt_endpoint {
     socklen_t addr_len;
     const char *const *labels; /* ServiceEntry endpoints[].labels: key, value, key, value... */
     size_t n_labels;           /* pairs */
+    const char *hostname;      /* resolution DNS: the name this address was resolved from */
 } pt_endpoint_t;
 
 /* DestinationRule loadBalancer, resolved for one cluster (subset > port level > top level). */
@@ -260,6 +261,14 @@ typedef struct pt_workload {
     size_t n_labels;             /* pairs */
 } pt_workload_t;
 
+/* Proxy spec.dns: the resolver of ServiceEntries with resolution DNS / DNS_ROUND_ROBIN. */
+typedef struct pt_dns_settings {
+    const char *servers;     /* "ip:port,[ip6]:port" (c-ares' form); NULL: /etc/resolv.conf */
+    uint64_t min_refresh_ms; /* a TTL below it is raised to it: 5000 */
+    uint64_t max_refresh_ms; /* a TTL above it is lowered to it: 300000 */
+    uint64_t timeout_ms;     /* one query attempt: 5000 */
+} pt_dns_settings_t;
+
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address;          /* "127.0.0.1" by default */
@@ -279,6 +288,7 @@ typedef struct pt_proxy_settings {
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     pt_workload_t workload;            /* namespace "default", no labels */
+    pt_dns_settings_t dns;
 } pt_proxy_settings_t;
 
 typedef struct pt_config {
@@ -293,6 +303,8 @@ typedef struct pt_config {
     pt_cluster_t **clusters; /* every cluster, indexed by pt_cluster_t.index */
     size_t n_clusters;
     size_t n_endpoint_slots; /* sum of the clusters' n_endpoints (see endpoint_base) */
+    const char **dns_hosts;  /* names the clusters' endpoints were resolved from (DNS) */
+    size_t n_dns_hosts;
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line
@@ -339,6 +351,13 @@ typedef struct pt_config_source {
  * the files; also the fuzzer's and the unit tests' entry point). */
 pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_sources,
                                     pt_config_errors_t *errors);
+
+/* Where compile finds DNS answers: the last good addresses of name (ports 0), in answer order,
+ * or 0 when there is none yet. Set once by `petrel run` (proxy/dns.c answers, on the main
+ * thread, which is the only one that compiles); without it a DNS cluster has no endpoints. */
+typedef size_t (*pt_config_dns_lookup_fn)(void *arg, const char *name,
+                                          const struct sockaddr_storage **addrs);
+void pt_config_set_dns_lookup(pt_config_dns_lookup_fn fn, void *arg);
 
 void pt_config_ref(pt_config_t *c);
 void pt_config_unref(pt_config_t *c);

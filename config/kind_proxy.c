@@ -2,6 +2,7 @@
  * Petrel's own kind, petrel.io/v1alpha1 Proxy: the process settings (bind address, ports,
  * limits, timeouts, access log) over Petrel's defaults, and spec.workload, who this proxy is
  * for sourceLabels / sourceNamespace matches. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "kinds.h"
@@ -25,6 +26,7 @@ enum {
     PX_PROM_PORT,
     PX_HEALTH_PORT,
     PX_LOG_FORMAT,
+    PX_DNS,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -45,6 +47,15 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_PROM_PORT] = {.name = "prometheusPort", .status = S},
     [PX_HEALTH_PORT] = {.name = "healthPort", .status = S},
     [PX_LOG_FORMAT] = {.name = "accessLogFormat", .status = S},
+    [PX_DNS] = {.name = "dns", .status = S},
+};
+/* Proxy spec.dns: the resolver of DNS ServiceEntries (proxy/dns.c). */
+enum { DNS_SERVERS, DNS_MIN_REFRESH, DNS_MAX_REFRESH, DNS_TIMEOUT, DNS__N };
+static const pt_cfg_field_t dns_fields[DNS__N] = {
+    [DNS_SERVERS] = {.name = "servers", .status = S},
+    [DNS_MIN_REFRESH] = {.name = "minRefresh", .status = S},
+    [DNS_MAX_REFRESH] = {.name = "maxRefresh", .status = S},
+    [DNS_TIMEOUT] = {.name = "timeout", .status = S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
@@ -72,6 +83,97 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->drain_timeout_ms = 5000;
     s->access_log = "/dev/stdout";
     s->workload.ns = "default";
+    s->dns.min_refresh_ms = 5000; /* Envoy's dns_min_refresh_rate */
+    s->dns.max_refresh_ms = 300000;
+    s->dns.timeout_ms = 5000;
+}
+
+/* A DNS server: an IPv4 address with an optional ":port", or an IPv6 one, bracketed when a port
+ * follows ("[::1]:53"). */
+static bool is_dns_server(const char *s)
+{
+    char host[64];
+    const char *port = NULL;
+    size_t len = strlen(s);
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
+            return false;
+        memcpy(host, s + 1, (size_t)(close - s - 1));
+        host[close - s - 1] = '\0';
+        port = close + 2;
+    } else if (strchr(s, ':') != strrchr(s, ':') || len >= sizeof(host)) {
+        return pt__cfg_is_ip_literal(s, NULL, NULL); /* bare IPv6 */
+    } else {
+        memcpy(host, s, len + 1);
+        char *colon = strchr(host, ':');
+        if (colon != NULL) {
+            *colon = '\0';
+            port = colon + 1;
+        }
+    }
+    if (port != NULL) {
+        char *end;
+        unsigned long p = strtoul(port, &end, 10);
+        if (*port == '\0' || *end != '\0' || p == 0 || p > 65535)
+            return false;
+    }
+    return pt__cfg_is_ip_literal(host, NULL, NULL);
+}
+
+/* spec.dns: servers are joined into c-ares' "a,b" form in the snapshot arena. */
+static void read_dns(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
+                     pt_dns_settings_t *d)
+{
+    pt_cfg_path_t dp = PT_PATH_KEY(spec_path, "dns");
+    const pt_cfg_node_t *f[DNS__N];
+    if (!MAP(cx, n, &dp, dns_fields, f))
+        return;
+    if (f[DNS_SERVERS] != NULL) {
+        pt_cfg_path_t sp = PT_PATH_KEY(&dp, "servers");
+        const pt_cfg_node_t *seq = f[DNS_SERVERS];
+        if (pt__cfg_is_seq(cx, seq, &sp)) {
+            char *csv = NULL;
+            for (size_t i = 0; i < seq->n_items; i++) {
+                pt_cfg_path_t ip = PT_PATH_IDX(&sp, i);
+                const char *v;
+                if (!pt__cfg_nonempty_str(cx, seq->items[i], &ip, &v))
+                    continue;
+                if (!is_dns_server(v)) {
+                    pt__cfg_error(cx, seq->items[i], &ip,
+                                  "must be an IP address with an optional port (\"10.0.0.10\", "
+                                  "\"127.0.0.1:5353\", \"[::1]:53\"), got \"%s\"",
+                                  v);
+                    continue;
+                }
+                csv = csv == NULL ? pt_arena_strdup(cx->out, v)
+                                  : pt_arena_printf(cx->out, "%s,%s", csv, v);
+            }
+            d->servers = csv;
+        }
+    }
+    uint64_t ms;
+    pt_cfg_path_t minp = PT_PATH_KEY(&dp, "minRefresh");
+    if (f[DNS_MIN_REFRESH] != NULL && pt__cfg_duration(cx, f[DNS_MIN_REFRESH], &minp, &ms)) {
+        if (ms < 100)
+            pt__cfg_error(cx, f[DNS_MIN_REFRESH], &minp, "must be at least 100ms");
+        else
+            d->min_refresh_ms = ms;
+    }
+    pt_cfg_path_t maxp = PT_PATH_KEY(&dp, "maxRefresh");
+    if (f[DNS_MAX_REFRESH] != NULL && pt__cfg_duration(cx, f[DNS_MAX_REFRESH], &maxp, &ms))
+        d->max_refresh_ms = ms;
+    if (d->max_refresh_ms < d->min_refresh_ms)
+        pt__cfg_error(cx, f[DNS_MAX_REFRESH] ? f[DNS_MAX_REFRESH] : n, &maxp,
+                      "must not be below minRefresh (%llu ms)",
+                      (unsigned long long)d->min_refresh_ms);
+    pt_cfg_path_t tp = PT_PATH_KEY(&dp, "timeout");
+    if (f[DNS_TIMEOUT] != NULL && pt__cfg_duration(cx, f[DNS_TIMEOUT], &tp, &ms)) {
+        if (ms < 10 || ms > 60000)
+            pt__cfg_error(cx, f[DNS_TIMEOUT], &tp, "must be between 10ms and 60s");
+        else
+            d->timeout_ms = ms;
+    }
 }
 
 /* spec.workload: strings go straight to the snapshot arena. */
@@ -169,6 +271,8 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     }
     if (f[PX_WORKLOAD] != NULL)
         read_workload(cx, f[PX_WORKLOAD], &sp, &s->workload);
+    if (f[PX_DNS] != NULL)
+        read_dns(cx, f[PX_DNS], &sp, &s->dns);
     INT_FIELD(PX_PROM_PORT, 0, 65535, s->prometheus_port);
     INT_FIELD(PX_HEALTH_PORT, 0, 65535, s->health_port);
     if (f[PX_LOG_FORMAT] != NULL) {

@@ -1,7 +1,8 @@
 /* config/kind_service_entry.c
- * The ServiceEntry kind: hosts, ports and endpoints, from which config/compile.c builds
- * clusters. Only resolution STATIC gives endpoints (IP literals); NONE and DNS are warned about
- * and leave the ServiceEntry without endpoints. */
+ * The ServiceEntry kind: hosts, ports, resolution and endpoints (or a workloadSelector), from
+ * which config/compile.c builds clusters. STATIC endpoints are IP literals; DNS and
+ * DNS_ROUND_ROBIN endpoints may be names, resolved on the main thread by proxy/dns.c; NONE is
+ * warned about and leaves the ServiceEntry without endpoints. */
 #include <string.h>
 
 #include "kinds.h"
@@ -27,7 +28,7 @@ static const pt_cfg_field_t se_fields[SE__N] = {
     [SE_RESOLUTION] = {.name = "resolution", .status = S},
     [SE_ENDPOINTS] = {.name = "endpoints", .status = S},
     [SE_EXPORT_TO] = {.name = "exportTo", .status = A},
-    [SE_WORKLOAD_SELECTOR] = {"workloadSelector", U, PT_SHAPE_MAP, SUB(pt__cfg_selector_fields)},
+    [SE_WORKLOAD_SELECTOR] = {.name = "workloadSelector", .status = S},
     [SE_SUBJECT_ALT_NAMES] = {"subjectAltNames", U, PT_SHAPE_SEQ, NULL, 0},
 };
 enum { SP_NUMBER, SP_PROTOCOL, SP_NAME, SP_TARGET, SP__N };
@@ -37,17 +38,6 @@ static const pt_cfg_field_t se_port_fields[SP__N] = {
     [SP_NAME] = {.name = "name", .status = S},
     [SP_TARGET] = {.name = "targetPort", .status = S},
 };
-enum { WE_ADDRESS, WE_PORTS, WE_LABELS, WE_WEIGHT, WE_NETWORK, WE_LOCALITY, WE_SA, WE__N };
-static const pt_cfg_field_t endpoint_fields[WE__N] = {
-    [WE_ADDRESS] = {.name = "address", .status = S},
-    [WE_PORTS] = {.name = "ports", .status = S},
-    [WE_LABELS] = {.name = "labels", .status = S},
-    [WE_WEIGHT] = {.name = "weight", .status = S},
-    [WE_NETWORK] = {.name = "network", .status = A},
-    [WE_LOCALITY] = {.name = "locality", .status = A},
-    [WE_SA] = {"serviceAccount", U, PT_SHAPE_SCALAR, NULL, 0},
-};
-
 void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                                 const pt_cfg_node_t *spec)
 {
@@ -88,23 +78,25 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
     }
 
     /* resolution: Istio's default is NONE (pass through to the address the client asked
-     * for), which needs traffic capture: not supported yet, and neither is DNS. */
+     * for), which needs traffic capture: not supported yet. */
     pt_cfg_path_t rp = PT_PATH_KEY(&sp, "resolution");
-    bool is_static = false;
     if (f[SE_RESOLUTION] == NULL) {
         pt__cfg_warn(cx, spec, &rp,
                      "resolution NONE (the default) is not enforced by Petrel yet: this "
-                     "ServiceEntry has no endpoints (use STATIC)");
+                     "ServiceEntry has no endpoints (use STATIC or DNS)");
     } else {
         const char *s;
-        if (pt__cfg_str(cx, f[SE_RESOLUTION], &rp, &s) && strcmp(s, "STATIC") == 0) {
-            is_static = true;
-        } else if (f[SE_RESOLUTION]->type == PT_CFG_SCALAR) {
-            if (!strcmp(s, "NONE") || !strcmp(s, "DNS") || !strcmp(s, "DNS_ROUND_ROBIN"))
+        if (pt__cfg_str(cx, f[SE_RESOLUTION], &rp, &s)) {
+            if (strcmp(s, "STATIC") == 0)
+                se->resolution = PT_RES_STATIC;
+            else if (strcmp(s, "DNS") == 0)
+                se->resolution = PT_RES_DNS;
+            else if (strcmp(s, "DNS_ROUND_ROBIN") == 0)
+                se->resolution = PT_RES_DNS_ROUND_ROBIN;
+            else if (strcmp(s, "NONE") == 0)
                 pt__cfg_warn(cx, f[SE_RESOLUTION], &rp,
-                             "resolution %s is not enforced by Petrel yet: this ServiceEntry has "
-                             "no endpoints (use STATIC)",
-                             s);
+                             "resolution NONE is not enforced by Petrel yet: this ServiceEntry "
+                             "has no endpoints (use STATIC or DNS)");
             else
                 pt__cfg_error(cx, f[SE_RESOLUTION], &rp,
                               "unknown resolution \"%s\" (expected NONE, STATIC, DNS or "
@@ -112,6 +104,8 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
                               s);
         }
     }
+    bool is_static = se->resolution == PT_RES_STATIC;
+    bool is_dns = se->resolution == PT_RES_DNS || se->resolution == PT_RES_DNS_ROUND_ROBIN;
 
     if (f[SE_PORTS] != NULL) {
         pt_cfg_path_t pp = PT_PATH_KEY(&sp, "ports");
@@ -167,57 +161,43 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
             se->endpoints = pt_arena_calloc(cx->tmp, en->n_items * sizeof(*se->endpoints));
             for (size_t i = 0; i < en->n_items; i++) {
                 pt_cfg_path_t ip = PT_PATH_IDX(&ep, i);
-                const pt_cfg_node_t *wf[WE__N];
-                if (!MAP(cx, en->items[i], &ip, endpoint_fields, wf))
-                    continue;
-                pt_res_se_endpoint_t e = {.weight = 1};
-                bool ok = true;
-                pt_cfg_path_t ap = PT_PATH_KEY(&ip, "address");
-                if (wf[WE_ADDRESS] == NULL) {
-                    pt__cfg_error(cx, en->items[i], &ap, "required");
-                    ok = false;
-                } else if (!pt__cfg_nonempty_str(cx, wf[WE_ADDRESS], &ap, &e.address)) {
-                    ok = false;
-                } else if (strncmp(e.address, "unix://", 7) == 0) {
-                    pt__cfg_warn(cx, wf[WE_ADDRESS], &ap,
-                                 "unix domain socket endpoints are not enforced by Petrel yet: "
-                                 "endpoint ignored");
-                    ok = false;
-                } else if (!is_static) {
-                    ok = false; /* a DNS name or an address: no endpoints (warned above) */
-                } else if (!pt__cfg_is_ip_literal(e.address, &e.addr, &e.addr_len)) {
-                    pt__cfg_error(cx, wf[WE_ADDRESS], &ap,
-                                  "must be an IPv4 or IPv6 address with resolution STATIC, got "
-                                  "\"%s\"",
-                                  e.address);
-                    ok = false;
-                }
-                if (wf[WE_PORTS] != NULL) {
-                    pt_cfg_path_t pp = PT_PATH_KEY(&ip, "ports");
-                    const pt_cfg_node_t *m = wf[WE_PORTS];
-                    if (pt__cfg_is_map(cx, m, &pp)) {
-                        for (size_t j = 0; j < m->n_pairs; j++) {
-                            pt_cfg_path_t kp = PT_PATH_KEY(&pp, m->pairs[j].key->str);
-                            long long v;
-                            if (!pt__cfg_int(cx, m->pairs[j].value, &kp, 1, 65535, &v))
-                                ok = false;
-                        }
-                        e.ports = m;
-                    }
-                }
-                if (wf[WE_WEIGHT] != NULL) {
-                    pt_cfg_path_t wp = PT_PATH_KEY(&ip, "weight");
-                    long long v;
-                    if (pt__cfg_int(cx, wf[WE_WEIGHT], &wp, 0, 4294967295LL, &v) && v > 0)
-                        e.weight = (uint32_t)v;
-                }
-                if (wf[WE_LABELS] != NULL) {
-                    pt_cfg_path_t lp = PT_PATH_KEY(&ip, "labels");
-                    e.labels = pt__cfg_read_labels(cx, wf[WE_LABELS], &lp, &e.n_labels);
-                }
-                if (ok)
+                pt_res_se_endpoint_t e;
+                /* NONE keeps no endpoint (warned above), so its addresses are not checked. */
+                if (pt__cfg_read_workload(cx, en->items[i], &ip, is_static, &e) &&
+                    (is_static || is_dns))
                     se->endpoints[se->n_endpoints++] = e;
             }
+            /* Istio's validation: LOGICAL_DNS has one address to resolve. */
+            if (se->resolution == PT_RES_DNS_ROUND_ROBIN && en->n_items > 1)
+                pt__cfg_error(cx, en, &ep,
+                              "resolution DNS_ROUND_ROBIN takes at most one endpoint, got %zu",
+                              en->n_items);
         }
     }
+
+    if (f[SE_WORKLOAD_SELECTOR] != NULL) {
+        pt_cfg_path_t wp = PT_PATH_KEY(&sp, "workloadSelector");
+        const pt_cfg_node_t *wf[1];
+        if (pt__cfg_map(cx, f[SE_WORKLOAD_SELECTOR], &wp, pt__cfg_selector_fields, 1, wf)) {
+            se->has_selector = true;
+            if (wf[0] != NULL) {
+                pt_cfg_path_t lp = PT_PATH_KEY(&wp, "labels");
+                se->selector = pt__cfg_read_labels(cx, wf[0], &lp, &se->n_selector);
+            }
+        }
+        if (f[SE_ENDPOINTS] != NULL)
+            pt__cfg_error(cx, f[SE_WORKLOAD_SELECTOR], &wp,
+                          "only one of workloadSelector or endpoints can be set");
+    }
+
+    /* Istio's validation: without endpoints, a DNS ServiceEntry resolves its hosts, so they
+     * must be names, not wildcards. */
+    if (is_dns && f[SE_ENDPOINTS] == NULL && !se->has_selector)
+        for (size_t i = 0; i < se->n_hosts; i++)
+            if (strchr(se->hosts[i], '*') != NULL) {
+                pt__cfg_error(cx, f[SE_HOSTS], &hp,
+                              "hosts must be names, not wildcards, with resolution DNS and no "
+                              "endpoints, got \"%s\"",
+                              se->hosts[i]);
+            }
 }

@@ -1,6 +1,6 @@
 /* config/kind_unenforced.c
  * Kinds of Istio's API that Petrel parses but does not enforce yet (PeerAuthentication,
- * AuthorizationPolicy, RequestAuthentication, Sidecar, WorkloadEntry, WorkloadGroup,
+ * AuthorizationPolicy, RequestAuthentication, Sidecar, WorkloadGroup,
  * EnvoyFilter, ProxyConfig, Telemetry, WasmPlugin): their spec's top-level fields are checked,
  * then the resource is dropped with a warning or, for a security policy that dropping would
  * leave open, refused by `petrel run`. */
@@ -37,15 +37,6 @@ static const pt_cfg_field_t sidecar_fields[] = {
     {"egress", A, PT_SHAPE_SEQ, NULL, 0},
     {"outboundTrafficPolicy", A, PT_SHAPE_MAP, NULL, 0},
     {"inboundConnectionPool", A, PT_SHAPE_MAP, NULL, 0},
-};
-static const pt_cfg_field_t workload_entry_fields[] = {
-    {"address", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"ports", A, PT_SHAPE_MAP, NULL, 0},
-    {"labels", A, PT_SHAPE_MAP, NULL, 0},
-    {"network", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"locality", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"weight", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"serviceAccount", A, PT_SHAPE_SCALAR, NULL, 0},
 };
 static const pt_cfg_field_t workload_group_fields[] = {
     {"metadata", A, PT_SHAPE_MAP, NULL, 0},
@@ -100,7 +91,6 @@ static const struct {
     {"AuthorizationPolicy", SUB(authz_fields)},
     {"RequestAuthentication", SUB(request_authn_fields)},
     {"Sidecar", SUB(sidecar_fields)},
-    {"WorkloadEntry", SUB(workload_entry_fields)},
     {"WorkloadGroup", SUB(workload_group_fields)},
     {"EnvoyFilter", SUB(envoy_filter_fields)},
     {"ProxyConfig", SUB(proxy_config_fields)},

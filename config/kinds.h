@@ -87,6 +87,13 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
                                 const pt_cfg_node_t *spec);
 void pt__cfg_read_destination_rule(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                                    const pt_cfg_node_t *spec);
+void pt__cfg_read_workload_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
+                                 const pt_cfg_node_t *spec);
+/* One WorkloadEntry spec, or one ServiceEntry endpoints[] item (the same Istio message) at
+ * path, into *e; returns false when it is unusable (reported, or a unix socket, warned). With
+ * resolution STATIC the address must be an IP literal; a DNS name is kept with addr_len 0. */
+bool pt__cfg_read_workload(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                           bool must_be_ip, pt_res_se_endpoint_t *e);
 /* A kind Petrel knows of and does not enforce yet: checked, then dropped with a warning, or
  * refused when it is a security policy (config/kind_unenforced.c). */
 void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const pt_cfg_node_t *kind,

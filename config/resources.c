@@ -208,6 +208,7 @@ static const struct {
     {"VirtualService", istio_networking_versions, pt__cfg_read_virtual_service, false},
     {"ServiceEntry", istio_networking_versions, pt__cfg_read_service_entry, false},
     {"DestinationRule", istio_networking_versions, pt__cfg_read_destination_rule, false},
+    {"WorkloadEntry", istio_networking_versions, pt__cfg_read_workload_entry, false},
 };
 
 /* Istio kinds Petrel knows of and does not enforce yet (pt__cfg_read_unenforced), with the API
@@ -220,7 +221,6 @@ static const struct {
     {"AuthorizationPolicy", istio_security_versions},
     {"RequestAuthentication", istio_security_versions},
     {"Sidecar", istio_networking_versions},
-    {"WorkloadEntry", istio_networking_versions},
     {"WorkloadGroup", istio_networking_versions},
     {"EnvoyFilter", istio_networking_versions},
     {"ProxyConfig", istio_networking_versions},

@@ -116,8 +116,8 @@ typedef struct pt_res_se_port {
 } pt_res_se_port_t;
 
 typedef struct pt_res_se_endpoint {
-    const char *address;
-    struct sockaddr_storage addr;
+    const char *address;          /* an IP literal, or a DNS name (resolution DNS) */
+    struct sockaddr_storage addr; /* the IP literal's; addr_len 0 for a DNS name */
     socklen_t addr_len;
     uint32_t weight;            /* 1 when not given (or 0) */
     const pt_cfg_node_t *ports; /* endpoint.ports map (checked), or NULL */
@@ -125,15 +125,33 @@ typedef struct pt_res_se_endpoint {
     size_t n_labels;            /* pairs */
 } pt_res_se_endpoint_t;
 
+typedef enum pt_res_resolution {
+    PT_RES_NONE = 0,        /* Istio's default: no endpoints in Petrel yet */
+    PT_RES_STATIC,          /* endpoints are IP literals */
+    PT_RES_DNS,             /* every address of every endpoint's name (Envoy's STRICT_DNS) */
+    PT_RES_DNS_ROUND_ROBIN, /* the first address of the name (Envoy's LOGICAL_DNS) */
+} pt_res_resolution_t;
+
 typedef struct pt_res_se {
     pt_res_meta_t meta;
     const char **hosts; /* lower-case */
     size_t n_hosts;
     pt_res_se_port_t *ports;
     size_t n_ports;
+    pt_res_resolution_t resolution;
     pt_res_se_endpoint_t *endpoints;
     size_t n_endpoints;
+    bool has_selector;     /* workloadSelector given: endpoints are the selected WorkloadEntries */
+    const char **selector; /* workloadSelector.labels: key, value, ... */
+    size_t n_selector;     /* pairs */
 } pt_res_se_t;
+
+/* A WorkloadEntry: one endpoint that ServiceEntries select by labels (same namespace). */
+typedef struct pt_res_we {
+    pt_res_meta_t meta;
+    pt_res_se_endpoint_t ep;
+    bool ok; /* its address is usable */
+} pt_res_we_t;
 
 /* A DestinationRule loadBalancer as written: has_* says which fields were given, so that a
  * subset's or a port's settings override only what they set. */
@@ -186,6 +204,8 @@ typedef struct pt_res_set {
     size_t n_ses, cap_ses;
     pt_res_dr_t **drs;
     size_t n_drs, cap_drs;
+    pt_res_we_t **wes;
+    size_t n_wes, cap_wes;
 } pt_res_set_t;
 
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */

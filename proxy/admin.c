@@ -44,15 +44,24 @@ static void on_written(uv_write_t *req, int status)
     free(req);
 }
 
+/* Counter k summed over the workers and the main thread. */
+static uint64_t stat_sum(const pt_admin_t *a, int k)
+{
+    uint64_t sum = a->main_stats != NULL
+                       ? atomic_load_explicit(&a->main_stats->v[k], memory_order_relaxed)
+                       : 0;
+    for (size_t i = 0; i < a->n_workers; i++)
+        sum += atomic_load_explicit(&a->workers[i].stats.v[k], memory_order_relaxed);
+    return sum;
+}
+
 /* Every counter summed over the workers, "name: value\n" lines; returns the length written
  * (truncated at size). */
 static size_t format_stats(const pt_admin_t *a, char *buf, size_t size)
 {
     size_t off = 0;
     for (int k = 0; k < PT_STAT__COUNT; k++) {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < a->n_workers; i++)
-            sum += atomic_load_explicit(&a->workers[i].stats.v[k], memory_order_relaxed);
+        uint64_t sum = stat_sum(a, k);
         int n = snprintf(buf + off, size - off, "%s: %" PRIu64 "\n", pt_stat_names[k], sum);
         if (n < 0 || (size_t)n >= size - off)
             return off;
@@ -130,9 +139,7 @@ static void respond_prometheus(admin_conn_t *c)
     if (extra == NULL || m == NULL)
         abort();
     for (int k = 0; k < PT_STAT__COUNT; k++) {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < a->n_workers; i++)
-            sum += atomic_load_explicit(&a->workers[i].stats.v[k], memory_order_relaxed);
+        uint64_t sum = stat_sum(a, k);
         /* Prometheus names counters with _total; Petrel's own names mostly lack it. */
         const char *name = pt_stat_names[k];
         size_t nl = strlen(name);
@@ -186,13 +193,14 @@ static void respond_config_dump(admin_conn_t *c)
 /* One line per endpoint, in Envoy's /clusters text form:
  *   outbound|80||web.local::127.0.0.1:8080::weight::1
  *   outbound|80||web.local::127.0.0.1:8080::health_flags::healthy
+ *   outbound|80||web.local::127.0.0.1:8080::hostname::web.example (resolution DNS)
  * and a cluster without endpoints as "outbound|80||x::no_endpoints". */
 static void respond_clusters(admin_conn_t *c)
 {
     const pt_config_t *cfg = c->admin->config;
     size_t cap = 256, len = 0;
     for (size_t i = 0; i < cfg->n_clusters; i++)
-        cap += (strlen(cfg->clusters[i]->name) + 128) * (cfg->clusters[i]->n_endpoints * 2 + 1);
+        cap += (strlen(cfg->clusters[i]->name) + 384) * (cfg->clusters[i]->n_endpoints * 3 + 1);
     char *body = malloc(cap);
     if (body == NULL) {
         respond(c, 503, "Service Unavailable", "out of memory\n", 14);
@@ -208,6 +216,9 @@ static void respond_clusters(admin_conn_t *c)
                                     "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::healthy\n",
                                     cl->name, ep->address, (unsigned)ep->port, ep->weight, cl->name,
                                     ep->address, (unsigned)ep->port);
+            if (ep->hostname != NULL)
+                len += (size_t)snprintf(body + len, cap - len, "%s::%s:%u::hostname::%s\n",
+                                        cl->name, ep->address, (unsigned)ep->port, ep->hostname);
         }
     }
     respond(c, 200, "OK", body, len);

@@ -38,7 +38,8 @@ struct pt_admin {
     uv_loop_t *loop;
     pt_worker_t *workers; /* not owned */
     size_t n_workers;
-    const pt_config_t *config; /* the snapshot in force (main thread; replaced on reload) */
+    const pt_stats_t *main_stats; /* the main thread's counters (DNS), added to the workers' */
+    const pt_config_t *config;    /* the snapshot in force (main thread; replaced on reload) */
     uint64_t config_generation;
     uint64_t reloads_accepted; /* config reloads published (main thread only) */
     uint64_t reloads_refused;  /* config reloads refused; the running config stayed */

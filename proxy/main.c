@@ -12,8 +12,10 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../xds/file_source.h"
 #include "../xds/file_watch.h"
 #include "admin.h"
+#include "dns.h"
 #include "log.h"
 #include "worker.h"
 
@@ -43,6 +45,9 @@ typedef struct server {
     pt_file_watch_t watch; /* the config paths; a change reloads */
     char **paths;          /* as given with -c (argv strings) */
     size_t n_paths;
+    pt_xds_files_t sources; /* the files of the config in force, recompiled on a DNS change */
+    pt_dns_t *dns;          /* resolves the names of DNS ServiceEntries */
+    pt_stats_t main_stats;  /* counters of the main thread (DNS) */
     uint64_t drain_started_ms;
     _Atomic int workers_running;
     bool is_draining;
@@ -54,12 +59,38 @@ static void print_errors(const pt_config_errors_t *e)
         fprintf(stderr, "%s\n", e->lines[i]);
 }
 
+/* Compiles config files already in memory. */
+static pt_config_t *compile_files(const pt_xds_files_t *files, pt_config_errors_t *errors)
+{
+    pt_config_source_t *src = calloc(files->n + 1, sizeof(*src));
+    if (src == NULL)
+        abort();
+    for (size_t i = 0; i < files->n; i++)
+        src[i] = (pt_config_source_t){files->v[i].path, files->v[i].data, files->v[i].len};
+    pt_config_t *c = pt_config_load_buffers(src, files->n, errors);
+    free(src);
+    return c;
+}
+
+/* Reads the config paths into files, then compiles them; NULL with errors otherwise. */
+static pt_config_t *read_and_compile(char **paths, size_t n, pt_xds_files_t *files,
+                                     pt_config_errors_t *errors)
+{
+    size_t start = errors->n;
+    for (size_t i = 0; i < n; i++)
+        pt_xds_file_read(paths[i], files, errors);
+    return errors->n == start ? compile_files(files, errors) : NULL;
+}
+
 /* for_run: `petrel run` refuses security policies it cannot enforce (validate only warns), and
- * logs warnings through the log; validate prints them on stderr, "warning: " first. */
-static pt_config_t *load(char **paths, size_t n, bool for_run)
+ * logs warnings through the log; validate prints them on stderr, "warning: " first. The files
+ * read go to *files (run keeps them for DNS recompiles); validate passes NULL. */
+static pt_config_t *load(char **paths, size_t n, bool for_run, pt_xds_files_t *files)
 {
     pt_config_errors_t errors = {.refuse_unenforced_security = for_run};
-    pt_config_t *c = pt_config_load((const char *const *)paths, n, &errors);
+    pt_xds_files_t local = {0};
+    pt_config_t *c = read_and_compile(paths, n, files != NULL ? files : &local, &errors);
+    pt_xds_files_dispose(&local);
     for (size_t i = 0; i < errors.n_warnings; i++) {
         if (for_run)
             pt_log_warn("config: %s", errors.warnings[i]);
@@ -81,7 +112,7 @@ static int cmd_validate(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    pt_config_t *c = load(argv, (size_t)argc, false);
+    pt_config_t *c = load(argv, (size_t)argc, false, NULL);
     if (c == NULL)
         return 1;
     printf("petrel: configuration valid: %zu listener%s, %zu cluster%s\n", c->n_listeners,
@@ -107,6 +138,8 @@ static void on_exit_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->sigusr1, NULL);
     pt_file_watch_close(&s->watch);
+    pt_dns_stop(s->dns);
+    s->dns = NULL;
     pt_admin_stop(&s->admin);
 }
 
@@ -141,7 +174,48 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
         return "spec.accessLogFormat";
     if (strcmp(a->access_log ? a->access_log : "", b->access_log ? b->access_log : "") != 0)
         return "spec.accessLog";
+    if (strcmp(a->dns.servers ? a->dns.servers : "", b->dns.servers ? b->dns.servers : "") != 0 ||
+        a->dns.timeout_ms != b->dns.timeout_ms)
+        return "spec.dns.servers / spec.dns.timeout";
     return NULL;
+}
+
+/* Hands c (its ref included) to every worker and makes it the snapshot in force; the resolver
+ * follows its names. */
+static void publish(server_t *s, pt_config_t *c, const char *why)
+{
+    for (size_t i = 0; i < s->n_workers; i++)
+        pt_worker_set_config(&s->workers[i], c);
+    pt_config_unref(s->config);
+    s->config = c;
+    s->admin.config = c;
+    s->admin.config_generation = c->generation;
+    if (s->dns != NULL) {
+        pt_dns_configure(s->dns, &c->proxy.dns);
+        pt_dns_track(s->dns, (const char *const *)c->dns_hosts, c->n_dns_hosts);
+    }
+    pt_log_info("config generation %llu in force (%s): %zu listener%s, %zu cluster%s",
+                (unsigned long long)c->generation, why, c->n_listeners,
+                c->n_listeners == 1 ? "" : "s", c->n_clusters, c->n_clusters == 1 ? "" : "s");
+}
+
+/* A DNS answer changed: the documents in force are compiled again (compile reads the
+ * resolver's answers) and published as a reload would be; pools are keyed by address, so
+ * the endpoints that stayed keep their connections. */
+static void on_dns_change(void *arg)
+{
+    server_t *s = arg;
+    if (s->is_draining)
+        return;
+    pt_config_errors_t errors = {.refuse_unenforced_security = true};
+    pt_config_t *c = compile_files(&s->sources, &errors);
+    if (c == NULL) {
+        /* The same documents compiled before: only an allocation failure gets here. */
+        pt_log_error("dns: recompiling the config in force failed (%zu errors)", errors.n);
+    } else {
+        publish(s, c, "dns answer changed");
+    }
+    pt_config_errors_dispose(&errors);
 }
 
 /* Builds a new snapshot from the files as they are now and publishes it to every worker, or
@@ -151,7 +225,8 @@ static void reload(server_t *s, const char *why)
     if (s->is_draining)
         return;
     pt_config_errors_t errors = {.refuse_unenforced_security = true};
-    pt_config_t *c = pt_config_load((const char *const *)s->paths, s->n_paths, &errors);
+    pt_xds_files_t files = {0};
+    pt_config_t *c = read_and_compile(s->paths, s->n_paths, &files, &errors);
     for (size_t i = 0; i < errors.n_warnings; i++)
         pt_log_warn("config reload (%s): %s", why, errors.warnings[i]);
     const char *fixed = c != NULL ? restart_only_change(&s->config->proxy, &c->proxy) : NULL;
@@ -170,19 +245,14 @@ static void reload(server_t *s, const char *why)
                 pt_log_error("%s", errors.lines[i]);
         }
         pt_config_errors_dispose(&errors);
+        pt_xds_files_dispose(&files);
         return;
     }
     pt_config_errors_dispose(&errors);
-    for (size_t i = 0; i < s->n_workers; i++)
-        pt_worker_set_config(&s->workers[i], c);
-    pt_config_unref(s->config);
-    s->config = c;
-    s->admin.config = c;
-    s->admin.config_generation = c->generation;
+    pt_xds_files_dispose(&s->sources);
+    s->sources = files;
     s->admin.reloads_accepted++;
-    pt_log_info("config generation %llu in force (%s): %zu listener%s, %zu cluster%s",
-                (unsigned long long)c->generation, why, c->n_listeners,
-                c->n_listeners == 1 ? "" : "s", c->n_clusters, c->n_clusters == 1 ? "" : "s");
+    publish(s, c, why);
 }
 
 static void on_files_changed(void *arg)
@@ -272,10 +342,11 @@ static int cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     server_t s;
     memset(&s, 0, sizeof(s));
-    s.config = load(paths, n_paths, true);
+    s.config = load(paths, n_paths, true, &s.sources);
     s.paths = paths;
     s.n_paths = n_paths;
     if (s.config == NULL) {
+        pt_xds_files_dispose(&s.sources);
         free(paths);
         return 1;
     }
@@ -283,6 +354,7 @@ static int cmd_run(int argc, char **argv)
     int log_fd = open_access_log(ps->access_log);
     if (ps->access_log != NULL && ps->access_log[0] != '\0' && log_fd < 0) {
         pt_config_unref(s.config);
+        pt_xds_files_dispose(&s.sources);
         free(paths);
         return 1;
     }
@@ -323,6 +395,7 @@ static int cmd_run(int argc, char **argv)
     s.admin.config = s.config;
     s.admin.config_generation = s.config->generation;
     s.admin.on_quit = on_quit;
+    s.admin.main_stats = &s.main_stats;
     s.admin.arg = &s;
     static const char *const what[] = {"admin", "prometheus", "health"};
     const uint16_t ports[] = {ps->admin_port, ps->prometheus_port, ps->health_port};
@@ -337,6 +410,16 @@ static int cmd_run(int argc, char **argv)
         }
     }
     s.n_workers = started;
+    if (rc == 0) {
+        /* Before the first answers a DNS cluster has no endpoints (503 UH), as in Envoy. */
+        s.dns = pt_dns_start(s.loop, &ps->dns, &s.main_stats, on_dns_change, &s);
+        if (s.dns == NULL) {
+            rc = 1;
+        } else {
+            pt_config_set_dns_lookup(pt_dns_lookup, s.dns);
+            pt_dns_track(s.dns, (const char *const *)s.config->dns_hosts, s.config->n_dns_hosts);
+        }
+    }
     if (rc == 0) {
         int err = pt_file_watch_start(&s.watch, s.loop, (const char *const *)paths, n_paths,
                                       on_files_changed, &s);
@@ -359,6 +442,8 @@ static int cmd_run(int argc, char **argv)
     if (log_fd > STDERR_FILENO)
         close(log_fd);
     pt_config_unref(s.config);
+    pt_config_set_dns_lookup(NULL, NULL);
+    pt_xds_files_dispose(&s.sources);
     free(s.workers);
     free(paths);
     if (rc == 0)

@@ -51,7 +51,11 @@
     X(tls_hello_invalid, counter,                                                                  \
       "TLS-passthrough connections closed: no valid ClientHello in time.")                         \
     X(tls_sni_no_route, counter, "TLS-passthrough connections closed: no tls route for the SNI.")  \
-    X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")
+    X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")                \
+    X(dns_queries, counter, "DNS queries sent for DNS ServiceEntries (main thread).")              \
+    X(dns_answers, counter, "DNS answers received, empty ones (NXDOMAIN, no data) included.")      \
+    X(dns_failures, counter, "DNS queries that failed; the last good answer stayed in force.")     \
+    X(dns_answer_changes, counter, "DNS answers that changed a name's addresses (a republish).")
 
 typedef enum pt_stat {
 #define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,

@@ -73,11 +73,11 @@ REASONS = {
 MAX_HEAD = 256 * 1024
 
 
-def _listen(backlog):
-    """A listening socket on 127.0.0.1:<ephemeral>."""
+def _listen(backlog, host=LOCALHOST, port=0):
+    """A listening socket on host:port (127.0.0.1:<ephemeral> by default)."""
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((LOCALHOST, 0))
+    ls.bind((host, port))
     ls.listen(backlog)
     return ls
 
@@ -271,7 +271,7 @@ def _stream_pattern(conn, n, chunked, chunk_size, hasher=None):
 
 class HttpOrigin:
     def __init__(self, name="origin", status=None, idle_timeout=60.0, read_timeout=30.0,
-                 record_limit=4 << 20, body_limit=1 << 20):
+                 record_limit=4 << 20, body_limit=1 << 20, host=LOCALHOST, port=0):
         self.name = name
         self.status = status
         self.idle_timeout = idle_timeout
@@ -288,7 +288,7 @@ class HttpOrigin:
         self._socks = set()
         self._threads = []
         self._stop = threading.Event()
-        self._lsock = _listen(512)
+        self._lsock = _listen(512, host, port)
         self.port = self._lsock.getsockname()[1]
         self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
                                                name="origin-%s-accept" % name)

@@ -560,7 +560,7 @@ TEST(error_several_and_misc)
                               "spec:\n"
                               "  hosts: [a.com]\n"
                               "  ports: [{number: 80, name: http}, {number: 80, name: h2}]\n"
-                              "  resolution: DNS\n"
+                              "  resolution: NONE\n"
                               "  endpoints: [{address: a.example.com}]\n"
                               "---\n"
                               "apiVersion: petrel.io/v1alpha1\n"
@@ -575,8 +575,8 @@ TEST(error_several_and_misc)
                          "for kind ServiceEntry (expected networking.istio.io/v1, "
                          "networking.istio.io/v1beta1, networking.istio.io/v1alpha3)"));
     ASSERT(has_error(&e, "x.yaml:6:37: spec.ports[1]: duplicate port number or name"));
-    ASSERT(has_warning(&e, "x.yaml:7:3: spec.resolution: resolution DNS is not enforced by "
-                           "Petrel yet: this ServiceEntry has no endpoints (use STATIC)"));
+    ASSERT(has_warning(&e, "x.yaml:7:3: spec.resolution: resolution NONE is not enforced by "
+                           "Petrel yet: this ServiceEntry has no endpoints (use STATIC or DNS)"));
     ASSERT(has_error(&e, "x.yaml:13:8: spec.concurrency: must be 1..64, got 0"));
     ASSERT(has_error(&e, "x.yaml:13:24: spec.bindAddress: must be an IPv4 or IPv6 address, got "
                          "\"localhost\""));
