@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../xds/file_source.h"
 #include "config.h"
@@ -17,6 +18,13 @@
 #include "resources.h"
 
 static atomic_uint_least64_t generation_counter;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_sources,
                                     pt_config_errors_t *errors)
@@ -34,11 +42,13 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
         .tmp = &tmp, .out = &c->arena, .errors = errors, .n_errors_at_start = errors->n};
     pt_cfg_docs_t docs = {0};
     bool syntax_ok = true;
+    double t0 = now_ms();
     for (size_t i = 0; i < n_sources; i++)
         if (pt__cfg_parse_yaml(&tmp, sources[i].file, sources[i].data, sources[i].len, &docs,
                                errors) != 0)
             syntax_ok = false;
 
+    double t1 = now_ms();
     pt_res_set_t set = {0};
     for (size_t i = 0; i < docs.n; i++)
         pt__cfg_resources_add(&cx, &set, &docs.v[i]);
@@ -58,6 +68,8 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
         pt_arena_dispose(&a);
         return NULL;
     }
+    c->parse_ms = t1 - t0;
+    c->compile_ms = now_ms() - t1;
     atomic_init(&c->refs, 1);
     c->generation = atomic_fetch_add(&generation_counter, 1) + 1;
     return c;

@@ -295,6 +295,8 @@ typedef struct pt_config {
     atomic_uint refs;
     pt_arena_t arena;           /* owns everything below */
     uint64_t generation;        /* 1, 2, ... in load order */
+    double parse_ms;            /* what loading it took: YAML parsing (libyaml) ... */
+    double compile_ms;          /* ... and checking, compiling, indexing, the JSON dump */
     const char *resources_json; /* every resource in force as JSON, for the admin's /config_dump */
     size_t resources_json_len;
     pt_proxy_settings_t proxy;

@@ -115,8 +115,10 @@ static int cmd_validate(int argc, char **argv)
     pt_config_t *c = load(argv, (size_t)argc, false, NULL);
     if (c == NULL)
         return 1;
-    printf("petrel: configuration valid: %zu listener%s, %zu cluster%s\n", c->n_listeners,
-           c->n_listeners == 1 ? "" : "s", c->n_clusters, c->n_clusters == 1 ? "" : "s");
+    printf("petrel: configuration valid: %zu listener%s, %zu cluster%s (parsed in %.1f ms, "
+           "checked and compiled in %.1f ms)\n",
+           c->n_listeners, c->n_listeners == 1 ? "" : "s", c->n_clusters,
+           c->n_clusters == 1 ? "" : "s", c->parse_ms, c->compile_ms);
     pt_config_unref(c);
     return 0;
 }
