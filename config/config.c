@@ -56,6 +56,8 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
      * the broken file would be reported missing): report the syntax errors and stop there. */
     if (syntax_ok)
         pt__cfg_compile(&cx, &set, c);
+    if (syntax_ok && errors->n == cx.n_errors_at_start)
+        pt__cfg_build_tls(&cx, &set, c);
     if (errors->n == cx.n_errors_at_start) {
         pt__cfg_index_vhosts(c);
         c->resources_json = pt__cfg_dump_json(&c->arena, &docs, &c->resources_json_len);

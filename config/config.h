@@ -269,6 +269,15 @@ typedef struct pt_dns_settings {
     uint64_t timeout_ms;     /* one query attempt: 5000 */
 } pt_dns_settings_t;
 
+/* Proxy spec.identity: the workload's certificate for mTLS inside the mesh, as files (PEM) that
+ * an agent such as cert-manager or SPIRE keeps fresh; a change to them reloads the config. */
+typedef struct pt_identity_settings {
+    const char *certificate_chain; /* leaf first; NULL: no identity (no mesh mTLS) */
+    const char *private_key;
+    const char *root_certificates; /* trust anchors for peers in the mesh */
+    const char *trust_domain;      /* of the SPIFFE IDs Petrel accepts: "cluster.local" */
+} pt_identity_settings_t;
+
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address;          /* "127.0.0.1" by default */
@@ -289,6 +298,7 @@ typedef struct pt_proxy_settings {
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     pt_workload_t workload;            /* namespace "default", no labels */
     pt_dns_settings_t dns;
+    pt_identity_settings_t identity;
 } pt_proxy_settings_t;
 
 typedef struct pt_config {
@@ -307,6 +317,13 @@ typedef struct pt_config {
     size_t n_endpoint_slots; /* sum of the clusters' n_endpoints (see endpoint_base) */
     const char **dns_hosts;  /* names the clusters' endpoints were resolved from (DNS) */
     size_t n_dns_hosts;
+    /* TLS contexts built from the files the config names (config/tls_contexts.c), freed with
+     * the snapshot; a connection's SSL keeps its context alive past that. */
+    struct ssl_ctx_st *mesh_server_tls; /* spec.identity: inbound mTLS; NULL without identity */
+    struct ssl_ctx_st *mesh_client_tls; /* spec.identity: outbound mTLS (ISTIO_MUTUAL) */
+    const char **tls_files;             /* every certificate and key file read: a change to
+                                           one reloads the config */
+    size_t n_tls_files;
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line

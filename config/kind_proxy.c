@@ -27,6 +27,7 @@ enum {
     PX_HEALTH_PORT,
     PX_LOG_FORMAT,
     PX_DNS,
+    PX_IDENTITY,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -48,6 +49,16 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_HEALTH_PORT] = {.name = "healthPort", .status = S},
     [PX_LOG_FORMAT] = {.name = "accessLogFormat", .status = S},
     [PX_DNS] = {.name = "dns", .status = S},
+    [PX_IDENTITY] = {.name = "identity", .status = S},
+};
+/* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
+ * config/tls_contexts.c). */
+enum { ID_CHAIN, ID_KEY, ID_ROOTS, ID_TRUST_DOMAIN, ID__N };
+static const pt_cfg_field_t identity_fields[ID__N] = {
+    [ID_CHAIN] = {.name = "certificateChain", .status = S},
+    [ID_KEY] = {.name = "privateKey", .status = S},
+    [ID_ROOTS] = {.name = "rootCertificates", .status = S},
+    [ID_TRUST_DOMAIN] = {.name = "trustDomain", .status = S},
 };
 /* Proxy spec.dns: the resolver of DNS ServiceEntries (proxy/dns.c). */
 enum { DNS_SERVERS, DNS_MIN_REFRESH, DNS_MAX_REFRESH, DNS_TIMEOUT, DNS__N };
@@ -86,6 +97,39 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->dns.min_refresh_ms = 5000; /* Envoy's dns_min_refresh_rate */
     s->dns.max_refresh_ms = 300000;
     s->dns.timeout_ms = 5000;
+    s->identity.trust_domain = "cluster.local";
+}
+
+/* spec.identity: all three files or none; the trust domain as a SPIFFE ID has it. */
+static void read_identity(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
+                          pt_identity_settings_t *id)
+{
+    pt_cfg_path_t ip = PT_PATH_KEY(spec_path, "identity");
+    const pt_cfg_node_t *f[ID__N];
+    if (!MAP(cx, n, &ip, identity_fields, f))
+        return;
+    const char **dst[ID__N] = {&id->certificate_chain, &id->private_key, &id->root_certificates,
+                               &id->trust_domain};
+    for (int i = 0; i < ID__N; i++) {
+        pt_cfg_path_t p = PT_PATH_KEY(&ip, identity_fields[i].name);
+        const char *v;
+        if (f[i] == NULL) {
+            if (i != ID_TRUST_DOMAIN)
+                pt__cfg_error(cx, n, &p, "required (the workload's mTLS identity is three files)");
+            continue;
+        }
+        if (pt__cfg_nonempty_str(cx, f[i], &p, &v))
+            *dst[i] = pt__cfg_out_str(cx, v);
+    }
+    for (const char *t = id->trust_domain; *t; t++)
+        if (!((*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9') || *t == '.' || *t == '-' ||
+              *t == '_')) {
+            pt_cfg_path_t p = PT_PATH_KEY(&ip, "trustDomain");
+            pt__cfg_error(cx, f[ID_TRUST_DOMAIN], &p,
+                          "must be lower-case letters, digits, '.', '-' or '_', got \"%s\"",
+                          id->trust_domain);
+            break;
+        }
 }
 
 /* A DNS server: an IPv4 address with an optional ":port", or an IPv6 one, bracketed when a port
@@ -273,6 +317,10 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         read_workload(cx, f[PX_WORKLOAD], &sp, &s->workload);
     if (f[PX_DNS] != NULL)
         read_dns(cx, f[PX_DNS], &sp, &s->dns);
+    if (f[PX_IDENTITY] != NULL) {
+        read_identity(cx, f[PX_IDENTITY], &sp, &s->identity);
+        p->identity = f[PX_IDENTITY];
+    }
     INT_FIELD(PX_PROM_PORT, 0, 65535, s->prometheus_port);
     INT_FIELD(PX_HEALTH_PORT, 0, 65535, s->health_port);
     if (f[PX_LOG_FORMAT] != NULL) {

@@ -188,7 +188,8 @@ typedef struct pt_res_dr {
 
 typedef struct pt_res_proxy {
     pt_res_meta_t meta;
-    pt_proxy_settings_t settings; /* defaults overridden by the fields given */
+    pt_proxy_settings_t settings;  /* defaults overridden by the fields given */
+    const pt_cfg_node_t *identity; /* spec.identity, for errors about its files */
 } pt_res_proxy_t;
 
 /* Every resource of one load, in load order (files in the order given, a directory's files
@@ -235,5 +236,9 @@ bool pt__cfg_merge_match(pt_arena_t *a, const pt_http_match_t *root, const pt_ht
  * has none. */
 bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
                                   const pt_http_route_t *leaf, pt_http_route_t *out);
+
+/* config/tls_contexts.c: reads the certificate files the resources name and builds the
+ * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */
+void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 
 #endif

@@ -42,8 +42,10 @@ typedef struct server {
     uv_signal_t sigterm, sigint, sighup, sigusr1;
     int access_log_fd; /* shared by the workers; -1 when off */
     uv_timer_t exit_poll;
-    pt_file_watch_t watch; /* the config paths; a change reloads */
-    char **paths;          /* as given with -c (argv strings) */
+    pt_file_watch_t watch; /* the config paths and certificate files; a change reloads */
+    char *watched_tls[PT_FILE_WATCH_MAX_PATHS]; /* the certificate files it watches (strdup) */
+    size_t n_watched_tls;
+    char **paths; /* as given with -c (argv strings) */
     size_t n_paths;
     pt_xds_files_t sources; /* the files of the config in force, recompiled on a DNS change */
     pt_dns_t *dns;          /* resolves the names of DNS ServiceEntries */
@@ -140,6 +142,9 @@ static void on_exit_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->sigusr1, NULL);
     pt_file_watch_close(&s->watch);
+    for (size_t i = 0; i < s->n_watched_tls; i++)
+        free(s->watched_tls[i]);
+    s->n_watched_tls = 0;
     pt_dns_stop(s->dns);
     s->dns = NULL;
     pt_admin_stop(&s->admin);
@@ -195,6 +200,15 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
     if (s->dns != NULL) {
         pt_dns_configure(s->dns, &c->proxy.dns);
         pt_dns_track(s->dns, (const char *const *)c->dns_hosts, c->n_dns_hosts);
+    }
+    for (size_t i = 0; i < c->n_tls_files; i++) {
+        size_t j = 0;
+        while (j < s->n_watched_tls && strcmp(s->watched_tls[j], c->tls_files[i]) != 0)
+            j++;
+        if (j == s->n_watched_tls)
+            pt_log_warn("certificate file %s is new since start-up: a change to it reloads "
+                        "only with SIGHUP until a restart",
+                        c->tls_files[i]);
     }
     pt_log_info("config generation %llu in force (%s): %zu listener%s, %zu cluster%s",
                 (unsigned long long)c->generation, why, c->n_listeners,
@@ -423,8 +437,21 @@ static int cmd_run(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        int err = pt_file_watch_start(&s.watch, s.loop, (const char *const *)paths, n_paths,
-                                      on_files_changed, &s);
+        /* The config paths, and the certificate files the config names: a rotated certificate
+         * reloads like an edited file. */
+        const char *watched[PT_FILE_WATCH_MAX_PATHS];
+        size_t n_watched = 0;
+        for (size_t i = 0; i < n_paths && n_watched < PT_FILE_WATCH_MAX_PATHS; i++)
+            watched[n_watched++] = paths[i];
+        for (size_t i = 0; i < s.config->n_tls_files && n_watched < PT_FILE_WATCH_MAX_PATHS; i++)
+            watched[n_watched++] = s.config->tls_files[i];
+        if (n_paths + s.config->n_tls_files > PT_FILE_WATCH_MAX_PATHS)
+            pt_log_warn("only %d config and certificate paths can be watched: the others "
+                        "reload with SIGHUP",
+                        PT_FILE_WATCH_MAX_PATHS);
+        for (size_t i = n_paths; i < n_watched; i++)
+            s.watched_tls[s.n_watched_tls++] = strdup(watched[i]);
+        int err = pt_file_watch_start(&s.watch, s.loop, watched, n_watched, on_files_changed, &s);
         if (err != 0)
             pt_log_warn("config files cannot be watched (%s): reload with SIGHUP",
                         uv_strerror(err));
