@@ -242,6 +242,28 @@ typedef struct pt_workload {
     size_t n_labels;             /* pairs */
 } pt_workload_t;
 
+/* A trace collector (Proxy spec.tracing.otlp / .zipkin): an IP literal and port, resolved when
+ * the config is loaded, and the path spans are POSTed to. */
+typedef struct pt_trace_collector {
+    const char *address; /* "127.0.0.1:4318" as written; NULL: not configured */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    const char *path; /* "/v1/traces" (OTLP), "/api/v2/spans" (Zipkin) by default */
+} pt_trace_collector_t;
+
+/* Proxy spec.tracing. Absent: no trace headers are read or written, no span is made. */
+typedef struct pt_tracing_settings {
+    bool enabled;
+    uint32_t sampling_ppm;       /* sampling (percent, Istio's default 1.0) in parts per million */
+    const char *service_name;    /* resource service.name: serviceName, else workload name */
+    pt_trace_collector_t otlp;   /* OTLP/HTTP JSON */
+    pt_trace_collector_t zipkin; /* Zipkin v2 JSON */
+    uint32_t max_queue;          /* spans waiting per worker: 1024 */
+    uint32_t batch_size;         /* spans per export request: 512 */
+    uint64_t flush_interval_ms;  /* 1000 */
+    uint64_t export_timeout_ms;  /* one export request, connect to response: 2000 */
+} pt_tracing_settings_t;
+
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address;          /* "127.0.0.1" by default */
@@ -261,6 +283,7 @@ typedef struct pt_proxy_settings {
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     pt_workload_t workload;            /* namespace "default", no labels */
+    pt_tracing_settings_t tracing;
 } pt_proxy_settings_t;
 
 typedef struct pt_config {
