@@ -15,6 +15,7 @@
 #include "../xds/file_watch.h"
 #include "admin.h"
 #include "log.h"
+#include "trace_export.h"
 #include "worker.h"
 
 #ifndef PT_VERSION
@@ -44,6 +45,7 @@ typedef struct server {
     char **paths;          /* as given with -c (argv strings) */
     size_t n_paths;
     uint64_t drain_started_ms;
+    pt_trace_exporter_t *exporter; /* NULL: no span export */
     _Atomic int workers_running;
     bool is_draining;
 } server_t;
@@ -102,6 +104,7 @@ static void on_exit_poll(uv_timer_t *t)
     }
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
+    pt_trace_exporter_stop(s->exporter); /* the last flush, bounded by exportTimeout */
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
@@ -141,7 +144,7 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
         return "spec.accessLogFormat";
     if (strcmp(a->access_log ? a->access_log : "", b->access_log ? b->access_log : "") != 0)
         return "spec.accessLog";
-    return NULL;
+    return pt_trace_restart_only_change(&a->tracing, &b->tracing);
 }
 
 /* Builds a new snapshot from the files as they are now and publishes it to every worker, or
@@ -304,6 +307,11 @@ static int cmd_run(int argc, char **argv)
     uv_signal_start(&s.sighup, on_signal, SIGHUP);
     int rc = 0;
     size_t started = 0;
+    /* Workers find the exporter from their first request on; its timer starts below. */
+    s.exporter = pt_trace_exporter_new(ps, s.n_workers);
+    pt_trace_exporter_current = s.exporter;
+    if (s.exporter != NULL)
+        pt_trace_exporter_start(s.exporter, s.loop, s.workers);
     for (; started < s.n_workers; started++) {
         atomic_fetch_add(&s.workers_running, 1);
         int err = pt_worker_start(&s.workers[started], (unsigned)started, s.config, log_fd,

@@ -48,7 +48,11 @@
     X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
     X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \
     X(tcp_bytes_sent, counter, "Bytes sent to clients on TCP routes.")                             \
-    X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")
+    X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")                \
+    X(trace_spans_exported, counter, "Spans a trace collector accepted (2xx), per collector.")     \
+    X(trace_spans_dropped, counter, "Sampled spans dropped because the export queue was full.")    \
+    X(trace_spans_export_failed, counter,                                                          \
+      "Spans lost because a collector failed, timed out or refused the batch, per collector.")
 
 typedef enum pt_stat {
 #define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,
