@@ -258,7 +258,7 @@ typedef struct pt_tracing_settings {
     const char *service_name;    /* resource service.name: serviceName, else workload name */
     pt_trace_collector_t otlp;   /* OTLP/HTTP JSON */
     pt_trace_collector_t zipkin; /* Zipkin v2 JSON */
-    uint32_t max_queue;          /* spans waiting per worker: 1024 */
+    uint32_t max_queue;          /* spans waiting per worker: 512 */
     uint32_t batch_size;         /* spans per export request: 512 */
     uint64_t flush_interval_ms;  /* 1000 */
     uint64_t export_timeout_ms;  /* one export request, connect to response: 2000 */

@@ -105,7 +105,7 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->access_log = "/dev/stdout";
     s->workload.ns = "default";
     s->tracing.sampling_ppm = 10000; /* Istio's default sampling: 1 % */
-    s->tracing.max_queue = 1024;
+    s->tracing.max_queue = 512;
     s->tracing.batch_size = 512;
     s->tracing.flush_interval_ms = 1000;
     s->tracing.export_timeout_ms = 2000;

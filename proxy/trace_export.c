@@ -263,8 +263,6 @@ void pt_trace_encode_zipkin(pt_trace_buf_t *out, const pt_span_t *spans, size_t 
             bool v6 = strchr(s->peer_address, ':') != NULL;
             put(out, v6 ? ",\"remoteEndpoint\":{\"ipv6\":" : ",\"remoteEndpoint\":{\"ipv4\":");
             put_str(out, s->peer_address);
-            if (s->peer_port)
-                putf(out, ",\"port\":%u", (unsigned)s->peer_port);
             put(out, "}");
         }
         if (s->events.n > 0) {
@@ -739,7 +737,6 @@ void pt_trace_finish_stream(pt_stream_t *st)
     s->start_us = st->start_time_us;
     s->end_us = st->start_time_us + (uv_hrtime() - st->start_ns) / 1000;
     s->events = st->trace_events;
-    s->peer_port = 0;
     const pt_http1_head_t *h = st->request;
     PT_SPAN_SET(s, method, h->method);
     PT_SPAN_SET(s, path, h->path);

@@ -36,7 +36,6 @@ typedef struct pt_span {
     bool is_64bit_trace;
     int status;
     uint64_t start_us, end_us; /* wall clock, microseconds since the epoch */
-    uint16_t peer_port;
     pt_trace_events_t events;
     char method[16];
     char flags[8];
