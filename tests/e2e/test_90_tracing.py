@@ -281,6 +281,21 @@ def test_parent_decision_honoured(petrel, origin):
     assert all(parse_traceparent(h["traceparent"][0])[2] == "01" for h in got)
 
 
+def test_reload_changes_sampling_not_collectors(petrel, origin, collector):
+    c = collector()
+    p = start(petrel, origin, {"sampling": 0, "zipkin": {"address": "127.0.0.1:%d" % c.port}})
+    assert parse_traceparent(get(p)["traceparent"][0])[2] == "00"
+    gen = stats(p)["config_generation"]
+    p.proxy_spec["tracing"]["sampling"] = 100
+    p.write_config()
+    wait_until(lambda: stats(p)["config_generation"] > gen, 10, what="the reload")
+    assert parse_traceparent(get(p)["traceparent"][0])[2] == "01"
+    p.proxy_spec["tracing"]["zipkin"]["address"] = "127.0.0.1:%d" % free_port()
+    p.write_config()
+    wait_until(lambda: stats(p)["config_reloads_refused"] >= 1, 10, what="a refused reload")
+    assert "spec.tracing.zipkin cannot change without a restart" in p.stderr()
+
+
 # --- export ---
 
 def check_zipkin_span(s):
