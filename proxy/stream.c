@@ -438,8 +438,8 @@ static void write_request_head(pt_stream_t *st)
                   strlen(st->request_id) + h->upgrade.len;
     for (size_t i = 0; i < n_hs; i++)
         size += hs[i].name.len + hs[i].value.len + 4;
-    if (st->is_traced)
-        size += pt_trace_headers_size(&st->trace);
+    if (st->trace != NULL)
+        size += pt_trace_headers_size(&st->trace->ctx);
     pt_buf_t *slab = pt_buf_new_sized(size);
     char *p = slab->data;
     memcpy(p, h->method.base, h->method.len);
@@ -452,10 +452,10 @@ static void write_request_head(pt_stream_t *st)
     p = put_header(p, PT_STR_LIT("host"), authority);
     for (size_t i = 0; i < n_hs; i++)
         if (!is_hop_or_rewritten(&hs[i]) &&
-            !(st->is_traced && pt_trace_is_context_header(hs[i].name)))
+            !(st->trace != NULL && pt_trace_is_context_header(hs[i].name)))
             p = put_header(p, hs[i].name, hs[i].value);
-    if (st->is_traced) /* the client's trace headers are replaced by Petrel's span */
-        p = pt_trace_write_headers(&st->trace, p);
+    if (st->trace != NULL) /* the client's trace headers are replaced by Petrel's span */
+        p = pt_trace_write_headers(&st->trace->ctx, p);
     /* x-forwarded-for, as Envoy and HAProxy write it: the client's list (every line of it,
      * RFC 9110 §5.3), then the client's own address. */
     memcpy(p, "x-forwarded-for: ", 17);

@@ -99,9 +99,7 @@ typedef struct pt_stream {
     size_t response_head_len;
     pt_header_t *response_trailers; /* written with the last chunk */
     size_t n_response_trailers;
-    bool is_traced;                 /* spec.tracing on: trace holds Petrel's span */
-    pt_trace_context_t trace;       /* sent upstream; exported at the end when sampled */
-    pt_trace_events_t trace_events; /* faults, attempts (proxy/trace_export.c) */
+    pt_trace_span_t *trace; /* Petrel's span (arena); NULL when spec.tracing is off */
 } pt_stream_t;
 
 /* --- Called by the downstream connection (conn.c) --- */

@@ -80,6 +80,12 @@ static inline void pt_trace_add_event(pt_trace_events_t *e, pt_trace_event_kind_
         e->ev[e->n++] = (pt_trace_event_t){time_us, kind, value};
 }
 
+/* A request's span while it runs: its context (sent upstream) and its events. */
+typedef struct pt_trace_span {
+    pt_trace_context_t ctx;
+    pt_trace_events_t events;
+} pt_trace_span_t;
+
 /* Reads every trace header of headers[0..n) into *out (zeroed first). */
 void pt_trace_extract(const pt_header_t *headers, size_t n, pt_trace_parent_t *out);
 

@@ -678,17 +678,18 @@ static uint32_t worker_random(void *w)
 
 void pt_trace_stream_start(pt_stream_t *st)
 {
+    pt_trace_span_t *span = pt_arena_calloc(&st->arena, sizeof(*span));
     pt_trace_parent_t parent;
     pt_trace_extract(st->request->headers, st->request->n_headers, &parent);
     pt_trace_start(&parent, st->config->proxy.tracing.sampling_ppm, worker_random, st->conn->worker,
-                   &st->trace);
-    st->is_traced = true;
+                   &span->ctx);
+    st->trace = span;
 }
 
 void pt_trace_stream_event(pt_stream_t *st, pt_trace_event_kind_t kind, int64_t value)
 {
-    if (st->is_traced && st->trace.sampled)
-        pt_trace_add_event(&st->trace_events, kind,
+    if (st->trace != NULL && st->trace->ctx.sampled)
+        pt_trace_add_event(&st->trace->events, kind,
                            st->start_time_us + (uv_hrtime() - st->start_ns) / 1000, value);
 }
 
@@ -718,7 +719,7 @@ void pt_trace_finish_stream(pt_stream_t *st)
 {
     pt_trace_exporter_t *e = pt_trace_exporter_current;
     pt_worker_t *w = st->conn->worker;
-    if (!st->is_traced || !st->trace.sampled || e == NULL || w->id >= e->n_rings)
+    if (st->trace == NULL || !st->trace->ctx.sampled || e == NULL || w->id >= e->n_rings)
         return;
     pt_trace_ring_t *r = &e->rings[w->id];
     pt_span_t *s = ring_reserve(r);
@@ -726,7 +727,7 @@ void pt_trace_finish_stream(pt_stream_t *st)
         PT_STAT_INC(&w->stats, trace_spans_dropped);
         return;
     }
-    const pt_trace_context_t *c = &st->trace;
+    const pt_trace_context_t *c = &st->trace->ctx;
     memcpy(s->trace_id, c->trace_id, 16);
     memcpy(s->span_id, c->span_id, 8);
     memcpy(s->parent_span_id, c->parent_span_id, 8);
@@ -736,7 +737,7 @@ void pt_trace_finish_stream(pt_stream_t *st)
     s->status = st->status;
     s->start_us = st->start_time_us;
     s->end_us = st->start_time_us + (uv_hrtime() - st->start_ns) / 1000;
-    s->events = st->trace_events;
+    s->events = st->trace->events;
     const pt_http1_head_t *h = st->request;
     PT_SPAN_SET(s, method, h->method);
     PT_SPAN_SET(s, path, h->path);
