@@ -54,12 +54,16 @@ static void put(pt_trace_buf_t *b, const char *s)
 __attribute__((format(printf, 2, 3))) static void putf(pt_trace_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
-    buf_reserve(b, 128);
     va_start(ap, fmt);
-    int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        b->len += (size_t)n < b->cap - b->len ? (size_t)n : b->cap - b->len - 1;
+    if (n <= 0)
+        return;
+    buf_reserve(b, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
 }
 
 /* A JSON string. Bytes of peer text outside printable ASCII are escaped as \u00XX (read as
@@ -300,8 +304,9 @@ typedef struct collector {
     const char *kind; /* "otlp" or "zipkin", for logs */
     const pt_trace_collector_t *config;
     bool is_zipkin;
-    bool is_busy;   /* a request is in flight, or its handles are closing */
-    bool succeeded; /* the collector answered 2xx */
+    bool is_busy;    /* a request is in flight, or its handles are closing */
+    bool succeeded;  /* the collector answered 2xx */
+    bool is_failing; /* the last request failed: logged once, until one succeeds */
     int handles_open;
     uv_tcp_t tcp;
     uv_connect_t connect;
@@ -399,10 +404,17 @@ static void finish_request(collector_t *c, const char *why)
     pt_trace_exporter_t *e = c->exporter;
     if (c->succeeded) {
         count(e, c->counts, PT_STAT_trace_spans_exported);
+        if (c->is_failing)
+            pt_log_info("trace export to %s collector %s works again", c->kind, c->config->address);
+        c->is_failing = false;
     } else {
         count(e, c->counts, PT_STAT_trace_spans_export_failed);
-        pt_log_debug("trace export to %s collector %s failed: %s", c->kind, c->config->address,
-                     why);
+        /* One warning when exports start failing, not one per batch. */
+        if (!c->is_failing)
+            pt_log_warn("trace export to %s collector %s failed (%s); spans are counted in "
+                        "trace_spans_export_failed until it works again",
+                        c->kind, c->config->address, why);
+        c->is_failing = true;
     }
     uv_close((uv_handle_t *)&c->timer, on_collector_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_collector_handle_closed);

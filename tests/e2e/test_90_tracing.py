@@ -446,6 +446,24 @@ def test_otlp_export_decodes_with_opentelemetry_definitions(petrel, origin, otlp
     wait_until(lambda: stats(p)["trace_spans_exported"] == 10, 10, what="10 spans counted")
 
 
+def test_otlp_fault_events(petrel, origin, otlp_receiver):
+    p = start(petrel, origin, {"sampling": 100,
+                               "otlp": {"address": "127.0.0.1:%d" % otlp_receiver.port},
+                               "flushInterval": "100ms"},
+              http_route={"fault": {"delay": {"fixedDelay": "20ms", "percentage": {"value": 100}},
+                                    "abort": {"httpStatus": 503, "percentage": {"value": 100}}}})
+    assert http_request(p.port, path="/f")[0] == 503
+    wait_until(lambda: sum(r.get("spans", 0) for r in otlp_receiver.records()) >= 1, 15,
+               what="a span decoded by the OTLP receiver")
+    recs = otlp_receiver.records()
+    assert all("error" not in r for r in recs), recs
+    s = recs[0]["request"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert [e["name"] for e in s["events"]] == ["fault.delay", "fault.abort"]
+    assert s["events"][1]["attributes"] == [{"key": "http.status_code",
+                                             "value": {"intValue": "503"}}]
+    assert s["status"] == {"code": 2}
+
+
 # --- a collector that is dead or stalls ---
 
 def traffic_ok(p, n):
@@ -465,6 +483,7 @@ def test_dead_collector_traffic_unaffected(petrel, origin):
                == 500, 10, what="500 spans failed or dropped")
     st = stats(p)
     assert st["trace_spans_exported"] == 0 and st["trace_spans_export_failed"] > 0
+    assert p.stderr().count("trace export to otlp collector") == 1  # one warning, not one a batch
     t0 = time.monotonic()
     p.stop_and_check()
     assert time.monotonic() - t0 < 8
