@@ -763,6 +763,10 @@ void pt_trace_finish_stream(pt_stream_t *st)
     PT_SPAN_SET(s, cluster, pt_str(st->cluster ? st->cluster->name : NULL));
     PT_SPAN_SET(s, upstream_address, pt_str(st->upstream_host));
     PT_SPAN_SET(s, flags, pt_str(pt_flag_name(st->flag)));
-    PT_SPAN_SET(s, tracestate, c->tracestate);
+    /* A cut tracestate would be an invalid one: one too long for the slot is left out. */
+    pt_str_t state = c->tracestate;
+    if (state.len >= sizeof(s->tracestate))
+        state.len = 0;
+    PT_SPAN_SET(s, tracestate, state);
     ring_commit(r);
 }
