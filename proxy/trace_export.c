@@ -331,10 +331,12 @@ struct pt_trace_exporter {
     size_t n_collectors;
     pt_span_t *batch;
     uint32_t *batch_counts;
+    uint32_t wake_at; /* spans in one ring that wake the exporter: a batch, or half a ring */
+    uv_async_t wakeup;
     uv_timer_t flush_timer;
     uv_timer_t stop_deadline; /* bounds the last flush */
     bool is_stopping;
-    int handles_open; /* flush_timer, stop_deadline */
+    int handles_open; /* wakeup, flush_timer, stop_deadline */
 };
 
 static void count(pt_trace_exporter_t *e, const uint32_t *counts, pt_stat_t k)
@@ -375,6 +377,7 @@ static size_t drain(pt_trace_exporter_t *e)
             tail++;
         }
         atomic_store_explicit(&r->tail, tail, memory_order_release);
+        atomic_store_explicit(&r->woken, false, memory_order_relaxed);
     }
     e->next_ring = (e->next_ring + 1) % e->n_rings;
     return n;
@@ -392,7 +395,7 @@ static void on_collector_handle_closed(uv_handle_t *h)
     pt_trace_exporter_t *e = c->exporter;
     if (e->is_stopping)
         maybe_finish_stop(e);
-    else if (pending(e) >= e->settings.batch_size)
+    else if (pending(e) >= e->wake_at)
         flush(e); /* a backlog: the next batch goes now, not at the next tick */
 }
 
@@ -525,6 +528,11 @@ static void on_flush_timer(uv_timer_t *t)
     flush(t->data);
 }
 
+static void on_wakeup(uv_async_t *a)
+{
+    flush(a->data);
+}
+
 pt_trace_exporter_t *pt_trace_exporter_new(const pt_proxy_settings_t *ps, size_t n_workers)
 {
     const pt_tracing_settings_t *t = &ps->tracing;
@@ -555,6 +563,7 @@ pt_trace_exporter_t *pt_trace_exporter_new(const pt_proxy_settings_t *ps, size_t
         if (e->rings[i].slots == NULL)
             abort();
     }
+    e->wake_at = t->batch_size < cap / 2 ? t->batch_size : (cap / 2 ? cap / 2 : 1);
     e->batch = calloc(t->batch_size, sizeof(pt_span_t));
     e->batch_counts = calloc(n_workers, sizeof(uint32_t));
     const pt_trace_collector_t *cfg[2] = {&e->settings.otlp, &e->settings.zipkin};
@@ -577,10 +586,11 @@ void pt_trace_exporter_start(pt_trace_exporter_t *e, uv_loop_t *loop, pt_worker_
 {
     e->loop = loop;
     e->workers = workers;
+    uv_async_init(loop, &e->wakeup, on_wakeup);
     uv_timer_init(loop, &e->flush_timer);
     uv_timer_init(loop, &e->stop_deadline);
-    e->flush_timer.data = e->stop_deadline.data = e;
-    e->handles_open = 2;
+    e->wakeup.data = e->flush_timer.data = e->stop_deadline.data = e;
+    e->handles_open = 3;
     uv_timer_start(&e->flush_timer, on_flush_timer, e->settings.flush_interval_ms,
                    e->settings.flush_interval_ms);
     for (size_t i = 0; i < e->n_collectors; i++)
@@ -644,6 +654,7 @@ static void maybe_finish_stop(pt_trace_exporter_t *e)
     }
     if (uv_is_closing((uv_handle_t *)&e->flush_timer))
         return;
+    uv_close((uv_handle_t *)&e->wakeup, on_exporter_handle_closed);
     uv_close((uv_handle_t *)&e->flush_timer, on_exporter_handle_closed);
     uv_close((uv_handle_t *)&e->stop_deadline, on_exporter_handle_closed);
 }
@@ -715,10 +726,15 @@ static pt_span_t *ring_reserve(pt_trace_ring_t *r)
     return &r->slots[head & r->mask];
 }
 
-static void ring_commit(pt_trace_ring_t *r)
+/* Publishes the reserved slot; wakes the exporter once when the ring holds wake_at spans. */
+static void ring_commit(pt_trace_exporter_t *e, pt_trace_ring_t *r)
 {
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed) + 1;
+    atomic_store_explicit(&r->head, head, memory_order_release);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (head - tail >= e->wake_at && !atomic_load_explicit(&r->woken, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&r->woken, true, memory_order_relaxed))
+        uv_async_send(&e->wakeup);
 }
 
 static pt_str_t request_header(const pt_stream_t *st, const char *name)
@@ -768,5 +784,5 @@ void pt_trace_finish_stream(pt_stream_t *st)
     if (state.len >= sizeof(s->tracestate))
         state.len = 0;
     PT_SPAN_SET(s, tracestate, state);
-    ring_commit(r);
+    ring_commit(e, r);
 }

@@ -2,12 +2,13 @@
  * Finished spans, from the workers to the collectors, off the request path.
  *
  * Each worker copies a finished, sampled span into its own bounded single-producer /
- * single-consumer ring (pt_trace_export_push: a few stores and one release store; a full ring
- * drops the span and counts it, never blocks). The main thread's exporter drains the rings on a
- * timer, encodes a batch as OTLP/HTTP JSON (POST /v1/traces) and/or Zipkin v2 JSON (POST
- * /api/v2/spans), and sends it over plain HTTP/1.1 with libuv, one request in flight per
- * collector, each bounded by exportTimeout. While a collector is busy the rings keep filling,
- * so a slow or dead collector costs drops (counted), never latency.
+ * single-consumer ring (a copy and one release store; a full ring drops the span and counts it,
+ * never blocks). The main thread's exporter drains the rings on a timer, and at once when a
+ * ring holds a batch (the worker wakes it with one uv_async_send per batch, not per span), encodes
+ * a batch as OTLP/HTTP JSON (POST /v1/traces) and/or Zipkin v2 JSON (POST /api/v2/spans), and sends
+ * it over plain HTTP/1.1 with libuv, one request in flight per collector, each bounded by
+ * exportTimeout. While a collector is busy the rings keep filling, so a slow or dead collector
+ * costs drops (counted), never latency.
  *
  * Counters (proxy/stats.h): trace_spans_dropped is written by each worker for its own ring;
  * trace_spans_exported and trace_spans_export_failed are written by the exporter alone, into
@@ -58,6 +59,7 @@ void pt_span_set(char *dst, size_t size, pt_str_t s);
 typedef struct pt_trace_ring {
     _Atomic uint64_t head; /* next slot the worker writes */
     _Atomic uint64_t tail; /* next slot the exporter reads */
+    _Atomic bool woken;    /* the exporter was woken for this ring and has not drained it */
     pt_span_t *slots;
     uint32_t mask; /* capacity - 1, a power of two */
 } pt_trace_ring_t;

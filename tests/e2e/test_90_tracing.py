@@ -464,6 +464,18 @@ def test_otlp_fault_events(petrel, origin, otlp_receiver):
     assert s["status"] == {"code": 2}
 
 
+def test_a_full_batch_goes_before_the_interval(petrel, origin, collector):
+    c = collector()
+    p = start(petrel, origin, {"sampling": 100, "zipkin": {"address": "127.0.0.1:%d" % c.port},
+                               "flushInterval": "1h", "batchSize": 8, "maxQueue": 64},
+              concurrency=1)
+    keepalive_requests(p.port, 20)
+    # the worker wakes the exporter once its queue holds a batch: no waiting for the interval
+    wait_until(lambda: len(c.spans()) >= 16, 10, what="two batches of 8")
+    p.stop_and_check()
+    assert len(c.spans()) == 20 and max(len(json.loads(b)) for b in c.bodies) <= 8
+
+
 # --- a collector that is dead or stalls ---
 
 def traffic_ok(p, n):
