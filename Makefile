@@ -102,7 +102,13 @@ unit: $(UNIT_BINS)
 fuzz-replay: $(REPLAY_BINS)
 	@sh tests/fuzz/replay.sh $(BUILD)/tests/replay
 
-e2e: $(BUILD)/petrel
+# The OTLP receiver's npm packages (package-lock.json pins them), installed once.
+OTEL_MODULES = tests/e2e/otel/node_modules
+$(OTEL_MODULES): tests/e2e/otel/package-lock.json $(DEPS_STAMP)
+	npm ci --prefix tests/e2e/otel --no-audit --no-fund
+	@touch $@
+
+e2e: $(BUILD)/petrel $(OTEL_MODULES)
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 test: unit fuzz-replay e2e

@@ -277,6 +277,27 @@ typedef struct pt_identity_settings {
     const char *root_certificates; /* trust anchors for peers in the mesh */
     const char *trust_domain;      /* of the SPIFFE IDs Petrel accepts: "cluster.local" */
 } pt_identity_settings_t;
+/* A trace collector (Proxy spec.tracing.otlp / .zipkin): an IP literal and port, resolved when
+ * the config is loaded, and the path spans are POSTed to. */
+typedef struct pt_trace_collector {
+    const char *address; /* "127.0.0.1:4318" as written; NULL: not configured */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    const char *path; /* "/v1/traces" (OTLP), "/api/v2/spans" (Zipkin) by default */
+} pt_trace_collector_t;
+
+/* Proxy spec.tracing. Absent: no trace headers are read or written, no span is made. */
+typedef struct pt_tracing_settings {
+    bool enabled;
+    uint32_t sampling_ppm;       /* sampling (percent, Istio's default 1.0) in parts per million */
+    const char *service_name;    /* resource service.name: serviceName, else workload name */
+    pt_trace_collector_t otlp;   /* OTLP/HTTP JSON */
+    pt_trace_collector_t zipkin; /* Zipkin v2 JSON */
+    uint32_t max_queue;          /* spans waiting per worker: 512 */
+    uint32_t batch_size;         /* spans per export request: 512 */
+    uint64_t flush_interval_ms;  /* 1000 */
+    uint64_t export_timeout_ms;  /* one export request, connect to response: 2000 */
+} pt_tracing_settings_t;
 
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
@@ -299,6 +320,7 @@ typedef struct pt_proxy_settings {
     pt_workload_t workload;            /* namespace "default", no labels */
     pt_dns_settings_t dns;
     pt_identity_settings_t identity;
+    pt_tracing_settings_t tracing;
 } pt_proxy_settings_t;
 
 typedef struct pt_config {

@@ -2,6 +2,7 @@
  * Petrel's own kind, petrel.io/v1alpha1 Proxy: the process settings (bind address, ports,
  * limits, timeouts, access log) over Petrel's defaults, and spec.workload, who this proxy is
  * for sourceLabels / sourceNamespace matches. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@ enum {
     PX_LOG_FORMAT,
     PX_DNS,
     PX_IDENTITY,
+    PX_TRACING,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -50,6 +52,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_LOG_FORMAT] = {.name = "accessLogFormat", .status = S},
     [PX_DNS] = {.name = "dns", .status = S},
     [PX_IDENTITY] = {.name = "identity", .status = S},
+    [PX_TRACING] = {.name = "tracing", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -77,6 +80,34 @@ static const pt_cfg_field_t workload_fields[WL__N] = {
     [WL_LABELS] = {.name = "labels", .status = S},
 };
 
+/* Proxy spec.tracing: sampling as Istio's meshConfig tracing.sampling, collectors, the queue. */
+enum {
+    TR_SAMPLING,
+    TR_SERVICE,
+    TR_OTLP,
+    TR_ZIPKIN,
+    TR_MAXQ,
+    TR_BATCH,
+    TR_FLUSH,
+    TR_TIMEOUT,
+    TR__N
+};
+static const pt_cfg_field_t tracing_fields[TR__N] = {
+    [TR_SAMPLING] = {.name = "sampling", .status = S},
+    [TR_SERVICE] = {.name = "serviceName", .status = S},
+    [TR_OTLP] = {.name = "otlp", .status = S},
+    [TR_ZIPKIN] = {.name = "zipkin", .status = S},
+    [TR_MAXQ] = {.name = "maxQueue", .status = S},
+    [TR_BATCH] = {.name = "batchSize", .status = S},
+    [TR_FLUSH] = {.name = "flushInterval", .status = S},
+    [TR_TIMEOUT] = {.name = "exportTimeout", .status = S},
+};
+enum { TC_ADDRESS, TC_PATH, TC__N };
+static const pt_cfg_field_t collector_fields[TC__N] = {
+    [TC_ADDRESS] = {.name = "address", .status = S},
+    [TC_PATH] = {.name = "path", .status = S},
+};
+
 void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
 {
     memset(s, 0, sizeof(*s));
@@ -98,6 +129,129 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->dns.max_refresh_ms = 300000;
     s->dns.timeout_ms = 5000;
     s->identity.trust_domain = "cluster.local";
+    s->tracing.sampling_ppm = 10000; /* Istio's default sampling: 1 % */
+    s->tracing.max_queue = 512;
+    s->tracing.batch_size = 512;
+    s->tracing.flush_interval_ms = 1000;
+    s->tracing.export_timeout_ms = 2000;
+    s->tracing.otlp.path = "/v1/traces";
+    s->tracing.zipkin.path = "/api/v2/spans";
+}
+
+/* A collector {address: "IP:PORT" (IPv6 in brackets), path: "/..."}. */
+static void read_collector(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                           pt_trace_collector_t *c)
+{
+    const pt_cfg_node_t *f[TC__N];
+    if (!MAP(cx, n, path, collector_fields, f))
+        return;
+    const char *s;
+    pt_cfg_path_t ap = PT_PATH_KEY(path, "address");
+    if (f[TC_ADDRESS] == NULL) {
+        pt__cfg_error(cx, n, &ap, "is required");
+    } else if (pt__cfg_nonempty_str(cx, f[TC_ADDRESS], &ap, &s)) {
+        const char *colon = strrchr(s, ':');
+        char host[64];
+        size_t hl = colon ? (size_t)(colon - s) : 0;
+        if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']')
+            s++, hl -= 2;
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        bool ok = colon != NULL && hl > 0 && hl < sizeof(host) && end != NULL && *end == '\0' &&
+                  colon[1] != '\0' && port > 0 && port <= 65535;
+        if (ok) {
+            memcpy(host, s, hl);
+            host[hl] = '\0';
+            ok = pt__cfg_is_ip_literal(host, &c->addr, &c->addr_len);
+        }
+        if (ok) {
+            if (c->addr.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&c->addr)->sin6_port = htons((uint16_t)port);
+            else
+                ((struct sockaddr_in *)&c->addr)->sin_port = htons((uint16_t)port);
+            c->address = pt__cfg_out_str(cx, f[TC_ADDRESS]->str);
+        } else {
+            pt__cfg_error(cx, f[TC_ADDRESS], &ap,
+                          "must be IP:PORT (an IPv4 address, or an IPv6 one in brackets)");
+        }
+    }
+    if (f[TC_PATH] != NULL) {
+        pt_cfg_path_t pp = PT_PATH_KEY(path, "path");
+        if (pt__cfg_nonempty_str(cx, f[TC_PATH], &pp, &s)) {
+            bool ok = s[0] == '/';
+            for (const char *q = s; *q && ok; q++)
+                ok = *q > 0x20 && *q < 0x7f;
+            if (ok)
+                c->path = pt__cfg_out_str(cx, s);
+            else
+                pt__cfg_error(cx, f[TC_PATH], &pp, "must be an absolute path without spaces");
+        }
+    }
+}
+
+static void read_tracing(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
+                         pt_tracing_settings_t *t)
+{
+    pt_cfg_path_t tp = PT_PATH_KEY(spec_path, "tracing");
+    const pt_cfg_node_t *f[TR__N];
+    if (!MAP(cx, n, &tp, tracing_fields, f))
+        return;
+    t->enabled = true;
+    const char *s;
+    long long v;
+    if (f[TR_SAMPLING] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "sampling");
+        if (pt__cfg_str(cx, f[TR_SAMPLING], &p, &s)) {
+            char *end = NULL;
+            double d = strtod(s, &end);
+            if (*s == '\0' || end == NULL || *end != '\0' || !(d >= 0.0 && d <= 100.0))
+                pt__cfg_error(cx, f[TR_SAMPLING], &p, "must be a percentage from 0 to 100");
+            else
+                t->sampling_ppm = (uint32_t)(d * 10000.0 + 0.5);
+        }
+    }
+    if (f[TR_SERVICE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "serviceName");
+        if (pt__cfg_nonempty_str(cx, f[TR_SERVICE], &p, &s))
+            t->service_name = pt__cfg_out_str(cx, s);
+    }
+    if (f[TR_OTLP] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "otlp");
+        read_collector(cx, f[TR_OTLP], &p, &t->otlp);
+    }
+    if (f[TR_ZIPKIN] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "zipkin");
+        read_collector(cx, f[TR_ZIPKIN], &p, &t->zipkin);
+    }
+    if (f[TR_MAXQ] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "maxQueue");
+        if (pt__cfg_int(cx, f[TR_MAXQ], &p, 1, 1 << 20, &v))
+            t->max_queue = (uint32_t)v;
+    }
+    if (f[TR_BATCH] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "batchSize");
+        if (pt__cfg_int(cx, f[TR_BATCH], &p, 1, 10000, &v))
+            t->batch_size = (uint32_t)v;
+    }
+    uint64_t ms;
+    if (f[TR_FLUSH] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "flushInterval");
+        if (pt__cfg_duration(cx, f[TR_FLUSH], &p, &ms)) {
+            if (ms == 0)
+                pt__cfg_error(cx, f[TR_FLUSH], &p, "must be greater than 0");
+            else
+                t->flush_interval_ms = ms;
+        }
+    }
+    if (f[TR_TIMEOUT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "exportTimeout");
+        if (pt__cfg_duration(cx, f[TR_TIMEOUT], &p, &ms)) {
+            if (ms == 0)
+                pt__cfg_error(cx, f[TR_TIMEOUT], &p, "must be greater than 0");
+            else
+                t->export_timeout_ms = ms;
+        }
+    }
 }
 
 /* spec.identity: all three files or none; the trust domain as a SPIFFE ID has it. */
@@ -321,6 +475,8 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         read_identity(cx, f[PX_IDENTITY], &sp, &s->identity);
         p->identity = f[PX_IDENTITY];
     }
+    if (f[PX_TRACING] != NULL)
+        read_tracing(cx, f[PX_TRACING], &sp, &s->tracing);
     INT_FIELD(PX_PROM_PORT, 0, 65535, s->prometheus_port);
     INT_FIELD(PX_HEALTH_PORT, 0, 65535, s->health_port);
     if (f[PX_LOG_FORMAT] != NULL) {

@@ -25,6 +25,11 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+# The OTLP test receiver (tests/e2e/otel) runs on Node.js; a node and npm from elsewhere
+# (NodeSource bundles npm) count, so only the commands are checked.
+if [ "${1:-all}" = all ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 
 echo "petrel: installing missing Debian packages:$missing"

@@ -17,6 +17,7 @@
 #include "admin.h"
 #include "dns.h"
 #include "log.h"
+#include "trace_export.h"
 #include "worker.h"
 
 #ifndef PT_VERSION
@@ -51,6 +52,7 @@ typedef struct server {
     pt_dns_t *dns;          /* resolves the names of DNS ServiceEntries */
     pt_stats_t main_stats;  /* counters of the main thread (DNS) */
     uint64_t drain_started_ms;
+    pt_trace_exporter_t *exporter; /* NULL: no span export */
     _Atomic int workers_running;
     bool is_draining;
 } server_t;
@@ -137,6 +139,7 @@ static void on_exit_poll(uv_timer_t *t)
     }
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, NULL);
+    pt_trace_exporter_stop(s->exporter); /* the last flush, bounded by exportTimeout */
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
@@ -184,7 +187,7 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
     if (strcmp(a->dns.servers ? a->dns.servers : "", b->dns.servers ? b->dns.servers : "") != 0 ||
         a->dns.timeout_ms != b->dns.timeout_ms)
         return "spec.dns.servers / spec.dns.timeout";
-    return NULL;
+    return pt_trace_restart_only_change(&a->tracing, &b->tracing);
 }
 
 /* Hands c (its ref included) to every worker and makes it the snapshot in force; the resolver
@@ -392,6 +395,11 @@ static int cmd_run(int argc, char **argv)
     uv_signal_start(&s.sighup, on_signal, SIGHUP);
     int rc = 0;
     size_t started = 0;
+    /* Workers find the exporter from their first request on; its timer starts below. */
+    s.exporter = pt_trace_exporter_new(ps, s.n_workers);
+    pt_trace_exporter_current = s.exporter;
+    if (s.exporter != NULL)
+        pt_trace_exporter_start(s.exporter, s.loop, s.workers);
     for (; started < s.n_workers; started++) {
         atomic_fetch_add(&s.workers_running, 1);
         int err = pt_worker_start(&s.workers[started], (unsigned)started, s.config, log_fd,

@@ -55,7 +55,11 @@
     X(dns_queries, counter, "DNS queries sent for DNS ServiceEntries (main thread).")              \
     X(dns_answers, counter, "DNS answers received, empty ones (NXDOMAIN, no data) included.")      \
     X(dns_failures, counter, "DNS queries that failed; the last good answer stayed in force.")     \
-    X(dns_answer_changes, counter, "DNS answers that changed a name's addresses (a republish).")
+    X(dns_answer_changes, counter, "DNS answers that changed a name's addresses (a republish).")   \
+    X(trace_spans_exported, counter, "Spans a trace collector accepted (2xx), per collector.")     \
+    X(trace_spans_dropped, counter, "Sampled spans dropped because the export queue was full.")    \
+    X(trace_spans_export_failed, counter,                                                          \
+      "Spans lost because a collector failed, timed out or refused the batch, per collector.")
 
 typedef enum pt_stat {
 #define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,

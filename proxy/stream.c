@@ -21,6 +21,7 @@
 #include "log.h"
 #include "route_action.h"
 #include "router.h"
+#include "trace_export.h"
 #include "upstream.h"
 
 static const char *reason_phrase(int status)
@@ -177,6 +178,7 @@ static void finish(pt_stream_t *st)
     if (st->status >= 100 && st->status < 600)
         pt_stats_add(&w->stats, PT_STAT_downstream_rq_1xx + (st->status / 100 - 1), 1);
     write_access_log(st);
+    pt_trace_finish_stream(st);
     pt_metrics_record_http(&w->metrics, st->cluster ? st->cluster->host : NULL, st->status,
                            pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
                            st->bytes_received, st->bytes_sent);
@@ -307,6 +309,10 @@ static void forward(pt_stream_t *st, bool fresh)
     pt_worker_t *w = worker_of(st);
     bool ready = false;
     st->attempts++;
+    /* Every attempt after the first passes here (the replay on a fresh connection today; the
+     * retry policy's attempts too): the span's attempt event. */
+    if (st->attempts > 1)
+        pt_trace_stream_event(st, PT_TRACE_EVENT_UPSTREAM_ATTEMPT, st->attempts);
     PT_STAT_INC(&w->stats, upstream_rq_total);
     st->upstream_host =
         pt_arena_printf(&st->arena, "%s:%u", st->endpoint->address, (unsigned)st->endpoint->port);
@@ -328,6 +334,8 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
     st->request_chunked = head->is_chunked;
+    if (st->config->proxy.tracing.enabled)
+        pt_trace_stream_start(st);
     if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
         /* A reload removed this port (or made it TCP) while the connection stayed open. */
         st->conn->close_after_response = true;
@@ -347,6 +355,7 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
          * connection; body bytes read meanwhile wait in pending_body. */
         st->is_fault_delaying = true;
         st->fault_delayed = true;
+        pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_DELAY, (int64_t)r->fault->delay_ms);
         if (request_has_body(st) && !st->request_complete)
             pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
         pt_conn_start_delay_timer(st->conn, r->fault->delay_ms);
@@ -370,6 +379,7 @@ static void dispatch(pt_stream_t *st)
     const pt_http_route_t *r = st->route;
     if (r->fault != NULL && r->fault->abort_status != 0 &&
         pt_fault_fires(r->fault->abort_ppm, pt_worker_random(w))) {
+        pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_ABORT, r->fault->abort_status);
         pt_stream_respond(st, r->fault->abort_status, "fault filter abort", PT_FLAG_FI);
         return;
     }
@@ -428,6 +438,8 @@ static void write_request_head(pt_stream_t *st)
                   strlen(st->request_id) + h->upgrade.len;
     for (size_t i = 0; i < n_hs; i++)
         size += hs[i].name.len + hs[i].value.len + 4;
+    if (st->trace != NULL)
+        size += pt_trace_headers_size(&st->trace->ctx);
     pt_buf_t *slab = pt_buf_new_sized(size);
     char *p = slab->data;
     memcpy(p, h->method.base, h->method.len);
@@ -439,8 +451,11 @@ static void write_request_head(pt_stream_t *st)
     p += 11;
     p = put_header(p, PT_STR_LIT("host"), authority);
     for (size_t i = 0; i < n_hs; i++)
-        if (!is_hop_or_rewritten(&hs[i]))
+        if (!is_hop_or_rewritten(&hs[i]) &&
+            !(st->trace != NULL && pt_trace_is_context_header(hs[i].name)))
             p = put_header(p, hs[i].name, hs[i].value);
+    if (st->trace != NULL) /* the client's trace headers are replaced by Petrel's span */
+        p = pt_trace_write_headers(&st->trace->ctx, p);
     /* x-forwarded-for, as Envoy and HAProxy write it: the client's list (every line of it,
      * RFC 9110 §5.3), then the client's own address. */
     memcpy(p, "x-forwarded-for: ", 17);

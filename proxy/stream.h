@@ -20,6 +20,7 @@
 #include "arena.h"
 #include "buf.h"
 #include "http1.h"
+#include "trace.h"
 
 typedef struct pt_conn pt_conn_t;
 typedef struct pt_upstream pt_upstream_t;
@@ -98,6 +99,7 @@ typedef struct pt_stream {
     size_t response_head_len;
     pt_header_t *response_trailers; /* written with the last chunk */
     size_t n_response_trailers;
+    pt_trace_span_t *trace; /* Petrel's span (arena); NULL when spec.tracing is off */
 } pt_stream_t;
 
 /* --- Called by the downstream connection (conn.c) --- */
