@@ -320,6 +320,7 @@ typedef struct pt_proxy_settings {
     pt_workload_t workload;            /* namespace "default", no labels */
     pt_dns_settings_t dns;
     pt_identity_settings_t identity;
+    const char *credentials_directory; /* credentialName X is <dir>/X/{tls.crt,tls.key,ca.crt} */
     pt_tracing_settings_t tracing;
 } pt_proxy_settings_t;
 

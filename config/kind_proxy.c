@@ -30,6 +30,7 @@ enum {
     PX_DNS,
     PX_IDENTITY,
     PX_TRACING,
+    PX_CREDENTIALS_DIR,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -53,6 +54,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_DNS] = {.name = "dns", .status = S},
     [PX_IDENTITY] = {.name = "identity", .status = S},
     [PX_TRACING] = {.name = "tracing", .status = S},
+    [PX_CREDENTIALS_DIR] = {.name = "credentialsDirectory", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -477,6 +479,12 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     }
     if (f[PX_TRACING] != NULL)
         read_tracing(cx, f[PX_TRACING], &sp, &s->tracing);
+    if (f[PX_CREDENTIALS_DIR] != NULL) {
+        FIELD_PATH(PX_CREDENTIALS_DIR);
+        const char *d;
+        if (pt__cfg_nonempty_str(cx, f[PX_CREDENTIALS_DIR], &fp_PX_CREDENTIALS_DIR, &d))
+            s->credentials_directory = pt__cfg_out_str(cx, d);
+    }
     INT_FIELD(PX_PROM_PORT, 0, 65535, s->prometheus_port);
     INT_FIELD(PX_HEALTH_PORT, 0, 65535, s->health_port);
     if (f[PX_LOG_FORMAT] != NULL) {

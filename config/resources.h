@@ -241,4 +241,12 @@ bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
  * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */
 void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 
+/* The files of Istio's credentialName `name` (Gateway servers, DestinationRule tls): Kubernetes'
+ * secret layout under the Proxy's credentialsDirectory, <dir>/<name>/tls.crt, tls.key and
+ * ca.crt, in the snapshot arena (*ca is NULL when that file does not exist). False, with an
+ * error at node/path, when no credentialsDirectory is set or the name is not a plain name. */
+bool pt__cfg_credential_files(pt_cfg_cx_t *cx, pt_config_t *c, const char *name,
+                              const pt_cfg_node_t *node, const char *path, const char **crt,
+                              const char **key, const char **ca);
+
 #endif

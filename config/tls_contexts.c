@@ -10,6 +10,7 @@
  * set like any other error. */
 #include <openssl/ssl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../tls/tls.h"
 #include "resources.h"
@@ -41,6 +42,29 @@ static SSL_CTX *build(pt_cfg_cx_t *cx, pt_config_t *c, bool server, const pt_tls
     }
     pt_arena_on_free(&c->arena, free_ctx, ctx);
     return ctx;
+}
+
+bool pt__cfg_credential_files(pt_cfg_cx_t *cx, pt_config_t *c, const char *name,
+                              const pt_cfg_node_t *node, const char *path, const char **crt,
+                              const char **key, const char **ca)
+{
+    const char *dir = c->proxy.credentials_directory;
+    if (dir == NULL) {
+        pt__cfg_error_at(cx, node, path,
+                         "credentialName \"%s\" needs the Proxy's credentialsDirectory (where "
+                         "<name>/tls.crt, tls.key and ca.crt are)",
+                         name);
+        return false;
+    }
+    if (name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL) {
+        pt__cfg_error_at(cx, node, path, "credentialName \"%s\" must be a plain name", name);
+        return false;
+    }
+    *crt = pt_arena_printf(cx->out, "%s/%s/tls.crt", dir, name);
+    *key = pt_arena_printf(cx->out, "%s/%s/tls.key", dir, name);
+    const char *ca_path = pt_arena_printf(cx->out, "%s/%s/ca.crt", dir, name);
+    *ca = access(ca_path, F_OK) == 0 ? ca_path : NULL;
+    return true;
 }
 
 void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
