@@ -25,6 +25,8 @@ enum {
     PX_PROM_PORT,
     PX_HEALTH_PORT,
     PX_LOG_FORMAT,
+    PX_RETRY_BODY_LIMIT,
+    PX_FAULT_PER_ATTEMPT,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -45,6 +47,8 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_PROM_PORT] = {.name = "prometheusPort", .status = S},
     [PX_HEALTH_PORT] = {.name = "healthPort", .status = S},
     [PX_LOG_FORMAT] = {.name = "accessLogFormat", .status = S},
+    [PX_RETRY_BODY_LIMIT] = {.name = "retryBodyLimit", .status = S},
+    [PX_FAULT_PER_ATTEMPT] = {.name = "faultPerAttempt", .status = S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
@@ -72,6 +76,7 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->drain_timeout_ms = 5000;
     s->access_log = "/dev/stdout";
     s->workload.ns = "default";
+    s->retry_body_limit = 65536;
 }
 
 /* spec.workload: strings go straight to the snapshot arena. */
@@ -183,6 +188,12 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
                 pt__cfg_error(cx, f[PX_LOG_FORMAT], &fp_PX_LOG_FORMAT,
                               "unknown value \"%s\" (expected text or json)", a);
         }
+    }
+    INT_FIELD(PX_RETRY_BODY_LIMIT, 0, 16777216, s->retry_body_limit);
+    if (f[PX_FAULT_PER_ATTEMPT] != NULL) {
+        FIELD_PATH(PX_FAULT_PER_ATTEMPT);
+        pt__cfg_read_bool(cx, f[PX_FAULT_PER_ATTEMPT], &fp_PX_FAULT_PER_ATTEMPT,
+                          &s->fault_per_attempt);
     }
 #undef FIELD_PATH
 #undef INT_FIELD
