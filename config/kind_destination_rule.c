@@ -375,12 +375,13 @@ static void read_load_balancer(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt
     out->is_set = ok;
 }
 
-/* A limit of connectionPool: 0 < v <= 2^32 - 1 (Istio's default, "no limit"). */
+/* A limit of connectionPool, up to 2^32 - 1. 0 is proto3's "unset" to Istio, which then
+ * keeps its default (no limit). */
 static void read_limit(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                        uint32_t *out)
 {
     long long v;
-    if (n != NULL && pt__cfg_int(cx, n, path, 1, 4294967295LL, &v))
+    if (n != NULL && pt__cfg_int(cx, n, path, 0, 4294967295LL, &v) && v > 0)
         *out = (uint32_t)v;
 }
 
@@ -440,8 +441,7 @@ static void read_conn_pool(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
             if (hf[PH_PER_CONN] != NULL && pt__cfg_int(cx, hf[PH_PER_CONN], &p3, 0, 2147483647, &v))
                 out->max_requests_per_connection = (uint32_t)v; /* 0: unlimited */
             pt_cfg_path_t p4 = PT_PATH_KEY(&hp, "maxRetries");
-            if (hf[PH_RETRIES] != NULL && pt__cfg_int(cx, hf[PH_RETRIES], &p4, 0, 4294967295LL, &v))
-                out->max_retries = (uint32_t)v;
+            read_limit(cx, hf[PH_RETRIES], &p4, &out->max_retries);
             static const int h2_fields[] = {PH_H2UP, PH_CLIENT, PH_STREAMS};
             for (size_t i = 0; i < 3; i++)
                 if (hf[h2_fields[i]] != NULL) {

@@ -6,17 +6,28 @@
 #include <llhttp.h>
 #include <string.h>
 
+const pt_retry_policy_t pt_retry_default_idempotent = {
+    .attempts = 2,
+    .on = PT_RETRY_ON_CONNECT_FAILURE | PT_RETRY_ON_REFUSED_STREAM | PT_RETRY_ON_GRPC_UNAVAILABLE |
+          PT_RETRY_ON_GRPC_CANCELLED | PT_RETRY_ON_STATUS_CODES,
+    .codes = {503},
+    .n_codes = 1,
+    .backoff_base_ms = 25,
+    .backoff_max_ms = 250,
+    .ignore_previous_hosts = true,
+};
+
+const pt_retry_policy_t pt_retry_default_unsafe = {
+    .attempts = 2,
+    .on = PT_RETRY_ON_CONNECT_FAILURE | PT_RETRY_ON_REFUSED_STREAM,
+    .backoff_base_ms = 25,
+    .backoff_max_ms = 250,
+    .ignore_previous_hosts = true,
+};
+
 void pt_retry_policy_default(pt_retry_policy_t *p)
 {
-    memset(p, 0, sizeof(*p));
-    p->attempts = 2;
-    p->on = PT_RETRY_ON_CONNECT_FAILURE | PT_RETRY_ON_REFUSED_STREAM |
-            PT_RETRY_ON_GRPC_UNAVAILABLE | PT_RETRY_ON_GRPC_CANCELLED | PT_RETRY_ON_STATUS_CODES;
-    p->codes[0] = 503;
-    p->n_codes = 1;
-    p->backoff_base_ms = 25;
-    p->backoff_max_ms = 250;
-    p->ignore_previous_hosts = true;
+    *p = pt_retry_default_idempotent;
 }
 
 static const struct {

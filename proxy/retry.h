@@ -52,6 +52,11 @@ typedef enum pt_retry_failure {
     PT_RETRY_FAIL_PER_TRY_TIMEOUT, /* no response head within perTryTimeout */
 } pt_retry_failure_t;
 
+/* Petrel's defaults for a route without retries (see docs/config.md): Istio's default policy
+ * for idempotent methods; for the others, only what never reached the upstream. */
+extern const pt_retry_policy_t pt_retry_default_idempotent;
+extern const pt_retry_policy_t pt_retry_default_unsafe;
+
 /* Istio's default policy when a route has none: 2 retries on connect-failure, refused-stream,
  * unavailable, cancelled and retriable-status-codes 503. */
 void pt_retry_policy_default(pt_retry_policy_t *p);
