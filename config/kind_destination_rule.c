@@ -413,6 +413,11 @@ static void read_conn_pool(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
             pt_cfg_path_t p3 = PT_PATH_KEY(&tp, "maxConnectionDuration");
             if (tf[PT_MAXDUR] != NULL)
                 pt__cfg_duration(cx, tf[PT_MAXDUR], &p3, &out->max_connection_duration_ms);
+            if (tf[PT_TCP_IDLE] != NULL) {
+                pt_cfg_path_t ip = PT_PATH_KEY(&tp, "idleTimeout");
+                pt__cfg_warn(cx, tf[PT_TCP_IDLE], &ip,
+                             "TCP routes do not time out idle sessions yet: ignored");
+            }
             pt_cfg_path_t kp = PT_PATH_KEY(&tp, "tcpKeepalive");
             const pt_cfg_node_t *kf[KA__N];
             if (tf[PT_KEEPALIVE] != NULL && MAP(cx, tf[PT_KEEPALIVE], &kp, keepalive_fields, kf)) {

@@ -463,10 +463,9 @@ static void forward(pt_stream_t *st, bool fresh)
         pt_stream_respond(st, fault->abort_status, "fault filter abort", PT_FLAG_FI);
         return;
     }
-    /* maxConnections: a new connection needs a slot; without one the request waits as one of
-     * at most http1MaxPendingRequests, and beyond that is refused at once. */
-    bool needs_new = fresh || !pt_upstream_has_idle(w, st->endpoint);
-    if (needs_new && !pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
+    /* maxConnections: a connection carrying a request holds a slot; without one the request
+     * waits as one of at most http1MaxPendingRequests, and beyond that is refused at once. */
+    if (!pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
         if (!st->holds_pending_slot) {
             if (!pt_breaker_try_acquire(&cs->pending, cl->pool.max_pending)) {
                 respond_overloaded(st, PT_STAT_upstream_overflow_pending);

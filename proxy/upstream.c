@@ -334,11 +334,6 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
     return p;
 }
 
-bool pt_upstream_has_idle(pt_worker_t *w, const pt_endpoint_t *ep)
-{
-    return !pt_list_is_empty(&find_pool(w, ep)->idle);
-}
-
 pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
                                    pt_stream_t *st, bool fresh, bool *is_ready)
 {
@@ -348,6 +343,7 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
         unlink_idle(up);
         uv_timer_stop(&up->timer);
         up->stream = st;
+        up->counted = cl->state;
         up->is_reused = true;
         up->has_response_bytes = false;
         up->requests++;
@@ -416,6 +412,12 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
         leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining || worn_out) {
         close_upstream(up);
         return;
+    }
+    /* An idle connection holds no maxConnections slot: idle connections on one worker must
+     * not starve another worker's requests. Reusing it takes a slot again. */
+    if (up->counted != NULL) {
+        pt_breaker_release(&up->counted->connections);
+        up->counted = NULL;
     }
     pt_rbuf_drop_consumed(&up->in);
     pt_http1_parser_resume(&up->parser);
