@@ -26,11 +26,20 @@ from netutil import connect, free_port, http_request, recv_to_eof, wait_until
 from petrel import ISTIO, stats, simple_config
 
 
-def start(petrel, ports, route=None, dr=None, proxy_spec=None, concurrency=2):
+# Tests of something else than the budget lift it: Linkerd's default (20 % of requests, 10 a
+# second) would refuse some of their retries.
+NO_BUDGET = {"trafficPolicy": {"retryBudget": {"percent": 100, "minRetryConcurrency": 1000}}}
+
+
+def dr_doc(dr):
+    return {"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": {"name": "web"},
+            "spec": dict({"host": "web.local"}, **dr)}
+
+
+def start(petrel, ports, route=None, dr=NO_BUDGET, proxy_spec=None, concurrency=2):
     docs = simple_config(http_port=free_port(), upstream_port=ports, http_route=route)
     if dr is not None:
-        docs.append({"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": {"name": "web"},
-                     "spec": dict({"host": "web.local"}, **dr)})
+        docs.append(dr_doc(dr))
     spec = {"accessLogFormat": "json"}
     spec.update(proxy_spec or {})
     return petrel(docs, proxy_spec=spec, concurrency=concurrency)
@@ -81,6 +90,7 @@ def test_each_retry_on_condition(petrel, origin):
                        "route": [{"destination": {"host": "web.local", "port": {"number": 80}}}]})
     docs = simple_config(http_port=free_port(), upstream_port=origin.port)
     docs[1]["spec"]["http"] = routes
+    docs.append(dr_doc(NO_BUDGET))
     p = petrel(docs)
     for i, (on, failure, retried) in enumerate(CASES):
         # close=1: no pooled connection, so no reused-connection replay blurs the count
@@ -257,7 +267,8 @@ def test_retry_storm_stays_within_budget(petrel, origin_factory):
     a budget the origin would see 1800 requests. Linkerd's budget: 20 % of requests, 10 per
     second, and what the bucket starts with (1 s of floor)."""
     bad = origin_factory(name="bad", status=503)
-    p = start(petrel, bad.port, retries(attempts=5, retryOn="5xx"), proxy_spec={"accessLog": ""})
+    p = start(petrel, bad.port, retries(attempts=5, retryOn="5xx"), dr=None,
+              proxy_spec={"accessLog": ""})
     n_clients, per_client = 10, 30
     statuses = []
 
@@ -298,7 +309,8 @@ def test_max_retries_circuit_breaker(petrel, origin_factory):
     time, so some requests get no retry at all."""
     bad = origin_factory(name="bad")
     p = start(petrel, bad.port, retries(attempts=1, retryOn="5xx", backoff="300ms"),
-              dr={"trafficPolicy": {"connectionPool": {"http": {"maxRetries": 1}}}})
+              dr={"trafficPolicy": dict(NO_BUDGET["trafficPolicy"],
+                                        connectionPool={"http": {"maxRetries": 1}})})
     out = []
 
     def client(i):
