@@ -636,7 +636,8 @@ static bool is_hop_or_rewritten(const pt_header_t *h)
         return true;
     return pt_str_ieq_lit(h->name, "host") || pt_str_ieq_lit(h->name, "x-forwarded-for") ||
            pt_str_ieq_lit(h->name, "x-forwarded-proto") ||
-           pt_str_ieq_lit(h->name, "x-request-id") || pt_str_ieq_lit(h->name, "expect");
+           pt_str_ieq_lit(h->name, "x-request-id") || pt_str_ieq_lit(h->name, "expect") ||
+           pt_str_ieq_lit(h->name, "x-envoy-attempt-count");
 }
 
 /* Appends "name: value\r\n" at p; returns the end. */
@@ -661,7 +662,7 @@ static void write_request_head(pt_stream_t *st)
     pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
     const pt_header_t *hs;
     size_t n_hs = pt_route_action_request_headers(st, &hs);
-    size_t size = h->method.len + path.len + authority.len + 256 + peer.len +
+    size_t size = h->method.len + path.len + authority.len + 320 + peer.len +
                   strlen(st->request_id) + h->upgrade.len;
     for (size_t i = 0; i < n_hs; i++)
         size += hs[i].name.len + hs[i].value.len + 4;
@@ -694,6 +695,8 @@ static void write_request_head(pt_stream_t *st)
     memcpy(p, peer.base, peer.len);
     p += peer.len;
     p += sprintf(p, "\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", st->request_id);
+    /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. */
+    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts);
     if (h->content_length >= 0)
         p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
     else if (h->is_chunked)

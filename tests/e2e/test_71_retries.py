@@ -11,6 +11,7 @@ first n requests to a target answer a status, a gRPC status, reset or hang, then
     timeout bounds every attempt and backoff together; backoff shows in the timing;
   - nothing is retried once response bytes went to the client; attempts: 0 disables;
   - retries exhausted: the last response with flag URX and the attempt count in the log;
+    x-envoy-attempt-count on each upstream request (Istio turns it on);
   - a retry storm (an origin failing everything, concurrent clients) stays within the budget;
     DestinationRule retryBudget and maxRetries refuse retries;
   - a body over retryBodyLimit is not retried (counted); faultPerAttempt makes aborts retried.
@@ -153,7 +154,17 @@ def test_explicit_policy_retries_post_with_the_same_body(petrel, origin):
     assert origin.fail_counts["/fail-first/2"] == 3
     got = [r for r in origin.requests if r.path == "/fail-first/2"]
     assert len(got) == 3 and {r.body for r in got} == {body}
+    # Istio has Envoy send the attempt number upstream
+    assert [r.header_all("x-envoy-attempt-count") for r in got] == [["1"], ["2"], ["3"]]
     assert json.loads(resp)["body_len"] == len(body)
+
+
+def test_client_attempt_count_is_replaced(petrel, origin):
+    p = start(petrel, origin.port)
+    status, _, body = http_request(p.port, "GET", "/echo",
+                                   headers=[("x-envoy-attempt-count", "7")])
+    assert status == 200
+    assert origin.requests[0].header_all("x-envoy-attempt-count") == ["1"]
 
 
 def test_chunked_body_retried_whole(petrel, origin):
