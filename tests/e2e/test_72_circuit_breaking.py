@@ -8,11 +8,16 @@ end to end.
   - maxRequestsPerConnection: 1 opens a connection per request; idleTimeout closes pooled ones;
   - http2MaxRequests caps the cluster's requests in flight;
   - a reload that leaves the cluster alone keeps its counters: a request in flight from the
-    old snapshot still holds its slot, and gives it back when it ends.
+    old snapshot still holds its slot, and gives it back when it ends;
+  - connectTimeout, maxConnectionDuration and tcpKeepalive (seen with ss) per cluster.
 """
 
 import os
+import re
+import shutil
 import signal
+import socket
+import subprocess
 import threading
 import time
 
@@ -193,3 +198,72 @@ def test_h2_fields_are_warned(petrel, origin):
     err = p.stderr()
     assert "connectionPool.http.h2UpgradePolicy: Petrel does not speak HTTP/2" in err, err
     assert "connectionPool.http.useClientProtocol: Petrel does not speak HTTP/2" in err, err
+
+
+def test_connect_timeout_per_cluster(petrel):
+    """A listener whose accept queue is full drops new SYNs: the connect hangs until the
+    cluster's connectTimeout (the Proxy's is 10 s)."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    port = ls.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        docs = simple_config(http_port=free_port(), upstream_port=port, http_route={
+            "retries": {"attempts": 0}})
+        docs.append(dr_doc(pool(tcp={"connectTimeout": "300ms"})))
+        p = petrel(docs)
+        t0 = time.monotonic()
+        status, _, body = http_request(p.port, "GET", "/ct")
+        took = time.monotonic() - t0
+        assert status == 503 and b"connection failure" in body
+        assert 0.25 <= took < 5.0, took
+        assert stats(p)["upstream_cx_connect_timeout"] == 1
+    finally:
+        for s in fillers:
+            s.close()
+        ls.close()
+
+
+def test_max_connection_duration(petrel, origin):
+    docs = simple_config(http_port=free_port(), upstream_port=origin.port)
+    docs.append(dr_doc(pool(tcp={"maxConnectionDuration": "300ms"})))
+    p = petrel(docs, concurrency=1)
+    assert http_request(p.port, "GET", "/a")[0] == 200
+    # the pooled connection is closed when its duration ends, though idleTimeout is 60 s
+    wait_until(lambda: stats(p)["upstream_cx_idle_closed"] == 1, timeout=5,
+               what="the pooled connection closed at maxConnectionDuration")
+    assert http_request(p.port, "GET", "/b")[0] == 200
+    assert origin.connections == 2
+
+
+def keepalive_timers(port):
+    out = subprocess.run(["ss", "-tno", "state", "established", "dst", "127.0.0.1:%d" % port],
+                         capture_output=True, text=True, timeout=10).stdout
+    return [line for line in out.splitlines() if "timer:(keepalive" in line]
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_tcp_keepalive_sets_socket_options(petrel, origin_factory):
+    plain, kept = origin_factory(name="plain"), origin_factory(name="kept")
+    for o, with_keepalive in ((plain, False), (kept, True)):
+        docs = simple_config(http_port=free_port(), upstream_port=o.port)
+        if with_keepalive:
+            docs.append(dr_doc(pool(tcp={"tcpKeepalive": {"time": "600s", "interval": "7s",
+                                                          "probes": 3}})))
+        p = petrel(docs, concurrency=1)
+        assert http_request(p.port, "GET", "/k")[0] == 200
+        timers = keepalive_timers(o.port)
+        if with_keepalive:
+            assert len(timers) == 1, timers
+            # TCP_KEEPIDLE 600 s: the first probe within 10 minutes (the system's is 2 h)
+            m = re.search(r"timer:\(keepalive,(?:(\d+)min)?(?:(\d+)(?:\.\d+)?sec)?", timers[0])
+            left = int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
+            assert 0 < left <= 600, timers
+        else:
+            assert timers == []

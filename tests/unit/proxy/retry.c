@@ -1,10 +1,13 @@
 /* tests/unit/proxy/retry.c
  * proxy/retry.c: the retryOn grammar, which outcomes a policy retries, backoff with full
- * jitter, the token-bucket budget and the concurrency budget. */
+ * jitter, the token-bucket budget and the concurrency budget; proxy/breaker.c: the counters
+ * under contention and the registry's identity of a cluster. */
+#include <llhttp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
-#include <llhttp.h>
-
+#include "proxy/breaker.h"
 #include "proxy/retry.h"
 #include "test.h"
 
@@ -178,4 +181,52 @@ TEST(idempotent_methods)
     ASSERT(pt_retry_method_is_idempotent(HTTP_DELETE));
     ASSERT(!pt_retry_method_is_idempotent(HTTP_POST));
     ASSERT(!pt_retry_method_is_idempotent(HTTP_PATCH));
+}
+
+/* Four threads take and give back slots of one counter as fast as they can: the count never
+ * passes the limit and ends at zero. */
+static _Atomic uint32_t shared_counter;
+static _Atomic uint32_t seen_over;
+
+static void *hammer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200000; i++) {
+        if (pt_breaker_try_acquire(&shared_counter, 3)) {
+            if (atomic_load(&shared_counter) > 3)
+                atomic_store(&seen_over, 1);
+            pt_breaker_release(&shared_counter);
+        }
+    }
+    return NULL;
+}
+
+TEST(breaker_limit_holds_across_threads)
+{
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, hammer, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    ASSERT_EQ(atomic_load(&seen_over), 0u);
+    ASSERT_EQ(atomic_load(&shared_counter), 0u);
+    _Atomic uint32_t c = 0;
+    ASSERT(pt_breaker_try_acquire(&c, 1));
+    ASSERT(!pt_breaker_try_acquire(&c, 1));
+    pt_breaker_release(&c);
+    ASSERT(pt_breaker_try_acquire(&c, 1));
+}
+
+TEST(cluster_state_is_shared_by_name_and_limits)
+{
+    pt_conn_pool_settings_t s;
+    pt_conn_pool_settings_default(&s);
+    pt_cluster_state_t *a = pt_cluster_state_get("outbound|80||a", &s);
+    ASSERT(a == pt_cluster_state_get("outbound|80||a", &s));
+    s.connect_timeout_ms = 5; /* not a limit: same counters */
+    ASSERT(a == pt_cluster_state_get("outbound|80||a", &s));
+    s.max_connections = 7; /* another limit: fresh counters */
+    ASSERT(a != pt_cluster_state_get("outbound|80||a", &s));
+    pt_conn_pool_settings_default(&s);
+    ASSERT(a != pt_cluster_state_get("outbound|80||b", &s));
 }
