@@ -506,7 +506,8 @@ void pt_stream_on_retry_timer(pt_stream_t *st)
     pt_worker_t *w = worker_of(st);
     uint64_t now = uv_now(&w->loop);
     if (st->is_waiting_for_connection) {
-        /* A pending request waits up to the route timeout, or the connect timeout. */
+        /* A pending request waits up to the connect timeout; a retry, once the route
+         * timeout runs, up to its end. */
         uint64_t connect_ms = st->cluster->pool.connect_timeout_ms > 0
                                   ? st->cluster->pool.connect_timeout_ms
                                   : st->config->proxy.connect_timeout_ms;

@@ -267,3 +267,27 @@ def test_tcp_keepalive_sets_socket_options(petrel, origin_factory):
             assert 0 < left <= 600, timers
         else:
             assert timers == []
+
+
+def test_pending_request_waits_then_overflows(petrel, origin):
+    """maxConnections: 1 held by a hanging request: the next waits as pending (up to the
+    cluster's connectTimeout: its own route timeout has not started) and is then answered
+    503 UO; once the hanging one timed out, the slot is free and a request goes through."""
+    docs = simple_config(http_port=free_port(), upstream_port=origin.port,
+                         http_route={"timeout": "1500ms", "retries": {"attempts": 0}})
+    docs.append(dr_doc(pool(tcp={"maxConnections": 1, "connectTimeout": "400ms"},
+                            http={"http1MaxPendingRequests": 5})))
+    p = petrel(docs)
+    hung = socket.create_connection(("127.0.0.1", p.port))
+    hung.sendall(b"GET /hang HTTP/1.1\r\nHost: a\r\n\r\n")
+    origin.wait_requests(1)
+    t0 = time.monotonic()
+    status, hdrs, _ = http_request(p.port, "GET", "/waits")
+    took = time.monotonic() - t0
+    assert status == 503 and header(hdrs, "x-envoy-overloaded") == "true"
+    assert 0.35 <= took < 5.0, took
+    st = stats(p)
+    assert st["upstream_overflow_connections"] == 1 and st["upstream_overflow_pending"] == 1
+    hung.close()
+    wait_until(lambda: http_request(p.port, "GET", "/after")[0] == 200, timeout=5,
+               what="a request through once the slot is free")

@@ -115,9 +115,15 @@ TEST(connection_pool_precedence_and_state)
         "trafficPolicy:\n"
         "    connectionPool: {tcp: {maxConnections: 7}, http: {http1MaxPendingRequests: 2}}\n"
         "    retryBudget: {percent: 50, minRetryConcurrency: 1}\n"
+        "    portLevelSettings:\n"
+        "    - port: {number: 2}\n"
+        "      connectionPool: {tcp: {maxConnections: 5}}\n"
         "  subsets:\n"
         "  - name: s1\n"
         "    trafficPolicy:\n"
+        "      portLevelSettings:\n"
+        "      - port: {number: 1}\n"
+        "        connectionPool: {tcp: {maxConnections: 3}}\n"
         "      connectionPool: {tcp: {maxConnections: 1, connectTimeout: 2s},\n"
         "                       http: {maxRequestsPerConnection: 1, maxRetries: 4,\n"
         "                              http2MaxRequests: 9, idleTimeout: 3s}}";
@@ -125,7 +131,29 @@ TEST(connection_pool_precedence_and_state)
     dump(&e);
     ASSERT(c != NULL);
     const pt_cluster_t *cl = route_of(c)->clusters[0].cluster;
-    /* the subset's connectionPool replaces the rule's as a whole */
+    /* the subset's port-level connectionPool wins, as a whole */
+    ASSERT_EQ(cl->pool.max_connections, 3u);
+    ASSERT_EQ(cl->pool.max_pending, PT_BREAKER_UNLIMITED);
+    ASSERT_EQ(cl->pool.connect_timeout_ms, 0u);
+    ASSERT(cl->pool.has_retry_budget);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+
+    /* without it, the subset's own connectionPool replaces the rule's as a whole */
+    const char *dr2 =
+        "trafficPolicy:\n"
+        "    connectionPool: {tcp: {maxConnections: 7}, http: {http1MaxPendingRequests: 2}}\n"
+        "    retryBudget: {percent: 50, minRetryConcurrency: 1}\n"
+        "  subsets:\n"
+        "  - name: s1\n"
+        "    trafficPolicy:\n"
+        "      connectionPool: {tcp: {maxConnections: 1, connectTimeout: 2s},\n"
+        "                       http: {maxRequestsPerConnection: 1, maxRetries: 4,\n"
+        "                              http2MaxRequests: 9, idleTimeout: 3s}}";
+    c = load_str("f.yaml", vs_with("{attempts: 1}", dr2, buf, sizeof(buf)), &e);
+    dump(&e);
+    ASSERT(c != NULL);
+    cl = route_of(c)->clusters[0].cluster;
     ASSERT_EQ(cl->pool.max_connections, 1u);
     ASSERT_EQ(cl->pool.max_pending, PT_BREAKER_UNLIMITED);
     ASSERT_EQ(cl->pool.connect_timeout_ms, 2000u);
@@ -139,7 +167,7 @@ TEST(connection_pool_precedence_and_state)
     ASSERT(cl->state != NULL);
     /* a reload with the same cluster and limits gets the same counters */
     pt_config_errors_t e2 = {0};
-    pt_config_t *c2 = load_str("f.yaml", vs_with("{attempts: 2}", dr, buf, sizeof(buf)), &e2);
+    pt_config_t *c2 = load_str("f.yaml", vs_with("{attempts: 2}", dr2, buf, sizeof(buf)), &e2);
     ASSERT(c2 != NULL);
     ASSERT(route_of(c2)->clusters[0].cluster->state == cl->state);
     pt_config_unref(c2);
