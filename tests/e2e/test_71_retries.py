@@ -112,6 +112,10 @@ def test_plain_codes_with_conditions(petrel, origin):
     assert status == 200
     assert origin.fail_counts["/fail-first/3?code=503"] == 4
     assert stats(p)["retries_status"] == 3
+    code, body = p.admin_get("/stats/prometheus")
+    assert code == 200
+    assert b'petrel_retries_total{reason="status"} 3\n' in body
+    assert b'petrel_retries_total{reason="reset"} 0\n' in body
 
 
 # ---- the safe default ----------------------------------------------------------------------
