@@ -100,6 +100,7 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
     st->listener = pt_router_listener(st->config, c->listener_port);
     st->pending_tail = &st->pending_body;
     st->kept_tail = &st->kept_body;
+    pt_list_init(&st->pending_link);
     st->upstream_ms = UINT64_MAX;
     st->start_ms = uv_now(&c->worker->loop);
     struct timeval tv;
@@ -163,6 +164,13 @@ static void free_kept_body(pt_stream_t *st)
     st->kept_bytes = 0;
 }
 
+static void stop_waiting(pt_stream_t *st)
+{
+    st->is_waiting_for_connection = false;
+    if (pt_list_is_linked(&st->pending_link))
+        pt_list_remove(&st->pending_link);
+}
+
 /* The cluster's breaker counts this stream holds end with it. */
 static void release_breaker_slots(pt_stream_t *st)
 {
@@ -183,6 +191,7 @@ static void finish(pt_stream_t *st)
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
     pt_conn_stop_route_timer(c);
+    stop_waiting(st);
     release_breaker_slots(st);
     free_kept_body(st);
     if (st->retries_exhausted && st->flag == PT_FLAG_NONE)
@@ -333,12 +342,24 @@ static const char *make_request_id(pt_stream_t *st)
 
 /* --- request forwarding: the attempt loop --- */
 
-/* A request waiting for a maxConnections slot looks again this often: a slot freed by another
- * worker is not announced to this one. */
-#define PENDING_POLL_MS 2
+/* A request waiting for a maxConnections slot is woken when its worker gives a slot back, and
+ * looks again this often for one freed by another worker (that is not announced). */
+#define PENDING_POLL_MS 10
+
+void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs)
+{
+    for (pt_list_t *n = w->pending.next; n != &w->pending; n = n->next) {
+        pt_stream_t *st = PT_CONTAINER_OF(n, pt_stream_t, pending_link);
+        if (st->cluster->state == cs) {
+            pt_conn_start_retry_timer(st->conn, 1); /* from the loop, not from inside upstream.c */
+            return;
+        }
+    }
+}
 
 static void respond_overloaded(pt_stream_t *st, pt_stat_t stat)
 {
+    stop_waiting(st);
     pt_stats_add(&worker_of(st)->stats, stat, 1);
     st->overloaded = true;
     pt_stream_respond(st, 503,
@@ -476,6 +497,8 @@ static void forward(pt_stream_t *st, bool fresh)
             PT_STAT_INC(&w->stats, upstream_overflow_connections);
         }
         st->is_waiting_for_connection = true;
+        if (!pt_list_is_linked(&st->pending_link))
+            pt_list_insert_tail(&w->pending, &st->pending_link);
         st->wait_fresh = fresh;
         if (request_has_body(st) && !st->request_complete)
             pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
@@ -486,7 +509,7 @@ static void forward(pt_stream_t *st, bool fresh)
         pt_breaker_release(&cs->pending);
         st->holds_pending_slot = false;
     }
-    st->is_waiting_for_connection = false;
+    stop_waiting(st);
     st->attempts++;
     PT_STAT_INC(&w->stats, upstream_rq_total);
     st->upstream_host =

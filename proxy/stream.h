@@ -20,9 +20,11 @@
 #include "arena.h"
 #include "buf.h"
 #include "http1.h"
+#include "list.h"
 
 typedef struct pt_conn pt_conn_t;
 typedef struct pt_upstream pt_upstream_t;
+typedef struct pt_worker pt_worker_t;
 
 /* Reason flags, Envoy's response flags, for the access log and stats. */
 typedef enum pt_flag {
@@ -118,6 +120,7 @@ typedef struct pt_stream {
     bool retries_exhausted;         /* a retry was due with no attempt left: URX */
     bool replayed_reused;           /* replayed once after a reused connection failed */
     bool overloaded;                /* 503 UO: x-envoy-overloaded */
+    pt_list_t pending_link;         /* in worker->pending while waiting for a slot */
     pt_buf_t *response_head;        /* serialized head not written yet: it goes out with the
                                        first body bytes or at the end, in one write */
     size_t response_head_len;
@@ -163,5 +166,8 @@ void pt_stream_on_upstream_drained(pt_stream_t *st);
 void pt_stream_on_timeout(pt_stream_t *st);
 /* A retry's backoff is over, or a request waiting for a connection slot looks again. */
 void pt_stream_on_retry_timer(pt_stream_t *st);
+/* A connection slot of cs was given back on this worker: the oldest request of this worker
+ * waiting for one looks again at once (upstream.c). */
+void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs);
 
 #endif

@@ -28,8 +28,10 @@ static void on_handle_closed(pt_upstream_t *up)
     if (--up->handles_open != 0)
         return;
     pt_rbuf_release(&up->in);
-    if (up->counted != NULL)
+    if (up->counted != NULL) {
         pt_breaker_release(&up->counted->connections);
+        pt_stream_wake_pending(up->worker, up->counted);
+    }
     PT_STAT_DEC(&up->worker->stats, upstream_cx_active);
     free(up);
 }
@@ -417,6 +419,7 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
      * not starve another worker's requests. Reusing it takes a slot again. */
     if (up->counted != NULL) {
         pt_breaker_release(&up->counted->connections);
+        pt_stream_wake_pending(w, up->counted);
         up->counted = NULL;
     }
     pt_rbuf_drop_consumed(&up->in);
