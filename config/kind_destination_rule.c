@@ -1,8 +1,8 @@
 /* config/kind_destination_rule.c
  * The DestinationRule kind: host, subsets (labels) and traffic policies, of which Petrel
- * enforces the load balancer (simple, or consistentHash with ring hash or Maglev) for the
- * host, per port and per subset. Connection pools, outlier detection, client TLS and the rest
- * are checked for shape and warned about. */
+ * enforces the load balancer (simple, or consistentHash with ring hash or Maglev) and the
+ * connection pool (circuit breakers) for the host, per port and per subset, and the retry
+ * budget. Outlier detection, client TLS and the rest are checked for shape and warned about. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +26,13 @@ static const pt_cfg_field_t keepalive_fields[KA__N] = {
     [KA_TIME] = {.name = "time", .status = S},
     [KA_INTERVAL] = {.name = "interval", .status = S},
 };
-enum { PT_MAXCONN, PT_CONNECT_TO, PT_KEEPALIVE, PT_MAXDUR, PT_TCP_IDLE, PT__N };
-static const pt_cfg_field_t pool_tcp_fields[PT__N] = {
-    [PT_MAXCONN] = {.name = "maxConnections", .status = S},
-    [PT_CONNECT_TO] = {.name = "connectTimeout", .status = S},
-    [PT_KEEPALIVE] = {.name = "tcpKeepalive", .status = S},
-    [PT_MAXDUR] = {.name = "maxConnectionDuration", .status = S},
-    [PT_TCP_IDLE] = {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0}, /* TCP routes: not yet */
+enum { TCP_MAXCONN, TCP_CONNECT_TO, TCP_KA, TCP_MAXDUR, TCP_IDLE, TCP__N };
+static const pt_cfg_field_t pool_tcp_fields[TCP__N] = {
+    [TCP_MAXCONN] = {.name = "maxConnections", .status = S},
+    [TCP_CONNECT_TO] = {.name = "connectTimeout", .status = S},
+    [TCP_KA] = {.name = "tcpKeepalive", .status = S},
+    [TCP_MAXDUR] = {.name = "maxConnectionDuration", .status = S},
+    [TCP_IDLE] = {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0}, /* TCP routes: not yet */
 };
 enum {
     PH_PENDING,
@@ -403,24 +403,24 @@ static void read_conn_pool(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
         return;
     if (f[CP_TCP] != NULL) {
         pt_cfg_path_t tp = PT_PATH_KEY(path, "tcp");
-        const pt_cfg_node_t *tf[PT__N];
+        const pt_cfg_node_t *tf[TCP__N];
         if (MAP(cx, f[CP_TCP], &tp, pool_tcp_fields, tf)) {
             pt_cfg_path_t p1 = PT_PATH_KEY(&tp, "maxConnections");
-            read_limit(cx, tf[PT_MAXCONN], &p1, &out->max_connections);
+            read_limit(cx, tf[TCP_MAXCONN], &p1, &out->max_connections);
             pt_cfg_path_t p2 = PT_PATH_KEY(&tp, "connectTimeout");
-            if (tf[PT_CONNECT_TO] != NULL)
-                pt__cfg_duration(cx, tf[PT_CONNECT_TO], &p2, &out->connect_timeout_ms);
+            if (tf[TCP_CONNECT_TO] != NULL)
+                pt__cfg_duration(cx, tf[TCP_CONNECT_TO], &p2, &out->connect_timeout_ms);
             pt_cfg_path_t p3 = PT_PATH_KEY(&tp, "maxConnectionDuration");
-            if (tf[PT_MAXDUR] != NULL)
-                pt__cfg_duration(cx, tf[PT_MAXDUR], &p3, &out->max_connection_duration_ms);
-            if (tf[PT_TCP_IDLE] != NULL) {
+            if (tf[TCP_MAXDUR] != NULL)
+                pt__cfg_duration(cx, tf[TCP_MAXDUR], &p3, &out->max_connection_duration_ms);
+            if (tf[TCP_IDLE] != NULL) {
                 pt_cfg_path_t ip = PT_PATH_KEY(&tp, "idleTimeout");
-                pt__cfg_warn(cx, tf[PT_TCP_IDLE], &ip,
+                pt__cfg_warn(cx, tf[TCP_IDLE], &ip,
                              "TCP routes do not time out idle sessions yet: ignored");
             }
             pt_cfg_path_t kp = PT_PATH_KEY(&tp, "tcpKeepalive");
             const pt_cfg_node_t *kf[KA__N];
-            if (tf[PT_KEEPALIVE] != NULL && MAP(cx, tf[PT_KEEPALIVE], &kp, keepalive_fields, kf)) {
+            if (tf[TCP_KA] != NULL && MAP(cx, tf[TCP_KA], &kp, keepalive_fields, kf)) {
                 out->has_keepalive = true;
                 pt_cfg_path_t pp = PT_PATH_KEY(&kp, "probes");
                 long long v;
