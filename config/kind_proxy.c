@@ -1,7 +1,7 @@
 /* config/kind_proxy.c
  * Petrel's own kind, petrel.io/v1alpha1 Proxy: the process settings (bind address, ports,
- * limits, timeouts, access log) over Petrel's defaults, and spec.workload, who this proxy is
- * for sourceLabels / sourceNamespace matches. */
+ * limits, timeouts, access log, retry body limit, per-attempt faults) over Petrel's defaults, and
+ * spec.workload, who this proxy is for sourceLabels / sourceNamespace matches. */
 #include <string.h>
 
 #include "kinds.h"

@@ -1,7 +1,7 @@
 /* config/kind_virtual_service.c
  * The VirtualService kind: hosts, gateways, http[] routes (matches, destinations, direct
- * responses, timeouts) and tcp[] routes. The route actions (headers, rewrite, redirect, fault)
- * are read by config/kind_vs_actions.c. Matches are built directly in the snapshot arena;
+ * responses, timeouts, retries) and tcp[] routes. The route actions (headers, rewrite, redirect,
+ * fault) are read by config/kind_vs_actions.c. Matches are built directly in the snapshot arena;
  * destinations stay in the typed model until config/compile.c resolves them to clusters. */
 #include <string.h>
 
