@@ -2,8 +2,9 @@
  * A stream is one request/response exchange on a downstream HTTP/1 connection: it routes the
  * request, takes an upstream connection, forwards the request head (re-serialized canonically,
  * never the client's raw bytes) and streams the body both ways with backpressure, answers
- * locally when it must (no route, no endpoint, connect failure, timeout, invalid response), and
- * writes the access-log line when it ends.
+ * locally when it must (no route, no endpoint, connect failure, timeout, invalid response,
+ * circuit breaker overflow), retries failed attempts as the route's policy and the cluster's
+ * budget allow (proxy/retry.h, proxy/breaker.h), and writes the access-log line when it ends.
  *
  * Ownership: a stream is embedded in its pt_conn_t (HTTP/1 carries one exchange at a time);
  * it owns the request arena (head, header copies, routing results) and one config ref, both
