@@ -190,6 +190,40 @@ static void resolve_lb(const pt_res_dr_t *dr, const pt_res_subset_t *sub, uint16
         *out = lb->lb;
 }
 
+/* connectionPool with the same precedence as the load balancer: the subset's policy (its port's
+ * settings, then its own) over the rule's (its port's, then its own), each given block as a
+ * whole. retryBudget comes from the subset's policy, else the rule's. */
+static const pt_conn_pool_settings_t *policy_pool(const pt_res_traffic_policy_t *tp, uint16_t port)
+{
+    for (size_t i = 0; i < tp->n_ports; i++)
+        if (tp->ports[i].port == port && tp->ports[i].has_pool)
+            return &tp->ports[i].pool;
+    return tp->has_pool ? &tp->pool : NULL;
+}
+
+static void resolve_pool(const pt_res_dr_t *dr, const pt_res_subset_t *sub, uint16_t port,
+                         pt_conn_pool_settings_t *out)
+{
+    const pt_conn_pool_settings_t *p = NULL;
+    if (sub != NULL)
+        p = policy_pool(&sub->policy, port);
+    if (p == NULL && dr != NULL)
+        p = policy_pool(&dr->policy, port);
+    if (p != NULL)
+        *out = *p;
+    else
+        pt_conn_pool_settings_default(out);
+    const pt_res_traffic_policy_t *budget =
+        sub != NULL && sub->policy.has_retry_budget ? &sub->policy
+        : dr != NULL && dr->policy.has_retry_budget ? &dr->policy
+                                                    : NULL;
+    if (budget != NULL) {
+        out->has_retry_budget = true;
+        out->budget_percent = budget->budget_percent;
+        out->budget_min_concurrency = budget->budget_min_concurrency;
+    }
+}
+
 /* Does the endpoint carry every label of the subset (key and value)? */
 static bool labels_match(const pt_res_se_endpoint_t *e, const pt_res_subset_t *sub)
 {
@@ -363,6 +397,8 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     }
     resolve_lb(dr, sub, port, &cl->lb);
     pt_lb_build(cx->out, cl);
+    resolve_pool(dr, sub, port, &cl->pool);
+    cl->state = pt_cluster_state_get(cl->name, &cl->pool);
     cp->clusters = pt_arena_grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters,
                                  sizeof(*cp->clusters));
     cp->clusters[cp->n_clusters++] = cl;

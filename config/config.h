@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 
 #include "../proxy/arena.h"
+#include "../proxy/breaker.h"
+#include "../proxy/retry.h"
 
 typedef struct pt_endpoint {
     const char *address; /* as written, e.g. "127.0.0.1" */
@@ -80,6 +82,8 @@ typedef struct pt_cluster {
     uint32_t index;         /* position in pt_config_t.clusters, for per-worker state */
     uint32_t endpoint_base; /* first slot of its endpoints in per-worker endpoint arrays */
     pt_lb_config_t lb;
+    pt_conn_pool_settings_t pool; /* DestinationRule connectionPool (+ retryBudget) */
+    pt_cluster_state_t *state;    /* breaker counts and budget; outlives the snapshot */
 } pt_cluster_t;
 
 /* Istio's HeaderOperations (set, add, remove) for one direction, names lower-case. Applied
@@ -207,6 +211,7 @@ typedef struct pt_http_route {
     const pt_http_rewrite_t *rewrite;     /* NULL: none */
     const pt_http_redirect_t *redirect;   /* answered locally; NULL: not a redirect */
     const pt_http_fault_t *fault;         /* NULL: no fault injection */
+    const pt_retry_policy_t *retry;       /* retries as written; NULL: Petrel's safe default */
 } pt_http_route_t;
 
 /* The routes of one VirtualService host set on one listener. */
@@ -317,6 +322,8 @@ typedef struct pt_proxy_settings {
     uint64_t drain_timeout_ms;         /* SIGTERM: in-flight requests get this long: 5000 */
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
+    uint32_t retry_body_limit;         /* request body bytes kept for retries: 65536 */
+    bool fault_per_attempt;            /* faultPerAttempt: fault.abort decided per attempt */
     pt_workload_t workload;            /* namespace "default", no labels */
     pt_dns_settings_t dns;
     pt_identity_settings_t identity;

@@ -1,9 +1,10 @@
 /* config/kind_destination_rule.c
  * The DestinationRule kind: host, subsets (labels) and traffic policies, of which Petrel
- * enforces the load balancer (simple, or consistentHash with ring hash or Maglev) for the
- * host, per port and per subset. Connection pools, outlier detection, client TLS and the rest
- * are checked for shape and warned about. */
+ * enforces the load balancer (simple, or consistentHash with ring hash or Maglev) and the
+ * connection pool (circuit breakers) for the host, per port and per subset, and the retry
+ * budget. Outlier detection, client TLS and the rest are checked for shape and warned about. */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kinds.h"
@@ -19,31 +20,52 @@ static const pt_cfg_field_t client_tls_fields[] = {
     {"insecureSkipVerify", A, PT_SHAPE_SCALAR, NULL, 0},
     {"caCrl", A, PT_SHAPE_SCALAR, NULL, 0},
 };
-static const pt_cfg_field_t keepalive_fields[] = {
-    {"probes", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"time", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"interval", A, PT_SHAPE_SCALAR, NULL, 0},
+enum { KA_PROBES, KA_TIME, KA_INTERVAL, KA__N };
+static const pt_cfg_field_t keepalive_fields[KA__N] = {
+    [KA_PROBES] = {.name = "probes", .status = S},
+    [KA_TIME] = {.name = "time", .status = S},
+    [KA_INTERVAL] = {.name = "interval", .status = S},
 };
-static const pt_cfg_field_t pool_tcp_fields[] = {
-    {"maxConnections", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"connectTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"tcpKeepalive", A, PT_SHAPE_MAP, SUB(keepalive_fields)},
-    {"maxConnectionDuration", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
+enum { TCP_MAXCONN, TCP_CONNECT_TO, TCP_KA, TCP_MAXDUR, TCP_IDLE, TCP__N };
+static const pt_cfg_field_t pool_tcp_fields[TCP__N] = {
+    [TCP_MAXCONN] = {.name = "maxConnections", .status = S},
+    [TCP_CONNECT_TO] = {.name = "connectTimeout", .status = S},
+    [TCP_KA] = {.name = "tcpKeepalive", .status = S},
+    [TCP_MAXDUR] = {.name = "maxConnectionDuration", .status = S},
+    [TCP_IDLE] = {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0}, /* TCP routes: not yet */
 };
-static const pt_cfg_field_t pool_http_fields[] = {
-    {"http1MaxPendingRequests", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"http2MaxRequests", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"maxRequestsPerConnection", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"maxRetries", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"idleTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"h2UpgradePolicy", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"useClientProtocol", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"maxConcurrentStreams", A, PT_SHAPE_SCALAR, NULL, 0},
+enum {
+    PH_PENDING,
+    PH_MAXRQ,
+    PH_PER_CONN,
+    PH_RETRIES,
+    PH_IDLE,
+    PH_H2UP,
+    PH_CLIENT,
+    PH_STREAMS,
+    PH__N
 };
-static const pt_cfg_field_t conn_pool_fields[] = {
-    {"tcp", A, PT_SHAPE_MAP, SUB(pool_tcp_fields)},
-    {"http", A, PT_SHAPE_MAP, SUB(pool_http_fields)},
+/* h2UpgradePolicy, useClientProtocol and maxConcurrentStreams are about HTTP/2 upstreams,
+ * which Petrel does not speak yet: accepted with a warning. */
+static const pt_cfg_field_t pool_http_fields[PH__N] = {
+    [PH_PENDING] = {.name = "http1MaxPendingRequests", .status = S},
+    [PH_MAXRQ] = {.name = "http2MaxRequests", .status = S},
+    [PH_PER_CONN] = {.name = "maxRequestsPerConnection", .status = S},
+    [PH_RETRIES] = {.name = "maxRetries", .status = S},
+    [PH_IDLE] = {.name = "idleTimeout", .status = S},
+    [PH_H2UP] = {"h2UpgradePolicy", A, PT_SHAPE_SCALAR, NULL, 0},
+    [PH_CLIENT] = {"useClientProtocol", A, PT_SHAPE_SCALAR, NULL, 0},
+    [PH_STREAMS] = {"maxConcurrentStreams", A, PT_SHAPE_SCALAR, NULL, 0},
+};
+enum { CP_TCP, CP_HTTP, CP__N };
+static const pt_cfg_field_t conn_pool_fields[CP__N] = {
+    [CP_TCP] = {.name = "tcp", .status = S},
+    [CP_HTTP] = {.name = "http", .status = S},
+};
+enum { RB_PERCENT, RB_MIN_CONC, RB__N };
+static const pt_cfg_field_t retry_budget_fields[RB__N] = {
+    [RB_PERCENT] = {.name = "percent", .status = S},
+    [RB_MIN_CONC] = {.name = "minRetryConcurrency", .status = S},
 };
 static const pt_cfg_field_t outlier_fields[] = {
     {"splitExternalLocalOriginErrors", A, PT_SHAPE_SCALAR, NULL, 0},
@@ -92,22 +114,24 @@ enum {
     TP_PORT_LEVEL,
     TP_TUNNEL,
     TP_PROXY_PROTOCOL,
+    TP_RETRY_BUDGET,
     TP__N
 };
 static const pt_cfg_field_t traffic_policy_fields[TP__N] = {
     [TP_LB] = {.name = "loadBalancer", .status = S},
-    [TP_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
+    [TP_CONN_POOL] = {.name = "connectionPool", .status = S},
     [TP_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
     [TP_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
     [TP_PORT_LEVEL] = {.name = "portLevelSettings", .status = S},
     [TP_TUNNEL] = {"tunnel", U, PT_SHAPE_MAP, SUB(tunnel_fields)},
     [TP_PROXY_PROTOCOL] = {"proxyProtocol", U, PT_SHAPE_MAP, SUB(proxy_protocol_fields)},
+    [TP_RETRY_BUDGET] = {.name = "retryBudget", .status = S},
 };
 enum { PLS_PORT, PLS_LB, PLS_CONN_POOL, PLS_OUTLIER, PLS_TLS, PLS__N };
 static const pt_cfg_field_t port_policy_fields[PLS__N] = {
     [PLS_PORT] = {.name = "port", .status = S},
     [PLS_LB] = {.name = "loadBalancer", .status = S},
-    [PLS_CONN_POOL] = {"connectionPool", U, PT_SHAPE_MAP, SUB(conn_pool_fields)},
+    [PLS_CONN_POOL] = {.name = "connectionPool", .status = S},
     [PLS_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
     [PLS_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
 };
@@ -351,6 +375,126 @@ static void read_load_balancer(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt
     out->is_set = ok;
 }
 
+/* A limit of connectionPool, up to 2^32 - 1. 0 is proto3's "unset" to Istio, which then
+ * keeps its default (no limit). */
+static void read_limit(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                       uint32_t *out)
+{
+    long long v;
+    if (n != NULL && pt__cfg_int(cx, n, path, 0, 4294967295LL, &v) && v > 0)
+        *out = (uint32_t)v;
+}
+
+static void read_seconds(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                         uint32_t *out)
+{
+    uint64_t ms;
+    if (n != NULL && pt__cfg_duration(cx, n, path, &ms))
+        *out = (uint32_t)((ms + 999) / 1000);
+}
+
+/* connectionPool {tcp, http}: Istio's ConnectionPoolSettings over its defaults. */
+static void read_conn_pool(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                           pt_conn_pool_settings_t *out)
+{
+    pt_conn_pool_settings_default(out);
+    const pt_cfg_node_t *f[CP__N];
+    if (!MAP(cx, n, path, conn_pool_fields, f))
+        return;
+    if (f[CP_TCP] != NULL) {
+        pt_cfg_path_t tp = PT_PATH_KEY(path, "tcp");
+        const pt_cfg_node_t *tf[TCP__N];
+        if (MAP(cx, f[CP_TCP], &tp, pool_tcp_fields, tf)) {
+            pt_cfg_path_t p1 = PT_PATH_KEY(&tp, "maxConnections");
+            read_limit(cx, tf[TCP_MAXCONN], &p1, &out->max_connections);
+            pt_cfg_path_t p2 = PT_PATH_KEY(&tp, "connectTimeout");
+            if (tf[TCP_CONNECT_TO] != NULL)
+                pt__cfg_duration(cx, tf[TCP_CONNECT_TO], &p2, &out->connect_timeout_ms);
+            pt_cfg_path_t p3 = PT_PATH_KEY(&tp, "maxConnectionDuration");
+            if (tf[TCP_MAXDUR] != NULL)
+                pt__cfg_duration(cx, tf[TCP_MAXDUR], &p3, &out->max_connection_duration_ms);
+            if (tf[TCP_IDLE] != NULL) {
+                pt_cfg_path_t ip = PT_PATH_KEY(&tp, "idleTimeout");
+                pt__cfg_warn(cx, tf[TCP_IDLE], &ip,
+                             "TCP routes do not time out idle sessions yet: ignored");
+            }
+            pt_cfg_path_t kp = PT_PATH_KEY(&tp, "tcpKeepalive");
+            const pt_cfg_node_t *kf[KA__N];
+            if (tf[TCP_KA] != NULL && MAP(cx, tf[TCP_KA], &kp, keepalive_fields, kf)) {
+                out->has_keepalive = true;
+                pt_cfg_path_t pp = PT_PATH_KEY(&kp, "probes");
+                long long v;
+                if (kf[KA_PROBES] != NULL && pt__cfg_int(cx, kf[KA_PROBES], &pp, 1, 127, &v))
+                    out->keepalive_probes = (uint32_t)v;
+                pt_cfg_path_t tmp = PT_PATH_KEY(&kp, "time");
+                read_seconds(cx, kf[KA_TIME], &tmp, &out->keepalive_time_s);
+                pt_cfg_path_t ip = PT_PATH_KEY(&kp, "interval");
+                read_seconds(cx, kf[KA_INTERVAL], &ip, &out->keepalive_interval_s);
+            }
+        }
+    }
+    if (f[CP_HTTP] != NULL) {
+        pt_cfg_path_t hp = PT_PATH_KEY(path, "http");
+        const pt_cfg_node_t *hf[PH__N];
+        if (MAP(cx, f[CP_HTTP], &hp, pool_http_fields, hf)) {
+            pt_cfg_path_t p1 = PT_PATH_KEY(&hp, "http1MaxPendingRequests");
+            read_limit(cx, hf[PH_PENDING], &p1, &out->max_pending);
+            pt_cfg_path_t p2 = PT_PATH_KEY(&hp, "http2MaxRequests");
+            read_limit(cx, hf[PH_MAXRQ], &p2, &out->max_requests);
+            pt_cfg_path_t p3 = PT_PATH_KEY(&hp, "maxRequestsPerConnection");
+            long long v;
+            if (hf[PH_PER_CONN] != NULL && pt__cfg_int(cx, hf[PH_PER_CONN], &p3, 0, 2147483647, &v))
+                out->max_requests_per_connection = (uint32_t)v; /* 0: unlimited */
+            pt_cfg_path_t p4 = PT_PATH_KEY(&hp, "maxRetries");
+            read_limit(cx, hf[PH_RETRIES], &p4, &out->max_retries);
+            static const int h2_fields[] = {PH_H2UP, PH_CLIENT, PH_STREAMS};
+            for (size_t i = 0; i < 3; i++)
+                if (hf[h2_fields[i]] != NULL) {
+                    pt_cfg_path_t wp = PT_PATH_KEY(&hp, pool_http_fields[h2_fields[i]].name);
+                    pt__cfg_warn(cx, hf[h2_fields[i]], &wp,
+                                 "Petrel does not speak HTTP/2 to upstreams yet: ignored");
+                }
+            pt_cfg_path_t p5 = PT_PATH_KEY(&hp, "idleTimeout");
+            if (hf[PH_IDLE] != NULL)
+                pt__cfg_duration(cx, hf[PH_IDLE], &p5, &out->idle_timeout_ms);
+        }
+    }
+}
+
+/* retryBudget {percent, minRetryConcurrency}: Envoy's concurrency budget. */
+static void read_retry_budget(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                              pt_res_traffic_policy_t *tp)
+{
+    const pt_cfg_node_t *f[RB__N];
+    if (!MAP(cx, n, path, retry_budget_fields, f))
+        return;
+    tp->has_retry_budget = true;
+    tp->budget_percent = 20.0;
+    tp->budget_min_concurrency = 3;
+    if (f[RB_PERCENT] != NULL) {
+        pt_cfg_path_t pp = PT_PATH_KEY(path, "percent");
+        const pt_cfg_node_t *vn = f[RB_PERCENT];
+        /* DoubleValue: a plain number, or {value: n} in its JSON object form */
+        if (vn->type == PT_CFG_MAP && vn->n_pairs == 1 && !strcmp(vn->pairs[0].key->str, "value"))
+            vn = vn->pairs[0].value;
+        const char *s;
+        if (pt__cfg_str(cx, vn, &pp, &s)) {
+            char *end = NULL;
+            double v = strtod(s, &end);
+            if (*s == '\0' || end == NULL || *end != '\0' || !(v >= 0.0 && v <= 100.0))
+                pt__cfg_error(cx, vn, &pp, "must be a number from 0 to 100");
+            else
+                tp->budget_percent = v;
+        }
+    }
+    if (f[RB_MIN_CONC] != NULL) {
+        pt_cfg_path_t mp = PT_PATH_KEY(path, "minRetryConcurrency");
+        long long v;
+        if (pt__cfg_int(cx, f[RB_MIN_CONC], &mp, 0, 4294967295LL, &v))
+            tp->budget_min_concurrency = (uint32_t)v;
+    }
+}
+
 static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                                 pt_res_traffic_policy_t *tp)
 {
@@ -360,6 +504,15 @@ static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const p
     if (f[TP_LB] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "loadBalancer");
         read_load_balancer(cx, f[TP_LB], &p, &tp->lb);
+    }
+    if (f[TP_CONN_POOL] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "connectionPool");
+        tp->has_pool = true;
+        read_conn_pool(cx, f[TP_CONN_POOL], &p, &tp->pool);
+    }
+    if (f[TP_RETRY_BUDGET] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "retryBudget");
+        read_retry_budget(cx, f[TP_RETRY_BUDGET], &p, tp);
     }
     if (f[TP_PORT_LEVEL] == NULL)
         return;
@@ -401,6 +554,11 @@ static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const p
         if (pf[PLS_LB] != NULL) {
             pt_cfg_path_t lp = PT_PATH_KEY(&ip, "loadBalancer");
             read_load_balancer(cx, pf[PLS_LB], &lp, &pls.lb);
+        }
+        if (pf[PLS_CONN_POOL] != NULL) {
+            pt_cfg_path_t cp = PT_PATH_KEY(&ip, "connectionPool");
+            pls.has_pool = true;
+            read_conn_pool(cx, pf[PLS_CONN_POOL], &cp, &pls.pool);
         }
         tp->ports[tp->n_ports++] = pls;
     }

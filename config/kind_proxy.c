@@ -1,7 +1,8 @@
 /* config/kind_proxy.c
  * Petrel's own kind, petrel.io/v1alpha1 Proxy: the process settings (bind address, ports,
- * limits, timeouts, access log) over Petrel's defaults, and spec.workload, who this proxy is
- * for sourceLabels / sourceNamespace matches. */
+ * limits, timeouts, access log, retry body limit, per-attempt faults, DNS, identity, tracing)
+ * over Petrel's defaults, and spec.workload, who this proxy is for sourceLabels /
+ * sourceNamespace matches. */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ enum {
     PX_IDENTITY,
     PX_TRACING,
     PX_CREDENTIALS_DIR,
+    PX_RETRY_BODY_LIMIT,
+    PX_FAULT_PER_ATTEMPT,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -55,6 +58,8 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_IDENTITY] = {.name = "identity", .status = S},
     [PX_TRACING] = {.name = "tracing", .status = S},
     [PX_CREDENTIALS_DIR] = {.name = "credentialsDirectory", .status = S},
+    [PX_RETRY_BODY_LIMIT] = {.name = "retryBodyLimit", .status = S},
+    [PX_FAULT_PER_ATTEMPT] = {.name = "faultPerAttempt", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -127,6 +132,7 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->drain_timeout_ms = 5000;
     s->access_log = "/dev/stdout";
     s->workload.ns = "default";
+    s->retry_body_limit = 65536;
     s->dns.min_refresh_ms = 5000; /* Envoy's dns_min_refresh_rate */
     s->dns.max_refresh_ms = 300000;
     s->dns.timeout_ms = 5000;
@@ -499,6 +505,12 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
                 pt__cfg_error(cx, f[PX_LOG_FORMAT], &fp_PX_LOG_FORMAT,
                               "unknown value \"%s\" (expected text or json)", a);
         }
+    }
+    INT_FIELD(PX_RETRY_BODY_LIMIT, 0, 16777216, s->retry_body_limit);
+    if (f[PX_FAULT_PER_ATTEMPT] != NULL) {
+        FIELD_PATH(PX_FAULT_PER_ATTEMPT);
+        pt__cfg_read_bool(cx, f[PX_FAULT_PER_ATTEMPT], &fp_PX_FAULT_PER_ATTEMPT,
+                          &s->fault_per_attempt);
     }
 #undef FIELD_PATH
 #undef INT_FIELD

@@ -1,7 +1,7 @@
 /* config/kind_virtual_service.c
  * The VirtualService kind: hosts, gateways, http[] routes (matches, destinations, direct
- * responses, timeouts) and tcp[] routes. The route actions (headers, rewrite, redirect, fault)
- * are read by config/kind_vs_actions.c. Matches are built directly in the snapshot arena;
+ * responses, timeouts, retries) and tcp[] routes. The route actions (headers, rewrite, redirect,
+ * fault) are read by config/kind_vs_actions.c. Matches are built directly in the snapshot arena;
  * destinations stay in the typed model until config/compile.c resolves them to clusters. */
 #include <string.h>
 
@@ -20,13 +20,16 @@ static const pt_cfg_field_t dest_any_fields[] = {
     {"subset", A, PT_SHAPE_SCALAR, NULL, 0},
     {"port", A, PT_SHAPE_MAP, SUB(port_sel_fields)},
 };
-static const pt_cfg_field_t retries_fields[] = {
-    {"attempts", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"perTryTimeout", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"retryOn", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"retryRemoteLocalities", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"retryIgnorePreviousHosts", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"backoff", A, PT_SHAPE_SCALAR, NULL, 0},
+/* HTTPRetry: read by read_retries(). */
+enum { RT_ATTEMPTS, RT_PER_TRY, RT_ON, RT_REMOTE, RT_IGNORE_PREV, RT_BACKOFF, RT__N };
+static const pt_cfg_field_t retries_fields[RT__N] = {
+    [RT_ATTEMPTS] = {.name = "attempts", .status = S},
+    [RT_PER_TRY] = {.name = "perTryTimeout", .status = S},
+    [RT_ON] = {.name = "retryOn", .status = S},
+    /* Petrel has no localities yet: every endpoint is as local as any other. */
+    [RT_REMOTE] = {"retryRemoteLocalities", A, PT_SHAPE_SCALAR, NULL, 0},
+    [RT_IGNORE_PREV] = {.name = "retryIgnorePreviousHosts", .status = S},
+    [RT_BACKOFF] = {.name = "backoff", .status = S},
 };
 
 static const pt_cfg_field_t cors_fields[] = {
@@ -88,7 +91,7 @@ static const pt_cfg_field_t http_route_fields[HR__N] = {
     [HR_REDIRECT] = {.name = "redirect", .status = S},
     [HR_DELEGATE] = {.name = "delegate", .status = S},
     [HR_REWRITE] = {.name = "rewrite", .status = S},
-    [HR_RETRIES] = {"retries", U, PT_SHAPE_MAP, SUB(retries_fields)},
+    [HR_RETRIES] = {.name = "retries", .status = S},
     [HR_FAULT] = {.name = "fault", .status = S},
     [HR_MIRROR] = {"mirror", U, PT_SHAPE_MAP, SUB(dest_any_fields)},
     [HR_MIRRORS] = {"mirrors", U, PT_SHAPE_SEQ, SUB(mirror_policy_fields)},
@@ -442,6 +445,68 @@ static pt_res_dest_t *read_dests(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const 
     return dests;
 }
 
+/* retries: Istio's HTTPRetry over Istio's defaults (2 attempts when attempts is absent,
+ * retryOn "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes" with
+ * 503 when absent). A route with retries written is honoured for every method. */
+static const pt_retry_policy_t *read_retries(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
+                                             const pt_cfg_path_t *path)
+{
+    const pt_cfg_node_t *f[RT__N];
+    if (!MAP(cx, n, path, retries_fields, f))
+        return NULL;
+    pt_retry_policy_t *p = pt_arena_calloc(cx->out, sizeof(*p));
+    pt_retry_policy_default(p);
+    p->is_explicit = true;
+    bool ok = true;
+    if (f[RT_ATTEMPTS] != NULL) {
+        pt_cfg_path_t ap = PT_PATH_KEY(path, "attempts");
+        long long v;
+        if (pt__cfg_int(cx, f[RT_ATTEMPTS], &ap, 0, 100, &v))
+            p->attempts = (uint32_t)v;
+        else
+            ok = false;
+    }
+    if (f[RT_PER_TRY] != NULL) {
+        pt_cfg_path_t tp = PT_PATH_KEY(path, "perTryTimeout");
+        ok = pt__cfg_duration(cx, f[RT_PER_TRY], &tp, &p->per_try_timeout_ms) && ok;
+    }
+    if (f[RT_ON] != NULL) {
+        pt_cfg_path_t op = PT_PATH_KEY(path, "retryOn");
+        const char *s, *bad;
+        size_t bad_len;
+        if (!pt__cfg_nonempty_str(cx, f[RT_ON], &op, &s))
+            ok = false;
+        else if (pt_retry_on_parse(s, p, &bad, &bad_len) != 0) {
+            pt__cfg_error(cx, f[RT_ON], &op,
+                          "unknown retry condition \"%.*s\" (expected Envoy's x-envoy-retry-on "
+                          "conditions, gRPC conditions or HTTP status codes)",
+                          (int)bad_len, bad);
+            ok = false;
+        }
+    }
+    if (f[RT_REMOTE] != NULL) {
+        pt_cfg_path_t rp = PT_PATH_KEY(path, "retryRemoteLocalities");
+        pt__cfg_warn(cx, f[RT_REMOTE], &rp,
+                     "Petrel has no localities yet: every endpoint is a candidate for a retry");
+    }
+    if (f[RT_IGNORE_PREV] != NULL) {
+        pt_cfg_path_t ip = PT_PATH_KEY(path, "retryIgnorePreviousHosts");
+        ok = pt__cfg_read_bool(cx, f[RT_IGNORE_PREV], &ip, &p->ignore_previous_hosts) && ok;
+    }
+    if (f[RT_BACKOFF] != NULL) {
+        /* Envoy's base interval; its maximum stays ten times the base, as Envoy's default. */
+        pt_cfg_path_t bp = PT_PATH_KEY(path, "backoff");
+        uint64_t ms;
+        if (pt__cfg_duration(cx, f[RT_BACKOFF], &bp, &ms)) {
+            p->backoff_base_ms = ms;
+            p->backoff_max_ms = ms * 10;
+        } else {
+            ok = false;
+        }
+    }
+    return ok ? p : NULL;
+}
+
 static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_t *n,
                             const pt_cfg_path_t *path, size_t index, pt_res_http_route_t *hr)
 {
@@ -511,6 +576,10 @@ static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_
     if (f[HR_REWRITE] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "rewrite");
         hr->route.rewrite = pt__cfg_read_rewrite(cx, f[HR_REWRITE], &p);
+    }
+    if (f[HR_RETRIES] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "retries");
+        hr->route.retry = read_retries(cx, f[HR_RETRIES], &p);
     }
     if (f[HR_FAULT] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "fault");

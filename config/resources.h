@@ -163,10 +163,17 @@ typedef struct pt_res_lb {
 typedef struct pt_res_port_lb {
     uint16_t port;
     pt_res_lb_t lb;
+    bool has_pool; /* connectionPool given: it replaces the policy's as a whole (Istio) */
+    pt_conn_pool_settings_t pool;
 } pt_res_port_lb_t;
 
 typedef struct pt_res_traffic_policy {
     pt_res_lb_t lb;
+    bool has_pool;
+    pt_conn_pool_settings_t pool; /* connectionPool, over Istio's defaults */
+    bool has_retry_budget;        /* retryBudget (top level of a policy only) */
+    double budget_percent;
+    uint32_t budget_min_concurrency;
     pt_res_port_lb_t *ports; /* portLevelSettings[] */
     size_t n_ports;
 } pt_res_traffic_policy_t;

@@ -153,7 +153,7 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
             putf(&l, ",\"%s\":", rest[i].key);
             put_value(&l, rest[i].v, true);
         }
-        put(&l, "}", 1);
+        putf(&l, ",\"upstream_request_attempt_count\":%d}", e->attempts);
     } else {
         /* Envoy's default: [START_TIME] "METHOD PATH PROTOCOL" CODE FLAGS RX TX DURATION
          * UPSTREAM_TIME "XFF" "UA" "REQUEST_ID" "AUTHORITY" "UPSTREAM_HOST" */

@@ -126,6 +126,33 @@ static const char *workload_label(const pt_workload_t *w, const char *key)
     return "unknown";
 }
 
+/* The retry counters again as one family labelled by reason, for dashboards. */
+static size_t format_retries_by_reason(pt_admin_t *a, char *out, size_t cap)
+{
+    static const struct {
+        pt_stat_t stat;
+        const char *reason;
+    } reasons[] = {
+        {PT_STAT_retries_connect_failure, "connect_failure"},
+        {PT_STAT_retries_reset, "reset"},
+        {PT_STAT_retries_per_try_timeout, "per_try_timeout"},
+        {PT_STAT_retries_status, "status"},
+    };
+    size_t off = (size_t)snprintf(out, cap,
+                                  "# HELP petrel_retries_total Retries made, by what ended the "
+                                  "attempt before.\n# TYPE petrel_retries_total counter\n");
+    for (size_t r = 0; r < sizeof(reasons) / sizeof(reasons[0]); r++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < a->n_workers; i++)
+            sum +=
+                atomic_load_explicit(&a->workers[i].stats.v[reasons[r].stat], memory_order_relaxed);
+        off += (size_t)snprintf(out + off, cap - off,
+                                "petrel_retries_total{reason=\"%s\"} %" PRIu64 "\n",
+                                reasons[r].reason, sum);
+    }
+    return off;
+}
+
 /* Prometheus text: the istio_* per-request metrics, then Petrel's own counters as petrel_*. */
 static void respond_prometheus(admin_conn_t *c)
 {
@@ -133,7 +160,7 @@ static void respond_prometheus(admin_conn_t *c)
     const pt_workload_t *wl = &a->config->proxy.workload;
     pt_metrics_identity_t id = {wl->name ? wl->name : "unknown", wl->ns ? wl->ns : "unknown",
                                 workload_label(wl, "app"), workload_label(wl, "version")};
-    size_t cap = 320 * PT_STAT__COUNT + 1024, off = 0;
+    size_t cap = 320 * PT_STAT__COUNT + 2048, off = 0;
     char *extra = malloc(cap);
     pt_metrics_t **m = calloc(a->n_workers + 1, sizeof(*m));
     if (extra == NULL || m == NULL)
@@ -151,6 +178,7 @@ static void respond_prometheus(admin_conn_t *c)
             "# HELP petrel_%s%s %s\n# TYPE petrel_%s%s %s\npetrel_%s%s %" PRIu64 "\n", name, suffix,
             pt_stat_helps[k], name, suffix, pt_stat_kinds[k], name, suffix, sum);
     }
+    off += format_retries_by_reason(a, extra + off, cap - off);
     snprintf(extra + off, cap - off,
              "# HELP petrel_config_reloads_accepted_total Config reloads published.\n"
              "# TYPE petrel_config_reloads_accepted_total counter\n"

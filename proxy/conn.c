@@ -100,6 +100,7 @@ static void on_timer(uv_timer_t *t)
         break;
     case PT_CONN_TIMER_ROUTE: pt_stream_on_timeout(&c->stream); break;
     case PT_CONN_TIMER_DELAY: pt_stream_on_delay_done(&c->stream); break;
+    case PT_CONN_TIMER_RETRY: pt_stream_on_retry_timer(&c->stream); break;
     case PT_CONN_TIMER_NONE: break;
     }
 }
@@ -125,10 +126,17 @@ void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms)
     set_timer(c, PT_CONN_TIMER_DELAY, delay_ms);
 }
 
-/* The stream's timers: its route timeout, or its fault delay when the stream ends first. */
+void pt_conn_start_retry_timer(pt_conn_t *c, uint64_t ms)
+{
+    set_timer(c, PT_CONN_TIMER_RETRY, ms);
+}
+
+/* The stream's timers: its route timeout, or its fault delay or retry backoff when the stream
+ * ends first. */
 void pt_conn_stop_route_timer(pt_conn_t *c)
 {
-    if (c->timer_mode == PT_CONN_TIMER_ROUTE || c->timer_mode == PT_CONN_TIMER_DELAY)
+    if (c->timer_mode == PT_CONN_TIMER_ROUTE || c->timer_mode == PT_CONN_TIMER_DELAY ||
+        c->timer_mode == PT_CONN_TIMER_RETRY)
         set_timer(c, PT_CONN_TIMER_NONE, 0);
 }
 

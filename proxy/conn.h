@@ -34,6 +34,7 @@ typedef enum pt_conn_timer_mode {
     PT_CONN_TIMER_HEADER, /* the request head must complete */
     PT_CONN_TIMER_ROUTE,  /* the stream's route timeout */
     PT_CONN_TIMER_DELAY,  /* the stream's fault.delay */
+    PT_CONN_TIMER_RETRY,  /* the stream's retry backoff, or its wait for a connection slot */
 } pt_conn_timer_mode_t;
 
 struct pt_conn {
@@ -78,6 +79,8 @@ void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms);
 void pt_conn_stop_route_timer(pt_conn_t *c);
 /* Runs the stream's fault.delay; pt_conn_stop_route_timer() stops it too. */
 void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms);
+/* Runs the stream's retry backoff (or pending wait); pt_conn_stop_route_timer() stops it too. */
+void pt_conn_start_retry_timer(pt_conn_t *c, uint64_t ms);
 
 /* The stream ended: the connection goes on with the next request, or closes. */
 void pt_conn_on_stream_done(pt_conn_t *c);

@@ -44,6 +44,22 @@
     X(upstream_rq_protocol_error, counter, "Invalid upstream responses (UPE).")                    \
     X(upstream_rq_reset, counter,                                                                  \
       "Upstream connections lost before or during a response (URX, UC).")                          \
+    X(retries_connect_failure, counter, "Retries after an upstream connect failure.")              \
+    X(retries_reset, counter, "Retries after an upstream reset before the response head.")         \
+    X(retries_per_try_timeout, counter, "Retries after a perTryTimeout.")                          \
+    X(retries_status, counter, "Retries after a response status the policy retries.")              \
+    X(retries_exhausted, counter,                                                                  \
+      "Requests that would have been retried again but had no attempts left (URX).")               \
+    X(retry_budget_exhausted, counter, "Retries refused by the cluster's retry budget.")           \
+    X(retry_body_too_large, counter,                                                               \
+      "Retries not made because the request body was over retryBodyLimit.")                        \
+    X(upstream_overflow_connections, counter,                                                      \
+      "Requests that waited as pending because maxConnections was reached.")                       \
+    X(upstream_overflow_pending, counter,                                                          \
+      "Requests answered 503 UO: http1MaxPendingRequests reached.")                                \
+    X(upstream_overflow_requests, counter,                                                         \
+      "Requests answered 503 UO: http2MaxRequests (active requests) reached.")                     \
+    X(upstream_overflow_retries, counter, "Retries not made because maxRetries was reached.")      \
     X(tcp_cx_total, counter, "TCP route connections accepted.")                                    \
     X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
     X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \

@@ -64,8 +64,8 @@ static const char *reason_phrase(int status)
 
 const char *pt_flag_name(pt_flag_t f)
 {
-    static const char *const names[] = {"-",  "UH", "UF",  "UT", "UC", "URX",  "UPE",
-                                        "NR", "DC", "DPE", "FI", "DI", "DI,FI"};
+    static const char *const names[] = {"-",  "UH", "UF",  "UT", "UC", "URX",   "UPE",
+                                        "NR", "DC", "DPE", "FI", "DI", "DI,FI", "UO"};
     return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "-";
 }
 
@@ -100,6 +100,8 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
     pt_config_ref(st->config);
     st->listener = pt_router_listener(st->config, c->listener_port);
     st->pending_tail = &st->pending_body;
+    st->kept_tail = &st->kept_body;
+    pt_list_init(&st->pending_link);
     st->upstream_ms = UINT64_MAX;
     st->start_ms = uv_now(&c->worker->loop);
     struct timeval tv;
@@ -141,6 +143,7 @@ static void write_access_log(pt_stream_t *st)
         .request_id = st->request_id ? pt_str(st->request_id) : none,
         .authority = r && r->authority.len ? r->authority : none,
         .upstream_host = st->upstream_host ? pt_str(st->upstream_host) : none,
+        .attempts = st->attempts,
     };
     pt_access_log_write(&w->access_log, &e, st->config->proxy.access_log_json);
 }
@@ -153,11 +156,47 @@ static void free_pending_body(pt_stream_t *st)
     st->pending_tail = &st->pending_body;
 }
 
+static void free_kept_body(pt_stream_t *st)
+{
+    for (pt_body_piece_t *p = st->kept_body; p != NULL; p = p->next)
+        pt_buf_unref(p->pin);
+    st->kept_body = NULL;
+    st->kept_tail = &st->kept_body;
+    st->kept_bytes = 0;
+}
+
+static void stop_waiting(pt_stream_t *st)
+{
+    st->is_waiting_for_connection = false;
+    if (pt_list_is_linked(&st->pending_link))
+        pt_list_remove(&st->pending_link);
+}
+
+/* The cluster's breaker counts this stream holds end with it. */
+static void release_breaker_slots(pt_stream_t *st)
+{
+    pt_cluster_state_t *cs = st->cluster != NULL ? st->cluster->state : NULL;
+    if (cs == NULL)
+        return;
+    if (st->holds_request_slot)
+        pt_breaker_release(&cs->requests);
+    if (st->holds_retry_slot)
+        pt_breaker_release(&cs->retries);
+    if (st->holds_pending_slot)
+        pt_breaker_release(&cs->pending);
+    st->holds_request_slot = st->holds_retry_slot = st->holds_pending_slot = false;
+}
+
 static void finish(pt_stream_t *st)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
     pt_conn_stop_route_timer(c);
+    stop_waiting(st);
+    release_breaker_slots(st);
+    free_kept_body(st);
+    if (st->retries_exhausted && st->flag == PT_FLAG_NONE)
+        st->flag = PT_FLAG_URX; /* Envoy: the last response came after the retry limit */
     if (st->upstream != NULL) {
         pt_upstream_t *up = st->upstream;
         st->upstream = NULL;
@@ -244,10 +283,11 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
         body = "";
     size_t body_len = strlen(body);
     char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n%s\r\n",
-                     status, reason_phrase(status), body_len,
-                     c->close_after_response ? "connection: close\r\n" : "");
+    int n = snprintf(
+        head, sizeof(head),
+        "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n%s%s\r\n", status,
+        reason_phrase(status), body_len, st->overloaded ? "x-envoy-overloaded: true\r\n" : "",
+        c->close_after_response ? "connection: close\r\n" : "");
     uv_buf_t b = uv_buf_init((char *)body, (unsigned)(is_head_request(st) ? 0 : body_len));
     /* The body is a static string or lives in the config snapshot, which the write outlives;
      * copy it into a slab so the write owns what it sends. */
@@ -302,12 +342,176 @@ static const char *make_request_id(pt_stream_t *st)
                            r[1] & 0xffff, r[2] >> 16, r[2] & 0xffff, r[3]);
 }
 
-/* --- request forwarding --- */
+/* --- request forwarding: the attempt loop --- */
+
+/* A request waiting for a maxConnections slot is woken when its worker gives a slot back, and
+ * looks again this often for one freed by another worker (that is not announced). */
+#define PENDING_POLL_MS 10
+
+void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs)
+{
+    for (pt_list_t *n = w->pending.next; n != &w->pending; n = n->next) {
+        pt_stream_t *st = PT_CONTAINER_OF(n, pt_stream_t, pending_link);
+        if (st->cluster->state == cs) {
+            pt_conn_start_retry_timer(st->conn, 1); /* from the loop, not from inside upstream.c */
+            return;
+        }
+    }
+}
+
+static void respond_overloaded(pt_stream_t *st, pt_stat_t stat)
+{
+    stop_waiting(st);
+    pt_stats_add(&worker_of(st)->stats, stat, 1);
+    st->overloaded = true;
+    pt_stream_respond(st, 503,
+                      "upstream connect error or disconnect/reset before headers. reset reason: "
+                      "overflow",
+                      PT_FLAG_UO);
+}
+
+/* Whether a retry may be made now, and if so counts it (maxRetries, the budget, the stats).
+ * Nothing is made yet: the caller detaches the failed attempt, then start_backoff(). */
+static bool reserve_retry(pt_stream_t *st, pt_stat_t reason)
+{
+    pt_worker_t *w = worker_of(st);
+    const pt_retry_policy_t *p = st->retry;
+    const pt_cluster_t *cl = st->cluster;
+    pt_cluster_state_t *cs = cl->state;
+    uint64_t now = uv_now(&w->loop);
+    if (response_bytes_written(st) || st->request->is_upgrade)
+        return false;
+    if (st->retries >= p->attempts) {
+        if (p->attempts > 0) {
+            st->retries_exhausted = true;
+            PT_STAT_INC(&w->stats, retries_exhausted);
+        }
+        return false;
+    }
+    if (st->body_too_large) {
+        PT_STAT_INC(&w->stats, retry_body_too_large);
+        return false;
+    }
+    if (st->deadline_ms != 0 && now >= st->deadline_ms)
+        return false;
+    if (!st->holds_retry_slot) {
+        if (!pt_breaker_try_acquire(&cs->retries, cl->pool.max_retries)) {
+            PT_STAT_INC(&w->stats, upstream_overflow_retries);
+            return false;
+        }
+        st->holds_retry_slot = true;
+    }
+    bool allowed =
+        cl->pool.has_retry_budget
+            ? pt_retry_budget_concurrency_allows(
+                  cl->pool.budget_percent, cl->pool.budget_min_concurrency,
+                  atomic_load_explicit(&cs->requests, memory_order_relaxed),
+                  atomic_load_explicit(&cs->retries, memory_order_relaxed) - 1 /* this one */)
+            : pt_retry_budget_withdraw(&cs->budget, now);
+    if (!allowed) {
+        PT_STAT_INC(&w->stats, retry_budget_exhausted);
+        return false;
+    }
+    st->retries++;
+    pt_stats_add(&w->stats, reason, 1);
+    return true;
+}
+
+/* The failed attempt is detached: waits out the backoff on the connection's timer, holding no
+ * upstream connection; pt_stream_on_retry_timer() makes the retry. */
+static void start_backoff(pt_stream_t *st)
+{
+    pt_worker_t *w = worker_of(st);
+    uint64_t now = uv_now(&w->loop);
+    if (st->n_tried < PT_STREAM_MAX_TRIED)
+        st->tried[st->n_tried++] = st->endpoint;
+    uint64_t wait = pt_retry_backoff_ms(st->retry, st->retries, pt_worker_random(w));
+    if (st->deadline_ms != 0 && now + wait > st->deadline_ms)
+        wait = st->deadline_ms > now ? st->deadline_ms - now : 0;
+    st->is_backing_off = true;
+    if (request_has_body(st) && !st->request_complete)
+        pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+    pt_conn_start_retry_timer(st->conn, wait > 0 ? wait : 1); /* 0 would stop the timer */
+}
+
+static bool was_tried(const pt_stream_t *st, const pt_endpoint_t *ep)
+{
+    for (unsigned i = 0; i < st->n_tried; i++)
+        if (st->tried[i] == ep)
+            return true;
+    return false;
+}
+
+/* The balancer is asked again, up to 5 times as Istio configures Envoy's previous-hosts
+ * predicate, for an endpoint not tried yet; with one endpoint it is that one again. */
+static void pick_retry_endpoint(pt_stream_t *st)
+{
+    pt_worker_t *w = worker_of(st);
+    pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
+    const pt_endpoint_t *ep = pick_endpoint(st, st->cluster);
+    for (int i = 1; i < 5 && st->retry->ignore_previous_hosts && was_tried(st, ep); i++) {
+        pt_worker_release_endpoint(w, st->config, st->cluster, ep);
+        ep = pick_endpoint(st, st->cluster);
+    }
+    st->endpoint = ep;
+}
 
 static void forward(pt_stream_t *st, bool fresh)
 {
     pt_worker_t *w = worker_of(st);
+    const pt_cluster_t *cl = st->cluster;
+    pt_cluster_state_t *cs = cl->state;
     bool ready = false;
+    /* http2MaxRequests: the cluster's requests in flight, one per request whatever its
+     * attempts. */
+    if (!st->holds_request_slot) {
+        if (!pt_breaker_try_acquire(&cs->requests, cl->pool.max_requests)) {
+            respond_overloaded(st, PT_STAT_upstream_overflow_requests);
+            return;
+        }
+        st->holds_request_slot = true;
+        pt_retry_budget_deposit(&cs->budget);
+    }
+    /* faultPerAttempt: the route's abort is decided for each attempt, and an aborted attempt
+     * is retried as the policy says. */
+    const pt_http_fault_t *fault = st->route->fault;
+    if (st->config->proxy.fault_per_attempt && fault != NULL && fault->abort_status != 0 &&
+        pt_fault_fires(fault->abort_ppm, pt_worker_random(w))) {
+        st->attempts++;
+        if (pt_retry_on_response(st->retry, fault->abort_status, -1, false) &&
+            reserve_retry(st, PT_STAT_retries_status)) {
+            start_backoff(st);
+            return;
+        }
+        pt_stream_respond(st, fault->abort_status, "fault filter abort", PT_FLAG_FI);
+        return;
+    }
+    /* maxConnections: a connection carrying a request holds a slot; without one the request
+     * waits as one of at most http1MaxPendingRequests, and beyond that is refused at once. */
+    if (!pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
+        if (!st->holds_pending_slot) {
+            if (!pt_breaker_try_acquire(&cs->pending, cl->pool.max_pending)) {
+                respond_overloaded(st, PT_STAT_upstream_overflow_pending);
+                return;
+            }
+            st->holds_pending_slot = true;
+            st->pending_since_ms = uv_now(&w->loop);
+            PT_STAT_INC(&w->stats, upstream_overflow_connections);
+        }
+        st->is_waiting_for_connection = true;
+        if (!pt_list_is_linked(&st->pending_link))
+            pt_list_insert_tail(&w->pending, &st->pending_link);
+        st->wait_fresh = fresh;
+        if (request_has_body(st) && !st->request_complete)
+            pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+        pt_conn_start_retry_timer(st->conn, PENDING_POLL_MS);
+        return;
+    }
+    if (st->holds_pending_slot) {
+        pt_breaker_release(&cs->pending);
+        st->holds_pending_slot = false;
+    }
+    stop_waiting(st);
     st->attempts++;
     /* Every attempt after the first passes here (the replay on a fresh connection today; the
      * retry policy's attempts too): the span's attempt event. */
@@ -319,9 +523,61 @@ static void forward(pt_stream_t *st, bool fresh)
     /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
     if (request_has_body(st) && !st->request_complete)
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-    st->upstream = pt_upstream_acquire(w, st->endpoint, st, fresh, &ready);
+    st->upstream = pt_upstream_acquire(w, cl, st->endpoint, st, fresh, &ready);
     if (ready)
         pt_stream_on_upstream_ready(st);
+}
+
+void pt_stream_on_retry_timer(pt_stream_t *st)
+{
+    if (!st->is_active)
+        return;
+    pt_worker_t *w = worker_of(st);
+    uint64_t now = uv_now(&w->loop);
+    if (st->is_waiting_for_connection) {
+        /* A pending request waits up to the connect timeout; a retry, once the route
+         * timeout runs, up to its end. */
+        uint64_t connect_ms = st->cluster->pool.connect_timeout_ms > 0
+                                  ? st->cluster->pool.connect_timeout_ms
+                                  : st->config->proxy.connect_timeout_ms;
+        if (st->deadline_ms != 0 ? now >= st->deadline_ms
+                                 : now - st->pending_since_ms >= connect_ms) {
+            respond_overloaded(st, PT_STAT_upstream_overflow_pending);
+            return;
+        }
+        forward(st, st->wait_fresh);
+        return;
+    }
+    if (!st->is_backing_off)
+        return;
+    st->is_backing_off = false;
+    if (st->deadline_ms != 0 && now >= st->deadline_ms) {
+        pt_stream_on_timeout(st);
+        return;
+    }
+    pick_retry_endpoint(st);
+    forward(st, false);
+}
+
+/* The request body is kept (slabs pinned, not copied) while it fits retryBodyLimit, so that a
+ * retry can send it again. */
+static void keep_body_piece(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+{
+    if (st->kept_bytes + len > st->config->proxy.retry_body_limit) {
+        free_kept_body(st);
+        st->keeps_body = false;
+        st->body_too_large = true;
+        return;
+    }
+    pt_body_piece_t *p = pt_arena_alloc(&st->arena, sizeof(*p));
+    p->next = NULL;
+    p->data = data;
+    p->len = len;
+    p->pin = pin;
+    pt_buf_ref(pin);
+    *st->kept_tail = p;
+    st->kept_tail = &p->next;
+    st->kept_bytes += len;
 }
 
 static void dispatch(pt_stream_t *st);
@@ -349,6 +605,11 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         return;
     }
     st->route = r;
+    /* An explicit policy is honoured for every method; without one, Petrel's safe default. */
+    st->retry = r->retry != NULL                                 ? r->retry
+                : pt_retry_method_is_idempotent(head->method_id) ? &pt_retry_default_idempotent
+                                                                 : &pt_retry_default_unsafe;
+    st->keeps_body = request_has_body(st) && st->retry->attempts > 0 && !head->is_upgrade;
     if (r->fault != NULL && r->fault->delay_ms > 0 &&
         pt_fault_fires(r->fault->delay_ppm, pt_worker_random(w))) {
         /* The delay comes before the upstream is taken, so a delayed request holds no upstream
@@ -377,7 +638,7 @@ static void dispatch(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
     const pt_http_route_t *r = st->route;
-    if (r->fault != NULL && r->fault->abort_status != 0 &&
+    if (r->fault != NULL && r->fault->abort_status != 0 && !st->config->proxy.fault_per_attempt &&
         pt_fault_fires(r->fault->abort_ppm, pt_worker_random(w))) {
         pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_ABORT, r->fault->abort_status);
         pt_stream_respond(st, r->fault->abort_status, "fault filter abort", PT_FLAG_FI);
@@ -409,7 +670,8 @@ static bool is_hop_or_rewritten(const pt_header_t *h)
         return true;
     return pt_str_ieq_lit(h->name, "host") || pt_str_ieq_lit(h->name, "x-forwarded-for") ||
            pt_str_ieq_lit(h->name, "x-forwarded-proto") ||
-           pt_str_ieq_lit(h->name, "x-request-id") || pt_str_ieq_lit(h->name, "expect");
+           pt_str_ieq_lit(h->name, "x-request-id") || pt_str_ieq_lit(h->name, "expect") ||
+           pt_str_ieq_lit(h->name, "x-envoy-attempt-count");
 }
 
 /* Appends "name: value\r\n" at p; returns the end. */
@@ -434,7 +696,7 @@ static void write_request_head(pt_stream_t *st)
     pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
     const pt_header_t *hs;
     size_t n_hs = pt_route_action_request_headers(st, &hs);
-    size_t size = h->method.len + path.len + authority.len + 256 + peer.len +
+    size_t size = h->method.len + path.len + authority.len + 320 + peer.len +
                   strlen(st->request_id) + h->upgrade.len;
     for (size_t i = 0; i < n_hs; i++)
         size += hs[i].name.len + hs[i].value.len + 4;
@@ -472,6 +734,8 @@ static void write_request_head(pt_stream_t *st)
     memcpy(p, peer.base, peer.len);
     p += peer.len;
     p += sprintf(p, "\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", st->request_id);
+    /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. */
+    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts);
     if (h->content_length >= 0)
         p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
     else if (h->is_chunked)
@@ -533,10 +797,19 @@ static void end_request_upstream(pt_stream_t *st)
         pt_buf_unref(slab);
     }
     /* Istio's default is no route timeout; then idleTimeout bounds the wait for the response
-     * head, so that a silent upstream cannot hold a client forever. */
-    uint64_t timeout_ms = st->route != NULL && st->route->timeout_ms > 0
-                              ? st->route->timeout_ms
-                              : st->config->proxy.idle_timeout_ms;
+     * head, so that a silent upstream cannot hold a client forever. The route timeout runs
+     * from the first attempt's request end and bounds every retry; perTryTimeout bounds one
+     * attempt. */
+    uint64_t now = uv_now(&worker_of(st)->loop);
+    if (st->deadline_ms == 0 && st->route->timeout_ms > 0)
+        st->deadline_ms = now + st->route->timeout_ms;
+    uint64_t timeout_ms = st->deadline_ms != 0 ? (st->deadline_ms > now ? st->deadline_ms - now : 1)
+                                               : st->config->proxy.idle_timeout_ms;
+    st->per_try_timer = false;
+    if (st->retry->per_try_timeout_ms > 0 && st->retry->per_try_timeout_ms < timeout_ms) {
+        timeout_ms = st->retry->per_try_timeout_ms;
+        st->per_try_timer = true;
+    }
     pt_conn_start_route_timer(st->conn, timeout_ms);
 }
 
@@ -550,7 +823,9 @@ void pt_stream_on_upstream_ready(pt_stream_t *st)
     write_request_head(st);
     st->upstream_head_sent = true;
     st->upstream_start_ms = uv_now(&w->loop);
-    for (pt_body_piece_t *p = st->pending_body; p != NULL; p = p->next)
+    /* A retry sends the kept body from its start; what came during the backoff is in it. */
+    for (pt_body_piece_t *p = st->retries > 0 ? st->kept_body : st->pending_body; p != NULL;
+         p = p->next)
         send_request_body(st, p->data, p->len, p->pin);
     free_pending_body(st);
     if (!pt_upstream_is_write_congested(up))
@@ -577,8 +852,11 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
     st->sent_continue = true; /* the client did not wait for it */
     if (st->response_complete)
         return;
+    if (st->keeps_body)
+        keep_body_piece(st, data, len, pin);
     if (!st->upstream_head_sent) {
-        if (st->upstream == NULL && !st->is_fault_delaying)
+        if (st->upstream == NULL && !st->is_fault_delaying && !st->is_backing_off &&
+            !st->is_waiting_for_connection)
             return; /* answered locally; the body is dropped */
         pt_body_piece_t *p = pt_arena_alloc(&st->arena, sizeof(*p));
         p->next = NULL;
@@ -640,7 +918,8 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
     }
     /* A pooled connection the upstream closed just as we reused it: the request never reached
      * an application, and one without a body is replayed on a fresh connection as is. */
-    if (flag == PT_FLAG_URX && was_reused && !request_has_body(st) && st->attempts < 2) {
+    if (flag == PT_FLAG_URX && was_reused && !request_has_body(st) && !st->replayed_reused) {
+        st->replayed_reused = true;
         PT_STAT_INC(&w->stats, upstream_rq_reused_connection_retry);
         forward(st, true);
         return;
@@ -651,11 +930,21 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
         PT_STAT_INC(&w->stats, upstream_cx_connect_fail);
         body = "upstream connect error or disconnect/reset before headers. reset reason: "
                "connection failure";
+        if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_CONNECT) &&
+            reserve_retry(st, PT_STAT_retries_connect_failure)) {
+            start_backoff(st);
+            return;
+        }
     } else if (flag == PT_FLAG_UPE) {
         PT_STAT_INC(&w->stats, upstream_rq_protocol_error);
         body = "upstream sent an invalid response";
     } else {
         PT_STAT_INC(&w->stats, upstream_rq_reset);
+        if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_RESET) &&
+            reserve_retry(st, PT_STAT_retries_reset)) {
+            start_backoff(st);
+            return;
+        }
     }
     pt_stream_respond(st, status, body, flag);
 }
@@ -667,6 +956,21 @@ void pt_stream_on_timeout(pt_stream_t *st)
         st->flag = PT_FLAG_UT;
         pt_conn_close(st->conn, false);
         return;
+    }
+    if (st->per_try_timer && !st->response_head_sent && st->upstream != NULL) {
+        /* perTryTimeout: this attempt is abandoned (its connection closed), and retried when
+         * the policy and the budget allow. */
+        st->per_try_timer = false;
+        if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_PER_TRY_TIMEOUT) &&
+            reserve_retry(st, PT_STAT_retries_per_try_timeout)) {
+            pt_upstream_t *up = st->upstream;
+            st->upstream = NULL;
+            st->upstream_head_sent = false;
+            up->stream = NULL;
+            pt_upstream_release(up, false);
+            start_backoff(st);
+            return;
+        }
     }
     pt_stream_respond(st, 504, "upstream request timeout", PT_FLAG_UT);
 }
@@ -684,16 +988,48 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag)
 
 /* --- the response --- */
 
+/* A response head the policy retries (status, grpc-status of a trailers-only response,
+ * x-envoy-ratelimited), when a retry is allowed now (counted by reserve_retry). */
+static bool should_retry_response(pt_stream_t *st, const pt_http1_head_t *h)
+{
+    int grpc_status = -1;
+    const pt_header_t *g = pt_http1_find_header(h, "grpc-status");
+    if (g != NULL && g->value.len > 0 && g->value.len <= 2) {
+        grpc_status = 0;
+        for (size_t i = 0; i < g->value.len; i++) {
+            char ch = g->value.base[i];
+            grpc_status = ch >= '0' && ch <= '9' ? grpc_status * 10 + (ch - '0') : -1000;
+        }
+    }
+    bool ratelimited = pt_http1_find_header(h, "x-envoy-ratelimited") != NULL;
+    return pt_retry_on_response(st->retry, h->status, grpc_status, ratelimited) &&
+           reserve_retry(st, PT_STAT_retries_status);
+}
+
 int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
     if (h->status < 200 && h->status != 101)
         return 0; /* interim responses are not relayed: Petrel answered 100 itself */
+    if (h->status != 101 && should_retry_response(st, h)) {
+        pt_upstream_t *up = st->upstream;
+        st->upstream = NULL;
+        st->upstream_head_sent = false;
+        up->stream = NULL;
+        pt_upstream_release(up, false); /* its body is not read: the connection closes */
+        pt_conn_stop_route_timer(c);
+        start_backoff(st);
+        return -1;
+    }
     pt_route_action_response_headers(st, h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
     if (st->route->timeout_ms == 0)
         pt_conn_stop_route_timer(c); /* only the wait for the head was bounded */
+    else if (st->per_try_timer)
+        pt_conn_start_route_timer(c, st->deadline_ms > uv_now(&w->loop)
+                                         ? st->deadline_ms - uv_now(&w->loop)
+                                         : 1); /* the body is bounded by the route timeout */
     if (h->status == 101 && !st->request->is_upgrade) {
         pt_upstream_t *up = st->upstream;
         st->upstream = NULL;

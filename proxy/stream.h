@@ -2,8 +2,9 @@
  * A stream is one request/response exchange on a downstream HTTP/1 connection: it routes the
  * request, takes an upstream connection, forwards the request head (re-serialized canonically,
  * never the client's raw bytes) and streams the body both ways with backpressure, answers
- * locally when it must (no route, no endpoint, connect failure, timeout, invalid response), and
- * writes the access-log line when it ends.
+ * locally when it must (no route, no endpoint, connect failure, timeout, invalid response,
+ * circuit breaker overflow), retries failed attempts as the route's policy and the cluster's
+ * budget allow (proxy/retry.h, proxy/breaker.h), and writes the access-log line when it ends.
  *
  * Ownership: a stream is embedded in its pt_conn_t (HTTP/1 carries one exchange at a time);
  * it owns the request arena (head, header copies, routing results) and one config ref, both
@@ -20,10 +21,12 @@
 #include "arena.h"
 #include "buf.h"
 #include "http1.h"
+#include "list.h"
 #include "trace.h"
 
 typedef struct pt_conn pt_conn_t;
 typedef struct pt_upstream pt_upstream_t;
+typedef struct pt_worker pt_worker_t;
 
 /* Reason flags, Envoy's response flags, for the access log and stats. */
 typedef enum pt_flag {
@@ -40,6 +43,7 @@ typedef enum pt_flag {
     PT_FLAG_FI,    /* fault injected: aborted by the route's fault.abort */
     PT_FLAG_DI,    /* delay injected by the route's fault.delay, then forwarded */
     PT_FLAG_DI_FI, /* both: Envoy logs "DI,FI" */
+    PT_FLAG_UO,    /* upstream overflow: a circuit breaker refused the request */
 } pt_flag_t;
 
 /* "UH", "UF", ...; "-" for PT_FLAG_NONE. */
@@ -51,6 +55,8 @@ typedef struct pt_body_piece {
     size_t len;
     pt_buf_t *pin; /* ref held until the piece is written */
 } pt_body_piece_t;
+
+#define PT_STREAM_MAX_TRIED 8 /* endpoints remembered for retryIgnorePreviousHosts */
 
 typedef struct pt_stream {
     pt_arena_t arena;    /* request lifetime */
@@ -94,8 +100,31 @@ typedef struct pt_stream {
     bool is_tunnel;                /* upgrade accepted (101): bytes relayed both ways */
     bool request_chunked;          /* upstream request framing is chunked */
     bool is_upstream_read_paused;  /* downstream congestion paused the upstream's reads */
-    pt_buf_t *response_head;       /* serialized head not written yet: it goes out with the
-                                      first body bytes or at the end, in one write */
+    /* retries and circuit breakers (the attempt loop around forward()) */
+    const pt_retry_policy_t *retry; /* the route's, or Petrel's default for the method */
+    const pt_endpoint_t *tried[PT_STREAM_MAX_TRIED];
+    uint8_t n_tried;
+    uint32_t retries;           /* retries made */
+    uint64_t deadline_ms;       /* the route timeout's end (uv_now); 0: none yet */
+    uint64_t pending_since_ms;  /* waiting for a connection slot since */
+    pt_body_piece_t *kept_body; /* the request body so far, kept for a retry */
+    pt_body_piece_t **kept_tail;
+    size_t kept_bytes;
+    bool keeps_body;                /* kept_body is complete so far */
+    bool body_too_large;            /* over retryBodyLimit: no retry */
+    bool is_backing_off;            /* waiting out a retry's backoff: no upstream */
+    bool is_waiting_for_connection; /* pending: maxConnections reached */
+    bool wait_fresh;                /* the connection waited for must be a new one */
+    bool holds_request_slot;        /* counted in the cluster's active requests */
+    bool holds_retry_slot;          /* counted in the cluster's active retries */
+    bool holds_pending_slot;        /* counted in the cluster's pending requests */
+    bool per_try_timer;             /* the route timer running is the perTryTimeout */
+    bool retries_exhausted;         /* a retry was due with no attempt left: URX */
+    bool replayed_reused;           /* replayed once after a reused connection failed */
+    bool overloaded;                /* 503 UO: x-envoy-overloaded */
+    pt_list_t pending_link;         /* in worker->pending while waiting for a slot */
+    pt_buf_t *response_head;        /* serialized head not written yet: it goes out with the
+                                       first body bytes or at the end, in one write */
     size_t response_head_len;
     pt_header_t *response_trailers; /* written with the last chunk */
     size_t n_response_trailers;
@@ -136,7 +165,12 @@ void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
 void pt_stream_on_response_complete(pt_stream_t *st);
 /* The upstream write queue fell below its low watermark. */
 void pt_stream_on_upstream_drained(pt_stream_t *st);
-/* Route timeout (conn.c owns the timer). */
+/* Route timeout or perTryTimeout (conn.c owns the timer). */
 void pt_stream_on_timeout(pt_stream_t *st);
+/* A retry's backoff is over, or a request waiting for a connection slot looks again. */
+void pt_stream_on_retry_timer(pt_stream_t *st);
+/* A connection slot of cs was given back on this worker: the oldest request of this worker
+ * waiting for one looks again at once (upstream.c). */
+void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs);
 
 #endif

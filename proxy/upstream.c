@@ -6,8 +6,11 @@
  * stream releasing its connection never re-enters the parser that is running. */
 #include "upstream.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "conn.h"
 #include "log.h"
@@ -25,6 +28,10 @@ static void on_handle_closed(pt_upstream_t *up)
     if (--up->handles_open != 0)
         return;
     pt_rbuf_release(&up->in);
+    if (up->counted != NULL) {
+        pt_breaker_release(&up->counted->connections);
+        pt_stream_wake_pending(up->worker, up->counted);
+    }
     PT_STAT_DEC(&up->worker->stats, upstream_cx_active);
     free(up);
 }
@@ -265,6 +272,26 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* connectionPool.tcp.tcpKeepalive: SO_KEEPALIVE with the times given (the system's where not). */
+
+static void set_keepalive(pt_upstream_t *up)
+{
+    if (!up->has_keepalive)
+        return;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&up->tcp, &fd) != 0)
+        return;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    int v;
+    if ((v = (int)up->keepalive_time_s) > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
+    if ((v = (int)up->keepalive_interval_s) > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+    if ((v = (int)up->keepalive_probes) > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     pt_upstream_t *up = req->data;
@@ -278,6 +305,7 @@ static void on_connect(uv_connect_t *req, int status)
     up->is_connected = true;
     uv_timer_stop(&up->timer);
     uv_tcp_nodelay(&up->tcp, 1);
+    set_keepalive(up);
     update_reading(up);
     pt_stream_on_upstream_ready(up->stream);
 }
@@ -308,8 +336,8 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
     return p;
 }
 
-pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_stream_t *st,
-                                   bool fresh, bool *is_ready)
+pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+                                   pt_stream_t *st, bool fresh, bool *is_ready)
 {
     pt_pool_t *pool = find_pool(w, ep);
     if (!fresh && !pt_list_is_empty(&pool->idle)) {
@@ -317,6 +345,7 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_s
         unlink_idle(up);
         uv_timer_stop(&up->timer);
         up->stream = st;
+        up->counted = cl->state;
         up->is_reused = true;
         up->has_response_bytes = false;
         up->requests++;
@@ -330,6 +359,16 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_s
     up->pool = pool;
     up->stream = st;
     up->requests = 1;
+    up->counted = cl->state;
+    up->max_requests = cl->pool.max_requests_per_connection;
+    up->idle_timeout_ms = cl->pool.idle_timeout_ms > 0 ? cl->pool.idle_timeout_ms
+                                                       : w->config->proxy.upstream_idle_timeout_ms;
+    if (cl->pool.max_connection_duration_ms > 0)
+        up->expires_ms = uv_now(&w->loop) + cl->pool.max_connection_duration_ms;
+    up->has_keepalive = cl->pool.has_keepalive;
+    up->keepalive_time_s = cl->pool.keepalive_time_s;
+    up->keepalive_interval_s = cl->pool.keepalive_interval_s;
+    up->keepalive_probes = cl->pool.keepalive_probes;
     pt_list_init(&up->link);
     uv_tcp_init(&w->loop, &up->tcp);
     uv_timer_init(&w->loop, &up->timer);
@@ -346,7 +385,10 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_s
         up->connect_error = err;
         uv_timer_start(&up->timer, on_timer, 0, 0);
     } else {
-        uv_timer_start(&up->timer, on_timer, w->config->proxy.connect_timeout_ms, 0);
+        uv_timer_start(&up->timer, on_timer,
+                       cl->pool.connect_timeout_ms > 0 ? cl->pool.connect_timeout_ms
+                                                       : w->config->proxy.connect_timeout_ms,
+                       0);
     }
     return up;
 }
@@ -365,10 +407,20 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     if (up->is_closing || up->is_handed_off)
         return;
     bool leftover = up->in.buf != NULL && up->in.off < up->in.len;
+    uint64_t now = uv_now(&w->loop);
+    bool worn_out = (up->max_requests > 0 && up->requests >= up->max_requests) ||
+                    (up->expires_ms > 0 && now >= up->expires_ms);
     if (!reusable || !up->is_connected || up->is_peer_eof || !up->is_response_keep_alive ||
-        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining) {
+        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining || worn_out) {
         close_upstream(up);
         return;
+    }
+    /* An idle connection holds no maxConnections slot: idle connections on one worker must
+     * not starve another worker's requests. Reusing it takes a slot again. */
+    if (up->counted != NULL) {
+        pt_breaker_release(&up->counted->connections);
+        pt_stream_wake_pending(w, up->counted);
+        up->counted = NULL;
     }
     pt_rbuf_drop_consumed(&up->in);
     pt_http1_parser_resume(&up->parser);
@@ -376,7 +428,10 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     update_reading(up);
     pt_list_insert_head(&up->pool->idle, &up->link);
     up->pool->n_idle++;
-    uv_timer_start(&up->timer, on_timer, w->config->proxy.upstream_idle_timeout_ms, 0);
+    uint64_t idle = up->idle_timeout_ms;
+    if (up->expires_ms > 0 && up->expires_ms - now < idle)
+        idle = up->expires_ms - now; /* maxConnectionDuration ends its stay in the pool */
+    uv_timer_start(&up->timer, on_timer, idle, 0);
 }
 
 pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up)

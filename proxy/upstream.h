@@ -53,13 +53,22 @@ struct pt_upstream {
     bool is_response_keep_alive; /* the current response allows another request */
     int last_status;             /* status of the last response head */
     int connect_error;           /* a connect that failed at once, reported from the timer */
+    pt_cluster_state_t *counted; /* holds a maxConnections slot of this cluster while in use;
+                                    NULL: none (idle in the pool) */
+    uint32_t max_requests;       /* maxRequestsPerConnection; 0: unlimited */
+    uint64_t idle_timeout_ms;    /* how long it may wait in the pool */
+    uint64_t expires_ms;         /* maxConnectionDuration's end (uv_now); 0: never */
+    bool has_keepalive;          /* tcpKeepalive: set once connected, 0 = the system's value */
+    uint32_t keepalive_time_s, keepalive_interval_s, keepalive_probes;
 };
 
-/* Takes a connection to ep for st: an idle pooled one (then *is_ready is true and the caller
- * goes on at once) or a new one (pt_stream_on_upstream_ready / _error follow later). Never
- * NULL. fresh forces a new connection. */
-pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_stream_t *st,
-                                   bool fresh, bool *is_ready);
+/* Takes a connection to ep (an endpoint of cl) for st: an idle pooled one (then *is_ready is
+ * true and the caller goes on at once) or a new one (pt_stream_on_upstream_ready / _error
+ * follow later). Never NULL. fresh forces a new connection. The maxConnections slot the
+ * caller took is given back when the connection goes idle or is freed. The cluster's
+ * connectionPool sets the connect and idle timeouts, keep-alive, the request and age limits. */
+pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+                                   pt_stream_t *st, bool fresh, bool *is_ready);
 /* Sets where the next response head is built (the stream's arena). Whether the response has
  * a body (a reply to HEAD) is the stream's answer to on_head. */
 void pt_upstream_expect_response(pt_upstream_t *up, pt_arena_t *arena);

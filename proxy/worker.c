@@ -313,6 +313,7 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access
     pt_list_init(&w->conns);
     pt_list_init(&w->tunnels);
     pt_list_init(&w->connecting);
+    pt_list_init(&w->pending);
     pt_list_init(&w->listeners);
     reset_round_robin(w, config);
     w->rng = ((uint64_t)time(NULL) << 16) ^ ((uint64_t)id * 0x9e3779b97f4a7c15ull) ^

@@ -48,6 +48,7 @@ struct pt_worker {
     pt_list_t conns;       /* downstream HTTP connections, for drain */
     pt_list_t tunnels;     /* TCP sessions and upgraded connections, for drain */
     pt_list_t connecting;  /* TCP-route sessions still connecting upstream (relay.c) */
+    pt_list_t pending;     /* streams waiting for a maxConnections slot, oldest first */
     uint32_t *round_robin; /* next endpoint per cluster index of config; malloc'd */
     size_t n_round_robin;
     uint32_t *lb_active; /* active requests per endpoint slot (pt_cluster_t.endpoint_base) of

@@ -8,7 +8,7 @@
   - `petrel run` refuses a config holding a security policy it cannot enforce yet
     (AuthorizationPolicy, STRICT PeerAuthentication), naming each at file:line:col, and so
     does a reload; a PERMISSIVE PeerAuthentication only warns and runs;
-  - an unenforced field (a VirtualService `retries`) is logged as a warning by `petrel run`
+  - an unenforced field (a VirtualService `corsPolicy`) is logged as a warning by `petrel run`
     while traffic is served.
 """
 
@@ -123,12 +123,12 @@ def test_run_refuses_strict_peer_authentication_but_runs_permissive(tmp_path, pe
 
 def test_unenforced_field_warned_by_run_while_serving(petrel, origin):
     docs = simple_config(http_port=free_port(), upstream_port=origin.port,
-                         http_route={"retries": {"attempts": 3, "perTryTimeout": "2s"}})
+                         http_route={"corsPolicy": {"allowOrigins": [{"exact": "a.com"}]}})
     p = petrel(docs)
     status, _, _ = http_request(p.port, "GET", "/x", host_header="web.local")
     assert status == 200
     err = p.stderr()
-    assert "spec.http[0].retries: not enforced by Petrel yet: ignored" in err, err
+    assert "spec.http[0].corsPolicy: not enforced by Petrel yet: ignored" in err, err
 
 
 def test_reload_refuses_authorization_policy(petrel, origin):

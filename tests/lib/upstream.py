@@ -27,6 +27,11 @@ on purpose. Behaviour is chosen by the request path:
   /hang                             reads the request, never answers (until the client or
                                     stop() closes)
   /close                            answers with Connection: close and closes
+  /fail-first/<n>[?mode=...&code=<status>]  the first n requests to this exact target fail,
+                                    then it echoes 200; mode = status (default: answer code,
+                                    503 unless given; grpc=<n>: 200 with grpc-status n), reset
+                                    (close without answering), hang (never answer);
+                                    origin.fail_counts[target] counts the calls
 
 `Expect: 100-continue` is answered with `100 Continue` before the body is read (except
 /expect-reject). Query parameters on any path: status=<code> (echo status), h=Name:Value
@@ -279,6 +284,7 @@ class HttpOrigin:
         self.record_limit = record_limit
         self.body_limit = body_limit
         self.routes = {}
+        self.fail_counts = {}
         self.lock = threading.Lock()
         self.connections = 0
         self.bytes_received = 0
@@ -565,6 +571,26 @@ class HttpOrigin:
                 if r and not conn.sock.recv(65536):
                     break
             return False
+        if path.startswith("/fail-first/"):
+            with self.lock:
+                seen = self.fail_counts.get(req.target, 0)
+                self.fail_counts[req.target] = seen + 1
+            if seen >= int(arg()):
+                return self._echo(conn, req, keep, status=200)
+            mode = req.q("mode") or "status"
+            if mode == "reset":
+                return False
+            if mode == "hang":
+                while not self._stop.is_set():
+                    r, _, _ = select.select([conn.sock], [], [], 0.2)
+                    if r and not conn.sock.recv(65536):
+                        break
+                return False
+            hdrs = [("Content-Type", "text/plain")]
+            if req.q("grpc"):  # a trailers-only gRPC failure
+                hdrs = [("Content-Type", "application/grpc"), ("grpc-status", req.q("grpc"))]
+            st = int(req.q("code") or (200 if req.q("grpc") else 503))
+            return conn.send_response(req, st, hdrs, b"failed\n", keep)
         if path.startswith("/close"):
             return self._echo(conn, req, False)
         return self._echo(conn, req, keep)

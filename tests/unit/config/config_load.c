@@ -428,7 +428,7 @@ TEST(error_unsupported)
                               "      queryParams: {a: {exact: b}}\n"
                               "    route:\n"
                               "    - destination: {host: a, port: {number: 1}, subset: v1}\n"
-                              "    retries: {attempts: 3}\n"
+                              "    retries: {retryRemoteLocalities: true}\n"
                               "  tls: []\n"
                               "---\n"
                               "apiVersion: networking.istio.io/v1\n"
@@ -449,8 +449,8 @@ TEST(error_unsupported)
     /* uri.regex and queryParams are supported now (tests/unit/proxy/router.c). */
     /* destination.subset is supported now (tests/unit/config/destination_rule.c). */
     /* Istio fields Petrel does not enforce yet are warnings, and still checked. */
-    ASSERT(has_warning(&e, "vs.yaml:13:5: spec.http[0].retries: not enforced by Petrel yet: "
-                           "ignored"));
+    ASSERT(has_warning(&e, "vs.yaml:13:15: spec.http[0].retries.retryRemoteLocalities: Petrel "
+                           "has no localities yet: every endpoint is a candidate for a retry"));
     ASSERT(has_warning(&e, "vs.yaml:17:1: kind: Sidecar default/d is not enforced by Petrel "
                            "yet: ignored"));
     ASSERT(has_error(&e, "vs.yaml:19:8: spec.host: unknown field")); /* not a Sidecar field */

@@ -283,7 +283,7 @@ TEST(unsupported_and_invalid_policies)
         "  host: a.local\n"
         "  workloadSelector: {matchLabels: {app: a}}\n"
         "  trafficPolicy:\n"
-        "    connectionPool: {tcp: {maxConnections: 1}}\n"
+        "    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}\n"
         "    outlierDetection: {consecutive5xxErrors: 1}\n"
         "    tls: {mode: ISTIO_MUTUAL}\n"
         "    loadBalancer: {simple: PASSTHROUGH}\n"
@@ -324,8 +324,8 @@ TEST(unsupported_and_invalid_policies)
     /* Fields Istio has and Petrel does not enforce yet: warnings. */
     ASSERT(has_warning(&e, "dr.yaml:6:3: spec.workloadSelector: not enforced by Petrel yet: "
                            "ignored"));
-    ASSERT(has_warning(&e, "dr.yaml:8:5: spec.trafficPolicy.connectionPool: not enforced by "
-                           "Petrel yet: ignored"));
+    ASSERT(has_warning(&e, "dr.yaml:8:29: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: "
+                           "Petrel does not speak HTTP/2 to upstreams yet: ignored"));
     ASSERT(has_warning(&e, "dr.yaml:9:5: spec.trafficPolicy.outlierDetection: not enforced by "
                            "Petrel yet: ignored"));
     ASSERT(has_warning(&e, "dr.yaml:10:5: spec.trafficPolicy.tls: not enforced by Petrel yet: "
