@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "keep_alive.h"
 #include "log.h"
 #include "stream.h"
 #include "write.h"
@@ -74,6 +75,8 @@ static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
     pt_upstream_t *up = p->data;
     up->last_status = head->status;
     up->is_response_keep_alive = head->is_keep_alive;
+    const pt_header_t *ka = pt_http1_find_header(head, "keep-alive");
+    up->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     if (up->stream == NULL)
         return -1;
     return pt_stream_on_response_head(up->stream, head);
@@ -330,6 +333,7 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_endpoint_t *ep, pt_s
     up->pool = pool;
     up->stream = st;
     up->requests = 1;
+    up->keep_alive_s = -1;
     pt_list_init(&up->link);
     uv_tcp_init(&w->loop, &up->tcp);
     uv_timer_init(&w->loop, &up->timer);
@@ -364,9 +368,12 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     up->stream = NULL;
     if (up->is_closing || up->is_handed_off)
         return;
+    /* Closed before the upstream's announced idle timeout can race a request written on it. */
+    uint64_t idle_ms =
+        pt_keep_alive_idle_ms(w->config->proxy.upstream_idle_timeout_ms, up->keep_alive_s);
     bool leftover = up->in.buf != NULL && up->in.off < up->in.len;
     if (!reusable || !up->is_connected || up->is_peer_eof || !up->is_response_keep_alive ||
-        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining) {
+        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining || idle_ms == 0) {
         close_upstream(up);
         return;
     }
@@ -376,7 +383,7 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     update_reading(up);
     pt_list_insert_head(&up->pool->idle, &up->link);
     up->pool->n_idle++;
-    uv_timer_start(&up->timer, on_timer, w->config->proxy.upstream_idle_timeout_ms, 0);
+    uv_timer_start(&up->timer, on_timer, idle_ms, 0);
 }
 
 pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up)

@@ -53,6 +53,8 @@ struct pt_upstream {
     bool is_response_keep_alive; /* the current response allows another request */
     int last_status;             /* status of the last response head */
     int connect_error;           /* a connect that failed at once, reported from the timer */
+    /* The last response's `Keep-Alive: timeout=` in seconds; -1: none (proxy/keep_alive.h). */
+    int64_t keep_alive_s;
 };
 
 /* Takes a connection to ep for st: an idle pooled one (then *is_ready is true and the caller
