@@ -170,6 +170,23 @@ static void resolve_lb(const pt_res_dr_t *dr, const pt_res_subset_t *sub, uint16
         *out = lb->lb;
 }
 
+/* Istio's precedence for outlierDetection, as for the load balancer: the subset's policy over
+ * the rule's, the port's settings over the policy's own; NULL when none sets it. */
+static const pt_outlier_config_t *resolve_outlier(const pt_res_dr_t *dr, const pt_res_subset_t *sub,
+                                                  uint16_t port)
+{
+    const pt_res_traffic_policy_t *tps[2] = {sub ? &sub->policy : NULL, dr ? &dr->policy : NULL};
+    for (int k = 0; k < 2; k++) {
+        const pt_res_traffic_policy_t *tp = tps[k];
+        for (size_t i = 0; tp != NULL && i < tp->n_ports; i++)
+            if (tp->ports[i].port == port && tp->ports[i].outlier.is_set)
+                return &tp->ports[i].outlier.od;
+        if (tp != NULL && tp->outlier.is_set)
+            return &tp->outlier.od;
+    }
+    return NULL;
+}
+
 /* Does the endpoint carry every label of the subset (key and value)? */
 static bool labels_match(const pt_res_se_endpoint_t *e, const pt_res_subset_t *sub)
 {
@@ -240,6 +257,9 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     }
     resolve_lb(dr, sub, port, &cl->lb);
     pt_lb_build(cx->out, cl);
+    const pt_outlier_config_t *od = resolve_outlier(dr, sub, port);
+    if (od != NULL) /* copied: the rule itself lives in the load's temporary arena */
+        cl->outlier = memcpy(pt_arena_alloc(cx->out, sizeof(*od)), od, sizeof(*od));
     cp->clusters = pt_arena_grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters,
                                  sizeof(*cp->clusters));
     cp->clusters[cp->n_clusters++] = cl;

@@ -68,6 +68,22 @@ typedef struct pt_lb_config {
     uint32_t *maglev; /* maglev_table_size endpoint indexes */
 } pt_lb_config_t;
 
+/* DestinationRule outlierDetection, resolved for one cluster (subset > port level > top level,
+ * the first that sets it gives all of it), with Istio's defaults filled in. */
+typedef struct pt_outlier_config {
+    uint32_t consecutive_5xx;      /* consecutive5xxErrors: 5; 0 turns it off */
+    uint32_t consecutive_gateway;  /* consecutiveGatewayErrors (502/503/504): 0, off */
+    uint32_t consecutive_local;    /* consecutiveLocalOriginFailures: 5 (split only) */
+    bool split_local_origin;       /* splitExternalLocalOriginErrors: false */
+    uint64_t interval_ms;          /* interval: 10s */
+    uint64_t base_ejection_ms;     /* baseEjectionTime: 30s */
+    uint32_t max_ejection_percent; /* maxEjectionPercent: 10 */
+    uint32_t min_health_percent;   /* minHealthPercent: 0 (no panic) */
+} pt_outlier_config_t;
+
+struct pt_outlier_cluster;
+struct pt_outlier_host;
+
 /* One upstream service port, or one subset of it: Istio's "outbound|<port>|<subset>|<host>". */
 typedef struct pt_cluster {
     const char *name;   /* "outbound|8080||reviews.default.svc.cluster.local" */
@@ -79,6 +95,9 @@ typedef struct pt_cluster {
     uint32_t index;         /* position in pt_config_t.clusters, for per-worker state */
     uint32_t endpoint_base; /* first slot of its endpoints in per-worker endpoint arrays */
     pt_lb_config_t lb;
+    const pt_outlier_config_t *outlier;       /* NULL: no outlier detection */
+    struct pt_outlier_cluster *outlier_state; /* shared by workers (proxy/outlier.c) */
+    struct pt_outlier_host **outlier_hosts;   /* one per endpoint, in the same order */
 } pt_cluster_t;
 
 /* Istio's HeaderOperations (set, add, remove) for one direction, names lower-case. Applied

@@ -121,13 +121,21 @@ typedef struct pt_res_lb {
     pt_lb_config_t lb; /* policy, hash key, ring / table sizes */
 } pt_res_lb_t;
 
+/* A DestinationRule outlierDetection as written, with Istio's defaults filled in. */
+typedef struct pt_res_outlier {
+    bool is_set; /* outlierDetection given and valid */
+    pt_outlier_config_t od;
+} pt_res_outlier_t;
+
 typedef struct pt_res_port_lb {
     uint16_t port;
     pt_res_lb_t lb;
+    pt_res_outlier_t outlier;
 } pt_res_port_lb_t;
 
 typedef struct pt_res_traffic_policy {
     pt_res_lb_t lb;
+    pt_res_outlier_t outlier;
     pt_res_port_lb_t *ports; /* portLevelSettings[] */
     size_t n_ports;
 } pt_res_traffic_policy_t;

@@ -11,6 +11,7 @@
 
 #include "http1.h"
 #include "log.h"
+#include "outlier.h"
 
 typedef struct admin_conn {
     uv_tcp_t tcp;
@@ -186,13 +187,15 @@ static void respond_config_dump(admin_conn_t *c)
 /* One line per endpoint, in Envoy's /clusters text form:
  *   outbound|80||web.local::127.0.0.1:8080::weight::1
  *   outbound|80||web.local::127.0.0.1:8080::health_flags::healthy
- * and a cluster without endpoints as "outbound|80||x::no_endpoints". */
+ * and a cluster without endpoints as "outbound|80||x::no_endpoints". An endpoint that outlier
+ * detection has ejected shows "health_flags::/failed_outlier_check", as in Envoy; a cluster
+ * with outlier detection adds "...::outlier_ejections::N" per endpoint. */
 static void respond_clusters(admin_conn_t *c)
 {
     const pt_config_t *cfg = c->admin->config;
     size_t cap = 256, len = 0;
     for (size_t i = 0; i < cfg->n_clusters; i++)
-        cap += (strlen(cfg->clusters[i]->name) + 128) * (cfg->clusters[i]->n_endpoints * 2 + 1);
+        cap += (strlen(cfg->clusters[i]->name) + 128) * (cfg->clusters[i]->n_endpoints * 3 + 1);
     char *body = malloc(cap);
     if (body == NULL) {
         respond(c, 503, "Service Unavailable", "out of memory\n", 14);
@@ -204,10 +207,17 @@ static void respond_clusters(admin_conn_t *c)
             len += (size_t)snprintf(body + len, cap - len, "%s::no_endpoints\n", cl->name);
         for (size_t k = 0; k < cl->n_endpoints; k++) {
             const pt_endpoint_t *ep = &cl->endpoints[k];
-            len += (size_t)snprintf(body + len, cap - len,
-                                    "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::healthy\n",
-                                    cl->name, ep->address, (unsigned)ep->port, ep->weight, cl->name,
-                                    ep->address, (unsigned)ep->port);
+            bool ejected;
+            uint64_t n_ejections;
+            pt_outlier_endpoint_info(cl, k, &ejected, &n_ejections);
+            len += (size_t)snprintf(
+                body + len, cap - len, "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::%s\n",
+                cl->name, ep->address, (unsigned)ep->port, ep->weight, cl->name, ep->address,
+                (unsigned)ep->port, ejected ? "/failed_outlier_check" : "healthy");
+            if (cl->outlier_state != NULL)
+                len += (size_t)snprintf(body + len, cap - len,
+                                        "%s::%s:%u::outlier_ejections::%" PRIu64 "\n", cl->name,
+                                        ep->address, (unsigned)ep->port, n_ejections);
         }
     }
     respond(c, 200, "OK", body, len);

@@ -338,8 +338,8 @@ void pt_tcp_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listene
     }
     const pt_endpoint_t *ep = pt_worker_pick_endpoint(w, w->config, cl, NULL, peer_ip, false);
     uv_tcp_nodelay(&s->downstream, 1);
-    if (uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&ep->addr,
-                       on_session_connect) != 0) {
+    if (ep == NULL || uv_tcp_connect(&s->connect_req, &s->upstream,
+                                     (const struct sockaddr *)&ep->addr, on_session_connect) != 0) {
         PT_STAT_INC(&w->stats, upstream_cx_connect_fail);
         session_abort(s);
         return;

@@ -44,6 +44,16 @@
     X(upstream_rq_protocol_error, counter, "Invalid upstream responses (UPE).")                    \
     X(upstream_rq_reset, counter,                                                                  \
       "Upstream connections lost before or during a response (URX, UC).")                          \
+    X(outlier_ejections, counter, "Endpoints ejected by outlier detection.")                       \
+    X(outlier_ejections_active, gauge, "Endpoints ejected by outlier detection now.")              \
+    X(outlier_ejections_consecutive_5xx, counter, "Ejections for consecutive 5xx.")                \
+    X(outlier_ejections_consecutive_gateway, counter,                                              \
+      "Ejections for consecutive gateway errors (502, 503, 504).")                                 \
+    X(outlier_ejections_consecutive_local_origin, counter,                                         \
+      "Ejections for consecutive local-origin failures (splitExternalLocalOriginErrors).")         \
+    X(outlier_ejections_overflow, counter,                                                         \
+      "Ejections not made because maxEjectionPercent was reached.")                                \
+    X(outlier_unejections, counter, "Ejected endpoints returned to service.")                      \
     X(tcp_cx_total, counter, "TCP route connections accepted.")                                    \
     X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
     X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \

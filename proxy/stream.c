@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "outlier.h"
 #include "route_action.h"
 #include "router.h"
 #include "upstream.h"
@@ -272,6 +273,14 @@ static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *c
                                    true);
 }
 
+/* Tells outlier detection (proxy/outlier.c) how the attempt on st->endpoint went. */
+static void report_outlier(pt_stream_t *st, pt_outlier_result_t r, int status)
+{
+    if (st->endpoint != NULL && st->cluster != NULL && st->cluster->outlier_state != NULL)
+        pt_outlier_report(st->cluster, (size_t)(st->endpoint - st->cluster->endpoints), r, status,
+                          &worker_of(st)->stats);
+}
+
 /* x-request-id is kept when it is a plausible id (1..128 visible characters without quotes or
  * separators that would break logs), and generated (a UUID v4) otherwise. */
 static bool is_valid_request_id(pt_str_t v)
@@ -390,6 +399,11 @@ static void dispatch(pt_stream_t *st)
         return;
     }
     st->endpoint = pick_endpoint(st, st->cluster);
+    if (st->endpoint == NULL) { /* outlier detection ejected every endpoint */
+        PT_STAT_INC(&w->stats, upstream_rq_no_healthy);
+        pt_stream_respond(st, 503, "no healthy upstream", PT_FLAG_UH);
+        return;
+    }
     forward(st, false);
 }
 
@@ -630,6 +644,7 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
         forward(st, true);
         return;
     }
+    report_outlier(st, PT_OUTLIER_CONNECT_FAILED, status);
     const char *body = "upstream connect error or disconnect/reset before headers. reset reason: "
                        "connection termination";
     if (flag == PT_FLAG_UF) {
@@ -648,6 +663,8 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
 void pt_stream_on_timeout(pt_stream_t *st)
 {
     PT_STAT_INC(&worker_of(st)->stats, upstream_rq_timeout);
+    if (!response_bytes_written(st) && st->upstream_head_sent)
+        report_outlier(st, PT_OUTLIER_TIMEOUT, 504);
     if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UT;
         pt_conn_close(st->conn, false);
@@ -675,6 +692,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
     pt_worker_t *w = c->worker;
     if (h->status < 200 && h->status != 101)
         return 0; /* interim responses are not relayed: Petrel answered 100 itself */
+    report_outlier(st, PT_OUTLIER_RESPONSE, h->status);
     pt_route_action_response_headers(st, h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
     if (st->route->timeout_ms == 0)

@@ -127,10 +127,13 @@ const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *
         .rr_position = own ? &w->round_robin[cl->index] : NULL,
         .active = own ? &w->lb_active[cl->endpoint_base] : NULL,
         .rng = &w->rng,
+        .stats = &w->stats,
     };
     uint64_t hash;
     bool has_hash = pt_lb_request_hash(&cl->lb, req, source_ip, &hash);
     size_t i = pt_lb_pick(cl, &s, has_hash ? &hash : NULL);
+    if (i == PT_LB_NONE)
+        return NULL; /* every endpoint ejected */
     if (count && own && cl->lb.policy == PT_LB_LEAST_REQUEST)
         w->lb_active[cl->endpoint_base + i]++;
     return &cl->endpoints[i];
