@@ -333,6 +333,22 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
     return get_cluster(cp, d->host, port, dr, sub);
 }
 
+/* route->mirrors from the route's mirror destinations (proxy/mirror.c sends the copies). */
+static void compile_mirrors(compiler_t *cp, pt_res_http_route_t *hr)
+{
+    if (hr->n_mirrors == 0)
+        return;
+    pt_http_mirror_t *m = pt_arena_calloc(cp->cx->out, hr->n_mirrors * sizeof(*m));
+    size_t n = 0;
+    for (size_t i = 0; i < hr->n_mirrors; i++) {
+        pt_cluster_t *cl = resolve_dest(cp, &hr->mirror_dests[i]);
+        if (cl != NULL)
+            m[n++] = (pt_http_mirror_t){cl, hr->mirror_ppm[i]};
+    }
+    hr->route.mirrors = m;
+    hr->route.n_mirrors = n;
+}
+
 /* Fills route->clusters from the destinations; reports weight problems. */
 static void compile_weights(compiler_t *cp, pt_res_dest_t *dests, size_t n,
                             pt_weighted_cluster_t **out, size_t *n_out, uint32_t *total,
@@ -394,6 +410,9 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clust
             snprintf(path, sizeof(path), "%s.route", hr->path);
             compile_weights(cp, hr->dests, hr->n_dests, &r->clusters, &r->n_clusters,
                             &r->total_weight, path, hr->node);
+            compile_mirrors(cp, hr);
+            r->mirrors = hr->route.mirrors;
+            r->n_mirrors = hr->route.n_mirrors;
         }
     }
     for (size_t i = 0; i < vs->n_tcp; i++) {

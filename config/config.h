@@ -209,6 +209,13 @@ static inline bool pt_fault_fires(uint32_t ppm, uint32_t r)
     return ppm >= PT_FAULT_SCALE || (ppm > 0 && r % PT_FAULT_SCALE < ppm);
 }
 
+/* mirror / mirrors[]: a copy of each request, with probability ppm, goes to cluster
+ * (proxy/mirror.c). */
+typedef struct pt_http_mirror {
+    pt_cluster_t *cluster;
+    uint32_t ppm; /* 0..PT_FAULT_SCALE */
+} pt_http_mirror_t;
+
 typedef struct pt_http_route {
     const char *name;            /* the route's name, or "<vs-name>.<index>" */
     const char *virtual_service; /* "<namespace>/<name>" of its VirtualService */
@@ -225,6 +232,8 @@ typedef struct pt_http_route {
     const pt_http_rewrite_t *rewrite;     /* NULL: none */
     const pt_http_redirect_t *redirect;   /* answered locally; NULL: not a redirect */
     const pt_http_fault_t *fault;         /* NULL: no fault injection */
+    const pt_http_mirror_t *mirrors;      /* mirror or mirrors[] */
+    size_t n_mirrors;
 } pt_http_route_t;
 
 /* The routes of one VirtualService host set on one listener. */
@@ -280,6 +289,7 @@ typedef struct pt_proxy_settings {
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     pt_workload_t workload;            /* namespace "default", no labels */
+    bool mirror_keep_host;             /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
 } pt_proxy_settings_t;
 
 typedef struct pt_config {

@@ -25,6 +25,7 @@ enum {
     PX_PROM_PORT,
     PX_HEALTH_PORT,
     PX_LOG_FORMAT,
+    PX_MIRROR_KEEP_HOST,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -45,6 +46,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_PROM_PORT] = {.name = "prometheusPort", .status = S},
     [PX_HEALTH_PORT] = {.name = "healthPort", .status = S},
     [PX_LOG_FORMAT] = {.name = "accessLogFormat", .status = S},
+    [PX_MIRROR_KEEP_HOST] = {.name = "mirrorKeepHost", .status = S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
@@ -183,6 +185,11 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
                 pt__cfg_error(cx, f[PX_LOG_FORMAT], &fp_PX_LOG_FORMAT,
                               "unknown value \"%s\" (expected text or json)", a);
         }
+    }
+    if (f[PX_MIRROR_KEEP_HOST] != NULL) {
+        FIELD_PATH(PX_MIRROR_KEEP_HOST);
+        pt__cfg_read_bool(cx, f[PX_MIRROR_KEEP_HOST], &fp_PX_MIRROR_KEEP_HOST,
+                          &s->mirror_keep_host);
     }
 #undef FIELD_PATH
 #undef INT_FIELD

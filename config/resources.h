@@ -52,6 +52,9 @@ typedef struct pt_res_http_route {
     pt_http_route_t route; /* matches, name, timeout, direct response filled; clusters at compile */
     pt_res_dest_t *dests;
     size_t n_dests;
+    pt_res_dest_t *mirror_dests; /* mirror, or mirrors[].destination */
+    uint32_t *mirror_ppm;        /* their percentages */
+    size_t n_mirrors;
     const pt_cfg_node_t *node;
     const char *path; /* "spec.http[0]" */
 } pt_res_http_route_t;

@@ -54,6 +54,13 @@
     X(outlier_ejections_overflow, counter,                                                         \
       "Ejections not made because maxEjectionPercent was reached.")                                \
     X(outlier_unejections, counter, "Ejected endpoints returned to service.")                      \
+    X(mirror_requests, counter, "Mirrored request copies started.")                                \
+    X(mirror_responses, counter, "Mirrored copies answered (the response is dropped).")            \
+    X(mirror_failed, counter,                                                                      \
+      "Mirrored copies that failed: no endpoint, connect failure, reset, timeout.")                \
+    X(mirror_abandoned, counter,                                                                   \
+      "Mirrored copies given up: queue over 256 KiB, client request cut, or drain.")               \
+    X(mirror_active, gauge, "Mirrored copies in flight.")                                          \
     X(tcp_cx_total, counter, "TCP route connections accepted.")                                    \
     X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
     X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \

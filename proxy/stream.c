@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "mirror.h"
 #include "outlier.h"
 #include "route_action.h"
 #include "router.h"
@@ -165,6 +166,10 @@ static void finish(pt_stream_t *st)
         pt_upstream_release(up, false);
     }
     free_pending_body(st);
+    if (st->mirror != NULL) { /* the copies go on alone, or are abandoned if the request was cut */
+        pt_mirror_detach(st->mirror, st->request_complete);
+        st->mirror = NULL;
+    }
     if (st->response_head != NULL) {
         pt_buf_unref(st->response_head); /* the response was cut before its first byte went */
         st->response_head = NULL;
@@ -404,6 +409,7 @@ static void dispatch(pt_stream_t *st)
         pt_stream_respond(st, 503, "no healthy upstream", PT_FLAG_UH);
         return;
     }
+    pt_mirror_start(st);
     forward(st, false);
 }
 
@@ -574,6 +580,8 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
 {
     st->bytes_received += len;
     st->sent_continue = true; /* the client did not wait for it */
+    if (st->mirror != NULL)
+        pt_mirror_body(st->mirror, data, len, pin);
     if (st->response_complete)
         return;
     if (!st->upstream_head_sent) {
@@ -603,6 +611,8 @@ void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
 void pt_stream_on_request_complete(pt_stream_t *st)
 {
     st->request_complete = true;
+    if (st->mirror != NULL)
+        pt_mirror_end(st->mirror);
     if (st->upstream_head_sent && st->upstream != NULL && !st->response_complete)
         end_request_upstream(st);
     maybe_finish(st);

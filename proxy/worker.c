@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "lb.h"
 #include "log.h"
+#include "mirror.h"
 #include "relay.h"
 #include "upstream.h"
 #include "write.h"
@@ -217,6 +218,7 @@ void pt_worker_check_drained(pt_worker_t *w)
     if (uv_is_closing((uv_handle_t *)&w->wakeup))
         return;
     pt_upstream_close_idle(w);
+    pt_mirror_close_all(w);
     uv_mutex_lock(&w->wakeup_lock);
     w->is_wakeup_closed = true;
     uv_close((uv_handle_t *)&w->wakeup, NULL);
