@@ -266,7 +266,7 @@ bool pt_outlier_begin_pick(const pt_cluster_t *cl, uint64_t now_ms, pt_stats_t *
     }
     /* Ejected endpoints of this snapshot (the registry may hold some it no longer has). */
     size_t ejected = 0;
-    if (pt_outlier_n_ejected(st) == 0)
+    if (pt_outlier_n_ejected(st) == 0 || cl->outlier->min_health_percent == 0)
         return false;
     for (size_t k = 0; k < cl->n_endpoints; k++)
         if (atomic_load_explicit(&cl->outlier_hosts[k]->ejected_until_ms, memory_order_relaxed))
