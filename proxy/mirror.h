@@ -3,13 +3,13 @@
  * mirror cluster, fire and forget. The copy is the primary's request as Petrel forwards it
  * (rewrites and header mutations applied, same x-request-id) with the Host given Istio's
  * "-shadow" suffix ("web:8000" -> "web-shadow:8000"; Proxy spec.mirrorKeepHost keeps it), on
- * a connection of its own that says `connection: close`.
+ * a connection of its own, kept alive for the next copy once this one is over.
  *
  * The mirror never delays, fails or changes the primary: its body is teed from the client's
  * stream as it arrives (the same slabs are written again, nothing is copied), and when the
  * mirror cannot take it (its queue passes PT_MIRROR_MAX_QUEUED bytes, or the connection fails)
- * the copy is abandoned and counted. The response is read into a scratch buffer and dropped;
- * only its status line is looked at. A mirror outlives its stream: after the client's request
+ * the copy is abandoned and counted. The response is parsed (to know where it ends) and
+ * dropped. A mirror outlives its stream: after the client's request
  * is complete it finishes alone, within the route timeout (or idleTimeout when the route has
  * none). Counters: mirror_requests, mirror_responses, mirror_failed, mirror_abandoned,
  * mirror_active. A mirror is not in the access log. */
