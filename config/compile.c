@@ -224,6 +224,23 @@ static void resolve_pool(const pt_res_dr_t *dr, const pt_res_subset_t *sub, uint
     }
 }
 
+/* Istio's precedence for outlierDetection, as for the load balancer: the subset's policy over
+ * the rule's, the port's settings over the policy's own; NULL when none sets it. */
+static const pt_outlier_config_t *resolve_outlier(const pt_res_dr_t *dr, const pt_res_subset_t *sub,
+                                                  uint16_t port)
+{
+    const pt_res_traffic_policy_t *tps[2] = {sub ? &sub->policy : NULL, dr ? &dr->policy : NULL};
+    for (int k = 0; k < 2; k++) {
+        const pt_res_traffic_policy_t *tp = tps[k];
+        for (size_t i = 0; tp != NULL && i < tp->n_ports; i++)
+            if (tp->ports[i].port == port && tp->ports[i].outlier.is_set)
+                return &tp->ports[i].outlier.od;
+        if (tp != NULL && tp->outlier.is_set)
+            return &tp->outlier.od;
+    }
+    return NULL;
+}
+
 /* Does the endpoint carry every label of the subset (key and value)? */
 static bool labels_match(const pt_res_se_endpoint_t *e, const pt_res_subset_t *sub)
 {
@@ -399,6 +416,9 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     pt_lb_build(cx->out, cl);
     resolve_pool(dr, sub, port, &cl->pool);
     cl->state = pt_cluster_state_get(cl->name, &cl->pool);
+    const pt_outlier_config_t *od = resolve_outlier(dr, sub, port);
+    if (od != NULL) /* copied: the rule itself lives in the load's temporary arena */
+        cl->outlier = memcpy(pt_arena_alloc(cx->out, sizeof(*od)), od, sizeof(*od));
     cp->clusters = pt_arena_grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters,
                                  sizeof(*cp->clusters));
     cp->clusters[cp->n_clusters++] = cl;
@@ -470,6 +490,22 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
         }
     }
     return get_cluster(cp, d->host, port, dr, sub);
+}
+
+/* route->mirrors from the route's mirror destinations (proxy/mirror.c sends the copies). */
+static void compile_mirrors(compiler_t *cp, pt_res_http_route_t *hr)
+{
+    if (hr->n_mirrors == 0)
+        return;
+    pt_http_mirror_t *m = pt_arena_calloc(cp->cx->out, hr->n_mirrors * sizeof(*m));
+    size_t n = 0;
+    for (size_t i = 0; i < hr->n_mirrors; i++) {
+        pt_cluster_t *cl = resolve_dest(cp, &hr->mirror_dests[i]);
+        if (cl != NULL)
+            m[n++] = (pt_http_mirror_t){cl, hr->mirror_ppm[i]};
+    }
+    hr->route.mirrors = m;
+    hr->route.n_mirrors = n;
 }
 
 /* Fills route->clusters from the destinations; reports weight problems. */
@@ -591,6 +627,7 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
     size_t n = 0;
     for (size_t i = 0; i < vs->n_http; i++) {
         pt_res_http_route_t *hr = &vs->http[i];
+        compile_mirrors(cp, hr);
         if (hr->delegate_name != NULL) {
             expand_delegate(cp, hr, routes, &n);
             continue;

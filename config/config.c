@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "../proxy/outlier.h"
 #include "../xds/file_source.h"
 #include "config.h"
 #include "node.h"
@@ -73,6 +74,7 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
     c->parse_ms = t1 - t0;
     c->compile_ms = now_ms() - t1;
     atomic_init(&c->refs, 1);
+    pt_outlier_bind(c);
     c->generation = atomic_fetch_add(&generation_counter, 1) + 1;
     return c;
 }
@@ -108,6 +110,7 @@ void pt_config_unref(pt_config_t *c)
         return;
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
+    pt_outlier_unbind(c); /* a short lock, taken only by snapshots coming and going */
     /* c itself is inside the arena: copy the arena's state out before freeing it. */
     pt_arena_t a = c->arena;
     pt_arena_dispose(&a);

@@ -71,6 +71,22 @@ typedef struct pt_lb_config {
     uint32_t *maglev; /* maglev_table_size endpoint indexes */
 } pt_lb_config_t;
 
+/* DestinationRule outlierDetection, resolved for one cluster (subset > port level > top level,
+ * the first that sets it gives all of it), with Istio's defaults filled in. */
+typedef struct pt_outlier_config {
+    uint32_t consecutive_5xx;      /* consecutive5xxErrors: 5; 0 turns it off */
+    uint32_t consecutive_gateway;  /* consecutiveGatewayErrors (502/503/504): 0, off */
+    uint32_t consecutive_local;    /* consecutiveLocalOriginFailures: 5 (split only) */
+    bool split_local_origin;       /* splitExternalLocalOriginErrors: false */
+    uint64_t interval_ms;          /* interval: 10s */
+    uint64_t base_ejection_ms;     /* baseEjectionTime: 30s */
+    uint32_t max_ejection_percent; /* maxEjectionPercent: 10 */
+    uint32_t min_health_percent;   /* minHealthPercent: 0 (no panic) */
+} pt_outlier_config_t;
+
+struct pt_outlier_cluster;
+struct pt_outlier_host;
+
 /* One upstream service port, or one subset of it: Istio's "outbound|<port>|<subset>|<host>". */
 typedef struct pt_cluster {
     const char *name;   /* "outbound|8080||reviews.default.svc.cluster.local" */
@@ -82,8 +98,11 @@ typedef struct pt_cluster {
     uint32_t index;         /* position in pt_config_t.clusters, for per-worker state */
     uint32_t endpoint_base; /* first slot of its endpoints in per-worker endpoint arrays */
     pt_lb_config_t lb;
-    pt_conn_pool_settings_t pool; /* DestinationRule connectionPool (+ retryBudget) */
-    pt_cluster_state_t *state;    /* breaker counts and budget; outlives the snapshot */
+    pt_conn_pool_settings_t pool;             /* DestinationRule connectionPool (+ retryBudget) */
+    pt_cluster_state_t *state;                /* breaker counts and budget; outlives the snapshot */
+    const pt_outlier_config_t *outlier;       /* NULL: no outlier detection */
+    struct pt_outlier_cluster *outlier_state; /* shared by workers (proxy/outlier.c) */
+    struct pt_outlier_host **outlier_hosts;   /* one per endpoint, in the same order */
 } pt_cluster_t;
 
 /* Istio's HeaderOperations (set, add, remove) for one direction, names lower-case. Applied
@@ -195,6 +214,13 @@ static inline bool pt_fault_fires(uint32_t ppm, uint32_t r)
     return ppm >= PT_FAULT_SCALE || (ppm > 0 && r % PT_FAULT_SCALE < ppm);
 }
 
+/* mirror / mirrors[]: a copy of each request, with probability ppm, goes to cluster
+ * (proxy/mirror.c). */
+typedef struct pt_http_mirror {
+    pt_cluster_t *cluster;
+    uint32_t ppm; /* 0..PT_FAULT_SCALE */
+} pt_http_mirror_t;
+
 typedef struct pt_http_route {
     const char *name;            /* the route's name, or "<vs-name>.<index>" */
     const char *virtual_service; /* "<namespace>/<name>" of its VirtualService */
@@ -212,6 +238,8 @@ typedef struct pt_http_route {
     const pt_http_redirect_t *redirect;   /* answered locally; NULL: not a redirect */
     const pt_http_fault_t *fault;         /* NULL: no fault injection */
     const pt_retry_policy_t *retry;       /* retries as written; NULL: Petrel's safe default */
+    const pt_http_mirror_t *mirrors;      /* mirror or mirrors[] */
+    size_t n_mirrors;
 } pt_http_route_t;
 
 /* The routes of one VirtualService host set on one listener. */
@@ -329,6 +357,7 @@ typedef struct pt_proxy_settings {
     pt_identity_settings_t identity;
     const char *credentials_directory; /* credentialName X is <dir>/X/{tls.crt,tls.key,ca.crt} */
     pt_tracing_settings_t tracing;
+    bool mirror_keep_host; /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
 } pt_proxy_settings_t;
 
 typedef struct pt_config {

@@ -2,7 +2,7 @@
  * VirtualService delegation (http[].delegate), as Istio merges it: a root route whose action is
  * `delegate` is replaced by the routes of the named VirtualService (one without hosts), each
  * one's match[] merged with the root route's, and each one taking the root's timeout, headers,
- * rewrite and fault when it has none of its own.
+ * rewrite, fault, retries and mirrors when it has none of its own.
  *
  * Merging a root match R with a delegate match D gives D's conditions plus R's, or nothing when
  * they conflict (then that pair is left out, as Istio leaves it out):
@@ -171,5 +171,11 @@ bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
         out->rewrite = root->rewrite;
     if (out->fault == NULL)
         out->fault = root->fault;
+    if (out->retry == NULL)
+        out->retry = root->retry;
+    if (out->n_mirrors == 0) {
+        out->mirrors = root->mirrors;
+        out->n_mirrors = root->n_mirrors;
+    }
     return true;
 }

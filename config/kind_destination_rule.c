@@ -1,8 +1,8 @@
 /* config/kind_destination_rule.c
  * The DestinationRule kind: host, subsets (labels) and traffic policies, of which Petrel
- * enforces the load balancer (simple, or consistentHash with ring hash or Maglev) and the
- * connection pool (circuit breakers) for the host, per port and per subset, and the retry
- * budget. Outlier detection, client TLS and the rest are checked for shape and warned about. */
+ * enforces the load balancer (simple, or consistentHash with ring hash or Maglev), the
+ * connection pool (circuit breakers), outlier detection and the retry budget for the host, per
+ * port and per subset. Client TLS and the rest are checked for shape and warned about. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,16 +67,28 @@ static const pt_cfg_field_t retry_budget_fields[RB__N] = {
     [RB_PERCENT] = {.name = "percent", .status = S},
     [RB_MIN_CONC] = {.name = "minRetryConcurrency", .status = S},
 };
-static const pt_cfg_field_t outlier_fields[] = {
-    {"splitExternalLocalOriginErrors", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"consecutiveLocalOriginFailures", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"consecutiveGatewayErrors", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"consecutive5xxErrors", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"consecutiveErrors", A, PT_SHAPE_SCALAR, NULL, 0}, /* deprecated */
-    {"interval", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"baseEjectionTime", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"maxEjectionPercent", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"minHealthPercent", A, PT_SHAPE_SCALAR, NULL, 0},
+enum {
+    OD_SPLIT,
+    OD_LOCAL,
+    OD_GATEWAY,
+    OD_5XX,
+    OD_ERRORS,
+    OD_INTERVAL,
+    OD_BASE,
+    OD_MAX_EJECT,
+    OD_MIN_HEALTH,
+    OD__N
+};
+static const pt_cfg_field_t outlier_fields[OD__N] = {
+    [OD_SPLIT] = {.name = "splitExternalLocalOriginErrors", .status = S},
+    [OD_LOCAL] = {.name = "consecutiveLocalOriginFailures", .status = S},
+    [OD_GATEWAY] = {.name = "consecutiveGatewayErrors", .status = S},
+    [OD_5XX] = {.name = "consecutive5xxErrors", .status = S},
+    [OD_ERRORS] = {.name = "consecutiveErrors", .status = S}, /* deprecated */
+    [OD_INTERVAL] = {.name = "interval", .status = S},
+    [OD_BASE] = {.name = "baseEjectionTime", .status = S},
+    [OD_MAX_EJECT] = {.name = "maxEjectionPercent", .status = S},
+    [OD_MIN_HEALTH] = {.name = "minHealthPercent", .status = S},
 };
 static const pt_cfg_field_t tunnel_fields[] = {
     {"protocol", A, PT_SHAPE_SCALAR, NULL, 0},
@@ -120,7 +132,7 @@ enum {
 static const pt_cfg_field_t traffic_policy_fields[TP__N] = {
     [TP_LB] = {.name = "loadBalancer", .status = S},
     [TP_CONN_POOL] = {.name = "connectionPool", .status = S},
-    [TP_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
+    [TP_OUTLIER] = {.name = "outlierDetection", .status = S},
     [TP_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
     [TP_PORT_LEVEL] = {.name = "portLevelSettings", .status = S},
     [TP_TUNNEL] = {"tunnel", U, PT_SHAPE_MAP, SUB(tunnel_fields)},
@@ -132,7 +144,7 @@ static const pt_cfg_field_t port_policy_fields[PLS__N] = {
     [PLS_PORT] = {.name = "port", .status = S},
     [PLS_LB] = {.name = "loadBalancer", .status = S},
     [PLS_CONN_POOL] = {.name = "connectionPool", .status = S},
-    [PLS_OUTLIER] = {"outlierDetection", U, PT_SHAPE_MAP, SUB(outlier_fields)},
+    [PLS_OUTLIER] = {.name = "outlierDetection", .status = S},
     [PLS_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
 };
 enum { SUB_NAME, SUB_LABELS, SUB_TRAFFIC_POLICY, SUB__N };
@@ -495,6 +507,88 @@ static void read_retry_budget(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_
     }
 }
 
+/* outlierDetection, with Istio's defaults for what it leaves out. */
+static void read_outlier(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                         pt_res_outlier_t *out)
+{
+    const pt_cfg_node_t *f[OD__N];
+    if (!MAP(cx, n, path, outlier_fields, f))
+        return;
+    pt_outlier_config_t *od = &out->od;
+    *od = (pt_outlier_config_t){.consecutive_5xx = 5,
+                                .consecutive_local = 5,
+                                .interval_ms = 10000,
+                                .base_ejection_ms = 30000,
+                                .max_ejection_percent = 10};
+    bool ok = true;
+    long long v;
+    static const struct {
+        int field;
+        long long max;
+    } ints[] = {{OD_5XX, UINT32_MAX},   {OD_GATEWAY, UINT32_MAX}, {OD_LOCAL, UINT32_MAX},
+                {OD_ERRORS, INT32_MAX}, {OD_MAX_EJECT, 100},      {OD_MIN_HEALTH, 100}};
+    long long got[OD__N];
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        int k = ints[i].field;
+        got[k] = -1;
+        if (f[k] == NULL)
+            continue;
+        pt_cfg_path_t p = PT_PATH_KEY(path, outlier_fields[k].name);
+        if (pt__cfg_int(cx, f[k], &p, 0, ints[i].max, &v))
+            got[k] = v;
+        else
+            ok = false;
+    }
+    if (got[OD_5XX] >= 0)
+        od->consecutive_5xx = (uint32_t)got[OD_5XX];
+    if (got[OD_GATEWAY] >= 0)
+        od->consecutive_gateway = (uint32_t)got[OD_GATEWAY];
+    if (got[OD_LOCAL] >= 0)
+        od->consecutive_local = (uint32_t)got[OD_LOCAL];
+    if (got[OD_MAX_EJECT] >= 0)
+        od->max_ejection_percent = (uint32_t)got[OD_MAX_EJECT];
+    if (got[OD_MIN_HEALTH] >= 0)
+        od->min_health_percent = (uint32_t)got[OD_MIN_HEALTH];
+    if (f[OD_ERRORS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "consecutiveErrors");
+        /* Istio reads the old field as gateway errors (502, 503, 504), unless the new
+         * fields are given. */
+        if (got[OD_5XX] < 0 && got[OD_GATEWAY] < 0 && got[OD_ERRORS] >= 0) {
+            od->consecutive_gateway = (uint32_t)got[OD_ERRORS];
+            pt__cfg_warn(cx, f[OD_ERRORS], &p,
+                         "deprecated: read as consecutiveGatewayErrors; use that or "
+                         "consecutive5xxErrors");
+        } else if (got[OD_ERRORS] >= 0) {
+            pt__cfg_warn(cx, f[OD_ERRORS], &p,
+                         "deprecated and ignored: consecutive5xxErrors or "
+                         "consecutiveGatewayErrors is given");
+        }
+    }
+    if (f[OD_SPLIT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "splitExternalLocalOriginErrors");
+        ok = pt__cfg_read_bool(cx, f[OD_SPLIT], &p, &od->split_local_origin) && ok;
+    }
+    static const int durations[] = {OD_INTERVAL, OD_BASE};
+    for (size_t i = 0; i < 2; i++) {
+        int k = durations[i];
+        if (f[k] == NULL)
+            continue;
+        pt_cfg_path_t p = PT_PATH_KEY(path, outlier_fields[k].name);
+        uint64_t ms;
+        if (!pt__cfg_duration(cx, f[k], &p, &ms)) {
+            ok = false;
+        } else if (ms == 0) {
+            pt__cfg_error(cx, f[k], &p, "must be at least 1ms");
+            ok = false;
+        } else if (k == OD_INTERVAL) {
+            od->interval_ms = ms;
+        } else {
+            od->base_ejection_ms = ms;
+        }
+    }
+    out->is_set = ok;
+}
+
 static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                                 pt_res_traffic_policy_t *tp)
 {
@@ -513,6 +607,10 @@ static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const p
     if (f[TP_RETRY_BUDGET] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "retryBudget");
         read_retry_budget(cx, f[TP_RETRY_BUDGET], &p, tp);
+    }
+    if (f[TP_OUTLIER] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "outlierDetection");
+        read_outlier(cx, f[TP_OUTLIER], &p, &tp->outlier);
     }
     if (f[TP_PORT_LEVEL] == NULL)
         return;
@@ -559,6 +657,10 @@ static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const p
             pt_cfg_path_t cp = PT_PATH_KEY(&ip, "connectionPool");
             pls.has_pool = true;
             read_conn_pool(cx, pf[PLS_CONN_POOL], &cp, &pls.pool);
+        }
+        if (pf[PLS_OUTLIER] != NULL) {
+            pt_cfg_path_t op = PT_PATH_KEY(&ip, "outlierDetection");
+            read_outlier(cx, pf[PLS_OUTLIER], &op, &pls.outlier);
         }
         tp->ports[tp->n_ports++] = pls;
     }

@@ -34,6 +34,7 @@ enum {
     PX_CREDENTIALS_DIR,
     PX_RETRY_BODY_LIMIT,
     PX_FAULT_PER_ATTEMPT,
+    PX_MIRROR_KEEP_HOST,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -60,6 +61,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_CREDENTIALS_DIR] = {.name = "credentialsDirectory", .status = S},
     [PX_RETRY_BODY_LIMIT] = {.name = "retryBodyLimit", .status = S},
     [PX_FAULT_PER_ATTEMPT] = {.name = "faultPerAttempt", .status = S},
+    [PX_MIRROR_KEEP_HOST] = {.name = "mirrorKeepHost", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -511,6 +513,11 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         FIELD_PATH(PX_FAULT_PER_ATTEMPT);
         pt__cfg_read_bool(cx, f[PX_FAULT_PER_ATTEMPT], &fp_PX_FAULT_PER_ATTEMPT,
                           &s->fault_per_attempt);
+    }
+    if (f[PX_MIRROR_KEEP_HOST] != NULL) {
+        FIELD_PATH(PX_MIRROR_KEEP_HOST);
+        pt__cfg_read_bool(cx, f[PX_MIRROR_KEEP_HOST], &fp_PX_MIRROR_KEEP_HOST,
+                          &s->mirror_keep_host);
     }
 #undef FIELD_PATH
 #undef INT_FIELD

@@ -13,13 +13,6 @@ static const pt_cfg_field_t sm_any_fields[] = {
     {"prefix", A, PT_SHAPE_SCALAR, NULL, 0},
     {"regex", A, PT_SHAPE_SCALAR, NULL, 0},
 };
-static const pt_cfg_field_t percent_fields[] = {{"value", A, PT_SHAPE_SCALAR, NULL, 0}};
-static const pt_cfg_field_t port_sel_fields[] = {{"number", A, PT_SHAPE_SCALAR, NULL, 0}};
-static const pt_cfg_field_t dest_any_fields[] = {
-    {"host", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"subset", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"port", A, PT_SHAPE_MAP, SUB(port_sel_fields)},
-};
 /* HTTPRetry: read by read_retries(). */
 enum { RT_ATTEMPTS, RT_PER_TRY, RT_ON, RT_REMOTE, RT_IGNORE_PREV, RT_BACKOFF, RT__N };
 static const pt_cfg_field_t retries_fields[RT__N] = {
@@ -42,9 +35,10 @@ static const pt_cfg_field_t cors_fields[] = {
     {"allowCredentials", A, PT_SHAPE_SCALAR, NULL, 0},
     {"unmatchedPreflights", A, PT_SHAPE_SCALAR, NULL, 0},
 };
-static const pt_cfg_field_t mirror_policy_fields[] = {
-    {"destination", A, PT_SHAPE_MAP, SUB(dest_any_fields)},
-    {"percentage", A, PT_SHAPE_MAP, SUB(percent_fields)},
+enum { MP_DESTINATION, MP_PERCENTAGE, MP__N };
+static const pt_cfg_field_t mirror_policy_fields[MP__N] = {
+    [MP_DESTINATION] = {.name = "destination", .status = S},
+    [MP_PERCENTAGE] = {.name = "percentage", .status = S},
 };
 enum { DG_NAME, DG_NAMESPACE, DG__N };
 static const pt_cfg_field_t delegate_fields[DG__N] = {
@@ -93,10 +87,10 @@ static const pt_cfg_field_t http_route_fields[HR__N] = {
     [HR_REWRITE] = {.name = "rewrite", .status = S},
     [HR_RETRIES] = {.name = "retries", .status = S},
     [HR_FAULT] = {.name = "fault", .status = S},
-    [HR_MIRROR] = {"mirror", U, PT_SHAPE_MAP, SUB(dest_any_fields)},
-    [HR_MIRRORS] = {"mirrors", U, PT_SHAPE_SEQ, SUB(mirror_policy_fields)},
-    [HR_MIRROR_PERCENT] = {"mirrorPercent", U, PT_SHAPE_SCALAR, NULL, 0},
-    [HR_MIRROR_PERCENTAGE] = {"mirrorPercentage", U, PT_SHAPE_MAP, SUB(percent_fields)},
+    [HR_MIRROR] = {.name = "mirror", .status = S},
+    [HR_MIRRORS] = {.name = "mirrors", .status = S},
+    [HR_MIRROR_PERCENT] = {.name = "mirrorPercent", .status = S}, /* deprecated */
+    [HR_MIRROR_PERCENTAGE] = {.name = "mirrorPercentage", .status = S},
     [HR_CORS] = {"corsPolicy", U, PT_SHAPE_MAP, SUB(cors_fields)},
     [HR_HEADERS] = {.name = "headers", .status = S},
     /* Istio's legacy flag (still in its CRD): HTTP/1.1 upgrades pass through Petrel anyway. */
@@ -403,6 +397,75 @@ static void read_destination(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_c
     }
 }
 
+/* mirror (+ mirrorPercentage, or the deprecated integer mirrorPercent) or mirrors[]
+ * ({destination, percentage}); a mirror without a percentage mirrors every request (Istio). */
+static void read_mirrors(pt_cfg_cx_t *cx, const pt_cfg_node_t *const *f, const pt_cfg_path_t *path,
+                         pt_res_http_route_t *hr)
+{
+    if (f[HR_MIRROR] != NULL && f[HR_MIRRORS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "mirrors");
+        pt__cfg_error(cx, f[HR_MIRRORS], &p, "give only one of mirror or mirrors");
+        return;
+    }
+    if (f[HR_MIRROR] == NULL) {
+        const char *stray = f[HR_MIRROR_PERCENTAGE] ? "mirrorPercentage"
+                            : f[HR_MIRROR_PERCENT]  ? "mirrorPercent"
+                                                    : NULL;
+        if (stray != NULL) {
+            pt_cfg_path_t p = PT_PATH_KEY(path, stray);
+            pt__cfg_warn(cx,
+                         f[HR_MIRROR_PERCENTAGE] ? f[HR_MIRROR_PERCENTAGE] : f[HR_MIRROR_PERCENT],
+                         &p, "without mirror it has no effect");
+        }
+    }
+    if (f[HR_MIRROR] != NULL) {
+        hr->mirror_dests = pt_arena_calloc(cx->tmp, sizeof(*hr->mirror_dests));
+        hr->mirror_ppm = pt_arena_calloc(cx->tmp, sizeof(*hr->mirror_ppm));
+        pt_cfg_path_t p = PT_PATH_KEY(path, "mirror");
+        read_destination(cx, f[HR_MIRROR], &p, &hr->mirror_dests[0]);
+        hr->mirror_ppm[0] = PT_FAULT_SCALE;
+        if (f[HR_MIRROR_PERCENTAGE] != NULL) {
+            pt_cfg_path_t pp = PT_PATH_KEY(path, "mirrorPercentage");
+            pt__cfg_read_percentage(cx, f[HR_MIRROR_PERCENTAGE], &pp, &hr->mirror_ppm[0]);
+        } else if (f[HR_MIRROR_PERCENT] != NULL) {
+            pt_cfg_path_t pp = PT_PATH_KEY(path, "mirrorPercent");
+            long long v;
+            if (pt__cfg_int(cx, f[HR_MIRROR_PERCENT], &pp, 0, 100, &v))
+                hr->mirror_ppm[0] = (uint32_t)v * (PT_FAULT_SCALE / 100);
+            pt__cfg_warn(cx, f[HR_MIRROR_PERCENT], &pp,
+                         "deprecated: use mirrorPercentage.value (read as that)");
+        }
+        hr->n_mirrors = 1;
+        return;
+    }
+    if (f[HR_MIRRORS] == NULL)
+        return;
+    pt_cfg_path_t mp = PT_PATH_KEY(path, "mirrors");
+    const pt_cfg_node_t *m = f[HR_MIRRORS];
+    if (!pt__cfg_is_seq(cx, m, &mp) || m->n_items == 0)
+        return;
+    hr->mirror_dests = pt_arena_calloc(cx->tmp, m->n_items * sizeof(*hr->mirror_dests));
+    hr->mirror_ppm = pt_arena_calloc(cx->tmp, m->n_items * sizeof(*hr->mirror_ppm));
+    for (size_t i = 0; i < m->n_items; i++) {
+        pt_cfg_path_t ip = PT_PATH_IDX(&mp, i);
+        const pt_cfg_node_t *mf[MP__N];
+        if (!MAP(cx, m->items[i], &ip, mirror_policy_fields, mf))
+            continue;
+        pt_cfg_path_t dp = PT_PATH_KEY(&ip, "destination");
+        if (mf[MP_DESTINATION] == NULL) {
+            pt__cfg_error(cx, m->items[i], &dp, "required");
+            continue;
+        }
+        size_t k = hr->n_mirrors++;
+        read_destination(cx, mf[MP_DESTINATION], &dp, &hr->mirror_dests[k]);
+        hr->mirror_ppm[k] = PT_FAULT_SCALE;
+        if (mf[MP_PERCENTAGE] != NULL) {
+            pt_cfg_path_t pp = PT_PATH_KEY(&ip, "percentage");
+            pt__cfg_read_percentage(cx, mf[MP_PERCENTAGE], &pp, &hr->mirror_ppm[k]);
+        }
+    }
+}
+
 /* route[] of an HTTP or TCP route: {destination, weight}. */
 static pt_res_dest_t *read_dests(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                                  const pt_cfg_field_t *table, size_t n_fields, size_t *out_n)
@@ -585,6 +648,7 @@ static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_
         pt_cfg_path_t p = PT_PATH_KEY(path, "fault");
         hr->route.fault = pt__cfg_read_fault(cx, f[HR_FAULT], &p);
     }
+    read_mirrors(cx, f, path, hr);
     bool has_redirect = f[HR_REDIRECT] != NULL;
     if (has_redirect) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "redirect");

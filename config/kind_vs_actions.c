@@ -417,8 +417,8 @@ const pt_http_redirect_t *pt__cfg_read_redirect(pt_cfg_cx_t *cx, const pt_cfg_no
 }
 
 /* percentage {value: 0..100, fractions allowed} in parts per million. */
-static bool read_fault_percentage(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
-                                  const pt_cfg_path_t *path, uint32_t *out_ppm)
+bool pt__cfg_read_percentage(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                             uint32_t *out_ppm)
 {
     const pt_cfg_node_t *f[1];
     if (!MAP(cx, n, path, fault_percent_fields, f))
@@ -458,7 +458,7 @@ const pt_http_fault_t *pt__cfg_read_fault(pt_cfg_cx_t *cx, const pt_cfg_node_t *
             flt->delay_ppm = 0;
             if (df[FD_PERCENTAGE] != NULL) {
                 pt_cfg_path_t pp = PT_PATH_KEY(&p, "percentage");
-                read_fault_percentage(cx, df[FD_PERCENTAGE], &pp, &flt->delay_ppm);
+                pt__cfg_read_percentage(cx, df[FD_PERCENTAGE], &pp, &flt->delay_ppm);
             } else if (df[FD_PERCENT] != NULL) {
                 pt_cfg_path_t pp = PT_PATH_KEY(&p, "percent");
                 long long v;
@@ -484,7 +484,7 @@ const pt_http_fault_t *pt__cfg_read_fault(pt_cfg_cx_t *cx, const pt_cfg_node_t *
             uint32_t ppm = 0;
             if (af[FA_PERCENTAGE] != NULL) {
                 pt_cfg_path_t pp = PT_PATH_KEY(&p, "percentage");
-                read_fault_percentage(cx, af[FA_PERCENTAGE], &pp, &ppm);
+                pt__cfg_read_percentage(cx, af[FA_PERCENTAGE], &pp, &ppm);
             }
             int kinds = (af[FA_HTTP] != NULL) + (af[FA_GRPC] != NULL) + (af[FA_HTTP2] != NULL);
             if (kinds == 0)

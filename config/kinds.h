@@ -70,6 +70,10 @@ const pt_http_rewrite_t *pt__cfg_read_rewrite(pt_cfg_cx_t *cx, const pt_cfg_node
                                               const pt_cfg_path_t *path);
 const pt_http_redirect_t *pt__cfg_read_redirect(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
                                                 const pt_cfg_path_t *path);
+/* Istio's Percent {value: 0..100, fractions allowed} in parts per million (PT_FAULT_SCALE);
+ * no value is 0. */
+bool pt__cfg_read_percentage(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                             uint32_t *out_ppm);
 const pt_http_fault_t *pt__cfg_read_fault(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
                                           const pt_cfg_path_t *path);
 

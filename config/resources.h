@@ -52,6 +52,9 @@ typedef struct pt_res_http_route {
     pt_http_route_t route; /* matches, name, timeout, direct response filled; clusters at compile */
     pt_res_dest_t *dests;
     size_t n_dests;
+    pt_res_dest_t *mirror_dests; /* mirror, or mirrors[].destination */
+    uint32_t *mirror_ppm;        /* their percentages */
+    size_t n_mirrors;
     const pt_cfg_node_t *node;
     const char *path;                        /* "spec.http[0]" */
     const char *delegate_ns, *delegate_name; /* delegate: the VirtualService whose routes
@@ -160,11 +163,18 @@ typedef struct pt_res_lb {
     pt_lb_config_t lb; /* policy, hash key, ring / table sizes */
 } pt_res_lb_t;
 
+/* A DestinationRule outlierDetection as written, with Istio's defaults filled in. */
+typedef struct pt_res_outlier {
+    bool is_set; /* outlierDetection given and valid */
+    pt_outlier_config_t od;
+} pt_res_outlier_t;
+
 typedef struct pt_res_port_lb {
     uint16_t port;
     pt_res_lb_t lb;
     bool has_pool; /* connectionPool given: it replaces the policy's as a whole (Istio) */
     pt_conn_pool_settings_t pool;
+    pt_res_outlier_t outlier;
 } pt_res_port_lb_t;
 
 typedef struct pt_res_traffic_policy {
@@ -174,6 +184,7 @@ typedef struct pt_res_traffic_policy {
     bool has_retry_budget;        /* retryBudget (top level of a policy only) */
     double budget_percent;
     uint32_t budget_min_concurrency;
+    pt_res_outlier_t outlier;
     pt_res_port_lb_t *ports; /* portLevelSettings[] */
     size_t n_ports;
 } pt_res_traffic_policy_t;
@@ -239,8 +250,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
 bool pt__cfg_merge_match(pt_arena_t *a, const pt_http_match_t *root, const pt_http_match_t *leaf,
                          pt_http_match_t *out);
 /* A delegate route as it serves in place of root: the merged matches (false when every pair
- * conflicts: the route is left out) and root's timeout, headers, rewrite and fault where leaf
- * has none. */
+ * conflicts: the route is left out) and root's timeout, headers, rewrite, fault, retries and
+ * mirrors where leaf has none. */
 bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
                                   const pt_http_route_t *leaf, pt_http_route_t *out);
 

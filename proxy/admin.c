@@ -11,6 +11,7 @@
 
 #include "http1.h"
 #include "log.h"
+#include "outlier.h"
 
 typedef struct admin_conn {
     uv_tcp_t tcp;
@@ -222,7 +223,9 @@ static void respond_config_dump(admin_conn_t *c)
  *   outbound|80||web.local::127.0.0.1:8080::weight::1
  *   outbound|80||web.local::127.0.0.1:8080::health_flags::healthy
  *   outbound|80||web.local::127.0.0.1:8080::hostname::web.example (resolution DNS)
- * and a cluster without endpoints as "outbound|80||x::no_endpoints". */
+ * and a cluster without endpoints as "outbound|80||x::no_endpoints". An endpoint that outlier
+ * detection has ejected shows "health_flags::/failed_outlier_check", as in Envoy; a cluster
+ * with outlier detection adds "...::outlier_ejections::N" per endpoint. */
 static void respond_clusters(admin_conn_t *c)
 {
     const pt_config_t *cfg = c->admin->config;
@@ -240,10 +243,17 @@ static void respond_clusters(admin_conn_t *c)
             len += (size_t)snprintf(body + len, cap - len, "%s::no_endpoints\n", cl->name);
         for (size_t k = 0; k < cl->n_endpoints; k++) {
             const pt_endpoint_t *ep = &cl->endpoints[k];
-            len += (size_t)snprintf(body + len, cap - len,
-                                    "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::healthy\n",
-                                    cl->name, ep->address, (unsigned)ep->port, ep->weight, cl->name,
-                                    ep->address, (unsigned)ep->port);
+            bool ejected;
+            uint64_t n_ejections;
+            pt_outlier_endpoint_info(cl, k, &ejected, &n_ejections);
+            len += (size_t)snprintf(
+                body + len, cap - len, "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::%s\n",
+                cl->name, ep->address, (unsigned)ep->port, ep->weight, cl->name, ep->address,
+                (unsigned)ep->port, ejected ? "/failed_outlier_check" : "healthy");
+            if (cl->outlier_state != NULL)
+                len += (size_t)snprintf(body + len, cap - len,
+                                        "%s::%s:%u::outlier_ejections::%" PRIu64 "\n", cl->name,
+                                        ep->address, (unsigned)ep->port, n_ejections);
             if (ep->hostname != NULL)
                 len += (size_t)snprintf(body + len, cap - len, "%s::%s:%u::hostname::%s\n",
                                         cl->name, ep->address, (unsigned)ep->port, ep->hostname);

@@ -285,7 +285,7 @@ static size_t pick_ring(const pt_cluster_t *cl, uint64_t h)
     return r[lo == cl->lb.n_ring ? 0 : lo].endpoint;
 }
 
-size_t pt_lb_pick(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash)
+static size_t pick_any(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash)
 {
     if (cl->n_endpoints <= 1)
         return 0;
@@ -303,6 +303,37 @@ size_t pt_lb_pick(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash
         return cl->lb.maglev[*hash % cl->lb.maglev_table_size];
     }
     return pick_random(cl, s->rng);
+}
+
+/* Some endpoint is ejected: the policy's pick while it lands on a healthy one (a few tries),
+ * then the next healthy endpoint after it. A hash policy goes straight to the next healthy
+ * one, so a key keeps landing on the same endpoint while its own is out. */
+static size_t pick_healthy(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash)
+{
+    uint64_t now = pt_outlier_now_ms();
+    if (pt_outlier_begin_pick(cl, now, s->stats))
+        return pick_any(cl, s, hash); /* panic: every endpoint, ejected or not */
+    bool is_hash =
+        hash != NULL && (cl->lb.policy == PT_LB_RING_HASH || cl->lb.policy == PT_LB_MAGLEV);
+    size_t i = 0;
+    for (int tries = 0; tries < (is_hash ? 1 : 4); tries++) {
+        i = pick_any(cl, s, hash);
+        if (!pt_outlier_is_ejected(cl, i, now, s->stats))
+            return i;
+    }
+    for (size_t k = 1; k < cl->n_endpoints; k++) {
+        size_t j = (i + k) % cl->n_endpoints;
+        if (!pt_outlier_is_ejected(cl, j, now, s->stats))
+            return j;
+    }
+    return PT_LB_NONE;
+}
+
+size_t pt_lb_pick(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash)
+{
+    if (pt_outlier_may_skip(cl))
+        return pick_healthy(cl, s, hash);
+    return pick_any(cl, s, hash);
 }
 
 /* ---- hash keys ------------------------------------------------------------------------ */

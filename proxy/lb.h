@@ -19,6 +19,7 @@
 #include "../config/config.h"
 #include "arena.h"
 #include "http1.h"
+#include "outlier.h"
 
 /* Builds cl->lb's tables from cl->endpoints (address, port, weight) and the policy fields
  * already set in cl->lb (policy, min_ring_size, maglev_table_size). Everything goes into a
@@ -32,9 +33,15 @@ typedef struct pt_lb_state {
     const uint32_t *active; /* the cluster's active requests per endpoint (n_endpoints); NULL:
                                least request degrades to a weighted random pick */
     uint64_t *rng;          /* xorshift64 state, never 0 */
+    pt_stats_t *stats;      /* the worker's counters, for outlier un-ejections; may be NULL */
 } pt_lb_state_t;
 
-/* The endpoint index (< cl->n_endpoints, which must be > 0) for one request. hash is the
+/* pt_lb_pick's answer when outlier detection has ejected every endpoint and minHealthPercent
+ * does not call for panic: no healthy upstream (503 UH). */
+#define PT_LB_NONE SIZE_MAX
+
+/* The endpoint index (< cl->n_endpoints, which must be > 0) for one request, skipping
+ * endpoints outlier detection has ejected (or PT_LB_NONE, see above). hash is the
  * request's hash key (pt_lb_request_hash) or NULL when it has none; a hash policy without a
  * key picks a random endpoint, as Envoy does. Does not count the request as active: a caller
  * that tracks least-request counts increments the chosen endpoint's count itself. */

@@ -60,6 +60,23 @@
     X(upstream_overflow_requests, counter,                                                         \
       "Requests answered 503 UO: http2MaxRequests (active requests) reached.")                     \
     X(upstream_overflow_retries, counter, "Retries not made because maxRetries was reached.")      \
+    X(outlier_ejections, counter, "Endpoints ejected by outlier detection.")                       \
+    X(outlier_ejections_active, gauge, "Endpoints ejected by outlier detection now.")              \
+    X(outlier_ejections_consecutive_5xx, counter, "Ejections for consecutive 5xx.")                \
+    X(outlier_ejections_consecutive_gateway, counter,                                              \
+      "Ejections for consecutive gateway errors (502, 503, 504).")                                 \
+    X(outlier_ejections_consecutive_local_origin, counter,                                         \
+      "Ejections for consecutive local-origin failures (splitExternalLocalOriginErrors).")         \
+    X(outlier_ejections_overflow, counter,                                                         \
+      "Ejections not made because maxEjectionPercent was reached.")                                \
+    X(outlier_unejections, counter, "Ejected endpoints returned to service.")                      \
+    X(mirror_requests, counter, "Mirrored request copies started.")                                \
+    X(mirror_responses, counter, "Mirrored copies answered (the response is dropped).")            \
+    X(mirror_failed, counter,                                                                      \
+      "Mirrored copies that failed: no endpoint, connect failure, reset, timeout.")                \
+    X(mirror_abandoned, counter,                                                                   \
+      "Mirrored copies given up: queue over 256 KiB, client request cut, or drain.")               \
+    X(mirror_active, gauge, "Mirrored copies in flight.")                                          \
     X(tcp_cx_total, counter, "TCP route connections accepted.")                                    \
     X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
     X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \

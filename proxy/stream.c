@@ -19,6 +19,8 @@
 
 #include "conn.h"
 #include "log.h"
+#include "mirror.h"
+#include "outlier.h"
 #include "route_action.h"
 #include "router.h"
 #include "trace_export.h"
@@ -204,6 +206,10 @@ static void finish(pt_stream_t *st)
         pt_upstream_release(up, false);
     }
     free_pending_body(st);
+    if (st->mirror != NULL) { /* the copies go on alone, or are abandoned if the request was cut */
+        pt_mirror_detach(st->mirror, st->request_complete);
+        st->mirror = NULL;
+    }
     if (st->response_head != NULL) {
         pt_buf_unref(st->response_head); /* the response was cut before its first byte went */
         st->response_head = NULL;
@@ -312,6 +318,14 @@ static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *c
 {
     return pt_worker_pick_endpoint(worker_of(st), st->config, cl, st->request, st->conn->peer_ip,
                                    true);
+}
+
+/* Tells outlier detection (proxy/outlier.c) how the attempt on st->endpoint went. */
+static void report_outlier(pt_stream_t *st, pt_outlier_result_t r, int status)
+{
+    if (st->endpoint != NULL && st->cluster != NULL && st->cluster->outlier_state != NULL)
+        pt_outlier_report(st->cluster, (size_t)(st->endpoint - st->cluster->endpoints), r, status,
+                          &worker_of(st)->stats);
 }
 
 /* x-request-id is kept when it is a plausible id (1..128 visible characters without quotes or
@@ -443,17 +457,20 @@ static bool was_tried(const pt_stream_t *st, const pt_endpoint_t *ep)
 }
 
 /* The balancer is asked again, up to 5 times as Istio configures Envoy's previous-hosts
- * predicate, for an endpoint not tried yet; with one endpoint it is that one again. */
-static void pick_retry_endpoint(pt_stream_t *st)
+ * predicate, for an endpoint not tried yet; with one endpoint it is that one again. False when
+ * there is none: outlier detection has ejected every endpoint since the last attempt. */
+static bool pick_retry_endpoint(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
     pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
     const pt_endpoint_t *ep = pick_endpoint(st, st->cluster);
-    for (int i = 1; i < 5 && st->retry->ignore_previous_hosts && was_tried(st, ep); i++) {
+    for (int i = 1; i < 5 && ep != NULL && st->retry->ignore_previous_hosts && was_tried(st, ep);
+         i++) {
         pt_worker_release_endpoint(w, st->config, st->cluster, ep);
         ep = pick_endpoint(st, st->cluster);
     }
     st->endpoint = ep;
+    return ep != NULL;
 }
 
 static void forward(pt_stream_t *st, bool fresh)
@@ -555,7 +572,11 @@ void pt_stream_on_retry_timer(pt_stream_t *st)
         pt_stream_on_timeout(st);
         return;
     }
-    pick_retry_endpoint(st);
+    if (!pick_retry_endpoint(st)) {
+        PT_STAT_INC(&worker_of(st)->stats, upstream_rq_no_healthy);
+        pt_stream_respond(st, 503, "no healthy upstream", PT_FLAG_UH);
+        return;
+    }
     forward(st, false);
 }
 
@@ -661,6 +682,12 @@ static void dispatch(pt_stream_t *st)
         return;
     }
     st->endpoint = pick_endpoint(st, st->cluster);
+    if (st->endpoint == NULL) { /* outlier detection ejected every endpoint */
+        PT_STAT_INC(&w->stats, upstream_rq_no_healthy);
+        pt_stream_respond(st, 503, "no healthy upstream", PT_FLAG_UH);
+        return;
+    }
+    pt_mirror_start(st);
     forward(st, false);
 }
 
@@ -850,6 +877,8 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
 {
     st->bytes_received += len;
     st->sent_continue = true; /* the client did not wait for it */
+    if (st->mirror != NULL)
+        pt_mirror_body(st->mirror, data, len, pin);
     if (st->response_complete)
         return;
     if (st->keeps_body)
@@ -882,6 +911,8 @@ void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
 void pt_stream_on_request_complete(pt_stream_t *st)
 {
     st->request_complete = true;
+    if (st->mirror != NULL)
+        pt_mirror_end(st->mirror);
     if (st->upstream_head_sent && st->upstream != NULL && !st->response_complete)
         end_request_upstream(st);
     maybe_finish(st);
@@ -924,6 +955,7 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
         forward(st, true);
         return;
     }
+    report_outlier(st, PT_OUTLIER_CONNECT_FAILED, status);
     const char *body = "upstream connect error or disconnect/reset before headers. reset reason: "
                        "connection termination";
     if (flag == PT_FLAG_UF) {
@@ -952,6 +984,8 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
 void pt_stream_on_timeout(pt_stream_t *st)
 {
     PT_STAT_INC(&worker_of(st)->stats, upstream_rq_timeout);
+    if (!response_bytes_written(st) && st->upstream_head_sent)
+        report_outlier(st, PT_OUTLIER_TIMEOUT, 504);
     if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UT;
         pt_conn_close(st->conn, false);
@@ -1012,6 +1046,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
     pt_worker_t *w = c->worker;
     if (h->status < 200 && h->status != 101)
         return 0; /* interim responses are not relayed: Petrel answered 100 itself */
+    report_outlier(st, PT_OUTLIER_RESPONSE, h->status);
     if (h->status != 101 && should_retry_response(st, h)) {
         pt_upstream_t *up = st->upstream;
         st->upstream = NULL;

@@ -27,6 +27,7 @@
 typedef struct pt_conn pt_conn_t;
 typedef struct pt_upstream pt_upstream_t;
 typedef struct pt_worker pt_worker_t;
+typedef struct pt_mirror pt_mirror_t;
 
 /* Reason flags, Envoy's response flags, for the access log and stats. */
 typedef enum pt_flag {
@@ -70,6 +71,7 @@ typedef struct pt_stream {
     const pt_cluster_t *cluster;
     const pt_endpoint_t *endpoint;
     pt_upstream_t *upstream;       /* attached while forwarding; NULL otherwise */
+    pt_mirror_t *mirror;           /* copies of this request (proxy/mirror.c), or NULL */
     const char *request_id;        /* x-request-id sent upstream (arena) */
     const char *upstream_host;     /* "ip:port" for the log (arena) */
     pt_body_piece_t *pending_body; /* request body read before the upstream was ready */

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "keep_alive.h"
 #include "log.h"
 #include "stream.h"
 #include "write.h"
@@ -81,6 +82,8 @@ static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
     pt_upstream_t *up = p->data;
     up->last_status = head->status;
     up->is_response_keep_alive = head->is_keep_alive;
+    const pt_header_t *ka = pt_http1_find_header(head, "keep-alive");
+    up->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     if (up->stream == NULL)
         return -1;
     return pt_stream_on_response_head(up->stream, head);
@@ -369,6 +372,7 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     up->keepalive_time_s = cl->pool.keepalive_time_s;
     up->keepalive_interval_s = cl->pool.keepalive_interval_s;
     up->keepalive_probes = cl->pool.keepalive_probes;
+    up->keep_alive_s = -1;
     pt_list_init(&up->link);
     uv_tcp_init(&w->loop, &up->tcp);
     uv_timer_init(&w->loop, &up->timer);
@@ -406,12 +410,15 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     up->stream = NULL;
     if (up->is_closing || up->is_handed_off)
         return;
+    /* Closed before the upstream's announced idle timeout can race a request written on it. */
+    uint64_t idle_ms = pt_keep_alive_idle_ms(up->idle_timeout_ms, up->keep_alive_s);
     bool leftover = up->in.buf != NULL && up->in.off < up->in.len;
     uint64_t now = uv_now(&w->loop);
     bool worn_out = (up->max_requests > 0 && up->requests >= up->max_requests) ||
                     (up->expires_ms > 0 && now >= up->expires_ms);
     if (!reusable || !up->is_connected || up->is_peer_eof || !up->is_response_keep_alive ||
-        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining || worn_out) {
+        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining || worn_out ||
+        idle_ms == 0) {
         close_upstream(up);
         return;
     }
@@ -428,7 +435,7 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     update_reading(up);
     pt_list_insert_head(&up->pool->idle, &up->link);
     up->pool->n_idle++;
-    uint64_t idle = up->idle_timeout_ms;
+    uint64_t idle = idle_ms;
     if (up->expires_ms > 0 && up->expires_ms - now < idle)
         idle = up->expires_ms - now; /* maxConnectionDuration ends its stay in the pool */
     uv_timer_start(&up->timer, on_timer, idle, 0);

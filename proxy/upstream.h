@@ -60,6 +60,8 @@ struct pt_upstream {
     uint64_t expires_ms;         /* maxConnectionDuration's end (uv_now); 0: never */
     bool has_keepalive;          /* tcpKeepalive: set once connected, 0 = the system's value */
     uint32_t keepalive_time_s, keepalive_interval_s, keepalive_probes;
+    /* The last response's `Keep-Alive: timeout=` in seconds; -1: none (proxy/keep_alive.h). */
+    int64_t keep_alive_s;
 };
 
 /* Takes a connection to ep (an endpoint of cl) for st: an idle pooled one (then *is_ready is

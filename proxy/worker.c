@@ -17,6 +17,7 @@
 #include "l4_proxy.h"
 #include "lb.h"
 #include "log.h"
+#include "mirror.h"
 #include "relay.h"
 #include "upstream.h"
 #include "write.h"
@@ -128,10 +129,13 @@ const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *
         .rr_position = own ? &w->round_robin[cl->index] : NULL,
         .active = own ? &w->lb_active[cl->endpoint_base] : NULL,
         .rng = &w->rng,
+        .stats = &w->stats,
     };
     uint64_t hash;
     bool has_hash = pt_lb_request_hash(&cl->lb, req, source_ip, &hash);
     size_t i = pt_lb_pick(cl, &s, has_hash ? &hash : NULL);
+    if (i == PT_LB_NONE)
+        return NULL; /* every endpoint ejected */
     if (count && own && cl->lb.policy == PT_LB_LEAST_REQUEST)
         w->lb_active[cl->endpoint_base + i]++;
     return &cl->endpoints[i];
@@ -140,7 +144,7 @@ const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *
 void pt_worker_release_endpoint(pt_worker_t *w, const pt_config_t *c, const pt_cluster_t *cl,
                                 const pt_endpoint_t *ep)
 {
-    if (cl->lb.policy != PT_LB_LEAST_REQUEST || !has_lb_state(w, c, cl))
+    if (ep == NULL || cl->lb.policy != PT_LB_LEAST_REQUEST || !has_lb_state(w, c, cl))
         return;
     size_t i = (size_t)(ep - cl->endpoints);
     if (i >= cl->n_endpoints)
@@ -215,6 +219,7 @@ void pt_worker_check_drained(pt_worker_t *w)
     if (uv_is_closing((uv_handle_t *)&w->wakeup))
         return;
     pt_upstream_close_idle(w);
+    pt_mirror_close_all(w);
     uv_mutex_lock(&w->wakeup_lock);
     w->is_wakeup_closed = true;
     uv_close((uv_handle_t *)&w->wakeup, NULL);

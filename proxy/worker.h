@@ -94,11 +94,12 @@ static inline uint32_t pt_worker_random(pt_worker_t *w)
 }
 
 /* The endpoint of cl (which has endpoints) for one request or connection, by cl's load
- * balancer: c is the snapshot cl belongs to (the stream's), req the request head (NULL for
- * TCP), source_ip the client's address text (for useSourceIp; may be NULL). A stream whose
- * snapshot is no longer the worker's gets a pick without per-worker state (random, or its
- * hash). When count is true and cl balances by least request, the endpoint's active count is
- * incremented: the caller must call pt_worker_release_endpoint() once when done with it. */
+ * balancer (NULL when outlier detection has ejected every endpoint): c is the snapshot cl belongs
+ * to (the stream's), req the request head (NULL for TCP), source_ip the client's address text (for
+ * useSourceIp; may be NULL). A stream whose snapshot is no longer the worker's gets a pick without
+ * per-worker state (random, or its hash). When count is true and cl balances by least request, the
+ * endpoint's active count is incremented: the caller must call pt_worker_release_endpoint() once
+ * when done with it. */
 const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *c,
                                              const pt_cluster_t *cl, const pt_http1_head_t *req,
                                              const char *source_ip, bool count);

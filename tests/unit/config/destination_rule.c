@@ -284,7 +284,7 @@ TEST(unsupported_and_invalid_policies)
         "  workloadSelector: {matchLabels: {app: a}}\n"
         "  trafficPolicy:\n"
         "    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}\n"
-        "    outlierDetection: {consecutive5xxErrors: 1}\n"
+        "    outlierDetection: {consecutive5xxErrors: -1}\n"
         "    tls: {mode: ISTIO_MUTUAL}\n"
         "    loadBalancer: {simple: PASSTHROUGH}\n"
         "    portLevelSettings:\n"
@@ -326,8 +326,7 @@ TEST(unsupported_and_invalid_policies)
                            "ignored"));
     ASSERT(has_warning(&e, "dr.yaml:8:29: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: "
                            "Petrel does not speak HTTP/2 to upstreams yet: ignored"));
-    ASSERT(has_warning(&e, "dr.yaml:9:5: spec.trafficPolicy.outlierDetection: not enforced by "
-                           "Petrel yet: ignored"));
+    ASSERT(has_error_containing(&e, "spec.trafficPolicy.outlierDetection.consecutive5xxErrors:"));
     ASSERT(has_warning(&e, "dr.yaml:10:5: spec.trafficPolicy.tls: not enforced by Petrel yet: "
                            "ignored"));
     ASSERT(has_warning(&e, "dr.yaml:11:20: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH "

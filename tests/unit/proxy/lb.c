@@ -72,7 +72,7 @@ TEST(round_robin_unweighted_rotates)
     make_cluster(&f, 3, NULL, PT_LB_ROUND_ROBIN, 1);
     uint32_t pos = 0;
     uint64_t rng = 42;
-    pt_lb_state_t s = {&pos, NULL, &rng};
+    pt_lb_state_t s = {&pos, NULL, &rng, NULL};
     for (size_t i = 0; i < 30; i++)
         ASSERT_EQ(pt_lb_pick(&f.cl, &s, NULL), i % 3);
     ASSERT(f.cl.lb.cumulative == NULL);
@@ -87,7 +87,7 @@ TEST(round_robin_weighted_exact_over_a_cycle)
     ASSERT_EQ(f.cl.lb.total_weight, 10);
     uint32_t pos = 7; /* any starting point: every window of 10 picks is a whole cycle */
     uint64_t rng = 42;
-    pt_lb_state_t s = {&pos, NULL, &rng};
+    pt_lb_state_t s = {&pos, NULL, &rng, NULL};
     for (int cycle = 0; cycle < 100; cycle++) {
         size_t count[4] = {0};
         size_t run = 0, max_run = 0, prev = 99;
@@ -114,7 +114,7 @@ TEST(random_follows_weights)
     uint32_t w[4] = {1, 2, 3, 4};
     make_cluster(&f, 4, w, PT_LB_RANDOM, 1);
     uint64_t rng = 0x1234567;
-    pt_lb_state_t s = {NULL, NULL, &rng};
+    pt_lb_state_t s = {NULL, NULL, &rng, NULL};
     size_t count[4] = {0};
     const size_t n = 100000;
     for (size_t i = 0; i < n; i++)
@@ -142,7 +142,7 @@ TEST(least_request_prefers_the_less_loaded)
     make_cluster(&f, 2, NULL, PT_LB_LEAST_REQUEST, 1);
     uint64_t rng = 99;
     uint32_t active[10] = {10, 0};
-    pt_lb_state_t s = {NULL, active, &rng};
+    pt_lb_state_t s = {NULL, active, &rng, NULL};
     for (int i = 0; i < 1000; i++)
         ASSERT_EQ(pt_lb_pick(&f.cl, &s, NULL), 1);
     active[0] = 0;
@@ -167,7 +167,7 @@ TEST(least_request_prefers_the_less_loaded)
     ASSERT_EQ(count[7], 0);
 
     /* Without counts (a stream of an older snapshot) it is a plain random pick. */
-    pt_lb_state_t none = {NULL, NULL, &rng};
+    pt_lb_state_t none = {NULL, NULL, &rng, NULL};
     size_t c2[10] = {0};
     for (size_t i = 0; i < n; i++)
         c2[pt_lb_pick(&f.cl, &none, NULL)]++;
@@ -182,7 +182,7 @@ static void check_consistent(pt_lb_policy_t policy)
     fixture_t all, fewer;
     make_cluster(&all, 10, NULL, policy, 1);
     uint64_t rng = 5;
-    pt_lb_state_t s = {NULL, NULL, &rng};
+    pt_lb_state_t s = {NULL, NULL, &rng, NULL};
     enum { KEYS = 10000 };
     static size_t before[KEYS];
     size_t per[10] = {0};
@@ -251,7 +251,7 @@ TEST(ring_hash_sizes_and_weights)
     size_t c[2] = {0};
     for (size_t k = 0; k < 20000; k++) {
         uint64_t h = key_hash(k);
-        c[pt_lb_pick(&f.cl, &(pt_lb_state_t){NULL, NULL, &(uint64_t){1}}, &h)]++;
+        c[pt_lb_pick(&f.cl, &(pt_lb_state_t){NULL, NULL, &(uint64_t){1}, NULL}, &h)]++;
     }
     ASSERT(c[0] > 20000 * 20 / 100 && c[0] < 20000 * 30 / 100);
     pt_arena_dispose(&f.arena);
@@ -385,7 +385,7 @@ TEST(single_and_zero_weight_endpoints)
     uint32_t w[1] = {0};
     make_cluster(&f, 1, w, PT_LB_LEAST_REQUEST, 1);
     uint64_t rng = 3;
-    pt_lb_state_t s = {NULL, NULL, &rng};
+    pt_lb_state_t s = {NULL, NULL, &rng, NULL};
     ASSERT_EQ(pt_lb_pick(&f.cl, &s, NULL), 0);
     ASSERT_EQ(f.eps[0].weight, 1);
     pt_arena_dispose(&f.arena);
