@@ -350,6 +350,7 @@ typedef struct pt_proxy_settings {
     uint64_t drain_timeout_ms;         /* SIGTERM: in-flight requests get this long: 5000 */
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
+    bool metrics;                      /* record Istio's standard metrics: true by default */
     uint32_t retry_body_limit;         /* request body bytes kept for retries: 65536 */
     bool fault_per_attempt;            /* faultPerAttempt: fault.abort decided per attempt */
     pt_workload_t workload;            /* namespace "default", no labels */

@@ -35,6 +35,7 @@ enum {
     PX_RETRY_BODY_LIMIT,
     PX_FAULT_PER_ATTEMPT,
     PX_MIRROR_KEEP_HOST,
+    PX_METRICS,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -62,6 +63,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_RETRY_BODY_LIMIT] = {.name = "retryBodyLimit", .status = S},
     [PX_FAULT_PER_ATTEMPT] = {.name = "faultPerAttempt", .status = S},
     [PX_MIRROR_KEEP_HOST] = {.name = "mirrorKeepHost", .status = S},
+    [PX_METRICS] = {.name = "metrics", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -135,6 +137,7 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->access_log = "/dev/stdout";
     s->workload.ns = "default";
     s->retry_body_limit = 65536;
+    s->metrics = true;
     s->dns.min_refresh_ms = 5000; /* Envoy's dns_min_refresh_rate */
     s->dns.max_refresh_ms = 300000;
     s->dns.timeout_ms = 5000;
@@ -513,6 +516,10 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         FIELD_PATH(PX_FAULT_PER_ATTEMPT);
         pt__cfg_read_bool(cx, f[PX_FAULT_PER_ATTEMPT], &fp_PX_FAULT_PER_ATTEMPT,
                           &s->fault_per_attempt);
+    }
+    if (f[PX_METRICS] != NULL) {
+        FIELD_PATH(PX_METRICS);
+        pt__cfg_read_bool(cx, f[PX_METRICS], &fp_PX_METRICS, &s->metrics);
     }
     if (f[PX_MIRROR_KEEP_HOST] != NULL) {
         FIELD_PATH(PX_MIRROR_KEEP_HOST);

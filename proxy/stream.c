@@ -224,9 +224,10 @@ static void finish(pt_stream_t *st)
         pt_stats_add(&w->stats, PT_STAT_downstream_rq_1xx + (st->status / 100 - 1), 1);
     write_access_log(st);
     pt_trace_finish_stream(st);
-    pt_metrics_record_http(&w->metrics, st->cluster ? st->cluster->host : NULL, st->status,
-                           pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
-                           st->bytes_received, st->bytes_sent);
+    if (st->config->proxy.metrics)
+        pt_metrics_record_http(&w->metrics, st->cluster ? st->cluster->host : NULL, st->status,
+                               pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
+                               st->bytes_received, st->bytes_sent);
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;

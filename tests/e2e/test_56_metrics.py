@@ -59,6 +59,18 @@ def test_istio_request_metrics_count_exactly(petrel, origin):
     assert re.search(r"^petrel_downstream_rq_total 10$", text, re.M), text[-3000:]
 
 
+def test_metrics_off_records_no_request_series(petrel, origin):
+    """Proxy `metrics: false`: the requests are served and counted by petrel_*, but no
+    istio_request* series is recorded."""
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port),
+               proxy_spec={"metrics": False})
+    for _ in range(5):
+        assert http_request(p.port, "GET", "/bytes/10")[0] == 200
+    text = scrape(p)
+    assert samples(text, "istio_requests_total") == {}
+    assert re.search(r"^petrel_downstream_rq_total 5$", text, re.M), text[-3000:]
+
+
 def test_tcp_metrics(petrel, tcp_echo, origin):
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port,
                              tcp_port=free_port(), tcp_upstream_port=tcp_echo.port), concurrency=1)
