@@ -46,6 +46,7 @@
 #include <strings.h>
 
 #include "../proxy/lb.h"
+#include "hostname.h"
 #include "resources.h"
 
 typedef struct binding {
@@ -405,6 +406,190 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clust
     }
 }
 
+/* Kubernetes short names ("reviews") mean a service in the rule's own namespace, as Istio
+ * reads them: completed here, once, so that everything below compares FQDNs. */
+static void complete_short_hosts(pt_cfg_cx_t *cx, pt_res_set_t *set)
+{
+    for (size_t v = 0; v < set->n_vss; v++) {
+        pt_res_vs_t *vs = set->vss[v];
+        const char *ns = vs->meta.ns;
+        for (size_t h = 0; h < vs->n_hosts; h++)
+            vs->hosts[h] = pt_host_complete(cx->out, vs->hosts[h], ns);
+        for (size_t i = 0; i < vs->n_http; i++)
+            for (size_t d = 0; d < vs->http[i].n_dests; d++)
+                vs->http[i].dests[d].host =
+                    pt_host_complete(cx->out, vs->http[i].dests[d].host, ns);
+        for (size_t i = 0; i < vs->n_tcp; i++)
+            for (size_t d = 0; d < vs->tcp[i].n_dests; d++)
+                vs->tcp[i].dests[d].host = pt_host_complete(cx->out, vs->tcp[i].dests[d].host, ns);
+    }
+    for (size_t i = 0; i < set->n_drs; i++)
+        set->drs[i]->host = pt_host_complete(cx->out, set->drs[i]->host, set->drs[i]->meta.ns);
+    for (size_t i = 0; i < set->n_ses; i++)
+        for (size_t h = 0; h < set->ses[i]->n_hosts; h++)
+            set->ses[i]->hosts[h] =
+                pt_host_complete(cx->out, set->ses[i]->hosts[h], set->ses[i]->meta.ns);
+}
+
+static void sort_vhosts(pt_vhost_t *v, size_t n);
+
+/* A route to a cluster whose one endpoint is each connection's original destination. */
+static pt_http_route_t *original_dst_route(pt_cfg_cx_t *cx, const char *cluster_name,
+                                           const char *route_name)
+{
+    pt_cluster_t *cl = pt_arena_calloc(cx->out, sizeof(*cl));
+    cl->name = cluster_name;
+    cl->host = cluster_name; /* Istio reports passthrough traffic under the cluster's name */
+    cl->is_original_dst = true;
+    pt_http_route_t *r = pt_arena_calloc(cx->out, sizeof(*r));
+    r->name = route_name;
+    r->clusters = pt_arena_calloc(cx->out, sizeof(*r->clusters));
+    r->clusters[0].cluster = cl;
+    r->clusters[0].cumulative_weight = 1;
+    r->n_clusters = 1;
+    r->total_weight = 1;
+    return r;
+}
+
+/* A vhost "*" with one route, added last to a table. */
+static void add_catch_all(pt_cfg_cx_t *cx, pt_vhost_t **vhosts, size_t *n, size_t *cap,
+                          pt_http_route_t *r)
+{
+    *vhosts = pt_arena_grow(cx->tmp, *vhosts, *n, cap, sizeof(**vhosts));
+    pt_vhost_t *vh = &(*vhosts)[(*n)++];
+    vh->hosts = pt_arena_calloc(cx->out, sizeof(*vh->hosts));
+    vh->hosts[0] = "*";
+    vh->n_hosts = 1;
+    vh->routes = r;
+    vh->n_routes = 1;
+}
+
+static void add_domains(pt_cfg_cx_t *cx, const char *host, const char *workload_ns,
+                        const char ***buf, size_t *n, size_t *cap)
+{
+    const char *d[PT_HOST_MAX_DOMAINS];
+    size_t nd = pt_host_domains(cx->out, host, workload_ns, d);
+    for (size_t i = 0; i < nd; i++) {
+        bool seen = false;
+        for (size_t q = 0; q < *n && !seen; q++)
+            seen = strcmp((*buf)[q], d[i]) == 0;
+        if (seen)
+            continue;
+        *buf = pt_arena_grow(cx->tmp, *buf, *n, cap, sizeof(**buf));
+        (*buf)[(*n)++] = d[i];
+    }
+}
+
+static pt_listener_config_t *table(pt_cfg_cx_t *cx, pt_listener_config_t *l, const char *name,
+                                   uint16_t port, pt_vhost_t *vhosts, size_t n_vhosts)
+{
+    l->name = name;
+    l->port = port;
+    l->protocol = PT_LISTENER_HTTP;
+    l->vhosts = pt_arena_memdup(cx->out, vhosts, n_vhosts * sizeof(*vhosts));
+    l->n_vhosts = n_vhosts;
+    return l;
+}
+
+/* The sidecar's route tables (Proxy spec.sidecar). Outbound, one per service port (the
+ * ServiceEntry ports), as Envoy's per-port route configurations: the VirtualServices bound to
+ * mesh (their http routes, each VirtualService on every port, match.port selecting), then a
+ * default route for each service host that no VirtualService names, then "*" to
+ * PassthroughCluster. Any other port: passthrough alone. Inbound: everything to the local
+ * app, 127.0.0.1:<original port> (proxy/capture.c sets the endpoint). */
+static void compile_mesh(compiler_t *cp, pt_config_t *c)
+{
+    pt_cfg_cx_t *cx = cp->cx;
+    pt_res_set_t *set = cp->set;
+    const char *wns = c->proxy.workload.ns;
+    pt_http_route_t *passthrough = original_dst_route(cx, "PassthroughCluster", "allow_any");
+    uint16_t *ports = NULL;
+    size_t n_ports = 0, cap_ports = 0;
+    for (size_t i = 0; i < set->n_ses; i++)
+        for (size_t p = 0; p < set->ses[i]->n_ports; p++) {
+            uint16_t port = set->ses[i]->ports[p].number;
+            bool seen = port == 0;
+            for (size_t k = 0; k < n_ports && !seen; k++)
+                seen = ports[k] == port;
+            if (seen)
+                continue;
+            ports = pt_arena_grow(cx->tmp, ports, n_ports, &cap_ports, sizeof(*ports));
+            ports[n_ports++] = port;
+        }
+    c->mesh_listeners = pt_arena_calloc(cx->out, (n_ports + 1) * sizeof(*c->mesh_listeners));
+    c->n_mesh_listeners = n_ports;
+    for (size_t k = 0; k < n_ports; k++) {
+        uint16_t port = ports[k];
+        pt_vhost_t *vhosts = NULL;
+        size_t n_vhosts = 0, cap_vhosts = 0;
+        const char **named = NULL; /* hosts some VirtualService routes */
+        size_t n_named = 0, cap_named = 0;
+        for (size_t v = 0; v < set->n_vss; v++) {
+            const pt_res_vs_t *vs = set->vss[v];
+            if (!vs->binds_mesh || vs->n_http == 0 || vs->compiled == NULL)
+                continue;
+            const char **hosts = NULL;
+            size_t n_hosts = 0, cap_hosts = 0;
+            for (size_t h = 0; h < vs->n_hosts; h++) {
+                add_domains(cx, vs->hosts[h], wns, &hosts, &n_hosts, &cap_hosts);
+                named = pt_arena_grow(cx->tmp, named, n_named, &cap_named, sizeof(*named));
+                named[n_named++] = vs->hosts[h];
+            }
+            vhosts = pt_arena_grow(cx->tmp, vhosts, n_vhosts, &cap_vhosts, sizeof(*vhosts));
+            pt_vhost_t *vh = &vhosts[n_vhosts++];
+            vh->hosts = pt_arena_memdup(cx->out, hosts, n_hosts * sizeof(*hosts));
+            vh->n_hosts = n_hosts;
+            vh->routes = vs->compiled;
+            vh->n_routes = vs->n_http;
+        }
+        for (size_t i = 0; i < set->n_ses; i++) {
+            const pt_res_se_t *se = set->ses[i];
+            bool has_port = false;
+            for (size_t p = 0; p < se->n_ports; p++)
+                has_port |= se->ports[p].number == port;
+            for (size_t h = 0; has_port && h < se->n_hosts; h++) {
+                bool is_named = false;
+                for (size_t q = 0; q < n_named && !is_named; q++)
+                    is_named = strcmp(named[q], se->hosts[h]) == 0;
+                if (is_named || se->hosts[h][0] == '*')
+                    continue;
+                const pt_res_dr_t *dr = find_destination_rule(cp, se->hosts[h]);
+                pt_http_route_t *r = pt_arena_calloc(cx->out, sizeof(*r));
+                r->name = "default";
+                r->clusters = pt_arena_calloc(cx->out, sizeof(*r->clusters));
+                r->clusters[0].cluster = get_cluster(cp, se->hosts[h], port, dr, NULL);
+                r->clusters[0].cumulative_weight = 1;
+                r->n_clusters = 1;
+                r->total_weight = 1;
+                const char **hosts = NULL;
+                size_t n_hosts = 0, cap_hosts = 0;
+                add_domains(cx, se->hosts[h], wns, &hosts, &n_hosts, &cap_hosts);
+                vhosts = pt_arena_grow(cx->tmp, vhosts, n_vhosts, &cap_vhosts, sizeof(*vhosts));
+                pt_vhost_t *vh = &vhosts[n_vhosts++];
+                vh->hosts = pt_arena_memdup(cx->out, hosts, n_hosts * sizeof(*hosts));
+                vh->n_hosts = n_hosts;
+                vh->routes = r;
+                vh->n_routes = 1;
+            }
+        }
+        sort_vhosts(vhosts, n_vhosts);
+        add_catch_all(cx, &vhosts, &n_vhosts, &cap_vhosts, passthrough);
+        table(cx, &c->mesh_listeners[k], pt_arena_printf(cx->out, "0.0.0.0_%u", (unsigned)port),
+              port, vhosts, n_vhosts);
+    }
+    pt_vhost_t *vhosts = NULL;
+    size_t n_vhosts = 0, cap_vhosts = 0;
+    add_catch_all(cx, &vhosts, &n_vhosts, &cap_vhosts, passthrough);
+    c->mesh_passthrough = table(cx, pt_arena_calloc(cx->out, sizeof(pt_listener_config_t)),
+                                "PassthroughCluster", 0, vhosts, n_vhosts);
+    vhosts = NULL;
+    n_vhosts = cap_vhosts = 0;
+    add_catch_all(cx, &vhosts, &n_vhosts, &cap_vhosts,
+                  original_dst_route(cx, "InboundPassthroughCluster", "inbound"));
+    c->mesh_inbound = table(cx, pt_arena_calloc(cx->out, sizeof(pt_listener_config_t)),
+                            "virtualInbound", 0, vhosts, n_vhosts);
+}
+
 static const pt_res_gateway_t *find_gateway(compiler_t *cp, const char *ns, const char *name)
 {
     for (size_t i = 0; i < cp->set->n_gateways; i++) {
@@ -527,6 +712,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                              first->file, first->line, first->col);
     }
     select_sources(set, &c->proxy.workload);
+    complete_short_hosts(cx, set);
+    bool sidecar = c->proxy.sidecar.enabled;
 
     check_duplicates(cx, (void *const *)set->gateways, set->n_gateways,
                      offsetof(pt_res_gateway_t, meta));
@@ -538,7 +725,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     size_t max_listeners = 0;
     for (size_t i = 0; i < set->n_gateways; i++)
         max_listeners += set->gateways[i]->n_servers;
-    listener_build_t *lb = pt_arena_calloc(cx->tmp, (max_listeners + 1) * sizeof(*lb));
+    listener_build_t *lb = pt_arena_calloc(cx->tmp, (max_listeners + 3) * sizeof(*lb));
     size_t n_lb = 0;
     for (size_t i = 0; i < set->n_gateways; i++) {
         const pt_res_gateway_t *g = set->gateways[i];
@@ -597,7 +784,13 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                 "bind to it",
                                 ref->ns, ref->name);
         }
-        cp.mesh_only = vs->mesh_only || found == 0;
+        if (vs->binds_mesh && !sidecar)
+            pt__cfg_warn_at(cx, vs->mesh_node, vs->mesh_path,
+                            "mesh routing needs a Proxy with spec.sidecar: this VirtualService "
+                            "applies %s%s",
+                            found > 0 ? "to its Gateways only" : "to no listener",
+                            vs->gateways == NULL ? " (no gateways means mesh)" : "");
+        cp.mesh_only = (vs->mesh_only || found == 0) && !(sidecar && vs->binds_mesh);
         compile_vs(&cp, vs, tcp_clusters[v]);
         cp.mesh_only = false;
     }
@@ -658,6 +851,25 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             }
         }
         sort_vhosts(b->vhosts, b->n_vhosts);
+    }
+
+    /* The sidecar's capture listeners, after the Gateways' ports. */
+    if (sidecar) {
+        compile_mesh(&cp, c);
+        const pt_sidecar_settings_t *sc = &c->proxy.sidecar;
+        const uint16_t cports[2] = {sc->outbound_port, sc->inbound_port};
+        for (int i = 0; i < 2; i++) {
+            for (size_t k = 0; k < n_lb; k++)
+                if (lb[k].l->port == cports[i])
+                    pt__cfg_error_at(cx, set->proxies[0]->meta.doc, "spec.sidecar",
+                                     "port %u is also a Gateway server port (%s)",
+                                     (unsigned)cports[i], lb[k].l->name);
+            listener_build_t *b = &lb[n_lb++];
+            b->l = pt_arena_calloc(cx->out, sizeof(*b->l));
+            b->l->port = cports[i];
+            b->l->protocol = i == 0 ? PT_LISTENER_CAPTURE_OUTBOUND : PT_LISTENER_CAPTURE_INBOUND;
+            b->l->name = i == 0 ? "virtualOutbound" : "virtualInbound";
+        }
     }
 
     /* Publish into the snapshot arena. */

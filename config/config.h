@@ -77,6 +77,8 @@ typedef struct pt_cluster {
     pt_endpoint_t *endpoints;
     size_t n_endpoints;     /* 0: every request gets 503 UH */
     uint32_t index;         /* position in pt_config_t.clusters, for per-worker state */
+    bool is_original_dst;   /* sidecar passthrough: the connection's original destination is
+                               the one endpoint (proxy/capture.c), n_endpoints is 0 */
     uint32_t endpoint_base; /* first slot of its endpoints in per-worker endpoint arrays */
     pt_lb_config_t lb;
 } pt_cluster_t;
@@ -219,6 +221,8 @@ typedef struct pt_vhost {
 typedef enum pt_listener_protocol {
     PT_LISTENER_HTTP = 1,
     PT_LISTENER_TCP,
+    PT_LISTENER_CAPTURE_OUTBOUND, /* sidecar: iptables-redirected egress (proxy/capture.c) */
+    PT_LISTENER_CAPTURE_INBOUND,  /* sidecar: iptables-redirected ingress */
 } pt_listener_protocol_t;
 
 typedef struct pt_listener_config {
@@ -242,6 +246,14 @@ typedef struct pt_workload {
     size_t n_labels;             /* pairs */
 } pt_workload_t;
 
+/* Proxy spec.sidecar: the capture listeners. Absent: no sidecar listeners at all. */
+typedef struct pt_sidecar_settings {
+    bool enabled;
+    uint16_t outbound_port;                 /* 15001, Istio's */
+    uint16_t inbound_port;                  /* 15006, Istio's */
+    uint64_t protocol_detection_timeout_ms; /* first bytes awaited this long: 100 */
+} pt_sidecar_settings_t;
+
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address;          /* "127.0.0.1" by default */
@@ -261,6 +273,7 @@ typedef struct pt_proxy_settings {
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     pt_workload_t workload;            /* namespace "default", no labels */
+    pt_sidecar_settings_t sidecar;
 } pt_proxy_settings_t;
 
 typedef struct pt_config {
@@ -272,6 +285,13 @@ typedef struct pt_config {
     pt_proxy_settings_t proxy;
     pt_listener_config_t *listeners;
     size_t n_listeners;
+    /* Sidecar routing (proxy.sidecar.enabled): the outbound route table of each service port,
+     * chosen by a captured connection's original port; the table of every other port (all
+     * passthrough); the inbound table (everything to the local app). */
+    pt_listener_config_t *mesh_listeners;
+    size_t n_mesh_listeners;
+    pt_listener_config_t *mesh_passthrough;
+    pt_listener_config_t *mesh_inbound;
     pt_cluster_t **clusters; /* every cluster, indexed by pt_cluster_t.index */
     size_t n_clusters;
     size_t n_endpoint_slots; /* sum of the clusters' n_endpoints (see endpoint_base) */

@@ -25,6 +25,7 @@ enum {
     PX_PROM_PORT,
     PX_HEALTH_PORT,
     PX_LOG_FORMAT,
+    PX_SIDECAR,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -45,6 +46,14 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_PROM_PORT] = {.name = "prometheusPort", .status = S},
     [PX_HEALTH_PORT] = {.name = "healthPort", .status = S},
     [PX_LOG_FORMAT] = {.name = "accessLogFormat", .status = S},
+    [PX_SIDECAR] = {.name = "sidecar", .status = S},
+};
+/* Proxy spec.sidecar: the capture listeners (proxy/capture.c), Istio's ports by default. */
+enum { SC_OUT_PORT, SC_IN_PORT, SC_DETECT_TO, SC__N };
+static const pt_cfg_field_t sidecar_fields[SC__N] = {
+    [SC_OUT_PORT] = {.name = "outboundPort", .status = S},
+    [SC_IN_PORT] = {.name = "inboundPort", .status = S},
+    [SC_DETECT_TO] = {.name = "protocolDetectionTimeout", .status = S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
@@ -72,6 +81,48 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->drain_timeout_ms = 5000;
     s->access_log = "/dev/stdout";
     s->workload.ns = "default";
+}
+
+/* spec.sidecar: present (even empty) turns the capture listeners on. */
+static void read_sidecar(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
+                         pt_sidecar_settings_t *sc)
+{
+    pt_cfg_path_t scp = PT_PATH_KEY(spec_path, "sidecar");
+    const pt_cfg_node_t *f[SC__N];
+    sc->enabled = true;
+    sc->outbound_port = 15001;
+    sc->inbound_port = 15006;
+    sc->protocol_detection_timeout_ms = 100;
+    if (n->type == PT_CFG_NULL)
+        return; /* "sidecar:" alone: every default */
+    if (!MAP(cx, n, &scp, sidecar_fields, f))
+        return;
+    long long v;
+    if (f[SC_OUT_PORT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "outboundPort");
+        if (pt__cfg_int(cx, f[SC_OUT_PORT], &p, 1, 65535, &v))
+            sc->outbound_port = (uint16_t)v;
+    }
+    if (f[SC_IN_PORT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "inboundPort");
+        if (pt__cfg_int(cx, f[SC_IN_PORT], &p, 1, 65535, &v))
+            sc->inbound_port = (uint16_t)v;
+    }
+    if (sc->outbound_port == sc->inbound_port) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "inboundPort");
+        pt__cfg_error(cx, f[SC_IN_PORT] ? f[SC_IN_PORT] : n, &p,
+                      "must differ from outboundPort (%u)", (unsigned)sc->outbound_port);
+    }
+    if (f[SC_DETECT_TO] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "protocolDetectionTimeout");
+        uint64_t ms;
+        if (pt__cfg_duration(cx, f[SC_DETECT_TO], &p, &ms)) {
+            if (ms == 0 || ms > 60000)
+                pt__cfg_error(cx, f[SC_DETECT_TO], &p, "must be greater than 0 and at most 60s");
+            else
+                sc->protocol_detection_timeout_ms = ms;
+        }
+    }
 }
 
 /* spec.workload: strings go straight to the snapshot arena. */
@@ -184,6 +235,8 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
                               "unknown value \"%s\" (expected text or json)", a);
         }
     }
+    if (f[PX_SIDECAR] != NULL)
+        read_sidecar(cx, f[PX_SIDECAR], &sp, &s->sidecar);
 #undef FIELD_PATH
 #undef INT_FIELD
 #undef DURATION_FIELD

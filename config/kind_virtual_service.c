@@ -600,21 +600,17 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
         pt__cfg_is_seq(cx, f[VS_EXPORT_TO], &p);
     }
 
-    /* gateways: absent means "mesh" in Istio, i.e. sidecar routing, which Petrel does not do
-     * yet. "mesh" next to real gateways is left out (it would bind the sidecars). */
+    /* gateways: absent means "mesh" in Istio, i.e. the sidecars. Whether this proxy is one
+     * (Proxy spec.sidecar) is known at compile, which warns when it is not. */
     pt_cfg_path_t gp = PT_PATH_KEY(&sp, "gateways");
     const pt_cfg_node_t *g = f[VS_GATEWAYS];
-    static const char mesh_only[] = "mesh routing (the sidecar) is not enforced by Petrel yet: "
-                                    "this VirtualService applies to no listener";
     if (g == NULL) {
-        /* Istio's default is mesh: validate the routes all the same, bind nothing. */
-        pt__cfg_warn(cx, spec, &gp, "%s (no gateways means mesh)", mesh_only);
-        vs->mesh_only = true;
+        vs->mesh_only = vs->binds_mesh = true;
+        vs->mesh_node = spec;
+        vs->mesh_path = pt__cfg_path_dup(cx->tmp, &gp);
     } else if (pt__cfg_is_seq(cx, g, &gp)) {
         vs->gateways = pt_arena_calloc(cx->tmp, (g->n_items + 1) * sizeof(*vs->gateways));
         bool any = false;
-        const pt_cfg_node_t *mesh_node = NULL;
-        pt_cfg_path_t mesh_path = gp;
         for (size_t i = 0; i < g->n_items; i++) {
             pt_cfg_path_t ip = PT_PATH_IDX(&gp, i);
             const char *s;
@@ -622,8 +618,9 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
                 continue;
             any = true;
             if (strcmp(s, "mesh") == 0) {
-                mesh_node = g->items[i];
-                mesh_path = ip;
+                vs->binds_mesh = true;
+                vs->mesh_node = g->items[i];
+                vs->mesh_path = pt__cfg_path_dup(cx->tmp, &ip);
                 continue;
             }
             pt_res_gateway_ref_t *r = &vs->gateways[vs->n_gateways];
@@ -644,14 +641,9 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
             r->path = pt__cfg_path_dup(cx->tmp, &ip);
             vs->n_gateways++;
         }
-        if (any && vs->n_gateways == 0 && mesh_node != NULL) {
-            pt__cfg_warn(cx, mesh_node, &mesh_path, "%s", mesh_only);
+        if (any && vs->n_gateways == 0 && vs->binds_mesh)
             vs->mesh_only = true;
-        } else if (mesh_node != NULL) {
-            pt__cfg_warn(cx, mesh_node, &mesh_path,
-                         "mesh routing (the sidecar) is not enforced by Petrel yet: this "
-                         "VirtualService applies to its Gateways only");
-        } else if (!any)
+        else if (!any)
             pt__cfg_error(cx, g, &gp, "must not be empty");
     }
 

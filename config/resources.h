@@ -37,7 +37,7 @@ typedef struct pt_res_gateway {
 } pt_res_gateway_t;
 
 typedef struct pt_res_dest {
-    const char *host; /* lower-case, as written (no short-name expansion) */
+    const char *host; /* lower-case; a short name completed at compile (config/hostname.c) */
     uint16_t port;    /* 0: not given */
     bool has_weight;
     uint32_t weight;
@@ -79,7 +79,10 @@ typedef struct pt_res_vs {
     size_t n_hosts;
     pt_res_gateway_ref_t *gateways; /* "mesh" left out */
     size_t n_gateways;
-    bool mesh_only; /* gateways absent or only "mesh": validated, bound to no listener */
+    bool mesh_only;                 /* gateways absent or only "mesh": no Gateway listener */
+    bool binds_mesh;                /* gateways absent or listing "mesh": the sidecar's routes */
+    const pt_cfg_node_t *mesh_node; /* where mesh comes from, for compile's warnings */
+    const char *mesh_path;
     pt_res_http_route_t *http;
     size_t n_http;
     pt_res_tcp_route_t *tcp;
