@@ -41,6 +41,9 @@ static void on_listener_closed(uv_handle_t *h)
 static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
 {
     const char *addr = w->config->proxy.bind_address;
+    /* iptables REDIRECT sends captured traffic to the address of its interface. */
+    if (lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND || lc->protocol == PT_LISTENER_CAPTURE_INBOUND)
+        addr = "0.0.0.0";
     struct sockaddr_storage ss;
     socklen_t len;
     memset(&ss, 0, sizeof(ss));
