@@ -1,0 +1,396 @@
+"""tests/e2e/test_80_sidecar.py -- Petrel as a sidecar, with real traffic capture.
+
+Three network namespaces are three pods (A, B, C) on one bridge (in a fourth namespace). Each
+pod runs docker/petrel-iptables.sh, a real Petrel as uid 1337 (setpriv) with Proxy
+spec.sidecar, and real app servers: an HTTP app on 9080 (answers with its pod name and the
+Host it saw), a plain HTTP server on 8081 that no config knows, and a server-first TCP
+service on 7000 (sends a banner, then echoes). The app in pod A is the client:
+
+  - A asks the service VIP 10.96.0.10:9080 with Host `reviews` (and its other short forms):
+    app A -> Petrel A (outbound, 15001) -> B or C by the VirtualService -> Petrel B/C (inbound,
+    15006) -> the app on 127.0.0.1:9080; both sidecars' access logs show each request once;
+  - a header-matched route pins B; a weighted 75/25 split lands on B and C within tolerance;
+  - unknown HTTP passes through to its original address (PassthroughCluster);
+  - a server-first TCP protocol works after protocol detection times out, and a client-first
+    binary payload arrives whole and in order;
+  - Petrel's own upstream connections are not captured again (uid 1337), and a client that
+    connects to 15001 directly is refused instead of looping.
+
+Needs root and `ip netns`; skipped otherwise. Namespaces and processes are removed even when a
+test fails (fixture finalizer).
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import pytest
+import yaml
+
+from netutil import wait_until
+from petrel import ISTIO, petrel_bin, sanitizer_report
+
+SUFFIX = "%d" % os.getpid()
+HUB = "pthub" + SUFFIX
+PODS = {"a": "10.77.0.10", "b": "10.77.0.11", "c": "10.77.0.12"}
+VIP = "10.96.0.10"
+PROXY_UID = 1337
+
+HTTP_APP = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+pod, port = sys.argv[1], int(sys.argv[2])
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({"pod": pod, "host": self.headers.get("host"), "path": self.path,
+                           "port": port}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer.allow_reuse_address = True
+ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
+"""
+
+BANNER_APP = r"""
+import socketserver, sys
+pod = sys.argv[1]
+class H(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"BANNER " + pod.encode() + b"\n")
+        while True:
+            d = self.request.recv(65536)
+            if not d:
+                return
+            self.request.sendall(d)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("0.0.0.0", 7000), H).serve_forever()
+"""
+
+# Runs in a pod: one keep-alive connection, the requests of argv[1] (JSON), results as JSON.
+HTTP_CLIENT = r"""
+import http.client, json, sys
+spec = json.loads(sys.argv[1])
+out = []
+conn = http.client.HTTPConnection(spec["ip"], spec["port"], timeout=10)
+for r in spec["requests"]:
+    conn.request("GET", r.get("path", "/"), headers=r.get("headers", {}))
+    resp = conn.getresponse()
+    out.append([resp.status, resp.read().decode("latin-1")])
+print(json.dumps(out))
+"""
+
+TCP_CLIENT = r"""
+import json, random, socket, sys
+spec = json.loads(sys.argv[1])
+s = socket.create_connection((spec["ip"], spec["port"]), timeout=10)
+payload = b""
+if spec.get("send_first"):
+    payload = bytes.fromhex(spec["send_first"]) + random.Random(7).randbytes(spec["random_bytes"])
+if payload:
+    s.sendall(payload)
+want = spec["expect_len"]
+got = b""
+while len(got) < want:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+    if not payload and got.endswith(b"\n") and spec.get("then"):
+        s.sendall(spec["then"].encode())
+        want += len(spec["then"])
+        spec["then"] = None
+s.close()
+print(json.dumps({"data": got.hex()}))
+"""
+
+# Connects to Petrel's own outbound port (no redirect): it must close without answering.
+DIRECT_CLIENT = r"""
+import json, socket
+s = socket.create_connection(("127.0.0.1", 15001), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
+try:
+    data = s.recv(65536)
+except ConnectionResetError:
+    data = b""
+print(json.dumps({"data": data.hex()}))
+"""
+
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=30)
+
+
+def ns_of(pod):
+    return "pt%s%s" % (pod, SUFFIX)
+
+
+def in_pod(pod, *args, check=True):
+    return sh("ip", "netns", "exec", ns_of(pod), *args, check=check)
+
+
+def run_in_pod(pod, code, arg):
+    out = in_pod(pod, "/usr/bin/python3", "-c", code, json.dumps(arg)).stdout
+    return json.loads(out)
+
+
+def istio_docs(detect_ms):
+    proxy = {"apiVersion": "petrel.io/v1alpha1", "kind": "Proxy", "metadata": {"name": "sidecar"},
+             "spec": {"adminPort": 15000, "concurrency": 1, "accessLogFormat": "json",
+                      "sidecar": {"protocolDetectionTimeout": "%dms" % detect_ms}}}
+    se = {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "reviews"},
+          "spec": {"hosts": ["reviews"], "addresses": [VIP], "location": "MESH_INTERNAL",
+                   "resolution": "STATIC",
+                   "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
+                   "endpoints": [{"address": PODS["b"], "labels": {"version": "v1"}},
+                                 {"address": PODS["c"], "labels": {"version": "v2"}}]}}
+    dr = {"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": {"name": "reviews"},
+          "spec": {"host": "reviews",
+                   "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                               {"name": "v2", "labels": {"version": "v2"}}]}}
+    vs = {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "reviews"},
+          "spec": {"hosts": ["reviews"], "http": [
+              {"match": [{"headers": {"x-pin": {"exact": "v1"}}}],
+               "route": [{"destination": {"host": "reviews", "subset": "v1"}}]},
+              {"route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 75},
+                         {"destination": {"host": "reviews", "subset": "v2"}, "weight": 25}]}]}}
+    return [proxy, se, dr, vs]
+
+
+class Pod:
+    def __init__(self, name, workdir):
+        self.name = name
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(os.path.join(self.dir, "config"))
+        os.chmod(self.dir, 0o777)
+        self.log = os.path.join(self.dir, "access.log")
+        self.procs = []
+        self.petrel = None
+
+    def start(self, args, uid=None, name="proc"):
+        cmd = ["ip", "netns", "exec", ns_of(self.name)]
+        if uid is not None:
+            cmd += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"]
+        out = open(os.path.join(self.dir, name + ".out"), "wb")
+        err = open(os.path.join(self.dir, name + ".err"), "wb")
+        p = subprocess.Popen(cmd + args, stdout=out, stderr=err)
+        out.close()
+        err.close()
+        self.procs.append(p)
+        return p
+
+    def access_log(self):
+        try:
+            with open(self.log) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def admin(self, path):
+        return in_pod(self.name, "curl", "-s", "--max-time", "5", "http://127.0.0.1:15000" + path,
+                      check=False).stdout
+
+    def stderr(self):
+        with open(os.path.join(self.dir, "petrel.err"), errors="replace") as f:
+            return f.read()
+
+
+def stop_mesh(pods):
+    for pod in pods.values():
+        for p in pod.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in pod.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    for pod in PODS:
+        sh("ip", "netns", "exec", ns_of(pod), "sh", os.path.join(REPO, "docker/petrel-iptables.sh"),
+           "clean", check=False)
+        sh("ip", "netns", "del", ns_of(pod), check=False)
+    sh("ip", "netns", "del", HUB, check=False)
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def mesh(request):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces and iptables)")
+    if shutil.which("ip") is None or shutil.which("iptables") is None or \
+            shutil.which("setpriv") is None:
+        pytest.skip("needs ip, iptables and setpriv")
+    if not os.access(petrel_bin(), os.X_OK):
+        pytest.skip("petrel binary not built")
+    workdir = tempfile.mkdtemp(prefix="petrel-sidecar-")
+    os.chmod(workdir, 0o755)
+    binary = os.path.join(workdir, "petrel")
+    shutil.copy(petrel_bin(), binary)
+    os.chmod(binary, 0o755)
+    pods = {}
+    request.addfinalizer(lambda: (stop_mesh(pods), shutil.rmtree(workdir, ignore_errors=True)))
+
+    sh("ip", "netns", "add", HUB)
+    sh("ip", "netns", "exec", HUB, "ip", "link", "add", "br0", "type", "bridge")
+    sh("ip", "netns", "exec", HUB, "ip", "link", "set", "br0", "up")
+    for name, ip in PODS.items():
+        ns = ns_of(name)
+        sh("ip", "netns", "add", ns)
+        pods[name] = Pod(name, workdir)
+        sh("ip", "link", "add", "v%s%s" % (name, SUFFIX), "type", "veth", "peer", "name",
+           "eth0", "netns", ns)
+        sh("ip", "link", "set", "v%s%s" % (name, SUFFIX), "netns", HUB)
+        sh("ip", "netns", "exec", HUB, "ip", "link", "set", "v%s%s" % (name, SUFFIX), "master",
+           "br0", "up")
+        in_pod(name, "ip", "addr", "add", ip + "/24", "dev", "eth0")
+        in_pod(name, "ip", "link", "set", "eth0", "up")
+        in_pod(name, "ip", "link", "set", "lo", "up")
+        # The service VIP only needs a route: the sidecar redirects before it is ever used.
+        in_pod(name, "ip", "route", "add", "10.96.0.0/16", "dev", "eth0")
+        in_pod(name, "sh", os.path.join(REPO, "docker/petrel-iptables.sh"))
+
+    for name, pod in pods.items():
+        docs = istio_docs(detect_ms=150)
+        docs[0]["spec"]["accessLog"] = pod.log
+        docs[0]["spec"]["workload"] = {"name": "app-" + name, "namespace": "default"}
+        with open(os.path.join(pod.dir, "config", "sidecar.yaml"), "w") as f:
+            yaml.safe_dump_all(docs, f)
+        pod.petrel = pod.start([binary, "run", "-c", os.path.join(pod.dir, "config")],
+                               uid=PROXY_UID, name="petrel")
+        pod.start(["/usr/bin/python3", "-c", HTTP_APP, name, "9080"], name="app9080")
+        pod.start(["/usr/bin/python3", "-c", HTTP_APP, name + "-unknown", "8081"], name="app8081")
+        pod.start(["/usr/bin/python3", "-c", BANNER_APP, name], name="banner")
+
+    def ready(pod):
+        if pod.petrel.poll() is not None:
+            raise AssertionError("petrel in pod %s exited: %s" % (pod.name, pod.stderr()[-2000:]))
+        return pod.admin("/ready") != ""
+
+    probe = "import socket\nfor p in (9080, 8081, 7000):\n    socket.create_connection(('127.0.0.1', p), 1).close()"
+    for pod in pods.values():
+        wait_until(lambda: ready(pod), 15, what="petrel in pod %s ready" % pod.name)
+        wait_until(lambda: in_pod(pod.name, "/usr/bin/python3", "-c", probe,
+                                  check=False).returncode == 0, 15,
+                   what="apps in pod %s" % pod.name)
+    yield pods
+    # Every Petrel stops cleanly on SIGTERM, with nothing from a sanitizer.
+    for pod in pods.values():
+        pod.petrel.send_signal(signal.SIGTERM)
+        assert pod.petrel.wait(timeout=15) == 0, pod.stderr()[-3000:]
+        assert sanitizer_report(pod.stderr()) is None, pod.stderr()[-3000:]
+
+
+def requests_from_a(requests, ip=VIP, port=9080):
+    return run_in_pod("a", HTTP_CLIENT, {"ip": ip, "port": port, "requests": requests})
+
+
+def lines_for(pod, paths):
+    return [line for line in pod.access_log() if line["path"] in paths]
+
+
+def settle(pods, marker):
+    """Sends one more request through A to B and waits for it in every log given: each
+    sidecar has one worker, so its log holds every earlier line once the marker is there."""
+    requests_from_a([{"path": marker, "headers": {"host": "reviews", "x-pin": "v1"}}])
+    for pod in pods:
+        wait_until(lambda: lines_for(pod, {marker}), 5, what="%s in %s's log" % (marker, pod.name))
+
+
+def test_app_to_app_through_both_sidecars(mesh):
+    a, b, c = mesh["a"], mesh["b"], mesh["c"]
+    hosts = ["reviews", "reviews:9080", "reviews.default", "reviews.default.svc",
+             "reviews.default.svc.cluster.local"]
+    paths = ["/both/%d" % i for i in range(len(hosts))]
+    out = requests_from_a([{"path": paths[i], "headers": {"host": h, "x-pin": "v1"}}
+                           for i, h in enumerate(hosts)])
+    for i, (status, body) in enumerate(out):
+        assert status == 200, (hosts[i], status, body)
+        seen = json.loads(body)
+        assert seen["pod"] == "b" and seen["path"] == paths[i], seen
+        assert seen["host"] == hosts[i]
+    settle([a, b], "/both/marker")
+    out_lines = lines_for(a, set(paths))
+    in_lines = lines_for(b, set(paths))
+    # Exactly once in each sidecar: Petrel A's own connection to B was not captured again.
+    assert len(out_lines) == len(hosts) and len(in_lines) == len(hosts), (out_lines, in_lines)
+    assert lines_for(c, set(paths)) == []
+    for line in out_lines:
+        assert line["upstream_host"] == PODS["b"] + ":9080", line
+        assert line["response_code"] == 200
+    assert sorted(line["authority"] for line in out_lines) == sorted(hosts)
+    for line in in_lines:
+        assert line["upstream_host"] == "127.0.0.1:9080", line
+    prom = a.admin("/stats/prometheus")
+    assert 'destination_service="reviews.default.svc.cluster.local"' in prom
+    assert 'destination_service="InboundPassthroughCluster"' in b.admin("/stats/prometheus")
+
+
+def test_weighted_split_across_two_pods(mesh):
+    n = 400
+    out = requests_from_a([{"path": "/split", "headers": {"host": "reviews"}}] * n)
+    pods = [json.loads(body)["pod"] for status, body in out if status == 200]
+    assert len(pods) == n
+    share_b = pods.count("b") / n
+    # 75/25: a binomial over 400 draws stays within 8 points far beyond 3 sigma (2.2 points).
+    assert abs(share_b - 0.75) < 0.08, share_b
+    assert pods.count("c") > 0
+
+
+def test_unknown_http_passes_through(mesh):
+    a, c = mesh["a"], mesh["c"]
+    out = requests_from_a([{"path": "/ext", "headers": {"host": "unknown.example"}}],
+                          ip=PODS["c"], port=8081)
+    assert out[0][0] == 200
+    seen = json.loads(out[0][1])
+    assert seen["pod"] == "c-unknown" and seen["host"] == "unknown.example"
+    wait_until(lambda: lines_for(a, {"/ext"}) and lines_for(c, {"/ext"}), 5, what="logs")
+    assert lines_for(a, {"/ext"})[0]["upstream_host"] == PODS["c"] + ":8081"
+    assert lines_for(c, {"/ext"})[0]["upstream_host"] == "127.0.0.1:8081"
+    assert 'destination_service="PassthroughCluster"' in a.admin("/stats/prometheus")
+
+
+def test_known_port_unknown_host_passes_through(mesh):
+    # Port 9080 has a route table, but no service named like this: the original address.
+    out = requests_from_a([{"path": "/x", "headers": {"host": "elsewhere.example"}}],
+                          ip=PODS["c"], port=9080)
+    assert out[0][0] == 200 and json.loads(out[0][1])["pod"] == "c"
+
+
+def test_server_first_tcp_after_detection_timeout(mesh):
+    banner = b"BANNER b\n"
+    out = run_in_pod("a", TCP_CLIENT, {"ip": PODS["b"], "port": 7000, "send_first": "",
+                                       "expect_len": len(banner), "then": "ping\n"})
+    assert bytes.fromhex(out["data"]) == banner + b"ping\n"
+    prom = mesh["a"].admin("/stats/prometheus")
+    assert "istio_tcp_connections_opened_total" in prom and "PassthroughCluster" in prom
+
+
+def test_client_first_binary_relayed_whole_and_in_order(mesh):
+    # Starts like TLS: not HTTP/1, decided on the first bytes.
+    payload = b"\x16\x03\x01" + random.Random(7).randbytes(200000)
+    banner = b"BANNER c\n"
+    out = run_in_pod("a", TCP_CLIENT, {"ip": PODS["c"], "port": 7000, "send_first": "160301",
+                                       "random_bytes": 200000,
+                                       "expect_len": len(banner) + len(payload)})
+    got = bytes.fromhex(out["data"])
+    assert got == banner + payload
+
+
+def test_direct_connection_to_capture_port_is_refused_not_looped(mesh):
+    a = mesh["a"]
+    out = run_in_pod("a", DIRECT_CLIENT, {})
+    assert out["data"] == ""
+    settle([a], "/direct/marker")
+    assert [line for line in a.access_log() if line["path"] == "/"] == []
+    assert a.petrel.poll() is None
