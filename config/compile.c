@@ -480,6 +480,31 @@ static void add_domains(pt_cfg_cx_t *cx, const char *host, const char *workload_
     }
 }
 
+static bool service_has_port(const pt_res_se_t *se, uint16_t port)
+{
+    for (size_t p = 0; se != NULL && p < se->n_ports; p++)
+        if (se->ports[p].number == port)
+            return true;
+    return false;
+}
+
+/* A VirtualService routes a port's traffic when one of its hosts is a service with that port
+ * (Istio builds a port's routes from its services); one naming no known service at all applies
+ * to every port. */
+static bool vs_applies_to_port(compiler_t *cp, const pt_res_vs_t *vs, uint16_t port)
+{
+    bool names_a_service = false;
+    for (size_t h = 0; h < vs->n_hosts; h++) {
+        const pt_res_se_t *se = find_service_entry(cp, vs->hosts[h]);
+        if (se == NULL)
+            continue;
+        names_a_service = true;
+        if (service_has_port(se, port))
+            return true;
+    }
+    return !names_a_service;
+}
+
 static pt_listener_config_t *table(pt_cfg_cx_t *cx, pt_listener_config_t *l, const char *name,
                                    uint16_t port, pt_vhost_t *vhosts, size_t n_vhosts)
 {
@@ -493,7 +518,7 @@ static pt_listener_config_t *table(pt_cfg_cx_t *cx, pt_listener_config_t *l, con
 
 /* The sidecar's route tables (Proxy spec.sidecar). Outbound, one per service port (the
  * ServiceEntry ports), as Envoy's per-port route configurations: the VirtualServices bound to
- * mesh (their http routes, each VirtualService on every port, match.port selecting), then a
+ * mesh that name a service with that port (vs_applies_to_port), then a
  * default route for each service host that no VirtualService names, then "*" to
  * PassthroughCluster. Any other port: passthrough alone. Inbound: everything to the local
  * app, 127.0.0.1:<original port> (proxy/capture.c sets the endpoint). */
@@ -526,7 +551,8 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c)
         size_t n_named = 0, cap_named = 0;
         for (size_t v = 0; v < set->n_vss; v++) {
             const pt_res_vs_t *vs = set->vss[v];
-            if (!vs->binds_mesh || vs->n_http == 0 || vs->compiled == NULL)
+            if (!vs->binds_mesh || vs->n_http == 0 || vs->compiled == NULL ||
+                !vs_applies_to_port(cp, vs, port))
                 continue;
             const char **hosts = NULL;
             size_t n_hosts = 0, cap_hosts = 0;
@@ -544,9 +570,7 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c)
         }
         for (size_t i = 0; i < set->n_ses; i++) {
             const pt_res_se_t *se = set->ses[i];
-            bool has_port = false;
-            for (size_t p = 0; p < se->n_ports; p++)
-                has_port |= se->ports[p].number == port;
+            bool has_port = service_has_port(se, port);
             for (size_t h = 0; has_port && h < se->n_hosts; h++) {
                 bool is_named = false;
                 for (size_t q = 0; q < n_named && !is_named; q++)
@@ -858,8 +882,9 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         compile_mesh(&cp, c);
         const pt_sidecar_settings_t *sc = &c->proxy.sidecar;
         const uint16_t cports[2] = {sc->outbound_port, sc->inbound_port};
+        size_t n_gateway_ports = n_lb;
         for (int i = 0; i < 2; i++) {
-            for (size_t k = 0; k < n_lb; k++)
+            for (size_t k = 0; k < n_gateway_ports; k++)
                 if (lb[k].l->port == cports[i])
                     pt__cfg_error_at(cx, set->proxies[0]->meta.doc, "spec.sidecar",
                                      "port %u is also a Gateway server port (%s)",

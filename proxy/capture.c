@@ -40,8 +40,10 @@ pt_detect_result_t pt_capture_detect(const char *data, size_t len)
     size_t target = i;
     while (i < len && (unsigned char)data[i] > 0x20 && (unsigned char)data[i] < 0x7f)
         i++;
+    if (i >= DETECT_MAX_BYTES)
+        return PT_DETECT_OTHER; /* the same answer however much more arrives */
     if (i == len)
-        return len >= DETECT_MAX_BYTES ? PT_DETECT_OTHER : PT_DETECT_NEED_MORE;
+        return PT_DETECT_NEED_MORE;
     if (i == target || data[i] != ' ')
         return PT_DETECT_OTHER;
     i++;
