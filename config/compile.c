@@ -522,7 +522,9 @@ static pt_listener_config_t *table(pt_cfg_cx_t *cx, pt_listener_config_t *l, con
  * default route for each service host that no VirtualService names, then "*" to
  * PassthroughCluster. Any other port: passthrough alone. Inbound: everything to the local
  * app, 127.0.0.1:<original port> (proxy/capture.c sets the endpoint). */
-static void compile_mesh(compiler_t *cp, pt_config_t *c)
+static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clusters);
+
+static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clusters)
 {
     pt_cfg_cx_t *cx = cp->cx;
     pt_res_set_t *set = cp->set;
@@ -612,6 +614,69 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c)
                   original_dst_route(cx, "InboundPassthroughCluster", "inbound"));
     c->mesh_inbound = table(cx, pt_arena_calloc(cx->out, sizeof(pt_listener_config_t)),
                             "virtualInbound", 0, vhosts, n_vhosts);
+    compile_mesh_tcp(cp, c, tcp_clusters);
+}
+
+/* Captured traffic that is not HTTP is routed by its original destination: a ServiceEntry
+ * address and port make a known service, whose VirtualServices' tcp routes (bound to mesh,
+ * naming the host) apply in order, match.port and destinationSubnets tested against the
+ * original destination, then the service's own cluster. Anything else passes through. */
+static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clusters)
+{
+    pt_cfg_cx_t *cx = cp->cx;
+    pt_res_set_t *set = cp->set;
+    size_t n = 0;
+    for (size_t i = 0; i < set->n_ses; i++)
+        if (set->ses[i]->n_addresses > 0)
+            n += set->ses[i]->n_hosts * set->ses[i]->n_ports;
+    c->mesh_tcp = pt_arena_calloc(cx->out, (n + 1) * sizeof(*c->mesh_tcp));
+    for (size_t i = 0; i < set->n_ses; i++) {
+        const pt_res_se_t *se = set->ses[i];
+        for (size_t h = 0; se->n_addresses > 0 && h < se->n_hosts; h++) {
+            const char *host = se->hosts[h];
+            if (host[0] == '*')
+                continue;
+            for (size_t p = 0; p < se->n_ports; p++) {
+                uint16_t port = se->ports[p].number;
+                pt_mesh_tcp_route_t *routes = NULL;
+                size_t n_routes = 0, cap_routes = 0;
+                for (size_t v = 0; v < set->n_vss; v++) {
+                    const pt_res_vs_t *vs = set->vss[v];
+                    bool names = false;
+                    for (size_t k = 0; k < vs->n_hosts && !names; k++)
+                        names = strcmp(vs->hosts[k], host) == 0;
+                    if (!vs->binds_mesh || !names)
+                        continue;
+                    for (size_t t = 0; t < vs->n_tcp; t++) {
+                        const pt_res_tcp_route_t *tr = &vs->tcp[t];
+                        if (tcp_clusters[v][t] == NULL)
+                            continue;
+                        pt_res_l4_match_t any = {0};
+                        const pt_res_l4_match_t *ms = tr->n_l4_matches ? tr->l4_matches : &any;
+                        size_t n_ms = tr->n_l4_matches ? tr->n_l4_matches : 1;
+                        for (size_t m = 0; m < n_ms; m++) {
+                            if (ms[m].port != 0 && ms[m].port != port)
+                                continue;
+                            routes = pt_arena_grow(cx->tmp, routes, n_routes, &cap_routes,
+                                                   sizeof(*routes));
+                            routes[n_routes++] = (pt_mesh_tcp_route_t){
+                                ms[m].port, ms[m].subnets, ms[m].n_subnets, tcp_clusters[v][t]};
+                        }
+                    }
+                }
+                routes = pt_arena_grow(cx->tmp, routes, n_routes, &cap_routes, sizeof(*routes));
+                routes[n_routes++] = (pt_mesh_tcp_route_t){
+                    0, NULL, 0, get_cluster(cp, host, port, find_destination_rule(cp, host), NULL)};
+                pt_mesh_tcp_service_t *svc = &c->mesh_tcp[c->n_mesh_tcp++];
+                svc->host = pt__cfg_out_str(cx, host);
+                svc->addresses = se->addresses;
+                svc->n_addresses = se->n_addresses;
+                svc->port = port;
+                svc->routes = pt_arena_memdup(cx->out, routes, n_routes * sizeof(*routes));
+                svc->n_routes = n_routes;
+            }
+        }
+    }
 }
 
 static const pt_res_gateway_t *find_gateway(compiler_t *cp, const char *ns, const char *name)
@@ -879,7 +944,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
 
     /* The sidecar's capture listeners, after the Gateways' ports. */
     if (sidecar) {
-        compile_mesh(&cp, c);
+        compile_mesh(&cp, c, tcp_clusters);
         const pt_sidecar_settings_t *sc = &c->proxy.sidecar;
         const uint16_t cports[2] = {sc->outbound_port, sc->inbound_port};
         size_t n_gateway_ports = n_lb;

@@ -235,6 +235,36 @@ typedef struct pt_listener_config {
     struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
 } pt_listener_config_t;
 
+/* An address block: ServiceEntry addresses, VirtualService destinationSubnets. */
+typedef struct pt_cidr {
+    sa_family_t family; /* AF_INET or AF_INET6 */
+    uint8_t prefix_len; /* 32 / 128 for one address */
+    uint8_t bytes[16];  /* network order; 4 used for IPv4 */
+} pt_cidr_t;
+
+/* Whether addr (an AF_INET or AF_INET6 sockaddr) is inside cidr. */
+bool pt_cidr_contains(const pt_cidr_t *cidr, const struct sockaddr_storage *addr);
+
+/* Sidecar TCP routing: one tcp[] match of a VirtualService bound to mesh, for one service port,
+ * or the service's own default (no conditions). */
+typedef struct pt_mesh_tcp_route {
+    uint16_t port;            /* match.port; 0: any (already filtered by the service port) */
+    const pt_cidr_t *subnets; /* match.destinationSubnets; none: any */
+    size_t n_subnets;
+    const pt_cluster_t *cluster;
+} pt_mesh_tcp_route_t;
+
+/* A known service port reached by address (ServiceEntry addresses), for captured traffic that
+ * is not HTTP: its VirtualServices' tcp routes in order, then its own cluster. */
+typedef struct pt_mesh_tcp_service {
+    const char *host;
+    const pt_cidr_t *addresses;
+    size_t n_addresses;
+    uint16_t port;
+    pt_mesh_tcp_route_t *routes;
+    size_t n_routes;
+} pt_mesh_tcp_service_t;
+
 /* The workload this proxy runs as (Proxy spec.workload): what a VirtualService match's
  * sourceLabels / sourceNamespace select at a gateway, where the request's source is the
  * gateway itself, as in Istio. */
@@ -292,6 +322,8 @@ typedef struct pt_config {
     size_t n_mesh_listeners;
     pt_listener_config_t *mesh_passthrough;
     pt_listener_config_t *mesh_inbound;
+    pt_mesh_tcp_service_t *mesh_tcp; /* captured non-HTTP traffic to a service address */
+    size_t n_mesh_tcp;
     pt_cluster_t **clusters; /* every cluster, indexed by pt_cluster_t.index */
     size_t n_clusters;
     size_t n_endpoint_slots; /* sum of the clusters' n_endpoints (see endpoint_base) */

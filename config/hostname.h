@@ -7,9 +7,11 @@
 #ifndef PT_CONFIG_HOSTNAME_H
 #define PT_CONFIG_HOSTNAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "../proxy/arena.h"
+#include "config.h"
 
 #define PT_HOST_DOMAIN_SUFFIX ".svc.cluster.local"
 #define PT_HOST_MAX_DOMAINS 4
@@ -23,5 +25,9 @@ const char *pt_host_complete(pt_arena_t *a, const char *host, const char *ns);
  * workload_ns, "<name>". Writes up to PT_HOST_MAX_DOMAINS strings (in a) to out; returns how
  * many. */
 size_t pt_host_domains(pt_arena_t *a, const char *fqdn, const char *workload_ns, const char **out);
+
+/* "10.96.0.10", "10.96.0.0/12", "fd00::1", "fd00::/8" into *out; false when it is none of
+ * these (or the prefix is too long for the family). */
+bool pt_cidr_parse(const char *s, pt_cidr_t *out);
 
 #endif

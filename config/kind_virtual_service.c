@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../proxy/regex.h"
+#include "hostname.h"
 #include "kinds.h"
 
 static const pt_cfg_field_t sm_any_fields[] = {
@@ -183,7 +184,7 @@ static const pt_cfg_field_t tcp_route_fields[TR__N] = {
 enum { L4_PORT, L4_DEST_SUBNETS, L4_SOURCE_LABELS, L4_GATEWAYS, L4_SOURCE_NAMESPACE, L4__N };
 static const pt_cfg_field_t l4_match_fields[L4__N] = {
     [L4_PORT] = {.name = "port", .status = S},
-    [L4_DEST_SUBNETS] = {"destinationSubnets", U, PT_SHAPE_SEQ, NULL, 0},
+    [L4_DEST_SUBNETS] = {.name = "destinationSubnets", .status = S},
     [L4_SOURCE_LABELS] = {"sourceLabels", U, PT_SHAPE_MAP, NULL, 0},
     [L4_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
     [L4_SOURCE_NAMESPACE] = {"sourceNamespace", U, PT_SHAPE_SCALAR, NULL, 0},
@@ -537,6 +538,27 @@ static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_
         pt__cfg_error(cx, n, path, "needs a route or a directResponse");
 }
 
+/* match[].destinationSubnets: addresses or CIDR blocks. */
+static void read_subnets(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *match_path,
+                         pt_res_l4_match_t *lm)
+{
+    pt_cfg_path_t p = PT_PATH_KEY(match_path, "destinationSubnets");
+    if (!pt__cfg_is_seq(cx, n, &p))
+        return;
+    lm->subnets = pt_arena_calloc(cx->out, (n->n_items + 1) * sizeof(*lm->subnets));
+    for (size_t i = 0; i < n->n_items; i++) {
+        pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+        const char *s;
+        if (!pt__cfg_str(cx, n->items[i], &ip, &s))
+            continue;
+        if (pt_cidr_parse(s, &lm->subnets[lm->n_subnets]))
+            lm->n_subnets++;
+        else
+            pt__cfg_error(cx, n->items[i], &ip, "must be an IP address or a CIDR block, got \"%s\"",
+                          s);
+    }
+}
+
 static void read_tcp_route(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                            pt_res_tcp_route_t *tr)
 {
@@ -552,19 +574,28 @@ static void read_tcp_route(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
         if (pt__cfg_is_seq(cx, m, &p) && m->n_items > 0) {
             tr->match_any = false;
             tr->match_ports = pt_arena_calloc(cx->tmp, m->n_items * sizeof(uint16_t));
+            tr->l4_matches = pt_arena_calloc(cx->tmp, m->n_items * sizeof(*tr->l4_matches));
             for (size_t i = 0; i < m->n_items; i++) {
                 pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
                 const pt_cfg_node_t *lf[L4__N];
                 if (!MAP(cx, m->items[i], &ip, l4_match_fields, lf))
                     continue;
+                pt_res_l4_match_t *lm = &tr->l4_matches[tr->n_l4_matches++];
+                if (lf[L4_DEST_SUBNETS] != NULL)
+                    read_subnets(cx, lf[L4_DEST_SUBNETS], &ip, lm);
                 if (lf[L4_PORT] == NULL) {
-                    tr->match_any = true;
+                    /* A Gateway listener has no original destination to test subnets on. */
+                    if (lm->n_subnets == 0)
+                        tr->match_any = true;
                     continue;
                 }
                 pt_cfg_path_t pp = PT_PATH_KEY(&ip, "port");
                 long long v;
-                if (pt__cfg_int(cx, lf[L4_PORT], &pp, 1, 65535, &v))
-                    tr->match_ports[tr->n_matches++] = (uint16_t)v;
+                if (pt__cfg_int(cx, lf[L4_PORT], &pp, 1, 65535, &v)) {
+                    lm->port = (uint16_t)v;
+                    if (lm->n_subnets == 0)
+                        tr->match_ports[tr->n_matches++] = (uint16_t)v;
+                }
             }
         }
     }

@@ -56,10 +56,18 @@ typedef struct pt_res_http_route {
     const char *path; /* "spec.http[0]" */
 } pt_res_http_route_t;
 
+typedef struct pt_res_l4_match {
+    uint16_t port; /* 0: any */
+    pt_cidr_t *subnets;
+    size_t n_subnets;
+} pt_res_l4_match_t;
+
 typedef struct pt_res_tcp_route {
     uint16_t *match_ports; /* match[].port; a match without port matches any port */
     size_t n_matches;
-    bool match_any; /* no match[] or a match without a port */
+    bool match_any; /* no match[] or a match without a port (or destinationSubnets) */
+    pt_res_l4_match_t *l4_matches; /* every match[] entry, for sidecar routing */
+    size_t n_l4_matches;
     pt_res_dest_t *dests;
     size_t n_dests;
     const pt_cfg_node_t *node;
@@ -111,6 +119,8 @@ typedef struct pt_res_se {
     pt_res_meta_t meta;
     const char **hosts; /* lower-case */
     size_t n_hosts;
+    pt_cidr_t *addresses; /* addresses[] (VIPs or CIDRs), in the snapshot arena */
+    size_t n_addresses;
     pt_res_se_port_t *ports;
     size_t n_ports;
     pt_res_se_endpoint_t *endpoints;

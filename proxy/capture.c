@@ -159,13 +159,32 @@ const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const
 struct pt_capture_upstream {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
-    pt_conn_t *conn; /* holds one of the connection's handle counts until tcp is closed */
+    pt_conn_t *conn;  /* holds one of the connection's handle counts until tcp is closed */
+    char service[96]; /* for istio_tcp_* metrics: the service, or the passthrough cluster */
 };
 
-static const char *passthrough_service(const pt_conn_t *c)
+const pt_cluster_t *pt_capture_tcp_cluster(const pt_config_t *cfg,
+                                           const struct sockaddr_storage *addr, uint16_t port)
 {
-    return c->capture.direction == PT_CAPTURE_INBOUND ? "InboundPassthroughCluster"
-                                                      : "PassthroughCluster";
+    for (size_t i = 0; i < cfg->n_mesh_tcp; i++) {
+        const pt_mesh_tcp_service_t *svc = &cfg->mesh_tcp[i];
+        if (svc->port != port)
+            continue;
+        bool is_service = false;
+        for (size_t a = 0; a < svc->n_addresses && !is_service; a++)
+            is_service = pt_cidr_contains(&svc->addresses[a], addr);
+        if (!is_service)
+            continue;
+        for (size_t r = 0; r < svc->n_routes; r++) {
+            const pt_mesh_tcp_route_t *rt = &svc->routes[r];
+            bool in_subnets = rt->n_subnets == 0;
+            for (size_t k = 0; k < rt->n_subnets && !in_subnets; k++)
+                in_subnets = pt_cidr_contains(&rt->subnets[k], addr);
+            if (in_subnets)
+                return rt->cluster;
+        }
+    }
+    return NULL;
 }
 
 static void on_upstream_closed(uv_handle_t *h)
@@ -203,7 +222,7 @@ static void on_connect(uv_connect_t *req, int status)
     c->capture.state = PT_CAPTURE_IDLE;
     uv_tcp_nodelay(&u->tcp, 1);
     pt_relay_t *r = pt_conn_hand_off(c, &u->tcp, on_relay_side_closed, u);
-    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", passthrough_service(c));
+    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", u->service);
     PT_STAT_INC(&c->worker->stats, tcp_cx_total);
     PT_STAT_INC(&c->worker->stats, tcp_cx_active);
     pt_metrics_record_tcp_open(&c->worker->metrics, r->tcp_service);
@@ -226,8 +245,21 @@ static void start_relay(pt_conn_t *c)
     uv_tcp_init(&w->loop, &u->tcp);
     u->tcp.data = u->connect_req.data = u;
     cap->relay = u;
-    if (uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&cap->destination.addr,
-                       on_connect) != 0) {
+    /* A known service's address goes to the service (its tcp routes, its endpoints); a
+     * service without endpoints, or any other address, to the original destination. */
+    const struct sockaddr_storage *to = &cap->destination.addr;
+    const pt_cluster_t *cl = NULL;
+    if (cap->direction == PT_CAPTURE_OUTBOUND)
+        cl = pt_capture_tcp_cluster(w->config, &cap->destination.addr, cap->original_port);
+    if (cl != NULL && cl->n_endpoints > 0) {
+        to = &pt_worker_pick_endpoint(w, w->config, cl, NULL, c->peer_ip, false)->addr;
+        snprintf(u->service, sizeof(u->service), "%s", cl->host);
+    } else {
+        snprintf(u->service, sizeof(u->service), "%s",
+                 cap->direction == PT_CAPTURE_INBOUND ? "InboundPassthroughCluster"
+                                                      : "PassthroughCluster");
+    }
+    if (uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)to, on_connect) != 0) {
         PT_STAT_INC(&w->stats, upstream_cx_connect_fail);
         cap->relay = NULL;
         uv_close((uv_handle_t *)&u->tcp, on_upstream_closed);

@@ -6,8 +6,9 @@
  *  - HTTP/1: the connection goes on through conn.c's codec and stream.c, routed with the mesh
  *    route table of the original port (outbound) or the inbound table (to 127.0.0.1:<port>);
  *    a host no table knows goes to the original destination (PassthroughCluster).
- *  - anything else: relayed as TCP to the original destination (outbound) or to
- *    127.0.0.1:<original port> (inbound), the peeked bytes first, in order.
+ *  - anything else: relayed as TCP, the peeked bytes first, in order: outbound to the known
+ *    service at the original address (ServiceEntry addresses; VirtualService tcp routes) or
+ *    else to the original destination; inbound to 127.0.0.1:<original port>.
  * The detection reads into the connection's own read slab, so nothing is copied or lost. */
 #ifndef PT_CAPTURE_H
 #define PT_CAPTURE_H
@@ -59,6 +60,12 @@ pt_detect_result_t pt_capture_detect(const char *data, size_t len);
 /* The original destination of an accepted, redirected socket (SO_ORIGINAL_DST for IPv4,
  * IP6T_SO_ORIGINAL_DST for IPv6). 0 or -errno. */
 int pt_capture_original_dst(int fd, struct sockaddr_storage *out, socklen_t *len);
+
+/* The cluster that captured non-HTTP traffic to addr:port goes to: the first tcp route of the
+ * known service at that address whose match holds (port, destinationSubnets), else the
+ * service's own cluster; NULL when no ServiceEntry has that address and port. */
+const pt_cluster_t *pt_capture_tcp_cluster(const pt_config_t *cfg,
+                                           const struct sockaddr_storage *addr, uint16_t port);
 
 /* --- conn.c's hooks --- */
 

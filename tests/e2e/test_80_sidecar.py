@@ -13,6 +13,8 @@ service on 7000 (sends a banner, then echoes). The app in pod A is the client:
   - unknown HTTP passes through to its original address (PassthroughCluster);
   - a server-first TCP protocol works after protocol detection times out, and a client-first
     binary payload arrives whole and in order;
+  - TCP to a ServiceEntry address goes to that service, a VirtualService tcp route with
+    destinationSubnets picking another service for one of its addresses;
   - Petrel's own upstream connections are not captured again (uid 1337), and a client that
     connects to 15001 directly is refused instead of looping.
 
@@ -38,6 +40,7 @@ SUFFIX = "%d" % os.getpid()
 HUB = "pthub" + SUFFIX
 PODS = {"a": "10.77.0.10", "b": "10.77.0.11", "c": "10.77.0.12"}
 VIP = "10.96.0.10"
+ECHO_VIP, ECHO_VIP_C = "10.96.0.20", "10.96.0.21"
 PROXY_UID = 1337
 
 HTTP_APP = r"""
@@ -162,7 +165,22 @@ def istio_docs(detect_ms):
                "route": [{"destination": {"host": "reviews", "subset": "v1"}}]},
               {"route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 75},
                          {"destination": {"host": "reviews", "subset": "v2"}, "weight": 25}]}]}}
-    return [proxy, se, dr, vs]
+    # TCP by address: VIPs .20 and .21 are the echo service (pod B); a tcp route sends .21
+    # (destinationSubnets) to echo-c (pod C).
+    echo = {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "echo"},
+            "spec": {"hosts": ["echo"], "addresses": [ECHO_VIP, ECHO_VIP_C],
+                     "location": "MESH_INTERNAL", "resolution": "STATIC",
+                     "ports": [{"number": 7000, "name": "tcp", "protocol": "TCP"}],
+                     "endpoints": [{"address": PODS["b"]}]}}
+    echo_c = {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "echo-c"},
+              "spec": {"hosts": ["echo-c"], "location": "MESH_INTERNAL", "resolution": "STATIC",
+                       "ports": [{"number": 7000, "name": "tcp", "protocol": "TCP"}],
+                       "endpoints": [{"address": PODS["c"]}]}}
+    echo_vs = {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "echo"},
+               "spec": {"hosts": ["echo"], "tcp": [
+                   {"match": [{"port": 7000, "destinationSubnets": [ECHO_VIP_C + "/32"]}],
+                    "route": [{"destination": {"host": "echo-c"}}]}]}}
+    return [proxy, se, dr, vs, echo, echo_c, echo_vs]
 
 
 class Pod:
@@ -374,6 +392,19 @@ def test_server_first_tcp_after_detection_timeout(mesh):
     assert bytes.fromhex(out["data"]) == banner + b"ping\n"
     prom = mesh["a"].admin("/stats/prometheus")
     assert "istio_tcp_connections_opened_total" in prom and "PassthroughCluster" in prom
+
+
+def test_tcp_to_a_service_address_follows_tcp_routes(mesh):
+    def banner_via(vip):
+        out = run_in_pod("a", TCP_CLIENT, {"ip": vip, "port": 7000, "send_first": "",
+                                           "expect_len": len(b"BANNER b\n"), "then": "hi\n"})
+        return bytes.fromhex(out["data"])
+
+    assert banner_via(ECHO_VIP) == b"BANNER b\nhi\n"
+    assert banner_via(ECHO_VIP_C) == b"BANNER c\nhi\n"
+    prom = mesh["a"].admin("/stats/prometheus")
+    assert 'destination_service="echo.default.svc.cluster.local"' in prom
+    assert 'destination_service="echo-c.default.svc.cluster.local"' in prom
 
 
 def test_client_first_binary_relayed_whole_and_in_order(mesh):

@@ -250,3 +250,111 @@ TEST(original_dst_of_a_socket_that_was_not_redirected)
     close(c);
     close(l);
 }
+
+static struct sockaddr_storage ip4(const char *s)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_INET;
+    ASSERT(inet_pton(AF_INET, s, &((struct sockaddr_in *)&ss)->sin_addr) == 1);
+    return ss;
+}
+
+TEST(cidr_blocks)
+{
+    pt_cidr_t c;
+    ASSERT(pt_cidr_parse("10.96.0.0/12", &c));
+    struct sockaddr_storage in = ip4("10.100.3.4"), out = ip4("10.112.0.1");
+    ASSERT(pt_cidr_contains(&c, &in));
+    ASSERT(!pt_cidr_contains(&c, &out));
+    ASSERT(pt_cidr_parse("10.0.0.7", &c));
+    ASSERT_EQ(c.prefix_len, 32);
+    struct sockaddr_storage seven = ip4("10.0.0.7"), eight = ip4("10.0.0.8");
+    ASSERT(pt_cidr_contains(&c, &seven) && !pt_cidr_contains(&c, &eight));
+    ASSERT(pt_cidr_parse("0.0.0.0/0", &c) && pt_cidr_contains(&c, &eight));
+    ASSERT(pt_cidr_parse("fd00::/8", &c));
+    ASSERT(!pt_cidr_contains(&c, &eight)); /* another family */
+    ASSERT(!pt_cidr_parse("10.0.0.0/33", &c));
+    ASSERT(!pt_cidr_parse("10.0.0.0/", &c));
+    ASSERT(!pt_cidr_parse("reviews", &c));
+    ASSERT(!pt_cidr_parse("fd00::/129", &c));
+}
+
+static const char tcp_yaml[] = "apiVersion: petrel.io/v1alpha1\n"
+                               "kind: Proxy\n"
+                               "metadata: {name: p}\n"
+                               "spec: {sidecar: {}}\n"
+                               "---\n"
+                               "apiVersion: networking.istio.io/v1\n"
+                               "kind: ServiceEntry\n"
+                               "metadata: {name: db}\n"
+                               "spec:\n"
+                               "  hosts: [db]\n"
+                               "  addresses: [10.96.0.20, 10.96.1.0/24]\n"
+                               "  ports: [{number: 5432, name: tcp, protocol: TCP}]\n"
+                               "  resolution: STATIC\n"
+                               "  endpoints: [{address: 10.0.0.1}]\n"
+                               "---\n"
+                               "apiVersion: networking.istio.io/v1\n"
+                               "kind: ServiceEntry\n"
+                               "metadata: {name: db-replica}\n"
+                               "spec:\n"
+                               "  hosts: [db-replica]\n"
+                               "  ports: [{number: 5432, name: tcp, protocol: TCP}]\n"
+                               "  resolution: STATIC\n"
+                               "  endpoints: [{address: 10.0.0.2}]\n"
+                               "---\n"
+                               "apiVersion: networking.istio.io/v1\n"
+                               "kind: VirtualService\n"
+                               "metadata: {name: db}\n"
+                               "spec:\n"
+                               "  hosts: [db]\n"
+                               "  tcp:\n"
+                               "  - match: [{port: 5432, destinationSubnets: [10.96.1.0/25]}]\n"
+                               "    route: [{destination: {host: db-replica}}]\n"
+                               "  - match: [{port: 6000}]\n"
+                               "    route: [{destination: {host: db-replica}}]\n";
+
+TEST(mesh_tcp_routes_by_original_destination)
+{
+    pt_config_errors_t e = {0};
+    pt_config_source_t src = {"tcp.yaml", tcp_yaml, strlen(tcp_yaml)};
+    pt_config_t *cfg = pt_config_load_buffers(&src, 1, &e);
+    for (size_t i = 0; i < e.n; i++)
+        fprintf(stderr, "%s\n", e.lines[i]);
+    ASSERT(cfg != NULL);
+    struct sockaddr_storage vip = ip4("10.96.0.20"), low = ip4("10.96.1.5"),
+                            high = ip4("10.96.1.200"), other = ip4("10.96.2.1");
+    const pt_cluster_t *cl = pt_capture_tcp_cluster(cfg, &vip, 5432);
+    ASSERT(cl != NULL);
+    ASSERT_STREQ(cl->name, "outbound|5432||db.default.svc.cluster.local");
+    /* destinationSubnets selects the first route for part of the service's block. */
+    ASSERT_STREQ(pt_capture_tcp_cluster(cfg, &low, 5432)->name,
+                 "outbound|5432||db-replica.default.svc.cluster.local");
+    ASSERT_STREQ(pt_capture_tcp_cluster(cfg, &high, 5432)->name,
+                 "outbound|5432||db.default.svc.cluster.local");
+    /* Not a service address, or not its port: passthrough (NULL). */
+    ASSERT(pt_capture_tcp_cluster(cfg, &other, 5432) == NULL);
+    ASSERT(pt_capture_tcp_cluster(cfg, &vip, 6000) == NULL);
+    pt_config_unref(cfg);
+    pt_config_errors_dispose(&e);
+}
+
+TEST(service_entry_addresses_are_checked)
+{
+    static const char yaml[] = "apiVersion: networking.istio.io/v1\n"
+                               "kind: ServiceEntry\n"
+                               "metadata: {name: db}\n"
+                               "spec:\n"
+                               "  hosts: [db.example]\n"
+                               "  addresses: [db.example]\n"
+                               "  ports: [{number: 5432, name: tcp, protocol: TCP}]\n"
+                               "  resolution: NONE\n";
+    pt_config_errors_t e = {0};
+    pt_config_source_t src = {"se.yaml", yaml, strlen(yaml)};
+    ASSERT(pt_config_load_buffers(&src, 1, &e) == NULL);
+    ASSERT_EQ(e.n, 1);
+    ASSERT_STREQ(e.lines[0], "se.yaml:6:15: spec.addresses[0]: must be an IP address or a CIDR "
+                             "block, got \"db.example\"");
+    pt_config_errors_dispose(&e);
+}
