@@ -114,9 +114,10 @@ int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
     if (err != 0 || same_address(&orig, &local)) {
         pt_log_debug("capture: %s:%u: no original destination (%s), closed", c->peer_ip,
                      (unsigned)lc->port, err != 0 ? strerror(-err) : "not redirected");
-        PT_STAT_INC(&c->worker->stats, downstream_cx_overflow);
+        PT_STAT_INC(&c->worker->stats, capture_cx_not_redirected);
         return -1;
     }
+    PT_STAT_INC(&c->worker->stats, capture_cx_total);
     cap->direction =
         lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND ? PT_CAPTURE_OUTBOUND : PT_CAPTURE_INBOUND;
     cap->original_port = port_of(&orig);
@@ -295,6 +296,7 @@ void pt_capture_on_eof(pt_conn_t *c)
 void pt_capture_on_timer(pt_conn_t *c)
 {
     if (c->capture.state == PT_CAPTURE_DETECTING) {
+        PT_STAT_INC(&c->worker->stats, capture_detect_timeout);
         start_relay(c); /* a server-first protocol, or a client too slow to tell */
         return;
     }

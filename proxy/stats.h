@@ -48,7 +48,12 @@
     X(tcp_cx_active, gauge, "TCP route connections open.")                                         \
     X(tcp_bytes_received, counter, "Bytes received from clients on TCP routes.")                   \
     X(tcp_bytes_sent, counter, "Bytes sent to clients on TCP routes.")                             \
-    X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")
+    X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")                \
+    X(capture_cx_total, counter, "Connections accepted on the sidecar's capture listeners.")       \
+    X(capture_cx_not_redirected, counter,                                                          \
+      "Connections to a capture listener that iptables did not redirect, closed unanswered.")      \
+    X(capture_detect_timeout, counter,                                                             \
+      "Captured connections relayed as TCP after protocolDetectionTimeout.")
 
 typedef enum pt_stat {
 #define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,

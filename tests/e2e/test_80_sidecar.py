@@ -309,6 +309,14 @@ def mesh(request):
         assert sanitizer_report(pod.stderr()) is None, pod.stderr()[-3000:]
 
 
+def stat_of(pod, name):
+    for line in pod.admin("/stats").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return int(value)
+    raise AssertionError("no %s in %s's /stats" % (name, pod.name))
+
+
 def requests_from_a(requests, ip=VIP, port=9080):
     return run_in_pod("a", HTTP_CLIENT, {"ip": ip, "port": port, "requests": requests})
 
@@ -387,9 +395,13 @@ def test_known_port_unknown_host_passes_through(mesh):
 
 def test_server_first_tcp_after_detection_timeout(mesh):
     banner = b"BANNER b\n"
+    timeouts = stat_of(mesh["a"], "capture_detect_timeout")
     out = run_in_pod("a", TCP_CLIENT, {"ip": PODS["b"], "port": 7000, "send_first": "",
                                        "expect_len": len(banner), "then": "ping\n"})
     assert bytes.fromhex(out["data"]) == banner + b"ping\n"
+    # The client spoke second: both sidecars waited out the detection, then relayed.
+    assert stat_of(mesh["a"], "capture_detect_timeout") == timeouts + 1
+    assert stat_of(mesh["b"], "capture_detect_timeout") >= 1
     prom = mesh["a"].admin("/stats/prometheus")
     assert "istio_tcp_connections_opened_total" in prom and "PassthroughCluster" in prom
 
@@ -420,8 +432,10 @@ def test_client_first_binary_relayed_whole_and_in_order(mesh):
 
 def test_direct_connection_to_capture_port_is_refused_not_looped(mesh):
     a = mesh["a"]
+    refused = stat_of(a, "capture_cx_not_redirected")
     out = run_in_pod("a", DIRECT_CLIENT, {})
     assert out["data"] == ""
+    assert stat_of(a, "capture_cx_not_redirected") == refused + 1
     settle([a], "/direct/marker")
     assert [line for line in a.access_log() if line["path"] == "/"] == []
     assert a.petrel.poll() is None
