@@ -72,6 +72,11 @@ typedef struct compiler {
     /* Compiling a mesh-only VirtualService: it binds to no listener, so its destinations are
      * checked (a missing subset is a warning), not turned into clusters. */
     bool mesh_only;
+    /* Sidecar tables: ServiceEntry exact hosts, sorted, so that thousands of services
+     * compile in O(n log n) (see mesh_service). */
+    struct host_entry *se_hosts;
+    size_t n_se_hosts;
+    bool has_wildcard_se;
 } compiler_t;
 
 /* Does pattern (a host, "*" or "*.suffix") cover host (which may itself be a wildcard)? */
@@ -98,8 +103,12 @@ static const char *host_intersection(const char *a, const char *b)
     return NULL;
 }
 
+static const pt_res_se_t *mesh_service(compiler_t *cp, const char *host);
+
 static const pt_res_se_t *find_service_entry(compiler_t *cp, const char *host)
 {
+    if (cp->se_hosts != NULL) /* indexed: an exact host in O(log n) */
+        return mesh_service(cp, host);
     const pt_res_se_t *best = NULL;
     size_t best_len = 0;
     for (size_t i = 0; i < cp->set->n_ses; i++) {
@@ -480,6 +489,73 @@ static void add_domains(pt_cfg_cx_t *cx, const char *host, const char *workload_
     }
 }
 
+typedef struct host_entry {
+    const char *host;
+    const pt_res_se_t *se;
+    size_t order; /* load order: the first ServiceEntry listing a host wins */
+} host_entry_t;
+
+static int compare_host_entries(const void *x, const void *y)
+{
+    const host_entry_t *a = x, *b = y;
+    int c = strcmp(a->host, b->host);
+    return c != 0 ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+static int compare_strings(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static void index_service_hosts(compiler_t *cp)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cp->set->n_ses; i++)
+        n += cp->set->ses[i]->n_hosts;
+    cp->se_hosts = pt_arena_calloc(cp->cx->tmp, (n + 1) * sizeof(*cp->se_hosts));
+    for (size_t i = 0; i < cp->set->n_ses; i++) {
+        const pt_res_se_t *se = cp->set->ses[i];
+        for (size_t h = 0; h < se->n_hosts; h++) {
+            if (se->hosts[h][0] == '*')
+                cp->has_wildcard_se = true;
+            else
+                cp->se_hosts[cp->n_se_hosts++] = (host_entry_t){se->hosts[h], se, cp->n_se_hosts};
+        }
+    }
+    qsort(cp->se_hosts, cp->n_se_hosts, sizeof(*cp->se_hosts), compare_host_entries);
+}
+
+/* find_service_entry() through the sorted index (the linear search only when some
+ * ServiceEntry host is a wildcard and no exact one matched). */
+static const pt_res_se_t *mesh_service(compiler_t *cp, const char *host)
+{
+    size_t lo = 0, hi = cp->n_se_hosts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(cp->se_hosts[mid].host, host) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < cp->n_se_hosts && strcmp(cp->se_hosts[lo].host, host) == 0)
+        return cp->se_hosts[lo].se;
+    if (!cp->has_wildcard_se)
+        return NULL;
+    const pt_res_se_t *best = NULL; /* the longest wildcard covering host */
+    size_t best_len = 0;
+    for (size_t i = 0; i < cp->set->n_ses; i++) {
+        const pt_res_se_t *se = cp->set->ses[i];
+        for (size_t j = 0; j < se->n_hosts; j++) {
+            const char *h = se->hosts[j];
+            if (h[0] == '*' && host_covers(h, host) && (best == NULL || strlen(h) > best_len)) {
+                best = se;
+                best_len = strlen(h);
+            }
+        }
+    }
+    return best;
+}
+
 static bool service_has_port(const pt_res_se_t *se, uint16_t port)
 {
     for (size_t p = 0; se != NULL && p < se->n_ports; p++)
@@ -495,7 +571,7 @@ static bool vs_applies_to_port(compiler_t *cp, const pt_res_vs_t *vs, uint16_t p
 {
     bool names_a_service = false;
     for (size_t h = 0; h < vs->n_hosts; h++) {
-        const pt_res_se_t *se = find_service_entry(cp, vs->hosts[h]);
+        const pt_res_se_t *se = mesh_service(cp, vs->hosts[h]);
         if (se == NULL)
             continue;
         names_a_service = true;
@@ -570,14 +646,14 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
             vh->routes = vs->compiled;
             vh->n_routes = vs->n_http;
         }
+        if (n_named > 0)
+            qsort(named, n_named, sizeof(*named), compare_strings);
         for (size_t i = 0; i < set->n_ses; i++) {
             const pt_res_se_t *se = set->ses[i];
             bool has_port = service_has_port(se, port);
             for (size_t h = 0; has_port && h < se->n_hosts; h++) {
-                bool is_named = false;
-                for (size_t q = 0; q < n_named && !is_named; q++)
-                    is_named = strcmp(named[q], se->hosts[h]) == 0;
-                if (is_named || se->hosts[h][0] == '*')
+                if (se->hosts[h][0] == '*' ||
+                    bsearch(&se->hosts[h], named, n_named, sizeof(*named), compare_strings))
                     continue;
                 const pt_res_dr_t *dr = find_destination_rule(cp, se->hosts[h]);
                 pt_http_route_t *r = pt_arena_calloc(cx->out, sizeof(*r));
@@ -625,10 +701,23 @@ static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp
 {
     pt_cfg_cx_t *cx = cp->cx;
     pt_res_set_t *set = cp->set;
-    size_t n = 0;
+    size_t n = 0, n_vs_hosts = 0;
     for (size_t i = 0; i < set->n_ses; i++)
         if (set->ses[i]->n_addresses > 0)
             n += set->ses[i]->n_hosts * set->ses[i]->n_ports;
+    if (n == 0)
+        return;
+    /* The hosts of mesh VirtualServices with tcp routes, sorted (order: load order). */
+    for (size_t v = 0; v < set->n_vss; v++)
+        if (set->vss[v]->binds_mesh && set->vss[v]->n_tcp > 0)
+            n_vs_hosts += set->vss[v]->n_hosts;
+    host_entry_t *vs_hosts = pt_arena_calloc(cx->tmp, (n_vs_hosts + 1) * sizeof(*vs_hosts));
+    n_vs_hosts = 0;
+    for (size_t v = 0; v < set->n_vss; v++)
+        for (size_t k = 0;
+             set->vss[v]->binds_mesh && set->vss[v]->n_tcp > 0 && k < set->vss[v]->n_hosts; k++)
+            vs_hosts[n_vs_hosts++] = (host_entry_t){set->vss[v]->hosts[k], NULL, v};
+    qsort(vs_hosts, n_vs_hosts, sizeof(*vs_hosts), compare_host_entries);
     c->mesh_tcp = pt_arena_calloc(cx->out, (n + 1) * sizeof(*c->mesh_tcp));
     for (size_t i = 0; i < set->n_ses; i++) {
         const pt_res_se_t *se = set->ses[i];
@@ -640,13 +729,19 @@ static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp
                 uint16_t port = se->ports[p].number;
                 pt_mesh_tcp_route_t *routes = NULL;
                 size_t n_routes = 0, cap_routes = 0;
-                for (size_t v = 0; v < set->n_vss; v++) {
+                size_t lo = 0, hi = n_vs_hosts;
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (strcmp(vs_hosts[mid].host, host) < 0)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                for (size_t e = lo; e < n_vs_hosts && strcmp(vs_hosts[e].host, host) == 0; e++) {
+                    size_t v = vs_hosts[e].order;
                     const pt_res_vs_t *vs = set->vss[v];
-                    bool names = false;
-                    for (size_t k = 0; k < vs->n_hosts && !names; k++)
-                        names = strcmp(vs->hosts[k], host) == 0;
-                    if (!vs->binds_mesh || !names)
-                        continue;
+                    if (e > lo && vs_hosts[e - 1].order == v)
+                        continue; /* a VirtualService listing the host twice */
                     for (size_t t = 0; t < vs->n_tcp; t++) {
                         const pt_res_tcp_route_t *tr = &vs->tcp[t];
                         if (tcp_clusters[v][t] == NULL)
@@ -803,6 +898,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     select_sources(set, &c->proxy.workload);
     complete_short_hosts(cx, set);
     bool sidecar = c->proxy.sidecar.enabled;
+    index_service_hosts(&cp);
 
     check_duplicates(cx, (void *const *)set->gateways, set->n_gateways,
                      offsetof(pt_res_gateway_t, meta));

@@ -358,3 +358,46 @@ TEST(service_entry_addresses_are_checked)
                              "block, got \"db.example\"");
     pt_config_errors_dispose(&e);
 }
+
+/* The ServiceEntry for a destination host (now looked up through a sorted index): the first
+ * loaded that lists it exactly, else the longest wildcard covering it. */
+TEST(service_entry_for_a_host)
+{
+    static const char yaml[] =
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
+        "spec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: ['*']}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: wide}\n"
+        "spec: {hosts: ['*.example.com'], ports: [{number: 80, name: http}],\n"
+        "       resolution: STATIC, endpoints: [{address: 10.0.0.1}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: narrow}\n"
+        "spec: {hosts: ['*.a.example.com'], ports: [{number: 80, name: http}],\n"
+        "       resolution: STATIC, endpoints: [{address: 10.0.0.2}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: exact1}\n"
+        "spec: {hosts: [x.a.example.com], ports: [{number: 80, name: http}],\n"
+        "       resolution: STATIC, endpoints: [{address: 10.0.0.3}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: exact2}\n"
+        "spec: {hosts: [x.a.example.com], ports: [{number: 80, name: http}],\n"
+        "       resolution: STATIC, endpoints: [{address: 10.0.0.4}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\n"
+        "spec:\n  hosts: ['*']\n  gateways: [g]\n  http:\n"
+        "  - {match: [{uri: {exact: /x}}], route: [{destination: {host: x.a.example.com}}]}\n"
+        "  - {match: [{uri: {exact: /y}}], route: [{destination: {host: y.a.example.com}}]}\n"
+        "  - {route: [{destination: {host: b.example.com}}]}\n";
+    pt_config_errors_t e = {0};
+    pt_config_source_t src = {"se.yaml", yaml, strlen(yaml)};
+    pt_config_t *c = pt_config_load_buffers(&src, 1, &e);
+    for (size_t i = 0; i < e.n; i++)
+        fprintf(stderr, "%s\n", e.lines[i]);
+    ASSERT(c != NULL);
+    const pt_http_route_t *r = c->listeners[0].vhosts[0].routes;
+    ASSERT_STREQ(r[0].clusters[0].cluster->endpoints[0].address, "10.0.0.3");
+    ASSERT_STREQ(r[1].clusters[0].cluster->endpoints[0].address, "10.0.0.2");
+    ASSERT_STREQ(r[2].clusters[0].cluster->endpoints[0].address, "10.0.0.1");
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
