@@ -134,4 +134,20 @@ done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || usage
 
-"$cmd"
+if [ "$cmd" = clean ]; then
+    clean
+    exit 0
+fi
+# A rule iptables refuses (a bad port or CIDR) must not leave half the layout behind.
+set +e
+(
+    set -e
+    apply
+)
+rc=$?
+set -e
+if [ "$rc" -ne 0 ]; then
+    clean
+    echo "petrel-iptables.sh: applying the rules failed; nothing was left applied" >&2
+    exit 1
+fi

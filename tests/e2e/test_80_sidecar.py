@@ -439,3 +439,35 @@ def test_direct_connection_to_capture_port_is_refused_not_looped(mesh):
     settle([a], "/direct/marker")
     assert [line for line in a.access_log() if line["path"] == "/"] == []
     assert a.petrel.poll() is None
+
+
+def test_iptables_script_apply_twice_clean_and_refuse(tmp_path):
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None:
+        pytest.skip("needs root, ip and iptables")
+    ns = "ptipt" + SUFFIX
+    script = os.path.join(REPO, "docker/petrel-iptables.sh")
+    sh("ip", "netns", "add", ns)
+    try:
+        def nat():
+            out = sh("ip", "netns", "exec", ns, "iptables", "-t", "nat", "-S").stdout
+            return sorted(out.splitlines())
+
+        before = nat()
+        sh("ip", "netns", "exec", ns, "sh", script, "-d", "22", "-x", "10.0.0.0/8", "-o", "5432")
+        once = nat()
+        assert "-A OUTPUT -p tcp -j PETREL_OUTPUT" in once
+        assert "-A PREROUTING -p tcp -j PETREL_INBOUND" in once
+        assert "-A PETREL_REDIRECT -p tcp -j REDIRECT --to-ports 15001" in once
+        assert "-A PETREL_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006" in once
+        assert "-A PETREL_OUTPUT -m owner --uid-owner 1337 -j RETURN" in once
+        assert "-A PETREL_OUTPUT -d 10.0.0.0/8 -j RETURN" in once
+        assert "-A PETREL_INBOUND -p tcp -m tcp --dport 22 -j RETURN" in once
+        sh("ip", "netns", "exec", ns, "sh", script, "-d", "22", "-x", "10.0.0.0/8", "-o", "5432")
+        assert nat() == once  # applying twice gives one set of rules
+        sh("ip", "netns", "exec", ns, "sh", script, "clean")
+        assert nat() == before  # exactly what it added is gone
+        bad = sh("ip", "netns", "exec", ns, "sh", script, "-x", "not-a-cidr", check=False)
+        assert bad.returncode == 1 and "nothing was left applied" in bad.stderr
+        assert nat() == before
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
