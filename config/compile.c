@@ -507,6 +507,12 @@ static int compare_strings(const void *x, const void *y)
     return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
+static int compare_ports(const void *x, const void *y)
+{
+    uint16_t a = *(const uint16_t *)x, b = *(const uint16_t *)y;
+    return (a > b) - (a < b);
+}
+
 static void index_service_hosts(compiler_t *cp)
 {
     size_t n = 0;
@@ -619,6 +625,8 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
             ports = pt_arena_grow(cx->tmp, ports, n_ports, &cap_ports, sizeof(*ports));
             ports[n_ports++] = port;
         }
+    if (n_ports > 1) /* by port: proxy/capture.c finds a connection's table by bisection */
+        qsort(ports, n_ports, sizeof(*ports), compare_ports);
     c->mesh_listeners = pt_arena_calloc(cx->out, (n_ports + 1) * sizeof(*c->mesh_listeners));
     c->n_mesh_listeners = n_ports;
     for (size_t k = 0; k < n_ports; k++) {

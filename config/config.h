@@ -318,7 +318,7 @@ typedef struct pt_config {
     /* Sidecar routing (proxy.sidecar.enabled): the outbound route table of each service port,
      * chosen by a captured connection's original port; the table of every other port (all
      * passthrough); the inbound table (everything to the local app). */
-    pt_listener_config_t *mesh_listeners;
+    pt_listener_config_t *mesh_listeners; /* sorted by port */
     size_t n_mesh_listeners;
     pt_listener_config_t *mesh_passthrough;
     pt_listener_config_t *mesh_inbound;

@@ -146,11 +146,21 @@ const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const
     switch (c->capture.direction) {
     case PT_CAPTURE_NONE: return pt_router_listener(cfg, c->listener_port);
     case PT_CAPTURE_INBOUND: return cfg->mesh_inbound;
-    case PT_CAPTURE_OUTBOUND:
-        for (size_t i = 0; i < cfg->n_mesh_listeners; i++)
-            if (cfg->mesh_listeners[i].port == c->capture.original_port)
-                return &cfg->mesh_listeners[i];
+    case PT_CAPTURE_OUTBOUND: {
+        /* mesh_listeners are sorted by port */
+        size_t lo = 0, hi = cfg->n_mesh_listeners;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            uint16_t port = cfg->mesh_listeners[mid].port;
+            if (port == c->capture.original_port)
+                return &cfg->mesh_listeners[mid];
+            if (port < c->capture.original_port)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
         return cfg->mesh_passthrough;
+    }
     }
     return NULL;
 }
