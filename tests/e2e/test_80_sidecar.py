@@ -441,6 +441,27 @@ def test_direct_connection_to_capture_port_is_refused_not_looped(mesh):
     assert a.petrel.poll() is None
 
 
+def test_reload_changes_mesh_routes_without_restart(mesh):
+    """Runs last among the mesh tests: it leaves pod A routing reviews to pod C only."""
+    a = mesh["a"]
+    docs = istio_docs(detect_ms=150)
+    docs[0]["spec"]["accessLog"] = a.log
+    docs[0]["spec"]["workload"] = {"name": "app-a", "namespace": "default"}
+    docs[3]["spec"]["http"] = [{"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]
+    path = os.path.join(a.dir, "config", "sidecar.yaml")
+    with open(path + ".new", "w") as f:
+        yaml.safe_dump_all(docs, f)
+    os.rename(path + ".new", path)
+    a.petrel.send_signal(signal.SIGHUP)
+
+    def all_on_c():
+        out = requests_from_a([{"path": "/reload", "headers": {"host": "reviews"}}] * 20)
+        return all(status == 200 and json.loads(body)["pod"] == "c" for status, body in out)
+
+    wait_until(all_on_c, 10, what="the reloaded route in force")
+    assert a.petrel.poll() is None
+
+
 def test_iptables_script_apply_twice_clean_and_refuse(tmp_path):
     if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None:
         pytest.skip("needs root, ip and iptables")
