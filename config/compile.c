@@ -661,7 +661,8 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
             bool has_port = service_has_port(se, port);
             for (size_t h = 0; has_port && h < se->n_hosts; h++) {
                 if (se->hosts[h][0] == '*' ||
-                    bsearch(&se->hosts[h], named, n_named, sizeof(*named), compare_strings))
+                    (n_named > 0 &&
+                     bsearch(&se->hosts[h], named, n_named, sizeof(*named), compare_strings)))
                     continue;
                 const pt_res_dr_t *dr = find_destination_rule(cp, se->hosts[h]);
                 pt_http_route_t *r = pt_arena_calloc(cx->out, sizeof(*r));
