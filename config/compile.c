@@ -587,6 +587,34 @@ static bool vs_applies_to_port(compiler_t *cp, const pt_res_vs_t *vs, uint16_t p
     return !names_a_service;
 }
 
+/* A service's single addresses (ServiceEntry addresses without a shorter prefix) are request
+ * hosts too, as in Envoy's generated domains: a client that dials the VIP by number sends
+ * it as Host. IPv6 in brackets, as a Host header carries it. */
+static void add_address_domains(pt_cfg_cx_t *cx, const pt_res_se_t *se, const char ***buf,
+                                size_t *n, size_t *cap)
+{
+    for (size_t a = 0; se != NULL && a < se->n_addresses; a++) {
+        const pt_cidr_t *ad = &se->addresses[a];
+        char text[INET6_ADDRSTRLEN + 2];
+        if (ad->prefix_len != (ad->family == AF_INET ? 32 : 128))
+            continue;
+        if (ad->family == AF_INET) {
+            inet_ntop(AF_INET, ad->bytes, text, sizeof(text));
+        } else {
+            text[0] = '[';
+            inet_ntop(AF_INET6, ad->bytes, text + 1, sizeof(text) - 2);
+            strcat(text, "]");
+        }
+        bool seen = false;
+        for (size_t q = 0; q < *n && !seen; q++)
+            seen = strcmp((*buf)[q], text) == 0;
+        if (seen)
+            continue;
+        *buf = pt_arena_grow(cx->tmp, *buf, *n, cap, sizeof(**buf));
+        (*buf)[(*n)++] = pt__cfg_out_str(cx, text);
+    }
+}
+
 static pt_listener_config_t *table(pt_cfg_cx_t *cx, pt_listener_config_t *l, const char *name,
                                    uint16_t port, pt_vhost_t *vhosts, size_t n_vhosts)
 {
@@ -644,6 +672,8 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
             size_t n_hosts = 0, cap_hosts = 0;
             for (size_t h = 0; h < vs->n_hosts; h++) {
                 add_domains(cx, vs->hosts[h], wns, &hosts, &n_hosts, &cap_hosts);
+                add_address_domains(cx, mesh_service(cp, vs->hosts[h]), &hosts, &n_hosts,
+                                    &cap_hosts);
                 named = pt_arena_grow(cx->tmp, named, n_named, &cap_named, sizeof(*named));
                 named[n_named++] = vs->hosts[h];
             }
@@ -675,6 +705,7 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
                 const char **hosts = NULL;
                 size_t n_hosts = 0, cap_hosts = 0;
                 add_domains(cx, se->hosts[h], wns, &hosts, &n_hosts, &cap_hosts);
+                add_address_domains(cx, se, &hosts, &n_hosts, &cap_hosts);
                 vhosts = pt_arena_grow(cx->tmp, vhosts, n_vhosts, &cap_vhosts, sizeof(*vhosts));
                 pt_vhost_t *vh = &vhosts[n_vhosts++];
                 vh->hosts = pt_arena_memdup(cx->out, hosts, n_hosts * sizeof(*hosts));

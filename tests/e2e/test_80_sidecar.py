@@ -6,7 +6,8 @@ spec.sidecar, and real app servers: an HTTP app on 9080 (answers with its pod na
 Host it saw), a plain HTTP server on 8081 that no config knows, and a server-first TCP
 service on 7000 (sends a banner, then echoes). The app in pod A is the client:
 
-  - A asks the service VIP 10.96.0.10:9080 with Host `reviews` (and its other short forms):
+  - A asks the service VIP 10.96.0.10:9080 with Host `reviews` (its other short forms, and
+    the VIP itself):
     app A -> Petrel A (outbound, 15001) -> B or C by the VirtualService -> Petrel B/C (inbound,
     15006) -> the app on 127.0.0.1:9080; both sidecars' access logs show each request once;
   - a header-matched route pins B; a weighted 75/25 split lands on B and C within 4 points
@@ -335,7 +336,7 @@ def settle(pods, marker):
 def test_app_to_app_through_both_sidecars(mesh):
     a, b, c = mesh["a"], mesh["b"], mesh["c"]
     hosts = ["reviews", "reviews:9080", "reviews.default", "reviews.default.svc",
-             "reviews.default.svc.cluster.local"]
+             "reviews.default.svc.cluster.local", VIP + ":9080"]
     paths = ["/both/%d" % i for i in range(len(hosts))]
     out = requests_from_a([{"path": paths[i], "headers": {"host": h, "x-pin": "v1"}}
                            for i, h in enumerate(hosts)])

@@ -104,6 +104,7 @@ static const char mesh_yaml[] =
     "metadata: {name: reviews}\n"
     "spec:\n"
     "  hosts: [reviews]\n"
+    "  addresses: [10.96.0.10, 'fd00::10', 10.97.0.0/16]\n"
     "  ports: [{number: 9080, name: http, protocol: HTTP}]\n"
     "  resolution: STATIC\n"
     "  endpoints: [{address: 10.0.0.1, labels: {version: v1}}, {address: 10.0.0.2}]\n"
@@ -163,8 +164,13 @@ TEST(mesh_route_tables_by_original_port)
 
     /* The VirtualService (bound to mesh by default) routes reviews to its subset. */
     const pt_conn_t *c = captured(PT_CAPTURE_OUTBOUND, 9080);
-    static const char *const forms[] = {"reviews", "reviews:9080", "reviews.default",
-                                        "reviews.default.svc", "REVIEWS.default.svc.cluster.local"};
+    static const char *const forms[] = {"reviews",
+                                        "reviews:9080",
+                                        "reviews.default",
+                                        "reviews.default.svc",
+                                        "REVIEWS.default.svc.cluster.local",
+                                        "10.96.0.10:9080",
+                                        "[fd00::10]:9080"};
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
         const pt_cluster_t *cl = cluster_for(cfg, c, forms[i]);
         ASSERT(cl != NULL);
@@ -175,6 +181,7 @@ TEST(mesh_route_tables_by_original_port)
     ASSERT_STREQ(cluster_for(cfg, c, "ratings.shop")->name,
                  "outbound|9080||ratings.shop.svc.cluster.local");
     ASSERT_STREQ(cluster_for(cfg, c, "ratings")->name, "PassthroughCluster");
+    ASSERT_STREQ(cluster_for(cfg, c, "10.97.0.1")->name, "PassthroughCluster"); /* a block */
     ASSERT(cluster_for(cfg, c, "ratings")->is_original_dst);
     /* The original port picks the service port. */
     ASSERT_STREQ(cluster_for(cfg, captured(PT_CAPTURE_OUTBOUND, 81), "ratings.shop")->name,
