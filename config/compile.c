@@ -72,6 +72,10 @@ typedef struct compiler {
     /* Compiling a mesh-only VirtualService: it binds to no listener, so its destinations are
      * checked (a missing subset is a warning), not turned into clusters. */
     bool mesh_only;
+    /* Compiling a VirtualService bound to the sidecar alone: a destination without a port,
+     * on a service with several, takes the port of each route table (Istio's sidecar
+     * routes), so its cluster is chosen per port in compile_mesh (see PORT_PER_TABLE). */
+    bool port_per_table;
     /* Sidecar tables: ServiceEntry exact hosts, sorted, so that thousands of services
      * compile in O(n log n) (see mesh_service). */
     struct host_entry *se_hosts;
@@ -256,6 +260,13 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     return cl;
 }
 
+/* Stands for a destination's cluster until compile_mesh picks it per port. Never published:
+ * every route table holds real clusters. */
+static pt_cluster_t port_per_table_cluster;
+#define PORT_PER_TABLE (&port_per_table_cluster)
+
+static const pt_res_subset_t *find_subset(const pt_res_dr_t *dr, const char *name);
+
 /* The cluster of one destination, or NULL (error reported, or already reported earlier). */
 static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
 {
@@ -291,6 +302,9 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
                             d->host);
             return get_cluster(cp, d->host, 0, NULL, NULL);
         }
+        if (se->n_ports > 1 && cp->port_per_table &&
+            (d->subset == NULL || find_subset(find_destination_rule(cp, d->host), d->subset)))
+            return PORT_PER_TABLE;
         if (se->n_ports != 1) {
             pt__cfg_error_at(cp->cx, d->node, path,
                              "required: ServiceEntry %s/%s has %zu ports for host \"%s\"",
@@ -371,6 +385,16 @@ static void compile_weights(compiler_t *cp, pt_res_dest_t *dests, size_t n,
     *total = (uint32_t)sum;
 }
 
+/* The destination of a tcp route with the largest weight (the first of equals). */
+static size_t heaviest(const pt_res_tcp_route_t *tr)
+{
+    size_t best = 0;
+    for (size_t j = 0; j < tr->n_dests; j++)
+        if (tr->dests[j].weight > tr->dests[best].weight)
+            best = j;
+    return best;
+}
+
 static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clusters)
 {
     pt_cfg_cx_t *cx = cp->cx;
@@ -392,10 +416,7 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs, pt_cluster_t **tcp_clust
         if (tr->n_dests > 1) {
             /* Not enforced yet: every connection goes to the destination with the largest
              * weight (the first of equals), the others are still checked. */
-            size_t best = 0;
-            for (size_t j = 0; j < tr->n_dests; j++)
-                if (tr->dests[j].weight > tr->dests[best].weight)
-                    best = j;
+            size_t best = heaviest(tr);
             char path[600];
             snprintf(path, sizeof(path), "%s.route", tr->path);
             if (!cp->mesh_only)
@@ -615,6 +636,38 @@ static void add_address_domains(pt_cfg_cx_t *cx, const pt_res_se_t *se, const ch
     }
 }
 
+/* The cluster standing for PORT_PER_TABLE in a route table for port. */
+static pt_cluster_t *cluster_for_port(compiler_t *cp, const pt_res_dest_t *d, uint16_t port)
+{
+    const pt_res_dr_t *dr = find_destination_rule(cp, d->host);
+    return get_cluster(cp, d->host, port, dr, d->subset ? find_subset(dr, d->subset) : NULL);
+}
+
+/* vs's compiled routes for the table of port: shared as they are, or, when a destination
+ * takes the table's port, a copy with that port's clusters. */
+static pt_http_route_t *routes_for_port(compiler_t *cp, const pt_res_vs_t *vs, uint16_t port)
+{
+    bool per_port = false;
+    for (size_t i = 0; i < vs->n_http && !per_port; i++)
+        for (size_t j = 0; j < vs->compiled[i].n_clusters; j++)
+            per_port |= vs->compiled[i].clusters[j].cluster == PORT_PER_TABLE;
+    if (!per_port)
+        return vs->compiled;
+    pt_cfg_cx_t *cx = cp->cx;
+    pt_http_route_t *routes =
+        pt_arena_memdup(cx->out, vs->compiled, vs->n_http * sizeof(*vs->compiled));
+    for (size_t i = 0; i < vs->n_http; i++) {
+        pt_http_route_t *r = &routes[i];
+        if (r->n_clusters == 0)
+            continue;
+        r->clusters = pt_arena_memdup(cx->out, r->clusters, r->n_clusters * sizeof(*r->clusters));
+        for (size_t j = 0; j < r->n_clusters; j++)
+            if (r->clusters[j].cluster == PORT_PER_TABLE)
+                r->clusters[j].cluster = cluster_for_port(cp, &vs->http[i].dests[j], port);
+    }
+    return routes;
+}
+
 static pt_listener_config_t *table(pt_cfg_cx_t *cx, pt_listener_config_t *l, const char *name,
                                    uint16_t port, pt_vhost_t *vhosts, size_t n_vhosts)
 {
@@ -681,7 +734,7 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
             pt_vhost_t *vh = &vhosts[n_vhosts++];
             vh->hosts = pt_arena_memdup(cx->out, hosts, n_hosts * sizeof(*hosts));
             vh->n_hosts = n_hosts;
-            vh->routes = vs->compiled;
+            vh->routes = routes_for_port(cp, vs, port);
             vh->n_routes = vs->n_http;
         }
         if (n_named > 0)
@@ -784,8 +837,13 @@ static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp
                         continue; /* a VirtualService listing the host twice */
                     for (size_t t = 0; t < vs->n_tcp; t++) {
                         const pt_res_tcp_route_t *tr = &vs->tcp[t];
-                        if (tcp_clusters[v][t] == NULL)
+                        pt_cluster_t *cl = tcp_clusters[v][t];
+                        if (cl == NULL)
                             continue;
+                        if (cl == PORT_PER_TABLE) /* the largest weight's, as compile_vs chose */
+                            for (size_t d = 0; d < tr->n_dests; d++)
+                                if (tr->n_dests == 1 || d == heaviest(tr))
+                                    cl = cluster_for_port(cp, &tr->dests[d], port);
                         pt_res_l4_match_t any = {0};
                         const pt_res_l4_match_t *ms = tr->n_l4_matches ? tr->l4_matches : &any;
                         size_t n_ms = tr->n_l4_matches ? tr->n_l4_matches : 1;
@@ -794,8 +852,8 @@ static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp
                                 continue;
                             routes = pt_arena_grow(cx->tmp, routes, n_routes, &cap_routes,
                                                    sizeof(*routes));
-                            routes[n_routes++] = (pt_mesh_tcp_route_t){
-                                ms[m].port, ms[m].subnets, ms[m].n_subnets, tcp_clusters[v][t]};
+                            routes[n_routes++] = (pt_mesh_tcp_route_t){ms[m].port, ms[m].subnets,
+                                                                       ms[m].n_subnets, cl};
                         }
                     }
                 }
@@ -1016,8 +1074,9 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                             found > 0 ? "to its Gateways only" : "to no listener",
                             vs->gateways == NULL ? " (no gateways means mesh)" : "");
         cp.mesh_only = (vs->mesh_only || found == 0) && !(sidecar && vs->binds_mesh);
+        cp.port_per_table = sidecar && vs->binds_mesh && found == 0;
         compile_vs(&cp, vs, tcp_clusters[v]);
-        cp.mesh_only = false;
+        cp.mesh_only = cp.port_per_table = false;
     }
 
     /* Bind VirtualServices to listeners. */

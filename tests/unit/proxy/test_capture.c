@@ -408,3 +408,56 @@ TEST(service_entry_for_a_host)
     pt_config_unref(c);
     pt_config_errors_dispose(&e);
 }
+
+/* Istio's sidecar routes: a destination without a port, on a service with several, goes to
+ * the port the request was sent to. At a Gateway the port stays required. */
+TEST(mesh_destination_port_from_the_route_table)
+{
+    static const char yaml[] =
+        "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\nspec: {sidecar: {}}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\n"
+        "spec: {hosts: [api], ports: [{number: 9080, name: http}, {number: 9090, name: admin}],\n"
+        "       resolution: STATIC, endpoints: [{address: 10.0.0.1, labels: {v: '1'}}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api}\n"
+        "spec: {host: api, subsets: [{name: one, labels: {v: '1'}}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\n"
+        "spec:\n  hosts: [api]\n"
+        "  http: [{route: [{destination: {host: api, subset: one}}]}]\n";
+    pt_config_errors_t e = {0};
+    pt_config_source_t src = {"ports.yaml", yaml, strlen(yaml)};
+    pt_config_t *cfg = pt_config_load_buffers(&src, 1, &e);
+    for (size_t i = 0; i < e.n; i++)
+        fprintf(stderr, "%s\n", e.lines[i]);
+    ASSERT(cfg != NULL);
+    const pt_cluster_t *a = cluster_for(cfg, captured(PT_CAPTURE_OUTBOUND, 9080), "api");
+    const pt_cluster_t *b = cluster_for(cfg, captured(PT_CAPTURE_OUTBOUND, 9090), "api");
+    ASSERT_STREQ(a->name, "outbound|9080|one|api.default.svc.cluster.local");
+    ASSERT_STREQ(b->name, "outbound|9090|one|api.default.svc.cluster.local");
+    ASSERT_EQ(b->endpoints[0].port, 9090);
+    pt_config_unref(cfg);
+    pt_config_errors_dispose(&e);
+
+    /* Bound to a Gateway as well: one route table for every port, so the port is required. */
+    static const char gw_yaml[] =
+        "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\nspec: {sidecar: {}}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
+        "spec: {servers: [{port: {number: 8080, protocol: HTTP}, hosts: ['*']}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\n"
+        "spec: {hosts: [api], ports: [{number: 9080, name: http}, {number: 9090, name: admin}],\n"
+        "       resolution: STATIC, endpoints: [{address: 10.0.0.1}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\n"
+        "spec:\n  hosts: [api]\n  gateways: [g, mesh]\n"
+        "  http: [{route: [{destination: {host: api}}]}]\n";
+    pt_config_errors_t e2 = {0};
+    pt_config_source_t src2 = {"gw.yaml", gw_yaml, strlen(gw_yaml)};
+    ASSERT(pt_config_load_buffers(&src2, 1, &e2) == NULL);
+    ASSERT_EQ(e2.n, 1);
+    ASSERT(strstr(e2.lines[0], "port: required: ServiceEntry default/api has 2 ports") != NULL);
+    pt_config_errors_dispose(&e2);
+}
