@@ -11,14 +11,16 @@
 #   -u UID    the proxy's uid, never captured (1337)
 #   -g GID    the proxy's gid, never captured (1337)
 #   -b PORTS  inbound ports to capture, comma-separated, or "*" for all (default "*")
-#   -d PORTS  inbound ports not to capture (15090,15021,15020 are always left alone)
+#   -d PORTS  inbound ports not to capture (default "15090,15021,15020", Petrel's Prometheus,
+#             health and agent ports, as Istio's injector passes them; 15008 always is)
 #   -i CIDRS  outbound destinations to capture, comma-separated, or "*" (default "*")
 #   -x CIDRS  outbound destinations not to capture
 #   -q PORTS  outbound ports to capture even when -i excludes their address
 #   -o PORTS  outbound ports not to capture
 #
-# The layout: PREROUTING -> PETREL_INBOUND -> PETREL_IN_REDIRECT (REDIRECT to the inbound
-# port); OUTPUT -> PETREL_OUTPUT -> PETREL_REDIRECT (REDIRECT to the outbound port). The
+# The layout (rule for rule istio-iptables' output, Istio's testdata inbound-ports-wildcard):
+# PREROUTING -> PETREL_INBOUND -> PETREL_IN_REDIRECT (REDIRECT to the inbound port); OUTPUT ->
+# PETREL_OUTPUT -> PETREL_REDIRECT (REDIRECT to the outbound port). The
 # proxy's own connections (uid/gid) return untouched, except its calls to the pod's own
 # address over loopback, which go to the inbound port, as Istio does; the app's loopback
 # traffic is not captured.
@@ -30,12 +32,13 @@ IN_PORT=15006
 PROXY_UID=1337
 PROXY_GID=1337
 IN_INCLUDE='*'
-IN_EXCLUDE=''
+IN_EXCLUDE='15090,15021,15020'
 OUT_INCLUDE_CIDRS='*'
 OUT_EXCLUDE_CIDRS=''
 OUT_INCLUDE_PORTS=''
 OUT_EXCLUDE_PORTS=''
-ALWAYS_EXCLUDED_INBOUND='15090,15021,15020'
+# Istio's HBONE tunnel port, never captured by istio-iptables.
+TUNNEL_PORT=15008
 
 usage() {
     sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -45,7 +48,7 @@ usage() {
 clean() {
     # Each step may find nothing to remove (a half-applied or already clean namespace).
     "$IPT" -t nat -D PREROUTING -p tcp -j PETREL_INBOUND 2>/dev/null || true
-    "$IPT" -t nat -D OUTPUT -p tcp -j PETREL_OUTPUT 2>/dev/null || true
+    "$IPT" -t nat -D OUTPUT -j PETREL_OUTPUT 2>/dev/null || true
     for chain in PETREL_OUTPUT PETREL_INBOUND PETREL_REDIRECT PETREL_IN_REDIRECT; do
         "$IPT" -t nat -F "$chain" 2>/dev/null || true
         "$IPT" -t nat -X "$chain" 2>/dev/null || true
@@ -69,7 +72,7 @@ apply() {
     "$IPT" -t nat -A PETREL_IN_REDIRECT -p tcp -j REDIRECT --to-ports "$IN_PORT"
 
     # Inbound.
-    for port in $(split "$ALWAYS_EXCLUDED_INBOUND,$IN_EXCLUDE"); do
+    for port in $(split "$TUNNEL_PORT,$IN_EXCLUDE"); do
         "$IPT" -t nat -A PETREL_INBOUND -p tcp --dport "$port" -j RETURN
     done
     if [ "$IN_INCLUDE" = '*' ]; then
@@ -86,10 +89,10 @@ apply() {
         "$IPT" -t nat -A PETREL_OUTPUT -p tcp --dport "$port" -j RETURN
     done
     "$IPT" -t nat -A PETREL_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN
-    "$IPT" -t nat -A PETREL_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m owner --uid-owner "$PROXY_UID" -j PETREL_IN_REDIRECT
+    "$IPT" -t nat -A PETREL_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp ! --dport "$TUNNEL_PORT" -m owner --uid-owner "$PROXY_UID" -j PETREL_IN_REDIRECT
     "$IPT" -t nat -A PETREL_OUTPUT -o lo -m owner ! --uid-owner "$PROXY_UID" -j RETURN
     "$IPT" -t nat -A PETREL_OUTPUT -m owner --uid-owner "$PROXY_UID" -j RETURN
-    "$IPT" -t nat -A PETREL_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m owner --gid-owner "$PROXY_GID" -j PETREL_IN_REDIRECT
+    "$IPT" -t nat -A PETREL_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp ! --dport "$TUNNEL_PORT" -m owner --gid-owner "$PROXY_GID" -j PETREL_IN_REDIRECT
     "$IPT" -t nat -A PETREL_OUTPUT -o lo -m owner ! --gid-owner "$PROXY_GID" -j RETURN
     "$IPT" -t nat -A PETREL_OUTPUT -m owner --gid-owner "$PROXY_GID" -j RETURN
     "$IPT" -t nat -A PETREL_OUTPUT -d 127.0.0.1/32 -j RETURN
@@ -106,7 +109,7 @@ apply() {
             "$IPT" -t nat -A PETREL_OUTPUT -d "$cidr" -j PETREL_REDIRECT
         done
     fi
-    "$IPT" -t nat -A OUTPUT -p tcp -j PETREL_OUTPUT
+    "$IPT" -t nat -A OUTPUT -j PETREL_OUTPUT
 }
 
 cmd=apply

@@ -476,7 +476,7 @@ def test_iptables_script_apply_twice_clean_and_refuse(tmp_path):
         before = nat()
         sh("ip", "netns", "exec", ns, "sh", script, "-d", "22", "-x", "10.0.0.0/8", "-o", "5432")
         once = nat()
-        assert "-A OUTPUT -p tcp -j PETREL_OUTPUT" in once
+        assert "-A OUTPUT -j PETREL_OUTPUT" in once
         assert "-A PREROUTING -p tcp -j PETREL_INBOUND" in once
         assert "-A PETREL_REDIRECT -p tcp -j REDIRECT --to-ports 15001" in once
         assert "-A PETREL_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006" in once
@@ -492,3 +492,38 @@ def test_iptables_script_apply_twice_clean_and_refuse(tmp_path):
         assert nat() == before
     finally:
         sh("ip", "netns", "del", ns, check=False)
+
+
+GOLDEN = os.path.join(REPO, "..", "shared", "acceptance", "istio", "iptables",
+                      "inbound-ports-wildcard.golden")
+
+
+@pytest.mark.skipif(not os.path.exists(GOLDEN), reason="Istio's iptables golden file not beside the repo")
+def test_iptables_layout_is_istios_rule_for_rule():
+    """istio-iptables' own test output (capture all inbound, no outbound CIDR), loaded with
+    iptables-restore, against the script's rules with the same options: the same nat table
+    once ISTIO_ reads PETREL_."""
+    if os.geteuid() != 0 or shutil.which("iptables-restore") is None:
+        pytest.skip("needs root and iptables-restore")
+    with open(GOLDEN) as f:
+        rules = [line for line in f.read().splitlines() if line.startswith(("-N ", "-A "))]
+    restore = "*nat\n" + "\n".join(r.replace("ISTIO_", "PETREL_") for r in rules) + "\nCOMMIT\n"
+    ns_golden, ns_script = "ptgold" + SUFFIX, "ptscr" + SUFFIX
+    try:
+        for ns in (ns_golden, ns_script):
+            sh("ip", "netns", "add", ns)
+        subprocess.run(["ip", "netns", "exec", ns_golden, "iptables-restore"], input=restore,
+                       text=True, check=True, capture_output=True, timeout=30)
+        sh("ip", "netns", "exec", ns_script, "sh", os.path.join(REPO, "docker/petrel-iptables.sh"),
+           "-d", "", "-i", "")
+
+        def nat(ns):
+            out = sh("ip", "netns", "exec", ns, "iptables-save", "-t", "nat").stdout
+            return [line for line in out.splitlines() if line.startswith("-A")]
+
+        golden = nat(ns_golden)
+        assert len(golden) == len([r for r in rules if r.startswith("-A")]) > 10
+        assert nat(ns_script) == golden
+    finally:
+        for ns in (ns_golden, ns_script):
+            sh("ip", "netns", "del", ns, check=False)
