@@ -693,6 +693,12 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
     pt_res_set_t *set = cp->set;
     const char *wns = c->proxy.workload.ns;
     pt_http_route_t *passthrough = original_dst_route(cx, "PassthroughCluster", "allow_any");
+    if (c->proxy.sidecar.registry_only) {
+        /* REGISTRY_ONLY: a host no table knows is refused, as Istio's block_all route does. */
+        passthrough = pt_arena_calloc(cx->out, sizeof(*passthrough));
+        passthrough->name = "block_all";
+        passthrough->direct_status = 502;
+    }
     uint16_t *ports = NULL;
     size_t n_ports = 0, cap_ports = 0;
     for (size_t i = 0; i < set->n_ses; i++)

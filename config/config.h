@@ -282,6 +282,7 @@ typedef struct pt_sidecar_settings {
     uint16_t outbound_port;                 /* 15001, Istio's */
     uint16_t inbound_port;                  /* 15006, Istio's */
     uint64_t protocol_detection_timeout_ms; /* first bytes awaited this long: 100 */
+    bool registry_only; /* outboundTrafficPolicy.mode REGISTRY_ONLY: unknown outbound refused */
 } pt_sidecar_settings_t;
 
 /* The Petrel Proxy kind's spec, with defaults filled in. */

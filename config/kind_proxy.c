@@ -49,11 +49,17 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_SIDECAR] = {.name = "sidecar", .status = S},
 };
 /* Proxy spec.sidecar: the capture listeners (proxy/capture.c), Istio's ports by default. */
-enum { SC_OUT_PORT, SC_IN_PORT, SC_DETECT_TO, SC__N };
+enum { SC_OUT_PORT, SC_IN_PORT, SC_DETECT_TO, SC_OUT_POLICY, SC__N };
 static const pt_cfg_field_t sidecar_fields[SC__N] = {
     [SC_OUT_PORT] = {.name = "outboundPort", .status = S},
     [SC_IN_PORT] = {.name = "inboundPort", .status = S},
     [SC_DETECT_TO] = {.name = "protocolDetectionTimeout", .status = S},
+    [SC_OUT_POLICY] = {.name = "outboundTrafficPolicy", .status = S},
+};
+/* Istio's MeshConfig.outboundTrafficPolicy. */
+enum { OTP_MODE, OTP__N };
+static const pt_cfg_field_t outbound_policy_fields[OTP__N] = {
+    [OTP_MODE] = {.name = "mode", .status = S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
@@ -112,6 +118,22 @@ static void read_sidecar(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_p
         pt_cfg_path_t p = PT_PATH_KEY(&scp, "inboundPort");
         pt__cfg_error(cx, f[SC_IN_PORT] ? f[SC_IN_PORT] : n, &p,
                       "must differ from outboundPort (%u)", (unsigned)sc->outbound_port);
+    }
+    if (f[SC_OUT_POLICY] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "outboundTrafficPolicy");
+        const pt_cfg_node_t *of[OTP__N];
+        if (MAP(cx, f[SC_OUT_POLICY], &p, outbound_policy_fields, of) && of[OTP_MODE] != NULL) {
+            pt_cfg_path_t mp = PT_PATH_KEY(&p, "mode");
+            const char *mode;
+            if (pt__cfg_str(cx, of[OTP_MODE], &mp, &mode)) {
+                if (strcmp(mode, "REGISTRY_ONLY") == 0)
+                    sc->registry_only = true;
+                else if (strcmp(mode, "ALLOW_ANY") != 0)
+                    pt__cfg_error(cx, of[OTP_MODE], &mp,
+                                  "unknown value \"%s\" (expected ALLOW_ANY or REGISTRY_ONLY)",
+                                  mode);
+            }
+        }
     }
     if (f[SC_DETECT_TO] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(&scp, "protocolDetectionTimeout");

@@ -244,6 +244,16 @@ static void start_relay(pt_conn_t *c)
 {
     pt_capture_t *cap = &c->capture;
     pt_worker_t *w = c->worker;
+    const pt_cluster_t *cl = NULL;
+    if (cap->direction == PT_CAPTURE_OUTBOUND) {
+        cl = pt_capture_tcp_cluster(w->config, &cap->destination.addr, cap->original_port);
+        if (cl == NULL && w->config->proxy.sidecar.registry_only) {
+            /* Envoy's BlackHoleCluster: not a known service, and nothing passes through. */
+            PT_STAT_INC(&w->stats, capture_cx_blackholed);
+            pt_conn_close(c, false);
+            return;
+        }
+    }
     cap->state = PT_CAPTURE_CONNECTING;
     pt_conn_pause_reading(c, PT_CONN_PAUSE_UPSTREAM);
     pt_capture_upstream_t *u = calloc(1, sizeof(*u));
@@ -259,9 +269,6 @@ static void start_relay(pt_conn_t *c)
     /* A known service's address goes to the service (its tcp routes, its endpoints); a
      * service without endpoints, or any other address, to the original destination. */
     const struct sockaddr_storage *to = &cap->destination.addr;
-    const pt_cluster_t *cl = NULL;
-    if (cap->direction == PT_CAPTURE_OUTBOUND)
-        cl = pt_capture_tcp_cluster(w->config, &cap->destination.addr, cap->original_port);
     if (cl != NULL && cl->n_endpoints > 0) {
         to = &pt_worker_pick_endpoint(w, w->config, cl, NULL, c->peer_ip, false)->addr;
         snprintf(u->service, sizeof(u->service), "%s", cl->host);

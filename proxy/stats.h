@@ -53,7 +53,9 @@
     X(capture_cx_not_redirected, counter,                                                          \
       "Connections to a capture listener that iptables did not redirect, closed unanswered.")      \
     X(capture_detect_timeout, counter,                                                             \
-      "Captured connections relayed as TCP after protocolDetectionTimeout.")
+      "Captured connections relayed as TCP after protocolDetectionTimeout.")                       \
+    X(capture_cx_blackholed, counter,                                                              \
+      "Captured TCP connections to no known service, closed (REGISTRY_ONLY).")
 
 typedef enum pt_stat {
 #define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,

@@ -461,3 +461,41 @@ TEST(mesh_destination_port_from_the_route_table)
     ASSERT(strstr(e2.lines[0], "port: required: ServiceEntry default/api has 2 ports") != NULL);
     pt_config_errors_dispose(&e2);
 }
+
+TEST(registry_only_refuses_unknown_hosts)
+{
+    static const char yaml[] =
+        "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n"
+        "spec: {sidecar: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\n"
+        "spec: {hosts: [api], ports: [{number: 80, name: http}],\n"
+        "       resolution: STATIC, endpoints: [{address: 10.0.0.1}]}\n";
+    pt_config_errors_t e = {0};
+    pt_config_source_t src = {"ro.yaml", yaml, strlen(yaml)};
+    pt_config_t *cfg = pt_config_load_buffers(&src, 1, &e);
+    ASSERT(cfg != NULL);
+    ASSERT(cfg->proxy.sidecar.registry_only);
+    const pt_conn_t *c80 = captured(PT_CAPTURE_OUTBOUND, 80);
+    ASSERT_STREQ(cluster_for(cfg, c80, "api")->name, "outbound|80||api.default.svc.cluster.local");
+    const pt_listener_config_t *l = pt_capture_route_table(cfg, c80);
+    const pt_vhost_t *vh = pt_config_find_vhost(l, "elsewhere.example", 17);
+    ASSERT(vh != NULL && vh->routes[0].direct_status == 502);
+    ASSERT_STREQ(vh->routes[0].name, "block_all");
+    l = pt_capture_route_table(cfg, captured(PT_CAPTURE_OUTBOUND, 5432));
+    ASSERT_EQ(pt_config_find_vhost(l, "x", 1)->routes[0].direct_status, 502);
+    /* Inbound is not affected. */
+    l = pt_capture_route_table(cfg, captured(PT_CAPTURE_INBOUND, 5432));
+    ASSERT(pt_config_find_vhost(l, "x", 1)->routes[0].clusters[0].cluster->is_original_dst);
+    pt_config_unref(cfg);
+    pt_config_errors_dispose(&e);
+
+    static const char bad[] = "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n"
+                              "spec: {sidecar: {outboundTrafficPolicy: {mode: DENY}}}\n";
+    pt_config_source_t src2 = {"bad.yaml", bad, strlen(bad)};
+    ASSERT(pt_config_load_buffers(&src2, 1, &e) == NULL);
+    ASSERT_EQ(e.n, 1);
+    ASSERT_STREQ(e.lines[0], "bad.yaml:4:42: spec.sidecar.outboundTrafficPolicy.mode: unknown "
+                             "value \"DENY\" (expected ALLOW_ANY or REGISTRY_ONLY)");
+    pt_config_errors_dispose(&e);
+}
