@@ -792,6 +792,18 @@ static void compile_mesh(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp_clu
     compile_mesh_tcp(cp, c, tcp_clusters);
 }
 
+/* Istio's protocol selection from a declared port protocol. */
+static pt_port_protocol_t port_protocol(const char *p)
+{
+    if (p == NULL || p[0] == '\0')
+        return PT_PORT_DETECT;
+    static const char *const http[] = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"};
+    for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++)
+        if (strcasecmp(p, http[i]) == 0)
+            return PT_PORT_HTTP;
+    return PT_PORT_OPAQUE;
+}
+
 /* Captured traffic that is not HTTP is routed by its original destination: a ServiceEntry
  * address and port make a known service, whose VirtualServices' tcp routes (bound to mesh,
  * naming the host) apply in order, match.port and destinationSubnets tested against the
@@ -871,6 +883,7 @@ static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c, pt_cluster_t ***tcp
                 svc->addresses = se->addresses;
                 svc->n_addresses = se->n_addresses;
                 svc->port = port;
+                svc->protocol = port_protocol(se->ports[p].protocol);
                 svc->routes = pt_arena_memdup(cx->out, routes, n_routes * sizeof(*routes));
                 svc->n_routes = n_routes;
             }

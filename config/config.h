@@ -256,11 +256,18 @@ typedef struct pt_mesh_tcp_route {
 
 /* A known service port reached by address (ServiceEntry addresses), for captured traffic that
  * is not HTTP: its VirtualServices' tcp routes in order, then its own cluster. */
+typedef enum pt_port_protocol {
+    PT_PORT_DETECT = 0, /* no protocol declared: detected on the first bytes */
+    PT_PORT_HTTP,       /* HTTP, HTTP2, GRPC, GRPC-WEB: parsed as HTTP/1 at once */
+    PT_PORT_OPAQUE,     /* TCP, TLS, HTTPS, MONGO, MYSQL, REDIS...: relayed at once */
+} pt_port_protocol_t;
+
 typedef struct pt_mesh_tcp_service {
     const char *host;
     const pt_cidr_t *addresses;
     size_t n_addresses;
     uint16_t port;
+    pt_port_protocol_t protocol; /* ServiceEntry ports[].protocol (Istio's protocol selection) */
     pt_mesh_tcp_route_t *routes;
     size_t n_routes;
 } pt_mesh_tcp_service_t;

@@ -151,8 +151,7 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
                 }
                 if (pf[SP_PROTOCOL] != NULL) {
                     pt_cfg_path_t tp = PT_PATH_KEY(&ip, "protocol");
-                    const char *s;
-                    pt__cfg_str(cx, pf[SP_PROTOCOL], &tp, &s);
+                    pt__cfg_str(cx, pf[SP_PROTOCOL], &tp, &port.protocol);
                 }
                 if (port.number == 0)
                     continue;

@@ -103,6 +103,7 @@ typedef struct pt_res_se_port {
     uint16_t number;
     const char *name;     /* may be NULL */
     uint16_t target_port; /* 0: not given */
+    const char *protocol; /* as written, or NULL */
 } pt_res_se_port_t;
 
 typedef struct pt_res_se_endpoint {

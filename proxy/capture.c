@@ -98,6 +98,10 @@ static bool same_address(const struct sockaddr_storage *a, const struct sockaddr
     return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
 }
 
+static void start_relay(pt_conn_t *c);
+static const pt_mesh_tcp_service_t *service_at(const pt_config_t *cfg,
+                                               const struct sockaddr_storage *addr, uint16_t port);
+
 int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
 {
     pt_capture_t *cap = &c->capture;
@@ -138,6 +142,16 @@ int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
         uv_ip6_name((struct sockaddr_in6 *)&ep->addr, cap->address, sizeof(cap->address));
     ep->address = cap->address;
     cap->state = PT_CAPTURE_DETECTING;
+    /* A protocol the service declares is not detected (Istio's protocol selection): no wait
+     * for a server that speaks first, no guess about a client's bytes. */
+    const pt_mesh_tcp_service_t *svc =
+        cap->direction == PT_CAPTURE_OUTBOUND
+            ? service_at(c->worker->config, &cap->destination.addr, cap->original_port)
+            : NULL;
+    if (svc != NULL && svc->protocol == PT_PORT_HTTP)
+        cap->state = PT_CAPTURE_IDLE;
+    else if (svc != NULL && svc->protocol == PT_PORT_OPAQUE)
+        start_relay(c);
     return 0;
 }
 
@@ -174,18 +188,26 @@ struct pt_capture_upstream {
     char service[96]; /* for istio_tcp_* metrics: the service, or the passthrough cluster */
 };
 
-const pt_cluster_t *pt_capture_tcp_cluster(const pt_config_t *cfg,
-                                           const struct sockaddr_storage *addr, uint16_t port)
+/* The known service at addr:port (ServiceEntry addresses and ports), or NULL. */
+static const pt_mesh_tcp_service_t *service_at(const pt_config_t *cfg,
+                                               const struct sockaddr_storage *addr, uint16_t port)
 {
     for (size_t i = 0; i < cfg->n_mesh_tcp; i++) {
         const pt_mesh_tcp_service_t *svc = &cfg->mesh_tcp[i];
         if (svc->port != port)
             continue;
-        bool is_service = false;
-        for (size_t a = 0; a < svc->n_addresses && !is_service; a++)
-            is_service = pt_cidr_contains(&svc->addresses[a], addr);
-        if (!is_service)
-            continue;
+        for (size_t a = 0; a < svc->n_addresses; a++)
+            if (pt_cidr_contains(&svc->addresses[a], addr))
+                return svc;
+    }
+    return NULL;
+}
+
+const pt_cluster_t *pt_capture_tcp_cluster(const pt_config_t *cfg,
+                                           const struct sockaddr_storage *addr, uint16_t port)
+{
+    const pt_mesh_tcp_service_t *svc = service_at(cfg, addr, port);
+    if (svc != NULL) {
         for (size_t r = 0; r < svc->n_routes; r++) {
             const pt_mesh_tcp_route_t *rt = &svc->routes[r];
             bool in_subnets = rt->n_subnets == 0;

@@ -512,7 +512,10 @@ void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_con
             pt_conn_close(c, false);
             return;
         }
-        set_timer(c, PT_CONN_TIMER_CAPTURE, ps->sidecar.protocol_detection_timeout_ms);
+        if (c->capture.state == PT_CAPTURE_DETECTING)
+            set_timer(c, PT_CONN_TIMER_CAPTURE, ps->sidecar.protocol_detection_timeout_ms);
+        else if (c->capture.state == PT_CAPTURE_IDLE)
+            set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms); /* declared HTTP */
     } else {
         /* The first request must arrive as promptly as any request head. */
         set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);

@@ -419,8 +419,11 @@ def test_tcp_to_a_service_address_follows_tcp_routes(mesh):
                                            "expect_len": len(b"BANNER b\n"), "then": "hi\n"})
         return bytes.fromhex(out["data"])
 
+    timeouts = stat_of(mesh["a"], "capture_detect_timeout")
     assert banner_via(ECHO_VIP) == b"BANNER b\nhi\n"
     assert banner_via(ECHO_VIP_C) == b"BANNER c\nhi\n"
+    # The service declares protocol TCP: relayed at once, nothing waited for detection.
+    assert stat_of(mesh["a"], "capture_detect_timeout") == timeouts
     prom = mesh["a"].admin("/stats/prometheus")
     assert 'destination_service="echo.default.svc.cluster.local"' in prom
     assert 'destination_service="echo-c.default.svc.cluster.local"' in prom

@@ -340,6 +340,9 @@ TEST(mesh_tcp_routes_by_original_destination)
                  "outbound|5432||db-replica.default.svc.cluster.local");
     ASSERT_STREQ(pt_capture_tcp_cluster(cfg, &high, 5432)->name,
                  "outbound|5432||db.default.svc.cluster.local");
+    /* Declared TCP: relayed without detection. */
+    ASSERT_EQ(cfg->n_mesh_tcp, 1); /* one service, two address blocks */
+    ASSERT_EQ(cfg->mesh_tcp[0].protocol, PT_PORT_OPAQUE);
     /* Not a service address, or not its port: passthrough (NULL). */
     ASSERT(pt_capture_tcp_cluster(cfg, &other, 5432) == NULL);
     ASSERT(pt_capture_tcp_cluster(cfg, &vip, 6000) == NULL);
