@@ -104,7 +104,6 @@ static const pt_mesh_tcp_service_t *service_at(const pt_config_t *cfg,
 
 int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
 {
-    pt_capture_t *cap = &c->capture;
     uv_os_fd_t fd;
     struct sockaddr_storage orig, local;
     socklen_t orig_len;
@@ -122,6 +121,10 @@ int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
         return -1;
     }
     PT_STAT_INC(&c->worker->stats, capture_cx_total);
+    /* Only captured connections carry this (freed with the connection). */
+    pt_capture_t *cap = c->capture = calloc(1, sizeof(*cap));
+    if (cap == NULL)
+        return -1;
     cap->direction =
         lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND ? PT_CAPTURE_OUTBOUND : PT_CAPTURE_INBOUND;
     cap->original_port = port_of(&orig);
@@ -157,7 +160,9 @@ int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
 
 const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_t *c)
 {
-    switch (c->capture.direction) {
+    if (c->capture == NULL)
+        return pt_router_listener(cfg, c->listener_port);
+    switch (c->capture->direction) {
     case PT_CAPTURE_NONE: return pt_router_listener(cfg, c->listener_port);
     case PT_CAPTURE_INBOUND: return cfg->mesh_inbound;
     case PT_CAPTURE_OUTBOUND: {
@@ -166,9 +171,9 @@ const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
             uint16_t port = cfg->mesh_listeners[mid].port;
-            if (port == c->capture.original_port)
+            if (port == c->capture->original_port)
                 return &cfg->mesh_listeners[mid];
-            if (port < c->capture.original_port)
+            if (port < c->capture->original_port)
                 lo = mid + 1;
             else
                 hi = mid;
@@ -243,16 +248,16 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->is_closing || status < 0 || c->worker->is_draining) {
         if (status < 0 && status != UV_ECANCELED)
             PT_STAT_INC(&c->worker->stats, upstream_cx_connect_fail);
-        if (c->capture.relay == u) {
-            c->capture.relay = NULL;
+        if (c->capture->relay == u) {
+            c->capture->relay = NULL;
             uv_close((uv_handle_t *)&u->tcp, on_upstream_closed);
         }
         if (!c->is_closing)
             pt_conn_close(c, false);
         return;
     }
-    c->capture.relay = NULL;
-    c->capture.state = PT_CAPTURE_IDLE;
+    c->capture->relay = NULL;
+    c->capture->state = PT_CAPTURE_IDLE;
     uv_tcp_nodelay(&u->tcp, 1);
     pt_relay_t *r = pt_conn_hand_off(c, &u->tcp, on_relay_side_closed, u);
     snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", u->service);
@@ -264,7 +269,7 @@ static void on_connect(uv_connect_t *req, int status)
 /* Not HTTP/1: connect to where the bytes go, then relay (the bytes read so far first). */
 static void start_relay(pt_conn_t *c)
 {
-    pt_capture_t *cap = &c->capture;
+    pt_capture_t *cap = c->capture;
     pt_worker_t *w = c->worker;
     const pt_cluster_t *cl = NULL;
     if (cap->direction == PT_CAPTURE_OUTBOUND) {
@@ -311,13 +316,13 @@ static void start_relay(pt_conn_t *c)
 
 bool pt_capture_on_bytes(pt_conn_t *c)
 {
-    if (c->capture.state != PT_CAPTURE_DETECTING)
-        return c->capture.state == PT_CAPTURE_IDLE;
+    if (c->capture->state != PT_CAPTURE_DETECTING)
+        return c->capture->state == PT_CAPTURE_IDLE;
     pt_detect_result_t r = pt_capture_detect(c->in.buf->data + c->in.off, c->in.len - c->in.off);
     if (r == PT_DETECT_NEED_MORE)
         return false;
     if (r == PT_DETECT_HTTP1) {
-        c->capture.state = PT_CAPTURE_IDLE;
+        c->capture->state = PT_CAPTURE_IDLE;
         pt_conn_start_capture_timer(c, 0);
         return true;
     }
@@ -334,12 +339,12 @@ void pt_capture_on_eof(pt_conn_t *c)
 
 void pt_capture_on_timer(pt_conn_t *c)
 {
-    if (c->capture.state == PT_CAPTURE_DETECTING) {
+    if (c->capture->state == PT_CAPTURE_DETECTING) {
         PT_STAT_INC(&c->worker->stats, capture_detect_timeout);
         start_relay(c); /* a server-first protocol, or a client too slow to tell */
         return;
     }
-    if (c->capture.state == PT_CAPTURE_CONNECTING) {
+    if (c->capture->state == PT_CAPTURE_CONNECTING) {
         PT_STAT_INC(&c->worker->stats, upstream_cx_connect_timeout);
         pt_conn_close(c, false);
     }
@@ -347,10 +352,10 @@ void pt_capture_on_timer(pt_conn_t *c)
 
 void pt_capture_on_conn_close(pt_conn_t *c)
 {
-    pt_capture_upstream_t *u = c->capture.relay;
+    pt_capture_upstream_t *u = c->capture->relay;
     if (u == NULL)
         return;
-    c->capture.relay = NULL;
+    c->capture->relay = NULL;
     /* The pending connect completes with UV_ECANCELED; the handle's close frees u. */
     uv_close((uv_handle_t *)&u->tcp, on_upstream_closed);
 }

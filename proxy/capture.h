@@ -35,7 +35,8 @@ typedef enum pt_capture_state {
     PT_CAPTURE_CONNECTING, /* not HTTP: connecting to where the bytes go */
 } pt_capture_state_t;
 
-/* A captured connection's part of pt_conn_t. */
+/* A captured connection's own state (pt_conn_t.capture, allocated by pt_capture_start() and
+ * freed with the connection: other connections pay one pointer). */
 typedef struct pt_capture {
     pt_capture_direction_t direction;
     pt_capture_state_t state;

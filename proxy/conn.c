@@ -31,6 +31,7 @@ static void on_handle_closed(pt_conn_t *c)
     pt_rbuf_release(&c->in);
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
+    free(c->capture);
     free(c);
     pt_worker_check_drained(w);
 }
@@ -66,7 +67,8 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
     if (c->stream.is_active)
         pt_stream_abort(&c->stream, PT_FLAG_DC);
     pt_list_remove(&c->link);
-    pt_capture_on_conn_close(c);
+    if (c->capture != NULL)
+        pt_capture_on_conn_close(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->is_reading = false;
     uv_close((uv_handle_t *)&c->timer, on_close);
@@ -262,7 +264,7 @@ static void begin_message(pt_conn_t *c)
 static void process(pt_conn_t *c)
 {
     /* A captured connection is parsed once its first bytes look like HTTP/1. */
-    if (c->capture.state != PT_CAPTURE_IDLE &&
+    if (c->capture != NULL && c->capture->state != PT_CAPTURE_IDLE &&
         (c->in.buf == NULL || c->in.off == c->in.len || !pt_capture_on_bytes(c)))
         return;
     while (!c->is_closing && !c->is_handed_off && c->in.buf != NULL && c->in.off < c->in.len &&
@@ -317,7 +319,7 @@ static void on_peer_eof(pt_conn_t *c)
 {
     c->peer_eof = true;
     update_reading(c);
-    if (c->capture.state == PT_CAPTURE_DETECTING) {
+    if (c->capture != NULL && c->capture->state == PT_CAPTURE_DETECTING) {
         pt_capture_on_eof(c);
         return;
     }
@@ -512,9 +514,9 @@ void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_con
             pt_conn_close(c, false);
             return;
         }
-        if (c->capture.state == PT_CAPTURE_DETECTING)
+        if (c->capture->state == PT_CAPTURE_DETECTING)
             set_timer(c, PT_CONN_TIMER_CAPTURE, ps->sidecar.protocol_detection_timeout_ms);
-        else if (c->capture.state == PT_CAPTURE_IDLE)
+        else if (c->capture->state == PT_CAPTURE_IDLE)
             set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms); /* declared HTTP */
     } else {
         /* The first request must arrive as promptly as any request head. */

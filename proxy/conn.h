@@ -58,7 +58,7 @@ struct pt_conn {
     bool peer_eof;             /* the client finished sending */
     bool is_handed_off;        /* the socket belongs to a relay now */
     uint64_t requests;         /* requests begun on this connection */
-    pt_capture_t capture;      /* sidecar capture listeners only (capture.h) */
+    pt_capture_t *capture;     /* sidecar capture listeners only (capture.h); else NULL */
 };
 
 /* Accepts a connection from listener (libuv's connection callback calls this). */

@@ -269,7 +269,7 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
 static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *cl)
 {
     if (cl->is_original_dst) /* sidecar passthrough (capture.c) */
-        return &st->conn->capture.destination;
+        return &st->conn->capture->destination;
     return pt_worker_pick_endpoint(worker_of(st), st->config, cl, st->request, st->conn->peer_ip,
                                    true);
 }

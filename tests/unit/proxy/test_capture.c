@@ -133,9 +133,12 @@ static const char mesh_yaml[] =
 static pt_conn_t *captured(pt_capture_direction_t dir, uint16_t port)
 {
     static pt_conn_t c;
+    static pt_capture_t cap;
     memset(&c, 0, sizeof(c));
-    c.capture.direction = dir;
-    c.capture.original_port = port;
+    memset(&cap, 0, sizeof(cap));
+    cap.direction = dir;
+    cap.original_port = port;
+    c.capture = &cap;
     return &c;
 }
 
