@@ -52,6 +52,7 @@
 #include <strings.h>
 
 #include "../proxy/lb.h"
+#include "hostname.h"
 #include "resources.h"
 
 typedef struct binding {
@@ -81,6 +82,15 @@ typedef struct compiler {
     bool mesh_only;
     const char **dns_hosts; /* names the clusters resolve, each once (snapshot arena) */
     size_t n_dns_hosts, cap_dns_hosts;
+    /* Compiling a VirtualService bound to the sidecar alone: a destination without a port,
+     * on a service with several, takes the port of each route table (Istio's sidecar
+     * routes), so its cluster is chosen per port in compile_mesh (see PORT_PER_TABLE). */
+    bool port_per_table;
+    /* Sidecar tables: ServiceEntry exact hosts, sorted, so that thousands of services
+     * compile in O(n log n) (see mesh_service). */
+    struct host_entry *se_hosts;
+    size_t n_se_hosts;
+    bool has_wildcard_se;
 } compiler_t;
 
 /* DNS answers: set by `petrel run` (proxy/dns.c); compile runs on the main thread only. */
@@ -117,8 +127,12 @@ static const char *host_intersection(const char *a, const char *b)
     return NULL;
 }
 
+static const pt_res_se_t *mesh_service(compiler_t *cp, const char *host);
+
 static const pt_res_se_t *find_service_entry(compiler_t *cp, const char *host)
 {
+    if (cp->se_hosts != NULL) /* indexed: an exact host in O(log n) */
+        return mesh_service(cp, host);
     const pt_res_se_t *best = NULL;
     size_t best_len = 0;
     for (size_t i = 0; i < cp->set->n_ses; i++) {
@@ -425,6 +439,13 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     return cl;
 }
 
+/* Stands for a destination's cluster until compile_mesh picks it per port. Never published:
+ * every route table holds real clusters. */
+static pt_cluster_t port_per_table_cluster;
+#define PORT_PER_TABLE (&port_per_table_cluster)
+
+static const pt_res_subset_t *find_subset(const pt_res_dr_t *dr, const char *name);
+
 /* The cluster of one destination, or NULL (error reported, or already reported earlier). */
 static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
 {
@@ -460,6 +481,9 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
                             d->host);
             return get_cluster(cp, d->host, 0, NULL, NULL);
         }
+        if (se->n_ports > 1 && cp->port_per_table &&
+            (d->subset == NULL || find_subset(find_destination_rule(cp, d->host), d->subset)))
+            return PORT_PER_TABLE;
         if (se->n_ports != 1) {
             pt__cfg_error_at(cp->cx, d->node, path,
                              "required: ServiceEntry %s/%s has %zu ports for host \"%s\"",
@@ -499,11 +523,15 @@ static void compile_mirrors(compiler_t *cp, pt_res_http_route_t *hr)
         return;
     pt_http_mirror_t *m = pt_arena_calloc(cp->cx->out, hr->n_mirrors * sizeof(*m));
     size_t n = 0;
+    /* A mirror has one cluster for every route table: its port cannot follow the table's. */
+    bool port_per_table = cp->port_per_table;
+    cp->port_per_table = false;
     for (size_t i = 0; i < hr->n_mirrors; i++) {
         pt_cluster_t *cl = resolve_dest(cp, &hr->mirror_dests[i]);
         if (cl != NULL)
             m[n++] = (pt_http_mirror_t){cl, hr->mirror_ppm[i]};
     }
+    cp->port_per_table = port_per_table;
     hr->route.mirrors = m;
     hr->route.n_mirrors = n;
 }
@@ -632,6 +660,7 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
             expand_delegate(cp, hr, routes, &n);
             continue;
         }
+        hr->compiled_index = n;
         pt_http_route_t *r = &routes[n++];
         *r = hr->route;
         char path[600];
@@ -672,6 +701,484 @@ static void bind_tls_routes(compiler_t *cp, listener_build_t *b, const pt_res_vs
         *r = tr->compiled;
         r->sni_hosts = sni;
         r->n_sni_hosts = n;
+    }
+}
+
+/* Kubernetes short names ("reviews") mean a service in the rule's own namespace, as Istio
+ * reads them: completed here, once, so that everything below compares FQDNs. */
+static void complete_short_hosts(pt_cfg_cx_t *cx, pt_res_set_t *set)
+{
+    for (size_t v = 0; v < set->n_vss; v++) {
+        pt_res_vs_t *vs = set->vss[v];
+        const char *ns = vs->meta.ns;
+        for (size_t h = 0; h < vs->n_hosts; h++)
+            vs->hosts[h] = pt_host_complete(cx->out, vs->hosts[h], ns);
+        for (size_t i = 0; i < vs->n_http; i++) {
+            for (size_t d = 0; d < vs->http[i].n_dests; d++)
+                vs->http[i].dests[d].host =
+                    pt_host_complete(cx->out, vs->http[i].dests[d].host, ns);
+            for (size_t d = 0; d < vs->http[i].n_mirrors; d++)
+                vs->http[i].mirror_dests[d].host =
+                    pt_host_complete(cx->out, vs->http[i].mirror_dests[d].host, ns);
+        }
+        for (size_t i = 0; i < vs->n_tcp; i++)
+            for (size_t d = 0; d < vs->tcp[i].n_dests; d++)
+                vs->tcp[i].dests[d].host = pt_host_complete(cx->out, vs->tcp[i].dests[d].host, ns);
+        for (size_t i = 0; i < vs->n_tls; i++)
+            for (size_t d = 0; d < vs->tls[i].n_dests; d++)
+                vs->tls[i].dests[d].host = pt_host_complete(cx->out, vs->tls[i].dests[d].host, ns);
+    }
+    for (size_t i = 0; i < set->n_drs; i++)
+        set->drs[i]->host = pt_host_complete(cx->out, set->drs[i]->host, set->drs[i]->meta.ns);
+    for (size_t i = 0; i < set->n_ses; i++)
+        for (size_t h = 0; h < set->ses[i]->n_hosts; h++)
+            set->ses[i]->hosts[h] =
+                pt_host_complete(cx->out, set->ses[i]->hosts[h], set->ses[i]->meta.ns);
+}
+
+static void sort_vhosts(pt_vhost_t *v, size_t n);
+
+/* A route to a cluster whose one endpoint is each connection's original destination. */
+static pt_http_route_t *original_dst_route(pt_cfg_cx_t *cx, const char *cluster_name,
+                                           const char *route_name)
+{
+    pt_cluster_t *cl = pt_arena_calloc(cx->out, sizeof(*cl));
+    cl->name = cluster_name;
+    cl->host = cluster_name; /* Istio reports passthrough traffic under the cluster's name */
+    cl->is_original_dst = true;
+    /* Istio's defaults for the pool, and breaker state like any cluster's (stream.c counts
+     * every request in its cluster's state). */
+    pt_conn_pool_settings_default(&cl->pool);
+    cl->state = pt_cluster_state_get(cl->name, &cl->pool);
+    pt_http_route_t *r = pt_arena_calloc(cx->out, sizeof(*r));
+    r->name = route_name;
+    r->clusters = pt_arena_calloc(cx->out, sizeof(*r->clusters));
+    r->clusters[0].cluster = cl;
+    r->clusters[0].cumulative_weight = 1;
+    r->n_clusters = 1;
+    r->total_weight = 1;
+    return r;
+}
+
+/* A vhost "*" with one route, added last to a table. */
+static void add_catch_all(pt_cfg_cx_t *cx, pt_vhost_t **vhosts, size_t *n, size_t *cap,
+                          pt_http_route_t *r)
+{
+    *vhosts = pt_arena_grow(cx->tmp, *vhosts, *n, cap, sizeof(**vhosts));
+    pt_vhost_t *vh = &(*vhosts)[(*n)++];
+    vh->hosts = pt_arena_calloc(cx->out, sizeof(*vh->hosts));
+    vh->hosts[0] = "*";
+    vh->n_hosts = 1;
+    vh->routes = r;
+    vh->n_routes = 1;
+}
+
+static void add_domains(pt_cfg_cx_t *cx, const char *host, const char *workload_ns,
+                        const char ***buf, size_t *n, size_t *cap)
+{
+    const char *d[PT_HOST_MAX_DOMAINS];
+    size_t nd = pt_host_domains(cx->out, host, workload_ns, d);
+    for (size_t i = 0; i < nd; i++) {
+        bool seen = false;
+        for (size_t q = 0; q < *n && !seen; q++)
+            seen = strcmp((*buf)[q], d[i]) == 0;
+        if (seen)
+            continue;
+        *buf = pt_arena_grow(cx->tmp, *buf, *n, cap, sizeof(**buf));
+        (*buf)[(*n)++] = d[i];
+    }
+}
+
+typedef struct host_entry {
+    const char *host;
+    const pt_res_se_t *se;
+    size_t order; /* load order: the first ServiceEntry listing a host wins */
+} host_entry_t;
+
+static int compare_host_entries(const void *x, const void *y)
+{
+    const host_entry_t *a = x, *b = y;
+    int c = strcmp(a->host, b->host);
+    return c != 0 ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+static int compare_strings(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int compare_ports(const void *x, const void *y)
+{
+    uint16_t a = *(const uint16_t *)x, b = *(const uint16_t *)y;
+    return (a > b) - (a < b);
+}
+
+static void index_service_hosts(compiler_t *cp)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cp->set->n_ses; i++)
+        n += cp->set->ses[i]->n_hosts;
+    cp->se_hosts = pt_arena_calloc(cp->cx->tmp, (n + 1) * sizeof(*cp->se_hosts));
+    for (size_t i = 0; i < cp->set->n_ses; i++) {
+        const pt_res_se_t *se = cp->set->ses[i];
+        for (size_t h = 0; h < se->n_hosts; h++) {
+            if (se->hosts[h][0] == '*')
+                cp->has_wildcard_se = true;
+            else
+                cp->se_hosts[cp->n_se_hosts++] = (host_entry_t){se->hosts[h], se, cp->n_se_hosts};
+        }
+    }
+    qsort(cp->se_hosts, cp->n_se_hosts, sizeof(*cp->se_hosts), compare_host_entries);
+}
+
+/* find_service_entry() through the sorted index (the linear search only when some
+ * ServiceEntry host is a wildcard and no exact one matched). */
+static const pt_res_se_t *mesh_service(compiler_t *cp, const char *host)
+{
+    size_t lo = 0, hi = cp->n_se_hosts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(cp->se_hosts[mid].host, host) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < cp->n_se_hosts && strcmp(cp->se_hosts[lo].host, host) == 0)
+        return cp->se_hosts[lo].se;
+    if (!cp->has_wildcard_se)
+        return NULL;
+    const pt_res_se_t *best = NULL; /* the longest wildcard covering host */
+    size_t best_len = 0;
+    for (size_t i = 0; i < cp->set->n_ses; i++) {
+        const pt_res_se_t *se = cp->set->ses[i];
+        for (size_t j = 0; j < se->n_hosts; j++) {
+            const char *h = se->hosts[j];
+            if (h[0] == '*' && host_covers(h, host) && (best == NULL || strlen(h) > best_len)) {
+                best = se;
+                best_len = strlen(h);
+            }
+        }
+    }
+    return best;
+}
+
+static bool service_has_port(const pt_res_se_t *se, uint16_t port)
+{
+    for (size_t p = 0; se != NULL && p < se->n_ports; p++)
+        if (se->ports[p].number == port)
+            return true;
+    return false;
+}
+
+/* A VirtualService routes a port's traffic when one of its hosts is a service with that port
+ * (Istio builds a port's routes from its services); one naming no known service at all applies
+ * to every port. */
+static bool vs_applies_to_port(compiler_t *cp, const pt_res_vs_t *vs, uint16_t port)
+{
+    bool names_a_service = false;
+    for (size_t h = 0; h < vs->n_hosts; h++) {
+        const pt_res_se_t *se = mesh_service(cp, vs->hosts[h]);
+        if (se == NULL)
+            continue;
+        names_a_service = true;
+        if (service_has_port(se, port))
+            return true;
+    }
+    return !names_a_service;
+}
+
+/* A service's single addresses (ServiceEntry addresses without a shorter prefix) are request
+ * hosts too, as in Envoy's generated domains: a client that dials the VIP by number sends
+ * it as Host. IPv6 in brackets, as a Host header carries it. */
+static void add_address_domains(pt_cfg_cx_t *cx, const pt_res_se_t *se, const char ***buf,
+                                size_t *n, size_t *cap)
+{
+    for (size_t a = 0; se != NULL && a < se->n_addresses; a++) {
+        const pt_cidr_t *ad = &se->addresses[a];
+        char text[INET6_ADDRSTRLEN + 2];
+        if (ad->prefix_len != (ad->family == AF_INET ? 32 : 128))
+            continue;
+        if (ad->family == AF_INET) {
+            inet_ntop(AF_INET, ad->bytes, text, sizeof(text));
+        } else {
+            text[0] = '[';
+            inet_ntop(AF_INET6, ad->bytes, text + 1, sizeof(text) - 2);
+            strcat(text, "]");
+        }
+        bool seen = false;
+        for (size_t q = 0; q < *n && !seen; q++)
+            seen = strcmp((*buf)[q], text) == 0;
+        if (seen)
+            continue;
+        *buf = pt_arena_grow(cx->tmp, *buf, *n, cap, sizeof(**buf));
+        (*buf)[(*n)++] = pt__cfg_out_str(cx, text);
+    }
+}
+
+/* The cluster standing for PORT_PER_TABLE in a route table for port. */
+static pt_cluster_t *cluster_for_port(compiler_t *cp, const pt_res_dest_t *d, uint16_t port)
+{
+    const pt_res_dr_t *dr = find_destination_rule(cp, d->host);
+    return get_cluster(cp, d->host, port, dr, d->subset ? find_subset(dr, d->subset) : NULL);
+}
+
+/* vs's compiled routes for the table of port: shared as they are, or, when a destination
+ * takes the table's port, a copy with that port's clusters. */
+static pt_http_route_t *routes_for_port(compiler_t *cp, const pt_res_vs_t *vs, uint16_t port)
+{
+    bool per_port = false;
+    for (size_t i = 0; i < vs->n_compiled && !per_port; i++)
+        for (size_t j = 0; j < vs->compiled[i].n_clusters; j++)
+            per_port |= vs->compiled[i].clusters[j].cluster == PORT_PER_TABLE;
+    if (!per_port)
+        return vs->compiled;
+    pt_cfg_cx_t *cx = cp->cx;
+    pt_http_route_t *routes =
+        pt_arena_memdup(cx->out, vs->compiled, vs->n_compiled * sizeof(*vs->compiled));
+    /* Only a VirtualService's own routes can hold PORT_PER_TABLE (delegates compile without
+     * it): each knows where it was compiled to. */
+    for (size_t i = 0; i < vs->n_http; i++) {
+        const pt_res_http_route_t *hr = &vs->http[i];
+        if (hr->delegate_name != NULL)
+            continue;
+        pt_http_route_t *r = &routes[hr->compiled_index];
+        if (r->n_clusters == 0)
+            continue;
+        r->clusters = pt_arena_memdup(cx->out, r->clusters, r->n_clusters * sizeof(*r->clusters));
+        for (size_t j = 0; j < r->n_clusters; j++)
+            if (r->clusters[j].cluster == PORT_PER_TABLE)
+                r->clusters[j].cluster = cluster_for_port(cp, &hr->dests[j], port);
+    }
+    return routes;
+}
+
+static pt_listener_config_t *table(pt_cfg_cx_t *cx, pt_listener_config_t *l, const char *name,
+                                   uint16_t port, pt_vhost_t *vhosts, size_t n_vhosts)
+{
+    l->name = name;
+    l->port = port;
+    l->protocol = PT_LISTENER_HTTP;
+    l->vhosts = pt_arena_memdup(cx->out, vhosts, n_vhosts * sizeof(*vhosts));
+    l->n_vhosts = n_vhosts;
+    return l;
+}
+
+/* The sidecar's route tables (Proxy spec.sidecar). Outbound, one per service port (the
+ * ServiceEntry ports), as Envoy's per-port route configurations: the VirtualServices bound to
+ * mesh that name a service with that port (vs_applies_to_port), then a
+ * default route for each service host that no VirtualService names, then "*" to
+ * PassthroughCluster. Any other port: passthrough alone. Inbound: everything to the local
+ * app, 127.0.0.1:<original port> (proxy/capture.c sets the endpoint). */
+static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c);
+
+static void compile_mesh(compiler_t *cp, pt_config_t *c)
+{
+    pt_cfg_cx_t *cx = cp->cx;
+    pt_res_set_t *set = cp->set;
+    const char *wns = c->proxy.workload.ns;
+    pt_http_route_t *passthrough = original_dst_route(cx, "PassthroughCluster", "allow_any");
+    if (c->proxy.sidecar.registry_only) {
+        /* REGISTRY_ONLY: a host no table knows is refused, as Istio's block_all route does. */
+        passthrough = pt_arena_calloc(cx->out, sizeof(*passthrough));
+        passthrough->name = "block_all";
+        passthrough->direct_status = 502;
+    }
+    uint16_t *ports = NULL;
+    size_t n_ports = 0, cap_ports = 0;
+    for (size_t i = 0; i < set->n_ses; i++)
+        for (size_t p = 0; p < set->ses[i]->n_ports; p++) {
+            uint16_t port = set->ses[i]->ports[p].number;
+            bool seen = port == 0;
+            for (size_t k = 0; k < n_ports && !seen; k++)
+                seen = ports[k] == port;
+            if (seen)
+                continue;
+            ports = pt_arena_grow(cx->tmp, ports, n_ports, &cap_ports, sizeof(*ports));
+            ports[n_ports++] = port;
+        }
+    if (n_ports > 1) /* by port: proxy/capture.c finds a connection's table by bisection */
+        qsort(ports, n_ports, sizeof(*ports), compare_ports);
+    c->mesh_listeners = pt_arena_calloc(cx->out, (n_ports + 1) * sizeof(*c->mesh_listeners));
+    c->n_mesh_listeners = n_ports;
+    for (size_t k = 0; k < n_ports; k++) {
+        uint16_t port = ports[k];
+        pt_vhost_t *vhosts = NULL;
+        size_t n_vhosts = 0, cap_vhosts = 0;
+        const char **named = NULL; /* hosts some VirtualService routes */
+        size_t n_named = 0, cap_named = 0;
+        for (size_t v = 0; v < set->n_vss; v++) {
+            const pt_res_vs_t *vs = set->vss[v];
+            if (!vs->binds_mesh || vs->n_compiled == 0 || !vs_applies_to_port(cp, vs, port))
+                continue;
+            const char **hosts = NULL;
+            size_t n_hosts = 0, cap_hosts = 0;
+            for (size_t h = 0; h < vs->n_hosts; h++) {
+                add_domains(cx, vs->hosts[h], wns, &hosts, &n_hosts, &cap_hosts);
+                add_address_domains(cx, mesh_service(cp, vs->hosts[h]), &hosts, &n_hosts,
+                                    &cap_hosts);
+                named = pt_arena_grow(cx->tmp, named, n_named, &cap_named, sizeof(*named));
+                named[n_named++] = vs->hosts[h];
+            }
+            vhosts = pt_arena_grow(cx->tmp, vhosts, n_vhosts, &cap_vhosts, sizeof(*vhosts));
+            pt_vhost_t *vh = &vhosts[n_vhosts++];
+            vh->hosts = pt_arena_memdup(cx->out, hosts, n_hosts * sizeof(*hosts));
+            vh->n_hosts = n_hosts;
+            vh->routes = routes_for_port(cp, vs, port);
+            vh->n_routes = vs->n_compiled;
+        }
+        if (n_named > 0)
+            qsort(named, n_named, sizeof(*named), compare_strings);
+        for (size_t i = 0; i < set->n_ses; i++) {
+            const pt_res_se_t *se = set->ses[i];
+            bool has_port = service_has_port(se, port);
+            for (size_t h = 0; has_port && h < se->n_hosts; h++) {
+                if (se->hosts[h][0] == '*' ||
+                    (n_named > 0 &&
+                     bsearch(&se->hosts[h], named, n_named, sizeof(*named), compare_strings)))
+                    continue;
+                const pt_res_dr_t *dr = find_destination_rule(cp, se->hosts[h]);
+                pt_http_route_t *r = pt_arena_calloc(cx->out, sizeof(*r));
+                r->name = "default";
+                r->clusters = pt_arena_calloc(cx->out, sizeof(*r->clusters));
+                r->clusters[0].cluster = get_cluster(cp, se->hosts[h], port, dr, NULL);
+                r->clusters[0].cumulative_weight = 1;
+                r->n_clusters = 1;
+                r->total_weight = 1;
+                const char **hosts = NULL;
+                size_t n_hosts = 0, cap_hosts = 0;
+                add_domains(cx, se->hosts[h], wns, &hosts, &n_hosts, &cap_hosts);
+                add_address_domains(cx, se, &hosts, &n_hosts, &cap_hosts);
+                vhosts = pt_arena_grow(cx->tmp, vhosts, n_vhosts, &cap_vhosts, sizeof(*vhosts));
+                pt_vhost_t *vh = &vhosts[n_vhosts++];
+                vh->hosts = pt_arena_memdup(cx->out, hosts, n_hosts * sizeof(*hosts));
+                vh->n_hosts = n_hosts;
+                vh->routes = r;
+                vh->n_routes = 1;
+            }
+        }
+        sort_vhosts(vhosts, n_vhosts);
+        add_catch_all(cx, &vhosts, &n_vhosts, &cap_vhosts, passthrough);
+        table(cx, &c->mesh_listeners[k], pt_arena_printf(cx->out, "0.0.0.0_%u", (unsigned)port),
+              port, vhosts, n_vhosts);
+    }
+    pt_vhost_t *vhosts = NULL;
+    size_t n_vhosts = 0, cap_vhosts = 0;
+    add_catch_all(cx, &vhosts, &n_vhosts, &cap_vhosts, passthrough);
+    c->mesh_passthrough = table(cx, pt_arena_calloc(cx->out, sizeof(pt_listener_config_t)),
+                                "PassthroughCluster", 0, vhosts, n_vhosts);
+    vhosts = NULL;
+    n_vhosts = cap_vhosts = 0;
+    add_catch_all(cx, &vhosts, &n_vhosts, &cap_vhosts,
+                  original_dst_route(cx, "InboundPassthroughCluster", "inbound"));
+    c->mesh_inbound = table(cx, pt_arena_calloc(cx->out, sizeof(pt_listener_config_t)),
+                            "virtualInbound", 0, vhosts, n_vhosts);
+    compile_mesh_tcp(cp, c);
+}
+
+/* Istio's protocol selection from a declared port protocol. */
+static pt_port_protocol_t port_protocol(const char *p)
+{
+    if (p == NULL || p[0] == '\0')
+        return PT_PORT_DETECT;
+    static const char *const http[] = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"};
+    for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++)
+        if (strcasecmp(p, http[i]) == 0)
+            return PT_PORT_HTTP;
+    return PT_PORT_OPAQUE;
+}
+
+/* Captured traffic that is not HTTP is routed by its original destination: a ServiceEntry
+ * address and port make a known service, whose VirtualServices' tcp routes (bound to mesh,
+ * naming the host) apply in order, match.port and destinationSubnets tested against the
+ * original destination, then the service's own cluster. Anything else passes through. */
+static void compile_mesh_tcp(compiler_t *cp, pt_config_t *c)
+{
+    pt_cfg_cx_t *cx = cp->cx;
+    pt_res_set_t *set = cp->set;
+    size_t n = 0, n_vs_hosts = 0;
+    for (size_t i = 0; i < set->n_ses; i++)
+        if (set->ses[i]->n_addresses > 0)
+            n += set->ses[i]->n_hosts * set->ses[i]->n_ports;
+    if (n == 0)
+        return;
+    /* The hosts of mesh VirtualServices with tcp routes, sorted (order: load order). */
+    for (size_t v = 0; v < set->n_vss; v++)
+        if (set->vss[v]->binds_mesh && set->vss[v]->n_tcp > 0)
+            n_vs_hosts += set->vss[v]->n_hosts;
+    host_entry_t *vs_hosts = pt_arena_calloc(cx->tmp, (n_vs_hosts + 1) * sizeof(*vs_hosts));
+    n_vs_hosts = 0;
+    for (size_t v = 0; v < set->n_vss; v++)
+        for (size_t k = 0;
+             set->vss[v]->binds_mesh && set->vss[v]->n_tcp > 0 && k < set->vss[v]->n_hosts; k++)
+            vs_hosts[n_vs_hosts++] = (host_entry_t){set->vss[v]->hosts[k], NULL, v};
+    qsort(vs_hosts, n_vs_hosts, sizeof(*vs_hosts), compare_host_entries);
+    c->mesh_tcp = pt_arena_calloc(cx->out, (n + 1) * sizeof(*c->mesh_tcp));
+    for (size_t i = 0; i < set->n_ses; i++) {
+        const pt_res_se_t *se = set->ses[i];
+        for (size_t h = 0; se->n_addresses > 0 && h < se->n_hosts; h++) {
+            const char *host = se->hosts[h];
+            if (host[0] == '*')
+                continue;
+            for (size_t p = 0; p < se->n_ports; p++) {
+                uint16_t port = se->ports[p].number;
+                pt_mesh_tcp_route_t *routes = NULL;
+                size_t n_routes = 0, cap_routes = 0;
+                size_t lo = 0, hi = n_vs_hosts;
+                while (lo < hi) {
+                    size_t mid = lo + (hi - lo) / 2;
+                    if (strcmp(vs_hosts[mid].host, host) < 0)
+                        lo = mid + 1;
+                    else
+                        hi = mid;
+                }
+                for (size_t e = lo; e < n_vs_hosts && strcmp(vs_hosts[e].host, host) == 0; e++) {
+                    size_t v = vs_hosts[e].order;
+                    const pt_res_vs_t *vs = set->vss[v];
+                    if (e > lo && vs_hosts[e - 1].order == v)
+                        continue; /* a VirtualService listing the host twice */
+                    for (size_t t = 0; t < vs->n_tcp; t++) {
+                        const pt_res_tcp_route_t *tr = &vs->tcp[t];
+                        if (tr->compiled.n_clusters == 0)
+                            continue;
+                        /* The route's weighted clusters, with this port's where a destination
+                         * takes the port of the table (PORT_PER_TABLE). */
+                        pt_weighted_cluster_t *wc = tr->compiled.clusters;
+                        for (size_t d = 0; d < tr->compiled.n_clusters; d++)
+                            if (tr->compiled.clusters[d].cluster == PORT_PER_TABLE) {
+                                if (wc == tr->compiled.clusters)
+                                    wc = pt_arena_memdup(cx->out, wc,
+                                                         tr->compiled.n_clusters * sizeof(*wc));
+                                wc[d].cluster = cluster_for_port(cp, &tr->dests[d], port);
+                            }
+                        pt_res_l4_match_t any = {0};
+                        const pt_res_l4_match_t *ms = tr->n_l4_matches ? tr->l4_matches : &any;
+                        size_t n_ms = tr->n_l4_matches ? tr->n_l4_matches : 1;
+                        for (size_t m = 0; m < n_ms; m++) {
+                            if (ms[m].port != 0 && ms[m].port != port)
+                                continue;
+                            routes = pt_arena_grow(cx->tmp, routes, n_routes, &cap_routes,
+                                                   sizeof(*routes));
+                            routes[n_routes++] = (pt_mesh_tcp_route_t){
+                                ms[m].port, ms[m].subnets,           ms[m].n_subnets,
+                                wc,         tr->compiled.n_clusters, tr->compiled.total_weight};
+                        }
+                    }
+                }
+                routes = pt_arena_grow(cx->tmp, routes, n_routes, &cap_routes, sizeof(*routes));
+                pt_weighted_cluster_t *own = pt_arena_calloc(cx->out, sizeof(*own));
+                own->cluster = get_cluster(cp, host, port, find_destination_rule(cp, host), NULL);
+                own->cumulative_weight = 1;
+                routes[n_routes++] = (pt_mesh_tcp_route_t){0, NULL, 0, own, 1, 1};
+                pt_mesh_tcp_service_t *svc = &c->mesh_tcp[c->n_mesh_tcp++];
+                svc->host = pt__cfg_out_str(cx, host);
+                svc->addresses = se->addresses;
+                svc->n_addresses = se->n_addresses;
+                svc->port = port;
+                svc->protocol = port_protocol(se->ports[p].protocol);
+                svc->routes = pt_arena_memdup(cx->out, routes, n_routes * sizeof(*routes));
+                svc->n_routes = n_routes;
+            }
+        }
     }
 }
 
@@ -797,6 +1304,9 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                              first->file, first->line, first->col);
     }
     select_sources(set, &c->proxy.workload);
+    complete_short_hosts(cx, set);
+    bool sidecar = c->proxy.sidecar.enabled;
+    index_service_hosts(&cp);
 
     check_duplicates(cx, (void *const *)set->gateways, set->n_gateways,
                      offsetof(pt_res_gateway_t, meta));
@@ -809,7 +1319,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     size_t max_listeners = 0;
     for (size_t i = 0; i < set->n_gateways; i++)
         max_listeners += set->gateways[i]->n_servers;
-    listener_build_t *lb = pt_arena_calloc(cx->tmp, (max_listeners + 1) * sizeof(*lb));
+    listener_build_t *lb = pt_arena_calloc(cx->tmp, (max_listeners + 3) * sizeof(*lb));
     size_t n_lb = 0;
     for (size_t i = 0; i < set->n_gateways; i++) {
         const pt_res_gateway_t *g = set->gateways[i];
@@ -853,6 +1363,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
      * apart from it): a VirtualService left with no Gateway binds to nothing and is checked as
      * a mesh-only one. */
     bool *checks_only = pt_arena_calloc(cx->tmp, (set->n_vss + 1) * sizeof(bool));
+    bool *port_per_table = pt_arena_calloc(cx->tmp, (set->n_vss + 1) * sizeof(bool));
     for (size_t v = 0; v < set->n_vss; v++) {
         pt_res_vs_t *vs = set->vss[v];
         size_t found = 0;
@@ -866,7 +1377,14 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                 "bind to it",
                                 ref->ns, ref->name);
         }
-        checks_only[v] = vs->mesh_only || found == 0;
+        if (vs->binds_mesh && !sidecar)
+            pt__cfg_warn_at(cx, vs->mesh_node, vs->mesh_path,
+                            "mesh routing needs a Proxy with spec.sidecar: this VirtualService "
+                            "applies %s%s",
+                            found > 0 ? "to its Gateways only" : "to no listener",
+                            vs->gateways == NULL ? " (no gateways means mesh)" : "");
+        checks_only[v] = (vs->mesh_only || found == 0) && !(sidecar && vs->binds_mesh);
+        port_per_table[v] = sidecar && vs->binds_mesh && found == 0;
         for (size_t i = 0; i < vs->n_http && !vs->is_delegate; i++) {
             const pt_res_http_route_t *hr = &vs->http[i];
             pt_res_vs_t *d =
@@ -890,8 +1408,9 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                 "to it: it applies nowhere",
                                 vs->qname);
             cp.mesh_only = vs->is_delegate ? !vs->is_delegate_bound : checks_only[v];
+            cp.port_per_table = !vs->is_delegate && port_per_table[v];
             compile_vs(&cp, vs);
-            cp.mesh_only = false;
+            cp.mesh_only = cp.port_per_table = false;
         }
 
     /* Bind VirtualServices to listeners. */
@@ -954,6 +1473,26 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             }
         }
         sort_vhosts(b->vhosts, b->n_vhosts);
+    }
+
+    /* The sidecar's capture listeners, after the Gateways' ports. */
+    if (sidecar) {
+        compile_mesh(&cp, c);
+        const pt_sidecar_settings_t *sc = &c->proxy.sidecar;
+        const uint16_t cports[2] = {sc->outbound_port, sc->inbound_port};
+        size_t n_gateway_ports = n_lb;
+        for (int i = 0; i < 2; i++) {
+            for (size_t k = 0; k < n_gateway_ports; k++)
+                if (lb[k].l->port == cports[i])
+                    pt__cfg_error_at(cx, set->proxies[0]->meta.doc, "spec.sidecar",
+                                     "port %u is also a Gateway server port (%s)",
+                                     (unsigned)cports[i], lb[k].l->name);
+            listener_build_t *b = &lb[n_lb++];
+            b->l = pt_arena_calloc(cx->out, sizeof(*b->l));
+            b->l->port = cports[i];
+            b->l->protocol = i == 0 ? PT_LISTENER_CAPTURE_OUTBOUND : PT_LISTENER_CAPTURE_INBOUND;
+            b->l->name = i == 0 ? "virtualOutbound" : "virtualInbound";
+        }
     }
 
     /* Publish into the snapshot arena. */

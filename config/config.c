@@ -202,6 +202,12 @@ void pt__cfg_index_vhosts(pt_config_t *c)
 {
     for (size_t i = 0; i < c->n_listeners; i++)
         index_listener(&c->arena, &c->listeners[i]);
+    for (size_t i = 0; i < c->n_mesh_listeners; i++)
+        index_listener(&c->arena, &c->mesh_listeners[i]);
+    if (c->mesh_passthrough != NULL)
+        index_listener(&c->arena, c->mesh_passthrough);
+    if (c->mesh_inbound != NULL)
+        index_listener(&c->arena, c->mesh_inbound);
 }
 
 const pt_vhost_t *pt_config_find_vhost(const pt_listener_config_t *l, const char *host, size_t len)

@@ -96,6 +96,8 @@ typedef struct pt_cluster {
     pt_endpoint_t *endpoints;
     size_t n_endpoints;     /* 0: every request gets 503 UH */
     uint32_t index;         /* position in pt_config_t.clusters, for per-worker state */
+    bool is_original_dst;   /* sidecar passthrough: the connection's original destination is
+                               the one endpoint (proxy/capture.c), n_endpoints is 0 */
     uint32_t endpoint_base; /* first slot of its endpoints in per-worker endpoint arrays */
     pt_lb_config_t lb;
     pt_conn_pool_settings_t pool;             /* DestinationRule connectionPool (+ retryBudget) */
@@ -254,12 +256,18 @@ typedef enum pt_listener_protocol {
     PT_LISTENER_HTTP = 1,
     PT_LISTENER_TCP,
     PT_LISTENER_TLS, /* Gateway protocol TLS, tls.mode PASSTHROUGH: routed on SNI, not decrypted */
+    PT_LISTENER_CAPTURE_OUTBOUND, /* sidecar: iptables-redirected egress (proxy/capture.c) */
+    PT_LISTENER_CAPTURE_INBOUND,  /* sidecar: iptables-redirected ingress */
 } pt_listener_protocol_t;
 
 /* "HTTP", "TCP", "TLS": Istio's names, for messages and logs. */
 static inline const char *pt_listener_protocol_name(pt_listener_protocol_t p)
 {
-    return p == PT_LISTENER_HTTP ? "HTTP" : p == PT_LISTENER_TCP ? "TCP" : "TLS";
+    return p == PT_LISTENER_HTTP               ? "HTTP"
+           : p == PT_LISTENER_TCP              ? "TCP"
+           : p == PT_LISTENER_TLS              ? "TLS"
+           : p == PT_LISTENER_CAPTURE_OUTBOUND ? "capture outbound"
+                                               : "capture inbound";
 }
 
 /* Where a connection on a TCP or TLS-passthrough listener goes: a VirtualService tcp[] or
@@ -282,6 +290,45 @@ typedef struct pt_listener_config {
     size_t n_l4_routes;
     struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
 } pt_listener_config_t;
+
+/* An address block: ServiceEntry addresses, VirtualService destinationSubnets. */
+typedef struct pt_cidr {
+    sa_family_t family; /* AF_INET or AF_INET6 */
+    uint8_t prefix_len; /* 32 / 128 for one address */
+    uint8_t bytes[16];  /* network order; 4 used for IPv4 */
+} pt_cidr_t;
+
+/* Whether addr (an AF_INET or AF_INET6 sockaddr) is inside cidr. */
+bool pt_cidr_contains(const pt_cidr_t *cidr, const struct sockaddr_storage *addr);
+
+/* Sidecar TCP routing: one tcp[] match of a VirtualService bound to mesh, for one service port,
+ * or the service's own default (no conditions). */
+typedef struct pt_mesh_tcp_route {
+    uint16_t port;            /* match.port; 0: any (already filtered by the service port) */
+    const pt_cidr_t *subnets; /* match.destinationSubnets; none: any */
+    size_t n_subnets;
+    const pt_weighted_cluster_t *clusters; /* the route's destinations, as weighted */
+    size_t n_clusters;
+    uint32_t total_weight;
+} pt_mesh_tcp_route_t;
+
+/* A known service port reached by address (ServiceEntry addresses), for captured traffic that
+ * is not HTTP: its VirtualServices' tcp routes in order, then its own cluster. */
+typedef enum pt_port_protocol {
+    PT_PORT_DETECT = 0, /* no protocol declared: detected on the first bytes */
+    PT_PORT_HTTP,       /* HTTP, HTTP2, GRPC, GRPC-WEB: parsed as HTTP/1 at once */
+    PT_PORT_OPAQUE,     /* TCP, TLS, HTTPS, MONGO, MYSQL, REDIS...: relayed at once */
+} pt_port_protocol_t;
+
+typedef struct pt_mesh_tcp_service {
+    const char *host;
+    const pt_cidr_t *addresses;
+    size_t n_addresses;
+    uint16_t port;
+    pt_port_protocol_t protocol; /* ServiceEntry ports[].protocol (Istio's protocol selection) */
+    pt_mesh_tcp_route_t *routes;
+    size_t n_routes;
+} pt_mesh_tcp_service_t;
 
 /* The workload this proxy runs as (Proxy spec.workload): what a VirtualService match's
  * sourceLabels / sourceNamespace select at a gateway, where the request's source is the
@@ -331,6 +378,14 @@ typedef struct pt_tracing_settings {
     uint64_t flush_interval_ms;  /* 1000 */
     uint64_t export_timeout_ms;  /* one export request, connect to response: 2000 */
 } pt_tracing_settings_t;
+/* Proxy spec.sidecar: the capture listeners. Absent: no sidecar listeners at all. */
+typedef struct pt_sidecar_settings {
+    bool enabled;
+    uint16_t outbound_port;                 /* 15001, Istio's */
+    uint16_t inbound_port;                  /* 15006, Istio's */
+    uint64_t protocol_detection_timeout_ms; /* first bytes awaited this long: 100 */
+    bool registry_only; /* outboundTrafficPolicy.mode REGISTRY_ONLY: unknown outbound refused */
+} pt_sidecar_settings_t;
 
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
@@ -359,6 +414,7 @@ typedef struct pt_proxy_settings {
     const char *credentials_directory; /* credentialName X is <dir>/X/{tls.crt,tls.key,ca.crt} */
     pt_tracing_settings_t tracing;
     bool mirror_keep_host; /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
+    pt_sidecar_settings_t sidecar;
 } pt_proxy_settings_t;
 
 typedef struct pt_config {
@@ -372,6 +428,15 @@ typedef struct pt_config {
     pt_proxy_settings_t proxy;
     pt_listener_config_t *listeners;
     size_t n_listeners;
+    /* Sidecar routing (proxy.sidecar.enabled): the outbound route table of each service port,
+     * chosen by a captured connection's original port; the table of every other port (all
+     * passthrough); the inbound table (everything to the local app). */
+    pt_listener_config_t *mesh_listeners; /* sorted by port */
+    size_t n_mesh_listeners;
+    pt_listener_config_t *mesh_passthrough;
+    pt_listener_config_t *mesh_inbound;
+    pt_mesh_tcp_service_t *mesh_tcp; /* captured non-HTTP traffic to a service address */
+    size_t n_mesh_tcp;
     pt_cluster_t **clusters; /* every cluster, indexed by pt_cluster_t.index */
     size_t n_clusters;
     size_t n_endpoint_slots; /* sum of the clusters' n_endpoints (see endpoint_base) */

@@ -36,6 +36,7 @@ enum {
     PX_FAULT_PER_ATTEMPT,
     PX_MIRROR_KEEP_HOST,
     PX_METRICS,
+    PX_SIDECAR,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -64,6 +65,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_FAULT_PER_ATTEMPT] = {.name = "faultPerAttempt", .status = S},
     [PX_MIRROR_KEEP_HOST] = {.name = "mirrorKeepHost", .status = S},
     [PX_METRICS] = {.name = "metrics", .status = S},
+    [PX_SIDECAR] = {.name = "sidecar", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -81,6 +83,19 @@ static const pt_cfg_field_t dns_fields[DNS__N] = {
     [DNS_MIN_REFRESH] = {.name = "minRefresh", .status = S},
     [DNS_MAX_REFRESH] = {.name = "maxRefresh", .status = S},
     [DNS_TIMEOUT] = {.name = "timeout", .status = S},
+};
+/* Proxy spec.sidecar: the capture listeners (proxy/capture.c), Istio's ports by default. */
+enum { SC_OUT_PORT, SC_IN_PORT, SC_DETECT_TO, SC_OUT_POLICY, SC__N };
+static const pt_cfg_field_t sidecar_fields[SC__N] = {
+    [SC_OUT_PORT] = {.name = "outboundPort", .status = S},
+    [SC_IN_PORT] = {.name = "inboundPort", .status = S},
+    [SC_DETECT_TO] = {.name = "protocolDetectionTimeout", .status = S},
+    [SC_OUT_POLICY] = {.name = "outboundTrafficPolicy", .status = S},
+};
+/* Istio's MeshConfig.outboundTrafficPolicy. */
+enum { OTP_MODE, OTP__N };
+static const pt_cfg_field_t outbound_policy_fields[OTP__N] = {
+    [OTP_MODE] = {.name = "mode", .status = S},
 };
 /* Proxy spec.workload: who this proxy is, for sourceLabels / sourceNamespace matches. */
 enum { WL_NAME, WL_NS, WL_SA, WL_LABELS, WL__N };
@@ -387,6 +402,64 @@ static void read_dns(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_
     }
 }
 
+/* spec.sidecar: present (even empty) turns the capture listeners on. */
+static void read_sidecar(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
+                         pt_sidecar_settings_t *sc)
+{
+    pt_cfg_path_t scp = PT_PATH_KEY(spec_path, "sidecar");
+    const pt_cfg_node_t *f[SC__N];
+    sc->enabled = true;
+    sc->outbound_port = 15001;
+    sc->inbound_port = 15006;
+    sc->protocol_detection_timeout_ms = 100;
+    if (n->type == PT_CFG_NULL)
+        return; /* "sidecar:" alone: every default */
+    if (!MAP(cx, n, &scp, sidecar_fields, f))
+        return;
+    long long v;
+    if (f[SC_OUT_PORT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "outboundPort");
+        if (pt__cfg_int(cx, f[SC_OUT_PORT], &p, 1, 65535, &v))
+            sc->outbound_port = (uint16_t)v;
+    }
+    if (f[SC_IN_PORT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "inboundPort");
+        if (pt__cfg_int(cx, f[SC_IN_PORT], &p, 1, 65535, &v))
+            sc->inbound_port = (uint16_t)v;
+    }
+    if (sc->outbound_port == sc->inbound_port) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "inboundPort");
+        pt__cfg_error(cx, f[SC_IN_PORT] ? f[SC_IN_PORT] : n, &p,
+                      "must differ from outboundPort (%u)", (unsigned)sc->outbound_port);
+    }
+    if (f[SC_OUT_POLICY] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "outboundTrafficPolicy");
+        const pt_cfg_node_t *of[OTP__N];
+        if (MAP(cx, f[SC_OUT_POLICY], &p, outbound_policy_fields, of) && of[OTP_MODE] != NULL) {
+            pt_cfg_path_t mp = PT_PATH_KEY(&p, "mode");
+            const char *mode;
+            if (pt__cfg_str(cx, of[OTP_MODE], &mp, &mode)) {
+                if (strcmp(mode, "REGISTRY_ONLY") == 0)
+                    sc->registry_only = true;
+                else if (strcmp(mode, "ALLOW_ANY") != 0)
+                    pt__cfg_error(cx, of[OTP_MODE], &mp,
+                                  "unknown value \"%s\" (expected ALLOW_ANY or REGISTRY_ONLY)",
+                                  mode);
+            }
+        }
+    }
+    if (f[SC_DETECT_TO] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&scp, "protocolDetectionTimeout");
+        uint64_t ms;
+        if (pt__cfg_duration(cx, f[SC_DETECT_TO], &p, &ms)) {
+            if (ms == 0 || ms > 60000)
+                pt__cfg_error(cx, f[SC_DETECT_TO], &p, "must be greater than 0 and at most 60s");
+            else
+                sc->protocol_detection_timeout_ms = ms;
+        }
+    }
+}
+
 /* spec.workload: strings go straight to the snapshot arena. */
 static void read_workload(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
                           pt_workload_t *w)
@@ -526,6 +599,8 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         pt__cfg_read_bool(cx, f[PX_MIRROR_KEEP_HOST], &fp_PX_MIRROR_KEEP_HOST,
                           &s->mirror_keep_host);
     }
+    if (f[PX_SIDECAR] != NULL)
+        read_sidecar(cx, f[PX_SIDECAR], &sp, &s->sidecar);
 #undef FIELD_PATH
 #undef INT_FIELD
 #undef DURATION_FIELD

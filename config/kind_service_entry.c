@@ -5,6 +5,7 @@
  * warned about and leaves the ServiceEntry without endpoints. */
 #include <string.h>
 
+#include "hostname.h"
 #include "kinds.h"
 
 /* ServiceEntry */
@@ -22,7 +23,7 @@ enum {
 };
 static const pt_cfg_field_t se_fields[SE__N] = {
     [SE_HOSTS] = {.name = "hosts", .status = S},
-    [SE_ADDRESSES] = {.name = "addresses", .status = A},
+    [SE_ADDRESSES] = {.name = "addresses", .status = S},
     [SE_PORTS] = {.name = "ports", .status = S},
     [SE_LOCATION] = {.name = "location", .status = S},
     [SE_RESOLUTION] = {.name = "resolution", .status = S},
@@ -57,12 +58,21 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
 
     if (f[SE_ADDRESSES] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(&sp, "addresses");
-        if (pt__cfg_is_seq(cx, f[SE_ADDRESSES], &p))
-            for (size_t i = 0; i < f[SE_ADDRESSES]->n_items; i++) {
+        if (pt__cfg_is_seq(cx, f[SE_ADDRESSES], &p)) {
+            size_t n = f[SE_ADDRESSES]->n_items;
+            se->addresses = pt_arena_calloc(cx->out, (n + 1) * sizeof(*se->addresses));
+            for (size_t i = 0; i < n; i++) {
                 pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
                 const char *s;
-                pt__cfg_str(cx, f[SE_ADDRESSES]->items[i], &ip, &s);
+                if (!pt__cfg_str(cx, f[SE_ADDRESSES]->items[i], &ip, &s))
+                    continue;
+                if (pt_cidr_parse(s, &se->addresses[se->n_addresses]))
+                    se->n_addresses++;
+                else
+                    pt__cfg_error(cx, f[SE_ADDRESSES]->items[i], &ip,
+                                  "must be an IP address or a CIDR block, got \"%s\"", s);
             }
+        }
     }
     if (f[SE_EXPORT_TO] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(&sp, "exportTo");
@@ -135,8 +145,7 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
                 }
                 if (pf[SP_PROTOCOL] != NULL) {
                     pt_cfg_path_t tp = PT_PATH_KEY(&ip, "protocol");
-                    const char *s;
-                    pt__cfg_str(cx, pf[SP_PROTOCOL], &tp, &s);
+                    pt__cfg_str(cx, pf[SP_PROTOCOL], &tp, &port.protocol);
                 }
                 if (port.number == 0)
                     continue;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../proxy/regex.h"
+#include "hostname.h"
 #include "kinds.h"
 
 static const pt_cfg_field_t sm_any_fields[] = {
@@ -168,7 +169,7 @@ static const pt_cfg_field_t tcp_route_fields[TR__N] = {
 enum { L4_PORT, L4_DEST_SUBNETS, L4_SOURCE_LABELS, L4_GATEWAYS, L4_SOURCE_NAMESPACE, L4__N };
 static const pt_cfg_field_t l4_match_fields[L4__N] = {
     [L4_PORT] = {.name = "port", .status = S},
-    [L4_DEST_SUBNETS] = {"destinationSubnets", U, PT_SHAPE_SEQ, NULL, 0},
+    [L4_DEST_SUBNETS] = {.name = "destinationSubnets", .status = S},
     [L4_SOURCE_LABELS] = {"sourceLabels", U, PT_SHAPE_MAP, NULL, 0},
     [L4_GATEWAYS] = {"gateways", U, PT_SHAPE_SEQ, NULL, 0},
     [L4_SOURCE_NAMESPACE] = {"sourceNamespace", U, PT_SHAPE_SCALAR, NULL, 0},
@@ -697,6 +698,27 @@ static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_
         pt__cfg_error(cx, n, path, "needs a route or a directResponse");
 }
 
+/* match[].destinationSubnets: addresses or CIDR blocks. */
+static void read_subnets(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *match_path,
+                         pt_res_l4_match_t *lm)
+{
+    pt_cfg_path_t p = PT_PATH_KEY(match_path, "destinationSubnets");
+    if (!pt__cfg_is_seq(cx, n, &p))
+        return;
+    lm->subnets = pt_arena_calloc(cx->out, (n->n_items + 1) * sizeof(*lm->subnets));
+    for (size_t i = 0; i < n->n_items; i++) {
+        pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+        const char *s;
+        if (!pt__cfg_str(cx, n->items[i], &ip, &s))
+            continue;
+        if (pt_cidr_parse(s, &lm->subnets[lm->n_subnets]))
+            lm->n_subnets++;
+        else
+            pt__cfg_error(cx, n->items[i], &ip, "must be an IP address or a CIDR block, got \"%s\"",
+                          s);
+    }
+}
+
 static void read_tcp_route(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                            pt_res_tcp_route_t *tr)
 {
@@ -712,19 +734,28 @@ static void read_tcp_route(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
         if (pt__cfg_is_seq(cx, m, &p) && m->n_items > 0) {
             tr->match_any = false;
             tr->match_ports = pt_arena_calloc(cx->tmp, m->n_items * sizeof(uint16_t));
+            tr->l4_matches = pt_arena_calloc(cx->tmp, m->n_items * sizeof(*tr->l4_matches));
             for (size_t i = 0; i < m->n_items; i++) {
                 pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
                 const pt_cfg_node_t *lf[L4__N];
                 if (!MAP(cx, m->items[i], &ip, l4_match_fields, lf))
                     continue;
+                pt_res_l4_match_t *lm = &tr->l4_matches[tr->n_l4_matches++];
+                if (lf[L4_DEST_SUBNETS] != NULL)
+                    read_subnets(cx, lf[L4_DEST_SUBNETS], &ip, lm);
                 if (lf[L4_PORT] == NULL) {
-                    tr->match_any = true;
+                    /* A Gateway listener has no original destination to test subnets on. */
+                    if (lm->n_subnets == 0)
+                        tr->match_any = true;
                     continue;
                 }
                 pt_cfg_path_t pp = PT_PATH_KEY(&ip, "port");
                 long long v;
-                if (pt__cfg_int(cx, lf[L4_PORT], &pp, 1, 65535, &v))
-                    tr->match_ports[tr->n_matches++] = (uint16_t)v;
+                if (pt__cfg_int(cx, lf[L4_PORT], &pp, 1, 65535, &v)) {
+                    lm->port = (uint16_t)v;
+                    if (lm->n_subnets == 0)
+                        tr->match_ports[tr->n_matches++] = (uint16_t)v;
+                }
             }
         }
     }
@@ -842,23 +873,19 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
         pt__cfg_is_seq(cx, f[VS_EXPORT_TO], &p);
     }
 
-    /* gateways: absent means "mesh" in Istio, i.e. sidecar routing, which Petrel does not do
-     * yet. "mesh" next to real gateways is left out (it would bind the sidecars). */
+    /* gateways: absent means "mesh" in Istio, i.e. the sidecars. Whether this proxy is one
+     * (Proxy spec.sidecar) is known at compile, which warns when it is not. */
     pt_cfg_path_t gp = PT_PATH_KEY(&sp, "gateways");
     const pt_cfg_node_t *g = f[VS_GATEWAYS];
-    static const char mesh_only[] = "mesh routing (the sidecar) is not enforced by Petrel yet: "
-                                    "this VirtualService applies to no listener";
     if (g == NULL && vs->is_delegate) {
         /* bound wherever the VirtualServices delegating to it are */
     } else if (g == NULL) {
-        /* Istio's default is mesh: validate the routes all the same, bind nothing. */
-        pt__cfg_warn(cx, spec, &gp, "%s (no gateways means mesh)", mesh_only);
-        vs->mesh_only = true;
+        vs->mesh_only = vs->binds_mesh = true;
+        vs->mesh_node = spec;
+        vs->mesh_path = pt__cfg_path_dup(cx->tmp, &gp);
     } else if (pt__cfg_is_seq(cx, g, &gp)) {
         vs->gateways = pt_arena_calloc(cx->tmp, (g->n_items + 1) * sizeof(*vs->gateways));
         bool any = false;
-        const pt_cfg_node_t *mesh_node = NULL;
-        pt_cfg_path_t mesh_path = gp;
         for (size_t i = 0; i < g->n_items; i++) {
             pt_cfg_path_t ip = PT_PATH_IDX(&gp, i);
             const char *s;
@@ -866,8 +893,9 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
                 continue;
             any = true;
             if (strcmp(s, "mesh") == 0) {
-                mesh_node = g->items[i];
-                mesh_path = ip;
+                vs->binds_mesh = true;
+                vs->mesh_node = g->items[i];
+                vs->mesh_path = pt__cfg_path_dup(cx->tmp, &ip);
                 continue;
             }
             pt_res_gateway_ref_t *r = &vs->gateways[vs->n_gateways];
@@ -888,14 +916,9 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
             r->path = pt__cfg_path_dup(cx->tmp, &ip);
             vs->n_gateways++;
         }
-        if (any && vs->n_gateways == 0 && mesh_node != NULL) {
-            pt__cfg_warn(cx, mesh_node, &mesh_path, "%s", mesh_only);
+        if (any && vs->n_gateways == 0 && vs->binds_mesh)
             vs->mesh_only = true;
-        } else if (mesh_node != NULL) {
-            pt__cfg_warn(cx, mesh_node, &mesh_path,
-                         "mesh routing (the sidecar) is not enforced by Petrel yet: this "
-                         "VirtualService applies to its Gateways only");
-        } else if (!any)
+        else if (!any)
             pt__cfg_error(cx, g, &gp, "must not be empty");
     }
 

@@ -37,7 +37,7 @@ typedef struct pt_res_gateway {
 } pt_res_gateway_t;
 
 typedef struct pt_res_dest {
-    const char *host; /* lower-case, as written (no short-name expansion) */
+    const char *host; /* lower-case; a short name completed at compile (config/hostname.c) */
     uint16_t port;    /* 0: not given */
     bool has_weight;
     uint32_t weight;
@@ -60,6 +60,8 @@ typedef struct pt_res_http_route {
     const char *delegate_ns, *delegate_name; /* delegate: the VirtualService whose routes
                                                   take this route's place; NULL: none */
     const pt_cfg_node_t *delegate_node;
+    size_t compiled_index; /* compile: its route in the VirtualService's compiled[] (when it
+                              does not delegate) */
 } pt_res_http_route_t;
 
 /* One tls[].match[] entry: sniHosts (required) on a port (0: any). */
@@ -69,11 +71,19 @@ typedef struct pt_res_tls_match {
     size_t n_sni_hosts;
 } pt_res_tls_match_t;
 
+typedef struct pt_res_l4_match {
+    uint16_t port; /* 0: any */
+    pt_cidr_t *subnets;
+    size_t n_subnets;
+} pt_res_l4_match_t;
+
 /* A tcp[] or tls[] route. */
 typedef struct pt_res_tcp_route {
     uint16_t *match_ports; /* tcp[]: match[].port; a match without port matches any port */
     size_t n_matches;
-    bool match_any;                  /* tcp[]: no match[] or a match without a port */
+    bool match_any; /* tcp[]: no match[] or a match without a port (or destinationSubnets) */
+    pt_res_l4_match_t *l4_matches; /* tcp[]: every match[] entry, for sidecar routing */
+    size_t n_l4_matches;
     pt_res_tls_match_t *tls_matches; /* tls[] */
     size_t n_tls_matches;
     pt_res_dest_t *dests;
@@ -100,6 +110,9 @@ typedef struct pt_res_vs {
     bool is_delegate;       /* no hosts: only used through another VirtualService's delegate */
     bool is_delegated_to;   /* some root's delegate names it (compile) */
     bool is_delegate_bound; /* ... a root bound to a loaded Gateway: it makes clusters */
+    bool binds_mesh;        /* gateways absent or listing "mesh": the sidecar's routes */
+    const pt_cfg_node_t *mesh_node; /* where mesh comes from, for compile's warnings */
+    const char *mesh_path;
     pt_res_http_route_t *http;
     size_t n_http;
     pt_res_tcp_route_t *tcp;
@@ -116,6 +129,7 @@ typedef struct pt_res_se_port {
     uint16_t number;
     const char *name;     /* may be NULL */
     uint16_t target_port; /* 0: not given */
+    const char *protocol; /* as written, or NULL */
 } pt_res_se_port_t;
 
 typedef struct pt_res_se_endpoint {
@@ -139,6 +153,8 @@ typedef struct pt_res_se {
     pt_res_meta_t meta;
     const char **hosts; /* lower-case */
     size_t n_hosts;
+    pt_cidr_t *addresses; /* addresses[] (VIPs or CIDRs), in the snapshot arena */
+    size_t n_addresses;
     pt_res_se_port_t *ports;
     size_t n_ports;
     pt_res_resolution_t resolution;

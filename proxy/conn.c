@@ -31,6 +31,7 @@ static void on_handle_closed(pt_conn_t *c)
     pt_rbuf_release(&c->in);
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
+    free(c->capture);
     free(c);
     pt_worker_check_drained(w);
 }
@@ -43,6 +44,11 @@ static void on_close(uv_handle_t *h)
 static void on_tunnel_side_closed(void *owner)
 {
     on_handle_closed(owner);
+}
+
+void pt_conn_release_handle(pt_conn_t *c)
+{
+    on_handle_closed(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -61,6 +67,8 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
     if (c->stream.is_active)
         pt_stream_abort(&c->stream, PT_FLAG_DC);
     pt_list_remove(&c->link);
+    if (c->capture != NULL)
+        pt_capture_on_conn_close(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->is_reading = false;
     uv_close((uv_handle_t *)&c->timer, on_close);
@@ -101,6 +109,7 @@ static void on_timer(uv_timer_t *t)
     case PT_CONN_TIMER_ROUTE: pt_stream_on_timeout(&c->stream); break;
     case PT_CONN_TIMER_DELAY: pt_stream_on_delay_done(&c->stream); break;
     case PT_CONN_TIMER_RETRY: pt_stream_on_retry_timer(&c->stream); break;
+    case PT_CONN_TIMER_CAPTURE: pt_capture_on_timer(c); break;
     case PT_CONN_TIMER_NONE: break;
     }
 }
@@ -129,6 +138,11 @@ void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms)
 void pt_conn_start_retry_timer(pt_conn_t *c, uint64_t ms)
 {
     set_timer(c, PT_CONN_TIMER_RETRY, ms);
+}
+
+void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms)
+{
+    set_timer(c, ms > 0 ? PT_CONN_TIMER_CAPTURE : PT_CONN_TIMER_NONE, ms);
 }
 
 /* The stream's timers: its route timeout, or its fault delay or retry backoff when the stream
@@ -257,6 +271,10 @@ static void begin_message(pt_conn_t *c)
 
 static void process(pt_conn_t *c)
 {
+    /* A captured connection is parsed once its first bytes look like HTTP/1. */
+    if (c->capture != NULL && c->capture->state != PT_CAPTURE_IDLE &&
+        (c->in.buf == NULL || c->in.off == c->in.len || !pt_capture_on_bytes(c)))
+        return;
     while (!c->is_closing && !c->is_handed_off && c->in.buf != NULL && c->in.off < c->in.len &&
            !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
         if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser)) {
@@ -309,6 +327,10 @@ static void on_peer_eof(pt_conn_t *c)
 {
     c->peer_eof = true;
     update_reading(c);
+    if (c->capture != NULL && c->capture->state == PT_CAPTURE_DETECTING) {
+        pt_capture_on_eof(c);
+        return;
+    }
     if (c->stream.is_active) {
         /* A client may half-close after its last request and still read the responses: the
          * requests already read are answered first (see pt_conn_on_stream_done). */
@@ -421,7 +443,8 @@ void pt_conn_drain(pt_conn_t *c)
         c->close_after_response = true;
 }
 
-void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
+static pt_relay_t *hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
+                            void *peer_owner, pt_rbuf_t from_peer)
 {
     pt_worker_t *w = c->worker;
     c->is_handed_off = true;
@@ -434,10 +457,20 @@ void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
 
     pt_rbuf_t from_client = c->in;
     c->in = (pt_rbuf_t){0};
-    PT_STAT_INC(&w->stats, tunnel_total);
-    pt_relay_start(w, &c->tcp, on_tunnel_side_closed, c, from_client, &up->tcp,
-                   pt_upstream_on_tunnel_closed, up, pt_upstream_take_unread(up),
-                   w->config->proxy.idle_timeout_ms);
+    return pt_relay_start(w, &c->tcp, on_tunnel_side_closed, c, from_client, peer, peer_closed,
+                          peer_owner, from_peer, w->config->proxy.idle_timeout_ms);
+}
+
+void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
+{
+    PT_STAT_INC(&c->worker->stats, tunnel_total);
+    hand_off(c, &up->tcp, pt_upstream_on_tunnel_closed, up, pt_upstream_take_unread(up));
+}
+
+pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
+                             void *peer_owner)
+{
+    return hand_off(c, peer, peer_closed, peer_owner, (pt_rbuf_t){0});
 }
 
 void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)
@@ -483,7 +516,19 @@ void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_con
     const pt_proxy_settings_t *ps = &w->config->proxy;
     pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
     pt_http1_parser_init(&c->parser, false, &request_callbacks, c, &limits);
-    /* The first request must arrive as promptly as any request head. */
-    set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);
+    if (lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND ||
+        lc->protocol == PT_LISTENER_CAPTURE_INBOUND) {
+        if (pt_capture_start(c, lc) != 0) {
+            pt_conn_close(c, false);
+            return;
+        }
+        if (c->capture->state == PT_CAPTURE_DETECTING)
+            set_timer(c, PT_CONN_TIMER_CAPTURE, ps->sidecar.protocol_detection_timeout_ms);
+        else if (c->capture->state == PT_CAPTURE_IDLE)
+            set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms); /* declared HTTP */
+    } else {
+        /* The first request must arrive as promptly as any request head. */
+        set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);
+    }
     update_reading(c);
 }

@@ -14,8 +14,10 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "capture.h"
 #include "http1.h"
 #include "list.h"
+#include "relay.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -30,11 +32,12 @@
 
 typedef enum pt_conn_timer_mode {
     PT_CONN_TIMER_NONE = 0,
-    PT_CONN_TIMER_IDLE,   /* keep-alive idle between requests */
-    PT_CONN_TIMER_HEADER, /* the request head must complete */
-    PT_CONN_TIMER_ROUTE,  /* the stream's route timeout */
-    PT_CONN_TIMER_DELAY,  /* the stream's fault.delay */
-    PT_CONN_TIMER_RETRY,  /* the stream's retry backoff, or its wait for a connection slot */
+    PT_CONN_TIMER_IDLE,    /* keep-alive idle between requests */
+    PT_CONN_TIMER_HEADER,  /* the request head must complete */
+    PT_CONN_TIMER_ROUTE,   /* the stream's route timeout */
+    PT_CONN_TIMER_DELAY,   /* the stream's fault.delay */
+    PT_CONN_TIMER_RETRY,   /* the stream's retry backoff, or its wait for a connection slot */
+    PT_CONN_TIMER_CAPTURE, /* sidecar capture: protocol detection, then the relay's connect */
 } pt_conn_timer_mode_t;
 
 struct pt_conn {
@@ -56,6 +59,7 @@ struct pt_conn {
     bool peer_eof;             /* the client finished sending */
     bool is_handed_off;        /* the socket belongs to a relay now */
     uint64_t requests;         /* requests begun on this connection */
+    pt_capture_t *capture;     /* sidecar capture listeners only (capture.h); else NULL */
 };
 
 /* Accepts a connection from listener (libuv's connection callback calls this). */
@@ -88,6 +92,14 @@ void pt_conn_on_stream_done(pt_conn_t *c);
 void pt_conn_close(pt_conn_t *c, bool graceful);
 /* After an accepted upgrade: hands the socket, with the unread bytes, to the relay. */
 void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up);
+/* Hands the socket, with the bytes read and not parsed, to a relay with peer (capture.c's
+ * TCP passthrough). peer_closed(peer_owner) runs when the relay has closed peer. */
+pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
+                             void *peer_owner);
+/* Capture timer: detection, then the relay's connect (capture.c); 0 stops it. */
+void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms);
+/* A handle someone else added to c->handles_open is closed: frees c after the last one. */
+void pt_conn_release_handle(pt_conn_t *c);
 /* Worker drain: idle connections close now, busy ones after their response. */
 void pt_conn_drain(pt_conn_t *c);
 

@@ -463,10 +463,13 @@ static int cmd_run(int argc, char **argv)
         if (err != 0)
             pt_log_warn("config files cannot be watched (%s): reload with SIGHUP",
                         uv_strerror(err));
-        for (size_t i = 0; i < s.config->n_listeners; i++)
-            pt_log_info("listening on %s:%u (%s, %s)", ps->bind_address,
-                        (unsigned)s.config->listeners[i].port, s.config->listeners[i].name,
-                        pt_listener_protocol_name(s.config->listeners[i].protocol));
+        for (size_t i = 0; i < s.config->n_listeners; i++) {
+            const pt_listener_config_t *l = &s.config->listeners[i];
+            bool capture = l->protocol == PT_LISTENER_CAPTURE_OUTBOUND ||
+                           l->protocol == PT_LISTENER_CAPTURE_INBOUND;
+            pt_log_info("listening on %s:%u (%s, %s)", capture ? "0.0.0.0" : ps->bind_address,
+                        (unsigned)l->port, l->name, pt_listener_protocol_name(l->protocol));
+        }
         pt_log_info("petrel %s ready: %zu worker%s, admin on %s:%u", PT_VERSION, s.n_workers,
                     s.n_workers == 1 ? "" : "s", ps->bind_address, (unsigned)ps->admin_port);
     }

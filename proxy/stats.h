@@ -92,7 +92,14 @@
     X(trace_spans_exported, counter, "Spans a trace collector accepted (2xx), per collector.")     \
     X(trace_spans_dropped, counter, "Sampled spans dropped because the export queue was full.")    \
     X(trace_spans_export_failed, counter,                                                          \
-      "Spans lost because a collector failed, timed out or refused the batch, per collector.")
+      "Spans lost because a collector failed, timed out or refused the batch, per collector.")     \
+    X(capture_cx_total, counter, "Connections accepted on the sidecar's capture listeners.")       \
+    X(capture_cx_not_redirected, counter,                                                          \
+      "Connections to a capture listener that iptables did not redirect, closed unanswered.")      \
+    X(capture_detect_timeout, counter,                                                             \
+      "Captured connections relayed as TCP after protocolDetectionTimeout.")                       \
+    X(capture_cx_blackholed, counter,                                                              \
+      "Captured TCP connections to no known service, closed (REGISTRY_ONLY).")
 
 typedef enum pt_stat {
 #define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,

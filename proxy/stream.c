@@ -100,7 +100,7 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
     st->conn = c;
     st->config = c->worker->config;
     pt_config_ref(st->config);
-    st->listener = pt_router_listener(st->config, c->listener_port);
+    st->listener = pt_capture_route_table(st->config, c);
     st->pending_tail = &st->pending_body;
     st->kept_tail = &st->kept_body;
     pt_list_init(&st->pending_link);
@@ -317,6 +317,8 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
  * finish() releases it. */
 static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *cl)
 {
+    if (cl->is_original_dst) /* sidecar passthrough (capture.c) */
+        return &st->conn->capture->destination;
     return pt_worker_pick_endpoint(worker_of(st), st->config, cl, st->request, st->conn->peer_ip,
                                    true);
 }
@@ -677,7 +679,7 @@ static void dispatch(pt_stream_t *st)
     }
     st->destination = pt_router_pick_destination(r, pt_worker_random(w));
     st->cluster = st->destination->cluster;
-    if (st->cluster->n_endpoints == 0) {
+    if (st->cluster->n_endpoints == 0 && !st->cluster->is_original_dst) {
         PT_STAT_INC(&w->stats, upstream_rq_no_healthy);
         pt_stream_respond(st, 503, "no healthy upstream", PT_FLAG_UH);
         return;

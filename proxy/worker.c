@@ -27,9 +27,9 @@ static void on_connection(uv_stream_t *server, int status)
     pt_listener_t *l = server->data;
     if (status < 0)
         return;
-    if (l->config->protocol != PT_LISTENER_HTTP)
+    if (l->config->protocol == PT_LISTENER_TCP || l->config->protocol == PT_LISTENER_TLS)
         pt_l4_proxy_accept(l->worker, server, l->config);
-    else
+    else /* HTTP, and the sidecar's capture listeners (conn.c detects the protocol first) */
         pt_conn_accept(l->worker, server, l->config);
 }
 
@@ -43,6 +43,9 @@ static void on_listener_closed(uv_handle_t *h)
 static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
 {
     const char *addr = w->config->proxy.bind_address;
+    /* iptables REDIRECT sends captured traffic to the address of its interface. */
+    if (lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND || lc->protocol == PT_LISTENER_CAPTURE_INBOUND)
+        addr = "0.0.0.0";
     struct sockaddr_storage ss;
     socklen_t len;
     memset(&ss, 0, sizeof(ss));

@@ -497,11 +497,11 @@ TEST(error_mesh_only_and_references)
     ASSERT(c == NULL);
     /* Mesh-only VirtualServices and unknown Gateways bind to nothing: warnings, and their
      * routes are still checked (the missing weight is an error). */
-    ASSERT(has_warning(&e, "vs.yaml:4:1: spec.gateways: mesh routing (the sidecar) is not "
-                           "enforced by Petrel yet: this VirtualService applies to no listener "
+    ASSERT(has_warning(&e, "vs.yaml:4:1: spec.gateways: mesh routing needs a Proxy with "
+                           "spec.sidecar: this VirtualService applies to no listener "
                            "(no gateways means mesh)"));
-    ASSERT(has_warning(&e, "vs.yaml:13:14: spec.gateways[0]: mesh routing (the sidecar) is not "
-                           "enforced by Petrel yet: this VirtualService applies to no listener"));
+    ASSERT(has_warning(&e, "vs.yaml:13:14: spec.gateways[0]: mesh routing needs a Proxy with "
+                           "spec.sidecar: this VirtualService applies to no listener"));
     ASSERT(has_warning(&e, "vs.yaml:21:14: spec.gateways[0]: no Gateway other/gw in the config: "
                            "this VirtualService does not bind to it"));
     ASSERT(has_error(&e, "vs.yaml:24:7: spec.http[0].route[0].weight: required when a route has "
