@@ -724,6 +724,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                              first->file, first->line, first->col);
     }
     select_sources(set, &c->proxy.workload);
+    pt__cfg_compile_authz(cx, set, c);
 
     check_duplicates(cx, (void *const *)set->gateways, set->n_gateways,
                      offsetof(pt_res_gateway_t, meta));

@@ -318,6 +318,7 @@ typedef struct pt_proxy_settings {
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     pt_workload_t workload;            /* namespace "default", no labels */
+    const char *root_namespace;        /* mesh-wide policies live here: "istio-system" */
     pt_dns_settings_t dns;
     pt_identity_settings_t identity;
     pt_tracing_settings_t tracing;
@@ -346,6 +347,8 @@ typedef struct pt_config {
     const char **tls_files;             /* every certificate and key file read: a change to
                                            one reloads the config */
     size_t n_tls_files;
+    /* AuthorizationPolicies that apply to this workload (proxy/authz.h); NULL: none. */
+    const struct pt_authz *authz;
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line
@@ -358,7 +361,8 @@ typedef struct pt_config_errors {
     char **warnings;
     size_t n_warnings, cap_warnings;
     /* The one mode switch of a load. false (`petrel validate`): a security policy Petrel
-     * cannot enforce yet (AuthorizationPolicy, RequestAuthentication, a STRICT
+     * cannot enforce yet (RequestAuthentication, an AuthorizationPolicy with CUSTOM or JWT
+     * conditions, a STRICT
      * PeerAuthentication) is a warning. true (`petrel run`, reloads): it is an error, so the
      * proxy refuses the config rather than serve traffic the policy meant to block. */
     bool refuse_unenforced_security;
