@@ -217,8 +217,12 @@ static bool any_value_matches(const pt_authz_cond_t *c, const pt_authz_request_t
         break;
     }
     }
+    /* "*" on a header (hosts, methods, request.headers) is Envoy's presence match: a header
+     * sent with an empty value is present. Elsewhere it means a non-empty value. */
+    bool is_header = c->attr >= PT_AUTHZ_HOST && c->attr != PT_AUTHZ_PATH;
     for (size_t i = 0; i < c->n_values; i++)
-        if (pt_authz_value_matches(&c->values[i], s, len, ignore_case))
+        if ((is_header && c->values[i].kind == PT_AUTHZ_PRESENT) ||
+            pt_authz_value_matches(&c->values[i], s, len, ignore_case))
             return true;
     return false;
 }

@@ -201,3 +201,36 @@ TEST(value_patterns)
     ASSERT(pt_authz_value_matches(&present, "x", 1, false));
     ASSERT(!pt_authz_value_matches(&present, "", 0, false));
 }
+
+TEST(header_star_is_presence_even_when_empty)
+{
+    /* Envoy's presentMatch for request.headers "*"; repeated lines are joined with ",". */
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_policy("apiVersion: security.istio.io/v1\n"
+                                 "kind: AuthorizationPolicy\n"
+                                 "metadata: {name: h, namespace: foo}\n"
+                                 "spec:\n"
+                                 "  rules:\n"
+                                 "  - when: [{key: 'request.headers[X-A]', values: ['*']}]\n"
+                                 "  - when: [{key: 'request.headers[x-b]', values: ['1,2']}]\n",
+                                 &e);
+    ASSERT(c != NULL);
+    pt_header_t hs[1] = {{pt_str("x-a"), pt_str(""), 0}};
+    pt_http1_head_t h = head("GET", "/");
+    ASSERT_EQ(check(c, &h, NULL), PT_AUTHZ_NOT_ALLOWED);
+    h.headers = hs;
+    h.n_headers = 1;
+    ASSERT_EQ(check(c, &h, NULL), PT_AUTHZ_PASS);
+    pt_header_t two[2] = {{pt_str("X-B"), pt_str("1"), 0}, {pt_str("x-b"), pt_str("2"), 0}};
+    h.headers = two;
+    h.n_headers = 1;
+    ASSERT_EQ(check(c, &h, NULL), PT_AUTHZ_NOT_ALLOWED); /* "1" alone */
+    h.n_headers = 2;
+    pt_arena_t a;
+    pt_arena_init(&a, 1024);
+    pt_authz_request_t req = {.head = &h, .arena = &a};
+    ASSERT_EQ(pt_authz_check(c->authz, &req).verdict, PT_AUTHZ_PASS); /* "1,2" */
+    pt_arena_dispose(&a);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
