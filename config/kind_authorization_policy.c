@@ -338,7 +338,7 @@ static bool read_clause(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t 
                         pt_authz_clause_t *out)
 {
     enum { MAX_FIELDS = N_SOURCE > N_OPERATION ? N_SOURCE : N_OPERATION };
-    pt_cfg_field_t fields[MAX_FIELDS];
+    pt_cfg_field_t fields[MAX_FIELDS] = {{0}};
     for (size_t i = 0; i < n_specs; i++)
         fields[i] = (pt_cfg_field_t){.name = specs[i].name, .status = S};
     const pt_cfg_node_t *f[MAX_FIELDS];
