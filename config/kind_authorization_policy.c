@@ -752,6 +752,7 @@ void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         if (!a->enforceable || !applies(a, w, root_ns))
             continue;
         lists[a->policy.action][at[a->policy.action]++] = a->policy;
+        az->has_dry_run |= a->policy.dry_run && a->policy.action != PT_AUTHZ_AUDIT;
     }
     az->allow = lists[PT_AUTHZ_ALLOW];
     az->n_allow = n[PT_AUTHZ_ALLOW];

@@ -32,11 +32,13 @@ bool pt_authz_value_matches(const pt_authz_value_t *v, const char *s, size_t len
     }
 }
 
-/* Addresses read once per check, when a condition asks. */
+/* What a check works out once, when a condition first asks: addresses, the path. */
 typedef struct addr_cache {
     int peer_state, dest_state; /* 0 unread, 1 read, -1 unavailable */
     uint8_t peer[16], dest[16];
     bool peer_v6, dest_v6;
+    const char *path; /* without the query, dot segments removed; NULL: not yet */
+    size_t path_len;
 } addr_cache_t;
 
 static bool parse_ip(const char *s, uint8_t out[16], bool *v6)
@@ -152,6 +154,66 @@ static bool header_of(const pt_authz_request_t *req, const pt_authz_cond_t *c, p
     return found > 0;
 }
 
+/* RFC 3986 remove_dot_segments on path[0..len) (which starts with '/') into out, which has
+ * room for len + 1 bytes; returns the new length. Envoy's path normalization (Istio's
+ * default, BASE) does this before RBAC, so "/public/../admin" is matched as "/admin". */
+static size_t remove_dot_segments(const char *path, size_t len, char *out)
+{
+    size_t o = 0, i = 1;
+    while (i <= len) {
+        size_t end = i;
+        while (end < len && path[end] != '/')
+            end++;
+        size_t seg = end - i;
+        bool last = end >= len;
+        if (seg == 1 && path[i] == '.') {
+            /* dropped */
+        } else if (seg == 2 && path[i] == '.' && path[i + 1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+        } else {
+            out[o++] = '/';
+            memcpy(out + o, path + i, seg);
+            o += seg;
+            i = end + 1;
+            continue;
+        }
+        if (last)
+            out[o++] = '/';
+        i = end + 1;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    return o;
+}
+
+/* The request's path without its query, dot segments removed (once per check). */
+static void request_path(const pt_authz_request_t *req, addr_cache_t *ac, const char **s,
+                         size_t *len)
+{
+    if (ac->path != NULL) {
+        *s = ac->path;
+        *len = ac->path_len;
+        return;
+    }
+    const char *p = req->head->path.base;
+    size_t n = req->head->path.len;
+    const char *q = memchr(p, '?', n);
+    if (q != NULL)
+        n = (size_t)(q - p);
+    if (n > 0 && p[0] == '/' && req->arena != NULL && memmem(p, n, "/.", 2) != NULL) {
+        char *out = pt_arena_alloc(req->arena, n + 1);
+        n = remove_dot_segments(p, n, out);
+        p = out;
+    }
+    ac->path = p;
+    ac->path_len = n;
+    *s = p;
+    *len = n;
+}
+
 /* Whether any value of c matches what the request has (before negation). */
 static bool any_value_matches(const pt_authz_cond_t *c, const pt_authz_request_t *req,
                               addr_cache_t *ac)
@@ -200,14 +262,7 @@ static bool any_value_matches(const pt_authz_cond_t *c, const pt_authz_request_t
         s = req->head->method.base;
         len = req->head->method.len;
         break;
-    case PT_AUTHZ_PATH: {
-        s = req->head->path.base;
-        len = req->head->path.len;
-        const char *q = memchr(s, '?', len);
-        if (q != NULL)
-            len = (size_t)(q - s);
-        break;
-    }
+    case PT_AUTHZ_PATH: request_path(req, ac, &s, &len); break;
     case PT_AUTHZ_HEADER: {
         pt_str_t v = {NULL, 0};
         if (!header_of(req, c, &v))
@@ -332,20 +387,15 @@ const char *pt_authz_details(const pt_authz_result_t *r, char *buf, size_t cap)
 static bool account(pt_worker_t *w, const pt_authz_t *az, const pt_authz_request_t *req,
                     const pt_authz_result_t *res, const char *who)
 {
-    bool has_dry_run = false;
-    for (size_t i = 0; i < az->n_deny && !has_dry_run; i++)
-        has_dry_run = az->deny[i].dry_run;
-    for (size_t i = 0; i < az->n_allow && !has_dry_run; i++)
-        has_dry_run = az->allow[i].dry_run;
-    if (has_dry_run) {
+    if (az->has_dry_run) {
         const pt_authz_rule_t *rule;
         pt_authz_verdict_t v = shadow_verdict(az, req, &rule);
         if (v == PT_AUTHZ_PASS) {
             PT_STAT_INC(&w->stats, rbac_shadow_allowed);
         } else {
             PT_STAT_INC(&w->stats, rbac_shadow_denied);
-            pt_log_info("rbac dry-run: %s would be denied (%s)", who,
-                        rule != NULL ? rule->name : "no ALLOW policy matched");
+            pt_log_debug("rbac dry-run: %s would be denied (%s)", who,
+                         rule != NULL ? rule->name : "no ALLOW policy matched");
         }
     }
     if (res->audited)

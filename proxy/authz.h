@@ -30,7 +30,7 @@ typedef enum pt_authz_attr {
     PT_AUTHZ_SNI,       /* connection.sni: the TLS ClientHello's server name */
     PT_AUTHZ_HOST,      /* hosts: the request's authority, case-insensitive */
     PT_AUTHZ_METHOD,
-    PT_AUTHZ_PATH,   /* paths: the path without the query */
+    PT_AUTHZ_PATH,   /* paths: without the query, dot segments removed (Envoy's BASE) */
     PT_AUTHZ_HEADER, /* request.headers[name] */
 } pt_authz_attr_t;
 
@@ -102,6 +102,7 @@ typedef struct pt_authz_policy {
 typedef struct pt_authz {
     const pt_authz_policy_t *deny, *allow, *audit;
     size_t n_deny, n_allow, n_audit;
+    bool has_dry_run; /* some DENY or ALLOW policy is dry-run: evaluate the shadow decision */
 } pt_authz_t;
 
 /* What a check looks at. The caller fills what it has; addresses are read lazily. */

@@ -234,3 +234,40 @@ TEST(header_star_is_presence_even_when_empty)
     pt_config_unref(c);
     pt_config_errors_dispose(&e);
 }
+
+TEST(paths_are_matched_with_dot_segments_removed)
+{
+    pt_config_errors_t e = {0};
+    pt_config_t *c =
+        load_policy("apiVersion: security.istio.io/v1\n"
+                    "kind: AuthorizationPolicy\n"
+                    "metadata: {name: d, namespace: foo}\n"
+                    "spec:\n"
+                    "  action: DENY\n"
+                    "  rules: [{to: [{operation: {paths: ['/admin', '/admin/*']}}]}]\n",
+                    &e);
+    ASSERT(c != NULL);
+    static const struct {
+        const char *path;
+        pt_authz_verdict_t want;
+    } cases[] = {
+        {"/admin/x", PT_AUTHZ_DENIED},           {"/public/../admin/x", PT_AUTHZ_DENIED},
+        {"/./admin/./x?a=/..", PT_AUTHZ_DENIED}, {"/a/b/../../admin", PT_AUTHZ_DENIED},
+        {"/../admin", PT_AUTHZ_DENIED},          {"/admin/..", PT_AUTHZ_PASS}, /* "/" */
+        {"/x/admin/..a", PT_AUTHZ_PASS},         {"/admin.", PT_AUTHZ_PASS},
+        {"/admin/.", PT_AUTHZ_DENIED}, /* "/admin/" */
+    };
+    pt_arena_t a;
+    pt_arena_init(&a, 1024);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pt_http1_head_t h = head("GET", cases[i].path);
+        pt_authz_request_t req = {.head = &h, .arena = &a};
+        if (pt_authz_check(c->authz, &req).verdict != cases[i].want) {
+            fprintf(stderr, "path %s\n", cases[i].path);
+            ASSERT(0);
+        }
+    }
+    pt_arena_dispose(&a);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
