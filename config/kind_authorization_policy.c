@@ -146,32 +146,77 @@ static void string_value(pt_cfg_cx_t *cx, const char *s, pt_authz_value_t *v)
     }
 }
 
-/* A path template ("/a/{*}/b", "/{**}/x"): {*} is one path segment, {**} any number of them,
- * with Envoy's uri_template character sets. Returns false when s is not a valid template. */
+/* Appends s to re[*n] with regex metacharacters escaped; false when it does not fit. */
+static bool append_literal(char *re, size_t cap, size_t *n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (*n + 2 >= cap)
+            return false;
+        if (strchr("\\^$.|?*+()[]{}", s[i]) != NULL)
+            re[(*n)++] = '\\';
+        re[(*n)++] = s[i];
+    }
+    return true;
+}
+
+/* Appends regex text as is. */
+static bool append_raw(char *re, size_t cap, size_t *n, const char *text)
+{
+    size_t len = strlen(text);
+    if (*n + len + 1 >= cap)
+        return false;
+    memcpy(re + *n, text, len);
+    *n += len;
+    return true;
+}
+
+/* A path template ("/a/{*}/b", "/{**}/x") as Istio validates it: {*} (one segment) and {**}
+ * (any number of segments) stand alone between slashes, nothing follows {**} but literals,
+ * and literals are RFC 3986 pchars. Compiled with Envoy's uri_template character sets.
+ * Returns false with *why when s is not a valid template. */
 static bool path_template(pt_cfg_cx_t *cx, const char *s, pt_authz_value_t *v, const char **why)
 {
-    char re[PT_REGEX_MAX_PATTERN + 64];
+    static const char pchar[] = "[a-zA-Z0-9\\-._~%!$&'()+,;:@=]";
+    static const char literal_ok[] = "-._~%!$&'()+,;:@=";
+    char re[PT_REGEX_MAX_PATTERN];
     size_t n = 0;
-    static const char segment[] = "[a-zA-Z0-9\\-._~%!$&'()+,;:@=]";
-    for (const char *p = s; *p != '\0'; p++) {
-        if (n + 2 * sizeof(segment) + 8 >= PT_REGEX_MAX_PATTERN) {
-            *why = "too long";
+    bool seen_any = false;
+    const char *p = s;
+    *why = "too long";
+    while (*p != '\0') {
+        if (*p == '/') {
+            if (!append_literal(re, sizeof(re), &n, "/", 1))
+                return false;
+            p++;
+            continue;
+        }
+        size_t len = strcspn(p, "/");
+        bool one = len == 3 && strncmp(p, "{*}", 3) == 0;
+        bool any = len == 4 && strncmp(p, "{**}", 4) == 0;
+        if ((one || any) && seen_any) {
+            *why = "{**} must be the last operator";
             return false;
         }
-        if (strncmp(p, "{**}", 4) == 0) {
-            n += (size_t)snprintf(re + n, sizeof(re) - n, "(%s|/)*", segment);
-            p += 3;
-        } else if (strncmp(p, "{*}", 3) == 0) {
-            n += (size_t)snprintf(re + n, sizeof(re) - n, "%s+", segment);
-            p += 2;
-        } else if (*p == '{' || *p == '}' || *p == '*') {
-            *why = "a template may only hold {*} and {**} operators";
-            return false;
+        if (one || any) {
+            seen_any |= any;
+            if (!(any ? append_raw(re, sizeof(re), &n, "(") &&
+                            append_raw(re, sizeof(re), &n, pchar) &&
+                            append_raw(re, sizeof(re), &n, "|/)*")
+                      : append_raw(re, sizeof(re), &n, pchar) &&
+                            append_raw(re, sizeof(re), &n, "+")))
+                return false;
         } else {
-            if (strchr("\\^$.|?+()[]", *p) != NULL)
-                re[n++] = '\\';
-            re[n++] = *p;
+            for (size_t i = 0; i < len; i++)
+                if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
+                      (p[i] >= '0' && p[i] <= '9') || strchr(literal_ok, p[i]) != NULL)) {
+                    *why = "{*} and {**} must stand alone between slashes, and other segments "
+                           "may hold only RFC 3986 path characters";
+                    return false;
+                }
+            if (!append_literal(re, sizeof(re), &n, p, len))
+                return false;
         }
+        p += len;
     }
     char err[128];
     v->kind = PT_AUTHZ_REGEX;
@@ -219,43 +264,40 @@ static bool ip_value(const char *s, pt_authz_value_t *v)
     return true;
 }
 
-static bool is_dns_label_text(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s != '\0'; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
-            return false;
-    return true;
-}
-
-/* serviceAccounts "ns/sa" or "sa" as the principal regex Istio generates. */
+/* serviceAccounts "ns/sa" or "sa" (the policy's namespace), as Istio checks them, into the
+ * principal regex Istio generates (the principal here has no "spiffe://"). */
 static bool service_account_value(pt_cfg_cx_t *cx, const char *s, const char *policy_ns,
-                                  pt_authz_value_t *v)
+                                  pt_authz_value_t *v, const char **why)
 {
-    char ns[256], sa[256];
     const char *slash = strchr(s, '/');
-    if (slash != NULL) {
-        if ((size_t)(slash - s) >= sizeof(ns))
-            return false;
-        snprintf(ns, sizeof(ns), "%.*s", (int)(slash - s), s);
-        snprintf(sa, sizeof(sa), "%s", slash + 1);
-    } else {
-        snprintf(ns, sizeof(ns), "%s", policy_ns);
-        snprintf(sa, sizeof(sa), "%s", s);
-    }
-    if (!is_dns_label_text(ns) || !is_dns_label_text(sa) || strlen(s) > 200)
+    const char *ns = policy_ns, *sa = s;
+    size_t ns_len = strlen(policy_ns);
+    *why = "expected <namespace>/<name> or <name>";
+    if (strchr(s, '*') != NULL) {
+        *why = "wildcards are not allowed";
         return false;
-    char re[600], err[128];
-    /* The principal lacks "spiffe://"; dots in names are literal. */
+    }
+    if (strlen(s) > 320) {
+        *why = "longer than 320 characters";
+        return false;
+    }
+    if (slash != NULL) {
+        ns = s;
+        ns_len = (size_t)(slash - s);
+        sa = slash + 1;
+        if (ns_len == 0 || *sa == '\0' || strchr(sa, '/') != NULL)
+            return false;
+    }
+    char re[PT_REGEX_MAX_PATTERN], err[128];
     size_t n = 0;
-    n += (size_t)snprintf(re + n, sizeof(re) - n, ".+/ns/");
-    for (const char *p = ns; *p; p++)
-        n += (size_t)snprintf(re + n, sizeof(re) - n, *p == '.' ? "\\." : "%c", *p);
-    n += (size_t)snprintf(re + n, sizeof(re) - n, "/(.+/|)sa/");
-    for (const char *p = sa; *p; p++)
-        n += (size_t)snprintf(re + n, sizeof(re) - n, *p == '.' ? "\\." : "%c", *p);
-    n += (size_t)snprintf(re + n, sizeof(re) - n, "(/.+)?");
+    bool fits = append_raw(re, sizeof(re), &n, ".+/ns/") &&
+                append_literal(re, sizeof(re), &n, ns, ns_len) &&
+                append_raw(re, sizeof(re), &n, "/(.+/|)sa/") &&
+                append_literal(re, sizeof(re), &n, sa, strlen(sa)) &&
+                append_raw(re, sizeof(re), &n, "(/.+)?");
+    *why = "too long";
+    if (!fits)
+        return false;
     v->kind = PT_AUTHZ_REGEX;
     v->re = pt_regex_compile(cx->out, re, n, true, err, sizeof(err));
     return v->re != NULL;
@@ -267,6 +309,10 @@ static bool read_values(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t 
 {
     if (n == NULL || !pt__cfg_is_seq(cx, n, path) || n->n_items == 0)
         return false;
+    if (syntax == V_SA && n->n_items > 16) {
+        pt__cfg_error(cx, n, path, "at most 16 service accounts (Istio's limit)");
+        return false;
+    }
     if (syntax == V_JWT) {
         unenforceable(cx, a, n, path, "a request principal (JWT; no RequestAuthentication)");
         return false;
@@ -315,11 +361,8 @@ static bool read_values(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t 
             v->port = (uint16_t)port;
             break;
         case V_SA:
-            if (!service_account_value(cx, s, a->meta.ns, v)) {
-                pt__cfg_error(cx, n->items[i], &ip,
-                              "invalid service account \"%s\" (expected <namespace>/<name> or "
-                              "<name>, without wildcards)",
-                              s);
+            if (!service_account_value(cx, s, a->meta.ns, v, &why)) {
+                pt__cfg_error(cx, n->items[i], &ip, "invalid service account \"%s\": %s", s, why);
                 continue;
             }
             break;
@@ -376,8 +419,13 @@ static bool read_clause(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t 
 static bool read_list_group(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n,
                             const pt_cfg_path_t *path, bool is_from, pt_authz_group_t *out)
 {
-    if (!pt__cfg_is_seq(cx, n, path) || n->n_items == 0)
+    if (!pt__cfg_is_seq(cx, n, path))
         return false;
+    if (n->n_items == 0) { /* Istio: set but empty is an error, not "any" */
+        pt__cfg_error(cx, n, path, "must not be empty (leave it out to match any %s)",
+                      is_from ? "source" : "operation");
+        return false;
+    }
     pt_authz_clause_t *cls = pt_arena_calloc(cx->out, n->n_items * sizeof(*cls));
     size_t k = 0;
     for (size_t i = 0; i < n->n_items; i++) {
@@ -414,6 +462,7 @@ static bool when_key(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n,
         {"remote.ip", PT_AUTHZ_REMOTE_IP, V_IP},
         {"source.namespace", PT_AUTHZ_NAMESPACE, V_STRING},
         {"source.principal", PT_AUTHZ_PRINCIPAL, V_STRING},
+        {"source.serviceAccount", PT_AUTHZ_PRINCIPAL, V_SA},
         {"destination.ip", PT_AUTHZ_DEST_IP, V_IP},
         {"destination.port", PT_AUTHZ_DEST_PORT, V_PORT},
         {"connection.sni", PT_AUTHZ_SNI, V_STRING},
@@ -452,13 +501,23 @@ static bool when_key(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n,
         unenforceable(cx, a, n, path, "a JWT condition (request.auth.*; no RequestAuthentication)");
         return false;
     }
+    if (strcmp(key, "destination.namespace") == 0 || strncmp(key, "destination.labels[", 19) == 0) {
+        pt__cfg_error(cx, n, path, "key \"%s\" is replaced by %s", key,
+                      key[12] == 'n' ? "metadata.namespace" : "the selector");
+        return false;
+    }
+    if (strcmp(key, "destination.name") == 0 || strcmp(key, "destination.user") == 0) {
+        pt__cfg_error(cx, n, path, "key \"%s\" is deprecated (v1alpha1 only)", key);
+        return false;
+    }
     if (strncmp(key, "experimental.envoy.filters.", 27) == 0) {
         unenforceable(cx, a, n, path, "an Envoy filter metadata condition");
         return false;
     }
     pt__cfg_error(cx, n, path,
                   "unknown key \"%s\" (expected request.headers[<name>], source.ip, remote.ip, "
-                  "source.namespace, source.principal, request.auth.principal, "
+                  "source.namespace, source.principal, source.serviceAccount, "
+                  "request.auth.principal, "
                   "request.auth.audiences, request.auth.presenter, request.auth.claims[<name>], "
                   "destination.ip, destination.port or connection.sni)",
                   key);
@@ -510,12 +569,56 @@ static bool read_when(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n
     return true;
 }
 
+/* Some item of list (from[] or to[]) has, in its sub map (source / operation), one of keys. */
+static bool list_has_key(const pt_cfg_node_t *list, const char *sub, const char *const *keys)
+{
+    for (size_t i = 0; list != NULL && list->type == PT_CFG_SEQ && i < list->n_items; i++) {
+        const pt_cfg_node_t *item = list->items[i];
+        for (size_t j = 0; item->type == PT_CFG_MAP && j < item->n_pairs; j++) {
+            const pt_cfg_node_t *m = item->pairs[j].value;
+            if (strcmp(item->pairs[j].key->str, sub) != 0 || m->type != PT_CFG_MAP)
+                continue;
+            for (size_t k = 0; k < m->n_pairs; k++)
+                for (const char *const *key = keys; *key != NULL; key++)
+                    if (strcmp(m->pairs[k].key->str, *key) == 0)
+                        return true;
+        }
+    }
+    return false;
+}
+
+/* Istio's validation warning: a DENY rule whose from[] has only request principals, or whose
+ * to[] names no port, holds only HTTP attributes, which TCP evaluation leaves out. */
+static bool only_http_attributes(const pt_cfg_node_t *from, const pt_cfg_node_t *to)
+{
+    static const char *const l4_source[] = {"principals",
+                                            "notPrincipals",
+                                            "ipBlocks",
+                                            "notIpBlocks",
+                                            "namespaces",
+                                            "notNamespaces",
+                                            "remoteIpBlocks",
+                                            "notRemoteIpBlocks",
+                                            "serviceAccounts",
+                                            "notServiceAccounts",
+                                            NULL};
+    static const char *const l4_operation[] = {"ports", "notPorts", NULL};
+    bool has_from = from != NULL && from->type == PT_CFG_SEQ && from->n_items > 0;
+    bool has_to = to != NULL && to->type == PT_CFG_SEQ && to->n_items > 0;
+    return (has_from && !has_to && !list_has_key(from, "source", l4_source)) ||
+           (has_to && !list_has_key(to, "operation", l4_operation));
+}
+
 static void read_rule(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n,
                       const pt_cfg_path_t *path, pt_authz_rule_t *r)
 {
     const pt_cfg_node_t *f[RULE__N];
-    if (n->type == PT_CFG_NULL || !MAP(cx, n, path, rule_fields, f))
-        return; /* "- {}" written as "-": Istio reads an empty rule, which matches all */
+    if (n->type == PT_CFG_NULL) {
+        pt__cfg_error(cx, n, path, "must not be null (a rule {} matches every request)");
+        return;
+    }
+    if (!MAP(cx, n, path, rule_fields, f))
+        return;
     size_t cap = 2 + (f[RULE_WHEN] && f[RULE_WHEN]->type == PT_CFG_SEQ ? f[RULE_WHEN]->n_items : 0);
     pt_authz_group_t *groups = pt_arena_calloc(cx->out, cap * sizeof(*groups));
     size_t k = 0;
@@ -533,6 +636,11 @@ static void read_rule(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n
         }
     r->groups = groups;
     r->n_groups = k;
+    if (a->policy.action == PT_AUTHZ_DENY && only_http_attributes(f[RULE_FROM], f[RULE_TO]))
+        pt__cfg_warn(cx, n, path,
+                     "this DENY rule uses only HTTP attributes: on TCP and TLS-passthrough "
+                     "listeners in its scope it denies every connection (Istio's semantics); "
+                     "name the ports to limit it");
 }
 
 /* targetRef / targetRefs[] items: a Gateway (Gateway API) selects the gateway workload of
@@ -685,6 +793,11 @@ void pt__cfg_read_authorization_policy(pt_cfg_cx_t *cx, pt_res_set_t *set,
         }
         a->policy.rules = rs;
         a->policy.n_rules = rules->n_items;
+    } else if (strcmp(action, "DENY") == 0 || strcmp(action, "CUSTOM") == 0) {
+        pt__cfg_error(cx, rules != NULL ? rules : spec, &rp,
+                      "an %s policy without rules never applies: add a rule {} to match every "
+                      "request",
+                      action);
     }
 }
 

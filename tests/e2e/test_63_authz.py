@@ -497,6 +497,16 @@ def test_run_refuses_what_it_cannot_enforce(petrel, origin, spec, needle):
       "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "g"}},
      "only one of selector"),
     ({"provider": {"name": "x"}}, "only allowed with action CUSTOM"),
+    ({"action": "DENY"}, "DENY policy without rules never applies"),
+    ({"rules": [{"from": []}]}, "from: must not be empty"),
+    ({"rules": [None]}, "rules[0]: must not be null"),
+    ({"rules": [{"to": [{"operation": {"paths": ["/a{*}"]}}]}]}, "invalid path template"),
+    ({"rules": [{"to": [{"operation": {"paths": ["/{**}/{*}"]}}]}]}, "{**} must be the last operator"),
+    ({"rules": [{"from": [{"source": {"serviceAccounts": ["ns/*"]}}]}]}, "wildcards are not allowed"),
+    ({"rules": [{"from": [{"source": {"serviceAccounts": ["a"] * 17}}]}]}, "at most 16"),
+    ({"rules": [{"from": [{"source": {"serviceAccounts": ["a"], "principals": ["b"]}}]}]},
+     "serviceAccounts cannot be set with principals"),
+    ({"rules": [{"when": [{"key": "destination.namespace", "values": ["x"]}]}]}, "replaced by metadata.namespace"),
 ])
 def test_invalid_policies_name_file_line_and_field(tmp_path, spec, needle):
     f = tmp_path / "ap.yaml"
@@ -567,3 +577,15 @@ def test_tls_passthrough_connection_sni(petrel, tcp_echo):
     assert not roundtrip("blocked.example.com")
     assert stats(p)["rbac_denied"] == 2 and stats(p)["rbac_allowed"] == 1
     assert tcp_echo.connections == 1
+
+
+def test_deny_rule_with_only_http_attributes_warns(tmp_path):
+    """Istio's validation warning: on TCP such a rule denies every connection."""
+    f = tmp_path / "ap.yaml"
+    f.write_text(to_yaml([ap("d", {"action": "DENY", "rules": [
+        {"to": [{"operation": {"methods": ["GET"]}}]},
+        {"to": [{"operation": {"methods": ["GET"], "ports": ["80"]}}]}]})]))
+    r = run_petrel(["validate", str(f)])
+    assert r.returncode == 0, r.stderr
+    warned = [x for x in r.stderr.splitlines() if "only HTTP attributes" in x]
+    assert len(warned) == 1 and "spec.rules[0]" in warned[0], r.stderr
