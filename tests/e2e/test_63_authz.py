@@ -10,8 +10,9 @@ Oracles:
     requests from principals need mTLS, which this branch does not have: those assertions
     check the no-principal answer (403) and skip the mTLS one with the reason.
 Then Petrel's own: 403 body and RBAC flag in the access log, counters, TCP listeners (a denied
-connection is closed; Istio's HTTP-field rules on TCP), scope (root namespace, selector,
-targetRef Gateway), dry-run, and what `petrel run` refuses.
+connection is closed; Istio's HTTP-field rules on TCP), connection.sni on TLS passthrough, scope
+(root namespace, selector, targetRef Gateway), AUDIT and dry-run, keep-alive and pipelining
+around a refusal, reloads, and what `petrel run` refuses or `petrel validate` reports.
 """
 
 import glob
@@ -616,3 +617,26 @@ def test_keep_alive_and_pipelining_around_a_refusal(petrel, origin):
     rs = recv_responses(s, 6, timeout=10)
     s.close()
     assert [r[0] for r in rs] == [403, 200] * 3
+
+
+def test_policies_follow_reloads(petrel, origin):
+    """A policy added, changed or removed by a reload applies to the next request; an invalid
+    one is refused and the running policies stay."""
+    import signal
+    docs = simple_config(http_port=free_port(), upstream_port=origin.port)
+    p = petrel(docs)
+    assert http_request(p.port, path="/x")[0] == 200
+
+    def reload(extra, want):
+        p.write_config(docs + extra)
+        p.signal(signal.SIGHUP)
+        assert wait_until(lambda: http_request(p.port, path="/x")[0] == want, timeout=10), want
+
+    deny = ap("deny-x", {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/x"]}}]}]})
+    reload([deny], 403)
+    bad = ap("bad", {"rules": [{"when": [{"key": "source.ip", "values": ["not-an-ip"]}]}]})
+    p.write_config(docs + [deny, bad])
+    p.signal(signal.SIGHUP)
+    assert wait_until(lambda: "not-an-ip" in p.stderr(), timeout=10)
+    assert http_request(p.port, path="/x")[0] == 403
+    reload([], 200)
