@@ -404,12 +404,17 @@ static bool read_clause(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t 
         pt__cfg_error(cx, n, path, "must not be empty (set at least one field)");
         return false;
     }
-    if (specs == source_specs) { /* Istio: serviceAccounts stand alone */
-        bool sa = f[10] != NULL || f[11] != NULL;
-        if (sa && (f[0] || f[1] || f[4] || f[5]))
-            pt__cfg_error(cx, n, path,
-                          "serviceAccounts cannot be set with principals or namespaces");
-    }
+    /* Istio: serviceAccounts stand alone (both name the peer's identity). */
+    bool sa = false, identity = false;
+    for (size_t i = 0; i < n_specs; i++)
+        if (f[i] != NULL && specs[i].attr == PT_AUTHZ_PRINCIPAL && specs[i].syntax == V_SA)
+            sa = true;
+        else if (f[i] != NULL &&
+                 (specs[i].attr == PT_AUTHZ_NAMESPACE ||
+                  (specs[i].attr == PT_AUTHZ_PRINCIPAL && specs[i].syntax == V_STRING)))
+            identity = true;
+    if (sa && identity)
+        pt__cfg_error(cx, n, path, "serviceAccounts cannot be set with principals or namespaces");
     out->conds = conds;
     out->n_conds = k;
     return true;

@@ -425,8 +425,11 @@ def _tcp_roundtrip(port):
     """b"ping" echoed back, or b"" when the connection is closed without data."""
     s = connect(port)
     try:
-        s.sendall(b"ping")
-        s.shutdown(socket.SHUT_WR)
+        try:
+            s.sendall(b"ping")
+            s.shutdown(socket.SHUT_WR)
+        except OSError:  # already closed by petrel (a refused connection): nothing relayed
+            return b""
         data = b""
         while True:
             try:
