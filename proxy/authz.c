@@ -432,12 +432,14 @@ bool pt_authz_stream_allows(pt_stream_t *st)
 }
 
 bool pt_authz_connection_allows(pt_worker_t *w, const pt_config_t *config, uint16_t port,
-                                const uv_tcp_t *tcp, const char *sni, size_t sni_len)
+                                const uv_tcp_t *tcp, const char *principal, const char *sni,
+                                size_t sni_len)
 {
     const pt_authz_t *az = config->authz;
     if (az == NULL)
         return true;
     pt_authz_request_t req = {
+        .principal = principal,
         .sni = sni,
         .sni_len = sni_len,
         .dest_port = port,

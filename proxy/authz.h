@@ -145,9 +145,11 @@ struct pt_config;
  * refused, answers 403 "RBAC: access denied" with flag RBAC. Returns false when it answered. */
 bool pt_authz_stream_allows(pt_stream_t *st);
 /* When a TCP connection is accepted, or once a TLS-passthrough one's ClientHello is read (sni
- * then set): checks and counts; false means the caller closes the connection. */
+ * then set): checks and counts; false means the caller closes the connection. principal is
+ * the verified peer's, for a listener that terminates mTLS; NULL otherwise. */
 bool pt_authz_connection_allows(pt_worker_t *w, const struct pt_config *config, uint16_t port,
-                                const uv_tcp_t *tcp, const char *sni, size_t sni_len);
+                                const uv_tcp_t *tcp, const char *principal, const char *sni,
+                                size_t sni_len);
 
 /* Istio's string patterns, also used by config tests: "*" any non-empty, "abc*", "*abc". */
 bool pt_authz_value_matches(const pt_authz_value_t *v, const char *s, size_t len, bool ignore_case);

@@ -214,8 +214,8 @@ static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         session_abort(s);
         return;
     }
-    if (!pt_authz_connection_allows(w, s->config, s->listener->port, &s->downstream, hello.sni,
-                                    hello.sni_len)) {
+    if (!pt_authz_connection_allows(w, s->config, s->listener->port, &s->downstream, NULL,
+                                    hello.sni, hello.sni_len)) {
         session_abort(s);
         return;
     }
@@ -256,7 +256,7 @@ void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener
     PT_STAT_INC(&w->stats, tcp_cx_total);
     PT_STAT_INC(&w->stats, tcp_cx_active);
     if (lc->protocol != PT_LISTENER_TLS) {
-        if (!pt_authz_connection_allows(w, s->config, lc->port, &s->downstream, NULL, 0)) {
+        if (!pt_authz_connection_allows(w, s->config, lc->port, &s->downstream, NULL, NULL, 0)) {
             session_abort(s);
             return;
         }
