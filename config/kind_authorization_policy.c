@@ -870,7 +870,10 @@ void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         if (!a->enforceable || !applies(a, w, root_ns))
             continue;
         lists[a->policy.action][at[a->policy.action]++] = a->policy;
-        az->has_dry_run |= a->policy.dry_run && a->policy.action != PT_AUTHZ_AUDIT;
+        bool allow = a->policy.action == PT_AUTHZ_ALLOW, deny = a->policy.action == PT_AUTHZ_DENY;
+        az->has_enforced_allow |= allow && !a->policy.dry_run;
+        az->has_shadow_allow |= allow && a->policy.dry_run;
+        az->has_shadow_deny |= deny && a->policy.dry_run;
     }
     az->allow = lists[PT_AUTHZ_ALLOW];
     az->n_allow = n[PT_AUTHZ_ALLOW];

@@ -331,14 +331,6 @@ static const pt_authz_rule_t *policies_match(const pt_authz_policy_t *ps, size_t
     return NULL;
 }
 
-static bool any_enforced(const pt_authz_policy_t *ps, size_t n)
-{
-    for (size_t p = 0; p < n; p++)
-        if (!ps[p].dry_run)
-            return true;
-    return false;
-}
-
 pt_authz_result_t pt_authz_check(const pt_authz_t *az, const pt_authz_request_t *req)
 {
     pt_authz_result_t res = {PT_AUTHZ_PASS, NULL, false};
@@ -352,7 +344,7 @@ pt_authz_result_t pt_authz_check(const pt_authz_t *az, const pt_authz_request_t 
         res.verdict = PT_AUTHZ_DENIED;
         return res;
     }
-    if (any_enforced(az->allow, az->n_allow)) {
+    if (az->has_enforced_allow) {
         res.rule = policies_match(az->allow, az->n_allow, req, &ac, true);
         if (res.rule == NULL)
             res.verdict = PT_AUTHZ_NOT_ALLOWED;
@@ -368,10 +360,7 @@ static pt_authz_verdict_t shadow_verdict(const pt_authz_t *az, const pt_authz_re
     *rule = policies_match(az->deny, az->n_deny, req, &ac, false);
     if (*rule != NULL)
         return PT_AUTHZ_DENIED;
-    bool has_shadow_allow = false;
-    for (size_t p = 0; p < az->n_allow; p++)
-        has_shadow_allow |= az->allow[p].dry_run;
-    if (has_shadow_allow && policies_match(az->allow, az->n_allow, req, &ac, false) == NULL)
+    if (az->has_shadow_allow && policies_match(az->allow, az->n_allow, req, &ac, false) == NULL)
         return PT_AUTHZ_NOT_ALLOWED;
     return PT_AUTHZ_PASS;
 }
@@ -387,7 +376,7 @@ const char *pt_authz_details(const pt_authz_result_t *r, char *buf, size_t cap)
 static bool account(pt_worker_t *w, const pt_authz_t *az, const pt_authz_request_t *req,
                     const pt_authz_result_t *res, const char *who)
 {
-    if (az->has_dry_run) {
+    if (az->has_shadow_deny || az->has_shadow_allow) {
         const pt_authz_rule_t *rule;
         pt_authz_verdict_t v = shadow_verdict(az, req, &rule);
         if (v == PT_AUTHZ_PASS) {

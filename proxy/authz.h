@@ -102,7 +102,8 @@ typedef struct pt_authz_policy {
 typedef struct pt_authz {
     const pt_authz_policy_t *deny, *allow, *audit;
     size_t n_deny, n_allow, n_audit;
-    bool has_dry_run; /* some DENY or ALLOW policy is dry-run: evaluate the shadow decision */
+    bool has_enforced_allow; /* an ALLOW policy that is not dry-run: requests must match one */
+    bool has_shadow_deny, has_shadow_allow; /* dry-run DENY / ALLOW policies */
 } pt_authz_t;
 
 /* What a check looks at. The caller fills what it has; addresses are read lazily. */

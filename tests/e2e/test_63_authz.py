@@ -419,6 +419,14 @@ def test_audit_and_dry_run_never_refuse(petrel, origin):
         assert http_request(p.port)[0] == 200
     s = stats(p)
     assert s["rbac_audited"] == 3 and s["rbac_shadow_denied"] == 3 and s["rbac_denied"] == 0
+    # A dry-run ALLOW policy: /ok would be allowed, /other would not; both are served.
+    shadow_allow = ap("shadow-allow", {"rules": [{"to": [{"operation": {"paths": ["/ok"]}}]}]},
+                      annotations={"istio.io/dry-run": "true"})
+    q = petrel(simple_config(http_port=free_port(), upstream_port=origin.port) + [shadow_allow])
+    assert http_request(q.port, path="/ok")[0] == 200
+    assert http_request(q.port, path="/other")[0] == 200
+    s = stats(q)
+    assert (s["rbac_shadow_allowed"], s["rbac_shadow_denied"], s["rbac_denied"]) == (1, 1, 0)
 
 
 def _tcp_roundtrip(port):
