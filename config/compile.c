@@ -1307,6 +1307,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     complete_short_hosts(cx, set);
     bool sidecar = c->proxy.sidecar.enabled;
     index_service_hosts(&cp);
+    pt__cfg_compile_authz(cx, set, c);
 
     check_duplicates(cx, (void *const *)set->gateways, set->n_gateways,
                      offsetof(pt_res_gateway_t, meta));

@@ -409,6 +409,7 @@ typedef struct pt_proxy_settings {
     uint32_t retry_body_limit;         /* request body bytes kept for retries: 65536 */
     bool fault_per_attempt;            /* faultPerAttempt: fault.abort decided per attempt */
     pt_workload_t workload;            /* namespace "default", no labels */
+    const char *root_namespace;        /* mesh-wide policies live here: "istio-system" */
     pt_dns_settings_t dns;
     pt_identity_settings_t identity;
     const char *credentials_directory; /* credentialName X is <dir>/X/{tls.crt,tls.key,ca.crt} */
@@ -449,6 +450,8 @@ typedef struct pt_config {
     const char **tls_files;             /* every certificate and key file read: a change to
                                            one reloads the config */
     size_t n_tls_files;
+    /* AuthorizationPolicies that apply to this workload (proxy/authz.h); NULL: none. */
+    const struct pt_authz *authz;
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line
@@ -461,7 +464,8 @@ typedef struct pt_config_errors {
     char **warnings;
     size_t n_warnings, cap_warnings;
     /* The one mode switch of a load. false (`petrel validate`): a security policy Petrel
-     * cannot enforce yet (AuthorizationPolicy, RequestAuthentication, a STRICT
+     * cannot enforce yet (RequestAuthentication, an AuthorizationPolicy with CUSTOM or JWT
+     * conditions, a STRICT
      * PeerAuthentication) is a warning. true (`petrel run`, reloads): it is an error, so the
      * proxy refuses the config rather than serve traffic the policy meant to block. */
     bool refuse_unenforced_security;

@@ -37,6 +37,7 @@ enum {
     PX_MIRROR_KEEP_HOST,
     PX_METRICS,
     PX_SIDECAR,
+    PX_ROOT_NS,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -66,6 +67,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_MIRROR_KEEP_HOST] = {.name = "mirrorKeepHost", .status = S},
     [PX_METRICS] = {.name = "metrics", .status = S},
     [PX_SIDECAR] = {.name = "sidecar", .status = S},
+    [PX_ROOT_NS] = {.name = "rootNamespace", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -153,7 +155,8 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->workload.ns = "default";
     s->retry_body_limit = 65536;
     s->metrics = true;
-    s->dns.min_refresh_ms = 5000; /* Envoy's dns_min_refresh_rate */
+    s->root_namespace = "istio-system"; /* Istio's meshConfig rootNamespace */
+    s->dns.min_refresh_ms = 5000;       /* Envoy's dns_min_refresh_rate */
     s->dns.max_refresh_ms = 300000;
     s->dns.timeout_ms = 5000;
     s->identity.trust_domain = "cluster.local";
@@ -555,6 +558,12 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     }
     if (f[PX_WORKLOAD] != NULL)
         read_workload(cx, f[PX_WORKLOAD], &sp, &s->workload);
+    if (f[PX_ROOT_NS] != NULL) {
+        FIELD_PATH(PX_ROOT_NS);
+        const char *a;
+        if (pt__cfg_nonempty_str(cx, f[PX_ROOT_NS], &fp_PX_ROOT_NS, &a))
+            s->root_namespace = pt__cfg_out_str(cx, a);
+    }
     if (f[PX_DNS] != NULL)
         read_dns(cx, f[PX_DNS], &sp, &s->dns);
     if (f[PX_IDENTITY] != NULL) {

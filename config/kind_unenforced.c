@@ -1,6 +1,6 @@
 /* config/kind_unenforced.c
  * Kinds of Istio's API that Petrel parses but does not enforce yet (PeerAuthentication,
- * AuthorizationPolicy, RequestAuthentication, Sidecar, WorkloadGroup,
+ * RequestAuthentication, Sidecar, WorkloadGroup,
  * EnvoyFilter, ProxyConfig, Telemetry, WasmPlugin): their spec's top-level fields are checked,
  * then the resource is dropped with a warning or, for a security policy that dropping would
  * leave open, refused by `petrel run`. */
@@ -16,14 +16,6 @@ static const pt_cfg_field_t peer_authn_fields[PA__N] = {
     [PA_SELECTOR] = {"selector", A, PT_SHAPE_MAP, SUB(pt__cfg_match_selector_fields)},
     [PA_MTLS] = {"mtls", A, PT_SHAPE_MAP, SUB(peer_mtls_fields)},
     [PA_PORT_MTLS] = {"portLevelMtls", A, PT_SHAPE_MAP, NULL, 0},
-};
-static const pt_cfg_field_t authz_fields[] = {
-    {"selector", A, PT_SHAPE_MAP, SUB(pt__cfg_match_selector_fields)},
-    {"targetRef", A, PT_SHAPE_MAP, NULL, 0},
-    {"targetRefs", A, PT_SHAPE_SEQ, NULL, 0},
-    {"rules", A, PT_SHAPE_SEQ, NULL, 0},
-    {"action", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"provider", A, PT_SHAPE_MAP, NULL, 0},
 };
 static const pt_cfg_field_t request_authn_fields[] = {
     {"selector", A, PT_SHAPE_MAP, SUB(pt__cfg_match_selector_fields)},
@@ -88,7 +80,6 @@ static const struct {
     size_t n_fields;
 } unenforced_kinds[] = {
     {"PeerAuthentication", SUB(peer_authn_fields)},
-    {"AuthorizationPolicy", SUB(authz_fields)},
     {"RequestAuthentication", SUB(request_authn_fields)},
     {"Sidecar", SUB(sidecar_fields)},
     {"WorkloadGroup", SUB(workload_group_fields)},
@@ -113,7 +104,7 @@ static bool is_strict(const pt_cfg_node_t *mtls)
 
 /* A kind of Istio's API that Petrel does not enforce yet: its spec is checked against the
  * kind's top-level fields, then the resource is dropped with a warning. Security policies
- * (every AuthorizationPolicy and RequestAuthentication, a PeerAuthentication with a STRICT
+ * (every RequestAuthentication, a PeerAuthentication with a STRICT
  * mode anywhere) would leave the proxy open if dropped: `petrel run` refuses them (an error
  * when errors->refuse_unenforced_security), `petrel validate` warns that run will. */
 void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const pt_cfg_node_t *kind,
@@ -142,8 +133,7 @@ void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const p
                 security = true;
         }
     }
-    if (strcmp(meta->kind, "AuthorizationPolicy") == 0 ||
-        strcmp(meta->kind, "RequestAuthentication") == 0)
+    if (strcmp(meta->kind, "RequestAuthentication") == 0)
         security = true;
     if (!security)
         pt__cfg_warn(cx, kind, &kp, "%s %s/%s is not enforced by Petrel yet: ignored", meta->kind,

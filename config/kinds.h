@@ -93,6 +93,8 @@ void pt__cfg_read_destination_rule(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_
                                    const pt_cfg_node_t *spec);
 void pt__cfg_read_workload_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                                  const pt_cfg_node_t *spec);
+void pt__cfg_read_authorization_policy(pt_cfg_cx_t *cx, pt_res_set_t *set,
+                                       const pt_res_meta_t *meta, const pt_cfg_node_t *spec);
 /* One WorkloadEntry spec, or one ServiceEntry endpoints[] item (the same Istio message) at
  * path, into *e; returns false when it is unusable (reported, or a unix socket, warned). With
  * resolution STATIC the address must be an IP literal; a DNS name is kept with addr_len 0. */

@@ -241,6 +241,8 @@ typedef struct pt_res_set {
     size_t n_drs, cap_drs;
     pt_res_we_t **wes;
     size_t n_wes, cap_wes;
+    struct pt_res_authz **authzs; /* config/kind_authorization_policy.c */
+    size_t n_authzs, cap_authzs;
 } pt_res_set_t;
 
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */
@@ -270,6 +272,10 @@ bool pt__cfg_merge_match(pt_arena_t *a, const pt_http_match_t *root, const pt_ht
  * mirrors where leaf has none. */
 bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
                                   const pt_http_route_t *leaf, pt_http_route_t *out);
+
+/* config/kind_authorization_policy.c: keeps the AuthorizationPolicies that apply to c's
+ * workload as c->authz (once the Proxy settings are in c). */
+void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
 
 /* config/tls_contexts.c: reads the certificate files the resources name and builds the
  * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz.h"
 #include "conn.h"
 #include "log.h"
 #include "relay.h"
@@ -275,6 +276,12 @@ static void start_relay(pt_conn_t *c)
     pt_capture_t *cap = c->capture;
     pt_worker_t *w = c->worker;
     const pt_cluster_t *cl = NULL;
+    if (cap->direction == PT_CAPTURE_INBOUND &&
+        !pt_authz_connection_allows(w, w->config, cap->original_port, &c->tcp, c->peer_principal,
+                                    NULL, 0)) {
+        pt_conn_close(c, false); /* an AuthorizationPolicy refused it: closed, as Istio does */
+        return;
+    }
     if (cap->direction == PT_CAPTURE_OUTBOUND) {
         cl = pt_capture_tcp_cluster(w->config, &cap->destination.addr, cap->original_port,
                                     pt_worker_random(w));

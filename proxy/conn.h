@@ -50,7 +50,12 @@ struct pt_conn {
     pt_rbuf_t in;       /* bytes read from the client */
     pt_stream_t stream; /* the exchange in progress, when stream.is_active */
     char peer_ip[48];   /* downstream address, for x-forwarded-for and logs */
-    unsigned pause;     /* PT_CONN_PAUSE_* */
+    /* The verified peer certificate's SPIFFE ID without "spiffe://" (Istio's principal form,
+     * "cluster.local/ns/a/sa/b"), set by mTLS once the handshake verified it, in memory the
+     * connection owns; NULL when the peer has none. AuthorizationPolicy principals read only
+     * this, never a header. */
+    const char *peer_principal;
+    unsigned pause; /* PT_CONN_PAUSE_* */
     pt_conn_timer_mode_t timer_mode;
     uint8_t handles_open; /* socket + timer; freed at 0 */
     bool is_reading;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../tls/client_hello.h"
+#include "authz.h"
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
@@ -213,6 +214,11 @@ static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         session_abort(s);
         return;
     }
+    if (!pt_authz_connection_allows(w, s->config, s->listener->port, &s->downstream, NULL,
+                                    hello.sni, hello.sni_len)) {
+        session_abort(s);
+        return;
+    }
     const pt_l4_route_t *route = pt_l4_route_for_sni(s->listener, hello.sni, hello.sni_len);
     if (route == NULL) {
         PT_STAT_INC(&w->stats, tls_sni_no_route);
@@ -250,6 +256,10 @@ void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener
     PT_STAT_INC(&w->stats, tcp_cx_total);
     PT_STAT_INC(&w->stats, tcp_cx_active);
     if (lc->protocol != PT_LISTENER_TLS) {
+        if (!pt_authz_connection_allows(w, s->config, lc->port, &s->downstream, NULL, NULL, 0)) {
+            session_abort(s);
+            return;
+        }
         connect_upstream(s, lc->n_l4_routes > 0 ? &lc->l4_routes[0] : NULL);
         return;
     }

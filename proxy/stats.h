@@ -84,6 +84,13 @@
     X(tls_hello_invalid, counter,                                                                  \
       "TLS-passthrough connections closed: no valid ClientHello in time.")                         \
     X(tls_sni_no_route, counter, "TLS-passthrough connections closed: no tls route for the SNI.")  \
+    X(rbac_allowed, counter,                                                                       \
+      "Requests and connections AuthorizationPolicies let through (policies applied).")            \
+    X(rbac_denied, counter,                                                                        \
+      "Requests (403 RBAC) and connections (closed) AuthorizationPolicies refused.")               \
+    X(rbac_audited, counter, "Requests and connections an AUDIT policy matched.")                  \
+    X(rbac_shadow_allowed, counter, "Requests and connections dry-run policies would allow.")      \
+    X(rbac_shadow_denied, counter, "Requests and connections dry-run policies would refuse.")      \
     X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")                \
     X(dns_queries, counter, "DNS queries sent for DNS ServiceEntries (main thread).")              \
     X(dns_answers, counter, "DNS answers received, empty ones (NXDOMAIN, no data) included.")      \

@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "authz.h"
 #include "conn.h"
 #include "log.h"
 #include "mirror.h"
@@ -66,8 +67,8 @@ static const char *reason_phrase(int status)
 
 const char *pt_flag_name(pt_flag_t f)
 {
-    static const char *const names[] = {"-",  "UH", "UF",  "UT", "UC", "URX",   "UPE",
-                                        "NR", "DC", "DPE", "FI", "DI", "DI,FI", "UO"};
+    static const char *const names[] = {"-",  "UH",  "UF", "UT", "UC",    "URX", "UPE", "NR",
+                                        "DC", "DPE", "FI", "DI", "DI,FI", "UO",  "RBAC"};
     return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "-";
 }
 
@@ -622,6 +623,8 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
         return;
     }
+    if (!pt_authz_stream_allows(st))
+        return;
     const pt_http_route_t *r = pt_router_match_detail(st->listener, head, &st->route_match);
     if (r == NULL) {
         PT_STAT_INC(&w->stats, downstream_rq_no_route);

@@ -45,6 +45,7 @@ typedef enum pt_flag {
     PT_FLAG_DI,    /* delay injected by the route's fault.delay, then forwarded */
     PT_FLAG_DI_FI, /* both: Envoy logs "DI,FI" */
     PT_FLAG_UO,    /* upstream overflow: a circuit breaker refused the request */
+    PT_FLAG_RBAC,  /* refused by an AuthorizationPolicy (403) */
 } pt_flag_t;
 
 /* "UH", "UF", ...; "-" for PT_FLAG_NONE. */

@@ -6,7 +6,7 @@
     `*-out*.yaml` files are not Istio resources (Istio's golden Envoy RBAC filter output):
     `petrel validate` must refuse them with a clear error;
   - `petrel run` refuses a config holding a security policy it cannot enforce yet
-    (AuthorizationPolicy, STRICT PeerAuthentication), naming each at file:line:col, and so
+    (a CUSTOM AuthorizationPolicy, STRICT PeerAuthentication), naming each at file:line:col, and so
     does a reload; a PERMISSIVE PeerAuthentication only warns and runs;
   - an unenforced field (a VirtualService `corsPolicy`) is logged as a warning by `petrel run`
     while traffic is served.
@@ -82,18 +82,23 @@ def _doc_line(path, kind):
 
 
 def test_run_refuses_authorization_policy(tmp_path):
-    ap = _security_doc("AuthorizationPolicy", {"action": "DENY",
+    """An external authorizer (CUSTOM) is the part of AuthorizationPolicy Petrel cannot
+    enforce (tests/e2e/test_63_authz.py has the rest)."""
+    ap = _security_doc("AuthorizationPolicy", {"action": "CUSTOM", "provider": {"name": "ext"},
                                                "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]},
-                       name="deny-get", namespace="foo")
+                       name="ext-authz", namespace="foo")
     path = _run_config(tmp_path, [ap])
     # validate: a warning only.
     v = run_petrel(["validate", str(path)])
     assert v.returncode == 0, v.stderr
-    assert "warning: " in v.stderr and "AuthorizationPolicy foo/deny-get" in v.stderr
+    assert "warning: " in v.stderr and "spec.action: action CUSTOM" in v.stderr
     r = _run_to_exit(path)
     assert r.returncode == 1, r.stderr
-    want = "%s:%d:1: kind: AuthorizationPolicy foo/deny-get cannot be enforced by Petrel yet: " \
-           "refusing to run open" % (path, _doc_line(path, "AuthorizationPolicy"))
+    lines = path.read_text().splitlines()
+    at = next((i, ln.index("action")) for i, ln in enumerate(lines, 1) if ln.strip() == "action: CUSTOM")
+    want = "%s:%d:%d: spec.action: action CUSTOM (an external authorizer) cannot be enforced " \
+           "by Petrel: refusing to run AuthorizationPolicy foo/ext-authz open" \
+           % (path, at[0], at[1] + 1)
     assert want in r.stderr, r.stderr
     assert "configuration refused" in r.stderr
 
@@ -134,14 +139,15 @@ def test_unenforced_field_warned_by_run_while_serving(petrel, origin):
 def test_reload_refuses_authorization_policy(petrel, origin):
     docs = simple_config(http_port=free_port(), upstream_port=origin.port)
     p = petrel(docs)
-    ap = _security_doc("AuthorizationPolicy", {}, name="allow-nothing")
+    ap = _security_doc("AuthorizationPolicy", {"action": "CUSTOM", "provider": {"name": "ext"}},
+                       name="ext-authz")
     p.write_config(docs + [ap])
     p.signal(signal.SIGHUP)
     deadline = time.monotonic() + 5
-    while "refusing to run open" not in p.stderr() and time.monotonic() < deadline:
+    while "refusing to run" not in p.stderr() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert "AuthorizationPolicy default/allow-nothing cannot be enforced by Petrel yet: " \
-           "refusing to run open" in p.stderr(), p.stderr()
+    assert "cannot be enforced by Petrel: refusing to run AuthorizationPolicy " \
+           "default/ext-authz open" in p.stderr(), p.stderr()
     # The running config stays in force.
     status, _, _ = http_request(p.port, "GET", "/x", host_header="web.local")
     assert status == 200

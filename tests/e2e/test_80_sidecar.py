@@ -451,6 +451,49 @@ def test_direct_connection_to_capture_port_is_refused_not_looped(mesh):
     assert a.petrel.poll() is None
 
 
+def reconfigure(pod, extra_docs):
+    """Rewrites pod's config (Istio's docs plus extra_docs), reloads and waits for it."""
+    docs = istio_docs(detect_ms=150) + list(extra_docs)
+    docs[0]["spec"]["accessLog"] = pod.log
+    docs[0]["spec"]["workload"] = {"name": "app-" + pod.name, "namespace": "default"}
+    before = stat_of(pod, "config_generation")
+    path = os.path.join(pod.dir, "config", "sidecar.yaml")
+    with open(path + ".new", "w") as f:
+        yaml.safe_dump_all(docs, f)
+    os.rename(path + ".new", path)
+    pod.petrel.send_signal(signal.SIGHUP)
+    wait_until(lambda: stat_of(pod, "config_generation") > before, 10,
+               what="%s reloaded" % pod.name)
+
+
+def test_authorization_policy_applies_inbound_only(mesh):
+    """The same mesh-wide DENY policy in both sidecars: A's outbound never applies it, B's
+    inbound does, for HTTP (403, flag RBAC in B's log) and for TCP (the connection closed)."""
+    a, b = mesh["a"], mesh["b"]
+    deny = {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": "deny-admin", "namespace": "istio-system"},
+            "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]},
+                                                 {"to": [{"operation": {"ports": ["7000"]}}]}]}}
+    try:
+        for pod in (a, b):
+            reconfigure(pod, [deny])
+        out = requests_from_a([{"path": "/admin/x", "headers": {"host": "reviews", "x-pin": "v1"}},
+                               {"path": "/fine", "headers": {"host": "reviews", "x-pin": "v1"}}])
+        assert [status for status, _ in out] == [403, 200], out
+        assert out[0][1] == "RBAC: access denied"
+        settle([a, b], "/authz-settle")
+        assert [line["response_flags"] for line in lines_for(b, {"/admin/x"})] == ["RBAC"]
+        assert [line["response_flags"] for line in lines_for(a, {"/admin/x"})] == ["-"]
+        # TCP to the echo service (port 7000, pod B): B's sidecar closes it unanswered
+        tcp = run_in_pod("a", TCP_CLIENT, {"ip": ECHO_VIP, "port": 7000, "send_first": "",
+                                           "expect_len": 1, "then": None})
+        assert tcp["data"] == ""
+        assert stat_of(b, "rbac_denied") >= 2 and stat_of(a, "rbac_denied") == 0
+    finally:
+        for pod in (a, b):
+            reconfigure(pod, [])
+
+
 def test_reload_changes_mesh_routes_without_restart(mesh):
     """Runs last among the mesh tests: it leaves pod A routing reviews to pod C only."""
     a = mesh["a"]
