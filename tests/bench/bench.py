@@ -40,16 +40,22 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 from netutil import CLOCK_TICKS, cpu_ticks, free_port, http_request, rss_kb  # noqa: E402
-from petrel import ISTIO, Petrel, simple_config  # noqa: E402
+from petrel import ISTIO, Petrel, service_entry_doc, simple_config  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
 RATE_CONNS = 10
 RATE_SECONDS = max(3, DURATION)
-TARGETS = [t for t in os.environ.get("BENCH_TARGETS", "direct,petrel,haproxy,nginx").split(",") if t]
+# petrel_bare, petrel_telemetry and petrel_policies are Petrel with other configs (see
+# petrel_variant): the cost of telemetry and of the resilience policies, in the same run.
+TARGETS = [t for t in os.environ.get(
+    "BENCH_TARGETS",
+    "direct,petrel,haproxy,nginx,petrel_bare,petrel_telemetry,petrel_policies").split(",") if t]
 OUT = os.environ.get("BENCH_OUT") or os.path.join(REPO, "docs", "benchmarks.md")
-NAMES = {"direct": "direct (no proxy)", "petrel": "Petrel", "haproxy": "HAProxy", "nginx": "nginx"}
+NAMES = {"direct": "direct (no proxy)", "petrel": "Petrel", "haproxy": "HAProxy", "nginx": "nginx",
+         "petrel_bare": "Petrel, telemetry off", "petrel_telemetry": "Petrel, metrics + tracing 1 %",
+         "petrel_policies": "Petrel + retries, 10 % mirror, outlier detection"}
 
 KEEP_MARKER = "<!-- written by hand below: make bench keeps this part -->"
 
@@ -134,6 +140,7 @@ def nginx_upstream_conf(d, port):
         listen 127.0.0.1:{port} backlog=4096;
         root {dir}/www;
         location / {{ }}
+        location = /v1/traces {{ return 200; }}
     }}""".format(port=port, dir=d)
     return NGINX_COMMON.format(dir=d, name="upstream", body=body)
 
@@ -353,6 +360,31 @@ def routing_scale(d, up_port):
     return res
 
 
+def petrel_variant(target, port, up_port):
+    """(docs, proxy_spec) of a Petrel target. petrel: the plain route with Petrel's defaults
+    (Istio metrics and the access log on); petrel_bare: the same with every per-request record
+    off; petrel_telemetry: metrics and tracing at 1 % to an OTLP collector (the upstream nginx
+    answers POST /v1/traces), no access log; petrel_policies: the plain route plus retries, a
+    10 % mirror (to the same upstream under another name) and outlier detection."""
+    docs = simple_config(port, up_port)
+    if target == "petrel_bare":
+        return docs, {"metrics": False, "accessLog": ""}
+    if target == "petrel_telemetry":
+        return docs, {"accessLog": "", "tracing": {
+            "sampling": 1.0, "otlp": {"address": "127.0.0.1:%d" % up_port}}}
+    if target == "petrel_policies":
+        docs = simple_config(port, up_port, http_route={
+            "retries": {"attempts": 2, "retryOn": "5xx,connect-failure"},
+            "mirror": {"host": "mirror.local", "port": {"number": 80}},
+            "mirrorPercentage": {"value": 10}})
+        docs.append(service_entry_doc("mirror.local", up_port, name="mirror"))
+        docs.append({"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": {"name": "web"},
+                     "spec": {"host": "web.local", "trafficPolicy": {"outlierDetection": {
+                         "consecutive5xxErrors": 5, "interval": "10s",
+                         "baseEjectionTime": "30s"}}}})
+    return docs, {}
+
+
 # -- report ----------------------------------------------------------------------------------
 
 METRICS = [
@@ -440,6 +472,19 @@ def write_report(info, res, notes, elapsed, scale=None):
             scale[hi]["parse_ms"] / max(scale[lo]["parse_ms"], 0.01),
             scale[hi]["compile_ms"] / max(scale[lo]["compile_ms"], 0.01),
             scale[hi]["rps"] / scale[lo]["rps"], scale[hi]["cpu"] / scale[lo]["cpu"]))
+    variants = [(t, base) for t, base in (("petrel_telemetry", "petrel_bare"),
+                                          ("petrel_policies", "petrel")) if t in res and base in res]
+    if variants:
+        lines += ["", "Petrel's own costs, in the same run: telemetry (Istio metrics and tracing at "
+                  "1 % sampling, exported as OTLP) against the same route with every per-request "
+                  "record off; the resilience policies (retries, a 10 % mirror, outlier detection) "
+                  "against the plain route. Ratios, lower is better except for req/s:", "",
+                  "| | against | req/s 0 B | p99 ms @%d/s | CPU ms / 1k req |" % RATE,
+                  "|---|---|---:|---:|---:|"]
+        for t, base in variants:
+            lines.append("| %s | %s | %s | %s | %s |" % (
+                NAMES[t], NAMES[base], ratio(t, base, "rps_0"), ratio(t, base, "p99_ms"),
+                ratio(t, base, "cpu_ms_per_1k")))
     if notes:
         lines += ["", "Notes:", ""] + ["- " + n for n in notes]
     lines.append("")
@@ -493,8 +538,9 @@ def main():
                     continue
                 port = free_port()
                 t0 = time.monotonic()
-                if t == "petrel":
-                    p = Petrel(os.path.join(d, "petrel"), simple_config(port, up_port), concurrency=1,
+                if t.startswith("petrel"):
+                    docs, spec = petrel_variant(t, port, up_port)
+                    p = Petrel(os.path.join(d, t), docs, concurrency=1, proxy_spec=spec,
                                command_prefix=["taskset", "-c", PROXY_CPU])
                     p.start(wait=False)
                     PROCS.append(p.proc)
