@@ -29,6 +29,7 @@
  *    a subset the rule does not define is an error at the destination's subset field. The
  *    loadBalancer is the first set of: the subset's port-level, the subset's, the rule's
  *    port-level, the rule's (Istio's merge); its tables are built here by pt_lb_build().
+ *    tls follows the same precedence (resolve_tls; auto mTLS when none sets it).
  *  - Destination port omitted: the ServiceEntry's only port. Several ports or no ports: an
  *    error ("port required"). No ServiceEntry (a Kubernetes Service, which Petrel does not
  *    read): a warning and a cluster on port 0 without endpoints (503 UH).
@@ -81,6 +82,7 @@ typedef struct compiler {
     bool mesh_only;
     const char **dns_hosts; /* names the clusters resolve, each once (snapshot arena) */
     size_t n_dns_hosts, cap_dns_hosts;
+    const pt_config_t *c; /* the snapshot being built (its proxy settings are filled first) */
 } compiler_t;
 
 /* DNS answers: set by `petrel run` (proxy/dns.c); compile runs on the main thread only. */
@@ -239,6 +241,36 @@ static const pt_outlier_config_t *resolve_outlier(const pt_res_dr_t *dr, const p
             return &tp->outlier.od;
     }
     return NULL;
+}
+
+/* DestinationRule tls with the same precedence as the load balancer. None at all and a workload
+ * identity: Istio's auto mTLS, ISTIO_MUTUAL to the endpoints labelled
+ * security.istio.io/tlsMode: istio and plaintext to the others. */
+static void resolve_tls(compiler_t *cp, const pt_res_dr_t *dr, const pt_res_subset_t *sub,
+                        pt_cluster_t *cl)
+{
+    const pt_res_client_tls_t *t = NULL;
+    const pt_res_traffic_policy_t *tps[2] = {sub ? &sub->policy : NULL, dr ? &dr->policy : NULL};
+    for (int k = 0; k < 2 && t == NULL; k++) {
+        const pt_res_traffic_policy_t *tp = tps[k];
+        for (size_t i = 0; tp != NULL && i < tp->n_ports && t == NULL; i++)
+            if (tp->ports[i].port == cl->port && tp->ports[i].tls.is_set)
+                t = &tp->ports[i].tls;
+        if (t == NULL && tp != NULL && tp->tls.is_set)
+            t = &tp->tls;
+    }
+    if (t != NULL)
+        cl->tls = pt__cfg_upstream_tls(cp->cx, cp->c, t, cl);
+    else if (cp->c->proxy.identity.certificate_chain != NULL)
+        cl->auto_tls = pt__cfg_upstream_tls(cp->cx, cp->c, NULL, cl);
+    for (size_t i = 0; i < cl->n_endpoints; i++) {
+        pt_endpoint_t *ep = &cl->endpoints[i];
+        ep->tls = cl->tls;
+        for (size_t j = 0; cl->auto_tls != NULL && j < ep->n_labels; j++)
+            if (!strcmp(ep->labels[2 * j], "security.istio.io/tlsMode") &&
+                !strcmp(ep->labels[2 * j + 1], "istio"))
+                ep->tls = cl->auto_tls;
+    }
 }
 
 /* Does the endpoint carry every label of the subset (key and value)? */
@@ -416,6 +448,7 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     pt_lb_build(cx->out, cl);
     resolve_pool(dr, sub, port, &cl->pool);
     cl->state = pt_cluster_state_get(cl->name, &cl->pool);
+    resolve_tls(cp, dr, sub, cl);
     const pt_outlier_config_t *od = resolve_outlier(dr, sub, port);
     if (od != NULL) /* copied: the rule itself lives in the load's temporary arena */
         cl->outlier = memcpy(pt_arena_alloc(cx->out, sizeof(*od)), od, sizeof(*od));
@@ -782,7 +815,7 @@ static void select_sources(pt_res_set_t *set, const pt_workload_t *w)
 
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
 {
-    compiler_t cp = {.cx = cx, .set = set};
+    compiler_t cp = {.cx = cx, .set = set, .c = c};
 
     /* Proxy */
     pt__cfg_proxy_defaults(&c->proxy);
