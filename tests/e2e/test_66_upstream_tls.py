@@ -1,0 +1,371 @@
+"""tests/e2e/test_66_upstream_tls.py -- TLS to upstreams: DestinationRule trafficPolicy.tls
+(SIMPLE, MUTUAL, ISTIO_MUTUAL, credentialName), Istio's auto mTLS, pool separation, rotation.
+
+The upstreams are real TLS servers (Python's ssl module over http.server) that record, per
+connection, the SNI the client sent and the client certificate they verified. Certificates are
+made with the `openssl` command in the test's directory: a CA for "external" servers, a mesh CA
+whose leaves carry SPIFFE IDs, and a foreign CA.
+"""
+
+import http.server
+import json
+import os
+import shutil
+import socketserver
+import ssl
+import subprocess
+import threading
+
+from netutil import free_port, http_request, wait_until
+from petrel import ISTIO, Petrel, gateway_doc, need_petrel, stats, wait_log
+
+BOOKINFO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))), "shared", "acceptance", "istio", "bookinfo")
+
+
+# --- certificates ---
+
+def openssl(*args):
+    subprocess.run(["openssl"] + [str(a) for a in args], check=True, capture_output=True,
+                   timeout=30)
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-days", "2", "-subj", "/CN=%s" % name, "-keyout", d / (name + ".key"),
+            "-out", d / (name + ".pem"))
+    return d / (name + ".pem")
+
+
+def make_leaf(d, ca, name, sans, client=False):
+    """<name>.pem / <name>.key signed by CA <ca>; sans like "DNS:a.example,URI:spiffe://..."."""
+    key, csr, crt, ext = (d / (name + s) for s in (".key", ".csr", ".pem", ".ext"))
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", "/CN=" + name, "-keyout", key, "-out", csr)
+    ext.write_text("subjectAltName=%s\nextendedKeyUsage=%s\n"
+                   % (sans, "clientAuth,serverAuth" if client else "serverAuth"))
+    openssl("x509", "-req", "-in", csr, "-CA", d / (ca + ".pem"), "-CAkey", d / (ca + ".key"),
+            "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", crt)
+    return crt, key
+
+
+# --- a TLS origin ---
+
+class TlsOrigin:
+    """An HTTPS/1.1 server on 127.0.0.1:<ephemeral> with keep-alive. Answers every request
+    with JSON {"origin", "sni", "peer" (the client certificate's SANs), "conn"} and records
+    each connection's SNI and client-certificate SANs in .conns."""
+
+    def __init__(self, name, cert, key, client_ca=None):
+        self.name = name
+        self.conns = []
+        self.handshake_errors = 0
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        if client_ca is not None:
+            ctx.load_verify_locations(str(client_ca))
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        origin = self
+
+        def on_sni(sock, server_name, _ctx):
+            sock.context_sni = server_name
+
+        ctx.sni_callback = on_sni
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                cert = self.connection.getpeercert()
+                sans = [v for _, v in cert.get("subjectAltName", ())] if cert else []
+                self.conn_index = len(origin.conns)
+                origin.conns.append({"sni": getattr(self.connection, "context_sni", None),
+                                     "peer": sans})
+
+            def do_GET(self):
+                c = origin.conns[self.conn_index]
+                body = json.dumps({"origin": origin.name, "sni": c["sni"], "peer": c["peer"],
+                                   "conn": self.conn_index, "path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                n = int(self.headers.get("content-length", "0"))
+                data = self.rfile.read(n)
+                self.send_response(200)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+            def get_request(self):
+                sock, addr = self.socket.accept()
+                sock.settimeout(10)
+                try:
+                    return ctx.wrap_socket(sock, server_side=True), addr
+                except (ssl.SSLError, OSError):
+                    origin.handshake_errors += 1
+                    sock.close()
+                    raise
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- config ---
+
+def docs_for(http_port, host, origin_port, tls=None, labels=None, subsets=None, extra=(),
+             route_subset=None, se_port=443):
+    endpoint = {"address": "127.0.0.1", "ports": {"https": origin_port}}
+    if labels:
+        endpoint["labels"] = labels
+    dest = {"host": host, "port": {"number": se_port}}
+    if route_subset:
+        dest["subset"] = route_subset
+    docs = [gateway_doc([(http_port, "HTTP")]),
+            {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "web"},
+             "spec": {"hosts": ["*"], "gateways": ["edge"],
+                      "http": [{"route": [{"destination": dest}]}]}},
+            {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "web"},
+             "spec": {"hosts": [host], "location": "MESH_EXTERNAL", "resolution": "STATIC",
+                      "ports": [{"number": se_port, "name": "https", "protocol": "HTTP"}],
+                      "endpoints": [endpoint]}}]
+    if tls is not None or subsets:
+        spec = {"host": host}
+        if tls is not None:
+            spec["trafficPolicy"] = {"tls": tls}
+        if subsets:
+            spec["subsets"] = subsets
+        docs.append({"apiVersion": ISTIO, "kind": "DestinationRule",
+                     "metadata": {"name": "web"}, "spec": spec})
+    return docs + list(extra)
+
+
+def get_json(port, path="/"):
+    st, _, body = http_request(port, "GET", path)
+    return st, (json.loads(body) if st == 200 else body)
+
+
+def start(tmp_path, docs, proxy_spec=None, name="p"):
+    p = Petrel(tmp_path / name, docs, concurrency=1, proxy_spec=proxy_spec,
+               extra_args=["--log-level", "debug"])
+    p.start()
+    return p
+
+
+def certs(tmp_path):
+    d = tmp_path / "certs"
+    d.mkdir()
+    make_ca(d, "ca")
+    make_ca(d, "other")
+    make_leaf(d, "ca", "server", "DNS:api.example.com,DNS:alt.example.com")
+    make_leaf(d, "ca", "client", "DNS:client.example.com", client=True)
+    return d
+
+
+# --- SIMPLE ---
+
+def test_simple_verifies_the_server_against_ca_certificates_and_its_name(tmp_path):
+    need_petrel()
+    d = certs(tmp_path)
+    origin = TlsOrigin("api", d / "server.pem", d / "server.key")
+    try:
+        port = free_port()
+        host = "api.example.com"
+        p = start(tmp_path, docs_for(port, host, origin.port,
+                                     tls={"mode": "SIMPLE", "caCertificates": str(d / "ca.pem")}))
+        st, body = get_json(port)
+        assert st == 200, body
+        assert body["sni"] == host and body["peer"] == []
+        # keep-alive: the second request reuses the TLS connection
+        assert get_json(port)[1]["conn"] == body["conn"]
+        s = stats(p)
+        assert s["upstream_cx_ssl_handshake"] == 1 and s["upstream_cx_ssl_error"] == 0
+        p.stop_and_check()
+
+        # the wrong CA: 503 UF, counted, the reason in the debug log
+        p = start(tmp_path, docs_for(port, host, origin.port,
+                                     tls={"mode": "SIMPLE", "caCertificates": str(d / "other.pem")}),
+                  name="wrong-ca")
+        st, _, body = http_request(port, "GET", "/")
+        assert st == 503 and b"connection failure" in body
+        assert stats(p)["upstream_cx_ssl_error"] >= 1
+        wait_until(lambda: "certificate verification failed" in p.stderr(), 5,
+                   what="the TLS error in the log")
+        assert '" 503 UF ' in wait_log(p, 1)[-1]
+        p.stop_and_check()
+
+        # the wrong name (sni names a host the certificate does not carry)
+        p = start(tmp_path, docs_for(port, host, origin.port,
+                                     tls={"mode": "SIMPLE", "caCertificates": str(d / "ca.pem"),
+                                          "sni": "www.example.org"}), name="wrong-name")
+        assert http_request(port, "GET", "/")[0] == 503
+        assert stats(p)["upstream_cx_ssl_error"] >= 1
+        p.stop_and_check()
+
+        # subjectAltNames replace the name check: a SAN of the certificate passes with any SNI,
+        # one it lacks fails; insecureSkipVerify accepts the wrong CA
+        cases = [({"sni": "www.example.org", "subjectAltNames": ["alt.example.com"]}, 200),
+                 ({"subjectAltNames": ["nope.example.com"]}, 503),
+                 ({"caCertificates": str(d / "other.pem"), "insecureSkipVerify": True}, 200)]
+        for i, (extra, want) in enumerate(cases):
+            tls = {"mode": "SIMPLE", "caCertificates": str(d / "ca.pem")}
+            tls.update(extra)
+            p = start(tmp_path, docs_for(port, host, origin.port, tls=tls), name="san%d" % i)
+            assert http_request(port, "GET", "/")[0] == want, extra
+            p.stop_and_check()
+    finally:
+        origin.stop()
+
+
+def test_simple_without_ca_certificates_uses_the_system_store(tmp_path):
+    """Istio's behaviour: no caCertificates means the system's roots, which do not include the
+    test's CA, so the server is refused (and accepted with insecureSkipVerify)."""
+    need_petrel()
+    d = certs(tmp_path)
+    origin = TlsOrigin("api", d / "server.pem", d / "server.key")
+    try:
+        port = free_port()
+        p = start(tmp_path, docs_for(port, "api.example.com", origin.port,
+                                     tls={"mode": "SIMPLE"}))
+        assert http_request(port, "GET", "/")[0] == 503
+        assert stats(p)["upstream_cx_ssl_error"] >= 1
+        p.stop_and_check()
+    finally:
+        origin.stop()
+
+
+# --- MUTUAL, credentialName, rotation ---
+
+def test_mutual_presents_the_client_certificate_the_upstream_checks(tmp_path):
+    need_petrel()
+    d = certs(tmp_path)
+    origin = TlsOrigin("api", d / "server.pem", d / "server.key", client_ca=d / "ca.pem")
+    try:
+        port = free_port()
+        host = "api.example.com"
+        # without a client certificate the upstream refuses the handshake
+        p = start(tmp_path, docs_for(port, host, origin.port,
+                                     tls={"mode": "SIMPLE", "caCertificates": str(d / "ca.pem")}),
+                  name="simple")
+        assert http_request(port, "GET", "/")[0] == 503
+        p.stop_and_check()
+        p = start(tmp_path, docs_for(port, host, origin.port,
+                                     tls={"mode": "MUTUAL", "caCertificates": str(d / "ca.pem"),
+                                          "clientCertificate": str(d / "client.pem"),
+                                          "privateKey": str(d / "client.key")}))
+        st, body = get_json(port)
+        assert st == 200, body
+        assert body["peer"] == ["client.example.com"]
+        # a POST body goes through the TLS transport intact
+        data = os.urandom(200000)
+        st, _, echoed = http_request(port, "POST", "/", body=data)
+        assert st == 200 and echoed == data
+        p.stop_and_check()
+    finally:
+        origin.stop()
+
+
+def test_credential_name_and_a_rotated_client_certificate(tmp_path):
+    """credentialName maps to <credentialsDirectory>/<name>/{tls.crt,tls.key,ca.crt}; a new
+    client certificate written there (rename) reloads, and new connections present it."""
+    need_petrel()
+    d = certs(tmp_path)
+    make_leaf(d, "ca", "client2", "DNS:client2.example.com", client=True)
+    creds = tmp_path / "creds"
+    (creds / "api-client").mkdir(parents=True)
+    for src, dst in (("client.pem", "tls.crt"), ("client.key", "tls.key"), ("ca.pem", "ca.crt")):
+        shutil.copy(d / src, creds / "api-client" / dst)
+    origin = TlsOrigin("api", d / "server.pem", d / "server.key", client_ca=d / "ca.pem")
+    try:
+        port = free_port()
+        p = start(tmp_path, docs_for(port, "api.example.com", origin.port,
+                                     tls={"mode": "MUTUAL", "credentialName": "api-client"}),
+                  proxy_spec={"credentialsDirectory": str(creds)})
+        st, body = get_json(port)
+        assert st == 200 and body["peer"] == ["client.example.com"], body
+        gen = stats(p)["config_generation"]
+        for src, dst in (("client2.pem", "tls.crt"), ("client2.key", "tls.key")):
+            shutil.copy(d / src, creds / "api-client" / (dst + ".new"))
+            os.rename(creds / "api-client" / (dst + ".new"), creds / "api-client" / dst)
+        wait_until(lambda: stats(p)["config_generation"] > gen, 10, what="the reload")
+
+        def new_cert_seen():
+            # requests on fresh connections (Connection: close) present the new certificate
+            st2, b2 = get_json(port)
+            return st2 == 200 and b2["peer"] == ["client2.example.com"]
+        wait_until(new_cert_seen, 10, what="the rotated client certificate")
+        p.stop_and_check()
+    finally:
+        origin.stop()
+
+
+# --- pools ---
+
+def test_plaintext_and_tls_to_one_address_never_share_a_pool(tmp_path):
+    """Two hosts on the same 127.0.0.1:<port>: one with SIMPLE (sni a), one with SIMPLE (sni b),
+    and a third in plaintext. Each keeps its own connections; the TLS server never sees a
+    plaintext request (it would fail the handshake) and each SNI arrives on its own
+    connections."""
+    need_petrel()
+    d = certs(tmp_path)
+    origin = TlsOrigin("api", d / "server.pem", d / "server.key")
+    try:
+        port = free_port()
+        ca = str(d / "ca.pem")
+        docs = [gateway_doc([(port, "HTTP")]),
+                {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "web"},
+                 "spec": {"hosts": ["*"], "gateways": ["edge"], "http": [
+                     {"match": [{"uri": {"prefix": "/" + h.split(".")[0]}}],
+                      "route": [{"destination": {"host": h, "port": {"number": 443}}}]}
+                     for h in ("api.example.com", "alt.example.com", "plain.example.com")]}}]
+        for h in ("api.example.com", "alt.example.com", "plain.example.com"):
+            docs.append({"apiVersion": ISTIO, "kind": "ServiceEntry",
+                         "metadata": {"name": h.split(".")[0]},
+                         "spec": {"hosts": [h], "location": "MESH_EXTERNAL",
+                                  "resolution": "STATIC",
+                                  "ports": [{"number": 443, "name": "https", "protocol": "HTTP"}],
+                                  "endpoints": [{"address": "127.0.0.1",
+                                                 "ports": {"https": origin.port}}]}})
+        for h in ("api.example.com", "alt.example.com"):
+            docs.append({"apiVersion": ISTIO, "kind": "DestinationRule",
+                         "metadata": {"name": h.split(".")[0]},
+                         "spec": {"host": h, "trafficPolicy": {
+                             "tls": {"mode": "SIMPLE", "caCertificates": ca}}}})
+        p = start(tmp_path, docs)
+        seen = {}
+        for _ in range(3):
+            for prefix, sni in (("/api", "api.example.com"), ("/alt", "alt.example.com")):
+                st, body = get_json(port, prefix)
+                assert st == 200 and body["sni"] == sni, body
+                seen.setdefault(prefix, set()).add(body["conn"])
+        assert not seen["/api"] & seen["/alt"]
+        # plaintext to the TLS port: the server answers no HTTP (a failed handshake there),
+        # and that failure does not touch the TLS pools
+        errors = origin.handshake_errors
+        assert http_request(port, "GET", "/plain")[0] in (502, 503)
+        wait_until(lambda: origin.handshake_errors > errors, 5, what="the plaintext attempt")
+        st, body = get_json(port, "/api")
+        assert st == 200 and body["conn"] in seen["/api"]
+        p.stop_and_check()
+    finally:
+        origin.stop()
