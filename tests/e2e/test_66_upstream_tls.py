@@ -52,9 +52,10 @@ def make_leaf(d, ca, name, sans, client=False):
 # --- a TLS origin ---
 
 class TlsOrigin:
-    """An HTTPS/1.1 server on 127.0.0.1:<ephemeral> with keep-alive. Answers every request
-    with JSON {"origin", "sni", "peer" (the client certificate's SANs), "conn"} and records
-    each connection's SNI and client-certificate SANs in .conns."""
+    """An HTTPS/1.1 server on 127.0.0.1:<ephemeral> with keep-alive. Answers GET /big/<n> with
+    n pattern bytes (256 x 0..255 repeated), POST with the body, every other request with JSON
+    {"origin", "sni", "peer" (the client certificate's SANs), "conn", "path"}, and records each
+    connection's SNI and client-certificate SANs in .conns."""
 
     def __init__(self, name, cert, key, client_ca=None):
         self.name = name
@@ -84,6 +85,16 @@ class TlsOrigin:
                                      "peer": sans})
 
             def do_GET(self):
+                if self.path.startswith("/big/"):
+                    n = int(self.path[5:])
+                    self.send_response(200)
+                    self.send_header("content-length", str(n))
+                    self.end_headers()
+                    block = bytes(range(256)) * 256
+                    while n > 0:
+                        self.wfile.write(block[:min(n, len(block))])
+                        n -= min(n, len(block))
+                    return
                 c = origin.conns[self.conn_index]
                 body = json.dumps({"origin": origin.name, "sni": c["sni"], "peer": c["peer"],
                                    "conn": self.conn_index, "path": self.path}).encode()
@@ -254,6 +265,38 @@ def test_simple_without_ca_certificates_uses_the_system_store(tmp_path):
         origin.stop()
 
 
+def test_large_response_to_a_slow_client_keeps_backpressure(tmp_path):
+    """16 MiB through the TLS transport to a client reading at 4 MB/s (curl --limit-rate), much
+    slower than the upstream sends: the bytes arrive intact and in order (reading from the
+    upstream pauses and resumes, with plaintext held inside OpenSSL in between), and the
+    upstream connection is reused afterwards."""
+    need_petrel()
+    import hashlib
+
+    d = certs(tmp_path)
+    origin = TlsOrigin("api", d / "server.pem", d / "server.key")
+    try:
+        port = free_port()
+        p = start(tmp_path, docs_for(port, "api.example.com", origin.port,
+                                     tls={"mode": "SIMPLE", "caCertificates": str(d / "ca.pem")}))
+        assert get_json(port)[1]["conn"] == 0
+        n = 16 << 20
+        out = tmp_path / "big.bin"
+        r = subprocess.run(["curl", "-s", "-o", str(out), "-w", "%{http_code}", "--limit-rate",
+                            "4M", "http://127.0.0.1:%d/big/%d" % (port, n)],
+                           capture_output=True, timeout=120)
+        assert r.stdout == b"200"
+        block = bytes(range(256)) * 256
+        want = hashlib.sha256(block * (n // len(block))).hexdigest()
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == want
+        assert get_json(port)[1]["conn"] == 0
+        s = stats(p)
+        assert s["upstream_cx_total"] == 1 and s["upstream_rq_reused_connection"] == 2
+        p.stop_and_check()
+    finally:
+        origin.stop()
+
+
 # --- MUTUAL, credentialName, rotation ---
 
 def test_mutual_presents_the_client_certificate_the_upstream_checks(tmp_path):
@@ -366,6 +409,195 @@ def test_plaintext_and_tls_to_one_address_never_share_a_pool(tmp_path):
         wait_until(lambda: origin.handshake_errors > errors, 5, what="the plaintext attempt")
         st, body = get_json(port, "/api")
         assert st == 200 and body["conn"] in seen["/api"]
+        p.stop_and_check()
+    finally:
+        origin.stop()
+
+
+# --- ISTIO_MUTUAL and auto mTLS ---
+
+def mesh_certs(tmp_path):
+    """The mesh CA, Petrel's identity (sa/web), servers with SPIFFE IDs in cluster.local and in
+    another trust domain, all signed by the mesh CA."""
+    d = tmp_path / "mesh"
+    d.mkdir()
+    make_ca(d, "mesh")
+    make_leaf(d, "mesh", "web", "URI:spiffe://cluster.local/ns/default/sa/web", client=True)
+    make_leaf(d, "mesh", "reviews", "URI:spiffe://cluster.local/ns/default/sa/reviews")
+    make_leaf(d, "mesh", "foreign", "URI:spiffe://other.domain/ns/default/sa/reviews")
+    return d
+
+
+def identity(d):
+    return {"identity": {"certificateChain": str(d / "web.pem"), "privateKey": str(d / "web.key"),
+                         "rootCertificates": str(d / "mesh.pem")}}
+
+
+def test_istio_mutual_checks_the_spiffe_trust_domain(tmp_path):
+    need_petrel()
+    d = mesh_certs(tmp_path)
+    good = TlsOrigin("reviews", d / "reviews.pem", d / "reviews.key", client_ca=d / "mesh.pem")
+    foreign = TlsOrigin("foreign", d / "foreign.pem", d / "foreign.key", client_ca=d / "mesh.pem")
+    try:
+        port = free_port()
+        host = "reviews.default.svc.cluster.local"
+        v1 = [{"name": "v1", "labels": {"version": "v1"}}]
+        p = start(tmp_path, docs_for(port, host, good.port, tls={"mode": "ISTIO_MUTUAL"},
+                                     labels={"version": "v1"}, subsets=v1, route_subset="v1",
+                                     se_port=9080),
+                  proxy_spec=identity(d))
+        st, body = get_json(port)
+        assert st == 200, body
+        assert body["peer"] == ["spiffe://cluster.local/ns/default/sa/web"]
+        assert body["sni"] == "outbound_.9080_.v1_.%s" % host
+        p.stop_and_check()
+
+        # a server from another trust domain (same roots): refused, 503 UF, counted
+        p = start(tmp_path, docs_for(port, host, foreign.port, tls={"mode": "ISTIO_MUTUAL"}),
+                  proxy_spec=identity(d), name="foreign")
+        assert http_request(port, "GET", "/")[0] == 503
+        assert stats(p)["upstream_cx_ssl_error"] >= 1
+        wait_until(lambda: "is not in trust domain cluster.local" in p.stderr(), 5,
+                   what="the refusal in the log")
+        p.stop_and_check()
+
+        # subjectAltNames narrow the accepted IDs further
+        for sans, want in ((["spiffe://cluster.local/ns/default/sa/reviews"], 200),
+                           (["spiffe://cluster.local/ns/default/sa/ratings"], 503)):
+            p = start(tmp_path, docs_for(port, host, good.port,
+                                         tls={"mode": "ISTIO_MUTUAL", "subjectAltNames": sans}),
+                      proxy_spec=identity(d), name="sans-%d" % want)
+            assert http_request(port, "GET", "/")[0] == want
+            p.stop_and_check()
+    finally:
+        good.stop()
+        foreign.stop()
+
+
+def test_auto_mtls_by_endpoint_label(tmp_path):
+    """With an identity and no tls in any DestinationRule, endpoints labelled
+    security.istio.io/tlsMode: istio get ISTIO_MUTUAL, the others plaintext."""
+    need_petrel()
+    from upstream import HttpOrigin
+
+    d = mesh_certs(tmp_path)
+    mesh = TlsOrigin("reviews", d / "reviews.pem", d / "reviews.key", client_ca=d / "mesh.pem")
+    legacy = HttpOrigin("legacy")
+    try:
+        port = free_port()
+        docs = [gateway_doc([(port, "HTTP")]),
+                {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "web"},
+                 "spec": {"hosts": ["*"], "gateways": ["edge"], "http": [
+                     {"match": [{"uri": {"prefix": "/legacy"}}],
+                      "route": [{"destination": {"host": "legacy.local",
+                                                 "port": {"number": 80}}}]},
+                     {"route": [{"destination": {"host": "reviews.local",
+                                                 "port": {"number": 80}}}]}]}}]
+        for h, origin_port, labels in (
+                ("reviews.local", mesh.port, {"security.istio.io/tlsMode": "istio"}),
+                ("legacy.local", legacy.port, {"app": "legacy"})):
+            docs.append({"apiVersion": ISTIO, "kind": "ServiceEntry",
+                         "metadata": {"name": h.split(".")[0]},
+                         "spec": {"hosts": [h], "location": "MESH_INTERNAL",
+                                  "resolution": "STATIC",
+                                  "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+                                  "endpoints": [{"address": "127.0.0.1", "labels": labels,
+                                                 "ports": {"http": origin_port}}]}})
+        p = start(tmp_path, docs, proxy_spec=identity(d))
+        st, body = get_json(port, "/")
+        assert st == 200, body
+        assert body["peer"] == ["spiffe://cluster.local/ns/default/sa/web"]
+        assert body["sni"] == "outbound_.80_._.reviews.local"
+        assert http_request(port, "GET", "/legacy")[0] == 200
+        assert stats(p)["upstream_cx_ssl_handshake"] == 1
+        p.stop_and_check()
+    finally:
+        mesh.stop()
+        legacy.stop()
+
+
+# --- Istio's samples ---
+
+def test_bookinfo_destination_rule_all_mtls(tmp_path):
+    """Istio's destination-rule-all-mtls.yaml as-is (short hosts, ISTIO_MUTUAL with subsets),
+    with ServiceEntries putting reviews v1 and details v1 on mesh TLS servers."""
+    need_petrel()
+    d = mesh_certs(tmp_path)
+    make_leaf(d, "mesh", "details", "URI:spiffe://cluster.local/ns/default/sa/details")
+    reviews = TlsOrigin("reviews", d / "reviews.pem", d / "reviews.key", client_ca=d / "mesh.pem")
+    details = TlsOrigin("details", d / "details.pem", d / "details.key", client_ca=d / "mesh.pem")
+    try:
+        port = free_port()
+        with open(os.path.join(BOOKINFO, "destination-rule-all-mtls.yaml")) as f:
+            istio_doc = f.read()
+        docs = [gateway_doc([(port, "HTTP")]),
+                {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "bookinfo"},
+                 "spec": {"hosts": ["*"], "gateways": ["edge"], "http": [
+                     {"match": [{"uri": {"prefix": "/details"}}],
+                      "route": [{"destination": {"host": "details", "subset": "v1",
+                                                 "port": {"number": 9080}}}]},
+                     {"route": [{"destination": {"host": "reviews", "subset": "v1",
+                                                 "port": {"number": 9080}}}]}]}}]
+        for h, origin in (("reviews", reviews), ("details", details)):
+            docs.append({"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": h},
+                         "spec": {"hosts": [h], "location": "MESH_INTERNAL",
+                                  "resolution": "STATIC",
+                                  "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
+                                  "endpoints": [{"address": "127.0.0.1",
+                                                 "labels": {"version": "v1"},
+                                                 "ports": {"http": origin.port}}]}})
+        docs.append(istio_doc)
+        p = start(tmp_path, docs, proxy_spec=identity(d))
+        for path, name in (("/", "reviews"), ("/details/0", "details")):
+            st, body = get_json(port, path)
+            assert st == 200, body
+            assert body["origin"] == name
+            assert body["sni"] == "outbound_.9080_.v1_.%s" % name
+            assert body["peer"] == ["spiffe://cluster.local/ns/default/sa/web"]
+        p.stop_and_check()
+    finally:
+        reviews.stop()
+        details.stop()
+
+
+def test_egress_tls_origination_sample(tmp_path):
+    """Istio's egress-rule-google-apis.yaml as-is: the DestinationRule originates TLS (SIMPLE,
+    no caCertificates: the system store) on port 443. www.googleapis.com is put on a loopback
+    TLS server by a STATIC ServiceEntry loaded first (the first ServiceEntry for a host wins),
+    so nothing leaves the machine; the system store is the test's CA through SSL_CERT_FILE."""
+    need_petrel()
+    d = certs(tmp_path)
+    make_leaf(d, "ca", "google", "DNS:www.googleapis.com")
+    origin = TlsOrigin("googleapis", d / "google.pem", d / "google.key")
+    try:
+        port = free_port()
+        host = "www.googleapis.com"
+        with open(os.path.join(BOOKINFO, "egress-rule-google-apis.yaml")) as f:
+            istio_doc = f.read()
+        docs = [gateway_doc([(port, "HTTP")]),
+                {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "loopback"},
+                 "spec": {"hosts": [host], "location": "MESH_EXTERNAL", "resolution": "STATIC",
+                          "ports": [{"number": 80, "name": "http", "protocol": "HTTP"},
+                                    {"number": 443, "name": "https", "protocol": "HTTPS"}],
+                          "endpoints": [{"address": "127.0.0.1",
+                                         "ports": {"https": origin.port,
+                                                   "http": free_port()}}]}},
+                # the sample's VirtualService is for the mesh (sidecars); the same route on
+                # Petrel's gateway listener
+                {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "edge"},
+                 "spec": {"hosts": [host], "gateways": ["edge"], "http": [
+                     {"route": [{"destination": {"host": host, "port": {"number": 443}}}]}]}},
+                istio_doc]
+        env = dict(os.environ, SSL_CERT_FILE=str(d / "ca.pem"))
+        p = Petrel(tmp_path / "p", docs, concurrency=1, env=env,
+                   extra_args=["--log-level", "debug"])
+        p.start()
+        st, _, body = http_request(port, "GET", "/books/v1/volumes?q=isbn:0486424618",
+                                   host_header=host)
+        assert st == 200, body
+        body = json.loads(body)
+        assert body["sni"] == host and body["path"].startswith("/books/v1/volumes")
+        assert stats(p).get("dns_queries", 0) == 0  # the real host is never looked up
         p.stop_and_check()
     finally:
         origin.stop()
