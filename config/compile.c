@@ -595,6 +595,12 @@ static void compile_l4(compiler_t *cp, pt_res_tcp_route_t *tr)
     snprintf(path, sizeof(path), "%s.route", tr->path);
     compile_weights(cp, tr->dests, tr->n_dests, &tr->compiled.clusters, &tr->compiled.n_clusters,
                     &tr->compiled.total_weight, path, tr->node);
+    for (size_t i = 0; i < tr->compiled.n_clusters; i++)
+        if (tr->compiled.clusters[i].cluster->tls != NULL)
+            pt__cfg_warn_at(cp->cx, tr->node, path,
+                            "DestinationRule tls for %s is not applied on TCP and TLS routes yet: "
+                            "bytes are relayed as they are",
+                            tr->compiled.clusters[i].cluster->name);
 }
 
 static pt_res_vs_t *find_vs(compiler_t *cp, const char *ns, const char *name)

@@ -172,3 +172,46 @@ TEST(validation_errors)
     ASSERT(has_error_containing(&e, "/nonexistent/ca.pem"));
     pt_config_errors_dispose(&e);
 }
+
+TEST(tcp_routes_warn_that_tls_is_not_originated)
+{
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_str("tcp.yaml",
+                              "apiVersion: networking.istio.io/v1\n"
+                              "kind: Gateway\n"
+                              "metadata: {name: gw}\n"
+                              "spec:\n"
+                              "  servers:\n"
+                              "  - port: {number: 9000, protocol: TCP, name: tcp}\n"
+                              "    hosts: ['*']\n"
+                              "---\n"
+                              "apiVersion: networking.istio.io/v1\n"
+                              "kind: ServiceEntry\n"
+                              "metadata: {name: db}\n"
+                              "spec:\n"
+                              "  hosts: [db.example.com]\n"
+                              "  resolution: STATIC\n"
+                              "  ports: [{number: 5432, name: tcp, protocol: TCP}]\n"
+                              "  endpoints: [{address: 127.0.0.1}]\n"
+                              "---\n"
+                              "apiVersion: networking.istio.io/v1\n"
+                              "kind: VirtualService\n"
+                              "metadata: {name: db}\n"
+                              "spec:\n"
+                              "  hosts: ['*']\n"
+                              "  gateways: [gw]\n"
+                              "  tcp: [{route: [{destination: {host: db.example.com}}]}]\n"
+                              "---\n"
+                              "apiVersion: networking.istio.io/v1\n"
+                              "kind: DestinationRule\n"
+                              "metadata: {name: db}\n"
+                              "spec:\n"
+                              "  host: db.example.com\n"
+                              "  trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true}}\n",
+                              &e);
+    ASSERT(c != NULL);
+    ASSERT(has_warning_containing(&e, "spec.tcp[0].route: DestinationRule tls for "
+                                      "outbound|5432||db.example.com is not applied on TCP"));
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
