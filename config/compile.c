@@ -589,17 +589,17 @@ static void compile_weights(compiler_t *cp, pt_res_dest_t *dests, size_t n,
     *total = (uint32_t)sum;
 }
 
-static void compile_l4(compiler_t *cp, pt_res_tcp_route_t *tr)
+static void compile_l4(compiler_t *cp, pt_res_tcp_route_t *tr, bool is_tls_route)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s.route", tr->path);
     compile_weights(cp, tr->dests, tr->n_dests, &tr->compiled.clusters, &tr->compiled.n_clusters,
                     &tr->compiled.total_weight, path, tr->node);
-    for (size_t i = 0; i < tr->compiled.n_clusters; i++)
+    for (size_t i = 0; is_tls_route && i < tr->compiled.n_clusters; i++)
         if (tr->compiled.clusters[i].cluster->tls != NULL)
             pt__cfg_warn_at(cp->cx, tr->node, path,
-                            "DestinationRule tls for %s is not applied on TCP and TLS routes yet: "
-                            "bytes are relayed as they are",
+                            "DestinationRule tls for %s is not applied on TLS-passthrough routes: "
+                            "the client's TLS is relayed as it is",
                             tr->compiled.clusters[i].cluster->name);
 }
 
@@ -681,9 +681,9 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
     vs->compiled = routes;
     vs->n_compiled = n;
     for (size_t i = 0; i < vs->n_tcp; i++)
-        compile_l4(cp, &vs->tcp[i]);
+        compile_l4(cp, &vs->tcp[i], false);
     for (size_t i = 0; i < vs->n_tls; i++)
-        compile_l4(cp, &vs->tls[i]);
+        compile_l4(cp, &vs->tls[i], true);
 }
 
 /* The tls[] routes of vs that apply on a listener's port, appended to the listener's list:

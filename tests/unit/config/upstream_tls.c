@@ -173,7 +173,7 @@ TEST(validation_errors)
     pt_config_errors_dispose(&e);
 }
 
-TEST(tcp_routes_warn_that_tls_is_not_originated)
+TEST(tls_passthrough_routes_warn_that_tls_is_not_originated)
 {
     pt_config_errors_t e = {0};
     pt_config_t *c = load_str("tcp.yaml",
@@ -184,6 +184,9 @@ TEST(tcp_routes_warn_that_tls_is_not_originated)
                               "  servers:\n"
                               "  - port: {number: 9000, protocol: TCP, name: tcp}\n"
                               "    hosts: ['*']\n"
+                              "  - port: {number: 9443, protocol: TLS, name: tls}\n"
+                              "    hosts: ['*']\n"
+                              "    tls: {mode: PASSTHROUGH}\n"
                               "---\n"
                               "apiVersion: networking.istio.io/v1\n"
                               "kind: ServiceEntry\n"
@@ -201,6 +204,9 @@ TEST(tcp_routes_warn_that_tls_is_not_originated)
                               "  hosts: ['*']\n"
                               "  gateways: [gw]\n"
                               "  tcp: [{route: [{destination: {host: db.example.com}}]}]\n"
+                              "  tls:\n"
+                              "  - match: [{sniHosts: [db.example.com]}]\n"
+                              "    route: [{destination: {host: db.example.com}}]\n"
                               "---\n"
                               "apiVersion: networking.istio.io/v1\n"
                               "kind: DestinationRule\n"
@@ -210,8 +216,11 @@ TEST(tcp_routes_warn_that_tls_is_not_originated)
                               "  trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true}}\n",
                               &e);
     ASSERT(c != NULL);
-    ASSERT(has_warning_containing(&e, "spec.tcp[0].route: DestinationRule tls for "
-                                      "outbound|5432||db.example.com is not applied on TCP"));
+    ASSERT(has_warning_containing(&e, "spec.tls[0].route: DestinationRule tls for "
+                                      "outbound|5432||db.example.com is not applied on "
+                                      "TLS-passthrough routes"));
+    for (size_t i = 0; i < e.n; i++) /* TCP routes originate it */
+        ASSERT(strstr(e.lines[i], "spec.tcp[0]") == NULL);
     pt_config_unref(c);
     pt_config_errors_dispose(&e);
 }
