@@ -104,10 +104,11 @@ static void on_session_connect(uv_connect_t *req, int status)
         /* TLS origination: the session stays in worker->connecting (a drain waits for it,
          * a stop aborts it) and the pipe relays, under the connect timeout until its
          * handshake is done. */
-        s->pipe = pt_tls_pipe_start(s->worker, &s->downstream, &s->upstream, &s->timer, s->hello,
-                                    s->tls, s->cluster, s->service,
-                                    s->config->proxy.idle_timeout_ms, on_pipe_end, s);
+        s->pipe = pt_tls_pipe_new(s->worker, &s->downstream, &s->upstream, &s->timer, s->hello,
+                                  s->tls, s->cluster, s->service, s->config->proxy.idle_timeout_ms,
+                                  on_pipe_end, s);
         s->hello = (pt_rbuf_t){0}; /* the pipe owns the slab now */
+        pt_tls_pipe_begin(s->pipe);
         return;
     }
     pt_list_remove(&s->link);

@@ -603,10 +603,10 @@ static void pipe_on_handshake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t
         uv_read_start(s, on_cipher_alloc, pipe_on_handshake_read);
 }
 
-pt_tls_pipe_t *pt_tls_pipe_start(pt_worker_t *w, uv_tcp_t *down, uv_tcp_t *up, uv_timer_t *timer,
-                                 pt_rbuf_t early, const pt_upstream_tls_t *s,
-                                 const pt_cluster_t *cl, const char *service,
-                                 uint64_t idle_timeout_ms, void (*on_end)(void *owner), void *owner)
+pt_tls_pipe_t *pt_tls_pipe_new(pt_worker_t *w, uv_tcp_t *down, uv_tcp_t *up, uv_timer_t *timer,
+                               pt_rbuf_t early, const pt_upstream_tls_t *s, const pt_cluster_t *cl,
+                               const char *service, uint64_t idle_timeout_ms,
+                               void (*on_end)(void *owner), void *owner)
 {
     pt_tls_pipe_t *p = calloc(1, sizeof(*p));
     if (p == NULL || pt_tls_init(&p->tls, s->ctx, false, s->sni, s->verify_name) != 0)
@@ -622,11 +622,15 @@ pt_tls_pipe_t *pt_tls_pipe_start(pt_worker_t *w, uv_tcp_t *down, uv_tcp_t *up, u
     p->owner = owner;
     snprintf(p->cluster, sizeof(p->cluster), "%s", cl->name);
     snprintf(p->service, sizeof(p->service), "%s", service);
-    down->data = up->data = p;
-    if (uv_read_start((uv_stream_t *)up, on_cipher_alloc, pipe_on_handshake_read) != 0) {
+    return p;
+}
+
+void pt_tls_pipe_begin(pt_tls_pipe_t *p)
+{
+    p->down->data = p->up->data = p;
+    if (uv_read_start((uv_stream_t *)p->up, on_cipher_alloc, pipe_on_handshake_read) != 0) {
         pipe_failed(p, "cannot read the socket");
-        return p;
+        return;
     }
     pipe_advance_handshake(p);
-    return p;
 }
