@@ -52,7 +52,8 @@ def make_leaf(d, ca, name, sans, client=False):
 # --- a TLS origin ---
 
 class TlsOrigin:
-    """An HTTPS/1.1 server on 127.0.0.1:<ephemeral> with keep-alive. Answers GET /big/<n> with
+    """An HTTPS/1.1 server on 127.0.0.1:<ephemeral> with keep-alive. Accepts any upgrade (101),
+    answers GET /big/<n> with
     n pattern bytes (256 x 0..255 repeated), POST with the body, every other request with JSON
     {"origin", "sni", "peer" (the client certificate's SANs), "conn", "path"}, and records each
     connection's SNI and client-certificate SANs in .conns."""
@@ -86,6 +87,13 @@ class TlsOrigin:
                                      "peer": sans})
 
             def do_GET(self):
+                if self.headers.get("upgrade"):
+                    self.send_response(101)
+                    self.send_header("connection", "upgrade")
+                    self.send_header("upgrade", self.headers["upgrade"])
+                    self.end_headers()
+                    self.close_connection = True
+                    return
                 if self.path.startswith("/big/"):
                     n = int(self.path[5:])
                     self.send_response(200)
@@ -221,6 +229,10 @@ def test_simple_verifies_the_server_against_ca_certificates_and_its_name(tmp_pat
         assert get_json(port)[1]["conn"] == body["conn"]
         s = stats(p)
         assert s["upstream_cx_ssl_handshake"] == 1 and s["upstream_cx_ssl_error"] == 0
+        # an upgrade the upstream accepts cannot be relayed over TLS yet: 502, not plaintext
+        st, _, _ = http_request(port, "GET", "/ws", headers=[("Connection", "upgrade"),
+                                                             ("Upgrade", "websocket")])
+        assert st == 502
         p.stop_and_check()
 
         # the wrong CA: 503 UF, counted, the reason in the debug log
