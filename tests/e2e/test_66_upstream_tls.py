@@ -4,9 +4,9 @@ backpressure, and TCP routes originating TLS.
 
 The upstreams are real TLS servers (Python's ssl module over http.server) that record, per
 connection, the SNI the client sent and the client certificate they verified (and a TLS echo
-server for TCP routes). Certificates are
-made with the `openssl` command in the test's directory: a CA for "external" servers, a mesh CA
-whose leaves carry SPIFFE IDs, and a foreign CA.
+server for TCP routes). Certificates are made with the `openssl` command in the test's
+directory: a CA for "external" servers, a mesh CA whose leaves carry SPIFFE IDs, and a
+foreign CA.
 """
 
 import http.server
