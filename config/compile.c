@@ -29,6 +29,7 @@
  *    a subset the rule does not define is an error at the destination's subset field. The
  *    loadBalancer is the first set of: the subset's port-level, the subset's, the rule's
  *    port-level, the rule's (Istio's merge); its tables are built here by pt_lb_build().
+ *    tls follows the same precedence (resolve_tls; auto mTLS when none sets it).
  *  - Destination port omitted: the ServiceEntry's only port. Several ports or no ports: an
  *    error ("port required"). No ServiceEntry (a Kubernetes Service, which Petrel does not
  *    read): a warning and a cluster on port 0 without endpoints (503 UH).
@@ -91,6 +92,7 @@ typedef struct compiler {
     struct host_entry *se_hosts;
     size_t n_se_hosts;
     bool has_wildcard_se;
+    const pt_config_t *c; /* the snapshot being built (its proxy settings are filled first) */
 } compiler_t;
 
 /* DNS answers: set by `petrel run` (proxy/dns.c); compile runs on the main thread only. */
@@ -253,6 +255,36 @@ static const pt_outlier_config_t *resolve_outlier(const pt_res_dr_t *dr, const p
             return &tp->outlier.od;
     }
     return NULL;
+}
+
+/* DestinationRule tls with the same precedence as the load balancer. None at all and a workload
+ * identity: Istio's auto mTLS, ISTIO_MUTUAL to the endpoints labelled
+ * security.istio.io/tlsMode: istio and plaintext to the others. */
+static void resolve_tls(compiler_t *cp, const pt_res_dr_t *dr, const pt_res_subset_t *sub,
+                        pt_cluster_t *cl)
+{
+    const pt_res_client_tls_t *t = NULL;
+    const pt_res_traffic_policy_t *tps[2] = {sub ? &sub->policy : NULL, dr ? &dr->policy : NULL};
+    for (int k = 0; k < 2 && t == NULL; k++) {
+        const pt_res_traffic_policy_t *tp = tps[k];
+        for (size_t i = 0; tp != NULL && i < tp->n_ports && t == NULL; i++)
+            if (tp->ports[i].port == cl->port && tp->ports[i].tls.is_set)
+                t = &tp->ports[i].tls;
+        if (t == NULL && tp != NULL && tp->tls.is_set)
+            t = &tp->tls;
+    }
+    if (t != NULL)
+        cl->tls = pt__cfg_upstream_tls(cp->cx, cp->c, t, cl);
+    else if (cp->c->proxy.identity.certificate_chain != NULL)
+        cl->auto_tls = pt__cfg_upstream_tls(cp->cx, cp->c, NULL, cl);
+    for (size_t i = 0; i < cl->n_endpoints; i++) {
+        pt_endpoint_t *ep = &cl->endpoints[i];
+        ep->tls = cl->tls;
+        for (size_t j = 0; cl->auto_tls != NULL && j < ep->n_labels; j++)
+            if (!strcmp(ep->labels[2 * j], "security.istio.io/tlsMode") &&
+                !strcmp(ep->labels[2 * j + 1], "istio"))
+                ep->tls = cl->auto_tls;
+    }
 }
 
 /* Does the endpoint carry every label of the subset (key and value)? */
@@ -430,6 +462,7 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     pt_lb_build(cx->out, cl);
     resolve_pool(dr, sub, port, &cl->pool);
     cl->state = pt_cluster_state_get(cl->name, &cl->pool);
+    resolve_tls(cp, dr, sub, cl);
     const pt_outlier_config_t *od = resolve_outlier(dr, sub, port);
     if (od != NULL) /* copied: the rule itself lives in the load's temporary arena */
         cl->outlier = memcpy(pt_arena_alloc(cx->out, sizeof(*od)), od, sizeof(*od));
@@ -584,12 +617,18 @@ static void compile_weights(compiler_t *cp, pt_res_dest_t *dests, size_t n,
     *total = (uint32_t)sum;
 }
 
-static void compile_l4(compiler_t *cp, pt_res_tcp_route_t *tr)
+static void compile_l4(compiler_t *cp, pt_res_tcp_route_t *tr, bool is_tls_route)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s.route", tr->path);
     compile_weights(cp, tr->dests, tr->n_dests, &tr->compiled.clusters, &tr->compiled.n_clusters,
                     &tr->compiled.total_weight, path, tr->node);
+    for (size_t i = 0; is_tls_route && i < tr->compiled.n_clusters; i++)
+        if (tr->compiled.clusters[i].cluster->tls != NULL)
+            pt__cfg_warn_at(cp->cx, tr->node, path,
+                            "DestinationRule tls for %s is not applied on TLS-passthrough routes: "
+                            "the client's TLS is relayed as it is",
+                            tr->compiled.clusters[i].cluster->name);
 }
 
 static pt_res_vs_t *find_vs(compiler_t *cp, const char *ns, const char *name)
@@ -671,9 +710,9 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
     vs->compiled = routes;
     vs->n_compiled = n;
     for (size_t i = 0; i < vs->n_tcp; i++)
-        compile_l4(cp, &vs->tcp[i]);
+        compile_l4(cp, &vs->tcp[i], false);
     for (size_t i = 0; i < vs->n_tls; i++)
-        compile_l4(cp, &vs->tls[i]);
+        compile_l4(cp, &vs->tls[i], true);
 }
 
 /* The tls[] routes of vs that apply on a listener's port, appended to the listener's list:
@@ -1289,7 +1328,7 @@ static void select_sources(pt_res_set_t *set, const pt_workload_t *w)
 
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
 {
-    compiler_t cp = {.cx = cx, .set = set};
+    compiler_t cp = {.cx = cx, .set = set, .c = c};
 
     /* Proxy */
     pt__cfg_proxy_defaults(&c->proxy);

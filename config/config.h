@@ -20,6 +20,34 @@
 #include "../proxy/breaker.h"
 #include "../proxy/retry.h"
 
+/* DestinationRule trafficPolicy.tls, resolved for one cluster (subset > port level > top
+ * level), or Istio's auto mTLS for the endpoints labelled security.istio.io/tlsMode: istio.
+ * compile fills the settings; config/tls_contexts.c builds ctx from the files. */
+typedef enum pt_upstream_tls_mode {
+    PT_UPSTREAM_TLS_DISABLE = 0,
+    PT_UPSTREAM_TLS_SIMPLE,       /* verify the server (caCertificates, else the system store) */
+    PT_UPSTREAM_TLS_MUTUAL,       /* SIMPLE, presenting clientCertificate */
+    PT_UPSTREAM_TLS_ISTIO_MUTUAL, /* the workload identity; the server's SPIFFE ID checked */
+} pt_upstream_tls_mode_t;
+
+typedef struct pt_upstream_tls {
+    pt_upstream_tls_mode_t mode;
+    const char *client_certificate, *private_key; /* files; NULL: none */
+    const char *ca_certificates;                  /* file; NULL: the system store (SIMPLE) */
+    const char *credential_name;                  /* files under the Proxy's credentialsDirectory */
+    const char *sni;                              /* sent; NULL: none (an IP literal host) */
+    const char *verify_name;   /* the name the server's certificate must carry; NULL: none */
+    const char *const *sans;   /* subjectAltNames: any one must be in the certificate */
+    size_t n_sans;             /* (replaces verify_name) */
+    bool insecure_skip_verify; /* no chain or name check */
+    const char *trust_domain;  /* ISTIO_MUTUAL: the server's SPIFFE ID must be in it */
+    const char *pool_key;      /* the settings as text: connections share a pool only when
+                                  their address and pool_key are equal */
+    struct ssl_ctx_st *ctx;    /* built by config/tls_contexts.c, owned by the snapshot */
+    const void *node;          /* the tls map (errors about its files); NULL: auto mTLS */
+    const char *path;
+} pt_upstream_tls_t;
+
 typedef struct pt_endpoint {
     const char *address; /* as written, e.g. "127.0.0.1" */
     uint16_t port;
@@ -29,6 +57,7 @@ typedef struct pt_endpoint {
     const char *const *labels; /* ServiceEntry endpoints[].labels: key, value, key, value... */
     size_t n_labels;           /* pairs */
     const char *hostname;      /* resolution DNS: the name this address was resolved from */
+    pt_upstream_tls_t *tls;    /* TLS to originate; NULL: plaintext */
 } pt_endpoint_t;
 
 /* DestinationRule loadBalancer, resolved for one cluster (subset > port level > top level). */
@@ -105,6 +134,8 @@ typedef struct pt_cluster {
     const pt_outlier_config_t *outlier;       /* NULL: no outlier detection */
     struct pt_outlier_cluster *outlier_state; /* shared by workers (proxy/outlier.c) */
     struct pt_outlier_host **outlier_hosts;   /* one per endpoint, in the same order */
+    pt_upstream_tls_t *tls;      /* DestinationRule tls (every endpoint); NULL: none or DISABLE */
+    pt_upstream_tls_t *auto_tls; /* auto mTLS: ISTIO_MUTUAL for endpoints labelled tlsMode istio */
 } pt_cluster_t;
 
 /* Istio's HeaderOperations (set, add, remove) for one direction, names lower-case. Applied

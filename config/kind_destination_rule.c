@@ -2,23 +2,36 @@
  * The DestinationRule kind: host, subsets (labels) and traffic policies, of which Petrel
  * enforces the load balancer (simple, or consistentHash with ring hash or Maglev), the
  * connection pool (circuit breakers), outlier detection and the retry budget for the host, per
- * port and per subset. Client TLS and the rest are checked for shape and warned about. */
+ * port and per subset, and client TLS (tls: DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL, originated
+ * by proxy/tls_upstream.c). The rest is checked for shape and warned about. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kinds.h"
 
-static const pt_cfg_field_t client_tls_fields[] = {
-    {"mode", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"clientCertificate", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"privateKey", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"caCertificates", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"credentialName", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"subjectAltNames", A, PT_SHAPE_SEQ, NULL, 0},
-    {"sni", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"insecureSkipVerify", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"caCrl", A, PT_SHAPE_SCALAR, NULL, 0},
+enum {
+    CT_MODE,
+    CT_CERT,
+    CT_KEY,
+    CT_CA,
+    CT_CREDENTIAL,
+    CT_SANS,
+    CT_SNI,
+    CT_SKIP_VERIFY,
+    CT_CRL,
+    CT__N
+};
+static const pt_cfg_field_t client_tls_fields[CT__N] = {
+    [CT_MODE] = {.name = "mode", .status = S},
+    [CT_CERT] = {.name = "clientCertificate", .status = S},
+    [CT_KEY] = {.name = "privateKey", .status = S},
+    [CT_CA] = {.name = "caCertificates", .status = S},
+    [CT_CREDENTIAL] = {.name = "credentialName", .status = S},
+    [CT_SANS] = {.name = "subjectAltNames", .status = S},
+    [CT_SNI] = {.name = "sni", .status = S},
+    [CT_SKIP_VERIFY] = {.name = "insecureSkipVerify", .status = S},
+    [CT_CRL] = {"caCrl", U, PT_SHAPE_SCALAR, NULL, 0}, /* revocation lists: not checked yet */
 };
 enum { KA_PROBES, KA_TIME, KA_INTERVAL, KA__N };
 static const pt_cfg_field_t keepalive_fields[KA__N] = {
@@ -133,7 +146,7 @@ static const pt_cfg_field_t traffic_policy_fields[TP__N] = {
     [TP_LB] = {.name = "loadBalancer", .status = S},
     [TP_CONN_POOL] = {.name = "connectionPool", .status = S},
     [TP_OUTLIER] = {.name = "outlierDetection", .status = S},
-    [TP_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
+    [TP_TLS] = {.name = "tls", .status = S},
     [TP_PORT_LEVEL] = {.name = "portLevelSettings", .status = S},
     [TP_TUNNEL] = {"tunnel", U, PT_SHAPE_MAP, SUB(tunnel_fields)},
     [TP_PROXY_PROTOCOL] = {"proxyProtocol", U, PT_SHAPE_MAP, SUB(proxy_protocol_fields)},
@@ -145,7 +158,7 @@ static const pt_cfg_field_t port_policy_fields[PLS__N] = {
     [PLS_LB] = {.name = "loadBalancer", .status = S},
     [PLS_CONN_POOL] = {.name = "connectionPool", .status = S},
     [PLS_OUTLIER] = {.name = "outlierDetection", .status = S},
-    [PLS_TLS] = {"tls", U, PT_SHAPE_MAP, SUB(client_tls_fields)},
+    [PLS_TLS] = {.name = "tls", .status = S},
 };
 enum { SUB_NAME, SUB_LABELS, SUB_TRAFFIC_POLICY, SUB__N };
 static const pt_cfg_field_t subset_fields[SUB__N] = {
@@ -589,6 +602,93 @@ static void read_outlier(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_p
     out->is_set = ok;
 }
 
+/* ClientTLSSettings, with Istio's validation: MUTUAL needs a certificate and key (or a
+ * credentialName), ISTIO_MUTUAL takes its files from the workload identity only. */
+static void read_client_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                            pt_res_client_tls_t *out)
+{
+    const pt_cfg_node_t *f[CT__N];
+    memset(out, 0, sizeof(*out));
+    if (!MAP(cx, n, path, client_tls_fields, f))
+        return;
+    bool ok = true;
+    out->node = n;
+    out->path = pt__cfg_path_dup(cx->tmp, path);
+    if (f[CT_MODE] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "mode");
+        const char *s;
+        if (!pt__cfg_str(cx, f[CT_MODE], &p, &s)) {
+            ok = false;
+        } else if (!strcmp(s, "DISABLE")) {
+            out->mode = PT_UPSTREAM_TLS_DISABLE;
+        } else if (!strcmp(s, "SIMPLE")) {
+            out->mode = PT_UPSTREAM_TLS_SIMPLE;
+        } else if (!strcmp(s, "MUTUAL")) {
+            out->mode = PT_UPSTREAM_TLS_MUTUAL;
+        } else if (!strcmp(s, "ISTIO_MUTUAL")) {
+            out->mode = PT_UPSTREAM_TLS_ISTIO_MUTUAL;
+        } else {
+            pt__cfg_error(cx, f[CT_MODE], &p,
+                          "unknown mode \"%s\" (DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL)", s);
+            ok = false;
+        }
+    }
+    static const int files[] = {CT_CERT, CT_KEY, CT_CA, CT_CREDENTIAL, CT_SNI};
+    const char **dst[] = {&out->client_certificate, &out->private_key, &out->ca_certificates,
+                          &out->credential_name, &out->sni};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (f[files[i]] == NULL)
+            continue;
+        pt_cfg_path_t p = PT_PATH_KEY(path, client_tls_fields[files[i]].name);
+        const char *s;
+        if (!pt__cfg_str(cx, f[files[i]], &p, &s))
+            ok = false;
+        else if (s[0] != '\0') /* Istio treats "" as not given */
+            *dst[i] = pt__cfg_out_str(cx, s);
+    }
+    if (f[CT_SANS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "subjectAltNames");
+        const pt_cfg_node_t *seq = f[CT_SANS];
+        if (pt__cfg_is_seq(cx, seq, &p) && seq->n_items > 0) {
+            out->sans = pt_arena_calloc(cx->out, seq->n_items * sizeof(*out->sans));
+            for (size_t i = 0; i < seq->n_items; i++) {
+                pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
+                const char *s;
+                if (pt__cfg_nonempty_str(cx, seq->items[i], &ip, &s))
+                    out->sans[out->n_sans++] = pt__cfg_out_str(cx, s);
+                else
+                    ok = false;
+            }
+        }
+    }
+    if (f[CT_SKIP_VERIFY] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "insecureSkipVerify");
+        ok = pt__cfg_read_bool(cx, f[CT_SKIP_VERIFY], &p, &out->insecure_skip_verify) && ok;
+    }
+    if (out->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL) {
+        static const int own[] = {CT_CERT, CT_KEY, CT_CA, CT_CREDENTIAL};
+        for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+            if (f[own[i]] == NULL)
+                continue;
+            pt_cfg_path_t p = PT_PATH_KEY(path, client_tls_fields[own[i]].name);
+            pt__cfg_error(cx, f[own[i]], &p,
+                          "cannot be given with mode ISTIO_MUTUAL (it uses the workload "
+                          "identity's certificate and roots)");
+            ok = false;
+        }
+    } else if (out->mode == PT_UPSTREAM_TLS_MUTUAL && out->credential_name == NULL &&
+               (out->client_certificate == NULL || out->private_key == NULL)) {
+        pt__cfg_error(cx, n, path,
+                      "mode MUTUAL needs clientCertificate and privateKey, or credentialName");
+        ok = false;
+    } else if ((out->client_certificate == NULL) != (out->private_key == NULL) &&
+               out->mode != PT_UPSTREAM_TLS_DISABLE) {
+        pt__cfg_error(cx, n, path, "clientCertificate and privateKey go together");
+        ok = false;
+    }
+    out->is_set = ok;
+}
+
 static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                                 pt_res_traffic_policy_t *tp)
 {
@@ -611,6 +711,10 @@ static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const p
     if (f[TP_OUTLIER] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "outlierDetection");
         read_outlier(cx, f[TP_OUTLIER], &p, &tp->outlier);
+    }
+    if (f[TP_TLS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(path, "tls");
+        read_client_tls(cx, f[TP_TLS], &p, &tp->tls);
     }
     if (f[TP_PORT_LEVEL] == NULL)
         return;
@@ -661,6 +765,10 @@ static void read_traffic_policy(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const p
         if (pf[PLS_OUTLIER] != NULL) {
             pt_cfg_path_t op = PT_PATH_KEY(&ip, "outlierDetection");
             read_outlier(cx, pf[PLS_OUTLIER], &op, &pls.outlier);
+        }
+        if (pf[PLS_TLS] != NULL) {
+            pt_cfg_path_t tp2 = PT_PATH_KEY(&ip, "tls");
+            read_client_tls(cx, pf[PLS_TLS], &tp2, &pls.tls);
         }
         tp->ports[tp->n_ports++] = pls;
     }

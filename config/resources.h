@@ -185,12 +185,25 @@ typedef struct pt_res_outlier {
     pt_outlier_config_t od;
 } pt_res_outlier_t;
 
+/* A DestinationRule tls block as written (ClientTLSSettings), checked. */
+typedef struct pt_res_client_tls {
+    bool is_set; /* tls given and valid */
+    pt_upstream_tls_mode_t mode;
+    const char *client_certificate, *private_key, *ca_certificates, *credential_name, *sni;
+    const char **sans; /* snapshot arena */
+    size_t n_sans;
+    bool insecure_skip_verify;
+    const pt_cfg_node_t *node; /* the tls map */
+    const char *path;          /* "spec.trafficPolicy.tls" */
+} pt_res_client_tls_t;
+
 typedef struct pt_res_port_lb {
     uint16_t port;
     pt_res_lb_t lb;
     bool has_pool; /* connectionPool given: it replaces the policy's as a whole (Istio) */
     pt_conn_pool_settings_t pool;
     pt_res_outlier_t outlier;
+    pt_res_client_tls_t tls;
 } pt_res_port_lb_t;
 
 typedef struct pt_res_traffic_policy {
@@ -201,6 +214,7 @@ typedef struct pt_res_traffic_policy {
     double budget_percent;
     uint32_t budget_min_concurrency;
     pt_res_outlier_t outlier;
+    pt_res_client_tls_t tls;
     pt_res_port_lb_t *ports; /* portLevelSettings[] */
     size_t n_ports;
 } pt_res_traffic_policy_t;
@@ -280,6 +294,14 @@ void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
 /* config/tls_contexts.c: reads the certificate files the resources name and builds the
  * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */
 void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
+/* The client contexts of the clusters' DestinationRule tls and auto mTLS settings, one per
+ * distinct set of files (called by pt__cfg_build_tls). */
+void pt__cfg_build_upstream_tls(pt_cfg_cx_t *cx, pt_config_t *c);
+/* The upstream TLS settings of cluster cl from the tls block rt (NULL: auto mTLS, ISTIO_MUTUAL
+ * with the identity): SNI, the name to verify and the pool key filled in; NULL for DISABLE or
+ * when ISTIO_MUTUAL has no identity (reported at rt). */
+pt_upstream_tls_t *pt__cfg_upstream_tls(pt_cfg_cx_t *cx, const pt_config_t *c,
+                                        const pt_res_client_tls_t *rt, const pt_cluster_t *cl);
 
 /* The files of Istio's credentialName `name` (Gateway servers, DestinationRule tls): Kubernetes'
  * secret layout under the Proxy's credentialsDirectory, <dir>/<name>/tls.crt, tls.key and

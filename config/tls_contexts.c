@@ -1,18 +1,24 @@
 /* config/tls_contexts.c
  * The snapshot's TLS contexts, built from the certificate files its resources name, once per
  * load: the workload identity's server context (inbound mesh mTLS: a client certificate from
- * the mesh's roots is required) and client context (outbound ISTIO_MUTUAL). Each file read is
+ * the mesh's roots is required) and client context (outbound ISTIO_MUTUAL), and the client
+ * contexts of DestinationRule tls settings (SIMPLE, MUTUAL), one per distinct set of files.
+ * Each file read is
  * listed in the snapshot, and the main thread watches them: new files make a new snapshot,
  * whose contexts new handshakes use, while open connections keep the ones they started with.
  *
  * Reading files is I/O in config/, which is otherwise pure: certificates are config that lives
  * in files of their own, read and checked with the rest so that a bad one refuses the whole
  * set like any other error. */
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../tls/tls.h"
+#include "kinds.h"
 #include "resources.h"
 
 static void free_ctx(void *ctx)
@@ -83,5 +89,148 @@ void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
         add_file(cx, c, id->certificate_chain, &cap);
         add_file(cx, c, id->private_key, &cap);
         add_file(cx, c, id->root_certificates, &cap);
+    }
+    pt__cfg_build_upstream_tls(cx, c);
+}
+
+/* --- upstream TLS (DestinationRule tls, auto mTLS) --- */
+
+static bool is_ip_literal(const char *s)
+{
+    return pt__cfg_is_ip_literal(s, NULL, NULL);
+}
+
+pt_upstream_tls_t *pt__cfg_upstream_tls(pt_cfg_cx_t *cx, const pt_config_t *c,
+                                        const pt_res_client_tls_t *rt, const pt_cluster_t *cl)
+{
+    pt_upstream_tls_mode_t mode = rt != NULL ? rt->mode : PT_UPSTREAM_TLS_ISTIO_MUTUAL;
+    if (mode == PT_UPSTREAM_TLS_DISABLE)
+        return NULL;
+    const pt_identity_settings_t *id = &c->proxy.identity;
+    if (mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL && id->certificate_chain == NULL) {
+        pt__cfg_error_at(cx, rt->node, rt->path,
+                         "mode ISTIO_MUTUAL needs the workload identity (the Proxy's "
+                         "spec.identity)");
+        return NULL;
+    }
+    pt_upstream_tls_t *t = pt_arena_calloc(cx->out, sizeof(*t));
+    t->mode = mode;
+    if (rt != NULL) {
+        t->client_certificate = rt->client_certificate;
+        t->private_key = rt->private_key;
+        t->ca_certificates = rt->ca_certificates;
+        t->credential_name = rt->credential_name;
+        t->sni = rt->sni;
+        t->sans = rt->sans;
+        t->n_sans = rt->n_sans;
+        t->insecure_skip_verify = rt->insecure_skip_verify;
+        t->node = rt->node;
+        t->path = pt_arena_strdup(cx->out, rt->path);
+    }
+    bool named_host = cl->host[0] != '*' && !is_ip_literal(cl->host);
+    if (mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL) {
+        /* Istio's SNI for mesh traffic names the cluster; the server is checked by its SPIFFE
+         * ID, not by a DNS name. */
+        if (t->sni == NULL)
+            t->sni = pt_arena_printf(cx->out, "outbound_.%u_.%s_.%s", (unsigned)cl->port,
+                                     cl->subset != NULL ? cl->subset : "", cl->host);
+        t->trust_domain = id->trust_domain;
+    } else {
+        if (t->sni == NULL && named_host)
+            t->sni = cl->host;
+        if (!t->insecure_skip_verify && t->n_sans == 0)
+            t->verify_name = t->sni != NULL ? t->sni : cl->host;
+    }
+    char *key = pt_arena_printf(
+        cx->out, "%d|%s|%s|%s|%s|%s|%s|%d|%s", (int)t->mode,
+        t->client_certificate ? t->client_certificate : "", t->private_key ? t->private_key : "",
+        t->ca_certificates ? t->ca_certificates : "", t->credential_name ? t->credential_name : "",
+        t->sni ? t->sni : "", t->verify_name ? t->verify_name : "", (int)t->insecure_skip_verify,
+        t->trust_domain ? t->trust_domain : "");
+    for (size_t i = 0; i < t->n_sans; i++)
+        key = pt_arena_printf(cx->out, "%s|%s", key, t->sans[i]);
+    t->pool_key = key;
+    return t;
+}
+
+static bool same_files(const pt_upstream_tls_t *a, const pt_upstream_tls_t *b)
+{
+#define SAME(f) ((a->f == NULL) ? b->f == NULL : b->f != NULL && strcmp(a->f, b->f) == 0)
+    return a->mode == b->mode && a->insecure_skip_verify == b->insecure_skip_verify &&
+           SAME(client_certificate) && SAME(private_key) && SAME(ca_certificates) &&
+           SAME(credential_name);
+#undef SAME
+}
+
+static void build_one(pt_cfg_cx_t *cx, pt_config_t *c, pt_upstream_tls_t *t, size_t *cap)
+{
+    if (t->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL) {
+        t->ctx = c->mesh_client_tls; /* NULL only when the identity failed (reported) */
+        return;
+    }
+    for (size_t i = 0; i < c->n_clusters; i++) {
+        pt_upstream_tls_t *o = c->clusters[i]->tls;
+        if (o != NULL && o != t && o->ctx != NULL && same_files(o, t)) {
+            t->ctx = o->ctx;
+            return;
+        }
+    }
+    const char *crt = t->client_certificate, *key = t->private_key, *ca = t->ca_certificates;
+    if (t->credential_name != NULL) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s.credentialName", t->path);
+        const char *cca;
+        if (!pt__cfg_credential_files(cx, c, t->credential_name, t->node, path, &crt, &key, &cca))
+            return;
+        if (t->mode == PT_UPSTREAM_TLS_SIMPLE)
+            crt = key = NULL; /* SIMPLE takes only the roots from the secret */
+        if (ca == NULL)
+            ca = cca;
+    }
+    pt_tls_ctx_opts_t o = {.cert_file = crt, .key_file = key, .ca_file = ca};
+    SSL_CTX *ctx = build(cx, c, false, &o, t->node, t->path);
+    if (ctx == NULL)
+        return;
+    if (t->insecure_skip_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    } else if (ca == NULL) {
+        /* No caCertificates: the system's trust store, as Istio does. */
+        SSL_CTX_set_default_verify_paths(ctx);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    t->ctx = ctx;
+    const char *files[] = {crt, key, ca};
+    for (size_t i = 0; i < 3; i++)
+        if (files[i] != NULL)
+            add_file(cx, c, files[i], cap);
+}
+
+/* A new client certificate means new pools: connections made with the old one are not reused
+ * (they finish what they carry and age out), as when Envoy drains a cluster on a secret
+ * update. The pool key gets the certificate's digest. */
+static void key_certificate(pt_cfg_cx_t *cx, pt_upstream_tls_t *t)
+{
+    X509 *leaf = t->ctx != NULL ? SSL_CTX_get0_certificate(t->ctx) : NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (leaf == NULL || X509_digest(leaf, EVP_sha256(), md, &len) != 1 || len < 8)
+        return;
+    t->pool_key = pt_arena_printf(cx->out, "%s|%02x%02x%02x%02x%02x%02x%02x%02x", t->pool_key,
+                                  md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7]);
+}
+
+void pt__cfg_build_upstream_tls(pt_cfg_cx_t *cx, pt_config_t *c)
+{
+    size_t cap = c->n_tls_files; /* add_file grows from here (the arena keeps the old array) */
+    for (size_t i = 0; i < c->n_clusters; i++) {
+        pt_cluster_t *cl = c->clusters[i];
+        if (cl->tls != NULL && cl->tls->ctx == NULL) {
+            build_one(cx, c, cl->tls, &cap);
+            key_certificate(cx, cl->tls);
+        }
+        if (cl->auto_tls != NULL) {
+            cl->auto_tls->ctx = c->mesh_client_tls;
+            key_certificate(cx, cl->auto_tls);
+        }
     }
 }

@@ -4,7 +4,8 @@
  * connect timeout); once connected, both sockets go to a relay and the session only waits for
  * their close callbacks. Until then it sits in worker->connecting, so a drain sees it. It holds
  * a ref on the snapshot its listener came from: a reload while it reads a ClientHello or
- * connects frees nothing it uses. */
+ * connects frees nothing it uses. A TCP route whose cluster has DestinationRule tls relays
+ * through a TLS pipe (tls_upstream.c) instead, the session staying in worker->connecting. */
 #include "l4_proxy.h"
 
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "router.h"
+#include "tls_upstream.h"
 
 typedef struct l4_session {
     uv_tcp_t downstream;
@@ -32,6 +34,11 @@ typedef struct l4_session {
     bool is_closing;
     bool is_awaiting_hello; /* TLS: the timer is the ClientHello deadline */
     char service[96];       /* the route's destination host, for metrics */
+    /* TLS origination: the endpoint's DestinationRule tls and its cluster (in the snapshot the
+     * session holds; tls NULL: plaintext), and the pipe that relays once connected. */
+    const pt_upstream_tls_t *tls;
+    const pt_cluster_t *cluster;
+    pt_tls_pipe_t *pipe;
 } l4_session_t;
 
 /* Reassembly space for ClientHellos split over records (rare): one per worker thread. */
@@ -43,6 +50,7 @@ static void session_handle_closed(void *owner)
     if (--s->handles_open != 0)
         return;
     pt_rbuf_release(&s->hello);
+    pt_tls_pipe_free(s->pipe);
     if (s->config != NULL)
         pt_config_unref(s->config);
     free(s);
@@ -60,6 +68,10 @@ static void session_abort(l4_session_t *s)
     s->is_closing = true;
     pt_list_remove(&s->link);
     PT_STAT_DEC(&s->worker->stats, tcp_cx_active);
+    if (s->pipe != NULL) {
+        pt_tls_pipe_stop(s->pipe);
+        s->downstream.data = s->upstream.data = s->timer.data = s; /* the pipe had them */
+    }
     uv_close((uv_handle_t *)&s->timer, on_session_close);
     uv_close((uv_handle_t *)&s->downstream, on_session_close);
     uv_close((uv_handle_t *)&s->upstream, on_session_close);
@@ -70,6 +82,11 @@ void pt_l4_proxy_abort_pending(pt_worker_t *w)
 {
     while (!pt_list_is_empty(&w->connecting))
         session_abort(PT_CONTAINER_OF(w->connecting.next, l4_session_t, link));
+}
+
+static void on_pipe_end(void *owner)
+{
+    session_abort(owner);
 }
 
 static void on_session_connect(uv_connect_t *req, int status)
@@ -83,8 +100,19 @@ static void on_session_connect(uv_connect_t *req, int status)
         session_abort(s); /* a drain started while connecting: no new relay */
         return;
     }
-    pt_list_remove(&s->link);
     uv_tcp_nodelay(&s->upstream, 1);
+    if (s->tls != NULL) {
+        /* TLS origination: the session stays in worker->connecting (a drain waits for it,
+         * a stop aborts it) and the pipe relays, under the connect timeout until its
+         * handshake is done. */
+        s->pipe = pt_tls_pipe_new(s->worker, &s->downstream, &s->upstream, &s->timer, s->hello,
+                                  s->tls, s->cluster, s->service, s->config->proxy.idle_timeout_ms,
+                                  on_pipe_end, s);
+        s->hello = (pt_rbuf_t){0}; /* the pipe owns the slab now */
+        pt_tls_pipe_begin(s->pipe);
+        return;
+    }
+    pt_list_remove(&s->link);
     uv_close((uv_handle_t *)&s->timer, on_session_close);
     pt_rbuf_t none = {0};
     pt_relay_t *r =
@@ -134,6 +162,10 @@ static void connect_upstream(l4_session_t *s, const pt_l4_route_t *route)
             uv_ip6_name((struct sockaddr_in6 *)&peer, peer_ip, sizeof(peer_ip));
     }
     const pt_endpoint_t *ep = pt_worker_pick_endpoint(w, s->config, cl, NULL, peer_ip, false);
+    /* TLS passthrough relays the client's TLS: DestinationRule tls applies to TCP routes. */
+    if (s->listener->protocol == PT_LISTENER_TCP && ep->tls != NULL && ep->tls->ctx != NULL)
+        s->tls = ep->tls;
+    s->cluster = cl;
     uv_tcp_nodelay(&s->downstream, 1);
     if (uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&ep->addr,
                        on_session_connect) != 0) {

@@ -34,6 +34,9 @@
     X(upstream_cx_connect_fail, counter, "Upstream connection attempts that failed (UF).")         \
     X(upstream_cx_connect_timeout, counter, "Upstream connection attempts that timed out.")        \
     X(upstream_cx_idle_closed, counter, "Pooled upstream connections closed while idle.")          \
+    X(upstream_cx_ssl_handshake, counter, "TLS handshakes completed with upstreams.")              \
+    X(upstream_cx_ssl_error, counter,                                                              \
+      "Upstream TLS handshakes that failed, or servers refused by the TLS checks (UF).")           \
     X(upstream_rq_total, counter, "Requests sent upstream, each attempt counted.")                 \
     X(upstream_rq_reused_connection, counter, "Requests sent on a pooled connection.")             \
     X(upstream_rq_reused_connection_retry, counter,                                                \

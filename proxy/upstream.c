@@ -16,6 +16,7 @@
 #include "keep_alive.h"
 #include "log.h"
 #include "stream.h"
+#include "tls_upstream.h"
 #include "write.h"
 
 /* Idle pooled connections read into this: any byte or EOF there closes the connection, so
@@ -29,6 +30,7 @@ static void on_handle_closed(pt_upstream_t *up)
     if (--up->handles_open != 0)
         return;
     pt_rbuf_release(&up->in);
+    pt_tls_upstream_free(up->tls);
     if (up->counted != NULL) {
         pt_breaker_release(&up->counted->connections);
         pt_stream_wake_pending(up->worker, up->counted);
@@ -75,6 +77,11 @@ static void fail(pt_upstream_t *up, pt_flag_t flag, int status)
         pt_stream_on_upstream_error(st, flag, status);
 }
 
+void pt__upstream_connect_failed(pt_upstream_t *up)
+{
+    fail(up, PT_FLAG_UF, 503);
+}
+
 /* --- codec callbacks --- */
 
 static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
@@ -86,6 +93,10 @@ static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
     up->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     if (up->stream == NULL)
         return -1;
+    if (head->status == 101 && up->tls != NULL) {
+        pt_log_debug("upstream switched protocols over TLS: not relayed (not supported yet)");
+        return -1; /* 502 UPE */
+    }
     return pt_stream_on_response_head(up->stream, head);
 }
 
@@ -160,8 +171,9 @@ static void process(pt_upstream_t *up)
             complete_response(up);
             return;
         }
-        if (r == PT_HTTP1_EINVALID) {
-            pt_log_debug("upstream sent an invalid response: %s", up->parser.error_reason);
+        if (r == PT_HTTP1_EINVALID || (r == PT_HTTP1_ECALLBACK && up->stream != NULL)) {
+            pt_log_debug("upstream sent an invalid response: %s",
+                         r == PT_HTTP1_EINVALID ? up->parser.error_reason : "refused");
             fail(up, PT_FLAG_UPE, 502);
         } else if (!up->is_closing) {
             close_upstream(up);
@@ -171,9 +183,8 @@ static void process(pt_upstream_t *up)
     pt_rbuf_drop_consumed(&up->in);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+void pt__upstream_on_read(pt_upstream_t *up, ssize_t nread)
 {
-    pt_upstream_t *up = s->data;
     if (up->stream == NULL) {
         /* Idle in the pool: the upstream closed it, or sent bytes nobody asked for. */
         if (nread != 0) {
@@ -200,12 +211,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     fail(up, PT_FLAG_URX, 503);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt__upstream_on_read(s->data, nread);
+}
+
 static void update_reading(pt_upstream_t *up)
 {
     if (up->is_closing || up->is_handed_off || !up->is_connected)
         return;
     if (up->is_read_paused)
         uv_read_stop((uv_stream_t *)&up->tcp);
+    else if (up->tls != NULL)
+        pt_tls_upstream_read_start(up);
     else
         uv_read_start((uv_stream_t *)&up->tcp, on_alloc, on_read);
 }
@@ -224,7 +242,7 @@ void pt_upstream_resume_reading(pt_upstream_t *up)
 
 /* --- writing --- */
 
-static void on_write_done(void *owner, int status)
+void pt__upstream_on_write_done(void *owner, int status)
 {
     pt_upstream_t *up = owner;
     if (up->is_closing || up->is_handed_off || up->stream == NULL)
@@ -242,15 +260,23 @@ int pt_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
 {
     if (up->is_closing)
         return UV_ECANCELED;
+    if (up->tls != NULL)
+        return pt_tls_upstream_write(up, prefix, prefix_len, bufs, n, suffix);
     return pt_write((uv_stream_t *)&up->tcp, prefix, prefix_len, bufs, n, suffix, pin,
-                    on_write_done, up);
+                    pt__upstream_on_write_done, up);
 }
 
 int pt_upstream_write_chunk(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin)
 {
     if (up->is_closing)
         return UV_ECANCELED;
-    return pt_write_chunk((uv_stream_t *)&up->tcp, data, len, pin, on_write_done, up);
+    if (up->tls != NULL) {
+        char size_line[24];
+        int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        return pt_tls_upstream_write(up, size_line, (size_t)k, &b, 1, "\r\n");
+    }
+    return pt_write_chunk((uv_stream_t *)&up->tcp, data, len, pin, pt__upstream_on_write_done, up);
 }
 
 bool pt_upstream_is_write_congested(pt_upstream_t *up)
@@ -305,10 +331,19 @@ static void on_connect(uv_connect_t *req, int status)
         fail(up, PT_FLAG_UF, 503);
         return;
     }
-    up->is_connected = true;
-    uv_timer_stop(&up->timer);
     uv_tcp_nodelay(&up->tcp, 1);
     set_keepalive(up);
+    if (up->tls != NULL) {
+        pt_tls_upstream_start(up); /* the connect timeout covers the handshake */
+        return;
+    }
+    pt__upstream_connected(up);
+}
+
+void pt__upstream_connected(pt_upstream_t *up)
+{
+    up->is_connected = true;
+    uv_timer_stop(&up->timer);
     update_reading(up);
     pt_stream_on_upstream_ready(up->stream);
 }
@@ -325,11 +360,13 @@ static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
 static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
 {
     unsigned b = pool_bucket(&ep->addr, ep->addr_len);
+    const char *key = ep->tls != NULL ? ep->tls->pool_key : NULL;
     for (pt_pool_t *p = w->pools[b]; p != NULL; p = p->next)
-        if (p->addr_len == ep->addr_len && memcmp(&p->addr, &ep->addr, ep->addr_len) == 0)
+        if (p->addr_len == ep->addr_len && memcmp(&p->addr, &ep->addr, ep->addr_len) == 0 &&
+            (key == NULL ? p->tls_key == NULL : p->tls_key != NULL && !strcmp(p->tls_key, key)))
             return p;
     pt_pool_t *p = calloc(1, sizeof(*p));
-    if (p == NULL)
+    if (p == NULL || (key != NULL && (p->tls_key = strdup(key)) == NULL))
         abort();
     memcpy(&p->addr, &ep->addr, ep->addr_len);
     p->addr_len = ep->addr_len;
@@ -378,6 +415,9 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     uv_timer_init(&w->loop, &up->timer);
     up->tcp.data = up->timer.data = up->connect_req.data = up;
     up->handles_open = 2;
+    if (ep->tls != NULL && ep->tls->ctx != NULL &&
+        (up->tls = pt_tls_upstream_new(ep->tls, cl)) == NULL)
+        abort();
     pt_http1_parser_init(&up->parser, true, &response_callbacks, up, NULL);
     PT_STAT_INC(&w->stats, upstream_cx_total);
     PT_STAT_INC(&w->stats, upstream_cx_active);
@@ -466,6 +506,7 @@ void pt_upstream_free_pools(pt_worker_t *w)
         pt_pool_t *p = w->pools[b];
         while (p != NULL) {
             pt_pool_t *next = p->next;
+            free(p->tls_key);
             free(p);
             p = next;
         }

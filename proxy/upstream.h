@@ -1,8 +1,10 @@
 /* proxy/upstream.h
  * Upstream HTTP/1.1 connections and the per-worker keep-alive pools they live in between
- * requests. A pool is keyed by the endpoint's address, not by a config object, so pooled
- * connections outlive config snapshots. An idle pooled connection keeps reading (into no
- * buffer of its own) so that an upstream close is noticed and the socket dropped at once.
+ * requests. A pool is keyed by the endpoint's address and TLS settings (as text), not by a
+ * config object, so pooled connections outlive config snapshots; a plaintext and a TLS
+ * connection, or two with different SNIs or certificates, never share one. An idle pooled
+ * connection keeps reading (into no buffer of its own) so that an upstream close is noticed
+ * and the socket dropped at once.
  *
  * Lifetime: a pt_upstream_t is freed in the close callback of its last handle. While a stream
  * uses it, up->stream points at that stream; pt_upstream_release() gives it back. */
@@ -28,6 +30,8 @@ struct pt_pool {
     socklen_t addr_len;
     pt_list_t idle; /* pt_upstream_t.link, most recently used first */
     uint32_t n_idle;
+    /* The TLS settings' pool_key (malloc'd); NULL: plaintext. */
+    char *tls_key;
 };
 
 struct pt_upstream {
@@ -39,7 +43,7 @@ struct pt_upstream {
     pt_list_t link;           /* in pool->idle while idle */
     pt_stream_t *stream;      /* the stream using it; NULL when idle or closing */
     pt_http1_parser_t parser; /* responses */
-    pt_rbuf_t in;             /* bytes read from the upstream */
+    pt_rbuf_t in;             /* bytes read from the upstream (plaintext) */
     uint64_t requests;        /* requests sent on this connection */
     uint8_t handles_open;
     bool is_connected;
@@ -62,6 +66,8 @@ struct pt_upstream {
     uint32_t keepalive_time_s, keepalive_interval_s, keepalive_probes;
     /* The last response's `Keep-Alive: timeout=` in seconds; -1: none (proxy/keep_alive.h). */
     int64_t keep_alive_s;
+    /* TLS origination (proxy/tls_upstream.c); NULL: plaintext. */
+    struct pt_tls_upstream *tls;
 };
 
 /* Takes a connection to ep (an endpoint of cl) for st: an idle pooled one (then *is_ready is

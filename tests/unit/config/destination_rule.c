@@ -285,7 +285,7 @@ TEST(unsupported_and_invalid_policies)
         "  trafficPolicy:\n"
         "    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}\n"
         "    outlierDetection: {consecutive5xxErrors: -1}\n"
-        "    tls: {mode: ISTIO_MUTUAL}\n"
+        "    tls: {mode: ISTIO_MUTUAL, caCrl: /crl.pem}\n"
         "    loadBalancer: {simple: PASSTHROUGH}\n"
         "    portLevelSettings:\n"
         "    - port: {number: 80}\n"
@@ -327,8 +327,7 @@ TEST(unsupported_and_invalid_policies)
     ASSERT(has_warning(&e, "dr.yaml:8:29: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: "
                            "Petrel does not speak HTTP/2 to upstreams yet: ignored"));
     ASSERT(has_error_containing(&e, "spec.trafficPolicy.outlierDetection.consecutive5xxErrors:"));
-    ASSERT(has_warning(&e, "dr.yaml:10:5: spec.trafficPolicy.tls: not enforced by Petrel yet: "
-                           "ignored"));
+    ASSERT(has_warning_containing(&e, "spec.trafficPolicy.tls.caCrl: not enforced by Petrel yet"));
     ASSERT(has_warning(&e, "dr.yaml:11:20: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH "
                            "is not enforced by Petrel yet (it needs traffic capture): "
                            "ROUND_ROBIN is used"));

@@ -1,0 +1,636 @@
+/* proxy/tls_upstream.c
+ * The TLS client transport of upstream connections (see tls_upstream.h). Ciphertext is read
+ * into one thread-local buffer and fed to OpenSSL at once; plaintext is read out of OpenSSL
+ * into the connection's slab only as far as the HTTP code wants it: while reading is paused
+ * the rest waits inside OpenSSL, and resuming delivers it from a zero-delay timer (the
+ * connection's timer, unused while a stream holds the connection). */
+#include "tls_upstream.h"
+
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tls/tls.h"
+#include "conn.h"
+#include "log.h"
+#include "metrics.h"
+#include "upstream.h"
+#include "write.h"
+
+struct pt_tls_upstream {
+    pt_tls_t tls;
+    const pt_upstream_tls_t *settings; /* until the handshake is done */
+    char cluster[96];                  /* for logs */
+};
+
+/* Ciphertext lands here; OpenSSL copies it into its input BIO at once. */
+static _Thread_local char cipher_scratch[16 * 1024 + 512];
+/* An idle pooled connection decrypts into this: any plaintext there closes it. */
+static _Thread_local char idle_plain[64];
+
+pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl)
+{
+    pt_tls_upstream_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    if (pt_tls_init(&t->tls, s->ctx, false, s->sni, s->verify_name) != 0) {
+        free(t);
+        return NULL;
+    }
+    t->settings = s;
+    snprintf(t->cluster, sizeof(t->cluster), "%s", cl->name);
+    return t;
+}
+
+void pt_tls_upstream_free(pt_tls_upstream_t *t)
+{
+    if (t == NULL)
+        return;
+    pt_tls_dispose(&t->tls);
+    free(t);
+}
+
+bool pt_tls_upstream_has_pending(const pt_upstream_t *up)
+{
+    return up->tls != NULL &&
+           (SSL_pending(up->tls->tls.ssl) > 0 || BIO_ctrl_pending(up->tls->tls.in) > 0);
+}
+
+/* Queues the ciphertext OpenSSL produced, in slabs that the writes pin. */
+static int flush(pt_upstream_t *up, pt_write_done_cb done)
+{
+    pt_tls_t *t = &up->tls->tls;
+    size_t len;
+    while ((len = pt_tls_output_len(t)) > 0) {
+        pt_buf_t *b = pt_buf_new_sized(len < PT_BUF_SIZE ? len : PT_BUF_SIZE);
+        size_t n = pt_tls_take_output(t, b->data, b->cap);
+        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
+        int r = pt_write((uv_stream_t *)&up->tcp, NULL, 0, &ub, 1, NULL, b, done, up);
+        pt_buf_unref(b);
+        if (r != 0)
+            return r;
+        if (n == 0)
+            break;
+    }
+    return 0;
+}
+
+/* --- checks after the handshake --- */
+
+/* Does the certificate carry name as a DNS name (wildcards as RFC 6125), an IP address or a
+ * URI (a SPIFFE ID)? */
+static bool cert_has_san(X509 *cert, const char *name)
+{
+    if (X509_check_host(cert, name, strlen(name), 0, NULL) == 1 ||
+        X509_check_ip_asc(cert, name, 0) == 1)
+        return true;
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    bool found = false;
+    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && !found; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != GEN_URI)
+            continue;
+        const ASN1_IA5STRING *uri = g->d.uniformResourceIdentifier;
+        found = (size_t)uri->length == strlen(name) && memcmp(uri->data, name, strlen(name)) == 0;
+    }
+    GENERAL_NAMES_free(names);
+    return found;
+}
+
+/* NULL when the server passes what the settings ask beyond OpenSSL's chain and name checks,
+ * else why not (into why). */
+static const char *check_server(pt_tls_t *tls, const pt_upstream_tls_t *s, char *why, size_t cap)
+{
+    if (s->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL) {
+        char id[512];
+        pt_spiffe_id_t parsed;
+        if (!pt_tls_peer_spiffe_id(tls, id, sizeof(id)) ||
+            !pt_spiffe_parse(id, strlen(id), &parsed)) {
+            snprintf(why, cap, "the server's certificate has no SPIFFE ID");
+            return why;
+        }
+        if (parsed.trust_domain_len != strlen(s->trust_domain) ||
+            memcmp(parsed.trust_domain, s->trust_domain, parsed.trust_domain_len) != 0) {
+            snprintf(why, cap, "the server's SPIFFE ID %s is not in trust domain %s", id,
+                     s->trust_domain);
+            return why;
+        }
+        for (size_t i = 0; i < s->n_sans; i++)
+            if (strcmp(s->sans[i], id) == 0)
+                return NULL;
+        if (s->n_sans > 0) {
+            snprintf(why, cap, "the server's SPIFFE ID %s is not in subjectAltNames", id);
+            return why;
+        }
+        return NULL;
+    }
+    if (s->insecure_skip_verify || s->n_sans == 0)
+        return NULL; /* the chain and verify_name were checked by OpenSSL */
+    X509 *cert = SSL_get0_peer_certificate(tls->ssl);
+    for (size_t i = 0; cert != NULL && i < s->n_sans; i++)
+        if (cert_has_san(cert, s->sans[i]))
+            return NULL;
+    snprintf(why, cap, "the server's certificate matches none of subjectAltNames");
+    return why;
+}
+
+/* --- the handshake --- */
+
+static void handshake_failed(pt_upstream_t *up, const char *why)
+{
+    PT_STAT_INC(&up->worker->stats, upstream_cx_ssl_error);
+    pt_log_debug("upstream %s: TLS handshake failed: %s", up->tls->cluster, why);
+    pt__upstream_connect_failed(up);
+}
+
+static void on_handshake_write(void *owner, int status)
+{
+    pt_upstream_t *up = owner;
+    if (status < 0 && !up->is_closing && !up->is_connected)
+        handshake_failed(up, uv_strerror(status));
+}
+
+static void on_cipher_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    *out = uv_buf_init(cipher_scratch, sizeof(cipher_scratch));
+}
+
+static void advance_handshake(pt_upstream_t *up)
+{
+    pt_tls_upstream_t *t = up->tls;
+    pt_tls_status_t st = pt_tls_handshake(&t->tls);
+    int werr = flush(up, on_handshake_write);
+    if (up->is_closing)
+        return;
+    if (st == PT_TLS_WANT_READ && werr == 0)
+        return;
+    if (st != PT_TLS_OK || werr != 0) {
+        handshake_failed(up, werr != 0         ? uv_strerror(werr)
+                             : t->tls.error[0] ? t->tls.error
+                                               : "the server closed the handshake");
+        return;
+    }
+    char why[600];
+    if (up->stream == NULL || check_server(&t->tls, t->settings, why, sizeof(why)) != NULL) {
+        handshake_failed(up, up->stream == NULL ? "nobody waits for the connection" : why);
+        return;
+    }
+    t->settings = NULL;
+    PT_STAT_INC(&up->worker->stats, upstream_cx_ssl_handshake);
+    uv_read_stop((uv_stream_t *)&up->tcp);
+    pt__upstream_connected(up);
+}
+
+static void on_handshake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt_upstream_t *up = s->data;
+    if (up->is_closing || nread == 0)
+        return;
+    if (nread < 0) {
+        handshake_failed(up, nread == UV_EOF ? "the server closed the connection"
+                                             : uv_strerror((int)nread));
+        return;
+    }
+    pt_tls_feed(&up->tls->tls, b->base, (size_t)nread);
+    advance_handshake(up);
+}
+
+void pt_tls_upstream_start(pt_upstream_t *up)
+{
+    if (uv_read_start((uv_stream_t *)&up->tcp, on_cipher_alloc, on_handshake_read) != 0) {
+        handshake_failed(up, "cannot read the socket");
+        return;
+    }
+    advance_handshake(up);
+}
+
+/* --- after the handshake --- */
+
+/* Moves plaintext out of OpenSSL for as long as the HTTP code takes it. */
+static void deliver_plaintext(pt_upstream_t *up)
+{
+    pt_tls_t *t = &up->tls->tls;
+    while (up->stream != NULL && !up->is_closing && !up->is_handed_off && !up->is_read_paused) {
+        size_t size;
+        char *at = pt_rbuf_space(&up->in, &size);
+        ssize_t n = pt_tls_read(t, at, size);
+        if (n > 0) {
+            pt__upstream_on_read(up, n);
+            continue;
+        }
+        if (n == -PT_TLS_WANT_READ) {
+            pt__upstream_on_read(up, 0);
+        } else {
+            if (n == -PT_TLS_ERROR)
+                pt_log_debug("upstream %s: %s", up->tls->cluster, t->error);
+            pt__upstream_on_read(up, n == -PT_TLS_CLOSED ? UV_EOF : UV_ECONNRESET);
+        }
+        return;
+    }
+    if (up->stream == NULL && !up->is_closing && !up->is_handed_off) {
+        /* Idle in the pool (now, or since the response ended): session tickets are fine;
+         * data, close_notify or an error close the connection. */
+        ssize_t n = pt_tls_read(t, idle_plain, sizeof(idle_plain));
+        if (n != -PT_TLS_WANT_READ)
+            pt__upstream_on_read(up, n > 0 ? n : UV_EOF);
+    }
+}
+
+static void on_cipher_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt_upstream_t *up = s->data;
+    if (up->is_closing || nread == 0)
+        return;
+    if (nread < 0) {
+        /* Plaintext already decrypted goes first; then the end. */
+        deliver_plaintext(up);
+        if (!up->is_closing && !up->is_handed_off)
+            pt__upstream_on_read(up, nread);
+        return;
+    }
+    pt_tls_feed(&up->tls->tls, b->base, (size_t)nread);
+    deliver_plaintext(up);
+    /* OpenSSL answers some records itself (a key update): send what it produced. */
+    if (!up->is_closing && pt_tls_output_len(&up->tls->tls) > 0)
+        flush(up, pt__upstream_on_write_done);
+}
+
+static void on_resume_timer(uv_timer_t *timer)
+{
+    pt_upstream_t *up = timer->data;
+    if (!up->is_closing && !up->is_handed_off && up->stream != NULL && !up->is_read_paused)
+        deliver_plaintext(up);
+}
+
+void pt_tls_upstream_read_start(pt_upstream_t *up)
+{
+    uv_read_start((uv_stream_t *)&up->tcp, on_cipher_alloc, on_cipher_read);
+    if (up->stream != NULL && pt_tls_upstream_has_pending(up))
+        uv_timer_start(&up->timer, on_resume_timer, 0, 0);
+}
+
+int pt_tls_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
+                          const uv_buf_t *bufs, unsigned n, const char *suffix)
+{
+    pt_tls_t *t = &up->tls->tls;
+    bool ok = prefix_len == 0 || pt_tls_write(t, prefix, prefix_len) == PT_TLS_OK;
+    for (unsigned i = 0; i < n && ok; i++)
+        ok = bufs[i].len == 0 || pt_tls_write(t, bufs[i].base, bufs[i].len) == PT_TLS_OK;
+    if (ok && suffix != NULL && suffix[0] != '\0')
+        ok = pt_tls_write(t, suffix, strlen(suffix)) == PT_TLS_OK;
+    if (!ok) {
+        pt_log_debug("upstream %s: %s", up->tls->cluster, t->error);
+        return UV_EPROTO;
+    }
+    return flush(up, pt__upstream_on_write_done);
+}
+
+/* --- TCP routes: a relay whose upstream side is TLS --- */
+
+struct pt_tls_pipe {
+    pt_tls_t tls;
+    pt_worker_t *worker;
+    uv_tcp_t *down, *up;
+    uv_timer_t *timer; /* the session's: the connect timeout until the handshake is done */
+    uv_shutdown_t shutdown_req[2]; /* [0]: the downstream's write side, [1]: the upstream's */
+    const pt_upstream_tls_t *settings;
+    void (*on_end)(void *owner);
+    void *owner;
+    pt_rbuf_t early; /* downstream bytes read before the handshake ended, sent first */
+    uint64_t idle_timeout_ms, last_activity_ms;
+    uint64_t bytes_from_down, bytes_from_up;
+    bool is_ready, is_ended, is_stopped;
+    bool is_down_paused, is_up_paused; /* reading stopped: the other side's queue is full */
+    bool is_down_eof, is_up_eof;       /* the side finished sending */
+    bool is_down_shut, is_up_shut;     /* our writing to the side is shut down */
+    char cluster[96];
+    char service[96]; /* the route's destination host, for the TCP metrics */
+};
+
+static void pipe_end(pt_tls_pipe_t *p)
+{
+    if (p->is_ended)
+        return;
+    p->is_ended = true;
+    p->on_end(p->owner); /* the session closes the handles, then frees p */
+}
+
+void pt_tls_pipe_stop(pt_tls_pipe_t *p)
+{
+    if (p->is_ready && !p->is_stopped)
+        pt_metrics_record_tcp_close(&p->worker->metrics, p->service, p->bytes_from_up,
+                                    p->bytes_from_down);
+    p->is_stopped = p->is_ended = true;
+}
+
+void pt_tls_pipe_free(pt_tls_pipe_t *p)
+{
+    if (p == NULL)
+        return;
+    pt_rbuf_release(&p->early);
+    pt_tls_dispose(&p->tls);
+    free(p);
+}
+
+static size_t queue_size(uv_tcp_t *t)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)t);
+}
+
+static void pipe_read_down(pt_tls_pipe_t *p);
+static void pipe_read_up(pt_tls_pipe_t *p);
+static void pipe_deliver_up(pt_tls_pipe_t *p);
+
+static void pipe_on_up_written(void *owner, int status)
+{
+    pt_tls_pipe_t *p = owner;
+    if (p->is_ended)
+        return;
+    if (status < 0) {
+        pipe_end(p);
+        return;
+    }
+    if (p->is_down_paused && queue_size(p->up) <= PT_WRITE_LOW_WATERMARK) {
+        p->is_down_paused = false;
+        pipe_read_down(p);
+    }
+}
+
+static void pipe_on_down_written(void *owner, int status)
+{
+    pt_tls_pipe_t *p = owner;
+    if (p->is_ended)
+        return;
+    if (status < 0) {
+        pipe_end(p);
+        return;
+    }
+    if (p->is_up_paused && queue_size(p->down) <= PT_WRITE_LOW_WATERMARK) {
+        p->is_up_paused = false;
+        pipe_deliver_up(p); /* plaintext OpenSSL kept while paused goes first */
+        pipe_read_up(p);
+    }
+}
+
+/* Sends OpenSSL's output upstream. */
+static int pipe_flush(pt_tls_pipe_t *p)
+{
+    size_t len;
+    while ((len = pt_tls_output_len(&p->tls)) > 0) {
+        pt_buf_t *b = pt_buf_new_sized(len < PT_BUF_SIZE ? len : PT_BUF_SIZE);
+        size_t n = pt_tls_take_output(&p->tls, b->data, b->cap);
+        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
+        int r =
+            n > 0 ? pt_write((uv_stream_t *)p->up, NULL, 0, &ub, 1, NULL, b, pipe_on_up_written, p)
+                  : 0;
+        pt_buf_unref(b);
+        if (r != 0 || n == 0)
+            return r;
+    }
+    return 0;
+}
+
+static void pipe_on_shutdown(uv_shutdown_t *req, int status)
+{
+    pt_tls_pipe_t *p = req->data;
+    if (p->is_ended)
+        return;
+    if (req == &p->shutdown_req[0])
+        p->is_down_shut = true;
+    else
+        p->is_up_shut = true;
+    if (status < 0 || (p->is_down_shut && p->is_up_shut))
+        pipe_end(p);
+}
+
+static void pipe_shutdown(pt_tls_pipe_t *p, int which)
+{
+    uv_shutdown_t *req = &p->shutdown_req[which];
+    req->data = p;
+    if (uv_shutdown(req, (uv_stream_t *)(which == 0 ? p->down : p->up), pipe_on_shutdown) != 0)
+        pipe_end(p);
+}
+
+/* Encrypts plaintext from the downstream and sends it upstream. */
+static void pipe_send_up(pt_tls_pipe_t *p, const char *data, size_t len)
+{
+    p->bytes_from_down += len;
+    PT_STAT_ADD(&p->worker->stats, tcp_bytes_received, len);
+    if (pt_tls_write(&p->tls, data, len) != PT_TLS_OK || pipe_flush(p) != 0) {
+        pt_log_debug("upstream %s: %s", p->cluster, p->tls.error);
+        pipe_end(p);
+        return;
+    }
+    if (queue_size(p->up) > PT_WRITE_HIGH_WATERMARK && !p->is_down_paused) {
+        p->is_down_paused = true;
+        uv_read_stop((uv_stream_t *)p->down);
+    }
+}
+
+static void pipe_on_down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt_tls_pipe_t *p = s->data;
+    if (p->is_ended || nread == 0)
+        return;
+    p->last_activity_ms = uv_now(&p->worker->loop);
+    if (nread > 0) {
+        pipe_send_up(p, b->base, (size_t)nread);
+        return;
+    }
+    if (nread != UV_EOF) {
+        pipe_end(p);
+        return;
+    }
+    /* Half-close: close_notify, then FIN, once what was queued is out. */
+    p->is_down_eof = true;
+    uv_read_stop(s);
+    pt_tls_shutdown(&p->tls);
+    if (pipe_flush(p) != 0)
+        pipe_end(p);
+    else
+        pipe_shutdown(p, 1);
+}
+
+/* Moves decrypted bytes to the downstream while its queue has room. */
+static void pipe_deliver_up(pt_tls_pipe_t *p)
+{
+    while (!p->is_ended && !p->is_up_paused && !p->is_up_eof) {
+        pt_buf_t *b = pt_buf_new();
+        ssize_t n = pt_tls_read(&p->tls, b->data, b->cap);
+        if (n <= 0) {
+            pt_buf_unref(b);
+            if (n == -PT_TLS_WANT_READ)
+                return;
+            if (n == -PT_TLS_ERROR) {
+                pt_log_debug("upstream %s: %s", p->cluster, p->tls.error);
+                pipe_end(p);
+                return;
+            }
+            p->is_up_eof = true; /* close_notify: pass the end on */
+            uv_read_stop((uv_stream_t *)p->up);
+            pipe_shutdown(p, 0);
+            return;
+        }
+        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
+        int r = pt_write((uv_stream_t *)p->down, NULL, 0, &ub, 1, NULL, b, pipe_on_down_written, p);
+        pt_buf_unref(b);
+        p->bytes_from_up += (uint64_t)n;
+        PT_STAT_ADD(&p->worker->stats, tcp_bytes_sent, (uint64_t)n);
+        if (r != 0) {
+            pipe_end(p);
+            return;
+        }
+        if (queue_size(p->down) > PT_WRITE_HIGH_WATERMARK) {
+            p->is_up_paused = true;
+            uv_read_stop((uv_stream_t *)p->up);
+        }
+    }
+}
+
+static void pipe_on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt_tls_pipe_t *p = s->data;
+    if (p->is_ended || nread == 0)
+        return;
+    p->last_activity_ms = uv_now(&p->worker->loop);
+    if (nread < 0) {
+        pipe_deliver_up(p);
+        if (p->is_ended || p->is_up_eof)
+            return;
+        if (nread != UV_EOF) { /* a reset */
+            pipe_end(p);
+            return;
+        }
+        p->is_up_eof = true; /* FIN without close_notify: passed on as a FIN too */
+        pipe_shutdown(p, 0);
+        return;
+    }
+    pt_tls_feed(&p->tls, b->base, (size_t)nread);
+    pipe_deliver_up(p);
+    if (!p->is_ended && pt_tls_output_len(&p->tls) > 0 && pipe_flush(p) != 0)
+        pipe_end(p);
+}
+
+static void pipe_on_down_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    /* Plaintext is encrypted at once, so one buffer per thread serves every pipe. */
+    *out = uv_buf_init(cipher_scratch, sizeof(cipher_scratch));
+}
+
+static void pipe_read_down(pt_tls_pipe_t *p)
+{
+    if (!p->is_ended && !p->is_down_eof && !p->is_down_paused)
+        uv_read_start((uv_stream_t *)p->down, pipe_on_down_alloc, pipe_on_down_read);
+}
+
+static void pipe_read_up(pt_tls_pipe_t *p)
+{
+    if (!p->is_ended && !p->is_up_eof && !p->is_up_paused)
+        uv_read_start((uv_stream_t *)p->up, on_cipher_alloc, pipe_on_up_read);
+}
+
+static void pipe_on_idle_timer(uv_timer_t *t)
+{
+    pt_tls_pipe_t *p = t->data;
+    if (p->is_ended)
+        return;
+    uint64_t idle = uv_now(&p->worker->loop) - p->last_activity_ms;
+    if (idle >= p->idle_timeout_ms) {
+        pipe_end(p);
+        return;
+    }
+    uv_timer_start(t, pipe_on_idle_timer, p->idle_timeout_ms - idle, 0);
+}
+
+static void pipe_failed(pt_tls_pipe_t *p, const char *why)
+{
+    PT_STAT_INC(&p->worker->stats, upstream_cx_ssl_error);
+    PT_STAT_INC(&p->worker->stats, upstream_cx_connect_fail);
+    pt_log_debug("upstream %s: TLS handshake failed: %s", p->cluster, why);
+    pipe_end(p);
+}
+
+static void pipe_advance_handshake(pt_tls_pipe_t *p)
+{
+    pt_tls_status_t st = pt_tls_handshake(&p->tls);
+    int werr = pipe_flush(p);
+    if (p->is_ended || (st == PT_TLS_WANT_READ && werr == 0))
+        return;
+    char why[600];
+    if (st != PT_TLS_OK || werr != 0) {
+        pipe_failed(p, werr != 0         ? uv_strerror(werr)
+                       : p->tls.error[0] ? p->tls.error
+                                         : "the server closed the handshake");
+        return;
+    }
+    if (check_server(&p->tls, p->settings, why, sizeof(why)) != NULL) {
+        pipe_failed(p, why);
+        return;
+    }
+    p->settings = NULL;
+    p->is_ready = true;
+    PT_STAT_INC(&p->worker->stats, upstream_cx_ssl_handshake);
+    pt_metrics_record_tcp_open(&p->worker->metrics, p->service);
+    uv_timer_stop(p->timer);
+    p->timer->data = p;
+    p->last_activity_ms = uv_now(&p->worker->loop);
+    if (p->idle_timeout_ms > 0)
+        uv_timer_start(p->timer, pipe_on_idle_timer, p->idle_timeout_ms, 0);
+    if (p->early.buf != NULL && p->early.off < p->early.len)
+        pipe_send_up(p, p->early.buf->data + p->early.off, p->early.len - p->early.off);
+    pt_rbuf_release(&p->early);
+    /* Application data may have come with the server's last handshake flight. */
+    pipe_deliver_up(p);
+    pipe_read_down(p);
+    pipe_read_up(p);
+}
+
+static void pipe_on_handshake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    pt_tls_pipe_t *p = s->data;
+    if (p->is_ended || nread == 0)
+        return;
+    if (nread < 0) {
+        pipe_failed(p,
+                    nread == UV_EOF ? "the server closed the connection" : uv_strerror((int)nread));
+        return;
+    }
+    pt_tls_feed(&p->tls, b->base, (size_t)nread);
+    uv_read_stop(s); /* the callback changes once the handshake is done */
+    pipe_advance_handshake(p);
+    if (!p->is_ended && !p->is_ready)
+        uv_read_start(s, on_cipher_alloc, pipe_on_handshake_read);
+}
+
+pt_tls_pipe_t *pt_tls_pipe_new(pt_worker_t *w, uv_tcp_t *down, uv_tcp_t *up, uv_timer_t *timer,
+                               pt_rbuf_t early, const pt_upstream_tls_t *s, const pt_cluster_t *cl,
+                               const char *service, uint64_t idle_timeout_ms,
+                               void (*on_end)(void *owner), void *owner)
+{
+    pt_tls_pipe_t *p = calloc(1, sizeof(*p));
+    if (p == NULL || pt_tls_init(&p->tls, s->ctx, false, s->sni, s->verify_name) != 0)
+        abort();
+    p->worker = w;
+    p->down = down;
+    p->up = up;
+    p->timer = timer;
+    p->settings = s;
+    p->early = early;
+    p->idle_timeout_ms = idle_timeout_ms;
+    p->on_end = on_end;
+    p->owner = owner;
+    snprintf(p->cluster, sizeof(p->cluster), "%s", cl->name);
+    snprintf(p->service, sizeof(p->service), "%s", service);
+    return p;
+}
+
+void pt_tls_pipe_begin(pt_tls_pipe_t *p)
+{
+    p->down->data = p->up->data = p;
+    if (uv_read_start((uv_stream_t *)p->up, on_cipher_alloc, pipe_on_handshake_read) != 0) {
+        pipe_failed(p, "cannot read the socket");
+        return;
+    }
+    pipe_advance_handshake(p);
+}
