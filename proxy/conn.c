@@ -132,6 +132,9 @@ void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms)
 
 void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms)
 {
+    /* The loop's clock is read once per iteration: without a fresh reading an injected delay
+     * could end up to a millisecond short of fixedDelay. Faults are rare; the read is cheap. */
+    uv_update_time(c->tcp.loop);
     set_timer(c, PT_CONN_TIMER_DELAY, delay_ms);
 }
 
