@@ -280,6 +280,21 @@ typedef struct pt_l4_route {
     uint32_t total_weight; /* > 0 */
 } pt_l4_route_t;
 
+/* Gateway TLS termination on one port (config/tls_contexts.c): a context per server, chosen by
+ * the ClientHello's SNI (exact host before wildcard; no SNI or no match: the first server). */
+typedef struct pt_tls_server {
+    const char **hosts; /* the server's hosts, lower-case, "*" and "*.example.com" allowed */
+    size_t n_hosts;
+    struct ssl_ctx_st *ctx;
+    const char **subject_alt_names; /* MUTUAL: the client certificate must carry one */
+    size_t n_subject_alt_names;
+} pt_tls_server_t;
+
+typedef struct pt_listener_tls {
+    pt_tls_server_t *servers;
+    size_t n_servers;
+} pt_listener_tls_t;
+
 typedef struct pt_listener_config {
     const char *name; /* "<gateway-ns>/<gateway-name>/<port>" */
     uint16_t port;
@@ -289,6 +304,9 @@ typedef struct pt_listener_config {
     pt_l4_route_t *l4_routes; /* TCP: the one route (none: refused); TLS: tried in order */
     size_t n_l4_routes;
     struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
+    const pt_listener_tls_t *tls;       /* HTTPS: TLS terminated here; NULL: plaintext */
+    const char **https_redirect_hosts;  /* HTTP servers with tls.httpsRedirect: answered 301 */
+    size_t n_https_redirect_hosts;
 } pt_listener_config_t;
 
 /* An address block: ServiceEntry addresses, VirtualService destinationSubnets. */

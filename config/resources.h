@@ -20,7 +20,24 @@ typedef struct pt_res_meta {
     const pt_cfg_node_t *name_node; /* metadata.name, for duplicate errors */
 } pt_res_meta_t;
 
+/* A Gateway server's tls that Petrel terminates (HTTPS: SIMPLE, MUTUAL, OPTIONAL_MUTUAL), or
+ * an HTTP server's httpsRedirect; contexts are built by config/tls_contexts.c. */
+typedef struct pt_res_server_tls {
+    const pt_cfg_node_t *node; /* the tls map, for errors */
+    const char *path;          /* "spec.servers[0].tls" */
+    bool is_terminated;        /* HTTPS with SIMPLE / MUTUAL / OPTIONAL_MUTUAL */
+    bool is_mutual;            /* MUTUAL: a client certificate is required */
+    bool is_optional_mutual;   /* OPTIONAL_MUTUAL: one is verified when sent */
+    bool https_redirect;
+    const char *cert, *key, *ca, *credential_name; /* as written (tree strings) */
+    uint16_t min_version, max_version;             /* TLS1_2_VERSION...; 0: default */
+    const char *cipher_suites;                     /* ':'-joined, or NULL */
+    const char **subject_alt_names;
+    size_t n_subject_alt_names;
+} pt_res_server_tls_t;
+
 typedef struct pt_res_server {
+    const pt_res_server_tls_t *tls;  /* NULL: no tls, or one Petrel does not terminate */
     uint16_t port;                   /* 0 when invalid (already reported) */
     pt_listener_protocol_t protocol; /* 0 when invalid or not supported (already reported) */
     const char **hosts;              /* lower-case dnsName part, "ns/" prefix removed */

@@ -84,6 +84,10 @@
     X(tls_hello_invalid, counter,                                                                  \
       "TLS-passthrough connections closed: no valid ClientHello in time.")                         \
     X(tls_sni_no_route, counter, "TLS-passthrough connections closed: no tls route for the SNI.")  \
+    X(ssl_handshake, counter, "Downstream TLS handshakes completed.")                              \
+    X(ssl_handshake_error, counter,                                                                \
+      "Downstream TLS handshakes that failed or did not finish within headerTimeout.")             \
+    X(ssl_connection_error, counter, "Downstream TLS connections ended by a TLS error.")           \
     X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")                \
     X(dns_queries, counter, "DNS queries sent for DNS ServiceEntries (main thread).")              \
     X(dns_answers, counter, "DNS answers received, empty ones (NXDOMAIN, no data) included.")      \

@@ -23,6 +23,7 @@
 #include "outlier.h"
 #include "route_action.h"
 #include "router.h"
+#include "tls_stream.h"
 #include "trace_export.h"
 #include "upstream.h"
 
@@ -620,6 +621,12 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         /* A reload removed this port (or made it TCP) while the connection stayed open. */
         st->conn->close_after_response = true;
         pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
+        return;
+    }
+    if (pt_tls_stream_is_https_redirect(st->listener, head)) {
+        st->route = &pt_https_redirect_route; /* Gateway httpsRedirect, before any route */
+        pt_route_action_redirect(st);
+        maybe_finish(st);
         return;
     }
     const pt_http_route_t *r = pt_router_match_detail(st->listener, head, &st->route_match);
