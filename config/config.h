@@ -295,6 +295,35 @@ typedef struct pt_listener_tls {
     size_t n_servers;
 } pt_listener_tls_t;
 
+/* PeerAuthentication's mutual TLS mode for the sidecar's inbound (15006), as Istio resolves it
+ * for this Proxy's workload (config/kind_peer_authentication.c). */
+typedef enum pt_mtls_mode {
+    PT_MTLS_UNSET = 0, /* inherits (the resolved mode is never UNSET) */
+    PT_MTLS_DISABLE,
+    PT_MTLS_PERMISSIVE,
+    PT_MTLS_STRICT,
+} pt_mtls_mode_t;
+
+typedef struct pt_peer_auth_port {
+    uint16_t port; /* the original destination port */
+    pt_mtls_mode_t mode;
+} pt_peer_auth_port_t;
+
+typedef struct pt_peer_auth {
+    pt_mtls_mode_t mode; /* ports not listed; PERMISSIVE when no policy applies */
+    const pt_peer_auth_port_t *ports;
+    size_t n_ports;
+} pt_peer_auth_t;
+
+/* The mode for inbound connections to port. */
+static inline pt_mtls_mode_t pt_peer_auth_mode(const pt_peer_auth_t *pa, uint16_t port)
+{
+    for (size_t i = 0; i < pa->n_ports; i++)
+        if (pa->ports[i].port == port)
+            return pa->ports[i].mode;
+    return pa->mode;
+}
+
 typedef struct pt_listener_config {
     const char *name; /* "<gateway-ns>/<gateway-name>/<port>" */
     uint16_t port;
@@ -463,6 +492,7 @@ typedef struct pt_config {
     /* TLS contexts built from the files the config names (config/tls_contexts.c), freed with
      * the snapshot; a connection's SSL keeps its context alive past that. */
     struct ssl_ctx_st *mesh_server_tls; /* spec.identity: inbound mTLS; NULL without identity */
+    pt_peer_auth_t peer_auth;           /* PeerAuthentication for this workload's inbound */
     struct ssl_ctx_st *mesh_client_tls; /* spec.identity: outbound mTLS (ISTIO_MUTUAL) */
     const char **tls_files;             /* every certificate and key file read: a change to
                                            one reloads the config */

@@ -209,6 +209,7 @@ static const struct {
     {"ServiceEntry", istio_networking_versions, pt__cfg_read_service_entry, false},
     {"DestinationRule", istio_networking_versions, pt__cfg_read_destination_rule, false},
     {"WorkloadEntry", istio_networking_versions, pt__cfg_read_workload_entry, false},
+    {"PeerAuthentication", istio_security_versions, pt__cfg_read_peer_authentication, true},
 };
 
 /* Istio kinds Petrel knows of and does not enforce yet (pt__cfg_read_unenforced), with the API
@@ -217,7 +218,6 @@ static const struct {
     const char *kind;
     const char *const *versions;
 } later_kinds[] = {
-    {"PeerAuthentication", istio_security_versions},
     {"AuthorizationPolicy", istio_security_versions},
     {"RequestAuthentication", istio_security_versions},
     {"Sidecar", istio_networking_versions},

@@ -258,6 +258,8 @@ typedef struct pt_res_set {
     size_t n_drs, cap_drs;
     pt_res_we_t **wes;
     size_t n_wes, cap_wes;
+    struct pt_res_peer_authn **peer_authns;
+    size_t n_peer_authns, cap_peer_authns;
 } pt_res_set_t;
 
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */
@@ -287,6 +289,10 @@ bool pt__cfg_merge_match(pt_arena_t *a, const pt_http_match_t *root, const pt_ht
  * mirrors where leaf has none. */
 bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
                                   const pt_http_route_t *leaf, pt_http_route_t *out);
+
+/* config/kind_peer_authentication.c: the PeerAuthentication that applies to this Proxy's
+ * workload, resolved into c->peer_auth (after compile). */
+void pt__cfg_resolve_peer_authentication(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 
 /* config/tls_contexts.c: reads the certificate files the resources name and builds the
  * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */

@@ -348,6 +348,21 @@ static void on_peer_eof(pt_conn_t *c)
     pt_conn_close(c, !pt_http1_parser_in_message(&c->parser));
 }
 
+/* TLS: plaintext the engine still holds once the codec made room in the read slab. */
+static void pump_tls(pt_conn_t *c)
+{
+    while (c->tls != NULL && !c->is_closing && !c->is_handed_off &&
+           !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
+        unsigned got = pt_tls_stream_pump(c);
+        if (got & PT_TLS_STREAM_DATA)
+            process(c);
+        if ((got & PT_TLS_STREAM_EOF) && !c->is_closing)
+            on_peer_eof(c);
+        if (!(got & PT_TLS_STREAM_DATA))
+            break;
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     pt_conn_t *c = s->data;
@@ -363,6 +378,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             process(c);
         if ((got & PT_TLS_STREAM_EOF) && !c->is_closing)
             on_peer_eof(c);
+        if (c->tls != NULL)
+            pump_tls(c);
         return;
     }
     pt_rbuf_drop_consumed(&c->in);
@@ -447,8 +464,7 @@ void pt_conn_on_stream_done(pt_conn_t *c)
         process(c);
     }
     /* Pipelined plaintext left in the engine when the slab was full. */
-    if (c->tls != NULL && !c->is_closing && (pt_tls_stream_pump(c) & PT_TLS_STREAM_DATA))
-        process(c);
+    pump_tls(c);
     if (c->is_closing)
         return;
     if (c->peer_eof && !c->stream.is_active) {
@@ -560,7 +576,9 @@ void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_con
     }
     if (lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND ||
         lc->protocol == PT_LISTENER_CAPTURE_INBOUND) {
-        if (pt_capture_start(c, lc) != 0) {
+        if (pt_capture_start(c, lc) != 0 ||
+            (c->capture->direction == PT_CAPTURE_INBOUND &&
+             pt_tls_stream_start_inbound(c, c->capture->original_port, on_write_done) != 0)) {
             pt_conn_close(c, false);
             return;
         }

@@ -146,6 +146,7 @@ static void write_access_log(pt_stream_t *st)
         .request_id = st->request_id ? pt_str(st->request_id) : none,
         .authority = r && r->authority.len ? r->authority : none,
         .upstream_host = st->upstream_host ? pt_str(st->upstream_host) : none,
+        .peer_principal = st->conn->peer_principal,
         .attempts = st->attempts,
     };
     pt_access_log_write(&w->access_log, &e, st->config->proxy.access_log_json);

@@ -30,7 +30,10 @@ struct pt_tls_stream {
     const pt_tls_server_t *server;
     bool is_started; /* the ClientHello was read and the engine set up */
     bool is_failed;
-    char principal[256]; /* the verified peer's SPIFFE ID without "spiffe://" */
+    bool is_mesh;             /* sidecar inbound: the workload identity, PeerAuthentication */
+    bool is_permissive;       /* mesh PERMISSIVE: plaintext is served too */
+    bool is_waiting_extended; /* mesh STRICT: the detection timer became headerTimeout */
+    char principal[256];      /* the verified peer's SPIFFE ID without "spiffe://" */
 };
 
 static _Thread_local uint8_t hello_scratch[PT_HELLO_MAX_BYTES];
@@ -176,12 +179,34 @@ static bool peer_has_san(const pt_tls_stream_t *ts)
     return found;
 }
 
+/* Mesh mTLS: the peer's certificate must carry a SPIFFE ID of the identity's trust domain. */
+static bool check_mesh_peer(pt_conn_t *c)
+{
+    pt_tls_stream_t *ts = c->tls;
+    char id[sizeof(ts->principal) + 9];
+    pt_spiffe_id_t parts;
+    const char *td = ts->config->proxy.identity.trust_domain;
+    if (!pt_tls_peer_spiffe_id(&ts->tls, id, sizeof(id)) ||
+        !pt_spiffe_parse(id, strlen(id), &parts)) {
+        fail(c, true, "the client certificate has no SPIFFE ID");
+        return false;
+    }
+    if (parts.trust_domain_len != strlen(td) || memcmp(parts.trust_domain, td, strlen(td)) != 0) {
+        fail(c, true, "the client's SPIFFE ID is not of the identity's trust domain");
+        return false;
+    }
+    return true;
+}
+
 /* The handshake is complete: the server's subjectAltNames, then the peer's identity. */
 static bool on_handshake_done(pt_conn_t *c)
 {
     pt_tls_stream_t *ts = c->tls;
+    if (ts->is_mesh && !check_mesh_peer(c))
+        return false;
     bool has_cert = SSL_get0_peer_certificate(ts->tls.ssl) != NULL;
-    if (has_cert && ts->server->n_subject_alt_names > 0 && !peer_has_san(ts)) {
+    if (has_cert && ts->server != NULL && ts->server->n_subject_alt_names > 0 &&
+        !peer_has_san(ts)) {
         fail(c, true, "the client certificate carries none of the server's subjectAltNames");
         return false;
     }
@@ -195,12 +220,16 @@ static bool on_handshake_done(pt_conn_t *c)
     return true;
 }
 
-/* Decrypts what the engine holds into the read slab while the slab has room. */
+/* Decrypts what the engine holds into the read slab while the slab has room. A full slab is not
+ * copied into a fresh one: the rest waits in the engine until the codec has consumed what is
+ * there (conn.c then calls pt_tls_stream_pump()). */
 static unsigned decrypt(pt_conn_t *c)
 {
     pt_tls_stream_t *ts = c->tls;
     unsigned got = 0;
     for (;;) {
+        if (c->in.buf != NULL && c->in.buf->cap - c->in.len < 2048 && c->in.off < c->in.len)
+            break;
         size_t size;
         char *at = pt_rbuf_space(&c->in, &size);
         if (size == 0)
@@ -247,6 +276,14 @@ static unsigned start_engine(pt_conn_t *c)
     pt_client_hello_t hello;
     const uint8_t *data = (const uint8_t *)c->in.buf->data + c->in.off;
     size_t len = c->in.len - c->in.off;
+    if (ts->is_mesh && len > 0 && !pt_hello_may_be_tls(data[0])) {
+        if (!ts->is_permissive) {
+            fail(c, true, "plaintext refused (PeerAuthentication STRICT)");
+            return 0;
+        }
+        pt_tls_stream_free(c); /* PERMISSIVE: plaintext, served as without mTLS */
+        return PT_TLS_STREAM_DATA;
+    }
     pt_hello_status_t st = pt_client_hello_parse(data, len, hello_scratch, &hello);
     if (st == PT_HELLO_NEED_MORE && len < PT_BUF_SIZE - 2048)
         return 0;
@@ -256,15 +293,27 @@ static unsigned start_engine(pt_conn_t *c)
         fail(c, true, why);
         return 0;
     }
-    const pt_listener_config_t *lc = pt_router_listener(c->worker->config, c->listener_port);
-    if (lc == NULL || lc->tls == NULL || lc->tls->n_servers == 0) {
-        fail(c, true, "the listener no longer terminates TLS");
-        return 0;
+    SSL_CTX *ctx;
+    if (ts->is_mesh) {
+        ctx = c->worker->config->mesh_server_tls;
+        if (ctx == NULL) {
+            fail(c, true, "no workload identity any more");
+            return 0;
+        }
+        /* The handshake is bounded like a request head, not like protocol detection. */
+        pt_conn_start_capture_timer(c, c->worker->config->proxy.header_timeout_ms);
+    } else {
+        const pt_listener_config_t *lc = pt_router_listener(c->worker->config, c->listener_port);
+        if (lc == NULL || lc->tls == NULL || lc->tls->n_servers == 0) {
+            fail(c, true, "the listener no longer terminates TLS");
+            return 0;
+        }
+        ts->server = pick_server(lc->tls, hello.sni, hello.sni_len);
+        ctx = ts->server->ctx;
     }
-    ts->server = pick_server(lc->tls, hello.sni, hello.sni_len);
     ts->config = c->worker->config;
     pt_config_ref(ts->config);
-    if (pt_tls_init(&ts->tls, ts->server->ctx, true, NULL, NULL) != 0) {
+    if (pt_tls_init(&ts->tls, ctx, true, NULL, NULL) != 0) {
         fail(c, true, "out of memory");
         return 0;
     }
@@ -290,7 +339,8 @@ unsigned pt_tls_stream_on_read(pt_conn_t *c, size_t nread)
 unsigned pt_tls_stream_pump(pt_conn_t *c)
 {
     pt_tls_stream_t *ts = c->tls;
-    if (ts->is_failed || !ts->tls.is_handshake_done || SSL_pending(ts->tls.ssl) == 0)
+    if (ts->is_failed || !ts->tls.is_handshake_done ||
+        (SSL_pending(ts->tls.ssl) == 0 && BIO_ctrl_pending(ts->tls.in) == 0))
         return 0;
     return decrypt(c);
 }
@@ -373,5 +423,43 @@ bool pt_tls_stream_is_https_redirect(const pt_listener_config_t *l, const pt_htt
     for (size_t i = 0; i < l->n_https_redirect_hosts; i++)
         if (host_matches(l->https_redirect_hosts[i], host, len))
             return true;
+    return false;
+}
+
+int pt_tls_stream_start_inbound(pt_conn_t *c, uint16_t original_port, pt_write_done_cb done)
+{
+    const pt_config_t *cfg = c->worker->config;
+    pt_mtls_mode_t mode = pt_peer_auth_mode(&cfg->peer_auth, original_port);
+    if (mode == PT_MTLS_DISABLE || cfg->mesh_server_tls == NULL)
+        return 0;
+    if (pt_tls_stream_start(c, done) != 0)
+        return -1;
+    c->tls->is_mesh = true;
+    c->tls->is_permissive = mode == PT_MTLS_PERMISSIVE;
+    return 0;
+}
+
+bool pt_tls_stream_may_relay(pt_conn_t *c)
+{
+    pt_tls_stream_t *ts = c->tls;
+    if (ts->is_mesh && !ts->is_started && ts->is_permissive) {
+        pt_tls_stream_free(c); /* nothing sent yet: a server-first protocol, in plaintext */
+        return true;
+    }
+    if (ts->is_mesh && !ts->is_started && !ts->is_waiting_extended && !ts->is_failed) {
+        /* STRICT and no ClientHello yet: wait for it as long as for a request head. */
+        ts->is_waiting_extended = true;
+        pt_conn_start_capture_timer(c, c->worker->config->proxy.header_timeout_ms);
+        return false;
+    }
+    if (!ts->is_failed) {
+        if (!ts->tls.is_handshake_done)
+            PT_STAT_INC(&c->worker->stats, ssl_handshake_error);
+        pt_log_debug("downstream %s: %s", c->peer_ip,
+                     ts->tls.is_handshake_done
+                         ? "not HTTP/1 inside mesh mTLS: TCP relaying of it is not supported"
+                         : "no TLS handshake in time (PeerAuthentication STRICT)");
+    }
+    pt_conn_close(c, false);
     return false;
 }

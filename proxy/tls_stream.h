@@ -43,6 +43,14 @@ int pt_tls_stream_write(pt_conn_t *c, const char *prefix, size_t prefix_len, con
 void pt_tls_stream_close_notify(pt_conn_t *c);
 /* headerTimeout ran out: a handshake not finished by then counts as failed. */
 void pt_tls_stream_on_header_timeout(pt_conn_t *c);
+/* Sidecar inbound (conn.c, once capture.c has the original destination): starts mesh mTLS on c when
+ * PeerAuthentication's mode for the original destination port asks for it (STRICT: TLS only;
+ * PERMISSIVE: the first byte tells TLS from plaintext) and the Proxy has an identity. Returns 0, or
+ * -1 when out of memory. */
+int pt_tls_stream_start_inbound(pt_conn_t *c, uint16_t original_port, pt_write_done_cb done);
+/* Capture wants to relay c as TCP: true when it may (PERMISSIVE and nothing read: TLS is
+ * dropped); otherwise c keeps waiting for a ClientHello (STRICT, once) or is closed. */
+bool pt_tls_stream_may_relay(pt_conn_t *c);
 /* Gateway httpsRedirect: whether the request's Host is one of the listener's HTTP servers that
  * redirect to https://; pt_https_redirect_route is the 301 they answer. */
 bool pt_tls_stream_is_https_redirect(const pt_listener_config_t *l, const pt_http1_head_t *head);

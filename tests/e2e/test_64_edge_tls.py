@@ -9,15 +9,18 @@ ssl / http.client, `curl` and `openssl s_client`; a real HTTP origin behind a re
   - TLS 1.1 refused (the handshake fails and is counted), minProtocolVersion TLSV1_3, and
     TLSV1_1 in the config refused by `petrel validate`;
   - MUTUAL: no client certificate, one from another CA, an expired one and one without the
-    subjectAltName are refused; a good one is served; OPTIONAL_MUTUAL serves both;
+    subjectAltName are refused; a good one is served and its SPIFFE ID reaches the access log;
+    OPTIONAL_MUTUAL serves both;
   - credentialName through the Proxy's credentialsDirectory;
   - httpsRedirect: an HTTP server answers 301 to https://;
   - a certificate rotated while clients make new connections: no request fails;
-  - a handshake that never finishes is closed after headerTimeout and counted.
+  - a handshake that never finishes is closed after headerTimeout and counted;
+  - testssl.sh reports nothing of severity MEDIUM or above (about 3 minutes).
 """
 
 import datetime
 import http.client
+import json
 import os
 import socket
 import ssl
@@ -25,14 +28,13 @@ import subprocess
 import threading
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from netutil import connect, free_port, recv_to_eof, wait_until
-from petrel import ISTIO, Petrel, need_petrel, proxy_doc, run_petrel, service_entry_doc, stats, to_yaml
+from petrel import ISTIO, Petrel, need_petrel, run_petrel, service_entry_doc, stats, to_yaml, wait_log
 from upstream import HttpOrigin
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -239,8 +241,12 @@ def test_mutual_tls(tmp_path, certs, origin):
     opt = {"mode": "OPTIONAL_MUTUAL", "serverCertificate": certs["a"][0],
            "privateKey": certs["a"][1], "caCertificates": certs["client_ca"]}
     servers = [https_server(port, ["*"], tls), https_server(port_opt, ["*"], opt)]
-    with Petrel(tmp_path / "p", config(servers, origin.port)) as p:
+    with Petrel(tmp_path / "p", config(servers, origin.port),
+                proxy_spec={"accessLogFormat": "json"}) as p:
         assert https_get(port, client_ctx(certs, certs["good"]), "a.example.com")[0] == 200
+        # the client's SPIFFE ID, in Istio's principal form, in the access log
+        line = json.loads(wait_log(p, 1)[0])
+        assert line["downstream_peer_principal"] == "cluster.local/ns/shop/sa/buyer"
         errors = stats(p)["ssl_handshake_error"]
         for cert in (None, certs["foreign"], certs["expired"], certs["nosan"]):
             assert handshake_fails(port, client_ctx(certs, cert)), cert
@@ -347,3 +353,33 @@ def test_handshake_bounded_by_header_timeout(tmp_path, certs, origin):
         assert recv_to_eof(s, 20) == (b"", "eof")
         s.close()
         wait_until(lambda: stats(p)["ssl_handshake_error"] >= 2, 10, what="the count")
+
+
+def test_testssl_finds_nothing_medium_or_above(tmp_path, certs, origin):
+    """testssl.sh (Debian's testssl.sh package) against an HTTPS port: no finding of severity
+    MEDIUM or above. Bounded: the default checks, no vulnerability probes needing a network."""
+    need_petrel()
+    import shutil
+    tool = shutil.which("testssl") or shutil.which("testssl.sh")
+    if tool is None:
+        pytest.skip("testssl.sh is not installed (docker/install-deps.sh TEST)")
+    port = free_port()
+    servers = [https_server(port, ["*"], {"serverCertificate": certs["a"][0],
+                                          "privateKey": certs["a"][1]})]
+    with Petrel(tmp_path / "p", config(servers, origin.port)):
+        out = tmp_path / "testssl.json"
+        r = subprocess.run([tool, "--quiet", "--color", "0", "--severity", "MEDIUM", "--fast",
+                            "--warnings", "batch", "--jsonfile", str(out),
+                            "127.0.0.1:%d" % port], capture_output=True, text=True, timeout=300)
+        findings = json.loads(out.read_text())
+        assert findings, r.stdout[-2000:] + r.stderr[-2000:]
+        bad = [f for f in findings if f.get("severity") in ("MEDIUM", "HIGH", "CRITICAL")
+               and f.get("id") not in ALLOWED_TESTSSL]
+        assert bad == [], [(f["id"], f["severity"], f["finding"]) for f in bad]
+
+
+# Findings about the test's own certificate (a private CA testssl does not trust, a validity of
+# days, no CRL or OCSP URI) and about the origin's response headers (HSTS is the application's), not Petrel's TLS.
+ALLOWED_TESTSSL = {"cert_chain_of_trust", "cert_trust", "cert_commonName",
+                   "cert_expirationStatus", "cert_validityPeriod", "cert_notAfter",
+                   "cert_revocation", "security_headers"}
