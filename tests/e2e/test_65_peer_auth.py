@@ -264,6 +264,11 @@ def test_principal_in_access_log(pod):
             return []
     wait_until(line, 10, what="the access log line")
     assert line()[0]["downstream_peer_principal"] == "cluster.local/ns/shop/sa/buyer"
+    prom = in_pod("s", "curl", "-s", "--max-time", "5",
+                  "http://127.0.0.1:15000/stats/prometheus").stdout
+    assert any('source_principal="cluster.local/ns/shop/sa/buyer"' in x and
+               'connection_security_policy="mutual_tls"' in x
+               for x in prom.splitlines() if x.startswith("istio_requests_total{")), prom[-2000:]
 
 
 def test_port_level_permissive_serves_both(pod):
