@@ -462,6 +462,7 @@ typedef struct pt_proxy_settings {
     pt_tracing_settings_t tracing;
     bool mirror_keep_host; /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
     pt_sidecar_settings_t sidecar;
+    const char *root_namespace; /* Istio's rootNamespace (mesh-wide policies): "istio-system" */
 } pt_proxy_settings_t;
 
 typedef struct pt_config {

@@ -4,15 +4,13 @@
  * this Proxy's workload is resolved once per load with Istio's precedence: a policy whose
  * selector.matchLabels match the workload's labels (the first loaded, when several do), else
  * the workload namespace's policy without selector, else the mesh policy (no selector, in the
- * root namespace, istio-system). UNSET inherits from the next level; nothing at all is
- * PERMISSIVE. portLevelMtls (by the original destination port) counts only in a policy with a
- * selector, as in Istio. */
+ * root namespace: the Proxy's rootNamespace, istio-system by default). UNSET inherits from the next
+ * level; nothing at all is PERMISSIVE. portLevelMtls (by the original destination port) counts only
+ * in a policy with a selector, as in Istio. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kinds.h"
-
-#define PT_MESH_ROOT_NAMESPACE "istio-system"
 
 typedef struct pt_res_peer_authn {
     pt_res_meta_t meta;
@@ -124,13 +122,14 @@ void pt__cfg_resolve_peer_authentication(pt_cfg_cx_t *cx, const pt_res_set_t *se
 {
     const pt_workload_t *w = &c->proxy.workload;
     const pt_res_peer_authn_t *mesh = NULL, *ns = NULL, *workload = NULL;
+    const char *root = c->proxy.root_namespace;
     for (size_t i = 0; i < set->n_peer_authns; i++) {
         const pt_res_peer_authn_t *pa = set->peer_authns[i];
-        if (!pa->has_selector && strcmp(pa->meta.ns, PT_MESH_ROOT_NAMESPACE) == 0 && mesh == NULL)
+        if (!pa->has_selector && strcmp(pa->meta.ns, root) == 0 && mesh == NULL)
             mesh = pa;
         if (strcmp(pa->meta.ns, w->ns) != 0)
             continue;
-        if (!pa->has_selector && ns == NULL && strcmp(w->ns, PT_MESH_ROOT_NAMESPACE) != 0)
+        if (!pa->has_selector && ns == NULL && strcmp(w->ns, root) != 0)
             ns = pa;
         else if (pa->has_selector && workload == NULL && selects(pa, w))
             workload = pa;

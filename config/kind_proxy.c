@@ -37,6 +37,7 @@ enum {
     PX_MIRROR_KEEP_HOST,
     PX_METRICS,
     PX_SIDECAR,
+    PX_ROOT_NS,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -66,6 +67,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_MIRROR_KEEP_HOST] = {.name = "mirrorKeepHost", .status = S},
     [PX_METRICS] = {.name = "metrics", .status = S},
     [PX_SIDECAR] = {.name = "sidecar", .status = S},
+    [PX_ROOT_NS] = {.name = "rootNamespace", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -140,6 +142,7 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->bind_address = "127.0.0.1";
     s->admin_port = 15000;
     s->concurrency = 2;
+    s->root_namespace = "istio-system";
     s->max_connections = 10000;
     s->max_request_line_bytes = 8192;
     s->max_header_bytes = 61440;
@@ -568,6 +571,12 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         const char *d;
         if (pt__cfg_nonempty_str(cx, f[PX_CREDENTIALS_DIR], &fp_PX_CREDENTIALS_DIR, &d))
             s->credentials_directory = pt__cfg_out_str(cx, d);
+    }
+    if (f[PX_ROOT_NS] != NULL) {
+        FIELD_PATH(PX_ROOT_NS);
+        const char *ns;
+        if (pt__cfg_nonempty_str(cx, f[PX_ROOT_NS], &fp_PX_ROOT_NS, &ns))
+            s->root_namespace = pt__cfg_out_str(cx, ns);
     }
     INT_FIELD(PX_PROM_PORT, 0, 65535, s->prometheus_port);
     INT_FIELD(PX_HEALTH_PORT, 0, 65535, s->health_port);

@@ -95,3 +95,16 @@ TEST(port_level_without_selector_is_ignored_and_bad_input_named)
     ASSERT(has_error_containing(&e, "spec.portLevelMtls.x: must be a port number"));
     pt_config_errors_dispose(&e);
 }
+
+TEST(root_namespace_is_a_proxy_setting)
+{
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load(PROXY "  rootNamespace: mesh-root\n" PA("istio-system", "ignored",
+                                                                  "{mtls: {mode: DISABLE}}")
+                              PA("mesh-root", "mesh", "{mtls: {mode: STRICT}}"),
+                          &e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(c->peer_auth.mode, PT_MTLS_STRICT);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
