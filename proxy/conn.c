@@ -510,11 +510,13 @@ static void on_tunnel_refused(uv_handle_t *h)
 void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
 {
     if (c->tls != NULL) {
-        /* The relay moves raw bytes: a tunnel inside TLS is not relayed (yet); both close. */
+        /* The relay moves raw bytes: a tunnel inside TLS is not relayed (yet). The upstream
+         * closes now, the client once the stream has finished. */
         pt_rbuf_t unread = pt_upstream_take_unread(up);
         pt_rbuf_release(&unread);
         uv_close((uv_handle_t *)&up->tcp, on_tunnel_refused);
-        pt_conn_close(c, false);
+        c->stream.is_tunnel = false; /* so finish() hands c back, to close it */
+        c->close_after_response = true;
         return;
     }
     PT_STAT_INC(&c->worker->stats, tunnel_total);

@@ -340,6 +340,25 @@ def test_rotation_under_load_drops_nothing(tmp_path, certs, origin):
         assert failures == [], failures[:5]
 
 
+def test_upgrade_over_https_closes_both_sides(tmp_path, certs, origin):
+    """A tunnel inside TLS is not relayed (relay.c moves raw bytes): after the 101 both the
+    client and the upstream connection are closed, and Petrel goes on serving."""
+    need_petrel()
+    port = free_port()
+    servers = [https_server(port, ["*"], {"serverCertificate": certs["a"][0],
+                                          "privateKey": certs["a"][1]})]
+    with Petrel(tmp_path / "p", config(servers, origin.port)) as p:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = client_ctx(certs).wrap_socket(raw, server_hostname="a.example.com")
+        s.sendall(b"GET /upgrade HTTP/1.1\r\nHost: a.example.com\r\nConnection: upgrade\r\n"
+                  b"Upgrade: websocket\r\n\r\n")
+        data, how = recv_to_eof(s, 10)
+        s.close()
+        assert data.startswith(b"HTTP/1.1 101"), data
+        assert https_get(port, client_ctx(certs), "a.example.com")[0] == 200
+        wait_until(lambda: stats(p)["upstream_cx_active"] <= 1, 10, what="the upstream closed")
+
+
 def test_handshake_bounded_by_header_timeout(tmp_path, certs, origin):
     need_petrel()
     port = free_port()
