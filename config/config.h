@@ -311,6 +311,50 @@ typedef struct pt_l4_route {
     uint32_t total_weight; /* > 0 */
 } pt_l4_route_t;
 
+/* Gateway TLS termination on one port (config/tls_contexts.c): a context per server, chosen by
+ * the ClientHello's SNI (exact host before wildcard; no SNI or no match: the first server). */
+typedef struct pt_tls_server {
+    const char **hosts; /* the server's hosts, lower-case, "*" and "*.example.com" allowed */
+    size_t n_hosts;
+    struct ssl_ctx_st *ctx;
+    const char **subject_alt_names; /* MUTUAL: the client certificate must carry one */
+    size_t n_subject_alt_names;
+} pt_tls_server_t;
+
+typedef struct pt_listener_tls {
+    pt_tls_server_t *servers;
+    size_t n_servers;
+} pt_listener_tls_t;
+
+/* PeerAuthentication's mutual TLS mode for the sidecar's inbound (15006), as Istio resolves it
+ * for this Proxy's workload (config/kind_peer_authentication.c). */
+typedef enum pt_mtls_mode {
+    PT_MTLS_UNSET = 0, /* inherits (the resolved mode is never UNSET) */
+    PT_MTLS_DISABLE,
+    PT_MTLS_PERMISSIVE,
+    PT_MTLS_STRICT,
+} pt_mtls_mode_t;
+
+typedef struct pt_peer_auth_port {
+    uint16_t port; /* the original destination port */
+    pt_mtls_mode_t mode;
+} pt_peer_auth_port_t;
+
+typedef struct pt_peer_auth {
+    pt_mtls_mode_t mode; /* ports not listed; PERMISSIVE when no policy applies */
+    const pt_peer_auth_port_t *ports;
+    size_t n_ports;
+} pt_peer_auth_t;
+
+/* The mode for inbound connections to port. */
+static inline pt_mtls_mode_t pt_peer_auth_mode(const pt_peer_auth_t *pa, uint16_t port)
+{
+    for (size_t i = 0; i < pa->n_ports; i++)
+        if (pa->ports[i].port == port)
+            return pa->ports[i].mode;
+    return pa->mode;
+}
+
 typedef struct pt_listener_config {
     const char *name; /* "<gateway-ns>/<gateway-name>/<port>" */
     uint16_t port;
@@ -320,6 +364,9 @@ typedef struct pt_listener_config {
     pt_l4_route_t *l4_routes; /* TCP: the one route (none: refused); TLS: tried in order */
     size_t n_l4_routes;
     struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
+    const pt_listener_tls_t *tls;       /* HTTPS: TLS terminated here; NULL: plaintext */
+    const char **https_redirect_hosts;  /* HTTP servers with tls.httpsRedirect: answered 301 */
+    size_t n_https_redirect_hosts;
 } pt_listener_config_t;
 
 /* An address block: ServiceEntry addresses, VirtualService destinationSubnets. */
@@ -477,6 +524,7 @@ typedef struct pt_config {
     /* TLS contexts built from the files the config names (config/tls_contexts.c), freed with
      * the snapshot; a connection's SSL keeps its context alive past that. */
     struct ssl_ctx_st *mesh_server_tls; /* spec.identity: inbound mTLS; NULL without identity */
+    pt_peer_auth_t peer_auth;           /* PeerAuthentication for this workload's inbound */
     struct ssl_ctx_st *mesh_client_tls; /* spec.identity: outbound mTLS (ISTIO_MUTUAL) */
     const char **tls_files;             /* every certificate and key file read: a change to
                                            one reloads the config */

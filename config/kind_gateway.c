@@ -1,30 +1,48 @@
 /* config/kind_gateway.c
  * The Gateway kind: servers[] with their port, protocol and hosts, from which config/compile.c
- * opens listeners. HTTP, TCP and TLS with tls.mode PASSTHROUGH (routed on SNI, not decrypted)
- * are served; other protocols and TLS modes are recognised, warned about and open nothing;
- * their TLS settings are checked for shape. */
+ * opens listeners. HTTP, HTTPS (tls.mode SIMPLE, MUTUAL, OPTIONAL_MUTUAL: terminated, then
+ * routed as HTTP), TCP and TLS with tls.mode PASSTHROUGH (routed on SNI, not decrypted) are
+ * served; other protocols and TLS modes are recognised, warned about and open nothing. */
+#include <openssl/ssl.h>
 #include <string.h>
 #include <strings.h>
 
 #include "kinds.h"
 
-enum { ST_HTTPS_REDIRECT, ST_MODE };
-static const pt_cfg_field_t server_tls_fields[] = {
-    [ST_HTTPS_REDIRECT] = {"httpsRedirect", A, PT_SHAPE_SCALAR, NULL, 0},
-    [ST_MODE] = {"mode", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"serverCertificate", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"privateKey", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"caCertificates", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"caCrl", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"credentialName", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"credentialNames", A, PT_SHAPE_SEQ, NULL, 0},
-    {"tlsCertificates", A, PT_SHAPE_SEQ, NULL, 0},
-    {"subjectAltNames", A, PT_SHAPE_SEQ, NULL, 0},
-    {"verifyCertificateSpki", A, PT_SHAPE_SEQ, NULL, 0},
-    {"verifyCertificateHash", A, PT_SHAPE_SEQ, NULL, 0},
-    {"minProtocolVersion", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"maxProtocolVersion", A, PT_SHAPE_SCALAR, NULL, 0},
-    {"cipherSuites", A, PT_SHAPE_SEQ, NULL, 0},
+enum {
+    ST_HTTPS_REDIRECT,
+    ST_MODE,
+    ST_SERVER_CERT,
+    ST_PRIVATE_KEY,
+    ST_CA_CERTS,
+    ST_CA_CRL,
+    ST_CREDENTIAL_NAME,
+    ST_CREDENTIAL_NAMES,
+    ST_TLS_CERTIFICATES,
+    ST_SANS,
+    ST_SPKI,
+    ST_HASH,
+    ST_MIN_VERSION,
+    ST_MAX_VERSION,
+    ST_CIPHERS,
+    ST__N
+};
+static const pt_cfg_field_t server_tls_fields[ST__N] = {
+    [ST_HTTPS_REDIRECT] = {.name = "httpsRedirect", .status = S},
+    [ST_MODE] = {.name = "mode", .status = S},
+    [ST_SERVER_CERT] = {.name = "serverCertificate", .status = S},
+    [ST_PRIVATE_KEY] = {.name = "privateKey", .status = S},
+    [ST_CA_CERTS] = {.name = "caCertificates", .status = S},
+    [ST_CA_CRL] = {"caCrl", U, PT_SHAPE_SCALAR, NULL, 0},
+    [ST_CREDENTIAL_NAME] = {.name = "credentialName", .status = S},
+    [ST_CREDENTIAL_NAMES] = {"credentialNames", U, PT_SHAPE_SEQ, NULL, 0},
+    [ST_TLS_CERTIFICATES] = {"tlsCertificates", U, PT_SHAPE_SEQ, NULL, 0},
+    [ST_SANS] = {.name = "subjectAltNames", .status = S},
+    [ST_SPKI] = {"verifyCertificateSpki", U, PT_SHAPE_SEQ, NULL, 0},
+    [ST_HASH] = {"verifyCertificateHash", U, PT_SHAPE_SEQ, NULL, 0},
+    [ST_MIN_VERSION] = {.name = "minProtocolVersion", .status = S},
+    [ST_MAX_VERSION] = {.name = "maxProtocolVersion", .status = S},
+    [ST_CIPHERS] = {.name = "cipherSuites", .status = S},
 };
 
 /* Gateway */
@@ -55,13 +73,15 @@ static const pt_cfg_field_t gw_port_fields[PORT__N] = {
 static pt_listener_protocol_t read_protocol(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
                                             const pt_cfg_path_t *path)
 {
-    static const char *const later[] = {"HTTPS", "HTTP2", "GRPC",  "GRPC-WEB",
-                                        "MONGO", "REDIS", "MYSQL", "UDP"};
+    static const char *const later[] = {"HTTP2", "GRPC",  "GRPC-WEB", "MONGO",
+                                        "REDIS", "MYSQL", "UDP"};
     const char *s;
     if (!pt__cfg_nonempty_str(cx, n, path, &s))
         return 0;
     if (strcasecmp(s, "HTTP") == 0)
         return PT_LISTENER_HTTP;
+    if (strcasecmp(s, "HTTPS") == 0)
+        return PT_LISTENER_HTTP; /* terminated with the server's tls: read_server_tls() */
     if (strcasecmp(s, "TCP") == 0)
         return PT_LISTENER_TCP;
     if (strcasecmp(s, "TLS") == 0)
@@ -81,22 +101,124 @@ static pt_listener_protocol_t read_protocol(pt_cfg_cx_t *cx, const pt_cfg_node_t
     return 0;
 }
 
-/* server.tls: what Petrel serves is PASSTHROUGH on a TLS server (the connection is routed on
- * its SNI by VirtualService tls[] routes and relayed encrypted). Any other use is checked and
- * warned about; a TLS server that is not PASSTHROUGH opens no listener (*protocol = 0) rather
- * than relay what it was meant to terminate. */
+/* Istio's TLSProtocol names. Versions below 1.2 are refused: Petrel never speaks them. */
+static uint16_t read_tls_version(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path)
+{
+    const char *s;
+    if (!pt__cfg_nonempty_str(cx, n, path, &s))
+        return 0;
+    if (strcmp(s, "TLS_AUTO") == 0)
+        return 0;
+    if (strcmp(s, "TLSV1_2") == 0)
+        return TLS1_2_VERSION;
+    if (strcmp(s, "TLSV1_3") == 0)
+        return TLS1_3_VERSION;
+    if (strcmp(s, "TLSV1_0") == 0 || strcmp(s, "TLSV1_1") == 0)
+        pt__cfg_error(cx, n, path, "%s is not allowed: Petrel speaks TLS 1.2 and 1.3 only", s);
+    else
+        pt__cfg_error(cx, n, path,
+                      "unknown TLS version \"%s\" (expected TLS_AUTO, TLSV1_2 or TLSV1_3)", s);
+    return 0;
+}
+
+/* A sequence of non-empty strings, copied into the snapshot arena. */
+static const char **read_strings(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                                 size_t *out_n)
+{
+    *out_n = 0;
+    if (!pt__cfg_is_seq(cx, n, path) || n->n_items == 0)
+        return NULL;
+    const char **v = pt_arena_calloc(cx->out, n->n_items * sizeof(*v));
+    for (size_t i = 0; i < n->n_items; i++) {
+        pt_cfg_path_t ip = PT_PATH_IDX(path, i);
+        const char *s;
+        if (pt__cfg_nonempty_str(cx, n->items[i], &ip, &s))
+            v[(*out_n)++] = pt__cfg_out_str(cx, s);
+    }
+    return v;
+}
+
+static const char *read_file_field(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *tp,
+                                   const char *name)
+{
+    const char *s;
+    pt_cfg_path_t p = PT_PATH_KEY(tp, name);
+    if (n == NULL || !pt__cfg_nonempty_str(cx, n, &p, &s))
+        return NULL;
+    return pt__cfg_out_str(cx, s);
+}
+
+/* HTTPS termination: SIMPLE, MUTUAL or OPTIONAL_MUTUAL, with files or a credentialName. */
+static void read_terminated_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *tls, const pt_cfg_path_t *tp,
+                                const pt_cfg_node_t *const *f, const char *mode,
+                                pt_res_server_tls_t *t)
+{
+    t->is_terminated = true;
+    t->is_mutual = strcmp(mode, "MUTUAL") == 0;
+    t->is_optional_mutual = strcmp(mode, "OPTIONAL_MUTUAL") == 0;
+    t->cert = read_file_field(cx, f[ST_SERVER_CERT], tp, "serverCertificate");
+    t->key = read_file_field(cx, f[ST_PRIVATE_KEY], tp, "privateKey");
+    t->ca = read_file_field(cx, f[ST_CA_CERTS], tp, "caCertificates");
+    t->credential_name = read_file_field(cx, f[ST_CREDENTIAL_NAME], tp, "credentialName");
+    if (t->credential_name != NULL && (t->cert != NULL || t->key != NULL || t->ca != NULL))
+        pt__cfg_error(cx, tls, tp,
+                      "credentialName and serverCertificate / privateKey / caCertificates "
+                      "exclude each other");
+    else if (t->credential_name == NULL && (t->cert == NULL || t->key == NULL))
+        pt__cfg_error(cx, tls, tp,
+                      "mode %s needs credentialName, or serverCertificate and privateKey", mode);
+    else if (t->credential_name == NULL && t->ca == NULL && (t->is_mutual || t->is_optional_mutual))
+        pt__cfg_error(cx, tls, tp, "mode %s needs caCertificates (or a credentialName with ca.crt)",
+                      mode);
+    if (f[ST_MIN_VERSION] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(tp, "minProtocolVersion");
+        t->min_version = read_tls_version(cx, f[ST_MIN_VERSION], &p);
+    }
+    if (f[ST_MAX_VERSION] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(tp, "maxProtocolVersion");
+        t->max_version = read_tls_version(cx, f[ST_MAX_VERSION], &p);
+        if (t->max_version != 0 && t->min_version > t->max_version)
+            pt__cfg_error(cx, f[ST_MAX_VERSION], &p, "below minProtocolVersion");
+    }
+    if (f[ST_CIPHERS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(tp, "cipherSuites");
+        size_t n;
+        const char **v = read_strings(cx, f[ST_CIPHERS], &p, &n);
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++)
+            len += strlen(v[i]) + 1;
+        if (n > 0) {
+            char *joined = pt_arena_calloc(cx->out, len);
+            for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                    strcat(joined, ":");
+                strcat(joined, v[i]);
+            }
+            t->cipher_suites = joined;
+        }
+    }
+    if (f[ST_SANS] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(tp, "subjectAltNames");
+        t->subject_alt_names = read_strings(cx, f[ST_SANS], &p, &t->n_subject_alt_names);
+    }
+}
+
+/* server.tls. TLS servers: PASSTHROUGH is served (routed on SNI by VirtualService tls[] routes
+ * and relayed encrypted); a TLS server that terminates opens no listener (*protocol = 0) rather
+ * than relay what it was meant to terminate. HTTPS servers: SIMPLE, MUTUAL and OPTIONAL_MUTUAL
+ * are terminated (config/tls_contexts.c builds the contexts). HTTP servers: httpsRedirect. */
 static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const pt_cfg_node_t *tls,
-                            const pt_cfg_path_t *server_path, pt_listener_protocol_t *protocol)
+                            const pt_cfg_path_t *server_path, bool is_https, pt_res_server_t *srv)
 {
     pt_cfg_path_t tp = PT_PATH_KEY(server_path, "tls");
     if (tls == NULL) {
-        if (*protocol == PT_LISTENER_TLS) {
-            pt__cfg_error(cx, server, &tp, "required for protocol TLS");
-            *protocol = 0;
+        if (srv->protocol == PT_LISTENER_TLS || is_https) {
+            pt__cfg_error(cx, server, &tp, "required for protocol %s", is_https ? "HTTPS" : "TLS");
+            srv->protocol = 0;
         }
         return;
     }
-    const pt_cfg_node_t *f[NF(server_tls_fields)];
+    const pt_cfg_node_t *f[ST__N];
     if (!MAP(cx, tls, &tp, server_tls_fields, f))
         return;
     const char *mode = "SIMPLE"; /* Istio's default */
@@ -117,17 +239,45 @@ static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const 
             return;
         }
     }
-    if (*protocol == PT_LISTENER_TLS && strcmp(mode, "PASSTHROUGH") == 0)
+    if (srv->protocol == PT_LISTENER_TLS && strcmp(mode, "PASSTHROUGH") == 0)
         return;
-    if (*protocol == PT_LISTENER_TLS) {
+    if (srv->protocol == PT_LISTENER_TLS) {
         pt__cfg_warn(cx, tls, &tp,
-                     "tls.mode %s is not enforced by Petrel yet (PASSTHROUGH is): this server "
-                     "opens no listener",
+                     "tls.mode %s is not enforced by Petrel yet on a TLS server (PASSTHROUGH is; "
+                     "HTTPS servers terminate): this server opens no listener",
                      mode);
-        *protocol = 0;
+        srv->protocol = 0;
         return;
     }
-    pt__cfg_warn(cx, tls, &tp, "not enforced by Petrel yet: ignored");
+    pt_res_server_tls_t *t = pt_arena_calloc(cx->tmp, sizeof(*t));
+    t->node = tls;
+    t->path = pt__cfg_path_dup(cx->tmp, &tp);
+    if (f[ST_HTTPS_REDIRECT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(&tp, "httpsRedirect");
+        pt__cfg_read_bool(cx, f[ST_HTTPS_REDIRECT], &p, &t->https_redirect);
+    }
+    if (!is_https) {
+        if (srv->protocol != PT_LISTENER_HTTP && t->https_redirect)
+            pt__cfg_warn(cx, tls, &tp, "httpsRedirect applies to HTTP servers only: ignored");
+        for (int i = ST_MODE; i < ST__N; i++)
+            if (f[i] != NULL) {
+                pt_cfg_path_t p = PT_PATH_KEY(&tp, server_tls_fields[i].name);
+                pt__cfg_warn(cx, f[i], &p, "ignored: this server does not speak TLS");
+            }
+        srv->tls = t;
+        return;
+    }
+    if (strcmp(mode, "SIMPLE") != 0 && strcmp(mode, "MUTUAL") != 0 &&
+        strcmp(mode, "OPTIONAL_MUTUAL") != 0) {
+        pt__cfg_warn(cx, tls, &tp,
+                     "tls.mode %s on an HTTPS server is not enforced by Petrel yet (SIMPLE, "
+                     "MUTUAL and OPTIONAL_MUTUAL are): this server opens no listener",
+                     mode);
+        srv->protocol = 0;
+        return;
+    }
+    read_terminated_tls(cx, tls, &tp, f, mode, t);
+    srv->tls = t;
 }
 
 void pt__cfg_read_gateway(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
@@ -198,8 +348,12 @@ void pt__cfg_read_gateway(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_
         else
             srv->protocol = read_protocol(cx, pf[PORT_PROTOCOL], &prp);
         srv->protocol_node = pf[PORT_PROTOCOL];
+        const char *proto_name = "";
+        if (pf[PORT_PROTOCOL] != NULL)
+            pt__cfg_str(cx, pf[PORT_PROTOCOL], &prp, &proto_name);
+        bool is_https = srv->protocol != 0 && strcasecmp(proto_name, "HTTPS") == 0;
         if (srv->protocol != 0 || sf[SRV_TLS] != NULL)
-            read_server_tls(cx, sn, sf[SRV_TLS], &ip, &srv->protocol);
+            read_server_tls(cx, sn, sf[SRV_TLS], &ip, is_https, srv);
         if (pf[PORT_NAME] != NULL) {
             pt_cfg_path_t p = PT_PATH_KEY(&pp, "name");
             pt__cfg_str(cx, pf[PORT_NAME], &p, &name);

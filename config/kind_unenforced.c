@@ -1,6 +1,6 @@
 /* config/kind_unenforced.c
- * Kinds of Istio's API that Petrel parses but does not enforce yet (PeerAuthentication,
- * RequestAuthentication, Sidecar, WorkloadGroup,
+ * Kinds of Istio's API that Petrel parses but does not enforce yet (RequestAuthentication,
+ * Sidecar, WorkloadGroup,
  * EnvoyFilter, ProxyConfig, Telemetry, WasmPlugin): their spec's top-level fields are checked,
  * then the resource is dropped with a warning or, for a security policy that dropping would
  * leave open, refused by `petrel run`. */
@@ -10,13 +10,6 @@
 
 /* Their spec's top-level fields, as Istio names them: a typo there is an error; what is
  * inside is not validated in depth (docs/config.md says so). */
-static const pt_cfg_field_t peer_mtls_fields[] = {{"mode", A, PT_SHAPE_SCALAR, NULL, 0}};
-enum { PA_SELECTOR, PA_MTLS, PA_PORT_MTLS, PA__N };
-static const pt_cfg_field_t peer_authn_fields[PA__N] = {
-    [PA_SELECTOR] = {"selector", A, PT_SHAPE_MAP, SUB(pt__cfg_match_selector_fields)},
-    [PA_MTLS] = {"mtls", A, PT_SHAPE_MAP, SUB(peer_mtls_fields)},
-    [PA_PORT_MTLS] = {"portLevelMtls", A, PT_SHAPE_MAP, NULL, 0},
-};
 static const pt_cfg_field_t request_authn_fields[] = {
     {"selector", A, PT_SHAPE_MAP, SUB(pt__cfg_match_selector_fields)},
     {"targetRef", A, PT_SHAPE_MAP, NULL, 0},
@@ -79,7 +72,6 @@ static const struct {
     const pt_cfg_field_t *fields;
     size_t n_fields;
 } unenforced_kinds[] = {
-    {"PeerAuthentication", SUB(peer_authn_fields)},
     {"RequestAuthentication", SUB(request_authn_fields)},
     {"Sidecar", SUB(sidecar_fields)},
     {"WorkloadGroup", SUB(workload_group_fields)},
@@ -89,24 +81,10 @@ static const struct {
     {"WasmPlugin", SUB(wasm_plugin_fields)},
 };
 
-/* mode of a PeerAuthentication MutualTLS map is STRICT. */
-static bool is_strict(const pt_cfg_node_t *mtls)
-{
-    if (mtls == NULL || mtls->type != PT_CFG_MAP)
-        return false;
-    for (size_t i = 0; i < mtls->n_pairs; i++)
-        if (strcmp(mtls->pairs[i].key->str, "mode") == 0 &&
-            mtls->pairs[i].value->type == PT_CFG_SCALAR &&
-            strcmp(mtls->pairs[i].value->str, "STRICT") == 0)
-            return true;
-    return false;
-}
-
 /* A kind of Istio's API that Petrel does not enforce yet: its spec is checked against the
  * kind's top-level fields, then the resource is dropped with a warning. Security policies
- * (every RequestAuthentication, a PeerAuthentication with a STRICT
- * mode anywhere) would leave the proxy open if dropped: `petrel run` refuses them (an error
- * when errors->refuse_unenforced_security), `petrel validate` warns that run will. */
+ * (every RequestAuthentication) would leave the proxy open if dropped: `petrel run` refuses them
+ * (an error when errors->refuse_unenforced_security), `petrel validate` warns that run will. */
 void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const pt_cfg_node_t *kind,
                              const pt_cfg_node_t *spec)
 {
@@ -117,22 +95,8 @@ void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const p
     pt_cfg_path_t kp = PT_PATH_KEY(NULL, "kind");
     const pt_cfg_node_t *f[32];
     bool security = false;
-    if (spec != NULL &&
-        pt__cfg_map(cx, spec, &sp, unenforced_kinds[k].fields, unenforced_kinds[k].n_fields, f) &&
-        strcmp(meta->kind, "PeerAuthentication") == 0) {
-        security = is_strict(f[PA_MTLS]);
-        /* portLevelMtls: port number -> MutualTLS */
-        pt_cfg_path_t pp = PT_PATH_KEY(&sp, "portLevelMtls");
-        const pt_cfg_node_t *pl = f[PA_PORT_MTLS];
-        for (size_t i = 0; pl != NULL && i < pl->n_pairs; i++) {
-            pt_cfg_path_t ip = PT_PATH_KEY(&pp, pl->pairs[i].key->str);
-            const pt_cfg_node_t *v[NF(peer_mtls_fields)];
-            if (pl->pairs[i].value->type != PT_CFG_NULL &&
-                MAP(cx, pl->pairs[i].value, &ip, peer_mtls_fields, v) &&
-                is_strict(pl->pairs[i].value))
-                security = true;
-        }
-    }
+    if (spec != NULL)
+        pt__cfg_map(cx, spec, &sp, unenforced_kinds[k].fields, unenforced_kinds[k].n_fields, f);
     if (strcmp(meta->kind, "RequestAuthentication") == 0)
         security = true;
     if (!security)

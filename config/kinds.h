@@ -83,6 +83,8 @@ const pt_http_fault_t *pt__cfg_read_fault(pt_cfg_cx_t *cx, const pt_cfg_node_t *
  * spec (NULL only for the Proxy kind, whose spec is optional). */
 void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                         const pt_cfg_node_t *spec);
+void pt__cfg_read_peer_authentication(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
+                                      const pt_cfg_node_t *spec);
 void pt__cfg_read_gateway(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                           const pt_cfg_node_t *spec);
 void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,

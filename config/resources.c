@@ -210,6 +210,7 @@ static const struct {
     {"DestinationRule", istio_networking_versions, pt__cfg_read_destination_rule, false},
     {"WorkloadEntry", istio_networking_versions, pt__cfg_read_workload_entry, false},
     {"AuthorizationPolicy", istio_security_versions, pt__cfg_read_authorization_policy, true},
+    {"PeerAuthentication", istio_security_versions, pt__cfg_read_peer_authentication, true},
 };
 
 /* Istio kinds Petrel knows of and does not enforce yet (pt__cfg_read_unenforced), with the API
@@ -218,13 +219,9 @@ static const struct {
     const char *kind;
     const char *const *versions;
 } later_kinds[] = {
-    {"PeerAuthentication", istio_security_versions},
-    {"RequestAuthentication", istio_security_versions},
-    {"Sidecar", istio_networking_versions},
-    {"WorkloadGroup", istio_networking_versions},
-    {"EnvoyFilter", istio_networking_versions},
-    {"ProxyConfig", istio_networking_versions},
-    {"Telemetry", istio_telemetry_versions},
+    {"RequestAuthentication", istio_security_versions}, {"Sidecar", istio_networking_versions},
+    {"WorkloadGroup", istio_networking_versions},       {"EnvoyFilter", istio_networking_versions},
+    {"ProxyConfig", istio_networking_versions},         {"Telemetry", istio_telemetry_versions},
     {"WasmPlugin", istio_extensions_versions},
 };
 

@@ -20,7 +20,24 @@ typedef struct pt_res_meta {
     const pt_cfg_node_t *name_node; /* metadata.name, for duplicate errors */
 } pt_res_meta_t;
 
+/* A Gateway server's tls that Petrel terminates (HTTPS: SIMPLE, MUTUAL, OPTIONAL_MUTUAL), or
+ * an HTTP server's httpsRedirect; contexts are built by config/tls_contexts.c. */
+typedef struct pt_res_server_tls {
+    const pt_cfg_node_t *node; /* the tls map, for errors */
+    const char *path;          /* "spec.servers[0].tls" */
+    bool is_terminated;        /* HTTPS with SIMPLE / MUTUAL / OPTIONAL_MUTUAL */
+    bool is_mutual;            /* MUTUAL: a client certificate is required */
+    bool is_optional_mutual;   /* OPTIONAL_MUTUAL: one is verified when sent */
+    bool https_redirect;
+    const char *cert, *key, *ca, *credential_name; /* as written (tree strings) */
+    uint16_t min_version, max_version;             /* TLS1_2_VERSION...; 0: default */
+    const char *cipher_suites;                     /* ':'-joined, or NULL */
+    const char **subject_alt_names;
+    size_t n_subject_alt_names;
+} pt_res_server_tls_t;
+
 typedef struct pt_res_server {
+    const pt_res_server_tls_t *tls;  /* NULL: no tls, or one Petrel does not terminate */
     uint16_t port;                   /* 0 when invalid (already reported) */
     pt_listener_protocol_t protocol; /* 0 when invalid or not supported (already reported) */
     const char **hosts;              /* lower-case dnsName part, "ns/" prefix removed */
@@ -257,6 +274,8 @@ typedef struct pt_res_set {
     size_t n_wes, cap_wes;
     struct pt_res_authz **authzs; /* config/kind_authorization_policy.c */
     size_t n_authzs, cap_authzs;
+    struct pt_res_peer_authn **peer_authns;
+    size_t n_peer_authns, cap_peer_authns;
 } pt_res_set_t;
 
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */
@@ -290,6 +309,9 @@ bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
 /* config/kind_authorization_policy.c: keeps the AuthorizationPolicies that apply to c's
  * workload as c->authz (once the Proxy settings are in c). */
 void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
+/* config/kind_peer_authentication.c: the PeerAuthentication that applies to this Proxy's
+ * workload, resolved into c->peer_auth (after compile). */
+void pt__cfg_resolve_peer_authentication(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 
 /* config/tls_contexts.c: reads the certificate files the resources name and builds the
  * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */

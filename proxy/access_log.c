@@ -153,7 +153,12 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
             putf(&l, ",\"%s\":", rest[i].key);
             put_value(&l, rest[i].v, true);
         }
-        putf(&l, ",\"upstream_request_attempt_count\":%d}", e->attempts);
+        putf(&l, ",\"upstream_request_attempt_count\":%d", e->attempts);
+        if (e->peer_principal != NULL) { /* Envoy's DOWNSTREAM_PEER_URI_SAN, Istio's form */
+            put(&l, ",\"downstream_peer_principal\":", 29);
+            put_value(&l, pt_str(e->peer_principal), true);
+        }
+        put(&l, "}", 1);
     } else {
         /* Envoy's default: [START_TIME] "METHOD PATH PROTOCOL" CODE FLAGS RX TX DURATION
          * UPSTREAM_TIME "XFF" "UA" "REQUEST_ID" "AUTHORITY" "UPSTREAM_HOST" */

@@ -5,7 +5,9 @@
  * or, with accessLogFormat: json, one JSON object a line with Envoy's JSON key names
  * (start_time, method, path, protocol, response_code, response_flags, bytes_received,
  * bytes_sent, duration, upstream_service_time, x_forwarded_for, user_agent, request_id,
- * authority, upstream_host, upstream_request_attempt_count; an absent value is null).
+ * authority, upstream_host, upstream_request_attempt_count; an absent value is null), and
+ * downstream_peer_principal ("<trust-domain>/ns/<ns>/sa/<sa>") when the client presented a
+ * verified certificate with a SPIFFE ID (Gateway MUTUAL, mesh mTLS on the sidecar's inbound).
  * Each worker buffers its lines and writes them with one write() when the buffer fills or on a
  * short timer, so logging costs no syscall per request. The file is opened by the main thread
  * with O_APPEND; every flush is a single write of whole lines. */
@@ -39,6 +41,7 @@ typedef struct pt_access_log_entry {
     uint64_t duration_ms;
     uint64_t upstream_ms; /* UINT64_MAX: no upstream response */
     pt_str_t x_forwarded_for, user_agent, request_id, authority, upstream_host;
+    const char *peer_principal; /* the verified TLS peer's principal; NULL: none */
     int attempts; /* upstream attempts (Envoy's UPSTREAM_REQUEST_ATTEMPT_COUNT); JSON only */
 } pt_access_log_entry_t;
 

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "relay.h"
 #include "router.h"
+#include "tls_stream.h"
 
 /* Longest request-line prefix worth waiting for (Petrel's default maxRequestLineBytes). */
 #define DETECT_MAX_BYTES 8192
@@ -273,6 +274,9 @@ static void on_connect(uv_connect_t *req, int status)
 /* Not HTTP/1: connect to where the bytes go, then relay (the bytes read so far first). */
 static void start_relay(pt_conn_t *c)
 {
+    /* Mesh mTLS (tls_stream.c): the relay moves raw bytes, so only plaintext is relayed. */
+    if (c->tls != NULL && !pt_tls_stream_may_relay(c))
+        return;
     pt_capture_t *cap = c->capture;
     pt_worker_t *w = c->worker;
     const pt_cluster_t *cl = NULL;

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "relay.h"
+#include "tls_stream.h"
 #include "upstream.h"
 #include "write.h"
 
@@ -29,6 +30,7 @@ static void on_handle_closed(pt_conn_t *c)
         return;
     pt_worker_t *w = c->worker;
     pt_rbuf_release(&c->in);
+    pt_tls_stream_free(c);
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
     free(c->capture);
@@ -72,6 +74,8 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->is_reading = false;
     uv_close((uv_handle_t *)&c->timer, on_close);
+    if (graceful && c->tls != NULL)
+        pt_tls_stream_close_notify(c);
     if (graceful) {
         /* uv_shutdown completes after the queued writes: the response goes out whole. */
         uv_shutdown_t *req = malloc(sizeof(*req));
@@ -97,6 +101,8 @@ static void on_timer(uv_timer_t *t)
         break;
     case PT_CONN_TIMER_HEADER:
         PT_STAT_INC(&c->worker->stats, downstream_cx_header_timeout);
+        if (c->tls != NULL)
+            pt_tls_stream_on_header_timeout(c);
         if (!c->stream.is_active) {
             /* Not a byte of a request yet: nothing to answer. */
             pt_conn_close(c, false);
@@ -209,7 +215,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     pt_conn_t *c = h->data;
     size_t size;
-    char *at = pt_rbuf_space(&c->in, &size);
+    char *at = c->tls != NULL ? pt_tls_stream_read_space(c, &size) : pt_rbuf_space(&c->in, &size);
     *out = uv_buf_init(at, (unsigned)size);
 }
 
@@ -345,15 +351,38 @@ static void on_peer_eof(pt_conn_t *c)
     pt_conn_close(c, !pt_http1_parser_in_message(&c->parser));
 }
 
+/* TLS: plaintext the engine still holds once the codec made room in the read slab. */
+static void pump_tls(pt_conn_t *c)
+{
+    while (c->tls != NULL && !c->is_closing && !c->is_handed_off &&
+           !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
+        unsigned got = pt_tls_stream_pump(c);
+        if (got & PT_TLS_STREAM_DATA)
+            process(c);
+        if ((got & PT_TLS_STREAM_EOF) && !c->is_closing)
+            on_peer_eof(c);
+        if (!(got & PT_TLS_STREAM_DATA))
+            break;
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     pt_conn_t *c = s->data;
     if (nread > 0) {
-        c->in.len += (size_t)nread;
-        if (c->pause & PT_CONN_PAUSE_PIPELINE)
-            update_reading(c); /* kept for later; stop when the slab fills */
+        unsigned got = PT_TLS_STREAM_DATA;
+        if (c->tls != NULL)
+            got = pt_tls_stream_on_read(c, (size_t)nread); /* plaintext into c->in */
         else
+            c->in.len += (size_t)nread;
+        if ((got & PT_TLS_STREAM_DATA) && (c->pause & PT_CONN_PAUSE_PIPELINE))
+            update_reading(c); /* kept for later; stop when the slab fills */
+        else if (got & PT_TLS_STREAM_DATA)
             process(c);
+        if ((got & PT_TLS_STREAM_EOF) && !c->is_closing)
+            on_peer_eof(c);
+        if (c->tls != NULL)
+            pump_tls(c);
         return;
     }
     pt_rbuf_drop_consumed(&c->in);
@@ -386,6 +415,8 @@ int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_
 {
     if (c->is_closing)
         return UV_ECANCELED;
+    if (c->tls != NULL)
+        return pt_tls_stream_write(c, prefix, prefix_len, bufs, n, suffix);
     return pt_write((uv_stream_t *)&c->tcp, prefix, prefix_len, bufs, n, suffix, pin, on_write_done,
                     c);
 }
@@ -396,6 +427,8 @@ int pt_conn_write2(pt_conn_t *c, uv_buf_t head, pt_buf_t *head_pin, uv_buf_t bod
     if (c->is_closing)
         return UV_ECANCELED;
     uv_buf_t v[2] = {head, body};
+    if (c->tls != NULL)
+        return pt_tls_stream_write(c, NULL, 0, v, 2, suffix);
     return pt_write2((uv_stream_t *)&c->tcp, NULL, 0, v, 2, suffix, head_pin, body_pin,
                      on_write_done, c);
 }
@@ -404,6 +437,12 @@ int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pi
 {
     if (c->is_closing)
         return UV_ECANCELED;
+    if (c->tls != NULL) {
+        char line[24];
+        int n = snprintf(line, sizeof(line), "%zx\r\n", len);
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        return pt_tls_stream_write(c, line, (size_t)n, &b, 1, "\r\n");
+    }
     return pt_write_chunk((uv_stream_t *)&c->tcp, data, len, pin, on_write_done, c);
 }
 
@@ -427,6 +466,8 @@ void pt_conn_on_stream_done(pt_conn_t *c)
         pt_http1_parser_resume(&c->parser);
         process(c);
     }
+    /* Pipelined plaintext left in the engine when the slab was full. */
+    pump_tls(c);
     if (c->is_closing)
         return;
     if (c->peer_eof && !c->stream.is_active) {
@@ -464,8 +505,23 @@ static pt_relay_t *hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(vo
                           peer_owner, from_peer, w->config->proxy.idle_timeout_ms);
 }
 
+static void on_tunnel_refused(uv_handle_t *h)
+{
+    pt_upstream_on_tunnel_closed(h->data);
+}
+
 void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
 {
+    if (c->tls != NULL) {
+        /* The relay moves raw bytes: a tunnel inside TLS is not relayed (yet). The upstream
+         * closes now, the client once the stream has finished. */
+        pt_rbuf_t unread = pt_upstream_take_unread(up);
+        pt_rbuf_release(&unread);
+        uv_close((uv_handle_t *)&up->tcp, on_tunnel_refused);
+        c->stream.is_tunnel = false; /* so finish() hands c back, to close it */
+        c->close_after_response = true;
+        return;
+    }
     PT_STAT_INC(&c->worker->stats, tunnel_total);
     hand_off(c, &up->tcp, pt_upstream_on_tunnel_closed, up, pt_upstream_take_unread(up));
 }
@@ -519,9 +575,15 @@ void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_con
     const pt_proxy_settings_t *ps = &w->config->proxy;
     pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
     pt_http1_parser_init(&c->parser, false, &request_callbacks, c, &limits);
+    if (lc->tls != NULL && pt_tls_stream_start(c, on_write_done) != 0) {
+        pt_conn_close(c, false);
+        return;
+    }
     if (lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND ||
         lc->protocol == PT_LISTENER_CAPTURE_INBOUND) {
-        if (pt_capture_start(c, lc) != 0) {
+        if (pt_capture_start(c, lc) != 0 ||
+            (c->capture->direction == PT_CAPTURE_INBOUND &&
+             pt_tls_stream_start_inbound(c, c->capture->original_port, on_write_done) != 0)) {
             pt_conn_close(c, false);
             return;
         }

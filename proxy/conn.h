@@ -65,6 +65,8 @@ struct pt_conn {
     bool is_handed_off;        /* the socket belongs to a relay now */
     uint64_t requests;         /* requests begun on this connection */
     pt_capture_t *capture;     /* sidecar capture listeners only (capture.h); else NULL */
+
+    struct pt_tls_stream *tls; /* TLS terminated here (tls_stream.h); NULL: plaintext */
 };
 
 /* Accepts a connection from listener (libuv's connection callback calls this). */

@@ -41,6 +41,7 @@ int pt_metrics_init(pt_metrics_t *m)
     strcpy(o->service, "overflow");
     strcpy(o->code, "0");
     strcpy(o->flags, "-");
+    strcpy(o->principal, "unknown");
     atomic_store(&o->is_ready, 1);
     atomic_init(&m->overflowed, 0);
     return 0;
@@ -52,9 +53,12 @@ void pt_metrics_dispose(pt_metrics_t *m)
     m->series = NULL;
 }
 
-static uint32_t key_hash(const char *service, const char *code, const char *flags, int is_tcp)
+static uint32_t key_hash(const char *service, const char *code, const char *flags,
+                         const char *principal, int is_tcp)
 {
     uint32_t h = 2166136261u;
+    for (const char *s = principal; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     for (const char *s = service; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
     for (const char *s = code; *s; s++)
@@ -65,23 +69,26 @@ static uint32_t key_hash(const char *service, const char *code, const char *flag
 }
 
 static bool same_key(const pt_series_t *s, uint32_t h, const char *service, const char *code,
-                     const char *flags, int is_tcp)
+                     const char *flags, const char *principal, int is_tcp)
 {
     return s->hash == h && s->is_tcp == is_tcp && strcmp(s->service, service) == 0 &&
-           strcmp(s->code, code) == 0 && strcmp(s->flags, flags) == 0;
+           strcmp(s->code, code) == 0 && strcmp(s->flags, flags) == 0 &&
+           strcmp(s->principal, principal) == 0;
 }
 
 /* The series for these labels, created on first use (worker thread). */
 static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char *code,
-                               const char *flags, int is_tcp)
+                               const char *flags, const char *principal, int is_tcp)
 {
     if (service == NULL || strlen(service) >= sizeof(m->series[0].service))
         service = "unknown";
-    uint32_t h = key_hash(service, code, flags, is_tcp);
+    if (principal == NULL || strlen(principal) >= sizeof(m->series[0].principal))
+        principal = "unknown";
+    uint32_t h = key_hash(service, code, flags, principal, is_tcp);
     for (size_t probe = 0; probe < PT_METRICS_MAX_SERIES; probe++) {
         pt_series_t *s = &m->series[(h + probe) % PT_METRICS_MAX_SERIES];
         if (atomic_load_explicit(&s->is_ready, memory_order_relaxed)) {
-            if (same_key(s, h, service, code, flags, is_tcp))
+            if (same_key(s, h, service, code, flags, principal, is_tcp))
                 return s;
             continue;
         }
@@ -90,6 +97,7 @@ static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char 
         snprintf(s->service, sizeof(s->service), "%s", service);
         snprintf(s->code, sizeof(s->code), "%s", code);
         snprintf(s->flags, sizeof(s->flags), "%s", flags);
+        snprintf(s->principal, sizeof(s->principal), "%s", principal);
         atomic_store_explicit(&s->is_ready, 1, memory_order_release);
         return s;
     }
@@ -98,11 +106,12 @@ static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char 
 }
 
 void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
-                            uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes)
+                            uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
+                            const char *principal)
 {
     char code[4];
     snprintf(code, sizeof(code), "%d", status >= 100 && status <= 999 ? status : 0);
-    pt_series_t *s = series_for(m, service, code, flags, 0);
+    pt_series_t *s = series_for(m, service, code, flags, principal, 0);
     add(&s->requests, 1);
     size_t b = 0;
     while (b < PT_METRICS_DURATION_BUCKETS && (double)duration_us > duration_bounds_ms[b] * 1000)
@@ -121,13 +130,13 @@ void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, co
 
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service)
 {
-    add(&series_for(m, service, "0", "-", 1)->tcp_opened, 1);
+    add(&series_for(m, service, "0", "-", NULL, 1)->tcp_opened, 1);
 }
 
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received)
 {
-    pt_series_t *s = series_for(m, service, "0", "-", 1);
+    pt_series_t *s = series_for(m, service, "0", "-", NULL, 1);
     add(&s->tcp_closed, 1);
     add(&s->tcp_sent, sent);
     add(&s->tcp_received, received);
@@ -179,18 +188,20 @@ static void labels(text_t *t, const pt_metrics_identity_t *id, const pt_series_t
     }
     appendf(t,
             "reporter=\"source\",source_workload=\"%s\",source_workload_namespace=\"%s\","
-            "source_principal=\"unknown\",source_app=\"%s\",source_version=\"%s\","
+            "source_principal=\"%s\",source_app=\"%s\",source_version=\"%s\","
             "source_cluster=\"unknown\",destination_workload=\"unknown\","
             "destination_workload_namespace=\"unknown\",destination_principal=\"unknown\","
             "destination_app=\"unknown\",destination_version=\"unknown\","
             "destination_service=\"%s\",destination_service_name=\"%s\","
             "destination_service_namespace=\"%s\",destination_cluster=\"unknown\","
             "request_protocol=\"%s\",",
-            id->workload, id->namespace_, id->app, id->version, s->service, name, ns,
+            id->workload, id->namespace_, s->principal, id->app, id->version, s->service, name, ns,
             s->is_tcp ? "tcp" : "http");
     if (!s->is_tcp)
         appendf(t, "response_code=\"%s\",grpc_response_status=\"\",", s->code);
-    appendf(t, "response_flags=\"%s\",connection_security_policy=\"unknown\"", s->flags);
+    /* Istio's value when the peer was authenticated by mTLS; else it does not know. */
+    appendf(t, "response_flags=\"%s\",connection_security_policy=\"%s\"", s->flags,
+            strcmp(s->principal, "unknown") != 0 ? "mutual_tls" : "unknown");
 }
 
 static void merge(pt_series_t *into, const pt_series_t *s)
@@ -252,13 +263,14 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
             if (!atomic_load_explicit(&s->is_ready, memory_order_acquire))
                 continue;
             size_t k = 0;
-            while (k < n_all &&
-                   !same_key(&all[k], s->hash, s->service, s->code, s->flags, s->is_tcp))
+            while (k < n_all && !same_key(&all[k], s->hash, s->service, s->code, s->flags,
+                                          s->principal, s->is_tcp))
                 k++;
             if (k == n_all) {
                 memcpy(all[k].service, s->service, sizeof(s->service));
                 memcpy(all[k].code, s->code, sizeof(s->code));
                 memcpy(all[k].flags, s->flags, sizeof(s->flags));
+                memcpy(all[k].principal, s->principal, sizeof(s->principal));
                 all[k].hash = s->hash;
                 all[k].is_tcp = s->is_tcp;
                 n_all++;

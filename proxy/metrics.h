@@ -4,12 +4,12 @@
  * so existing Istio dashboards and alerts work on Petrel.
  *
  * Each worker records into its own table of series, keyed by the labels that vary per request
- * (destination service, protocol, response code, reason flag). The table is insert-only with a
- * fixed capacity: its worker is the only writer (relaxed atomic stores, no locked
- * instructions), a series is published with a release store once its labels are written, and
- * the scraper on the main thread reads with acquire/relaxed loads and sums the workers. So a
- * scrape never blocks a worker, and label cardinality is bounded: requests beyond the capacity
- * land in one overflow series (destination_service="overflow") and are still counted. */
+ * (destination service, protocol, response code, reason flag, the client's mTLS principal).
+ * The table is insert-only with a fixed capacity: its worker is the only writer (relaxed atomic
+ * stores, no locked instructions), a series is published with a release store once its labels are
+ * written, and the scraper on the main thread reads with acquire/relaxed loads and sums the
+ * workers. So a scrape never blocks a worker, and label cardinality is bounded: requests beyond the
+ * capacity land in one overflow series (destination_service="overflow") and are still counted. */
 #ifndef PT_METRICS_H
 #define PT_METRICS_H
 
@@ -28,6 +28,8 @@ typedef struct pt_series {
     char code[4];     /* response_code ("0": no response) */
     char flags[8];    /* response_flags ("-": none) */
     uint8_t is_tcp;   /* request_protocol tcp, else http */
+    /* source_principal: the client's verified mTLS principal ("unknown": none) */
+    char principal[96];
     _Atomic uint64_t requests;
     _Atomic uint64_t duration[PT_METRICS_DURATION_BUCKETS + 1]; /* per bucket, +Inf last */
     _Atomic uint64_t duration_sum_us;
@@ -54,9 +56,11 @@ typedef struct pt_metrics_identity {
 int pt_metrics_init(pt_metrics_t *m);
 void pt_metrics_dispose(pt_metrics_t *m);
 
-/* Worker thread only. service may be NULL ("unknown"). */
+/* Worker thread only. service may be NULL ("unknown"); principal is the client's verified
+ * principal (conn.h's peer_principal: connection_security_policy="mutual_tls"), or NULL. */
 void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
-                            uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes);
+                            uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
+                            const char *principal);
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service);
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received);

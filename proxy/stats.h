@@ -94,6 +94,10 @@
     X(rbac_audited, counter, "Requests and connections an AUDIT policy matched.")                  \
     X(rbac_shadow_allowed, counter, "Requests and connections dry-run policies would allow.")      \
     X(rbac_shadow_denied, counter, "Requests and connections dry-run policies would refuse.")      \
+    X(ssl_handshake, counter, "Downstream TLS handshakes completed.")                              \
+    X(ssl_handshake_error, counter,                                                                \
+      "Downstream TLS handshakes that failed or did not finish within headerTimeout.")             \
+    X(ssl_connection_error, counter, "Downstream TLS connections ended by a TLS error.")           \
     X(tunnel_total, counter, "Upgraded HTTP connections relayed as tunnels (101).")                \
     X(dns_queries, counter, "DNS queries sent for DNS ServiceEntries (main thread).")              \
     X(dns_answers, counter, "DNS answers received, empty ones (NXDOMAIN, no data) included.")      \

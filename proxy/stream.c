@@ -24,6 +24,7 @@
 #include "outlier.h"
 #include "route_action.h"
 #include "router.h"
+#include "tls_stream.h"
 #include "trace_export.h"
 #include "upstream.h"
 
@@ -146,6 +147,7 @@ static void write_access_log(pt_stream_t *st)
         .request_id = st->request_id ? pt_str(st->request_id) : none,
         .authority = r && r->authority.len ? r->authority : none,
         .upstream_host = st->upstream_host ? pt_str(st->upstream_host) : none,
+        .peer_principal = st->conn->peer_principal,
         .attempts = st->attempts,
     };
     pt_access_log_write(&w->access_log, &e, st->config->proxy.access_log_json);
@@ -228,7 +230,7 @@ static void finish(pt_stream_t *st)
     if (st->config->proxy.metrics)
         pt_metrics_record_http(&w->metrics, st->cluster ? st->cluster->host : NULL, st->status,
                                pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
-                               st->bytes_received, st->bytes_sent);
+                               st->bytes_received, st->bytes_sent, c->peer_principal);
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;
@@ -621,6 +623,12 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         /* A reload removed this port (or made it TCP) while the connection stayed open. */
         st->conn->close_after_response = true;
         pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
+        return;
+    }
+    if (pt_tls_stream_is_https_redirect(st->listener, head)) {
+        st->route = &pt_https_redirect_route; /* Gateway httpsRedirect, before any route */
+        pt_route_action_redirect(st);
+        maybe_finish(st);
         return;
     }
     if (!pt_authz_stream_allows(st))

@@ -11,6 +11,8 @@ the median over the rounds:
   - requests/s at saturation: wrk -t1 -c50 -dBENCH_DURATION s, 0 B and 1 KiB bodies
   - p50/p99 latency at a fixed 1000 req/s over 10 keep-alive connections (tests/bench/ratecli.c,
     open loop, latency from each request's due time)
+  - TLS termination beside HAProxy with the same certificate: req/s over keep-alive TLS and new
+    handshakes/s (BENCH_TLS=0 skips it)
   - proxy CPU per 1000 requests (utime+stime from /proc/<pid>/stat around the 0 B wrk run)
   - idle RSS (after start) and peak RSS during the wrk runs (VmRSS)
   - time from spawning the proxy to its first 200 response
@@ -385,6 +387,78 @@ def petrel_variant(target, port, up_port):
     return docs, {}
 
 
+def tls_certificate(d):
+    """One self-signed P-256 certificate for both proxies: (cert, key, haproxy's cert+key)."""
+    crt, key, both = (os.path.join(d, n) for n in ("tls.crt", "tls.key", "tls.pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=bench.local",
+                    "-addext", "subjectAltName=DNS:bench.local", "-keyout", key, "-out", crt],
+                   check=True, capture_output=True, timeout=30)
+    with open(both, "w") as f:
+        f.write(open(crt).read() + open(key).read())
+    return crt, key, both
+
+
+def tls_termination(d, up_port):
+    """TLS termination, Petrel (Gateway HTTPS) beside HAProxy (`bind ... ssl crt`) with the same
+    certificate: requests/s over keep-alive TLS connections, and new handshakes/s (every request
+    on a new connection, `Connection: close`), interleaved over the rounds."""
+    crt, key, both = tls_certificate(d)
+    procs, ports = {}, {}
+    port = free_port()
+    docs = simple_config(port, up_port)
+    docs[0]["spec"]["servers"][0]["port"]["protocol"] = "HTTPS"
+    docs[0]["spec"]["servers"][0]["tls"] = {"serverCertificate": crt, "privateKey": key}
+    p = Petrel(os.path.join(d, "petrel-tls"), docs, concurrency=1,
+               command_prefix=["taskset", "-c", PROXY_CPU])
+    p.start(wait=False)
+    PROCS.append(p.proc)
+    procs["petrel"], ports["petrel"] = p.proc, port
+    port = free_port()
+    cfg = os.path.join(d, "haproxy-tls.cfg")
+    with open(cfg, "w") as f:
+        f.write(haproxy_conf(port, up_port).replace(
+            "bind 127.0.0.1:%d" % port, "bind 127.0.0.1:%d ssl crt %s alpn http/1.1" % (port, both)))
+    procs["haproxy"] = spawn(pinned(PROXY_CPU, ["haproxy", "-db", "-f", cfg]), d, "haproxy-tls")
+    ports["haproxy"] = port
+    for t in procs:
+        deadline = time.monotonic() + 15
+        while subprocess.run(["curl", "-sk", "-o", "/dev/null", "--max-time", "2",
+                              "https://127.0.0.1:%d/0b" % ports[t]]).returncode != 0:
+            if time.monotonic() > deadline or procs[t].poll() is not None:
+                raise RuntimeError("%s: no HTTPS answer" % t)
+            time.sleep(0.1)
+    res = {t: {"rps": [], "hs": [], "cpu": []} for t in procs}
+    for _ in range(ROUNDS):
+        for t in procs:
+            url = "https://127.0.0.1:%d/0b" % ports[t]
+            w = run_wrk_url(url, procs[t].pid)
+            h = run_wrk_url(url, procs[t].pid, ["-H", "Connection: close"])
+            for r in (w, h):
+                if r["non2xx"] or r["sock_errors"]:
+                    raise RuntimeError("%s over TLS: %d non-2xx, %d socket errors"
+                                       % (t, r["non2xx"], r["sock_errors"]))
+            res[t]["rps"].append(w["rps"])
+            res[t]["hs"].append(h["rps"])
+            res[t]["cpu"].append(w["cpu_s"] * 1000 / (w["requests"] / 1000))
+            log("tls %-8s %8.0f req/s keep-alive, %7.0f handshakes/s" % (t, w["rps"], h["rps"]))
+    for t in procs:
+        procs[t].terminate()
+    return {t: {k: median(v) for k, v in m.items()} for t, m in res.items()}
+
+
+def run_wrk_url(url, pid, extra=()):
+    """wrk at saturation on a full URL (https), with that process's CPU during the run."""
+    c0 = cpu_ticks(pid)
+    out = subprocess.run(pinned(LOAD_CPU, ["wrk", "-t1", "-c50", "-d%ds" % DURATION] + list(extra) +
+                                [url]), capture_output=True, text=True, timeout=DURATION + 60)
+    r = parse_wrk(out.stdout)
+    r["cpu_s"] = (cpu_ticks(pid) - c0) / CLOCK_TICKS
+    if "rps" not in r:
+        raise RuntimeError("wrk failed: %s %s" % (out.stdout[-500:], out.stderr[-500:]))
+    return r
+
+
 # -- report ----------------------------------------------------------------------------------
 
 METRICS = [
@@ -410,7 +484,7 @@ def summarize(raw):
     return {t: {k: median(v) for k, v in m.items()} for t, m in raw.items()}
 
 
-def write_report(info, res, notes, elapsed, scale=None):
+def write_report(info, res, notes, elapsed, scale=None, tls=None):
     def cell(t, key, fmt):
         v = res.get(t, {}).get(key)
         return fmt.format(v) if v is not None else "–"
@@ -485,6 +559,17 @@ def write_report(info, res, notes, elapsed, scale=None):
             lines.append("| %s | %s | %s | %s | %s |" % (
                 NAMES[t], NAMES[base], ratio(t, base, "rps_0"), ratio(t, base, "p99_ms"),
                 ratio(t, base, "cpu_ms_per_1k")))
+    if tls:
+        lines += ["", "TLS termination (same self-signed P-256 certificate; Petrel: Gateway HTTPS "
+                  "server, HAProxy: `bind ... ssl crt`): `wrk -t1 -c50` over TLS keep-alive "
+                  "connections, and with `Connection: close` (a full handshake per request, "
+                  "TLS 1.3 by default):", "",
+                  "| | req/s 0 B over TLS | new handshakes/s | CPU ms / 1k req (keep-alive) |",
+                  "|---|---:|---:|---:|"]
+        for t in ("petrel", "haproxy"):
+            if t in tls:
+                lines.append("| %s | {:,.0f} | {:,.0f} | {:.1f} |".format(
+                    tls[t]["rps"], tls[t]["hs"], tls[t]["cpu"]) % NAMES[t])
     if notes:
         lines += ["", "Notes:", ""] + ["- " + n for n in notes]
     lines.append("")
@@ -598,7 +683,13 @@ def main():
                 scale = routing_scale(d, up_port)
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 notes.append("routing scale not measured: %s" % e)
-        report = write_report(info, summarize(raw), notes, time.monotonic() - started, scale)
+        tls = None
+        if "petrel" in ports and os.environ.get("BENCH_TLS", "1") == "1":
+            try:
+                tls = tls_termination(d, up_port)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                notes.append("TLS termination not measured: %s" % e)
+        report = write_report(info, summarize(raw), notes, time.monotonic() - started, scale, tls)
         print(report)
         log("wrote %s" % OUT)
     finally:

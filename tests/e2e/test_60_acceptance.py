@@ -6,8 +6,8 @@
     `*-out*.yaml` files are not Istio resources (Istio's golden Envoy RBAC filter output):
     `petrel validate` must refuse them with a clear error;
   - `petrel run` refuses a config holding a security policy it cannot enforce yet
-    (a CUSTOM AuthorizationPolicy, STRICT PeerAuthentication), naming each at file:line:col, and so
-    does a reload; a PERMISSIVE PeerAuthentication only warns and runs;
+    (a CUSTOM AuthorizationPolicy), naming it at file:line:col, and so does a reload; a
+    PeerAuthentication on a Proxy without a sidecar only warns and runs;
   - an unenforced field (a VirtualService `corsPolicy`) is logged as a warning by `petrel run`
     while traffic is served.
 """
@@ -103,27 +103,15 @@ def test_run_refuses_authorization_policy(tmp_path):
     assert "configuration refused" in r.stderr
 
 
-def test_run_refuses_strict_peer_authentication_but_runs_permissive(tmp_path, petrel, origin):
+def test_peer_authentication_is_enforced_not_refused(tmp_path, petrel, origin):
+    # Enforced on the sidecar's inbound now (tests/e2e/test_65_peer_auth.py): a Proxy without
+    # spec.sidecar has nothing it applies to, so it warns and runs.
     strict = _security_doc("PeerAuthentication", {"mtls": {"mode": "STRICT"}})
-    path = _run_config(tmp_path, [strict])
-    r = _run_to_exit(path)
-    assert r.returncode == 1, r.stderr
-    assert "PeerAuthentication default/p cannot be enforced by Petrel yet: refusing to run open" \
-        in r.stderr
-
-    # Port-level STRICT counts too.
-    port_strict = _security_doc("PeerAuthentication", {"mtls": {"mode": "PERMISSIVE"},
-                                                       "portLevelMtls": {"8080": {"mode": "STRICT"}}})
-    path.write_text(to_yaml([port_strict]))
-    r = _run_to_exit(path)
-    assert r.returncode == 1 and "refusing to run open" in r.stderr, r.stderr
-
-    permissive = _security_doc("PeerAuthentication", {"mtls": {"mode": "PERMISSIVE"}})
-    docs = simple_config(http_port=free_port(), upstream_port=origin.port) + [permissive]
+    docs = simple_config(http_port=free_port(), upstream_port=origin.port) + [strict]
     p = petrel(docs)
     status, _, _ = http_request(p.port, "GET", "/x", host_header="web.local")
     assert status == 200
-    assert "PeerAuthentication default/p is not enforced by Petrel yet: ignored" in p.stderr()
+    assert "PeerAuthentication applies to a sidecar's inbound" in p.stderr()
 
 
 def test_unenforced_field_warned_by_run_while_serving(petrel, origin):

@@ -454,12 +454,9 @@ TEST(error_unsupported)
     ASSERT(has_warning(&e, "vs.yaml:17:1: kind: Sidecar default/d is not enforced by Petrel "
                            "yet: ignored"));
     ASSERT(has_error(&e, "vs.yaml:19:8: spec.host: unknown field")); /* not a Sidecar field */
-    ASSERT(has_warning(&e, "vs.yaml:26:25: spec.servers[0].port.protocol: protocol HTTPS is not "
-                           "enforced by Petrel yet (HTTP, TCP and TLS passthrough are): this "
-                           "server opens no "
-                           "listener"));
-    ASSERT(has_warning(&e, "vs.yaml:28:5: spec.servers[0].tls: not enforced by Petrel yet: "
-                           "ignored"));
+    /* HTTPS is terminated now (tests/e2e/test_64_edge_tls.py): SIMPLE needs a certificate. */
+    ASSERT(has_error(&e, "vs.yaml:28:5: spec.servers[0].tls: mode SIMPLE needs credentialName, "
+                         "or serverCertificate and privateKey"));
     pt_config_errors_dispose(&e);
 }
 
