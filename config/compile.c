@@ -459,6 +459,13 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
         }
     }
     resolve_lb(dr, sub, port, &cl->lb);
+    /* resolution NONE, or a PASSTHROUGH balancer: each connection's original destination
+     * (captured traffic); elsewhere there is none and the request gets 503 UH. */
+    if ((se != NULL && se->resolution == PT_RES_NONE) || cl->lb.policy == PT_LB_PASSTHROUGH) {
+        cl->is_original_dst = true;
+        cl->n_endpoints = 0;
+        cl->lb.policy = PT_LB_ROUND_ROBIN;
+    }
     pt_lb_build(cx->out, cl);
     resolve_pool(dr, sub, port, &cl->pool);
     cl->state = pt_cluster_state_get(cl->name, &cl->pool);

@@ -65,8 +65,9 @@ typedef enum pt_lb_policy {
     PT_LB_ROUND_ROBIN = 0, /* Istio's default (simple: UNSPECIFIED too) */
     PT_LB_LEAST_REQUEST,   /* power of two choices over this worker's active requests */
     PT_LB_RANDOM,
-    PT_LB_RING_HASH, /* consistentHash with ringHash (or minimumRingSize, or no ring given) */
-    PT_LB_MAGLEV,    /* consistentHash with maglev */
+    PT_LB_RING_HASH,   /* consistentHash with ringHash (or minimumRingSize, or no ring given) */
+    PT_LB_MAGLEV,      /* consistentHash with maglev */
+    PT_LB_PASSTHROUGH, /* simple: PASSTHROUGH: the connection's original destination */
 } pt_lb_policy_t;
 
 typedef enum pt_lb_hash_key {

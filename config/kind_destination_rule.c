@@ -380,12 +380,9 @@ static void read_load_balancer(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt
             out->lb.policy = PT_LB_LEAST_REQUEST; /* LEAST_CONN: Istio's deprecated alias */
         else if (!strcmp(s, "RANDOM"))
             out->lb.policy = PT_LB_RANDOM;
-        else if (!strcmp(s, "PASSTHROUGH")) {
-            pt__cfg_warn(cx, f[LB_SIMPLE], &p,
-                         "PASSTHROUGH is not enforced by Petrel yet (it needs traffic capture): "
-                         "ROUND_ROBIN is used");
-            out->lb.policy = PT_LB_ROUND_ROBIN;
-        } else {
+        else if (!strcmp(s, "PASSTHROUGH"))
+            out->lb.policy = PT_LB_PASSTHROUGH; /* the sidecar's original destination */
+        else {
             pt__cfg_error(cx, f[LB_SIMPLE], &p,
                           "unknown load balancer \"%s\" (expected UNSPECIFIED, ROUND_ROBIN, "
                           "LEAST_REQUEST, RANDOM or PASSTHROUGH)",

@@ -87,14 +87,10 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
                           "unknown location \"%s\" (expected MESH_EXTERNAL or MESH_INTERNAL)", s);
     }
 
-    /* resolution: Istio's default is NONE (pass through to the address the client asked
-     * for), which needs traffic capture: not supported yet. */
+    /* resolution: Istio's default is NONE: connections go to the address the client asked
+     * for (the sidecar's original destination; compile makes such clusters original-dst). */
     pt_cfg_path_t rp = PT_PATH_KEY(&sp, "resolution");
-    if (f[SE_RESOLUTION] == NULL) {
-        pt__cfg_warn(cx, spec, &rp,
-                     "resolution NONE (the default) is not enforced by Petrel yet: this "
-                     "ServiceEntry has no endpoints (use STATIC or DNS)");
-    } else {
+    if (f[SE_RESOLUTION] != NULL) {
         const char *s;
         if (pt__cfg_str(cx, f[SE_RESOLUTION], &rp, &s)) {
             if (strcmp(s, "STATIC") == 0)
@@ -103,11 +99,7 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
                 se->resolution = PT_RES_DNS;
             else if (strcmp(s, "DNS_ROUND_ROBIN") == 0)
                 se->resolution = PT_RES_DNS_ROUND_ROBIN;
-            else if (strcmp(s, "NONE") == 0)
-                pt__cfg_warn(cx, f[SE_RESOLUTION], &rp,
-                             "resolution NONE is not enforced by Petrel yet: this ServiceEntry "
-                             "has no endpoints (use STATIC or DNS)");
-            else
+            else if (strcmp(s, "NONE") != 0)
                 pt__cfg_error(cx, f[SE_RESOLUTION], &rp,
                               "unknown resolution \"%s\" (expected NONE, STATIC, DNS or "
                               "DNS_ROUND_ROBIN)",

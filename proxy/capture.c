@@ -311,8 +311,14 @@ static void start_relay(pt_conn_t *c)
     /* A known service's address goes to the service (its tcp routes, its endpoints); a
      * service without endpoints, or any other address, to the original destination. */
     const struct sockaddr_storage *to = &cap->destination.addr;
-    if (cl != NULL && cl->n_endpoints > 0) {
-        to = &pt_worker_pick_endpoint(w, w->config, cl, NULL, c->peer_ip, false)->addr;
+    const pt_endpoint_t *ep =
+        cl != NULL && cl->n_endpoints > 0
+            ? pt_worker_pick_endpoint(w, w->config, cl, NULL, c->peer_ip, false)
+            : NULL; /* NULL too when outlier detection ejected them all */
+    if (ep != NULL) {
+        to = &ep->addr;
+        snprintf(u->service, sizeof(u->service), "%s", cl->host);
+    } else if (cl != NULL && cl->is_original_dst) {
         snprintf(u->service, sizeof(u->service), "%s", cl->host);
     } else {
         snprintf(u->service, sizeof(u->service), "%s",

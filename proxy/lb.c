@@ -290,6 +290,7 @@ static size_t pick_any(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t 
     if (cl->n_endpoints <= 1)
         return 0;
     switch (cl->lb.policy) {
+    case PT_LB_PASSTHROUGH: /* compile turns such a cluster into an original-dst one */
     case PT_LB_ROUND_ROBIN: return pick_round_robin(cl, s);
     case PT_LB_LEAST_REQUEST: return pick_least_request(cl, s);
     case PT_LB_RANDOM: return pick_random(cl, s->rng);

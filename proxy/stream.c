@@ -320,8 +320,8 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
  * finish() releases it. */
 static const pt_endpoint_t *pick_endpoint(pt_stream_t *st, const pt_cluster_t *cl)
 {
-    if (cl->is_original_dst) /* sidecar passthrough (capture.c) */
-        return &st->conn->capture->destination;
+    if (cl->is_original_dst) /* sidecar passthrough (capture.c); none off the sidecar */
+        return st->conn->capture != NULL ? &st->conn->capture->destination : NULL;
     return pt_worker_pick_endpoint(worker_of(st), st->config, cl, st->request, st->conn->peer_ip,
                                    true);
 }

@@ -401,6 +401,37 @@ def test_known_port_unknown_host_passes_through(mesh):
     assert out[0][0] == 200 and json.loads(out[0][1])["pod"] == "c"
 
 
+def test_resolution_none_and_passthrough_balancer_go_to_the_original_destination(mesh):
+    """A ServiceEntry with resolution NONE (Istio's default), and one whose DestinationRule
+    balancer is PASSTHROUGH, send each request to the address the app dialled (pod B), not to
+    an endpoint (pod C is the STATIC one's only endpoint)."""
+    a = mesh["a"]
+    none_se = {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "plain"},
+               "spec": {"hosts": ["plain.example"], "location": "MESH_EXTERNAL",
+                        "ports": [{"number": 8081, "name": "http", "protocol": "HTTP"}]}}
+    static_se = {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "pinned"},
+                 "spec": {"hosts": ["pinned.example"], "location": "MESH_EXTERNAL",
+                          "resolution": "STATIC",
+                          "ports": [{"number": 8081, "name": "http", "protocol": "HTTP"}],
+                          "endpoints": [{"address": PODS["c"]}]}}
+    passthrough = {"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": {"name": "pinned"},
+                   "spec": {"host": "pinned.example",
+                            "trafficPolicy": {"loadBalancer": {"simple": "PASSTHROUGH"}}}}
+    try:
+        reconfigure(a, [none_se, static_se])
+        out = requests_from_a([{"path": "/n", "headers": {"host": "plain.example"}},
+                               {"path": "/s", "headers": {"host": "pinned.example"}}],
+                              ip=PODS["b"], port=8081)
+        assert [(st, json.loads(body)["pod"]) for st, body in out] == \
+            [(200, "b-unknown"), (200, "c-unknown")], out
+        reconfigure(a, [none_se, static_se, passthrough])
+        out = requests_from_a([{"path": "/p", "headers": {"host": "pinned.example"}}],
+                              ip=PODS["b"], port=8081)
+        assert (out[0][0], json.loads(out[0][1])["pod"]) == (200, "b-unknown"), out
+    finally:
+        reconfigure(a, [])
+
+
 def test_server_first_tcp_after_detection_timeout(mesh):
     banner = b"BANNER b\n"
     timeouts = stat_of(mesh["a"], "capture_detect_timeout")

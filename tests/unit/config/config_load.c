@@ -572,8 +572,7 @@ TEST(error_several_and_misc)
                          "for kind ServiceEntry (expected networking.istio.io/v1, "
                          "networking.istio.io/v1beta1, networking.istio.io/v1alpha3)"));
     ASSERT(has_error(&e, "x.yaml:6:37: spec.ports[1]: duplicate port number or name"));
-    ASSERT(has_warning(&e, "x.yaml:7:3: spec.resolution: resolution NONE is not enforced by "
-                           "Petrel yet: this ServiceEntry has no endpoints (use STATIC or DNS)"));
+    /* resolution NONE (the default) is enforced now: original-destination clusters */
     ASSERT(has_error(&e, "x.yaml:13:8: spec.concurrency: must be 1..64, got 0"));
     ASSERT(has_error(&e, "x.yaml:13:24: spec.bindAddress: must be an IPv4 or IPv6 address, got "
                          "\"localhost\""));

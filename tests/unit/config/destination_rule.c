@@ -328,9 +328,7 @@ TEST(unsupported_and_invalid_policies)
                            "Petrel does not speak HTTP/2 to upstreams yet: ignored"));
     ASSERT(has_error_containing(&e, "spec.trafficPolicy.outlierDetection.consecutive5xxErrors:"));
     ASSERT(has_warning_containing(&e, "spec.trafficPolicy.tls.caCrl: not enforced by Petrel yet"));
-    ASSERT(has_warning(&e, "dr.yaml:11:20: spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH "
-                           "is not enforced by Petrel yet (it needs traffic capture): "
-                           "ROUND_ROBIN is used"));
+    /* loadBalancer PASSTHROUGH is enforced now (the sidecar's original destination) */
     ASSERT(has_error_containing(
         &e, "spec.trafficPolicy.portLevelSettings[0].loadBalancer.simple: unknown load "
             "balancer \"FASTEST\""));
