@@ -159,8 +159,16 @@ static void respond_prometheus(admin_conn_t *c)
 {
     pt_admin_t *a = c->admin;
     const pt_workload_t *wl = &a->config->proxy.workload;
-    pt_metrics_identity_t id = {wl->name ? wl->name : "unknown", wl->ns ? wl->ns : "unknown",
-                                workload_label(wl, "app"), workload_label(wl, "version")};
+    const pt_identity_settings_t *ident = &a->config->proxy.identity;
+    char principal[256] = "unknown"; /* with an identity: Istio's form of its SPIFFE ID */
+    if (ident->certificate_chain != NULL && wl->service_account != NULL)
+        snprintf(principal, sizeof(principal), "%s/ns/%s/sa/%s", ident->trust_domain,
+                 wl->ns ? wl->ns : "default", wl->service_account);
+    pt_metrics_identity_t id = {.workload = wl->name ? wl->name : "unknown",
+                                .namespace_ = wl->ns ? wl->ns : "unknown",
+                                .principal = principal,
+                                .app = workload_label(wl, "app"),
+                                .version = workload_label(wl, "version")};
     size_t cap = 320 * PT_STAT__COUNT + 2048, off = 0;
     char *extra = malloc(cap);
     pt_metrics_t **m = calloc(a->n_workers + 1, sizeof(*m));

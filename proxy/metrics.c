@@ -54,7 +54,7 @@ void pt_metrics_dispose(pt_metrics_t *m)
 }
 
 static uint32_t key_hash(const char *service, const char *code, const char *flags,
-                         const char *principal, int is_tcp)
+                         const char *principal, int is_tcp, int is_inbound)
 {
     uint32_t h = 2166136261u;
     for (const char *s = principal; *s; s++)
@@ -65,35 +65,36 @@ static uint32_t key_hash(const char *service, const char *code, const char *flag
         h = (h ^ (unsigned char)*s) * 16777619u;
     for (const char *s = flags; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
-    return h ^ (uint32_t)is_tcp;
+    return h ^ (uint32_t)is_tcp ^ ((uint32_t)is_inbound << 1);
 }
 
 static bool same_key(const pt_series_t *s, uint32_t h, const char *service, const char *code,
-                     const char *flags, const char *principal, int is_tcp)
+                     const char *flags, const char *principal, int is_tcp, int is_inbound)
 {
-    return s->hash == h && s->is_tcp == is_tcp && strcmp(s->service, service) == 0 &&
-           strcmp(s->code, code) == 0 && strcmp(s->flags, flags) == 0 &&
-           strcmp(s->principal, principal) == 0;
+    return s->hash == h && s->is_tcp == is_tcp && s->is_inbound == is_inbound &&
+           strcmp(s->service, service) == 0 && strcmp(s->code, code) == 0 &&
+           strcmp(s->flags, flags) == 0 && strcmp(s->principal, principal) == 0;
 }
 
 /* The series for these labels, created on first use (worker thread). */
 static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char *code,
-                               const char *flags, const char *principal, int is_tcp)
+                               const char *flags, const char *principal, int is_tcp, int is_inbound)
 {
     if (service == NULL || strlen(service) >= sizeof(m->series[0].service))
         service = "unknown";
     if (principal == NULL || strlen(principal) >= sizeof(m->series[0].principal))
         principal = "unknown";
-    uint32_t h = key_hash(service, code, flags, principal, is_tcp);
+    uint32_t h = key_hash(service, code, flags, principal, is_tcp, is_inbound);
     for (size_t probe = 0; probe < PT_METRICS_MAX_SERIES; probe++) {
         pt_series_t *s = &m->series[(h + probe) % PT_METRICS_MAX_SERIES];
         if (atomic_load_explicit(&s->is_ready, memory_order_relaxed)) {
-            if (same_key(s, h, service, code, flags, principal, is_tcp))
+            if (same_key(s, h, service, code, flags, principal, is_tcp, is_inbound))
                 return s;
             continue;
         }
         s->hash = h;
         s->is_tcp = (uint8_t)is_tcp;
+        s->is_inbound = (uint8_t)is_inbound;
         snprintf(s->service, sizeof(s->service), "%s", service);
         snprintf(s->code, sizeof(s->code), "%s", code);
         snprintf(s->flags, sizeof(s->flags), "%s", flags);
@@ -107,11 +108,11 @@ static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char 
 
 void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
                             uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
-                            const char *principal)
+                            const char *principal, bool inbound)
 {
     char code[4];
     snprintf(code, sizeof(code), "%d", status >= 100 && status <= 999 ? status : 0);
-    pt_series_t *s = series_for(m, service, code, flags, principal, 0);
+    pt_series_t *s = series_for(m, service, code, flags, principal, 0, inbound);
     add(&s->requests, 1);
     size_t b = 0;
     while (b < PT_METRICS_DURATION_BUCKETS && (double)duration_us > duration_bounds_ms[b] * 1000)
@@ -130,13 +131,13 @@ void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, co
 
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service)
 {
-    add(&series_for(m, service, "0", "-", NULL, 1)->tcp_opened, 1);
+    add(&series_for(m, service, "0", "-", NULL, 1, 0)->tcp_opened, 1);
 }
 
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received)
 {
-    pt_series_t *s = series_for(m, service, "0", "-", NULL, 1);
+    pt_series_t *s = series_for(m, service, "0", "-", NULL, 1, 0);
     add(&s->tcp_closed, 1);
     add(&s->tcp_sent, sent);
     add(&s->tcp_received, received);
@@ -186,17 +187,32 @@ static void labels(text_t *t, const pt_metrics_identity_t *id, const pt_series_t
             snprintf(ns, sizeof(ns), "%.*s", (int)(s->service + n - sl - dot - 1), dot + 1);
         }
     }
+    /* A sidecar's inbound reports as the destination (Istio's reporter="destination"): this
+     * workload is the destination, the source is the peer, known by its mTLS principal (whose
+     * namespace is part of it). Anything else reports as the source. */
+    const char *unknown = "unknown";
+    char peer_ns[64] = "unknown";
+    const char *p = strstr(s->principal, "/ns/");
+    if (p != NULL) {
+        const char *end = strstr(p + 4, "/sa/");
+        if (end != NULL && (size_t)(end - p - 4) < sizeof(peer_ns))
+            snprintf(peer_ns, sizeof(peer_ns), "%.*s", (int)(end - p - 4), p + 4);
+    }
+    bool in = s->is_inbound;
     appendf(t,
-            "reporter=\"source\",source_workload=\"%s\",source_workload_namespace=\"%s\","
+            "reporter=\"%s\",source_workload=\"%s\",source_workload_namespace=\"%s\","
             "source_principal=\"%s\",source_app=\"%s\",source_version=\"%s\","
-            "source_cluster=\"unknown\",destination_workload=\"unknown\","
-            "destination_workload_namespace=\"unknown\",destination_principal=\"unknown\","
-            "destination_app=\"unknown\",destination_version=\"unknown\","
+            "source_cluster=\"unknown\",destination_workload=\"%s\","
+            "destination_workload_namespace=\"%s\",destination_principal=\"%s\","
+            "destination_app=\"%s\",destination_version=\"%s\","
             "destination_service=\"%s\",destination_service_name=\"%s\","
             "destination_service_namespace=\"%s\",destination_cluster=\"unknown\","
             "request_protocol=\"%s\",",
-            id->workload, id->namespace_, s->principal, id->app, id->version, s->service, name, ns,
-            s->is_tcp ? "tcp" : "http");
+            in ? "destination" : "source", in ? unknown : id->workload,
+            in ? peer_ns : id->namespace_, in ? s->principal : id->principal,
+            in ? unknown : id->app, in ? unknown : id->version, in ? id->workload : unknown,
+            in ? id->namespace_ : unknown, in ? id->principal : unknown, in ? id->app : unknown,
+            in ? id->version : unknown, s->service, name, ns, s->is_tcp ? "tcp" : "http");
     if (!s->is_tcp)
         appendf(t, "response_code=\"%s\",grpc_response_status=\"\",", s->code);
     /* Istio's value when the peer was authenticated by mTLS; else it does not know. */
@@ -264,7 +280,7 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
                 continue;
             size_t k = 0;
             while (k < n_all && !same_key(&all[k], s->hash, s->service, s->code, s->flags,
-                                          s->principal, s->is_tcp))
+                                          s->principal, s->is_tcp, s->is_inbound))
                 k++;
             if (k == n_all) {
                 memcpy(all[k].service, s->service, sizeof(s->service));
@@ -273,6 +289,7 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
                 memcpy(all[k].principal, s->principal, sizeof(s->principal));
                 all[k].hash = s->hash;
                 all[k].is_tcp = s->is_tcp;
+                all[k].is_inbound = s->is_inbound;
                 n_all++;
             }
             merge(&all[k], s);

@@ -14,6 +14,7 @@
 #define PT_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,10 +25,11 @@
 typedef struct pt_series {
     _Atomic int is_ready; /* labels written; set once, with release */
     uint32_t hash;
-    char service[96]; /* destination_service */
-    char code[4];     /* response_code ("0": no response) */
-    char flags[8];    /* response_flags ("-": none) */
-    uint8_t is_tcp;   /* request_protocol tcp, else http */
+    char service[96];   /* destination_service */
+    char code[4];       /* response_code ("0": no response) */
+    char flags[8];      /* response_flags ("-": none) */
+    uint8_t is_tcp;     /* request_protocol tcp, else http */
+    uint8_t is_inbound; /* reporter "destination": a sidecar's inbound, else "source" */
     /* source_principal: the client's verified mTLS principal ("unknown": none) */
     char principal[96];
     _Atomic uint64_t requests;
@@ -49,6 +51,7 @@ typedef struct pt_metrics {
 typedef struct pt_metrics_identity {
     const char *workload; /* "unknown" when not set */
     const char *namespace_;
+    const char *principal; /* this workload's own ("<td>/ns/<ns>/sa/<sa>"), or "unknown" */
     const char *app;
     const char *version;
 } pt_metrics_identity_t;
@@ -57,10 +60,12 @@ int pt_metrics_init(pt_metrics_t *m);
 void pt_metrics_dispose(pt_metrics_t *m);
 
 /* Worker thread only. service may be NULL ("unknown"); principal is the client's verified
- * principal (conn.h's peer_principal: connection_security_policy="mutual_tls"), or NULL. */
+ * principal (conn.h's peer_principal: connection_security_policy="mutual_tls"), or NULL;
+ * inbound: the request came in through the sidecar's inbound listener (reporter
+ * "destination": this workload is the destination), else this proxy is its source. */
 void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
                             uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
-                            const char *principal);
+                            const char *principal, bool inbound);
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service);
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received);

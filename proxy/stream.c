@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "authz.h"
+#include "capture.h"
 #include "conn.h"
 #include "log.h"
 #include "mirror.h"
@@ -230,7 +231,8 @@ static void finish(pt_stream_t *st)
     if (st->config->proxy.metrics)
         pt_metrics_record_http(&w->metrics, st->cluster ? st->cluster->host : NULL, st->status,
                                pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
-                               st->bytes_received, st->bytes_sent, c->peer_principal);
+                               st->bytes_received, st->bytes_sent, c->peer_principal,
+                               c->capture != NULL && c->capture->direction == PT_CAPTURE_INBOUND);
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;

@@ -666,6 +666,20 @@ def test_strict_mtls_between_sidecars(mesh):
         settle([b], "/mtls-settle")
         principals = [line.get("downstream_peer_principal") for line in lines_for(b, {"/mtls"})]
         assert principals == ["cluster.local/ns/default/sa/a"], principals
+        # Istio's labels: B reports as the destination, A as the source
+        b_series = [ln for ln in b.admin("/stats/prometheus").splitlines()
+                    if ln.startswith("istio_requests_total{") and 'reporter="destination"' in ln]
+        assert any('source_principal="cluster.local/ns/default/sa/a"' in ln and
+                   'source_workload_namespace="default"' in ln and
+                   'destination_workload="app-b"' in ln and
+                   'destination_principal="cluster.local/ns/default/sa/b"' in ln and
+                   'connection_security_policy="mutual_tls"' in ln for ln in b_series), b_series
+        a_series = [ln for ln in a.admin("/stats/prometheus").splitlines()
+                    if ln.startswith("istio_requests_total{") and 'reporter="source"' in ln]
+        assert any('source_workload="app-a"' in ln and
+                   'source_principal="cluster.local/ns/default/sa/a"' in ln and
+                   'destination_service="reviews.default.svc.cluster.local"' in ln
+                   for ln in a_series), a_series
         # Clients outside the mesh, straight to B
         assert not probe_b(mesh, plaintext=True)["ok"]
         assert not probe_b(mesh)["ok"]  # TLS without a certificate
