@@ -52,8 +52,7 @@ def identity_spec(d):
                          "rootCertificates": str(d / "roots.pem")}}
 
 
-def test_rotated_certificate_reloads_and_a_broken_one_is_refused(tmp_path):
-    need_petrel()
+def test_rotated_certificate_reloads_and_a_broken_one_is_refused(tmp_path, petrel):
     d = tmp_path / "certs"
     d.mkdir()
     make_ca(d)
@@ -63,8 +62,7 @@ def test_rotated_certificate_reloads_and_a_broken_one_is_refused(tmp_path):
     origin = HttpOrigin()
     try:
         port = free_port()
-        p = Petrel(tmp_path / "p", simple_config(port, origin.port), proxy_spec=identity_spec(d))
-        p.start()
+        p = petrel(simple_config(port, origin.port), proxy_spec=identity_spec(d))
         gen = stats(p)["config_generation"]
         install(d, "two", d / "cert.pem", d / "key.pem")
         wait_until(lambda: stats(p)["config_generation"] > gen, 10, what="a reload")

@@ -18,6 +18,8 @@ import ssl
 import subprocess
 import threading
 
+import pytest
+
 from netutil import free_port, http_request, wait_until
 from petrel import ISTIO, Petrel, gateway_doc, need_petrel, stats, wait_log
 
@@ -196,9 +198,22 @@ def get_json(port, path="/"):
     return st, (json.loads(body) if st == 200 else body)
 
 
+_started = []  # every petrel start() made, stopped after each test even when it failed
+
+
+@pytest.fixture(autouse=True)
+def _stop_started_petrels():
+    yield
+    while _started:
+        p = _started.pop()
+        if p.proc is not None and p.proc.poll() is None:
+            p.stop()
+
+
 def start(tmp_path, docs, proxy_spec=None, name="p"):
     p = Petrel(tmp_path / name, docs, concurrency=1, proxy_spec=proxy_spec,
                extra_args=["--log-level", "debug"])
+    _started.append(p)
     p.start()
     return p
 
