@@ -105,26 +105,12 @@ void pt_config_set_dns_lookup(pt_config_dns_lookup_fn fn, void *arg)
     dns_lookup_arg = arg;
 }
 
-/* Does pattern (a host, "*" or "*.suffix") cover host (which may itself be a wildcard)? */
-static bool host_covers(const char *pattern, const char *host)
-{
-    if (strcmp(pattern, "*") == 0)
-        return true;
-    if (pattern[0] == '*') {
-        size_t pl = strlen(pattern) - 1, hl = strlen(host); /* pl counts the leading '.' */
-        if (strcmp(host, "*") == 0)
-            return false;
-        return hl > pl && strcasecmp(host + hl - pl, pattern + 1) == 0;
-    }
-    return strcasecmp(pattern, host) == 0;
-}
-
 /* The more specific host of an overlapping pair, or NULL when they do not overlap. */
 static const char *host_intersection(const char *a, const char *b)
 {
-    if (host_covers(a, b))
+    if (pt__cfg_host_covers(a, b))
         return b;
-    if (host_covers(b, a))
+    if (pt__cfg_host_covers(b, a))
         return a;
     return NULL;
 }
@@ -143,7 +129,8 @@ static const pt_res_se_t *find_service_entry(compiler_t *cp, const char *host)
             const char *h = se->hosts[j];
             if (strcmp(h, host) == 0)
                 return se;
-            if (h[0] == '*' && host_covers(h, host) && (best == NULL || strlen(h) > best_len)) {
+            if (h[0] == '*' && pt__cfg_host_covers(h, host) &&
+                (best == NULL || strlen(h) > best_len)) {
                 best = se;
                 best_len = strlen(h);
             }
@@ -164,7 +151,7 @@ static const pt_res_dr_t *find_destination_rule(compiler_t *cp, const char *host
             continue;
         if (strcmp(dr->host, host) == 0)
             return dr;
-        if (dr->host[0] == '*' && host_covers(dr->host, host) &&
+        if (dr->host[0] == '*' && pt__cfg_host_covers(dr->host, host) &&
             (best == NULL || strlen(dr->host) > best_len)) {
             best = dr;
             best_len = strlen(dr->host);
@@ -899,7 +886,8 @@ static const pt_res_se_t *mesh_service(compiler_t *cp, const char *host)
         const pt_res_se_t *se = cp->set->ses[i];
         for (size_t j = 0; j < se->n_hosts; j++) {
             const char *h = se->hosts[j];
-            if (h[0] == '*' && host_covers(h, host) && (best == NULL || strlen(h) > best_len)) {
+            if (h[0] == '*' && pt__cfg_host_covers(h, host) &&
+                (best == NULL || strlen(h) > best_len)) {
                 best = se;
                 best_len = strlen(h);
             }

@@ -772,14 +772,9 @@ static void read_tcp_route(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
 /* Istio: each sniHost must fall within one of the VirtualService's hosts. */
 static bool sni_within_hosts(const pt_res_vs_t *vs, const char *sni)
 {
-    for (size_t i = 0; i < vs->n_hosts; i++) {
-        const char *h = vs->hosts[i];
-        if (strcmp(h, "*") == 0 || strcmp(h, sni) == 0)
+    for (size_t i = 0; i < vs->n_hosts; i++)
+        if (pt__cfg_host_covers(vs->hosts[i], sni))
             return true;
-        size_t hl = strlen(h), sl = strlen(sni);
-        if (h[0] == '*' && sl >= hl && strcmp(sni + sl - (hl - 1), h + 1) == 0)
-            return true;
-    }
     return false;
 }
 

@@ -94,6 +94,20 @@ const char **pt__cfg_read_hosts(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const p
     return hosts;
 }
 
+/* Does pattern (a host, "*" or "*.suffix") cover host (which may itself be a wildcard)? */
+bool pt__cfg_host_covers(const char *pattern, const char *host)
+{
+    if (strcmp(pattern, "*") == 0)
+        return true;
+    if (pattern[0] == '*') {
+        size_t pl = strlen(pattern) - 1, hl = strlen(host); /* pl counts the leading '.' */
+        if (strcmp(host, "*") == 0)
+            return false;
+        return hl > pl && strcasecmp(host + hl - pl, pattern + 1) == 0;
+    }
+    return strcasecmp(pattern, host) == 0;
+}
+
 bool pt__cfg_is_token_char(unsigned char c)
 {
     return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;

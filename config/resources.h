@@ -333,4 +333,8 @@ bool pt__cfg_credential_files(pt_cfg_cx_t *cx, pt_config_t *c, const char *name,
                               const pt_cfg_node_t *node, const char *path, const char **crt,
                               const char **key, const char **ca);
 
+/* config/resources.c: does pattern (a host, "*" or "*.suffix") cover host (which may itself
+ * be a wildcard)? Case-insensitive. */
+bool pt__cfg_host_covers(const char *pattern, const char *host);
+
 #endif

@@ -176,35 +176,22 @@ static void connect_upstream(l4_session_t *s, const pt_l4_route_t *route)
     uv_timer_start(&s->timer, on_session_timeout, s->config->proxy.connect_timeout_ms, 0);
 }
 
-static bool sni_matches(const char *pattern, const char *sni, size_t sni_len)
-{
-    if (strcmp(pattern, "*") == 0)
-        return true;
-    size_t pl = strlen(pattern);
-    if (pattern[0] == '*') /* "*.example.com": one label or more before ".example.com" */
-        return sni_len > pl - 1 && memcmp(sni + sni_len - (pl - 1), pattern + 1, pl - 1) == 0;
-    return pl == sni_len && memcmp(pattern, sni, sni_len) == 0;
-}
-
 const pt_l4_route_t *pt_l4_route_for_sni(const pt_listener_config_t *lc, const char *sni,
                                          size_t sni_len)
 {
     if (sni_len == 0)
         return NULL;
     const pt_l4_route_t *best = NULL;
-    size_t best_len = 0;
+    size_t best_score = 0;
     for (size_t i = 0; i < lc->n_l4_routes; i++) {
         const pt_l4_route_t *r = &lc->l4_routes[i];
         for (size_t h = 0; h < r->n_sni_hosts; h++) {
-            const char *p = r->sni_hosts[h];
-            if (!sni_matches(p, sni, sni_len))
-                continue;
-            if (p[0] != '*')
+            size_t score = pt_sni_match_score(r->sni_hosts[h], sni, sni_len);
+            if (score == SIZE_MAX)
                 return r; /* exact */
-            size_t len = strlen(p);
-            if (best == NULL || len > best_len) {
+            if (score > best_score) {
                 best = r;
-                best_len = len;
+                best_score = score;
             }
         }
     }

@@ -109,32 +109,20 @@ static void fail(pt_conn_t *c, bool in_handshake, const char *why)
     pt_conn_close(c, true);
 }
 
-static bool host_matches(const char *pattern, const char *sni, size_t len)
-{
-    if (strcmp(pattern, "*") == 0)
-        return true;
-    size_t pl = strlen(pattern);
-    if (pattern[0] == '*') /* "*.example.com": one label or more before ".example.com" */
-        return len > pl - 1 && memcmp(sni + len - (pl - 1), pattern + 1, pl - 1) == 0;
-    return pl == len && memcmp(pattern, sni, len) == 0;
-}
-
 /* Istio's server choice: an exact host, else the longest wildcard, else (no SNI, or no server
  * names it) the first server. */
 static const pt_tls_server_t *pick_server(const pt_listener_tls_t *lt, const char *sni, size_t len)
 {
     const pt_tls_server_t *best = NULL;
-    size_t best_len = 0;
+    size_t best_score = 0;
     for (size_t i = 0; i < lt->n_servers && len > 0; i++)
         for (size_t h = 0; h < lt->servers[i].n_hosts; h++) {
-            const char *p = lt->servers[i].hosts[h];
-            if (!host_matches(p, sni, len))
-                continue;
-            if (p[0] != '*')
+            size_t score = pt_sni_match_score(lt->servers[i].hosts[h], sni, len);
+            if (score == SIZE_MAX)
                 return &lt->servers[i];
-            if (best == NULL || strlen(p) > best_len) {
+            if (score > best_score) {
                 best = &lt->servers[i];
-                best_len = strlen(p);
+                best_score = score;
             }
         }
     return best != NULL ? best : &lt->servers[0];
@@ -421,7 +409,7 @@ bool pt_tls_stream_is_https_redirect(const pt_listener_config_t *l, const pt_htt
         host[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
     }
     for (size_t i = 0; i < l->n_https_redirect_hosts; i++)
-        if (host_matches(l->https_redirect_hosts[i], host, len))
+        if (pt_sni_match_score(l->https_redirect_hosts[i], host, len) > 0)
             return true;
     return false;
 }

@@ -21,6 +21,17 @@ enum {
     EXT_SUPPORTED_VERSIONS = 43,
 };
 
+size_t pt_sni_match_score(const char *pattern, const char *sni, size_t len)
+{
+    size_t pl = strlen(pattern);
+    if (pattern[0] == '*') {
+        if (pl == 1 || (len > pl - 1 && memcmp(sni + len - (pl - 1), pattern + 1, pl - 1) == 0))
+            return pl;
+        return 0;
+    }
+    return pl == len && memcmp(pattern, sni, len) == 0 ? SIZE_MAX : 0;
+}
+
 const char *pt_hello_status_name(pt_hello_status_t s)
 {
     switch (s) {

@@ -47,6 +47,12 @@ static inline bool pt_hello_may_be_tls(uint8_t first_byte)
 pt_hello_status_t pt_client_hello_parse(const uint8_t *data, size_t len, uint8_t *scratch,
                                         pt_client_hello_t *out);
 
+/* How well a server-name pattern ("a.example.com", "*.example.com" — one label or more before
+ * ".example.com" —, or "*") matches the SNI sni[0..len): 0 not at all, else higher is better:
+ * an exact name SIZE_MAX, a wildcard its length. Picking the best score is Envoy's (and so
+ * Istio's) choice among server names: exact first, then the longest wildcard. */
+size_t pt_sni_match_score(const char *pattern, const char *sni, size_t len);
+
 /* "OK", "NEED_MORE", ... for logs and tests. */
 const char *pt_hello_status_name(pt_hello_status_t s);
 
