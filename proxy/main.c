@@ -44,9 +44,7 @@ typedef struct server {
     int access_log_fd; /* shared by the workers; -1 when off */
     uv_timer_t exit_poll;
     pt_file_watch_t watch; /* the config paths and certificate files; a change reloads */
-    char *watched_tls[PT_FILE_WATCH_MAX_PATHS]; /* the certificate files it watches (strdup) */
-    size_t n_watched_tls;
-    char **paths; /* as given with -c (argv strings) */
+    char **paths;          /* as given with -c (argv strings) */
     size_t n_paths;
     pt_xds_files_t sources; /* the files of the config in force, recompiled on a DNS change */
     pt_dns_t *dns;          /* resolves the names of DNS ServiceEntries */
@@ -145,9 +143,6 @@ static void on_exit_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->sigusr1, NULL);
     pt_file_watch_close(&s->watch);
-    for (size_t i = 0; i < s->n_watched_tls; i++)
-        free(s->watched_tls[i]);
-    s->n_watched_tls = 0;
     pt_dns_stop(s->dns);
     s->dns = NULL;
     pt_admin_stop(&s->admin);
@@ -190,6 +185,28 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
     return pt_trace_restart_only_change(&a->tracing, &b->tracing);
 }
 
+/* Watches the config paths and the certificate files of the snapshot in force: a rotated
+ * certificate reloads like an edited file, and one first named by a reload is watched from then
+ * on. */
+static void watch_files(server_t *s)
+{
+    size_t n = s->n_paths + s->config->n_tls_files;
+    const char **paths = malloc((n > 0 ? n : 1) * sizeof(*paths));
+    if (paths == NULL) {
+        pt_log_warn("out of memory choosing the files to watch: reload with SIGHUP");
+        return;
+    }
+    for (size_t i = 0; i < s->n_paths; i++)
+        paths[i] = s->paths[i];
+    for (size_t i = 0; i < s->config->n_tls_files; i++)
+        paths[s->n_paths + i] = s->config->tls_files[i];
+    int err = pt_file_watch_set(&s->watch, paths, n);
+    if (err != 0)
+        pt_log_warn("some config or certificate files cannot be watched (%s): reload with SIGHUP",
+                    uv_strerror(err));
+    free(paths);
+}
+
 /* Hands c (its ref included) to every worker and makes it the snapshot in force; the resolver
  * follows its names. */
 static void publish(server_t *s, pt_config_t *c, const char *why)
@@ -204,15 +221,8 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
         pt_dns_configure(s->dns, &c->proxy.dns);
         pt_dns_track(s->dns, (const char *const *)c->dns_hosts, c->n_dns_hosts);
     }
-    for (size_t i = 0; i < c->n_tls_files; i++) {
-        size_t j = 0;
-        while (j < s->n_watched_tls && strcmp(s->watched_tls[j], c->tls_files[i]) != 0)
-            j++;
-        if (j == s->n_watched_tls)
-            pt_log_warn("certificate file %s is new since start-up: a change to it reloads "
-                        "only with SIGHUP until a restart",
-                        c->tls_files[i]);
-    }
+    if (s->watch.is_open)
+        watch_files(s);
     pt_log_info("config generation %llu in force (%s): %zu listener%s, %zu cluster%s",
                 (unsigned long long)c->generation, why, c->n_listeners,
                 c->n_listeners == 1 ? "" : "s", c->n_clusters, c->n_clusters == 1 ? "" : "s");
@@ -445,24 +455,8 @@ static int cmd_run(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        /* The config paths, and the certificate files the config names: a rotated certificate
-         * reloads like an edited file. */
-        const char *watched[PT_FILE_WATCH_MAX_PATHS];
-        size_t n_watched = 0;
-        for (size_t i = 0; i < n_paths && n_watched < PT_FILE_WATCH_MAX_PATHS; i++)
-            watched[n_watched++] = paths[i];
-        for (size_t i = 0; i < s.config->n_tls_files && n_watched < PT_FILE_WATCH_MAX_PATHS; i++)
-            watched[n_watched++] = s.config->tls_files[i];
-        if (n_paths + s.config->n_tls_files > PT_FILE_WATCH_MAX_PATHS)
-            pt_log_warn("only %d config and certificate paths can be watched: the others "
-                        "reload with SIGHUP",
-                        PT_FILE_WATCH_MAX_PATHS);
-        for (size_t i = n_paths; i < n_watched; i++)
-            s.watched_tls[s.n_watched_tls++] = strdup(watched[i]);
-        int err = pt_file_watch_start(&s.watch, s.loop, watched, n_watched, on_files_changed, &s);
-        if (err != 0)
-            pt_log_warn("config files cannot be watched (%s): reload with SIGHUP",
-                        uv_strerror(err));
+        pt_file_watch_init(&s.watch, s.loop, on_files_changed, &s);
+        watch_files(&s);
         for (size_t i = 0; i < s.config->n_listeners; i++) {
             const pt_listener_config_t *l = &s.config->listeners[i];
             bool capture = l->protocol == PT_LISTENER_CAPTURE_OUTBOUND ||

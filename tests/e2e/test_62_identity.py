@@ -46,6 +46,21 @@ def install(d, name, dest_crt, dest_key):
         os.rename(tmp, dst)
 
 
+def watched_inodes(pid):
+    """The inode numbers a process watches with inotify (from /proc/<pid>/fdinfo)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("inotify wd:"):
+                        ino = line.split(" ino:")[1].split()[0]
+                        inodes.add(int(ino, 16))
+        except FileNotFoundError:
+            pass
+    return inodes
+
+
 def identity_spec(d):
     return {"identity": {"certificateChain": str(d / "cert.pem"),
                          "privateKey": str(d / "key.pem"),
@@ -76,6 +91,44 @@ def test_rotated_certificate_reloads_and_a_broken_one_is_refused(tmp_path, petre
         wait_until(lambda: "refused" in p.stderr() and "spec.identity" in p.stderr(), 10,
                    what="the refused reload")
         assert stats(p)["config_generation"] == gen
+        assert http_request(port, "GET", "/")[0] == 200
+        p.stop_and_check()
+    finally:
+        origin.stop()
+
+
+def test_certificate_first_named_by_a_reload_is_watched(tmp_path, petrel):
+    """Started without an identity, then given one by a config reload: from then on its files
+    are watched (a rotation reloads with no SIGHUP); after a reload moves the identity to
+    another directory, the old one is no longer watched."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d in (old, new):
+        d.mkdir()
+        make_ca(d)
+        make_leaf(d, "one", "spiffe://cluster.local/ns/default/sa/web")
+        make_leaf(d, "two", "spiffe://cluster.local/ns/default/sa/web")
+        install(d, "one", d / "cert.pem", d / "key.pem")
+    origin = HttpOrigin()
+    try:
+        port = free_port()
+        p = petrel(simple_config(port, origin.port))
+        gen = stats(p)["config_generation"]
+        p.proxy_spec = identity_spec(old)
+        p.write_config()
+        wait_until(lambda: stats(p)["config_generation"] == gen + 1, 10, what="the reload")
+        assert os.stat(old).st_ino in watched_inodes(p.pid)
+        install(old, "two", old / "cert.pem", old / "key.pem")
+        wait_until(lambda: stats(p)["config_generation"] == gen + 2, 10,
+                   what="a reload for the rotated certificate")
+        p.proxy_spec = identity_spec(new)
+        p.write_config()
+        wait_until(lambda: stats(p)["config_generation"] == gen + 3, 10, what="the reload")
+        install(new, "two", new / "cert.pem", new / "key.pem")
+        wait_until(lambda: stats(p)["config_generation"] == gen + 4, 10,
+                   what="a reload for the new directory's rotated certificate")
+        # The old directory is no longer watched: the kernel's inotify table says so.
+        assert os.stat(new).st_ino in watched_inodes(p.pid)
+        assert os.stat(old).st_ino not in watched_inodes(p.pid)
         assert http_request(port, "GET", "/")[0] == 200
         p.stop_and_check()
     finally:
