@@ -1,16 +1,23 @@
 """tests/e2e/test_62_identity.py -- the workload identity's certificate files (Proxy
 spec.identity), watched like the config: a rotated certificate makes a new snapshot (new
 handshakes use it), a broken one is refused and the running identity stays, and a missing one
-refuses the start with the file named.
+refuses the start with the file named. A file first named by a reload is watched from then
+on; a certificate mounted the way Kubernetes mounts a Secret rotates with the kubelet's ..data
+symlink swap, and new handshakes get the new one.
 
 Certificates are made with the `openssl` command into the test's directory.
 """
 
 import os
+import socket
+import ssl
 import subprocess
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from netutil import free_port, http_request, wait_until
-from petrel import Petrel, need_petrel, simple_config, stats
+from petrel import ISTIO, Petrel, need_petrel, service_entry_doc, simple_config, stats
 from upstream import HttpOrigin
 
 
@@ -130,6 +137,65 @@ def test_certificate_first_named_by_a_reload_is_watched(tmp_path, petrel):
         assert os.stat(new).st_ino in watched_inodes(p.pid)
         assert os.stat(old).st_ino not in watched_inodes(p.pid)
         assert http_request(port, "GET", "/")[0] == 200
+        p.stop_and_check()
+    finally:
+        origin.stop()
+
+
+def secret_mount(d, name, stamp):
+    """Lays <name>'s files out as Kubernetes mounts a Secret: ..<stamp>/{tls.crt,tls.key},
+    ..data -> ..<stamp>, tls.crt -> ..data/tls.crt. Called again with a new stamp it rotates
+    the way the kubelet does: a new directory, then an atomic rename of the ..data link."""
+    stamped = d / ("..%s" % stamp)
+    stamped.mkdir()
+    for src, dst in ((name + ".pem", "tls.crt"), (name + ".key", "tls.key")):
+        (stamped / dst).write_bytes((d.parent / "certs" / src).read_bytes())
+    os.symlink(stamped.name, d / "..data_tmp")
+    os.rename(d / "..data_tmp", d / "..data")
+    for f in ("tls.crt", "tls.key"):
+        if not os.path.islink(d / f):
+            os.symlink(os.path.join("..data", f), d / f)
+
+
+def served_cn(port):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="web.example") as s:
+            der = s.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(
+        NameOID.COMMON_NAME)[0].value
+
+
+def test_secret_mount_symlink_swap_rotates_the_served_certificate(tmp_path, petrel):
+    """A Gateway certificate mounted as Kubernetes mounts a Secret (symlinks through ..data):
+    the kubelet's swap of ..data is a reload, and new handshakes get the new certificate."""
+    certs, mount = tmp_path / "certs", tmp_path / "mount"
+    certs.mkdir()
+    mount.mkdir()
+    make_ca(certs)
+    make_leaf(certs, "one", "spiffe://cluster.local/ns/default/sa/web")
+    make_leaf(certs, "two", "spiffe://cluster.local/ns/default/sa/web")
+    secret_mount(mount, "one", "2026_11_23_00_00_00.1")
+    origin = HttpOrigin()
+    try:
+        port = free_port()
+        gw = {"apiVersion": ISTIO, "kind": "Gateway", "metadata": {"name": "edge"},
+              "spec": {"servers": [{"port": {"number": port, "name": "https", "protocol": "HTTPS"},
+                                    "hosts": ["*"],
+                                    "tls": {"mode": "SIMPLE",
+                                            "serverCertificate": str(mount / "tls.crt"),
+                                            "privateKey": str(mount / "tls.key")}}]}}
+        vs = {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "web"},
+              "spec": {"hosts": ["*"], "gateways": ["edge"],
+                       "http": [{"route": [{"destination": {"host": "web.local"}}]}]}}
+        p = petrel([gw, vs, service_entry_doc("web.local", origin.port, name="web")])
+        assert served_cn(port) == "one"
+        gen = stats(p)["config_generation"]
+        secret_mount(mount, "two", "2026_11_23_00_05_00.2")
+        wait_until(lambda: stats(p)["config_generation"] > gen, 10, what="the reload")
+        assert served_cn(port) == "two"
         p.stop_and_check()
     finally:
         origin.stop()
