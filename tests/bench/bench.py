@@ -555,6 +555,87 @@ def mesh_requests_by_security(mesh):
     return counts
 
 
+def start_mesh(mesh, d):
+    """Pods a and b with capture, a sidecar each (uid 1337, CPU PROXY_CPU) and nginx in b (CPU
+    LOAD_CPU), every path answering from pod a; returns (sidecars, every process by name, each
+    path's (address, port), pod b's inbound requests by security so far)."""
+    root = os.path.join(d, "mesh")
+    os.makedirs(root)
+    os.chmod(d, 0o755)  # the sidecars run as uid 1337 and read their files here
+    os.chmod(root, 0o755)
+    binary = os.path.join(root, "petrel")
+    shutil.copy(petrel_bin(), binary)
+    os.chmod(binary, 0o755)
+    ca = certs.make_ca(root, "mesh-ca")
+    for pod, ip in MESH_PODS.items():
+        mesh.add_pod(pod, ip)
+    direct_port = next(port for key, _, port, _ in MESH_PATHS if key == "direct")
+    one_hop_port = next(port for key, _, port, _ in MESH_PATHS if key == "one_hop")
+    # a: the direct path's port is not captured outbound; b: neither the direct nor the
+    # one-hop path's port is captured inbound (plus the script's default exclusions).
+    mesh.capture("a", "-o", str(direct_port))
+    mesh.capture("b", "-d", "15090,15021,15020,%d,%d" % (direct_port, one_hop_port))
+    sidecars = {}
+    for pod in MESH_PODS:
+        pod_dir = os.path.join(root, pod)
+        os.makedirs(os.path.join(pod_dir, "config"))
+        os.chmod(pod_dir, 0o755)
+        os.chmod(os.path.join(pod_dir, "config"), 0o755)
+        identity = certs.workload_identity(root, pod, ca,
+                                           "spiffe://cluster.local/ns/default/sa/" + pod)
+        mesh_sidecar_docs(pod, os.path.join(pod_dir, "config"), identity)
+        sidecars[pod] = mesh.popen(pod, ["taskset", "-c", PROXY_CPU, binary, "run", "-c",
+                                         os.path.join(pod_dir, "config")],
+                                   uid=MESH_PROXY_UID, log_dir=pod_dir, name="petrel")
+    os.makedirs(os.path.join(d, "mesh-upstream-tmp"), exist_ok=True)
+    conf = os.path.join(d, "mesh-upstream.conf")
+    with open(conf, "w") as f:
+        f.write(nginx_mesh_upstream_conf(d))
+    nginx = mesh.popen("b", ["taskset", "-c", LOAD_CPU, "nginx", "-e",
+                             os.path.join(d, "mesh-upstream.error.log"), "-p", d, "-c", conf],
+                       log_dir=root, name="nginx")
+
+    def status(pod, url):
+        r = mesh.run(pod, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                     "--max-time", "2", url, check=False)
+        return r.stdout.strip()
+
+    def wait_for(what, check, procs):
+        deadline = time.monotonic() + MESH_TIMEOUT
+        while not check():
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    raise RuntimeError("%s exited with status %d" % (name, p.returncode))
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: not within %d s" % (what, MESH_TIMEOUT))
+            time.sleep(0.05)
+
+    everyone = {"nginx": nginx, "sidecar a": sidecars["a"], "sidecar b": sidecars["b"]}
+    for pod in MESH_PODS:
+        wait_for("sidecar %s ready" % pod,
+                 lambda pod=pod: status(pod, "http://127.0.0.1:15000/ready") == "200", everyone)
+    targets = {}
+    for key, _, port, vip in MESH_PATHS:
+        targets[key] = (vip or MESH_PODS["b"], port)
+        url = "http://%s:%d/0b" % targets[key]
+        wait_for("200 from %s" % url, lambda url=url: status("a", url) == "200", everyone)
+    for pod, p in sidecars.items():
+        with open("/proc/%d/comm" % p.pid) as f:
+            comm = f.read().strip()
+        if comm != "petrel":  # the CPU figures read this pid
+            raise RuntimeError("sidecar %s's pid runs %s, not petrel" % (pod, comm))
+    # The paths are what they say: b's inbound saw one mTLS and one plaintext request.
+    seen = mesh_requests_by_security(mesh)
+    if seen.get("mtls", 0) < 1 or seen.get("plaintext", 0) < 1:
+        raise RuntimeError("pod b's sidecar did not see both mTLS from pod a and plaintext: "
+                           "%s" % seen)
+    before = seen
+    log("mesh: pods a %s, b %s; sidecars pid %d, %d (CPU %s), nginx and client on CPU %s" % (
+        MESH_PODS["a"], MESH_PODS["b"], sidecars["a"].pid, sidecars["b"].pid, PROXY_CPU,
+        LOAD_CPU))
+    return sidecars, everyone, targets, before
+
+
 def mesh_hops(d, ratecli):
     """p50/p99 at RATE req/s from an app in pod a to nginx in pod b: straight across the
     bridge, through a's sidecar only, through both sidecars in plaintext and with mTLS (a's
@@ -564,80 +645,7 @@ def mesh_hops(d, ratecli):
     mesh = Mesh("pb")
     CLEANUPS.append(mesh.close)
     try:
-        root = os.path.join(d, "mesh")
-        os.makedirs(root)
-        os.chmod(d, 0o755)  # the sidecars run as uid 1337 and read their files here
-        os.chmod(root, 0o755)
-        binary = os.path.join(root, "petrel")
-        shutil.copy(petrel_bin(), binary)
-        os.chmod(binary, 0o755)
-        ca = certs.make_ca(root, "mesh-ca")
-        for pod, ip in MESH_PODS.items():
-            mesh.add_pod(pod, ip)
-        direct_port = next(port for key, _, port, _ in MESH_PATHS if key == "direct")
-        one_hop_port = next(port for key, _, port, _ in MESH_PATHS if key == "one_hop")
-        # a: the direct path's port is not captured outbound; b: neither the direct nor the
-        # one-hop path's port is captured inbound (plus the script's default exclusions).
-        mesh.capture("a", "-o", str(direct_port))
-        mesh.capture("b", "-d", "15090,15021,15020,%d,%d" % (direct_port, one_hop_port))
-        sidecars = {}
-        for pod in MESH_PODS:
-            pod_dir = os.path.join(root, pod)
-            os.makedirs(os.path.join(pod_dir, "config"))
-            os.chmod(pod_dir, 0o755)
-            os.chmod(os.path.join(pod_dir, "config"), 0o755)
-            identity = certs.workload_identity(root, pod, ca,
-                                               "spiffe://cluster.local/ns/default/sa/" + pod)
-            mesh_sidecar_docs(pod, os.path.join(pod_dir, "config"), identity)
-            sidecars[pod] = mesh.popen(pod, ["taskset", "-c", PROXY_CPU, binary, "run", "-c",
-                                             os.path.join(pod_dir, "config")],
-                                       uid=MESH_PROXY_UID, log_dir=pod_dir, name="petrel")
-        os.makedirs(os.path.join(d, "mesh-upstream-tmp"), exist_ok=True)
-        conf = os.path.join(d, "mesh-upstream.conf")
-        with open(conf, "w") as f:
-            f.write(nginx_mesh_upstream_conf(d))
-        nginx = mesh.popen("b", ["taskset", "-c", LOAD_CPU, "nginx", "-e",
-                                 os.path.join(d, "mesh-upstream.error.log"), "-p", d, "-c", conf],
-                           log_dir=root, name="nginx")
-
-        def status(pod, url):
-            r = mesh.run(pod, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                         "--max-time", "2", url, check=False)
-            return r.stdout.strip()
-
-        def wait_for(what, check, procs):
-            deadline = time.monotonic() + MESH_TIMEOUT
-            while not check():
-                for name, p in procs.items():
-                    if p.poll() is not None:
-                        raise RuntimeError("%s exited with status %d" % (name, p.returncode))
-                if time.monotonic() > deadline:
-                    raise RuntimeError("%s: not within %d s" % (what, MESH_TIMEOUT))
-                time.sleep(0.05)
-
-        everyone = {"nginx": nginx, "sidecar a": sidecars["a"], "sidecar b": sidecars["b"]}
-        for pod in MESH_PODS:
-            wait_for("sidecar %s ready" % pod,
-                     lambda pod=pod: status(pod, "http://127.0.0.1:15000/ready") == "200", everyone)
-        targets = {}
-        for key, _, port, vip in MESH_PATHS:
-            targets[key] = (vip or MESH_PODS["b"], port)
-            url = "http://%s:%d/0b" % targets[key]
-            wait_for("200 from %s" % url, lambda url=url: status("a", url) == "200", everyone)
-        for pod, p in sidecars.items():
-            with open("/proc/%d/comm" % p.pid) as f:
-                comm = f.read().strip()
-            if comm != "petrel":  # the CPU figures read this pid
-                raise RuntimeError("sidecar %s's pid runs %s, not petrel" % (pod, comm))
-        # The paths are what they say: b's inbound saw one mTLS and one plaintext request.
-        seen = mesh_requests_by_security(mesh)
-        if seen.get("mtls", 0) < 1 or seen.get("plaintext", 0) < 1:
-            raise RuntimeError("pod b's sidecar did not see both mTLS from pod a and plaintext: "
-                               "%s" % seen)
-        before = seen
-        log("mesh: pods a %s, b %s; sidecars pid %d, %d (CPU %s), nginx and client on CPU %s" % (
-            MESH_PODS["a"], MESH_PODS["b"], sidecars["a"].pid, sidecars["b"].pid, PROXY_CPU,
-            LOAD_CPU))
+        sidecars, everyone, targets, before = start_mesh(mesh, d)
 
         raw = {key: {"p50": [], "p99": [], "cpu_a": [], "cpu_b": [], "errors": 0}
                for key, _, _, _ in MESH_PATHS}
