@@ -647,7 +647,7 @@ def mesh_hops(d, ratecli):
     try:
         sidecars, everyone, targets, before = start_mesh(mesh, d)
 
-        raw = {key: {"p50": [], "p99": [], "cpu_a": [], "cpu_b": [], "errors": 0}
+        raw = {key: {"p50": [], "p99": [], "cpu_a": [], "cpu_b": [], "errors": 0, "completed": 0}
                for key, _, _, _ in MESH_PATHS}
         for _ in range(ROUNDS):
             for key, _, _, _ in MESH_PATHS:
@@ -663,6 +663,7 @@ def mesh_hops(d, ratecli):
                         out.returncode, out.stdout[-300:], out.stderr[-300:]))
                 m = raw[key]
                 m["errors"] += lat["errors"]
+                m["completed"] += lat["completed"]
                 m["p50"].append(lat["latency_us"]["p50"] / 1000)
                 m["p99"].append(lat["latency_us"]["p99"] / 1000)
                 for pod, p in sidecars.items():
@@ -687,7 +688,13 @@ def mesh_hops(d, ratecli):
                 res[key]["cpu_a"] = res[key]["cpu_b"] = None
             elif key == "one_hop":
                 res[key]["cpu_b"] = None
-        res["inbound"] = {policy: after.get(policy, 0) - before.get(policy, 0) for policy in after}
+        # Every request of the two-sidecar paths crossed b's inbound the way its path says.
+        inbound = {how: after.get(how, 0) - before.get(how, 0) for how in after}
+        want = {"mtls": res["mtls"]["completed"], "plaintext": res["plain"]["completed"]}
+        if set(how for how, n in inbound.items() if n) != set(want):
+            raise RuntimeError("pod b's sidecar counted %s inbound requests, the client %s"
+                               % (inbound, want))
+        res["inbound"], res["inbound_want"] = inbound, want
         return res
     finally:
         mesh.close()
@@ -836,15 +843,14 @@ def mesh_report(mesh):
         a, b = mesh[key].get(k), mesh[base].get(k)
         return "%.2f×" % (a / b) if a is not None and b else "–"
 
-    lines = ["", "Sidecar to sidecar: latency of one request from an app in pod A to nginx in pod "
-             "B, two network namespaces on a bridge with Istio's traffic capture "
-             "(docker/petrel-iptables.sh) and Petrel as uid 1337 in each (one worker, CPU %s; "
-             "the client and nginx on CPU %s); `ratecli` at %d req/s over %d keep-alive "
-             "connections for %d s, latency from the due time; mTLS is A's DestinationRule "
-             "`ISTIO_MUTUAL` and B's PeerAuthentication `STRICT` verifying A's SPIFFE certificate "
-             "(P-256, TLS 1.3; the sidecars keep their connection alive, so this is the cost "
-             "per request, not per handshake); CPU is each sidecar's utime+stime over the run "
-             "per 1000 requests:" % (PROXY_CPU, LOAD_CPU, RATE, RATE_CONNS, RATE_SECONDS), "",
+    lines = ["", "Sidecar to sidecar (two pods as network namespaces with Istio's traffic capture, "
+             "a Petrel sidecar as uid 1337 in each on CPU %s, the client and nginx on CPU %s): "
+             "`ratecli` at %d req/s over %d keep-alive connections for %d s from an app in pod A "
+             "to nginx in pod B. mTLS is A's DestinationRule `ISTIO_MUTUAL` and B's "
+             "PeerAuthentication `STRICT` checking A's SPIFFE certificate, on connections the "
+             "sidecars keep alive (the cost per request, not per handshake); CPU is each "
+             "sidecar's utime+stime per 1000 requests at that rate:" % (
+                 PROXY_CPU, LOAD_CPU, RATE, RATE_CONNS, RATE_SECONDS), "",
              "| path | p50 ms @%d/s | p99 ms @%d/s | CPU ms / 1k req, sidecar A | "
              "CPU ms / 1k req, sidecar B |" % (RATE, RATE), "|---|---:|---:|---:|---:|"]
     for key, label, _, _ in MESH_PATHS:
@@ -971,8 +977,12 @@ def main():
                         if mesh[key]["errors"]:
                             notes.append("sidecar to sidecar, %s: %d errors at fixed rate"
                                          % (label, mesh[key]["errors"]))
-                    log("mesh: pod B's sidecar counted %s inbound requests by security policy"
-                        % mesh["inbound"])
+                    log("mesh: pod B's sidecar counted %s inbound requests, the client %s"
+                        % (mesh["inbound"], mesh["inbound_want"]))
+                    if any(mesh["inbound"].get(how) != n for how, n in mesh["inbound_want"].items()):
+                        notes.append("sidecar to sidecar: pod B's sidecar counted %s inbound "
+                                     "requests, the client %s" % (mesh["inbound"],
+                                                                  mesh["inbound_want"]))
                 except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                     notes.append("sidecar to sidecar not measured: %s" % e)
                     log("mesh not measured: %s" % e)
