@@ -5,48 +5,25 @@ refuses the start with the file named. A file first named by a reload is watched
 on; a certificate mounted the way Kubernetes mounts a Secret rotates with the kubelet's ..data
 symlink swap, and new handshakes get the new one.
 
-Certificates are made with the `openssl` command into the test's directory.
+Certificates are made with tests/lib/certs.py into the test's directory.
 """
 
 import os
 import socket
 import ssl
-import subprocess
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from certs import make_ca, make_leaf
 from netutil import free_port, http_request, wait_until
 from petrel import ISTIO, Petrel, need_petrel, service_entry_doc, simple_config, stats
 from upstream import HttpOrigin
 
 
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=30)
-
-
-def make_ca(d):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-days", "2", "-subj", "/CN=mesh ca", "-keyout", str(d / "ca.key"),
-            "-out", str(d / "roots.pem"))
-
-
-def make_leaf(d, name, spiffe):
-    """Writes <name>.key / <name>.pem signed by the CA in d."""
-    key, csr, crt = d / (name + ".key"), d / (name + ".csr"), d / (name + ".pem")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", "/CN=" + name, "-keyout", str(key), "-out", str(csr))
-    ext = d / (name + ".ext")
-    ext.write_text("subjectAltName=URI:%s\n" % spiffe)
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(d / "roots.pem"), "-CAkey",
-            str(d / "ca.key"), "-CAcreateserial", "-days", "1", "-extfile", str(ext),
-            "-out", str(crt))
-    return crt, key
-
-
 def install(d, name, dest_crt, dest_key):
     """Puts <name>'s files in place the way rotation tools do: write aside, then rename."""
-    for src, dst in ((d / (name + ".pem"), dest_crt), (d / (name + ".key"), dest_key)):
+    for src, dst in ((d / (name + ".crt"), dest_crt), (d / (name + ".key"), dest_key)):
         tmp = str(dst) + ".new"
         with open(src, "rb") as f, open(tmp, "wb") as g:
             g.write(f.read())
@@ -71,15 +48,15 @@ def watched_inodes(pid):
 def identity_spec(d):
     return {"identity": {"certificateChain": str(d / "cert.pem"),
                          "privateKey": str(d / "key.pem"),
-                         "rootCertificates": str(d / "roots.pem")}}
+                         "rootCertificates": str(d / "roots.crt")}}
 
 
 def test_rotated_certificate_reloads_and_a_broken_one_is_refused(tmp_path, petrel):
     d = tmp_path / "certs"
     d.mkdir()
-    make_ca(d)
-    make_leaf(d, "one", "spiffe://cluster.local/ns/default/sa/web")
-    make_leaf(d, "two", "spiffe://cluster.local/ns/default/sa/web")
+    ca = make_ca(d, "roots")
+    make_leaf(d, "one", ca, ["spiffe://cluster.local/ns/default/sa/web"])
+    make_leaf(d, "two", ca, ["spiffe://cluster.local/ns/default/sa/web"])
     install(d, "one", d / "cert.pem", d / "key.pem")
     origin = HttpOrigin()
     try:
@@ -111,9 +88,9 @@ def test_certificate_first_named_by_a_reload_is_watched(tmp_path, petrel):
     old, new = tmp_path / "old", tmp_path / "new"
     for d in (old, new):
         d.mkdir()
-        make_ca(d)
-        make_leaf(d, "one", "spiffe://cluster.local/ns/default/sa/web")
-        make_leaf(d, "two", "spiffe://cluster.local/ns/default/sa/web")
+        ca = make_ca(d, "roots")
+        make_leaf(d, "one", ca, ["spiffe://cluster.local/ns/default/sa/web"])
+        make_leaf(d, "two", ca, ["spiffe://cluster.local/ns/default/sa/web"])
         install(d, "one", d / "cert.pem", d / "key.pem")
     origin = HttpOrigin()
     try:
@@ -148,7 +125,7 @@ def secret_mount(d, name, stamp):
     the way the kubelet does: a new directory, then an atomic rename of the ..data link."""
     stamped = d / ("..%s" % stamp)
     stamped.mkdir()
-    for src, dst in ((name + ".pem", "tls.crt"), (name + ".key", "tls.key")):
+    for src, dst in ((name + ".crt", "tls.crt"), (name + ".key", "tls.key")):
         (stamped / dst).write_bytes((d.parent / "certs" / src).read_bytes())
     os.symlink(stamped.name, d / "..data_tmp")
     os.rename(d / "..data_tmp", d / "..data")
@@ -174,9 +151,9 @@ def test_secret_mount_symlink_swap_rotates_the_served_certificate(tmp_path, petr
     certs, mount = tmp_path / "certs", tmp_path / "mount"
     certs.mkdir()
     mount.mkdir()
-    make_ca(certs)
-    make_leaf(certs, "one", "spiffe://cluster.local/ns/default/sa/web")
-    make_leaf(certs, "two", "spiffe://cluster.local/ns/default/sa/web")
+    ca = make_ca(certs, "roots")
+    make_leaf(certs, "one", ca, ["spiffe://cluster.local/ns/default/sa/web"])
+    make_leaf(certs, "two", ca, ["spiffe://cluster.local/ns/default/sa/web"])
     secret_mount(mount, "one", "2026_11_23_00_00_00.1")
     origin = HttpOrigin()
     try:
@@ -205,7 +182,7 @@ def test_missing_certificate_refuses_the_start(tmp_path):
     need_petrel()
     d = tmp_path / "certs"
     d.mkdir()
-    make_ca(d)
+    make_ca(d, "roots")
     p = Petrel(tmp_path / "p", simple_config(free_port(), free_port()),
                proxy_spec=identity_spec(d))
     p.start(wait=False)

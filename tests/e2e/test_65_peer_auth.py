@@ -20,20 +20,17 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 
 import pytest
 import yaml
 
+from certs import make_ca, make_leaf
+from netns import Mesh, usable as netns_usable
 from netutil import wait_until
 from petrel import petrel_bin, run_petrel, sanitizer_report
-from test_64_edge_tls import make_ca, make_leaf
 
-SUFFIX = "%d" % os.getpid()
-HUB = "pahub" + SUFFIX
 PODS = {"c": "10.78.0.10", "s": "10.78.0.11"}
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECURITY = "security.istio.io/v1"
 
 HTTP_APP = r"""
@@ -82,16 +79,11 @@ print(json.dumps(out))
 """
 
 
-def sh(*args, check=True):
-    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=30)
-
-
-def ns_of(pod):
-    return "pa%s%s" % (pod, SUFFIX)
+MESH = Mesh("pa")
 
 
 def in_pod(pod, *args, check=True):
-    return sh("ip", "netns", "exec", ns_of(pod), *args, check=check)
+    return MESH.run(pod, *args, check=check)
 
 
 def docs(d, peer_auth=True):
@@ -119,88 +111,43 @@ def docs(d, peer_auth=True):
 
 @pytest.fixture(scope="module")
 def pod(request):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces and iptables)")
-    if shutil.which("ip") is None or shutil.which("iptables") is None or \
-            shutil.which("setpriv") is None:
-        pytest.skip("needs ip, iptables and setpriv")
+    why_not = netns_usable()
+    if why_not:
+        pytest.skip(why_not)
     if not os.access(petrel_bin(), os.X_OK):
         pytest.skip("petrel binary not built")
     d = tempfile.mkdtemp(prefix="petrel-peerauth-")
     os.chmod(d, 0o777)  # petrel runs as uid 1337 and writes its access log here
-    procs = []
-
-    def cleanup():
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        sh("ip", "netns", "exec", ns_of("s"), "sh",
-           os.path.join(REPO, "docker/petrel-iptables.sh"), "clean", check=False)
-        for name in PODS:
-            sh("ip", "netns", "del", ns_of(name), check=False)
-        sh("ip", "netns", "del", HUB, check=False)
-        shutil.rmtree(d, ignore_errors=True)
-
-    request.addfinalizer(cleanup)
-    from pathlib import Path
-    p = Path(d)
-    mesh_ca = make_ca(p, "mesh-ca")
-    other_ca = make_ca(p, "other-ca")
+    request.addfinalizer(lambda: (MESH.close(), shutil.rmtree(d, ignore_errors=True)))
+    mesh_ca = make_ca(d, "mesh-ca")
+    other_ca = make_ca(d, "other-ca")
     certs = {
-        "server": make_leaf(p, "server", mesh_ca, ["spiffe://cluster.local/ns/default/sa/server"],
+        "server": make_leaf(d, "server", mesh_ca, ["spiffe://cluster.local/ns/default/sa/server"],
                             client=False),
-        "buyer": make_leaf(p, "buyer", mesh_ca, ["spiffe://cluster.local/ns/shop/sa/buyer"],
+        "buyer": make_leaf(d, "buyer", mesh_ca, ["spiffe://cluster.local/ns/shop/sa/buyer"],
                            client=True),
-        "foreign_td": make_leaf(p, "foreign-td", mesh_ca, ["spiffe://other.local/ns/x/sa/y"],
+        "foreign_td": make_leaf(d, "foreign-td", mesh_ca, ["spiffe://other.local/ns/x/sa/y"],
                                 client=True),
-        "other_ca": make_leaf(p, "other-ca-leaf", other_ca,
+        "other_ca": make_leaf(d, "other-ca-leaf", other_ca,
                               ["spiffe://cluster.local/ns/shop/sa/buyer"], client=True),
     }
-    for f in os.listdir(d):
-        os.chmod(os.path.join(d, f), 0o644)
     binary = os.path.join(d, "petrel")
     shutil.copy(petrel_bin(), binary)
     os.chmod(binary, 0o755)
 
-    sh("ip", "netns", "add", HUB)
-    sh("ip", "netns", "exec", HUB, "ip", "link", "add", "br0", "type", "bridge")
-    sh("ip", "netns", "exec", HUB, "ip", "link", "set", "br0", "up")
     for name, ip in PODS.items():
-        sh("ip", "netns", "add", ns_of(name))
-        veth = "va%s%s" % (name, SUFFIX)
-        sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns",
-           ns_of(name))
-        sh("ip", "link", "set", veth, "netns", HUB)
-        sh("ip", "netns", "exec", HUB, "ip", "link", "set", veth, "master", "br0", "up")
-        in_pod(name, "ip", "addr", "add", ip + "/24", "dev", "eth0")
-        in_pod(name, "ip", "link", "set", "eth0", "up")
-        in_pod(name, "ip", "link", "set", "lo", "up")
-    in_pod("s", "sh", os.path.join(REPO, "docker/petrel-iptables.sh"))
+        MESH.add_pod(name, ip)
+    MESH.capture("s")
     os.makedirs(os.path.join(d, "config"))
     with open(os.path.join(d, "config", "sidecar.yaml"), "w") as f:
         yaml.safe_dump_all(docs(d), f)
     os.chmod(os.path.join(d, "config"), 0o755)
 
-    def start(args, name, uid=None):
-        cmd = ["ip", "netns", "exec", ns_of("s")]
-        if uid is not None:
-            cmd += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"]
-        out = open(os.path.join(d, name + ".out"), "wb")
-        err = open(os.path.join(d, name + ".err"), "wb")
-        proc = subprocess.Popen(cmd + args, stdout=out, stderr=err)
-        out.close()
-        err.close()
-        procs.append(proc)
-        return proc
-
-    petrel = start([binary, "run", "-c", os.path.join(d, "config")], "petrel", uid=1337)
+    petrel = MESH.popen("s", [binary, "run", "-c", os.path.join(d, "config")], uid=1337,
+                        log_dir=d, name="petrel")
     for port in (9080, 9081):
-        start(["/usr/bin/python3", "-c", HTTP_APP, str(port)], "app%d" % port)
+        MESH.popen("s", ["/usr/bin/python3", "-c", HTTP_APP, str(port)], log_dir=d,
+                   name="app%d" % port)
 
     def stderr():
         with open(os.path.join(d, "petrel.err"), errors="replace") as f:

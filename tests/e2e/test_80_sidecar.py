@@ -40,11 +40,13 @@ import threading
 import pytest
 import yaml
 
+import certs
+from netns import Mesh, usable as netns_usable
 from netutil import wait_until
 from petrel import ISTIO, petrel_bin, sanitizer_report
 
 SUFFIX = "%d" % os.getpid()
-HUB = "pthub" + SUFFIX
+MESH = Mesh("pt")
 PODS = {"a": "10.77.0.10", "b": "10.77.0.11", "c": "10.77.0.12"}
 VIP = "10.96.0.10"
 ECHO_VIP, ECHO_VIP_C = "10.96.0.20", "10.96.0.21"
@@ -140,12 +142,8 @@ def sh(*args, check=True):
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=30)
 
 
-def ns_of(pod):
-    return "pt%s%s" % (pod, SUFFIX)
-
-
 def in_pod(pod, *args, check=True):
-    return sh("ip", "netns", "exec", ns_of(pod), *args, check=check)
+    return MESH.run(pod, *args, check=check)
 
 
 def run_in_pod(pod, code, arg):
@@ -198,20 +196,10 @@ class Pod:
         os.makedirs(os.path.join(self.dir, "config"))
         os.chmod(self.dir, 0o777)
         self.log = os.path.join(self.dir, "access.log")
-        self.procs = []
         self.petrel = None
 
     def start(self, args, uid=None, name="proc"):
-        cmd = ["ip", "netns", "exec", ns_of(self.name)]
-        if uid is not None:
-            cmd += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups"]
-        out = open(os.path.join(self.dir, name + ".out"), "wb")
-        err = open(os.path.join(self.dir, name + ".err"), "wb")
-        p = subprocess.Popen(cmd + args, stdout=out, stderr=err)
-        out.close()
-        err.close()
-        self.procs.append(p)
-        return p
+        return MESH.popen(self.name, args, uid=uid, log_dir=self.dir, name=name)
 
     def access_log(self):
         try:
@@ -229,34 +217,14 @@ class Pod:
             return f.read()
 
 
-def stop_mesh(pods):
-    for pod in pods.values():
-        for p in pod.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in pod.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    for pod in PODS:
-        sh("ip", "netns", "exec", ns_of(pod), "sh", os.path.join(REPO, "docker/petrel-iptables.sh"),
-           "clean", check=False)
-        sh("ip", "netns", "del", ns_of(pod), check=False)
-    sh("ip", "netns", "del", HUB, check=False)
-
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def mesh(request):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces and iptables)")
-    if shutil.which("ip") is None or shutil.which("iptables") is None or \
-            shutil.which("setpriv") is None:
-        pytest.skip("needs ip, iptables and setpriv")
+    why_not = netns_usable()
+    if why_not:
+        pytest.skip(why_not)
     if not os.access(petrel_bin(), os.X_OK):
         pytest.skip("petrel binary not built")
     workdir = tempfile.mkdtemp(prefix="petrel-sidecar-")
@@ -265,26 +233,14 @@ def mesh(request):
     shutil.copy(petrel_bin(), binary)
     os.chmod(binary, 0o755)
     pods = {}
-    request.addfinalizer(lambda: (stop_mesh(pods), shutil.rmtree(workdir, ignore_errors=True)))
+    request.addfinalizer(lambda: (MESH.close(), shutil.rmtree(workdir, ignore_errors=True)))
 
-    sh("ip", "netns", "add", HUB)
-    sh("ip", "netns", "exec", HUB, "ip", "link", "add", "br0", "type", "bridge")
-    sh("ip", "netns", "exec", HUB, "ip", "link", "set", "br0", "up")
     for name, ip in PODS.items():
-        ns = ns_of(name)
-        sh("ip", "netns", "add", ns)
+        # The service VIPs (10.96.0.0/16) get a route through eth0: the sidecar redirects
+        # before it is ever used.
+        MESH.add_pod(name, ip)
         pods[name] = Pod(name, workdir)
-        sh("ip", "link", "add", "v%s%s" % (name, SUFFIX), "type", "veth", "peer", "name",
-           "eth0", "netns", ns)
-        sh("ip", "link", "set", "v%s%s" % (name, SUFFIX), "netns", HUB)
-        sh("ip", "netns", "exec", HUB, "ip", "link", "set", "v%s%s" % (name, SUFFIX), "master",
-           "br0", "up")
-        in_pod(name, "ip", "addr", "add", ip + "/24", "dev", "eth0")
-        in_pod(name, "ip", "link", "set", "eth0", "up")
-        in_pod(name, "ip", "link", "set", "lo", "up")
-        # The service VIP only needs a route: the sidecar redirects before it is ever used.
-        in_pod(name, "ip", "route", "add", "10.96.0.0/16", "dev", "eth0")
-        in_pod(name, "sh", os.path.join(REPO, "docker/petrel-iptables.sh"))
+        MESH.capture(name)
 
     for name, pod in pods.items():
         docs = istio_docs(detect_ms=150)
@@ -533,75 +489,25 @@ def test_authorization_policy_applies_inbound_only(mesh):
             reconfigure(pod, [])
 
 
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=30)
-
-
-def expired_leaf(d, ca, spiffe, key_path, crt_path):
-    """A leaf of CA ca whose validity ended in 2024."""
-    import datetime
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    with open(os.path.join(d, ca + "-ca.key"), "rb") as f:
-        ca_key = serialization.load_pem_private_key(f.read(), None)
-    with open(os.path.join(d, ca + "-ca.pem"), "rb") as f:
-        ca_cert = x509.load_pem_x509_certificate(f.read())
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(datetime.datetime(2024, 1, 1))
-            .not_valid_after(datetime.datetime(2024, 1, 2))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(spiffe)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    with open(key_path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    with open(crt_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-
-
 def mesh_certs(d):
     """A mesh CA, a certificate per pod (SPIFFE IDs in cluster.local), and the bad ones: from
     another CA, expired, and from another trust domain. Readable by the proxy's uid."""
     os.makedirs(d, exist_ok=True)
-    for ca in ("mesh", "other"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-days", "2", "-subj", "/CN=%s ca" % ca, "-keyout", os.path.join(d, ca + "-ca.key"),
-                "-out", os.path.join(d, ca + "-ca.pem"))
-
-    def leaf(name, spiffe, ca="mesh", expired=False):
-        key, csr, crt = (os.path.join(d, name + ext) for ext in (".key", ".csr", ".pem"))
-        if expired:  # openssl x509 here cannot back-date: signed with python3-cryptography
-            expired_leaf(d, ca, spiffe, key, crt)
-            return
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-subj", "/CN=" + name, "-keyout", key, "-out", csr)
-        ext = os.path.join(d, name + ".ext")
-        with open(ext, "w") as f:
-            f.write("subjectAltName=URI:%s\nextendedKeyUsage=serverAuth,clientAuth\n" % spiffe)
-        openssl("x509", "-req", "-in", csr, "-CA", os.path.join(d, ca + "-ca.pem"), "-CAkey",
-                os.path.join(d, ca + "-ca.key"), "-CAcreateserial", "-extfile", ext, "-days", "1",
-                "-out", crt)
-
+    mesh_ca = certs.make_ca(d, "mesh-ca")
+    other_ca = certs.make_ca(d, "other-ca")
     for pod in ("a", "b", "b2"):
-        leaf(pod, "spiffe://cluster.local/ns/default/sa/%s" % pod[0])
-    leaf("stranger", "spiffe://cluster.local/ns/default/sa/a", ca="other")
-    leaf("expired", "spiffe://cluster.local/ns/default/sa/a", expired=True)
-    leaf("foreign", "spiffe://other.domain/ns/default/sa/a")
-    for f in os.listdir(d):
-        os.chmod(os.path.join(d, f), 0o644)
+        certs.make_leaf(d, pod, mesh_ca, ["spiffe://cluster.local/ns/default/sa/%s" % pod[0]])
+    certs.make_leaf(d, "stranger", other_ca, ["spiffe://cluster.local/ns/default/sa/a"])
+    certs.make_leaf(d, "expired", mesh_ca, ["spiffe://cluster.local/ns/default/sa/a"],
+                    expired=True)
+    certs.make_leaf(d, "foreign", mesh_ca, ["spiffe://other.domain/ns/default/sa/a"])
     os.chmod(d, 0o755)
 
 
 def identity_of(d, name):
-    return {"certificateChain": os.path.join(d, name + ".pem"),
+    return {"certificateChain": os.path.join(d, name + ".crt"),
             "privateKey": os.path.join(d, name + ".key"),
-            "rootCertificates": os.path.join(d, "mesh-ca.pem")}
+            "rootCertificates": os.path.join(d, "mesh-ca.crt")}
 
 
 # A TLS client run as the proxy's uid in pod A, so that A's sidecar does not capture it: it
@@ -652,10 +558,10 @@ def test_strict_mtls_between_sidecars(mesh):
     strict = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
               "metadata": {"name": "default", "namespace": "istio-system"},
               "spec": {"mtls": {"mode": "STRICT"}}}
-    b_identity = {"certificateChain": os.path.join(d, "b-live.pem"),
+    b_identity = {"certificateChain": os.path.join(d, "b-live.crt"),
                   "privateKey": os.path.join(d, "b-live.key"),
-                  "rootCertificates": os.path.join(d, "mesh-ca.pem")}
-    for ext in (".pem", ".key"):
+                  "rootCertificates": os.path.join(d, "mesh-ca.crt")}
+    for ext in (".crt", ".key"):
         shutil.copy(os.path.join(d, "b" + ext), os.path.join(d, "b-live" + ext))
         os.chmod(os.path.join(d, "b-live" + ext), 0o644)
     try:
@@ -684,21 +590,21 @@ def test_strict_mtls_between_sidecars(mesh):
         assert not probe_b(mesh, plaintext=True)["ok"]
         assert not probe_b(mesh)["ok"]  # TLS without a certificate
         for bad in ("stranger", "expired", "foreign"):
-            res = probe_b(mesh, cert=os.path.join(d, bad + ".pem"), key=os.path.join(d, bad + ".key"))
+            res = probe_b(mesh, cert=os.path.join(d, bad + ".crt"), key=os.path.join(d, bad + ".key"))
             assert not res["ok"], (bad, res)
-        assert not probe_b(mesh, tls11=True, cert=os.path.join(d, "a.pem"),
+        assert not probe_b(mesh, tls11=True, cert=os.path.join(d, "a.crt"),
                            key=os.path.join(d, "a.key"))["ok"]
-        assert probe_b(mesh, cert=os.path.join(d, "a.pem"), key=os.path.join(d, "a.key"))["ok"]
+        assert probe_b(mesh, cert=os.path.join(d, "a.crt"), key=os.path.join(d, "a.key"))["ok"]
         # B's certificate rotated (write aside, rename) while A keeps sending: no failure
         before = stat_of(b, "config_generation")
         results = []
         sender = threading.Thread(target=lambda: results.extend(requests_from_a(
             [{"path": "/rotate", "headers": {"host": "reviews", "x-pin": "v1"}}] * 300)))
         sender.start()
-        for ext in (".pem", ".key"):
+        for ext in (".crt", ".key"):
             shutil.copy(os.path.join(d, "b2" + ext), os.path.join(d, "b-live" + ext + ".new"))
             os.chmod(os.path.join(d, "b-live" + ext + ".new"), 0o644)
-        for ext in (".pem", ".key"):
+        for ext in (".crt", ".key"):
             os.rename(os.path.join(d, "b-live" + ext + ".new"), os.path.join(d, "b-live" + ext))
         # B's identity files came with a reload, not at start-up, so they are not watched yet
         # (Petrel says so in its log; test_62_identity.py covers the watched case): SIGHUP.
