@@ -215,9 +215,12 @@ static void labels(text_t *t, const pt_metrics_identity_t *id, const pt_series_t
             in ? id->version : unknown, s->service, name, ns, s->is_tcp ? "tcp" : "http");
     if (!s->is_tcp)
         appendf(t, "response_code=\"%s\",grpc_response_status=\"\",", s->code);
-    /* Istio's value when the peer was authenticated by mTLS; else it does not know. */
-    appendf(t, "response_flags=\"%s\",connection_security_policy=\"%s\"", s->flags,
-            strcmp(s->principal, "unknown") != 0 ? "mutual_tls" : "unknown");
+    /* Istio's definition: the destination knows whether mTLS authenticated the client
+     * ("mutual_tls" or "none"); the source reports "unknown". */
+    const char *policy = !in                                    ? "unknown"
+                         : strcmp(s->principal, "unknown") != 0 ? "mutual_tls"
+                                                                : "none";
+    appendf(t, "response_flags=\"%s\",connection_security_policy=\"%s\"", s->flags, policy);
 }
 
 static void merge(pt_series_t *into, const pt_series_t *s)

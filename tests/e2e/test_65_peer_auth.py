@@ -219,8 +219,14 @@ def test_principal_in_access_log(pod):
 
 
 def test_port_level_permissive_serves_both(pod):
-    got = client(pod, [case(9081, tls=False), case(9081, pod["certs"]["buyer"])])
+    got = client(pod, [case(9081, tls=False, path="/plain"), case(9081, pod["certs"]["buyer"])])
     assert got == ["200", "200"], got
+    # The plaintext request, reported by the destination: no principal, policy "none".
+    prom = in_pod("s", "curl", "-s", "--max-time", "5",
+                  "http://127.0.0.1:15000/stats/prometheus").stdout
+    assert any('reporter="destination"' in x and 'source_principal="unknown"' in x and
+               'connection_security_policy="none"' in x
+               for x in prom.splitlines() if x.startswith("istio_requests_total{")), prom[-2000:]
 
 
 def test_strict_without_identity_is_refused(tmp_path):
