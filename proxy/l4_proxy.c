@@ -294,7 +294,9 @@ void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len
     pt_list_insert_tail(&w->connecting, &s->link);
     PT_STAT_INC(&w->stats, tcp_cx_total);
     PT_STAT_INC(&w->stats, tcp_cx_active);
-    if (s->listener == NULL || s->listener->tls == NULL || w->is_draining ||
+    /* A reload between the ClientHello and here may have changed what the port serves. */
+    if (s->listener == NULL || s->listener->protocol != PT_LISTENER_TLS ||
+        s->listener->tls == NULL || w->is_draining ||
         !pt_authz_connection_allows(w, s->config, s->listener->port, &c->tcp, c->peer_principal,
                                     sni, sni_len)) {
         session_abort(s);

@@ -330,7 +330,8 @@ pt_tls_t *pt_tls_pipe_engine(pt_tls_pipe_t *p)
 static void pipe_on_written(void *owner, int status)
 {
     pt_tls_pipe_t *p = owner;
-    if (status < 0 && !p->is_done) {
+    /* UV_ECANCELED: the session closed the socket itself (a timeout, a stop). */
+    if (status < 0 && status != UV_ECANCELED && !p->is_done) {
         PT_STAT_INC(&p->worker->stats, upstream_cx_ssl_error);
         PT_STAT_INC(&p->worker->stats, upstream_cx_connect_fail);
         pipe_done(p, false);
