@@ -1453,6 +1453,12 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     size_t cap_hosts = 0;
     for (size_t k = 0; k < n_lb; k++) {
         listener_build_t *b = &lb[k];
+        /* A TLS server that terminates routes the plaintext by tcp[] routes, as a TCP one. */
+        bool by_tcp_routes = b->l->protocol == PT_LISTENER_TCP;
+        for (size_t bi = 0; bi < b->n_bindings; bi++)
+            if (b->l->protocol == PT_LISTENER_TLS && b->bindings[bi].srv->tls != NULL &&
+                b->bindings[bi].srv->tls->is_terminated)
+                by_tcp_routes = true;
         for (size_t v = 0; v < set->n_vss; v++) {
             pt_res_vs_t *vs = set->vss[v];
             size_t n_hosts = 0;
@@ -1491,7 +1497,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                 vh->n_hosts = n_hosts;
                 vh->routes = vs->compiled;
                 vh->n_routes = vs->n_compiled;
-            } else if (b->l->protocol == PT_LISTENER_TCP && b->n_l4 == 0) {
+            } else if (by_tcp_routes && b->n_l4 == 0) {
                 for (size_t t = 0; t < vs->n_tcp && b->n_l4 == 0; t++) {
                     const pt_res_tcp_route_t *tr = &vs->tcp[t];
                     bool match = tr->match_any;
@@ -1503,7 +1509,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                         b->l4[b->n_l4++] = tr->compiled;
                     }
                 }
-            } else if (b->l->protocol == PT_LISTENER_TLS) {
+            } else if (b->l->protocol == PT_LISTENER_TLS && !by_tcp_routes) {
                 bind_tls_routes(&cp, b, vs);
             }
         }

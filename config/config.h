@@ -287,7 +287,8 @@ typedef struct pt_vhost {
 typedef enum pt_listener_protocol {
     PT_LISTENER_HTTP = 1,
     PT_LISTENER_TCP,
-    PT_LISTENER_TLS, /* Gateway protocol TLS, tls.mode PASSTHROUGH: routed on SNI, not decrypted */
+    PT_LISTENER_TLS, /* Gateway protocol TLS: PASSTHROUGH (tls[] routes on SNI), or terminated
+                        (tls set: tcp[] routes) */
     PT_LISTENER_CAPTURE_OUTBOUND, /* sidecar: iptables-redirected egress (proxy/capture.c) */
     PT_LISTENER_CAPTURE_INBOUND,  /* sidecar: iptables-redirected ingress */
 } pt_listener_protocol_t;
@@ -365,7 +366,7 @@ typedef struct pt_listener_config {
     pt_l4_route_t *l4_routes; /* TCP: the one route (none: refused); TLS: tried in order */
     size_t n_l4_routes;
     struct pt_vhost_index *vhost_index; /* built by config.c: exact hosts hashed */
-    const pt_listener_tls_t *tls;       /* HTTPS: TLS terminated here; NULL: plaintext */
+    const pt_listener_tls_t *tls;       /* HTTPS, TLS: terminated here; NULL: plaintext */
     const char **https_redirect_hosts;  /* HTTP servers with tls.httpsRedirect: answered 301 */
     size_t n_https_redirect_hosts;
 } pt_listener_config_t;

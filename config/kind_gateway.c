@@ -1,8 +1,9 @@
 /* config/kind_gateway.c
  * The Gateway kind: servers[] with their port, protocol and hosts, from which config/compile.c
  * opens listeners. HTTP, HTTPS (tls.mode SIMPLE, MUTUAL, OPTIONAL_MUTUAL: terminated, then
- * routed as HTTP), TCP and TLS with tls.mode PASSTHROUGH (routed on SNI, not decrypted) are
- * served; other protocols and TLS modes are recognised, warned about and open nothing. */
+ * routed as HTTP), TCP, and TLS (PASSTHROUGH: routed on SNI, not decrypted; SIMPLE, MUTUAL,
+ * OPTIONAL_MUTUAL: terminated, then routed by tcp[] routes) are served; other protocols and TLS
+ * modes are recognised, warned about and open nothing. */
 #include <openssl/ssl.h>
 #include <string.h>
 #include <strings.h>
@@ -85,7 +86,7 @@ static pt_listener_protocol_t read_protocol(pt_cfg_cx_t *cx, const pt_cfg_node_t
     if (strcasecmp(s, "TCP") == 0)
         return PT_LISTENER_TCP;
     if (strcasecmp(s, "TLS") == 0)
-        return PT_LISTENER_TLS; /* served only with tls.mode PASSTHROUGH: read_server_tls() */
+        return PT_LISTENER_TLS; /* PASSTHROUGH, or terminated: read_server_tls() */
     for (size_t i = 0; i < NF(later); i++)
         if (strcasecmp(s, later[i]) == 0) {
             /* Serving such a port as plain HTTP or TCP would be wrong (and, for TLS, would
@@ -204,9 +205,10 @@ static void read_terminated_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *tls, const
 }
 
 /* server.tls. TLS servers: PASSTHROUGH is served (routed on SNI by VirtualService tls[] routes
- * and relayed encrypted); a TLS server that terminates opens no listener (*protocol = 0) rather
- * than relay what it was meant to terminate. HTTPS servers: SIMPLE, MUTUAL and OPTIONAL_MUTUAL
- * are terminated (config/tls_contexts.c builds the contexts). HTTP servers: httpsRedirect. */
+ * and relayed encrypted); SIMPLE, MUTUAL and OPTIONAL_MUTUAL terminate, then route the
+ * plaintext by tcp[] routes. HTTPS servers: SIMPLE, MUTUAL and OPTIONAL_MUTUAL are terminated
+ * and routed as HTTP. config/tls_contexts.c builds the contexts of both. HTTP servers:
+ * httpsRedirect. */
 static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const pt_cfg_node_t *tls,
                             const pt_cfg_path_t *server_path, bool is_https, pt_res_server_t *srv)
 {
@@ -241,14 +243,6 @@ static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const 
     }
     if (srv->protocol == PT_LISTENER_TLS && strcmp(mode, "PASSTHROUGH") == 0)
         return;
-    if (srv->protocol == PT_LISTENER_TLS) {
-        pt__cfg_warn(cx, tls, &tp,
-                     "tls.mode %s is not enforced by Petrel yet on a TLS server (PASSTHROUGH is; "
-                     "HTTPS servers terminate): this server opens no listener",
-                     mode);
-        srv->protocol = 0;
-        return;
-    }
     pt_res_server_tls_t *t = pt_arena_calloc(cx->tmp, sizeof(*t));
     t->node = tls;
     t->path = pt__cfg_path_dup(cx->tmp, &tp);
@@ -256,7 +250,7 @@ static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const 
         pt_cfg_path_t p = PT_PATH_KEY(&tp, "httpsRedirect");
         pt__cfg_read_bool(cx, f[ST_HTTPS_REDIRECT], &p, &t->https_redirect);
     }
-    if (!is_https) {
+    if (!is_https && srv->protocol != PT_LISTENER_TLS) {
         if (srv->protocol != PT_LISTENER_HTTP && t->https_redirect)
             pt__cfg_warn(cx, tls, &tp, "httpsRedirect applies to HTTP servers only: ignored");
         for (int i = ST_MODE; i < ST__N; i++)
@@ -270,12 +264,14 @@ static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const 
     if (strcmp(mode, "SIMPLE") != 0 && strcmp(mode, "MUTUAL") != 0 &&
         strcmp(mode, "OPTIONAL_MUTUAL") != 0) {
         pt__cfg_warn(cx, tls, &tp,
-                     "tls.mode %s on an HTTPS server is not enforced by Petrel yet (SIMPLE, "
-                     "MUTUAL and OPTIONAL_MUTUAL are): this server opens no listener",
-                     mode);
+                     "tls.mode %s on %s server is not enforced by Petrel yet (SIMPLE, MUTUAL "
+                     "and OPTIONAL_MUTUAL are%s): this server opens no listener",
+                     mode, is_https ? "an HTTPS" : "a TLS", is_https ? "" : ", and PASSTHROUGH");
         srv->protocol = 0;
         return;
     }
+    if (!is_https && t->https_redirect)
+        pt__cfg_warn(cx, tls, &tp, "httpsRedirect applies to HTTP servers only: ignored");
     read_terminated_tls(cx, tls, &tp, f, mode, t);
     srv->tls = t;
 }

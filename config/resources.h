@@ -25,7 +25,7 @@ typedef struct pt_res_meta {
 typedef struct pt_res_server_tls {
     const pt_cfg_node_t *node; /* the tls map, for errors */
     const char *path;          /* "spec.servers[0].tls" */
-    bool is_terminated;        /* HTTPS with SIMPLE / MUTUAL / OPTIONAL_MUTUAL */
+    bool is_terminated;        /* HTTPS or TLS with SIMPLE / MUTUAL / OPTIONAL_MUTUAL */
     bool is_mutual;            /* MUTUAL: a client certificate is required */
     bool is_optional_mutual;   /* OPTIONAL_MUTUAL: one is verified when sent */
     bool https_redirect;

@@ -118,19 +118,20 @@ static SSL_CTX *build_server(pt_cfg_cx_t *cx, pt_config_t *c, const pt_res_serve
 }
 
 /* Per HTTP listener port: the contexts of its HTTPS servers in the order written (the first is
- * the one a client without SNI gets), and the hosts its HTTP servers redirect to https://. */
+ * the one a client without SNI gets), and the hosts its HTTP servers redirect to https://. Per
+ * TLS listener port, the same for its servers that terminate (tcp[] routes). */
 static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c, size_t *cap)
 {
     for (size_t k = 0; k < c->n_listeners; k++) {
         pt_listener_config_t *l = &c->listeners[k];
-        if (l->protocol != PT_LISTENER_HTTP)
+        if (l->protocol != PT_LISTENER_HTTP && l->protocol != PT_LISTENER_TLS)
             continue;
         size_t n_tls = 0, n_redirect = 0;
         const pt_res_server_t *plain = NULL, *terminated = NULL;
         for (size_t g = 0; g < set->n_gateways; g++)
             for (size_t i = 0; i < set->gateways[g]->n_servers; i++) {
                 const pt_res_server_t *srv = &set->gateways[g]->servers[i];
-                if (srv->port != l->port || srv->protocol != PT_LISTENER_HTTP)
+                if (srv->port != l->port || srv->protocol != l->protocol)
                     continue;
                 if (srv->tls != NULL && srv->tls->is_terminated) {
                     n_tls++;
@@ -142,10 +143,14 @@ static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_confi
                 }
             }
         if (plain != NULL && terminated != NULL) {
+            bool is_tls = l->protocol == PT_LISTENER_TLS;
             pt__cfg_error_at(cx, terminated->port_node, terminated->port_path,
-                             "port %u has HTTPS and HTTP servers: a port is either (the HTTP "
-                             "server is at %s:%d)",
-                             (unsigned)l->port, plain->port_node->file,
+                             "port %u has %s servers: a port is either (the %s server is at "
+                             "%s:%d)",
+                             (unsigned)l->port,
+                             is_tls ? "TLS servers that terminate and PASSTHROUGH"
+                                    : "HTTPS and HTTP",
+                             is_tls ? "PASSTHROUGH" : "HTTP", plain->port_node->file,
                              pt__cfg_node_line(plain->port_node));
             continue;
         }

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "relay.h"
 #include "tls_stream.h"
+#include "tls_upstream.h"
 #include "upstream.h"
 #include "write.h"
 
@@ -487,10 +488,10 @@ void pt_conn_drain(pt_conn_t *c)
         c->close_after_response = true;
 }
 
-static pt_relay_t *hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
-                            void *peer_owner, pt_rbuf_t from_peer)
+void pt_conn_detach(pt_conn_t *c)
 {
-    pt_worker_t *w = c->worker;
+    if (c->is_handed_off)
+        return;
     c->is_handed_off = true;
     pt_list_remove(&c->link);
     if (c->is_reading)
@@ -498,38 +499,45 @@ static pt_relay_t *hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(vo
     c->is_reading = false;
     set_timer(c, PT_CONN_TIMER_NONE, 0);
     uv_close((uv_handle_t *)&c->timer, on_close);
-
-    pt_rbuf_t from_client = c->in;
-    c->in = (pt_rbuf_t){0};
-    return pt_relay_start(w, &c->tcp, on_tunnel_side_closed, c, from_client, peer, peer_closed,
-                          peer_owner, from_peer, w->config->proxy.idle_timeout_ms);
 }
 
-static void on_tunnel_refused(uv_handle_t *h)
+void pt_conn_close_detached(pt_conn_t *c)
 {
-    pt_upstream_on_tunnel_closed(h->data);
+    if (c->is_closing)
+        return;
+    c->is_closing = true;
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+pt_relay_end_t pt_conn_relay_end(pt_conn_t *c)
+{
+    pt_conn_detach(c);
+    pt_relay_end_t e = {.tcp = &c->tcp,
+                        .tls = c->tls != NULL ? pt_tls_stream_engine(c) : NULL,
+                        .in = c->in,
+                        .on_closed = on_tunnel_side_closed,
+                        .owner = c};
+    c->in = (pt_rbuf_t){0};
+    return e;
 }
 
 void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
 {
-    if (c->tls != NULL) {
-        /* The relay moves raw bytes: a tunnel inside TLS is not relayed (yet). The upstream
-         * closes now, the client once the stream has finished. */
-        pt_rbuf_t unread = pt_upstream_take_unread(up);
-        pt_rbuf_release(&unread);
-        uv_close((uv_handle_t *)&up->tcp, on_tunnel_refused);
-        c->stream.is_tunnel = false; /* so finish() hands c back, to close it */
-        c->close_after_response = true;
-        return;
-    }
     PT_STAT_INC(&c->worker->stats, tunnel_total);
-    hand_off(c, &up->tcp, pt_upstream_on_tunnel_closed, up, pt_upstream_take_unread(up));
+    pt_relay_end_t peer = {.tcp = &up->tcp,
+                           .tls = pt_tls_upstream_engine(up),
+                           .in = pt_upstream_take_unread(up),
+                           .on_closed = pt_upstream_on_tunnel_closed,
+                           .owner = up};
+    pt_relay_start(c->worker, pt_conn_relay_end(c), peer, c->worker->config->proxy.idle_timeout_ms);
 }
 
 pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
                              void *peer_owner)
 {
-    return hand_off(c, peer, peer_closed, peer_owner, (pt_rbuf_t){0});
+    pt_relay_end_t e = {.tcp = peer, .on_closed = peer_closed, .owner = peer_owner};
+    return pt_relay_start(c->worker, pt_conn_relay_end(c), e,
+                          c->worker->config->proxy.idle_timeout_ms);
 }
 
 void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)

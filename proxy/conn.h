@@ -103,6 +103,14 @@ void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up);
  * TCP passthrough). peer_closed(peer_owner) runs when the relay has closed peer. */
 pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
                              void *peer_owner);
+/* Stops serving HTTP on c (TLS terminated for a tcp[] route, l4_proxy.c): no more reading,
+ * parsing or timers; the socket and the TLS engine wait for pt_conn_relay_end() or
+ * pt_conn_close_detached(). */
+void pt_conn_detach(pt_conn_t *c);
+void pt_conn_close_detached(pt_conn_t *c);
+/* c's side of a relay (detached first): its socket, TLS engine and unparsed plaintext; the
+ * relay's close frees c. */
+pt_relay_end_t pt_conn_relay_end(pt_conn_t *c);
 /* Capture timer: detection, then the relay's connect (capture.c); 0 stops it. */
 void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms);
 /* A handle someone else added to c->handles_open is closed: frees c after the last one. */

@@ -1,11 +1,13 @@
 /* proxy/l4_proxy.c
- * TCP and TLS-passthrough listeners (see l4_proxy.h). A session owns the downstream socket,
- * the upstream socket being connected and one timer (the ClientHello deadline, then the
- * connect timeout); once connected, both sockets go to a relay and the session only waits for
- * their close callbacks. Until then it sits in worker->connecting, so a drain sees it. It holds
- * a ref on the snapshot its listener came from: a reload while it reads a ClientHello or
- * connects frees nothing it uses. A TCP route whose cluster has DestinationRule tls relays
- * through a TLS pipe (tls_upstream.c) instead, the session staying in worker->connecting. */
+ * TCP and TLS listeners (see l4_proxy.h). A session owns the downstream socket (or, when TLS
+ * is terminated, the conn.c connection that did the handshake: its socket and engine), the
+ * upstream socket being connected and one timer (the ClientHello deadline, then the connect
+ * timeout, which also bounds a TLS handshake with the upstream); once connected, both sockets
+ * go to a relay and the session only waits for their close callbacks. Until then it sits in
+ * worker->connecting, so a drain sees it. It holds a ref on the snapshot its listener came
+ * from: a reload while it reads a ClientHello or connects frees nothing it uses. A route whose
+ * endpoint has DestinationRule tls first runs the client handshake (tls_upstream.c's pipe);
+ * the relay then encrypts towards the upstream. */
 #include "l4_proxy.h"
 
 #include <stdio.h>
@@ -14,6 +16,7 @@
 
 #include "../tls/client_hello.h"
 #include "authz.h"
+#include "conn.h"
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
@@ -21,7 +24,8 @@
 #include "tls_upstream.h"
 
 typedef struct l4_session {
-    uv_tcp_t downstream;
+    uv_tcp_t downstream; /* accepted here, unless conn is set */
+    pt_conn_t *conn;     /* TLS terminated: the connection that did the handshake */
     uv_tcp_t upstream;
     uv_connect_t connect_req;
     uv_timer_t timer; /* ClientHello deadline, then connect timeout */
@@ -35,7 +39,8 @@ typedef struct l4_session {
     bool is_awaiting_hello; /* TLS: the timer is the ClientHello deadline */
     char service[96];       /* the route's destination host, for metrics */
     /* TLS origination: the endpoint's DestinationRule tls and its cluster (in the snapshot the
-     * session holds; tls NULL: plaintext), and the pipe that relays once connected. */
+     * session holds; tls NULL: plaintext), and the pipe that runs the handshake and keeps the
+     * engine the relay uses. */
     const pt_upstream_tls_t *tls;
     const pt_cluster_t *cluster;
     pt_tls_pipe_t *pipe;
@@ -61,6 +66,11 @@ static void on_session_close(uv_handle_t *h)
     session_handle_closed(h->data);
 }
 
+static uv_tcp_t *down_tcp(l4_session_t *s)
+{
+    return s->conn != NULL ? &s->conn->tcp : &s->downstream;
+}
+
 static void session_abort(l4_session_t *s)
 {
     if (s->is_closing)
@@ -68,12 +78,12 @@ static void session_abort(l4_session_t *s)
     s->is_closing = true;
     pt_list_remove(&s->link);
     PT_STAT_DEC(&s->worker->stats, tcp_cx_active);
-    if (s->pipe != NULL) {
-        pt_tls_pipe_stop(s->pipe);
-        s->downstream.data = s->upstream.data = s->timer.data = s; /* the pipe had them */
-    }
+    s->upstream.data = s; /* the pipe may have had it */
     uv_close((uv_handle_t *)&s->timer, on_session_close);
-    uv_close((uv_handle_t *)&s->downstream, on_session_close);
+    if (s->conn != NULL)
+        pt_conn_close_detached(s->conn); /* conn.c frees it */
+    else
+        uv_close((uv_handle_t *)&s->downstream, on_session_close);
     uv_close((uv_handle_t *)&s->upstream, on_session_close);
     pt_worker_check_drained(s->worker);
 }
@@ -84,9 +94,34 @@ void pt_l4_proxy_abort_pending(pt_worker_t *w)
         session_abort(PT_CONTAINER_OF(w->connecting.next, l4_session_t, link));
 }
 
-static void on_pipe_end(void *owner)
+/* Connected (and the upstream's TLS handshake done): both sockets go to a relay. */
+static void start_relay(l4_session_t *s)
 {
-    session_abort(owner);
+    pt_list_remove(&s->link);
+    uv_close((uv_handle_t *)&s->timer, on_session_close);
+    pt_relay_end_t down = {
+        .tcp = &s->downstream, .in = s->hello, .on_closed = session_handle_closed, .owner = s};
+    s->hello = (pt_rbuf_t){0}; /* the relay owns the slab now */
+    if (s->conn != NULL)
+        down = pt_conn_relay_end(s->conn); /* its socket and engine, freed by conn.c */
+    pt_relay_end_t up = {.tcp = &s->upstream,
+                         .tls = s->pipe != NULL ? pt_tls_pipe_engine(s->pipe) : NULL,
+                         .on_closed = session_handle_closed,
+                         .owner = s};
+    pt_relay_t *r = pt_relay_start(s->worker, down, up, s->config->proxy.idle_timeout_ms);
+    /* From here the connection counts in the route's TCP metrics, until the relay closes. */
+    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", s->service);
+    pt_metrics_record_tcp_open(&s->worker->metrics, r->tcp_service);
+}
+
+static void on_pipe_done(void *owner, bool ok)
+{
+    l4_session_t *s = owner;
+    s->upstream.data = s;
+    if (!ok || s->worker->is_draining)
+        session_abort(s);
+    else
+        start_relay(s);
 }
 
 static void on_session_connect(uv_connect_t *req, int status)
@@ -102,26 +137,13 @@ static void on_session_connect(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&s->upstream, 1);
     if (s->tls != NULL) {
-        /* TLS origination: the session stays in worker->connecting (a drain waits for it,
-         * a stop aborts it) and the pipe relays, under the connect timeout until its
-         * handshake is done. */
-        s->pipe = pt_tls_pipe_new(s->worker, &s->downstream, &s->upstream, &s->timer, s->hello,
-                                  s->tls, s->cluster, s->service, s->config->proxy.idle_timeout_ms,
-                                  on_pipe_end, s);
-        s->hello = (pt_rbuf_t){0}; /* the pipe owns the slab now */
+        /* TLS origination: the handshake runs under the connect timeout, the session still
+         * in worker->connecting (a drain waits for it, a stop aborts it). */
+        s->pipe = pt_tls_pipe_new(s->worker, &s->upstream, s->tls, s->cluster, on_pipe_done, s);
         pt_tls_pipe_begin(s->pipe);
         return;
     }
-    pt_list_remove(&s->link);
-    uv_close((uv_handle_t *)&s->timer, on_session_close);
-    pt_rbuf_t none = {0};
-    pt_relay_t *r =
-        pt_relay_start(s->worker, &s->downstream, session_handle_closed, s, s->hello, &s->upstream,
-                       session_handle_closed, s, none, s->config->proxy.idle_timeout_ms);
-    s->hello = (pt_rbuf_t){0}; /* the relay owns the slab now */
-    /* From here the connection counts in the route's TCP metrics, until the relay closes. */
-    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", s->service);
-    pt_metrics_record_tcp_open(&s->worker->metrics, r->tcp_service);
+    start_relay(s);
 }
 
 static void on_session_timeout(uv_timer_t *t)
@@ -155,18 +177,20 @@ static void connect_upstream(l4_session_t *s, const pt_l4_route_t *route)
     char peer_ip[64] = "";
     struct sockaddr_storage peer;
     int peer_len = (int)sizeof(peer);
-    if (uv_tcp_getpeername(&s->downstream, (struct sockaddr *)&peer, &peer_len) == 0) {
+    if (uv_tcp_getpeername(down_tcp(s), (struct sockaddr *)&peer, &peer_len) == 0) {
         if (peer.ss_family == AF_INET)
             uv_ip4_name((struct sockaddr_in *)&peer, peer_ip, sizeof(peer_ip));
         else if (peer.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&peer, peer_ip, sizeof(peer_ip));
     }
     const pt_endpoint_t *ep = pt_worker_pick_endpoint(w, s->config, cl, NULL, peer_ip, false);
-    /* TLS passthrough relays the client's TLS: DestinationRule tls applies to TCP routes. */
-    if (s->listener->protocol == PT_LISTENER_TCP && ep->tls != NULL && ep->tls->ctx != NULL)
+    /* TLS passthrough relays the client's TLS: DestinationRule tls applies to tcp[] routes
+     * (TCP listeners and TLS ones that terminate). */
+    if ((s->listener->protocol == PT_LISTENER_TCP || s->conn != NULL) && ep->tls != NULL &&
+        ep->tls->ctx != NULL)
         s->tls = ep->tls;
     s->cluster = cl;
-    uv_tcp_nodelay(&s->downstream, 1);
+    uv_tcp_nodelay(down_tcp(s), 1);
     if (uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&ep->addr,
                        on_session_connect) != 0) {
         PT_STAT_INC(&w->stats, upstream_cx_connect_fail);
@@ -249,8 +273,46 @@ static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
     connect_upstream(s, route);
 }
 
+void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len)
+{
+    pt_worker_t *w = c->worker;
+    pt_conn_detach(c);
+    l4_session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        pt_conn_close_detached(c);
+        return;
+    }
+    s->worker = w;
+    s->conn = c;
+    s->config = w->config;
+    pt_config_ref(s->config);
+    s->listener = pt_router_listener(s->config, c->listener_port);
+    uv_tcp_init(&w->loop, &s->upstream);
+    uv_timer_init(&w->loop, &s->timer);
+    s->upstream.data = s->timer.data = s->connect_req.data = s;
+    s->handles_open = 2;
+    pt_list_insert_tail(&w->connecting, &s->link);
+    PT_STAT_INC(&w->stats, tcp_cx_total);
+    PT_STAT_INC(&w->stats, tcp_cx_active);
+    /* A reload between the ClientHello and here may have changed what the port serves. */
+    if (s->listener == NULL || s->listener->protocol != PT_LISTENER_TLS ||
+        s->listener->tls == NULL || w->is_draining ||
+        !pt_authz_connection_allows(w, s->config, s->listener->port, &c->tcp, c->peer_principal,
+                                    sni, sni_len)) {
+        session_abort(s);
+        return;
+    }
+    connect_upstream(s, s->listener->n_l4_routes > 0 ? &s->listener->l4_routes[0] : NULL);
+}
+
 void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)
 {
+    if (lc->tls != NULL) {
+        /* A TLS server that terminates: conn.c and tls_stream.c run the handshake as for HTTPS
+         * and hand the connection back (pt_l4_proxy_accept_terminated). */
+        pt_conn_accept(w, listener, lc);
+        return;
+    }
     l4_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return;

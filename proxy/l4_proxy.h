@@ -1,9 +1,12 @@
 /* proxy/l4_proxy.h
- * Connections on TCP and TLS-passthrough listeners: each one is routed without HTTP (a TCP
- * listener's tcp[] route; for TLS, the tls[] route whose sniHosts match the ClientHello's
- * SNI), connected to an endpoint of the route's weighted cluster, and handed to a relay
- * (relay.h) that moves the bytes both ways. TLS is never decrypted: the ClientHello is only
- * read (tls/client_hello.h) and then relayed as it came. */
+ * Connections on TCP and TLS listeners: each one is routed without HTTP (a TCP listener's
+ * tcp[] route; for TLS PASSTHROUGH, the tls[] route whose sniHosts match the ClientHello's
+ * SNI; for a TLS server that terminates, its tcp[] route), connected to an endpoint of the
+ * route's weighted cluster, and handed to a relay (relay.h) that moves the bytes both ways.
+ * PASSTHROUGH never decrypts: the ClientHello is only read (tls/client_hello.h) and then
+ * relayed as it came. A terminating server's handshake is conn.c's and tls_stream.c's, as for
+ * HTTPS (server by SNI, versions, suites, client certificates); the relay then decrypts what
+ * the client sends and encrypts what the upstream answers. */
 #ifndef PT_L4_PROXY_H
 #define PT_L4_PROXY_H
 
@@ -12,8 +15,15 @@
 #include "../config/config.h"
 #include "worker.h"
 
+typedef struct pt_conn pt_conn_t;
+
 /* Accepts a connection on a TCP or TLS listener and proxies it. */
 void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc);
+
+/* TLS terminated on a TLS listener (tls_stream.c, once the handshake is done and checked):
+ * takes c over (it stops serving HTTP), checks AuthorizationPolicy with the verified principal
+ * and the SNI, routes by the listener's tcp[] route and relays through c's engine. */
+void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len);
 
 /* Closes the sessions not relaying yet: reading a ClientHello or connecting upstream (drain
  * deadline, worker stop). */

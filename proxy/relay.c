@@ -1,6 +1,8 @@
 /* proxy/relay.c
- * Byte relay (see relay.h). A side's bytes are written to the other side straight from the
- * slab they were read into; each write pins the slab. */
+ * Byte relay (see relay.h). A plaintext side's bytes are written to the other side straight
+ * from the slab they were read into; each write pins the slab. A TLS side's ciphertext is read
+ * into one per-thread buffer and fed to its engine at once, and the plaintext is decrypted into
+ * the side's slab, from where it goes on the same way. */
 #include "relay.h"
 
 #include <stdio.h>
@@ -11,8 +13,12 @@
 #include "log.h"
 #include "write.h"
 
+/* Ciphertext lands here; the engine copies it into its input BIO at once. */
+static _Thread_local char cipher_in[PT_BUF_SIZE];
+
 static void relay_close(pt_relay_t *r);
 static void start_reading(pt_relay_side_t *s);
+static void drain_tls(pt_relay_side_t *src);
 
 static pt_relay_side_t *other(pt_relay_side_t *s)
 {
@@ -41,6 +47,7 @@ static void on_side_closed(uv_handle_t *h)
     pt_relay_side_t *s = (uv_tcp_t *)h == r->side[0].tcp ? &r->side[0] : &r->side[1];
     s->is_closed = true;
     pt_rbuf_release(&s->in);
+    s->tls = NULL; /* its owner frees it */
     if (s->on_closed != NULL)
         s->on_closed(s->owner);
     relay_handle_closed(r);
@@ -91,15 +98,33 @@ static void on_write_done(void *owner, int status)
     if (src->is_read_paused &&
         uv_stream_get_write_queue_size((uv_stream_t *)dst->tcp) <= PT_WRITE_LOW_WATERMARK) {
         src->is_read_paused = false;
+        if (src->tls != NULL)
+            drain_tls(src); /* plaintext the engine kept while dst was congested goes first */
         start_reading(src);
     }
+}
+
+/* Sends the ciphertext s's engine produced, from slabs of its own. */
+static int flush_tls(pt_relay_side_t *s)
+{
+    size_t len;
+    while ((len = pt_tls_output_len(s->tls)) > 0) {
+        pt_buf_t *b = pt_buf_new_sized(len < PT_BUF_SIZE ? len : PT_BUF_SIZE);
+        size_t n = pt_tls_take_output(s->tls, b->data, b->cap);
+        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
+        int err =
+            n > 0 ? pt_write((uv_stream_t *)s->tcp, NULL, 0, &ub, 1, NULL, b, on_write_done, s) : 0;
+        pt_buf_unref(b);
+        if (err != 0 || n == 0)
+            return err;
+    }
+    return 0;
 }
 
 static void forward(pt_relay_side_t *src, const char *data, size_t len, pt_buf_t *pin)
 {
     pt_relay_t *r = src->relay;
     pt_relay_side_t *dst = other(src);
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     src->bytes_read += len;
     if (r->tcp_service[0] != '\0') {
         if (src == &r->side[0])
@@ -107,7 +132,16 @@ static void forward(pt_relay_side_t *src, const char *data, size_t len, pt_buf_t
         else
             PT_STAT_ADD(&r->worker->stats, tcp_bytes_sent, len);
     }
-    if (pt_write((uv_stream_t *)dst->tcp, NULL, 0, &b, 1, NULL, pin, on_write_done, dst) != 0) {
+    int err;
+    if (dst->tls != NULL) {
+        err = pt_tls_write(dst->tls, data, len) == PT_TLS_OK ? flush_tls(dst) : UV_EPROTO;
+        if (err == UV_EPROTO)
+            pt_log_debug("relay: TLS write failed: %s", dst->tls->error);
+    } else {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        err = pt_write((uv_stream_t *)dst->tcp, NULL, 0, &b, 1, NULL, pin, on_write_done, dst);
+    }
+    if (err != 0) {
         relay_close(r);
         return;
     }
@@ -126,8 +160,13 @@ static pt_relay_side_t *side_of(uv_handle_t *h)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
+    pt_relay_side_t *s = side_of(h);
+    if (s->tls != NULL) {
+        *out = uv_buf_init(cipher_in, sizeof(cipher_in));
+        return;
+    }
     size_t size;
-    char *at = pt_rbuf_space(&side_of(h)->in, &size);
+    char *at = pt_rbuf_space(&s->in, &size);
     *out = uv_buf_init(at, (unsigned)size);
 }
 
@@ -142,12 +181,69 @@ static void forward_unconsumed(pt_relay_side_t *src)
     forward(src, in->buf->data + off, in->len - off, in->buf);
 }
 
+/* Half-close: src is done sending (FIN, or close_notify); pass the end on once our writes to
+ * the other side are out (close_notify first when it speaks TLS). */
+static void on_side_eof(pt_relay_side_t *src)
+{
+    pt_relay_t *r = src->relay;
+    if (src->read_eof)
+        return;
+    src->read_eof = true;
+    if (src->is_reading)
+        uv_read_stop((uv_stream_t *)src->tcp);
+    src->is_reading = false;
+    pt_relay_side_t *dst = other(src);
+    if (dst->tls != NULL) {
+        pt_tls_shutdown(dst->tls);
+        if (flush_tls(dst) != 0) {
+            relay_close(r);
+            return;
+        }
+    }
+    int i = dst == &r->side[0] ? 0 : 1;
+    r->shutdown_req[i].data = dst;
+    if (uv_shutdown(&r->shutdown_req[i], (uv_stream_t *)dst->tcp, on_shutdown) != 0)
+        relay_close(r);
+}
+
+/* Relays the plaintext src's engine holds, as long as the other side takes it. */
+static void drain_tls(pt_relay_side_t *src)
+{
+    pt_relay_t *r = src->relay;
+    while (!r->is_closing && !src->is_read_paused && !src->read_eof) {
+        size_t size;
+        char *at = pt_rbuf_space(&src->in, &size);
+        ssize_t n = pt_tls_read(src->tls, at, size);
+        if (n > 0) {
+            src->in.len += (size_t)n;
+            forward_unconsumed(src);
+            continue;
+        }
+        if (n == -(ssize_t)PT_TLS_CLOSED) {
+            on_side_eof(src);
+        } else if (n == -(ssize_t)PT_TLS_ERROR) {
+            pt_log_debug("relay: TLS read failed: %s", src->tls->error);
+            relay_close(r);
+            return;
+        }
+        break;
+    }
+    /* TLS 1.3 may answer a read (a key update). */
+    if (!r->is_closing && pt_tls_output_len(src->tls) > 0 && flush_tls(src) != 0)
+        relay_close(r);
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 {
     pt_relay_t *r = h->data;
     pt_relay_side_t *s = side_of((uv_handle_t *)h);
     if (nread > 0) {
         r->last_activity_ms = uv_now(&r->worker->loop);
+        if (s->tls != NULL) {
+            pt_tls_feed(s->tls, b->base, (size_t)nread);
+            drain_tls(s);
+            return;
+        }
         s->in.len += (size_t)nread;
         forward_unconsumed(s);
         return;
@@ -158,15 +254,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
         relay_close(r);
         return;
     }
-    /* Half-close: the peer is done sending; pass its FIN on once our writes are out. */
-    s->read_eof = true;
-    uv_read_stop(h);
-    s->is_reading = false;
-    pt_relay_side_t *dst = other(s);
-    int i = dst == &r->side[0] ? 0 : 1;
-    r->shutdown_req[i].data = dst;
-    if (uv_shutdown(&r->shutdown_req[i], (uv_stream_t *)dst->tcp, on_shutdown) != 0)
-        relay_close(r);
+    on_side_eof(s); /* a FIN without close_notify ends a TLS side's sending just the same */
 }
 
 static void start_reading(pt_relay_side_t *s)
@@ -189,9 +277,19 @@ static void on_idle_timer(uv_timer_t *t)
     uv_timer_start(t, on_idle_timer, r->idle_timeout_ms - idle, 0);
 }
 
-pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_closed, void *a_owner,
-                           pt_rbuf_t a_in, uv_tcp_t *b, pt_relay_closed_cb b_closed, void *b_owner,
-                           pt_rbuf_t b_in, uint64_t idle_timeout_ms)
+static void init_side(pt_relay_t *r, pt_relay_side_t *s, const pt_relay_end_t *e)
+{
+    *s = (pt_relay_side_t){.relay = r,
+                           .tcp = e->tcp,
+                           .tls = e->tls,
+                           .in = e->in,
+                           .on_closed = e->on_closed,
+                           .owner = e->owner};
+    e->tcp->data = r;
+}
+
+pt_relay_t *pt_relay_start(pt_worker_t *w, pt_relay_end_t a, pt_relay_end_t b,
+                           uint64_t idle_timeout_ms)
 {
     pt_relay_t *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -199,19 +297,19 @@ pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_clo
     r->worker = w;
     r->idle_timeout_ms = idle_timeout_ms;
     r->last_activity_ms = uv_now(&w->loop);
-    r->side[0] = (pt_relay_side_t){
-        .relay = r, .tcp = a, .on_closed = a_closed, .owner = a_owner, .in = a_in};
-    r->side[1] = (pt_relay_side_t){
-        .relay = r, .tcp = b, .on_closed = b_closed, .owner = b_owner, .in = b_in};
-    a->data = b->data = r;
+    init_side(r, &r->side[0], &a);
+    init_side(r, &r->side[1], &b);
     uv_timer_init(&w->loop, &r->idle_timer);
     r->idle_timer.data = r;
     r->handles_open = 3;
     pt_list_insert_tail(&w->tunnels, &r->link);
     if (idle_timeout_ms > 0)
         uv_timer_start(&r->idle_timer, on_idle_timer, idle_timeout_ms, 0);
-    forward_unconsumed(&r->side[0]);
-    forward_unconsumed(&r->side[1]);
+    for (int i = 0; i < 2; i++) {
+        forward_unconsumed(&r->side[i]);
+        if (r->side[i].tls != NULL)
+            drain_tls(&r->side[i]); /* plaintext decrypted before the hand-over */
+    }
     start_reading(&r->side[0]);
     start_reading(&r->side[1]);
     return r;

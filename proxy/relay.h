@@ -3,12 +3,19 @@
  * backpressure (a side stops reading while the other's write queue is over the watermark) and
  * half-close (EOF from one side becomes a shutdown of the other's write side; the relay ends
  * when both directions are done, or on an error, or after the idle timeout). Used for TCP and
- * TLS-passthrough routes (l4_proxy.c) and for HTTP connections after an accepted upgrade
- * (WebSocket).
+ * TLS routes (l4_proxy.c) and for HTTP connections after an accepted upgrade (WebSocket).
+ *
+ * Either side may carry TLS (a Gateway TLS server that terminates, an HTTPS connection that
+ * upgraded, DestinationRule tls towards the upstream): the relay then reads ciphertext, feeds
+ * the side's engine (tls/tls.h) and relays the plaintext; what it writes to that side is
+ * encrypted into slabs of its own, so the write queue, and the watermarks, count ciphertext.
+ * A close_notify is that side's EOF (a FIN without one too), and the other side's EOF becomes
+ * close_notify before the shutdown. Plaintext the engine holds while the other side is
+ * congested stays in the engine until it drains.
  *
  * Ownership: the relay takes over both handles (their data pointers and callbacks) and closes
- * them; when both are closed it calls on_closed(arg, which) for each so that the structures
- * embedding them can be freed, then frees itself. */
+ * them; when both are closed it calls on_closed(owner) for each so that the structures
+ * embedding them (and their TLS engines) can be freed, then frees itself. */
 #ifndef PT_RELAY_H
 #define PT_RELAY_H
 
@@ -16,6 +23,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../tls/tls.h"
 #include "buf.h"
 #include "list.h"
 #include "worker.h"
@@ -24,17 +32,28 @@ typedef struct pt_relay pt_relay_t;
 
 typedef void (*pt_relay_closed_cb)(void *owner);
 
+/* One side as its owner hands it over. */
+typedef struct pt_relay_end {
+    uv_tcp_t *tcp;
+    pt_tls_t *tls; /* the handshake is done; owned by owner (freed after on_closed); NULL: plain */
+    pt_rbuf_t in;  /* plaintext read and not consumed: bytes [off, len) go to the other side
+                      first; the relay takes the slab over */
+    pt_relay_closed_cb on_closed; /* frees the structure embedding tcp */
+    void *owner;
+} pt_relay_end_t;
+
 typedef struct pt_relay_side {
     pt_relay_t *relay;
     uv_tcp_t *tcp;
-    pt_rbuf_t in; /* slab being read into; slices of it are pinned by writes */
+    pt_tls_t *tls;
+    pt_rbuf_t in; /* slab plaintext is read (or decrypted) into; slices are pinned by writes */
     bool is_reading;
     bool is_read_paused;          /* the other side's write queue is full */
     pt_relay_closed_cb on_closed; /* frees the structure embedding tcp */
     void *owner;
-    uint64_t bytes_read;
-    bool read_eof;   /* this side sent FIN */
-    bool write_shut; /* we shut down writing to this side */
+    uint64_t bytes_read; /* plaintext */
+    bool read_eof;       /* this side sent FIN (or close_notify) */
+    bool write_shut;     /* we shut down writing to this side */
     bool is_closed;
 } pt_relay_side_t;
 
@@ -51,12 +70,9 @@ struct pt_relay {
     char tcp_service[96]; /* a TCP route's destination host (tcp_* stats and metrics); "" else */
 };
 
-/* Starts relaying between a and b. a_in and b_in are what each side had read and not yet
- * consumed (bytes [off, len) go to the other side first); the relay takes their slabs over.
- * Returns the relay (never NULL). */
-pt_relay_t *pt_relay_start(pt_worker_t *w, uv_tcp_t *a, pt_relay_closed_cb a_closed, void *a_owner,
-                           pt_rbuf_t a_in, uv_tcp_t *b, pt_relay_closed_cb b_closed, void *b_owner,
-                           pt_rbuf_t b_in, uint64_t idle_timeout_ms);
+/* Starts relaying between a (the downstream) and b. Returns the relay (never NULL). */
+pt_relay_t *pt_relay_start(pt_worker_t *w, pt_relay_end_t a, pt_relay_end_t b,
+                           uint64_t idle_timeout_ms);
 /* Closes both sides now (drain deadline, worker stop). */
 void pt_relay_close(pt_relay_t *r);
 

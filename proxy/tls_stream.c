@@ -5,7 +5,8 @@
  * The server is chosen from the ClientHello before OpenSSL sees a byte (tls/client_hello.h):
  * each Gateway server has a context of its own (certificate, versions, suites, client CA), so
  * choosing first is simpler and stricter than switching contexts inside OpenSSL's SNI callback,
- * which would carry over the first context's versions and verify settings. */
+ * which would carry over the first context's versions and verify settings. On a Gateway TLS
+ * server (tcp[] routes) the connection goes to l4_proxy.c once the handshake is checked. */
 #include "tls_stream.h"
 
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "../tls/client_hello.h"
 #include "../tls/tls.h"
 #include "conn.h"
+#include "l4_proxy.h"
 #include "log.h"
 #include "router.h"
 
@@ -33,6 +35,7 @@ struct pt_tls_stream {
     bool is_mesh;             /* sidecar inbound: the workload identity, PeerAuthentication */
     bool is_permissive;       /* mesh PERMISSIVE: plaintext is served too */
     bool is_waiting_extended; /* mesh STRICT: the detection timer became headerTimeout */
+    bool is_tcp_route;        /* a Gateway TLS server: after the handshake, l4_proxy.c relays */
     char principal[256];      /* the verified peer's SPIFFE ID without "spiffe://" */
 };
 
@@ -253,6 +256,12 @@ static unsigned advance(pt_conn_t *c)
         }
         if (flush(c) != 0 || st != PT_TLS_OK || !on_handshake_done(c))
             return 0;
+        if (ts->is_tcp_route) {
+            /* Plaintext already decrypted stays in the engine: the relay drains it. */
+            const char *sni = pt_tls_sni(&ts->tls);
+            pt_l4_proxy_accept_terminated(c, sni, sni != NULL ? strlen(sni) : 0);
+            return 0;
+        }
     }
     return decrypt(c);
 }
@@ -297,6 +306,7 @@ static unsigned start_engine(pt_conn_t *c)
             return 0;
         }
         ts->server = pick_server(lc->tls, hello.sni, hello.sni_len);
+        ts->is_tcp_route = lc->protocol == PT_LISTENER_TLS;
         ctx = ts->server->ctx;
     }
     ts->config = c->worker->config;
@@ -322,6 +332,11 @@ unsigned pt_tls_stream_on_read(pt_conn_t *c, size_t nread)
     }
     pt_tls_feed(&ts->tls, cipher_in, nread);
     return advance(c);
+}
+
+pt_tls_t *pt_tls_stream_engine(pt_conn_t *c)
+{
+    return &c->tls->tls;
 }
 
 unsigned pt_tls_stream_pump(pt_conn_t *c)

@@ -5,7 +5,9 @@
  * (tls/tls.h), and the plaintext lands in the connection's read slab, where the HTTP/1 codec
  * finds it as on a plaintext connection. Writes are encrypted at once (the caller's slabs are
  * copied into TLS records, so nothing stays pinned) and the ciphertext goes out from slabs of
- * its own through pt_write(): libuv's write queue, and so the watermarks, count ciphertext. */
+ * its own through pt_write(): libuv's write queue, and so the watermarks, count ciphertext.
+ * Gateway TLS servers (protocol TLS, a mode that terminates) use the same handshake, then hand
+ * the connection to l4_proxy.c, whose relay decrypts and encrypts through the same engine. */
 #ifndef PT_TLS_STREAM_H
 #define PT_TLS_STREAM_H
 
@@ -39,6 +41,10 @@ unsigned pt_tls_stream_pump(pt_conn_t *c);
  * or a libuv error. */
 int pt_tls_stream_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
                         unsigned n, const char *suffix);
+/* The connection's engine, for a relay that takes the connection over (an upgrade, a Gateway
+ * TLS server's tcp[] route); it stays the connection's, freed with it. */
+struct pt_tls;
+struct pt_tls *pt_tls_stream_engine(pt_conn_t *c);
 /* Queues close_notify (before a graceful close's shutdown). */
 void pt_tls_stream_close_notify(pt_conn_t *c);
 /* headerTimeout ran out: a handshake not finished by then counts as failed. */

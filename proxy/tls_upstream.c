@@ -51,6 +51,11 @@ void pt_tls_upstream_free(pt_tls_upstream_t *t)
     free(t);
 }
 
+pt_tls_t *pt_tls_upstream_engine(pt_upstream_t *up)
+{
+    return up->tls != NULL ? &up->tls->tls : NULL;
+}
+
 bool pt_tls_upstream_has_pending(const pt_upstream_t *up)
 {
     return up->tls != NULL &&
@@ -251,8 +256,9 @@ static void on_cipher_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     pt_tls_feed(&up->tls->tls, b->base, (size_t)nread);
     deliver_plaintext(up);
-    /* OpenSSL answers some records itself (a key update): send what it produced. */
-    if (!up->is_closing && pt_tls_output_len(&up->tls->tls) > 0)
+    /* OpenSSL answers some records itself (a key update): send what it produced (a relay
+     * that took the connection over sends it itself). */
+    if (!up->is_closing && !up->is_handed_off && pt_tls_output_len(&up->tls->tls) > 0)
         flush(up, pt__upstream_on_write_done);
 }
 
@@ -286,94 +292,53 @@ int pt_tls_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_l
     return flush(up, pt__upstream_on_write_done);
 }
 
-/* --- TCP routes: a relay whose upstream side is TLS --- */
+/* --- TCP routes: the handshake, then relay.c relays through the engine --- */
 
 struct pt_tls_pipe {
     pt_tls_t tls;
     pt_worker_t *worker;
-    uv_tcp_t *down, *up;
-    uv_timer_t *timer; /* the session's: the connect timeout until the handshake is done */
-    uv_shutdown_t shutdown_req[2]; /* [0]: the downstream's write side, [1]: the upstream's */
+    uv_tcp_t *up;
     const pt_upstream_tls_t *settings;
-    void (*on_end)(void *owner);
+    void (*on_done)(void *owner, bool ok);
     void *owner;
-    pt_rbuf_t early; /* downstream bytes read before the handshake ended, sent first */
-    uint64_t idle_timeout_ms, last_activity_ms;
-    uint64_t bytes_from_down, bytes_from_up;
-    bool is_ready, is_ended, is_stopped;
-    bool is_down_paused, is_up_paused; /* reading stopped: the other side's queue is full */
-    bool is_down_eof, is_up_eof;       /* the side finished sending */
-    bool is_down_shut, is_up_shut;     /* our writing to the side is shut down */
+    bool is_done;
     char cluster[96];
-    char service[96]; /* the route's destination host, for the TCP metrics */
 };
 
-static void pipe_end(pt_tls_pipe_t *p)
+static void pipe_done(pt_tls_pipe_t *p, bool ok)
 {
-    if (p->is_ended)
+    if (p->is_done)
         return;
-    p->is_ended = true;
-    p->on_end(p->owner); /* the session closes the handles, then frees p */
-}
-
-void pt_tls_pipe_stop(pt_tls_pipe_t *p)
-{
-    if (p->is_ready && !p->is_stopped)
-        pt_metrics_record_tcp_close(&p->worker->metrics, p->service, p->bytes_from_up,
-                                    p->bytes_from_down);
-    p->is_stopped = p->is_ended = true;
+    p->is_done = true;
+    uv_read_stop((uv_stream_t *)p->up);
+    p->on_done(p->owner, ok);
 }
 
 void pt_tls_pipe_free(pt_tls_pipe_t *p)
 {
     if (p == NULL)
         return;
-    pt_rbuf_release(&p->early);
     pt_tls_dispose(&p->tls);
     free(p);
 }
 
-static size_t queue_size(uv_tcp_t *t)
+pt_tls_t *pt_tls_pipe_engine(pt_tls_pipe_t *p)
 {
-    return uv_stream_get_write_queue_size((uv_stream_t *)t);
+    return &p->tls;
 }
 
-static void pipe_read_down(pt_tls_pipe_t *p);
-static void pipe_read_up(pt_tls_pipe_t *p);
-static void pipe_deliver_up(pt_tls_pipe_t *p);
-
-static void pipe_on_up_written(void *owner, int status)
+static void pipe_on_written(void *owner, int status)
 {
     pt_tls_pipe_t *p = owner;
-    if (p->is_ended)
-        return;
-    if (status < 0) {
-        pipe_end(p);
-        return;
-    }
-    if (p->is_down_paused && queue_size(p->up) <= PT_WRITE_LOW_WATERMARK) {
-        p->is_down_paused = false;
-        pipe_read_down(p);
+    /* UV_ECANCELED: the session closed the socket itself (a timeout, a stop). */
+    if (status < 0 && status != UV_ECANCELED && !p->is_done) {
+        PT_STAT_INC(&p->worker->stats, upstream_cx_ssl_error);
+        PT_STAT_INC(&p->worker->stats, upstream_cx_connect_fail);
+        pipe_done(p, false);
     }
 }
 
-static void pipe_on_down_written(void *owner, int status)
-{
-    pt_tls_pipe_t *p = owner;
-    if (p->is_ended)
-        return;
-    if (status < 0) {
-        pipe_end(p);
-        return;
-    }
-    if (p->is_up_paused && queue_size(p->down) <= PT_WRITE_LOW_WATERMARK) {
-        p->is_up_paused = false;
-        pipe_deliver_up(p); /* plaintext OpenSSL kept while paused goes first */
-        pipe_read_up(p);
-    }
-}
-
-/* Sends OpenSSL's output upstream. */
+/* Sends the handshake's output upstream. */
 static int pipe_flush(pt_tls_pipe_t *p)
 {
     size_t len;
@@ -381,9 +346,8 @@ static int pipe_flush(pt_tls_pipe_t *p)
         pt_buf_t *b = pt_buf_new_sized(len < PT_BUF_SIZE ? len : PT_BUF_SIZE);
         size_t n = pt_tls_take_output(&p->tls, b->data, b->cap);
         uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
-        int r =
-            n > 0 ? pt_write((uv_stream_t *)p->up, NULL, 0, &ub, 1, NULL, b, pipe_on_up_written, p)
-                  : 0;
+        int r = n > 0 ? pt_write((uv_stream_t *)p->up, NULL, 0, &ub, 1, NULL, b, pipe_on_written, p)
+                      : 0;
         pt_buf_unref(b);
         if (r != 0 || n == 0)
             return r;
@@ -391,171 +355,19 @@ static int pipe_flush(pt_tls_pipe_t *p)
     return 0;
 }
 
-static void pipe_on_shutdown(uv_shutdown_t *req, int status)
-{
-    pt_tls_pipe_t *p = req->data;
-    if (p->is_ended)
-        return;
-    if (req == &p->shutdown_req[0])
-        p->is_down_shut = true;
-    else
-        p->is_up_shut = true;
-    if (status < 0 || (p->is_down_shut && p->is_up_shut))
-        pipe_end(p);
-}
-
-static void pipe_shutdown(pt_tls_pipe_t *p, int which)
-{
-    uv_shutdown_t *req = &p->shutdown_req[which];
-    req->data = p;
-    if (uv_shutdown(req, (uv_stream_t *)(which == 0 ? p->down : p->up), pipe_on_shutdown) != 0)
-        pipe_end(p);
-}
-
-/* Encrypts plaintext from the downstream and sends it upstream. */
-static void pipe_send_up(pt_tls_pipe_t *p, const char *data, size_t len)
-{
-    p->bytes_from_down += len;
-    PT_STAT_ADD(&p->worker->stats, tcp_bytes_received, len);
-    if (pt_tls_write(&p->tls, data, len) != PT_TLS_OK || pipe_flush(p) != 0) {
-        pt_log_debug("upstream %s: %s", p->cluster, p->tls.error);
-        pipe_end(p);
-        return;
-    }
-    if (queue_size(p->up) > PT_WRITE_HIGH_WATERMARK && !p->is_down_paused) {
-        p->is_down_paused = true;
-        uv_read_stop((uv_stream_t *)p->down);
-    }
-}
-
-static void pipe_on_down_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-    pt_tls_pipe_t *p = s->data;
-    if (p->is_ended || nread == 0)
-        return;
-    p->last_activity_ms = uv_now(&p->worker->loop);
-    if (nread > 0) {
-        pipe_send_up(p, b->base, (size_t)nread);
-        return;
-    }
-    if (nread != UV_EOF) {
-        pipe_end(p);
-        return;
-    }
-    /* Half-close: close_notify, then FIN, once what was queued is out. */
-    p->is_down_eof = true;
-    uv_read_stop(s);
-    pt_tls_shutdown(&p->tls);
-    if (pipe_flush(p) != 0)
-        pipe_end(p);
-    else
-        pipe_shutdown(p, 1);
-}
-
-/* Moves decrypted bytes to the downstream while its queue has room. */
-static void pipe_deliver_up(pt_tls_pipe_t *p)
-{
-    while (!p->is_ended && !p->is_up_paused && !p->is_up_eof) {
-        pt_buf_t *b = pt_buf_new();
-        ssize_t n = pt_tls_read(&p->tls, b->data, b->cap);
-        if (n <= 0) {
-            pt_buf_unref(b);
-            if (n == -PT_TLS_WANT_READ)
-                return;
-            if (n == -PT_TLS_ERROR) {
-                pt_log_debug("upstream %s: %s", p->cluster, p->tls.error);
-                pipe_end(p);
-                return;
-            }
-            p->is_up_eof = true; /* close_notify: pass the end on */
-            uv_read_stop((uv_stream_t *)p->up);
-            pipe_shutdown(p, 0);
-            return;
-        }
-        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
-        int r = pt_write((uv_stream_t *)p->down, NULL, 0, &ub, 1, NULL, b, pipe_on_down_written, p);
-        pt_buf_unref(b);
-        p->bytes_from_up += (uint64_t)n;
-        PT_STAT_ADD(&p->worker->stats, tcp_bytes_sent, (uint64_t)n);
-        if (r != 0) {
-            pipe_end(p);
-            return;
-        }
-        if (queue_size(p->down) > PT_WRITE_HIGH_WATERMARK) {
-            p->is_up_paused = true;
-            uv_read_stop((uv_stream_t *)p->up);
-        }
-    }
-}
-
-static void pipe_on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-    pt_tls_pipe_t *p = s->data;
-    if (p->is_ended || nread == 0)
-        return;
-    p->last_activity_ms = uv_now(&p->worker->loop);
-    if (nread < 0) {
-        pipe_deliver_up(p);
-        if (p->is_ended || p->is_up_eof)
-            return;
-        if (nread != UV_EOF) { /* a reset */
-            pipe_end(p);
-            return;
-        }
-        p->is_up_eof = true; /* FIN without close_notify: passed on as a FIN too */
-        pipe_shutdown(p, 0);
-        return;
-    }
-    pt_tls_feed(&p->tls, b->base, (size_t)nread);
-    pipe_deliver_up(p);
-    if (!p->is_ended && pt_tls_output_len(&p->tls) > 0 && pipe_flush(p) != 0)
-        pipe_end(p);
-}
-
-static void pipe_on_down_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
-{
-    /* Plaintext is encrypted at once, so one buffer per thread serves every pipe. */
-    *out = uv_buf_init(cipher_scratch, sizeof(cipher_scratch));
-}
-
-static void pipe_read_down(pt_tls_pipe_t *p)
-{
-    if (!p->is_ended && !p->is_down_eof && !p->is_down_paused)
-        uv_read_start((uv_stream_t *)p->down, pipe_on_down_alloc, pipe_on_down_read);
-}
-
-static void pipe_read_up(pt_tls_pipe_t *p)
-{
-    if (!p->is_ended && !p->is_up_eof && !p->is_up_paused)
-        uv_read_start((uv_stream_t *)p->up, on_cipher_alloc, pipe_on_up_read);
-}
-
-static void pipe_on_idle_timer(uv_timer_t *t)
-{
-    pt_tls_pipe_t *p = t->data;
-    if (p->is_ended)
-        return;
-    uint64_t idle = uv_now(&p->worker->loop) - p->last_activity_ms;
-    if (idle >= p->idle_timeout_ms) {
-        pipe_end(p);
-        return;
-    }
-    uv_timer_start(t, pipe_on_idle_timer, p->idle_timeout_ms - idle, 0);
-}
-
 static void pipe_failed(pt_tls_pipe_t *p, const char *why)
 {
     PT_STAT_INC(&p->worker->stats, upstream_cx_ssl_error);
     PT_STAT_INC(&p->worker->stats, upstream_cx_connect_fail);
     pt_log_debug("upstream %s: TLS handshake failed: %s", p->cluster, why);
-    pipe_end(p);
+    pipe_done(p, false);
 }
 
 static void pipe_advance_handshake(pt_tls_pipe_t *p)
 {
     pt_tls_status_t st = pt_tls_handshake(&p->tls);
     int werr = pipe_flush(p);
-    if (p->is_ended || (st == PT_TLS_WANT_READ && werr == 0))
+    if (p->is_done || (st == PT_TLS_WANT_READ && werr == 0))
         return;
     char why[600];
     if (st != PT_TLS_OK || werr != 0) {
@@ -569,27 +381,14 @@ static void pipe_advance_handshake(pt_tls_pipe_t *p)
         return;
     }
     p->settings = NULL;
-    p->is_ready = true;
     PT_STAT_INC(&p->worker->stats, upstream_cx_ssl_handshake);
-    pt_metrics_record_tcp_open(&p->worker->metrics, p->service);
-    uv_timer_stop(p->timer);
-    p->timer->data = p;
-    p->last_activity_ms = uv_now(&p->worker->loop);
-    if (p->idle_timeout_ms > 0)
-        uv_timer_start(p->timer, pipe_on_idle_timer, p->idle_timeout_ms, 0);
-    if (p->early.buf != NULL && p->early.off < p->early.len)
-        pipe_send_up(p, p->early.buf->data + p->early.off, p->early.len - p->early.off);
-    pt_rbuf_release(&p->early);
-    /* Application data may have come with the server's last handshake flight. */
-    pipe_deliver_up(p);
-    pipe_read_down(p);
-    pipe_read_up(p);
+    pipe_done(p, true);
 }
 
 static void pipe_on_handshake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     pt_tls_pipe_t *p = s->data;
-    if (p->is_ended || nread == 0)
+    if (p->is_done || nread == 0)
         return;
     if (nread < 0) {
         pipe_failed(p,
@@ -597,37 +396,28 @@ static void pipe_on_handshake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t
         return;
     }
     pt_tls_feed(&p->tls, b->base, (size_t)nread);
-    uv_read_stop(s); /* the callback changes once the handshake is done */
     pipe_advance_handshake(p);
-    if (!p->is_ended && !p->is_ready)
-        uv_read_start(s, on_cipher_alloc, pipe_on_handshake_read);
 }
 
-pt_tls_pipe_t *pt_tls_pipe_new(pt_worker_t *w, uv_tcp_t *down, uv_tcp_t *up, uv_timer_t *timer,
-                               pt_rbuf_t early, const pt_upstream_tls_t *s, const pt_cluster_t *cl,
-                               const char *service, uint64_t idle_timeout_ms,
-                               void (*on_end)(void *owner), void *owner)
+pt_tls_pipe_t *pt_tls_pipe_new(pt_worker_t *w, uv_tcp_t *up, const pt_upstream_tls_t *s,
+                               const pt_cluster_t *cl, void (*on_done)(void *owner, bool ok),
+                               void *owner)
 {
     pt_tls_pipe_t *p = calloc(1, sizeof(*p));
     if (p == NULL || pt_tls_init(&p->tls, s->ctx, false, s->sni, s->verify_name) != 0)
         abort();
     p->worker = w;
-    p->down = down;
     p->up = up;
-    p->timer = timer;
     p->settings = s;
-    p->early = early;
-    p->idle_timeout_ms = idle_timeout_ms;
-    p->on_end = on_end;
+    p->on_done = on_done;
     p->owner = owner;
     snprintf(p->cluster, sizeof(p->cluster), "%s", cl->name);
-    snprintf(p->service, sizeof(p->service), "%s", service);
     return p;
 }
 
 void pt_tls_pipe_begin(pt_tls_pipe_t *p)
 {
-    p->down->data = p->up->data = p;
+    p->up->data = p;
     if (uv_read_start((uv_stream_t *)p->up, on_cipher_alloc, pipe_on_handshake_read) != 0) {
         pipe_failed(p, "cannot read the socket");
         return;

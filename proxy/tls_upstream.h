@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../tls/tls.h"
 #include "buf.h"
 #include "worker.h"
 
@@ -41,22 +42,22 @@ int pt_tls_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_l
 /* Plaintext or records are waiting in OpenSSL (a connection with any is not pooled). */
 bool pt_tls_upstream_has_pending(const pt_upstream_t *up);
 
-/* TCP routes (proxy/l4_proxy.c): once the upstream socket is connected, a pipe runs the
- * handshake (the session's timer, the connect timeout, still running), then relays between the
- * downstream (plaintext) and the upstream (TLS) with backpressure, half-close (close_notify
- * and FIN both ways) and the idle timeout on that timer. early is what the downstream sent
- * before (the pipe takes the slab). pt_tls_pipe_new() does no I/O; pt_tls_pipe_begin() takes
- * the handles' data pointers and starts. When the pipe is done, or the handshake fails
- * (upstream_cx_ssl_error), it calls on_end(owner) once (begin may already), and the owner
- * closes the three handles, calls pt_tls_pipe_stop() (also when it aborts the session
- * itself) and, after their close callbacks, pt_tls_pipe_free(). */
+/* The connection's engine (NULL without TLS): a relay takes it over after an upgrade (101). */
+pt_tls_t *pt_tls_upstream_engine(pt_upstream_t *up);
+
+/* TCP routes (proxy/l4_proxy.c): once the upstream socket is connected, a pipe runs the client
+ * handshake (the session's connect timeout still running) and checks the server as above. It
+ * calls on_done(owner, ok) once (begin may already): ok, and relay.c relays through
+ * pt_tls_pipe_engine(); not ok (counted upstream_cx_ssl_error and upstream_cx_connect_fail),
+ * and the owner closes the session. pt_tls_pipe_new() does no I/O; pt_tls_pipe_begin() takes
+ * the socket's data pointer and starts. The owner frees the pipe (and so the engine) after
+ * the socket's close callback. */
 typedef struct pt_tls_pipe pt_tls_pipe_t;
-pt_tls_pipe_t *pt_tls_pipe_new(pt_worker_t *w, uv_tcp_t *down, uv_tcp_t *up, uv_timer_t *timer,
-                               pt_rbuf_t early, const pt_upstream_tls_t *s, const pt_cluster_t *cl,
-                               const char *service, uint64_t idle_timeout_ms,
-                               void (*on_end)(void *owner), void *owner);
+pt_tls_pipe_t *pt_tls_pipe_new(pt_worker_t *w, uv_tcp_t *up, const pt_upstream_tls_t *s,
+                               const pt_cluster_t *cl, void (*on_done)(void *owner, bool ok),
+                               void *owner);
 void pt_tls_pipe_begin(pt_tls_pipe_t *p);
-void pt_tls_pipe_stop(pt_tls_pipe_t *p);
+pt_tls_t *pt_tls_pipe_engine(pt_tls_pipe_t *p);
 void pt_tls_pipe_free(pt_tls_pipe_t *p);
 
 /* Hooks in proxy/upstream.c that the transport calls. */

@@ -93,10 +93,6 @@ static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
     up->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     if (up->stream == NULL)
         return -1;
-    if (head->status == 101 && up->tls != NULL) {
-        pt_log_debug("upstream switched protocols over TLS: not relayed (not supported yet)");
-        return -1; /* 502 UPE */
-    }
     return pt_stream_on_response_head(up->stream, head);
 }
 

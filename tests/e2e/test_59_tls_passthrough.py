@@ -286,9 +286,11 @@ def test_validate_tls_servers_and_routes(tmp_path):
     del gw["spec"]["servers"][0]["tls"]
     rc, out = validate(tmp_path, [gw])
     assert rc == 1 and "spec.servers[0].tls: required for protocol TLS" in out, out
-    # SIMPLE (termination) is not served yet: a warning, no listener
+    # SIMPLE terminates (test_67): it needs a certificate; AUTO_PASSTHROUGH is not served yet
     rc, out = validate(tmp_path, [tls_gateway(8443, mode="SIMPLE")])
-    assert rc == 0 and "tls.mode SIMPLE is not enforced by Petrel yet" in out, out
+    assert rc == 1 and "mode SIMPLE needs credentialName, or serverCertificate" in out, out
+    rc, out = validate(tmp_path, [tls_gateway(8443, mode="AUTO_PASSTHROUGH")])
+    assert rc == 0 and "tls.mode AUTO_PASSTHROUGH on a TLS server is not enforced" in out, out
     # an sniHost outside the VirtualService's hosts
     rc, out = validate(tmp_path, [tls_gateway(8443),
                                   tls_vs([tls_route(["evil.org"], ("a.backend", 1))]),

@@ -246,10 +246,10 @@ def test_simple_verifies_the_server_against_ca_certificates_and_its_name(tmp_pat
         assert get_json(port)[1]["conn"] == body["conn"]
         s = stats(p)
         assert s["upstream_cx_ssl_handshake"] == 1 and s["upstream_cx_ssl_error"] == 0
-        # an upgrade the upstream accepts cannot be relayed over TLS yet: 502, not plaintext
+        # an upgrade the upstream accepts is relayed over TLS (test_67 exchanges frames)
         st, _, _ = http_request(port, "GET", "/ws", headers=[("Connection", "upgrade"),
                                                              ("Upgrade", "websocket")])
-        assert st == 502
+        assert st == 101
         p.stop_and_check()
 
         # the wrong CA: 503 UF, counted, the reason in the debug log
