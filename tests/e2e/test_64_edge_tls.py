@@ -19,9 +19,7 @@ ssl / http.client, `curl` and `openssl s_client`; a real HTTP origin behind a re
     public CA's and the site's security headers set by the route (about 3 minutes).
 """
 
-import datetime
 import http.client
-import ipaddress
 import json
 import os
 import socket
@@ -31,59 +29,12 @@ import threading
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certs import make_ca, make_leaf, public_style_server
 from netutil import connect, free_port, recv_to_eof, wait_until
 from petrel import ISTIO, Petrel, need_petrel, run_petrel, service_entry_doc, stats, to_yaml, wait_log
 from upstream import HttpOrigin
-
-NOW = datetime.datetime.now(datetime.timezone.utc)
-
-
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write_key(key, path):
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-
-
-def make_ca(d, name):
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - datetime.timedelta(days=1))
-            .not_valid_after(NOW + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    (d / (name + ".crt")).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert, key
-
-
-def make_leaf(d, name, ca, sans, expired=False, client=False):
-    """Writes <name>.crt / <name>.key signed by ca (cert, key); returns their paths."""
-    ca_cert, ca_key = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = NOW - datetime.timedelta(days=3 if expired else 1)
-    end = NOW - datetime.timedelta(days=1) if expired else NOW + datetime.timedelta(days=1)
-    names = [x509.UniformResourceIdentifier(s) if s.startswith("spiffe://") else x509.DNSName(s)
-             for s in sans]
-    usage = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if client else \
-        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
-    cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    crt, k = d / (name + ".crt"), d / (name + ".key")
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(key, k)
-    return str(crt), str(k)
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +44,10 @@ def certs(tmp_path_factory):
     client_ca = make_ca(d, "client-ca")
     other_ca = make_ca(d, "other-ca")
     out = {"dir": d, "ca": str(d / "edge-ca.crt"), "client_ca": str(d / "client-ca.crt")}
-    out["a"] = make_leaf(d, "a", ca, ["a.example.com"])
-    out["a2"] = make_leaf(d, "a2", ca, ["a.example.com"])
-    out["wild"] = make_leaf(d, "wild", ca, ["*.wild.example"])
-    out["exact"] = make_leaf(d, "exact", ca, ["x.wild.example"])
+    out["a"] = make_leaf(d, "a", ca, ["a.example.com"], client=False)
+    out["a2"] = make_leaf(d, "a2", ca, ["a.example.com"], client=False)
+    out["wild"] = make_leaf(d, "wild", ca, ["*.wild.example"], client=False)
+    out["exact"] = make_leaf(d, "exact", ca, ["x.wild.example"], client=False)
     out["good"] = make_leaf(d, "good", client_ca, ["spiffe://cluster.local/ns/shop/sa/buyer",
                                                   "client.example"], client=True)
     out["nosan"] = make_leaf(d, "nosan", client_ca, ["other.example"], client=True)
@@ -370,9 +321,10 @@ def test_rotation_under_load_drops_nothing(tmp_path, certs, origin):
         assert failures == [], failures[:5]
 
 
-def test_upgrade_over_https_closes_both_sides(tmp_path, certs, origin):
-    """A tunnel inside TLS is not relayed (relay.c moves raw bytes): after the 101 both the
-    client and the upstream connection are closed, and Petrel goes on serving."""
+def test_upgrade_over_https_is_relayed(tmp_path, certs, origin):
+    """A 101 through an HTTPS server becomes a tunnel over the same TLS connection: bytes
+    echoed by the origin come back; when the client goes, the upstream connection closes too
+    and Petrel goes on serving. (WebSocket frames both ways: test_67.)"""
     need_petrel()
     port = free_port()
     servers = [https_server(port, ["*"], {"serverCertificate": certs["a"][0],
@@ -382,9 +334,21 @@ def test_upgrade_over_https_closes_both_sides(tmp_path, certs, origin):
         s = client_ctx(certs).wrap_socket(raw, server_hostname="a.example.com")
         s.sendall(b"GET /upgrade HTTP/1.1\r\nHost: a.example.com\r\nConnection: upgrade\r\n"
                   b"Upgrade: websocket\r\n\r\n")
-        data, how = recv_to_eof(s, 10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        echoed = head.split(b"\r\n\r\n", 1)[1]
+        payload = os.urandom(300 * 1024)
+        s.sendall(payload)
+        while len(echoed) < len(payload):
+            chunk = s.recv(65536)
+            assert chunk, len(echoed)
+            echoed += chunk
+        assert echoed == payload
         s.close()
-        assert data.startswith(b"HTTP/1.1 101"), data
         assert https_get(port, client_ctx(certs), "a.example.com")[0] == 200
         wait_until(lambda: stats(p)["upstream_cx_active"] <= 1, 10, what="the upstream closed")
 
@@ -409,46 +373,6 @@ def test_handshake_bounded_by_header_timeout(tmp_path, certs, origin):
         wait_until(lambda: stats(p)["ssl_handshake_error"] >= 2, 10, what="the count")
 
 
-def make_public_style_leaf(d):
-    """A server certificate shaped like one from a public CA, so that testssl judges Petrel's
-    TLS and not the test's certificate: a year-long CA (given to testssl with --add-ca), a
-    90-day leaf for 127.0.0.1 and localhost, with CRL and OCSP addresses (never fetched: no
-    --phone-out)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("testssl-ca"))
-          .issuer_name(_name("testssl-ca"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(NOW - datetime.timedelta(days=1))
-          .not_valid_after(NOW + datetime.timedelta(days=365))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                       False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    ocsp = x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.OCSP,
-                                  x509.UniformResourceIdentifier("http://127.0.0.1:9/ocsp"))
-    crl = x509.DistributionPoint([x509.UniformResourceIdentifier("http://127.0.0.1:9/ca.crl")],
-                                 None, None, None)
-    leaf = (x509.CertificateBuilder().subject_name(_name("localhost")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - datetime.timedelta(days=1))
-            .not_valid_after(NOW + datetime.timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
-                                         False), critical=True)
-            .add_extension(x509.AuthorityInformationAccess([ocsp]), critical=False)
-            .add_extension(x509.CRLDistributionPoints([crl]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    (d / "testssl-ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (d / "testssl.crt").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    _write_key(key, d / "testssl.key")
-    return str(d / "testssl-ca.crt"), str(d / "testssl.crt"), str(d / "testssl.key")
-
-
 def test_testssl_finds_nothing_medium_or_above(tmp_path, origin):
     """testssl.sh (Debian's testssl.sh package) against an HTTPS port: no finding of severity
     MEDIUM or above, none excepted. The route adds HSTS and the security headers testssl
@@ -459,7 +383,7 @@ def test_testssl_finds_nothing_medium_or_above(tmp_path, origin):
     tool = shutil.which("testssl") or shutil.which("testssl.sh")
     if tool is None:
         pytest.skip("testssl.sh is not installed (docker/install-deps.sh TEST)")
-    ca, crt, key = make_public_style_leaf(tmp_path)
+    ca, crt, key = public_style_server(tmp_path)
     port = free_port()
     docs = config([https_server(port, ["*"], {"serverCertificate": crt, "privateKey": key})],
                   origin.port)

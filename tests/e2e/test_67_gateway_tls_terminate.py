@@ -25,12 +25,12 @@ import os
 import select
 import socket
 import ssl
-import subprocess
 import threading
 import time
 
 import pytest
 
+from certs import make_ca, make_leaf
 from netutil import free_port, recv_exact, wait_until
 from petrel import ISTIO, Petrel, need_petrel, run_petrel, service_entry_doc, stats, to_yaml
 from upstream import TcpEchoServer
@@ -38,40 +38,17 @@ from upstream import TcpEchoServer
 
 # --- certificates ---
 
-def openssl(*args):
-    subprocess.run(["openssl"] + [str(a) for a in args], check=True, capture_output=True,
-                   timeout=30)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-days", "2", "-subj", "/CN=%s" % name, "-keyout", d / (name + ".key"),
-            "-out", d / (name + ".pem"))
-    return str(d / (name + ".pem"))
-
-
-def make_leaf(d, ca, name, sans, client=False):
-    key, csr, crt, ext = (d / (name + s) for s in (".key", ".csr", ".pem", ".ext"))
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", "/CN=" + name, "-keyout", key, "-out", csr)
-    ext.write_text("subjectAltName=%s\nextendedKeyUsage=%s\n"
-                   % (sans, "clientAuth" if client else "serverAuth"))
-    openssl("x509", "-req", "-in", csr, "-CA", d / (ca + ".pem"), "-CAkey", d / (ca + ".key"),
-            "-CAcreateserial", "-days", "1", "-extfile", ext, "-out", crt)
-    return str(crt), str(key)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     d = tmp_path_factory.mktemp("certs")
-    out = {"ca": make_ca(d, "edge-ca"), "client_ca": make_ca(d, "client-ca")}
-    out["a"] = make_leaf(d, "edge-ca", "a", "DNS:a.example.com")
-    out["b"] = make_leaf(d, "edge-ca", "b", "DNS:b.example.com")
-    out["backend"] = make_leaf(d, "edge-ca", "backend", "DNS:backend.internal")
-    out["buyer"] = make_leaf(d, "client-ca", "buyer",
-                             "URI:spiffe://cluster.local/ns/shop/sa/buyer", client=True)
-    out["seller"] = make_leaf(d, "client-ca", "seller",
-                              "URI:spiffe://cluster.local/ns/shop/sa/seller", client=True)
+    edge, clients = make_ca(d, "edge-ca"), make_ca(d, "client-ca")
+    out = {"ca": str(d / "edge-ca.crt"), "client_ca": str(d / "client-ca.crt")}
+    for name in ("a", "b"):
+        out[name] = make_leaf(d, name, edge, ["%s.example.com" % name], client=False)
+    out["backend"] = make_leaf(d, "backend", edge, ["backend.internal"], client=False)
+    for name in ("buyer", "seller"):
+        out[name] = make_leaf(d, name, clients, ["spiffe://cluster.local/ns/shop/sa/" + name],
+                              client=True)
     return out
 
 

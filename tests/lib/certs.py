@@ -6,6 +6,8 @@
                                     returns their paths; a spiffe:// SAN is a URI, others DNS
   workload_identity(d, name, ca, spiffe_id)
                                     a sidecar's certificate, as a Proxy spec.identity dict
+  public_style_server(d)            a year-long CA and a 90-day server certificate for
+                                    127.0.0.1 with CRL and OCSP addresses: (ca, crt, key)
 
 Validity is NOW - 1 day .. NOW + 1 day (an expired leaf ended yesterday), so clocks that differ
 by hours do not matter. Files are written readable by all (a proxy running as uid 1337 reads
@@ -13,6 +15,7 @@ them).
 """
 
 import datetime
+import ipaddress
 import os
 
 from cryptography import x509
@@ -77,3 +80,46 @@ def workload_identity(d, name, ca, spiffe_id, ca_name="mesh-ca"):
     crt, key = make_leaf(d, name, ca, [spiffe_id])
     return {"certificateChain": crt, "privateKey": key,
             "rootCertificates": os.path.join(str(d), ca_name + ".crt")}
+
+
+def public_style_server(d):
+    """A server certificate shaped like one from a public CA, so that a TLS scanner judges
+    the proxy and not the test's certificate: a year-long CA (give it to testssl with --add-ca), a
+    90-day leaf for 127.0.0.1 and localhost, with CRL and OCSP addresses (never fetched: no
+    --phone-out)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(_name("public-ca"))
+          .issuer_name(_name("public-ca"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(NOW - datetime.timedelta(days=1))
+          .not_valid_after(NOW + datetime.timedelta(days=365))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                       False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    ocsp = x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.OCSP,
+                                  x509.UniformResourceIdentifier("http://127.0.0.1:9/ocsp"))
+    crl = x509.DistributionPoint([x509.UniformResourceIdentifier("http://127.0.0.1:9/ca.crl")],
+                                 None, None, None)
+    leaf = (x509.CertificateBuilder().subject_name(_name("localhost")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - datetime.timedelta(days=1))
+            .not_valid_after(NOW + datetime.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
+                                         False), critical=True)
+            .add_extension(x509.AuthorityInformationAccess([ocsp]), critical=False)
+            .add_extension(x509.CRLDistributionPoints([crl]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(str(d), f) for f in ("public-ca.crt", "public.crt", "public.key")]
+    _write(paths[0], ca.public_bytes(serialization.Encoding.PEM))
+    _write(paths[1], leaf.public_bytes(serialization.Encoding.PEM))
+    _write(paths[2], key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return paths
