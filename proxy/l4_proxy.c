@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "relay.h"
 #include "router.h"
+#include "scratch.h"
 #include "tls_upstream.h"
 
 typedef struct l4_session {
@@ -47,7 +48,6 @@ typedef struct l4_session {
 } l4_session_t;
 
 /* Reassembly space for ClientHellos split over records (rare): one per worker thread. */
-static _Thread_local uint8_t hello_scratch[PT_HELLO_MAX_BYTES];
 
 static void session_handle_closed(void *owner)
 {
@@ -244,7 +244,7 @@ static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
     pt_client_hello_t hello;
     const uint8_t *data = (const uint8_t *)s->hello.buf->data + s->hello.off;
     pt_hello_status_t st =
-        pt_client_hello_parse(data, s->hello.len - s->hello.off, hello_scratch, &hello);
+        pt_client_hello_parse(data, s->hello.len - s->hello.off, pt_scratch()->hello, &hello);
     if (st == PT_HELLO_NEED_MORE && s->hello.len - s->hello.off < PT_BUF_SIZE - 2048)
         return;
     uv_read_stop(stream);

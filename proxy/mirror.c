@@ -22,6 +22,7 @@
 #include "list.h"
 #include "log.h"
 #include "route_action.h"
+#include "scratch.h"
 #include "stream.h"
 #include "worker.h"
 #include "write.h"
@@ -69,7 +70,6 @@ struct pt_mirror {
 
 static _Thread_local pt_list_t live_mirrors, idle_mirrors;
 static _Thread_local size_t n_idle;
-static _Thread_local char discard[16384];
 
 static pt_list_t *live_list(void)
 {
@@ -164,7 +164,7 @@ static void on_timeout(uv_timer_t *t)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
-    *out = uv_buf_init(discard, sizeof(discard));
+    *out = uv_buf_init(pt_scratch()->in, sizeof(pt_scratch()->in));
 }
 
 /* Back to the idle list once the copy is over on every side; closed when not reusable. */

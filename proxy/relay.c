@@ -11,10 +11,10 @@
 
 #include "conn.h"
 #include "log.h"
+#include "scratch.h"
 #include "write.h"
 
 /* Ciphertext lands here; the engine copies it into its input BIO at once. */
-static _Thread_local char cipher_in[PT_BUF_SIZE];
 
 static void relay_close(pt_relay_t *r);
 static void start_reading(pt_relay_side_t *s);
@@ -162,7 +162,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     pt_relay_side_t *s = side_of(h);
     if (s->tls != NULL) {
-        *out = uv_buf_init(cipher_in, sizeof(cipher_in));
+        *out = uv_buf_init(pt_scratch()->in, sizeof(pt_scratch()->in));
         return;
     }
     size_t size;

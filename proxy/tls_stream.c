@@ -8,6 +8,7 @@
  * which would carry over the first context's versions and verify settings. On a Gateway TLS
  * server (tcp[] routes) the connection goes to l4_proxy.c once the handshake is checked. */
 #include "tls_stream.h"
+#include "scratch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,6 @@
 #include "log.h"
 #include "router.h"
 
-/* Records are at most 16 KiB: small pieces of one write are copied together into one record. */
-#define COALESCE_BYTES (16 * 1024)
-
 struct pt_tls_stream {
     pt_tls_t tls;
     pt_write_done_cb done;
@@ -38,10 +36,6 @@ struct pt_tls_stream {
     bool is_tcp_route;        /* a Gateway TLS server: after the handshake, l4_proxy.c relays */
     char principal[256];      /* the verified peer's SPIFFE ID without "spiffe://" */
 };
-
-static _Thread_local uint8_t hello_scratch[PT_HELLO_MAX_BYTES];
-static _Thread_local char cipher_in[PT_BUF_SIZE];
-static _Thread_local char coalesce[COALESCE_BYTES];
 
 int pt_tls_stream_start(pt_conn_t *c, pt_write_done_cb done)
 {
@@ -75,8 +69,8 @@ char *pt_tls_stream_read_space(pt_conn_t *c, size_t *size)
 {
     if (!c->tls->is_started)
         return pt_rbuf_space(&c->in, size);
-    *size = sizeof(cipher_in);
-    return cipher_in;
+    *size = sizeof(pt_scratch()->in);
+    return pt_scratch()->in;
 }
 
 /* Sends the ciphertext the engine produced. */
@@ -281,7 +275,7 @@ static unsigned start_engine(pt_conn_t *c)
         pt_tls_stream_free(c); /* PERMISSIVE: plaintext, served as without mTLS */
         return PT_TLS_STREAM_DATA;
     }
-    pt_hello_status_t st = pt_client_hello_parse(data, len, hello_scratch, &hello);
+    pt_hello_status_t st = pt_client_hello_parse(data, len, pt_scratch()->hello, &hello);
     if (st == PT_HELLO_NEED_MORE && len < PT_BUF_SIZE - 2048)
         return 0;
     if (st != PT_HELLO_OK) {
@@ -330,7 +324,7 @@ unsigned pt_tls_stream_on_read(pt_conn_t *c, size_t nread)
         c->in.len += nread;
         return start_engine(c);
     }
-    pt_tls_feed(&ts->tls, cipher_in, nread);
+    pt_tls_feed(&ts->tls, pt_scratch()->in, nread);
     return advance(c);
 }
 
@@ -359,7 +353,9 @@ int pt_tls_stream_write(pt_conn_t *c, const char *prefix, size_t prefix_len, con
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
     pt_tls_status_t st = PT_TLS_OK;
-    if (total <= sizeof(coalesce)) {
+    /* Records are at most 16 KiB: small pieces of one write are copied together into one. */
+    char *coalesce = pt_scratch()->records;
+    if (total <= sizeof(pt_scratch()->records)) {
         size_t at = 0;
         if (prefix_len > 0)
             memcpy(coalesce, prefix, prefix_len);

@@ -5,6 +5,7 @@
  * the rest waits inside OpenSSL, and resuming delivers it from a zero-delay timer (the
  * connection's timer, unused while a stream holds the connection). */
 #include "tls_upstream.h"
+#include "scratch.h"
 
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -24,8 +25,9 @@ struct pt_tls_upstream {
     char cluster[96];                  /* for logs */
 };
 
-/* Ciphertext lands here; OpenSSL copies it into its input BIO at once. */
-static _Thread_local char cipher_scratch[16 * 1024 + 512];
+/* Ciphertext is read into the thread's scratch, a record at most at a time, and OpenSSL copies
+ * it into its input BIO at once. */
+#define UPSTREAM_READ_BYTES (16 * 1024 + 512)
 /* An idle pooled connection decrypts into this: any plaintext there closes it. */
 static _Thread_local char idle_plain[64];
 
@@ -158,7 +160,7 @@ static void on_handshake_write(void *owner, int status)
 
 static void on_cipher_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
-    *out = uv_buf_init(cipher_scratch, sizeof(cipher_scratch));
+    *out = uv_buf_init(pt_scratch()->in, UPSTREAM_READ_BYTES);
 }
 
 static void advance_handshake(pt_upstream_t *up)

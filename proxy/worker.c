@@ -2,6 +2,7 @@
  * Worker threads: each opens its own SO_REUSEPORT listeners (so the kernel balances accepts
  * across workers without a shared accept lock), runs its loop, and drains on command. */
 #include "worker.h"
+#include "scratch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -280,6 +281,10 @@ static void worker_main(void *arg)
 {
     pt_worker_t *w = arg;
     int err = 0;
+    if (pt_scratch_map() != 0) {
+        err = UV_ENOMEM;
+        w->start_error_what = "scratch buffers";
+    }
     for (size_t i = 0; i < w->config->n_listeners && err == 0; i++) {
         err = open_listener(w, &w->config->listeners[i]);
         if (err != 0)
@@ -298,6 +303,7 @@ static void worker_main(void *arg)
     pt_upstream_free_pools(w);
     pt_buf_trim();
     pt_write_trim();
+    pt_scratch_unmap();
     atomic_fetch_sub(w->running, 1);
 }
 
