@@ -18,8 +18,8 @@
 
 #define PT_LOG_BUF_BYTES (32 * 1024)
 #define PT_LOG_LANE_BUFS 4
-/* At exit the writer gets this long to write what is queued; a file that takes nothing for
- * that long (a pipe nobody reads) loses the rest rather than hang the stop. */
+/* At exit the writer gets this long to write what is queued; a file that cannot take it in
+ * that time (a pipe nobody reads) loses the rest rather than hang the stop. */
 #define PT_LOG_WRITER_EXIT_WAIT_MS 3000
 
 typedef struct pt_log_writer pt_log_writer_t;

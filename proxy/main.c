@@ -495,8 +495,8 @@ static int cmd_run(int argc, char **argv)
         /* The workers have handed over their last lines: they are written before exit. */
         size_t lost = pt_log_writer_stop(s.log_writer);
         if (lost > 0)
-            pt_log_warn("access log %s: %zu bytes of lines not written: the file took nothing "
-                        "for %d ms",
+            pt_log_warn("access log %s: %zu bytes of lines not written: the file did not take "
+                        "them within %d ms of the stop",
                         ps->access_log, lost, PT_LOG_WRITER_EXIT_WAIT_MS);
     }
     uv_loop_close(s.loop);
