@@ -491,17 +491,19 @@ static int cmd_run(int argc, char **argv)
     uv_run(s.loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < started; i++)
         pt_worker_join(&s.workers[i]);
+    size_t log_lost = 0;
     if (s.log_writer != NULL) {
-        /* The workers have handed over their last lines: they are written before exit. */
-        size_t lost = pt_log_writer_stop(s.log_writer);
-        if (lost > 0)
+        /* The workers have handed over their last lines: they are written before exit. (ps
+         * may be gone with a reload; s.config has the same accessLog.) */
+        log_lost = pt_log_writer_stop(s.log_writer);
+        if (log_lost > 0)
             pt_log_warn("access log %s: %zu bytes of lines not written: the file did not take "
                         "them within %d ms of the stop",
-                        ps->access_log, lost, PT_LOG_WRITER_EXIT_WAIT_MS);
+                        s.config->proxy.access_log, log_lost, PT_LOG_WRITER_EXIT_WAIT_MS);
     }
     uv_loop_close(s.loop);
-    if (log_fd > STDERR_FILENO)
-        close(log_fd);
+    if (log_fd > STDERR_FILENO && log_lost == 0)
+        close(log_fd); /* else the writer given up on may still be inside write() on it */
     pt_config_unref(s.config);
     pt_config_set_dns_lookup(NULL, NULL);
     pt_xds_files_dispose(&s.sources);
