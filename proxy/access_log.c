@@ -1,23 +1,23 @@
-/* proxy/access_log.c */
+/* proxy/access_log.c
+ * Formats access-log lines into the worker's lane; proxy/log_writer.c writes them. */
 #include "access_log.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static void on_flush_timer(uv_timer_t *t)
 {
     pt_access_log_flush(t->data);
 }
 
-void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, int fd)
+void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, pt_log_writer_t *writer,
+                        pt_stats_t *stats)
 {
-    log->fd = fd;
-    log->len = 0;
+    log->lane = writer != NULL ? pt_log_writer_lane(writer) : NULL;
+    log->stats = stats;
     uv_timer_init(loop, &log->timer);
     log->timer.data = log;
     uv_unref((uv_handle_t *)&log->timer);
@@ -25,38 +25,35 @@ void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, int fd)
 
 void pt_access_log_flush(pt_access_log_t *log)
 {
-    size_t off = 0;
-    while (off < log->len) {
-        ssize_t n = write(log->fd, log->buf + off, log->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* a full disk loses log lines, never requests */
-        off += (size_t)n;
-    }
-    log->len = 0;
+    if (log->lane != NULL)
+        pt_log_lane_hand_off(log->lane);
     uv_timer_stop(&log->timer);
 }
 
-/* Appends one line (the caller includes the '\n'). */
+/* Appends one line (the caller includes the '\n'), or drops it when the writer still holds the
+ * buffer it would go to. */
 static void append(pt_access_log_t *log, const char *line, size_t len)
 {
-    if (log->fd < 0)
-        return;
-    if (log->len + len > sizeof(log->buf))
+    pt_log_buf_t *b = pt_log_lane_buffer(log->lane);
+    if (b != NULL && b->len + len > sizeof(b->data)) {
         pt_access_log_flush(log);
-    if (len > sizeof(log->buf))
-        len = sizeof(log->buf);
-    memcpy(log->buf + log->len, line, len);
-    if (log->len == 0)
+        b = pt_log_lane_buffer(log->lane);
+    }
+    if (b == NULL) {
+        PT_STAT_INC(log->stats, access_log_dropped);
+        return;
+    }
+    if (len > sizeof(b->data))
+        len = sizeof(b->data);
+    memcpy(b->data + b->len, line, len);
+    if (b->len == 0)
         uv_timer_start(&log->timer, on_flush_timer, PT_ACCESS_LOG_FLUSH_MS, 0);
-    log->len += len;
+    b->len += len;
 }
 
 void pt_access_log_close(pt_access_log_t *log)
 {
-    if (log->fd >= 0 && log->len > 0)
-        pt_access_log_flush(log);
+    pt_access_log_flush(log);
     uv_close((uv_handle_t *)&log->timer, NULL);
 }
 
@@ -113,7 +110,7 @@ static void put_value(line_t *l, pt_str_t v, bool is_json)
 
 void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, bool is_json)
 {
-    if (log->fd < 0)
+    if (log->lane == NULL)
         return;
     char when[64];
     time_t secs = (time_t)(e->start_time_us / 1000000u);

@@ -8,9 +8,11 @@
  * authority, upstream_host, upstream_request_attempt_count; an absent value is null), and
  * downstream_peer_principal ("<trust-domain>/ns/<ns>/sa/<sa>") when the client presented a
  * verified certificate with a SPIFFE ID (Gateway MUTUAL, mesh mTLS on the sidecar's inbound).
- * Each worker buffers its lines and writes them with one write() when the buffer fills or on a
- * short timer, so logging costs no syscall per request. The file is opened by the main thread
- * with O_APPEND; every flush is a single write of whole lines. */
+ * Each worker formats its lines into a buffer of its lane (proxy/log_writer.h) and hands the
+ * buffer to the log-writer thread when it fills or on a short timer: the worker makes no
+ * syscall per request and never waits for the disk. Lines the writer has no room for (it is
+ * behind) are dropped and counted (access_log_dropped). The file is opened by the main thread
+ * with O_APPEND. */
 #ifndef PT_ACCESS_LOG_H
 #define PT_ACCESS_LOG_H
 
@@ -19,16 +21,16 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "log_writer.h"
+#include "stats.h"
 #include "str.h"
 
-#define PT_ACCESS_LOG_BUF_BYTES (32 * 1024)
 #define PT_ACCESS_LOG_FLUSH_MS 100
 
 typedef struct pt_access_log {
-    int fd;           /* -1: logging off; not owned */
-    uv_timer_t timer; /* flush timer, armed while len > 0 */
-    size_t len;
-    char buf[PT_ACCESS_LOG_BUF_BYTES];
+    pt_log_lane_t *lane; /* NULL: logging off; owned by the writer */
+    pt_stats_t *stats;   /* the worker's, for access_log_dropped */
+    uv_timer_t timer;    /* hand-off timer, armed while the current buffer holds lines */
 } pt_access_log_t;
 
 /* One request's fields. A string with a NULL base is absent ("-", or null in JSON). */
@@ -45,9 +47,16 @@ typedef struct pt_access_log_entry {
     int attempts; /* upstream attempts (Envoy's UPSTREAM_REQUEST_ATTEMPT_COUNT); JSON only */
 } pt_access_log_entry_t;
 
-void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, int fd);
+/* writer NULL: logging off. */
+void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, pt_log_writer_t *writer,
+                        pt_stats_t *stats);
+static inline bool pt_access_log_is_on(const pt_access_log_t *log)
+{
+    return log->lane != NULL;
+}
 /* Formats e as one line (text, or JSON when is_json) and appends it. */
 void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, bool is_json);
+/* Hands the lines buffered so far to the writer thread. */
 void pt_access_log_flush(pt_access_log_t *log);
 /* Flushes and closes the timer handle (its close callback is not needed: the log is embedded
  * in the worker, which outlives its loop). */

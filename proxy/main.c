@@ -17,6 +17,7 @@
 #include "admin.h"
 #include "dns.h"
 #include "log.h"
+#include "log_writer.h"
 #include "trace_export.h"
 #include "worker.h"
 
@@ -41,7 +42,8 @@ typedef struct server {
     size_t n_workers;
     pt_admin_t admin;
     uv_signal_t sigterm, sigint, sighup, sigusr1;
-    int access_log_fd; /* shared by the workers; -1 when off */
+    int access_log_fd;           /* written by log_writer only; -1 when off */
+    pt_log_writer_t *log_writer; /* NULL when the access log is off */
     uv_timer_t exit_poll;
     pt_file_watch_t watch; /* the config paths and certificate files; a change reloads */
     char **paths;          /* as given with -c (argv strings) */
@@ -387,6 +389,17 @@ static int cmd_run(int argc, char **argv)
         free(paths);
         return 1;
     }
+    /* Before the workers: every access-log write() happens on its thread. */
+    s.log_writer = log_fd >= 0 ? pt_log_writer_start(log_fd) : NULL;
+    if (log_fd >= 0 && s.log_writer == NULL) {
+        pt_log_error("access log %s: cannot start the log writer thread", ps->access_log);
+        if (log_fd > STDERR_FILENO)
+            close(log_fd);
+        pt_config_unref(s.config);
+        pt_xds_files_dispose(&s.sources);
+        free(paths);
+        return 1;
+    }
     s.loop = uv_default_loop();
     s.n_workers = ps->concurrency;
     s.workers = calloc(s.n_workers, sizeof(pt_worker_t));
@@ -412,7 +425,7 @@ static int cmd_run(int argc, char **argv)
         pt_trace_exporter_start(s.exporter, s.loop, s.workers);
     for (; started < s.n_workers; started++) {
         atomic_fetch_add(&s.workers_running, 1);
-        int err = pt_worker_start(&s.workers[started], (unsigned)started, s.config, log_fd,
+        int err = pt_worker_start(&s.workers[started], (unsigned)started, s.config, s.log_writer,
                                   &s.workers_running);
         if (err != 0) {
             pt_log_error("listener %s on %s: %s",
@@ -472,9 +485,19 @@ static int cmd_run(int argc, char **argv)
     uv_run(s.loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < started; i++)
         pt_worker_join(&s.workers[i]);
+    size_t log_lost = 0;
+    if (s.log_writer != NULL) {
+        /* The workers have handed over their last lines: they are written before exit. (ps
+         * may be gone with a reload; s.config has the same accessLog.) */
+        log_lost = pt_log_writer_stop(s.log_writer);
+        if (log_lost > 0)
+            pt_log_warn("access log %s: %zu bytes of lines not written: the file did not take "
+                        "them within %d ms of the stop",
+                        s.config->proxy.access_log, log_lost, PT_LOG_WRITER_EXIT_WAIT_MS);
+    }
     uv_loop_close(s.loop);
-    if (log_fd > STDERR_FILENO)
-        close(log_fd);
+    if (log_fd > STDERR_FILENO && log_lost == 0)
+        close(log_fd); /* else the writer given up on may still be inside write() on it */
     pt_config_unref(s.config);
     pt_config_set_dns_lookup(NULL, NULL);
     pt_xds_files_dispose(&s.sources);

@@ -113,7 +113,9 @@
     X(capture_detect_timeout, counter,                                                             \
       "Captured connections relayed as TCP after protocolDetectionTimeout.")                       \
     X(capture_cx_blackholed, counter,                                                              \
-      "Captured TCP connections to no known service, closed (REGISTRY_ONLY).")
+      "Captured TCP connections to no known service, closed (REGISTRY_ONLY).")                     \
+    X(access_log_dropped, counter,                                                                 \
+      "Access-log lines dropped because the log writer was behind (a slow or stalled file).")
 
 typedef enum pt_stat {
 #define PT_STAT_ENUM(name, kind, help) PT_STAT_##name,

@@ -127,7 +127,7 @@ static pt_str_t header_value(const pt_stream_t *st, const char *name)
 static void write_access_log(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
-    if (w->access_log.fd < 0)
+    if (!pt_access_log_is_on(&w->access_log))
         return; /* logging off: no entry to build */
     const pt_http1_head_t *r = st->request;
     pt_str_t none = {NULL, 0};

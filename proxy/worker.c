@@ -307,7 +307,7 @@ static void worker_main(void *arg)
     atomic_fetch_sub(w->running, 1);
 }
 
-int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access_log_fd,
+int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_writer_t *log_writer,
                     _Atomic int *running)
 {
     memset(w, 0, sizeof(*w));
@@ -321,7 +321,7 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
-    pt_access_log_init(&w->access_log, &w->loop, access_log_fd);
+    pt_access_log_init(&w->access_log, &w->loop, log_writer, &w->stats);
     if (pt_metrics_init(&w->metrics) != 0)
         abort();
     pt_list_init(&w->conns);

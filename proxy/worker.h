@@ -71,8 +71,9 @@ struct pt_worker {
 
 /* Starts a worker thread serving config (the worker takes its own ref). Blocks until its
  * listeners are open; returns 0, or a negative libuv error with w->start_error_what set.
- * *running is decremented when the worker's loop has ended (whatever the result). */
-int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, int access_log_fd,
+ * log_writer: the access log's writer thread (NULL: the log is off). *running is decremented
+ * when the worker's loop has ended (whatever the result). */
+int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_writer_t *log_writer,
                     _Atomic int *running);
 /* Hands the worker a new snapshot to serve with (it takes its own ref); safe from any thread.
  * A snapshot not yet picked up is superseded by the next one. */
