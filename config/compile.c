@@ -71,7 +71,24 @@ typedef struct listener_build {
     size_t n_vhosts, cap_vhosts;
     pt_l4_route_t *l4; /* TCP: at most one; TLS: in VirtualService and route order */
     size_t n_l4, cap_l4;
+    /* A port of TLS-based servers of several kinds (HTTPS, terminated TLS, PASSTHROUGH), and
+     * the first plain-HTTP and the first TLS server on it, for the message when both are. */
+    unsigned kinds; /* 1 << pt_tls_server_kind_t */
+    const pt_res_server_t *plain_http, *tls_proto;
+    const pt_res_gateway_t *plain_http_gw, *tls_proto_gw;
+    pt_l4_route_t tcp_route; /* mixed: the terminated TLS servers' tcp[] route */
+    bool has_tcp_route;
 } listener_build_t;
+
+/* What a Gateway server is on a port that TLS-based servers may share; -1: plain HTTP or TCP. */
+static int server_kind(const pt_res_server_t *srv)
+{
+    if (srv->protocol == PT_LISTENER_TLS)
+        return srv->tls != NULL ? PT_TLS_SERVER_TERMINATE : PT_TLS_SERVER_PASSTHROUGH;
+    if (srv->protocol == PT_LISTENER_HTTP && srv->tls != NULL && srv->tls->is_terminated)
+        return PT_TLS_SERVER_HTTPS;
+    return -1;
+}
 
 typedef struct compiler {
     pt_cfg_cx_t *cx;
@@ -711,6 +728,89 @@ static void compile_vs(compiler_t *cp, pt_res_vs_t *vs)
 
 /* The tls[] routes of vs that apply on a listener's port, appended to the listener's list:
  * each with the sniHosts of its match[] entries for that port. */
+/* The hosts vs serves on b's port: its hosts intersected with those of the servers, of the
+ * given kind (-1: any), of the Gateways it binds to; kept in *buf. */
+static size_t bound_hosts(compiler_t *cp, const listener_build_t *b, const pt_res_vs_t *vs,
+                          int kind, const char ***buf, size_t *cap)
+{
+    size_t n_hosts = 0;
+    for (size_t bi = 0; bi < b->n_bindings; bi++) {
+        const binding_t *bd = &b->bindings[bi];
+        if (kind >= 0 && server_kind(bd->srv) != kind)
+            continue;
+        bool bound = false;
+        for (size_t r = 0; r < vs->n_gateways; r++)
+            if (strcmp(vs->gateways[r].ns, bd->gw->meta.ns) == 0 &&
+                strcmp(vs->gateways[r].name, bd->gw->meta.name) == 0)
+                bound = true;
+        if (!bound)
+            continue;
+        for (size_t h = 0; h < vs->n_hosts; h++)
+            for (size_t sh = 0; sh < bd->srv->n_hosts; sh++) {
+                const char *x = host_intersection(vs->hosts[h], bd->srv->hosts[sh]);
+                if (x == NULL)
+                    continue;
+                bool seen = false;
+                for (size_t q = 0; q < n_hosts; q++)
+                    if (strcmp((*buf)[q], x) == 0)
+                        seen = true;
+                if (seen)
+                    continue;
+                *buf = pt_arena_grow(cp->cx->tmp, *buf, n_hosts, cap, sizeof(**buf));
+                (*buf)[n_hosts++] = x;
+            }
+    }
+    return n_hosts;
+}
+
+/* vs's first tcp[] route for port, or NULL. */
+static const pt_l4_route_t *first_tcp_route(const pt_res_vs_t *vs, uint16_t port)
+{
+    for (size_t t = 0; t < vs->n_tcp; t++) {
+        const pt_res_tcp_route_t *tr = &vs->tcp[t];
+        bool match = tr->match_any;
+        for (size_t m = 0; m < tr->n_matches; m++)
+            if (tr->match_ports[m] == port)
+                match = true;
+        if (match && tr->compiled.n_clusters > 0)
+            return &tr->compiled;
+    }
+    return NULL;
+}
+
+static void bind_tls_routes(compiler_t *cp, listener_build_t *b, const pt_res_vs_t *vs);
+static void sort_vhosts(pt_vhost_t *v, size_t n);
+
+/* A port shared by HTTPS, terminated TLS and PASSTHROUGH servers: each VirtualService binds by
+ * the kind of the servers whose hosts it shares, as it would on a port of that kind alone. */
+static void bind_mixed(compiler_t *cp, listener_build_t *b)
+{
+    const char **buf = NULL;
+    size_t cap = 0;
+    for (size_t v = 0; v < cp->set->n_vss; v++) {
+        const pt_res_vs_t *vs = cp->set->vss[v];
+        size_t n = bound_hosts(cp, b, vs, PT_TLS_SERVER_HTTPS, &buf, &cap);
+        if (n > 0 && vs->n_compiled > 0) {
+            b->vhosts = pt_arena_grow(cp->cx->tmp, b->vhosts, b->n_vhosts, &b->cap_vhosts,
+                                      sizeof(*b->vhosts));
+            pt_vhost_t *vh = &b->vhosts[b->n_vhosts++];
+            vh->hosts = pt_arena_memdup(cp->cx->out, buf, n * sizeof(*buf));
+            vh->n_hosts = n;
+            vh->routes = vs->compiled;
+            vh->n_routes = vs->n_compiled;
+        }
+        const pt_l4_route_t *tr = first_tcp_route(vs, b->l->port);
+        if (!b->has_tcp_route && tr != NULL &&
+            bound_hosts(cp, b, vs, PT_TLS_SERVER_TERMINATE, &buf, &cap) > 0) {
+            b->tcp_route = *tr;
+            b->has_tcp_route = true;
+        }
+        if (bound_hosts(cp, b, vs, PT_TLS_SERVER_PASSTHROUGH, &buf, &cap) > 0)
+            bind_tls_routes(cp, b, vs);
+    }
+    sort_vhosts(b->vhosts, b->n_vhosts);
+}
+
 static void bind_tls_routes(compiler_t *cp, listener_build_t *b, const pt_res_vs_t *vs)
 {
     for (size_t t = 0; t < vs->n_tls; t++) {
@@ -768,8 +868,6 @@ static void complete_short_hosts(pt_cfg_cx_t *cx, pt_res_set_t *set)
             set->ses[i]->hosts[h] =
                 pt_host_complete(cx->out, set->ses[i]->hosts[h], set->ses[i]->meta.ns);
 }
-
-static void sort_vhosts(pt_vhost_t *v, size_t n);
 
 /* A route to a cluster whose one endpoint is each connection's original destination. */
 static pt_http_route_t *original_dst_route(pt_cfg_cx_t *cx, const char *cluster_name,
@@ -1375,6 +1473,39 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                                              (unsigned)srv->port);
                 b->first = srv;
                 b->first_gw = g;
+            }
+            int kind = server_kind(srv);
+            if (kind >= 0)
+                b->kinds |= 1u << kind;
+            if (srv->protocol == PT_LISTENER_HTTP && kind < 0 && b->plain_http == NULL) {
+                b->plain_http = srv;
+                b->plain_http_gw = g;
+            } else if (srv->protocol == PT_LISTENER_TLS && b->tls_proto == NULL) {
+                b->tls_proto = srv;
+                b->tls_proto_gw = g;
+            }
+            bool tls_based =
+                kind >= 0 && (b->l->protocol == PT_LISTENER_TLS ||
+                              (b->l->protocol == PT_LISTENER_HTTP && b->plain_http == NULL));
+            if (b->plain_http != NULL && b->tls_proto != NULL &&
+                (srv == b->plain_http || srv == b->tls_proto)) {
+                /* Envoy cannot tell plaintext HTTP from a ClientHello by SNI either. */
+                const pt_res_server_t *o = srv == b->plain_http ? b->tls_proto : b->plain_http;
+                const pt_res_gateway_t *og =
+                    srv == b->plain_http ? b->tls_proto_gw : b->plain_http_gw;
+                char path[600];
+                snprintf(path, sizeof(path), "%s.protocol", srv->port_path);
+                pt__cfg_error_at(cx, srv->protocol_node, path,
+                                 "port %u is %s here but %s in Gateway %s/%s (%s:%d): plaintext "
+                                 "HTTP cannot share a port with TLS servers",
+                                 (unsigned)srv->port, pt_listener_protocol_name(srv->protocol),
+                                 pt_listener_protocol_name(o->protocol), og->meta.ns, og->meta.name,
+                                 o->port_node->file, pt__cfg_node_line(o->port_node));
+                continue;
+            } else if (b->l->protocol != srv->protocol && tls_based) {
+                /* HTTPS and TLS servers share the port: HTTP routes need an HTTP listener. */
+                if (kind == PT_TLS_SERVER_HTTPS)
+                    b->l->protocol = PT_LISTENER_HTTP;
             } else if (b->l->protocol != srv->protocol) {
                 char path[600];
                 snprintf(path, sizeof(path), "%s.protocol", srv->port_path);
@@ -1453,6 +1584,11 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     size_t cap_hosts = 0;
     for (size_t k = 0; k < n_lb; k++) {
         listener_build_t *b = &lb[k];
+        b->l->is_sni_mixed = (b->kinds & (b->kinds - 1)) != 0;
+        if (b->l->is_sni_mixed) {
+            bind_mixed(&cp, b);
+            continue;
+        }
         /* A TLS server that terminates routes the plaintext by tcp[] routes, as a TCP one. */
         bool by_tcp_routes = b->l->protocol == PT_LISTENER_TCP;
         for (size_t bi = 0; bi < b->n_bindings; bi++)
@@ -1461,32 +1597,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                 by_tcp_routes = true;
         for (size_t v = 0; v < set->n_vss; v++) {
             pt_res_vs_t *vs = set->vss[v];
-            size_t n_hosts = 0;
-            for (size_t bi = 0; bi < b->n_bindings; bi++) {
-                const binding_t *bd = &b->bindings[bi];
-                bool bound = false;
-                for (size_t r = 0; r < vs->n_gateways; r++)
-                    if (strcmp(vs->gateways[r].ns, bd->gw->meta.ns) == 0 &&
-                        strcmp(vs->gateways[r].name, bd->gw->meta.name) == 0)
-                        bound = true;
-                if (!bound)
-                    continue;
-                for (size_t h = 0; h < vs->n_hosts; h++)
-                    for (size_t sh = 0; sh < bd->srv->n_hosts; sh++) {
-                        const char *x = host_intersection(vs->hosts[h], bd->srv->hosts[sh]);
-                        if (x == NULL)
-                            continue;
-                        bool seen = false;
-                        for (size_t q = 0; q < n_hosts; q++)
-                            if (strcmp(hosts_buf[q], x) == 0)
-                                seen = true;
-                        if (seen)
-                            continue;
-                        hosts_buf = pt_arena_grow(cx->tmp, hosts_buf, n_hosts, &cap_hosts,
-                                                  sizeof(*hosts_buf));
-                        hosts_buf[n_hosts++] = x;
-                    }
-            }
+            size_t n_hosts = bound_hosts(&cp, b, vs, -1, &hosts_buf, &cap_hosts);
             if (n_hosts == 0)
                 continue;
             if (b->l->protocol == PT_LISTENER_HTTP && vs->n_compiled > 0) {
@@ -1498,16 +1609,10 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                 vh->routes = vs->compiled;
                 vh->n_routes = vs->n_compiled;
             } else if (by_tcp_routes && b->n_l4 == 0) {
-                for (size_t t = 0; t < vs->n_tcp && b->n_l4 == 0; t++) {
-                    const pt_res_tcp_route_t *tr = &vs->tcp[t];
-                    bool match = tr->match_any;
-                    for (size_t m = 0; m < tr->n_matches; m++)
-                        if (tr->match_ports[m] == b->l->port)
-                            match = true;
-                    if (match && tr->compiled.n_clusters > 0) {
-                        b->l4 = pt_arena_grow(cx->tmp, b->l4, 0, &b->cap_l4, sizeof(*b->l4));
-                        b->l4[b->n_l4++] = tr->compiled;
-                    }
+                const pt_l4_route_t *tr = first_tcp_route(vs, b->l->port);
+                if (tr != NULL) {
+                    b->l4 = pt_arena_grow(cx->tmp, b->l4, 0, &b->cap_l4, sizeof(*b->l4));
+                    b->l4[b->n_l4++] = *tr;
                 }
             } else if (b->l->protocol == PT_LISTENER_TLS && !by_tcp_routes) {
                 bind_tls_routes(&cp, b, vs);
@@ -1545,6 +1650,9 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         if (lb[k].n_vhosts)
             c->listeners[k].vhosts =
                 pt_arena_memdup(cx->out, lb[k].vhosts, lb[k].n_vhosts * sizeof(pt_vhost_t));
+        if (lb[k].has_tcp_route)
+            c->listeners[k].tcp_route =
+                pt_arena_memdup(cx->out, &lb[k].tcp_route, sizeof(lb[k].tcp_route));
         c->listeners[k].n_l4_routes = lb[k].n_l4;
         if (lb[k].n_l4)
             c->listeners[k].l4_routes =

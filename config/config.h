@@ -314,10 +314,20 @@ typedef struct pt_l4_route {
 } pt_l4_route_t;
 
 /* Gateway TLS termination on one port (config/tls_contexts.c): a context per server, chosen by
- * the ClientHello's SNI (exact host before wildcard; no SNI or no match: the first server). */
+ * the ClientHello's SNI (exact host before wildcard; no SNI or no match: the first server). On
+ * a port whose servers mix HTTPS, terminated TLS and PASSTHROUGH (is_sni_mixed), every server is
+ * here, the kind says where its connections go, and no SNI or no match is closed (Envoy: no
+ * filter chain) unless a server's host "*" takes it. */
+typedef enum pt_tls_server_kind {
+    PT_TLS_SERVER_HTTPS = 0,   /* terminated, HTTP routes (vhosts) */
+    PT_TLS_SERVER_TERMINATE,   /* protocol TLS, terminated, then the listener's tcp[] route */
+    PT_TLS_SERVER_PASSTHROUGH, /* not decrypted: tls[] routes on SNI (l4_routes); ctx NULL */
+} pt_tls_server_kind_t;
+
 typedef struct pt_tls_server {
     const char **hosts; /* the server's hosts, lower-case, "*" and "*.example.com" allowed */
     size_t n_hosts;
+    pt_tls_server_kind_t kind;
     struct ssl_ctx_st *ctx;
     const char **subject_alt_names; /* MUTUAL: the client certificate must carry one */
     size_t n_subject_alt_names;
@@ -369,6 +379,8 @@ typedef struct pt_listener_config {
     const pt_listener_tls_t *tls;       /* HTTPS, TLS: terminated here; NULL: plaintext */
     const char **https_redirect_hosts;  /* HTTP servers with tls.httpsRedirect: answered 301 */
     size_t n_https_redirect_hosts;
+    bool is_sni_mixed; /* HTTPS / TLS servers of several kinds: tls->servers[].kind decides */
+    const pt_l4_route_t *tcp_route; /* is_sni_mixed: the terminated TLS servers' tcp[] route */
 } pt_listener_config_t;
 
 /* An address block: ServiceEntry addresses, VirtualService destinationSubnets. */

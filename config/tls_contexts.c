@@ -119,7 +119,8 @@ static SSL_CTX *build_server(pt_cfg_cx_t *cx, pt_config_t *c, const pt_res_serve
 
 /* Per HTTP listener port: the contexts of its HTTPS servers in the order written (the first is
  * the one a client without SNI gets), and the hosts its HTTP servers redirect to https://. Per
- * TLS listener port, the same for its servers that terminate (tcp[] routes). */
+ * TLS listener port, the same for its servers that terminate (tcp[] routes). A port shared by
+ * several kinds (is_sni_mixed) lists them all, PASSTHROUGH servers without a context. */
 static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c, size_t *cap)
 {
     for (size_t k = 0; k < c->n_listeners; k++) {
@@ -131,11 +132,13 @@ static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_confi
         for (size_t g = 0; g < set->n_gateways; g++)
             for (size_t i = 0; i < set->gateways[g]->n_servers; i++) {
                 const pt_res_server_t *srv = &set->gateways[g]->servers[i];
-                if (srv->port != l->port || srv->protocol != l->protocol)
+                if (srv->port != l->port || (srv->protocol != l->protocol && !l->is_sni_mixed))
                     continue;
                 if (srv->tls != NULL && srv->tls->is_terminated) {
                     n_tls++;
                     terminated = srv;
+                } else if (l->is_sni_mixed && srv->protocol == PT_LISTENER_TLS) {
+                    n_tls++; /* PASSTHROUGH, chosen by SNI with the others */
                 } else {
                     plain = srv;
                     if (srv->tls != NULL && srv->tls->https_redirect)
@@ -171,7 +174,16 @@ static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_confi
         for (size_t g = 0; g < set->n_gateways; g++)
             for (size_t i = 0; i < set->gateways[g]->n_servers; i++) {
                 const pt_res_server_t *srv = &set->gateways[g]->servers[i];
-                if (srv->port != l->port || srv->tls == NULL || !srv->tls->is_terminated)
+                if (srv->port != l->port)
+                    continue;
+                if (l->is_sni_mixed && srv->protocol == PT_LISTENER_TLS && srv->tls == NULL) {
+                    pt_tls_server_t *ts = &lt->servers[lt->n_servers++];
+                    ts->hosts = srv->hosts;
+                    ts->n_hosts = srv->n_hosts;
+                    ts->kind = PT_TLS_SERVER_PASSTHROUGH;
+                    continue;
+                }
+                if (srv->tls == NULL || !srv->tls->is_terminated)
                     continue;
                 SSL_CTX *ctx = build_server(cx, c, srv->tls, cap);
                 if (ctx == NULL)
@@ -179,6 +191,8 @@ static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_confi
                 pt_tls_server_t *ts = &lt->servers[lt->n_servers++];
                 ts->hosts = srv->hosts;
                 ts->n_hosts = srv->n_hosts;
+                ts->kind = srv->protocol == PT_LISTENER_TLS ? PT_TLS_SERVER_TERMINATE
+                                                            : PT_TLS_SERVER_HTTPS;
                 ts->ctx = ctx;
                 ts->subject_alt_names = srv->tls->subject_alt_names;
                 ts->n_subject_alt_names = srv->tls->n_subject_alt_names;

@@ -7,7 +7,9 @@
  * worker->connecting, so a drain sees it. It holds a ref on the snapshot its listener came
  * from: a reload while it reads a ClientHello or connects frees nothing it uses. A route whose
  * endpoint has DestinationRule tls first runs the client handshake (tls_upstream.c's pipe);
- * the relay then encrypts towards the upstream. */
+ * the relay then encrypts towards the upstream. On a port a PASSTHROUGH server shares with
+ * servers that terminate, conn.c and tls_stream.c read the ClientHello and hand the connection
+ * over with those bytes (pt_l4_proxy_accept_passthrough); the rest is as for a TLS listener. */
 #include "l4_proxy.h"
 
 #include <stdio.h>
@@ -38,6 +40,7 @@ typedef struct l4_session {
     uint8_t handles_open;
     bool is_closing;
     bool is_awaiting_hello; /* TLS: the timer is the ClientHello deadline */
+    bool is_passthrough;    /* conn set, but its ClientHello is relayed, not terminated */
     char service[96];       /* the route's destination host, for metrics */
     /* TLS origination: the endpoint's DestinationRule tls and its cluster (in the snapshot the
      * session holds; tls NULL: plaintext), and the pipe that runs the handshake and keeps the
@@ -186,8 +189,8 @@ static void connect_upstream(l4_session_t *s, const pt_l4_route_t *route)
     const pt_endpoint_t *ep = pt_worker_pick_endpoint(w, s->config, cl, NULL, peer_ip, false);
     /* TLS passthrough relays the client's TLS: DestinationRule tls applies to tcp[] routes
      * (TCP listeners and TLS ones that terminate). */
-    if ((s->listener->protocol == PT_LISTENER_TCP || s->conn != NULL) && ep->tls != NULL &&
-        ep->tls->ctx != NULL)
+    if ((s->listener->protocol == PT_LISTENER_TCP || (s->conn != NULL && !s->is_passthrough)) &&
+        ep->tls != NULL && ep->tls->ctx != NULL)
         s->tls = ep->tls;
     s->cluster = cl;
     uv_tcp_nodelay(down_tcp(s), 1);
@@ -273,14 +276,16 @@ static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
     connect_upstream(s, route);
 }
 
-void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len)
+/* A session for c, which conn.c read the ClientHello of (and, unless passthrough, did the
+ * handshake on): NULL when out of memory (c is closed). */
+static l4_session_t *adopt_conn(pt_conn_t *c)
 {
     pt_worker_t *w = c->worker;
     pt_conn_detach(c);
     l4_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         pt_conn_close_detached(c);
-        return;
+        return NULL;
     }
     s->worker = w;
     s->conn = c;
@@ -294,15 +299,51 @@ void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len
     pt_list_insert_tail(&w->connecting, &s->link);
     PT_STAT_INC(&w->stats, tcp_cx_total);
     PT_STAT_INC(&w->stats, tcp_cx_active);
+    return s;
+}
+
+void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len)
+{
+    l4_session_t *s = adopt_conn(c);
+    if (s == NULL)
+        return;
     /* A reload between the ClientHello and here may have changed what the port serves. */
-    if (s->listener == NULL || s->listener->protocol != PT_LISTENER_TLS ||
-        s->listener->tls == NULL || w->is_draining ||
-        !pt_authz_connection_allows(w, s->config, s->listener->port, &c->tcp, c->peer_principal,
-                                    sni, sni_len)) {
+    const pt_listener_config_t *lc = s->listener;
+    if (lc == NULL || (lc->protocol != PT_LISTENER_TLS && !lc->is_sni_mixed) || lc->tls == NULL ||
+        s->worker->is_draining ||
+        !pt_authz_connection_allows(s->worker, s->config, lc->port, &c->tcp, c->peer_principal, sni,
+                                    sni_len)) {
         session_abort(s);
         return;
     }
-    connect_upstream(s, s->listener->n_l4_routes > 0 ? &s->listener->l4_routes[0] : NULL);
+    if (lc->is_sni_mixed)
+        connect_upstream(s, lc->tcp_route);
+    else
+        connect_upstream(s, lc->n_l4_routes > 0 ? &lc->l4_routes[0] : NULL);
+}
+
+void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_len)
+{
+    l4_session_t *s = adopt_conn(c);
+    if (s == NULL)
+        return;
+    s->is_passthrough = true;
+    pt_worker_t *w = s->worker;
+    const pt_listener_config_t *lc = s->listener; /* the snapshot tls_stream.c chose from */
+    if (lc == NULL || w->is_draining ||
+        !pt_authz_connection_allows(w, s->config, lc->port, &c->tcp, NULL, sni, sni_len)) {
+        session_abort(s);
+        return;
+    }
+    const pt_l4_route_t *route = pt_l4_route_for_sni(lc, sni, sni_len);
+    if (route == NULL) {
+        PT_STAT_INC(&w->stats, tls_sni_no_route);
+        pt_log_debug("%s: no tls route for SNI \"%.*s\": connection closed", lc->name, (int)sni_len,
+                     sni != NULL ? sni : "");
+        session_abort(s);
+        return;
+    }
+    connect_upstream(s, route);
 }
 
 void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)

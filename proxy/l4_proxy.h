@@ -25,6 +25,12 @@ void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener
  * and the SNI, routes by the listener's tcp[] route and relays through c's engine. */
 void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len);
 
+/* A PASSTHROUGH server chosen by SNI on a port it shares with servers that terminate
+ * (tls_stream.c, before any handshake): takes c over with the bytes it read (c->in, the
+ * ClientHello), checks AuthorizationPolicy with the SNI, routes by the listener's tls[] routes
+ * and relays the bytes as they came, the ClientHello first. */
+void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_len);
+
 /* Closes the sessions not relaying yet: reading a ClientHello or connecting upstream (drain
  * deadline, worker stop). */
 void pt_l4_proxy_abort_pending(pt_worker_t *w);

@@ -6,7 +6,10 @@
  * each Gateway server has a context of its own (certificate, versions, suites, client CA), so
  * choosing first is simpler and stricter than switching contexts inside OpenSSL's SNI callback,
  * which would carry over the first context's versions and verify settings. On a Gateway TLS
- * server (tcp[] routes) the connection goes to l4_proxy.c once the handshake is checked. */
+ * server (tcp[] routes) the connection goes to l4_proxy.c once the handshake is checked. On a
+ * port shared by HTTPS, terminated TLS and PASSTHROUGH servers, this is where its one
+ * ClientHello is read: a PASSTHROUGH server's connection goes to l4_proxy.c with the bytes
+ * read so far, before any engine exists. */
 #include "tls_stream.h"
 #include "scratch.h"
 
@@ -107,12 +110,15 @@ static void fail(pt_conn_t *c, bool in_handshake, const char *why)
 }
 
 /* Istio's server choice: an exact host, else the longest wildcard, else (no SNI, or no server
- * names it) the first server. */
-static const pt_tls_server_t *pick_server(const pt_listener_tls_t *lt, const char *sni, size_t len)
+ * names it) the first server. On a port of several kinds (is_sni_mixed) there is no first
+ * server: as Envoy finds no filter chain, NULL, unless a server's host "*" takes it. */
+static const pt_tls_server_t *pick_server(const pt_listener_config_t *lc, const char *sni,
+                                          size_t len)
 {
+    const pt_listener_tls_t *lt = lc->tls;
     const pt_tls_server_t *best = NULL;
     size_t best_score = 0;
-    for (size_t i = 0; i < lt->n_servers && len > 0; i++)
+    for (size_t i = 0; i < lt->n_servers && (len > 0 || lc->is_sni_mixed); i++)
         for (size_t h = 0; h < lt->servers[i].n_hosts; h++) {
             size_t score = pt_sni_match_score(lt->servers[i].hosts[h], sni, len);
             if (score == SIZE_MAX)
@@ -122,7 +128,7 @@ static const pt_tls_server_t *pick_server(const pt_listener_tls_t *lt, const cha
                 best_score = score;
             }
         }
-    return best != NULL ? best : &lt->servers[0];
+    return best != NULL || lc->is_sni_mixed ? best : &lt->servers[0];
 }
 
 /* Whether the peer certificate carries one of the names (DNS, URI, email or IP SANs, as
@@ -299,8 +305,22 @@ static unsigned start_engine(pt_conn_t *c)
             fail(c, true, "the listener no longer terminates TLS");
             return 0;
         }
-        ts->server = pick_server(lc->tls, hello.sni, hello.sni_len);
-        ts->is_tcp_route = lc->protocol == PT_LISTENER_TLS;
+        ts->server = pick_server(lc, hello.sni, hello.sni_len);
+        if (ts->server == NULL) {
+            PT_STAT_INC(&c->worker->stats, tls_sni_no_route);
+            pt_log_debug("%s: no server for SNI \"%.*s\": connection closed", lc->name,
+                         (int)hello.sni_len, hello.sni != NULL ? hello.sni : "");
+            ts->is_failed = true;
+            pt_conn_close(c, false);
+            return 0;
+        }
+        if (ts->server->kind == PT_TLS_SERVER_PASSTHROUGH) {
+            /* Never decrypted: the bytes read so far stay in c->in, relayed first. */
+            pt_tls_stream_free(c);
+            pt_l4_proxy_accept_passthrough(c, hello.sni, hello.sni_len);
+            return 0;
+        }
+        ts->is_tcp_route = ts->server->kind == PT_TLS_SERVER_TERMINATE;
         ctx = ts->server->ctx;
     }
     ts->config = c->worker->config;
