@@ -3,7 +3,8 @@
  * opens listeners. HTTP, HTTPS (tls.mode SIMPLE, MUTUAL, OPTIONAL_MUTUAL: terminated, then
  * routed as HTTP), TCP, and TLS (PASSTHROUGH: routed on SNI, not decrypted; SIMPLE, MUTUAL,
  * OPTIONAL_MUTUAL: terminated, then routed by tcp[] routes) are served; other protocols and TLS
- * modes are recognised, warned about and open nothing. */
+ * modes are recognised, warned about and open nothing. HTTPS and TLS servers of any mode may
+ * share a port (chosen by SNI: compile.c); plaintext HTTP may not share one with them. */
 #include <openssl/ssl.h>
 #include <string.h>
 #include <strings.h>

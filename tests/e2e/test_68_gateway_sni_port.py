@@ -310,6 +310,23 @@ def test_unknown_and_missing_sni(petrel, certs, upstreams):
     assert stats(p2)["tls_sni_no_route"] == 0
 
 
+def test_tls_only_port_terminates_and_passes_through(petrel, certs, upstreams):
+    """No HTTPS server: a TLS port whose servers terminate some hosts and pass others
+    through."""
+    port = free_port()
+    docs = [d for d in shared_port_docs(port, certs, upstreams)
+            if d["metadata"]["name"] != "web"]
+    p = petrel(docs)
+    assert echo_once(port, ctx_for(certs["ca"]), "tls.example.com") == b"ping"
+    with open_tls(port, ctx_for(certs["backend_ca"]), "pass.example.com") as s:
+        assert "pass-backend" in str(s.getpeercert()["subject"])
+        s.sendall(b"pong")
+        assert recv_exact(s, 4, timeout=10) == b"pong"
+    assert refused(port, "https.example.com", certs["ca"])
+    assert stats(p)["tls_sni_no_route"] == 1
+    p.stop_and_check()
+
+
 def test_split_client_hello_and_deadline(petrel, certs, upstreams):
     port = free_port()
     p = petrel(shared_port_docs(port, certs, upstreams), proxy_spec={"headerTimeout": "5s"})

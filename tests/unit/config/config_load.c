@@ -852,3 +852,69 @@ TEST(duplicate_field_and_error_cap)
     pt_config_errors_dispose(&e);
     free(big);
 }
+
+/* HTTPS, terminating TLS and PASSTHROUGH servers of several Gateways share one port: one
+ * listener, each VirtualService bound by the kind of the servers it shares hosts with. */
+TEST(tls_based_servers_share_a_port)
+{
+    static const char gws[] =
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: web}\nspec:\n"
+        "  servers: [{port: {number: 443, protocol: HTTPS}, hosts: [https.example.com],\n"
+        "             tls: {serverCertificate: /nonexistent/a.crt, privateKey: "
+        "/nonexistent/a.key}}]\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: tcp}\nspec:\n"
+        "  servers: [{port: {number: 443, protocol: TLS}, hosts: [tls.example.com],\n"
+        "             tls: {serverCertificate: /nonexistent/a.crt, privateKey: "
+        "/nonexistent/a.key}}]\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: pass}\nspec:\n"
+        "  servers: [{port: {number: 443, protocol: TLS}, hosts: [pass.example.com],\n"
+        "             tls: {mode: PASSTHROUGH}}]\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\n"
+        "spec: {hosts: [https.example.com], gateways: [web], http: [{directResponse: {status: "
+        "200}}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: tcp}\n"
+        "spec: {hosts: [tls.example.com], gateways: [tcp],\n"
+        "       tcp: [{route: [{destination: {host: echo.internal, port: {number: 7}}}]}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: pass}\n"
+        "spec: {hosts: [pass.example.com], gateways: [pass],\n"
+        "       tls: [{match: [{sniHosts: [pass.example.com]}],\n"
+        "              route: [{destination: {host: pass.internal, port: {number: 443}}}]}]}\n";
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_str("mixed.yaml", gws, &e);
+    if (c == NULL)
+        dump(&e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(c->n_listeners, 1);
+    const pt_listener_config_t *l = &c->listeners[0];
+    ASSERT(l->is_sni_mixed);
+    ASSERT_EQ(l->protocol, PT_LISTENER_HTTP); /* it has an HTTPS server */
+    ASSERT_EQ(l->n_vhosts, 1);
+    ASSERT_STREQ(l->vhosts[0].hosts[0], "https.example.com");
+    ASSERT(l->tcp_route != NULL);
+    ASSERT_STREQ(l->tcp_route->clusters[0].cluster->host, "echo.internal");
+    ASSERT_EQ(l->n_l4_routes, 1);
+    ASSERT_STREQ(l->l4_routes[0].sni_hosts[0], "pass.example.com");
+    /* The certificate files are absent (a warning here): the PASSTHROUGH server is listed. */
+    ASSERT(l->tls != NULL);
+    ASSERT_EQ(l->tls->servers[l->tls->n_servers - 1].kind, PT_TLS_SERVER_PASSTHROUGH);
+    ASSERT(l->tls->servers[l->tls->n_servers - 1].ctx == NULL);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+
+    /* Plaintext HTTP and TLS on one port: both places named. */
+    expect_error("plain.yaml",
+                 "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: a}\n"
+                 "spec:\n  servers: [{port: {number: 443, protocol: HTTP}, hosts: ['*']}]\n"
+                 "---\n"
+                 "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: b}\n"
+                 "spec:\n  servers: [{port: {number: 443, protocol: TLS}, hosts: ['*'],\n"
+                 "                    tls: {mode: PASSTHROUGH}}]\n",
+                 "plain.yaml:11:34: spec.servers[0].port.protocol: port 443 is TLS here but HTTP "
+                 "in Gateway default/a (plain.yaml:5): plaintext HTTP cannot share a port with "
+                 "TLS servers");
+}
