@@ -174,8 +174,8 @@ static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_confi
         for (size_t g = 0; g < set->n_gateways; g++)
             for (size_t i = 0; i < set->gateways[g]->n_servers; i++) {
                 const pt_res_server_t *srv = &set->gateways[g]->servers[i];
-                if (srv->port != l->port)
-                    continue;
+                if (srv->port != l->port || (srv->protocol != l->protocol && !l->is_sni_mixed))
+                    continue; /* as counted above */
                 if (l->is_sni_mixed && srv->protocol == PT_LISTENER_TLS && srv->tls == NULL) {
                     pt_tls_server_t *ts = &lt->servers[lt->n_servers++];
                     ts->hosts = srv->hosts;
