@@ -86,7 +86,8 @@
     X(tcp_bytes_sent, counter, "Bytes sent to clients on TCP routes.")                             \
     X(tls_hello_invalid, counter,                                                                  \
       "TLS-passthrough connections closed: no valid ClientHello in time.")                         \
-    X(tls_sni_no_route, counter, "TLS-passthrough connections closed: no tls route for the SNI.")  \
+    X(tls_sni_no_route, counter,                                                                   \
+      "TLS connections closed: no tls route (or shared-port server) for the SNI.")                 \
     X(rbac_allowed, counter,                                                                       \
       "Requests and connections AuthorizationPolicies let through (policies applied).")            \
     X(rbac_denied, counter,                                                                        \
