@@ -10,6 +10,8 @@ connection was never terminated.
   - three hosts on one port, from three Gateway resources: HTTPS -> HTTP origin, TLS SIMPLE ->
     TCP echo, PASSTHROUGH -> the TLS server (its certificate reaches the client); metrics,
     access log and counters for each branch;
+  - the same with no HTTPS server (a TLS port that terminates and passes through), and a drain
+    with a passthrough session relaying;
   - unknown SNI and no SNI are closed (Envoy: no filter chain), unless a server's host "*"
     takes them;
   - a ClientHello written 1 byte at a time, to each branch; no ClientHello within
@@ -324,7 +326,14 @@ def test_tls_only_port_terminates_and_passes_through(petrel, certs, upstreams):
         assert recv_exact(s, 4, timeout=10) == b"pong"
     assert refused(port, "https.example.com", certs["ca"])
     assert stats(p)["tls_sni_no_route"] == 1
-    p.stop_and_check()
+    # a drain with a passthrough session relaying and a terminated one still open: a clean exit
+    relaying = open_tls(port, ctx_for(certs["backend_ca"]), "pass.example.com")
+    relaying.sendall(b"x")
+    assert recv_exact(relaying, 1, timeout=10) == b"x"
+    terminated = open_tls(port, ctx_for(certs["ca"]), "tls.example.com")
+    p.stop_and_check(timeout=30)
+    relaying.close()
+    terminated.close()
 
 
 def test_split_client_hello_and_deadline(petrel, certs, upstreams):
