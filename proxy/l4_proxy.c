@@ -50,8 +50,6 @@ typedef struct l4_session {
     pt_tls_pipe_t *pipe;
 } l4_session_t;
 
-/* Reassembly space for ClientHellos split over records (rare): one per worker thread. */
-
 static void session_handle_closed(void *owner)
 {
     l4_session_t *s = owner;

@@ -1,7 +1,7 @@
 /* proxy/tls_upstream.c
  * The TLS client transport of upstream connections (see tls_upstream.h). Ciphertext is read
- * into one thread-local buffer and fed to OpenSSL at once; plaintext is read out of OpenSSL
- * into the connection's slab only as far as the HTTP code wants it: while reading is paused
+ * into the thread's scratch buffer (scratch.h) and fed to OpenSSL at once; plaintext is read out of
+ * OpenSSL into the connection's slab only as far as the HTTP code wants it: while reading is paused
  * the rest waits inside OpenSSL, and resuming delivers it from a zero-delay timer (the
  * connection's timer, unused while a stream holds the connection). */
 #include "tls_upstream.h"
