@@ -22,6 +22,7 @@ import pytest
 
 from netutil import free_port, http_request, wait_until
 from petrel import ISTIO, Petrel, gateway_doc, need_petrel, stats, wait_log
+from upstream import TlsEchoServer
 
 BOOKINFO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))), "shared", "acceptance", "istio", "bookinfo")
@@ -688,59 +689,6 @@ def test_egress_tls_origination_sample(tmp_path):
 
 # --- TCP routes ---
 
-class TlsEcho:
-    """A TLS echo server: echoes every byte; when the client's side ends (close_notify or FIN)
-    it sends "bye <n>" (n: bytes echoed) and closes. Counts failed handshakes."""
-
-    def __init__(self, cert, key):
-        import socket
-
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(str(cert), str(key))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.handshake_errors = 0
-        self.snis = []
-        self.ctx.sni_callback = lambda s, name, c: self.snis.append(name)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw):
-        raw.settimeout(20)
-        try:
-            s = self.ctx.wrap_socket(raw, server_side=True)
-        except (ssl.SSLError, OSError):
-            self.handshake_errors += 1
-            raw.close()
-            return
-        n = 0
-        try:
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                s.sendall(data)
-                n += len(data)
-            s.sendall(b"bye %d" % n)
-            s.unwrap()
-        except (ssl.SSLError, OSError):
-            pass
-        finally:
-            s.close()
-
-    def stop(self):
-        self.sock.close()
-
-
 def tcp_docs(tcp_port, echo_port, tls):
     return [gateway_doc([(tcp_port, "TCP")]),
             {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "echo"},
@@ -767,7 +715,7 @@ def test_tcp_route_originates_tls(tmp_path):
 
     d = certs(tmp_path)
     make_leaf(d, "ca", "echo", "DNS:echo.example.com")
-    echo = TlsEcho(d / "echo.pem", d / "echo.key")
+    echo = TlsEchoServer((d / "echo.pem", d / "echo.key"), farewell=b"bye %d")
     try:
         port = free_port()
         p = start(tmp_path, tcp_docs(port, echo.port,

@@ -33,7 +33,7 @@ import pytest
 from certs import make_ca, make_leaf
 from netutil import free_port, recv_exact, wait_until
 from petrel import ISTIO, Petrel, need_petrel, run_petrel, service_entry_doc, stats, to_yaml
-from upstream import TcpEchoServer
+from upstream import TcpEchoServer, TlsEchoServer
 
 
 # --- certificates ---
@@ -184,47 +184,6 @@ def tls_echo_once(port, ctx, sni, data=b"ping"):
 
 
 # --- upstreams written here ---
-
-class TlsEcho:
-    """A TLS echo server on an ephemeral port; records the SNI of each handshake."""
-
-    def __init__(self, cert):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(*cert)
-        self.snis = []
-        self.ctx.sni_callback = lambda s, name, c: self.snis.append(name)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw):
-        raw.settimeout(20)
-        try:
-            s = self.ctx.wrap_socket(raw, server_side=True)
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                s.sendall(data)
-            s.unwrap()
-        except (ssl.SSLError, OSError):
-            pass
-        finally:
-            raw.close()
-
-    def stop(self):
-        self.sock.close()
-
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -495,7 +454,7 @@ def test_weighted_tcp_routes_behind_termination(tmp_path, certs):
 def test_tls_origination_from_a_terminated_server(tmp_path, certs):
     need_petrel()
     port = free_port()
-    backend = TlsEcho(certs["backend"])
+    backend = TlsEchoServer(certs["backend"])
     servers = [tls_server(port, ["a.example.com"], {"mode": "SIMPLE",
                                                      "serverCertificate": certs["a"][0],
                                                      "privateKey": certs["a"][1]})]

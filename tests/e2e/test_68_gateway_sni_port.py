@@ -25,7 +25,6 @@ connection was never terminated.
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -33,7 +32,7 @@ import pytest
 from certs import make_ca, make_leaf
 from netutil import free_port, recv_exact, wait_until
 from petrel import ISTIO, run_petrel, service_entry_doc, stats, to_yaml
-from upstream import TcpEchoServer
+from upstream import TcpEchoServer, TlsEchoServer
 
 SEC = "security.istio.io/v1"
 
@@ -49,49 +48,9 @@ def certs(tmp_path_factory):
     return out
 
 
-class TlsEcho:
-    """A TLS echo server with its own certificate (the passthrough destination)."""
-
-    def __init__(self, cert):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(*cert)
-        self.handshakes = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                raw, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw):
-        raw.settimeout(30)
-        try:
-            s = self.ctx.wrap_socket(raw, server_side=True)
-            self.handshakes += 1
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    break
-                s.sendall(data)
-        except (ssl.SSLError, OSError):
-            pass
-        finally:
-            raw.close()
-
-    def stop(self):
-        self.sock.close()
-
-
 @pytest.fixture
 def upstreams(certs, origin):
-    echo, backend = TcpEchoServer(), TlsEcho(certs["backend"])
+    echo, backend = TcpEchoServer(), TlsEchoServer(certs["backend"])
     yield origin, echo, backend
     echo.stop()
     backend.stop()

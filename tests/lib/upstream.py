@@ -48,6 +48,7 @@ kept up to body_limit bytes (body_len and body_sha256 always cover all of it), s
 upload or download streams without being held in memory.
 
 TcpEchoServer: echoes bytes until EOF, then shuts down its write side (half-close).
+TlsEchoServer: the same over TLS with a certificate of its own; records each handshake's SNI.
 
 BannerServer and SlowEcho serve one connection at a time in their accept thread:
 BannerServer speaks first (sends a banner, half-closes, drains, closes); SlowEcho reads until
@@ -58,6 +59,7 @@ import hashlib
 import json
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -669,6 +671,74 @@ class TcpEchoServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class TlsEchoServer:
+    """Terminates TLS with cert (a (certfile, keyfile) pair) and echoes every byte until the
+    client's side ends (close_notify or FIN); then sends farewell % <bytes echoed> when given
+    (e.g. b"bye %d"), its own close_notify, and closes. Records the SNI of each handshake
+    (snis) and counts completed (handshakes) and failed (handshake_errors) ones."""
+
+    def __init__(self, cert, farewell=None):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        self.ctx.sni_callback = self._on_sni
+        self.farewell = farewell
+        self.lock = threading.Lock()
+        self.snis = []
+        self.handshakes = 0
+        self.handshake_errors = 0
+        self._stop = threading.Event()
+        self._socks = set()
+        self._lsock = _listen(64)
+        self.port = self._lsock.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True, name="tls-echo")
+        self._thread.start()
+
+    def _on_sni(self, sslobj, name, ctx):
+        with self.lock:
+            self.snis.append(name)
+
+    def _accept_loop(self):
+        _accept_until_stopped(self._lsock, self._stop, self._on_accept)
+
+    def _on_accept(self, sock):
+        with self.lock:
+            self._socks.add(sock)
+        threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock):
+        sock.settimeout(30)
+        try:
+            try:
+                s = self.ctx.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError):
+                with self.lock:
+                    self.handshake_errors += 1
+                return
+            with self.lock:
+                self.handshakes += 1
+            n = 0
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                s.sendall(data)
+                n += len(data)
+            if self.farewell is not None:
+                s.sendall(self.farewell % n)
+            s.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            with self.lock:
+                self._socks.discard(sock)
+            sock.close()
+
+    def stop(self):
+        self._stop.set()
+        _shutdown_all(self._lsock, self.lock, self._socks)
+        self._thread.join(2)
 
 
 class _SerialServer:
