@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "lib/config_yaml.h"
 #include "proxy/http1.h"
 #include "proxy/route_action.h"
 #include "proxy/router.h"
@@ -68,23 +69,6 @@ static pt_config_t *load_config(void)
     pt_config_errors_dispose(&errors);
     unlink(path);
     rmdir(dir);
-    return c;
-}
-
-static pt_config_t *load_yaml(const char *yaml, pt_config_errors_t *errors)
-{
-    pt_config_source_t src = {"c.yaml", yaml, strlen(yaml)};
-    return pt_config_load_buffers(&src, 1, errors);
-}
-
-static pt_config_t *load_config_yaml(const char *yaml)
-{
-    pt_config_errors_t errors = {0};
-    pt_config_t *c = load_yaml(yaml, &errors);
-    for (size_t i = 0; i < errors.n; i++)
-        fprintf(stderr, "%s\n", errors.lines[i]);
-    ASSERT(c != NULL);
-    pt_config_errors_dispose(&errors);
     return c;
 }
 
@@ -274,7 +258,7 @@ static const char match_yaml[] =
 
 TEST(regex_is_full_match)
 {
-    pt_config_t *c = load_config_yaml(match_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", match_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(ROUTE(GET("/r/123")), "regex");
@@ -291,7 +275,7 @@ TEST(regex_is_full_match)
 
 TEST(regex_match_limit_bounds_backtracking)
 {
-    pt_config_t *c = load_config_yaml(match_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", match_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     char raw[256];
@@ -312,7 +296,7 @@ TEST(regex_match_limit_bounds_backtracking)
 
 TEST(ignore_uri_case)
 {
-    pt_config_t *c = load_config_yaml(match_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", match_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(ROUTE(GET("/case/x")), "nocase");
@@ -326,7 +310,7 @@ TEST(ignore_uri_case)
 
 TEST(method_scheme_authority)
 {
-    pt_config_t *c = load_config_yaml(match_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", match_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(ROUTE("PUT /m HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"), "method-prefix");
@@ -343,7 +327,7 @@ TEST(method_scheme_authority)
 
 TEST(headers_and_without_headers)
 {
-    pt_config_t *c = load_config_yaml(match_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", match_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(ROUTE("GET / HTTP/1.1\r\nHost: h\r\nX-Version: v2\r\n\r\n"), "header-regex");
@@ -360,7 +344,7 @@ TEST(headers_and_without_headers)
 
 TEST(query_params)
 {
-    pt_config_t *c = load_config_yaml(match_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", match_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(ROUTE(GET("/q?env=prod&id=42")), "query");
@@ -378,7 +362,7 @@ TEST(query_params)
 
 TEST(port_and_source_workload)
 {
-    pt_config_t *c = load_config_yaml(match_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", match_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(c->proxy.workload.ns, "istio-system");
@@ -393,7 +377,7 @@ TEST(source_labels_default_workload)
     /* No Proxy: namespace "default", no labels. A sourceLabels match never holds; a
      * sourceNamespace "default" one does. */
     const char *y = strstr(match_yaml, "apiVersion: networking.istio.io/v1\nkind: Gateway");
-    pt_config_t *c = load_config_yaml(y);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", y);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(c->proxy.workload.ns, "default");
@@ -450,7 +434,7 @@ TEST(invalid_regex_and_limits_are_config_errors)
              "    directResponse: {status: 200}\n",
              big);
     pt_config_errors_t e = {0};
-    ASSERT(load_yaml(yaml, &e) == NULL);
+    ASSERT(config_from_yaml("c.yaml", yaml, &e) == NULL);
     ASSERT(has_line(&e, "c.yaml:13:20: spec.http[0].match[0].uri.regex: invalid regex at offset"));
     ASSERT(has_line(&e, "c.yaml:15:32: spec.http[1].match[0].queryParams.a.prefix: not supported "
                         "for query parameters"));
@@ -534,7 +518,7 @@ static const char *location(pt_config_t *c, pt_arena_t *a, const char *raw)
 
 TEST(uri_rewrites)
 {
-    pt_config_t *c = load_config_yaml(action_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", action_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(rewritten(c, &a, GET("/old/x/y?q=1")), "/new/x/y?q=1");
@@ -547,7 +531,7 @@ TEST(uri_rewrites)
 
 TEST(redirect_locations)
 {
-    pt_config_t *c = load_config_yaml(action_yaml);
+    pt_config_t *c = config_from_yaml_ok("c.yaml", action_yaml);
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     ASSERT_STREQ(location(c, &a, "GET /r1/a?x=1 HTTP/1.1\r\nHost: h.com:8080\r\n\r\n"),

@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "config/hostname.h"
+#include "lib/config_yaml.h"
 #include "proxy/capture.h"
 #include "proxy/conn.h"
 #include "proxy/router.h"
@@ -154,12 +155,7 @@ static const pt_cluster_t *cluster_for(const pt_config_t *cfg, const pt_conn_t *
 
 TEST(mesh_route_tables_by_original_port)
 {
-    pt_config_errors_t e = {0};
-    pt_config_source_t src = {"mesh.yaml", mesh_yaml, strlen(mesh_yaml)};
-    pt_config_t *cfg = pt_config_load_buffers(&src, 1, &e);
-    for (size_t i = 0; i < e.n; i++)
-        fprintf(stderr, "%s\n", e.lines[i]);
-    ASSERT(cfg != NULL);
+    pt_config_t *cfg = config_from_yaml_ok("mesh.yaml", mesh_yaml);
     ASSERT(cfg->proxy.sidecar.enabled);
     ASSERT_EQ(cfg->proxy.sidecar.outbound_port, 15001);
     ASSERT_EQ(cfg->proxy.sidecar.inbound_port, 15006);
@@ -206,7 +202,6 @@ TEST(mesh_route_tables_by_original_port)
             n_capture++;
     ASSERT_EQ(n_capture, 2);
     pt_config_unref(cfg);
-    pt_config_errors_dispose(&e);
 }
 
 TEST(sidecar_settings_are_checked)
@@ -218,8 +213,7 @@ TEST(sidecar_settings_are_checked)
                                "  sidecar: {outboundPort: 15006, protocolDetectionTimeout: 0s,\n"
                                "            inboundPort: 15006, extra: 1}\n";
     pt_config_errors_t e = {0};
-    pt_config_source_t src = {"p.yaml", yaml, strlen(yaml)};
-    ASSERT(pt_config_load_buffers(&src, 1, &e) == NULL);
+    ASSERT(config_from_yaml("p.yaml", yaml, &e) == NULL);
     int found = 0;
     for (size_t i = 0; i < e.n; i++) {
         if (strstr(e.lines[i], "spec.sidecar.inboundPort: must differ from outboundPort") ||
@@ -327,12 +321,7 @@ static const char tcp_yaml[] = "apiVersion: petrel.io/v1alpha1\n"
 
 TEST(mesh_tcp_routes_by_original_destination)
 {
-    pt_config_errors_t e = {0};
-    pt_config_source_t src = {"tcp.yaml", tcp_yaml, strlen(tcp_yaml)};
-    pt_config_t *cfg = pt_config_load_buffers(&src, 1, &e);
-    for (size_t i = 0; i < e.n; i++)
-        fprintf(stderr, "%s\n", e.lines[i]);
-    ASSERT(cfg != NULL);
+    pt_config_t *cfg = config_from_yaml_ok("tcp.yaml", tcp_yaml);
     struct sockaddr_storage vip = ip4("10.96.0.20"), low = ip4("10.96.1.5"),
                             high = ip4("10.96.1.200"), other = ip4("10.96.2.1");
     const pt_cluster_t *cl = pt_capture_tcp_cluster(cfg, &vip, 5432, 0);
@@ -350,7 +339,6 @@ TEST(mesh_tcp_routes_by_original_destination)
     ASSERT(pt_capture_tcp_cluster(cfg, &other, 5432, 0) == NULL);
     ASSERT(pt_capture_tcp_cluster(cfg, &vip, 6000, 0) == NULL);
     pt_config_unref(cfg);
-    pt_config_errors_dispose(&e);
 }
 
 TEST(service_entry_addresses_are_checked)
@@ -364,8 +352,7 @@ TEST(service_entry_addresses_are_checked)
                                "  ports: [{number: 5432, name: tcp, protocol: TCP}]\n"
                                "  resolution: NONE\n";
     pt_config_errors_t e = {0};
-    pt_config_source_t src = {"se.yaml", yaml, strlen(yaml)};
-    ASSERT(pt_config_load_buffers(&src, 1, &e) == NULL);
+    ASSERT(config_from_yaml("se.yaml", yaml, &e) == NULL);
     ASSERT_EQ(e.n, 1);
     ASSERT_STREQ(e.lines[0], "se.yaml:6:15: spec.addresses[0]: must be an IP address or a CIDR "
                              "block, got \"db.example\"");
@@ -401,18 +388,12 @@ TEST(service_entry_for_a_host)
         "  - {match: [{uri: {exact: /x}}], route: [{destination: {host: x.a.example.com}}]}\n"
         "  - {match: [{uri: {exact: /y}}], route: [{destination: {host: y.a.example.com}}]}\n"
         "  - {route: [{destination: {host: b.example.com}}]}\n";
-    pt_config_errors_t e = {0};
-    pt_config_source_t src = {"se.yaml", yaml, strlen(yaml)};
-    pt_config_t *c = pt_config_load_buffers(&src, 1, &e);
-    for (size_t i = 0; i < e.n; i++)
-        fprintf(stderr, "%s\n", e.lines[i]);
-    ASSERT(c != NULL);
+    pt_config_t *c = config_from_yaml_ok("se.yaml", yaml);
     const pt_http_route_t *r = c->listeners[0].vhosts[0].routes;
     ASSERT_STREQ(r[0].clusters[0].cluster->endpoints[0].address, "10.0.0.3");
     ASSERT_STREQ(r[1].clusters[0].cluster->endpoints[0].address, "10.0.0.2");
     ASSERT_STREQ(r[2].clusters[0].cluster->endpoints[0].address, "10.0.0.1");
     pt_config_unref(c);
-    pt_config_errors_dispose(&e);
 }
 
 /* Istio's sidecar routes: a destination without a port, on a service with several, goes to
@@ -432,19 +413,13 @@ TEST(mesh_destination_port_from_the_route_table)
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: api}\n"
         "spec:\n  hosts: [api]\n"
         "  http: [{route: [{destination: {host: api, subset: one}}]}]\n";
-    pt_config_errors_t e = {0};
-    pt_config_source_t src = {"ports.yaml", yaml, strlen(yaml)};
-    pt_config_t *cfg = pt_config_load_buffers(&src, 1, &e);
-    for (size_t i = 0; i < e.n; i++)
-        fprintf(stderr, "%s\n", e.lines[i]);
-    ASSERT(cfg != NULL);
+    pt_config_t *cfg = config_from_yaml_ok("ports.yaml", yaml);
     const pt_cluster_t *a = cluster_for(cfg, captured(PT_CAPTURE_OUTBOUND, 9080), "api");
     const pt_cluster_t *b = cluster_for(cfg, captured(PT_CAPTURE_OUTBOUND, 9090), "api");
     ASSERT_STREQ(a->name, "outbound|9080|one|api.default.svc.cluster.local");
     ASSERT_STREQ(b->name, "outbound|9090|one|api.default.svc.cluster.local");
     ASSERT_EQ(b->endpoints[0].port, 9090);
     pt_config_unref(cfg);
-    pt_config_errors_dispose(&e);
 
     /* Bound to a Gateway as well: one route table for every port, so the port is required. */
     static const char gw_yaml[] =
@@ -461,8 +436,7 @@ TEST(mesh_destination_port_from_the_route_table)
         "spec:\n  hosts: [api]\n  gateways: [g, mesh]\n"
         "  http: [{route: [{destination: {host: api}}]}]\n";
     pt_config_errors_t e2 = {0};
-    pt_config_source_t src2 = {"gw.yaml", gw_yaml, strlen(gw_yaml)};
-    ASSERT(pt_config_load_buffers(&src2, 1, &e2) == NULL);
+    ASSERT(config_from_yaml("gw.yaml", gw_yaml, &e2) == NULL);
     ASSERT_EQ(e2.n, 1);
     ASSERT(strstr(e2.lines[0], "port: required: ServiceEntry default/api has 2 ports") != NULL);
     pt_config_errors_dispose(&e2);
@@ -477,10 +451,7 @@ TEST(registry_only_refuses_unknown_hosts)
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\n"
         "spec: {hosts: [api], ports: [{number: 80, name: http}],\n"
         "       resolution: STATIC, endpoints: [{address: 10.0.0.1}]}\n";
-    pt_config_errors_t e = {0};
-    pt_config_source_t src = {"ro.yaml", yaml, strlen(yaml)};
-    pt_config_t *cfg = pt_config_load_buffers(&src, 1, &e);
-    ASSERT(cfg != NULL);
+    pt_config_t *cfg = config_from_yaml_ok("ro.yaml", yaml);
     ASSERT(cfg->proxy.sidecar.registry_only);
     const pt_conn_t *c80 = captured(PT_CAPTURE_OUTBOUND, 80);
     ASSERT_STREQ(cluster_for(cfg, c80, "api")->name, "outbound|80||api.default.svc.cluster.local");
@@ -494,12 +465,11 @@ TEST(registry_only_refuses_unknown_hosts)
     l = pt_capture_route_table(cfg, captured(PT_CAPTURE_INBOUND, 5432));
     ASSERT(pt_config_find_vhost(l, "x", 1)->routes[0].clusters[0].cluster->is_original_dst);
     pt_config_unref(cfg);
-    pt_config_errors_dispose(&e);
 
+    pt_config_errors_t e = {0};
     static const char bad[] = "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n"
                               "spec: {sidecar: {outboundTrafficPolicy: {mode: DENY}}}\n";
-    pt_config_source_t src2 = {"bad.yaml", bad, strlen(bad)};
-    ASSERT(pt_config_load_buffers(&src2, 1, &e) == NULL);
+    ASSERT(config_from_yaml("bad.yaml", bad, &e) == NULL);
     ASSERT_EQ(e.n, 1);
     ASSERT_STREQ(e.lines[0], "bad.yaml:4:42: spec.sidecar.outboundTrafficPolicy.mode: unknown "
                              "value \"DENY\" (expected ALLOW_ANY or REGISTRY_ONLY)");
