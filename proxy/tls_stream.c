@@ -11,7 +11,6 @@
  * ClientHello is read: a PASSTHROUGH server's connection goes to l4_proxy.c with the bytes
  * read so far, before any engine exists. */
 #include "tls_stream.h"
-#include "scratch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include "l4_proxy.h"
 #include "log.h"
 #include "router.h"
+#include "scratch.h"
 
 struct pt_tls_stream {
     pt_tls_t tls;

@@ -5,7 +5,6 @@
  * the rest waits inside OpenSSL, and resuming delivers it from a zero-delay timer (the
  * connection's timer, unused while a stream holds the connection). */
 #include "tls_upstream.h"
-#include "scratch.h"
 
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "scratch.h"
 #include "upstream.h"
 #include "write.h"
 

@@ -2,7 +2,6 @@
  * Worker threads: each opens its own SO_REUSEPORT listeners (so the kernel balances accepts
  * across workers without a shared accept lock), runs its loop, and drains on command. */
 #include "worker.h"
-#include "scratch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +19,7 @@
 #include "log.h"
 #include "mirror.h"
 #include "relay.h"
+#include "scratch.h"
 #include "upstream.h"
 #include "write.h"
 
