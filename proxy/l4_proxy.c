@@ -223,6 +223,27 @@ const pt_l4_route_t *pt_l4_route_for_sni(const pt_listener_config_t *lc, const c
     return best;
 }
 
+/* A passthrough session whose ClientHello named sni: AuthorizationPolicy (connection.sni), then
+ * the listener's tls[] routes; closed and counted when none matches. */
+static void route_passthrough(l4_session_t *s, const char *sni, size_t sni_len)
+{
+    pt_worker_t *w = s->worker;
+    const pt_listener_config_t *lc = s->listener;
+    if (!pt_authz_connection_allows(w, s->config, lc->port, down_tcp(s), NULL, sni, sni_len)) {
+        session_abort(s);
+        return;
+    }
+    const pt_l4_route_t *route = pt_l4_route_for_sni(lc, sni, sni_len);
+    if (route == NULL) {
+        PT_STAT_INC(&w->stats, tls_sni_no_route);
+        pt_log_debug("%s: no tls route for SNI \"%.*s\": connection closed", lc->name, (int)sni_len,
+                     sni != NULL ? sni : "");
+        session_abort(s);
+        return;
+    }
+    connect_upstream(s, route);
+}
+
 static void on_hello_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     l4_session_t *s = h->data;
@@ -258,20 +279,7 @@ static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
         session_abort(s);
         return;
     }
-    if (!pt_authz_connection_allows(w, s->config, s->listener->port, &s->downstream, NULL,
-                                    hello.sni, hello.sni_len)) {
-        session_abort(s);
-        return;
-    }
-    const pt_l4_route_t *route = pt_l4_route_for_sni(s->listener, hello.sni, hello.sni_len);
-    if (route == NULL) {
-        PT_STAT_INC(&w->stats, tls_sni_no_route);
-        pt_log_debug("%s: no tls route for SNI \"%s\": connection closed", s->listener->name,
-                     hello.sni);
-        session_abort(s);
-        return;
-    }
-    connect_upstream(s, route);
+    route_passthrough(s, hello.sni, hello.sni_len);
 }
 
 /* A session for c, which conn.c read the ClientHello of (and, unless passthrough, did the
@@ -328,20 +336,11 @@ void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_le
     s->is_passthrough = true;
     pt_worker_t *w = s->worker;
     const pt_listener_config_t *lc = s->listener; /* the snapshot tls_stream.c chose from */
-    if (lc == NULL || w->is_draining ||
-        !pt_authz_connection_allows(w, s->config, lc->port, &c->tcp, NULL, sni, sni_len)) {
+    if (lc == NULL || w->is_draining) {
         session_abort(s);
         return;
     }
-    const pt_l4_route_t *route = pt_l4_route_for_sni(lc, sni, sni_len);
-    if (route == NULL) {
-        PT_STAT_INC(&w->stats, tls_sni_no_route);
-        pt_log_debug("%s: no tls route for SNI \"%.*s\": connection closed", lc->name, (int)sni_len,
-                     sni != NULL ? sni : "");
-        session_abort(s);
-        return;
-    }
-    connect_upstream(s, route);
+    route_passthrough(s, sni, sni_len);
 }
 
 void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)
