@@ -14,8 +14,6 @@
 #include "scratch.h"
 #include "write.h"
 
-/* Ciphertext lands here; the engine copies it into its input BIO at once. */
-
 static void relay_close(pt_relay_t *r);
 static void start_reading(pt_relay_side_t *s);
 static void drain_tls(pt_relay_side_t *src);
@@ -107,18 +105,7 @@ static void on_write_done(void *owner, int status)
 /* Sends the ciphertext s's engine produced, from slabs of its own. */
 static int flush_tls(pt_relay_side_t *s)
 {
-    size_t len;
-    while ((len = pt_tls_output_len(s->tls)) > 0) {
-        pt_buf_t *b = pt_buf_new_sized(len < PT_BUF_SIZE ? len : PT_BUF_SIZE);
-        size_t n = pt_tls_take_output(s->tls, b->data, b->cap);
-        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
-        int err =
-            n > 0 ? pt_write((uv_stream_t *)s->tcp, NULL, 0, &ub, 1, NULL, b, on_write_done, s) : 0;
-        pt_buf_unref(b);
-        if (err != 0 || n == 0)
-            return err;
-    }
-    return 0;
+    return pt_write_tls_output((uv_stream_t *)s->tcp, s->tls, on_write_done, s);
 }
 
 static void forward(pt_relay_side_t *src, const char *data, size_t len, pt_buf_t *pin)

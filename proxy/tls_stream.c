@@ -79,17 +79,7 @@ char *pt_tls_stream_read_space(pt_conn_t *c, size_t *size)
 /* Sends the ciphertext the engine produced. */
 static int flush(pt_conn_t *c)
 {
-    pt_tls_stream_t *ts = c->tls;
-    while (pt_tls_output_len(&ts->tls) > 0) {
-        pt_buf_t *b = pt_buf_new();
-        size_t n = pt_tls_take_output(&ts->tls, b->data, b->cap);
-        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
-        int err = pt_write((uv_stream_t *)&c->tcp, NULL, 0, &ub, 1, NULL, b, ts->done, c);
-        pt_buf_unref(b);
-        if (err != 0)
-            return err;
-    }
-    return 0;
+    return pt_write_tls_output((uv_stream_t *)&c->tcp, &c->tls->tls, c->tls->done, c);
 }
 
 /* A TLS failure: counted, logged, the alert (if any) flushed, the connection closed. */

@@ -67,20 +67,7 @@ bool pt_tls_upstream_has_pending(const pt_upstream_t *up)
 /* Queues the ciphertext OpenSSL produced, in slabs that the writes pin. */
 static int flush(pt_upstream_t *up, pt_write_done_cb done)
 {
-    pt_tls_t *t = &up->tls->tls;
-    size_t len;
-    while ((len = pt_tls_output_len(t)) > 0) {
-        pt_buf_t *b = pt_buf_new_sized(len < PT_BUF_SIZE ? len : PT_BUF_SIZE);
-        size_t n = pt_tls_take_output(t, b->data, b->cap);
-        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
-        int r = pt_write((uv_stream_t *)&up->tcp, NULL, 0, &ub, 1, NULL, b, done, up);
-        pt_buf_unref(b);
-        if (r != 0)
-            return r;
-        if (n == 0)
-            break;
-    }
-    return 0;
+    return pt_write_tls_output((uv_stream_t *)&up->tcp, &up->tls->tls, done, up);
 }
 
 /* --- checks after the handshake --- */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tls/tls.h"
+
 #define WRITE_FREE_MAX 256
 
 typedef struct pt_write_req {
@@ -134,4 +136,18 @@ void pt_write_trim(void)
         free_reqs = next;
     }
     n_free_reqs = 0;
+}
+
+int pt_write_tls_output(uv_stream_t *s, struct pt_tls *tls, pt_write_done_cb done, void *owner)
+{
+    while (pt_tls_output_len(tls) > 0) {
+        pt_buf_t *b = pt_buf_new();
+        size_t n = pt_tls_take_output(tls, b->data, b->cap);
+        uv_buf_t ub = uv_buf_init(b->data, (unsigned)n);
+        int err = n > 0 ? pt_write(s, NULL, 0, &ub, 1, NULL, b, done, owner) : 0;
+        pt_buf_unref(b);
+        if (err != 0 || n == 0)
+            return err;
+    }
+    return 0;
 }

@@ -36,6 +36,12 @@ static inline int pt_write(uv_stream_t *s, const char *prefix, size_t prefix_len
 int pt_write_chunk(uv_stream_t *s, const char *data, size_t len, pt_buf_t *pin,
                    pt_write_done_cb done, void *owner);
 
+struct pt_tls;
+/* Sends all the ciphertext a TLS engine has ready on s, in pooled slabs that the writes pin
+ * (the engine's output is taken at once, so it never piles up inside OpenSSL). Returns 0 or
+ * the first write's libuv error. */
+int pt_write_tls_output(uv_stream_t *s, struct pt_tls *tls, pt_write_done_cb done, void *owner);
+
 /* Frees this thread's cached write requests (at worker exit). */
 void pt_write_trim(void);
 
