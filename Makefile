@@ -14,6 +14,8 @@ PYTHON   ?= /usr/bin/python3
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 FUZZ_SECONDS ?= 60
+# What makes $(DEPS_STAMP): installs the missing Debian packages (the llhttp sources among them).
+INSTALL_DEPS ?= sh docker/install-deps.sh
 
 CFLAGS_WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
               -Wundef -Wformat=2 -Wno-unused-parameter $(if $(WERROR),-Werror)
@@ -60,12 +62,18 @@ all: $(BUILD)/petrel
 
 # Installs what is missing (Debian packages); re-run when the package list changes.
 $(DEPS_STAMP): docker/install-deps.sh
-	@sh docker/install-deps.sh
-	@mkdir -p build && touch $@
+	@$(INSTALL_DEPS)
+	@mkdir -p $(@D) && touch $@
 deps: $(DEPS_STAMP)
 
 run: $(BUILD)/petrel
 	$(BUILD)/petrel run -c config/examples/
+
+# The llhttp sources come with a package, so on a fresh machine they appear only once the deps
+# step has run. Make picks a pattern rule before running anything and passes over one whose
+# source neither exists nor has a rule: this rule makes them ought-to-exist files of that step.
+$(LLHTTP_OBJS:$(BUILD)/llhttp/%.o=$(LLHTTP_SRC)/%.c): $(DEPS_STAMP)
+	@test -f $@ || { echo "$@: missing after installing the dependencies" >&2; exit 1; }
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c $(DEPS_STAMP)
 	@mkdir -p $(@D)
