@@ -11,7 +11,7 @@ RSS (the measured numbers are printed; run with -s to see them).
 
 import os
 import re
-import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,7 +24,7 @@ import pytest
 from netutil import (connect, free_port, header, http_request, raw_request, recv_responses,
                      recv_to_eof, rss_kb, wait_for_port, wait_until)
 from petrel import (ISTIO, REPO, need_petrel, petrel_bin, run_petrel, sanitizer_report, simple_config,
-                    stats, to_yaml)
+                    stats, to_yaml, with_free_ports)
 
 EXAMPLES = os.path.join(REPO, "config", "examples")
 
@@ -323,55 +323,35 @@ def test_run_without_admin_listener_drains_and_exits_0(tmp_path):
 
 # -- 4. the bundled example, on ephemeral ports -------------------------------------------------
 
-def test_bundled_example_as_readme_says(tmp_path):
-    need_petrel()
-    src = os.path.join(EXAMPLES, "petrel.yaml")
-    text = open(src).read()
-    ports = {old: free_port() for old in ("8080", "9000", "15000")}
-    for old, new in ports.items():
-        assert re.search(r"\b%s\b" % old, text), "example no longer uses port %s" % old
-        text = re.sub(r"\b%s\b" % old, str(new), text)
-    cfg = tmp_path / "examples"
-    os.makedirs(str(cfg))
-    # copy everything else in the directory unchanged (today there is only petrel.yaml)
-    for name in os.listdir(EXAMPLES):
-        if name != "petrel.yaml":
-            shutil.copy(os.path.join(EXAMPLES, name), str(cfg / name))
-    write(str(cfg / "petrel.yaml"), text)
-    http_port, tcp_port, admin_port = ports["8080"], ports["9000"], ports["15000"]
+# A request the example's comments promise: `#   curl ARGS   -> STATUS ["BODY"]`.
+PROMISE = re.compile(r'^#\s+(curl .*?)\s+->\s+(\d{3})\b(?:\s+"([^"]*)")?')
 
-    p = Proc(str(tmp_path), ["run", "-c", str(cfg)])
-    try:
-        def ready():
-            if p.proc.poll() is not None:
-                raise AssertionError("petrel exited %d\n%s" % (p.proc.returncode, p.stderr()))
-            try:
-                return http_request(admin_port, "GET", "/ready", timeout=1)[0] == 200
-            except (OSError, ValueError):
-                return False
-        wait_until(ready, 10, what="example /ready")
 
-        r = subprocess.run(["curl", "-sS", "-i", "http://127.0.0.1:%d/" % http_port],
-                           capture_output=True, timeout=10)
-        assert r.returncode == 0, r.stderr
-        head, _, body = r.stdout.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 "), head
-        assert body == b"hello from petrel\n"
-
-        r = subprocess.run(["curl", "-sS", "-i", "http://127.0.0.1:%d/stats" % http_port],
-                           capture_output=True, timeout=10)
-        assert r.returncode == 0, r.stderr
-        head, _, body = r.stdout.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200 "), head
-        assert b"downstream_rq_total" in body
-
-        # the TCP route relays to the admin listener
-        raw = raw_request(tcp_port, b"GET /ready HTTP/1.0\r\n\r\n", timeout=5)
-        assert raw.startswith(b"HTTP/1.1 200 "), raw[:200]
-        assert raw.partition(b"\r\n\r\n")[2].strip() == b"LIVE", raw
-    finally:
-        p.stop_and_check()
-    # the access log defaults to stdout: one line per HTTP request
+def test_bundled_example_does_what_its_comments_say(petrel):
+    """Every curl command in config/examples/petrel.yaml's comments, run as written against
+    the example (only its ports swapped for free ones), gets the status and body promised."""
+    text = open(os.path.join(EXAMPLES, "petrel.yaml")).read()
+    assert os.listdir(EXAMPLES) == ["petrel.yaml"], "a new example file needs a test"
+    text, ports = with_free_ports(text, (8080, 9000, 15000))
+    p = petrel([text])
+    promises = [m.groups() for m in map(PROMISE.match, text.splitlines()) if m]
+    assert len(promises) == 5, promises
+    answers = {}
+    for command, status, body in promises:
+        r = subprocess.run(shlex.split(command) + ["-sS", "--max-time", "10"], capture_output=True,
+                           timeout=20)
+        assert r.returncode == 0, (command, r.stderr)
+        head, _, got = r.stdout.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %s " % status.encode()), (command, head)
+        if body is not None:
+            assert got.decode().strip() == body, (command, got)
+        answers[command] = got
+    # /stats went through the upstream (the admin listener), and the header chose the route
+    url = "http://127.0.0.1:%d" % ports[8080]
+    assert b"downstream_rq_total" in answers["curl -i %s/stats" % url]
+    assert answers["curl -i -H 'x-canary: 1' %s/" % url] != answers["curl -i %s/" % url]
+    # the access log defaults to stdout: one line per HTTP request on the gateway
+    wait_until(lambda: p.stdout().count('" 200 ') >= 3, 5, what="3 access log lines")
     log = p.stdout()
     assert '"GET / HTTP/1.1" 200' in log and '"GET /stats HTTP/1.1" 200' in log, log
 

@@ -11,12 +11,17 @@ directory holds 00-proxy.yaml (the Petrel `Proxy` doc: bindAddress 127.0.0.1, an
 adminPort, concurrency, accessLog in the work dir) and 10-test.yaml (the docs the test gives, as
 dicts or YAML strings). Output goes to files in the work dir, never to pipes that could fill up.
 
+Docs that carry their own Proxy doc (a bundled config such as config/examples/petrel.yaml,
+its fixed ports swapped for free ones by with_free_ports()) are written as they are, and the
+admin port is the one they name.
+
 Helpers the test files share: need_petrel() (skip, or fail under PETREL_BIN, without a
 binary), stats(p) / parse_stats(body) (the admin /stats counters as a dict), and
 wait_log(p, n) (the access-log lines once there are n, failing after a timeout).
 """
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -148,6 +153,26 @@ def simple_config(http_port, upstream_port, tcp_port=None, tcp_upstream_port=Non
     return docs
 
 
+def with_free_ports(text, ports):
+    """text (a config) with each port number in ports, as a whole word, replaced by a free
+    ephemeral port; returns (new text, {old: new}). Fails if text lacks one of them."""
+    mapping = {}
+    for old in ports:
+        assert re.search(r"\b%d\b" % old, text), "the config no longer uses port %d" % old
+        mapping[old] = free_port()
+        text = re.sub(r"\b%d\b" % old, str(mapping[old]), text)
+    return text, mapping
+
+
+def proxy_spec_of(docs):
+    """The spec of the Proxy doc among docs (dicts or YAML strings), or None."""
+    for d in docs:
+        for doc in (yaml.safe_load_all(d) if isinstance(d, str) else [d]):
+            if isinstance(doc, dict) and doc.get("kind") == "Proxy":
+                return doc.get("spec") or {}
+    return None
+
+
 def gateway_ports(docs):
     """[(port, protocol)] of every Gateway server in docs (dicts or YAML strings)."""
     out = []
@@ -206,8 +231,12 @@ class Petrel:
         so a running petrel's directory watch sees whole files only."""
         if docs is not None:
             self.docs = list(docs)
-        pdoc = proxy_doc(self.admin_port, self.access_log, self.concurrency, **self.proxy_spec)
-        self._write("00-proxy.yaml", to_yaml([pdoc]))
+        own = proxy_spec_of(self.docs)
+        if own is None:
+            pdoc = proxy_doc(self.admin_port, self.access_log, self.concurrency, **self.proxy_spec)
+            self._write("00-proxy.yaml", to_yaml([pdoc]))
+        else:
+            self.admin_port = own.get("adminPort", 15000)
         self._write("10-test.yaml", to_yaml(self.docs))
 
     def _write(self, name, text):
