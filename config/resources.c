@@ -263,6 +263,27 @@ static void check_api_version(pt_cfg_cx_t *cx, const pt_cfg_node_t *root, const 
     }
 }
 
+/* The error for a kind Petrel does not know: the closest known kind, and the kinds Petrel
+ * reads (the kinds table itself, so the list cannot go stale). */
+static void unknown_kind(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                         const char *kind)
+{
+    pt_cfg_suggest_t sg;
+    pt__cfg_suggest_init(&sg, kind);
+    char expected[256] = "";
+    for (size_t i = 0; i < NF(kinds); i++) {
+        pt__cfg_suggest_add(&sg, kinds[i].kind);
+        if (i > 0)
+            strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
+        strncat(expected, kinds[i].kind, sizeof(expected) - strlen(expected) - 1);
+    }
+    for (size_t i = 0; i < NF(later_kinds); i++)
+        pt__cfg_suggest_add(&sg, later_kinds[i].kind);
+    char hint[128];
+    pt__cfg_error(cx, n, path, "unknown kind \"%s\"%s (Petrel reads %s, and Lists of them)", kind,
+                  pt__cfg_suggest_text(&sg, hint, sizeof(hint)), expected);
+}
+
 void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_t *doc)
 {
     const pt_cfg_node_t *root = doc->root;
@@ -295,10 +316,7 @@ void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_
                 pt__cfg_read_unenforced(cx, &meta, f[DOC_KIND], f[DOC_SPEC]);
                 return;
             }
-        pt__cfg_error(cx, f[DOC_KIND], &kp,
-                      "unknown kind \"%s\" (expected Proxy, Gateway, VirtualService, "
-                      "ServiceEntry, DestinationRule)",
-                      kind);
+        unknown_kind(cx, f[DOC_KIND], &kp, kind);
         return;
     }
 
