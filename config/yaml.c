@@ -125,6 +125,24 @@ static void push_doc(pt_cfg_docs_t *docs, pt_cfg_node_t *root, const char *file)
     docs->v[docs->n++] = (pt_cfg_doc_t){root, file};
 }
 
+/* Whether the character at line:column (0-based, as libyaml reports a scanner error) is a tab
+ * with only blanks before it on its line. libyaml's words for that mistake ("found character
+ * that cannot start any token", or "a tab character that violates indentation") do not say
+ * what to change. Lines end at "\n", "\r\n" or a lone "\r", as libyaml counts them. */
+static bool is_indentation_tab(const char *data, size_t len, size_t line, size_t column)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line && data != NULL && i < len; i++)
+        if (data[i] == '\n' || (data[i] == '\r' && (i + 1 == len || data[i + 1] != '\n')))
+            l++;
+    if (data == NULL || i + column >= len || data[i + column] != '\t')
+        return false;
+    for (size_t c = 0; c < column; c++)
+        if (data[i + c] != ' ' && data[i + c] != '\t')
+            return false;
+    return true;
+}
+
 int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t len,
                        pt_cfg_docs_t *docs, pt_config_errors_t *errors)
 {
@@ -157,12 +175,18 @@ int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t
                 }
                 pt_config_errors_add(errors, file, line, col, NULL, "YAML error: %s",
                                      parser.problem ? parser.problem : "unreadable input");
-            } else
+            } else if (is_indentation_tab(data, len, parser.problem_mark.line,
+                                          parser.problem_mark.column)) {
+                pt_config_errors_add(errors, file, (int)parser.problem_mark.line + 1,
+                                     (int)parser.problem_mark.column + 1, NULL,
+                                     "tab character in indentation: YAML indents with spaces");
+            } else {
                 pt_config_errors_add(
                     errors, file, (int)parser.problem_mark.line + 1,
                     (int)parser.problem_mark.column + 1, NULL, "YAML syntax error: %s%s%s",
                     parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
                     parser.context ? parser.context : "");
+            }
             goto out;
         }
         const char *why = NULL;
