@@ -116,13 +116,13 @@ static bool is_null_text(const char *s, size_t len)
            (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
 }
 
-static void push_doc(pt_cfg_docs_t *docs, pt_cfg_node_t *root, const char *file)
+void pt__cfg_docs_push(pt_cfg_docs_t *docs, pt_cfg_doc_t doc)
 {
     if (docs->n == docs->cap) {
         docs->cap = docs->cap ? docs->cap * 2 : 8;
         docs->v = xrealloc(docs->v, docs->cap * sizeof(*docs->v));
     }
-    docs->v[docs->n++] = (pt_cfg_doc_t){root, file};
+    docs->v[docs->n++] = doc;
 }
 
 /* Whether the character at line:column (0-based, as libyaml reports a scanner error) is a tab
@@ -197,7 +197,7 @@ int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t
         case YAML_DOCUMENT_START_EVENT: b.root = NULL; break;
         case YAML_DOCUMENT_END_EVENT:
             if (b.root != NULL && b.root->type != PT_CFG_NULL)
-                push_doc(docs, b.root, file);
+                pt__cfg_docs_push(docs, (pt_cfg_doc_t){b.root, file, NULL});
             b.root = NULL;
             break;
         case YAML_ALIAS_EVENT: why = "YAML aliases (*name) are not supported"; break;
