@@ -228,13 +228,9 @@ static bool has_field(const pt_cfg_field_t *fields, size_t n_fields, const char 
 static size_t find_field(pt_cfg_cx_t *cx, const pt_cfg_node_t *k, const pt_cfg_path_t *kp,
                          const pt_cfg_field_t *fields, size_t n_fields)
 {
-    pt_cfg_suggest_t sg;
-    pt__cfg_suggest_init(&sg, k->str);
-    for (size_t i = 0; i < n_fields; i++) {
+    for (size_t i = 0; i < n_fields; i++)
         if (strcmp(fields[i].name, k->str) == 0)
             return i;
-        pt__cfg_suggest_add(&sg, fields[i].name);
-    }
     for (size_t m = 0; m < sizeof(mistakes) / sizeof(mistakes[0]); m++)
         if (strcmp(mistakes[m].name, k->str) == 0 &&
             has_field(fields, n_fields, mistakes[m].instead[0]) &&
@@ -242,6 +238,10 @@ static size_t find_field(pt_cfg_cx_t *cx, const pt_cfg_node_t *k, const pt_cfg_p
             pt__cfg_error(cx, k, kp, "unknown field: %s", mistakes[m].hint);
             return n_fields;
         }
+    pt_cfg_suggest_t sg;
+    pt__cfg_suggest_init(&sg, k->str);
+    for (size_t i = 0; i < n_fields; i++)
+        pt__cfg_suggest_add(&sg, fields[i].name);
     char hint[128];
     pt__cfg_error(cx, k, kp, "unknown field%s", pt__cfg_suggest_text(&sg, hint, sizeof(hint)));
     return n_fields;
