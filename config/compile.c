@@ -344,7 +344,8 @@ static const pt_res_se_endpoint_t *service_endpoints(compiler_t *cp, const pt_re
             if (!we->ok || strcmp(we->meta.ns, se->meta.ns) != 0 || !selects(se, &we->ep))
                 continue;
             if (se->resolution == PT_RES_STATIC && we->ep.addr_len == 0) {
-                pt__cfg_warn_at(cp->cx, we->meta.doc, "spec.address",
+                pt__cfg_warn_at(cp->cx, we->meta.doc,
+                                pt__cfg_meta_path(cp->cx, &we->meta, "spec.address"),
                                 "a DNS name cannot be an endpoint of ServiceEntry %s/%s "
                                 "(resolution STATIC): WorkloadEntry ignored",
                                 se->meta.ns, se->meta.name);
@@ -1359,9 +1360,9 @@ static void check_duplicates(pt_cfg_cx_t *cx, void *const *list, size_t n, size_
         }
         const pt_cfg_node_t *at = a->name_node ? a->name_node : a->doc;
         const pt_cfg_node_t *orig = b->name_node ? b->name_node : b->doc;
-        pt__cfg_error_at(cx, at, "metadata.name", "duplicate %s %s/%s (first defined at %s:%d:%d)",
-                         a->kind, a->ns, a->name, orig->file, pt__cfg_node_line(orig),
-                         pt__cfg_node_col(orig));
+        pt__cfg_error_at(cx, at, pt__cfg_meta_path(cx, a, "metadata.name"),
+                         "duplicate %s %s/%s (first defined at %s:%d:%d)", a->kind, a->ns, a->name,
+                         orig->file, pt__cfg_node_line(orig), pt__cfg_node_col(orig));
     }
 }
 
@@ -1431,7 +1432,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         c->proxy.access_log = pt__cfg_out_str(cx, c->proxy.access_log);
         const pt_cfg_node_t *first = set->proxies[0]->meta.doc;
         for (size_t i = 1; i < set->n_proxies; i++)
-            pt__cfg_error_at(cx, set->proxies[i]->meta.doc, "kind",
+            pt__cfg_error_at(cx, set->proxies[i]->meta.doc,
+                             pt__cfg_meta_path(cx, &set->proxies[i]->meta, "kind"),
                              "only one Proxy per config set (the first is at %s:%d:%d)",
                              first->file, first->line, first->col);
     }
@@ -1569,7 +1571,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             if (vs->is_delegate != (pass == 0))
                 continue;
             if (vs->is_delegate && !vs->is_delegated_to)
-                pt__cfg_warn_at(cx, vs->meta.doc, "spec.hosts",
+                pt__cfg_warn_at(cx, vs->meta.doc, pt__cfg_meta_path(cx, &vs->meta, "spec.hosts"),
                                 "absent, so VirtualService %s is a delegate, and none delegates "
                                 "to it: it applies nowhere",
                                 vs->qname);
@@ -1630,7 +1632,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         for (int i = 0; i < 2; i++) {
             for (size_t k = 0; k < n_gateway_ports; k++)
                 if (lb[k].l->port == cports[i])
-                    pt__cfg_error_at(cx, set->proxies[0]->meta.doc, "spec.sidecar",
+                    pt__cfg_error_at(cx, set->proxies[0]->meta.doc,
+                                     pt__cfg_meta_path(cx, &set->proxies[0]->meta, "spec.sidecar"),
                                      "port %u is also a Gateway server port (%s)",
                                      (unsigned)cports[i], lb[k].l->name);
             listener_build_t *b = &lb[n_lb++];

@@ -50,6 +50,7 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
             syntax_ok = false;
 
     double t1 = now_ms();
+    pt__cfg_expand_lists(&cx, &docs);
     pt_res_set_t set = {0};
     for (size_t i = 0; i < docs.n; i++)
         pt__cfg_resources_add(&cx, &set, &docs.v[i]);

@@ -726,7 +726,7 @@ void pt__cfg_read_authorization_policy(pt_cfg_cx_t *cx, pt_res_set_t *set,
     a->policy.dry_run = is_dry_run(meta->doc);
     PUSH(cx, set->authzs, set->n_authzs, set->cap_authzs, a);
 
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     const pt_cfg_node_t *f[AP__N];
     if (spec == NULL || spec->type == PT_CFG_NULL) /* as spec: {}: ALLOW nothing */
         return;
@@ -850,7 +850,7 @@ void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                 strcmp(set->authzs[j]->meta.name, a->meta.name) == 0) {
                 const pt_cfg_node_t *first = set->authzs[j]->meta.doc;
                 pt__cfg_error_at(cx, a->meta.name_node ? a->meta.name_node : a->meta.doc,
-                                 "metadata.name",
+                                 pt__cfg_meta_path(cx, &a->meta, "metadata.name"),
                                  "duplicate AuthorizationPolicy %s/%s (first at %s:%d:%d)",
                                  a->meta.ns, a->meta.name, first->file, first->line, first->col);
                 a->enforceable = false;

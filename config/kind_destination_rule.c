@@ -778,7 +778,7 @@ void pt__cfg_read_destination_rule(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_
     dr->meta = *meta;
     PUSH(cx, set->drs, set->n_drs, set->cap_drs, dr);
 
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     const pt_cfg_node_t *f[DRF__N];
     if (!MAP(cx, spec, &sp, dr_fields, f))
         return;

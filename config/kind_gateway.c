@@ -284,7 +284,7 @@ void pt__cfg_read_gateway(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_
     g->meta = *meta;
     PUSH(cx, set->gateways, set->n_gateways, set->cap_gateways, g);
 
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     const pt_cfg_node_t *f[GW__N];
     if (!MAP(cx, spec, &sp, gateway_fields, f))
         return;

@@ -59,7 +59,7 @@ void pt__cfg_read_peer_authentication(pt_cfg_cx_t *cx, pt_res_set_t *set, const 
     PUSH(cx, set->peer_authns, set->n_peer_authns, set->cap_peer_authns, pa);
     if (spec == NULL || spec->type == PT_CFG_NULL)
         return; /* an empty policy: UNSET everywhere */
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     const pt_cfg_node_t *f[PA__N];
     if (!MAP(cx, spec, &sp, peer_authn_fields, f))
         return;
@@ -155,17 +155,16 @@ void pt__cfg_resolve_peer_authentication(pt_cfg_cx_t *cx, const pt_res_set_t *se
     bool strict = mode == PT_MTLS_STRICT;
     for (size_t i = 0; i < c->peer_auth.n_ports; i++)
         strict |= c->peer_auth.ports[i].mode == PT_MTLS_STRICT;
-    const pt_cfg_node_t *at = (workload ? workload
-                               : ns     ? ns
-                               : mesh   ? mesh
-                                        : set->peer_authns[0])
-                                  ->node;
+    const pt_res_peer_authn_t *at = workload ? workload
+                                    : ns     ? ns
+                                    : mesh   ? mesh
+                                             : set->peer_authns[0];
     if (!c->proxy.sidecar.enabled)
-        pt__cfg_warn_at(cx, at, "kind",
+        pt__cfg_warn_at(cx, at->node, pt__cfg_meta_path(cx, &at->meta, "kind"),
                         "PeerAuthentication applies to a sidecar's inbound: without the Proxy's "
                         "spec.sidecar it has nothing to apply to");
     else if (c->mesh_server_tls == NULL && strict)
-        pt__cfg_error_at(cx, at, "kind",
+        pt__cfg_error_at(cx, at->node, pt__cfg_meta_path(cx, &at->meta, "kind"),
                          "PeerAuthentication STRICT needs the Proxy's spec.identity (the "
                          "workload certificate mutual TLS is served with)");
 }

@@ -504,7 +504,7 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     if (spec == NULL)
         return; /* no spec: every default */
 
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     const pt_cfg_node_t *f[PX__N];
     if (!MAP(cx, spec, &sp, proxy_fields, f))
         return;

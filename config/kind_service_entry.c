@@ -46,7 +46,7 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
     se->meta = *meta;
     PUSH(cx, set->ses, set->n_ses, set->cap_ses, se);
 
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     const pt_cfg_node_t *f[SE__N];
     if (!MAP(cx, spec, &sp, se_fields, f))
         return;

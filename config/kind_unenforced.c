@@ -91,8 +91,8 @@ void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const p
     size_t k = 0;
     while (strcmp(unenforced_kinds[k].kind, meta->kind) != 0)
         k++;
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
-    pt_cfg_path_t kp = PT_PATH_KEY(NULL, "kind");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
+    pt_cfg_path_t kp = PT_PATH_KEY(meta->path, "kind");
     const pt_cfg_node_t *f[32];
     bool security = false;
     if (spec != NULL)

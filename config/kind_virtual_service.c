@@ -840,7 +840,7 @@ void pt__cfg_read_virtual_service(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_r
     vs->qname = pt_arena_printf(cx->out, "%s/%s", meta->ns, meta->name);
     PUSH(cx, set->vss, set->n_vss, set->cap_vss, vs);
 
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     const pt_cfg_node_t *f[VS__N];
     if (!MAP(cx, spec, &sp, vs_fields, f))
         return;

@@ -109,7 +109,7 @@ void pt__cfg_read_workload_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_re
     pt_res_we_t *we = pt_arena_calloc(cx->tmp, sizeof(*we));
     we->meta = *meta;
     PUSH(cx, set->wes, set->n_wes, set->cap_wes, we);
-    pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+    pt_cfg_path_t sp = PT_PATH_KEY(meta->path, "spec");
     /* Whether a name is allowed depends on the ServiceEntry that selects it (compile). */
     we->ok = pt__cfg_read_workload(cx, spec, &sp, false, &we->ep);
 }

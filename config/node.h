@@ -47,6 +47,10 @@ struct pt_cfg_node {
 typedef struct pt_cfg_doc {
     pt_cfg_node_t *root; /* never NULL; empty documents are dropped */
     const char *file;
+    /* Where root sits in its YAML document: NULL for the document itself, items[i] for an item
+     * of a Kubernetes List (config/resources.c, pt__cfg_expand_lists; in the load's arena).
+     * Error paths about the resource start there. */
+    const struct pt_cfg_path *path;
 } pt_cfg_doc_t;
 
 /* A growing list of documents; the array is malloc'd, the nodes live in the parse arena. */
@@ -65,6 +69,8 @@ typedef struct pt_cfg_docs {
  * buffer's documents. Returns 0 or -1 (error added). */
 int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t len,
                        pt_cfg_docs_t *docs, pt_config_errors_t *errors);
+/* Appends one document (the array grows with malloc). */
+void pt__cfg_docs_push(pt_cfg_docs_t *docs, pt_cfg_doc_t doc);
 void pt__cfg_docs_dispose(pt_cfg_docs_t *docs);
 
 /* The place an error about this node should point at: its key when it is a map value (the

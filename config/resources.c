@@ -23,20 +23,66 @@ const pt_cfg_field_t pt__cfg_port_selector_fields[PS__N] = {
     [PS_NUMBER] = {.name = "number", .status = S},
 };
 
-enum { DOC_API, DOC_KIND, DOC_META, DOC_SPEC, DOC__N };
+/* A resource as written, or as `kubectl get -o yaml` exports it: the API server's status is
+ * accepted and ignored. */
+enum { DOC_API, DOC_KIND, DOC_META, DOC_SPEC, DOC_STATUS, DOC__N };
 static const pt_cfg_field_t doc_fields[DOC__N] = {
-    [DOC_API] = {.name = "apiVersion", .status = S},
-    [DOC_KIND] = {.name = "kind", .status = S},
-    [DOC_META] = {.name = "metadata", .status = S},
-    [DOC_SPEC] = {.name = "spec", .status = S},
+    [DOC_API] = {.name = "apiVersion", .status = S},     [DOC_KIND] = {.name = "kind", .status = S},
+    [DOC_META] = {.name = "metadata", .status = S},      [DOC_SPEC] = {.name = "spec", .status = S},
+    [DOC_STATUS] = {"status", A, PT_SHAPE_MAP, NULL, 0},
 };
 
-enum { META_NAME, META_NS, META_LABELS, META_ANNOTATIONS, META__N };
+/* Kubernetes' ObjectMeta: Petrel reads name and namespace; the rest is what people and the API
+ * server write (kubectl exports carry all of it), accepted and ignored. */
+enum {
+    META_NAME,
+    META_NS,
+    META_LABELS,
+    META_ANNOTATIONS,
+    META_UID,
+    META_RESOURCE_VERSION,
+    META_GENERATION,
+    META_CREATION_TIMESTAMP,
+    META_DELETION_TIMESTAMP,
+    META_DELETION_GRACE_PERIOD,
+    META_GENERATE_NAME,
+    META_SELF_LINK,
+    META_MANAGED_FIELDS,
+    META_OWNER_REFERENCES,
+    META_FINALIZERS,
+    META__N
+};
 static const pt_cfg_field_t meta_fields[META__N] = {
     [META_NAME] = {.name = "name", .status = S},
     [META_NS] = {.name = "namespace", .status = S},
     [META_LABELS] = {.name = "labels", .status = A},
     [META_ANNOTATIONS] = {.name = "annotations", .status = A},
+    [META_UID] = {"uid", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_RESOURCE_VERSION] = {"resourceVersion", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_GENERATION] = {"generation", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_CREATION_TIMESTAMP] = {"creationTimestamp", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_DELETION_TIMESTAMP] = {"deletionTimestamp", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_DELETION_GRACE_PERIOD] = {"deletionGracePeriodSeconds", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_GENERATE_NAME] = {"generateName", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_SELF_LINK] = {"selfLink", A, PT_SHAPE_SCALAR, NULL, 0},
+    [META_MANAGED_FIELDS] = {"managedFields", A, PT_SHAPE_SEQ, NULL, 0},
+    [META_OWNER_REFERENCES] = {"ownerReferences", A, PT_SHAPE_SEQ, NULL, 0},
+    [META_FINALIZERS] = {"finalizers", A, PT_SHAPE_SEQ, NULL, 0},
+};
+
+/* A Kubernetes List (kind List, or <Kind>List) and its ListMeta, which Petrel does not need. */
+enum { LIST_API, LIST_KIND, LIST_META, LIST_ITEMS, LIST__N };
+static const pt_cfg_field_t list_fields[LIST__N] = {
+    [LIST_API] = {.name = "apiVersion", .status = S},
+    [LIST_KIND] = {.name = "kind", .status = S},
+    [LIST_META] = {.name = "metadata", .status = S},
+    [LIST_ITEMS] = {.name = "items", .status = S},
+};
+static const pt_cfg_field_t list_meta_fields[] = {
+    {"resourceVersion", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"continue", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"remainingItemCount", A, PT_SHAPE_SCALAR, NULL, 0},
+    {"selfLink", A, PT_SHAPE_SCALAR, NULL, 0},
 };
 
 bool pt__cfg_is_ip_literal(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -155,7 +201,7 @@ bool pt__cfg_read_bool(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_pat
 static bool read_meta(pt_cfg_cx_t *cx, const pt_cfg_node_t *root, const pt_cfg_node_t *n,
                       pt_res_meta_t *m)
 {
-    pt_cfg_path_t path = PT_PATH_KEY(NULL, "metadata");
+    pt_cfg_path_t path = PT_PATH_KEY(m->path, "metadata");
     const pt_cfg_node_t *f[META__N];
     m->ns = "default";
     if (n == NULL) {
@@ -239,42 +285,155 @@ static const struct {
     {"WasmPlugin", istio_extensions_versions},
 };
 
-static void check_api_version(pt_cfg_cx_t *cx, const pt_cfg_node_t *root, const pt_cfg_node_t *n,
-                              const char *kind, const char *const *versions)
+/* apiVersion n of a resource of kind `kind` at path: one of versions, or `also` when it is not
+ * NULL (a List's "v1"). */
+static void check_api_version(pt_cfg_cx_t *cx, const pt_cfg_node_t *root, const pt_cfg_path_t *path,
+                              const pt_cfg_node_t *n, const char *kind, const char *also,
+                              const char *const *versions)
 {
-    pt_cfg_path_t ap = PT_PATH_KEY(NULL, "apiVersion");
+    pt_cfg_path_t ap = PT_PATH_KEY(path, "apiVersion");
     const char *api;
     if (n == NULL) {
         pt__cfg_error(cx, root, &ap, "required");
-    } else if (pt__cfg_nonempty_str(cx, n, &ap, &api)) {
-        const char *const *v = versions;
-        while (*v != NULL && strcmp(*v, api) != 0)
-            v++;
-        if (*v == NULL) {
-            char expected[256] = "";
-            for (v = versions; *v != NULL; v++) {
-                strncat(expected, *v, sizeof(expected) - strlen(expected) - 1);
-                if (v[1] != NULL)
-                    strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
-            }
-            pt__cfg_error(cx, n, &ap, "unknown apiVersion \"%s\" for kind %s (expected %s)", api,
-                          kind, expected);
+        return;
+    }
+    if (!pt__cfg_nonempty_str(cx, n, &ap, &api))
+        return;
+    bool ok = also != NULL && strcmp(also, api) == 0;
+    for (const char *const *v = versions; *v != NULL; v++)
+        ok = ok || strcmp(*v, api) == 0;
+    if (ok)
+        return;
+    char expected[256] = "";
+    if (also != NULL)
+        strncat(expected, also, sizeof(expected) - 1);
+    for (const char *const *v = versions; *v != NULL; v++) {
+        if (expected[0] != '\0')
+            strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
+        strncat(expected, *v, sizeof(expected) - strlen(expected) - 1);
+    }
+    pt__cfg_error(cx, n, &ap, "unknown apiVersion \"%s\" for kind %s (expected %s)", api, kind,
+                  expected);
+}
+
+/* The error for a kind Petrel does not know: the closest known kind, and the kinds Petrel
+ * reads (the kinds table itself, so the list cannot go stale). */
+static void unknown_kind(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                         const char *kind)
+{
+    pt_cfg_suggest_t sg;
+    pt__cfg_suggest_init(&sg, kind);
+    char expected[256] = "";
+    for (size_t i = 0; i < NF(kinds); i++) {
+        pt__cfg_suggest_add(&sg, kinds[i].kind);
+        if (i > 0)
+            strncat(expected, ", ", sizeof(expected) - strlen(expected) - 1);
+        strncat(expected, kinds[i].kind, sizeof(expected) - strlen(expected) - 1);
+    }
+    for (size_t i = 0; i < NF(later_kinds); i++)
+        pt__cfg_suggest_add(&sg, later_kinds[i].kind);
+    char hint[128];
+    pt__cfg_error(cx, n, path, "unknown kind \"%s\"%s (Petrel reads %s, and Lists of them)", kind,
+                  pt__cfg_suggest_text(&sg, hint, sizeof(hint)), expected);
+}
+
+/* ---- Kubernetes Lists ------------------------------------------------------------------ */
+
+/* Whether a document of this kind is a List: "List", or <Kind>List for a kind Petrel knows,
+ * whose API versions go to *versions (an empty list for "List"). */
+static bool is_list_kind(const char *kind, const char *const **versions)
+{
+    static const char *const none[] = {NULL};
+    size_t len = strlen(kind);
+    if (strcmp(kind, "List") == 0) {
+        *versions = none;
+        return true;
+    }
+    if (len <= 4 || strcmp(kind + len - 4, "List") != 0)
+        return false;
+    for (size_t i = 0; i < NF(kinds); i++)
+        if (strlen(kinds[i].kind) == len - 4 && strncmp(kinds[i].kind, kind, len - 4) == 0) {
+            *versions = kinds[i].versions;
+            return true;
         }
+    for (size_t i = 0; i < NF(later_kinds); i++)
+        if (strlen(later_kinds[i].kind) == len - 4 &&
+            strncmp(later_kinds[i].kind, kind, len - 4) == 0) {
+            *versions = later_kinds[i].versions;
+            return true;
+        }
+    return false;
+}
+
+/* Appends doc to out, or, when it is a List, each of its items (recursively: the YAML depth
+ * limit bounds the nesting). */
+static void expand_list(pt_cfg_cx_t *cx, pt_cfg_docs_t *out, const pt_cfg_doc_t *doc)
+{
+    const pt_cfg_node_t *root = doc->root;
+    const char *kind = NULL;
+    for (size_t i = 0; root->type == PT_CFG_MAP && i < root->n_pairs && kind == NULL; i++)
+        if (strcmp(root->pairs[i].key->str, "kind") == 0 &&
+            root->pairs[i].value->type == PT_CFG_SCALAR)
+            kind = root->pairs[i].value->str;
+    const char *const *versions;
+    if (kind == NULL || !is_list_kind(kind, &versions)) {
+        pt__cfg_docs_push(out, *doc);
+        return;
+    }
+    const pt_cfg_node_t *f[LIST__N];
+    MAP(cx, root, doc->path, list_fields, f);
+    check_api_version(cx, root, doc->path, f[LIST_API], kind, "v1", versions);
+    if (f[LIST_META] != NULL) {
+        pt_cfg_path_t mp = PT_PATH_KEY(doc->path, "metadata");
+        const pt_cfg_node_t *mf[NF(list_meta_fields)];
+        MAP(cx, f[LIST_META], &mp, list_meta_fields, mf);
+    }
+    /* Each item's path outlives this call: errors found at compile still name it. */
+    pt_cfg_path_t *items = pt_arena_calloc(cx->tmp, sizeof(*items));
+    *items = PT_PATH_KEY(doc->path, "items");
+    if (f[LIST_ITEMS] == NULL) {
+        pt__cfg_error(cx, root, items, "required");
+        return;
+    }
+    if (!pt__cfg_is_seq(cx, f[LIST_ITEMS], items))
+        return;
+    for (size_t i = 0; i < f[LIST_ITEMS]->n_items; i++) {
+        pt_cfg_path_t *ip = pt_arena_calloc(cx->tmp, sizeof(*ip));
+        *ip = PT_PATH_IDX(items, i);
+        expand_list(cx, out, &(pt_cfg_doc_t){f[LIST_ITEMS]->items[i], doc->file, ip});
     }
 }
+
+void pt__cfg_expand_lists(pt_cfg_cx_t *cx, pt_cfg_docs_t *docs)
+{
+    pt_cfg_docs_t out = {0};
+    for (size_t i = 0; i < docs->n; i++)
+        expand_list(cx, &out, &docs->v[i]);
+    pt__cfg_docs_dispose(docs);
+    *docs = out;
+}
+
+const char *pt__cfg_meta_path(pt_cfg_cx_t *cx, const pt_res_meta_t *m, const char *field)
+{
+    pt_cfg_path_t p = PT_PATH_KEY(m->path, field);
+    return pt__cfg_path_dup(cx->tmp, &p);
+}
+
+/* ---- one resource --------------------------------------------------------------------- */
 
 void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_t *doc)
 {
     const pt_cfg_node_t *root = doc->root;
+    const pt_cfg_path_t *path = doc->path;
     const pt_cfg_node_t *f[DOC__N];
     if (root->type != PT_CFG_MAP) {
-        pt__cfg_error(cx, root, NULL,
+        pt__cfg_error(cx, root, path,
                       "a document must be a map (apiVersion, kind, metadata, spec)");
         return;
     }
-    MAP(cx, root, NULL, doc_fields, f);
+    MAP(cx, root, path, doc_fields, f);
 
-    pt_cfg_path_t kp = PT_PATH_KEY(NULL, "kind");
+    pt_cfg_path_t kp = PT_PATH_KEY(path, "kind");
     const char *kind;
     if (f[DOC_KIND] == NULL) {
         pt__cfg_error(cx, root, &kp, "required");
@@ -288,27 +447,24 @@ void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_
     if (k == NF(kinds)) {
         for (size_t i = 0; i < NF(later_kinds); i++)
             if (strcmp(later_kinds[i].kind, kind) == 0) {
-                check_api_version(cx, root, f[DOC_API], kind, later_kinds[i].versions);
-                pt_res_meta_t meta = {.kind = later_kinds[i].kind, .doc = root};
+                check_api_version(cx, root, path, f[DOC_API], kind, NULL, later_kinds[i].versions);
+                pt_res_meta_t meta = {.kind = later_kinds[i].kind, .doc = root, .path = path};
                 if (!read_meta(cx, root, f[DOC_META], &meta))
                     meta.name = "<unnamed>";
                 pt__cfg_read_unenforced(cx, &meta, f[DOC_KIND], f[DOC_SPEC]);
                 return;
             }
-        pt__cfg_error(cx, f[DOC_KIND], &kp,
-                      "unknown kind \"%s\" (expected Proxy, Gateway, VirtualService, "
-                      "ServiceEntry, DestinationRule)",
-                      kind);
+        unknown_kind(cx, f[DOC_KIND], &kp, kind);
         return;
     }
 
-    check_api_version(cx, root, f[DOC_API], kind, kinds[k].versions);
+    check_api_version(cx, root, path, f[DOC_API], kind, NULL, kinds[k].versions);
 
-    pt_res_meta_t meta = {.kind = kinds[k].kind, .doc = root};
+    pt_res_meta_t meta = {.kind = kinds[k].kind, .doc = root, .path = path};
     bool meta_ok = read_meta(cx, root, f[DOC_META], &meta);
     const pt_cfg_node_t *spec = f[DOC_SPEC];
     if (spec == NULL && !kinds[k].spec_optional) {
-        pt_cfg_path_t sp = PT_PATH_KEY(NULL, "spec");
+        pt_cfg_path_t sp = PT_PATH_KEY(path, "spec");
         pt__cfg_error(cx, root, &sp, "required");
         return;
     }

@@ -16,7 +16,8 @@
 typedef struct pt_res_meta {
     const char *kind;               /* "Gateway", ... */
     const char *name, *ns;          /* tree strings */
-    const pt_cfg_node_t *doc;       /* the document's root */
+    const pt_cfg_node_t *doc;       /* the resource's root: its document, or a List's item */
+    const pt_cfg_path_t *path;      /* where doc sits: NULL, or items[i] (pt_cfg_doc_t.path) */
     const pt_cfg_node_t *name_node; /* metadata.name, for duplicate errors */
 } pt_res_meta_t;
 
@@ -280,6 +281,15 @@ typedef struct pt_res_set {
 
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */
 void pt__cfg_proxy_defaults(pt_proxy_settings_t *s);
+
+/* Replaces each Kubernetes List in docs (`kind: List`, or <Kind>List, as `kubectl get -o yaml`
+ * and the API server write them) by its items, each a document of its own whose path is
+ * items[i] (nested Lists too). The List's own fields are checked here. */
+void pt__cfg_expand_lists(pt_cfg_cx_t *cx, pt_cfg_docs_t *docs);
+
+/* The formatted path of field (dotted, e.g. "spec.hosts") in resource m, for errors reported
+ * after the walk; in the load's temporary arena. */
+const char *pt__cfg_meta_path(pt_cfg_cx_t *cx, const pt_res_meta_t *m, const char *field);
 
 /* Checks one document and adds what it describes to set. Errors go to cx->errors; a resource
  * with errors is still added when its kind and name are known, so that compile can check the

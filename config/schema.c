@@ -142,6 +142,111 @@ bool pt__cfg_is_seq(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t
     return false;
 }
 
+void pt__cfg_suggest_init(pt_cfg_suggest_t *s, const char *word)
+{
+    *s = (pt_cfg_suggest_t){.word = word};
+}
+
+/* Longer words are not names anyone misspelt; the bound also keeps the table below small. */
+#define SUGGEST_MAX_LEN 64
+
+/* The optimal-string-alignment form of Damerau-Levenshtein (an adjacent swap is one edit),
+ * case ignored; both strings are at most SUGGEST_MAX_LEN long. */
+static int edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    int d[SUGGEST_MAX_LEN + 1][SUGGEST_MAX_LEN + 1];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int ai = tolower((unsigned char)a[i - 1]), bj = tolower((unsigned char)b[j - 1]);
+            int v = d[i - 1][j - 1] + (ai != bj);
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ai == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == bj && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+void pt__cfg_suggest_add(pt_cfg_suggest_t *s, const char *name)
+{
+    size_t lw = strlen(s->word), ln = strlen(name);
+    if (lw > SUGGEST_MAX_LEN || ln > SUGGEST_MAX_LEN)
+        return;
+    int max = lw < 3 ? 0 : lw <= 5 ? 1 : 2;
+    /* Each edit changes the length by at most one: skip names too long or short to be close. */
+    if ((lw > ln ? lw - ln : ln - lw) > (size_t)max)
+        return;
+    int d = edit_distance(s->word, lw, name, ln);
+    if (d <= max && (s->best == NULL || d < s->distance)) {
+        s->best = name;
+        s->distance = d;
+    }
+}
+
+const char *pt__cfg_suggest_text(const pt_cfg_suggest_t *s, char *buf, size_t cap)
+{
+    if (s->best == NULL)
+        snprintf(buf, cap, "%s", "");
+    else
+        snprintf(buf, cap, "; did you mean \"%s\"?", s->best);
+    return buf;
+}
+
+/* Names that are not Istio fields but that guides and other proxies teach, each with the fields
+ * that do the job in Istio: where a table has all of those, the error says so instead of
+ * suggesting a spelling. */
+static const struct {
+    const char *name;
+    const char *instead[2];
+    const char *hint;
+} mistakes[] = {
+    {"circuitBreaker",
+     {"connectionPool", "outlierDetection"},
+     "Istio has no circuitBreaker; use connectionPool (connection and request limits) and "
+     "outlierDetection (ejecting failing endpoints)"},
+};
+
+static bool has_field(const pt_cfg_field_t *fields, size_t n_fields, const char *name)
+{
+    for (size_t i = 0; i < n_fields; i++)
+        if (strcmp(fields[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* The index of key k's field in the table; n_fields, with the error reported, when there is
+ * none. The error says what to write instead: a well-known mistake's fields, or the closest
+ * field name. */
+static size_t find_field(pt_cfg_cx_t *cx, const pt_cfg_node_t *k, const pt_cfg_path_t *kp,
+                         const pt_cfg_field_t *fields, size_t n_fields)
+{
+    for (size_t i = 0; i < n_fields; i++)
+        if (strcmp(fields[i].name, k->str) == 0)
+            return i;
+    for (size_t m = 0; m < sizeof(mistakes) / sizeof(mistakes[0]); m++)
+        if (strcmp(mistakes[m].name, k->str) == 0 &&
+            has_field(fields, n_fields, mistakes[m].instead[0]) &&
+            has_field(fields, n_fields, mistakes[m].instead[1])) {
+            pt__cfg_error(cx, k, kp, "unknown field: %s", mistakes[m].hint);
+            return n_fields;
+        }
+    pt_cfg_suggest_t sg;
+    pt__cfg_suggest_init(&sg, k->str);
+    for (size_t i = 0; i < n_fields; i++)
+        pt__cfg_suggest_add(&sg, fields[i].name);
+    char hint[128];
+    pt__cfg_error(cx, k, kp, "unknown field%s", pt__cfg_suggest_text(&sg, hint, sizeof(hint)));
+    return n_fields;
+}
+
 /* The shape (and sub-table) of a field Petrel does not read itself. depth bounds the
  * recursion through sub-tables (they may refer to each other). */
 static void check_shape(pt_cfg_cx_t *cx, const pt_cfg_field_t *fd, const pt_cfg_node_t *v,
@@ -155,13 +260,9 @@ static void check_sub_map(pt_cfg_cx_t *cx, const pt_cfg_field_t *fields, size_t 
     for (size_t p = 0; p < n->n_pairs; p++) {
         const pt_cfg_node_t *k = n->pairs[p].key, *v = n->pairs[p].value;
         pt_cfg_path_t kp = PT_PATH_KEY(path, k->str);
-        size_t i = 0;
-        while (i < n_fields && strcmp(fields[i].name, k->str) != 0)
-            i++;
-        if (i == n_fields) {
-            pt__cfg_error(cx, k, &kp, "unknown field");
+        size_t i = find_field(cx, k, &kp, fields, n_fields);
+        if (i == n_fields)
             continue;
-        }
         for (size_t q = 0; q < p; q++)
             if (strcmp(n->pairs[q].key->str, k->str) == 0) {
                 pt__cfg_error(cx, k, &kp, "duplicate field");
@@ -214,13 +315,9 @@ bool pt__cfg_map(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *p
     for (size_t p = 0; p < n->n_pairs; p++) {
         const pt_cfg_node_t *k = n->pairs[p].key, *v = n->pairs[p].value;
         pt_cfg_path_t kp = PT_PATH_KEY(path, k->str);
-        size_t i = 0;
-        while (i < n_fields && strcmp(fields[i].name, k->str) != 0)
-            i++;
-        if (i == n_fields) {
-            pt__cfg_error(cx, k, &kp, "unknown field");
+        size_t i = find_field(cx, k, &kp, fields, n_fields);
+        if (i == n_fields)
             continue;
-        }
         if (seen & (1ULL << i)) {
             pt__cfg_error(cx, k, &kp, "duplicate field");
             continue;

@@ -77,8 +77,26 @@ void pt__cfg_warn_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, 
 void pt__cfg_error_at(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const char *path, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
 
+/* Did-you-mean for a misspelt name: pt__cfg_suggest_init with what was written, then
+ * pt__cfg_suggest_add with every name it could have meant (the closest wins, the first added on
+ * a tie). A name is close enough when it is equal ignoring case, or within a Damerau-Levenshtein
+ * distance (case ignored) of 1 for words of 3 to 5 characters and 2 for longer ones. Words (and
+ * names) over 64 characters are not compared. Only for errors: not on the path of valid input. */
+typedef struct pt_cfg_suggest {
+    const char *word; /* what was written; not owned */
+    const char *best; /* the closest name so far, or NULL */
+    int distance;     /* best's distance to word */
+} pt_cfg_suggest_t;
+
+void pt__cfg_suggest_init(pt_cfg_suggest_t *s, const char *word);
+void pt__cfg_suggest_add(pt_cfg_suggest_t *s, const char *name);
+/* "; did you mean \"name\"?" when some name was close enough, else "": written into buf (cap
+ * bytes, truncated) and returned, to end an error message. */
+const char *pt__cfg_suggest_text(const pt_cfg_suggest_t *s, char *buf, size_t cap);
+
 /* Checks that n is a map whose keys are all fields of the table, in any order. Reports a
- * non-map, unknown fields, duplicated fields and unsupported ones. out[i] receives the value
+ * non-map, unknown fields (with the closest field name, or what to write instead of a
+ * well-known mistake), duplicated fields and unsupported ones. out[i] receives the value
  * of fields[i] (NULL when absent or null); out must have n_fields slots. Returns false when n
  * is not a map (out is then all NULL). An unsupported field gets a warning ("not enforced by
  * Petrel yet: ignored") after its shape and sub-table are checked. */

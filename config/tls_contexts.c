@@ -208,13 +208,16 @@ void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
     const pt_identity_settings_t *id = &c->proxy.identity;
     if (id->certificate_chain != NULL && id->private_key != NULL && id->root_certificates != NULL) {
         const pt_cfg_node_t *node = set->n_proxies ? set->proxies[0]->identity : NULL;
+        const char *path = set->n_proxies
+                               ? pt__cfg_meta_path(cx, &set->proxies[0]->meta, "spec.identity")
+                               : "spec.identity";
         pt_tls_ctx_opts_t o = {.cert_file = id->certificate_chain,
                                .key_file = id->private_key,
                                .ca_file = id->root_certificates,
                                .require_peer_cert = true};
-        c->mesh_server_tls = build(cx, c, true, &o, node, "spec.identity");
+        c->mesh_server_tls = build(cx, c, true, &o, node, path);
         if (c->mesh_server_tls != NULL)
-            c->mesh_client_tls = build(cx, c, false, &o, node, "spec.identity");
+            c->mesh_client_tls = build(cx, c, false, &o, node, path);
         add_file(cx, c, id->certificate_chain, &cap);
         add_file(cx, c, id->private_key, &cap);
         add_file(cx, c, id->root_certificates, &cap);

@@ -116,13 +116,31 @@ static bool is_null_text(const char *s, size_t len)
            (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
 }
 
-static void push_doc(pt_cfg_docs_t *docs, pt_cfg_node_t *root, const char *file)
+void pt__cfg_docs_push(pt_cfg_docs_t *docs, pt_cfg_doc_t doc)
 {
     if (docs->n == docs->cap) {
         docs->cap = docs->cap ? docs->cap * 2 : 8;
         docs->v = xrealloc(docs->v, docs->cap * sizeof(*docs->v));
     }
-    docs->v[docs->n++] = (pt_cfg_doc_t){root, file};
+    docs->v[docs->n++] = doc;
+}
+
+/* Whether the character at line:column (0-based, as libyaml reports a scanner error) is a tab
+ * with only blanks before it on its line. libyaml's words for that mistake ("found character
+ * that cannot start any token", or "a tab character that violates indentation") do not say
+ * what to change. Lines end at "\n", "\r\n" or a lone "\r", as libyaml counts them. */
+static bool is_indentation_tab(const char *data, size_t len, size_t line, size_t column)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line && data != NULL && i < len; i++)
+        if (data[i] == '\n' || (data[i] == '\r' && (i + 1 == len || data[i + 1] != '\n')))
+            l++;
+    if (data == NULL || i + column >= len || data[i + column] != '\t')
+        return false;
+    for (size_t c = 0; c < column; c++)
+        if (data[i + c] != ' ' && data[i + c] != '\t')
+            return false;
+    return true;
 }
 
 int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t len,
@@ -157,12 +175,18 @@ int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t
                 }
                 pt_config_errors_add(errors, file, line, col, NULL, "YAML error: %s",
                                      parser.problem ? parser.problem : "unreadable input");
-            } else
+            } else if (is_indentation_tab(data, len, parser.problem_mark.line,
+                                          parser.problem_mark.column)) {
+                pt_config_errors_add(errors, file, (int)parser.problem_mark.line + 1,
+                                     (int)parser.problem_mark.column + 1, NULL,
+                                     "tab character in indentation: YAML indents with spaces");
+            } else {
                 pt_config_errors_add(
                     errors, file, (int)parser.problem_mark.line + 1,
                     (int)parser.problem_mark.column + 1, NULL, "YAML syntax error: %s%s%s",
                     parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
                     parser.context ? parser.context : "");
+            }
             goto out;
         }
         const char *why = NULL;
@@ -173,7 +197,7 @@ int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t
         case YAML_DOCUMENT_START_EVENT: b.root = NULL; break;
         case YAML_DOCUMENT_END_EVENT:
             if (b.root != NULL && b.root->type != PT_CFG_NULL)
-                push_doc(docs, b.root, file);
+                pt__cfg_docs_push(docs, (pt_cfg_doc_t){b.root, file, NULL});
             b.root = NULL;
             break;
         case YAML_ALIAS_EVENT: why = "YAML aliases (*name) are not supported"; break;

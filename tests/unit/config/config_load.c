@@ -335,7 +335,7 @@ TEST(error_unknown_field)
                  "        protocol: HTTP\n"
                  "      hosts: [\"*\"]\n"
                  "      hostz: [\"*\"]\n",
-                 "gw.yaml:11:7: spec.servers[0].hostz: unknown field");
+                 "gw.yaml:11:7: spec.servers[0].hostz: unknown field; did you mean \"hosts\"?");
 }
 
 TEST(error_unknown_kind)
@@ -344,8 +344,10 @@ TEST(error_unknown_kind)
                  "apiVersion: networking.istio.io/v1\n"
                  "metadata: {name: x}\n"
                  "kind: VirtualServise\n",
-                 "vs.yaml:3:1: kind: unknown kind \"VirtualServise\" (expected Proxy, Gateway, "
-                 "VirtualService, ServiceEntry, DestinationRule)");
+                 "vs.yaml:3:1: kind: unknown kind \"VirtualServise\"; did you mean "
+                 "\"VirtualService\"? (Petrel reads Proxy, Gateway, VirtualService, ServiceEntry, "
+                 "DestinationRule, WorkloadEntry, AuthorizationPolicy, PeerAuthentication, and "
+                 "Lists of them)");
 }
 
 TEST(error_bad_port)
@@ -408,8 +410,7 @@ TEST(error_yaml_syntax)
     pt_config_errors_dispose(&e);
 
     expect_error("tab.yaml", "a:\n\tb: 1\n",
-                 "tab.yaml:2:1: YAML syntax error: found character that cannot start any token "
-                 "while scanning for the next token");
+                 "tab.yaml:2:1: tab character in indentation: YAML indents with spaces");
 }
 
 TEST(error_unsupported)
@@ -657,8 +658,9 @@ TEST(errors_collected_across_files)
     ASSERT(pt_config_load(paths, 2, &e) == NULL);
     ASSERT_EQ(e.n, 2);
     snprintf(want, sizeof(want),
-             "%s:1:1: kind: unknown kind \"Nope\" (expected Proxy, Gateway, VirtualService, "
-             "ServiceEntry, DestinationRule)",
+             "%s:1:1: kind: unknown kind \"Nope\" (Petrel reads Proxy, Gateway, VirtualService, "
+             "ServiceEntry, DestinationRule, WorkloadEntry, AuthorizationPolicy, "
+             "PeerAuthentication, and Lists of them)",
              tmp_path("b.yaml"));
     ASSERT_STREQ(e.lines[0], want);
     snprintf(want, sizeof(want), "%s:3:1: metadata.name: required", tmp_path("a.yaml"));

@@ -372,7 +372,7 @@ TEST(unsupported_and_invalid_policies)
                  &e);
     ASSERT(c == NULL);
     ASSERT(has_error(&e, "dr.yaml:7:28: spec.trafficPolicy.connectionPool.tcp.maxConection: "
-                         "unknown field"));
+                         "unknown field; did you mean \"maxConnections\"?"));
     ASSERT(has_error(&e, "dr.yaml:7:46: spec.trafficPolicy.connectionPool.http: must be a map, "
                          "got a list"));
     ASSERT(has_error(&e, "dr.yaml:8:5: spec.trafficPolicy.tls: must be a map, got a scalar"));
