@@ -5,8 +5,8 @@
  *
  * What Petrel cannot enforce is never dropped silently: CUSTOM (external authorizers), JWT
  * conditions (requestPrincipals, request.auth.*: Petrel has no RequestAuthentication) and
- * Envoy metadata keys make `petrel run` refuse the config, as for any security policy it
- * cannot honour; `petrel validate` warns that run will. */
+ * Envoy metadata keys make `petrel run` and `petrel validate` refuse the config, as for any
+ * security policy it cannot honour; `petrel validate --lenient` warns that run will. */
 #include <stdio.h>
 #include <string.h>
 
@@ -107,22 +107,22 @@ typedef struct pt_res_authz {
     bool has_target_refs; /* targetRef(s) given: the selector does not apply */
 } pt_res_authz_t;
 
-/* A part of a policy that Petrel cannot enforce: an error for `petrel run`, a warning for
- * `petrel validate`, never silently dropped. */
+/* A part of a policy that Petrel cannot enforce: an error (`petrel run` and `petrel validate`
+ * refuse the config), a warning for `petrel validate --lenient`, never silently dropped. */
 static void unenforceable(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n,
                           const pt_cfg_path_t *path, const char *what)
 {
     a->enforceable = false;
-    if (cx->errors->refuse_unenforced_security)
-        pt__cfg_error(cx, n, path,
-                      "%s cannot be enforced by Petrel: refusing to run AuthorizationPolicy "
-                      "%s/%s open",
-                      what, a->meta.ns, a->meta.name);
-    else
+    if (cx->errors->is_lenient)
         pt__cfg_warn(cx, n, path,
                      "%s cannot be enforced by Petrel: `petrel run` refuses this policy rather "
                      "than run open",
                      what);
+    else
+        pt__cfg_error(cx, n, path,
+                      "%s cannot be enforced by Petrel: refusing to run AuthorizationPolicy "
+                      "%s/%s open",
+                      what, a->meta.ns, a->meta.name);
 }
 
 /* Istio's string matcher: "*" any non-empty value, "*abc" suffix, "abc*" prefix, else exact. */
