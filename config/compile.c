@@ -500,7 +500,8 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
         /* Kubernetes short names and ports come from the cluster's Services, which Petrel
          * does not see: only a subset that a DestinationRule here should define is checked. */
         const pt_res_dr_t *dr = find_destination_rule(cp, d->host);
-        if (d->subset != NULL && find_subset(dr, d->subset) == NULL) {
+        if (d->subset != NULL && find_subset(dr, d->subset) == NULL &&
+            !pt__cfg_may_be_unchecked(cp->cx, "DestinationRule", NULL, NULL)) {
             char path[600];
             snprintf(path, sizeof(path), "%s.destination.subset", d->path);
             pt__cfg_warn_at(cp->cx, d->subset_node ? d->subset_node : d->node, path,
@@ -518,11 +519,13 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
             /* Istio takes the port from the Kubernetes Service, which Petrel does not read:
              * the destination gets a cluster without endpoints (503 UH), as an unknown host
              * does. */
-            pt__cfg_warn_at(cp->cx, d->node, path,
-                            "no ServiceEntry declares host \"%s\", so its port cannot be "
-                            "inferred (Kubernetes Services are not read by Petrel yet): requests "
-                            "to it get 503",
-                            d->host);
+            if (!pt__cfg_may_be_unchecked(cp->cx, "ServiceEntry", NULL, NULL))
+                pt__cfg_warn_at(
+                    cp->cx, d->node, path,
+                    "no ServiceEntry declares host \"%s\", so its port cannot be "
+                    "inferred (Kubernetes Services are not read by Petrel yet): requests "
+                    "to it get 503",
+                    d->host);
             return get_cluster(cp, d->host, 0, NULL, NULL);
         }
         if (se->n_ports > 1 && cp->port_per_table &&
@@ -540,6 +543,8 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
     const pt_res_subset_t *sub = NULL;
     if (d->subset != NULL) {
         sub = find_subset(dr, d->subset);
+        if (sub == NULL && pt__cfg_may_be_unchecked(cp->cx, "DestinationRule", NULL, NULL))
+            return NULL;
         if (sub == NULL) {
             char path[600];
             snprintf(path, sizeof(path), "%s.destination.subset", d->path);
@@ -660,11 +665,12 @@ static const pt_res_vs_t *delegate_of(compiler_t *cp, const pt_res_http_route_t 
         return d != NULL && d->is_delegate ? d : NULL;
     char path[600];
     snprintf(path, sizeof(path), "%s.delegate", hr->path);
-    if (d == NULL)
+    if (d == NULL &&
+        !pt__cfg_may_be_unchecked(cp->cx, "VirtualService", hr->delegate_ns, hr->delegate_name))
         pt__cfg_warn_at(cp->cx, hr->delegate_node, path,
                         "no VirtualService %s/%s in the config: this route is left out",
                         hr->delegate_ns, hr->delegate_name);
-    else
+    else if (d != NULL)
         pt__cfg_error_at(cp->cx, hr->delegate_node, path,
                          "VirtualService %s/%s has hosts: only one without hosts can be "
                          "delegated to",
@@ -1419,6 +1425,76 @@ static void select_sources(pt_res_set_t *set, const pt_workload_t *w)
         }
 }
 
+/* The value at a dotted path of map keys under n ("spec.sidecar.inboundPort"), or NULL. */
+static const pt_cfg_node_t *node_at(const pt_cfg_node_t *n, const char *dotted)
+{
+    while (n != NULL && *dotted != '\0') {
+        size_t len = strcspn(dotted, ".");
+        const pt_cfg_node_t *next = NULL;
+        for (size_t i = 0; n->type == PT_CFG_MAP && i < n->n_pairs && next == NULL; i++)
+            if (strlen(n->pairs[i].key->str) == len &&
+                strncmp(n->pairs[i].key->str, dotted, len) == 0)
+                next = n->pairs[i].value;
+        n = next;
+        dotted += len + (dotted[len] == '.');
+    }
+    return n;
+}
+
+/* The Proxy's own listeners (admin, Prometheus, health, the sidecar's capture ports) and the
+ * Gateway servers all listen on bindAddress (capture on every address): two of them on one
+ * port would fail at start with "address already in use", so the config is refused here,
+ * where `petrel validate` sees it. An error names both places. */
+static void check_port_conflicts(pt_cfg_cx_t *cx, const pt_res_set_t *set,
+                                 const pt_proxy_settings_t *ps)
+{
+    const struct {
+        const char *path;
+        uint16_t port;
+    } own[] = {
+        {"spec.adminPort", ps->admin_port},
+        {"spec.prometheusPort", ps->prometheus_port},
+        {"spec.healthPort", ps->health_port},
+        {"spec.sidecar.outboundPort", ps->sidecar.enabled ? ps->sidecar.outbound_port : 0},
+        {"spec.sidecar.inboundPort", ps->sidecar.enabled ? ps->sidecar.inbound_port : 0},
+    };
+    enum { N_OWN = sizeof(own) / sizeof(own[0]), FIRST_CAPTURE = 3 };
+    const pt_cfg_node_t *doc = set->n_proxies > 0 ? set->proxies[0]->meta.doc : NULL;
+    char where[N_OWN][320];
+    for (size_t i = 0; i < N_OWN; i++) {
+        const pt_cfg_node_t *n = node_at(doc, own[i].path);
+        if (n != NULL)
+            snprintf(where[i], sizeof(where[i]), "%s:%d:%d", n->file, pt__cfg_node_line(n),
+                     pt__cfg_node_col(n));
+        else
+            snprintf(where[i], sizeof(where[i]), "its default");
+    }
+    /* outboundPort and inboundPort are compared where the Proxy is read. */
+    for (size_t i = 1; i < N_OWN; i++)
+        for (size_t j = 0; j < i; j++)
+            if (own[i].port != 0 && own[i].port == own[j].port && j < FIRST_CAPTURE) {
+                const pt_cfg_node_t *n = node_at(doc, own[i].path);
+                pt__cfg_error_at(cx, n ? n : doc, own[i].path,
+                                 "port %u is also the Proxy's %s (%s): two listeners cannot "
+                                 "share a port",
+                                 (unsigned)own[i].port, own[j].path, where[j]);
+            }
+    for (size_t g = 0; g < set->n_gateways; g++)
+        for (size_t s = 0; s < set->gateways[g]->n_servers; s++) {
+            const pt_res_server_t *srv = &set->gateways[g]->servers[s];
+            for (size_t i = 0; i < N_OWN && srv->port != 0; i++)
+                if (srv->port == own[i].port) {
+                    const pt_cfg_node_t *n = node_at(srv->port_node, "number");
+                    char path[600];
+                    snprintf(path, sizeof(path), "%s.number", srv->port_path);
+                    pt__cfg_error_at(cx, n, path,
+                                     "port %u is also the Proxy's %s (%s): two listeners cannot "
+                                     "share a port",
+                                     (unsigned)srv->port, own[i].path, where[i]);
+                }
+        }
+}
+
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
 {
     compiler_t cp = {.cx = cx, .set = set, .c = c};
@@ -1537,7 +1613,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             const pt_res_gateway_ref_t *ref = &vs->gateways[r];
             if (find_gateway(&cp, ref->ns, ref->name) != NULL)
                 found++;
-            else
+            else if (!pt__cfg_may_be_unchecked(cx, "Gateway", ref->ns, ref->name))
                 pt__cfg_warn_at(cx, ref->node, ref->path,
                                 "no Gateway %s/%s in the config: this VirtualService does not "
                                 "bind to it",
@@ -1626,13 +1702,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         compile_mesh(&cp, c);
         const pt_sidecar_settings_t *sc = &c->proxy.sidecar;
         const uint16_t cports[2] = {sc->outbound_port, sc->inbound_port};
-        size_t n_gateway_ports = n_lb;
         for (int i = 0; i < 2; i++) {
-            for (size_t k = 0; k < n_gateway_ports; k++)
-                if (lb[k].l->port == cports[i])
-                    pt__cfg_error_at(cx, set->proxies[0]->meta.doc, "spec.sidecar",
-                                     "port %u is also a Gateway server port (%s)",
-                                     (unsigned)cports[i], lb[k].l->name);
             listener_build_t *b = &lb[n_lb++];
             b->l = pt_arena_calloc(cx->out, sizeof(*b->l));
             b->l->port = cports[i];
@@ -1640,6 +1710,8 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             b->l->name = i == 0 ? "virtualOutbound" : "virtualInbound";
         }
     }
+
+    check_port_conflicts(cx, set, &c->proxy);
 
     /* Publish into the snapshot arena. */
     c->n_listeners = n_lb;

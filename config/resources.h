@@ -281,9 +281,9 @@ typedef struct pt_res_set {
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */
 void pt__cfg_proxy_defaults(pt_proxy_settings_t *s);
 
-/* Checks one document and adds what it describes to set. Errors go to cx->errors; a resource
- * with errors is still added when its kind and name are known, so that compile can check the
- * references to it without reporting it missing. */
+/* Checks one document and adds what it describes to set (at most one resource, at the end of
+ * its kind's array). Errors go to cx->errors; the resource is added even then (config.c sets
+ * it aside). */
 void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_t *doc);
 
 /* Builds each listener's host index (config.c), once compile has placed the vhosts. */
@@ -292,6 +292,13 @@ void pt__cfg_index_vhosts(pt_config_t *c);
 /* The documents as a JSON array of {"source", "line", "resource"} objects, copied into `into`
  * (config/dump.c). */
 const char *pt__cfg_dump_json(pt_arena_t *into, const pt_cfg_docs_t *docs, size_t *len);
+
+/* Whether a resource of kind (with namespace/name; NULL: any of that kind) may exist where
+ * compile cannot see it: left out of the set for its errors, or in a file that could not be
+ * parsed. A reference that finds nothing is then not reported: the error that hides the
+ * resource is, and the reference is checked once that is fixed. */
+bool pt__cfg_may_be_unchecked(const pt_cfg_cx_t *cx, const char *kind, const char *ns,
+                              const char *name);
 
 /* Joins the resources into the snapshot c (listeners, vhosts, routes, clusters, proxy). */
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
@@ -314,7 +321,8 @@ void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
 void pt__cfg_resolve_peer_authentication(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 
 /* config/tls_contexts.c: reads the certificate files the resources name and builds the
- * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */
+ * snapshot's TLS contexts (after compile, even when it found errors elsewhere). Errors name
+ * the field. */
 void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 /* The client contexts of the clusters' DestinationRule tls and auto mTLS settings, one per
  * distinct set of files (called by pt__cfg_build_tls). */
