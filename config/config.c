@@ -64,6 +64,21 @@ bool pt__cfg_may_be_unchecked(const pt_cfg_cx_t *cx, const char *kind, const cha
     return false;
 }
 
+const pt_cfg_node_t *pt__cfg_node_at(const pt_cfg_node_t *n, const char *dotted)
+{
+    while (n != NULL && *dotted != '\0') {
+        size_t len = strcspn(dotted, ".");
+        const pt_cfg_node_t *next = NULL;
+        for (size_t i = 0; n->type == PT_CFG_MAP && i < n->n_pairs && next == NULL; i++)
+            if (strlen(n->pairs[i].key->str) == len &&
+                strncmp(n->pairs[i].key->str, dotted, len) == 0)
+                next = n->pairs[i].value;
+        n = next;
+        dotted += len + (dotted[len] == '.');
+    }
+    return n;
+}
+
 pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_sources,
                                     pt_config_errors_t *errors)
 {

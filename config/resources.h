@@ -300,6 +300,10 @@ const char *pt__cfg_dump_json(pt_arena_t *into, const pt_cfg_docs_t *docs, size_
 bool pt__cfg_may_be_unchecked(const pt_cfg_cx_t *cx, const char *kind, const char *ns,
                               const char *name);
 
+/* The value at a dotted path of map keys under n ("spec.sidecar.inboundPort"), or NULL (n
+ * NULL, or a key absent): where a check made after reading points its message. */
+const pt_cfg_node_t *pt__cfg_node_at(const pt_cfg_node_t *n, const char *dotted);
+
 /* Joins the resources into the snapshot c (listeners, vhosts, routes, clusters, proxy). */
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
 
@@ -312,6 +316,13 @@ bool pt__cfg_merge_match(pt_arena_t *a, const pt_http_match_t *root, const pt_ht
  * mirrors where leaf has none. */
 bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
                                   const pt_http_route_t *leaf, pt_http_route_t *out);
+
+/* Whether the workload w carries every label of the selector sel (key, value pairs). */
+bool pt__cfg_labels_select(const char *const *sel, size_t n_sel, const pt_workload_t *w);
+/* The warning for a policy (AuthorizationPolicy, PeerAuthentication) in w's scope whose selector
+ * does not select w: it does nothing here, which a DENY must not do silently. */
+void pt__cfg_warn_not_selected(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const char *const *sel,
+                               size_t n_sel, const pt_workload_t *w);
 
 /* config/kind_authorization_policy.c: keeps the AuthorizationPolicies that apply to c's
  * workload as c->authz (once the Proxy settings are in c). */

@@ -5,6 +5,7 @@
  * configuration that loads and does nothing here. */
 #include "../test.h"
 #include "load_helpers.h"
+#include "proxy/authz.h"
 
 #define GW_HEAD "apiVersion: networking.istio.io/v1\nkind: Gateway\n"
 #define VS_HEAD "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
@@ -169,5 +170,145 @@ TEST(gateway_port_on_a_proxy_port)
                          "Proxy's spec.sidecar.outboundPort (its default): two listeners cannot "
                          "share a port"));
     ASSERT_EQ(e.n, 3);
+    pt_config_errors_dispose(&e);
+}
+
+/* The warnings that contain `part`. */
+static size_t count_warnings(const pt_config_errors_t *e, const char *part)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_warnings; i++)
+        n += strstr(e->warnings[i], part) != NULL;
+    return n;
+}
+
+#define EDGE                                                                                       \
+    PROXY_HEAD "spec: {adminPort: 0}\n"                                                            \
+               "---\n" GW_HEAD "metadata: {name: web}\n"                                           \
+               "spec: {servers: [{port: {number: 8080, protocol: HTTP}, hosts: [web.example.com, " \
+               "'*.api.example.com']}]}\n"                                                         \
+               "---\n" SE_HEAD "metadata: {name: known}\n"                                         \
+               "spec: {hosts: [known.internal], ports: [{number: 80, name: http, protocol: "       \
+               "HTTP}], resolution: STATIC, endpoints: [{address: 127.0.0.1}]}\n"                  \
+               "---\n"
+
+/* Routes this proxy serves to a host (or a port) no ServiceEntry declares get 503. */
+TEST(warns_of_destinations_nothing_declares)
+{
+    static const char yaml[] =
+        EDGE VS_HEAD "metadata: {name: v}\n"
+                     "spec:\n"
+                     "  hosts: [web.example.com]\n"
+                     "  gateways: [web]\n"
+                     "  http:\n"
+                     "  - route: [{destination: {host: known.internal, port: {number: 80}}}]\n"
+                     "  - route: [{destination: {host: unknown.internal, port: {number: 80}}}]\n"
+                     "  - route: [{destination: {host: known.internal, port: {number: 81}}}]\n";
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_str("d.yaml", yaml, &e);
+    ASSERT(c != NULL);
+    ASSERT(has_warning(&e, "d.yaml:24:13: spec.http[1].route[0].destination.host: no ServiceEntry "
+                           "declares host \"unknown.internal\" (Kubernetes Services are not read "
+                           "by Petrel yet): requests routed to it get 503"));
+    ASSERT(has_warning(&e, "d.yaml:25:13: spec.http[2].route[0].destination.port.number: "
+                           "ServiceEntry default/known does not declare port 81 for host "
+                           "\"known.internal\": requests routed to it get 503"));
+    ASSERT_EQ(count_warnings(&e, "get 503"), 2); /* not http[0] */
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
+
+TEST(warns_of_virtual_service_hosts_no_gateway_serves)
+{
+    static const char yaml[] = EDGE VS_HEAD
+        "metadata: {name: elsewhere}\n"
+        "spec: {hosts: [shop.example.com, api.example.com], gateways: [web], http: "
+        "[{directResponse: {status: 200}}]}\n"
+        "---\n" VS_HEAD "metadata: {name: wildcard}\n"
+        "spec: {hosts: [v1.api.example.com], gateways: [web], http: [{directResponse: {status: "
+        "200}}]}\n"
+        "---\n" VS_HEAD "metadata: {name: star}\n"
+        "spec: {hosts: ['*'], gateways: [web], http: [{directResponse: {status: 200}}]}\n";
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_str("h.yaml", yaml, &e);
+    ASSERT(c != NULL);
+    ASSERT(has_warning(&e, "h.yaml:19:8: spec.hosts: no host of VirtualService default/elsewhere "
+                           "is a host of its Gateways (they serve web.example.com, "
+                           "*.api.example.com): it routes nothing"));
+    ASSERT_EQ(count_warnings(&e, "it routes nothing"), 1);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
+
+TEST(warns_of_destination_rules_that_apply_to_nothing)
+{
+    static const char yaml[] = EDGE DR_HEAD "metadata: {name: stray}\n"
+                                            "spec: {host: stray.example.com}\n"
+                                            "---\n" DR_HEAD "metadata: {name: known}\n"
+                                            "spec: {host: known.internal}\n"
+                                            "---\n" DR_HEAD "metadata: {name: routed}\n"
+                                            "spec: {host: '*.routed.internal'}\n"
+                                            "---\n" DR_HEAD "metadata: {name: reviews}\n"
+                                            "spec: {host: reviews}\n"
+                                            "---\n" VS_HEAD "metadata: {name: v}\n"
+                                            "spec: {hosts: [web.example.com], gateways: [web], "
+                                            "http: [{route: [{destination: {host: "
+                                            "a.routed.internal, port: {number: 80}}}]}]}\n";
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_str("r.yaml", yaml, &e);
+    ASSERT(c != NULL);
+    ASSERT(has_warning(&e, "r.yaml:19:8: spec.host: DestinationRule default/stray applies to "
+                           "nothing: no ServiceEntry declares host \"stray.example.com\" and no "
+                           "route sends to it"));
+    /* known: a ServiceEntry's host; routed: a route's; reviews: a Kubernetes service. */
+    ASSERT_EQ(count_warnings(&e, "applies to nothing"), 1);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
+
+/* A policy of the workload's namespace whose selector does not select it does nothing here:
+ * said plainly, for a DENY above all. */
+TEST(warns_of_policies_whose_selector_misses_this_workload)
+{
+    static const char yaml[] =
+        PROXY_HEAD "spec:\n  adminPort: 0\n  sidecar: {}\n"
+                   "  workload: {namespace: default, labels: {app: ratings}}\n"
+                   "---\n"
+                   "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                   "metadata: {name: deny-all}\n"
+                   "spec: {selector: {matchLabels: {app: reviews}}, action: DENY, rules: [{}]}\n"
+                   "---\n"
+                   "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                   "metadata: {name: ratings-deny}\n"
+                   "spec: {selector: {matchLabels: {app: ratings}}, action: DENY, rules: [{}]}\n"
+                   "---\n"
+                   "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                   "metadata: {name: other-ns, namespace: foo}\n"
+                   "spec: {selector: {matchLabels: {app: reviews}}, action: DENY, rules: [{}]}\n"
+                   "---\n"
+                   "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                   "metadata: {name: reviews-strict}\n"
+                   "spec: {selector: {matchLabels: {app: reviews, version: v1}}, mtls: {mode: "
+                   "DISABLE}}\n"
+                   "---\n"
+                   "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                   "metadata: {name: ratings}\n"
+                   "spec: {selector: {matchLabels: {app: ratings}}, mtls: {mode: PERMISSIVE}}\n";
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_str("a.yaml", yaml, &e);
+    if (c == NULL)
+        dump(&e);
+    ASSERT(c != NULL);
+    ASSERT(has_warning(&e, "a.yaml:12:8: spec.selector: AuthorizationPolicy \"deny-all\" does not "
+                           "apply to this workload: selector app=reviews does not match its "
+                           "labels {app: ratings} (the Proxy's spec.workload.labels)"));
+    ASSERT(has_warning(&e, "a.yaml:27:8: spec.selector: PeerAuthentication \"reviews-strict\" "
+                           "does not apply to this workload: selector app=reviews,version=v1 does "
+                           "not match its labels {app: ratings} (the Proxy's "
+                           "spec.workload.labels)"));
+    /* ratings-deny and ratings select it; other-ns is for another namespace's workloads. */
+    ASSERT_EQ(count_warnings(&e, "does not apply to this workload"), 2);
+    ASSERT(c->authz != NULL && c->authz->n_deny == 1);
+    pt_config_unref(c);
     pt_config_errors_dispose(&e);
 }
