@@ -558,8 +558,8 @@ typedef struct pt_config_errors {
     size_t n_warnings, cap_warnings;
     /* The one mode switch of a load. false (`petrel run`, reloads, `petrel validate`): a
      * security policy Petrel cannot enforce yet (RequestAuthentication, an AuthorizationPolicy
-     * with CUSTOM or JWT conditions) and a certificate file that is not there are errors, so a
-     * config that validates also starts. true (`petrel validate --lenient`): they are warnings,
+     * with CUSTOM or JWT conditions), a certificate file that is not there and an access log
+     * that cannot be written are errors, so a config that validates also starts. true (`petrel validate --lenient`): they are warnings,
      * for checking Istio configs away from the files and policies they will run with. */
     bool is_lenient;
 } pt_config_errors_t;

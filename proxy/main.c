@@ -34,8 +34,9 @@ static const char usage[] =
     "            (a directory's *.yaml and *.yml files, in name order)\n"
     "  validate  check configuration files; exit 0 when valid, 1 with one line per error\n"
     "            (file:line:col: field.path: message); it refuses what run refuses.\n"
-    "            --lenient: security policies Petrel cannot enforce yet and certificate\n"
-    "            files missing here are warnings (for Istio configs checked elsewhere)\n";
+    "            --lenient: security policies Petrel cannot enforce yet, certificate\n"
+    "            files missing here and an access log that cannot be written here are\n"
+    "            warnings (for Istio configs checked elsewhere)\n";
 
 typedef struct server {
     uv_loop_t *loop;

@@ -3,6 +3,9 @@
  * (reading, joining, certificates) without cascades from the resources that have errors; port
  * conflicts between Gateway servers and the Proxy's own listeners; the warnings for
  * configuration that loads and does nothing here. */
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "../test.h"
 #include "load_helpers.h"
 #include "proxy/authz.h"
@@ -311,4 +314,39 @@ TEST(warns_of_policies_whose_selector_misses_this_workload)
     ASSERT(c->authz != NULL && c->authz->n_deny == 1);
     pt_config_unref(c);
     pt_config_errors_dispose(&e);
+}
+
+/* `petrel run` opens the access log before any listener: validate checks it can (nothing is
+ * created), an error unless lenient. */
+TEST(access_log_that_cannot_be_written)
+{
+    static const char bad[] = PROXY_HEAD "spec: {adminPort: 0, accessLog: /nonexistent/d/a.log}\n";
+    pt_config_errors_t e = {0};
+    ASSERT(load_str("p.yaml", bad, &e) == NULL);
+    ASSERT(has_error(&e, "p.yaml:4:22: spec.accessLog: cannot write /nonexistent/d/a.log: No "
+                         "such file or directory"));
+    ASSERT_EQ(e.n, 1);
+    pt_config_errors_dispose(&e);
+
+    e.is_lenient = true;
+    pt_config_t *c = load_str("p.yaml", bad, &e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(count_warnings(&e, "cannot write /nonexistent/d/a.log here"), 1);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+
+    char dir[] = "/tmp/petrel-access-log.XXXXXX";
+    ASSERT(mkdtemp(dir) != NULL);
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), PROXY_HEAD "spec: {adminPort: 0, accessLog: %s/a.log}\n", dir);
+    e.is_lenient = false;
+    c = load_str("p.yaml", yaml, &e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(e.n_warnings, 0);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+    char file[600];
+    snprintf(file, sizeof(file), "%s/a.log", dir);
+    ASSERT(access(file, F_OK) != 0); /* not created */
+    rmdir(dir);
 }
