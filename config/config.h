@@ -559,8 +559,9 @@ typedef struct pt_config_errors {
     /* The one mode switch of a load. false (`petrel run`, reloads, `petrel validate`): a
      * security policy Petrel cannot enforce yet (RequestAuthentication, an AuthorizationPolicy
      * with CUSTOM or JWT conditions), a certificate file that is not there and an access log
-     * that cannot be written are errors, so a config that validates also starts. true (`petrel validate --lenient`): they are warnings,
-     * for checking Istio configs away from the files and policies they will run with. */
+     * that cannot be written are errors, so a config that validates also starts. true
+     * (`petrel validate --lenient`): they are warnings, for checking Istio configs away from
+     * the files and policies they will run with. */
     bool is_lenient;
 } pt_config_errors_t;
 
