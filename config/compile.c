@@ -491,6 +491,35 @@ static pt_cluster_t port_per_table_cluster;
 
 static const pt_res_subset_t *find_subset(const pt_res_dr_t *dr, const char *name);
 
+/* A destination this proxy routes to whose host (or host and port) no ServiceEntry declares
+ * gets a cluster without endpoints: every request routed there is answered 503, so it is
+ * shown. A ServiceEntry with resolution NONE sends to the original destination, any port. */
+static void check_declared(compiler_t *cp, const pt_res_dest_t *d)
+{
+    const pt_res_se_t *se = find_service_entry(cp, d->host);
+    char path[600];
+    if (se == NULL) {
+        if (pt__cfg_may_be_unchecked(cp->cx, "ServiceEntry", NULL, NULL))
+            return;
+        snprintf(path, sizeof(path), "%s.destination.host", d->path);
+        pt__cfg_warn_at(cp->cx, d->node, path,
+                        "no ServiceEntry declares host \"%s\" (Kubernetes Services are not read "
+                        "by Petrel yet): requests routed to it get 503",
+                        d->host);
+        return;
+    }
+    for (size_t i = 0; i < se->n_ports; i++)
+        if (se->ports[i].number == d->port)
+            return;
+    if (se->resolution == PT_RES_NONE)
+        return;
+    snprintf(path, sizeof(path), "%s.destination.port.number", d->path);
+    pt__cfg_warn_at(cp->cx, d->node, path,
+                    "ServiceEntry %s/%s does not declare port %u for host \"%s\": requests "
+                    "routed to it get 503",
+                    se->meta.ns, se->meta.name, (unsigned)d->port, d->host);
+}
+
 /* The cluster of one destination, or NULL (error reported, or already reported earlier). */
 static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
 {
@@ -501,7 +530,8 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
         /* Kubernetes short names and ports come from the cluster's Services, which Petrel
          * does not see: only a subset that a DestinationRule here should define is checked. */
         const pt_res_dr_t *dr = find_destination_rule(cp, d->host);
-        if (d->subset != NULL && find_subset(dr, d->subset) == NULL) {
+        if (d->subset != NULL && find_subset(dr, d->subset) == NULL &&
+            !pt__cfg_may_be_unchecked(cp->cx, "DestinationRule", NULL, NULL)) {
             char path[600];
             snprintf(path, sizeof(path), "%s.destination.subset", d->path);
             pt__cfg_warn_at(cp->cx, d->subset_node ? d->subset_node : d->node, path,
@@ -519,11 +549,13 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
             /* Istio takes the port from the Kubernetes Service, which Petrel does not read:
              * the destination gets a cluster without endpoints (503 UH), as an unknown host
              * does. */
-            pt__cfg_warn_at(cp->cx, d->node, path,
-                            "no ServiceEntry declares host \"%s\", so its port cannot be "
-                            "inferred (Kubernetes Services are not read by Petrel yet): requests "
-                            "to it get 503",
-                            d->host);
+            if (!pt__cfg_may_be_unchecked(cp->cx, "ServiceEntry", NULL, NULL))
+                pt__cfg_warn_at(
+                    cp->cx, d->node, path,
+                    "no ServiceEntry declares host \"%s\", so its port cannot be "
+                    "inferred (Kubernetes Services are not read by Petrel yet): requests "
+                    "to it get 503",
+                    d->host);
             return get_cluster(cp, d->host, 0, NULL, NULL);
         }
         if (se->n_ports > 1 && cp->port_per_table &&
@@ -537,10 +569,14 @@ static pt_cluster_t *resolve_dest(compiler_t *cp, const pt_res_dest_t *d)
         }
         port = se->ports[0].number;
     }
+    if (d->port != 0)
+        check_declared(cp, d);
     const pt_res_dr_t *dr = find_destination_rule(cp, d->host);
     const pt_res_subset_t *sub = NULL;
     if (d->subset != NULL) {
         sub = find_subset(dr, d->subset);
+        if (sub == NULL && pt__cfg_may_be_unchecked(cp->cx, "DestinationRule", NULL, NULL))
+            return NULL;
         if (sub == NULL) {
             char path[600];
             snprintf(path, sizeof(path), "%s.destination.subset", d->path);
@@ -661,11 +697,12 @@ static const pt_res_vs_t *delegate_of(compiler_t *cp, const pt_res_http_route_t 
         return d != NULL && d->is_delegate ? d : NULL;
     char path[600];
     snprintf(path, sizeof(path), "%s.delegate", hr->path);
-    if (d == NULL)
+    if (d == NULL &&
+        !pt__cfg_may_be_unchecked(cp->cx, "VirtualService", hr->delegate_ns, hr->delegate_name))
         pt__cfg_warn_at(cp->cx, hr->delegate_node, path,
                         "no VirtualService %s/%s in the config: this route is left out",
                         hr->delegate_ns, hr->delegate_name);
-    else
+    else if (d != NULL)
         pt__cfg_error_at(cp->cx, hr->delegate_node, path,
                          "VirtualService %s/%s has hosts: only one without hosts can be "
                          "delegated to",
@@ -1420,6 +1457,134 @@ static void select_sources(pt_res_set_t *set, const pt_workload_t *w)
         }
 }
 
+/* The Proxy's own listeners (admin, Prometheus, health, the sidecar's capture ports) and the
+ * Gateway servers all listen on bindAddress (capture on every address): two of them on one
+ * port would fail at start with "address already in use", so the config is refused here,
+ * where `petrel validate` sees it. An error names both places. */
+static void check_port_conflicts(pt_cfg_cx_t *cx, const pt_res_set_t *set,
+                                 const pt_proxy_settings_t *ps)
+{
+    const struct {
+        const char *path;
+        uint16_t port;
+    } own[] = {
+        {"spec.adminPort", ps->admin_port},
+        {"spec.prometheusPort", ps->prometheus_port},
+        {"spec.healthPort", ps->health_port},
+        {"spec.sidecar.outboundPort", ps->sidecar.enabled ? ps->sidecar.outbound_port : 0},
+        {"spec.sidecar.inboundPort", ps->sidecar.enabled ? ps->sidecar.inbound_port : 0},
+    };
+    enum { N_OWN = sizeof(own) / sizeof(own[0]), FIRST_CAPTURE = 3 };
+    const pt_cfg_node_t *doc = set->n_proxies > 0 ? set->proxies[0]->meta.doc : NULL;
+    char where[N_OWN][320];
+    for (size_t i = 0; i < N_OWN; i++) {
+        const pt_cfg_node_t *n = pt__cfg_node_at(doc, own[i].path);
+        if (n != NULL)
+            snprintf(where[i], sizeof(where[i]), "%s:%d:%d", n->file, pt__cfg_node_line(n),
+                     pt__cfg_node_col(n));
+        else
+            snprintf(where[i], sizeof(where[i]), "its default");
+    }
+    /* outboundPort and inboundPort are compared where the Proxy is read. */
+    for (size_t i = 1; i < N_OWN; i++)
+        for (size_t j = 0; j < i; j++)
+            if (own[i].port != 0 && own[i].port == own[j].port && j < FIRST_CAPTURE) {
+                const pt_cfg_node_t *n = pt__cfg_node_at(doc, own[i].path);
+                pt__cfg_error_at(cx, n ? n : doc,
+                                 pt__cfg_meta_path(cx, &set->proxies[0]->meta, own[i].path),
+                                 "port %u is also the Proxy's %s (%s): two listeners cannot "
+                                 "share a port",
+                                 (unsigned)own[i].port, own[j].path, where[j]);
+            }
+    for (size_t g = 0; g < set->n_gateways; g++)
+        for (size_t s = 0; s < set->gateways[g]->n_servers; s++) {
+            const pt_res_server_t *srv = &set->gateways[g]->servers[s];
+            for (size_t i = 0; i < N_OWN && srv->port != 0; i++)
+                if (srv->port == own[i].port) {
+                    const pt_cfg_node_t *n = pt__cfg_node_at(srv->port_node, "number");
+                    char path[600];
+                    snprintf(path, sizeof(path), "%s.number", srv->port_path);
+                    pt__cfg_error_at(cx, n, path,
+                                     "port %u is also the Proxy's %s (%s): two listeners cannot "
+                                     "share a port",
+                                     (unsigned)srv->port, own[i].path, where[i]);
+                }
+        }
+}
+
+/* A VirtualService binds to a Gateway's servers only where its hosts and theirs meet (see
+ * bound_hosts): one whose hosts meet none of its Gateways' hosts routes nothing. */
+static void check_meets_gateways(compiler_t *cp, const pt_res_vs_t *vs)
+{
+    char served[512] = "";
+    size_t n = 0;
+    for (size_t r = 0; r < vs->n_gateways; r++) {
+        const pt_res_gateway_t *g = find_gateway(cp, vs->gateways[r].ns, vs->gateways[r].name);
+        for (size_t s = 0; g != NULL && s < g->n_servers; s++)
+            for (size_t sh = 0; sh < g->servers[s].n_hosts; sh++) {
+                for (size_t h = 0; h < vs->n_hosts; h++)
+                    if (host_intersection(vs->hosts[h], g->servers[s].hosts[sh]) != NULL)
+                        return;
+                if (n < sizeof(served))
+                    n += (size_t)snprintf(served + n, sizeof(served) - n, "%s%s", n ? ", " : "",
+                                          g->servers[s].hosts[sh]);
+            }
+    }
+    const pt_cfg_node_t *at = pt__cfg_node_at(vs->meta.doc, "spec.hosts");
+    pt__cfg_warn_at(cp->cx, at ? at : vs->meta.doc,
+                    pt__cfg_meta_path(cp->cx, &vs->meta, "spec.hosts"),
+                    "no host of VirtualService %s/%s is a host of its Gateways (they serve %s): "
+                    "it routes nothing",
+                    vs->meta.ns, vs->meta.name, served);
+}
+
+static bool dests_covered(const char *pattern, const pt_res_dest_t *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (d[i].host != NULL && host_intersection(pattern, d[i].host) != NULL)
+            return true;
+    return false;
+}
+
+/* A DestinationRule applies to the traffic sent to its host: one whose host is no
+ * ServiceEntry's and no route's destination (of any VirtualService, bound here or not)
+ * applies to nothing. A Kubernetes service name is left alone: Petrel does not read the
+ * cluster's Services, and a rule for one is often loaded ahead of the routes to it. */
+static void check_destination_rules_apply(compiler_t *cp)
+{
+    const pt_res_set_t *set = cp->set;
+    if (pt__cfg_may_be_unchecked(cp->cx, "ServiceEntry", NULL, NULL) ||
+        pt__cfg_may_be_unchecked(cp->cx, "VirtualService", NULL, NULL))
+        return;
+    for (size_t i = 0; i < set->n_drs; i++) {
+        const pt_res_dr_t *dr = set->drs[i];
+        size_t len = dr->host != NULL ? strlen(dr->host) : 0, sl = strlen(PT_HOST_DOMAIN_SUFFIX);
+        bool used = dr->host == NULL || /* invalid: reported where it was read */
+                    (len > sl && strcmp(dr->host + len - sl, PT_HOST_DOMAIN_SUFFIX) == 0);
+        for (size_t s = 0; s < set->n_ses && !used; s++)
+            for (size_t h = 0; h < set->ses[s]->n_hosts && !used; h++)
+                used = host_intersection(dr->host, set->ses[s]->hosts[h]) != NULL;
+        for (size_t v = 0; v < set->n_vss && !used; v++) {
+            const pt_res_vs_t *vs = set->vss[v];
+            for (size_t r = 0; r < vs->n_http && !used; r++)
+                used = dests_covered(dr->host, vs->http[r].dests, vs->http[r].n_dests) ||
+                       dests_covered(dr->host, vs->http[r].mirror_dests, vs->http[r].n_mirrors);
+            for (size_t r = 0; r < vs->n_tcp && !used; r++)
+                used = dests_covered(dr->host, vs->tcp[r].dests, vs->tcp[r].n_dests);
+            for (size_t r = 0; r < vs->n_tls && !used; r++)
+                used = dests_covered(dr->host, vs->tls[r].dests, vs->tls[r].n_dests);
+        }
+        if (used)
+            continue;
+        const pt_cfg_node_t *at = pt__cfg_node_at(dr->meta.doc, "spec.host");
+        pt__cfg_warn_at(cp->cx, at ? at : dr->meta.doc,
+                        pt__cfg_meta_path(cp->cx, &dr->meta, "spec.host"),
+                        "DestinationRule %s/%s applies to nothing: no ServiceEntry declares host "
+                        "\"%s\" and no route sends to it",
+                        dr->meta.ns, dr->meta.name, dr->host);
+    }
+}
+
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
 {
     compiler_t cp = {.cx = cx, .set = set, .c = c};
@@ -1539,12 +1704,14 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             const pt_res_gateway_ref_t *ref = &vs->gateways[r];
             if (find_gateway(&cp, ref->ns, ref->name) != NULL)
                 found++;
-            else
+            else if (!pt__cfg_may_be_unchecked(cx, "Gateway", ref->ns, ref->name))
                 pt__cfg_warn_at(cx, ref->node, ref->path,
                                 "no Gateway %s/%s in the config: this VirtualService does not "
                                 "bind to it",
                                 ref->ns, ref->name);
         }
+        if (found > 0 && !vs->is_delegate)
+            check_meets_gateways(&cp, vs);
         if (vs->binds_mesh && !sidecar)
             pt__cfg_warn_at(cx, vs->mesh_node, vs->mesh_path,
                             "mesh routing needs a Proxy with spec.sidecar: this VirtualService "
@@ -1628,14 +1795,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         compile_mesh(&cp, c);
         const pt_sidecar_settings_t *sc = &c->proxy.sidecar;
         const uint16_t cports[2] = {sc->outbound_port, sc->inbound_port};
-        size_t n_gateway_ports = n_lb;
         for (int i = 0; i < 2; i++) {
-            for (size_t k = 0; k < n_gateway_ports; k++)
-                if (lb[k].l->port == cports[i])
-                    pt__cfg_error_at(cx, set->proxies[0]->meta.doc,
-                                     pt__cfg_meta_path(cx, &set->proxies[0]->meta, "spec.sidecar"),
-                                     "port %u is also a Gateway server port (%s)",
-                                     (unsigned)cports[i], lb[k].l->name);
             listener_build_t *b = &lb[n_lb++];
             b->l = pt_arena_calloc(cx->out, sizeof(*b->l));
             b->l->port = cports[i];
@@ -1643,6 +1803,9 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             b->l->name = i == 0 ? "virtualOutbound" : "virtualInbound";
         }
     }
+
+    check_port_conflicts(cx, set, &c->proxy);
+    check_destination_rules_apply(&cp);
 
     /* Publish into the snapshot arena. */
     c->n_listeners = n_lb;

@@ -27,6 +27,58 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The resource that the document just read added to set (compared with before) has errors:
+ * it is taken out, so that compile and the TLS checks see only resources that read cleanly,
+ * and noted in cx->unchecked. Every resource type starts with its pt_res_meta_t. */
+static void set_aside(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_set_t *before, size_t *cap)
+{
+#define SET_ASIDE(arr, n)                                                                          \
+    for (size_t j = before->n; j < set->n; j++) {                                                  \
+        cx->unchecked =                                                                            \
+            pt_arena_grow(cx->tmp, cx->unchecked, cx->n_unchecked, cap, sizeof(*cx->unchecked));   \
+        cx->unchecked[cx->n_unchecked++] = (const pt_res_meta_t *)(const void *)set->arr[j];       \
+    }                                                                                              \
+    set->n = before->n
+    SET_ASIDE(proxies, n_proxies);
+    SET_ASIDE(gateways, n_gateways);
+    SET_ASIDE(vss, n_vss);
+    SET_ASIDE(ses, n_ses);
+    SET_ASIDE(drs, n_drs);
+    SET_ASIDE(wes, n_wes);
+    SET_ASIDE(authzs, n_authzs);
+    SET_ASIDE(peer_authns, n_peer_authns);
+#undef SET_ASIDE
+}
+
+bool pt__cfg_may_be_unchecked(const pt_cfg_cx_t *cx, const char *kind, const char *ns,
+                              const char *name)
+{
+    if (cx->is_incomplete)
+        return true;
+    for (size_t i = 0; i < cx->n_unchecked; i++) {
+        const pt_res_meta_t *m = cx->unchecked[i];
+        if (strcmp(m->kind, kind) == 0 &&
+            (name == NULL || (strcmp(m->ns, ns) == 0 && strcmp(m->name, name) == 0)))
+            return true;
+    }
+    return false;
+}
+
+const pt_cfg_node_t *pt__cfg_node_at(const pt_cfg_node_t *n, const char *dotted)
+{
+    while (n != NULL && *dotted != '\0') {
+        size_t len = strcspn(dotted, ".");
+        const pt_cfg_node_t *next = NULL;
+        for (size_t i = 0; n->type == PT_CFG_MAP && i < n->n_pairs && next == NULL; i++)
+            if (strlen(n->pairs[i].key->str) == len &&
+                strncmp(n->pairs[i].key->str, dotted, len) == 0)
+                next = n->pairs[i].value;
+        n = next;
+        dotted += len + (dotted[len] == '.');
+    }
+    return n;
+}
+
 pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_sources,
                                     pt_config_errors_t *errors)
 {
@@ -42,24 +94,35 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
     pt_cfg_cx_t cx = {
         .tmp = &tmp, .out = &c->arena, .errors = errors, .n_errors_at_start = errors->n};
     pt_cfg_docs_t docs = {0};
-    bool syntax_ok = true;
     double t0 = now_ms();
     for (size_t i = 0; i < n_sources; i++)
         if (pt__cfg_parse_yaml(&tmp, sources[i].file, sources[i].data, sources[i].len, &docs,
                                errors) != 0)
-            syntax_ok = false;
+            cx.is_incomplete = true;
 
     double t1 = now_ms();
     pt__cfg_expand_lists(&cx, &docs);
     pt_res_set_t set = {0};
-    for (size_t i = 0; i < docs.n; i++)
+    size_t cap_unchecked = 0;
+    for (size_t i = 0; i < docs.n; i++) {
+        size_t n_errors = errors->n;
+        pt_res_set_t before = set;
         pt__cfg_resources_add(&cx, &set, &docs.v[i]);
-    /* Without every file, references across resources cannot be checked fairly (a Gateway in
-     * the broken file would be reported missing): report the syntax errors and stop there. */
-    if (syntax_ok)
+        if (errors->n > n_errors)
+            set_aside(&cx, &set, &before, &cap_unchecked);
+    }
+    /* Every error in one run: the resources that read cleanly are joined and their
+     * certificates read even when others have errors. The Proxy's settings shape all of that
+     * (ports, sidecar, workload, credentialsDirectory), so those checks wait while the Proxy
+     * has errors, or may be in a file that could not be parsed. */
+    bool proxy_has_errors = false;
+    for (size_t i = 0; i < cx.n_unchecked; i++)
+        proxy_has_errors |= strcmp(cx.unchecked[i]->kind, "Proxy") == 0;
+    bool proxy_known = !proxy_has_errors && (set.n_proxies > 0 || !cx.is_incomplete);
+    if (proxy_known) {
         pt__cfg_compile(&cx, &set, c);
-    if (syntax_ok && errors->n == cx.n_errors_at_start)
         pt__cfg_build_tls(&cx, &set, c);
+    }
     if (errors->n == cx.n_errors_at_start) {
         pt__cfg_index_vhosts(c);
         c->resources_json = pt__cfg_dump_json(&c->arena, &docs, &c->resources_json_len);

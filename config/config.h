@@ -556,12 +556,13 @@ typedef struct pt_config_errors {
      * but does not enforce yet. They never make a load fail. */
     char **warnings;
     size_t n_warnings, cap_warnings;
-    /* The one mode switch of a load. false (`petrel validate`): a security policy Petrel
-     * cannot enforce yet (RequestAuthentication, an AuthorizationPolicy with CUSTOM or JWT
-     * conditions, a STRICT
-     * PeerAuthentication) is a warning. true (`petrel run`, reloads): it is an error, so the
-     * proxy refuses the config rather than serve traffic the policy meant to block. */
-    bool refuse_unenforced_security;
+    /* The one mode switch of a load. false (`petrel run`, reloads, `petrel validate`): a
+     * security policy Petrel cannot enforce yet (RequestAuthentication, an AuthorizationPolicy
+     * with CUSTOM or JWT conditions), a certificate file that is not there and an access log
+     * that cannot be written are errors, so a config that validates also starts. true
+     * (`petrel validate --lenient`): they are warnings, for checking Istio configs away from
+     * the files and policies they will run with. */
+    bool is_lenient;
 } pt_config_errors_t;
 
 void pt_config_errors_add(pt_config_errors_t *e, const char *file, int line, int col,
@@ -571,7 +572,7 @@ void pt_config_errors_add(pt_config_errors_t *e, const char *file, int line, int
 void pt_config_warnings_add(pt_config_errors_t *e, const char *file, int line, int col,
                             const char *path, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
-/* Frees errors and warnings (refuse_unenforced_security is kept). */
+/* Frees errors and warnings (is_lenient is kept). */
 void pt_config_errors_dispose(pt_config_errors_t *e);
 
 /* Reads every path (a YAML file, or a directory whose *.yaml / *.yml files are read in name

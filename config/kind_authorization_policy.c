@@ -5,8 +5,8 @@
  *
  * What Petrel cannot enforce is never dropped silently: CUSTOM (external authorizers), JWT
  * conditions (requestPrincipals, request.auth.*: Petrel has no RequestAuthentication) and
- * Envoy metadata keys make `petrel run` refuse the config, as for any security policy it
- * cannot honour; `petrel validate` warns that run will. */
+ * Envoy metadata keys make `petrel run` and `petrel validate` refuse the config, as for any
+ * security policy it cannot honour; `petrel validate --lenient` warns that run will. */
 #include <stdio.h>
 #include <string.h>
 
@@ -107,22 +107,22 @@ typedef struct pt_res_authz {
     bool has_target_refs; /* targetRef(s) given: the selector does not apply */
 } pt_res_authz_t;
 
-/* A part of a policy that Petrel cannot enforce: an error for `petrel run`, a warning for
- * `petrel validate`, never silently dropped. */
+/* A part of a policy that Petrel cannot enforce: an error (`petrel run` and `petrel validate`
+ * refuse the config), a warning for `petrel validate --lenient`, never silently dropped. */
 static void unenforceable(pt_cfg_cx_t *cx, pt_res_authz_t *a, const pt_cfg_node_t *n,
                           const pt_cfg_path_t *path, const char *what)
 {
     a->enforceable = false;
-    if (cx->errors->refuse_unenforced_security)
-        pt__cfg_error(cx, n, path,
-                      "%s cannot be enforced by Petrel: refusing to run AuthorizationPolicy "
-                      "%s/%s open",
-                      what, a->meta.ns, a->meta.name);
-    else
+    if (cx->errors->is_lenient)
         pt__cfg_warn(cx, n, path,
                      "%s cannot be enforced by Petrel: `petrel run` refuses this policy rather "
                      "than run open",
                      what);
+    else
+        pt__cfg_error(cx, n, path,
+                      "%s cannot be enforced by Petrel: refusing to run AuthorizationPolicy "
+                      "%s/%s open",
+                      what, a->meta.ns, a->meta.name);
 }
 
 /* Istio's string matcher: "*" any non-empty value, "*abc" suffix, "abc*" prefix, else exact. */
@@ -807,7 +807,7 @@ void pt__cfg_read_authorization_policy(pt_cfg_cx_t *cx, pt_res_set_t *set,
 }
 
 /* Every selector label is among the workload's. */
-static bool labels_select(const char *const *sel, size_t n_sel, const pt_workload_t *w)
+bool pt__cfg_labels_select(const char *const *sel, size_t n_sel, const pt_workload_t *w)
 {
     for (size_t i = 0; i < n_sel; i++) {
         bool found = false;
@@ -820,19 +820,44 @@ static bool labels_select(const char *const *sel, size_t n_sel, const pt_workloa
     return true;
 }
 
+void pt__cfg_warn_not_selected(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const char *const *sel,
+                               size_t n_sel, const pt_workload_t *w)
+{
+    char want[512] = "", have[512] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < n_sel && n < sizeof(want); i++)
+        n += (size_t)snprintf(want + n, sizeof(want) - n, "%s%s=%s", i ? "," : "", sel[2 * i],
+                              sel[2 * i + 1]);
+    n = (size_t)snprintf(have, sizeof(have), "{");
+    for (size_t i = 0; i < w->n_labels && n < sizeof(have); i++)
+        n += (size_t)snprintf(have + n, sizeof(have) - n, "%s%s: %s", i ? ", " : "",
+                              w->labels[2 * i], w->labels[2 * i + 1]);
+    if (n < sizeof(have))
+        snprintf(have + n, sizeof(have) - n, "}");
+    const pt_cfg_node_t *at = pt__cfg_node_at(meta->doc, "spec.selector");
+    pt__cfg_warn_at(cx, at ? at : meta->doc, pt__cfg_meta_path(cx, meta, "spec.selector"),
+                    "%s \"%s\" does not apply to this workload: selector %s does not match its "
+                    "labels %s (the Proxy's spec.workload.labels)",
+                    meta->kind, meta->name, want, have);
+}
+
 /* Istio's scope: a policy in the root namespace applies mesh-wide, another to workloads of
  * its namespace; then its selector (labels) or targetRefs (a Gateway: the gateway workload,
  * labelled gateway.networking.k8s.io/gateway-name) narrow it. */
+static bool in_scope(const pt_res_authz_t *a, const pt_workload_t *w, const char *root_ns)
+{
+    return strcmp(a->meta.ns, root_ns) == 0 || strcmp(a->meta.ns, w->ns) == 0;
+}
+
 static bool applies(const pt_res_authz_t *a, const pt_workload_t *w, const char *root_ns)
 {
-    bool mesh_wide = strcmp(a->meta.ns, root_ns) == 0;
-    if (!mesh_wide && strcmp(a->meta.ns, w->ns) != 0)
+    if (!in_scope(a, w, root_ns))
         return false;
     if (!a->has_target_refs)
-        return labels_select(a->labels, a->n_labels, w);
+        return pt__cfg_labels_select(a->labels, a->n_labels, w);
     for (size_t i = 0; i < a->n_gateways; i++) {
         const char *sel[2] = {"gateway.networking.k8s.io/gateway-name", a->gateways[i]};
-        if (strcmp(a->meta.ns, w->ns) == 0 && labels_select(sel, 1, w))
+        if (strcmp(a->meta.ns, w->ns) == 0 && pt__cfg_labels_select(sel, 1, w))
             return true;
     }
     return false;
@@ -857,6 +882,8 @@ void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
             }
         if (a->enforceable && applies(a, w, root_ns))
             n[a->policy.action]++;
+        else if (a->n_labels > 0 && !a->has_target_refs && in_scope(a, w, root_ns))
+            pt__cfg_warn_not_selected(cx, &a->meta, a->labels, a->n_labels, w);
     }
     if (n[0] + n[1] + n[2] == 0)
         return;

@@ -100,19 +100,6 @@ void pt__cfg_read_peer_authentication(pt_cfg_cx_t *cx, pt_res_set_t *set, const 
     }
 }
 
-static bool selects(const pt_res_peer_authn_t *pa, const pt_workload_t *w)
-{
-    for (size_t i = 0; i < pa->n_labels; i++) {
-        bool found = false;
-        for (size_t k = 0; k < w->n_labels && !found; k++)
-            found = strcmp(w->labels[2 * k], pa->labels[2 * i]) == 0 &&
-                    strcmp(w->labels[2 * k + 1], pa->labels[2 * i + 1]) == 0;
-        if (!found)
-            return false;
-    }
-    return true;
-}
-
 static pt_mtls_mode_t inherit(pt_mtls_mode_t m, pt_mtls_mode_t parent)
 {
     return m != PT_MTLS_UNSET ? m : parent;
@@ -131,8 +118,12 @@ void pt__cfg_resolve_peer_authentication(pt_cfg_cx_t *cx, const pt_res_set_t *se
             continue;
         if (!pa->has_selector && ns == NULL && strcmp(w->ns, root) != 0)
             ns = pa;
-        else if (pa->has_selector && workload == NULL && selects(pa, w))
+        else if (pa->has_selector && workload == NULL &&
+                 pt__cfg_labels_select(pa->labels, pa->n_labels, w))
             workload = pa;
+        else if (pa->has_selector && c->proxy.sidecar.enabled &&
+                 !pt__cfg_labels_select(pa->labels, pa->n_labels, w))
+            pt__cfg_warn_not_selected(cx, &pa->meta, pa->labels, pa->n_labels, w);
     }
     pt_mtls_mode_t mode = PT_MTLS_PERMISSIVE;
     if (mesh != NULL)

@@ -4,8 +4,12 @@
  * over Petrel's defaults, and spec.workload, who this proxy is for sourceLabels /
  * sourceNamespace matches. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kinds.h"
 
@@ -493,6 +497,26 @@ static void read_workload(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_
     }
 }
 
+/* `petrel run` opens the access log (appending, created if absent) before any listener and
+ * stops when it cannot: checked here too, so that `petrel validate` refuses it as well (a
+ * warning with --lenient, away from the machine it runs on). Nothing is created. */
+static void check_access_log(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                             const char *file)
+{
+    if (file[0] == '\0' || strcmp(file, "/dev/stdout") == 0 || strcmp(file, "/dev/stderr") == 0)
+        return;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", file);
+    bool exists = access(file, F_OK) == 0;
+    if (exists ? access(file, W_OK) == 0 : access(dirname(dir), W_OK | X_OK) == 0)
+        return;
+    const char *why = strerror(errno);
+    if (cx->errors->is_lenient)
+        pt__cfg_warn(cx, n, path, "cannot write %s here: %s (`petrel run` needs it)", file, why);
+    else
+        pt__cfg_error(cx, n, path, "cannot write %s: %s", file, why);
+}
+
 void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                         const pt_cfg_node_t *spec)
 {
@@ -553,8 +577,10 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     if (f[PX_ACCESS_LOG] != NULL) {
         FIELD_PATH(PX_ACCESS_LOG);
         const char *a;
-        if (pt__cfg_str(cx, f[PX_ACCESS_LOG], &fp_PX_ACCESS_LOG, &a))
+        if (pt__cfg_str(cx, f[PX_ACCESS_LOG], &fp_PX_ACCESS_LOG, &a)) {
             s->access_log = a;
+            check_access_log(cx, f[PX_ACCESS_LOG], &fp_PX_ACCESS_LOG, a);
+        }
     }
     if (f[PX_WORKLOAD] != NULL)
         read_workload(cx, f[PX_WORKLOAD], &sp, &s->workload);

@@ -3,7 +3,7 @@
  * Sidecar, WorkloadGroup,
  * EnvoyFilter, ProxyConfig, Telemetry, WasmPlugin): their spec's top-level fields are checked,
  * then the resource is dropped with a warning or, for a security policy that dropping would
- * leave open, refused by `petrel run`. */
+ * leave open, refused (an error unless the load is lenient). */
 #include <string.h>
 
 #include "kinds.h"
@@ -83,8 +83,8 @@ static const struct {
 
 /* A kind of Istio's API that Petrel does not enforce yet: its spec is checked against the
  * kind's top-level fields, then the resource is dropped with a warning. Security policies
- * (every RequestAuthentication) would leave the proxy open if dropped: `petrel run` refuses them
- * (an error when errors->refuse_unenforced_security), `petrel validate` warns that run will. */
+ * (every RequestAuthentication) would leave the proxy open if dropped: they are errors, so that
+ * `petrel run` and `petrel validate` refuse them; `petrel validate --lenient` warns instead. */
 void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const pt_cfg_node_t *kind,
                              const pt_cfg_node_t *spec)
 {
@@ -102,13 +102,13 @@ void pt__cfg_read_unenforced(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const p
     if (!security)
         pt__cfg_warn(cx, kind, &kp, "%s %s/%s is not enforced by Petrel yet: ignored", meta->kind,
                      meta->ns, meta->name);
-    else if (cx->errors->refuse_unenforced_security)
-        pt__cfg_error(cx, kind, &kp,
-                      "%s %s/%s cannot be enforced by Petrel yet: refusing to run open", meta->kind,
-                      meta->ns, meta->name);
-    else
+    else if (cx->errors->is_lenient)
         pt__cfg_warn(cx, kind, &kp,
                      "%s %s/%s is not enforced by Petrel yet: `petrel run` refuses this config "
                      "rather than run open",
                      meta->kind, meta->ns, meta->name);
+    else
+        pt__cfg_error(cx, kind, &kp,
+                      "%s %s/%s cannot be enforced by Petrel yet: refusing to run open", meta->kind,
+                      meta->ns, meta->name);
 }

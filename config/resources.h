@@ -291,9 +291,9 @@ void pt__cfg_expand_lists(pt_cfg_cx_t *cx, pt_cfg_docs_t *docs);
  * after the walk; in the load's temporary arena. */
 const char *pt__cfg_meta_path(pt_cfg_cx_t *cx, const pt_res_meta_t *m, const char *field);
 
-/* Checks one document and adds what it describes to set. Errors go to cx->errors; a resource
- * with errors is still added when its kind and name are known, so that compile can check the
- * references to it without reporting it missing. */
+/* Checks one document and adds what it describes to set (at most one resource, at the end of
+ * its kind's array). Errors go to cx->errors; the resource is added even then (config.c sets
+ * it aside). */
 void pt__cfg_resources_add(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_cfg_doc_t *doc);
 
 /* Builds each listener's host index (config.c), once compile has placed the vhosts. */
@@ -302,6 +302,17 @@ void pt__cfg_index_vhosts(pt_config_t *c);
 /* The documents as a JSON array of {"source", "line", "resource"} objects, copied into `into`
  * (config/dump.c). */
 const char *pt__cfg_dump_json(pt_arena_t *into, const pt_cfg_docs_t *docs, size_t *len);
+
+/* Whether a resource of kind (with namespace/name; NULL: any of that kind) may exist where
+ * compile cannot see it: left out of the set for its errors, or in a file that could not be
+ * parsed. A reference that finds nothing is then not reported: the error that hides the
+ * resource is, and the reference is checked once that is fixed. */
+bool pt__cfg_may_be_unchecked(const pt_cfg_cx_t *cx, const char *kind, const char *ns,
+                              const char *name);
+
+/* The value at a dotted path of map keys under n ("spec.sidecar.inboundPort"), or NULL (n
+ * NULL, or a key absent): where a check made after reading points its message. */
+const pt_cfg_node_t *pt__cfg_node_at(const pt_cfg_node_t *n, const char *dotted);
 
 /* Joins the resources into the snapshot c (listeners, vhosts, routes, clusters, proxy). */
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
@@ -316,6 +327,13 @@ bool pt__cfg_merge_match(pt_arena_t *a, const pt_http_match_t *root, const pt_ht
 bool pt__cfg_merge_delegate_route(pt_arena_t *a, const pt_http_route_t *root,
                                   const pt_http_route_t *leaf, pt_http_route_t *out);
 
+/* Whether the workload w carries every label of the selector sel (key, value pairs). */
+bool pt__cfg_labels_select(const char *const *sel, size_t n_sel, const pt_workload_t *w);
+/* The warning for a policy (AuthorizationPolicy, PeerAuthentication) in w's scope whose selector
+ * does not select w: it does nothing here, which a DENY must not do silently. */
+void pt__cfg_warn_not_selected(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const char *const *sel,
+                               size_t n_sel, const pt_workload_t *w);
+
 /* config/kind_authorization_policy.c: keeps the AuthorizationPolicies that apply to c's
  * workload as c->authz (once the Proxy settings are in c). */
 void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
@@ -324,7 +342,8 @@ void pt__cfg_compile_authz(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c);
 void pt__cfg_resolve_peer_authentication(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 
 /* config/tls_contexts.c: reads the certificate files the resources name and builds the
- * snapshot's TLS contexts (after compile, with no error so far). Errors name the field. */
+ * snapshot's TLS contexts (after compile, even when it found errors elsewhere). Errors name
+ * the field. */
 void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c);
 /* The client contexts of the clusters' DestinationRule tls and auto mTLS settings, one per
  * distinct set of files (called by pt__cfg_build_tls). */

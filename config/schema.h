@@ -63,6 +63,11 @@ typedef struct pt_cfg_cx {
     pt_arena_t *out;            /* the snapshot's arena: whatever the snapshot points to */
     pt_config_errors_t *errors; /* every problem found */
     size_t n_errors_at_start;
+    /* What compile cannot see (config/config.c): the resources left out for their errors,
+     * and whether a file could not be parsed at all. A reference to them is not reported. */
+    const struct pt_res_meta **unchecked;
+    size_t n_unchecked;
+    bool is_incomplete;
 } pt_cfg_cx_t;
 
 /* Adds "file:line:col: path: message" pointing at node n (its key when it has one). */

@@ -103,13 +103,13 @@ static SSL_CTX *build_server(pt_cfg_cx_t *cx, pt_config_t *c, const pt_res_serve
     add_file(cx, c, key, cap);
     if (verifies)
         add_file(cx, c, ca, cap);
-    /* `petrel validate` checks a config away from the gateway's files (Istio's own test data
-     * names /etc/certs/...): a missing file is a warning there, and an error for `petrel run`. */
+    /* `petrel validate --lenient` checks a config away from the gateway's files (Istio's own
+     * test data names /etc/certs/...): a missing file is a warning there, else an error. */
     const char *missing = access(crt, F_OK) != 0              ? crt
                           : access(key, F_OK) != 0            ? key
                           : verifies && access(ca, F_OK) != 0 ? ca
                                                               : NULL;
-    if (missing != NULL && !cx->errors->refuse_unenforced_security) {
+    if (missing != NULL && cx->errors->is_lenient) {
         pt__cfg_warn_at(cx, t->node, t->path, "%s: no such file here (`petrel run` needs it)",
                         missing);
         return NULL;

@@ -27,13 +27,16 @@
 
 static const char usage[] =
     "usage: petrel run -c FILE|DIR [-c FILE|DIR ...] [--log-level error|warning|info|debug]\n"
-    "       petrel validate FILE|DIR [FILE|DIR ...]\n"
+    "       petrel validate [--lenient] FILE|DIR [FILE|DIR ...]\n"
     "       petrel --version | --help\n"
     "\n"
     "  run       serve traffic with the configuration in the given YAML files or directories\n"
     "            (a directory's *.yaml and *.yml files, in name order)\n"
     "  validate  check configuration files; exit 0 when valid, 1 with one line per error\n"
-    "            (file:line:col: field.path: message)\n";
+    "            (file:line:col: field.path: message); it refuses what run refuses.\n"
+    "            --lenient: security policies Petrel cannot enforce yet, certificate\n"
+    "            files missing here and an access log that cannot be written here are\n"
+    "            warnings (for Istio configs checked elsewhere)\n";
 
 typedef struct server {
     uv_loop_t *loop;
@@ -86,12 +89,13 @@ static pt_config_t *read_and_compile(char **paths, size_t n, pt_xds_files_t *fil
     return errors->n == start ? compile_files(files, errors) : NULL;
 }
 
-/* for_run: `petrel run` refuses security policies it cannot enforce (validate only warns), and
- * logs warnings through the log; validate prints them on stderr, "warning: " first. The files
+/* for_run: `petrel run` logs warnings through the log; validate prints them on stderr,
+ * "warning: " first. is_lenient: `petrel validate --lenient` (pt_config_errors_t). The files
  * read go to *files (run keeps them for DNS recompiles); validate passes NULL. */
-static pt_config_t *load(char **paths, size_t n, bool for_run, pt_xds_files_t *files)
+static pt_config_t *load(char **paths, size_t n, bool for_run, bool is_lenient,
+                         pt_xds_files_t *files)
 {
-    pt_config_errors_t errors = {.refuse_unenforced_security = for_run};
+    pt_config_errors_t errors = {.is_lenient = is_lenient};
     pt_xds_files_t local = {0};
     pt_config_t *c = read_and_compile(paths, n, files != NULL ? files : &local, &errors);
     pt_xds_files_dispose(&local);
@@ -112,11 +116,16 @@ static pt_config_t *load(char **paths, size_t n, bool for_run, pt_xds_files_t *f
 
 static int cmd_validate(int argc, char **argv)
 {
+    bool is_lenient = argc > 0 && strcmp(argv[0], "--lenient") == 0;
+    if (is_lenient) {
+        argc--;
+        argv++;
+    }
     if (argc < 1) {
         fputs(usage, stderr);
         return 2;
     }
-    pt_config_t *c = load(argv, (size_t)argc, false, NULL);
+    pt_config_t *c = load(argv, (size_t)argc, false, is_lenient, NULL);
     if (c == NULL)
         return 1;
     printf("petrel: configuration valid: %zu listener%s, %zu cluster%s (parsed in %.1f ms, "
@@ -238,7 +247,7 @@ static void on_dns_change(void *arg)
     server_t *s = arg;
     if (s->is_draining)
         return;
-    pt_config_errors_t errors = {.refuse_unenforced_security = true};
+    pt_config_errors_t errors = {0};
     pt_config_t *c = compile_files(&s->sources, &errors);
     if (c == NULL) {
         /* The same documents compiled before: only an allocation failure gets here. */
@@ -255,7 +264,7 @@ static void reload(server_t *s, const char *why)
 {
     if (s->is_draining)
         return;
-    pt_config_errors_t errors = {.refuse_unenforced_security = true};
+    pt_config_errors_t errors = {0};
     pt_xds_files_t files = {0};
     pt_config_t *c = read_and_compile(s->paths, s->n_paths, &files, &errors);
     for (size_t i = 0; i < errors.n_warnings; i++)
@@ -373,7 +382,7 @@ static int cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     server_t s;
     memset(&s, 0, sizeof(s));
-    s.config = load(paths, n_paths, true, &s.sources);
+    s.config = load(paths, n_paths, true, false, &s.sources);
     s.paths = paths;
     s.n_paths = n_paths;
     if (s.config == NULL) {

@@ -305,6 +305,27 @@ def test_run_port_in_use_exits_1_naming_listener(tmp_path, admin_port):
     assert "address already in use" in r.stderr.lower(), r.stderr
 
 
+def test_gateway_port_on_the_admin_port_refused_by_validate_and_run(tmp_path):
+    """Found by `petrel validate`, and by `run` before it opens any listener (it used to fail
+    at start with "address already in use")."""
+    need_petrel()
+    port = free_port()
+    path = tmp_path / "c.yaml"
+    write(str(path), to_yaml([_proxy_yaml(port)] + direct_config(port)))
+    lines = path.read_text().splitlines()
+    admin = next(i for i, ln in enumerate(lines, 1) if ln.strip().startswith("adminPort:"))
+    number = next(i for i, ln in enumerate(lines, 1) if ln.strip() == "number: %d" % port)
+    want = ("%s:%d:%d: spec.servers[0].port.number: port %d is also the Proxy's spec.adminPort "
+            "(%s:%d:%d): two listeners cannot share a port"
+            % (path, number, lines[number - 1].index("number") + 1, port, path, admin,
+               lines[admin - 1].index("adminPort") + 1))
+    v = run_petrel(["validate", str(path)])
+    assert v.returncode == 1 and want in v.stderr.splitlines(), v.stderr
+    r = run_petrel(["run", "-c", str(path)], timeout=15)
+    assert r.returncode == 1 and want in r.stderr.splitlines(), r.stderr
+    assert "configuration refused" in r.stderr and "address already in use" not in r.stderr.lower()
+
+
 def test_run_without_admin_listener_drains_and_exits_0(tmp_path):
     """adminPort: 0 turns the admin listener off; SIGTERM must still drain and exit 0."""
     need_petrel()

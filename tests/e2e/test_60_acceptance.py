@@ -1,10 +1,13 @@
 """tests/e2e/test_60_acceptance.py -- the Istio configs users bring, accepted as Istio does.
 
-  - `petrel validate` on every YAML file under ../shared/acceptance/istio/ (Bookinfo, Istio's
-    docs tasks, Istio's own test data), one test per file: exit 0 for every Istio resource
-    file, with warnings for what Petrel parses but does not enforce yet. The authz-builder
-    `*-out*.yaml` files are not Istio resources (Istio's golden Envoy RBAC filter output):
-    `petrel validate` must refuse them with a clear error;
+  - `petrel validate --lenient` on every YAML file under ../shared/acceptance/istio/ (Bookinfo,
+    Istio's docs tasks, Istio's own test data), one test per file: exit 0 for every Istio
+    resource file, with warnings for what Petrel parses but does not enforce yet. The
+    authz-builder `*-out*.yaml` files are not Istio resources (Istio's golden Envoy RBAC filter
+    output): `petrel validate` must refuse them with a clear error;
+  - plain `petrel validate` on the same files refuses exactly the ones `petrel run` refuses (a
+    security policy Petrel cannot enforce yet, a certificate file that is not here), with the
+    same error lines as `run`;
   - `petrel run` refuses a config holding a security policy it cannot enforce yet
     (a CUSTOM AuthorizationPolicy), naming it at file:line:col, and so does a reload; a
     PeerAuthentication on a Proxy without a sidecar only warns and runs;
@@ -32,11 +35,26 @@ def is_envoy_rbac_golden(path):
     return "authz-builder" in path and "-out" in os.path.basename(path)
 
 
+# The corpus files `petrel run` refuses, and so plain `petrel validate`: JWT conditions in an
+# AuthorizationPolicy, and Istio's test certificates under /etc/certs.
+REFUSED = {
+    "authz-builder/allow-full-rule-in.yaml",
+    "testdata-config/gateway-all.yaml",
+}
+
+
+def _error_lines(stderr):
+    """The file:line:col error lines of a refused load (not warnings, not the summary)."""
+    return [ln for ln in stderr.splitlines()
+            if not ln.startswith("warning: ") and not ln.startswith("petrel: ")
+            and " warning " not in ln]
+
+
 @pytest.mark.skipif(not FILES, reason="../shared/acceptance/istio is not beside the repo")
 @pytest.mark.parametrize("path", FILES, ids=[os.path.relpath(f, ACCEPTANCE) for f in FILES])
 def test_validate_acceptance_file(path):
     need_petrel()
-    r = run_petrel(["validate", path])
+    r = run_petrel(["validate", "--lenient", path])
     if is_envoy_rbac_golden(path):
         # Envoy's RBAC filter config (name, typedConfig), not a Kubernetes resource.
         assert r.returncode == 1, r.stderr
@@ -47,6 +65,26 @@ def test_validate_acceptance_file(path):
     assert "configuration valid" in r.stdout
     for line in r.stderr.splitlines():
         assert line.startswith("warning: "), line
+
+
+@pytest.mark.skipif(not FILES, reason="../shared/acceptance/istio is not beside the repo")
+@pytest.mark.parametrize("path", [f for f in FILES if not is_envoy_rbac_golden(f)],
+                         ids=[os.path.relpath(f, ACCEPTANCE) for f in FILES
+                              if not is_envoy_rbac_golden(f)])
+def test_validate_refuses_what_run_refuses(path):
+    need_petrel()
+    v = run_petrel(["validate", path])
+    if os.path.relpath(path, ACCEPTANCE) not in REFUSED:
+        assert v.returncode == 0, v.stderr
+        return
+    assert v.returncode == 1, v.stdout + v.stderr
+    errors = _error_lines(v.stderr)
+    assert errors, v.stderr
+    # `run` refuses it before opening any listener, with the same lines.
+    r = _run_to_exit(path)
+    assert r.returncode == 1, r.stderr
+    assert "configuration refused" in r.stderr
+    assert _error_lines(r.stderr) == errors, r.stderr
 
 
 def _run_config(tmp_path, extra_docs, timeout=10):
@@ -88,10 +126,12 @@ def test_run_refuses_authorization_policy(tmp_path):
                                                "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]},
                        name="ext-authz", namespace="foo")
     path = _run_config(tmp_path, [ap])
-    # validate: a warning only.
-    v = run_petrel(["validate", str(path)])
+    # validate --lenient: a warning only; plain validate: the error run gives, below.
+    v = run_petrel(["validate", "--lenient", str(path)])
     assert v.returncode == 0, v.stderr
     assert "warning: " in v.stderr and "spec.action: action CUSTOM" in v.stderr
+    strict = run_petrel(["validate", str(path)])
+    assert strict.returncode == 1, strict.stderr
     r = _run_to_exit(path)
     assert r.returncode == 1, r.stderr
     lines = path.read_text().splitlines()
@@ -100,6 +140,7 @@ def test_run_refuses_authorization_policy(tmp_path):
            "by Petrel: refusing to run AuthorizationPolicy foo/ext-authz open" \
            % (path, at[0], at[1] + 1)
     assert want in r.stderr, r.stderr
+    assert want in strict.stderr, strict.stderr
     assert "configuration refused" in r.stderr
 
 

@@ -212,8 +212,10 @@ def test_builder_oracle(petrel, origin, case):
         r = run_petrel(["run", "-c", p.config_dir])
         assert r.returncode != 0
         assert "cannot be enforced by Petrel" in r.stderr and "request.auth" in r.stderr
-        v = run_petrel(["validate", os.path.join(BUILDER, case + "-in.yaml")])
+        v = run_petrel(["validate", "--lenient", os.path.join(BUILDER, case + "-in.yaml")])
         assert v.returncode == 0 and "petrel run` refuses" in v.stderr, v.stderr
+        v = run_petrel(["validate", os.path.join(BUILDER, case + "-in.yaml")])
+        assert v.returncode == 1 and "refusing to run" in v.stderr, v.stderr
         return
     p = petrel(docs, proxy_spec=WORKLOAD_FOO)
     reqs = derived_requests(rbacs)
@@ -492,7 +494,10 @@ def test_run_refuses_what_it_cannot_enforce(petrel, origin, spec, needle):
     p.write_config()
     r = run_petrel(["run", "-c", p.config_dir])
     assert r.returncode != 0 and needle in r.stderr and "refusing to run" in r.stderr, r.stderr
+    # validate refuses it as run does; --lenient only warns.
     v = run_petrel(["validate", p.config_dir])
+    assert v.returncode == 1 and needle in v.stderr and "refusing to run" in v.stderr, v.stderr
+    v = run_petrel(["validate", "--lenient", p.config_dir])
     assert v.returncode == 0 and needle in v.stderr, v.stderr
 
 
