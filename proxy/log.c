@@ -40,7 +40,8 @@ int pt_log_level_parse(const char *name, size_t len, pt_log_level_t *out)
 }
 
 /* Writes one line: the time, the level, the message and suffix (may be ""). */
-__attribute__((format(printf, 3, 0))) static void log_line(pt_log_level_t level, const char *suffix, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_line(pt_log_level_t level, const char *suffix,
+                                                           const char *fmt, va_list ap)
 {
     char line[2048];
     struct timeval tv;
@@ -78,7 +79,8 @@ bool pt_log_limit_pass(pt_log_limit_t *lim, uint64_t now_ms, uint64_t interval_m
 {
     uint64_t next = atomic_load_explicit(&lim->next_ms, memory_order_relaxed);
     /* Of threads racing past the same deadline, the one whose exchange succeeds logs. */
-    if (now_ms < next || !atomic_compare_exchange_strong(&lim->next_ms, &next, now_ms + interval_ms)) {
+    if (now_ms < next ||
+        !atomic_compare_exchange_strong(&lim->next_ms, &next, now_ms + interval_ms)) {
         atomic_fetch_add_explicit(&lim->suppressed, 1, memory_order_relaxed);
         return false;
     }
