@@ -316,7 +316,8 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
     s->admin.config_generation = c->generation;
     if (s->dns != NULL) {
         pt_dns_configure(s->dns, &c->proxy.dns);
-        pt_dns_track(s->dns, (const char *const *)c->dns_hosts, c->n_dns_hosts);
+        pt_dns_track(s->dns, (const char *const *)c->dns_hosts,
+                     (const char *const *)c->dns_host_services, c->n_dns_hosts);
     }
     if (s->watch.is_open)
         watch_files(s);
@@ -630,7 +631,8 @@ static int cmd_run(int argc, char **argv)
             rc = 1;
         } else {
             pt_config_set_dns_lookup(pt_dns_lookup, s.dns);
-            pt_dns_track(s.dns, (const char *const *)s.config->dns_hosts, s.config->n_dns_hosts);
+            pt_dns_track(s.dns, (const char *const *)s.config->dns_hosts,
+                         (const char *const *)s.config->dns_host_services, s.config->n_dns_hosts);
         }
     }
     if (rc == 0) {
