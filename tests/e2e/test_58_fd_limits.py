@@ -46,22 +46,46 @@ def test_soft_limit_raised_and_max_connections_checked(petrel, origin):
             in p.stderr()), p.stderr()
 
 
-def test_out_of_descriptors_pauses_accepting_and_recovers(petrel, origin):
+def start_limited(petrel, origin):
+    """A petrel with LIMIT descriptors; returns it and its HTTP port."""
     port = free_port()
     p = petrel(simple_config(http_port=port, upstream_port=origin.port), concurrency=2,
                command_prefix=["prlimit", "--nofile=%d:%d" % (LIMIT, LIMIT), "--"],
                proxy_spec={"maxConnections": 100})
+    return p, port
+
+
+def exhaust(p, port):
+    """More idle clients than descriptors: the kernel completes each handshake, Petrel takes
+    what fits and leaves the rest waiting (or closes them: refused). Returns the sockets."""
+    extra = []
+    for _ in range(LIMIT + 20):
+        extra.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    wait_until(lambda: stats(p)["downstream_cx_fd_exhausted"] >= 1, timeout=10,
+               what="an accept refused for lack of descriptors")
+    return extra
+
+
+def test_sigterm_while_out_of_descriptors_exits_promptly(petrel, origin):
+    p, port = start_limited(petrel, origin)
+    extra = exhaust(p, port)
+    try:
+        t0 = time.monotonic()
+        p.stop_and_check(timeout=10)
+        assert time.monotonic() - t0 < 5
+    finally:
+        for s in extra:
+            s.close()
+
+
+def test_out_of_descriptors_pauses_accepting_and_recovers(petrel, origin):
+    p, port = start_limited(petrel, origin)
     held = [connect(port) for _ in range(10)]
     extra = []
     try:
         for s in held:
             assert get(s) == (200, "origin")
-        # More idle clients than descriptors: the kernel completes each handshake, Petrel
-        # takes what fits and leaves the rest waiting (or closes them: refused).
-        for _ in range(LIMIT + 20):
-            extra.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        wait_until(lambda: stats(p)["downstream_cx_fd_exhausted"] >= 1, timeout=10,
-                   what="an accept refused for lack of descriptors")
+        extra = exhaust(p, port)
         # No spin: while the clients stay, Petrel's CPU stays low (2 s window).
         before, t0 = cpu_ticks(p.pid), time.monotonic()
         time.sleep(2)
