@@ -15,7 +15,6 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +68,10 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
 {
     pt_listener_t *l = p->data;
     pt_worker_t *w = l->worker;
+    if (status < 0) { /* an error on the socket itself: try again later rather than at once */
+        pause_accepting(w, -status);
+        return;
+    }
     /* A bounded batch per wake-up, so that one busy port does not hold the loop. */
     for (int i = 0; i < PT_ACCEPT_BATCH && !w->is_accept_paused; i++) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
