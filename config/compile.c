@@ -100,6 +100,8 @@ typedef struct compiler {
     bool mesh_only;
     const char **dns_hosts; /* names the clusters resolve, each once (snapshot arena) */
     size_t n_dns_hosts, cap_dns_hosts;
+    const char **dns_host_services; /* for each of dns_hosts, "ns/name" of its ServiceEntry */
+    size_t cap_dns_host_services;
     /* Compiling a VirtualService bound to the sidecar alone: a destination without a port,
      * on a service with several, takes the port of each route table (Istio's sidecar
      * routes), so its cluster is chosen per port in compile_mesh (see PORT_PER_TABLE). */
@@ -383,6 +385,11 @@ static size_t endpoint_addrs(compiler_t *cp, const pt_res_se_t *se, const pt_res
     if (!seen) {
         cp->dns_hosts = pt_arena_grow(cp->cx->out, cp->dns_hosts, cp->n_dns_hosts,
                                       &cp->cap_dns_hosts, sizeof(*cp->dns_hosts));
+        cp->dns_host_services =
+            pt_arena_grow(cp->cx->out, cp->dns_host_services, cp->n_dns_hosts,
+                          &cp->cap_dns_host_services, sizeof(*cp->dns_host_services));
+        cp->dns_host_services[cp->n_dns_hosts] =
+            pt_arena_printf(cp->cx->out, "%s/%s", se->meta.ns, se->meta.name);
         cp->dns_hosts[cp->n_dns_hosts++] = pt__cfg_out_str(cp->cx, e->address);
     }
     const struct sockaddr_storage *addrs = NULL;
@@ -1829,6 +1836,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     if (cp.n_clusters)
         memcpy(c->clusters, cp.clusters, cp.n_clusters * sizeof(*c->clusters));
     c->dns_hosts = cp.dns_hosts;
+    c->dns_host_services = cp.dns_host_services;
     c->n_dns_hosts = cp.n_dns_hosts;
     c->n_endpoint_slots = 0;
     for (size_t i = 0; i < cp.n_clusters; i++) {

@@ -532,8 +532,10 @@ typedef struct pt_config {
     size_t n_mesh_tcp;
     pt_cluster_t **clusters; /* every cluster, indexed by pt_cluster_t.index */
     size_t n_clusters;
-    size_t n_endpoint_slots; /* sum of the clusters' n_endpoints (see endpoint_base) */
-    const char **dns_hosts;  /* names the clusters' endpoints were resolved from (DNS) */
+    size_t n_endpoint_slots;        /* sum of the clusters' n_endpoints (see endpoint_base) */
+    const char **dns_hosts;         /* names the clusters' endpoints were resolved from (DNS) */
+    const char **dns_host_services; /* for each of dns_hosts, "ns/name" of the first
+                                       ServiceEntry naming it (for log lines) */
     size_t n_dns_hosts;
     /* TLS contexts built from the files the config names (config/tls_contexts.c), freed with
      * the snapshot; a connection's SSL keeps its context alive past that. */

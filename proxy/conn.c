@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "relay.h"
@@ -540,15 +541,18 @@ pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(v
                           c->worker->config->proxy.idle_timeout_ms);
 }
 
-void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)
+void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
 {
     pt_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        close(fd);
         return;
+    }
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles_open = 1;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         c->worker = w;
         atomic_fetch_add(&n_conns, 1);
         PT_STAT_INC(&w->stats, downstream_cx_active);

@@ -69,8 +69,9 @@ struct pt_conn {
     struct pt_tls_stream *tls; /* TLS terminated here (tls_stream.h); NULL: plaintext */
 };
 
-/* Accepts a connection from listener (libuv's connection callback calls this). */
-void pt_conn_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc);
+/* Serves fd, a connection just accepted on listener lc (worker.c's accept loop calls this; the
+ * descriptor is owned from then on, closed on every path). */
+void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc);
 
 /* Queues bytes downstream (see pt_write). Returns 0 or a libuv error. */
 int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,

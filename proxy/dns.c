@@ -15,6 +15,7 @@ struct dns_host {
     dns_host_t *next;
     pt_dns_t *dns;
     char *name;
+    char *service;                  /* "ns/name" of the ServiceEntry naming it, for log lines */
     struct sockaddr_storage *addrs; /* the last good answer (malloc'd), ports 0 */
     size_t n_addrs;
     bool has_answer;
@@ -218,6 +219,7 @@ static void free_host(dns_host_t *h)
 {
     free(h->addrs);
     free(h->name);
+    free(h->service);
     free(h);
 }
 
@@ -267,6 +269,10 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
         n = pt_dns_prefer_ipv4(v, n);
         uint32_t ttl = pt_dns_min_ttl(ai);
         PT_STAT_INC(d->stats, dns_answers);
+        if (status == ARES_ENOTFOUND && h->last_status != ARES_ENOTFOUND)
+            pt_log_warn("dns: %s (ServiceEntry %s): NXDOMAIN, the name does not exist; its "
+                        "endpoints are gone until it resolves",
+                        h->name, h->service);
         if (h->failures > 0)
             pt_log_info("dns: %s resolves again after %u failure%s", h->name, h->failures,
                         h->failures == 1 ? "" : "s");
@@ -295,7 +301,8 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
         PT_STAT_INC(d->stats, dns_failures);
         h->failures++;
         if (status != h->last_status)
-            pt_log_warn("dns: %s: %s; %s", h->name, ares_strerror(status),
+            pt_log_warn("dns: %s (ServiceEntry %s): %s; %s", h->name, h->service,
+                        ares_strerror(status),
                         h->has_answer ? "keeping the last answer" : "no answer yet");
         h->due_ms = now + pt_dns_retry_ms(h->failures, d->min_refresh_ms, d->max_refresh_ms);
     }
@@ -388,7 +395,7 @@ void pt_dns_configure(pt_dns_t *d, const pt_dns_settings_t *settings)
     d->max_refresh_ms = settings->max_refresh_ms;
 }
 
-void pt_dns_track(pt_dns_t *d, const char *const *names, size_t n)
+void pt_dns_track(pt_dns_t *d, const char *const *names, const char *const *services, size_t n)
 {
     for (dns_host_t *h = d->hosts; h != NULL; h = h->next)
         h->tracked = false;
@@ -408,6 +415,9 @@ void pt_dns_track(pt_dns_t *d, const char *const *names, size_t n)
             d->hosts = h;
         }
         h->tracked = true;
+        free(h->service);
+        if ((h->service = strdup(services[i])) == NULL)
+            abort();
     }
     /* Forget untracked names now, or when their query answers. */
     for (dns_host_t **pp = &d->hosts; *pp != NULL;) {

@@ -13,7 +13,8 @@
  * expires, clamped to [minRefresh, maxRefresh]. A failure (timeout, refused, server failure)
  * keeps the last good answer and retries after minRefresh, doubling per consecutive failure
  * up to min(maxRefresh, 10 x minRefresh). NXDOMAIN / no data is an answer with no addresses,
- * as Envoy: the name's endpoints go away. */
+ * as Envoy: the name's endpoints go away (NXDOMAIN is also a warning: a name that does not
+ * exist is most often a typo in the ServiceEntry). */
 #ifndef PT_DNS_H
 #define PT_DNS_H
 
@@ -37,9 +38,9 @@ pt_dns_t *pt_dns_start(uv_loop_t *loop, const pt_dns_settings_t *settings, pt_st
 /* Takes the refresh bounds and timeout of a new snapshot (servers need a restart). */
 void pt_dns_configure(pt_dns_t *d, const pt_dns_settings_t *settings);
 
-/* The names the snapshot in force resolves: new ones are queried at once, names no longer
- * listed are forgotten. */
-void pt_dns_track(pt_dns_t *d, const char *const *names, size_t n);
+/* The names the snapshot in force resolves (services[i]: the ServiceEntry that names names[i],
+ * for log lines): new ones are queried at once, names no longer listed are forgotten. */
+void pt_dns_track(pt_dns_t *d, const char *const *names, const char *const *services, size_t n);
 
 /* The last good answer for name (ports 0); 0 when there is none. The array lives until the
  * next answer for the name is stored, which only happens in a loop callback. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../tls/client_hello.h"
 #include "authz.h"
@@ -343,22 +344,25 @@ void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_le
     route_passthrough(s, sni, sni_len);
 }
 
-void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc)
+void pt_l4_proxy_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
 {
     if (lc->tls != NULL) {
         /* A TLS server that terminates: conn.c and tls_stream.c run the handshake as for HTTPS
          * and hand the connection back (pt_l4_proxy_accept_terminated). */
-        pt_conn_accept(w, listener, lc);
+        pt_conn_accept(w, fd, lc);
         return;
     }
     l4_session_t *s = calloc(1, sizeof(*s));
-    if (s == NULL)
+    if (s == NULL) {
+        close(fd);
         return;
+    }
     s->worker = w;
     pt_list_init(&s->link);
     uv_tcp_init(&w->loop, &s->downstream);
     s->downstream.data = s;
-    if (uv_accept(listener, (uv_stream_t *)&s->downstream) != 0) {
+    if (uv_tcp_open(&s->downstream, fd) != 0) {
+        close(fd);
         s->handles_open = 1;
         s->is_closing = true;
         uv_close((uv_handle_t *)&s->downstream, on_session_close);

@@ -17,8 +17,9 @@
 
 typedef struct pt_conn pt_conn_t;
 
-/* Accepts a connection on a TCP or TLS listener and proxies it. */
-void pt_l4_proxy_accept(pt_worker_t *w, uv_stream_t *listener, const pt_listener_config_t *lc);
+/* Proxies fd, a connection just accepted on the TCP or TLS listener lc (the descriptor is owned
+ * from then on). */
+void pt_l4_proxy_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc);
 
 /* TLS terminated on a TLS listener (tls_stream.c, once the handshake is done and checked):
  * takes c over (it stops serving HTTP), checks AuthorizationPolicy with the verified principal

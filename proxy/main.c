@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -38,6 +39,28 @@ static const char usage[] =
     "            files missing here and an access log that cannot be written here are\n"
     "            warnings (for Istio configs checked elsewhere)\n";
 
+static const char run_usage[] =
+    "usage: petrel run -c FILE|DIR [-c FILE|DIR ...] [--log-level LEVEL]\n"
+    "\n"
+    "Serves traffic with the configuration in the given YAML files or directories (a\n"
+    "directory's *.yaml and *.yml files, in name order); reloads when they change or on SIGHUP,\n"
+    "drains and exits on SIGTERM or SIGINT.\n"
+    "\n"
+    "  -c, --config FILE|DIR   a config file or directory (repeat for more; --config=DIR too)\n"
+    "  --log-level LEVEL       error, warning, info (the default) or debug\n"
+    "  -h, --help              this help\n";
+
+static const char validate_usage[] =
+    "usage: petrel validate [--lenient] FILE|DIR [FILE|DIR ...]\n"
+    "\n"
+    "Checks configuration files without serving, with every check run applies: exit 0 when\n"
+    "valid, 1 with one line per error (file:line:col: field.path: message), 2 for a usage error.\n"
+    "\n"
+    "  --lenient   security policies Petrel cannot enforce yet, certificate files missing here\n"
+    "              and an access log that cannot be written here are warnings (for Istio\n"
+    "              configs checked elsewhere)\n"
+    "  -h, --help  this help\n";
+
 typedef struct server {
     uv_loop_t *loop;
     pt_config_t *config;
@@ -57,6 +80,7 @@ typedef struct server {
     uint64_t drain_started_ms;
     pt_trace_exporter_t *exporter; /* NULL: no span export */
     _Atomic int workers_running;
+    bool is_ready; /* serving: a shutdown from now on drains */
     bool is_draining;
 } server_t;
 
@@ -114,18 +138,36 @@ static pt_config_t *load(char **paths, size_t n, bool for_run, bool is_lenient,
     return c;
 }
 
+/* Is arg -h or --help? */
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
 static int cmd_validate(int argc, char **argv)
 {
-    bool is_lenient = argc > 0 && strcmp(argv[0], "--lenient") == 0;
-    if (is_lenient) {
-        argc--;
-        argv++;
+    bool is_lenient = false;
+    int n_paths = 0;
+    for (int i = 0; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(validate_usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--lenient") == 0) {
+            is_lenient = true;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "petrel validate: unknown option \"%s\"\n%s", argv[i], validate_usage);
+            return 2;
+        }
+        argv[n_paths++] = argv[i];
     }
-    if (argc < 1) {
-        fputs(usage, stderr);
+    if (n_paths < 1) {
+        fprintf(stderr, "petrel validate: no configuration given\n%s", validate_usage);
         return 2;
     }
-    pt_config_t *c = load(argv, (size_t)argc, false, is_lenient, NULL);
+    pt_config_t *c = load(argv, (size_t)n_paths, false, is_lenient, NULL);
     if (c == NULL)
         return 1;
     printf("petrel: configuration valid: %zu listener%s, %zu cluster%s (parsed in %.1f ms, "
@@ -166,11 +208,69 @@ static void start_shutdown(server_t *s)
     s->is_draining = true;
     s->admin.is_draining = true;
     s->drain_started_ms = uv_now(s->loop);
-    pt_log_info("draining: finishing in-flight requests (up to %llu ms)",
-                (unsigned long long)s->config->proxy.drain_timeout_ms);
+    if (s->is_ready) /* a start-up that failed has nothing to drain */
+        pt_log_info("draining: finishing in-flight requests (up to %llu ms)",
+                    (unsigned long long)s->config->proxy.drain_timeout_ms);
     for (size_t i = 0; i < s->n_workers; i++)
         pt_worker_command(&s->workers[i], PT_WORKER_CMD_DRAIN);
     uv_timer_start(&s->exit_poll, on_exit_poll, 10, 10);
+}
+
+/* Refuses ports another process listens on: the workers' SO_REUSEPORT would otherwise share
+ * them silently with it (with another Petrel, say), each getting some of the connections. The
+ * ports of held (the snapshot in force; NULL at start) are Petrel's own and not probed. Logs each
+ * port that cannot be had; returns true when every port is free. */
+static bool listener_ports_free(const pt_config_t *c, const pt_config_t *held)
+{
+    bool is_free = true;
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        const pt_listener_config_t *l = &c->listeners[i];
+        bool is_held = false;
+        for (size_t j = 0; held != NULL && j < held->n_listeners && !is_held; j++)
+            is_held = held->listeners[j].port == l->port;
+        int err = is_held ? 0 : pt_listener_probe(c, l);
+        if (err != 0) {
+            pt_log_error("listener %s on %s:%u: %s%s", l->name, pt_listener_address_text(c, l),
+                         (unsigned)l->port, uv_strerror(err),
+                         err == UV_EADDRINUSE ? " (another process listens there)" : "");
+            is_free = false;
+        }
+    }
+    return is_free;
+}
+
+/* Raises the soft descriptor limit to the hard one (a proxy holds one or two per connection)
+ * and tells the workers. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            pt_log_warn("cannot raise the descriptor limit from %llu to %llu: %s",
+                        (unsigned long long)soft, (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = soft;
+        }
+    }
+    pt_worker_set_fd_limit(rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur);
+}
+
+/* Warns when maxConnections cannot fit in the descriptor limit: each connection holds one
+ * descriptor downstream (two with its upstream), and the workers keep PT_FD_RESERVE free. */
+static void check_fd_limit(const pt_proxy_settings_t *ps)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    if ((uint64_t)ps->max_connections + PT_FD_RESERVE > (uint64_t)rl.rlim_cur)
+        pt_log_warn("spec.maxConnections %u does not fit in the descriptor limit %llu "
+                    "(RLIMIT_NOFILE; %d are kept in reserve): connections over about %llu are "
+                    "refused; raise the limit (ulimit -n, LimitNOFILE=) or lower maxConnections",
+                    (unsigned)ps->max_connections, (unsigned long long)rl.rlim_cur, PT_FD_RESERVE,
+                    (unsigned long long)rl.rlim_cur - PT_FD_RESERVE);
 }
 
 /* Settings a running process cannot take over: they need a restart. */
@@ -230,7 +330,8 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
     s->admin.config_generation = c->generation;
     if (s->dns != NULL) {
         pt_dns_configure(s->dns, &c->proxy.dns);
-        pt_dns_track(s->dns, (const char *const *)c->dns_hosts, c->n_dns_hosts);
+        pt_dns_track(s->dns, (const char *const *)c->dns_hosts,
+                     (const char *const *)c->dns_host_services, c->n_dns_hosts);
     }
     if (s->watch.is_open)
         watch_files(s);
@@ -270,9 +371,15 @@ static void reload(server_t *s, const char *why)
     for (size_t i = 0; i < errors.n_warnings; i++)
         pt_log_warn("config reload (%s): %s", why, errors.warnings[i]);
     const char *fixed = c != NULL ? restart_only_change(&s->config->proxy, &c->proxy) : NULL;
-    if (c == NULL || fixed != NULL) {
+    bool is_port_taken = c != NULL && fixed == NULL && !listener_ports_free(c, s->config);
+    if (c == NULL || fixed != NULL || is_port_taken) {
         s->admin.reloads_refused++;
-        if (fixed != NULL) {
+        if (is_port_taken) {
+            pt_log_error("config reload (%s) refused: a listener port is in use; keeping "
+                         "generation %llu",
+                         why, (unsigned long long)s->config->generation);
+            pt_config_unref(c);
+        } else if (fixed != NULL) {
             pt_log_error("config reload (%s) refused: %s cannot change without a restart; "
                          "keeping generation %llu",
                          why, fixed, (unsigned long long)s->config->generation);
@@ -292,6 +399,8 @@ static void reload(server_t *s, const char *why)
     pt_xds_files_dispose(&s->sources);
     s->sources = files;
     s->admin.reloads_accepted++;
+    if (c->proxy.max_connections != s->config->proxy.max_connections)
+        check_fd_limit(&c->proxy);
     publish(s, c, why);
 }
 
@@ -349,35 +458,87 @@ static int open_access_log(const char *path)
     return fd;
 }
 
+/* Matches argv[*i] (an argument of run) against an option with a value, written `long VALUE`,
+ * `long=VALUE` or `short VALUE` (short may be NULL). Returns 1 with *value set (and *i past it), 0
+ * when argv[*i] is another argument, -1 after saying what is missing ("needs" what). */
+static int option_value(int argc, char **argv, int *i, const char *long_name,
+                        const char *short_name, const char *needs, const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(long_name);
+    if (strncmp(arg, long_name, n) == 0 && arg[n] == '=') {
+        *value = arg + n + 1;
+    } else if (strcmp(arg, long_name) == 0 ||
+               (short_name != NULL && strcmp(arg, short_name) == 0)) {
+        if (*i + 1 >= argc || argv[*i + 1][0] == '-') {
+            fprintf(stderr, "petrel run: %s needs %s\n%s", arg, needs, run_usage);
+            return -1;
+        }
+        *value = argv[++*i];
+    } else {
+        return 0;
+    }
+    if ((*value)[0] == '\0') {
+        fprintf(stderr, "petrel run: %s needs %s\n%s", long_name, needs, run_usage);
+        return -1;
+    }
+    return 1;
+}
+
+/* Reads run's arguments: the config paths into paths (n_paths of them), the log level set.
+ * Returns -1 to go on, else the exit status (0 after --help, 2 for a usage error). */
+static int parse_run_args(int argc, char **argv, char **paths, size_t *n_paths)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *value;
+        int r;
+        if (is_help(argv[i])) {
+            fputs(run_usage, stdout);
+            return 0;
+        }
+        if ((r = option_value(argc, argv, &i, "--config", "-c", "a file or directory", &value)) !=
+            0) {
+            if (r < 0)
+                return 2;
+            paths[(*n_paths)++] = (char *)value;
+        } else if ((r = option_value(argc, argv, &i, "--log-level", NULL,
+                                     "a level: error, warning, info or debug", &value)) != 0) {
+            pt_log_level_t level;
+            if (r < 0)
+                return 2;
+            if (pt_log_level_parse(value, strlen(value), &level) != 0) {
+                fprintf(stderr,
+                        "petrel run: unknown log level \"%s\" (valid: error, warning, info, "
+                        "debug)\n",
+                        value);
+                return 2;
+            }
+            pt_log_set_level(level);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "petrel run: unknown option \"%s\"\n%s", argv[i], run_usage);
+            return 2;
+        } else {
+            fprintf(stderr,
+                    "petrel run: unexpected argument \"%s\" (a config is given with -c)\n%s",
+                    argv[i], run_usage);
+            return 2;
+        }
+    }
+    if (*n_paths == 0) {
+        fprintf(stderr, "petrel run: no configuration given (-c FILE|DIR)\n%s", run_usage);
+        return 2;
+    }
+    return -1;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     char **paths = calloc((size_t)argc + 1, sizeof(char *));
     size_t n_paths = 0;
-    for (int i = 0; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            paths[n_paths++] = argv[++i];
-        } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-            const char *l = argv[++i];
-            pt_log_level_t level;
-            if (pt_log_level_parse(l, strlen(l), &level) != 0) {
-                fprintf(stderr,
-                        "petrel run: unknown log level \"%s\" (expected error, warning, "
-                        "info or debug)\n",
-                        l);
-                free(paths);
-                return 2;
-            }
-            pt_log_set_level(level);
-        } else {
-            fprintf(stderr, "petrel run: unexpected argument \"%s\"\n%s", argv[i], usage);
-            free(paths);
-            return 2;
-        }
-    }
-    if (n_paths == 0) {
-        fprintf(stderr, "petrel run: no configuration given (-c FILE|DIR)\n%s", usage);
+    int status = parse_run_args(argc, argv, paths, &n_paths);
+    if (status >= 0) {
         free(paths);
-        return 2;
+        return status;
     }
     signal(SIGPIPE, SIG_IGN);
     server_t s;
@@ -391,6 +552,17 @@ static int cmd_run(int argc, char **argv)
         return 1;
     }
     const pt_proxy_settings_t *ps = &s.config->proxy;
+    raise_fd_limit();
+    check_fd_limit(ps);
+    if (s.config->n_listeners == 0)
+        pt_log_warn("no listeners: the config declares no Gateway server and no sidecar (Proxy "
+                    "spec.sidecar); only the admin port will answer");
+    if (!listener_ports_free(s.config, NULL)) {
+        pt_config_unref(s.config);
+        pt_xds_files_dispose(&s.sources);
+        free(paths);
+        return 1;
+    }
     int log_fd = open_access_log(ps->access_log);
     if (ps->access_log != NULL && ps->access_log[0] != '\0' && log_fd < 0) {
         pt_config_unref(s.config);
@@ -473,7 +645,8 @@ static int cmd_run(int argc, char **argv)
             rc = 1;
         } else {
             pt_config_set_dns_lookup(pt_dns_lookup, s.dns);
-            pt_dns_track(s.dns, (const char *const *)s.config->dns_hosts, s.config->n_dns_hosts);
+            pt_dns_track(s.dns, (const char *const *)s.config->dns_hosts,
+                         (const char *const *)s.config->dns_host_services, s.config->n_dns_hosts);
         }
     }
     if (rc == 0) {
@@ -488,6 +661,7 @@ static int cmd_run(int argc, char **argv)
         }
         pt_log_info("petrel %s ready: %zu worker%s, admin on %s:%u", PT_VERSION, s.n_workers,
                     s.n_workers == 1 ? "" : "s", ps->bind_address, (unsigned)ps->admin_port);
+        s.is_ready = true;
     }
     if (rc != 0)
         start_shutdown(&s);

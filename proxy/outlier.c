@@ -184,8 +184,12 @@ static void eject(const pt_cluster_t *cl, pt_outlier_host_t *h, eject_reason_t w
     do {
         if (!pt_outlier_may_eject(n, cl->n_endpoints, oc->max_ejection_percent)) {
             stat_add(stats, PT_STAT_outlier_ejections_overflow, 1);
-            pt_log_info("outlier detection: %s of %s not ejected: maxEjectionPercent %u reached",
-                        h->name, cl->name, oc->max_ejection_percent);
+            /* Every failing request of a cluster at its cap gets here: one line per interval. */
+            static pt_log_limit_t limit;
+            pt_log_limited(&limit, PT_LOG_REPEAT_INTERVAL_MS, PT_LOG_INFO,
+                           "outlier detection: %s of %s not ejected: maxEjectionPercent %u "
+                           "reached",
+                           h->name, cl->name, oc->max_ejection_percent);
             return;
         }
     } while (!atomic_compare_exchange_weak_explicit(&st->n_ejected, &n, n + 1, memory_order_acq_rel,

@@ -14,6 +14,8 @@
     X(downstream_cx_active, gauge, "Downstream connections open.")                                 \
     X(downstream_cx_overflow, counter,                                                             \
       "Downstream connections closed at once over maxConnections.")                                \
+    X(downstream_cx_fd_exhausted, counter,                                                         \
+      "Accepts that failed (EMFILE, ENFILE) or were refused for lack of file descriptors.")        \
     X(downstream_cx_header_timeout, counter,                                                       \
       "Downstream connections whose request head did not arrive within headerTimeout.")            \
     X(downstream_cx_idle_timeout, counter,                                                         \

@@ -1,6 +1,13 @@
 /* proxy/worker.c
  * Worker threads: each opens its own SO_REUSEPORT listeners (so the kernel balances accepts
- * across workers without a shared accept lock), runs its loop, and drains on command. */
+ * across workers without a shared accept lock), runs its loop, and drains on command.
+ *
+ * A worker accepts by itself (a uv_poll on the listening socket and accept4) rather than through
+ * uv_listen: when the process is out of descriptors, libuv's accept loop calls back with EMFILE
+ * and tries again at once, for ever. Here an accept that fails for lack of descriptors (or that
+ * would take one of the last PT_FD_RESERVE) stops the worker's listeners for
+ * PT_ACCEPT_RETRY_MS: the connections open keep being served, the waiting clients stay in the
+ * kernel's backlog, and accepting resumes by itself once descriptors are free. */
 #include "worker.h"
 
 #include <errno.h>
@@ -23,40 +30,135 @@
 #include "upstream.h"
 #include "write.h"
 
-static void on_connection(uv_stream_t *server, int status)
+/* The soft RLIMIT_NOFILE, set once by pt_worker_set_fd_limit() before any worker starts. */
+static uint64_t fd_limit = UINT64_MAX;
+
+void pt_worker_set_fd_limit(uint64_t limit)
 {
-    pt_listener_t *l = server->data;
-    if (status < 0)
+    fd_limit = limit;
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events);
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    pt_worker_t *w = t->data;
+    w->is_accept_paused = false;
+    for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
+        uv_poll_start(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll, UV_READABLE, on_acceptable);
+}
+
+/* Stops every listener of w for PT_ACCEPT_RETRY_MS (err: why, an errno). */
+static void pause_accepting(pt_worker_t *w, int err)
+{
+    static pt_log_limit_t limit;
+    pt_log_limited(&limit, PT_LOG_REPEAT_INTERVAL_MS, PT_LOG_WARN,
+                   "worker %u: cannot accept connections: %s (descriptor limit %llu, the last %d "
+                   "kept in reserve); open connections are still served, accepting again "
+                   "every %d ms",
+                   w->id, strerror(err), (unsigned long long)fd_limit, PT_FD_RESERVE,
+                   PT_ACCEPT_RETRY_MS);
+    w->is_accept_paused = true;
+    for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
+        uv_poll_stop(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll);
+    uv_timer_start(&w->accept_timer, on_accept_retry, PT_ACCEPT_RETRY_MS, 0);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events)
+{
+    pt_listener_t *l = p->data;
+    pt_worker_t *w = l->worker;
+    if (status < 0) { /* an error on the socket itself: try again later rather than at once */
+        pause_accepting(w, -status);
         return;
-    if (l->config->protocol == PT_LISTENER_TCP || l->config->protocol == PT_LISTENER_TLS)
-        pt_l4_proxy_accept(l->worker, server, l->config);
-    else /* HTTP, and the sidecar's capture listeners (conn.c detects the protocol first) */
-        pt_conn_accept(l->worker, server, l->config);
+    }
+    /* A bounded batch per wake-up, so that one busy port does not hold the loop. */
+    for (int i = 0; i < PT_ACCEPT_BATCH && !w->is_accept_paused; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EPERM))
+            continue; /* that connection is gone, or a firewall refused it */
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+            PT_STAT_INC(&w->stats, downstream_cx_fd_exhausted);
+            pause_accepting(w, errno);
+        } else if (fd < 0 && (errno == ENOBUFS || errno == ENOMEM)) {
+            pause_accepting(w, errno);
+        }
+        if (fd < 0)
+            return; /* EAGAIN: the backlog is empty */
+        /* Descriptors are handed out lowest first: fd this high means the process is near its
+         * limit. The last ones are kept for the admin port, upstream connections and files. */
+        if ((uint64_t)fd + PT_FD_RESERVE >= fd_limit) {
+            close(fd);
+            PT_STAT_INC(&w->stats, downstream_cx_fd_exhausted);
+            pause_accepting(w, EMFILE);
+            return;
+        }
+        if (l->config->protocol == PT_LISTENER_TCP || l->config->protocol == PT_LISTENER_TLS)
+            pt_l4_proxy_accept(w, fd, l->config);
+        else /* HTTP, and the sidecar's capture listeners (conn.c detects the protocol first) */
+            pt_conn_accept(w, fd, l->config);
+    }
 }
 
 static void on_listener_closed(uv_handle_t *h)
 {
-    free(h->data);
+    pt_listener_t *l = h->data;
+    close(l->fd);
+    free(l);
+}
+
+const char *pt_listener_address_text(const pt_config_t *c, const pt_listener_config_t *lc)
+{
+    /* iptables REDIRECT sends captured traffic to the address of its interface. */
+    if (lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND || lc->protocol == PT_LISTENER_CAPTURE_INBOUND)
+        return "0.0.0.0";
+    return c->proxy.bind_address;
+}
+
+/* The address lc listens on, into ss and len; returns 0 or UV_EINVAL. */
+static int listener_address(const pt_config_t *c, const pt_listener_config_t *lc,
+                            struct sockaddr_storage *ss, socklen_t *len)
+{
+    const char *addr = pt_listener_address_text(c, lc);
+    memset(ss, 0, sizeof(*ss));
+    if (uv_ip4_addr(addr, lc->port, (struct sockaddr_in *)ss) == 0)
+        *len = sizeof(struct sockaddr_in);
+    else if (uv_ip6_addr(addr, lc->port, (struct sockaddr_in6 *)ss) == 0)
+        *len = sizeof(struct sockaddr_in6);
+    else
+        return UV_EINVAL;
+    return 0;
+}
+
+int pt_listener_probe(const pt_config_t *c, const pt_listener_config_t *lc)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int err = listener_address(c, lc, &ss, &len);
+    if (err != 0)
+        return err;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* SO_REUSEADDR: connections of an earlier process in TIME_WAIT are no conflict; a listener
+     * is, whoever it belongs to, because this socket has no SO_REUSEPORT. */
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0)
+        err = -errno;
+    close(fd);
+    return err;
 }
 
 /* Opens a listener for lc by hand (libuv cannot set SO_REUSEPORT before bind) and links it in
  * w->listeners. Returns 0 or a negative error. */
 static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
 {
-    const char *addr = w->config->proxy.bind_address;
-    /* iptables REDIRECT sends captured traffic to the address of its interface. */
-    if (lc->protocol == PT_LISTENER_CAPTURE_OUTBOUND || lc->protocol == PT_LISTENER_CAPTURE_INBOUND)
-        addr = "0.0.0.0";
     struct sockaddr_storage ss;
     socklen_t len;
-    memset(&ss, 0, sizeof(ss));
-    if (uv_ip4_addr(addr, lc->port, (struct sockaddr_in *)&ss) == 0) {
-        len = sizeof(struct sockaddr_in);
-    } else if (uv_ip6_addr(addr, lc->port, (struct sockaddr_in6 *)&ss) == 0) {
-        len = sizeof(struct sockaddr_in6);
-    } else {
-        return UV_EINVAL;
-    }
+    int err = listener_address(w->config, lc, &ss, &len);
+    if (err != 0)
+        return err;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -64,7 +166,7 @@ static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0) {
-        int err = -errno;
+        err = -errno;
         close(fd);
         return err;
     }
@@ -73,21 +175,24 @@ static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
         close(fd);
         return UV_ENOMEM;
     }
+    err = uv_poll_init(&w->loop, &l->poll, fd);
+    if (err != 0) {
+        close(fd);
+        free(l);
+        return err;
+    }
     l->worker = w;
     l->config = lc;
-    uv_tcp_init(&w->loop, &l->tcp);
-    l->tcp.data = l;
+    l->fd = fd;
+    l->poll.data = l;
     pt_list_insert_tail(&w->listeners, &l->link);
-    int err = uv_tcp_open(&l->tcp, fd);
-    if (err == 0)
-        err = uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
-    return err;
+    return w->is_accept_paused ? 0 : uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
 }
 
 static void close_listener(pt_listener_t *l)
 {
     pt_list_remove(&l->link);
-    uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    uv_close((uv_handle_t *)&l->poll, on_listener_closed);
 }
 
 static void close_listeners(pt_worker_t *w)
@@ -229,6 +334,7 @@ void pt_worker_check_drained(pt_worker_t *w)
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_mutex_unlock(&w->wakeup_lock);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->accept_timer, NULL);
     pt_access_log_close(&w->access_log);
 }
 
@@ -321,6 +427,8 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_wri
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&w->loop, &w->accept_timer);
+    w->accept_timer.data = w;
     pt_access_log_init(&w->access_log, &w->loop, log_writer, &w->stats);
     if (pt_metrics_init(&w->metrics) != 0)
         abort();

@@ -23,7 +23,8 @@ typedef struct pt_worker pt_worker_t;
 typedef struct pt_pool pt_pool_t;
 
 typedef struct pt_listener {
-    uv_tcp_t tcp;
+    uv_poll_t poll; /* readable: connections wait in the backlog (worker.c accepts them) */
+    int fd;         /* the listening socket; closed after poll's close callback */
     pt_worker_t *worker;
     const pt_listener_config_t *config; /* in worker->config; repointed by a reload */
     pt_list_t link;                     /* in worker->listeners */
@@ -42,7 +43,9 @@ struct pt_worker {
     pt_config_t *next_config; /* a snapshot to serve with next (one ref), under wakeup_lock */
     _Atomic int command;      /* PT_WORKER_CMD_* */
     uv_timer_t drain_timer;   /* drain deadline */
-    pt_list_t listeners;      /* pt_listener_t, malloc'd each */
+    uv_timer_t accept_timer;  /* restarts the listeners paused for lack of descriptors */
+    bool is_accept_paused;
+    pt_list_t listeners; /* pt_listener_t, malloc'd each */
     pt_stats_t stats;
     pt_metrics_t metrics;  /* per-request istio_* metrics (metrics.h) */
     pt_list_t conns;       /* downstream HTTP connections, for drain */
@@ -65,9 +68,26 @@ struct pt_worker {
     _Atomic int *running; /* the main thread's count of live workers */
 };
 
+/* Descriptors a worker leaves free for the admin port, upstream connections and files: an
+ * accepted connection whose descriptor would be one of the last PT_FD_RESERVE is closed. */
+#define PT_FD_RESERVE 32
+/* How long a worker's listeners stay stopped after an accept ran out of descriptors. */
+#define PT_ACCEPT_RETRY_MS 100
+/* Connections accepted per listener per loop iteration at most. */
+#define PT_ACCEPT_BATCH 64
+
 #define PT_WORKER_CMD_NONE 0
 #define PT_WORKER_CMD_DRAIN 1 /* stop accepting, finish in-flight, exit when idle */
 #define PT_WORKER_CMD_STOP 2  /* close everything now */
+
+/* The process' descriptor limit (the soft RLIMIT_NOFILE), before the workers start. */
+void pt_worker_set_fd_limit(uint64_t limit);
+/* Can lc of c listen? Binds a probe socket without SO_REUSEPORT to its address: it fails with
+ * UV_EADDRINUSE when anyone listens there, another process or this one. Returns 0 or a
+ * negative error. */
+int pt_listener_probe(const pt_config_t *c, const pt_listener_config_t *lc);
+/* The address text lc of c listens on (bindAddress, or 0.0.0.0 for capture listeners). */
+const char *pt_listener_address_text(const pt_config_t *c, const pt_listener_config_t *lc);
 
 /* Starts a worker thread serving config (the worker takes its own ref). Blocks until its
  * listeners are open; returns 0, or a negative libuv error with w->start_error_what set.

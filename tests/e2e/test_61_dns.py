@@ -1,6 +1,7 @@
 """tests/e2e/test_61_dns.py -- ServiceEntry resolution DNS / DNS_ROUND_ROBIN and WorkloadEntry.
 
-A real dnsmasq (--no-daemon, --no-resolv, --no-hosts, an --addn-hosts file, --local-ttl) on
+A real dnsmasq (--no-daemon, --no-resolv, --no-hosts, an --addn-hosts file, --local-ttl, and
+--local=/petrel.test/ so that an unknown name there is NXDOMAIN) on
 127.0.0.1:<ephemeral port> is Petrel's only DNS server (Proxy spec.dns.servers). Origins
 listen on distinct loopback addresses (127.0.0.2, 127.0.0.3, ...) on one shared port, so
 that the DNS answer alone decides where a request goes. Waits are bounded polls of /clusters
@@ -15,7 +16,8 @@ and /stats, never sleeps:
   - resolution DNS without endpoints resolves the ServiceEntry host itself;
   - WorkloadEntry endpoints selected by a ServiceEntry's workloadSelector get traffic, in
     the ServiceEntry's namespace only;
-  - before the first answer a DNS cluster answers 503 UH (a name dnsmasq does not know).
+  - before the first answer a DNS cluster answers 503 UH (a name dnsmasq does not know: NXDOMAIN,
+    logged once as a warning naming the ServiceEntry).
 """
 
 import json
@@ -59,7 +61,7 @@ class Dnsmasq:
         args = [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
                 "--user=root", "--bind-interfaces", "--listen-address=127.0.0.1",
                 "--port=%d" % self.port, "--addn-hosts=%s" % self.hosts_file,
-                "--local-ttl=%d" % self.ttl, "--log-facility=%s" % os.path.join(self.workdir, "dnsmasq.log")]
+                "--local-ttl=%d" % self.ttl, "--local=/petrel.test/", "--log-facility=%s" % os.path.join(self.workdir, "dnsmasq.log")]
         args += ["--cname=%s" % c for c in self.cnames]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.workdir, "dnsmasq.err"), "w"))
@@ -310,6 +312,13 @@ def test_unknown_name_has_no_endpoints(petrel, dnsmasq, origins):
     assert which_origin(p.port) == 503
     _, body = p.admin_get("/clusters")
     assert "outbound|80||svc.example::no_endpoints" in body.decode()
+    # A name that does not exist is a warning naming it and its ServiceEntry, said once and
+    # not again at each refresh.
+    wait_until(lambda: stats(p)["dns_queries"] >= 3, timeout=15, what="refreshes")
+    warn = [l for l in p.stderr().splitlines() if "NXDOMAIN" in l]
+    assert len(warn) == 1, p.stderr()
+    assert (" warning dns: missing.petrel.test (ServiceEntry default/svc): NXDOMAIN, the name "
+            "does not exist" in warn[0]), warn
 
 
 def workload_entry(name, address, labels, ns=None, weight=None, port=None):

@@ -5,7 +5,8 @@ Real petrel, real origins (tests/lib/upstream.py; HttpOrigin(status=N) answers N
   - an endpoint answering 503 is ejected after consecutive5xxErrors and traffic goes to the
     healthy ones; /clusters shows it as /failed_outlier_check; it comes back after
     baseEjectionTime (and is ejected again at once if it still fails, for twice as long);
-  - maxEjectionPercent caps how many endpoints are out at once (the rest is counted);
+  - maxEjectionPercent caps how many endpoints are out at once (the rest is counted, and
+    logged at most once per 10 s);
   - minHealthPercent: below it (panic) every endpoint is used again; without it, a cluster
     whose every endpoint is ejected answers 503 UH;
   - consecutiveGatewayErrors counts 502/503/504 only, and consecutive5xxErrors: 0 leaves a
@@ -126,6 +127,7 @@ def test_max_ejection_percent_caps_ejections(petrel, origin_factory):
     p = petrel(docs_for(port, [good.port, bad1.port, bad2.port],
                         {"consecutive5xxErrors": 2, "baseEjectionTime": "60s",
                          "maxEjectionPercent": 34}), concurrency=1)
+    started = time.monotonic()
     run(port, 30)
     out = [health(p, o.port) for o in (good, bad1, bad2)]
     assert out.count("/failed_outlier_check") == 1, out
@@ -136,6 +138,11 @@ def test_max_ejection_percent_caps_ejections(petrel, origin_factory):
     # The one not ejected still gets its share.
     later = run(port, 20)
     assert later[(200, "good")] > 0 and sum(v for (s, _), v in later.items() if s == 500) > 0
+    # Each failure over the cap is counted, but logged at most once per 10 s.
+    overflows = stats(p)["outlier_ejections_overflow"]
+    lines = re.findall(r"not ejected: maxEjectionPercent 34 reached.*", p.stderr())
+    assert overflows >= 10, overflows
+    assert 1 <= len(lines) <= 1 + (time.monotonic() - started) // 10, lines
 
 
 def test_min_health_percent_panic_uses_every_endpoint(petrel, origin_factory):

@@ -99,6 +99,7 @@ TEST(dns_every_address_of_every_name)
     ASSERT_EQ(c->n_dns_hosts, 2u);
     ASSERT_STREQ(c->dns_hosts[0], "multi.test");
     ASSERT_STREQ(c->dns_hosts[1], "nowhere.test");
+    ASSERT_STREQ(c->dns_host_services[1], "default/svc");
     pt_config_unref(c);
 }
 
