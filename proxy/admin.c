@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tls/tls.h"
 #include "http1.h"
 #include "log.h"
 #include "outlier.h"
@@ -312,6 +313,20 @@ static void respond_logging(admin_conn_t *c, pt_str_t query, bool is_get)
     respond(c, 200, "OK", body, (size_t)n);
 }
 
+/* NULL when this proxy is ready for traffic, else why not. Readiness means: the config is
+ * loaded and every listener bound (the admin listeners open only after both), not draining,
+ * and the workload certificate valid now (an expired one would fail every mTLS handshake). */
+static const char *not_ready(const pt_admin_t *a)
+{
+    if (a->is_draining)
+        return "draining";
+    if (a->config == NULL)
+        return "no configuration";
+    if (a->config->mesh_server_tls != NULL)
+        return pt_tls_ctx_certificate_problem(a->config->mesh_server_tls);
+    return NULL;
+}
+
 static void serve(admin_conn_t *c)
 {
     pt_admin_t *a = c->admin;
@@ -328,10 +343,14 @@ static void serve(admin_conn_t *c)
      * ports answer nothing else. */
     bool is_health = pt_str_eq(path, PT_STR_LIT("/healthz/ready"));
     if (is_health && is_get) {
-        if (a->is_draining)
-            respond(c, 503, "Service Unavailable", "", 0);
-        else
+        const char *why = not_ready(a);
+        if (why != NULL) {
+            char body[64];
+            int n = snprintf(body, sizeof(body), "%s\n", why);
+            respond(c, 503, "Service Unavailable", body, (size_t)n);
+        } else {
             respond(c, 200, "OK", "", 0);
+        }
         return;
     }
     if ((c->role == PT_ADMIN_HEALTH) ||

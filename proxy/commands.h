@@ -7,4 +7,7 @@
 /* petrel inject [-f FILE|-] [--classic] [--image IMAGE] [--mesh-config NAME] (cmd_inject.c) */
 int pt_cmd_inject(int argc, char **argv);
 
+/* petrel wait [--timeout SECONDS] [--port PORT] [--period MS] (cmd_wait.c) */
+int pt_cmd_wait(int argc, char **argv);
+
 #endif

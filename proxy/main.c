@@ -530,6 +530,8 @@ int main(int argc, char **argv)
         return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "inject") == 0)
         return pt_cmd_inject(argc - 2, argv + 2);
+    if (strcmp(cmd, "wait") == 0)
+        return pt_cmd_wait(argc - 2, argv + 2);
     fprintf(stderr, "petrel: unknown command \"%s\"\n%s", cmd, usage);
     return 2;
 }
