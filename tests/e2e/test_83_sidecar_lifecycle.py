@@ -4,13 +4,18 @@ the health port, `petrel wait`, and the app's probes forwarded by the health por
   - `petrel wait` started before Petrel exits 0 once Petrel is ready, and 1 with a message
     when nothing is ready within --timeout;
   - /healthz/ready is 200 with the config loaded and listeners bound, and 503 "certificate
-    expired" when the workload certificate has expired.
+    expired" when the workload certificate has expired;
+  - the app's probes, moved by `petrel inject` to /app-health/<container>/<kind> with the
+    originals in PETREL_APP_PROBERS, are made to the app on 127.0.0.1 and answered 200 / 503;
+    a malformed PETREL_APP_PROBERS stops the start with a message.
 """
 
+import os
 import subprocess
 import time
 
 import pytest
+import yaml
 
 import certs
 from netutil import free_port, http_request, wait_until
@@ -74,3 +79,59 @@ def test_readiness_needs_a_valid_certificate(tmp_path, expired):
     else:
         assert st == 200
     p.stop_and_check()
+
+
+def probers_from_inject(tmp_path, containers):
+    """PETREL_APP_PROBERS as `petrel inject` writes it for a Pod with these containers."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": containers}}
+    src = tmp_path / "pod.yaml"
+    src.write_text(yaml.safe_dump(pod))
+    r = subprocess.run([petrel_bin(), "inject", "-f", str(src)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    proxy = yaml.safe_load(r.stdout)["spec"]["initContainers"][1]
+    return {e["name"]: e["value"] for e in proxy["env"]}["PETREL_APP_PROBERS"]
+
+
+def test_app_probes_are_forwarded_by_the_health_port(tmp_path, origin):
+    """The probes inject moved to 15021 reach the app on 127.0.0.1 as the kubelet would make
+    them: an HTTP probe passes with a 2xx (its headers sent along) and fails with a 500, a TCP
+    probe passes on a listening port and fails on a closed one."""
+    need_petrel()
+    closed = free_port()
+    probers = probers_from_inject(tmp_path, [
+        {"name": "web", "image": "x",
+         "readinessProbe": {"httpGet": {"path": "/ready", "port": origin.port,
+                                        "httpHeaders": [{"name": "x-probe", "value": "yes"}]}},
+         "livenessProbe": {"httpGet": {"path": "/live?status=500", "port": origin.port}},
+         "startupProbe": {"tcpSocket": {"port": origin.port}}},
+        {"name": "db", "image": "x", "readinessProbe": {"tcpSocket": {"port": closed}}}])
+    port = free_port()
+    p = Petrel(tmp_path, proxy_spec={"healthPort": port},
+               env=dict(os.environ, PETREL_APP_PROBERS=probers))
+    p.start()
+    assert health_of(port, "/app-health/web/readyz") == (200, b"")
+    req = [r for r in origin.requests if r.path == "/ready"][-1]
+    assert req.header("x-probe") == "yes" and req.header("user-agent").startswith("kube-probe")
+    assert health_of(port, "/app-health/web/livez") == (503, b"app answered an error status\n")
+    assert health_of(port, "/app-health/web/startupz") == (200, b"")
+    assert health_of(port, "/app-health/db/readyz") == (503,
+                                                        b"app port refused the connection\n")
+    assert health_of(port, "/app-health/nope/readyz")[0] == 404
+    p.stop_and_check()
+
+
+def health_of(port, path):
+    st, _, body = http_request(port, path=path, timeout=5)
+    return st, body
+
+
+def test_malformed_app_probers_stop_the_start_with_a_message(tmp_path):
+    need_petrel()
+    p = Petrel(tmp_path, proxy_spec={"healthPort": free_port()},
+               env=dict(os.environ, PETREL_APP_PROBERS='{"/app-health/a/livez": {"httpGet": {}}}'))
+    p.start(wait=False)
+    assert p.proc.wait(timeout=20) == 1
+    assert ("PETREL_APP_PROBERS: /app-health/a/livez: expected httpGet or tcpSocket with a port"
+            in p.stderr()), p.stderr()
