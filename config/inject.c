@@ -14,6 +14,9 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "config.h"
+#include "schema.h"
+
 #define PROXY_UID "1337"
 #define HEALTH_PORT 15021
 /* Petrel's ports the capture never redirects inbound, as Istio's injector passes them. */
@@ -285,11 +288,9 @@ static void read_proxy_config(inject_t *in, int node, const char *text, pod_sett
         else if (hold != NULL)
             ps->hold = strcmp(hold, "true") == 0;
         const char *drain = str(&d, get(&d, root, "terminationDrainDuration"));
+        uint64_t ms;
         if (drain != NULL) {
-            char *end;
-            double v = strtod(drain, &end);
-            if (end == drain || v < 0 ||
-                (strcmp(end, "s") != 0 && strcmp(end, "ms") != 0 && strcmp(end, "m") != 0))
+            if (pt__cfg_parse_duration(drain, &ms) != 0)
                 ERROR(in, node, path,
                       "terminationDrainDuration: \"%s\" is not a duration (e.g. 5s, 500ms)", drain);
             else
@@ -515,7 +516,7 @@ static char *proxy_container(const pt_inject_options_t *o, const pod_settings_t 
             fputc('\n', f);
         }
         if (ps->drain != NULL) {
-            fputs("- name: PETREL_TERMINATION_DRAIN_DURATION\n  value: ", f);
+            fputs("- name: " PT_DRAIN_DURATION_ENV "\n  value: ", f);
             put_quoted(f, ps->drain);
             fputc('\n', f);
         }

@@ -135,3 +135,14 @@ def test_malformed_app_probers_stop_the_start_with_a_message(tmp_path):
     assert p.proc.wait(timeout=20) == 1
     assert ("PETREL_APP_PROBERS: /app-health/a/livez: expected httpGet or tcpSocket with a port"
             in p.stderr()), p.stderr()
+
+
+def test_a_bad_pod_drain_duration_is_refused_with_a_message(tmp_path):
+    """PETREL_TERMINATION_DRAIN_DURATION (a pod's terminationDrainDuration, set by inject)
+    overrides drainTimeout; one that is not a duration refuses the config."""
+    need_petrel()
+    p = Petrel(tmp_path, env=dict(os.environ, PETREL_TERMINATION_DRAIN_DURATION="soon"))
+    p.start(wait=False)
+    assert p.proc.wait(timeout=20) == 1
+    assert ("spec: environment PETREL_TERMINATION_DRAIN_DURATION: \"soon\" is not a duration"
+            in p.stderr()), p.stderr()
