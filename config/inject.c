@@ -181,11 +181,14 @@ static int add_yaml(yaml_document_t *d, const char *text)
     return r;
 }
 
-static void report(inject_t *in, int node, const char *what, const char *path, const char *fmt, ...)
+/* "name:line:col: path: message" (no "path: " when path is empty) on the message stream. */
+static void report(inject_t *in, int node, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void report(inject_t *in, int node, const char *path, const char *fmt, ...)
 {
     yaml_node_t *n = nd(in->doc, node);
-    fprintf(in->msg, "%s:%zu:%zu: %s%s%s", in->name, n ? n->start_mark.line + 1 : 0,
-            n ? n->start_mark.column + 1 : 0, what, path, path[0] ? ": " : "");
+    fprintf(in->msg, "%s:%zu:%zu: %s%s", in->name, n ? n->start_mark.line + 1 : 0,
+            n ? n->start_mark.column + 1 : 0, path, path[0] ? ": " : "");
     va_list ap;
     va_start(ap, fmt);
     vfprintf(in->msg, fmt, ap);
@@ -195,7 +198,7 @@ static void report(inject_t *in, int node, const char *what, const char *path, c
 
 #define ERROR(in, node, path, ...)                                                                 \
     do {                                                                                           \
-        report(in, node, "", path, __VA_ARGS__);                                                   \
+        report(in, node, path, __VA_ARGS__);                                                       \
         (in)->n_errors++;                                                                          \
     } while (0)
 
@@ -336,6 +339,8 @@ static void read_settings(inject_t *in, int annotations, pod_settings_t *ps)
             v = capture[i].dflt;
         if (capture[i].fixed != NULL) {
             char *joined = malloc(strlen(v) + strlen(capture[i].fixed) + 2);
+            if (joined == NULL)
+                abort();
             sprintf(joined, "%s%s%s", capture[i].fixed, v[0] ? "," : "", v);
             v = joined;
         } else {
@@ -601,7 +606,7 @@ static void inject_pod(inject_t *in, int object_md, int md, int spec, const char
         return; /* injected already */
     const char *host_network = str(d, get(d, spec, "hostNetwork"));
     if (host_network != NULL && strcmp(host_network, "true") == 0) {
-        report(in, spec, "", "",
+        report(in, spec, "",
                "%s: not injected: hostNetwork pods share the node's network, which the capture "
                "rules would change",
                what);

@@ -115,7 +115,7 @@ static bool parse_num(const char *s, long lo, long hi, long *out)
 int pt_cmd_wait(int argc, char **argv)
 {
     long timeout_s = 60, port = 15021, period_ms = 500;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) { /* every option takes a value */
         bool has_value = i + 1 < argc;
         long *target = NULL, lo = 1, hi = 0;
         if (strcmp(argv[i], "--timeout") == 0) {
@@ -134,7 +134,6 @@ int pt_cmd_wait(int argc, char **argv)
                     wait_usage);
             return 2;
         }
-        i++;
     }
     double deadline = now_s() + (double)timeout_s;
     const char *why = "not tried";
