@@ -116,7 +116,13 @@ $(OTEL_MODULES): tests/e2e/otel/package-lock.json $(DEPS_STAMP)
 	npm ci --prefix tests/e2e/otel --no-audit --no-fund
 	@touch $@
 
-e2e: $(BUILD)/petrel $(OTEL_MODULES)
+# The Kubernetes and Istio API schemas the manifest tests check against, pinned the same way.
+K8S_MODULES = tests/e2e/k8s/node_modules
+$(K8S_MODULES): tests/e2e/k8s/package-lock.json $(DEPS_STAMP)
+	npm ci --prefix tests/e2e/k8s --no-audit --no-fund
+	@touch $@
+
+e2e: $(BUILD)/petrel $(OTEL_MODULES) $(K8S_MODULES)
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 test: unit fuzz-replay e2e

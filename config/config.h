@@ -235,6 +235,10 @@ typedef struct pt_http_redirect {
 /* fault: injected per request, decided with the worker's PRNG. Percentages are kept in parts
  * per million (percentage.value 0.1 -> 1000) so fractions of a percent hold. */
 #define PT_FAULT_SCALE 1000000u
+
+/* The environment variable with a pod's terminationDrainDuration (set by petrel inject from
+ * proxy.istio.io/config): it overrides Proxy spec.drainTimeout. */
+#define PT_DRAIN_DURATION_ENV "PETREL_TERMINATION_DRAIN_DURATION"
 typedef struct pt_http_fault {
     uint64_t delay_ms;  /* delay.fixedDelay; 0: no delay */
     uint32_t delay_ppm; /* 0..PT_FAULT_SCALE */
@@ -494,7 +498,8 @@ typedef struct pt_proxy_settings {
     uint64_t idle_timeout_ms;          /* downstream keep-alive / TCP idle: 300000 */
     uint64_t upstream_idle_timeout_ms; /* pooled upstream connection kept idle: 60000 */
     uint64_t connect_timeout_ms;       /* upstream connect: 10000 */
-    uint64_t drain_timeout_ms;         /* SIGTERM: in-flight requests get this long: 5000 */
+    uint64_t drain_timeout_ms;         /* SIGTERM: in-flight requests get this long: 5000;
+                                          PT_DRAIN_DURATION_ENV overrides it */
     const char *access_log;            /* "/dev/stdout" by default; "" turns it off */
     bool access_log_json;              /* accessLogFormat: json (one object a line) or text */
     bool metrics;                      /* record Istio's standard metrics: true by default */

@@ -574,6 +574,17 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     DURATION_FIELD(PX_UP_IDLE_TO, false, s->upstream_idle_timeout_ms);
     DURATION_FIELD(PX_CONNECT_TO, false, s->connect_timeout_ms);
     DURATION_FIELD(PX_DRAIN_TO, true, s->drain_timeout_ms);
+    /* A pod's own terminationDrainDuration (proxy.istio.io/config, passed by petrel inject)
+     * wins over the mesh's drainTimeout, as Istio's annotation over its mesh default. */
+    const char *pod_drain = getenv(PT_DRAIN_DURATION_ENV);
+    uint64_t pod_drain_ms;
+    if (pod_drain != NULL && pt__cfg_parse_duration(pod_drain, &pod_drain_ms) == 0)
+        s->drain_timeout_ms = pod_drain_ms;
+    else if (pod_drain != NULL)
+        pt__cfg_error(cx, spec, &sp,
+                      "environment " PT_DRAIN_DURATION_ENV ": \"%s\" is not a duration such as "
+                      "\"5s\" or \"500ms\"",
+                      pod_drain);
     if (f[PX_ACCESS_LOG] != NULL) {
         FIELD_PATH(PX_ACCESS_LOG);
         const char *a;

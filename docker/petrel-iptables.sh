@@ -24,6 +24,12 @@
 # proxy's own connections (uid/gid) return untouched, except its calls to the pod's own
 # address over loopback, which go to the inbound port, as Istio does; the app's loopback
 # traffic is not captured.
+#
+# One rule more than Istio's, in the filter table: PETREL_HOLD drops a connection's first SYN to
+# the outbound port while nothing listens there (-m socket --nowildcard finds Petrel's 0.0.0.0
+# listener). An app that starts calling out before Petrel is ready is then held, not refused:
+# its kernel sends the SYN again (after 1 s, 3 s, 7 s, ...) and the first one after Petrel
+# listens connects. Without it the redirected SYN meets no socket and the app gets a reset.
 set -eu
 
 IPT=${IPTABLES:-iptables}
@@ -53,6 +59,14 @@ clean() {
         "$IPT" -t nat -F "$chain" 2>/dev/null || true
         "$IPT" -t nat -X "$chain" 2>/dev/null || true
     done
+    # The jump names the port it was added with: remove every jump to the chain, whatever -p.
+    while "$IPT" -t filter -S INPUT 2>/dev/null | grep -q -- '-j PETREL_HOLD'; do
+        rule=$("$IPT" -t filter -S INPUT | grep -- '-j PETREL_HOLD' | head -n 1 | sed 's/^-A //')
+        # shellcheck disable=SC2086 # the rule is iptables' own words, split as such
+        "$IPT" -t filter -D $rule || break
+    done
+    "$IPT" -t filter -F PETREL_HOLD 2>/dev/null || true
+    "$IPT" -t filter -X PETREL_HOLD 2>/dev/null || true
 }
 
 # Splits a comma-separated list into words.
@@ -110,6 +124,12 @@ apply() {
         done
     fi
     "$IPT" -t nat -A OUTPUT -j PETREL_OUTPUT
+
+    # Held, not refused, until Petrel listens (see the top).
+    "$IPT" -t filter -N PETREL_HOLD
+    "$IPT" -t filter -A PETREL_HOLD -m socket --nowildcard -j RETURN
+    "$IPT" -t filter -A PETREL_HOLD -j DROP
+    "$IPT" -t filter -A INPUT -p tcp --syn --dport "$OUT_PORT" -j PETREL_HOLD
 }
 
 cmd=apply

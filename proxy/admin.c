@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../config/inject.h"
+#include "../tls/tls.h"
 #include "http1.h"
 #include "log.h"
 #include "outlier.h"
@@ -21,6 +23,7 @@ typedef struct admin_conn {
     pt_http1_parser_t parser;
     pt_arena_t arena;
     pt_http1_head_t *head;
+    pt_app_probe_t *probe; /* an app probe in flight for this request, or NULL */
     bool answered;
     char buf[4096];
 } admin_conn_t;
@@ -28,6 +31,8 @@ typedef struct admin_conn {
 static void on_conn_close(uv_handle_t *h)
 {
     admin_conn_t *c = h->data;
+    if (c->probe != NULL)
+        pt_app_probe_cancel(c->probe);
     pt_list_remove(&c->link);
     pt_arena_dispose(&c->arena);
     free(c);
@@ -312,6 +317,46 @@ static void respond_logging(admin_conn_t *c, pt_str_t query, bool is_get)
     respond(c, 200, "OK", body, (size_t)n);
 }
 
+/* NULL when this proxy is ready for traffic, else why not. Readiness means: the config is
+ * loaded and every listener bound (the admin listeners open only after both), not draining,
+ * and the workload certificate valid now (an expired one would fail every mTLS handshake). */
+static const char *not_ready(const pt_admin_t *a)
+{
+    if (a->is_draining)
+        return "draining";
+    if (a->config == NULL)
+        return "no configuration";
+    if (a->config->mesh_server_tls != NULL)
+        return pt_tls_ctx_certificate_problem(a->config->mesh_server_tls);
+    return NULL;
+}
+
+static void on_app_probe_done(void *arg, int status, const char *reason)
+{
+    admin_conn_t *c = arg;
+    c->probe = NULL;
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return; /* the asker left while the probe finished */
+    if (status == 200)
+        respond(c, 200, "OK", "", 0);
+    else
+        respond(c, 503, "Service Unavailable", reason, strlen(reason));
+}
+
+/* GET /app-health/<container>/<kind>: the app's own probe, made now (app_probe.h). */
+static void serve_app_probe(admin_conn_t *c, pt_str_t path)
+{
+    const pt_app_prober_t *prober =
+        pt_app_probers_find(&c->admin->app_probers, path.base, path.len);
+    if (prober == NULL) {
+        respond(c, 404, "Not Found", "no such app probe\n", 18);
+        return;
+    }
+    c->probe = pt_app_probe_start(c->admin->loop, prober, on_app_probe_done, c);
+    if (c->probe == NULL)
+        respond(c, 503, "Service Unavailable", "cannot start the app probe\n", 27);
+}
+
 static void serve(admin_conn_t *c)
 {
     pt_admin_t *a = c->admin;
@@ -328,10 +373,19 @@ static void serve(admin_conn_t *c)
      * ports answer nothing else. */
     bool is_health = pt_str_eq(path, PT_STR_LIT("/healthz/ready"));
     if (is_health && is_get) {
-        if (a->is_draining)
-            respond(c, 503, "Service Unavailable", "", 0);
-        else
+        const char *why = not_ready(a);
+        if (why != NULL) {
+            char body[64];
+            int n = snprintf(body, sizeof(body), "%s\n", why);
+            respond(c, 503, "Service Unavailable", body, (size_t)n);
+        } else {
             respond(c, 200, "OK", "", 0);
+        }
+        return;
+    }
+    if (c->role != PT_ADMIN_PROMETHEUS && is_get && path.len > 12 &&
+        memcmp(path.base, "/app-health/", 12) == 0) {
+        serve_app_probe(c, path);
         return;
     }
     if ((c->role == PT_ADMIN_HEALTH) ||
@@ -468,6 +522,14 @@ int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t
         a->loop = loop;
         pt_list_init(&a->conns);
     }
+    const char *probers = getenv(PT_INJECT_PROBERS_ENV);
+    if (role == PT_ADMIN_HEALTH && probers != NULL) {
+        char err[256];
+        if (pt_app_probers_parse(probers, &a->app_probers, err, sizeof(err)) != 0) {
+            pt_log_error("%s: %s", PT_INJECT_PROBERS_ENV, err);
+            return UV_EINVAL;
+        }
+    }
     pt_admin_listener_t *l = &a->listeners[role];
     uv_tcp_init(loop, &l->tcp);
     l->tcp.data = l;
@@ -495,4 +557,6 @@ void pt_admin_stop(pt_admin_t *a)
         if (!uv_is_closing((uv_handle_t *)&c->tcp))
             uv_close((uv_handle_t *)&c->tcp, on_conn_close);
     }
+    /* Probes in flight were cancelled with their connections and never read these again. */
+    pt_app_probers_dispose(&a->app_probers);
 }

@@ -6,13 +6,15 @@
  * source file:line), GET /clusters (clusters and their endpoints), GET /logging (the log level)
  * and POST /logging?level=L (sets it, as Envoy's), POST /drain and POST /quitquitquit (both the
  * SIGTERM drain through on_quit: finish in-flight work, then exit 0). Requests are parsed by the
- * same HTTP/1 codec as traffic; each connection answers one request and closes. */
+ * same HTTP/1 codec as traffic; each connection answers one request and closes. The health
+ * port also answers GET /app-health/<container>/<kind>, the app's own probes (app_probe.h). */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
 
 #include <stdbool.h>
 #include <uv.h>
 
+#include "app_probe.h"
 #include "list.h"
 #include "worker.h"
 
@@ -44,12 +46,14 @@ struct pt_admin {
     uint64_t reloads_accepted; /* config reloads published (main thread only) */
     uint64_t reloads_refused;  /* config reloads refused; the running config stayed */
     bool is_draining;
-    pt_list_t conns;            /* open admin connections, closed by pt_admin_stop */
-    void (*on_quit)(void *arg); /* starts the drain (POST /drain, /quitquitquit); idempotent */
+    pt_list_t conns;              /* open admin connections, closed by pt_admin_stop */
+    void (*on_quit)(void *arg);   /* starts the drain (POST /drain, /quitquitquit); idempotent */
+    pt_app_probers_t app_probers; /* from PETREL_APP_PROBERS, read when the health port opens */
     void *arg;
 };
 
-/* Listens on address:port for role. Returns 0 or a libuv error. */
+/* Listens on address:port for role. Returns 0 or a libuv error (UV_EINVAL, logged, when the
+ * health role finds PETREL_APP_PROBERS malformed). */
 int pt_admin_start(pt_admin_t *a, uv_loop_t *loop, const char *address, uint16_t port,
                    pt_admin_role_t role);
 void pt_admin_stop(pt_admin_t *a);

@@ -16,6 +16,7 @@
 #include "../xds/file_source.h"
 #include "../xds/file_watch.h"
 #include "admin.h"
+#include "commands.h"
 #include "dns.h"
 #include "log.h"
 #include "log_writer.h"
@@ -710,6 +711,10 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "validate") == 0)
         return cmd_validate(argc - 2, argv + 2);
+    if (strcmp(cmd, "inject") == 0)
+        return pt_cmd_inject(argc - 2, argv + 2);
+    if (strcmp(cmd, "wait") == 0)
+        return pt_cmd_wait(argc - 2, argv + 2);
     fprintf(stderr, "petrel: unknown command \"%s\"\n%s", cmd, usage);
     return 2;
 }

@@ -320,10 +320,20 @@ static void close_everything(pt_worker_t *w)
     pt_upstream_close_idle(w);
 }
 
+static bool is_idle(const pt_worker_t *w)
+{
+    return pt_list_is_empty(&w->conns) && pt_list_is_empty(&w->tunnels) &&
+           pt_list_is_empty(&w->connecting);
+}
+
 void pt_worker_check_drained(pt_worker_t *w)
 {
-    if (!w->is_draining || !pt_list_is_empty(&w->conns) || !pt_list_is_empty(&w->tunnels) ||
-        !pt_list_is_empty(&w->connecting))
+    if (w->is_draining_inbound && !w->is_draining && is_idle(w)) {
+        /* The app's connections are gone: the outbound listener goes too. */
+        w->is_draining = true;
+        close_listeners(w);
+    }
+    if (!w->is_draining || !is_idle(w))
         return;
     if (uv_is_closing((uv_handle_t *)&w->wakeup))
         return;
@@ -341,13 +351,46 @@ void pt_worker_check_drained(pt_worker_t *w)
 static void on_drain_deadline(uv_timer_t *t)
 {
     pt_worker_t *w = t->data;
+    if (!w->is_draining) { /* a sidecar's outbound stops serving now */
+        w->is_draining = true;
+        close_listeners(w);
+    }
     close_everything(w);
     pt_worker_check_drained(w);
 }
 
+/* A sidecar's drain (see is_draining_inbound): the app may still be making calls while it shuts
+ * down (a classic sidecar is told to stop with the app), so its outbound keeps serving until
+ * its connections are gone or the deadline passes, while inbound traffic drains. */
+static bool start_sidecar_drain(pt_worker_t *w)
+{
+    pt_listener_t *outbound = NULL;
+    for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
+        if (PT_CONTAINER_OF(n, pt_listener_t, link)->config->protocol ==
+            PT_LISTENER_CAPTURE_OUTBOUND)
+            outbound = PT_CONTAINER_OF(n, pt_listener_t, link);
+    if (outbound == NULL)
+        return false;
+    w->is_draining_inbound = true;
+    for (pt_list_t *n = w->listeners.next, *next; n != &w->listeners; n = next) {
+        next = n->next;
+        if (n != &outbound->link)
+            close_listener(PT_CONTAINER_OF(n, pt_listener_t, link));
+    }
+    for (pt_list_t *n = w->conns.next, *next; n != &w->conns; n = next) {
+        next = n->next;
+        pt_conn_t *c = PT_CONTAINER_OF(n, pt_conn_t, link);
+        if (c->capture == NULL || c->capture->direction != PT_CAPTURE_OUTBOUND)
+            pt_conn_drain(c);
+    }
+    uv_timer_start(&w->drain_timer, on_drain_deadline, w->config->proxy.drain_timeout_ms, 0);
+    pt_worker_check_drained(w);
+    return true;
+}
+
 static void start_drain(pt_worker_t *w)
 {
-    if (w->is_draining)
+    if (w->is_draining || w->is_draining_inbound || start_sidecar_drain(w))
         return;
     w->is_draining = true;
     close_listeners(w);
@@ -368,7 +411,7 @@ static void on_wakeup(uv_async_t *a)
     w->next_config = NULL;
     uv_mutex_unlock(&w->wakeup_lock);
     if (next != NULL) {
-        if (w->is_draining)
+        if (w->is_draining || w->is_draining_inbound)
             pt_config_unref(next);
         else
             apply_config(w, next);

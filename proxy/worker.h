@@ -62,6 +62,10 @@ struct pt_worker {
     pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
     pt_access_log_t access_log;
     bool is_draining;
+    /* A sidecar's drain, first step: inbound closed and draining while the outbound capture
+     * listener and the app's outbound connections keep serving; is_draining follows once the
+     * app's connections are gone, or at the drain deadline. */
+    bool is_draining_inbound;
     int start_error; /* 0, or the libuv error that stopped the listeners opening */
     const char *start_error_what;
     uv_sem_t *started;    /* posted once listeners are open (or failed) */
@@ -77,8 +81,10 @@ struct pt_worker {
 #define PT_ACCEPT_BATCH 64
 
 #define PT_WORKER_CMD_NONE 0
-#define PT_WORKER_CMD_DRAIN 1 /* stop accepting, finish in-flight, exit when idle */
-#define PT_WORKER_CMD_STOP 2  /* close everything now */
+#define PT_WORKER_CMD_DRAIN                                                                        \
+    1                        /* stop accepting, finish in-flight, exit when idle (a sidecar's      \
+                                outbound serves the app until its connections are gone) */
+#define PT_WORKER_CMD_STOP 2 /* close everything now */
 
 /* The process' descriptor limit (the soft RLIMIT_NOFILE), before the workers start. */
 void pt_worker_set_fd_limit(uint64_t limit);

@@ -373,6 +373,18 @@ static bool literal(const char *s, size_t len, size_t *i, const char *lit)
     return true;
 }
 
+const char *pt_tls_ctx_certificate_problem(SSL_CTX *ctx)
+{
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    if (cert == NULL)
+        return "no certificate";
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0)
+        return "certificate not yet valid";
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)
+        return "certificate expired";
+    return NULL;
+}
+
 bool pt_spiffe_parse(const char *id, size_t len, pt_spiffe_id_t *out)
 {
     size_t i = 0;

@@ -88,6 +88,10 @@ const char *pt_tls_sni(const pt_tls_t *t);
  * the peer sent no verified certificate or it has no single SPIFFE ID. */
 bool pt_tls_peer_spiffe_id(const pt_tls_t *t, char *out, size_t cap);
 
+/* NULL when the certificate of ctx is valid now, else why not ("certificate expired",
+ * "certificate not yet valid", "no certificate"). */
+const char *pt_tls_ctx_certificate_problem(SSL_CTX *ctx);
+
 /* spiffe://<trust-domain>/ns/<ns>/sa/<sa>: false when id is not of that form. The parts point
  * into id (not NUL-terminated), with their lengths. */
 typedef struct pt_spiffe_id {
