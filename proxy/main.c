@@ -30,6 +30,8 @@
 static const char usage[] =
     "usage: petrel run -c FILE|DIR [-c FILE|DIR ...] [--log-level error|warning|info|debug]\n"
     "       petrel validate [--lenient] FILE|DIR [FILE|DIR ...]\n"
+    "       petrel inject [-f FILE|-] [--classic] [--image IMAGE] [--mesh-config NAME]\n"
+    "       petrel wait [--timeout SECONDS] [--port PORT] [--period MS]\n"
     "       petrel --version | --help\n"
     "\n"
     "  run       serve traffic with the configuration in the given YAML files or directories\n"
@@ -38,7 +40,12 @@ static const char usage[] =
     "            (file:line:col: field.path: message); it refuses what run refuses.\n"
     "            --lenient: security policies Petrel cannot enforce yet, certificate\n"
     "            files missing here and an access log that cannot be written here are\n"
-    "            warnings (for Istio configs checked elsewhere)\n";
+    "            warnings (for Istio configs checked elsewhere)\n"
+    "  inject    add Petrel's sidecar and capture init container to Kubernetes workloads\n"
+    "            (docs/kubernetes.md)\n"
+    "  wait      exit 0 once the local Petrel is ready (/healthz/ready), 1 on timeout\n"
+    "\n"
+    "Each command prints its own usage with --help.\n";
 
 static const char run_usage[] =
     "usage: petrel run -c FILE|DIR [-c FILE|DIR ...] [--log-level LEVEL]\n"

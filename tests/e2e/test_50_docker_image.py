@@ -29,8 +29,8 @@ DOCKERFILE = os.path.join(REPO, "docker", "Dockerfile")
 APT_CLEANUP = " && rm -rf /var/lib/apt/lists/*"
 # In every Debian image already: the Essential packages depend on it.
 BASE_LIBRARIES = {"libc6"}
-# Installed for the trust store of upstream TLS, not for a library.
-RUNTIME_NOT_LIBRARIES = {"ca-certificates"}
+# Installed for the trust store of upstream TLS and for the capture script, not for a library.
+RUNTIME_NOT_LIBRARIES = {"ca-certificates", "iptables"}
 
 
 def stages():
@@ -179,7 +179,20 @@ def test_runtime_stage_copies_exist(replayed):
                 assert os.path.exists(os.path.join(root, src.lstrip("/"))), \
                     "the build stage made no %s" % src
             else:
-                assert flags == [] and os.path.exists(os.path.join(REPO, src)), args
+                assert flags in ([], ["--chmod=0755"]) and os.path.exists(os.path.join(REPO, src)), \
+                    args
+
+
+def test_runtime_has_what_the_injected_init_container_runs():
+    """petrel inject's petrel-init container runs the capture script from this image: the
+    script must be where the injected manifest's command says, executable, with iptables."""
+    manifest = open(os.path.join(REPO, "docker", "kubernetes", "app.injected.yaml")).read()
+    (script,) = set(re.findall(r"^\s*- (/\S*petrel-iptables\.sh)$", manifest, re.M))
+    copies = [copy_args(args) for args in steps(runtime(), "COPY")]
+    assert any(dest == script and "--chmod=0755" in flags and sources == ["docker/petrel-iptables.sh"]
+               for flags, sources, dest in copies), copies
+    text = open(os.path.join(REPO, "docker", "install-deps.sh")).read()
+    assert "iptables" in re.search(r'^RUNTIME="([^"]*)"', text, re.M).group(1).split()
 
 
 def test_runtime_libraries_are_those_petrel_loads(replayed):
