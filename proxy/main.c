@@ -55,6 +55,7 @@ typedef struct server {
     pt_trace_exporter_t *exporter; /* NULL: no span export */
     _Atomic int workers_running;
     bool is_draining;
+    bool listeners_drained; /* POST /drain_listeners: no listener, no reload, still running */
 } server_t;
 
 static void print_errors(const pt_config_errors_t *e)
@@ -236,7 +237,7 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
 static void on_dns_change(void *arg)
 {
     server_t *s = arg;
-    if (s->is_draining)
+    if (s->is_draining || s->listeners_drained)
         return;
     pt_config_errors_t errors = {.refuse_unenforced_security = true};
     pt_config_t *c = compile_files(&s->sources, &errors);
@@ -253,7 +254,7 @@ static void on_dns_change(void *arg)
  * keeps the running one when anything is wrong: a reload is all or nothing. */
 static void reload(server_t *s, const char *why)
 {
-    if (s->is_draining)
+    if (s->is_draining || s->listeners_drained)
         return;
     pt_config_errors_t errors = {.refuse_unenforced_security = true};
     pt_xds_files_t files = {0};
@@ -324,6 +325,20 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_quit(void *arg)
 {
     start_shutdown(arg);
+}
+
+/* POST /drain_listeners: the workers drain as for SIGTERM (their loops end once idle), but the
+ * process stays up with its admin API until a SIGTERM or /quitquitquit. */
+static void on_drain_listeners(void *arg)
+{
+    server_t *s = arg;
+    if (s->is_draining || s->listeners_drained)
+        return;
+    s->listeners_drained = true;
+    s->admin.is_draining = true;
+    pt_log_info("draining listeners (admin API): finishing in-flight requests, then staying up");
+    for (size_t i = 0; i < s->n_workers; i++)
+        pt_worker_command(&s->workers[i], PT_WORKER_CMD_DRAIN);
 }
 
 static int open_access_log(const char *path)
@@ -442,6 +457,11 @@ static int cmd_run(int argc, char **argv)
     s.admin.config = s.config;
     s.admin.config_generation = s.config->generation;
     s.admin.on_quit = on_quit;
+    s.admin.on_drain_listeners = on_drain_listeners;
+    s.admin.version = PT_VERSION;
+    s.admin.argv = argv - 2; /* "petrel run ..." as typed */
+    s.admin.argc = argc + 2;
+    s.admin.start_ms = uv_now(s.loop);
     s.admin.main_stats = &s.main_stats;
     s.admin.arg = &s;
     static const char *const what[] = {"admin", "prometheus", "health"};
