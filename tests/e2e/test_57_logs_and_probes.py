@@ -90,7 +90,7 @@ def test_response_code_details_route_name_and_cluster(petrel, origin):
     assert app.split(" ")[5:7] == ["-", "via_upstream"], app
     assert app.endswith('" outbound|80|v1|web.local v1'), app
     assert nowhere.split(" ")[5:7] == ["NR", "route_not_found"], nowhere
-    assert nowhere.endswith('"- - -'), nowhere
+    assert nowhere.endswith('"-" - -'), nowhere
 
 
 def test_upgraded_connection_logs_its_tunnel_bytes(petrel, origin):
