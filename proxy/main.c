@@ -165,7 +165,8 @@ static void start_shutdown(server_t *s)
     uv_timer_start(&s->exit_poll, on_exit_poll, 10, 10);
 }
 
-/* Settings a running process cannot take over: they need a restart. */
+/* Settings a running process cannot take over: they need a restart. docs/operations.md ("Live
+ * configuration") lists exactly these; change both together. */
 static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_proxy_settings_t *b)
 {
     if (strcmp(a->bind_address, b->bind_address) != 0)
