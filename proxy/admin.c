@@ -147,7 +147,7 @@ static size_t format_retries_by_reason(pt_admin_t *a, char *out, size_t cap)
 }
 
 /* Prometheus text: the istio_* per-request metrics, then Petrel's own counters as petrel_*. */
-static void respond_prometheus(admin_conn_t *c)
+static void serve_prometheus(admin_conn_t *c, pt_str_t query)
 {
     pt_admin_t *a = c->admin;
     const pt_workload_t *wl = &a->config->proxy.workload;
@@ -419,6 +419,7 @@ static void serve_listeners(admin_conn_t *c, pt_str_t query)
     body_t b = {0};
     body_printf(&b, "%s", is_json ? "{\"listener_statuses\":[" : "");
     size_t n = a->config->n_listeners;
+    bool first = true;
     for (size_t i = 0; i < n + 2; i++) {
         const char *name, *serves, *address = ps->bind_address;
         unsigned port;
@@ -439,7 +440,7 @@ static void serve_listeners(admin_conn_t *c, pt_str_t query)
             serves = role == PT_ADMIN_PROMETHEUS ? "/stats/prometheus" : "/healthz/ready";
         }
         if (is_json) {
-            body_printf(&b, "%s{\"name\":", b.len > 22 ? "," : "");
+            body_printf(&b, "%s{\"name\":", first ? "" : ",");
             body_json_str(&b, name);
             body_printf(&b,
                         ",\"local_address\":{\"socket_address\":{\"address\":\"%s\","
@@ -448,6 +449,7 @@ static void serve_listeners(admin_conn_t *c, pt_str_t query)
         } else {
             body_printf(&b, "%s::%s:%u::%s\n", name, address, port, serves);
         }
+        first = false;
     }
     if (is_json)
         body_printf(&b, "]}\n");
@@ -594,11 +596,6 @@ static void serve_drain_listeners(admin_conn_t *c, pt_str_t query)
     respond(c, 200, "OK", "OK\n", 3);
     if (c->admin->on_drain_listeners != NULL)
         c->admin->on_drain_listeners(c->admin->arg);
-}
-
-static void serve_prometheus(admin_conn_t *c, pt_str_t query)
-{
-    respond_prometheus(c);
 }
 
 static void serve_help(admin_conn_t *c, pt_str_t query);
