@@ -647,6 +647,13 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     }
     if (f[PX_SIDECAR] != NULL)
         read_sidecar(cx, f[PX_SIDECAR], &sp, &s->sidecar);
+    /* A sidecar serves Istio's scrape port and readiness probe, as istio-proxy does, so pod
+     * annotations and probes written for Istio work; 0 turns either off. A gateway keeps them
+     * off unless set: several gateways or harnesses may share a host. */
+    if (s->sidecar.enabled && f[PX_PROM_PORT] == NULL)
+        s->prometheus_port = 15090;
+    if (s->sidecar.enabled && f[PX_HEALTH_PORT] == NULL)
+        s->health_port = 15021;
 #undef FIELD_PATH
 #undef INT_FIELD
 #undef DURATION_FIELD

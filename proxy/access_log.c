@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -55,6 +56,62 @@ void pt_access_log_close(pt_access_log_t *log)
 {
     pt_access_log_flush(log);
     uv_close((uv_handle_t *)&log->timer, NULL);
+}
+
+/* Copies s (when present) to *p, advancing it; returns the copy. */
+static pt_str_t copy_str(char **p, pt_str_t s)
+{
+    if (s.base == NULL)
+        return s;
+    memcpy(*p, s.base, s.len);
+    (*p)[s.len] = '\0';
+    pt_str_t out = {*p, s.len};
+    *p += s.len + 1;
+    return out;
+}
+
+static const char *copy_cstr(char **p, const char *s)
+{
+    return copy_str(p, pt_str(s)).base;
+}
+
+pt_access_log_entry_t *pt_access_log_entry_copy(const pt_access_log_entry_t *e)
+{
+    const pt_str_t strs[] = {e->method,
+                             e->path,
+                             e->protocol,
+                             e->x_forwarded_for,
+                             e->user_agent,
+                             e->request_id,
+                             e->authority,
+                             e->upstream_host,
+                             pt_str(e->flags),
+                             pt_str(e->peer_principal),
+                             pt_str(e->details),
+                             pt_str(e->route_name),
+                             pt_str(e->upstream_cluster)};
+    size_t size = sizeof(*e);
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        size += strs[i].len + 1;
+    pt_access_log_entry_t *c = malloc(size);
+    if (c == NULL)
+        abort();
+    *c = *e;
+    char *p = (char *)(c + 1);
+    c->method = copy_str(&p, e->method);
+    c->path = copy_str(&p, e->path);
+    c->protocol = copy_str(&p, e->protocol);
+    c->x_forwarded_for = copy_str(&p, e->x_forwarded_for);
+    c->user_agent = copy_str(&p, e->user_agent);
+    c->request_id = copy_str(&p, e->request_id);
+    c->authority = copy_str(&p, e->authority);
+    c->upstream_host = copy_str(&p, e->upstream_host);
+    c->flags = copy_cstr(&p, e->flags);
+    c->peer_principal = copy_cstr(&p, e->peer_principal);
+    c->details = copy_cstr(&p, e->details);
+    c->route_name = copy_cstr(&p, e->route_name);
+    c->upstream_cluster = copy_cstr(&p, e->upstream_cluster);
+    return c;
 }
 
 typedef struct line {
@@ -131,6 +188,8 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
         put_value(&l, e->protocol, true);
         putf(&l, ",\"response_code\":%d,\"response_flags\":", e->status);
         put_value(&l, flags, true);
+        put(&l, ",\"response_code_details\":", 25);
+        put_value(&l, pt_str(e->details), true);
         putf(&l, ",\"bytes_received\":%" PRIu64 ",\"bytes_sent\":%" PRIu64, e->bytes_received,
              e->bytes_sent);
         putf(&l, ",\"duration\":%" PRIu64 ",\"upstream_service_time\":", e->duration_ms);
@@ -145,7 +204,9 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
                     {"user_agent", e->user_agent},
                     {"request_id", e->request_id},
                     {"authority", e->authority},
-                    {"upstream_host", e->upstream_host}};
+                    {"upstream_host", e->upstream_host},
+                    {"upstream_cluster", pt_str(e->upstream_cluster)},
+                    {"route_name", pt_str(e->route_name)}};
         for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++) {
             putf(&l, ",\"%s\":", rest[i].key);
             put_value(&l, rest[i].v, true);
@@ -157,8 +218,9 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
         }
         put(&l, "}", 1);
     } else {
-        /* Envoy's default: [START_TIME] "METHOD PATH PROTOCOL" CODE FLAGS RX TX DURATION
-         * UPSTREAM_TIME "XFF" "UA" "REQUEST_ID" "AUTHORITY" "UPSTREAM_HOST" */
+        /* Envoy's default with Istio's additions (access_log.h): [START_TIME] "METHOD PATH
+         * PROTOCOL" CODE FLAGS DETAILS RX TX DURATION UPSTREAM_TIME "XFF" "UA" "REQUEST_ID"
+         * "AUTHORITY" "UPSTREAM_HOST" UPSTREAM_CLUSTER ROUTE_NAME */
         putf(&l, "[%s] \"", when);
         put_value(&l, e->method, false);
         put(&l, " ", 1);
@@ -167,6 +229,8 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
         put_value(&l, e->protocol, false);
         putf(&l, "\" %d ", e->status);
         put_value(&l, flags, false);
+        put(&l, " ", 1);
+        put_value(&l, pt_str(e->details), false);
         putf(&l, " %" PRIu64 " %" PRIu64 " %" PRIu64 " ", e->bytes_received, e->bytes_sent,
              e->duration_ms);
         if (e->upstream_ms == UINT64_MAX)
@@ -180,6 +244,10 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
             put_value(&l, quoted[i], false);
             put(&l, "\"", 1);
         }
+        put(&l, " ", 1);
+        put_value(&l, pt_str(e->upstream_cluster), false);
+        put(&l, " ", 1);
+        put_value(&l, pt_str(e->route_name), false);
     }
     l.buf[l.len++] = '\n';
     append(log, l.buf, l.len);

@@ -1,11 +1,14 @@
 /* proxy/access_log.h
- * One line per request, in Envoy's default text format, so existing log parsers fit:
- *   [START_TIME] "METHOD PATH PROTOCOL" STATUS FLAGS BYTES_RECEIVED BYTES_SENT DURATION_MS
- *   UPSTREAM_MS "X-FORWARDED-FOR" "USER-AGENT" "X-REQUEST-ID" "AUTHORITY" "UPSTREAM_HOST"
- * or, with accessLogFormat: json, one JSON object a line with Envoy's JSON key names
- * (start_time, method, path, protocol, response_code, response_flags, bytes_received,
- * bytes_sent, duration, upstream_service_time, x_forwarded_for, user_agent, request_id,
- * authority, upstream_host, upstream_request_attempt_count; an absent value is null), and
+ * One line per request, in Envoy's default text format with the fields Istio's default adds, in
+ * the places Istio's has them, so existing log parsers fit:
+ *   [START_TIME] "METHOD PATH PROTOCOL" STATUS FLAGS RESPONSE_CODE_DETAILS BYTES_RECEIVED
+ *   BYTES_SENT DURATION_MS UPSTREAM_MS "X-FORWARDED-FOR" "USER-AGENT" "X-REQUEST-ID"
+ *   "AUTHORITY" "UPSTREAM_HOST" UPSTREAM_CLUSTER ROUTE_NAME
+ * or, with accessLogFormat: json, one JSON object a line with Istio's JSON key names
+ * (start_time, method, path, protocol, response_code, response_flags, response_code_details,
+ * bytes_received, bytes_sent, duration, upstream_service_time, x_forwarded_for, user_agent,
+ * request_id, authority, upstream_host, upstream_cluster, route_name,
+ * upstream_request_attempt_count; an absent value is null), and
  * downstream_peer_principal ("<trust-domain>/ns/<ns>/sa/<sa>") when the client presented a
  * verified certificate with a SPIFFE ID (Gateway MUTUAL, mesh mTLS on the sidecar's inbound).
  * Each worker formats its lines into a buffer of its lane (proxy/log_writer.h) and hands the
@@ -45,7 +48,14 @@ typedef struct pt_access_log_entry {
     pt_str_t x_forwarded_for, user_agent, request_id, authority, upstream_host;
     const char *peer_principal; /* the verified TLS peer's principal; NULL: none */
     int attempts; /* upstream attempts (Envoy's UPSTREAM_REQUEST_ATTEMPT_COUNT); JSON only */
+    const char *route_name;       /* ROUTE_NAME: the VirtualService http route's; NULL: none */
+    const char *upstream_cluster; /* UPSTREAM_CLUSTER: "outbound|80|v1|web.local"; NULL: none */
+    const char *details;          /* RESPONSE_CODE_DETAILS: "via_upstream", ...; NULL: none */
 } pt_access_log_entry_t;
+
+/* A malloc'd copy of e whose strings live in the same block (one free() releases it), for a
+ * line written later than the request's memory lives. Aborts when out of memory. */
+pt_access_log_entry_t *pt_access_log_entry_copy(const pt_access_log_entry_t *e);
 
 /* writer NULL: logging off. */
 void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, pt_log_writer_t *writer,

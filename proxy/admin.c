@@ -5,6 +5,7 @@
 #include "admin.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "http1.h"
 #include "log.h"
 #include "outlier.h"
+#include "regex.h"
 
 typedef struct admin_conn {
     uv_tcp_t tcp;
@@ -61,25 +63,15 @@ static uint64_t stat_sum(const pt_admin_t *a, int k)
     return sum;
 }
 
-/* Every counter summed over the workers, "name: value\n" lines; returns the length written
- * (truncated at size). */
-static size_t format_stats(const pt_admin_t *a, char *buf, size_t size)
+static int hex_digit(char ch)
 {
-    size_t off = 0;
-    for (int k = 0; k < PT_STAT__COUNT; k++) {
-        uint64_t sum = stat_sum(a, k);
-        int n = snprintf(buf + off, size - off, "%s: %" PRIu64 "\n", pt_stat_names[k], sum);
-        if (n < 0 || (size_t)n >= size - off)
-            return off;
-        off += (size_t)n;
-    }
-    int n = snprintf(buf + off, size - off,
-                     "config_generation: %" PRIu64 "\nconfig_reloads_accepted: %" PRIu64
-                     "\nconfig_reloads_refused: %" PRIu64 "\nworkers: %zu\n",
-                     a->config_generation, a->reloads_accepted, a->reloads_refused, a->n_workers);
-    if (n > 0 && (size_t)n < size - off)
-        off += (size_t)n;
-    return off;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
 }
 
 static void respond_typed(admin_conn_t *c, int status, const char *reason, const char *type,
@@ -160,7 +152,7 @@ static size_t format_retries_by_reason(pt_admin_t *a, char *out, size_t cap)
 }
 
 /* Prometheus text: the istio_* per-request metrics, then Petrel's own counters as petrel_*. */
-static void respond_prometheus(admin_conn_t *c)
+static void serve_prometheus(admin_conn_t *c, pt_str_t query)
 {
     pt_admin_t *a = c->admin;
     const pt_workload_t *wl = &a->config->proxy.workload;
@@ -212,24 +204,183 @@ static void respond_prometheus(admin_conn_t *c)
     free(extra);
 }
 
-/* {"generation": N, "resources": [{"source", "line", "resource"}, ...]} */
-static void respond_config_dump(admin_conn_t *c)
+/* A growing response body. Out of memory aborts, as the arenas do. */
+typedef struct body {
+    char *data;
+    size_t len, cap;
+} body_t;
+
+static void body_printf(body_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void body_printf(body_t *b, const char *fmt, ...)
 {
-    const pt_config_t *cfg = c->admin->config;
-    char head[64];
-    int n =
-        snprintf(head, sizeof(head), "{\"generation\":%" PRIu64 ",\"resources\":", cfg->generation);
-    size_t len = (size_t)n + cfg->resources_json_len + 2;
-    char *body = malloc(len + 1);
-    if (body == NULL) {
-        respond(c, 503, "Service Unavailable", "out of memory\n", 14);
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->data != NULL ? b->data + b->len : NULL, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n + 256;
+        char *d = realloc(b->data, cap);
+        if (d == NULL)
+            abort();
+        b->data = d;
+        b->cap = cap;
+    }
+}
+
+/* s as a JSON string, quotes included; NULL as null. */
+static void body_json_str(body_t *b, const char *s)
+{
+    if (s == NULL) {
+        body_printf(b, "null");
         return;
     }
-    memcpy(body, head, (size_t)n);
-    memcpy(body + n, cfg->resources_json, cfg->resources_json_len);
-    memcpy(body + n + cfg->resources_json_len, "}\n", 2);
-    respond(c, 200, "OK", body, len);
-    free(body);
+    body_printf(b, "\"");
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            body_printf(b, "\\%c", ch);
+        else if (ch < 0x20)
+            body_printf(b, "\\u%04x", ch);
+        else
+            body_printf(b, "%c", ch);
+    }
+    body_printf(b, "\"");
+}
+
+static void respond_body(admin_conn_t *c, const char *type, body_t *b)
+{
+    respond_typed(c, 200, "OK", type, b->data != NULL ? b->data : "", b->len);
+    free(b->data);
+}
+
+/* The value of key in a query string ("a=1&b"), percent-decoded into c's arena; NULL when the
+ * key is absent, "" for a key without a value. */
+static const char *query_param(admin_conn_t *c, pt_str_t query, const char *key)
+{
+    size_t key_len = strlen(key);
+    const char *p = query.base, *end = query.base + query.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *item_end = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(item_end - p));
+        const char *name_end = eq != NULL ? eq : item_end;
+        if ((size_t)(name_end - p) == key_len && memcmp(p, key, key_len) == 0) {
+            const char *v = eq != NULL ? eq + 1 : item_end;
+            char *out = pt_arena_alloc(&c->arena, (size_t)(item_end - v) + 1);
+            size_t n = 0;
+            for (; v < item_end; v++) {
+                int hi, lo;
+                if (*v == '%' && item_end - v >= 3 && (hi = hex_digit(v[1])) >= 0 &&
+                    (lo = hex_digit(v[2])) >= 0) {
+                    out[n++] = (char)(hi * 16 + lo);
+                    v += 2;
+                } else {
+                    out[n++] = *v == '+' ? ' ' : *v;
+                }
+            }
+            out[n] = '\0';
+            return out;
+        }
+        p = item_end + 1;
+    }
+    return NULL;
+}
+
+/* GET /ready: 200 LIVE, or 503 DRAINING (SIGTERM, /drain, /drain_listeners). */
+static void serve_ready(admin_conn_t *c, pt_str_t query)
+{
+    if (c->admin->is_draining)
+        respond(c, 503, "Service Unavailable", "DRAINING\n", 9);
+    else
+        respond(c, 200, "OK", "LIVE\n", 5);
+}
+
+/* GET /healthz/ready, Istio's 15021 probe: an empty 200, or 503 while draining. */
+static const char *not_ready(const pt_admin_t *a);
+
+/* GET /healthz/ready: 200 when ready (not_ready), else 503 with the reason. */
+static void serve_healthz(admin_conn_t *c, pt_str_t query)
+{
+    const char *why = not_ready(c->admin);
+    if (why != NULL) {
+        char body[64];
+        int n = snprintf(body, sizeof(body), "%s\n", why);
+        respond(c, 503, "Service Unavailable", body, (size_t)n);
+    } else {
+        respond(c, 200, "OK", "", 0);
+    }
+}
+
+/* GET /stats: every counter summed over the workers, then the config counters, as Envoy's
+ * "name: value" lines, or {"stats":[{"name","value"}]} with format=json. filter=REGEX keeps the
+ * stats whose name the regex matches anywhere (Envoy's partial match); usedonly keeps those
+ * that are not zero. */
+static void serve_stats(admin_conn_t *c, pt_str_t query)
+{
+    pt_admin_t *a = c->admin;
+    const char *filter = query_param(c, query, "filter");
+    const char *format = query_param(c, query, "format");
+    bool used_only = query_param(c, query, "usedonly") != NULL;
+    bool is_json = format != NULL && strcmp(format, "json") == 0;
+    if (format != NULL && !is_json && strcmp(format, "text") != 0) {
+        static const char msg[] = "unknown format; use format=json or format=text\n";
+        respond(c, 400, "Bad Request", msg, sizeof(msg) - 1);
+        return;
+    }
+    pt_regex_t *re = NULL;
+    if (filter != NULL) {
+        char err[160];
+        re = pt_regex_compile(&c->arena, filter, strlen(filter), false, err, sizeof(err));
+        if (re == NULL) {
+            char msg[256];
+            int n = snprintf(msg, sizeof(msg), "invalid regex in filter: %s\n", err);
+            respond(c, 400, "Bad Request", msg, (size_t)n);
+            return;
+        }
+    }
+    struct {
+        const char *name;
+        uint64_t value;
+    } config_stats[] = {{"config_generation", a->config_generation},
+                        {"config_reloads_accepted", a->reloads_accepted},
+                        {"config_reloads_refused", a->reloads_refused},
+                        {"workers", a->n_workers}};
+    size_t n_config = sizeof(config_stats) / sizeof(config_stats[0]);
+    body_t b = {0};
+    body_printf(&b, "%s", is_json ? "{\"stats\":[" : "");
+    bool first = true;
+    for (size_t k = 0; k < PT_STAT__COUNT + n_config; k++) {
+        bool is_config = k >= PT_STAT__COUNT;
+        const char *name = is_config ? config_stats[k - PT_STAT__COUNT].name : pt_stat_names[k];
+        uint64_t value = is_config ? config_stats[k - PT_STAT__COUNT].value : stat_sum(a, (int)k);
+        if ((used_only && value == 0) || (re != NULL && !pt_regex_match(re, name, strlen(name))))
+            continue;
+        if (is_json)
+            body_printf(&b, "%s{\"name\":\"%s\",\"value\":%" PRIu64 "}", first ? "" : ",", name,
+                        value);
+        else
+            body_printf(&b, "%s: %" PRIu64 "\n", name, value);
+        first = false;
+    }
+    if (is_json)
+        body_printf(&b, "]}\n");
+    respond_body(c, is_json ? "application/json" : "text/plain", &b);
+}
+
+/* GET /config_dump: {"generation": N, "resources": [{"source", "line", "resource"}, ...]} */
+static void serve_config_dump(admin_conn_t *c, pt_str_t query)
+{
+    const pt_config_t *cfg = c->admin->config;
+    body_t b = {0};
+    body_printf(&b, "{\"generation\":%" PRIu64 ",\"resources\":%.*s}\n", cfg->generation,
+                (int)cfg->resources_json_len, cfg->resources_json);
+    respond_body(c, "application/json", &b);
 }
 
 /* One line per endpoint, in Envoy's /clusters text form:
@@ -239,69 +390,187 @@ static void respond_config_dump(admin_conn_t *c)
  * and a cluster without endpoints as "outbound|80||x::no_endpoints". An endpoint that outlier
  * detection has ejected shows "health_flags::/failed_outlier_check", as in Envoy; a cluster
  * with outlier detection adds "...::outlier_ejections::N" per endpoint. */
-static void respond_clusters(admin_conn_t *c)
+static void serve_clusters(admin_conn_t *c, pt_str_t query)
 {
     const pt_config_t *cfg = c->admin->config;
-    size_t cap = 256, len = 0;
-    for (size_t i = 0; i < cfg->n_clusters; i++)
-        cap += (strlen(cfg->clusters[i]->name) + 384) * (cfg->clusters[i]->n_endpoints * 3 + 1);
-    char *body = malloc(cap);
-    if (body == NULL) {
-        respond(c, 503, "Service Unavailable", "out of memory\n", 14);
-        return;
-    }
+    body_t b = {0};
     for (size_t i = 0; i < cfg->n_clusters; i++) {
         const pt_cluster_t *cl = cfg->clusters[i];
         if (cl->n_endpoints == 0)
-            len += (size_t)snprintf(body + len, cap - len, "%s::no_endpoints\n", cl->name);
+            body_printf(&b, "%s::no_endpoints\n", cl->name);
         for (size_t k = 0; k < cl->n_endpoints; k++) {
             const pt_endpoint_t *ep = &cl->endpoints[k];
             bool ejected;
             uint64_t n_ejections;
             pt_outlier_endpoint_info(cl, k, &ejected, &n_ejections);
-            len += (size_t)snprintf(
-                body + len, cap - len, "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::%s\n",
-                cl->name, ep->address, (unsigned)ep->port, ep->weight, cl->name, ep->address,
-                (unsigned)ep->port, ejected ? "/failed_outlier_check" : "healthy");
+            body_printf(&b, "%s::%s:%u::weight::%u\n%s::%s:%u::health_flags::%s\n", cl->name,
+                        ep->address, (unsigned)ep->port, ep->weight, cl->name, ep->address,
+                        (unsigned)ep->port, ejected ? "/failed_outlier_check" : "healthy");
             if (cl->outlier_state != NULL)
-                len += (size_t)snprintf(body + len, cap - len,
-                                        "%s::%s:%u::outlier_ejections::%" PRIu64 "\n", cl->name,
-                                        ep->address, (unsigned)ep->port, n_ejections);
+                body_printf(&b, "%s::%s:%u::outlier_ejections::%" PRIu64 "\n", cl->name,
+                            ep->address, (unsigned)ep->port, n_ejections);
             if (ep->hostname != NULL)
-                len += (size_t)snprintf(body + len, cap - len, "%s::%s:%u::hostname::%s\n",
-                                        cl->name, ep->address, (unsigned)ep->port, ep->hostname);
+                body_printf(&b, "%s::%s:%u::hostname::%s\n", cl->name, ep->address,
+                            (unsigned)ep->port, ep->hostname);
         }
     }
-    respond(c, 200, "OK", body, len);
-    free(body);
+    respond_body(c, "text/plain", &b);
 }
+
+/* GET /listeners: the listeners in force, one "name::address:port::what it serves" line each
+ * (Envoy's text form plus what the listener serves), or with format=json Envoy's
+ * {"listener_statuses": [{"name", "local_address": {"socket_address": {...}}}]} plus "serves".
+ * The Prometheus and health listeners are listed as Istio lists its 15090 and 15021 ones; the
+ * admin listener is not, as in Envoy. */
+static void serve_listeners(admin_conn_t *c, pt_str_t query)
+{
+    const pt_admin_t *a = c->admin;
+    const pt_proxy_settings_t *ps = &a->config->proxy;
+    const char *format = query_param(c, query, "format");
+    bool is_json = format != NULL && strcmp(format, "json") == 0;
+    body_t b = {0};
+    body_printf(&b, "%s", is_json ? "{\"listener_statuses\":[" : "");
+    size_t n = a->config->n_listeners;
+    bool first = true;
+    for (size_t i = 0; i < n + 2; i++) {
+        const char *name, *serves, *address = ps->bind_address;
+        unsigned port;
+        if (i < n) {
+            const pt_listener_config_t *l = &a->config->listeners[i];
+            name = l->name;
+            port = l->port;
+            serves = pt_listener_protocol_name(l->protocol);
+            if (l->protocol == PT_LISTENER_CAPTURE_OUTBOUND ||
+                l->protocol == PT_LISTENER_CAPTURE_INBOUND)
+                address = "0.0.0.0"; /* as worker.c binds them, for iptables REDIRECT */
+        } else {
+            pt_admin_role_t role = i == n ? PT_ADMIN_PROMETHEUS : PT_ADMIN_HEALTH;
+            if (!a->listeners[role].is_open)
+                continue;
+            name = role == PT_ADMIN_PROMETHEUS ? "prometheus" : "health";
+            port = role == PT_ADMIN_PROMETHEUS ? ps->prometheus_port : ps->health_port;
+            serves = role == PT_ADMIN_PROMETHEUS ? "/stats/prometheus" : "/healthz/ready";
+        }
+        if (is_json) {
+            body_printf(&b, "%s{\"name\":", first ? "" : ",");
+            body_json_str(&b, name);
+            body_printf(&b,
+                        ",\"local_address\":{\"socket_address\":{\"address\":\"%s\","
+                        "\"port_value\":%u}},\"serves\":\"%s\"}",
+                        address, port, serves);
+        } else {
+            body_printf(&b, "%s::%s:%u::%s\n", name, address, port, serves);
+        }
+        first = false;
+    }
+    if (is_json)
+        body_printf(&b, "]}\n");
+    respond_body(c, is_json ? "application/json" : "text/plain", &b);
+}
+
+/* Istio's form of a duration in /server_info: whole seconds, "12s". */
+static void body_json_seconds(body_t *b, uint64_t ms)
+{
+    body_printf(b, "\"%" PRIu64 "s\"", ms / 1000);
+}
+
+/* GET /server_info, Envoy's fields: version, state (LIVE or DRAINING: the admin listener
+ * opens once the workers are up, so Envoy's PRE_INITIALIZING is never seen), uptimes (one epoch:
+ * Petrel has no hot restart), the command line, and the node as Istio names it
+ * ("sidecar~<ip>~<workload>.<ns>~<ns>.svc.cluster.local", or "router~..." for a gateway) with the
+ * workload identity Petrel knows. */
+static void serve_server_info(admin_conn_t *c, pt_str_t query)
+{
+    const pt_admin_t *a = c->admin;
+    const pt_proxy_settings_t *ps = &a->config->proxy;
+    const pt_workload_t *wl = &ps->workload;
+    const char *state = a->is_draining ? "DRAINING" : "LIVE";
+    uint64_t uptime_ms = uv_now(a->loop) - a->start_ms;
+    body_t b = {0};
+    body_printf(&b, "{\"version\":");
+    body_json_str(&b, a->version);
+    body_printf(&b, ",\"state\":\"%s\",\"uptime_current_epoch\":", state);
+    body_json_seconds(&b, uptime_ms);
+    body_printf(&b, ",\"uptime_all_epochs\":");
+    body_json_seconds(&b, uptime_ms);
+    body_printf(&b, ",\"command_line_options\":{\"argv\":[");
+    for (int i = 0; i < a->argc; i++) {
+        body_printf(&b, "%s", i > 0 ? "," : "");
+        body_json_str(&b, a->argv[i]);
+    }
+    body_printf(&b, "],\"log_level\":\"%s\",\"concurrency\":%zu,\"drain_time\":",
+                pt_log_level_name(pt_log_get_level()), a->n_workers);
+    body_json_seconds(&b, ps->drain_timeout_ms);
+    const char *ns = wl->ns != NULL ? wl->ns : "default";
+    char id[512];
+    snprintf(id, sizeof(id), "%s~%s~%s.%s~%s.svc.cluster.local",
+             ps->sidecar.enabled ? "sidecar" : "router", ps->bind_address,
+             wl->name != NULL ? wl->name : "petrel", ns, ns);
+    body_printf(&b, "},\"node\":{\"id\":");
+    body_json_str(&b, id);
+    body_printf(&b, ",\"metadata\":{\"NAME\":");
+    body_json_str(&b, wl->name);
+    body_printf(&b, ",\"NAMESPACE\":");
+    body_json_str(&b, ns);
+    body_printf(&b, ",\"SERVICE_ACCOUNT\":");
+    body_json_str(&b, wl->service_account);
+    body_printf(&b, ",\"LABELS\":{");
+    for (size_t i = 0; i < wl->n_labels; i++) {
+        body_printf(&b, "%s", i > 0 ? "," : "");
+        body_json_str(&b, wl->labels[2 * i]);
+        body_printf(&b, ":");
+        body_json_str(&b, wl->labels[2 * i + 1]);
+    }
+    body_printf(&b, "},\"SPIFFE_ID\":");
+    if (ps->identity.certificate_chain != NULL && wl->service_account != NULL) {
+        char spiffe[512];
+        snprintf(spiffe, sizeof(spiffe), "spiffe://%s/ns/%s/sa/%s", ps->identity.trust_domain, ns,
+                 wl->service_account);
+        body_json_str(&b, spiffe);
+    } else {
+        body_json_str(&b, NULL);
+    }
+    body_printf(&b, "}}}\n");
+    respond_body(c, "application/json", &b);
+}
+
+/* Envoy's level names, each to the Petrel level that shows the same lines. Petrel has no level
+ * quieter than error: critical and off keep error lines. */
+static const struct {
+    const char *name;
+    pt_log_level_t level;
+} envoy_levels[] = {
+    {"trace", PT_LOG_DEBUG},    {"debug", PT_LOG_DEBUG}, {"info", PT_LOG_INFO},
+    {"warning", PT_LOG_WARN},   {"warn", PT_LOG_WARN},   {"error", PT_LOG_ERROR},
+    {"critical", PT_LOG_ERROR}, {"off", PT_LOG_ERROR},
+};
 
 /* /logging, as Envoy's: POST /logging?level=L sets the process log level; GET /logging and
  * POST /logging without a query answer the level in force. Only "level" is known: Petrel has
  * one logger, not Envoy's per-component ones. Changing state needs POST, so a crawler or a
  * browser prefetch cannot turn debug logging on. */
-static void respond_logging(admin_conn_t *c, pt_str_t query, bool is_get)
+static void serve_logging(admin_conn_t *c, pt_str_t query)
 {
-    static const char usage[] =
-        "usage: POST /logging?level=L where L is one of: error, warning, info, debug\n";
-    bool is_post = c->head->method_id == HTTP_POST;
-    if (!is_get && !is_post) {
-        respond(c, 405, "Method Not Allowed", "use GET or POST\n", 16);
-        return;
-    }
     if (query.len > 0) {
-        if (!is_post) {
+        if (c->head->method_id != HTTP_POST) {
             respond(c, 405, "Method Not Allowed", "use POST to change the level\n", 29);
             return;
         }
-        static const char key[] = "level=";
-        pt_log_level_t level;
-        if (query.len < sizeof(key) - 1 || memcmp(query.base, key, sizeof(key) - 1) != 0 ||
-            pt_log_level_parse(query.base + sizeof(key) - 1, query.len - (sizeof(key) - 1),
-                               &level) != 0) {
-            respond(c, 400, "Bad Request", usage, sizeof(usage) - 1);
+        const char *name = query_param(c, query, "level");
+        size_t i = 0, n = sizeof(envoy_levels) / sizeof(envoy_levels[0]);
+        while (name != NULL && i < n && strcmp(envoy_levels[i].name, name) != 0)
+            i++;
+        if (name == NULL || i == n) {
+            body_t b = {0};
+            body_printf(&b, "unknown level; usage: POST /logging?level=L where L is one of:");
+            for (size_t k = 0; k < n; k++)
+                body_printf(&b, "%s %s", k > 0 ? "," : "", envoy_levels[k].name);
+            body_printf(&b, "\n");
+            respond_typed(c, 400, "Bad Request", "text/plain", b.data, b.len);
+            free(b.data);
             return;
         }
+        pt_log_level_t level = envoy_levels[i].level;
         /* The change is logged at info under whichever of the two levels shows info lines. */
         pt_log_level_t was = pt_log_get_level();
         if (level < PT_LOG_INFO)
@@ -357,9 +626,79 @@ static void serve_app_probe(admin_conn_t *c, pt_str_t path)
         respond(c, 503, "Service Unavailable", "cannot start the app probe\n", 27);
 }
 
+/* POST /drain and POST /quitquitquit: both the SIGTERM drain (one mechanism: on_quit): /ready
+ * turns 503, listeners close, in-flight requests finish, then the process exits 0. A second
+ * call while draining is answered 200 and changes nothing. */
+static void serve_quit(admin_conn_t *c, pt_str_t query)
+{
+    if (pt_str_eq(c->head->path, PT_STR_LIT("/drain")))
+        respond(c, 200, "OK", "draining\n", 9);
+    else
+        respond(c, 200, "OK", "OK\n", 3);
+    if (c->admin->on_quit != NULL)
+        c->admin->on_quit(c->admin->arg);
+}
+
+/* POST /drain_listeners (Envoy's; ?graceful and ?inboundonly are accepted, the drain is always
+ * graceful and takes every listener): the listeners stop accepting, in-flight requests and
+ * keep-alive connections finish (keep-alive ones answered with Connection: close) within
+ * drainTimeout, and the process keeps running with its admin API: state DRAINING. */
+static void serve_drain_listeners(admin_conn_t *c, pt_str_t query)
+{
+    respond(c, 200, "OK", "OK\n", 3);
+    if (c->admin->on_drain_listeners != NULL)
+        c->admin->on_drain_listeners(c->admin->arg);
+}
+
+static void serve_help(admin_conn_t *c, pt_str_t query);
+
+/* The one table of admin endpoints: /help lists it, serve() dispatches from it. */
+typedef enum admin_method {
+    ADMIN_GET,         /* GET or HEAD */
+    ADMIN_POST,        /* it changes state: GET answers 405 */
+    ADMIN_GET_OR_POST, /* reads with GET, changes with POST (the handler checks) */
+} admin_method_t;
+
+static const struct admin_route {
+    const char *path;
+    admin_method_t method;
+    void (*serve)(admin_conn_t *c, pt_str_t query);
+    const char *help;
+} admin_routes[] = {
+    {"/help", ADMIN_GET, serve_help, "this list of endpoints"},
+    {"/ready", ADMIN_GET, serve_ready, "200 LIVE, or 503 DRAINING"},
+    {"/healthz/ready", ADMIN_GET, serve_healthz,
+     "Istio's readiness probe: 200, or 503 with the reason (draining, certificate)"},
+    {"/server_info", ADMIN_GET, serve_server_info,
+     "JSON: version, state, uptime, command line, node identity"},
+    {"/stats", ADMIN_GET, serve_stats,
+     "counters; ?filter=REGEX (partial match), ?usedonly, ?format=json"},
+    {"/stats/prometheus", ADMIN_GET, serve_prometheus, "Prometheus text: istio_* and petrel_*"},
+    {"/listeners", ADMIN_GET, serve_listeners, "listeners in force; ?format=json"},
+    {"/clusters", ADMIN_GET, serve_clusters, "clusters, endpoints, health and ejections"},
+    {"/config_dump", ADMIN_GET, serve_config_dump,
+     "JSON: the resources in force with their source file:line"},
+    {"/logging", ADMIN_GET_OR_POST, serve_logging,
+     "GET: the log level; POST ?level=trace|debug|info|warning|warn|error|critical|off"},
+    {"/drain_listeners", ADMIN_POST, serve_drain_listeners,
+     "stop accepting, finish in-flight requests, keep running (?graceful)"},
+    {"/drain", ADMIN_POST, serve_quit, "drain, then exit 0 (as SIGTERM)"},
+    {"/quitquitquit", ADMIN_POST, serve_quit, "drain, then exit 0 (as SIGTERM)"},
+};
+#define N_ADMIN_ROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
+
+static void serve_help(admin_conn_t *c, pt_str_t query)
+{
+    body_t b = {0};
+    body_printf(&b, "admin commands are:\n");
+    for (size_t i = 0; i < N_ADMIN_ROUTES; i++)
+        body_printf(&b, "  %s%s: %s\n", admin_routes[i].method == ADMIN_POST ? "POST " : "",
+                    admin_routes[i].path, admin_routes[i].help);
+    respond_body(c, "text/plain", &b);
+}
+
 static void serve(admin_conn_t *c)
 {
-    pt_admin_t *a = c->admin;
     pt_http1_head_t *h = c->head;
     pt_str_t path = h->path, query = {NULL, 0};
     const char *q = memchr(path.base, '?', path.len);
@@ -369,73 +708,44 @@ static void serve(admin_conn_t *c)
         path.len = (size_t)(q - path.base);
     }
     bool is_get = h->method_id == HTTP_GET || h->method_id == HTTP_HEAD;
-    /* Kubernetes' probe and Prometheus' scraper get their own ports, as in Istio, and those
-     * ports answer nothing else. */
-    bool is_health = pt_str_eq(path, PT_STR_LIT("/healthz/ready"));
-    if (is_health && is_get) {
-        const char *why = not_ready(a);
-        if (why != NULL) {
-            char body[64];
-            int n = snprintf(body, sizeof(body), "%s\n", why);
-            respond(c, 503, "Service Unavailable", body, (size_t)n);
-        } else {
-            respond(c, 200, "OK", "", 0);
-        }
-        return;
-    }
+    bool is_post = h->method_id == HTTP_POST;
+    /* The app's own probes, rewritten by petrel inject to the health port (app_probe.h). */
     if (c->role != PT_ADMIN_PROMETHEUS && is_get && path.len > 12 &&
         memcmp(path.base, "/app-health/", 12) == 0) {
         serve_app_probe(c, path);
         return;
     }
-    if ((c->role == PT_ADMIN_HEALTH) ||
-        (c->role == PT_ADMIN_PROMETHEUS && !pt_str_eq(path, PT_STR_LIT("/stats/prometheus")))) {
-        respond(c, 404, "Not Found", "not found\n", 10);
+    /* Kubernetes' probe and Prometheus' scraper get their own ports, as in Istio, and those
+     * ports answer nothing else. */
+    const char *only = c->role == PT_ADMIN_HEALTH       ? "/healthz/ready"
+                       : c->role == PT_ADMIN_PROMETHEUS ? "/stats/prometheus"
+                                                        : NULL;
+    const struct admin_route *r = NULL;
+    for (size_t i = 0; i < N_ADMIN_ROUTES && r == NULL; i++)
+        if (pt_str_eq(path, pt_str(admin_routes[i].path)) &&
+            (only == NULL || strcmp(only, admin_routes[i].path) == 0))
+            r = &admin_routes[i];
+    if (r == NULL) {
+        static const char body[] = "not found; GET /help lists the endpoints\n";
+        if (only != NULL)
+            respond(c, 404, "Not Found", "not found\n", 10);
+        else
+            respond(c, 404, "Not Found", body, sizeof(body) - 1);
         return;
     }
-    if (pt_str_eq(path, PT_STR_LIT("/ready")) && is_get) {
-        if (a->is_draining)
-            respond(c, 503, "Service Unavailable", "DRAINING\n", 9);
-        else
-            respond(c, 200, "OK", "LIVE\n", 5);
-    } else if (pt_str_eq(path, PT_STR_LIT("/stats")) && is_get) {
-        char *buf = malloc(16384);
-        size_t len = buf ? format_stats(a, buf, 16384) : 0;
-        respond(c, 200, "OK", buf ? buf : "", len);
-        free(buf);
-    } else if (pt_str_eq(path, PT_STR_LIT("/stats/prometheus")) && is_get && a->config != NULL) {
-        respond_prometheus(c);
-    } else if (pt_str_eq(path, PT_STR_LIT("/config_dump")) && is_get && a->config != NULL) {
-        respond_config_dump(c);
-    } else if (pt_str_eq(path, PT_STR_LIT("/clusters")) && is_get && a->config != NULL) {
-        respond_clusters(c);
-    } else if (pt_str_eq(path, PT_STR_LIT("/logging"))) {
-        respond_logging(c, query, is_get);
-    } else if (pt_str_eq(path, PT_STR_LIT("/quitquitquit")) ||
-               pt_str_eq(path, PT_STR_LIT("/drain"))) {
-        /* Both are the SIGTERM drain (one mechanism: on_quit): /ready turns 503, listeners
-         * close, in-flight requests finish, then the process exits 0. A second call while
-         * draining is answered 200 and changes nothing. */
-        if (h->method_id != HTTP_POST) {
-            respond(c, 405, "Method Not Allowed", "use POST\n", 9);
-            return;
-        }
-        if (pt_str_eq(path, PT_STR_LIT("/drain")))
-            respond(c, 200, "OK", "draining\n", 9);
-        else
-            respond(c, 200, "OK", "OK\n", 3);
-        if (a->on_quit != NULL)
-            a->on_quit(a->arg);
-    } else if (pt_str_eq(path, PT_STR_LIT("/ready")) || pt_str_eq(path, PT_STR_LIT("/stats")) ||
-               pt_str_eq(path, PT_STR_LIT("/config_dump")) ||
-               pt_str_eq(path, PT_STR_LIT("/clusters"))) {
+    if (r->method == ADMIN_GET && !is_get) {
         respond(c, 405, "Method Not Allowed", "use GET\n", 8);
-    } else {
-        static const char body[] =
-            "not found; try /ready, /stats, /stats/prometheus, /config_dump, /clusters, /logging, "
-            "POST /drain, POST /quitquitquit\n";
-        respond(c, 404, "Not Found", body, sizeof(body) - 1);
+        return;
     }
+    if (r->method == ADMIN_POST && !is_post) {
+        respond(c, 405, "Method Not Allowed", "use POST\n", 9);
+        return;
+    }
+    if (r->method == ADMIN_GET_OR_POST && !is_get && !is_post) {
+        respond(c, 405, "Method Not Allowed", "use GET or POST\n", 16);
+        return;
+    }
+    r->serve(c, query);
 }
 
 static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)

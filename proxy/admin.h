@@ -1,13 +1,12 @@
 /* proxy/admin.h
- * The admin listener (port 15000 by default, on the main thread's loop): GET /ready (200
- * "LIVE", 503 while draining), GET /stats (every counter summed over workers, "name: value"
- * lines), GET /stats/prometheus (Prometheus text), GET /healthz/ready (as Istio's 15021
- * probe: 200, or 503 while draining), GET /config_dump (the resources in force as JSON, with their
- * source file:line), GET /clusters (clusters and their endpoints), GET /logging (the log level)
- * and POST /logging?level=L (sets it, as Envoy's), POST /drain and POST /quitquitquit (both the
- * SIGTERM drain through on_quit: finish in-flight work, then exit 0). Requests are parsed by the
- * same HTTP/1 codec as traffic; each connection answers one request and closes. The health
- * port also answers GET /app-health/<container>/<kind>, the app's own probes (app_probe.h). */
+ * The admin listener (port 15000 by default, on the main thread's loop), with Envoy's endpoint
+ * names and forms: GET /help lists them all from the one table admin.c keeps (/ready, /stats,
+ * /stats/prometheus, /server_info, /listeners, /clusters, /config_dump, /logging,
+ * /healthz/ready, POST /drain_listeners, /drain, /quitquitquit). Endpoints that change state
+ * answer GET with 405. Requests are parsed by the same HTTP/1 codec as traffic; each connection
+ * answers one request and closes. The Prometheus (15090) and health (15021) listeners are the
+ * same module with a role that answers one path; the health port also answers GET
+ * /app-health/<container>/<kind>, the app's own probes (app_probe.h). */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
 
@@ -45,11 +44,17 @@ struct pt_admin {
     uint64_t config_generation;
     uint64_t reloads_accepted; /* config reloads published (main thread only) */
     uint64_t reloads_refused;  /* config reloads refused; the running config stayed */
-    bool is_draining;
-    pt_list_t conns;              /* open admin connections, closed by pt_admin_stop */
-    void (*on_quit)(void *arg);   /* starts the drain (POST /drain, /quitquitquit); idempotent */
+    bool is_draining;          /* SIGTERM, /drain or /drain_listeners: /ready 503, state DRAINING */
+    pt_list_t conns;           /* open admin connections, closed by pt_admin_stop */
+    void (*on_quit)(void *arg); /* starts the drain (POST /drain, /quitquitquit); idempotent */
+    void (*on_drain_listeners)(void *arg); /* drains the listeners, keeps running; idempotent */
     pt_app_probers_t app_probers; /* from PETREL_APP_PROBERS, read when the health port opens */
     void *arg;
+    /* For /server_info: */
+    const char *version;
+    char **argv; /* the command line (main's) */
+    int argc;
+    uint64_t start_ms; /* uv_now of the main loop at start */
 };
 
 /* Listens on address:port for role. Returns 0 or a libuv error (UV_EINVAL, logged, when the

@@ -421,6 +421,8 @@ bool pt_authz_stream_allows(pt_stream_t *st)
     pt_authz_result_t res = pt_authz_check(az, &req);
     if (account(c->worker, az, &req, &res, "request"))
         return true;
+    char details[256];
+    st->details = pt_arena_strdup(&st->arena, pt_authz_details(&res, details, sizeof(details)));
     pt_stream_respond(st, 403, "RBAC: access denied", PT_FLAG_RBAC);
     return false;
 }

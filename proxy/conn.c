@@ -522,7 +522,7 @@ pt_relay_end_t pt_conn_relay_end(pt_conn_t *c)
     return e;
 }
 
-void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
+pt_relay_t *pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
 {
     PT_STAT_INC(&c->worker->stats, tunnel_total);
     pt_relay_end_t peer = {.tcp = &up->tcp,
@@ -530,7 +530,8 @@ void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
                            .in = pt_upstream_take_unread(up),
                            .on_closed = pt_upstream_on_tunnel_closed,
                            .owner = up};
-    pt_relay_start(c->worker, pt_conn_relay_end(c), peer, c->worker->config->proxy.idle_timeout_ms);
+    return pt_relay_start(c->worker, pt_conn_relay_end(c), peer,
+                          c->worker->config->proxy.idle_timeout_ms);
 }
 
 pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),

@@ -99,7 +99,7 @@ void pt_conn_on_stream_done(pt_conn_t *c);
 /* Closes at once (RST-free: writes already queued are flushed by a shutdown when graceful). */
 void pt_conn_close(pt_conn_t *c, bool graceful);
 /* After an accepted upgrade: hands the socket, with the unread bytes, to the relay. */
-void pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up);
+pt_relay_t *pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up);
 /* Hands the socket, with the bytes read and not parsed, to a relay with peer (capture.c's
  * TCP passthrough). peer_closed(peer_owner) runs when the relay has closed peer. */
 pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),

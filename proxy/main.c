@@ -90,6 +90,7 @@ typedef struct server {
     _Atomic int workers_running;
     bool is_ready; /* serving: a shutdown from now on drains */
     bool is_draining;
+    bool listeners_drained; /* POST /drain_listeners: no listener, no reload, still running */
 } server_t;
 
 static void print_errors(const pt_config_errors_t *e)
@@ -281,7 +282,8 @@ static void check_fd_limit(const pt_proxy_settings_t *ps)
                     (unsigned long long)rl.rlim_cur - PT_FD_RESERVE);
 }
 
-/* Settings a running process cannot take over: they need a restart. */
+/* Settings a running process cannot take over: they need a restart. docs/operations.md ("Live
+ * configuration") lists exactly these; change both together. */
 static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_proxy_settings_t *b)
 {
     if (strcmp(a->bind_address, b->bind_address) != 0)
@@ -354,7 +356,7 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
 static void on_dns_change(void *arg)
 {
     server_t *s = arg;
-    if (s->is_draining)
+    if (s->is_draining || s->listeners_drained)
         return;
     pt_config_errors_t errors = {0};
     pt_config_t *c = compile_files(&s->sources, &errors);
@@ -371,7 +373,7 @@ static void on_dns_change(void *arg)
  * keeps the running one when anything is wrong: a reload is all or nothing. */
 static void reload(server_t *s, const char *why)
 {
-    if (s->is_draining)
+    if (s->is_draining || s->listeners_drained)
         return;
     pt_config_errors_t errors = {0};
     pt_xds_files_t files = {0};
@@ -450,6 +452,20 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_quit(void *arg)
 {
     start_shutdown(arg);
+}
+
+/* POST /drain_listeners: the workers drain as for SIGTERM (their loops end once idle), but the
+ * process stays up with its admin API until a SIGTERM or /quitquitquit. */
+static void on_drain_listeners(void *arg)
+{
+    server_t *s = arg;
+    if (s->is_draining || s->listeners_drained)
+        return;
+    s->listeners_drained = true;
+    s->admin.is_draining = true;
+    pt_log_info("draining listeners (admin API): finishing in-flight requests, then staying up");
+    for (size_t i = 0; i < s->n_workers; i++)
+        pt_worker_command(&s->workers[i], PT_WORKER_CMD_DRAIN);
 }
 
 static int open_access_log(const char *path)
@@ -631,6 +647,11 @@ static int cmd_run(int argc, char **argv)
     s.admin.config = s.config;
     s.admin.config_generation = s.config->generation;
     s.admin.on_quit = on_quit;
+    s.admin.on_drain_listeners = on_drain_listeners;
+    s.admin.version = PT_VERSION;
+    s.admin.argv = argv - 2; /* "petrel run ..." as typed */
+    s.admin.argc = argc + 2;
+    s.admin.start_ms = uv_now(s.loop);
     s.admin.main_stats = &s.main_stats;
     s.admin.arg = &s;
     static const char *const what[] = {"admin", "prometheus", "health"};

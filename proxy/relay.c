@@ -35,6 +35,13 @@ static void relay_handle_closed(pt_relay_t *r)
         pt_metrics_record_tcp_close(&w->metrics, r->tcp_service, r->side[1].bytes_read,
                                     r->side[0].bytes_read);
     }
+    if (r->log_entry != NULL) {
+        r->log_entry->bytes_received += r->side[0].bytes_read;
+        r->log_entry->bytes_sent += r->side[1].bytes_read;
+        r->log_entry->duration_ms = uv_now(&w->loop) - r->log_start_ms;
+        pt_access_log_write(&w->access_log, r->log_entry, r->log_json);
+        free(r->log_entry);
+    }
     free(r);
     pt_worker_check_drained(w);
 }
@@ -64,6 +71,14 @@ static void relay_close(pt_relay_t *r)
     uv_close((uv_handle_t *)&r->idle_timer, on_timer_closed);
     for (int i = 0; i < 2; i++)
         uv_close((uv_handle_t *)r->side[i].tcp, on_side_closed);
+}
+
+void pt_relay_log_at_close(pt_relay_t *r, const pt_access_log_entry_t *e, uint64_t start_ms,
+                           bool is_json)
+{
+    r->log_entry = pt_access_log_entry_copy(e);
+    r->log_start_ms = start_ms;
+    r->log_json = is_json;
 }
 
 void pt_relay_close(pt_relay_t *r)

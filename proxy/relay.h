@@ -68,11 +68,19 @@ struct pt_relay {
     uint8_t handles_open;
     bool is_closing;
     char tcp_service[96]; /* a TCP route's destination host (tcp_* stats and metrics); "" else */
+    pt_access_log_entry_t *log_entry; /* an upgraded request's line, written at the end; malloc'd */
+    uint64_t log_start_ms;            /* uv_now when that request started */
+    bool log_json;
 };
 
 /* Starts relaying between a (the downstream) and b. Returns the relay (never NULL). */
 pt_relay_t *pt_relay_start(pt_worker_t *w, pt_relay_end_t a, pt_relay_end_t b,
                            uint64_t idle_timeout_ms);
+/* An upgraded HTTP request's access-log line (e, copied) is written when the relay ends, with
+ * the tunnel's bytes added (side a's to bytes_received, b's to bytes_sent) and the duration
+ * counted from start_ms, as Envoy logs an upgrade once the connection closes. */
+void pt_relay_log_at_close(pt_relay_t *r, const pt_access_log_entry_t *e, uint64_t start_ms,
+                           bool is_json);
 /* Closes both sides now (drain deadline, worker stop). */
 void pt_relay_close(pt_relay_t *r);
 

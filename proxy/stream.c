@@ -67,11 +67,50 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* Each reason flag with Envoy's RESPONSE_CODE_DETAILS for it: the one table that says why a
+ * stream ended as it did. NULL details: it depends on who answered (via_upstream when the
+ * upstream's response went out, else the flag's local reply). */
+static const struct {
+    const char *name;
+    const char *details;
+} flags[] = {
+    [PT_FLAG_NONE] = {"-", NULL},
+    [PT_FLAG_UH] = {"UH", "no_healthy_upstream"},
+    [PT_FLAG_UF] = {"UF", "upstream_reset_before_response_started{connection_failure}"},
+    [PT_FLAG_UT] = {"UT", "upstream_response_timeout"},
+    [PT_FLAG_UC] = {"UC", "upstream_reset_after_response_started{connection_termination}"},
+    [PT_FLAG_URX] = {"URX", "upstream_reset_before_response_started{connection_termination}"},
+    [PT_FLAG_UPE] = {"UPE", "upstream_reset_before_response_started{protocol_error}"},
+    [PT_FLAG_NR] = {"NR", "route_not_found"},
+    [PT_FLAG_DC] = {"DC", "downstream_remote_disconnect"},
+    [PT_FLAG_DPE] = {"DPE", "http1.codec_error"},
+    [PT_FLAG_FI] = {"FI", "fault_filter_abort"},
+    [PT_FLAG_DI] = {"DI", NULL},
+    [PT_FLAG_DI_FI] = {"DI,FI", "fault_filter_abort"},
+    [PT_FLAG_UO] = {"UO", "upstream_reset_before_response_started{overflow}"},
+    [PT_FLAG_RBAC] = {"RBAC", "rbac_access_denied_matched_policy[none]"},
+};
+
 const char *pt_flag_name(pt_flag_t f)
 {
-    static const char *const names[] = {"-",  "UH",  "UF", "UT", "UC",    "URX", "UPE", "NR",
-                                        "DC", "DPE", "FI", "DI", "DI,FI", "UO",  "RBAC"};
-    return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "-";
+    return (unsigned)f < sizeof(flags) / sizeof(flags[0]) ? flags[f].name : "-";
+}
+
+const char *pt_stream_response_code_details(const pt_stream_t *st)
+{
+    if (st->details != NULL)
+        return st->details;
+    bool upstream_answered = st->upstream_ms != UINT64_MAX;
+    if (st->flag == PT_FLAG_URX && upstream_answered)
+        return "via_upstream"; /* the last attempt's response, after the retry limit */
+    if (st->flag == PT_FLAG_DPE && st->status == 408)
+        return "request_header_timeout";
+    if ((unsigned)st->flag < sizeof(flags) / sizeof(flags[0]) && flags[st->flag].details != NULL)
+        return flags[st->flag].details;
+    if (upstream_answered)
+        return "via_upstream";
+    /* A route's directResponse or redirect (httpsRedirect too): answered here, as Envoy's. */
+    return st->status != 0 ? "direct_response" : NULL;
 }
 
 static pt_worker_t *worker_of(pt_stream_t *st)
@@ -150,8 +189,14 @@ static void write_access_log(pt_stream_t *st)
         .upstream_host = st->upstream_host ? pt_str(st->upstream_host) : none,
         .peer_principal = st->conn->peer_principal,
         .attempts = st->attempts,
+        .route_name = st->route ? st->route->name : NULL,
+        .upstream_cluster = st->cluster ? st->cluster->name : NULL,
+        .details = pt_stream_response_code_details(st),
     };
-    pt_access_log_write(&w->access_log, &e, st->config->proxy.access_log_json);
+    if (st->tunnel != NULL) /* logged when the tunnel ends, with its bytes */
+        pt_relay_log_at_close(st->tunnel, &e, st->start_ms, st->config->proxy.access_log_json);
+    else
+        pt_access_log_write(&w->access_log, &e, st->config->proxy.access_log_json);
 }
 
 static void free_pending_body(pt_stream_t *st)
@@ -1205,7 +1250,7 @@ void pt_stream_on_response_complete(pt_stream_t *st)
     if (st->is_tunnel) {
         st->upstream = NULL;
         up->stream = NULL;
-        pt_conn_hand_off_to_tunnel(c, up);
+        st->tunnel = pt_conn_hand_off_to_tunnel(c, up);
         finish(st);
         return;
     }

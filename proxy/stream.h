@@ -28,6 +28,7 @@ typedef struct pt_conn pt_conn_t;
 typedef struct pt_upstream pt_upstream_t;
 typedef struct pt_worker pt_worker_t;
 typedef struct pt_mirror pt_mirror_t;
+typedef struct pt_relay pt_relay_t;
 
 /* Reason flags, Envoy's response flags, for the access log and stats. */
 typedef enum pt_flag {
@@ -80,6 +81,8 @@ typedef struct pt_stream {
     pt_header_t *request_trailers; /* held until the upstream is ready */
     size_t n_request_trailers;
     pt_flag_t flag;             /* reason flag, or PT_FLAG_NONE */
+    const char *details;        /* Envoy's response code details when the flag alone does not say
+                                   them (RBAC's matched policy; arena); NULL: derived from the flag */
     uint64_t start_ms;          /* uv_now at the head */
     uint64_t start_time_us;     /* wall clock, for the log */
     uint64_t start_ns;          /* monotonic, for the duration metric */
@@ -101,6 +104,7 @@ typedef struct pt_stream {
     bool response_no_body;         /* HEAD / 204 / 304 / 1xx */
     bool sent_continue;            /* 100 Continue answered downstream */
     bool is_tunnel;                /* upgrade accepted (101): bytes relayed both ways */
+    pt_relay_t *tunnel;            /* that relay, which writes the access-log line when it ends */
     bool request_chunked;          /* upstream request framing is chunked */
     bool is_upstream_read_paused;  /* downstream congestion paused the upstream's reads */
     /* retries and circuit breakers (the attempt loop around forward()) */
@@ -153,6 +157,10 @@ void pt_stream_on_delay_done(pt_stream_t *st);
 /* Answers locally with status and a short text body (used for invalid requests too, before a
  * stream has a head: then head is NULL). */
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
+/* Envoy's RESPONSE_CODE_DETAILS for how st ended ("via_upstream", "route_not_found",
+ * "upstream_reset_before_response_started{connection_failure}", ...), from its flag, or NULL
+ * when nothing was answered. The string is static or in st's arena. */
+const char *pt_stream_response_code_details(const pt_stream_t *st);
 
 /* --- Called by the upstream connection (upstream.c) --- */
 void pt_stream_on_upstream_ready(pt_stream_t *st);

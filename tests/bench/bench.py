@@ -493,6 +493,7 @@ def mesh_sidecar_docs(pod, d, identity):
     log (Istio's default); Istio's metrics on."""
     proxy = {"apiVersion": "petrel.io/v1alpha1", "kind": "Proxy", "metadata": {"name": "sidecar"},
              "spec": {"adminPort": 15000, "concurrency": 1, "accessLog": "",
+                      "prometheusPort": 0, "healthPort": 0,
                       "sidecar": {"protocolDetectionTimeout": "1s"},
                       "workload": {"name": "bench-" + pod, "namespace": "default",
                                    "serviceAccount": pod, "labels": {"app": "bench-" + pod}},

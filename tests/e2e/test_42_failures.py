@@ -24,15 +24,17 @@ from petrel import ISTIO, gateway_doc, service_entry_doc, simple_config, stats, 
 LOG_RE = re.compile(
     r'^\[(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)\] '
     r'"(?P<method>\S+) (?P<path>\S+) (?P<proto>\S+)" '
-    r'(?P<status>\d+) (?P<flags>\S+) (?P<rx>\d+) (?P<tx>\d+) (?P<duration>\d+) (?P<upstream_ms>\d+|-) '
-    r'"(?P<xff>[^"]*)" "(?P<ua>[^"]*)" "(?P<rid>[^"]*)" "(?P<authority>[^"]*)" "(?P<upstream>[^"]*)"$')
+    r'(?P<status>\d+) (?P<flags>\S+) (?P<details>\S+) (?P<rx>\d+) (?P<tx>\d+) (?P<duration>\d+) '
+    r'(?P<upstream_ms>\d+|-) '
+    r'"(?P<xff>[^"]*)" "(?P<ua>[^"]*)" "(?P<rid>[^"]*)" "(?P<authority>[^"]*)" "(?P<upstream>[^"]*)" '
+    r'(?P<cluster>\S+) (?P<route>\S+)$')
 
 
 # ---- helpers ----------------------------------------------------------------------------------
 
 def parse_log(line):
     m = LOG_RE.match(line)
-    assert m, "access log line not in Envoy's default format: %r" % line
+    assert m, "access log line not in Envoy's default format with Istio's fields: %r" % line
     return m.groupdict()
 
 
@@ -65,6 +67,8 @@ def test_connect_failure_is_503_uf(petrel):
     for i, line in enumerate(lines):
         f = parse_log(line)
         assert (f["path"], f["status"], f["flags"]) == ("/cf/%d" % i, "503", "UF"), line
+        assert f["details"] == "upstream_reset_before_response_started{connection_failure}", line
+        assert (f["cluster"], f["route"]) == ("outbound|80||web.local", "web.0"), line
         assert f["upstream"] in ("-", "127.0.0.1:%d" % closed_port), line
 
 
@@ -88,6 +92,7 @@ def test_no_endpoints_is_503_uh(petrel, origin):
     lines = wait_log(p, 3)
     got = [(f["path"], f["status"], f["flags"], f["upstream"]) for f in map(parse_log, lines)]
     assert got[:2] == [("/empty", "503", "UH", "-"), ("/nose", "503", "UH", "-")], got
+    assert [parse_log(l)["details"] for l in lines] == ["no_healthy_upstream"] * 2 + ["via_upstream"]
     assert stats(p)["upstream_rq_no_healthy"] == 2
 
 
@@ -104,7 +109,7 @@ def test_route_timeout_is_504_ut(petrel, origin):
     assert 0.4 <= elapsed <= 2.5, "504 after %.2f s" % elapsed
     assert [r.path for r in origin.requests] == ["/delay/3000"]
     f = parse_log(wait_log(p, 1)[0])
-    assert (f["status"], f["flags"]) == ("504", "UT")
+    assert (f["status"], f["flags"], f["details"]) == ("504", "UT", "upstream_response_timeout")
     assert 400 <= int(f["duration"]) <= 2500, f
     assert stats(p)["upstream_rq_timeout"] == 1
 
@@ -149,6 +154,7 @@ def test_invalid_response_is_502_upe_and_connection_discarded(petrel, origin, ki
     fl = [parse_log(l) for l in wait_log(p, 3)]
     assert [(f["path"], f["status"], f["flags"]) for f in fl] == [
         ("/warm", "200", "-"), ("/bad", "502", "UPE"), ("/next", "200", "-")]
+    assert fl[1]["details"] == "upstream_reset_before_response_started{protocol_error}"
     assert stats(p)["upstream_rq_protocol_error"] == 1
 
 
@@ -174,6 +180,7 @@ def test_upstream_closes_mid_content_length_body(petrel, origin):
     assert 0 < len(body) <= 1000 and pattern_ok(body), len(body)
     f = parse_log(wait_log(p, 1)[0])
     assert (f["status"], f["flags"]) == ("200", "UC"), f
+    assert f["details"] == "upstream_reset_after_response_started{connection_termination}", f
     assert int(f["tx"]) == len(body)
 
 

@@ -4,20 +4,24 @@ following a reload."""
 
 import json
 
-from netutil import free_port, http_request, wait_until
+from netutil import free_port, header, http_request, wait_until
 from petrel import simple_config
 
 
 def admin(p, method, path):
-    status, _, body = http_request(p.admin_port, method, path,
-                                   host_header="127.0.0.1:%d" % p.admin_port)
+    status, _, body = admin_with_headers(p, method, path)
     return status, body
+
+
+def admin_with_headers(p, method, path):
+    return http_request(p.admin_port, method, path, host_header="127.0.0.1:%d" % p.admin_port)
 
 
 def test_config_dump_lists_resources_with_their_source(petrel, origin):
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=1)
-    status, body = admin(p, "GET", "/config_dump")
+    status, headers, body = admin_with_headers(p, "GET", "/config_dump")
     assert status == 200
+    assert header(headers, "content-type") == "application/json"
     dump = json.loads(body)
     kinds = [(r["resource"]["kind"], r["resource"]["metadata"]["name"]) for r in dump["resources"]]
     assert kinds == [("Proxy", "proxy"), ("Gateway", "edge"), ("VirtualService", "web"),

@@ -20,8 +20,8 @@ from petrel import simple_config, stats
 # does not match.
 FILLER = "f" * 1500
 LINE = re.compile(r'^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET /echo\?n=(\d+) HTTP/1\.1" '
-                  r'200 - 0 \d+ \d+ \d+ "-" "' + FILLER + r'" "[0-9a-f-]+" "[^"]+" '
-                  r'"127\.0\.0\.1:\d+"$')
+                  r'200 - via_upstream 0 \d+ \d+ \d+ "-" "' + FILLER + r'" "[0-9a-f-]+" "[^"]+" '
+                  r'"127\.0\.0\.1:\d+" outbound\|80\|\|web\.local web\.0$')
 
 
 def send(port, numbers, errors):

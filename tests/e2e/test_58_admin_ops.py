@@ -1,6 +1,8 @@
-"""Operations endpoints of the admin API (issue #5): /logging (GET answers the log level, POST
-/logging?level=L sets it for every worker at once), POST /drain (the SIGTERM drain: /ready 503,
-in-flight requests finish, exit 0), and a real Prometheus server (Debian's /usr/bin/prometheus)
+"""Operations endpoints of the admin API: /help (the one route table), /stats with Envoy's filter,
+usedonly and format=json, /server_info, /listeners, /logging (GET answers the log level, POST
+/logging?level=L with Envoy's level names sets it for every worker at once), POST /drain (the
+SIGTERM drain: /ready 503, in-flight requests finish, exit 0), POST /drain_listeners (the same
+drain, the process stays up), and a real Prometheus server (Debian's /usr/bin/prometheus)
 scraping Petrel's prometheusPort and answering PromQL queries with the exact request count."""
 
 import json
@@ -13,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from netutil import connect, free_port, header, http_request, raw_request, recv_responses, recv_to_eof, wait_until
-from petrel import simple_config
+from netutil import build_request, connect, free_port, header, http_request, raw_request, recv_one, recv_responses, recv_to_eof, wait_until
+from petrel import parse_stats, simple_config
 
 PROMETHEUS = "/usr/bin/prometheus"
 
@@ -73,6 +75,19 @@ def test_logging_level_get_set_and_effect_on_workers(petrel, origin):
     p.check_alive()
 
 
+def test_logging_takes_envoys_level_names(petrel, origin):
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port))
+    # Envoy's names, each to the Petrel level showing the same lines (none is quieter than error)
+    for envoy, petrel_level in (("trace", "debug"), ("debug", "debug"), ("info", "info"),
+                                ("warning", "warning"), ("warn", "warning"), ("error", "error"),
+                                ("critical", "error"), ("off", "error")):
+        assert admin(p, "POST", "/logging?level=" + envoy) == (200, "level: %s\n" % petrel_level)
+        assert admin(p, "GET", "/logging") == (200, "level: %s\n" % petrel_level)
+    st, body = admin(p, "POST", "/logging?level=verbose")
+    assert st == 400
+    assert "trace, debug, info, warning, warn, error, critical, off" in body, body
+
+
 def test_logging_rejects_bad_levels_and_get_changes(petrel, origin):
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port))
     for q in ("level=verbose", "level=", "level=DEBUG", "lvl=debug", "level=debugx", "x"):
@@ -99,6 +114,115 @@ def test_ops_endpoints_not_on_prometheus_or_health_ports(petrel, origin):
             assert st == 404, (port, method, path, st)
     assert admin(p, "GET", "/logging") == (200, "level: info\n")
     assert admin(p, "GET", "/ready") == (200, "LIVE\n")
+
+
+# -- /help and the route table ------------------------------------------------------------------
+
+def test_help_lists_every_endpoint_and_each_answers(petrel, origin):
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port))
+    st, body = admin(p, "GET", "/help")
+    assert st == 200
+    lines = [l.strip() for l in body.splitlines()[1:]]
+    endpoints = {}
+    for line in lines:
+        head, _, desc = line.partition(": ")
+        assert desc, line  # every endpoint has a description
+        method, _, path = head.rpartition(" ")
+        endpoints[path] = method or "GET"
+    assert set(endpoints) >= {"/help", "/ready", "/stats", "/stats/prometheus", "/server_info",
+                              "/listeners", "/clusters", "/config_dump", "/logging",
+                              "/healthz/ready", "/drain_listeners", "/drain", "/quitquitquit"}
+    for path, method in endpoints.items():
+        if method == "POST":  # mutating: a GET is refused and changes nothing
+            for m in ("GET", "HEAD"):
+                st, _, _ = http_request(p.admin_port, m, path, host_header="127.0.0.1")
+                assert st == 405, (m, path, st)
+        else:
+            st, _ = admin(p, "GET", path)
+            assert st == 200, (path, st)
+    assert admin(p, "GET", "/ready") == (200, "LIVE\n")
+    st, body = admin(p, "GET", "/nope")
+    assert st == 404 and "/help" in body
+    p.check_alive()
+
+
+# -- /stats -------------------------------------------------------------------------------------
+
+def test_stats_filter_usedonly_and_json(petrel, origin):
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port))
+    for _ in range(3):
+        assert http_request(p.port, "GET", "/")[0] == 200
+    full = parse_stats(admin(p, "GET", "/stats")[1].encode())
+    assert full["downstream_rq_2xx"] == 3 and full["tcp_cx_total"] == 0
+
+    # a partial match anywhere in the name, as Envoy's std::regex_search
+    st, body = admin(p, "GET", "/stats?filter=rq_2xx")
+    assert st == 200
+    assert parse_stats(body.encode()) == {"downstream_rq_2xx": 3}, body
+    st, body = admin(p, "GET", "/stats?filter=%5Eupstream_cx_(total%7Cactive)%24")  # ^...$, encoded
+    assert set(parse_stats(body.encode())) == {"upstream_cx_total", "upstream_cx_active"}, body
+
+    # usedonly: only the stats that are not zero
+    st, body = admin(p, "GET", "/stats?usedonly")
+    used = parse_stats(body.encode())
+    assert used == {k: v for k, v in full.items() if v != 0}, body
+    assert "downstream_rq_total" in used and "tcp_cx_total" not in used
+    st, body = admin(p, "GET", "/stats?usedonly&filter=downstream_rq")
+    assert set(parse_stats(body.encode())) == {"downstream_rq_total", "downstream_rq_2xx"}, body
+
+    # format=json: Envoy's {"stats": [{"name", "value"}]}
+    st, _, raw = http_request(p.admin_port, "GET", "/stats?format=json&filter=rq_2xx",
+                              host_header="127.0.0.1")
+    assert st == 200
+    assert json.loads(raw) == {"stats": [{"name": "downstream_rq_2xx", "value": 3}]}
+
+    # a bad regex or format is refused with the reason
+    st, body = admin(p, "GET", "/stats?filter=(unclosed")
+    assert st == 400 and "invalid regex in filter" in body and "missing closing" in body, body
+    st, body = admin(p, "GET", "/stats?format=yaml")
+    assert st == 400 and "format=json" in body, body
+    p.check_alive()
+
+
+# -- /server_info and /listeners ----------------------------------------------------------------
+
+def test_server_info(petrel, origin):
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=2,
+               proxy_spec={"workload": {"name": "web-1", "namespace": "shop",
+                                        "serviceAccount": "web", "labels": {"app": "web"}}})
+    st, hs, raw = http_request(p.admin_port, "GET", "/server_info", host_header="127.0.0.1")
+    assert st == 200 and header(hs, "content-type") == "application/json"
+    info = json.loads(raw)
+    assert info["state"] == "LIVE"
+    version = subprocess.run([p.binary, "--version"], capture_output=True, text=True).stdout
+    assert info["version"] and info["version"] in version, (info["version"], version)
+    assert info["uptime_current_epoch"].endswith("s")
+    assert info["uptime_all_epochs"] == info["uptime_current_epoch"]
+    opts = info["command_line_options"]
+    assert opts["argv"][1] == "run" and str(p.config_dir) in opts["argv"], opts
+    assert opts["concurrency"] == 2 and opts["log_level"] == "info" and opts["drain_time"] == "5s"
+    node = info["node"]
+    assert node["id"] == "router~127.0.0.1~web-1.shop~shop.svc.cluster.local", node
+    assert node["metadata"] == {"NAME": "web-1", "NAMESPACE": "shop", "SERVICE_ACCOUNT": "web",
+                                "LABELS": {"app": "web"}, "SPIFFE_ID": None}, node
+
+
+def test_listeners_text_and_json(petrel, origin):
+    http_port, prom = free_port(), free_port()
+    p = petrel(simple_config(http_port=http_port, upstream_port=origin.port),
+               proxy_spec={"prometheusPort": prom})
+    st, body = admin(p, "GET", "/listeners")
+    assert st == 200
+    assert body.splitlines() == ["default/edge/%d::127.0.0.1:%d::HTTP" % (http_port, http_port),
+                                 "prometheus::127.0.0.1:%d::/stats/prometheus" % prom], body
+    st, hs, raw = http_request(p.admin_port, "GET", "/listeners?format=json",
+                               host_header="127.0.0.1")
+    assert st == 200 and header(hs, "content-type") == "application/json"
+    statuses = json.loads(raw)["listener_statuses"]
+    assert statuses[0] == {"name": "default/edge/%d" % http_port, "serves": "HTTP",
+                           "local_address": {"socket_address": {"address": "127.0.0.1",
+                                                                "port_value": http_port}}}
+    assert [s["name"] for s in statuses] == ["default/edge/%d" % http_port, "prometheus"]
 
 
 # -- /drain -------------------------------------------------------------------------------------
@@ -144,6 +268,53 @@ def test_drain_finishes_in_flight_then_exits_0(petrel, origin):
     assert time.monotonic() - t0 >= 0.8
     assert p.proc.wait(timeout=3) == 0, p.output_tail()
     assert "draining" in p.stderr()
+
+
+# -- /drain_listeners ---------------------------------------------------------------------------
+
+def test_drain_listeners_drains_and_keeps_running(petrel, origin):
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=1)
+    for method in ("GET", "HEAD"):
+        st, _, _ = http_request(p.admin_port, method, "/drain_listeners?graceful",
+                                host_header="127.0.0.1")
+        assert st == 405
+    # an idle keep-alive connection and one with a request in flight
+    keep = connect(p.port, timeout=5.0)
+    keep.sendall(build_request("/", [("Host", "example.com")]))
+    assert recv_one(keep)[0] == 200
+    busy = connect(p.port, timeout=5.0)
+    busy.sendall(build_request("/delay/1000", [("Host", "example.com")]))
+    origin.wait_requests(2, timeout=5)
+    t0 = time.monotonic()
+    assert admin(p, "POST", "/drain_listeners?graceful") == (200, "OK\n")
+    assert json.loads(admin(p, "GET", "/server_info")[1])["state"] == "DRAINING"
+    assert admin(p, "GET", "/ready") == (503, "DRAINING\n")
+
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", p.port), timeout=0.5).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+    wait_until(refused, 0.5, what="new connections refused once the listeners drain")
+    assert time.monotonic() - t0 < 0.9, "checks ran past the origin's delay; they prove nothing"
+
+    # the in-flight request finishes, told to close
+    st, hs, _ = recv_one(busy, timeout=5)
+    assert st == 200 and (header(hs, "connection") or "").lower() == "close", hs
+    assert recv_to_eof(busy, 2)[0] == b""
+    busy.close()
+    # the idle keep-alive connection is closed, with nothing sent on it
+    assert recv_to_eof(keep, 2)[0] == b""
+    keep.close()
+    # the process stays up: admin answers, nothing exits, a second call changes nothing
+    time.sleep(0.2)
+    assert p.proc.poll() is None, p.output_tail()
+    assert admin(p, "POST", "/drain_listeners") == (200, "OK\n")
+    assert json.loads(admin(p, "GET", "/server_info")[1])["state"] == "DRAINING"
+    assert parse_stats(admin(p, "GET", "/stats")[1].encode())["downstream_rq_2xx"] == 2
+    # SIGTERM still ends it cleanly
+    p.stop_and_check()
 
 
 # -- a real Prometheus server -------------------------------------------------------------------

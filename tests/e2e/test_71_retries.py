@@ -135,6 +135,30 @@ def test_default_retries_get_on_503_not_post(petrel, origin):
     entries = log_entries(p, 3)  # workers flush their lines in any order
     last = [e for e in entries if e["path"] == "/fail-first/3?x=get3"][0]
     assert last["response_flags"] == "URX" and last["upstream_request_attempt_count"] == 3, last
+    assert last["response_code_details"] == "via_upstream", last  # the last 503 is the origin's
+
+
+def test_reset_after_a_retried_response_is_logged_as_a_reset(petrel, origin):
+    """A 503 from the origin, retried, then a reset with no attempt left: the 503 the client
+    gets is Petrel's, and the log says so (not via_upstream)."""
+    calls = []
+
+    def flaky(conn, req):
+        calls.append(req.path)
+        if len(calls) == 1:
+            conn.send_response(req, 503, body=b"busy")
+            return True
+        return False  # closes without answering
+
+    origin.routes["/flaky"] = flaky
+    p = start(petrel, origin.port, retries(attempts=1, retryOn="5xx,reset"), concurrency=1)
+    status, _, body = http_request(p.port, "GET", "/flaky")
+    assert status == 503 and b"reset reason: connection termination" in body, body
+    assert len(calls) == 2
+    e = log_entries(p, 1)[0]
+    assert e["response_flags"] == "URX", e
+    assert e["response_code_details"] == \
+        "upstream_reset_before_response_started{connection_termination}", e
 
 
 def test_default_retries_post_on_connect_failure(petrel, origin):

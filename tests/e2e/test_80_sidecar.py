@@ -152,6 +152,8 @@ def run_in_pod(pod, code, arg):
 
 
 def istio_docs(detect_ms):
+    # No prometheusPort / healthPort: each pod's sidecar serves Istio's 15090 and 15021 in its
+    # own network namespace (test_sidecar_serves_istios_prometheus_and_health_ports).
     proxy = {"apiVersion": "petrel.io/v1alpha1", "kind": "Proxy", "metadata": {"name": "sidecar"},
              "spec": {"adminPort": 15000, "concurrency": 1, "accessLogFormat": "json",
                       "sidecar": {"protocolDetectionTimeout": "%dms" % detect_ms}}}
@@ -324,6 +326,26 @@ def test_app_to_app_through_both_sidecars(mesh):
     prom = a.admin("/stats/prometheus")
     assert 'destination_service="reviews.default.svc.cluster.local"' in prom
     assert 'destination_service="InboundPassthroughCluster"' in b.admin("/stats/prometheus")
+
+
+def test_sidecar_serves_istios_prometheus_and_health_ports(mesh):
+    """A Proxy with spec.sidecar and no port fields: Istio's 15090 (/stats/prometheus only)
+    and 15021 (/healthz/ready only), as the pod's annotations and probes expect."""
+    requests_from_a([{"path": "/prom", "headers": {"host": "reviews", "x-pin": "v1"}}])
+
+    def get(port, path):
+        out = in_pod("a", "curl", "-s", "--max-time", "5", "-o", "/dev/stderr", "-w",
+                     "%{http_code}", "http://127.0.0.1:%d%s" % (port, path), check=False)
+        return out.stdout, out.stderr
+
+    code, body = get(15090, "/stats/prometheus")
+    assert code == "200" and "istio_requests_total{" in body, (code, body[:500])
+    assert get(15090, "/stats")[0] == "404"
+    assert get(15021, "/healthz/ready")[0] == "200"
+    assert get(15021, "/stats/prometheus")[0] == "404"
+    listeners = mesh["a"].admin("/listeners").splitlines()
+    assert "prometheus::127.0.0.1:15090::/stats/prometheus" in listeners, listeners
+    assert "health::127.0.0.1:15021::/healthz/ready" in listeners, listeners
 
 
 def test_weighted_split_across_two_pods(mesh):

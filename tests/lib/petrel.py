@@ -100,6 +100,8 @@ def proxy_doc(admin_port, access_log, concurrency=2, bind="127.0.0.1", **spec):
     """The Petrel bootstrap document; extra keyword arguments become spec fields."""
     s = {"bindAddress": bind, "adminPort": admin_port, "concurrency": concurrency,
          "accessLog": str(access_log)}
+    if "sidecar" in spec:  # a sidecar's default is Istio's fixed 15090 and 15021: off here
+        s.update({"prometheusPort": 0, "healthPort": 0})
     s.update(spec)
     return {"apiVersion": "petrel.io/v1alpha1", "kind": "Proxy", "metadata": {"name": "proxy"},
             "spec": s}

@@ -311,6 +311,38 @@ TEST(defaults_without_proxy_and_generations_increase)
     pt_config_errors_dispose(&e);
 }
 
+/* A sidecar serves Istio's 15090 and 15021 unless the Proxy sets the ports (0: off); a gateway
+ * serves neither unless set. */
+TEST(sidecar_defaults_to_istios_prometheus_and_health_ports)
+{
+    static const struct {
+        const char *spec;
+        int prometheus_port, health_port;
+    } cases[] = {
+        {"spec: {sidecar: {}}\n", 15090, 15021},
+        {"spec: {sidecar: {}, prometheusPort: 0, healthPort: 0}\n", 0, 0},
+        {"spec: {sidecar: {}, prometheusPort: 9090}\n", 9090, 15021},
+        {"spec: {sidecar: {}, healthPort: 0}\n", 15090, 0},
+        {"spec: {adminPort: 15000}\n", 0, 0},
+        {"spec: {prometheusPort: 15090, healthPort: 15021}\n", 15090, 15021},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n%s",
+                 cases[i].spec);
+        pt_config_errors_t e = {0};
+        pt_config_t *c = load_str("p.yaml", yaml, &e);
+        if (c == NULL)
+            dump(&e);
+        ASSERT(c != NULL);
+        ASSERT_EQ(c->proxy.prometheus_port, cases[i].prometheus_port);
+        ASSERT_EQ(c->proxy.health_port, cases[i].health_port);
+        pt_config_unref(c);
+        pt_config_errors_dispose(&e);
+    }
+}
+
 TEST(empty_config_is_valid)
 {
     pt_config_errors_t e = {0};
