@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "../proxy/arena.h"
 #include "../proxy/breaker.h"
 #include "../proxy/retry.h"
+#include "arena.h"
 
 /* DestinationRule trafficPolicy.tls, resolved for one cluster (subset > port level > top
  * level), or Istio's auto mTLS for the endpoints labelled security.istio.io/tlsMode: istio.

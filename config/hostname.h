@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../proxy/arena.h"
+#include "arena.h"
 #include "config.h"
 
 #define PT_HOST_DOMAIN_SUFFIX ".svc.cluster.local"

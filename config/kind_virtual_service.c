@@ -5,9 +5,9 @@
  * destinations stay in the typed model until config/compile.c resolves them to clusters. */
 #include <string.h>
 
-#include "../proxy/regex.h"
 #include "hostname.h"
 #include "kinds.h"
+#include "regex.h"
 
 static const pt_cfg_field_t sm_any_fields[] = {
     {"exact", A, PT_SHAPE_SCALAR, NULL, 0},

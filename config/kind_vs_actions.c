@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../proxy/regex.h"
 #include "kinds.h"
+#include "regex.h"
 
 /* HTTPFaultInjection: read by pt__cfg_read_fault(). */
 static const pt_cfg_field_t fault_percent_fields[] = {{.name = "value", .status = S}};

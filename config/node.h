@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../proxy/arena.h"
+#include "arena.h"
 #include "config.h"
 
 typedef enum pt_cfg_node_type {

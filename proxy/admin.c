@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "../config/inject.h"
+#include "../config/regex.h"
 #include "../tls/tls.h"
 #include "http1.h"
 #include "log.h"
 #include "outlier.h"
-#include "regex.h"
 
 typedef struct admin_conn {
     uv_tcp_t tcp;

@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../config/regex.h"
 #include "http1.h"
-#include "regex.h"
 
 /* What a condition looks at. Those from PT_AUTHZ_HOST on exist only in HTTP requests. */
 typedef enum pt_authz_attr {

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "arena.h"
+#include "../config/arena.h"
 #include "str.h"
 
 /* Header flags computed by the validator. */

@@ -20,9 +20,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../config/regex.h"
 #include "buf.h"
 #include "conn.h"
-#include "regex.h"
 #include "worker.h"
 
 /* --- headers --- */

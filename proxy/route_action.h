@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../config/arena.h"
 #include "../config/config.h"
-#include "arena.h"
 #include "http1.h"
 #include "stream.h"
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "regex.h"
+#include "../config/regex.h"
 
 static bool string_matches(const pt_string_match_t *m, const char *s, size_t len)
 {

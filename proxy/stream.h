@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../config/arena.h"
 #include "../config/config.h"
-#include "arena.h"
 #include "buf.h"
 #include "http1.h"
 #include "list.h"

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "proxy/arena.h"
+#include "config/arena.h"
 #include "proxy/buf.h"
 
 static int order[4];

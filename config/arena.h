@@ -1,4 +1,4 @@
-/* proxy/arena.h
+/* config/arena.h
  * A bump allocator for objects that share one lifetime: a config snapshot, a connection, a
  * request. Nothing in an arena is freed on its own; pt_arena_dispose() releases all of it at
  * once after running the cleanup hooks registered with pt_arena_on_free() (newest first).

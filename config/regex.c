@@ -1,4 +1,4 @@
-/* proxy/regex.c
+/* config/regex.c
  * PCRE2 behind the small interface of regex.h. Options chosen to behave like RE2, which is
  * what Istio specifies: UTF-8 patterns that still match (not error) on invalid UTF-8 input,
  * `$` only at the very end (RE2 has no "before a final newline"), no \C. Full-match patterns

@@ -1,4 +1,4 @@
-/* proxy/regex.h
+/* config/regex.h
  * Istio's regexes (StringMatch.regex, uriRegexRewrite) on PCRE2. Istio specifies RE2 with
  * full-match semantics; PCRE2 is the maintained engine Debian ships, and RE2's syntax is, for
  * what route configs use, a subset of it. Patterns are compiled once at config time into the

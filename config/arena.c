@@ -1,4 +1,4 @@
-/* proxy/arena.c
+/* config/arena.c
  * Chunks grow geometrically so that a request with many headers costs a few mallocs, and a
  * small request costs one. A request larger than a chunk gets a chunk of its own. */
 #include "arena.h"
