@@ -52,8 +52,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../proxy/lb.h"
 #include "hostname.h"
+#include "policy.h"
 #include "resources.h"
 
 typedef struct binding {

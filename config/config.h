@@ -16,9 +16,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "../proxy/breaker.h"
-#include "../proxy/retry.h"
 #include "arena.h"
+#include "policy_types.h"
 
 /* DestinationRule trafficPolicy.tls, resolved for one cluster (subset > port level > top
  * level), or Istio's auto mTLS for the endpoints labelled security.istio.io/tlsMode: istio.
@@ -83,7 +82,7 @@ typedef struct pt_lb_ring_entry {
     uint32_t endpoint; /* index in the cluster's endpoints */
 } pt_lb_ring_entry_t;
 
-/* The cluster's balancer with every table it needs, built once by pt_lb_build() (proxy/lb.c)
+/* The cluster's balancer with every table it needs, built once by pt_lb_build() (config/lb_build.c)
  * at compile time into the snapshot arena. The request path only reads it. */
 typedef struct pt_lb_config {
     pt_lb_policy_t policy;
@@ -550,7 +549,7 @@ typedef struct pt_config {
     const char **tls_files;             /* every certificate and key file read: a change to
                                            one reloads the config */
     size_t n_tls_files;
-    /* AuthorizationPolicies that apply to this workload (proxy/authz.h); NULL: none. */
+    /* AuthorizationPolicies that apply to this workload (policy_types.h); NULL: none. */
     const struct pt_authz *authz;
 } pt_config_t;
 

@@ -1,6 +1,6 @@
 /* config/kind_authorization_policy.c
  * Istio's AuthorizationPolicy (security.istio.io v1 / v1beta1): read with Istio's field names
- * and validation, compiled into the tables of proxy/authz.h, and, once the Proxy settings are
+ * and validation, compiled into the tables of policy_types.h, and, once the Proxy settings are
  * known, narrowed to the policies that apply to this proxy's workload (pt__cfg_compile_authz).
  *
  * What Petrel cannot enforce is never dropped silently: CUSTOM (external authorizers), JWT
@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../proxy/authz.h"
 #include "kinds.h"
+#include "policy_types.h"
 
 enum { AP_SELECTOR, AP_TARGET_REF, AP_TARGET_REFS, AP_RULES, AP_ACTION, AP_PROVIDER, AP__N };
 static const pt_cfg_field_t policy_fields[AP__N] = {

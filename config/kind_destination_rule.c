@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kinds.h"
+#include "policy.h"
 
 enum {
     CT_MODE,

@@ -7,6 +7,7 @@
 
 #include "hostname.h"
 #include "kinds.h"
+#include "policy.h"
 #include "regex.h"
 
 static const pt_cfg_field_t sm_any_fields[] = {

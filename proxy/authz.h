@@ -3,10 +3,10 @@
  * path (HTTP streams) and at connection time (TCP and TLS-passthrough listeners).
  *
  * config/kind_authorization_policy.c reads the policies and keeps those that apply to this
- * proxy's workload, already turned into the tables below: every pattern classified (exact,
- * prefix, suffix, presence, template regex), every IP block parsed, every port a number. The
- * request path only compares. Istio's order holds: DENY policies first (any match refuses),
- * then, when at least one ALLOW policy applies, the request must match one of them; AUDIT
+ * proxy's workload, already turned into the tables of config/policy_types.h: every pattern
+ * classified (exact, prefix, suffix, presence, template regex), every IP block parsed, every port a
+ * number. The request path only compares. Istio's order holds: DENY policies first (any match
+ * refuses), then, when at least one ALLOW policy applies, the request must match one of them; AUDIT
  * policies (and dry-run ones) only count and log. */
 #ifndef PT_AUTHZ_H
 #define PT_AUTHZ_H
@@ -16,95 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "../config/regex.h"
+#include "../config/policy_types.h"
 #include "http1.h"
-
-/* What a condition looks at. Those from PT_AUTHZ_HOST on exist only in HTTP requests. */
-typedef enum pt_authz_attr {
-    PT_AUTHZ_PRINCIPAL, /* principals, source.principal: the verified peer certificate */
-    PT_AUTHZ_NAMESPACE, /* namespaces, source.namespace: the principal's "/ns/<ns>/" part */
-    PT_AUTHZ_SOURCE_IP, /* ipBlocks, source.ip: the connection's peer */
-    PT_AUTHZ_REMOTE_IP, /* remoteIpBlocks, remote.ip: the peer too (no trusted proxy hops) */
-    PT_AUTHZ_DEST_IP,   /* destination.ip: the address the connection came in on */
-    PT_AUTHZ_DEST_PORT, /* ports, destination.port: the listener's port */
-    PT_AUTHZ_SNI,       /* connection.sni: the TLS ClientHello's server name */
-    PT_AUTHZ_HOST,      /* hosts: the request's authority, case-insensitive */
-    PT_AUTHZ_METHOD,
-    PT_AUTHZ_PATH,   /* paths: without the query, dot segments removed (Envoy's BASE) */
-    PT_AUTHZ_HEADER, /* request.headers[name] */
-} pt_authz_attr_t;
-
-typedef enum pt_authz_value_kind {
-    PT_AUTHZ_EXACT = 1,
-    PT_AUTHZ_PREFIX,  /* "abc*" */
-    PT_AUTHZ_SUFFIX,  /* "*abc" */
-    PT_AUTHZ_PRESENT, /* "*": any non-empty value */
-    PT_AUTHZ_REGEX,   /* path templates {*} / {**}, serviceAccounts: full match */
-    PT_AUTHZ_CIDR,
-    PT_AUTHZ_PORT,
-} pt_authz_value_kind_t;
-
-typedef struct pt_authz_value {
-    pt_authz_value_kind_t kind;
-    const char *s; /* EXACT / PREFIX / SUFFIX: the text without the '*' */
-    size_t len;
-    const pt_regex_t *re;
-    uint8_t addr[16]; /* CIDR: network address, IPv4 in the first 4 bytes */
-    uint8_t prefix_len;
-    bool is_ipv6;
-    uint16_t port;
-} pt_authz_value_t;
-
-/* One field of a source or operation, or one half of a when condition: true when any value
- * matches, or, negated (notPrincipals, notValues...), when none does. */
-typedef struct pt_authz_cond {
-    pt_authz_attr_t attr;
-    bool negate;
-    const char *header; /* PT_AUTHZ_HEADER: lower-case name */
-    size_t header_len;
-    const pt_authz_value_t *values;
-    size_t n_values;
-} pt_authz_cond_t;
-
-/* Conditions that must all hold: one source, one operation, one when entry. */
-typedef struct pt_authz_clause {
-    const pt_authz_cond_t *conds;
-    size_t n_conds;
-} pt_authz_clause_t;
-
-/* Clauses of which one must hold: a rule's from[] or to[]; a when entry is a group of one. */
-typedef struct pt_authz_group {
-    const pt_authz_clause_t *clauses;
-    size_t n_clauses;
-} pt_authz_group_t;
-
-typedef struct pt_authz_rule {
-    const char *name;               /* Envoy's policy name: "ns[foo]-policy[deny-get]-rule[0]" */
-    const pt_authz_group_t *groups; /* all must hold; none: the rule matches everything */
-    size_t n_groups;
-} pt_authz_rule_t;
-
-typedef enum pt_authz_action {
-    PT_AUTHZ_ALLOW = 0,
-    PT_AUTHZ_DENY,
-    PT_AUTHZ_AUDIT,
-} pt_authz_action_t;
-
-typedef struct pt_authz_policy {
-    const char *name; /* "<namespace>/<name>" */
-    pt_authz_action_t action;
-    bool dry_run;                 /* istio.io/dry-run: evaluated and counted, never enforced */
-    const pt_authz_rule_t *rules; /* none: the policy matches nothing */
-    size_t n_rules;
-} pt_authz_policy_t;
-
-/* The policies that apply to this proxy, in load order within each action. */
-typedef struct pt_authz {
-    const pt_authz_policy_t *deny, *allow, *audit;
-    size_t n_deny, n_allow, n_audit;
-    bool has_enforced_allow; /* an ALLOW policy that is not dry-run: requests must match one */
-    bool has_shadow_deny, has_shadow_allow; /* dry-run DENY / ALLOW policies */
-} pt_authz_t;
 
 /* What a check looks at. The caller fills what it has; addresses are read lazily. */
 typedef struct pt_authz_request {

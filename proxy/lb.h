@@ -4,7 +4,7 @@
  * active requests this worker has on each endpoint), RANDOM (weighted), and consistent hashing
  * with a ring (ringHash) or a Maglev table.
  *
- * Two halves. pt_lb_build() runs at config compile time (config/compile.c) and builds every
+ * Two halves. pt_lb_build() (config/lb_build.c) runs at config compile time and builds every
  * table a cluster's policy needs (cumulative weights, the hash ring, the Maglev table) into the
  * snapshot arena, once. The pick functions run on the request path: pure functions of the
  * cluster (immutable, in the snapshot) and a small per-worker state the caller owns (a
@@ -16,16 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../config/arena.h"
 #include "../config/config.h"
+#include "../config/policy.h"
 #include "http1.h"
 #include "outlier.h"
-
-/* Builds cl->lb's tables from cl->endpoints (address, port, weight) and the policy fields
- * already set in cl->lb (policy, min_ring_size, maglev_table_size). Everything goes into a
- * (the snapshot arena); scratch memory is freed before it returns. A zero min_ring_size or
- * maglev_table_size takes Istio's default (1024, 65537). Safe with 0 endpoints. */
-void pt_lb_build(pt_arena_t *a, pt_cluster_t *cl);
 
 /* Per-worker state of one cluster for one pick; the caller (the worker) owns every pointer. */
 typedef struct pt_lb_state {
@@ -53,9 +47,6 @@ size_t pt_lb_pick(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash
  * not a hash policy or the request lacks the key. req may be NULL (TCP: only useSourceIp). */
 bool pt_lb_request_hash(const pt_lb_config_t *lb, const pt_http1_head_t *req, const char *source_ip,
                         uint64_t *hash);
-
-/* The 64-bit hash used for keys and ring points (FNV-1a with a final avalanche mix). */
-uint64_t pt_lb_hash(const void *data, size_t len);
 
 /* A uniformly distributed 32-bit number from a xorshift64 state (never 0). */
 static inline uint32_t pt_lb_random(uint64_t *rng)

@@ -1,99 +1,10 @@
 /* proxy/retry.c
- * The retryOn grammar, the retry decision for one attempt's outcome, backoff and budgets. See
- * retry.h; the attempt loop that uses them is in stream.c. */
+ * The retry decision for one attempt's outcome, backoff and budgets. See retry.h; the attempt
+ * loop that uses them is in stream.c, the retryOn grammar in config/policy.c. */
 #include "retry.h"
 
 #include <llhttp.h>
 #include <string.h>
-
-const pt_retry_policy_t pt_retry_default_idempotent = {
-    .attempts = 2,
-    .on = PT_RETRY_ON_CONNECT_FAILURE | PT_RETRY_ON_REFUSED_STREAM | PT_RETRY_ON_GRPC_UNAVAILABLE |
-          PT_RETRY_ON_GRPC_CANCELLED | PT_RETRY_ON_STATUS_CODES,
-    .codes = {503},
-    .n_codes = 1,
-    .backoff_base_ms = 25,
-    .backoff_max_ms = 250,
-    .ignore_previous_hosts = true,
-};
-
-const pt_retry_policy_t pt_retry_default_unsafe = {
-    .attempts = 2,
-    .on = PT_RETRY_ON_CONNECT_FAILURE | PT_RETRY_ON_REFUSED_STREAM,
-    .backoff_base_ms = 25,
-    .backoff_max_ms = 250,
-    .ignore_previous_hosts = true,
-};
-
-void pt_retry_policy_default(pt_retry_policy_t *p)
-{
-    *p = pt_retry_default_idempotent;
-}
-
-static const struct {
-    const char *name;
-    uint32_t bit;
-} conditions[] = {
-    {"5xx", PT_RETRY_ON_5XX},
-    {"gateway-error", PT_RETRY_ON_GATEWAY_ERROR},
-    {"reset", PT_RETRY_ON_RESET},
-    {"reset-before-request", PT_RETRY_ON_RESET_BEFORE_REQUEST},
-    {"connect-failure", PT_RETRY_ON_CONNECT_FAILURE},
-    {"retriable-4xx", PT_RETRY_ON_RETRIABLE_4XX},
-    {"refused-stream", PT_RETRY_ON_REFUSED_STREAM},
-    {"retriable-status-codes", PT_RETRY_ON_STATUS_CODES},
-    {"retriable-headers", PT_RETRY_ON_RETRIABLE_HEADERS},
-    {"envoy-ratelimited", PT_RETRY_ON_ENVOY_RATELIMITED},
-    {"cancelled", PT_RETRY_ON_GRPC_CANCELLED},
-    {"deadline-exceeded", PT_RETRY_ON_GRPC_DEADLINE_EXCEEDED},
-    {"internal", PT_RETRY_ON_GRPC_INTERNAL},
-    {"resource-exhausted", PT_RETRY_ON_GRPC_RESOURCE_EXHAUSTED},
-    {"unavailable", PT_RETRY_ON_GRPC_UNAVAILABLE},
-};
-
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-int pt_retry_on_parse(const char *s, pt_retry_policy_t *p, const char **bad, size_t *bad_len)
-{
-    p->on = 0;
-    p->n_codes = 0;
-    const char *at = s;
-    for (;;) {
-        const char *end = strchr(at, ',');
-        if (end == NULL)
-            end = at + strlen(at);
-        const char *b = at, *e = end;
-        while (b < e && is_blank(*b))
-            b++;
-        while (e > b && is_blank(e[-1]))
-            e--;
-        size_t len = (size_t)(e - b);
-        bool ok = false;
-        for (size_t i = 0; i < sizeof(conditions) / sizeof(conditions[0]) && !ok; i++)
-            if (strlen(conditions[i].name) == len && memcmp(conditions[i].name, b, len) == 0) {
-                p->on |= conditions[i].bit;
-                ok = true;
-            }
-        if (!ok && len == 3 && b[0] >= '1' && b[0] <= '5' && b[1] >= '0' && b[1] <= '9' &&
-            b[2] >= '0' && b[2] <= '9' && p->n_codes < PT_RETRY_MAX_CODES) {
-            p->codes[p->n_codes++] =
-                (uint16_t)((b[0] - '0') * 100 + (b[1] - '0') * 10 + b[2] - '0');
-            p->on |= PT_RETRY_ON_STATUS_CODES;
-            ok = true;
-        }
-        if (!ok) {
-            *bad = b;
-            *bad_len = len;
-            return -1;
-        }
-        if (*end == '\0')
-            return 0;
-        at = end + 1;
-    }
-}
 
 bool pt_retry_on_response(const pt_retry_policy_t *p, int status, int grpc_status, bool ratelimited)
 {
@@ -147,12 +58,6 @@ uint64_t pt_retry_backoff_ms(const pt_retry_policy_t *p, unsigned n, uint32_t ra
             range = mult * p->backoff_base_ms;
     }
     return range == 0 ? 0 : random % range;
-}
-
-void pt_retry_budget_init(pt_retry_budget_t *b, uint64_t now_ms)
-{
-    atomic_init(&b->tokens, (int64_t)PT_RETRY_BUDGET_MIN_PER_S * PT_RETRY_TOKEN);
-    atomic_init(&b->refill_ms, now_ms);
 }
 
 static const int64_t budget_cap =

@@ -18,11 +18,13 @@
 #include <time.h>
 
 #include "authz.h"
+#include "breaker.h"
 #include "capture.h"
 #include "conn.h"
 #include "log.h"
 #include "mirror.h"
 #include "outlier.h"
+#include "retry.h"
 #include "route_action.h"
 #include "router.h"
 #include "tls_stream.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "breaker.h"
 #include "conn.h"
 #include "keep_alive.h"
 #include "log.h"

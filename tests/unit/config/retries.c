@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "load_helpers.h"
+#include "proxy/retry.h"
 #include "test.h"
 
 static const char *vs_with(const char *retries, const char *dr, char *buf, size_t size)
