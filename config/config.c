@@ -1,6 +1,7 @@
 /* config/config.c
- * pt_config_load(): files (xds/file_source) -> YAML documents (yaml.c) -> typed resources
- * (resources.c) -> snapshot (compile.c); and the snapshot's refcount and host lookup.
+ * pt_config_load_buffers(): YAML buffers (read by xds/file_source) -> YAML documents (yaml.c) ->
+ * typed resources (resources.c) -> snapshot (compile.c); and the snapshot's refcount and host
+ * lookup.
  *
  * Two arenas per load: a temporary one for the YAML trees and the typed model, freed before
  * returning, and the snapshot's own (c->arena), which holds the pt_config_t itself and
@@ -12,8 +13,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "../proxy/outlier.h"
-#include "../xds/file_source.h"
 #include "config.h"
 #include "node.h"
 #include "resources.h"
@@ -138,28 +137,7 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
     c->parse_ms = t1 - t0;
     c->compile_ms = now_ms() - t1;
     atomic_init(&c->refs, 1);
-    pt_outlier_bind(c);
     c->generation = atomic_fetch_add(&generation_counter, 1) + 1;
-    return c;
-}
-
-pt_config_t *pt_config_load(const char *const *paths, size_t n_paths, pt_config_errors_t *errors)
-{
-    pt_xds_files_t files = {0};
-    size_t start = errors->n;
-    for (size_t i = 0; i < n_paths; i++)
-        pt_xds_file_read(paths[i], &files, errors);
-    pt_config_t *c = NULL;
-    if (errors->n == start) {
-        pt_config_source_t *src = calloc(files.n + 1, sizeof(*src));
-        if (src == NULL)
-            abort();
-        for (size_t i = 0; i < files.n; i++)
-            src[i] = (pt_config_source_t){files.v[i].path, files.v[i].data, files.v[i].len};
-        c = pt_config_load_buffers(src, files.n, errors);
-        free(src);
-    }
-    pt_xds_files_dispose(&files);
     return c;
 }
 
@@ -174,7 +152,6 @@ void pt_config_unref(pt_config_t *c)
         return;
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
-    pt_outlier_unbind(c); /* a short lock, taken only by snapshots coming and going */
     /* c itself is inside the arena: copy the arena's state out before freeing it. */
     pt_arena_t a = c->arena;
     pt_arena_dispose(&a);

@@ -5,8 +5,8 @@
  * route tables and clusters into one pt_config_t living in one arena.
  *
  * A snapshot is refcounted: the main thread holds one ref while it is current, each worker one
- * while it serves with it, each stream one for its lifetime. Nothing in it changes after
- * pt_config_load() returns it. */
+ * while it serves with it, each stream one for its lifetime. Nothing in it changes once it is
+ * published to the workers (proxy/ binds its runtime state, such as outlier detection, first). */
 #ifndef PT_CONFIG_H
 #define PT_CONFIG_H
 
@@ -581,12 +581,6 @@ void pt_config_warnings_add(pt_config_errors_t *e, const char *file, int line, i
 /* Frees errors and warnings (is_lenient is kept). */
 void pt_config_errors_dispose(pt_config_errors_t *e);
 
-/* Reads every path (a YAML file, or a directory whose *.yaml / *.yml files are read in name
- * order, not recursively), parses every document, validates all of them and compiles a
- * snapshot. Returns it with one ref held by the caller, or NULL with at least one line in
- * errors. Never partially succeeds. */
-pt_config_t *pt_config_load(const char *const *paths, size_t n_paths, pt_config_errors_t *errors);
-
 /* One YAML buffer for pt_config_load_buffers(): file is the name used in errors. The caller
  * owns both; neither is referenced after the call returns. */
 typedef struct pt_config_source {
@@ -595,8 +589,10 @@ typedef struct pt_config_source {
     size_t len;
 } pt_config_source_t;
 
-/* As pt_config_load(), from YAML already in memory (what pt_config_load does after reading
- * the files; also the fuzzer's and the unit tests' entry point). */
+/* Parses every document of the buffers, validates all of them and compiles a snapshot.
+ * Returns it with one ref held by the caller, or NULL with at least one line in errors. Never
+ * partially succeeds. Files are read by xds/file_source.h (pt_config_load); this is also the
+ * fuzzer's and the unit tests' entry point. */
 pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_sources,
                                     pt_config_errors_t *errors);
 

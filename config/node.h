@@ -3,7 +3,7 @@
  * (xds/ bytes -> config/yaml.c -> pt_cfg_node_t documents -> config/schema.c + resources.c ->
  * config/compile.c -> pt_config_t). Every node keeps the file, line and column (1-based) it came
  * from, so that every later error can name them. A tree lives in the arena it was parsed into
- * (a temporary one during pt_config_load) and is read-only once built.
+ * (a temporary one during pt_config_load_buffers) and is read-only once built.
  *
  * Internal to config/ (pt__ names): filters will receive pt_cfg_node_t from their
  * parse_config hook, so the node shape is meant to stay stable. */

@@ -20,6 +20,7 @@
 #include "dns.h"
 #include "log.h"
 #include "log_writer.h"
+#include "outlier.h"
 #include "trace_export.h"
 #include "worker.h"
 
@@ -99,16 +100,13 @@ static void print_errors(const pt_config_errors_t *e)
         fprintf(stderr, "%s\n", e->lines[i]);
 }
 
-/* Compiles config files already in memory. */
+/* Compiles config files already in memory and binds the snapshot to the runtime state that
+ * outlives it (outlier detection), before any worker sees it. */
 static pt_config_t *compile_files(const pt_xds_files_t *files, pt_config_errors_t *errors)
 {
-    pt_config_source_t *src = calloc(files->n + 1, sizeof(*src));
-    if (src == NULL)
-        abort();
-    for (size_t i = 0; i < files->n; i++)
-        src[i] = (pt_config_source_t){files->v[i].path, files->v[i].data, files->v[i].len};
-    pt_config_t *c = pt_config_load_buffers(src, files->n, errors);
-    free(src);
+    pt_config_t *c = pt_xds_files_compile(files, errors);
+    if (c != NULL)
+        pt_outlier_bind(c);
     return c;
 }
 

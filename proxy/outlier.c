@@ -114,25 +114,11 @@ static pt_outlier_host_t *get_host(struct pt_outlier_cluster *oc, const pt_endpo
     return h;
 }
 
-void pt_outlier_bind(pt_config_t *c)
+/* Run when the snapshot's arena is disposed: a short lock, taken only by snapshots coming and
+ * going. */
+static void unbind(void *arg)
 {
-    pthread_mutex_lock(&registry_lock);
-    for (size_t i = 0; i < c->n_clusters; i++) {
-        pt_cluster_t *cl = c->clusters[i];
-        if (cl->outlier == NULL || cl->outlier_state != NULL)
-            continue;
-        cl->outlier_state = get_cluster(cl->name);
-        cl->outlier_state->refs++;
-        cl->outlier_hosts =
-            pt_arena_calloc(&c->arena, (cl->n_endpoints + 1) * sizeof(*cl->outlier_hosts));
-        for (size_t k = 0; k < cl->n_endpoints; k++)
-            cl->outlier_hosts[k] = get_host(cl->outlier_state, &cl->endpoints[k]);
-    }
-    pthread_mutex_unlock(&registry_lock);
-}
-
-void pt_outlier_unbind(pt_config_t *c)
-{
+    pt_config_t *c = arg;
     pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < c->n_clusters; i++) {
         struct pt_outlier_cluster *oc = c->clusters[i]->outlier_state;
@@ -157,6 +143,27 @@ void pt_outlier_unbind(pt_config_t *c)
         free(oc);
     }
     pthread_mutex_unlock(&registry_lock);
+}
+
+void pt_outlier_bind(pt_config_t *c)
+{
+    bool bound = false;
+    pthread_mutex_lock(&registry_lock);
+    for (size_t i = 0; i < c->n_clusters; i++) {
+        pt_cluster_t *cl = c->clusters[i];
+        if (cl->outlier == NULL || cl->outlier_state != NULL)
+            continue;
+        cl->outlier_state = get_cluster(cl->name);
+        cl->outlier_state->refs++;
+        cl->outlier_hosts =
+            pt_arena_calloc(&c->arena, (cl->n_endpoints + 1) * sizeof(*cl->outlier_hosts));
+        for (size_t k = 0; k < cl->n_endpoints; k++)
+            cl->outlier_hosts[k] = get_host(cl->outlier_state, &cl->endpoints[k]);
+        bound = true;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (bound)
+        pt_arena_on_free(&c->arena, unbind, c);
 }
 
 /* ---- ejection ------------------------------------------------------------------------ */

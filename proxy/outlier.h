@@ -69,9 +69,9 @@ typedef enum pt_outlier_result {
 } pt_outlier_result_t;
 
 /* Binds every cluster of c that has outlier detection to its shared state (creating it on
- * first use); pt_outlier_unbind lets go of it. Main thread; idempotent per snapshot. */
+ * first use); the snapshot lets go of it when its arena is disposed. Called by proxy/main.c on
+ * each snapshot it compiles, before any worker sees it. Main thread; idempotent per snapshot. */
 void pt_outlier_bind(pt_config_t *c);
-void pt_outlier_unbind(pt_config_t *c);
 
 /* Records one attempt's outcome on endpoint i of cl, and ejects the endpoint when it reaches a
  * threshold. No-op for a cluster without outlier detection. Any worker; stats: its own. */

@@ -151,3 +151,26 @@ void pt_xds_files_dispose(pt_xds_files_t *files)
     files->v = NULL;
     files->n = files->cap = 0;
 }
+
+pt_config_t *pt_xds_files_compile(const pt_xds_files_t *files, pt_config_errors_t *errors)
+{
+    pt_config_source_t *src = calloc(files->n + 1, sizeof(*src));
+    if (src == NULL)
+        abort();
+    for (size_t i = 0; i < files->n; i++)
+        src[i] = (pt_config_source_t){files->v[i].path, files->v[i].data, files->v[i].len};
+    pt_config_t *c = pt_config_load_buffers(src, files->n, errors);
+    free(src);
+    return c;
+}
+
+pt_config_t *pt_config_load(const char *const *paths, size_t n_paths, pt_config_errors_t *errors)
+{
+    pt_xds_files_t files = {0};
+    size_t start = errors->n;
+    for (size_t i = 0; i < n_paths; i++)
+        pt_xds_file_read(paths[i], &files, errors);
+    pt_config_t *c = errors->n == start ? pt_xds_files_compile(&files, errors) : NULL;
+    pt_xds_files_dispose(&files);
+    return c;
+}

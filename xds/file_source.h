@@ -1,7 +1,7 @@
 /* xds/file_source.h
  * The file/directory config source: reads the YAML files named on the command line, or every
- * *.yaml / *.yml file of a directory in name order, into memory. It only produces bytes for
- * config/ to parse; it never touches live state. xds/file_watch.h says when to read again.
+ * *.yaml / *.yml file of a directory in name order, into memory, and hands them to config/ to
+ * compile. It never touches live state. xds/file_watch.h says when to read again.
  *
  * Ownership: a pt_xds_files_t owns its paths and buffers (malloc'd); pt_xds_files_dispose()
  * frees them. */
@@ -34,5 +34,12 @@ typedef struct pt_xds_files {
 int pt_xds_file_read(const char *path, pt_xds_files_t *out, pt_config_errors_t *errors);
 
 void pt_xds_files_dispose(pt_xds_files_t *files);
+
+/* Hands the files read to config/ to compile (pt_config_load_buffers): the snapshot with one
+ * ref held by the caller, or NULL with at least one line in errors. */
+pt_config_t *pt_xds_files_compile(const pt_xds_files_t *files, pt_config_errors_t *errors);
+
+/* Reads every path (as pt_xds_file_read) and compiles them. Never partially succeeds. */
+pt_config_t *pt_config_load(const char *const *paths, size_t n_paths, pt_config_errors_t *errors);
 
 #endif

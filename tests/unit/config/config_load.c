@@ -1,7 +1,7 @@
 /* tests/unit/config/config_load.c
- * pt_config_load(): a full valid config set compiles to the expected snapshot; every kind of
- * error carries file:line:col and the field path; directories load in name order; virtual
- * host lookup precedence. Files are written to a mkdtemp directory. */
+ * pt_config_load() (xds/file_source.c): a full valid config set compiles to the expected snapshot;
+ * every kind of error carries file:line:col and the field path; directories load in name order;
+ * virtual host lookup precedence. Files are written to a mkdtemp directory. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include "config/schema.h"
 #include "load_helpers.h"
 #include "test.h"
+#include "xds/file_source.h"
 
 static char tmpdir[256];
 

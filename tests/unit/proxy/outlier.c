@@ -94,6 +94,8 @@ static pt_config_t *load(int n, const char *od, const char *extra_policy)
     pt_config_errors_t e = {0};
     pt_config_source_t src = {"od.yaml", yaml, strlen(yaml)};
     pt_config_t *c = pt_config_load_buffers(&src, 1, &e);
+    if (c != NULL)
+        pt_outlier_bind(c); /* as proxy/main.c does with each snapshot */
     for (size_t i = 0; i < e.n; i++)
         fprintf(stderr, "    error: %s\n", e.lines[i]);
     pt_config_errors_dispose(&e);

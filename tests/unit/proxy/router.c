@@ -10,6 +10,7 @@
 #include "proxy/http1.h"
 #include "proxy/route_action.h"
 #include "proxy/router.h"
+#include "xds/file_source.h"
 
 static const char config_yaml[] =
     "apiVersion: networking.istio.io/v1\n"
