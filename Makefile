@@ -2,7 +2,8 @@
 # installed by docker/install-deps.sh (the Dockerfile uses the same script).
 #
 #   make run      build build/petrel and run it on config/examples/
-#   make test     unit tests, fuzz-corpus replay, end-to-end tests
+#   make test     include-layer check, unit tests, fuzz-corpus replay, end-to-end tests
+#   make layers   the include-layer check alone (tests/check_layers.py and its own test)
 #   make asan     the whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench    Petrel, HAProxy and nginx side by side (writes docs/benchmarks.md)
 #   make fuzz     libFuzzer drivers (clang), run for FUZZ_SECONDS each
@@ -55,7 +56,7 @@ REPLAY_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/replay/%)
 FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/fuzzer/%)
 DEPS_STAMP = build/.deps-installed
 
-.PHONY: all run test unit e2e fuzz-replay asan bench fuzz deps format check-format clean
+.PHONY: all run test layers unit e2e fuzz-replay asan bench fuzz deps format check-format clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/petrel
@@ -125,7 +126,13 @@ $(K8S_MODULES): tests/e2e/k8s/package-lock.json $(DEPS_STAMP)
 e2e: $(BUILD)/petrel $(OTEL_MODULES) $(K8S_MODULES)
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
-test: unit fuzz-replay e2e
+# Dependencies point down (docs/architecture.md, "Layers"): the checker's own test on small
+# trees first, then the checker on this one.
+layers:
+	@$(PYTHON) tests/check_layers_test.py
+	@$(PYTHON) tests/check_layers.py
+
+test: layers unit fuzz-replay e2e
 
 asan:
 	$(MAKE) SANITIZER=address test
