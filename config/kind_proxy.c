@@ -645,8 +645,11 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         pt__cfg_read_bool(cx, f[PX_MIRROR_KEEP_HOST], &fp_PX_MIRROR_KEEP_HOST,
                           &s->mirror_keep_host);
     }
-    if (f[PX_SIDECAR] != NULL)
-        read_sidecar(cx, f[PX_SIDECAR], &sp, &s->sidecar);
+    /* "sidecar:" with no value turns the sidecar on with every default (the map reader
+     * treats a null value as absent, so look for the key itself). */
+    const pt_cfg_node_t *sidecar = f[PX_SIDECAR] ? f[PX_SIDECAR] : pt__cfg_node_at(spec, "sidecar");
+    if (sidecar != NULL)
+        read_sidecar(cx, sidecar, &sp, &s->sidecar);
     /* A sidecar serves Istio's scrape port and readiness probe, as istio-proxy does, so pod
      * annotations and probes written for Istio work; 0 turns either off. A gateway keeps them
      * off unless set: several gateways or harnesses may share a host. */

@@ -321,6 +321,7 @@ TEST(sidecar_defaults_to_istios_prometheus_and_health_ports)
         int prometheus_port, health_port;
     } cases[] = {
         {"spec: {sidecar: {}}\n", 15090, 15021},
+        {"spec:\n  sidecar:\n", 15090, 15021}, /* "sidecar:" alone: the sidecar, every default */
         {"spec: {sidecar: {}, prometheusPort: 0, healthPort: 0}\n", 0, 0},
         {"spec: {sidecar: {}, prometheusPort: 9090}\n", 9090, 15021},
         {"spec: {sidecar: {}, healthPort: 0}\n", 15090, 0},
@@ -339,6 +340,7 @@ TEST(sidecar_defaults_to_istios_prometheus_and_health_ports)
         ASSERT(c != NULL);
         ASSERT_EQ(c->proxy.prometheus_port, cases[i].prometheus_port);
         ASSERT_EQ(c->proxy.health_port, cases[i].health_port);
+        ASSERT_EQ(c->proxy.sidecar.enabled, strstr(cases[i].spec, "sidecar") != NULL);
         pt_config_unref(c);
         pt_config_errors_dispose(&e);
     }
