@@ -485,6 +485,10 @@ typedef struct pt_sidecar_settings {
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address; /* "127.0.0.1" by default */
+    /* The admin listener's own address: loopback by default, as Envoy's and Istio's admin,
+     * since it can drain and stop the proxy; the Prometheus and health listeners, which
+     * scrapers and the kubelet reach from outside, stay on bind_address. */
+    const char *admin_address;
     uint16_t admin_port;      /* 15000; 0 turns the admin listener off */
     uint16_t prometheus_port; /* /stats/prometheus alone; 0: off; a sidecar's default is 15090 */
     uint16_t health_port;     /* /healthz/ready alone; 0: off; a sidecar's default is 15021 */

@@ -16,6 +16,7 @@
 /* Petrel's own kind (petrel.io/v1alpha1 Proxy). */
 enum {
     PX_BIND,
+    PX_ADMIN_ADDR,
     PX_ADMIN,
     PX_CONC,
     PX_MAXCONN,
@@ -46,6 +47,7 @@ enum {
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_BIND] = {.name = "bindAddress", .status = S},
+    [PX_ADMIN_ADDR] = {.name = "adminAddress", .status = S},
     [PX_ADMIN] = {.name = "adminPort", .status = S},
     [PX_CONC] = {.name = "concurrency", .status = S},
     [PX_MAXCONN] = {.name = "maxConnections", .status = S},
@@ -144,6 +146,7 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
 {
     memset(s, 0, sizeof(*s));
     s->bind_address = "127.0.0.1";
+    s->admin_address = "127.0.0.1";
     s->admin_port = 15000;
     s->concurrency = 2;
     s->max_connections = 10000;
@@ -517,6 +520,19 @@ static void check_access_log(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_c
         pt__cfg_error(cx, n, path, "cannot write %s: %s", file, why);
 }
 
+/* An IPv4 or IPv6 literal to listen on. */
+static void read_address(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                         const char **out)
+{
+    const char *a;
+    if (!pt__cfg_nonempty_str(cx, n, path, &a))
+        return;
+    if (pt__cfg_is_ip_literal(a, NULL, NULL))
+        *out = a;
+    else
+        pt__cfg_error(cx, n, path, "must be an IPv4 or IPv6 address, got \"%s\"", a);
+}
+
 void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                         const pt_cfg_node_t *spec)
 {
@@ -554,14 +570,11 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
 
     if (f[PX_BIND] != NULL) {
         FIELD_PATH(PX_BIND);
-        const char *a;
-        if (pt__cfg_nonempty_str(cx, f[PX_BIND], &fp_PX_BIND, &a)) {
-            if (pt__cfg_is_ip_literal(a, NULL, NULL))
-                s->bind_address = a;
-            else
-                pt__cfg_error(cx, f[PX_BIND], &fp_PX_BIND,
-                              "must be an IPv4 or IPv6 address, got \"%s\"", a);
-        }
+        read_address(cx, f[PX_BIND], &fp_PX_BIND, &s->bind_address);
+    }
+    if (f[PX_ADMIN_ADDR] != NULL) {
+        FIELD_PATH(PX_ADMIN_ADDR);
+        read_address(cx, f[PX_ADMIN_ADDR], &fp_PX_ADMIN_ADDR, &s->admin_address);
     }
     INT_FIELD(PX_ADMIN, 0, 65535, s->admin_port);
     INT_FIELD(PX_CONC, 1, 64, s->concurrency);

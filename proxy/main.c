@@ -286,6 +286,8 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
 {
     if (strcmp(a->bind_address, b->bind_address) != 0)
         return "spec.bindAddress";
+    if (strcmp(a->admin_address, b->admin_address) != 0)
+        return "spec.adminAddress";
     if (a->admin_port != b->admin_port)
         return "spec.adminPort";
     if (a->concurrency != b->concurrency)
@@ -657,9 +659,10 @@ static int cmd_run(int argc, char **argv)
     for (int r = 0; r < PT_ADMIN__ROLES && rc == 0; r++) {
         if (ports[r] == 0)
             continue;
-        int err = pt_admin_start(&s.admin, s.loop, ps->bind_address, ports[r], (pt_admin_role_t)r);
+        const char *address = r == PT_ADMIN_FULL ? ps->admin_address : ps->bind_address;
+        int err = pt_admin_start(&s.admin, s.loop, address, ports[r], (pt_admin_role_t)r);
         if (err != 0) {
-            pt_log_error("%s listener on %s:%u: %s", what[r], ps->bind_address, (unsigned)ports[r],
+            pt_log_error("%s listener on %s:%u: %s", what[r], address, (unsigned)ports[r],
                          uv_strerror(err));
             rc = 1;
         }
@@ -687,7 +690,7 @@ static int cmd_run(int argc, char **argv)
                         (unsigned)l->port, l->name, pt_listener_protocol_name(l->protocol));
         }
         pt_log_info("petrel %s ready: %zu worker%s, admin on %s:%u", PT_VERSION, s.n_workers,
-                    s.n_workers == 1 ? "" : "s", ps->bind_address, (unsigned)ps->admin_port);
+                    s.n_workers == 1 ? "" : "s", ps->admin_address, (unsigned)ps->admin_port);
         s.is_ready = true;
     }
     if (rc != 0)

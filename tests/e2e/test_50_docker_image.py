@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -140,10 +141,25 @@ def image_config():
     raise AssertionError("no COPY into %s, the directory the CMD serves" % config_dir)
 
 
+def listen_addresses():
+    """{port: IPv4 address} of the listening TCP sockets in this network namespace."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":  # TCP_LISTEN
+                addr, port = local.split(":")
+                out[int(port, 16)] = socket.inet_ntoa(bytes.fromhex(addr)[::-1])
+    return out
+
+
 def image_ports(text):
-    """{port: what} of every listener the config opens."""
+    """{port: what} of every listener the config opens where a published port reaches it (the
+    admin listener only when adminAddress is not loopback)."""
     spec = proxy_spec_of([text])
-    ports = {spec.get("adminPort", 15000): "admin"}
+    ports = {}
+    if not spec.get("adminAddress", "127.0.0.1").startswith("127."):
+        ports[spec.get("adminPort", 15000)] = "admin"
     for field in ("prometheusPort", "healthPort"):
         if spec.get(field):
             ports[spec[field]] = field
@@ -233,9 +249,15 @@ def test_image_config_serves_and_healthcheck_follows_readiness(petrel):
     _, text = image_config()
     ports = image_ports(text)
     health = next(p for p, what in ports.items() if what == "healthPort")
-    text, free = with_free_ports(text, sorted(ports))
+    admin = proxy_spec_of([text]).get("adminPort", 15000)
+    text, free = with_free_ports(text, sorted(set(ports) | {admin}))
     p = petrel([text])
     gateway = next(free[port] for port, what in ports.items() if what == "HTTP")
+    # Published ports reach what listens on every address; the admin API stays on loopback.
+    listening = listen_addresses()
+    for port in ports:
+        assert listening.get(free[port]) == "0.0.0.0", (port, listening)
+    assert listening.get(free[admin]) == "127.0.0.1", listening
     st, _, body = http_request(gateway, "GET", "/")
     assert st == 200 and body == b"hello from petrel\n"
     prometheus = next(free[port] for port, what in ports.items() if what == "prometheusPort")

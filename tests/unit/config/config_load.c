@@ -346,6 +346,36 @@ TEST(sidecar_defaults_to_istios_prometheus_and_health_ports)
     }
 }
 
+/* The admin listener stays on loopback whatever bindAddress says, unless adminAddress is set. */
+TEST(admin_address_is_loopback_unless_set)
+{
+    static const struct {
+        const char *spec, *bind, *admin;
+    } cases[] = {
+        {"spec: {}\n", "127.0.0.1", "127.0.0.1"},
+        {"spec: {bindAddress: 0.0.0.0}\n", "0.0.0.0", "127.0.0.1"},
+        {"spec: {bindAddress: 0.0.0.0, adminAddress: \"::\"}\n", "0.0.0.0", "::"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n%s",
+                 cases[i].spec);
+        pt_config_errors_t e = {0};
+        pt_config_t *c = load_str("p.yaml", yaml, &e);
+        ASSERT(c != NULL);
+        ASSERT_STREQ(c->proxy.bind_address, cases[i].bind);
+        ASSERT_STREQ(c->proxy.admin_address, cases[i].admin);
+        pt_config_unref(c);
+        pt_config_errors_dispose(&e);
+    }
+    expect_error(
+        "p.yaml",
+        "apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n"
+        "spec: {adminAddress: localhost}\n",
+        "p.yaml:4:8: spec.adminAddress: must be an IPv4 or IPv6 address, got \"localhost\"");
+}
+
 TEST(empty_config_is_valid)
 {
     pt_config_errors_t e = {0};
