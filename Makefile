@@ -46,7 +46,7 @@ endif
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS_SAN) $(CFLAGS_WARN) $(CFLAGS)
 LIBS = -luv -lyaml -lpcre2-8 -lcares -lssl -lcrypto -lm -pthread
 
-LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c))
+LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c filters/*/*.c))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LLHTTP_OBJS = $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 UNIT_SRCS = $(wildcard tests/unit/*/*.c)
@@ -149,7 +149,7 @@ fuzz-drivers: $(FUZZ_BINS)
 bench: $(BUILD)/petrel
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) tests/bench/bench.py
 
-FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] tls/*.[ch] filters/*.[ch] \
+FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] tls/*.[ch] filters/*.[ch] filters/*/*.[ch] \
                          tests/unit/*.[ch] tests/unit/*/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_SRCS)
