@@ -482,14 +482,22 @@ typedef struct pt_sidecar_settings {
     bool registry_only; /* outboundTrafficPolicy.mode REGISTRY_ONLY: unknown outbound refused */
 } pt_sidecar_settings_t;
 
+/* Proxy spec.chaosApi: the Toxiproxy-compatible API. Absent: off. */
+typedef struct pt_chaos_api_settings {
+    bool enabled;
+    const char *address; /* 127.0.0.1 unless set: the API opens listeners */
+    uint16_t port;       /* 8474, Toxiproxy's */
+} pt_chaos_api_settings_t;
+
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address; /* "127.0.0.1" by default */
     uint16_t admin_port;      /* 15000; 0 turns the admin listener off */
     uint16_t prometheus_port; /* /stats/prometheus alone; 0: off; a sidecar's default is 15090 */
     uint16_t health_port;     /* /healthz/ready alone; 0: off; a sidecar's default is 15021 */
-    uint32_t concurrency;     /* workers; 2 by default */
-    uint32_t max_connections; /* per process, downstream; 10000 */
+    pt_chaos_api_settings_t chaos_api;
+    uint32_t concurrency;              /* workers; 2 by default */
+    uint32_t max_connections;          /* per process, downstream; 10000 */
     uint32_t max_request_line_bytes;   /* 8192 */
     uint32_t max_header_bytes;         /* 61440 */
     uint32_t max_headers;              /* 100 */
