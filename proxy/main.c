@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../filters/l4_registry.h"
 #include "../xds/file_source.h"
 #include "../xds/file_watch.h"
 #include "admin.h"
@@ -88,6 +89,7 @@ typedef struct server {
     pt_stats_t main_stats;  /* counters of the main thread (DNS) */
     uint64_t drain_started_ms;
     pt_trace_exporter_t *exporter; /* NULL: no span export */
+    pt_chaos_store_t *chaos;       /* the chaos proxies (spec.chaosApi); NULL: off */
     _Atomic int workers_running;
     bool is_ready; /* serving: a shutdown from now on drains */
     bool is_draining;
@@ -208,6 +210,17 @@ static void on_exit_poll(uv_timer_t *t)
     pt_admin_stop(&s->admin);
 }
 
+/* A new chaos snapshot goes to every worker, one ref each. */
+static void publish_chaos(void *arg, pt_chaos_snapshot_t *snap)
+{
+    server_t *s = arg;
+    for (size_t i = 0; i < s->n_workers; i++) {
+        pt_chaos_snapshot_ref(snap);
+        pt_worker_set_chaos(&s->workers[i], snap);
+    }
+    pt_chaos_snapshot_unref(snap);
+}
+
 static void start_shutdown(server_t *s)
 {
     if (s->is_draining)
@@ -294,6 +307,9 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
         return "spec.prometheusPort";
     if (a->health_port != b->health_port)
         return "spec.healthPort";
+    if (a->chaos_api.enabled != b->chaos_api.enabled || a->chaos_api.port != b->chaos_api.port ||
+        (a->chaos_api.enabled && strcmp(a->chaos_api.address, b->chaos_api.address) != 0))
+        return "spec.chaosApi";
     if (a->access_log_json != b->access_log_json)
         return "spec.accessLogFormat";
     if (strcmp(a->access_log ? a->access_log : "", b->access_log ? b->access_log : "") != 0)
@@ -654,7 +670,7 @@ static int cmd_run(int argc, char **argv)
     s.admin.arg = &s;
     static const char *const what[] = {"admin", "prometheus", "health"};
     const uint16_t ports[] = {ps->admin_port, ps->prometheus_port, ps->health_port};
-    for (int r = 0; r < PT_ADMIN__ROLES && rc == 0; r++) {
+    for (int r = 0; r <= PT_ADMIN_HEALTH && rc == 0; r++) { /* the chaos role below */
         if (ports[r] == 0)
             continue;
         int err = pt_admin_start(&s.admin, s.loop, ps->bind_address, ports[r], (pt_admin_role_t)r);
@@ -665,6 +681,21 @@ static int cmd_run(int argc, char **argv)
         }
     }
     s.n_workers = started;
+    if (rc == 0 && ps->chaos_api.enabled) {
+        s.chaos = pt_chaos_store_new(publish_chaos, &s);
+        s.admin.chaos = s.chaos;
+        int err = s.chaos == NULL ? UV_ENOMEM
+                                  : pt_admin_start(&s.admin, s.loop, ps->chaos_api.address,
+                                                   ps->chaos_api.port, PT_ADMIN_CHAOS);
+        if (err != 0) {
+            pt_log_error("chaos API listener on %s:%u: %s", ps->chaos_api.address,
+                         (unsigned)ps->chaos_api.port, uv_strerror(err));
+            rc = 1;
+        } else {
+            pt_log_info("chaos API (Toxiproxy-compatible) on %s:%u", ps->chaos_api.address,
+                        (unsigned)ps->chaos_api.port);
+        }
+    }
     if (rc == 0) {
         /* Before the first answers a DNS cluster has no endpoints (503 UH), as in Envoy. */
         s.dns = pt_dns_start(s.loop, &ps->dns, &s.main_stats, on_dns_change, &s);
@@ -695,6 +726,7 @@ static int cmd_run(int argc, char **argv)
     uv_run(s.loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < started; i++)
         pt_worker_join(&s.workers[i]);
+    pt_chaos_store_free(s.chaos);
     size_t log_lost = 0;
     if (s.log_writer != NULL) {
         /* The workers have handed over their last lines: they are written before exit. (ps

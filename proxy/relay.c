@@ -164,8 +164,7 @@ static void forward(pt_relay_side_t *src, const char *data, size_t len, pt_buf_t
 }
 
 /* Runs src's bytes through the filters from index from on, then forwards them. */
-static void run_data(pt_relay_side_t *src, size_t from, const char *data, size_t len,
-                     pt_buf_t *pin)
+static void run_data(pt_relay_side_t *src, size_t from, const char *data, size_t len, pt_buf_t *pin)
 {
     pt_relay_t *r = src->relay;
     pt_l4_direction_t dir = src == &r->side[0] ? PT_L4_UPSTREAM : PT_L4_DOWNSTREAM;
@@ -361,8 +360,8 @@ pt_relay_t *pt_relay_start_filtered(pt_worker_t *w, pt_relay_end_t a, pt_relay_e
     size_t head = (sizeof(pt_relay_t) + INSTANCE_ALIGN - 1) & ~(size_t)(INSTANCE_ALIGN - 1);
     size_t total = head;
     for (size_t i = 0; i < n_filters; i++)
-        total += (filters[i].ops->instance_size + INSTANCE_ALIGN - 1) &
-                 ~(size_t)(INSTANCE_ALIGN - 1);
+        total +=
+            (filters[i].ops->instance_size + INSTANCE_ALIGN - 1) & ~(size_t)(INSTANCE_ALIGN - 1);
     pt_relay_t *r = calloc(1, total);
     if (r == NULL)
         abort();

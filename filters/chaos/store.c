@@ -1,0 +1,281 @@
+/* filters/chaos/store.c
+ * The chaos store (store.h) and its snapshots (chaos.h). A proxy's listening socket is opened
+ * here, on the main thread, so that a client may connect as soon as the API answered: the
+ * kernel queues the connection until a worker (which listens on a dup of the socket) takes it.
+ * Disabling or removing a proxy shuts the socket down before closing it, which refuses new
+ * connections at once, whatever the workers have seen yet. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../proxy/log.h"
+#include "store.h"
+
+void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
+        free(s);
+}
+
+const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uint64_t uid)
+{
+    for (size_t i = 0; i < s->n_proxies; i++)
+        if (s->proxies[i].uid == uid)
+            return &s->proxies[i];
+    return NULL;
+}
+
+static const char *const type_names[PT_TOXIC__TYPES] = {
+    [PT_TOXIC_LATENCY] = "latency",       [PT_TOXIC_BANDWIDTH] = "bandwidth",
+    [PT_TOXIC_SLOW_CLOSE] = "slow_close", [PT_TOXIC_TIMEOUT] = "timeout",
+    [PT_TOXIC_RESET_PEER] = "reset_peer", [PT_TOXIC_SLICER] = "slicer",
+    [PT_TOXIC_LIMIT_DATA] = "limit_data",
+};
+
+int pt_toxic_type_from_name(const char *name, size_t len)
+{
+    for (int t = 0; t < PT_TOXIC__TYPES; t++)
+        if (strlen(type_names[t]) == len && memcmp(type_names[t], name, len) == 0)
+            return t;
+    return -1;
+}
+
+const char *pt_toxic_type_name(pt_toxic_type_t t)
+{
+    return type_names[t];
+}
+
+uint64_t pt_chaos_store_uid(pt_chaos_store_t *st)
+{
+    return ++st->next_uid;
+}
+
+void pt_chaos_store_publish(pt_chaos_store_t *st)
+{
+    pt_chaos_snapshot_t *s = malloc(sizeof(*s) + st->n_proxies * sizeof(pt_chaos_proxy_t));
+    if (s == NULL)
+        abort();
+    atomic_init(&s->refs, 1);
+    s->generation = ++st->generation;
+    s->n_proxies = st->n_proxies;
+    for (size_t i = 0; i < st->n_proxies; i++)
+        s->proxies[i] = *st->proxies[i];
+    st->publish(st->arg, s); /* takes the ref */
+}
+
+pt_chaos_store_t *pt_chaos_store_new(void (*publish)(void *arg, pt_chaos_snapshot_t *snap),
+                                     void *arg)
+{
+    pt_chaos_store_t *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->publish = publish;
+    st->arg = arg;
+    return st;
+}
+
+static void close_listener(pt_chaos_proxy_t *p)
+{
+    if (p->listen_fd < 0)
+        return;
+    shutdown(p->listen_fd, SHUT_RDWR); /* the workers' dups stop accepting too */
+    close(p->listen_fd);
+    p->listen_fd = -1;
+}
+
+void pt_chaos_store_free(pt_chaos_store_t *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->n_proxies; i++) {
+        close_listener(st->proxies[i]);
+        free(st->proxies[i]);
+    }
+    free(st);
+}
+
+pt_chaos_proxy_t *pt_chaos_store_find(pt_chaos_store_t *st, const char *name)
+{
+    for (size_t i = 0; i < st->n_proxies; i++)
+        if (strcmp(st->proxies[i]->name, name) == 0)
+            return st->proxies[i];
+    return NULL;
+}
+
+static void set_error(pt_chaos_error_t *e, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(pt_chaos_error_t *e, int status, const char *fmt, ...)
+{
+    e->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+}
+
+/* Splits "host:port" ("[v6]:port" too; an empty host is every address) and resolves it. */
+static int resolve(const char *text, bool passive, struct sockaddr_storage *out, socklen_t *out_len,
+                   pt_chaos_error_t *e, const char *what)
+{
+    char host[PT_CHAOS_ADDR_MAX];
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || colon[1] == '\0') {
+        set_error(e, 400, "%s: \"%s\" is not host:port", what, text);
+        return -1;
+    }
+    size_t hlen = (size_t)(colon - text);
+    if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
+        memcpy(host, text + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    } else {
+        memcpy(host, text, hlen);
+        host[hlen] = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535 || (!passive && port == 0)) {
+        set_error(e, 400, "%s: \"%s\" has no valid port", what, text);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL) {
+        set_error(e, 400, "%s: cannot resolve \"%s\"", what, text);
+        return -1;
+    }
+    memcpy(out, ai->ai_addr, ai->ai_addrlen);
+    *out_len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+/* Opens p's listener and writes the address it got (the port picked for 0) into p->listen. */
+static int open_listener(pt_chaos_proxy_t *p, pt_chaos_error_t *e)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (resolve(p->listen, true, &ss, &len, e, "listen") != 0)
+        return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        set_error(e, 500, "listen %s: %s", p->listen, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char ip[64] = "";
+    uint16_t port;
+    if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(p->listen, sizeof(p->listen), "[%s]:%u", ip, (unsigned)port);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(p->listen, sizeof(p->listen), "%s:%u", ip, (unsigned)port);
+    }
+    p->listen_fd = fd;
+    return 0;
+}
+
+int pt_chaos_store_add(pt_chaos_store_t *st, const pt_chaos_proxy_t *p, pt_chaos_error_t *e)
+{
+    if (st->n_proxies == PT_CHAOS_MAX_PROXIES) {
+        set_error(e, 400, "too many proxies (at most %d)", PT_CHAOS_MAX_PROXIES);
+        return -1;
+    }
+    pt_chaos_proxy_t *np = malloc(sizeof(*np));
+    if (np == NULL)
+        abort();
+    *np = *p;
+    np->listen_fd = -1;
+    socklen_t len;
+    if (resolve(np->upstream, false, &np->upstream_addr, &len, e, "upstream") != 0 ||
+        (np->enabled && open_listener(np, e) != 0)) {
+        free(np);
+        return -1;
+    }
+    np->uid = pt_chaos_store_uid(st);
+    st->proxies[st->n_proxies++] = np;
+    pt_log_info("chaos proxy %s: %s -> %s%s", np->name, np->listen, np->upstream,
+                np->enabled ? "" : " (disabled)");
+    pt_chaos_store_publish(st);
+    return 0;
+}
+
+int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_chaos_proxy_t *p,
+                          pt_chaos_error_t *e)
+{
+    pt_chaos_proxy_t next = *p;
+    next.listen_fd = old->listen_fd;
+    next.uid = old->uid;
+    next.upstream_addr = old->upstream_addr;
+    bool moved = strcmp(next.listen, old->listen) != 0;
+    bool reroute = strcmp(next.upstream, old->upstream) != 0;
+    socklen_t len;
+    if (reroute && resolve(next.upstream, false, &next.upstream_addr, &len, e, "upstream") != 0)
+        return -1;
+    /* A listener that moves, or a proxy turned off, lets its old socket go first, so that a
+     * move to the same port (or back on) can bind it. */
+    bool reopen = next.enabled && (moved || old->listen_fd < 0);
+    if (moved || !next.enabled)
+        close_listener(old);
+    next.listen_fd = old->listen_fd;
+    if (reopen && open_listener(&next, e) != 0) {
+        old->enabled = false; /* its socket is gone: it is down until fixed */
+        pt_chaos_store_publish(st);
+        return -1;
+    }
+    /* Sessions of the old listener or upstream end; a reopened listener is new to workers. */
+    if (moved || reroute || reopen || !next.enabled)
+        next.uid = pt_chaos_store_uid(st);
+    *old = next;
+    pt_chaos_store_publish(st);
+    return 0;
+}
+
+void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p)
+{
+    close_listener(p);
+    size_t k = 0;
+    for (size_t i = 0; i < st->n_proxies; i++)
+        if (st->proxies[i] != p)
+            st->proxies[k++] = st->proxies[i];
+    st->n_proxies = k;
+    free(p);
+    pt_chaos_store_publish(st);
+}
+
+void pt_chaos_store_reset(pt_chaos_store_t *st)
+{
+    for (size_t i = 0; i < st->n_proxies; i++) {
+        pt_chaos_proxy_t *p = st->proxies[i];
+        p->n_toxics = 0;
+        if (!p->enabled) {
+            pt_chaos_error_t e;
+            p->enabled = true;
+            if (open_listener(p, &e) != 0) {
+                p->enabled = false;
+                pt_log_error("chaos proxy %s: %s", p->name, e.message);
+            } else {
+                p->uid = pt_chaos_store_uid(st);
+            }
+        }
+    }
+    pt_chaos_store_publish(st);
+}

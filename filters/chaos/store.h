@@ -1,0 +1,42 @@
+/* filters/chaos/store.h
+ * The chaos store's operations (main thread only), shared by the Toxiproxy-compatible API
+ * (api.c). Each operation that changes the store publishes a new snapshot (chaos.h). Errors
+ * come back as an HTTP status with a message, the way the API reports them. */
+#ifndef PT_CHAOS_STORE_H
+#define PT_CHAOS_STORE_H
+
+#include "../l4_registry.h"
+#include "chaos.h"
+
+struct pt_chaos_store {
+    pt_chaos_proxy_t *proxies[PT_CHAOS_MAX_PROXIES]; /* malloc'd each, in creation order */
+    size_t n_proxies;
+    uint64_t next_uid;
+    uint64_t generation;
+    void (*publish)(void *arg, pt_chaos_snapshot_t *snap);
+    void *arg;
+};
+
+/* An error: the HTTP status (400, 404, 409, 500) and its message. */
+typedef struct pt_chaos_error {
+    int status;
+    char message[256];
+} pt_chaos_error_t;
+
+pt_chaos_proxy_t *pt_chaos_store_find(pt_chaos_store_t *st, const char *name);
+/* Adds proxy p (name, listen, upstream, enabled and toxics filled in): resolves its upstream and
+ * opens its listener when enabled. Returns 0, or -1 with *e set (p is left as it was). */
+int pt_chaos_store_add(pt_chaos_store_t *st, const pt_chaos_proxy_t *p, pt_chaos_error_t *e);
+/* Replaces the settings of the proxy named old->name by those of p (listen, upstream, enabled;
+ * the toxics are p's): reopens, re-resolves, closes sessions as needed. 0, or -1 with *e set. */
+int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_chaos_proxy_t *p,
+                          pt_chaos_error_t *e);
+void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p);
+/* Every proxy enabled, every toxic removed. */
+void pt_chaos_store_reset(pt_chaos_store_t *st);
+/* A fresh uid (toxics take one when created or when their toxicity changes). */
+uint64_t pt_chaos_store_uid(pt_chaos_store_t *st);
+/* Publishes the store as it is now (after a change to a proxy's toxics). */
+void pt_chaos_store_publish(pt_chaos_store_t *st);
+
+#endif
