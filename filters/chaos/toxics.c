@@ -215,9 +215,11 @@ static int on_data(pt_l4_session_t *s, void *inst, const void *conf, pt_l4_direc
             size_t most = (size_t)bandwidth->rate_kbps * 100;
             if (n > most)
                 n = most;
+            /* A piece leaves once the link has had the time to carry it. */
             if (due < d->bandwidth_free_ns)
                 due = d->bandwidth_free_ns;
-            d->bandwidth_free_ns = due + (uint64_t)n * 1000000ull / (uint64_t)bandwidth->rate_kbps;
+            due += (uint64_t)n * 1000000ull / (uint64_t)bandwidth->rate_kbps;
+            d->bandwidth_free_ns = due;
         }
         pt_buf_ref(pin);
         push(d, (piece_t){.pin = pin, .data = data + off, .len = n, .due_ns = due});
