@@ -123,7 +123,13 @@ $(K8S_MODULES): tests/e2e/k8s/package-lock.json $(DEPS_STAMP)
 	npm ci --prefix tests/e2e/k8s --no-audit --no-fund
 	@touch $@
 
-e2e: $(BUILD)/petrel $(OTEL_MODULES) $(K8S_MODULES)
+# The Toxiproxy client the chaos API tests drive, pinned the same way.
+CHAOS_MODULES = tests/e2e/chaos/node_modules
+$(CHAOS_MODULES): tests/e2e/chaos/package-lock.json $(DEPS_STAMP)
+	npm ci --prefix tests/e2e/chaos --no-audit --no-fund
+	@touch $@
+
+e2e: $(BUILD)/petrel $(OTEL_MODULES) $(K8S_MODULES) $(CHAOS_MODULES)
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 # Dependencies point down (docs/architecture.md, "Layers"): the checker's own test on small
