@@ -1410,6 +1410,31 @@ static void check_duplicates(pt_cfg_cx_t *cx, void *const *list, size_t n, size_
     }
 }
 
+/* ChaosProxy resources into the snapshot: names are the API's, one flat space across
+ * namespaces, so two of one name are an error wherever they sit. */
+static void compile_chaos(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
+{
+    if (set->n_chaos == 0)
+        return;
+    pt_chaos_decl_t *out = pt_arena_calloc(cx->out, set->n_chaos * sizeof(*out));
+    for (size_t i = 0; i < set->n_chaos; i++) {
+        const pt_res_chaos_t *r = set->chaos[i];
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
+            if (strcmp(set->chaos[j]->decl.name, r->decl.name) != 0)
+                continue;
+            const pt_cfg_node_t *at = r->meta.name_node ? r->meta.name_node : r->meta.doc;
+            pt__cfg_error_at(cx, at, pt__cfg_meta_path(cx, &r->meta, "metadata.name"),
+                             "duplicate ChaosProxy %s (first defined at %s)", r->decl.name,
+                             set->chaos[j]->where);
+            dup = true;
+        }
+        out[c->n_chaos_proxies] = r->decl;
+        out[c->n_chaos_proxies++].where = pt__cfg_out_str(cx, r->where);
+    }
+    c->chaos_proxies = out;
+}
+
 /* Sort key of a vhost: 0 when it has an exact host; else the length of its longest wildcard
  * host, negated so that longer sorts first; "*" gives the largest key. */
 static long vhost_rank(const pt_vhost_t *v)
@@ -1621,6 +1646,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     check_duplicates(cx, (void *const *)set->ses, set->n_ses, offsetof(pt_res_se_t, meta));
     check_duplicates(cx, (void *const *)set->drs, set->n_drs, offsetof(pt_res_dr_t, meta));
     check_duplicates(cx, (void *const *)set->wes, set->n_wes, offsetof(pt_res_we_t, meta));
+    compile_chaos(cx, set, c);
 
     /* Listeners, one per port. */
     size_t max_listeners = 0;

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "arena.h"
+#include "chaos.h"
 #include "policy_types.h"
 
 /* DestinationRule trafficPolicy.tls, resolved for one cluster (subset > port level > top
@@ -559,6 +560,9 @@ typedef struct pt_config {
     size_t n_tls_files;
     /* AuthorizationPolicies that apply to this workload (policy_types.h); NULL: none. */
     const struct pt_authz *authz;
+    /* ChaosProxy resources (chaos.h), in load order; the chaos store creates them. */
+    const pt_chaos_decl_t *chaos_proxies;
+    size_t n_chaos_proxies;
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../config/chaos.h"
 #include "l4_filter.h"
 
 typedef struct pt_chaos_snapshot pt_chaos_snapshot_t;
@@ -36,6 +37,9 @@ void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s);
  * (the caller hands one ref to each worker). NULL on failure. */
 pt_chaos_store_t *pt_chaos_store_new(void (*publish)(void *arg, pt_chaos_snapshot_t *snap),
                                      void *arg);
+/* The ChaosProxy resources of a config (re)load: new or changed declarations are applied,
+ * removed ones go, unchanged ones leave the API's changes in place. */
+void pt_chaos_store_declare(pt_chaos_store_t *st, const pt_chaos_decl_t *decls, size_t n);
 /* Closes every chaos listener and frees the store. */
 void pt_chaos_store_free(pt_chaos_store_t *st);
 void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s);

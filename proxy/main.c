@@ -348,6 +348,8 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
 {
     for (size_t i = 0; i < s->n_workers; i++)
         pt_worker_set_config(&s->workers[i], c);
+    if (s->chaos != NULL)
+        pt_chaos_store_declare(s->chaos, c->chaos_proxies, c->n_chaos_proxies);
     pt_config_unref(s->config);
     s->config = c;
     s->admin.config = c;
@@ -681,12 +683,17 @@ static int cmd_run(int argc, char **argv)
         }
     }
     s.n_workers = started;
-    if (rc == 0 && ps->chaos_api.enabled) {
+    if (rc == 0) {
         s.chaos = pt_chaos_store_new(publish_chaos, &s);
+        if (s.chaos == NULL)
+            rc = 1;
+        else
+            pt_chaos_store_declare(s.chaos, s.config->chaos_proxies, s.config->n_chaos_proxies);
+    }
+    if (rc == 0 && ps->chaos_api.enabled) {
         s.admin.chaos = s.chaos;
-        int err = s.chaos == NULL ? UV_ENOMEM
-                                  : pt_admin_start(&s.admin, s.loop, ps->chaos_api.address,
-                                                   ps->chaos_api.port, PT_ADMIN_CHAOS);
+        int err = pt_admin_start(&s.admin, s.loop, ps->chaos_api.address, ps->chaos_api.port,
+                                 PT_ADMIN_CHAOS);
         if (err != 0) {
             pt_log_error("chaos API listener on %s:%u: %s", ps->chaos_api.address,
                          (unsigned)ps->chaos_api.port, uv_strerror(err));

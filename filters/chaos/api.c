@@ -67,22 +67,11 @@ static void out_toxic(out_t *o, const pt_toxic_t *t)
     out_str(o, t->name);
     out_printf(o, ",\"type\":\"%s\",\"stream\":\"%s\",\"toxicity\":%g,\"attributes\":{",
                pt_toxic_type_name(t->type), stream_name(t->stream), t->toxicity);
-    switch (t->type) {
-    case PT_TOXIC_LATENCY:
-        out_printf(o, "\"latency\":%" PRId64 ",\"jitter\":%" PRId64, t->latency_ms, t->jitter_ms);
-        break;
-    case PT_TOXIC_BANDWIDTH: out_printf(o, "\"rate\":%" PRId64, t->rate_kbps); break;
-    case PT_TOXIC_SLOW_CLOSE: out_printf(o, "\"delay\":%" PRId64, t->delay_ms); break;
-    case PT_TOXIC_TIMEOUT:
-    case PT_TOXIC_RESET_PEER: out_printf(o, "\"timeout\":%" PRId64, t->timeout_ms); break;
-    case PT_TOXIC_SLICER:
-        out_printf(o,
-                   "\"average_size\":%" PRId64 ",\"size_variation\":%" PRId64 ",\"delay\":%" PRId64,
-                   t->average_size, t->size_variation, t->delay_us);
-        break;
-    case PT_TOXIC_LIMIT_DATA: out_printf(o, "\"bytes\":%" PRId64, t->bytes); break;
-    case PT_TOXIC__TYPES: break;
-    }
+    size_t n;
+    const pt_toxic_attr_t *attrs = pt_toxic_attrs(t->type, &n);
+    for (size_t i = 0; i < n; i++)
+        out_printf(o, "%s\"%s\":%" PRId64, i > 0 ? "," : "", attrs[i].name,
+                   *(const int64_t *)((const char *)t + attrs[i].offset));
     out_printf(o, "}}");
 }
 
@@ -168,16 +157,6 @@ static int get_bool(req_t *r, const pt_json_t *o, const char *path, const char *
     return 1;
 }
 
-/* The store's names become URL path segments: no '/' and nothing a URL would escape. */
-static bool is_valid_name(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-' || *s == '.'))
-            return false;
-    return true;
-}
-
 /* A proxy from its JSON (POST /proxies, /populate, POST /proxies/{name}): base gives the
  * fields the body leaves out. Returns 0, or -1 (answered). */
 static int read_proxy(req_t *r, const pt_json_t *o, const char *path, pt_chaos_proxy_t *p,
@@ -207,7 +186,7 @@ static int read_proxy(req_t *r, const pt_json_t *o, const char *path, pt_chaos_p
         got_listen < 0 ? -1 : get_string(r, o, path, "upstream", p->upstream, sizeof(p->upstream));
     if (got_up < 0 || get_bool(r, o, path, "enabled", &p->enabled) < 0)
         return -1;
-    if (got_name > 0 && !is_valid_name(p->name)) {
+    if (got_name > 0 && !pt_chaos_is_valid_name(p->name)) {
         snprintf(msg, sizeof(msg),
                  "%sname: \"%s\" may hold only letters, digits, '_', '-' and "
                  "'.'",
@@ -362,26 +341,8 @@ static void serve_proxy(req_t *r, int method, pt_chaos_proxy_t *p, const char *b
     out_proxy(&r->out, p);
 }
 
-/* An integer attribute: whole, within [min, max]. */
-static int get_int(req_t *r, const pt_json_t *v, const char *key, int64_t min, int64_t max,
-                   int64_t *dst)
-{
-    char msg[BODY_ERR_MAX];
-    if (v->type != PT_JSON_NUMBER || v->num != (double)(int64_t)v->num || v->num < (double)min ||
-        v->num > (double)max) {
-        snprintf(msg, sizeof(msg),
-                 "attributes.%s: must be a whole number from %" PRId64 " to %" PRId64, key, min,
-                 max);
-        answer_error(r, 400, msg);
-        return -1;
-    }
-    *dst = (int64_t)v->num;
-    return 0;
-}
-
-#define MAX_MS (7 * 24 * 3600 * 1000LL) /* a week */
-
-/* Applies an attributes object to t (create: defaults first; update: merged). */
+/* Applies an attributes object to t (create: over zeroes; update: merged), each attribute a
+ * whole number within its range (config/chaos.h). */
 static int read_attributes(req_t *r, const pt_json_t *a, pt_toxic_t *t)
 {
     char msg[BODY_ERR_MAX];
@@ -392,42 +353,22 @@ static int read_attributes(req_t *r, const pt_json_t *a, pt_toxic_t *t)
         return -1;
     }
     for (const pt_json_t *m = a->child; m != NULL; m = m->next) {
-        const char *k = m->key;
-        int64_t *dst = NULL, min = 0, max = MAX_MS;
-        switch (t->type) {
-        case PT_TOXIC_LATENCY:
-            dst = strcmp(k, "latency") == 0  ? &t->latency_ms
-                  : strcmp(k, "jitter") == 0 ? &t->jitter_ms
-                                             : NULL;
-            break;
-        case PT_TOXIC_BANDWIDTH:
-            dst = strcmp(k, "rate") == 0 ? &t->rate_kbps : NULL;
-            max = 100 * 1000 * 1000; /* 100 GB/s */
-            break;
-        case PT_TOXIC_SLOW_CLOSE: dst = strcmp(k, "delay") == 0 ? &t->delay_ms : NULL; break;
-        case PT_TOXIC_TIMEOUT:
-        case PT_TOXIC_RESET_PEER: dst = strcmp(k, "timeout") == 0 ? &t->timeout_ms : NULL; break;
-        case PT_TOXIC_SLICER:
-            dst = strcmp(k, "average_size") == 0     ? &t->average_size
-                  : strcmp(k, "size_variation") == 0 ? &t->size_variation
-                  : strcmp(k, "delay") == 0          ? &t->delay_us
-                                                     : NULL;
-            max = strcmp(k, "delay") == 0 ? MAX_MS * 1000 : 1 << 30;
-            break;
-        case PT_TOXIC_LIMIT_DATA:
-            dst = strcmp(k, "bytes") == 0 ? &t->bytes : NULL;
-            max = INT64_MAX / 2;
-            break;
-        case PT_TOXIC__TYPES: break;
-        }
-        if (dst == NULL) {
-            snprintf(msg, sizeof(msg), "attributes.%s: not an attribute of a %s toxic", k,
+        const pt_toxic_attr_t *at = pt_toxic_attr(t->type, m->key);
+        if (at == NULL) {
+            snprintf(msg, sizeof(msg), "attributes.%s: not an attribute of a %s toxic", m->key,
                      pt_toxic_type_name(t->type));
             answer_error(r, 400, msg);
             return -1;
         }
-        if (get_int(r, m, k, min, max, dst) != 0)
+        if (m->type != PT_JSON_NUMBER || m->num != (double)(int64_t)m->num ||
+            m->num < (double)at->min || m->num > (double)at->max) {
+            snprintf(msg, sizeof(msg),
+                     "attributes.%s: must be a whole number from %" PRId64 " to %" PRId64, m->key,
+                     at->min, at->max);
+            answer_error(r, 400, msg);
             return -1;
+        }
+        *(int64_t *)((char *)t + at->offset) = (int64_t)m->num;
     }
     return 0;
 }
@@ -482,7 +423,7 @@ static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *
         get_string(r, j, "", "stream", stream, sizeof(stream)) < 0 ||
         get_string(r, j, "", "name", t.name, sizeof(t.name)) < 0)
         return;
-    int ty = pt_toxic_type_from_name(type, strlen(type));
+    int ty = pt_toxic_type_from_name(type);
     if (ty < 0) {
         char msg[BODY_ERR_MAX];
         snprintf(msg, sizeof(msg),
@@ -499,8 +440,8 @@ static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *
     }
     t.stream = strcmp(stream, "upstream") == 0 ? 0 : 1;
     if (t.name[0] == '\0')
-        snprintf(t.name, sizeof(t.name), "%s_%s", type, stream_name(t.stream));
-    if (!is_valid_name(t.name)) {
+        pt_toxic_default_name(&t, t.name, sizeof(t.name));
+    if (!pt_chaos_is_valid_name(t.name)) {
         answer_error(r, 400, "name: may hold only letters, digits, '_', '-' and '.'");
         return;
     }

@@ -19,33 +19,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define PT_CHAOS_NAME_MAX 64                /* bytes of a proxy's or a toxic's name, NUL included */
-#define PT_CHAOS_ADDR_MAX 128               /* bytes of a listen or upstream "host:port" */
-#define PT_CHAOS_MAX_TOXICS 16              /* per proxy */
-#define PT_CHAOS_MAX_PROXIES 256            /* per process */
+#include "../../config/chaos.h"
+
 #define PT_CHAOS_TOXIPROXY_VERSION "2.12.0" /* the Toxiproxy API GET /version claims */
-
-typedef enum pt_toxic_type {
-    PT_TOXIC_LATENCY = 0, /* latency, jitter (ms): each chunk delayed by latency +- jitter */
-    PT_TOXIC_BANDWIDTH,   /* rate (KB/s, 1 KB = 1000 bytes) */
-    PT_TOXIC_SLOW_CLOSE,  /* delay (ms): the end of the direction is held this long */
-    PT_TOXIC_TIMEOUT,     /* timeout (ms): bytes dropped, the session closed after it (0: never) */
-    PT_TOXIC_RESET_PEER,  /* timeout (ms): a TCP RST to both sides after it */
-    PT_TOXIC_SLICER,      /* average_size, size_variation (bytes), delay (us) between slices */
-    PT_TOXIC_LIMIT_DATA,  /* bytes: the session ends after this many in the direction */
-    PT_TOXIC__TYPES
-} pt_toxic_type_t;
-
-typedef struct pt_toxic {
-    char name[PT_CHAOS_NAME_MAX];
-    pt_toxic_type_t type;
-    int stream;      /* 0 upstream (client -> server), 1 downstream */
-    double toxicity; /* probability a session is affected, 0..1 */
-    uint64_t uid;    /* new on every create or update: sessions re-roll toxicity then */
-    /* Attributes; which apply depends on type. */
-    int64_t latency_ms, jitter_ms, rate_kbps, delay_ms, timeout_ms, bytes;
-    int64_t average_size, size_variation, delay_us;
-} pt_toxic_t;
 
 typedef struct pt_chaos_proxy {
     char name[PT_CHAOS_NAME_MAX];
@@ -58,6 +34,8 @@ typedef struct pt_chaos_proxy {
                       older one are closed, workers reopen their listener */
     pt_toxic_t toxics[PT_CHAOS_MAX_TOXICS];
     size_t n_toxics;
+    bool is_declared;         /* by a ChaosProxy resource: */
+    pt_chaos_decl_t declared; /* what it says, which POST /reset returns to */
 } pt_chaos_proxy_t;
 
 /* Immutable once published; freed with its last ref. */
@@ -70,9 +48,5 @@ typedef struct pt_chaos_snapshot {
 
 /* The proxy with uid in s, or NULL. */
 const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uint64_t uid);
-
-/* The toxic type for a Toxiproxy type name ("latency", ...), or -1. */
-int pt_toxic_type_from_name(const char *name, size_t len);
-const char *pt_toxic_type_name(pt_toxic_type_t t);
 
 #endif

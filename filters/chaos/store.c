@@ -37,26 +37,6 @@ const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uin
     return NULL;
 }
 
-static const char *const type_names[PT_TOXIC__TYPES] = {
-    [PT_TOXIC_LATENCY] = "latency",       [PT_TOXIC_BANDWIDTH] = "bandwidth",
-    [PT_TOXIC_SLOW_CLOSE] = "slow_close", [PT_TOXIC_TIMEOUT] = "timeout",
-    [PT_TOXIC_RESET_PEER] = "reset_peer", [PT_TOXIC_SLICER] = "slicer",
-    [PT_TOXIC_LIMIT_DATA] = "limit_data",
-};
-
-int pt_toxic_type_from_name(const char *name, size_t len)
-{
-    for (int t = 0; t < PT_TOXIC__TYPES; t++)
-        if (strlen(type_names[t]) == len && memcmp(type_names[t], name, len) == 0)
-            return t;
-    return -1;
-}
-
-const char *pt_toxic_type_name(pt_toxic_type_t t)
-{
-    return type_names[t];
-}
-
 uint64_t pt_chaos_store_uid(pt_chaos_store_t *st)
 {
     return ++st->next_uid;
@@ -103,6 +83,7 @@ void pt_chaos_store_free(pt_chaos_store_t *st)
         close_listener(st->proxies[i]);
         free(st->proxies[i]);
     }
+    free(st->decls);
     free(st);
 }
 
@@ -261,21 +242,118 @@ void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p)
     pt_chaos_store_publish(st);
 }
 
+/* p as declaration d says (its toxics with fresh uids: sessions roll their toxicity again). */
+static void from_decl(pt_chaos_store_t *st, pt_chaos_proxy_t *p, const pt_chaos_decl_t *d)
+{
+    memset(p, 0, sizeof(*p));
+    memcpy(p->name, d->name, sizeof(p->name));
+    memcpy(p->listen, d->listen, sizeof(p->listen));
+    memcpy(p->upstream, d->upstream, sizeof(p->upstream));
+    p->enabled = d->enabled;
+    memcpy(p->toxics, d->toxics, d->n_toxics * sizeof(d->toxics[0]));
+    p->n_toxics = d->n_toxics;
+    for (size_t i = 0; i < p->n_toxics; i++)
+        p->toxics[i].uid = pt_chaos_store_uid(st);
+    p->is_declared = true;
+    p->declared = *d;
+}
+
+/* Whether two declarations say the same (where they were written aside). */
+static bool same_decl(const pt_chaos_decl_t *a, const pt_chaos_decl_t *b)
+{
+    if (strcmp(a->name, b->name) != 0 || strcmp(a->listen, b->listen) != 0 ||
+        strcmp(a->upstream, b->upstream) != 0 || a->enabled != b->enabled ||
+        a->n_toxics != b->n_toxics)
+        return false;
+    for (size_t i = 0; i < a->n_toxics; i++) {
+        pt_toxic_t x = a->toxics[i], y = b->toxics[i];
+        x.uid = y.uid = 0;
+        if (memcmp(&x, &y, sizeof(x)) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Brings the existing proxy p to declaration d; a failure is logged (the proxy stays down). */
+static void apply_decl(pt_chaos_store_t *st, pt_chaos_proxy_t *p, const pt_chaos_decl_t *d)
+{
+    pt_chaos_proxy_t next;
+    from_decl(st, &next, d);
+    /* A port picked for ":0" is kept: clients already know it. */
+    if (p->listen_fd >= 0 && strcmp(p->declared.listen, d->listen) == 0)
+        memcpy(next.listen, p->listen, sizeof(next.listen));
+    pt_chaos_error_t e;
+    if (pt_chaos_store_update(st, p, &next, &e) != 0)
+        pt_log_error("chaos proxy %s (%s): %s", d->name, d->where, e.message);
+}
+
+/* Creates the declared proxy d; a failure is logged. */
+static void add_decl(pt_chaos_store_t *st, const pt_chaos_decl_t *d)
+{
+    pt_chaos_proxy_t p;
+    from_decl(st, &p, d);
+    pt_chaos_error_t e;
+    if (pt_chaos_store_add(st, &p, &e) != 0)
+        pt_log_error("chaos proxy %s (%s): %s", d->name, d->where, e.message);
+}
+
 void pt_chaos_store_reset(pt_chaos_store_t *st)
 {
     for (size_t i = 0; i < st->n_proxies; i++) {
         pt_chaos_proxy_t *p = st->proxies[i];
-        p->n_toxics = 0;
-        if (!p->enabled) {
-            pt_chaos_error_t e;
-            p->enabled = true;
-            if (open_listener(p, &e) != 0) {
-                p->enabled = false;
-                pt_log_error("chaos proxy %s: %s", p->name, e.message);
-            } else {
-                p->uid = pt_chaos_store_uid(st);
-            }
-        }
+        if (p->is_declared)
+            continue;
+        pt_chaos_proxy_t next = *p;
+        next.n_toxics = 0;
+        next.enabled = true;
+        pt_chaos_error_t e;
+        if (pt_chaos_store_update(st, p, &next, &e) != 0)
+            pt_log_error("chaos proxy %s: %s", p->name, e.message);
+    }
+    for (size_t k = 0; k < st->n_decls; k++) {
+        pt_chaos_proxy_t *p = pt_chaos_store_find(st, st->decls[k].name);
+        if (p == NULL)
+            add_decl(st, &st->decls[k]);
+        else
+            apply_decl(st, p, &st->decls[k]);
     }
     pt_chaos_store_publish(st);
+}
+
+void pt_chaos_store_declare(pt_chaos_store_t *st, const pt_chaos_decl_t *decls, size_t n)
+{
+    /* What a reload no longer declares goes (unless the API made it its own by then). */
+    for (size_t k = 0; k < st->n_decls; k++) {
+        bool kept = false;
+        for (size_t j = 0; j < n && !kept; j++)
+            kept = strcmp(decls[j].name, st->decls[k].name) == 0;
+        pt_chaos_proxy_t *p = pt_chaos_store_find(st, st->decls[k].name);
+        if (!kept && p != NULL && p->is_declared)
+            pt_chaos_store_remove(st, p);
+    }
+    /* A declaration that changed (or is new) wins over what the API did; one that a reload
+     * left as it was leaves the runtime changes alone, a deleted proxy included. */
+    for (size_t j = 0; j < n; j++) {
+        const pt_chaos_decl_t *prev = NULL;
+        for (size_t k = 0; k < st->n_decls && prev == NULL; k++)
+            if (strcmp(st->decls[k].name, decls[j].name) == 0)
+                prev = &st->decls[k];
+        if (prev != NULL && same_decl(prev, &decls[j]))
+            continue;
+        pt_chaos_proxy_t *p = pt_chaos_store_find(st, decls[j].name);
+        if (p == NULL)
+            add_decl(st, &decls[j]);
+        else
+            apply_decl(st, p, &decls[j]);
+    }
+    pt_chaos_decl_t *copy = n > 0 ? malloc(n * sizeof(*copy)) : NULL;
+    if (n > 0 && copy == NULL)
+        abort();
+    for (size_t j = 0; j < n; j++) {
+        copy[j] = decls[j];
+        copy[j].where = NULL; /* the snapshot's string; not needed past this call */
+    }
+    free(st->decls);
+    st->decls = copy;
+    st->n_decls = n;
 }

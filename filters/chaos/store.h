@@ -11,6 +11,8 @@
 struct pt_chaos_store {
     pt_chaos_proxy_t *proxies[PT_CHAOS_MAX_PROXIES]; /* malloc'd each, in creation order */
     size_t n_proxies;
+    pt_chaos_decl_t *decls; /* the ChaosProxy resources in force (malloc'd copies) */
+    size_t n_decls;
     uint64_t next_uid;
     uint64_t generation;
     void (*publish)(void *arg, pt_chaos_snapshot_t *snap);
@@ -32,7 +34,8 @@ int pt_chaos_store_add(pt_chaos_store_t *st, const pt_chaos_proxy_t *p, pt_chaos
 int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_chaos_proxy_t *p,
                           pt_chaos_error_t *e);
 void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p);
-/* Every proxy enabled, every toxic removed. */
+/* POST /reset: declared proxies (ChaosProxy) return to their declaration, others are enabled
+ * with no toxic. */
 void pt_chaos_store_reset(pt_chaos_store_t *st);
 /* A fresh uid (toxics take one when created or when their toxicity changes). */
 uint64_t pt_chaos_store_uid(pt_chaos_store_t *st);

@@ -71,11 +71,15 @@ def test_latency_jitter_within_bounds(chaos):
     port = chaos.proxy("jit", chaos.echo.port)
     base = statistics.median(rtts(port, 20))
     chaos.toxic("jit", "latency", latency=60, jitter=20)
-    samples = [r - base for r in rtts(port, 60)]
+    samples = [r - base for r in rtts(port, 100)]
+    # Never early; late only when the loaded machine stalls a process (a few samples).
     assert min(samples) >= 40 - 5, samples
-    assert max(samples) <= 80 + 5 + 20, samples  # a late sample on a loaded machine, not early
-    assert statistics.pstdev(samples) >= 5, "no jitter seen: %r" % samples
-    assert abs(statistics.median(samples) - 60) <= 5, samples
+    inside = [x for x in samples if x <= 80 + 5]
+    assert len(inside) >= 90, samples
+    # Uniform over 60 +- 20: a standard deviation of 11.5 ms, a mean of 60 (the mean of 90
+    # samples varies by about 1.2 ms).
+    assert statistics.pstdev(inside) >= 8, "too little jitter: %r" % samples
+    assert abs(statistics.mean(inside) - 60) <= 5, samples
 
 
 def test_bandwidth_within_10_percent(chaos):
