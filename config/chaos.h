@@ -35,6 +35,13 @@ typedef struct pt_toxic {
     /* Attributes; which apply depends on type (pt_toxic_attrs). */
     int64_t latency_ms, jitter_ms, rate_kbps, delay_ms, timeout_ms, bytes;
     int64_t average_size, size_variation, delay_us;
+    /* Petrel's own fields, to be safe on a shared environment (pt_toxic_safety_fields): */
+    int64_t ttl_ms;   /* the toxic removes itself this long after it was made; 0: never */
+    int64_t max_hits; /* blast-radius cap: sessions it affects at most, ever; 0: no cap */
+    bool dry_run;     /* affects nothing; counts the sessions it would have affected */
+    /* The store's (filters/chaos), never a declaration's: */
+    uint64_t expires_ms;                /* main loop's uv_now when ttl_ms ends; 0: never */
+    struct pt_toxic_counters *counters; /* its hits, shared by the workers; one ref */
 } pt_toxic_t;
 
 /* One attribute of a toxic type: its Toxiproxy name, where it lives in pt_toxic_t, its range. */
@@ -43,6 +50,9 @@ typedef struct pt_toxic_attr {
     size_t offset; /* of an int64_t in pt_toxic_t */
     int64_t min, max;
 } pt_toxic_attr_t;
+
+#define PT_TOXIC_TTL_MAX_MS (7 * 24 * 3600 * 1000LL) /* a week */
+#define PT_TOXIC_MAX_HITS_MAX (1LL << 40)
 
 /* The type for a Toxiproxy type name ("latency", ...), or -1. */
 int pt_toxic_type_from_name(const char *name);

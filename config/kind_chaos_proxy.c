@@ -27,13 +27,26 @@ static const pt_cfg_field_t chaos_fields[CP__N] = {
     [CP_ENABLED] = {.name = "enabled", .status = S},
     [CP_TOXICS] = {.name = "toxics", .status = S},
 };
-enum { TX_NAME, TX_TYPE, TX_STREAM, TX_TOXICITY, TX_ATTRIBUTES, TX__N };
+enum {
+    TX_NAME,
+    TX_TYPE,
+    TX_STREAM,
+    TX_TOXICITY,
+    TX_ATTRIBUTES,
+    TX_TTL,
+    TX_MAX_HITS,
+    TX_DRY_RUN,
+    TX__N
+};
 static const pt_cfg_field_t toxic_fields[TX__N] = {
     [TX_NAME] = {.name = "name", .status = S},
     [TX_TYPE] = {.name = "type", .status = S},
     [TX_STREAM] = {.name = "stream", .status = S},
     [TX_TOXICITY] = {.name = "toxicity", .status = S},
     [TX_ATTRIBUTES] = {.name = "attributes", .status = S},
+    [TX_TTL] = {.name = "ttl_ms", .status = S},
+    [TX_MAX_HITS] = {.name = "max_hits", .status = S},
+    [TX_DRY_RUN] = {.name = "dry_run", .status = S},
 };
 
 /* "host:port" with a port in [min_port, 65535], copied into out (cap bytes). */
@@ -118,6 +131,21 @@ static bool read_toxic(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_pat
     }
     if (t->name[0] == '\0')
         pt_toxic_default_name(t, t->name, sizeof(t->name));
+    long long v;
+    pt_cfg_path_t ttlp = PT_PATH_KEY(path, "ttl_ms"), mhp = PT_PATH_KEY(path, "max_hits");
+    if (f[TX_TTL] != NULL && pt__cfg_int(cx, f[TX_TTL], &ttlp, 0, PT_TOXIC_TTL_MAX_MS, &v))
+        t->ttl_ms = v;
+    else if (f[TX_TTL] != NULL)
+        ok = false;
+    if (f[TX_MAX_HITS] != NULL &&
+        pt__cfg_int(cx, f[TX_MAX_HITS], &mhp, 0, PT_TOXIC_MAX_HITS_MAX, &v))
+        t->max_hits = v;
+    else if (f[TX_MAX_HITS] != NULL)
+        ok = false;
+    if (f[TX_DRY_RUN] != NULL) {
+        pt_cfg_path_t dp = PT_PATH_KEY(path, "dry_run");
+        ok &= pt__cfg_read_bool(cx, f[TX_DRY_RUN], &dp, &t->dry_run);
+    }
     const pt_cfg_node_t *a = f[TX_ATTRIBUTES];
     pt_cfg_path_t ap = PT_PATH_KEY(path, "attributes");
     if (a != NULL && pt__cfg_is_map(cx, a, &ap)) {
@@ -125,7 +153,6 @@ static bool read_toxic(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_pat
             const char *key = a->pairs[i].key->str;
             pt_cfg_path_t kp = PT_PATH_KEY(&ap, key);
             const pt_toxic_attr_t *at = pt_toxic_attr(t->type, key);
-            long long v;
             if (at == NULL) {
                 pt__cfg_error(cx, a->pairs[i].key, &kp, "not an attribute of a %s toxic",
                               pt_toxic_type_name(t->type));

@@ -35,12 +35,16 @@ void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s);
 /* Main thread. */
 /* The store of chaos proxies; publish is called with a new snapshot ref after every change
  * (the caller hands one ref to each worker). NULL on failure. */
-pt_chaos_store_t *pt_chaos_store_new(void (*publish)(void *arg, pt_chaos_snapshot_t *snap),
+pt_chaos_store_t *pt_chaos_store_new(uv_loop_t *loop,
+                                     void (*publish)(void *arg, pt_chaos_snapshot_t *snap),
                                      void *arg);
+/* Appends the petrel_chaos_* metrics (Prometheus text) to *out (malloc'd, *len bytes, grown
+ * with realloc). */
+void pt_chaos_store_format_metrics(const pt_chaos_store_t *st, char **out, size_t *len);
 /* The ChaosProxy resources of a config (re)load: new or changed declarations are applied,
  * removed ones go, unchanged ones leave the API's changes in place. */
 void pt_chaos_store_declare(pt_chaos_store_t *st, const pt_chaos_decl_t *decls, size_t n);
-/* Closes every chaos listener and frees the store. */
+/* Closes every chaos listener and frees the store (once the loop runs its close callback). */
 void pt_chaos_store_free(pt_chaos_store_t *st);
 void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s);
 

@@ -203,6 +203,10 @@ static void serve_prometheus(admin_conn_t *c, pt_str_t query)
              "# TYPE petrel_config_reloads_refused_total counter\n"
              "petrel_config_reloads_refused_total %" PRIu64 "\n",
              a->reloads_accepted, a->reloads_refused);
+    if (a->chaos != NULL) {
+        size_t extra_len = strlen(extra);
+        pt_chaos_store_format_metrics(a->chaos, &extra, &extra_len);
+    }
     for (size_t i = 0; i < a->n_workers; i++)
         m[i] = &a->workers[i].metrics;
     size_t len;

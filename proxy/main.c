@@ -208,6 +208,9 @@ static void on_exit_poll(uv_timer_t *t)
     pt_dns_stop(s->dns);
     s->dns = NULL;
     pt_admin_stop(&s->admin);
+    pt_chaos_store_free(s->chaos); /* the workers are gone: nothing publishes to them */
+    s->chaos = NULL;
+    s->admin.chaos = NULL;
 }
 
 /* A new chaos snapshot goes to every worker, one ref each. */
@@ -684,14 +687,14 @@ static int cmd_run(int argc, char **argv)
     }
     s.n_workers = started;
     if (rc == 0) {
-        s.chaos = pt_chaos_store_new(publish_chaos, &s);
+        s.chaos = pt_chaos_store_new(s.loop, publish_chaos, &s);
+        s.admin.chaos = s.chaos; /* its metrics; its API too when chaosApi is on */
         if (s.chaos == NULL)
             rc = 1;
         else
             pt_chaos_store_declare(s.chaos, s.config->chaos_proxies, s.config->n_chaos_proxies);
     }
     if (rc == 0 && ps->chaos_api.enabled) {
-        s.admin.chaos = s.chaos;
         int err = pt_admin_start(&s.admin, s.loop, ps->chaos_api.address, ps->chaos_api.port,
                                  PT_ADMIN_CHAOS);
         if (err != 0) {
@@ -733,7 +736,6 @@ static int cmd_run(int argc, char **argv)
     uv_run(s.loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < started; i++)
         pt_worker_join(&s.workers[i]);
-    pt_chaos_store_free(s.chaos);
     size_t log_lost = 0;
     if (s.log_writer != NULL) {
         /* The workers have handed over their last lines: they are written before exit. (ps

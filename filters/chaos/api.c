@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <llhttp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,15 @@ static void out_toxic(out_t *o, const pt_toxic_t *t)
     for (size_t i = 0; i < n; i++)
         out_printf(o, "%s\"%s\":%" PRId64, i > 0 ? "," : "", attrs[i].name,
                    *(const int64_t *)((const char *)t + attrs[i].offset));
-    out_printf(o, "}}");
+    out_printf(o, "}");
+    /* Petrel's safety fields, when set (a plain toxic keeps Toxiproxy's shape). */
+    if (t->ttl_ms > 0)
+        out_printf(o, ",\"ttl_ms\":%" PRId64, t->ttl_ms);
+    if (t->max_hits > 0)
+        out_printf(o, ",\"max_hits\":%" PRId64, t->max_hits);
+    if (t->dry_run)
+        out_printf(o, ",\"dry_run\":true");
+    out_printf(o, "}");
 }
 
 static void out_toxics(out_t *o, const pt_chaos_proxy_t *p)
@@ -386,19 +395,51 @@ static int read_toxicity(req_t *r, const pt_json_t *o, pt_toxic_t *t)
     return 0;
 }
 
+/* Petrel's safety fields of a toxic: ttl_ms, max_hits, dry_run. */
+static int read_safety(req_t *r, const pt_json_t *o, pt_toxic_t *t, bool *has_ttl)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+        int64_t max;
+    } ints[] = {{"ttl_ms", offsetof(pt_toxic_t, ttl_ms), PT_TOXIC_TTL_MAX_MS},
+                {"max_hits", offsetof(pt_toxic_t, max_hits), PT_TOXIC_MAX_HITS_MAX}};
+    char msg[BODY_ERR_MAX];
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        const pt_json_t *v = pt_json_get(o, ints[i].key);
+        if (v == NULL)
+            continue;
+        if (v->type != PT_JSON_NUMBER || v->num != (double)(int64_t)v->num || v->num < 0 ||
+            v->num > (double)ints[i].max) {
+            snprintf(msg, sizeof(msg), "%s: must be a whole number from 0 to %" PRId64, ints[i].key,
+                     ints[i].max);
+            answer_error(r, 400, msg);
+            return -1;
+        }
+        *(int64_t *)((char *)t + ints[i].offset) = (int64_t)v->num;
+    }
+    *has_ttl = pt_json_get(o, "ttl_ms") != NULL;
+    return get_bool(r, o, "", "dry_run", &t->dry_run) < 0 ? -1 : 0;
+}
+
 static int check_toxic_fields(req_t *r, const pt_json_t *o)
 {
-    for (const pt_json_t *m = o->child; m != NULL; m = m->next)
-        if (strcmp(m->key, "name") != 0 && strcmp(m->key, "type") != 0 &&
-            strcmp(m->key, "stream") != 0 && strcmp(m->key, "toxicity") != 0 &&
-            strcmp(m->key, "attributes") != 0) {
+    static const char *const known[] = {"name",       "type",   "stream",   "toxicity",
+                                        "attributes", "ttl_ms", "max_hits", "dry_run"};
+    for (const pt_json_t *m = o->child; m != NULL; m = m->next) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
+            ok = strcmp(m->key, known[i]) == 0;
+        if (!ok) {
             char msg[BODY_ERR_MAX];
             snprintf(msg, sizeof(msg),
-                     "%s: unknown field (expected name, type, stream, toxicity, attributes)",
+                     "%s: unknown field (expected name, type, stream, toxicity, attributes, "
+                     "ttl_ms, max_hits, dry_run)",
                      m->key);
             answer_error(r, 400, msg);
             return -1;
         }
+    }
     return 0;
 }
 
@@ -445,7 +486,9 @@ static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *
         answer_error(r, 400, "name: may hold only letters, digits, '_', '-' and '.'");
         return;
     }
-    if (read_toxicity(r, j, &t) != 0 || read_attributes(r, pt_json_get(j, "attributes"), &t) != 0)
+    bool has_ttl;
+    if (read_toxicity(r, j, &t) != 0 || read_attributes(r, pt_json_get(j, "attributes"), &t) != 0 ||
+        read_safety(r, j, &t, &has_ttl) != 0)
         return;
     for (size_t i = 0; i < p->n_toxics; i++)
         if (strcmp(p->toxics[i].name, t.name) == 0) {
@@ -456,7 +499,7 @@ static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *
         answer_error(r, 400, "too many toxics on this proxy (at most 16)");
         return;
     }
-    t.uid = pt_chaos_store_uid(r->st);
+    pt_chaos_store_new_toxic(r->st, &t);
     p->toxics[p->n_toxics++] = t;
     pt_chaos_store_publish(r->st);
     out_toxic(&r->out, &t);
@@ -470,6 +513,7 @@ static void serve_toxic(req_t *r, int method, pt_chaos_proxy_t *p, size_t i, con
         return;
     }
     if (method == HTTP_DELETE) {
+        pt_toxic_counters_unref(p->toxics[i].counters);
         memmove(&p->toxics[i], &p->toxics[i + 1], (p->n_toxics - i - 1) * sizeof(p->toxics[0]));
         p->n_toxics--;
         pt_chaos_store_publish(r->st);
@@ -499,8 +543,12 @@ static void serve_toxic(req_t *r, int method, pt_chaos_proxy_t *p, size_t i, con
         answer_error(r, 400, "name, type and stream of a toxic cannot change");
         return;
     }
-    if (read_toxicity(r, j, &t) != 0 || read_attributes(r, pt_json_get(j, "attributes"), &t) != 0)
+    bool has_ttl;
+    if (read_toxicity(r, j, &t) != 0 || read_attributes(r, pt_json_get(j, "attributes"), &t) != 0 ||
+        read_safety(r, j, &t, &has_ttl) != 0)
         return;
+    if (has_ttl)
+        pt_chaos_store_set_ttl(r->st, &t); /* counted from this update */
     if (t.toxicity != p->toxics[i].toxicity)
         t.uid = pt_chaos_store_uid(r->st); /* sessions roll again */
     p->toxics[i] = t;

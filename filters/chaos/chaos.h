@@ -38,7 +38,18 @@ typedef struct pt_chaos_proxy {
     pt_chaos_decl_t declared; /* what it says, which POST /reset returns to */
 } pt_chaos_proxy_t;
 
-/* Immutable once published; freed with its last ref. */
+/* A toxic's hits, counted by the workers (atomics) and read by the metrics; refcounted, as
+ * snapshots and the store share it. */
+typedef struct pt_toxic_counters {
+    atomic_uint refs;
+    atomic_uint_fast64_t hits;         /* sessions affected */
+    atomic_uint_fast64_t dry_run_hits; /* sessions a dry run would have affected */
+} pt_toxic_counters_t;
+
+pt_toxic_counters_t *pt_toxic_counters_new(void);
+void pt_toxic_counters_unref(pt_toxic_counters_t *c);
+
+/* Immutable once published; freed with its last ref (which drops its toxics' counters). */
 typedef struct pt_chaos_snapshot {
     atomic_uint refs;
     uint64_t generation;

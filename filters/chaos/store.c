@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../../proxy/log.h"
+#include "../../proxy/metrics.h"
 #include "store.h"
 
 void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s)
@@ -25,8 +26,73 @@ void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s)
 
 void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s)
 {
-    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1)
-        free(s);
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < s->n_proxies; i++)
+        for (size_t k = 0; k < s->proxies[i].n_toxics; k++)
+            pt_toxic_counters_unref(s->proxies[i].toxics[k].counters);
+    free(s);
+}
+
+pt_toxic_counters_t *pt_toxic_counters_new(void)
+{
+    pt_toxic_counters_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        abort();
+    atomic_init(&c->refs, 1);
+    return c;
+}
+
+void pt_toxic_counters_unref(pt_toxic_counters_t *c)
+{
+    if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
+void pt_chaos_store_new_toxic(pt_chaos_store_t *st, pt_toxic_t *t)
+{
+    t->uid = pt_chaos_store_uid(st);
+    t->counters = pt_toxic_counters_new();
+    pt_chaos_store_set_ttl(st, t);
+}
+
+void pt_chaos_store_set_ttl(pt_chaos_store_t *st, pt_toxic_t *t)
+{
+    t->expires_ms = t->ttl_ms > 0 ? uv_now(st->loop) + (uint64_t)t->ttl_ms : 0;
+}
+
+/* Drops the counters of the toxics of from that to no longer has. */
+static void drop_counters(const pt_toxic_t *from, size_t n_from, const pt_toxic_t *to, size_t n_to)
+{
+    for (size_t i = 0; i < n_from; i++) {
+        bool kept = false;
+        for (size_t k = 0; k < n_to && !kept; k++)
+            kept = to[k].counters == from[i].counters;
+        if (!kept)
+            pt_toxic_counters_unref(from[i].counters);
+    }
+}
+
+static void on_ttl_timer(uv_timer_t *t)
+{
+    pt_chaos_store_t *st = t->data;
+    uint64_t now = uv_now(st->loop);
+    for (size_t i = 0; i < st->n_proxies; i++) {
+        pt_chaos_proxy_t *p = st->proxies[i];
+        size_t kept = 0;
+        for (size_t k = 0; k < p->n_toxics; k++) {
+            pt_toxic_t *x = &p->toxics[k];
+            if (x->expires_ms == 0 || x->expires_ms > now) {
+                p->toxics[kept++] = *x;
+                continue;
+            }
+            pt_log_info("chaos proxy %s: toxic %s removed (ttl_ms %lld passed)", p->name, x->name,
+                        (long long)x->ttl_ms);
+            pt_toxic_counters_unref(x->counters);
+        }
+        p->n_toxics = kept;
+    }
+    pt_chaos_store_publish(st);
 }
 
 const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uint64_t uid)
@@ -50,20 +116,43 @@ void pt_chaos_store_publish(pt_chaos_store_t *st)
     atomic_init(&s->refs, 1);
     s->generation = ++st->generation;
     s->n_proxies = st->n_proxies;
-    for (size_t i = 0; i < st->n_proxies; i++)
+    uint64_t next_expiry = UINT64_MAX;
+    for (size_t i = 0; i < st->n_proxies; i++) {
         s->proxies[i] = *st->proxies[i];
+        for (size_t k = 0; k < s->proxies[i].n_toxics; k++) {
+            const pt_toxic_t *t = &s->proxies[i].toxics[k];
+            atomic_fetch_add(&t->counters->refs, 1);
+            if (t->expires_ms != 0 && t->expires_ms < next_expiry)
+                next_expiry = t->expires_ms;
+        }
+    }
+    /* The TTL timer runs only while a toxic has one. */
+    uint64_t now = uv_now(st->loop);
+    if (next_expiry == UINT64_MAX)
+        uv_timer_stop(&st->ttl_timer);
+    else
+        uv_timer_start(&st->ttl_timer, on_ttl_timer, next_expiry > now ? next_expiry - now : 0, 0);
     st->publish(st->arg, s); /* takes the ref */
 }
 
-pt_chaos_store_t *pt_chaos_store_new(void (*publish)(void *arg, pt_chaos_snapshot_t *snap),
+pt_chaos_store_t *pt_chaos_store_new(uv_loop_t *loop,
+                                     void (*publish)(void *arg, pt_chaos_snapshot_t *snap),
                                      void *arg)
 {
     pt_chaos_store_t *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return NULL;
+    st->loop = loop;
     st->publish = publish;
     st->arg = arg;
+    uv_timer_init(loop, &st->ttl_timer);
+    st->ttl_timer.data = st;
     return st;
+}
+
+static void on_store_closed(uv_handle_t *h)
+{
+    free(h->data);
 }
 
 static void close_listener(pt_chaos_proxy_t *p)
@@ -81,10 +170,11 @@ void pt_chaos_store_free(pt_chaos_store_t *st)
         return;
     for (size_t i = 0; i < st->n_proxies; i++) {
         close_listener(st->proxies[i]);
+        drop_counters(st->proxies[i]->toxics, st->proxies[i]->n_toxics, NULL, 0);
         free(st->proxies[i]);
     }
     free(st->decls);
-    free(st);
+    uv_close((uv_handle_t *)&st->ttl_timer, on_store_closed);
 }
 
 pt_chaos_proxy_t *pt_chaos_store_find(pt_chaos_store_t *st, const char *name)
@@ -188,6 +278,7 @@ int pt_chaos_store_add(pt_chaos_store_t *st, const pt_chaos_proxy_t *p, pt_chaos
     socklen_t len;
     if (resolve(np->upstream, false, &np->upstream_addr, &len, e, "upstream") != 0 ||
         (np->enabled && open_listener(np, e) != 0)) {
+        drop_counters(np->toxics, np->n_toxics, NULL, 0);
         free(np);
         return -1;
     }
@@ -209,8 +300,10 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
     bool moved = strcmp(next.listen, old->listen) != 0;
     bool reroute = strcmp(next.upstream, old->upstream) != 0;
     socklen_t len;
-    if (reroute && resolve(next.upstream, false, &next.upstream_addr, &len, e, "upstream") != 0)
+    if (reroute && resolve(next.upstream, false, &next.upstream_addr, &len, e, "upstream") != 0) {
+        drop_counters(next.toxics, next.n_toxics, old->toxics, old->n_toxics);
         return -1;
+    }
     /* A listener that moves, or a proxy turned off, lets its old socket go first, so that a
      * move to the same port (or back on) can bind it. */
     bool reopen = next.enabled && (moved || old->listen_fd < 0);
@@ -218,6 +311,7 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
         close_listener(old);
     next.listen_fd = old->listen_fd;
     if (reopen && open_listener(&next, e) != 0) {
+        drop_counters(next.toxics, next.n_toxics, old->toxics, old->n_toxics);
         old->enabled = false; /* its socket is gone: it is down until fixed */
         pt_chaos_store_publish(st);
         return -1;
@@ -225,6 +319,7 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
     /* Sessions of the old listener or upstream end; a reopened listener is new to workers. */
     if (moved || reroute || reopen || !next.enabled)
         next.uid = pt_chaos_store_uid(st);
+    drop_counters(old->toxics, old->n_toxics, next.toxics, next.n_toxics);
     *old = next;
     pt_chaos_store_publish(st);
     return 0;
@@ -233,6 +328,7 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
 void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p)
 {
     close_listener(p);
+    drop_counters(p->toxics, p->n_toxics, NULL, 0);
     size_t k = 0;
     for (size_t i = 0; i < st->n_proxies; i++)
         if (st->proxies[i] != p)
@@ -253,7 +349,7 @@ static void from_decl(pt_chaos_store_t *st, pt_chaos_proxy_t *p, const pt_chaos_
     memcpy(p->toxics, d->toxics, d->n_toxics * sizeof(d->toxics[0]));
     p->n_toxics = d->n_toxics;
     for (size_t i = 0; i < p->n_toxics; i++)
-        p->toxics[i].uid = pt_chaos_store_uid(st);
+        pt_chaos_store_new_toxic(st, &p->toxics[i]);
     p->is_declared = true;
     p->declared = *d;
 }
@@ -268,6 +364,8 @@ static bool same_decl(const pt_chaos_decl_t *a, const pt_chaos_decl_t *b)
     for (size_t i = 0; i < a->n_toxics; i++) {
         pt_toxic_t x = a->toxics[i], y = b->toxics[i];
         x.uid = y.uid = 0;
+        x.counters = y.counters = NULL;
+        x.expires_ms = y.expires_ms = 0;
         if (memcmp(&x, &y, sizeof(x)) != 0)
             return false;
     }
@@ -297,6 +395,45 @@ static void add_decl(pt_chaos_store_t *st, const pt_chaos_decl_t *d)
         pt_log_error("chaos proxy %s (%s): %s", d->name, d->where, e.message);
 }
 
+static void metric_label(char **out, size_t *len, const char *s)
+{
+    /* Names hold only [A-Za-z0-9_.-]: nothing to escape. */
+    size_t n = strlen(s);
+    *out = realloc(*out, *len + n + 1);
+    if (*out == NULL)
+        abort();
+    memcpy(*out + *len, s, n + 1);
+    *len += n;
+}
+
+void pt_chaos_store_format_metrics(const pt_chaos_store_t *st, char **out, size_t *len)
+{
+    static const char *const heads[2] = {
+        "# HELP petrel_chaos_toxic_hits_total Sessions a toxic affected.\n"
+        "# TYPE petrel_chaos_toxic_hits_total counter\n",
+        "# HELP petrel_chaos_toxic_dry_run_hits_total Sessions a dry-run toxic would have "
+        "affected.\n# TYPE petrel_chaos_toxic_dry_run_hits_total counter\n"};
+    static const char *const names[2] = {"petrel_chaos_toxic_hits_total",
+                                         "petrel_chaos_toxic_dry_run_hits_total"};
+    for (int m = 0; m < 2; m++) {
+        metric_label(out, len, heads[m]);
+        for (size_t i = 0; i < st->n_proxies; i++) {
+            const pt_chaos_proxy_t *p = st->proxies[i];
+            for (size_t k = 0; k < p->n_toxics; k++) {
+                const pt_toxic_t *t = &p->toxics[k];
+                char line[320];
+                uint64_t v = m == 0 ? atomic_load(&t->counters->hits)
+                                    : atomic_load(&t->counters->dry_run_hits);
+                snprintf(line, sizeof(line),
+                         "%s{proxy=\"%s\",toxic=\"%s\",type=\"%s\",stream=\"%s\"} %llu\n", names[m],
+                         p->name, t->name, pt_toxic_type_name(t->type),
+                         t->stream == 0 ? "upstream" : "downstream", (unsigned long long)v);
+                metric_label(out, len, line);
+            }
+        }
+    }
+}
+
 void pt_chaos_store_reset(pt_chaos_store_t *st)
 {
     for (size_t i = 0; i < st->n_proxies; i++) {
@@ -304,7 +441,7 @@ void pt_chaos_store_reset(pt_chaos_store_t *st)
         if (p->is_declared)
             continue;
         pt_chaos_proxy_t next = *p;
-        next.n_toxics = 0;
+        next.n_toxics = 0; /* their counters go with the update */
         next.enabled = true;
         pt_chaos_error_t e;
         if (pt_chaos_store_update(st, p, &next, &e) != 0)

@@ -17,6 +17,8 @@ struct pt_chaos_store {
     uint64_t generation;
     void (*publish)(void *arg, pt_chaos_snapshot_t *snap);
     void *arg;
+    uv_loop_t *loop;      /* the main thread's */
+    uv_timer_t ttl_timer; /* the next toxic TTL to end; stopped while none has one */
 };
 
 /* An error: the HTTP status (400, 404, 409, 500) and its message. */
@@ -37,7 +39,12 @@ void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p);
 /* POST /reset: declared proxies (ChaosProxy) return to their declaration, others are enabled
  * with no toxic. */
 void pt_chaos_store_reset(pt_chaos_store_t *st);
-/* A fresh uid (toxics take one when created or when their toxicity changes). */
+/* Gives a toxic made now its uid, counters (one ref, the store's) and TTL deadline. */
+void pt_chaos_store_new_toxic(pt_chaos_store_t *st, pt_toxic_t *t);
+/* Restarts t's TTL from now (an update that sets ttl_ms). */
+void pt_chaos_store_set_ttl(pt_chaos_store_t *st, pt_toxic_t *t);
+/* A fresh uid (proxies take one when their listener or upstream changes; toxics when their
+ * toxicity changes, so that sessions roll again). */
 uint64_t pt_chaos_store_uid(pt_chaos_store_t *st);
 /* Publishes the store as it is now (after a change to a proxy's toxics). */
 void pt_chaos_store_publish(pt_chaos_store_t *st);

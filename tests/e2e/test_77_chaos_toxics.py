@@ -233,3 +233,45 @@ def test_disabled_proxy_refuses_and_closes(chaos):
     s = connect(port)
     rtt_ms(s)
     s.close()
+
+
+def chaos_metric(chaos, name, proxy, toxic):
+    status, body = chaos.petrel.admin_get("/stats/prometheus")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") and 'proxy="%s",toxic="%s"' % (proxy, toxic) in line:
+            return int(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_ttl_removes_the_toxic(chaos):
+    port = chaos.proxy("ttl", chaos.echo.port)
+    t0 = time.monotonic()
+    t = chaos.ok("POST", "/proxies/ttl/toxics",
+                 {"type": "latency", "attributes": {"latency": 60}, "ttl_ms": 600})
+    assert t["ttl_ms"] == 600
+    s = connect(port)
+    assert rtt_ms(s) >= 55  # in force
+    wait_until(lambda: chaos.ok("GET", "/proxies/ttl/toxics") == [], timeout=5, what="expiry")
+    assert time.monotonic() - t0 >= 0.6 - 0.005
+    assert statistics.median([rtt_ms(s) for _ in range(5)]) < 30  # the open session too
+    s.close()
+
+
+def test_max_hits_caps_the_blast_radius(chaos):
+    port = chaos.proxy("cap", chaos.echo.port)
+    chaos.ok("POST", "/proxies/cap/toxics",
+             {"name": "cut", "type": "limit_data", "attributes": {"bytes": 0}, "max_hits": 5})
+    assert sum(affected(port) for _ in range(30)) == 5
+    assert chaos_metric(chaos, "petrel_chaos_toxic_hits_total", "cap", "cut") == 5
+
+
+def test_dry_run_counts_and_affects_nothing(chaos):
+    port = chaos.proxy("dry", chaos.echo.port)
+    chaos.ok("POST", "/proxies/dry/toxics", {"name": "cut", "type": "limit_data",
+                                             "attributes": {"bytes": 0}, "toxicity": 0.5,
+                                             "dry_run": True})
+    assert not any(affected(port) for _ in range(200))
+    would = chaos_metric(chaos, "petrel_chaos_toxic_dry_run_hits_total", "dry", "cut")
+    assert 70 <= would <= 130, would  # 200 connections at 0.5
+    assert chaos_metric(chaos, "petrel_chaos_toxic_hits_total", "dry", "cut") == 0
