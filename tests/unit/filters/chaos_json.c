@@ -9,8 +9,10 @@
 static pt_arena_t arena;
 static char err[256];
 
+/* Parses text into a fresh arena (the last tree's goes first). */
 static pt_json_t *parse(const char *text)
 {
+    pt_arena_dispose(&arena);
     pt_arena_init(&arena, 1024);
     err[0] = '\0';
     return pt_json_parse(&arena, text, strlen(text), err, sizeof(err));
