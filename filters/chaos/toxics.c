@@ -12,7 +12,9 @@
  * session when it expires; reset_peer resets both sockets when it expires; limit_data passes
  * exactly its bytes, then ends the session. Timers are only started when something is due. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,6 +67,13 @@ typedef struct chaos_inst {
     uv_timer_t deadline; /* timeout / reset_peer */
     bool is_reset_due;   /* the deadline resets rather than closes */
     bool has_timers;
+    /* The session's access-log line, written when it ends: */
+    uint64_t start_time_us; /* wall clock */
+    uint64_t start_ms;      /* uv_now */
+    uint64_t bytes_passed[2]; /* per direction, past the toxics (what the other side got) */
+    char proxy_name[PT_CHAOS_NAME_MAX];
+    char upstream[PT_CHAOS_ADDR_MAX];
+    char hits[160]; /* "chaos:<toxic>,<toxic>": the toxics that affected it (the details) */
 } chaos_inst_t;
 
 /* The worker's chaos state. */
@@ -141,6 +150,7 @@ static void flush(chaos_inst_t *c, pt_l4_direction_t dir)
         d->n--;
         d->held_bytes -= p.len;
         if (p.kind == PIECE_DATA) {
+            c->bytes_passed[dir] += p.len;
             pt_l4_session_pass(s, c, dir, p.data, p.len, p.pin);
             pt_buf_unref(p.pin);
         } else if (p.kind == PIECE_EOF) {
@@ -174,8 +184,10 @@ static int on_data(pt_l4_session_t *s, void *inst, const void *conf, pt_l4_direc
 {
     chaos_inst_t *c = inst;
     direction_t *d = &c->dir[dir];
-    if (d->n == 0 && !has_active(c, (int)dir) && !d->is_limited)
+    if (d->n == 0 && !has_active(c, (int)dir) && !d->is_limited) {
+        c->bytes_passed[dir] += len;
         return PT_L4_CONTINUE;
+    }
     if (d->is_limited || active_toxic(c, (int)dir, PT_TOXIC_TIMEOUT) != NULL)
         return PT_L4_HELD; /* dropped */
     pt_worker_t *w = pt_l4_session_worker(s);
@@ -314,8 +326,11 @@ static void bind_toxics(chaos_inst_t *c, const pt_chaos_proxy_t *p)
                 state[i] = c->state[j];
                 seen = true;
             }
-        if (!seen)
-            state[i].is_active = roll(w, t);
+        if (!seen && (state[i].is_active = roll(w, t))) {
+            size_t used = strlen(c->hits);
+            snprintf(c->hits + used, sizeof(c->hits) - used, "%s%s", used == 0 ? "chaos:" : ",",
+                     t->name);
+        }
     }
     memcpy(c->toxics, p->toxics, p->n_toxics * sizeof(p->toxics[0]));
     memcpy(c->state, state, p->n_toxics * sizeof(state[0]));
@@ -355,8 +370,38 @@ static int on_connect(pt_l4_session_t *s, void *inst, const void *conf)
         cw->snap != NULL ? pt_chaos_snapshot_find(cw->snap, c->proxy_uid) : NULL;
     if (p == NULL)
         return PT_L4_CLOSE; /* removed or disabled while connecting */
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    c->start_time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    c->start_ms = uv_now(&w->loop);
+    memcpy(c->proxy_name, p->name, sizeof(c->proxy_name));
+    memcpy(c->upstream, p->upstream, sizeof(c->upstream));
     bind_toxics(c, p);
     return PT_L4_CONTINUE;
+}
+
+/* One access-log line per session, as Envoy logs a TCP proxy's: no method or path, the bytes
+ * each way, the duration; the chaos proxy as the route, flag FI and the toxics that affected it
+ * (response code details "chaos:<toxic>,...") when any did. */
+static void on_destroy(pt_l4_session_t *s, void *inst, const void *conf)
+{
+    chaos_inst_t *c = inst;
+    pt_worker_t *w = pt_l4_session_worker(s);
+    if (c->proxy_name[0] == '\0' || !pt_access_log_is_on(&w->access_log))
+        return; /* refused before it began */
+    pt_access_log_entry_t e = {
+        .start_time_us = c->start_time_us,
+        .protocol = pt_str("TCP"),
+        .flags = c->hits[0] != '\0' ? "FI" : "-",
+        .bytes_received = c->bytes_passed[PT_L4_UPSTREAM],
+        .bytes_sent = c->bytes_passed[PT_L4_DOWNSTREAM],
+        .duration_ms = uv_now(&w->loop) - c->start_ms,
+        .upstream_ms = UINT64_MAX,
+        .upstream_host = pt_str(c->upstream),
+        .route_name = c->proxy_name,
+        .details = c->hits[0] != '\0' ? c->hits : NULL,
+    };
+    pt_access_log_write(&w->access_log, &e, w->config->proxy.access_log_json);
 }
 
 static void on_close(pt_l4_session_t *s, void *inst, const void *conf)
@@ -385,6 +430,7 @@ const pt_l4_filter_ops_t pt_l4_chaos_ops = {
     .on_data = on_data,
     .on_eof = on_eof,
     .on_close = on_close,
+    .on_destroy = on_destroy,
 };
 
 void pt_chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid)

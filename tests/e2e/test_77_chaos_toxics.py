@@ -275,3 +275,18 @@ def test_dry_run_counts_and_affects_nothing(chaos):
     would = chaos_metric(chaos, "petrel_chaos_toxic_dry_run_hits_total", "dry", "cut")
     assert 70 <= would <= 130, would  # 200 connections at 0.5
     assert chaos_metric(chaos, "petrel_chaos_toxic_hits_total", "dry", "cut") == 0
+
+
+def test_sessions_are_in_the_access_log_with_their_toxics(chaos):
+    port = chaos.proxy("logged", chaos.echo.port)
+    chaos.toxic("logged", "limit_data", bytes=0, name="cut")
+    assert affected(port)
+    chaos.ok("DELETE", "/proxies/logged/toxics/cut")
+    assert not affected(port)
+    lines = chaos.petrel.wait_access_log(2)
+    # Envoy's TCP line: "- - TCP", no status, the flag and details, bytes received and sent
+    # (past the toxics), the upstream, the chaos proxy as the route.
+    hit = [l for l in lines if '"- - TCP" 0 FI chaos:cut 1 0 ' in l]
+    clean = [l for l in lines if '"- - TCP" 0 - - 1 1 ' in l]
+    assert len(hit) == 1 and len(clean) == 1, lines
+    assert all(l.endswith(' "127.0.0.1:%d" - logged' % chaos.echo.port) for l in lines), lines
