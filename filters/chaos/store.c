@@ -197,8 +197,9 @@ static void set_error(pt_chaos_error_t *e, int status, const char *fmt, ...)
 }
 
 /* Splits "host:port" ("[v6]:port" too; an empty host is every address) and resolves it. */
-static int resolve(const char *text, bool passive, struct sockaddr_storage *out, socklen_t *out_len,
-                   pt_chaos_error_t *e, const char *what)
+static int resolve(const pt_chaos_store_t *st, const char *text, bool passive,
+                   struct sockaddr_storage *out, socklen_t *out_len, pt_chaos_error_t *e,
+                   const char *what)
 {
     char host[PT_CHAOS_ADDR_MAX];
     const char *colon = strrchr(text, ':');
@@ -221,6 +222,8 @@ static int resolve(const char *text, bool passive, struct sockaddr_storage *out,
         return -1;
     }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
+    if (st->is_numeric_only)
+        hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
     struct addrinfo *ai = NULL;
     if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL) {
         set_error(e, 400, "%s: cannot resolve \"%s\"", what, text);
@@ -233,11 +236,11 @@ static int resolve(const char *text, bool passive, struct sockaddr_storage *out,
 }
 
 /* Opens p's listener and writes the address it got (the port picked for 0) into p->listen. */
-static int open_listener(pt_chaos_proxy_t *p, pt_chaos_error_t *e)
+static int open_listener(const pt_chaos_store_t *st, pt_chaos_proxy_t *p, pt_chaos_error_t *e)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (resolve(p->listen, true, &ss, &len, e, "listen") != 0)
+    if (resolve(st, p->listen, true, &ss, &len, e, "listen") != 0)
         return -1;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -276,8 +279,8 @@ int pt_chaos_store_add(pt_chaos_store_t *st, const pt_chaos_proxy_t *p, pt_chaos
     *np = *p;
     np->listen_fd = -1;
     socklen_t len;
-    if (resolve(np->upstream, false, &np->upstream_addr, &len, e, "upstream") != 0 ||
-        (np->enabled && open_listener(np, e) != 0)) {
+    if (resolve(st, np->upstream, false, &np->upstream_addr, &len, e, "upstream") != 0 ||
+        (np->enabled && open_listener(st, np, e) != 0)) {
         drop_counters(np->toxics, np->n_toxics, NULL, 0);
         free(np);
         return -1;
@@ -300,7 +303,8 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
     bool moved = strcmp(next.listen, old->listen) != 0;
     bool reroute = strcmp(next.upstream, old->upstream) != 0;
     socklen_t len;
-    if (reroute && resolve(next.upstream, false, &next.upstream_addr, &len, e, "upstream") != 0) {
+    if (reroute &&
+        resolve(st, next.upstream, false, &next.upstream_addr, &len, e, "upstream") != 0) {
         drop_counters(next.toxics, next.n_toxics, old->toxics, old->n_toxics);
         return -1;
     }
@@ -310,7 +314,7 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
     if (moved || !next.enabled)
         close_listener(old);
     next.listen_fd = old->listen_fd;
-    if (reopen && open_listener(&next, e) != 0) {
+    if (reopen && open_listener(st, &next, e) != 0) {
         drop_counters(next.toxics, next.n_toxics, old->toxics, old->n_toxics);
         old->enabled = false; /* its socket is gone: it is down until fixed */
         pt_chaos_store_publish(st);

@@ -19,6 +19,7 @@ struct pt_chaos_store {
     void *arg;
     uv_loop_t *loop;      /* the main thread's */
     uv_timer_t ttl_timer; /* the next toxic TTL to end; stopped while none has one */
+    bool is_numeric_only; /* addresses only, no name lookups (the fuzz driver: no network) */
 };
 
 /* An error: the HTTP status (400, 404, 409, 500) and its message. */

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/time.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "../../proxy/l4_proxy.h"
@@ -68,8 +68,8 @@ typedef struct chaos_inst {
     bool is_reset_due;   /* the deadline resets rather than closes */
     bool has_timers;
     /* The session's access-log line, written when it ends: */
-    uint64_t start_time_us; /* wall clock */
-    uint64_t start_ms;      /* uv_now */
+    uint64_t start_time_us;   /* wall clock */
+    uint64_t start_ms;        /* uv_now */
     uint64_t bytes_passed[2]; /* per direction, past the toxics (what the other side got) */
     char proxy_name[PT_CHAOS_NAME_MAX];
     char upstream[PT_CHAOS_ADDR_MAX];

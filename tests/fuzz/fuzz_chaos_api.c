@@ -3,8 +3,8 @@
  * (filters/chaos/json.c), which read peer input. The first byte of the input picks an endpoint
  * and method; the rest is the request body. Each input runs on a fresh store holding one
  * disabled proxy "p" with one toxic "t" (so no socket is opened unless the input asks for a
- * listener). Checks that every answer is one of the API's statuses and that every JSON answer
- * parses back with the strict parser. */
+ * listener), resolving addresses only (no name lookups). Checks that every answer is one of the
+ * API's statuses and that every JSON answer parses back with the strict parser. */
 #include <llhttp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -67,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_loop_t loop;
     uv_loop_init(&loop);
     pt_chaos_store_t *st = pt_chaos_store_new(&loop, publish, NULL);
+    st->is_numeric_only = true;
     static const char setup_proxy[] = "{\"name\":\"p\",\"listen\":\"127.0.0.1:0\",\"upstream\":"
                                       "\"127.0.0.1:1\",\"enabled\":false}";
     static const char setup_toxic[] = "{\"name\":\"t\",\"type\":\"latency\"}";
