@@ -25,6 +25,12 @@ typedef struct out {
 static void out_printf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out_printf(out_t *o, const char *fmt, ...)
 {
+    if (o->data == NULL) {
+        o->cap = 512;
+        o->data = malloc(o->cap);
+        if (o->data == NULL)
+            abort();
+    }
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
