@@ -1493,6 +1493,17 @@ static void select_sources(pt_res_set_t *set, const pt_workload_t *w)
  * Gateway servers all listen on bindAddress (capture on every address): two of them on one
  * port would fail at start with "address already in use", so the config is refused here,
  * where `petrel validate` sees it. An error names both places. */
+/* Whether the chaos API listens where the Proxy's other listeners do: the same address, or
+ * either one every address (0.0.0.0 and 127.0.0.1 on one port cannot both be bound). */
+static bool chaos_api_shares_address(const pt_proxy_settings_t *ps)
+{
+    const char *a = ps->chaos_api.address, *b = ps->bind_address;
+    if (!ps->chaos_api.enabled)
+        return false;
+    return strcmp(a, b) == 0 || strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0 ||
+           strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0;
+}
+
 static void check_port_conflicts(pt_cfg_cx_t *cx, const pt_res_set_t *set,
                                  const pt_proxy_settings_t *ps)
 {
@@ -1503,10 +1514,11 @@ static void check_port_conflicts(pt_cfg_cx_t *cx, const pt_res_set_t *set,
         {"spec.adminPort", ps->admin_port},
         {"spec.prometheusPort", ps->prometheus_port},
         {"spec.healthPort", ps->health_port},
+        {"spec.chaosApi.port", chaos_api_shares_address(ps) ? ps->chaos_api.port : 0},
         {"spec.sidecar.outboundPort", ps->sidecar.enabled ? ps->sidecar.outbound_port : 0},
         {"spec.sidecar.inboundPort", ps->sidecar.enabled ? ps->sidecar.inbound_port : 0},
     };
-    enum { N_OWN = sizeof(own) / sizeof(own[0]), FIRST_CAPTURE = 3 };
+    enum { N_OWN = sizeof(own) / sizeof(own[0]), FIRST_CAPTURE = 4 };
     const pt_cfg_node_t *doc = set->n_proxies > 0 ? set->proxies[0]->meta.doc : NULL;
     char where[N_OWN][320];
     for (size_t i = 0; i < N_OWN; i++) {
