@@ -46,7 +46,7 @@ endif
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS_SAN) $(CFLAGS_WARN) $(CFLAGS)
 LIBS = -luv -lyaml -lpcre2-8 -lcares -lssl -lcrypto -lm -pthread
 
-LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c))
+LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c filters/*/*.c))
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LLHTTP_OBJS = $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 UNIT_SRCS = $(wildcard tests/unit/*/*.c)
@@ -123,7 +123,13 @@ $(K8S_MODULES): tests/e2e/k8s/package-lock.json $(DEPS_STAMP)
 	npm ci --prefix tests/e2e/k8s --no-audit --no-fund
 	@touch $@
 
-e2e: $(BUILD)/petrel $(OTEL_MODULES) $(K8S_MODULES)
+# The Toxiproxy client the chaos API tests drive, pinned the same way.
+CHAOS_MODULES = tests/e2e/chaos/node_modules
+$(CHAOS_MODULES): tests/e2e/chaos/package-lock.json $(DEPS_STAMP)
+	npm ci --prefix tests/e2e/chaos --no-audit --no-fund
+	@touch $@
+
+e2e: $(BUILD)/petrel $(OTEL_MODULES) $(K8S_MODULES) $(CHAOS_MODULES)
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
 # Dependencies point down (docs/architecture.md, "Layers"): the checker's own test on small
@@ -149,7 +155,7 @@ fuzz-drivers: $(FUZZ_BINS)
 bench: $(BUILD)/petrel
 	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) tests/bench/bench.py
 
-FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] tls/*.[ch] filters/*.[ch] \
+FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] tls/*.[ch] filters/*.[ch] filters/*/*.[ch] \
                          tests/unit/*.[ch] tests/unit/*/*.c tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_SRCS)

@@ -1410,6 +1410,31 @@ static void check_duplicates(pt_cfg_cx_t *cx, void *const *list, size_t n, size_
     }
 }
 
+/* ChaosProxy resources into the snapshot: names are the API's, one flat space across
+ * namespaces, so two of one name are an error wherever they sit. */
+static void compile_chaos(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
+{
+    if (set->n_chaos == 0)
+        return;
+    pt_chaos_decl_t *out = pt_arena_calloc(cx->out, set->n_chaos * sizeof(*out));
+    for (size_t i = 0; i < set->n_chaos; i++) {
+        const pt_res_chaos_t *r = set->chaos[i];
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
+            if (strcmp(set->chaos[j]->decl.name, r->decl.name) != 0)
+                continue;
+            const pt_cfg_node_t *at = r->meta.name_node ? r->meta.name_node : r->meta.doc;
+            pt__cfg_error_at(cx, at, pt__cfg_meta_path(cx, &r->meta, "metadata.name"),
+                             "duplicate ChaosProxy %s (first defined at %s)", r->decl.name,
+                             set->chaos[j]->where);
+            dup = true;
+        }
+        out[c->n_chaos_proxies] = r->decl;
+        out[c->n_chaos_proxies++].where = pt__cfg_out_str(cx, r->where);
+    }
+    c->chaos_proxies = out;
+}
+
 /* Sort key of a vhost: 0 when it has an exact host; else the length of its longest wildcard
  * host, negated so that longer sorts first; "*" gives the largest key. */
 static long vhost_rank(const pt_vhost_t *v)
@@ -1468,6 +1493,17 @@ static void select_sources(pt_res_set_t *set, const pt_workload_t *w)
  * Gateway servers all listen on bindAddress (capture on every address): two of them on one
  * port would fail at start with "address already in use", so the config is refused here,
  * where `petrel validate` sees it. An error names both places. */
+/* Whether the chaos API listens where the Proxy's other listeners do: the same address, or
+ * either one every address (0.0.0.0 and 127.0.0.1 on one port cannot both be bound). */
+static bool chaos_api_shares_address(const pt_proxy_settings_t *ps)
+{
+    const char *a = ps->chaos_api.address, *b = ps->bind_address;
+    if (!ps->chaos_api.enabled)
+        return false;
+    return strcmp(a, b) == 0 || strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0 ||
+           strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0;
+}
+
 static void check_port_conflicts(pt_cfg_cx_t *cx, const pt_res_set_t *set,
                                  const pt_proxy_settings_t *ps)
 {
@@ -1478,10 +1514,11 @@ static void check_port_conflicts(pt_cfg_cx_t *cx, const pt_res_set_t *set,
         {"spec.adminPort", ps->admin_port},
         {"spec.prometheusPort", ps->prometheus_port},
         {"spec.healthPort", ps->health_port},
+        {"spec.chaosApi.port", chaos_api_shares_address(ps) ? ps->chaos_api.port : 0},
         {"spec.sidecar.outboundPort", ps->sidecar.enabled ? ps->sidecar.outbound_port : 0},
         {"spec.sidecar.inboundPort", ps->sidecar.enabled ? ps->sidecar.inbound_port : 0},
     };
-    enum { N_OWN = sizeof(own) / sizeof(own[0]), FIRST_CAPTURE = 3 };
+    enum { N_OWN = sizeof(own) / sizeof(own[0]), FIRST_CAPTURE = 4 };
     const pt_cfg_node_t *doc = set->n_proxies > 0 ? set->proxies[0]->meta.doc : NULL;
     char where[N_OWN][320];
     for (size_t i = 0; i < N_OWN; i++) {
@@ -1621,6 +1658,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     check_duplicates(cx, (void *const *)set->ses, set->n_ses, offsetof(pt_res_se_t, meta));
     check_duplicates(cx, (void *const *)set->drs, set->n_drs, offsetof(pt_res_dr_t, meta));
     check_duplicates(cx, (void *const *)set->wes, set->n_wes, offsetof(pt_res_we_t, meta));
+    compile_chaos(cx, set, c);
 
     /* Listeners, one per port. */
     size_t max_listeners = 0;

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "arena.h"
+#include "chaos.h"
 #include "policy_types.h"
 
 /* DestinationRule trafficPolicy.tls, resolved for one cluster (subset > port level > top
@@ -482,6 +483,13 @@ typedef struct pt_sidecar_settings {
     bool registry_only; /* outboundTrafficPolicy.mode REGISTRY_ONLY: unknown outbound refused */
 } pt_sidecar_settings_t;
 
+/* Proxy spec.chaosApi: the Toxiproxy-compatible API. Absent: off. */
+typedef struct pt_chaos_api_settings {
+    bool enabled;
+    const char *address; /* 127.0.0.1 unless set: the API opens listeners */
+    uint16_t port;       /* 8474, Toxiproxy's */
+} pt_chaos_api_settings_t;
+
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address; /* "127.0.0.1" by default */
@@ -492,8 +500,9 @@ typedef struct pt_proxy_settings {
     uint16_t admin_port;      /* 15000; 0 turns the admin listener off */
     uint16_t prometheus_port; /* /stats/prometheus alone; 0: off; a sidecar's default is 15090 */
     uint16_t health_port;     /* /healthz/ready alone; 0: off; a sidecar's default is 15021 */
-    uint32_t concurrency;     /* workers; 2 by default */
-    uint32_t max_connections; /* per process, downstream; 10000 */
+    pt_chaos_api_settings_t chaos_api;
+    uint32_t concurrency;              /* workers; 2 by default */
+    uint32_t max_connections;          /* per process, downstream; 10000 */
     uint32_t max_request_line_bytes;   /* 8192 */
     uint32_t max_header_bytes;         /* 61440 */
     uint32_t max_headers;              /* 100 */
@@ -555,6 +564,9 @@ typedef struct pt_config {
     size_t n_tls_files;
     /* AuthorizationPolicies that apply to this workload (policy_types.h); NULL: none. */
     const struct pt_authz *authz;
+    /* ChaosProxy resources (chaos.h), in load order; the chaos store creates them. */
+    const pt_chaos_decl_t *chaos_proxies;
+    size_t n_chaos_proxies;
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line

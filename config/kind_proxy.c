@@ -43,6 +43,7 @@ enum {
     PX_METRICS,
     PX_SIDECAR,
     PX_ROOT_NS,
+    PX_CHAOS_API,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -74,6 +75,13 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_METRICS] = {.name = "metrics", .status = S},
     [PX_SIDECAR] = {.name = "sidecar", .status = S},
     [PX_ROOT_NS] = {.name = "rootNamespace", .status = S},
+    [PX_CHAOS_API] = {.name = "chaosApi", .status = S},
+};
+/* Proxy spec.chaosApi: the Toxiproxy-compatible API (filters/chaos). */
+enum { CA_ADDRESS, CA_PORT, CA__N };
+static const pt_cfg_field_t chaos_api_fields[CA__N] = {
+    [CA_ADDRESS] = {.name = "address", .status = S},
+    [CA_PORT] = {.name = "port", .status = S},
 };
 /* Proxy spec.identity: the workload certificate for mesh mTLS (files; built into contexts by
  * config/tls_contexts.c). */
@@ -358,6 +366,35 @@ static bool is_dns_server(const char *s)
 }
 
 /* spec.dns: servers are joined into c-ares' "a,b" form in the snapshot arena. */
+/* spec.chaosApi: present turns the API on, on loopback and Toxiproxy's port unless set, since
+ * whoever reaches it can open listeners. */
+static void read_chaos_api(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
+                           pt_chaos_api_settings_t *ca)
+{
+    pt_cfg_path_t cp = PT_PATH_KEY(spec_path, "chaosApi");
+    const pt_cfg_node_t *f[CA__N];
+    if (!MAP(cx, n, &cp, chaos_api_fields, f))
+        return;
+    ca->enabled = true;
+    ca->address = "127.0.0.1";
+    ca->port = 8474;
+    if (f[CA_ADDRESS] != NULL) {
+        pt_cfg_path_t ap = PT_PATH_KEY(&cp, "address");
+        const char *a;
+        if (pt__cfg_nonempty_str(cx, f[CA_ADDRESS], &ap, &a)) {
+            if (pt__cfg_is_ip_literal(a, NULL, NULL))
+                ca->address = pt__cfg_out_str(cx, a);
+            else
+                pt__cfg_error(cx, f[CA_ADDRESS], &ap, "must be an IPv4 or IPv6 address, got \"%s\"",
+                              a);
+        }
+    }
+    long long v;
+    pt_cfg_path_t pp = PT_PATH_KEY(&cp, "port");
+    if (f[CA_PORT] != NULL && pt__cfg_int(cx, f[CA_PORT], &pp, 1, 65535, &v))
+        ca->port = (uint16_t)v;
+}
+
 static void read_dns(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
                      pt_dns_settings_t *d)
 {
@@ -616,6 +653,8 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     }
     if (f[PX_DNS] != NULL)
         read_dns(cx, f[PX_DNS], &sp, &s->dns);
+    if (f[PX_CHAOS_API] != NULL)
+        read_chaos_api(cx, f[PX_CHAOS_API], &sp, &s->chaos_api);
     if (f[PX_IDENTITY] != NULL) {
         read_identity(cx, f[PX_IDENTITY], &sp, &s->identity);
         p->identity = f[PX_IDENTITY];

@@ -93,6 +93,8 @@ void pt__cfg_read_service_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res
                                 const pt_cfg_node_t *spec);
 void pt__cfg_read_destination_rule(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                                    const pt_cfg_node_t *spec);
+void pt__cfg_read_chaos_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
+                              const pt_cfg_node_t *spec);
 void pt__cfg_read_workload_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                                  const pt_cfg_node_t *spec);
 void pt__cfg_read_authorization_policy(pt_cfg_cx_t *cx, pt_res_set_t *set,

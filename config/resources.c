@@ -264,6 +264,7 @@ static const struct {
     bool spec_optional;
 } kinds[] = {
     {"Proxy", petrel_versions, pt__cfg_read_proxy, true},
+    {"ChaosProxy", petrel_versions, pt__cfg_read_chaos_proxy, false},
     {"Gateway", istio_networking_versions, pt__cfg_read_gateway, false},
     {"VirtualService", istio_networking_versions, pt__cfg_read_virtual_service, false},
     {"ServiceEntry", istio_networking_versions, pt__cfg_read_service_entry, false},

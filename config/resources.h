@@ -11,6 +11,7 @@
 #ifndef PT_CONFIG_RESOURCES_H
 #define PT_CONFIG_RESOURCES_H
 
+#include "chaos.h"
 #include "schema.h"
 
 typedef struct pt_res_meta {
@@ -252,6 +253,13 @@ typedef struct pt_res_dr {
     size_t n_subsets;
 } pt_res_dr_t;
 
+/* A ChaosProxy (config/kind_chaos_proxy.c); only valid ones are kept. */
+typedef struct pt_res_chaos {
+    pt_res_meta_t meta;
+    pt_chaos_decl_t decl;
+    char where[320]; /* file:line:col */
+} pt_res_chaos_t;
+
 typedef struct pt_res_proxy {
     pt_res_meta_t meta;
     pt_proxy_settings_t settings;  /* defaults overridden by the fields given */
@@ -277,6 +285,8 @@ typedef struct pt_res_set {
     size_t n_authzs, cap_authzs;
     struct pt_res_peer_authn **peer_authns;
     size_t n_peer_authns, cap_peer_authns;
+    pt_res_chaos_t **chaos;
+    size_t n_chaos, cap_chaos;
 } pt_res_set_t;
 
 /* Petrel's defaults for the Proxy kind (docs/config.md lists them). */

@@ -12,6 +12,7 @@
 
 #include "../config/inject.h"
 #include "../config/regex.h"
+#include "../filters/l4_registry.h"
 #include "../tls/tls.h"
 #include "http1.h"
 #include "log.h"
@@ -27,8 +28,12 @@ typedef struct admin_conn {
     pt_http1_head_t *head;
     pt_app_probe_t *probe; /* an app probe in flight for this request, or NULL */
     bool answered;
+    char *body; /* the chaos role's request body (malloc'd), body_len bytes */
+    size_t body_len;
     char buf[4096];
 } admin_conn_t;
+
+#define ADMIN_BODY_MAX (1024 * 1024)
 
 static void on_conn_close(uv_handle_t *h)
 {
@@ -37,6 +42,7 @@ static void on_conn_close(uv_handle_t *h)
         pt_app_probe_cancel(c->probe);
     pt_list_remove(&c->link);
     pt_arena_dispose(&c->arena);
+    free(c->body);
     free(c);
 }
 
@@ -78,10 +84,13 @@ static void respond_typed(admin_conn_t *c, int status, const char *reason, const
                           const char *body, size_t len)
 {
     char head[160];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-                     "connection: close\r\n\r\n",
-                     status, reason, type, len);
+    /* A 204 has no body and no content-length (RFC 9110, 8.6). */
+    int n = status == 204 ? snprintf(head, sizeof(head),
+                                     "HTTP/1.1 204 %s\r\nconnection: close\r\n\r\n", reason)
+                          : snprintf(head, sizeof(head),
+                                     "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+                                     "connection: close\r\n\r\n",
+                                     status, reason, type, len);
     /* A HEAD answer has the GET answer's head (content-length included) and no body. */
     if (c->head != NULL && c->head->method_id == HTTP_HEAD)
         len = 0;
@@ -194,6 +203,10 @@ static void serve_prometheus(admin_conn_t *c, pt_str_t query)
              "# TYPE petrel_config_reloads_refused_total counter\n"
              "petrel_config_reloads_refused_total %" PRIu64 "\n",
              a->reloads_accepted, a->reloads_refused);
+    if (a->chaos != NULL) {
+        size_t extra_len = strlen(extra);
+        pt_chaos_store_format_metrics(a->chaos, &extra, &extra_len);
+    }
     for (size_t i = 0; i < a->n_workers; i++)
         m[i] = &a->workers[i].metrics;
     size_t len;
@@ -757,13 +770,55 @@ static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
 
 static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
 {
+    admin_conn_t *c = p->data;
+    if (c->role != PT_ADMIN_CHAOS || c->answered)
+        return 0; /* other endpoints take no body */
+    if (c->body_len + len > ADMIN_BODY_MAX) {
+        respond(c, 413, "Payload Too Large", "request body over 1 MiB\n", 24);
+        return -1;
+    }
+    char *grown = realloc(c->body, c->body_len + len);
+    if (grown == NULL)
+        return -1;
+    c->body = grown;
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
     return 0;
+}
+
+/* The chaos role: every path goes to the Toxiproxy-compatible API. */
+static void serve_chaos(admin_conn_t *c)
+{
+    pt_http1_head_t *h = c->head;
+    size_t path_len = h->path.len;
+    const char *q = memchr(h->path.base, '?', path_len);
+    if (q != NULL)
+        path_len = (size_t)(q - h->path.base);
+    int status;
+    char *out;
+    size_t out_len;
+    const char *type;
+    pt_chaos_api_serve(c->admin->chaos, h->method_id, h->path.base, path_len, c->body, c->body_len,
+                       &status, &out, &out_len, &type);
+    const char *reason = status == 200   ? "OK"
+                         : status == 201 ? "Created"
+                         : status == 204 ? "No Content"
+                         : status == 400 ? "Bad Request"
+                         : status == 404 ? "Not Found"
+                         : status == 405 ? "Method Not Allowed"
+                         : status == 409 ? "Conflict"
+                                         : "Internal Server Error";
+    respond_typed(c, status, reason, type, out != NULL ? out : "", out_len);
+    free(out);
 }
 
 static int on_complete(pt_http1_parser_t *p)
 {
     admin_conn_t *c = p->data;
-    serve(c);
+    if (c->role == PT_ADMIN_CHAOS)
+        serve_chaos(c);
+    else
+        serve(c);
     return 0;
 }
 

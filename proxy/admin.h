@@ -6,7 +6,8 @@
  * answer GET with 405. Requests are parsed by the same HTTP/1 codec as traffic; each connection
  * answers one request and closes. The Prometheus (15090) and health (15021) listeners are the
  * same module with a role that answers one path; the health port also answers GET
- * /app-health/<container>/<kind>, the app's own probes (app_probe.h). */
+ * /app-health/<container>/<kind>, the app's own probes (app_probe.h). The chaos role serves the
+ * Toxiproxy-compatible API (filters/chaos/api.c) with request bodies up to 1 MiB. */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
 
@@ -22,6 +23,7 @@ typedef enum pt_admin_role {
     PT_ADMIN_FULL = 0,   /* adminPort: everything */
     PT_ADMIN_PROMETHEUS, /* prometheusPort (Istio's 15090): /stats/prometheus only */
     PT_ADMIN_HEALTH,     /* healthPort (Istio's 15021): /healthz/ready only */
+    PT_ADMIN_CHAOS,      /* chaosApi (Toxiproxy's 8474): the Toxiproxy-compatible API only */
     PT_ADMIN__ROLES
 } pt_admin_role_t;
 
@@ -49,6 +51,7 @@ struct pt_admin {
     void (*on_quit)(void *arg); /* starts the drain (POST /drain, /quitquitquit); idempotent */
     void (*on_drain_listeners)(void *arg); /* drains the listeners, keeps running; idempotent */
     pt_app_probers_t app_probers; /* from PETREL_APP_PROBERS, read when the health port opens */
+    struct pt_chaos_store *chaos; /* the chaos role's store (filters/chaos); not owned */
     void *arg;
     /* For /server_info: */
     const char *version;

@@ -49,6 +49,10 @@ typedef struct l4_session {
     const pt_upstream_tls_t *tls;
     const pt_cluster_t *cluster;
     pt_tls_pipe_t *pipe;
+    /* A session of pt_l4_proxy_accept_direct: no listener config nor route, its L4 filters. */
+    bool is_direct;
+    pt_l4_filter_t filters[PT_L4_MAX_FILTERS];
+    size_t n_filters;
 } l4_session_t;
 
 static void session_handle_closed(void *owner)
@@ -79,7 +83,8 @@ static void session_abort(l4_session_t *s)
         return;
     s->is_closing = true;
     pt_list_remove(&s->link);
-    PT_STAT_DEC(&s->worker->stats, tcp_cx_active);
+    if (!s->is_direct)
+        PT_STAT_DEC(&s->worker->stats, tcp_cx_active);
     s->upstream.data = s; /* the pipe may have had it */
     uv_close((uv_handle_t *)&s->timer, on_session_close);
     if (s->conn != NULL)
@@ -110,6 +115,10 @@ static void start_relay(l4_session_t *s)
                          .tls = s->pipe != NULL ? pt_tls_pipe_engine(s->pipe) : NULL,
                          .on_closed = session_handle_closed,
                          .owner = s};
+    if (s->is_direct) {
+        pt_relay_start_filtered(s->worker, down, up, 0, s->filters, s->n_filters);
+        return;
+    }
     pt_relay_t *r = pt_relay_start(s->worker, down, up, s->config->proxy.idle_timeout_ms);
     /* From here the connection counts in the route's TCP metrics, until the relay closes. */
     snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", s->service);
@@ -158,6 +167,18 @@ static void on_session_timeout(uv_timer_t *t)
     session_abort(s);
 }
 
+/* Connects to addr under the connect timeout. */
+static void connect_to(l4_session_t *s, const struct sockaddr *addr)
+{
+    uv_tcp_nodelay(down_tcp(s), 1);
+    if (uv_tcp_connect(&s->connect_req, &s->upstream, addr, on_session_connect) != 0) {
+        PT_STAT_INC(&s->worker->stats, upstream_cx_connect_fail);
+        session_abort(s);
+        return;
+    }
+    uv_timer_start(&s->timer, on_session_timeout, s->config->proxy.connect_timeout_ms, 0);
+}
+
 /* Picks the route's cluster and an endpoint, and connects. */
 static void connect_upstream(l4_session_t *s, const pt_l4_route_t *route)
 {
@@ -192,14 +213,7 @@ static void connect_upstream(l4_session_t *s, const pt_l4_route_t *route)
         ep->tls != NULL && ep->tls->ctx != NULL)
         s->tls = ep->tls;
     s->cluster = cl;
-    uv_tcp_nodelay(down_tcp(s), 1);
-    if (uv_tcp_connect(&s->connect_req, &s->upstream, (const struct sockaddr *)&ep->addr,
-                       on_session_connect) != 0) {
-        PT_STAT_INC(&w->stats, upstream_cx_connect_fail);
-        session_abort(s);
-        return;
-    }
-    uv_timer_start(&s->timer, on_session_timeout, s->config->proxy.connect_timeout_ms, 0);
+    connect_to(s, (const struct sockaddr *)&ep->addr);
 }
 
 const pt_l4_route_t *pt_l4_route_for_sni(const pt_listener_config_t *lc, const char *sni,
@@ -344,20 +358,17 @@ void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_le
     route_passthrough(s, sni, sni_len);
 }
 
-void pt_l4_proxy_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
+/* A session for the accepted fd, counted in tcp_cx_* unless direct; NULL when fd could not be
+ * taken (it is closed then). */
+static l4_session_t *accept_fd(pt_worker_t *w, int fd, bool is_direct)
 {
-    if (lc->tls != NULL) {
-        /* A TLS server that terminates: conn.c and tls_stream.c run the handshake as for HTTPS
-         * and hand the connection back (pt_l4_proxy_accept_terminated). */
-        pt_conn_accept(w, fd, lc);
-        return;
-    }
     l4_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         close(fd);
-        return;
+        return NULL;
     }
     s->worker = w;
+    s->is_direct = is_direct;
     pt_list_init(&s->link);
     uv_tcp_init(&w->loop, &s->downstream);
     s->downstream.data = s;
@@ -366,18 +377,49 @@ void pt_l4_proxy_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
         s->handles_open = 1;
         s->is_closing = true;
         uv_close((uv_handle_t *)&s->downstream, on_session_close);
-        return;
+        return NULL;
     }
     s->config = w->config;
     pt_config_ref(s->config);
-    s->listener = lc;
     uv_tcp_init(&w->loop, &s->upstream);
     uv_timer_init(&w->loop, &s->timer);
     s->upstream.data = s->timer.data = s->connect_req.data = s;
     s->handles_open = 3;
     pt_list_insert_tail(&w->connecting, &s->link);
-    PT_STAT_INC(&w->stats, tcp_cx_total);
-    PT_STAT_INC(&w->stats, tcp_cx_active);
+    if (!is_direct) {
+        PT_STAT_INC(&w->stats, tcp_cx_total);
+        PT_STAT_INC(&w->stats, tcp_cx_active);
+    }
+    return s;
+}
+
+void pt_l4_proxy_accept_direct(pt_worker_t *w, int fd, const struct sockaddr *upstream,
+                               const pt_l4_filter_t *filters, size_t n_filters)
+{
+    l4_session_t *s = accept_fd(w, fd, true);
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < n_filters && i < PT_L4_MAX_FILTERS; i++)
+        s->filters[s->n_filters++] = filters[i];
+    if (w->is_draining) {
+        session_abort(s);
+        return;
+    }
+    connect_to(s, upstream);
+}
+
+void pt_l4_proxy_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
+{
+    if (lc->tls != NULL) {
+        /* A TLS server that terminates: conn.c and tls_stream.c run the handshake as for HTTPS
+         * and hand the connection back (pt_l4_proxy_accept_terminated). */
+        pt_conn_accept(w, fd, lc);
+        return;
+    }
+    l4_session_t *s = accept_fd(w, fd, false);
+    if (s == NULL)
+        return;
+    s->listener = lc;
     if (lc->protocol != PT_LISTENER_TLS) {
         if (!pt_authz_connection_allows(w, s->config, lc->port, &s->downstream, NULL, NULL, 0)) {
             session_abort(s);

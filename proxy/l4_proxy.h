@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../filters/l4_filter.h"
 #include "worker.h"
 
 typedef struct pt_conn pt_conn_t;
@@ -31,6 +32,12 @@ void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len
  * ClientHello), checks AuthorizationPolicy with the SNI, routes by the listener's tls[] routes
  * and relays the bytes as they came, the ClientHello first. */
 void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_len);
+
+/* A connection accepted for an explicit upstream (a chaos proxy's): fd is connected to upstream
+ * under the connect timeout and relayed through the n_filters L4 filters (copied; their conf
+ * must outlive the session). fd is owned from then on. */
+void pt_l4_proxy_accept_direct(pt_worker_t *w, int fd, const struct sockaddr *upstream,
+                               const pt_l4_filter_t *filters, size_t n_filters);
 
 /* Closes the sessions not relaying yet: reading a ClientHello or connecting upstream (drain
  * deadline, worker stop). */

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "../filters/l4_registry.h"
 #include "../xds/file_source.h"
 #include "../xds/file_watch.h"
 #include "admin.h"
@@ -88,6 +89,7 @@ typedef struct server {
     pt_stats_t main_stats;  /* counters of the main thread (DNS) */
     uint64_t drain_started_ms;
     pt_trace_exporter_t *exporter; /* NULL: no span export */
+    pt_chaos_store_t *chaos;       /* the chaos proxies (spec.chaosApi); NULL: off */
     _Atomic int workers_running;
     bool is_ready; /* serving: a shutdown from now on drains */
     bool is_draining;
@@ -206,6 +208,20 @@ static void on_exit_poll(uv_timer_t *t)
     pt_dns_stop(s->dns);
     s->dns = NULL;
     pt_admin_stop(&s->admin);
+    pt_chaos_store_free(s->chaos); /* the workers are gone: nothing publishes to them */
+    s->chaos = NULL;
+    s->admin.chaos = NULL;
+}
+
+/* A new chaos snapshot goes to every worker, one ref each. */
+static void publish_chaos(void *arg, pt_chaos_snapshot_t *snap)
+{
+    server_t *s = arg;
+    for (size_t i = 0; i < s->n_workers; i++) {
+        pt_chaos_snapshot_ref(snap);
+        pt_worker_set_chaos(&s->workers[i], snap);
+    }
+    pt_chaos_snapshot_unref(snap);
 }
 
 static void start_shutdown(server_t *s)
@@ -296,6 +312,9 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
         return "spec.prometheusPort";
     if (a->health_port != b->health_port)
         return "spec.healthPort";
+    if (a->chaos_api.enabled != b->chaos_api.enabled || a->chaos_api.port != b->chaos_api.port ||
+        (a->chaos_api.enabled && strcmp(a->chaos_api.address, b->chaos_api.address) != 0))
+        return "spec.chaosApi";
     if (a->access_log_json != b->access_log_json)
         return "spec.accessLogFormat";
     if (strcmp(a->access_log ? a->access_log : "", b->access_log ? b->access_log : "") != 0)
@@ -334,6 +353,8 @@ static void publish(server_t *s, pt_config_t *c, const char *why)
 {
     for (size_t i = 0; i < s->n_workers; i++)
         pt_worker_set_config(&s->workers[i], c);
+    if (s->chaos != NULL)
+        pt_chaos_store_declare(s->chaos, c->chaos_proxies, c->n_chaos_proxies);
     pt_config_unref(s->config);
     s->config = c;
     s->admin.config = c;
@@ -656,7 +677,7 @@ static int cmd_run(int argc, char **argv)
     s.admin.arg = &s;
     static const char *const what[] = {"admin", "prometheus", "health"};
     const uint16_t ports[] = {ps->admin_port, ps->prometheus_port, ps->health_port};
-    for (int r = 0; r < PT_ADMIN__ROLES && rc == 0; r++) {
+    for (int r = 0; r <= PT_ADMIN_HEALTH && rc == 0; r++) { /* the chaos role below */
         if (ports[r] == 0)
             continue;
         const char *address = r == PT_ADMIN_FULL ? ps->admin_address : ps->bind_address;
@@ -668,6 +689,26 @@ static int cmd_run(int argc, char **argv)
         }
     }
     s.n_workers = started;
+    if (rc == 0) {
+        s.chaos = pt_chaos_store_new(s.loop, publish_chaos, &s);
+        s.admin.chaos = s.chaos; /* its metrics; its API too when chaosApi is on */
+        if (s.chaos == NULL)
+            rc = 1;
+        else
+            pt_chaos_store_declare(s.chaos, s.config->chaos_proxies, s.config->n_chaos_proxies);
+    }
+    if (rc == 0 && ps->chaos_api.enabled) {
+        int err = pt_admin_start(&s.admin, s.loop, ps->chaos_api.address, ps->chaos_api.port,
+                                 PT_ADMIN_CHAOS);
+        if (err != 0) {
+            pt_log_error("chaos API listener on %s:%u: %s", ps->chaos_api.address,
+                         (unsigned)ps->chaos_api.port, uv_strerror(err));
+            rc = 1;
+        } else {
+            pt_log_info("chaos API (Toxiproxy-compatible) on %s:%u", ps->chaos_api.address,
+                        (unsigned)ps->chaos_api.port);
+        }
+    }
     if (rc == 0) {
         /* Before the first answers a DNS cluster has no endpoints (503 UH), as in Envoy. */
         s.dns = pt_dns_start(s.loop, &ps->dns, &s.main_stats, on_dns_change, &s);

@@ -13,6 +13,9 @@
  * close_notify before the shutdown. Plaintext the engine holds while the other side is
  * congested stays in the engine until it drains.
  *
+ * L4 filters (filters/l4_filter.h) may sit on a session: bytes and ends go through them before
+ * reaching the other side. A session without filters relays as if they did not exist.
+ *
  * Ownership: the relay takes over both handles (their data pointers and callbacks) and closes
  * them; when both are closed it calls on_closed(owner) for each so that the structures
  * embedding them (and their TLS engines) can be freed, then frees itself. */
@@ -23,6 +26,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../filters/l4_filter.h"
 #include "../tls/tls.h"
 #include "buf.h"
 #include "list.h"
@@ -49,6 +53,8 @@ typedef struct pt_relay_side {
     pt_rbuf_t in; /* slab plaintext is read (or decrypted) into; slices are pinned by writes */
     bool is_reading;
     bool is_read_paused;          /* the other side's write queue is full */
+    bool is_read_held;            /* a filter holds what this side sent (backpressure) */
+    bool is_eof_passed;           /* this side's end went through the filters to the other side */
     pt_relay_closed_cb on_closed; /* frees the structure embedding tcp */
     void *owner;
     uint64_t bytes_read; /* plaintext */
@@ -63,6 +69,12 @@ struct pt_relay {
     uv_timer_t idle_timer;
     uv_shutdown_t shutdown_req[2];
     pt_list_t link; /* in worker->tunnels */
+    struct {
+        const pt_l4_filter_ops_t *ops;
+        const void *conf;
+        void *inst; /* in this allocation, after the struct */
+    } filters[PT_L4_MAX_FILTERS];
+    size_t n_filters;
     uint64_t idle_timeout_ms;
     uint64_t last_activity_ms;
     uint8_t handles_open;
@@ -76,6 +88,12 @@ struct pt_relay {
 /* Starts relaying between a (the downstream) and b. Returns the relay (never NULL). */
 pt_relay_t *pt_relay_start(pt_worker_t *w, pt_relay_end_t a, pt_relay_end_t b,
                            uint64_t idle_timeout_ms);
+/* The same with n_filters (at most PT_L4_MAX_FILTERS) L4 filters run in order; their on_connect
+ * runs before the first byte is relayed. Returns the relay, which may already be closing (a
+ * filter refused the session). */
+pt_relay_t *pt_relay_start_filtered(pt_worker_t *w, pt_relay_end_t a, pt_relay_end_t b,
+                                    uint64_t idle_timeout_ms, const pt_l4_filter_t *filters,
+                                    size_t n_filters);
 /* An upgraded HTTP request's access-log line (e, copied) is written when the relay ends, with
  * the tunnel's bytes added (side a's to bytes_received, b's to bytes_sent) and the duration
  * counted from start_ms, as Envoy logs an upgrade once the connection closes. */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../filters/l4_registry.h"
 #include "buf.h"
 #include "conn.h"
 #include "l4_proxy.h"
@@ -46,6 +47,8 @@ static void on_accept_retry(uv_timer_t *t)
     w->is_accept_paused = false;
     for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
         uv_poll_start(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll, UV_READABLE, on_acceptable);
+    for (pt_list_t *n = w->chaos_listeners.next; n != &w->chaos_listeners; n = n->next)
+        uv_poll_start(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll, UV_READABLE, on_acceptable);
 }
 
 /* Stops every listener of w for PT_ACCEPT_RETRY_MS (err: why, an errno). */
@@ -60,6 +63,8 @@ static void pause_accepting(pt_worker_t *w, int err)
                    PT_ACCEPT_RETRY_MS);
     w->is_accept_paused = true;
     for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
+        uv_poll_stop(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll);
+    for (pt_list_t *n = w->chaos_listeners.next; n != &w->chaos_listeners; n = n->next)
         uv_poll_stop(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll);
     uv_timer_start(&w->accept_timer, on_accept_retry, PT_ACCEPT_RETRY_MS, 0);
 }
@@ -93,7 +98,9 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             pause_accepting(w, EMFILE);
             return;
         }
-        if (l->config->protocol == PT_LISTENER_TCP || l->config->protocol == PT_LISTENER_TLS)
+        if (l->config == NULL)
+            pt_chaos_accept(w, fd, l->chaos_proxy_uid);
+        else if (l->config->protocol == PT_LISTENER_TCP || l->config->protocol == PT_LISTENER_TLS)
             pt_l4_proxy_accept(w, fd, l->config);
         else /* HTTP, and the sidecar's capture listeners (conn.c detects the protocol first) */
             pt_conn_accept(w, fd, l->config);
@@ -189,10 +196,33 @@ static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
     return w->is_accept_paused ? 0 : uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
 }
 
+pt_listener_t *pt_worker_listen_fd(pt_worker_t *w, int fd, uint64_t chaos_proxy_uid)
+{
+    pt_listener_t *l = calloc(1, sizeof(*l));
+    if (l == NULL || uv_poll_init(&w->loop, &l->poll, fd) != 0) {
+        close(fd);
+        free(l);
+        return NULL;
+    }
+    l->worker = w;
+    l->chaos_proxy_uid = chaos_proxy_uid;
+    l->fd = fd;
+    l->poll.data = l;
+    pt_list_insert_tail(&w->chaos_listeners, &l->link);
+    if (!w->is_accept_paused)
+        uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+    return l;
+}
+
 static void close_listener(pt_listener_t *l)
 {
     pt_list_remove(&l->link);
     uv_close((uv_handle_t *)&l->poll, on_listener_closed);
+}
+
+void pt_worker_close_listener(pt_listener_t *l)
+{
+    close_listener(l);
 }
 
 static void close_listeners(pt_worker_t *w)
@@ -372,6 +402,7 @@ static bool start_sidecar_drain(pt_worker_t *w)
     if (outbound == NULL)
         return false;
     w->is_draining_inbound = true;
+    pt_chaos_worker_stop(w);
     for (pt_list_t *n = w->listeners.next, *next; n != &w->listeners; n = next) {
         next = n->next;
         if (n != &outbound->link)
@@ -394,6 +425,7 @@ static void start_drain(pt_worker_t *w)
         return;
     w->is_draining = true;
     close_listeners(w);
+    pt_chaos_worker_stop(w);
     for (pt_list_t *n = w->conns.next, *next; n != &w->conns; n = next) {
         next = n->next;
         pt_conn_drain(PT_CONTAINER_OF(n, pt_conn_t, link));
@@ -409,12 +441,20 @@ static void on_wakeup(uv_async_t *a)
     uv_mutex_lock(&w->wakeup_lock);
     pt_config_t *next = w->next_config;
     w->next_config = NULL;
+    pt_chaos_snapshot_t *next_chaos = w->next_chaos;
+    w->next_chaos = NULL;
     uv_mutex_unlock(&w->wakeup_lock);
     if (next != NULL) {
         if (w->is_draining || w->is_draining_inbound)
             pt_config_unref(next);
         else
             apply_config(w, next);
+    }
+    if (next_chaos != NULL) {
+        if (w->is_draining || w->is_draining_inbound)
+            pt_chaos_snapshot_unref(next_chaos);
+        else
+            pt_chaos_worker_apply(w, next_chaos);
     }
     int cmd = atomic_exchange(&w->command, PT_WORKER_CMD_NONE);
     if (cmd == PT_WORKER_CMD_DRAIN) {
@@ -480,6 +520,7 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_wri
     pt_list_init(&w->connecting);
     pt_list_init(&w->pending);
     pt_list_init(&w->listeners);
+    pt_list_init(&w->chaos_listeners);
     reset_round_robin(w, config);
     w->rng = ((uint64_t)time(NULL) << 16) ^ ((uint64_t)id * 0x9e3779b97f4a7c15ull) ^
              (uint64_t)(uintptr_t)w;
@@ -523,11 +564,26 @@ void pt_worker_set_config(pt_worker_t *w, pt_config_t *config)
         pt_config_unref(superseded);
 }
 
+void pt_worker_set_chaos(pt_worker_t *w, pt_chaos_snapshot_t *snap)
+{
+    uv_mutex_lock(&w->wakeup_lock);
+    pt_chaos_snapshot_t *superseded = w->next_chaos;
+    w->next_chaos = snap;
+    if (!w->is_wakeup_closed)
+        uv_async_send(&w->wakeup);
+    uv_mutex_unlock(&w->wakeup_lock);
+    if (superseded != NULL)
+        pt_chaos_snapshot_unref(superseded);
+}
+
 void pt_worker_join(pt_worker_t *w)
 {
     uv_thread_join(&w->thread);
     if (w->next_config != NULL)
         pt_config_unref(w->next_config);
+    if (w->next_chaos != NULL)
+        pt_chaos_snapshot_unref(w->next_chaos);
+    pt_chaos_worker_free(w);
     free(w->round_robin);
     free(w->lb_active);
     pt_metrics_dispose(&w->metrics);

@@ -21,12 +21,16 @@
 
 typedef struct pt_worker pt_worker_t;
 typedef struct pt_pool pt_pool_t;
+typedef struct pt_chaos_worker pt_chaos_worker_t;
+struct pt_chaos_snapshot;
 
 typedef struct pt_listener {
     uv_poll_t poll; /* readable: connections wait in the backlog (worker.c accepts them) */
     int fd;         /* the listening socket; closed after poll's close callback */
     pt_worker_t *worker;
-    const pt_listener_config_t *config; /* in worker->config; repointed by a reload */
+    const pt_listener_config_t *config; /* in worker->config; repointed by a reload; NULL for a
+                                           chaos proxy's listener */
+    uint64_t chaos_proxy_uid;           /* a chaos proxy's listener: its proxy (chaos.h) */
     pt_list_t link;                     /* in worker->listeners */
 } pt_listener_t;
 
@@ -41,9 +45,12 @@ struct pt_worker {
     uv_mutex_t wakeup_lock; /* guards is_wakeup_closed against pt_worker_command */
     bool is_wakeup_closed;
     pt_config_t *next_config; /* a snapshot to serve with next (one ref), under wakeup_lock */
-    _Atomic int command;      /* PT_WORKER_CMD_* */
-    uv_timer_t drain_timer;   /* drain deadline */
-    uv_timer_t accept_timer;  /* restarts the listeners paused for lack of descriptors */
+    struct pt_chaos_snapshot *next_chaos; /* chaos proxies to serve next (one ref), same lock */
+    pt_chaos_worker_t *chaos;             /* the chaos proxies served (filters/chaos) */
+    pt_list_t chaos_listeners;            /* pt_listener_t of the chaos proxies */
+    _Atomic int command;                  /* PT_WORKER_CMD_* */
+    uv_timer_t drain_timer;               /* drain deadline */
+    uv_timer_t accept_timer; /* restarts the listeners paused for lack of descriptors */
     bool is_accept_paused;
     pt_list_t listeners; /* pt_listener_t, malloc'd each */
     pt_stats_t stats;
@@ -104,6 +111,13 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_wri
 /* Hands the worker a new snapshot to serve with (it takes its own ref); safe from any thread.
  * A snapshot not yet picked up is superseded by the next one. */
 void pt_worker_set_config(pt_worker_t *w, pt_config_t *config);
+/* Hands the worker a chaos snapshot to serve (it takes over one ref); safe from any thread. */
+void pt_worker_set_chaos(pt_worker_t *w, struct pt_chaos_snapshot *snap);
+/* Listens on fd (a listening socket the worker now owns) for the chaos proxy proxy_uid, beside
+ * the config's listeners; NULL on failure (fd closed). */
+pt_listener_t *pt_worker_listen_fd(pt_worker_t *w, int fd, uint64_t chaos_proxy_uid);
+/* Closes a listener from pt_worker_listen_fd. */
+void pt_worker_close_listener(pt_listener_t *l);
 /* Posts a command to a worker; safe from any thread. */
 void pt_worker_command(pt_worker_t *w, int cmd);
 /* Joins the worker thread after it exits, and frees what it owned. */

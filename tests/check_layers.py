@@ -19,7 +19,8 @@ RULES = {
     "config": ["config/", "tls/"],
     "xds": ["xds/", "config/", "tls/"],
     # The engine knows filters only through their ops tables and the registry.
-    "proxy": ["proxy/", "config/", "tls/", "xds/", "filters/filter.h", "filters/registry.h"],
+    "proxy": ["proxy/", "config/", "tls/", "xds/", "filters/filter.h", "filters/registry.h",
+              "filters/l4_filter.h", "filters/l4_registry.h"],
     "filters": ["filters/", "proxy/", "config/", "tls/"],
 }
 

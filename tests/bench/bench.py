@@ -19,6 +19,8 @@ the median over the rounds:
     to nginx in another, through both pods' Petrel sidecars with Istio's traffic capture, with
     mTLS and in plaintext, beside one sidecar and none; each sidecar's CPU per 1000 requests
     (needs root; BENCH_MESH=0 skips it, about 30 s a round)
+  - the chaos proxy's TCP relay beside a direct connection: MB/s of a 64 KiB loop and 1-byte
+    round trips (tests/bench/relaycli.c; BENCH_CHAOS=0 skips it)
   - time from spawning the proxy to its first 200 response
 
 Writes docs/benchmarks.md (or $BENCH_OUT). Needs wrk, haproxy, nginx (`make deps`) and cc.
@@ -26,7 +28,7 @@ A proxy that does not start or answer is reported as not run; the others still r
 process started here is killed at the end, also on error or Ctrl-C.
 Environment: PETREL_BIN, BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_RATE (1000),
 BENCH_TARGETS (direct,petrel,haproxy,nginx), BENCH_OUT, BENCH_KEEP=1 (keep the tmp dir),
-BENCH_SCALE, BENCH_TLS, BENCH_MESH (1: set to 0 to skip that part).
+BENCH_SCALE, BENCH_TLS, BENCH_MESH, BENCH_CHAOS (1: set to 0 to skip that part).
 """
 
 import json
@@ -279,6 +281,84 @@ def build_ratecli(d):
     cc = os.environ.get("CC") or "cc"
     subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-o", exe, os.path.join(HERE, "ratecli.c")], check=True)
     return exe
+
+
+def build_relaycli(d):
+    exe = os.path.join(d, "relaycli")
+    cc = os.environ.get("CC") or "cc"
+    subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-pthread", "-o", exe,
+                    os.path.join(HERE, "relaycli.c")], check=True)
+    return exe
+
+
+CHAOS_PATHS = [("direct", "direct (no proxy)"), ("tcp", "Gateway TCP route (relay, no L4 filter)"),
+               ("plain", "chaos proxy, no toxic"),
+               ("idle", "chaos proxy, a latency toxic at toxicity 0")]
+
+
+def chaos_relay(d):
+    """The chaos proxy's relay beside a direct connection to a C echo server
+    (tests/bench/relaycli.c): payload MB/s of a 64 KiB write-and-read-back loop on one
+    connection, and 1-byte round trips. Petrel (one worker) on PROXY_CPU; the echo server and
+    the client on LOAD_CPU. Medians over ROUNDS interleaved rounds."""
+    exe = build_relaycli(d)
+    echo = subprocess.Popen(pinned(LOAD_CPU, [exe, "echo"]), stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    PROCS.append(echo)
+    echo_port = int(echo.stdout.readline())
+    api_port = free_port()
+    # A Gateway TCP route to the same echo server: the relay without any L4 filter.
+    docs = simple_config(http_port=free_port(), upstream_port=echo_port, tcp_port=free_port(),
+                         tcp_upstream_port=echo_port)
+    p = Petrel(os.path.join(d, "chaos"), docs, concurrency=1,
+               proxy_spec={"chaosApi": {"port": api_port}, "accessLog": ""},
+               command_prefix=["taskset", "-c", PROXY_CPU])
+    p.start()
+    PROCS.append(p.proc)
+
+    def api(path, body):
+        status, _, out = http_request(api_port, "POST", path, body=json.dumps(body).encode(),
+                                      host_header="127.0.0.1")
+        if status not in (200, 201):
+            raise RuntimeError("chaos API %s: %d %r" % (path, status, out[:200]))
+        return json.loads(out)
+
+    ports = {"direct": echo_port, "tcp": p.tcp_port}
+    for name in ("plain", "idle"):
+        made = api("/proxies", {"name": name, "listen": "127.0.0.1:0",
+                                "upstream": "127.0.0.1:%d" % echo_port})
+        ports[name] = int(made["listen"].rsplit(":", 1)[1])
+    api("/proxies/idle/toxics", {"type": "latency", "toxicity": 0, "attributes": {"latency": 100}})
+    raw = {k: {"mbps": [], "p50": [], "p99": []} for k, _ in CHAOS_PATHS}
+    for _ in range(ROUNDS):
+        for key, _ in CHAOS_PATHS:
+            out = subprocess.run(pinned(LOAD_CPU, [exe, "loop", str(ports[key]), "3"]),
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+            raw[key]["mbps"].append(float(out.split()[1]))
+            out = subprocess.run(pinned(LOAD_CPU, [exe, "ping", str(ports[key]), "5000"]),
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+            f = out.split()
+            raw[key]["p50"].append(float(f[1]))
+            raw[key]["p99"].append(float(f[3]))
+    p.stop()
+    return {k: {m: median(v) for m, v in raw[k].items()} for k in raw}
+
+
+def chaos_report(chaos):
+    d = chaos["direct"]
+    lines = ["", "Chaos proxy relay (docs/chaos.md): a C echo server (tests/bench/relaycli.c) "
+             "directly and through a chaos proxy (Petrel, one worker, CPU %s; the echo server "
+             "and the client on CPU %s): payload MB/s of a loop writing 64 KiB and reading it "
+             "back on one connection for 3 s, and 5000 round trips of 1 byte:" % (PROXY_CPU,
+                                                                                   LOAD_CPU),
+             "", "| path | MB/s, 64 KiB loop | × direct | p50 µs | added p50 µs | p99 µs |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for key, label in CHAOS_PATHS:
+        c = chaos[key]
+        lines.append("| %s | {:,.0f} | {:.2f}× | {:.1f} | {} | {:.1f} |".format(
+            c["mbps"], c["mbps"] / d["mbps"], c["p50"],
+            "–" if key == "direct" else "%+.1f" % (c["p50"] - d["p50"]), c["p99"]) % label)
+    return lines
 
 
 def machine():
@@ -727,7 +807,7 @@ def summarize(raw):
     return {t: {k: median(v) for k, v in m.items()} for t, m in raw.items()}
 
 
-def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None):
+def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, chaos=None):
     def cell(t, key, fmt):
         v = res.get(t, {}).get(key)
         return fmt.format(v) if v is not None else "–"
@@ -815,6 +895,8 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None):
                     tls[t]["rps"], tls[t]["hs"], tls[t]["cpu"]) % NAMES[t])
     if mesh:
         lines += mesh_report(mesh)
+    if chaos:
+        lines += chaos_report(chaos)
     if notes:
         lines += ["", "Notes:", ""] + ["- " + n for n in notes]
     lines.append("")
@@ -987,8 +1069,14 @@ def main():
                 except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                     notes.append("sidecar to sidecar not measured: %s" % e)
                     log("mesh not measured: %s" % e)
+        chaos = None
+        if os.environ.get("BENCH_CHAOS", "1") == "1":
+            try:
+                chaos = chaos_relay(d)
+            except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
+                notes.append("chaos relay not measured: %s" % e)
         report = write_report(info, summarize(raw), notes, time.monotonic() - started, scale, tls,
-                              mesh)
+                              mesh, chaos)
         print(report)
         log("wrote %s" % OUT)
     finally:

@@ -140,6 +140,28 @@ TEST(proxy_with_errors_holds_back_what_depends_on_it)
     pt_config_errors_dispose(&e);
 }
 
+TEST(chaos_api_port_on_a_proxy_port)
+{
+    pt_config_errors_t e = {0};
+    /* On the Proxy's address (or every address) its port is one of the Proxy's ports. */
+    ASSERT(load_str("p.yaml", PROXY_HEAD "spec:\n  chaosApi: {port: 15000}\n", &e) == NULL);
+    ASSERT(has_error(&e, "p.yaml:5:14: spec.chaosApi.port: port 15000 is also the Proxy's "
+                         "spec.adminPort (its default): two listeners cannot share a port"));
+    pt_config_errors_dispose(&e);
+    ASSERT(load_str("p.yaml", PROXY_HEAD "spec:\n  chaosApi: {port: 15000, address: 0.0.0.0}\n",
+                    &e) == NULL);
+    pt_config_errors_dispose(&e);
+    /* Another specific address may use the same port. */
+    pt_config_t *c =
+        load_str("p.yaml", PROXY_HEAD "spec:\n  chaosApi: {port: 15000, address: 127.0.0.2}\n", &e);
+    if (c == NULL)
+        dump(&e);
+    ASSERT(c != NULL);
+    ASSERT(c->proxy.chaos_api.enabled && c->proxy.chaos_api.port == 15000);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
+
 TEST(gateway_port_on_a_proxy_port)
 {
     static const char gw[] = GW_HEAD "metadata: {name: web}\n"

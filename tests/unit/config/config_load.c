@@ -410,7 +410,8 @@ TEST(error_unknown_kind)
                  "metadata: {name: x}\n"
                  "kind: VirtualServise\n",
                  "vs.yaml:3:1: kind: unknown kind \"VirtualServise\"; did you mean "
-                 "\"VirtualService\"? (Petrel reads Proxy, Gateway, VirtualService, ServiceEntry, "
+                 "\"VirtualService\"? (Petrel reads Proxy, ChaosProxy, Gateway, VirtualService, "
+                 "ServiceEntry, "
                  "DestinationRule, WorkloadEntry, AuthorizationPolicy, PeerAuthentication, and "
                  "Lists of them)");
 }
@@ -733,7 +734,8 @@ TEST(errors_collected_across_files)
     ASSERT(pt_config_load(paths, 2, &e) == NULL);
     ASSERT_EQ(e.n, 2);
     snprintf(want, sizeof(want),
-             "%s:1:1: kind: unknown kind \"Nope\" (Petrel reads Proxy, Gateway, VirtualService, "
+             "%s:1:1: kind: unknown kind \"Nope\" (Petrel reads Proxy, ChaosProxy, Gateway, "
+             "VirtualService, "
              "ServiceEntry, DestinationRule, WorkloadEntry, AuthorizationPolicy, "
              "PeerAuthentication, and Lists of them)",
              tmp_path("b.yaml"));

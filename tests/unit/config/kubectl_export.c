@@ -206,7 +206,7 @@ TEST(list_kinds)
         "spec)",
         /* Not a List of anything Petrel reads: an unknown kind. */
         "k.yaml:24:1: items: unknown field",
-        "k.yaml:22:1: kind: unknown kind \"PodList\" (Petrel reads Proxy, Gateway, "
+        "k.yaml:22:1: kind: unknown kind \"PodList\" (Petrel reads Proxy, ChaosProxy, Gateway, "
         "VirtualService, ServiceEntry, DestinationRule, WorkloadEntry, AuthorizationPolicy, "
         "PeerAuthentication, and Lists of them)",
         NULL};

@@ -109,16 +109,16 @@ TEST(unknown_kind_lists_the_kinds)
 {
     static const char *const want[] = {
         "k.yaml:2:1: kind: unknown kind \"VirtualServise\"; did you mean \"VirtualService\"? "
-        "(Petrel reads Proxy, Gateway, VirtualService, ServiceEntry, DestinationRule, "
+        "(Petrel reads Proxy, ChaosProxy, Gateway, VirtualService, ServiceEntry, DestinationRule, "
         "WorkloadEntry, AuthorizationPolicy, PeerAuthentication, and Lists of them)",
         "k.yaml:5:1: kind: unknown kind \"virtualservice\"; did you mean \"VirtualService\"? "
-        "(Petrel reads Proxy, Gateway, VirtualService, ServiceEntry, DestinationRule, "
+        "(Petrel reads Proxy, ChaosProxy, Gateway, VirtualService, ServiceEntry, DestinationRule, "
         "WorkloadEntry, AuthorizationPolicy, PeerAuthentication, and Lists of them)",
         /* Kinds Petrel knows of without enforcing them are suggested too. */
         "k.yaml:8:1: kind: unknown kind \"SideCar\"; did you mean \"Sidecar\"? (Petrel reads "
-        "Proxy, Gateway, VirtualService, ServiceEntry, DestinationRule, WorkloadEntry, "
+        "Proxy, ChaosProxy, Gateway, VirtualService, ServiceEntry, DestinationRule, WorkloadEntry, "
         "AuthorizationPolicy, PeerAuthentication, and Lists of them)",
-        "k.yaml:11:1: kind: unknown kind \"Deployment\" (Petrel reads Proxy, Gateway, "
+        "k.yaml:11:1: kind: unknown kind \"Deployment\" (Petrel reads Proxy, ChaosProxy, Gateway, "
         "VirtualService, ServiceEntry, DestinationRule, WorkloadEntry, AuthorizationPolicy, "
         "PeerAuthentication, and Lists of them)",
         NULL};

@@ -1,0 +1,81 @@
+/* config/chaos.h
+ * The chaos harness's model, shared by the ChaosProxy kind (config/kind_chaos_proxy.c) and the
+ * Toxiproxy-compatible API (filters/chaos/api.c) so that both accept the same toxics with the
+ * same checks: the toxic types, their attributes with units and ranges, and a declared proxy.
+ * Toxics are Toxiproxy's, per direction (upstream: client -> server). */
+#ifndef PT_CONFIG_CHAOS_H
+#define PT_CONFIG_CHAOS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PT_CHAOS_NAME_MAX 64     /* bytes of a proxy's or a toxic's name, NUL included */
+#define PT_CHAOS_ADDR_MAX 128    /* bytes of a listen or upstream "host:port" */
+#define PT_CHAOS_MAX_TOXICS 16   /* per proxy */
+#define PT_CHAOS_MAX_PROXIES 256 /* per process */
+
+typedef enum pt_toxic_type {
+    PT_TOXIC_LATENCY = 0, /* latency, jitter (ms): each chunk delayed by latency +- jitter */
+    PT_TOXIC_BANDWIDTH,   /* rate (KB/s, 1 KB = 1000 bytes) */
+    PT_TOXIC_SLOW_CLOSE,  /* delay (ms): the end of the direction is held this long */
+    PT_TOXIC_TIMEOUT,     /* timeout (ms): bytes dropped, the session closed after it (0: never) */
+    PT_TOXIC_RESET_PEER,  /* timeout (ms): a TCP RST to both sides after it */
+    PT_TOXIC_SLICER,      /* average_size, size_variation (bytes), delay (us) between slices */
+    PT_TOXIC_LIMIT_DATA,  /* bytes: the session ends after this many in the direction */
+    PT_TOXIC__TYPES
+} pt_toxic_type_t;
+
+typedef struct pt_toxic {
+    char name[PT_CHAOS_NAME_MAX];
+    pt_toxic_type_t type;
+    int stream;      /* 0 upstream (client -> server), 1 downstream */
+    double toxicity; /* probability a session is affected, 0..1 */
+    uint64_t uid;    /* the store's: new on create and when toxicity changes */
+    /* Attributes; which apply depends on type (pt_toxic_attrs). */
+    int64_t latency_ms, jitter_ms, rate_kbps, delay_ms, timeout_ms, bytes;
+    int64_t average_size, size_variation, delay_us;
+    /* Petrel's own fields, to be safe on a shared environment (pt_toxic_safety_fields): */
+    int64_t ttl_ms;   /* the toxic removes itself this long after it was made; 0: never */
+    int64_t max_hits; /* blast-radius cap: sessions it affects at most, ever; 0: no cap */
+    bool dry_run;     /* affects nothing; counts the sessions it would have affected */
+    /* The store's (filters/chaos), never a declaration's: */
+    uint64_t expires_ms;                /* main loop's uv_now when ttl_ms ends; 0: never */
+    struct pt_toxic_counters *counters; /* its hits, shared by the workers; one ref */
+} pt_toxic_t;
+
+/* One attribute of a toxic type: its Toxiproxy name, where it lives in pt_toxic_t, its range. */
+typedef struct pt_toxic_attr {
+    const char *name;
+    size_t offset; /* of an int64_t in pt_toxic_t */
+    int64_t min, max;
+} pt_toxic_attr_t;
+
+#define PT_TOXIC_TTL_MAX_MS (7 * 24 * 3600 * 1000LL) /* a week */
+#define PT_TOXIC_MAX_HITS_MAX (1LL << 40)
+
+/* The type for a Toxiproxy type name ("latency", ...), or -1. */
+int pt_toxic_type_from_name(const char *name);
+const char *pt_toxic_type_name(pt_toxic_type_t t);
+/* The attributes of type t, in Toxiproxy's order; *n set. */
+const pt_toxic_attr_t *pt_toxic_attrs(pt_toxic_type_t t, size_t *n);
+/* The attribute name of type t, or NULL. */
+const pt_toxic_attr_t *pt_toxic_attr(pt_toxic_type_t t, const char *name);
+/* The names a toxic or proxy name may use: letters, digits, '_', '-', '.' (they are URL path
+ * segments of the API). */
+bool pt_chaos_is_valid_name(const char *s);
+/* Toxiproxy's default name of a toxic: "<type>_<stream>" into out. */
+void pt_toxic_default_name(const pt_toxic_t *t, char *out, size_t cap);
+
+/* A chaos proxy as the ChaosProxy kind declares it (snapshot arena). */
+typedef struct pt_chaos_decl {
+    char name[PT_CHAOS_NAME_MAX];
+    char listen[PT_CHAOS_ADDR_MAX];
+    char upstream[PT_CHAOS_ADDR_MAX];
+    bool enabled;
+    pt_toxic_t toxics[PT_CHAOS_MAX_TOXICS];
+    size_t n_toxics;
+    const char *where; /* "file:line:col" of the document, for log lines */
+} pt_chaos_decl_t;
+
+#endif

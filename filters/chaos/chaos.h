@@ -1,0 +1,63 @@
+/* filters/chaos/chaos.h
+ * The chaos harness's runtime fault store: chaos proxies (a listen -> upstream pair each) and
+ * their toxics, as Toxiproxy models them. The store lives on the main thread and is changed only
+ * there (the Toxiproxy-compatible API, api.c); each change publishes an immutable, refcounted
+ * snapshot that the workers swap in on their loop (as config snapshots), so the data path takes
+ * no lock. A worker opens each enabled proxy's listener (a dup of the main thread's listening
+ * socket, so a connection queued before the worker picks the snapshot up is not lost), relays
+ * its sessions through the chaos L4 filter (toxics.c) and rebinds open sessions to the toxics of
+ * each new snapshot: adding or removing a toxic affects open connections from then on.
+ *
+ * Toxics are per direction (upstream: client -> server) and TCP-level; HTTP-aware toxics will
+ * sit in the same store with a type of their own and run as HTTP filters. */
+#ifndef PT_CHAOS_H
+#define PT_CHAOS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../../config/chaos.h"
+
+#define PT_CHAOS_TOXIPROXY_VERSION "2.12.0" /* the Toxiproxy API GET /version claims */
+
+typedef struct pt_chaos_proxy {
+    char name[PT_CHAOS_NAME_MAX];
+    char listen[PT_CHAOS_ADDR_MAX];        /* as reported: the port picked when 0 was asked */
+    char upstream[PT_CHAOS_ADDR_MAX];      /* as given */
+    struct sockaddr_storage upstream_addr; /* resolved when set */
+    bool enabled;
+    int listen_fd; /* the main thread's listening socket; -1 when disabled */
+    uint64_t uid;  /* new whenever the listener or the upstream changes: sessions of an
+                      older one are closed, workers reopen their listener */
+    pt_toxic_t toxics[PT_CHAOS_MAX_TOXICS];
+    size_t n_toxics;
+    bool is_declared;         /* by a ChaosProxy resource: */
+    pt_chaos_decl_t declared; /* what it says, which POST /reset returns to */
+} pt_chaos_proxy_t;
+
+/* A toxic's hits, counted by the workers (atomics) and read by the metrics; refcounted, as
+ * snapshots and the store share it. */
+typedef struct pt_toxic_counters {
+    atomic_uint refs;
+    atomic_uint_fast64_t hits;         /* sessions affected */
+    atomic_uint_fast64_t dry_run_hits; /* sessions a dry run would have affected */
+} pt_toxic_counters_t;
+
+pt_toxic_counters_t *pt_toxic_counters_new(void);
+void pt_toxic_counters_unref(pt_toxic_counters_t *c);
+
+/* Immutable once published; freed with its last ref (which drops its toxics' counters). */
+typedef struct pt_chaos_snapshot {
+    atomic_uint refs;
+    uint64_t generation;
+    size_t n_proxies;
+    pt_chaos_proxy_t proxies[]; /* copies */
+} pt_chaos_snapshot_t;
+
+/* The proxy with uid in s, or NULL. */
+const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uint64_t uid);
+
+#endif

@@ -1,0 +1,58 @@
+/* filters/l4_registry.h
+ * The built-in L4 filters (l4_filter.h), and the entry
+ * points the engine calls into the chaos harness's runtime (filters/chaos/): the worker serves
+ * the chaos proxies of the snapshots the main thread publishes, and the admin module hands the
+ * Toxiproxy-compatible API its requests. */
+#ifndef PT_L4_REGISTRY_H
+#define PT_L4_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "../config/chaos.h"
+#include "l4_filter.h"
+
+typedef struct pt_chaos_snapshot pt_chaos_snapshot_t;
+typedef struct pt_chaos_store pt_chaos_store_t;
+
+/* The built-in L4 filters. */
+extern const pt_l4_filter_ops_t pt_l4_chaos_ops; /* the TCP toxics of a chaos proxy */
+
+/* Worker side (worker thread only). */
+/* A connection accepted on the listener of chaos proxy proxy_uid: relayed to its upstream
+ * through the chaos filter, or closed when the proxy is gone. fd is owned from then on. */
+void pt_chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid);
+/* Serves snap from now on (takes over its ref): listeners open and close, open sessions take
+ * the new toxics, and those of a proxy gone or disabled close. */
+void pt_chaos_worker_apply(pt_worker_t *w, pt_chaos_snapshot_t *snap);
+/* Closes the chaos listeners (drain); sessions finish as other tunnels do. */
+void pt_chaos_worker_stop(pt_worker_t *w);
+/* Frees what the worker kept (after its loop ended). */
+void pt_chaos_worker_free(pt_worker_t *w);
+void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s);
+
+/* Main thread. */
+/* The store of chaos proxies; publish is called with a new snapshot ref after every change
+ * (the caller hands one ref to each worker). NULL on failure. */
+pt_chaos_store_t *pt_chaos_store_new(uv_loop_t *loop,
+                                     void (*publish)(void *arg, pt_chaos_snapshot_t *snap),
+                                     void *arg);
+/* Appends the petrel_chaos_* metrics (Prometheus text) to *out (malloc'd, *len bytes, grown
+ * with realloc). */
+void pt_chaos_store_format_metrics(const pt_chaos_store_t *st, char **out, size_t *len);
+/* The ChaosProxy resources of a config (re)load: new or changed declarations are applied,
+ * removed ones go, unchanged ones leave the API's changes in place. */
+void pt_chaos_store_declare(pt_chaos_store_t *st, const pt_chaos_decl_t *decls, size_t n);
+/* Closes every chaos listener and frees the store (once the loop runs its close callback). */
+void pt_chaos_store_free(pt_chaos_store_t *st);
+void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s);
+
+/* One API request: method (HTTP_GET, ...) and path (no query) as received, body[0..len).
+ * Sets *status, and *out to a malloc'd body (JSON, or text for /version) of *out_len bytes
+ * with *type its content type. */
+void pt_chaos_api_serve(pt_chaos_store_t *st, int method, const char *path, size_t path_len,
+                        const char *body, size_t body_len, int *status, char **out, size_t *out_len,
+                        const char **type);
+
+#endif

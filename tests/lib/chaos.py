@@ -1,0 +1,61 @@
+"""tests/lib/chaos.py -- a small client of Petrel's Toxiproxy-compatible API for the e2e tests.
+
+  ChaosApi(port)     .call(method, path, body) -> (status, decoded JSON or text or None)
+                     .proxy(name, upstream_port) -> the proxy's listen port
+                     .toxic(proxy, type, stream, toxicity, **attributes) -> the toxic's JSON
+  chaos_petrel_docs  the Proxy document that turns the API on at a given port
+"""
+
+import http.client
+import json
+
+from netutil import LOCALHOST
+
+
+class ApiError(Exception):
+    pass
+
+
+class ChaosApi:
+    def __init__(self, port):
+        self.port = port
+
+    def call(self, method, path, body=None, raw=None):
+        """(status, body): JSON bodies decoded, others as text, an empty body as None."""
+        conn = http.client.HTTPConnection(LOCALHOST, self.port, timeout=5)
+        try:
+            data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+            headers = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=headers)
+            r = conn.getresponse()
+            text = r.read().decode()
+            if not text:
+                return r.status, None
+            if (r.getheader("content-type") or "").startswith("application/json"):
+                return r.status, json.loads(text)
+            return r.status, text
+        finally:
+            conn.close()
+
+    def ok(self, method, path, body=None, expect=(200, 201, 204)):
+        status, out = self.call(method, path, body)
+        if status not in expect:
+            raise ApiError("%s %s: %d %r" % (method, path, status, out))
+        return out
+
+    def proxy(self, name, upstream_port, enabled=True):
+        p = self.ok("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0",
+                                         "upstream": "127.0.0.1:%d" % upstream_port,
+                                         "enabled": enabled})
+        return int(p["listen"].rsplit(":", 1)[1])
+
+    def toxic(self, proxy, type_, stream="downstream", toxicity=1.0, name=None, **attributes):
+        body = {"type": type_, "stream": stream, "toxicity": toxicity, "attributes": attributes}
+        if name:
+            body["name"] = name
+        return self.ok("POST", "/proxies/%s/toxics" % proxy, body)
+
+
+def chaos_proxy_spec(api_port):
+    """The Proxy spec fields that turn the chaos API on at api_port (loopback)."""
+    return {"chaosApi": {"port": api_port}}
