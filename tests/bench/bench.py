@@ -39,8 +39,8 @@ process started here is killed at the end, also on error or Ctrl-C.
 Environment: PETREL_BIN, BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_RATE (1000),
 BENCH_TARGETS (direct,petrel,haproxy,nginx), BENCH_OUT, BENCH_KEEP=1 (keep the tmp dir),
 BENCH_SCALE, BENCH_TLS, BENCH_MESH, BENCH_MANY (1: set to 0 to skip that part), BENCH_BASE,
-BENCH_AB_ROUNDS, BENCH_IDLE_CONNS, BENCH_BURST, BENCH_PERF. RLIMIT_NOFILE is raised to 65,536
-(as root) for this script and every process it starts.
+BENCH_AB_ROUNDS, BENCH_IDLE_CONNS, BENCH_BURST, BENCH_PERF. The soft RLIMIT_NOFILE is raised to
+the hard one for this script and every process it starts.
 """
 
 import json
@@ -84,7 +84,6 @@ IDLE_TIMEOUT = 120
 BURST = int(os.environ.get("BENCH_BURST", "2000"))
 BURST_TIMEOUT = 60
 BURST_SAMPLES = (1, 5, 15)  # seconds after the burst's last response
-NOFILE = 65536
 # petrel_bare, petrel_telemetry and petrel_policies are Petrel with other configs (see
 # petrel_variant): the cost of telemetry and of the resilience policies, in the same run.
 TARGETS = [t for t in os.environ.get(
@@ -204,9 +203,12 @@ def nginx_proxy_conf(d, port, up, name="nginx", conns=8192):
 
 
 def haproxy_conf(port, up, maxconn=4096):
+    # no strict-limits: a container's hard descriptor limit may be below the 2 × maxconn that
+    # HAProxy reserves; it then runs with a warning instead of refusing to start.
     return """global
     nbthread 1
     maxconn {maxconn}
+    no strict-limits
 
 defaults
     mode http
@@ -866,17 +868,13 @@ REQUEST = b"GET /0b HTTP/1.1\r\nHost: bench.local\r\n\r\n"
 
 
 def raise_fd_limit():
-    """Raises RLIMIT_NOFILE for this script and so for every process it starts: the idle and
-    burst tests hold a descriptor per connection in the client and one or two in each proxy."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < NOFILE:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))  # root only
-            return NOFILE
-        except (ValueError, OSError):
-            pass
+    """Raises the soft RLIMIT_NOFILE to the hard one for this script and so for every process
+    it starts (raising the hard one needs CAP_SYS_RESOURCE, which a container may not have):
+    the idle and burst tests hold a descriptor per connection in the client and in the proxy.
+    Returns the limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
+    return sys.maxsize if hard == resource.RLIM_INFINITY else hard
 
 
 def settled_rss_kb(pid, timeout=3.0):
@@ -993,9 +991,17 @@ def open_burst(port, n, deadline):
     return socks
 
 
-def start_fresh(t, d, up_port, base_bin, many):
-    """A new instance of target t (petrel, petrel_base, haproxy, nginx) sized for `many` client
-    connections, answering on its port: (proc, port)."""
+def many_room():
+    """HAProxy's maxconn and nginx's worker_connections for the idle and burst tests: room for
+    the most client and upstream connections either holds, twice over: HAProxy stops pooling
+    idle server connections once its descriptors in use pass a share of those it reserved for
+    maxconn (tune.pool-low-fd-ratio and pool-high-fd-ratio, 20 and 25 %)."""
+    return 2 * max(IDLE_CONNS, 2 * BURST) + 100
+
+
+def start_fresh(t, d, up_port, base_bin):
+    """A new instance of target t (petrel, petrel_base, haproxy, nginx), answering on its port:
+    (proc, port)."""
     port = free_port()
     if t.startswith("petrel"):
         docs, spec = petrel_variant("petrel", port, up_port)
@@ -1006,10 +1012,10 @@ def start_fresh(t, d, up_port, base_bin, many):
         PROCS.append(p.proc)
         proc = p.proc
     elif t == "haproxy":
-        proc = start_haproxy(d, port, up_port, name="haproxy-many", maxconn=2 * many + 100)
+        proc = start_haproxy(d, port, up_port, name="haproxy-many", maxconn=many_room())
     else:
         proc = start_nginx(d, "nginx-many", nginx_proxy_conf(d, port, up_port, name="nginx-many",
-                                                             conns=2 * many + 100), PROXY_CPU)
+                                                             conns=many_room()), PROXY_CPU)
     first_response(port, "/0b", proc)
     return proc, port
 
@@ -1028,7 +1034,7 @@ def idle_memory(d, up_port, base_bin, targets):
     after another on a fresh instance, one GET each, then idle; (RSS after - RSS before) / n."""
     res = {}
     for t in targets:
-        proc, port = start_fresh(t, d, up_port, base_bin, IDLE_CONNS)
+        proc, port = start_fresh(t, d, up_port, base_bin)
         try:
             before = settled_rss_kb(proc.pid)
             t0 = time.monotonic()
@@ -1055,7 +1061,7 @@ def burst_after(d, up_port, base_bin, targets):
     response (the client connections stay open and idle)."""
     res = {}
     for t in targets:
-        proc, port = start_fresh(t, d, up_port, base_bin, BURST)
+        proc, port = start_fresh(t, d, up_port, base_bin)
         try:
             before = settled_rss_kb(proc.pid)
             t0 = time.monotonic()
@@ -1095,7 +1101,7 @@ def profile(d, up_port):
     `strace -c` on every thread over another wrk run, for syscalls per request. Returns
     (result, reasons it could not do a part)."""
     res, why = {}, []
-    proc, port = start_fresh("petrel", d, up_port, None, 0)
+    proc, port = start_fresh("petrel", d, up_port, None)
     try:
         if shutil.which("perf") is None:
             why.append("perf is not installed (Debian: linux-perf)")
@@ -1180,8 +1186,8 @@ def summarize(raw):
     return {t: {k: median(v) for k, v in m.items()} for t, m in raw.items()}
 
 
-def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, base=None, many=None,
-                 prof=None):
+def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, against=None,
+                 many=None, prof=None):
     def cell(t, key, fmt):
         v = res.get(t, {}).get(key)
         return fmt.format(v) if v is not None else "–"
@@ -1267,8 +1273,8 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, bas
             if t in tls:
                 lines.append("| %s | {:,.0f} | {:,.0f} | {:.1f} |".format(
                     tls[t]["rps"], tls[t]["hs"], tls[t]["cpu"]) % NAMES[t])
-    if base:
-        lines += base_report(base)
+    if against:
+        lines += base_report(against)
     if many:
         lines += many_report(many)
     if prof:
@@ -1331,7 +1337,7 @@ def many_report(many):
                   "(worker_connections) get room for %s connections and allocate their "
                   "connection tables at start, before the first sample, so the delta leaves those "
                   "out; Petrel allocates per connection:" % (
-                      "{:,}".format(IDLE_CONNS), "{:,}".format(2 * IDLE_CONNS + 100)), "",
+                      "{:,}".format(IDLE_CONNS), "{:,}".format(many_room())), "",
                   "| | bytes per idle connection | RSS before KiB | RSS after KiB |",
                   "|---|---:|---:|---:|"]
         for t, r in idle.items():
@@ -1528,8 +1534,9 @@ def main():
         many_targets = [t for t in ("petrel", "petrel_base", "haproxy", "nginx")
                         if t in TARGETS or (t == "petrel_base" and base_bin)]
         if os.environ.get("BENCH_MANY", "1") == "1" and many_targets:
-            if fd_limit < 2 * IDLE_CONNS + 1000:
-                notes.append("idle connections not measured: the descriptor limit is %d" % fd_limit)
+            if fd_limit < IDLE_CONNS + 1000:
+                notes.append("connections not measured: the descriptor limit is %d" % fd_limit)
+                log(notes[-1])
             else:
                 for part, fn in (("idle", idle_memory), ("burst", burst_after)):
                     try:
