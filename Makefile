@@ -152,8 +152,11 @@ fuzz-drivers: $(FUZZ_BINS)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$n.dict \
 	      $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
 
+# BENCH_BASE: the git ref whose petrel runs beside this one (built in a temporary worktree under
+# build/bench-base/); main by default, the main a branch is to merge into. Empty: not compared.
+BENCH_BASE ?= main
 bench: $(BUILD)/petrel
-	PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) tests/bench/bench.py
+	BENCH_BASE='$(BENCH_BASE)' PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) tests/bench/bench.py
 
 FORMAT_SRCS = $(wildcard proxy/*.[ch] proxy/*/*.[ch] config/*.[ch] xds/*.[ch] tls/*.[ch] filters/*.[ch] filters/*/*.[ch] \
                          tests/unit/*.[ch] tests/unit/*/*.c tests/fuzz/*.c)

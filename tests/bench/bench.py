@@ -22,21 +22,38 @@ the median over the rounds:
   - the chaos proxy's TCP relay beside a direct connection: MB/s of a 64 KiB loop and 1-byte
     round trips (tests/bench/relaycli.c; BENCH_CHAOS=0 skips it)
   - time from spawning the proxy to its first 200 response
+  - this Petrel against a base (BENCH_BASE, a git ref, built by build_base in a temporary git
+    worktree under build/bench-base/ with that commit's own Makefile): the same config file,
+    BENCH_AB_ROUNDS (6) rounds alternating the two, ratios this / base of the medians of
+    requests/s, CPU and user time per request at saturation and p99 at the fixed rate; skipped,
+    with the reason printed and written, when BENCH_BASE is empty or the base does not build
+  - idle keep-alive client connections: BENCH_IDLE_CONNS (10,000) opened one after another, one
+    GET each, then idle: RSS growth per connection, for Petrel (and the base), HAProxy, nginx
+  - after a burst of BENCH_BURST (2,000) concurrent requests: the upstream connections each
+    proxy still holds, and its RSS growth per client connection, 1, 5 and 15 s later
+    (BENCH_MANY=0 skips these two)
+  - BENCH_PERF=1: `perf record -g` on this Petrel at saturation (top 25 symbols by self time)
+    and syscalls per request by `strace -c`
 
 Writes docs/benchmarks.md (or $BENCH_OUT). Needs wrk, haproxy, nginx (`make deps`) and cc.
 A proxy that does not start or answer is reported as not run; the others still run. Every
 process started here is killed at the end, also on error or Ctrl-C.
 Environment: PETREL_BIN, BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_RATE (1000),
 BENCH_TARGETS (direct,petrel,haproxy,nginx), BENCH_OUT, BENCH_KEEP=1 (keep the tmp dir),
-BENCH_SCALE, BENCH_TLS, BENCH_MESH, BENCH_CHAOS (1: set to 0 to skip that part).
+BENCH_SCALE, BENCH_TLS, BENCH_MESH, BENCH_CHAOS, BENCH_MANY (1: set to 0 to skip that part),
+BENCH_BASE, BENCH_AB_ROUNDS, BENCH_IDLE_CONNS, BENCH_BURST, BENCH_PERF. The soft RLIMIT_NOFILE is
+raised to the hard one for this script and every process it starts.
 """
 
 import json
 import os
 import platform
 import re
+import resource
+import selectors
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,7 +67,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 import certs  # noqa: E402
 from netns import Mesh, usable as netns_usable  # noqa: E402
-from netutil import CLOCK_TICKS, cpu_ticks, free_port, http_request, rss_kb  # noqa: E402
+from netutil import (CLOCK_TICKS, Incomplete, cpu_ticks, free_port, http_request,  # noqa: E402
+                     parse_responses, recv_one, rss_kb, wait_until)
 from petrel import ISTIO, Petrel, petrel_bin, service_entry_doc, simple_config, to_yaml  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -58,6 +76,16 @@ DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
 RATE_CONNS = 10
 RATE_SECONDS = max(3, DURATION)
+# This Petrel against the one built from BENCH_BASE (a git ref; empty: not compared).
+BASE_REF = os.environ.get("BENCH_BASE", "")
+AB_ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "6"))
+BASE_BUILD_TIMEOUT = 1200
+# Idle keep-alive client connections, and a burst of concurrent requests (BENCH_MANY=0 skips).
+IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNS", "10000"))
+IDLE_TIMEOUT = 120
+BURST = int(os.environ.get("BENCH_BURST", "2000"))
+BURST_TIMEOUT = 60
+BURST_SAMPLES = (1, 5, 15)  # seconds after the burst's last response
 # petrel_bare, petrel_telemetry and petrel_policies are Petrel with other configs (see
 # petrel_variant): the cost of telemetry and of the resilience policies, in the same run.
 TARGETS = [t for t in os.environ.get(
@@ -66,7 +94,8 @@ TARGETS = [t for t in os.environ.get(
 OUT = os.environ.get("BENCH_OUT") or os.path.join(REPO, "docs", "benchmarks.md")
 NAMES = {"direct": "direct (no proxy)", "petrel": "Petrel", "haproxy": "HAProxy", "nginx": "nginx",
          "petrel_bare": "Petrel, telemetry off", "petrel_telemetry": "Petrel, metrics + tracing 1 %",
-         "petrel_policies": "Petrel + retries, 10 % mirror, outlier detection"}
+         "petrel_policies": "Petrel + retries, 10 % mirror, outlier detection",
+         "petrel_base": "Petrel at BENCH_BASE"}
 
 KEEP_MARKER = "<!-- written by hand below: make bench keeps this part -->"
 
@@ -134,7 +163,7 @@ master_process off;
 worker_processes 1;
 pid {dir}/{name}.pid;
 error_log {dir}/{name}.error.log warn;
-events {{ worker_connections 8192; }}
+events {{ worker_connections {conns}; }}
 http {{
     access_log off;
     keepalive_requests 10000000;
@@ -156,10 +185,10 @@ def nginx_upstream_conf(d, port):
         location / {{ }}
         location = /v1/traces {{ return 200; }}
     }}""".format(port=port, dir=d)
-    return NGINX_COMMON.format(dir=d, name="upstream", body=body)
+    return NGINX_COMMON.format(dir=d, name="upstream", body=body, conns=8192)
 
 
-def nginx_proxy_conf(d, port, up):
+def nginx_proxy_conf(d, port, up, name="nginx", conns=8192):
     body = """    upstream backend {{
         server 127.0.0.1:{up};
         keepalive 128;
@@ -172,13 +201,16 @@ def nginx_proxy_conf(d, port, up):
             proxy_set_header Connection "";
         }}
     }}""".format(port=port, up=up)
-    return NGINX_COMMON.format(dir=d, name="nginx", body=body)
+    return NGINX_COMMON.format(dir=d, name=name, body=body, conns=conns)
 
 
-def haproxy_conf(port, up):
+def haproxy_conf(port, up, maxconn=4096):
+    # no strict-limits: a container's hard descriptor limit may be below the 2 × maxconn that
+    # HAProxy reserves; it then runs with a warning instead of refusing to start.
     return """global
     nbthread 1
-    maxconn 4096
+    maxconn {maxconn}
+    no strict-limits
 
 defaults
     mode http
@@ -194,7 +226,7 @@ frontend fe
 
 backend be
     server up 127.0.0.1:{up} maxconn 1000
-""".format(port=port, up=up)
+""".format(port=port, up=up, maxconn=maxconn)
 
 
 def start_nginx(d, name, conf, cpu):
@@ -205,11 +237,11 @@ def start_nginx(d, name, conf, cpu):
     return spawn(pinned(cpu, ["nginx", "-e", os.path.join(d, name + ".error.log"), "-p", d, "-c", path]), d, name)
 
 
-def start_haproxy(d, port, up):
-    path = os.path.join(d, "haproxy.cfg")
+def start_haproxy(d, port, up, name="haproxy", maxconn=4096):
+    path = os.path.join(d, name + ".cfg")
     with open(path, "w") as f:
-        f.write(haproxy_conf(port, up))
-    return spawn(pinned(PROXY_CPU, ["haproxy", "-db", "-f", path]), d, "haproxy")
+        f.write(haproxy_conf(port, up, maxconn))
+    return spawn(pinned(PROXY_CPU, ["haproxy", "-db", "-f", path]), d, name)
 
 
 # -- measurements ----------------------------------------------------------------------------
@@ -612,7 +644,7 @@ def nginx_mesh_upstream_conf(d):
         root {dir}/www;
         location / {{ }}
     }}""".format(port=port, dir=d) for _, _, port, _ in MESH_PATHS)
-    return NGINX_COMMON.format(dir=d, name="mesh-upstream", body=body)
+    return NGINX_COMMON.format(dir=d, name="mesh-upstream", body=body, conns=8192)
 
 
 def mesh_requests_by_security(mesh):
@@ -782,6 +814,434 @@ def mesh_hops(d, ratecli):
         CLEANUPS.remove(mesh.close)
 
 
+# -- this Petrel against a base ---------------------------------------------------------------
+
+def git(*args):
+    return subprocess.run(["git", "-C", REPO] + list(args), capture_output=True, text=True,
+                          timeout=120)
+
+
+def this_version():
+    """HEAD's commit, and whether the tracked files that go into the binary (all but tests/ and
+    docs/) differ from it: what PETREL_BIN was built from, when it was built from this tree."""
+    head = git("rev-parse", "HEAD").stdout.strip()
+    dirty = git("diff", "--quiet", "HEAD", "--", ".", ":(exclude)tests",
+                ":(exclude)docs").returncode != 0
+    return head, dirty
+
+
+def build_base(ref):
+    """Builds petrel at git ref with that commit's own Makefile, in a temporary worktree under
+    build/bench-base/ that is removed afterwards; returns (binary, commit). A binary already
+    built for that commit is reused. Raises RuntimeError with the reason when it cannot."""
+    r = git("rev-parse", "--verify", "--quiet", ref + "^{commit}")
+    if r.returncode != 0:
+        raise RuntimeError("BENCH_BASE=%s is not a commit in %s" % (ref, REPO))
+    commit = r.stdout.strip()
+    out = os.path.join(REPO, "build", "bench-base", commit[:12])
+    binary = os.path.join(out, "petrel")
+    if os.access(binary, os.X_OK):
+        log("base %s: reusing %s" % (commit[:12], binary))
+        return binary, commit
+    src = os.path.join(out, "src")
+    os.makedirs(out, exist_ok=True)
+    if os.path.exists(src):  # left by an interrupted build
+        git("worktree", "remove", "--force", src)
+        shutil.rmtree(src, ignore_errors=True)
+        git("worktree", "prune")
+    r = git("worktree", "add", "--detach", "--force", src, commit)
+    if r.returncode != 0:
+        raise RuntimeError("git worktree add %s failed: %s" % (commit[:12], r.stderr.strip()))
+    # `make bench` runs this script: its command-line variables and jobserver must not leak
+    # into the base's own make.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    build_log = os.path.join(out, "build.log")
+    log("base %s: building in %s (log %s)" % (commit[:12], src, build_log))
+    try:
+        with open(build_log, "w") as f:
+            b = subprocess.run(["make", "-C", src, "-j2", "all"], stdout=f,
+                               stderr=subprocess.STDOUT, env=env, timeout=BASE_BUILD_TIMEOUT)
+        built = os.path.join(src, "build", "petrel")
+        if b.returncode != 0 or not os.access(built, os.X_OK):
+            raise RuntimeError("`make all` at %s failed (exit %d); see %s"
+                               % (commit[:12], b.returncode, build_log))
+        shutil.copy(built, binary + ".tmp")
+        os.rename(binary + ".tmp", binary)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("`make all` at %s took over %d s" % (commit[:12], BASE_BUILD_TIMEOUT))
+    finally:
+        git("worktree", "remove", "--force", src)
+        shutil.rmtree(src, ignore_errors=True)
+    return binary, commit
+
+
+def cpu_split(pid):
+    """(utime, stime) of pid in clock ticks, all threads (netutil.cpu_ticks gives the sum)."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]), int(fields[12])
+
+
+AB_METRICS = [
+    # key, header, format, higher is better
+    ("rps", "req/s 0 B", "{:,.0f}", True),
+    ("cpu_us", "CPU µs / req", "{:.2f}", False),
+    ("user_us", "user µs / req", "{:.2f}", False),
+    ("p99_ms", "p99 ms @%d/s" % RATE, "{:.3f}", False),
+]
+
+
+def against_base(d, up_port, ratecli, base_bin):
+    """This Petrel and the base one, one after the other on the same config file (the default
+    `petrel` target's) and port, AB_ROUNDS rounds, the order swapped every round (A B, B A, ...)
+    so that a drift of the machine weighs on both alike. Each run is a fresh process: wrk at
+    saturation (requests/s, CPU and user time per request), then ratecli at RATE (p99). Returns
+    {"base"|"this": medians} plus "ratios" (this / base of the medians) and "spread" (the
+    lowest and highest per-round ratio)."""
+    port = free_port()
+    docs, spec = petrel_variant("petrel", port, up_port)
+    p = Petrel(os.path.join(d, "ab"), docs, concurrency=1, proxy_spec=spec,
+               command_prefix=["taskset", "-c", PROXY_CPU])
+    bins = {"base": base_bin, "this": petrel_bin()}
+    raw = {who: {k: [] for k, _, _, _ in AB_METRICS} for who in bins}
+    for r in range(AB_ROUNDS):
+        for who in (("base", "this") if r % 2 == 0 else ("this", "base")):
+            p.binary = bins[who]
+            open(p.access_log, "w").close()
+            p.start(wait=False)
+            PROCS.append(p.proc)
+            try:
+                first_response(port, "/0b", p.proc)
+                u0, s0 = cpu_split(p.proc.pid)
+                w = run_wrk(port, "/0b", None)
+                u1, s1 = cpu_split(p.proc.pid)
+                lat = run_rate(ratecli, port, "/0b")
+            except RuntimeError as e:
+                said = [line for line in p.stderr().splitlines() if line.strip()]
+                raise RuntimeError("%s Petrel (%s) on the config file this one runs: %s%s" % (
+                    who, bins[who], e, "; its last error line: " + said[-1] if said else ""))
+            finally:
+                p.stop()
+            if w["non2xx"] or w["sock_errors"] or lat["errors"]:
+                raise RuntimeError("%s Petrel: %d non-2xx, %d socket errors, %d errors at fixed "
+                                   "rate" % (who, w["non2xx"], w["sock_errors"], lat["errors"]))
+            m = raw[who]
+            m["rps"].append(w["rps"])
+            m["cpu_us"].append((u1 - u0 + s1 - s0) / CLOCK_TICKS * 1e6 / w["requests"])
+            m["user_us"].append((u1 - u0) / CLOCK_TICKS * 1e6 / w["requests"])
+            m["p99_ms"].append(lat["latency_us"]["p99"] / 1000)
+            log("base round %d %-4s %8.0f req/s  cpu %.2f µs/req  user %.2f µs/req  p99 %.3f ms"
+                % (r + 1, who, m["rps"][-1], m["cpu_us"][-1], m["user_us"][-1], m["p99_ms"][-1]))
+    res = {who: {k: median(v) for k, v in m.items()} for who, m in raw.items()}
+    res["ratios"] = {k: res["this"][k] / res["base"][k] for k, _, _, _ in AB_METRICS}
+    res["spread"] = {}
+    for k, _, _, _ in AB_METRICS:
+        per_round = [a / b for a, b in zip(raw["this"][k], raw["base"][k])]
+        res["spread"][k] = (min(per_round), max(per_round))
+    return res
+
+
+# -- many connections --------------------------------------------------------------------------
+
+REQUEST = b"GET /0b HTTP/1.1\r\nHost: bench.local\r\n\r\n"
+
+
+def raise_fd_limit():
+    """Raises the soft RLIMIT_NOFILE to the hard one for this script and so for every process
+    it starts (raising the hard one needs CAP_SYS_RESOURCE, which a container may not have):
+    the idle and burst tests hold a descriptor per connection in the client and in the proxy.
+    Returns the limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return sys.maxsize if hard == resource.RLIM_INFINITY else hard
+
+
+def settled_rss_kb(pid, timeout=3.0):
+    """VmRSS once two samples 0.2 s apart agree (or after timeout): what is left after the
+    process has handled the last event."""
+    last = rss_kb(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = rss_kb(pid)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def upstream_conns(pid, up_port):
+    """ESTABLISHED TCP connections of process pid to up_port (its sockets in /proc/<pid>/fd
+    matched by inode with /proc/net/tcp)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            # sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            if fields[3] == "01" and int(fields[2].split(":")[1], 16) == up_port \
+                    and fields[9] in inodes:
+                n += 1
+    return n
+
+
+def close_all(socks):
+    for s in socks:
+        s.close()
+
+
+def open_idle(port, n, deadline):
+    """n keep-alive connections opened one after another, one GET each whose response is read
+    before the next opens; returns them open and idle."""
+    socks = []
+    try:
+        for i in range(n):
+            if time.monotonic() > deadline:
+                raise RuntimeError("only %d of %d connections within the time" % (i, n))
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks.append(s)
+            s.sendall(REQUEST)
+            st, _, _ = recv_one(s)
+            if st != 200:
+                raise RuntimeError("connection %d: status %d" % (i, st))
+    except (OSError, AssertionError, TimeoutError, ValueError) as e:
+        close_all(socks)
+        raise RuntimeError("connection %d of %d: %s" % (len(socks), n, e))
+    except RuntimeError:
+        close_all(socks)
+        raise
+    return socks
+
+
+def open_burst(port, n, deadline):
+    """n connections opened at once, each sending one GET as soon as it is connected, all
+    responses read concurrently; returns them open and idle."""
+    sel = selectors.DefaultSelector()
+    socks, bufs = [], {}
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            sel.register(s, selectors.EVENT_WRITE)
+        pending = n
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("%d of %d responses missing at the deadline" % (pending, n))
+            for key, events in sel.select(min(left, 1.0)):
+                s = key.fileobj
+                if events & selectors.EVENT_WRITE:
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise RuntimeError("connect: %s" % os.strerror(err))
+                    s.send(REQUEST)  # 40 bytes into an empty socket buffer
+                    bufs[s] = b""
+                    sel.modify(s, selectors.EVENT_READ)
+                    continue
+                data = s.recv(65536)
+                if not data:
+                    raise RuntimeError("a connection closed before its response")
+                bufs[s] += data
+                try:
+                    resp = parse_responses(bufs[s], strict=True)
+                except Incomplete:
+                    continue
+                if resp:
+                    if resp[0][0] != 200:
+                        raise RuntimeError("status %d" % resp[0][0])
+                    sel.unregister(s)
+                    pending -= 1
+    except (OSError, ValueError, RuntimeError) as e:
+        close_all(socks)
+        raise RuntimeError("burst of %d: %s" % (n, e))
+    finally:
+        sel.close()
+    return socks
+
+
+def many_room():
+    """HAProxy's maxconn and nginx's worker_connections for the idle and burst tests: room for
+    the most client and upstream connections either holds, twice over: HAProxy stops pooling
+    idle server connections once its descriptors in use pass a share of those it reserved for
+    maxconn (tune.pool-low-fd-ratio and pool-high-fd-ratio, 20 and 25 %)."""
+    return 2 * max(IDLE_CONNS, 2 * BURST) + 100
+
+
+def start_fresh(t, d, up_port, base_bin):
+    """A new instance of target t (petrel, petrel_base, haproxy, nginx), answering on its port:
+    (proc, port)."""
+    port = free_port()
+    if t.startswith("petrel"):
+        docs, spec = petrel_variant("petrel", port, up_port)
+        p = Petrel(tempfile.mkdtemp(prefix=t + "-", dir=d), docs, concurrency=1, proxy_spec=spec,
+                   binary=base_bin if t == "petrel_base" else None,
+                   command_prefix=["taskset", "-c", PROXY_CPU])
+        p.start(wait=False)
+        PROCS.append(p.proc)
+        proc = p.proc
+    elif t == "haproxy":
+        proc = start_haproxy(d, port, up_port, name="haproxy-many", maxconn=many_room())
+    else:
+        proc = start_nginx(d, "nginx-many", nginx_proxy_conf(d, port, up_port, name="nginx-many",
+                                                             conns=many_room()), PROXY_CPU)
+    first_response(port, "/0b", proc)
+    return proc, port
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def idle_memory(d, up_port, base_bin, targets):
+    """Bytes of RSS per idle keep-alive client connection: IDLE_CONNS connections opened one
+    after another on a fresh instance, one GET each, then idle; (RSS after - RSS before) / n."""
+    res = {}
+    for t in targets:
+        proc, port = start_fresh(t, d, up_port, base_bin)
+        try:
+            before = settled_rss_kb(proc.pid)
+            t0 = time.monotonic()
+            socks = open_idle(port, IDLE_CONNS, t0 + IDLE_TIMEOUT)
+            opened = time.monotonic() - t0
+            try:
+                after = settled_rss_kb(proc.pid)
+                if proc.poll() is not None:
+                    raise RuntimeError("exited with status %d" % proc.returncode)
+            finally:
+                close_all(socks)
+        finally:
+            stop(proc)
+        res[t] = {"bytes": (after - before) * 1024 / IDLE_CONNS, "before_kb": before,
+                  "after_kb": after}
+        log("idle %-12s %d connections in %.1f s: RSS %d -> %d KiB, %.0f B per connection"
+            % (t, IDLE_CONNS, opened, before, after, res[t]["bytes"]))
+    return res
+
+
+def burst_after(d, up_port, base_bin, targets):
+    """BURST concurrent requests on a fresh instance, then the upstream connections it still
+    holds and its RSS growth per client connection at BURST_SAMPLES seconds after the last
+    response (the client connections stay open and idle)."""
+    res = {}
+    for t in targets:
+        proc, port = start_fresh(t, d, up_port, base_bin)
+        try:
+            before = settled_rss_kb(proc.pid)
+            t0 = time.monotonic()
+            socks = open_burst(port, BURST, t0 + BURST_TIMEOUT)
+            done = time.monotonic()
+            try:
+                samples = []
+                for at in BURST_SAMPLES:
+                    time.sleep(max(0.0, done + at - time.monotonic()))
+                    if proc.poll() is not None:
+                        raise RuntimeError("exited with status %d" % proc.returncode)
+                    samples.append((at, upstream_conns(proc.pid, up_port),
+                                    (rss_kb(proc.pid) - before) * 1024 / BURST))
+            finally:
+                close_all(socks)
+        finally:
+            stop(proc)
+        res[t] = {"seconds": done - t0, "samples": samples}
+        log("burst %-12s %d requests in %.2f s; " % (t, BURST, done - t0) + ", ".join(
+            "+%d s: %d upstream, %.0f B/conn" % s for s in samples))
+    return res
+
+
+# -- profile -----------------------------------------------------------------------------------
+
+PERF_TOP = 25
+
+
+def traced(pid, tid):
+    with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+        return any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f)
+
+
+def profile(d, up_port):
+    """This Petrel at saturation (wrk 0 B): `perf record -g` (cpu-clock, so it works without
+    hardware counters) for DURATION s and the top PERF_TOP symbols by self time; then
+    `strace -c` on every thread over another wrk run, for syscalls per request. Returns
+    (result, reasons it could not do a part)."""
+    res, why = {}, []
+    proc, port = start_fresh("petrel", d, up_port, None)
+    try:
+        if shutil.which("perf") is None:
+            why.append("perf is not installed (Debian: linux-perf)")
+        else:
+            data = os.path.join(d, "perf.data")
+            wrk = subprocess.Popen(pinned(LOAD_CPU, ["wrk", "-t1", "-c50", "-d%ds" % (DURATION + 2),
+                                                     "http://127.0.0.1:%d/0b" % port]),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            PROCS.append(wrk)
+            rec = subprocess.run(["perf", "record", "-e", "cpu-clock", "-g", "-p", str(proc.pid),
+                                  "-o", data, "--", "sleep", str(DURATION)],
+                                 capture_output=True, text=True, timeout=DURATION + 60)
+            wrk.wait(DURATION + 60)
+            rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "-g", "none",
+                                  "--sort", "dso,sym", "--stdio"],
+                                 capture_output=True, text=True, timeout=300)
+            rows = []
+            for line in rep.stdout.splitlines():
+                m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.+?)\s*$", line)
+                if m:
+                    rows.append((float(m.group(1)), m.group(2), m.group(3) == "k", m.group(4)))
+            if rec.returncode != 0 or not rows:
+                why.append("perf record did not work here (exit %d): %s" % (
+                    rec.returncode, (rec.stderr.strip() or rep.stderr.strip())[-300:]))
+            else:
+                res["top"] = rows[:PERF_TOP]
+                res["user_pct"] = sum(r[0] for r in rows if not r[2])
+        if shutil.which("strace") is None:
+            why.append("strace is not installed")
+        else:
+            out = os.path.join(d, "strace.txt")
+            tids = os.listdir("/proc/%d/task" % proc.pid)
+            st = subprocess.Popen(["strace", "-c", "-o", out] + [a for t in tids for a in ("-p", t)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            PROCS.append(st)
+            wait_until(lambda: all(traced(proc.pid, t) for t in tids), 10, what="strace to attach")
+            w = run_wrk(port, "/0b", None)
+            st.send_signal(signal.SIGINT)
+            st.wait(30)
+            with open(out) as f:
+                text = f.read()
+            calls = {}
+            for line in text.splitlines():
+                f = line.split()
+                # % time, seconds, usecs/call, calls, [errors,] syscall
+                if len(f) >= 5 and f[3].isdigit() and f[-1] not in ("total",):
+                    calls[f[-1]] = int(f[3])
+            if not calls or not w["requests"]:
+                why.append("strace -c counted nothing: %s" % text[-300:])
+            else:
+                res["syscalls_per_req"] = sum(calls.values()) / w["requests"]
+                res["syscalls"] = sorted(((n / w["requests"], name) for name, n in calls.items()),
+                                         reverse=True)[:8]
+                res["strace_rps"] = w["rps"]
+    finally:
+        stop(proc)
+    return res, why
+
+
 # -- report ----------------------------------------------------------------------------------
 
 METRICS = [
@@ -807,7 +1267,8 @@ def summarize(raw):
     return {t: {k: median(v) for k, v in m.items()} for t, m in raw.items()}
 
 
-def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, chaos=None):
+def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, chaos=None,
+                 against=None, many=None, prof=None):
     def cell(t, key, fmt):
         v = res.get(t, {}).get(key)
         return fmt.format(v) if v is not None else "–"
@@ -893,6 +1354,12 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, cha
             if t in tls:
                 lines.append("| %s | {:,.0f} | {:,.0f} | {:.1f} |".format(
                     tls[t]["rps"], tls[t]["hs"], tls[t]["cpu"]) % NAMES[t])
+    if against:
+        lines += base_report(against)
+    if many:
+        lines += many_report(many)
+    if prof:
+        lines += profile_report(*prof)
     if mesh:
         lines += mesh_report(mesh)
     if chaos:
@@ -914,6 +1381,91 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, cha
     with open(OUT, "w") as f:
         f.write("\n".join(lines))
     return "\n".join(lines)
+
+
+def base_report(base):
+    """The this-against-base table, or the line saying why there is none."""
+    if "skipped" in base:
+        return ["", "This Petrel against a base: not measured (%s)." % base["skipped"]]
+    this = base["this_commit"][:12] + (" with uncommitted changes" if base["this_dirty"] else "")
+    same = base["this_commit"] == base["base_commit"] and not base["this_dirty"]
+    lines = ["", "This Petrel (`%s`) against the base, `BENCH_BASE=%s` (`%s`%s), built with that "
+             "commit's own Makefile: one config file (the *Petrel* row's) for both, %d rounds with "
+             "the order swapped every round (base first, then this first, ...), each run a fresh "
+             "process: `wrk -t1 -c50 -d%ds` (requests/s; CPU = utime+stime, user = utime of the "
+             "proxy process, per request), then `ratecli` at %d req/s (p99). Ratio this / base of "
+             "the medians, with the lowest and highest per-round ratio; acceptance: CPU ≤ 1.02×, "
+             "req/s ≥ 0.98×, p99 no worse:" % (
+                 this, base["ref"], base["base_commit"][:12],
+                 ", the same commit: this run checks the harness, any ratio off 1.00× is noise"
+                 if same else "", AB_ROUNDS, DURATION, RATE), "",
+             "| | " + " | ".join(h for _, h, _, _ in AB_METRICS) + " |",
+             "|---|" + "---:|" * len(AB_METRICS)]
+    for who in ("base", "this"):
+        lines.append("| %s | " % who + " | ".join(
+            f.format(base[who][k]) for k, _, f, _ in AB_METRICS) + " |")
+    lines.append("| this / base | " + " | ".join(
+        "%.3f× (%.2f–%.2f)" % ((base["ratios"][k],) + base["spread"][k])
+        for k, _, _, _ in AB_METRICS) + " |")
+    return lines
+
+
+def many_report(many):
+    lines = []
+    idle, burst = many.get("idle"), many.get("burst")
+    if idle:
+        lines += ["", "Idle keep-alive client connections: %s connections opened one after another "
+                  "on a fresh instance, one `GET /0b` each (response read), then idle; RSS after "
+                  "minus RSS before, per connection. HAProxy (maxconn) and nginx "
+                  "(worker_connections) get room for %s connections and allocate their "
+                  "connection tables at start, before the first sample, so the delta leaves those "
+                  "out; Petrel allocates per connection:" % (
+                      "{:,}".format(IDLE_CONNS), "{:,}".format(many_room())), "",
+                  "| | bytes per idle connection | RSS before KiB | RSS after KiB |",
+                  "|---|---:|---:|---:|"]
+        for t, r in idle.items():
+            lines.append("| %s | {:,.0f} | {:,} | {:,} |".format(
+                r["bytes"], r["before_kb"], r["after_kb"]) % NAMES[t])
+    if burst:
+        lines += ["", "After a burst: %s connections opened at once on a fresh instance, each "
+                  "sending one `GET /0b` as soon as it is connected; then, with the client "
+                  "connections left open and idle, the ESTABLISHED connections from the proxy to "
+                  "the upstream (its sockets in /proc/PID/fd matched with /proc/net/tcp) and its "
+                  "RSS growth per client connection, %s s after the last response (*burst s*: from "
+                  "the first connect to the last response; HAProxy's server line has `maxconn "
+                  "1000`, so it queues beyond that; nginx keeps at most 128 idle upstream "
+                  "connections, `keepalive 128`):" % (
+                      "{:,}".format(BURST), ", ".join("+%d" % s for s in BURST_SAMPLES)), "",
+                  "| | burst s | " + " | ".join("upstream +%d s" % s for s in BURST_SAMPLES) +
+                  " | " + " | ".join("B / client conn +%d s" % s for s in BURST_SAMPLES) + " |",
+                  "|---|---:|" + "---:|" * (2 * len(BURST_SAMPLES))]
+        for t, r in burst.items():
+            lines.append("| %s | %.2f | " % (NAMES[t], r["seconds"]) +
+                         " | ".join("{:,}".format(s[1]) for s in r["samples"]) + " | " +
+                         " | ".join("{:,.0f}".format(s[2]) for s in r["samples"]) + " |")
+    return lines
+
+
+def profile_report(prof, why):
+    lines = []
+    if prof.get("top"):
+        lines += ["", "Profile of this Petrel at saturation (`perf record -e cpu-clock -g` on the "
+                  "process for %d s of `wrk -t1 -c50`, 0 B; `perf report --no-children --sort "
+                  "dso,sym`): user space (`[.]`) is %.1f %% of the samples; the top %d symbols by "
+                  "self time:" % (DURATION, prof["user_pct"], PERF_TOP), "",
+                  "| self % | object | symbol |", "|---:|---|---|"]
+        for pct, dso, kernel, sym in prof["top"]:
+            lines.append("| %.2f | %s | %s`%s` |" % (pct, dso, "[k] " if kernel else "",
+                                                     sym.replace("|", "\\|")))
+    if prof.get("syscalls_per_req"):
+        lines += ["", "Syscalls per proxied request (`strace -c` on every thread over `wrk -t1 "
+                  "-c50 -d%ds`, which strace slows to %s req/s): %.2f; the most frequent, per "
+                  "request: %s." % (DURATION, "{:,.0f}".format(prof["strace_rps"]),
+                                   prof["syscalls_per_req"],
+                                   ", ".join("%s %.2f" % (name, n) for n, name in prof["syscalls"]))]
+    for w in why:
+        lines += ["", "Profile: " + w + "."]
+    return lines
 
 
 def mesh_report(mesh):
@@ -960,7 +1512,25 @@ def main():
     if NCPU < 2:
         notes.append("only one CPU: proxies, upstream and load generators all share CPU 0")
     try:
+        fd_limit = raise_fd_limit()
         info = machine()
+        # Built first, so that the build does not share the CPUs with a measurement.
+        base = None
+        base_bin = None
+        if not BASE_REF:
+            base = {"skipped": "BENCH_BASE is empty"}
+        elif "petrel" not in TARGETS:
+            base = {"skipped": "petrel is not in BENCH_TARGETS"}
+        else:
+            try:
+                base_bin, base_commit = build_base(BASE_REF)
+                head, dirty = this_version()
+                base = {"ref": BASE_REF, "base_commit": base_commit, "this_commit": head,
+                        "this_dirty": dirty}
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                base = {"skipped": "the base was not built: %s" % e}
+        if "skipped" in base:
+            log("this against the base: not measured (%s)" % base["skipped"])
         ratecli = build_ratecli(d)
         www = os.path.join(d, "www")
         os.makedirs(www)
@@ -1036,6 +1606,34 @@ def main():
         for t in live:
             if t != "direct" and subprocess.Popen.poll(next(p for p in PROCS if p.pid == pids[t])) is not None:
                 notes.append("%s exited during the run" % NAMES[t])
+        if base_bin:
+            try:
+                base.update(against_base(d, up_port, ratecli, base_bin))
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                base = {"skipped": str(e)}  # written in the table's place
+                log("this against the base not measured: %s" % e)
+        many = {}
+        many_targets = [t for t in ("petrel", "petrel_base", "haproxy", "nginx")
+                        if t in TARGETS or (t == "petrel_base" and base_bin)]
+        if os.environ.get("BENCH_MANY", "1") == "1" and many_targets:
+            if fd_limit < IDLE_CONNS + 1000:
+                notes.append("connections not measured: the descriptor limit is %d" % fd_limit)
+                log(notes[-1])
+            else:
+                for part, fn in (("idle", idle_memory), ("burst", burst_after)):
+                    try:
+                        many[part] = fn(d, up_port, base_bin, many_targets)
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                        notes.append("%s connections not measured: %s" % (part, e))
+                        log("%s connections not measured: %s" % (part, e))
+        prof = None
+        if os.environ.get("BENCH_PERF") == "1" and "petrel" in TARGETS:
+            try:
+                prof = profile(d, up_port)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                prof = ({}, ["not measured: %s" % e])
+            for w in prof[1]:
+                log("profile: %s" % w)
         scale = None
         if "petrel" in ports and os.environ.get("BENCH_SCALE", "1") == "1":
             try:
@@ -1076,7 +1674,7 @@ def main():
             except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
                 notes.append("chaos relay not measured: %s" % e)
         report = write_report(info, summarize(raw), notes, time.monotonic() - started, scale, tls,
-                              mesh, chaos)
+                              mesh, chaos, base, many, prof)
         print(report)
         log("wrote %s" % OUT)
     finally:
