@@ -5,6 +5,7 @@
 #   make test     include-layer check, unit tests, fuzz-corpus replay, end-to-end tests
 #   make layers   the include-layer check alone (tests/check_layers.py and its own test)
 #   make asan     the whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make tsan     the whole test suite under ThreadSanitizer (tests/tsan.supp: known false reports)
 #   make bench    Petrel, HAProxy and nginx side by side (writes docs/benchmarks.md)
 #   make fuzz     libFuzzer drivers (clang), run for FUZZ_SECONDS each
 #   make format / check-format, make clean
@@ -29,6 +30,10 @@ ifeq ($(SANITIZER),address)
   BUILD ?= build/asan
   CFLAGS_OPT = $(SAN_FLAGS)
   CFLAGS_SAN = -fsanitize=address,undefined
+else ifeq ($(SANITIZER),thread)
+  BUILD ?= build/tsan
+  CFLAGS_OPT = $(SAN_FLAGS)
+  CFLAGS_SAN = -fsanitize=thread
 else ifeq ($(SANITIZER),undefined)
   BUILD ?= build/ubsan
   CFLAGS_OPT = $(SAN_FLAGS)
@@ -56,7 +61,7 @@ REPLAY_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/replay/%)
 FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/fuzzer/%)
 DEPS_STAMP = build/.deps-installed
 
-.PHONY: all run test layers unit e2e fuzz-replay asan bench fuzz deps format check-format clean
+.PHONY: all run test layers unit e2e fuzz-replay asan tsan bench fuzz deps format check-format clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/petrel
@@ -136,6 +141,10 @@ test: layers unit fuzz-replay e2e
 
 asan:
 	$(MAKE) SANITIZER=address test
+
+tsan:
+	TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) second_deadlock_stack=1 $$TSAN_OPTIONS" \
+	    $(MAKE) SANITIZER=thread test
 
 fuzz:
 	$(MAKE) CC=clang FUZZ=1 fuzz-drivers
