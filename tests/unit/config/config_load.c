@@ -701,29 +701,26 @@ static char *flat_list(size_t n_items)
 
 TEST(error_yaml_too_many_nodes_counts_every_file_of_a_load)
 {
-    /* The limit exactly: no error about size (the list is simply not a resource). */
-    char *at_limit = flat_list(PT_CFG_MAX_NODES - 1);
+    /* a.yaml and b.yaml hold exactly the limit together (1,000,001 + 999,999 nodes): no error
+     * about size in either. c.yaml's list is one node too many; d.yaml is not parsed (it would
+     * only repeat that). */
+    char *a = flat_list(PT_CFG_MAX_NODES / 2);
+    char *b = flat_list(PT_CFG_MAX_NODES / 2 - 2);
+    pt_config_source_t src[] = {{"a.yaml", a, strlen(a)},
+                                {"b.yaml", b, strlen(b)},
+                                {"c.yaml", "[1]", 3},
+                                {"d.yaml", "[1]", 3}};
     pt_config_errors_t e = {0};
-    ASSERT(load_str("full.yaml", at_limit, &e) == NULL);
-    for (size_t i = 0; i < e.n; i++)
-        ASSERT(strstr(e.lines[i], "YAML nodes") == NULL);
+    ASSERT(pt_config_load_buffers(src, 4, &e) == NULL);
+    ASSERT(has_error(&e, "c.yaml:1:1: more than 2000000 YAML nodes (keys, values, maps and lists, "
+                         "all files together): Petrel's fixed limit on the size of one config"));
+    for (size_t i = 0; i < e.n; i++) {
+        ASSERT(strncmp(e.lines[i], "d.yaml", 6) != 0);
+        ASSERT(strncmp(e.lines[i], "c.yaml", 6) == 0 || strstr(e.lines[i], "YAML nodes") == NULL);
+    }
     pt_config_errors_dispose(&e);
-    free(at_limit);
-
-    /* Three files of 1,000,001 nodes: the second passes the limit at its item 999,999, the
-     * 2,000,001st node of the load; the third is not parsed (it would only repeat that). */
-    char *half = flat_list(PT_CFG_MAX_NODES / 2);
-    pt_config_source_t src[] = {{"a.yaml", half, strlen(half)},
-                                {"b.yaml", half, strlen(half)},
-                                {"c.yaml", half, strlen(half)}};
-    ASSERT(pt_config_load_buffers(src, 3, &e) == NULL);
-    for (size_t i = 0; i < e.n; i++)
-        ASSERT(strncmp(e.lines[i], "c.yaml", 6) != 0);
-    ASSERT(has_error(&e, "b.yaml:1:1999998: more than 2000000 YAML nodes (keys, values, maps and "
-                         "lists, all files together): Petrel's fixed limit on the size of one "
-                         "config"));
-    pt_config_errors_dispose(&e);
-    free(half);
+    free(a);
+    free(b);
 }
 
 /* A file of `bytes` bytes without writing them (a sparse file reads as NULs). */
