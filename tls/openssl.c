@@ -24,8 +24,9 @@ int pt_openssl_load(char *err, size_t err_cap)
     pthread_mutex_lock(&load_lock);
     if (atomic_load_explicit(&pt__openssl_loaded, memory_order_relaxed) == NULL &&
         load_error[0] == '\0') {
-        /* The handle is never closed: OpenSSL stays for the life of the process. */
-        void *lib = dlopen(LIBSSL, RTLD_NOW | RTLD_LOCAL);
+        /* Lazy binding inside OpenSSL, as when it was linked (fewer pages touched). The
+         * handle is never closed: OpenSSL stays for the life of the process. */
+        void *lib = dlopen(LIBSSL, RTLD_LAZY | RTLD_LOCAL);
         const char *missing = NULL;
         if (lib == NULL) {
             snprintf(load_error, sizeof(load_error), "cannot load OpenSSL: %s", dlerror());
