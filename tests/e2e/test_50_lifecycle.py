@@ -621,3 +621,33 @@ def test_idle_rss(petrel, origin):
     with open("/proc/%d/maps" % p.pid) as f:
         maps = f.read()
     assert "libssl" not in maps and "libcrypto" not in maps
+
+
+def test_openssl_loaded_only_for_tls_and_its_absence_refuses_a_tls_config(tmp_path):
+    """petrel does not link OpenSSL (tls/openssl.c loads it for the first TLS context): with a
+    broken libssl.so.3 first on the library path, a config without TLS still validates, and one
+    with a TLS server is refused with the loader's reason."""
+    from certs import make_ca, make_leaf
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    (libdir / "libssl.so.3").write_bytes(b"not a library")
+    env = dict(os.environ, LD_LIBRARY_PATH=str(libdir))
+    plain, tls = tmp_path / "plain.yaml", tmp_path / "tls.yaml"
+    plain.write_text(to_yaml(direct_config(free_port())))
+    cert, key = make_leaf(str(tmp_path), "edge", make_ca(str(tmp_path), "ca"), ["example.com"],
+                          client=False)
+    tls.write_text(to_yaml([
+        {"apiVersion": ISTIO, "kind": "Gateway", "metadata": {"name": "edge"},
+         "spec": {"servers": [{"port": {"number": free_port(), "name": "https",
+                                        "protocol": "HTTPS"}, "hosts": ["*"],
+                               "tls": {"mode": "SIMPLE", "serverCertificate": cert,
+                                       "privateKey": key}}]}}]))
+    ok = run_petrel(["validate", str(plain)], env=env)
+    assert ok.returncode == 0, ok.stderr
+    bad = run_petrel(["validate", str(tls)], env=env)
+    assert bad.returncode == 1, bad.stderr
+    assert "cannot load OpenSSL: " in bad.stderr and str(libdir / "libssl.so.3") in bad.stderr, \
+        bad.stderr
+    # and with the system's OpenSSL the same config is valid
+    good = run_petrel(["validate", str(tls)])
+    assert good.returncode == 0, good.stderr
