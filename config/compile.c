@@ -440,8 +440,9 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     /* The name says host, port and subset (a host has no "|"): it is the key. */
     char *name = pt_arena_printf(cx->tmp, "outbound|%u|%s|%s", (unsigned)port,
                                  subset != NULL ? subset : "", host);
-    if (cp->cluster_mask != 0 && *cluster_slot(cp, name) != NULL)
-        return *cluster_slot(cp, name);
+    pt_cluster_t *found = cp->cluster_mask != 0 ? *cluster_slot(cp, name) : NULL;
+    if (found != NULL)
+        return found;
     pt_cluster_t *cl = pt_arena_calloc(cx->out, sizeof(*cl));
     cl->host = pt__cfg_out_str(cx, host);
     cl->subset = subset != NULL ? pt__cfg_out_str(cx, subset) : NULL;
