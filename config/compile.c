@@ -95,6 +95,10 @@ typedef struct compiler {
     pt_res_set_t *set;
     pt_cluster_t **clusters;
     size_t n_clusters, cap_clusters;
+    /* clusters by name, open addressing, never more than half full: get_cluster in O(1), so
+     * that a config with as many services as the node limit allows compiles in linear time */
+    pt_cluster_t **cluster_slots;
+    size_t cluster_mask; /* slots - 1; 0 before the first cluster */
     /* Compiling a mesh-only VirtualService: it binds to no listener, so its destinations are
      * checked (a missing subset is a warning), not turned into clusters. */
     bool mesh_only;
@@ -401,25 +405,49 @@ static size_t endpoint_addrs(compiler_t *cp, const pt_res_se_t *se, const pt_res
     return n;
 }
 
+/* The slot of the cluster named name in cp->cluster_slots, or of the NULL where it goes. */
+static pt_cluster_t **cluster_slot(compiler_t *cp, const char *name)
+{
+    size_t i = (size_t)pt_lb_hash(name, strlen(name)) & cp->cluster_mask;
+    while (cp->cluster_slots[i] != NULL && strcmp(cp->cluster_slots[i]->name, name) != 0)
+        i = (i + 1) & cp->cluster_mask;
+    return &cp->cluster_slots[i];
+}
+
+/* Adds cl to the index, doubling it (in the load's temporary arena) past half full. */
+static void index_cluster(compiler_t *cp, pt_cluster_t *cl)
+{
+    if (2 * (cp->n_clusters + 1) > cp->cluster_mask) {
+        size_t old_slots = cp->cluster_mask ? cp->cluster_mask + 1 : 0;
+        pt_cluster_t **old = cp->cluster_slots;
+        cp->cluster_mask = old_slots ? 2 * old_slots - 1 : 63;
+        cp->cluster_slots =
+            pt_arena_calloc(cp->cx->tmp, (cp->cluster_mask + 1) * sizeof(*cp->cluster_slots));
+        for (size_t i = 0; i < old_slots; i++)
+            if (old[i] != NULL)
+                *cluster_slot(cp, old[i]->name) = old[i];
+    }
+    *cluster_slot(cp, cl->name) = cl;
+}
+
 /* The cluster of (host, port, subset), made on first use. sub is the subset's definition in dr
  * (NULL for the whole service). */
 static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port,
                                  const pt_res_dr_t *dr, const pt_res_subset_t *sub)
 {
     const char *subset = sub != NULL ? sub->name : NULL;
-    for (size_t i = 0; i < cp->n_clusters; i++) {
-        const pt_cluster_t *c = cp->clusters[i];
-        if (c->port == port && strcmp(c->host, host) == 0 &&
-            (c->subset == NULL ? subset == NULL : subset != NULL && !strcmp(c->subset, subset)))
-            return cp->clusters[i];
-    }
     pt_cfg_cx_t *cx = cp->cx;
+    /* The name says host, port and subset (a host has no "|"): it is the key. */
+    char *name = pt_arena_printf(cx->tmp, "outbound|%u|%s|%s", (unsigned)port,
+                                 subset != NULL ? subset : "", host);
+    pt_cluster_t *found = cp->cluster_mask != 0 ? *cluster_slot(cp, name) : NULL;
+    if (found != NULL)
+        return found;
     pt_cluster_t *cl = pt_arena_calloc(cx->out, sizeof(*cl));
     cl->host = pt__cfg_out_str(cx, host);
     cl->subset = subset != NULL ? pt__cfg_out_str(cx, subset) : NULL;
     cl->port = port;
-    cl->name = pt_arena_printf(cx->out, "outbound|%u|%s|%s", (unsigned)port,
-                               subset != NULL ? subset : "", host);
+    cl->name = pt_arena_strdup(cx->out, name);
     cl->index = (uint32_t)cp->n_clusters;
     const pt_res_se_t *se = find_service_entry(cp, host);
     const pt_res_se_port_t *sp = NULL;
@@ -485,6 +513,7 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     const pt_outlier_config_t *od = resolve_outlier(dr, sub, port);
     if (od != NULL) /* copied: the rule itself lives in the load's temporary arena */
         cl->outlier = memcpy(pt_arena_alloc(cx->out, sizeof(*od)), od, sizeof(*od));
+    index_cluster(cp, cl);
     cp->clusters = pt_arena_grow(cx->tmp, cp->clusters, cp->n_clusters, &cp->cap_clusters,
                                  sizeof(*cp->clusters));
     cp->clusters[cp->n_clusters++] = cl;

@@ -93,11 +93,16 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
     pt_cfg_cx_t cx = {
         .tmp = &tmp, .out = &c->arena, .errors = errors, .n_errors_at_start = errors->n};
     pt_cfg_docs_t docs = {0};
+    size_t n_nodes = 0;
     double t0 = now_ms();
-    for (size_t i = 0; i < n_sources; i++)
-        if (pt__cfg_parse_yaml(&tmp, sources[i].file, sources[i].data, sources[i].len, &docs,
-                               errors) != 0)
+    for (size_t i = 0; i < n_sources; i++) {
+        if (pt__cfg_parse_yaml(&tmp, sources[i].file, sources[i].data, sources[i].len, &n_nodes,
+                               &docs, errors) != 0) {
             cx.is_incomplete = true;
+            if (n_nodes >= PT_CFG_MAX_NODES)
+                break; /* every later buffer would repeat the same error */
+        }
+    }
 
     double t1 = now_ms();
     pt__cfg_expand_lists(&cx, &docs);

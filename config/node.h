@@ -62,13 +62,18 @@ typedef struct pt_cfg_docs {
 /* Maximum nesting of maps and lists: deeper input is an error, which keeps every later
  * (recursive) walk of the tree bounded whatever the input. */
 #define PT_CFG_MAX_DEPTH 64
+/* Maximum nodes (every key, value, map and list) in one load, all buffers together: a tree
+ * costs about 130 bytes a node, so this bounds a load's parse memory (a 20,000-VirtualService
+ * config has about 900,000). Both limits are plain numbers: the messages print them. */
+#define PT_CFG_MAX_NODES 2000000
 
 /* Parses every YAML document in data[0..len) and appends the non-empty ones to docs. Nodes
  * and strings go into arena a; file is stored in every node (the caller keeps it alive as long
- * as the tree). A syntax error, an alias or too deep a nesting adds one error and drops this
+ * as the tree). *n_nodes counts the nodes of the whole load (0 before its first buffer). A
+ * syntax error, an alias, too deep a nesting or too many nodes adds one error and drops this
  * buffer's documents. Returns 0 or -1 (error added). */
 int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t len,
-                       pt_cfg_docs_t *docs, pt_config_errors_t *errors);
+                       size_t *n_nodes, pt_cfg_docs_t *docs, pt_config_errors_t *errors);
 /* Appends one document (the array grows with malloc). */
 void pt__cfg_docs_push(pt_cfg_docs_t *docs, pt_cfg_doc_t doc);
 void pt__cfg_docs_dispose(pt_cfg_docs_t *docs);

@@ -119,8 +119,11 @@ void pt_conn_pool_settings_default(pt_conn_pool_settings_t *s)
     s->budget_min_concurrency = 3;
 }
 
+/* Chains by key hash: a config with tens of thousands of clusters finds each in a few steps.
+ * Entries live as long as the process. */
+#define REGISTRY_BUCKETS 1024
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static pt_cluster_state_t *registry;
+static pt_cluster_state_t *registry[REGISTRY_BUCKETS];
 
 pt_cluster_state_t *pt_cluster_state_get(const char *name, const pt_conn_pool_settings_t *s)
 {
@@ -130,8 +133,9 @@ pt_cluster_state_t *pt_cluster_state_get(const char *name, const pt_conn_pool_se
     snprintf(key, sizeof(key), "%s|%u|%u|%u|%u|%d|%.3f|%u", name, s->max_connections,
              s->max_pending, s->max_requests, s->max_retries, s->has_retry_budget,
              s->budget_percent, s->budget_min_concurrency);
+    pt_cluster_state_t **bucket = &registry[pt_lb_hash(key, strlen(key)) % REGISTRY_BUCKETS];
     pthread_mutex_lock(&registry_lock);
-    pt_cluster_state_t *st = registry;
+    pt_cluster_state_t *st = *bucket;
     while (st != NULL && strcmp(st->key, key) != 0)
         st = st->next;
     if (st == NULL) {
@@ -139,8 +143,8 @@ pt_cluster_state_t *pt_cluster_state_get(const char *name, const pt_conn_pool_se
         if (st == NULL || (st->key = strdup(key)) == NULL)
             abort();
         pt_retry_budget_init(&st->budget, uv_hrtime() / 1000000);
-        st->next = registry;
-        registry = st;
+        st->next = *bucket;
+        *bucket = st;
     }
     pthread_mutex_unlock(&registry_lock);
     return st;

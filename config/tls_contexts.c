@@ -11,9 +11,6 @@
  * Reading files is I/O in config/, which is otherwise pure: certificates are config that lives
  * in files of their own, read and checked with the rest so that a bad one refuses the whole
  * set like any other error. */
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>

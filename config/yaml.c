@@ -15,6 +15,15 @@
 
 #include "node.h"
 
+/* The limits' messages, their numbers spelled from the macros. */
+#define STR(x) STR_(x)
+#define STR_(x) #x
+static const char too_many_nodes[] =
+    "more than " STR(PT_CFG_MAX_NODES) " YAML nodes (keys, values, maps and lists, all files "
+                                       "together): Petrel's fixed limit on the size of one config";
+static const char too_deep[] =
+    "nesting deeper than " STR(PT_CFG_MAX_DEPTH) " levels (maps and lists): Petrel's fixed limit";
+
 typedef struct frame {
     pt_cfg_node_t *node;
     void *vec; /* pt_cfg_node_t *[] for a list, pt_cfg_pair_t[] for a map */
@@ -28,6 +37,7 @@ typedef struct builder {
     frame_t stack[PT_CFG_MAX_DEPTH + 1];
     int depth;
     pt_cfg_node_t *root;
+    size_t *n_nodes; /* nodes built so far in this load, every buffer counted */
 } builder_t;
 
 static void *xrealloc(void *p, size_t n)
@@ -40,8 +50,15 @@ static void *xrealloc(void *p, size_t n)
     return q;
 }
 
-static pt_cfg_node_t *new_node(builder_t *b, pt_cfg_node_type_t type, const yaml_mark_t *m)
+/* NULL (and *why set) when the load already holds PT_CFG_MAX_NODES nodes. */
+static pt_cfg_node_t *new_node(builder_t *b, pt_cfg_node_type_t type, const yaml_mark_t *m,
+                               const char **why)
 {
+    if (*b->n_nodes >= PT_CFG_MAX_NODES) {
+        *why = too_many_nodes;
+        return NULL;
+    }
+    ++*b->n_nodes;
     pt_cfg_node_t *n = pt_arena_calloc(b->arena, sizeof(*n));
     n->type = type;
     n->file = b->file;
@@ -144,10 +161,10 @@ static bool is_indentation_tab(const char *data, size_t len, size_t line, size_t
 }
 
 int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t len,
-                       pt_cfg_docs_t *docs, pt_config_errors_t *errors)
+                       size_t *n_nodes, pt_cfg_docs_t *docs, pt_config_errors_t *errors)
 {
     yaml_parser_t parser;
-    builder_t b = {.arena = a, .file = file};
+    builder_t b = {.arena = a, .file = file, .n_nodes = n_nodes};
     size_t first_doc = docs->n;
     int rc = -1;
 
@@ -200,13 +217,18 @@ int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t
                 pt__cfg_docs_push(docs, (pt_cfg_doc_t){b.root, file, NULL});
             b.root = NULL;
             break;
-        case YAML_ALIAS_EVENT: why = "YAML aliases (*name) are not supported"; break;
+        case YAML_ALIAS_EVENT:
+            why = "YAML aliases (*name) are not supported: one can stand for an exponentially "
+                  "large tree";
+            break;
         case YAML_SCALAR_EVENT: {
             const char *s = (const char *)ev.data.scalar.value;
             size_t sl = ev.data.scalar.length;
             bool plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
             n = new_node(&b, plain && is_null_text(s, sl) ? PT_CFG_NULL : PT_CFG_SCALAR,
-                         &ev.start_mark);
+                         &ev.start_mark, &why);
+            if (n == NULL)
+                break;
             if (n->type == PT_CFG_SCALAR) {
                 n->str = pt_arena_strndup(a, s, sl);
                 n->len = sl;
@@ -218,12 +240,12 @@ int pt__cfg_parse_yaml(pt_arena_t *a, const char *file, const char *data, size_t
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
             if (b.depth >= PT_CFG_MAX_DEPTH) {
-                why = "nesting too deep";
+                why = too_deep;
                 break;
             }
             n = new_node(&b, ev.type == YAML_SEQUENCE_START_EVENT ? PT_CFG_SEQ : PT_CFG_MAP,
-                         &ev.start_mark);
-            if (attach(&b, n, &why) == 0)
+                         &ev.start_mark, &why);
+            if (n != NULL && attach(&b, n, &why) == 0)
                 b.stack[b.depth++] = (frame_t){.node = n};
             break;
         case YAML_SEQUENCE_END_EVENT:

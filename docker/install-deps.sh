@@ -9,7 +9,7 @@ set -eu
 
 BUILD="build-essential pkg-config libuv1-dev libyaml-dev libssl-dev libc-ares-dev libpcre2-dev node-llhttp"
 RUNTIME="libuv1 libyaml-0-2 libpcre2-8-0 libssl3 libc-ares2 ca-certificates iptables"
-TEST="clang curl openssl python3 python3-pytest python3-yaml python3-cryptography prometheus dnsmasq-base iproute2 iptables testssl.sh"
+TEST="clang curl openssl time python3 python3-pytest python3-yaml python3-cryptography prometheus dnsmasq-base iproute2 iptables testssl.sh"
 BENCH="haproxy nginx-light wrk linux-perf strace"
 
 case "${1:-all}" in

@@ -17,10 +17,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "../config/policy.h"
 #include "log.h"
 
+/* Chains by cluster-name hash: binding and unbinding a config with tens of thousands of
+ * clusters under outlier detection stays linear. */
+#define REGISTRY_BUCKETS 1024
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pt_outlier_cluster *registry;
+static struct pt_outlier_cluster *registry[REGISTRY_BUCKETS];
+
+static struct pt_outlier_cluster **bucket_of(const char *name)
+{
+    return &registry[pt_lb_hash(name, strlen(name)) % REGISTRY_BUCKETS];
+}
 
 /* Counters go to the calling worker's set; a caller without one (a unit test) passes NULL. */
 static void stat_add(pt_stats_t *stats, pt_stat_t k, int d)
@@ -82,7 +91,8 @@ bool pt_outlier_is_panic(size_t ejected, size_t total, uint32_t min_percent)
 
 static struct pt_outlier_cluster *get_cluster(const char *name)
 {
-    for (struct pt_outlier_cluster *oc = registry; oc != NULL; oc = oc->next)
+    struct pt_outlier_cluster **bucket = bucket_of(name);
+    for (struct pt_outlier_cluster *oc = *bucket; oc != NULL; oc = oc->next)
         if (strcmp(oc->name, name) == 0)
             return oc;
     struct pt_outlier_cluster *oc = calloc(1, sizeof(*oc));
@@ -91,8 +101,8 @@ static struct pt_outlier_cluster *get_cluster(const char *name)
     atomic_init(&oc->hosts, NULL);
     atomic_init(&oc->n_ejected, 0);
     atomic_init(&oc->next_uneject_ms, UINT64_MAX);
-    oc->next = registry;
-    registry = oc;
+    oc->next = *bucket;
+    *bucket = oc;
     return oc;
 }
 
@@ -128,7 +138,7 @@ static void unbind(void *arg)
         if (--oc->refs > 0)
             continue;
         /* No snapshot, so no worker, can reach it any more. */
-        for (struct pt_outlier_cluster **p = &registry; *p != NULL; p = &(*p)->next)
+        for (struct pt_outlier_cluster **p = bucket_of(oc->name); *p != NULL; p = &(*p)->next)
             if (*p == oc) {
                 *p = oc->next;
                 break;

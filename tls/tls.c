@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-#include <openssl/x509v3.h>
-
 /* TLS 1.2: ECDHE key exchange and AEAD ciphers only. TLS 1.3 suites are all of that kind. */
 #define PT_TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20"
 
@@ -119,6 +116,8 @@ SSL_CTX *pt_tls_server_ctx(const pt_tls_ctx_opts_t *o, char *err, size_t err_cap
         snprintf(err, err_cap, "a TLS server needs a certificate and a key");
         return NULL;
     }
+    if (pt_openssl_load(err, err_cap) != 0) /* the first context loads OpenSSL */
+        return NULL;
     SSL_CTX *ctx = new_ctx(TLS_server_method(), o, err, err_cap);
     if (ctx == NULL)
         return NULL;
@@ -151,6 +150,8 @@ SSL_CTX *pt_tls_server_ctx(const pt_tls_ctx_opts_t *o, char *err, size_t err_cap
 
 SSL_CTX *pt_tls_client_ctx(const pt_tls_ctx_opts_t *o, char *err, size_t err_cap)
 {
+    if (pt_openssl_load(err, err_cap) != 0) /* the first context loads OpenSSL */
+        return NULL;
     SSL_CTX *ctx = new_ctx(TLS_client_method(), o, err, err_cap);
     if (ctx == NULL)
         return NULL;

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <openssl/ssl.h>
+#include "openssl.h"
 
 /* Where a context's certificates come from and what it asks of the peer. Files are PEM. */
 typedef struct pt_tls_ctx_opts {

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ static char *xstrdup(const char *s)
     return memcpy(xrealloc(NULL, n), s, n);
 }
 
+/* Refuses a regular file by its size before reading it; reads anything else (a pipe, a file
+ * still growing) only until it passes the limit. */
 static int read_one(const char *path, pt_xds_files_t *out, pt_config_errors_t *errors)
 {
     FILE *f = fopen(path, "rb");
@@ -34,22 +37,22 @@ static int read_one(const char *path, pt_xds_files_t *out, pt_config_errors_t *e
         pt_config_errors_add(errors, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
         return -1;
     }
-    char *buf = NULL;
+    size_t max_len = PT_XDS_MAX_TOTAL_BYTES - out->total_bytes;
+    if (max_len > PT_XDS_MAX_FILE_BYTES)
+        max_len = PT_XDS_MAX_FILE_BYTES;
+    struct stat st;
     size_t len = 0, cap = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max_len)
+        len = (size_t)st.st_size; /* nothing read: the size alone says no */
+    char *buf = NULL;
     int rc = 0;
-    for (;;) {
+    while (len <= max_len) {
         if (cap - len < 4096) {
             cap = cap ? cap * 2 : 8192;
             buf = xrealloc(buf, cap + 1);
         }
         size_t r = fread(buf + len, 1, cap - len, f);
         len += r;
-        if (len > PT_XDS_MAX_FILE_BYTES) {
-            pt_config_errors_add(errors, path, 0, 0, NULL, "larger than %u bytes",
-                                 PT_XDS_MAX_FILE_BYTES);
-            rc = -1;
-            break;
-        }
         if (r == 0) {
             if (ferror(f)) {
                 pt_config_errors_add(errors, path, 0, 0, NULL, "cannot read: %s", strerror(errno));
@@ -59,6 +62,19 @@ static int read_one(const char *path, pt_xds_files_t *out, pt_config_errors_t *e
         }
     }
     fclose(f);
+    if (rc == 0 && len > max_len) {
+        if (len > PT_XDS_MAX_FILE_BYTES)
+            pt_config_errors_add(errors, path, 0, 0, NULL,
+                                 "larger than %d bytes, Petrel's fixed limit for one config "
+                                 "file: split it into several",
+                                 PT_XDS_MAX_FILE_BYTES);
+        else
+            pt_config_errors_add(errors, path, 0, 0, NULL,
+                                 "with this file the config passes %d bytes, Petrel's fixed "
+                                 "limit for all the files of one config",
+                                 PT_XDS_MAX_TOTAL_BYTES);
+        rc = -1;
+    }
     if (rc != 0) {
         free(buf);
         return rc;
@@ -71,6 +87,7 @@ static int read_one(const char *path, pt_xds_files_t *out, pt_config_errors_t *e
         out->v = xrealloc(out->v, out->cap * sizeof(*out->v));
     }
     out->v[out->n++] = (pt_xds_file_t){xstrdup(path), buf, len};
+    out->total_bytes += len;
     return 0;
 }
 
@@ -148,8 +165,7 @@ void pt_xds_files_dispose(pt_xds_files_t *files)
         free(files->v[i].data);
     }
     free(files->v);
-    files->v = NULL;
-    files->n = files->cap = 0;
+    *files = (pt_xds_files_t){0};
 }
 
 pt_config_t *pt_xds_files_compile(const pt_xds_files_t *files, pt_config_errors_t *errors)

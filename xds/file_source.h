@@ -21,16 +21,20 @@ typedef struct pt_xds_file {
 typedef struct pt_xds_files {
     pt_xds_file_t *v;
     size_t n, cap;
+    size_t total_bytes; /* sum of the lens, checked against PT_XDS_MAX_TOTAL_BYTES */
 } pt_xds_files_t;
 
-/* Largest config file read; a bigger one is an error rather than a memory hazard. */
-#define PT_XDS_MAX_FILE_BYTES (16u << 20)
+/* Largest config file read, and largest sum of the files of one load: bigger is an error
+ * rather than a memory hazard (docs/config.md, "Limits"). Plain numbers: the messages print
+ * them. */
+#define PT_XDS_MAX_FILE_BYTES 16777216  /* 16 MiB */
+#define PT_XDS_MAX_TOTAL_BYTES 67108864 /* 64 MiB */
 
 /* Appends path to out when it is a file; when it is a directory, appends its regular files
  * (symlinks followed) whose names end in ".yaml" or ".yml", sorted by name (byte order), not
  * recursing and skipping names that start with "." (Kubernetes' ..data and ..<timestamp>
- * entries). Each problem (missing path, unreadable file, too large) adds one error naming the
- * path. Returns 0, or -1 when at least one error was added. */
+ * entries). Each problem (missing path, unreadable file, too large, or out's files together
+ * too large) adds one error naming the path. Returns 0, or -1 when at least one error was added. */
 int pt_xds_file_read(const char *path, pt_xds_files_t *out, pt_config_errors_t *errors);
 
 void pt_xds_files_dispose(pt_xds_files_t *files);

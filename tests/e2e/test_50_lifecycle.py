@@ -584,6 +584,30 @@ def test_start_to_first_proxied_response(petrel, origin):
     p.wait_ready()
 
 
+def test_start_to_first_response_from_exec(petrel, origin, tmp_path):
+    """The same budget measured from exec rather than from a Python spawn: tests/bench/startup.c
+    reads CLOCK_MONOTONIC in its child just before execvp(petrel) and polls connect + GET every
+    100 us. The tight figure (about 10 ms) is docs/benchmarks.md's; the bound here only catches
+    a bad regression on a loaded 2-core machine."""
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=2,
+               start=False)
+    harness = str(tmp_path / "startup")
+    subprocess.run([os.environ.get("CC") or "cc", "-O2", "-o", harness,
+                    os.path.join(REPO, "tests", "bench", "startup.c")], check=True)
+    r = subprocess.run([harness, str(p.port), "example.com", "/echo", petrel_bin(), "run", "-c",
+                        p.config_dir], capture_output=True, text=True, timeout=30,
+                       cwd=p.workdir)
+    m = re.search(r"^start-to-first-response-ms ([0-9.]+) attempts (\d+)$", r.stdout, re.M)
+    assert r.returncode == 0 and m, r.stdout + r.stderr[-3000:]
+    ms = float(m.group(1))
+    print("\nstart-to-first-proxied-response from exec: %.2f ms (%s attempts; target 10 ms)"
+          % (ms, m.group(2)))
+    assert not sanitizer_report(r.stderr), r.stderr[-3000:]
+    assert origin.requests and origin.requests[0].path == "/echo"
+    if not is_sanitizer_build():
+        assert ms < 250, "%.2f ms" % ms
+
+
 # -- 9. idle RSS --------------------------------------------------------------------------------
 
 def test_idle_rss(petrel, origin):
@@ -592,4 +616,38 @@ def test_idle_rss(petrel, origin):
         pytest.skip("RSS budget does not apply to a sanitizer build")
     rss = rss_kb(p.pid)
     print("\nidle VmRSS, concurrency 1: %d KiB (target <= 4096 KiB)" % rss)
-    assert rss < 8 * 1024, "VmRSS %d KiB" % rss
+    assert rss <= 4096, "VmRSS %d KiB" % rss
+    # Most of what that budget saves: without TLS in the config, OpenSSL is never loaded.
+    with open("/proc/%d/maps" % p.pid) as f:
+        maps = f.read()
+    assert "libssl" not in maps and "libcrypto" not in maps
+
+
+def test_openssl_loaded_only_for_tls_and_its_absence_refuses_a_tls_config(tmp_path):
+    """petrel does not link OpenSSL (tls/openssl.c loads it for the first TLS context): with a
+    broken libssl.so.3 first on the library path, a config without TLS still validates, and one
+    with a TLS server is refused with the loader's reason."""
+    from certs import make_ca, make_leaf
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    (libdir / "libssl.so.3").write_bytes(b"not a library")
+    env = dict(os.environ, LD_LIBRARY_PATH=str(libdir))
+    plain, tls = tmp_path / "plain.yaml", tmp_path / "tls.yaml"
+    plain.write_text(to_yaml(direct_config(free_port())))
+    cert, key = make_leaf(str(tmp_path), "edge", make_ca(str(tmp_path), "ca"), ["example.com"],
+                          client=False)
+    tls.write_text(to_yaml([
+        {"apiVersion": ISTIO, "kind": "Gateway", "metadata": {"name": "edge"},
+         "spec": {"servers": [{"port": {"number": free_port(), "name": "https",
+                                        "protocol": "HTTPS"}, "hosts": ["*"],
+                               "tls": {"mode": "SIMPLE", "serverCertificate": cert,
+                                       "privateKey": key}}]}}]))
+    ok = run_petrel(["validate", str(plain)], env=env)
+    assert ok.returncode == 0, ok.stderr
+    bad = run_petrel(["validate", str(tls)], env=env)
+    assert bad.returncode == 1, bad.stderr
+    assert "cannot load OpenSSL: " in bad.stderr and str(libdir / "libssl.so.3") in bad.stderr, \
+        bad.stderr
+    # and with the system's OpenSSL the same config is valid
+    good = run_petrel(["validate", str(tls)])
+    assert good.returncode == 0, good.stderr

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/node.h"
 #include "config/resources.h"
 #include "config/schema.h"
 #include "load_helpers.h"
@@ -704,7 +705,8 @@ TEST(error_route_shape)
 TEST(error_yaml_alias_and_depth)
 {
     expect_error("a.yaml", "a: &x {b: 1}\nc: *x\n",
-                 "a.yaml:2:4: YAML aliases (*name) are not supported");
+                 "a.yaml:2:4: YAML aliases (*name) are not supported: one can stand for an "
+                 "exponentially large tree");
     char deep[400];
     size_t n = 0;
     for (int i = 0; i < 100; i++)
@@ -712,8 +714,91 @@ TEST(error_yaml_alias_and_depth)
     deep[n] = '\0';
     pt_config_errors_t e = {0};
     ASSERT(load_str("d.yaml", deep, &e) == NULL);
-    ASSERT(has_error(&e, "d.yaml:1:65: nesting too deep"));
+    ASSERT(has_error(&e, "d.yaml:1:65: nesting deeper than 64 levels (maps and lists): Petrel's "
+                         "fixed limit"));
     pt_config_errors_dispose(&e);
+}
+
+/* "[1,1,...]" with n items: n + 1 nodes (the list and its items); item k (1-based) is at
+ * column 2k. */
+static char *flat_list(size_t n_items)
+{
+    char *s = malloc(2 * n_items + 2);
+    ASSERT(s != NULL);
+    s[0] = '[';
+    for (size_t i = 0; i < n_items; i++)
+        memcpy(s + 1 + 2 * i, i + 1 < n_items ? "1," : "1]", 2);
+    s[2 * n_items + 1] = '\0';
+    return s;
+}
+
+TEST(error_yaml_too_many_nodes_counts_every_file_of_a_load)
+{
+    /* a.yaml and b.yaml hold exactly the limit together (1,000,001 + 999,999 nodes): no error
+     * about size in either. c.yaml's list is one node too many; d.yaml is not parsed (it would
+     * only repeat that). */
+    char *a = flat_list(PT_CFG_MAX_NODES / 2);
+    char *b = flat_list(PT_CFG_MAX_NODES / 2 - 2);
+    pt_config_source_t src[] = {{"a.yaml", a, strlen(a)},
+                                {"b.yaml", b, strlen(b)},
+                                {"c.yaml", "[1]", 3},
+                                {"d.yaml", "[1]", 3}};
+    pt_config_errors_t e = {0};
+    ASSERT(pt_config_load_buffers(src, 4, &e) == NULL);
+    ASSERT(has_error(&e, "c.yaml:1:1: more than 2000000 YAML nodes (keys, values, maps and lists, "
+                         "all files together): Petrel's fixed limit on the size of one config"));
+    for (size_t i = 0; i < e.n; i++) {
+        ASSERT(strncmp(e.lines[i], "d.yaml", 6) != 0);
+        ASSERT(strncmp(e.lines[i], "c.yaml", 6) == 0 || strstr(e.lines[i], "YAML nodes") == NULL);
+    }
+    pt_config_errors_dispose(&e);
+    free(a);
+    free(b);
+}
+
+/* A file of `bytes` bytes without writing them (a sparse file reads as NULs). */
+static void write_sparse(const char *path, off_t bytes)
+{
+    write_file(path, "");
+    ASSERT_EQ(truncate(path, bytes), 0);
+}
+
+TEST(error_file_and_load_size_limits)
+{
+    make_tmpdir();
+    /* One file over the per-file limit: refused by its size, nothing read. */
+    write_sparse(tmp_path("big.yaml"), PT_XDS_MAX_FILE_BYTES + 1);
+    const char *one[] = {tmp_path("big.yaml")};
+    pt_config_errors_t e = {0};
+    ASSERT(pt_config_load(one, 1, &e) == NULL);
+    char want[700];
+    snprintf(want, sizeof(want),
+             "%s: larger than 16777216 bytes, Petrel's fixed limit for one config file: split "
+             "it into several",
+             tmp_path("big.yaml"));
+    ASSERT_EQ(e.n, 1);
+    ASSERT(has_error(&e, want));
+    pt_config_errors_dispose(&e);
+
+    /* Five files at the per-file limit: the fifth passes the limit for the whole load. */
+    ASSERT_EQ(unlink(tmp_path("big.yaml")), 0);
+    ASSERT_EQ(mkdir(tmp_path("d"), 0755), 0);
+    const char *names[] = {"d/1.yaml", "d/2.yaml", "d/3.yaml", "d/4.yaml", "d/5.yaml"};
+    for (size_t i = 0; i < 5; i++)
+        write_sparse(tmp_path(names[i]), PT_XDS_MAX_FILE_BYTES);
+    pt_xds_files_t files = {0};
+    ASSERT_EQ(pt_xds_file_read(tmp_path("d"), &files, &e), -1);
+    ASSERT_EQ(files.n, 4);
+    ASSERT_EQ(files.total_bytes, PT_XDS_MAX_TOTAL_BYTES);
+    snprintf(want, sizeof(want),
+             "%s: with this file the config passes 67108864 bytes, Petrel's fixed limit for all "
+             "the files of one config",
+             tmp_path("d/5.yaml"));
+    ASSERT_EQ(e.n, 1);
+    ASSERT(has_error(&e, want));
+    pt_xds_files_dispose(&files);
+    pt_config_errors_dispose(&e);
+    remove_tmpdir();
 }
 
 TEST(errors_collected_across_files)
