@@ -24,7 +24,7 @@ typedef struct admin_conn {
     pt_admin_t *admin;
     pt_http1_parser_t parser;
     pt_arena_t arena;
-    pt_http1_head_t *head;
+    pt_http_msg_t *head;
     pt_app_probe_t *probe; /* an app probe in flight for this request, or NULL */
     bool answered;
     char buf[4096];
@@ -699,7 +699,7 @@ static void serve_help(admin_conn_t *c, pt_str_t query)
 
 static void serve(admin_conn_t *c)
 {
-    pt_http1_head_t *h = c->head;
+    pt_http_msg_t *h = c->head;
     pt_str_t path = h->path, query = {NULL, 0};
     const char *q = memchr(path.base, '?', path.len);
     if (q != NULL) {
@@ -748,7 +748,7 @@ static void serve(admin_conn_t *c)
     r->serve(c, query);
 }
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     admin_conn_t *c = p->data;
     c->head = head;

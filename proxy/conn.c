@@ -167,12 +167,12 @@ void pt_conn_stop_route_timer(pt_conn_t *c)
 
 /* --- codec callbacks --- */
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     pt_conn_t *c = p->data;
     if (c->timer_mode == PT_CONN_TIMER_HEADER)
         set_timer(c, PT_CONN_TIMER_NONE, 0);
-    if (!head->is_keep_alive || c->worker->is_draining)
+    if (!p->framing.is_keep_alive || c->worker->is_draining)
         c->close_after_response = true;
     pt_stream_start(&c->stream, head);
     return c->is_closing ? -1 : 0;

@@ -188,11 +188,11 @@ static void maybe_pool(pt_mirror_t *m)
     uv_timer_start(&m->timer, on_timeout, idle_ms, 0);
 }
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     pt_mirror_t *m = p->data;
-    m->is_keep_alive = head->is_keep_alive;
-    const pt_header_t *ka = pt_http1_find_header(head, "keep-alive");
+    m->is_keep_alive = p->framing.is_keep_alive;
+    const pt_header_t *ka = pt_http_msg_find_header(head, "keep-alive");
     m->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     return m->is_head && head->status >= 200 ? PT_HTTP1_SKIP_BODY : 0;
 }
@@ -393,7 +393,7 @@ static char *put(char *p, const char *s, size_t n)
 /* The head the primary gets, with the shadow Host. */
 static pt_buf_t *build_head(pt_stream_t *st, size_t *out_len)
 {
-    const pt_http1_head_t *h = st->request;
+    const pt_http_msg_t *h = st->request;
     pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
     const pt_header_t *hs;
     size_t n_hs = pt_route_action_request_headers(st, &hs);
@@ -435,7 +435,7 @@ static pt_buf_t *build_head(pt_stream_t *st, size_t *out_len)
     p += sprintf(p, "%s\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", peer, st->request_id);
     if (h->content_length >= 0)
         p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-    else if (h->is_chunked)
+    else if (pt_http_msg_is_body_unsized(h))
         p = put(p, "transfer-encoding: chunked\r\n", 28);
     p = put(p, "\r\n", 2);
     *out_len = (size_t)(p - slab->data);
@@ -467,7 +467,7 @@ static void reset_for_copy(pt_mirror_t *m, pt_stream_t *st, uint64_t timeout_ms)
     m->pending_tail = &m->pending;
     m->pending_bytes = 0;
     m->timeout_ms = timeout_ms;
-    m->is_chunked = st->request->is_chunked;
+    m->is_chunked = pt_http_msg_is_body_unsized(st->request);
     m->is_head = st->request->method_id == HTTP_HEAD;
     m->is_request_done = m->is_detached = m->is_counted = false;
     m->is_response_done = m->is_keep_alive = false;

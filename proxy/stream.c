@@ -122,7 +122,7 @@ static pt_worker_t *worker_of(pt_stream_t *st)
 
 static bool request_has_body(const pt_stream_t *st)
 {
-    return st->request != NULL && (st->request->content_length > 0 || st->request->is_chunked);
+    return st->request != NULL && st->request->has_body;
 }
 
 /* True once some byte of the response went to the client: after that, a failure can only
@@ -161,7 +161,7 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
 
 static pt_str_t header_value(const pt_stream_t *st, const char *name)
 {
-    const pt_header_t *h = st->request ? pt_http1_find_header(st->request, name) : NULL;
+    const pt_header_t *h = st->request ? pt_http_msg_find_header(st->request, name) : NULL;
     return h != NULL ? h->value : (pt_str_t){NULL, 0};
 }
 
@@ -170,14 +170,13 @@ static void write_access_log(pt_stream_t *st)
     pt_worker_t *w = worker_of(st);
     if (!pt_access_log_is_on(&w->access_log))
         return; /* logging off: no entry to build */
-    const pt_http1_head_t *r = st->request;
+    const pt_http_msg_t *r = st->request;
     pt_str_t none = {NULL, 0};
     pt_access_log_entry_t e = {
         .start_time_us = st->start_time_us,
         .method = r ? r->method : none,
         .path = r ? r->path : none,
-        .protocol =
-            r ? (r->version_minor == 0 ? PT_STR_LIT("HTTP/1.0") : PT_STR_LIT("HTTP/1.1")) : none,
+        .protocol = r ? pt_http_msg_protocol(r) : none,
         .status = st->status,
         .flags = pt_flag_name(st->flag),
         .bytes_received = st->bytes_received,
@@ -399,7 +398,7 @@ static bool is_valid_request_id(pt_str_t v)
 
 static const char *make_request_id(pt_stream_t *st)
 {
-    const pt_header_t *h = pt_http1_find_header(st->request, "x-request-id");
+    const pt_header_t *h = pt_http_msg_find_header(st->request, "x-request-id");
     if (h != NULL && is_valid_request_id(h->value))
         return pt_arena_strndup(&st->arena, h->value.base, h->value.len);
     pt_worker_t *w = worker_of(st);
@@ -658,14 +657,14 @@ static void keep_body_piece(pt_stream_t *st, const char *data, size_t len, pt_bu
 
 static void dispatch(pt_stream_t *st);
 
-void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
+void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
 {
     pt_worker_t *w = worker_of(st);
     st->request = head;
     st->start_ms = uv_now(&w->loop);
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
-    st->request_chunked = head->is_chunked;
+    st->request_chunked = pt_http_msg_is_body_unsized(head);
     if (st->config->proxy.tracing.enabled)
         pt_trace_stream_start(st);
     if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
@@ -780,7 +779,7 @@ static char *put_header(char *p, pt_str_t name, pt_str_t value)
 
 static void write_request_head(pt_stream_t *st)
 {
-    const pt_http1_head_t *h = st->request;
+    const pt_http_msg_t *h = st->request;
     pt_str_t peer = pt_str(st->conn->peer_ip);
     /* The route's rewrites and request header mutations (route_action.c). */
     pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
@@ -828,7 +827,7 @@ static void write_request_head(pt_stream_t *st)
     p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts);
     if (h->content_length >= 0)
         p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-    else if (h->is_chunked)
+    else if (pt_http_msg_is_body_unsized(h))
         p += sprintf(p, "transfer-encoding: chunked\r\n");
     if (h->is_upgrade) {
         p += sprintf(p, "connection: upgrade\r\nupgrade: ");
@@ -927,7 +926,7 @@ void pt_stream_on_upstream_ready(pt_stream_t *st)
     /* RFC 9110 §10.1.1: the client waits for 100 before sending the body. Petrel answers it
      * itself once the upstream is reachable (the Expect header is not forwarded), so a request
      * refused before that point costs the client no upload. */
-    if (st->request->expects_continue && st->request->version_minor == 1 && !st->sent_continue &&
+    if (st->request->expects_continue && st->request->version == PT_HTTP_11 && !st->sent_continue &&
         st->bytes_received == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
@@ -1087,10 +1086,10 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag)
 
 /* A response head the policy retries (status, grpc-status of a trailers-only response,
  * x-envoy-ratelimited), when a retry is allowed now (counted by reserve_retry). */
-static bool should_retry_response(pt_stream_t *st, const pt_http1_head_t *h)
+static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
 {
     int grpc_status = -1;
-    const pt_header_t *g = pt_http1_find_header(h, "grpc-status");
+    const pt_header_t *g = pt_http_msg_find_header(h, "grpc-status");
     if (g != NULL && g->value.len > 0 && g->value.len <= 2) {
         grpc_status = 0;
         for (size_t i = 0; i < g->value.len; i++) {
@@ -1098,12 +1097,12 @@ static bool should_retry_response(pt_stream_t *st, const pt_http1_head_t *h)
             grpc_status = ch >= '0' && ch <= '9' ? grpc_status * 10 + (ch - '0') : -1000;
         }
     }
-    bool ratelimited = pt_http1_find_header(h, "x-envoy-ratelimited") != NULL;
+    bool ratelimited = pt_http_msg_find_header(h, "x-envoy-ratelimited") != NULL;
     return pt_retry_on_response(st->retry, h->status, grpc_status, ratelimited) &&
            reserve_retry(st, PT_STAT_retries_status);
 }
 
-int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
+int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
@@ -1142,7 +1141,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
     if (st->request->is_upgrade && h->status != 101)
         c->close_after_response = true; /* the client may have sent tunnel bytes already */
     if (!no_body && h->content_length < 0) {
-        if (st->request->version_minor >= 1)
+        if (st->request->version >= PT_HTTP_11)
             st->response_chunked = true;
         else
             st->response_close_delimited = true;
@@ -1182,7 +1181,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
             p += sprintf(p, "transfer-encoding: chunked\r\n");
         if (c->close_after_response)
             p += sprintf(p, "connection: close\r\n");
-        else if (st->request->version_minor == 0)
+        else if (st->request->version == PT_HTTP_10)
             p += sprintf(p, "connection: keep-alive\r\n");
     }
     *p++ = '\r';

@@ -20,7 +20,7 @@
 #include "../config/arena.h"
 #include "../config/config.h"
 #include "buf.h"
-#include "http1.h"
+#include "http_msg.h"
 #include "list.h"
 #include "trace.h"
 
@@ -66,7 +66,7 @@ typedef struct pt_stream {
     pt_conn_t *conn;     /* downstream; owns this stream */
     pt_config_t *config; /* one ref for the stream's life */
     const pt_listener_config_t *listener;
-    pt_http1_head_t *request; /* in arena */
+    pt_http_msg_t *request; /* in arena */
     const pt_http_route_t *route;
     const pt_http_match_t *route_match;       /* the match[] entry that held, or NULL */
     const pt_weighted_cluster_t *destination; /* the route destination picked */
@@ -143,7 +143,7 @@ typedef struct pt_stream {
 /* A valid request head arrived: routes it and starts forwarding or answers locally. The head
  * lives in st->arena, which the connection set up with pt_stream_init(). */
 void pt_stream_init(pt_stream_t *st, pt_conn_t *c);
-void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head);
+void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head);
 void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
 void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
 void pt_stream_on_request_complete(pt_stream_t *st);
@@ -170,7 +170,7 @@ void pt_stream_on_upstream_ready(pt_stream_t *st);
  * is closed instead (UC), so a cut response never looks complete. The upstream has already
  * detached itself and closes. */
 void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status);
-int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *head);
+int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *head);
 void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
 void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
 void pt_stream_on_response_complete(pt_stream_t *st);

@@ -85,12 +85,12 @@ void pt__upstream_connect_failed(pt_upstream_t *up)
 
 /* --- codec callbacks --- */
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     pt_upstream_t *up = p->data;
     up->last_status = head->status;
-    up->is_response_keep_alive = head->is_keep_alive;
-    const pt_header_t *ka = pt_http1_find_header(head, "keep-alive");
+    up->is_response_keep_alive = p->framing.is_keep_alive;
+    const pt_header_t *ka = pt_http_msg_find_header(head, "keep-alive");
     up->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     if (up->stream == NULL)
         return -1;

@@ -230,7 +230,7 @@ static bool has_lb_state(const pt_worker_t *w, const pt_config_t *c, const pt_cl
 }
 
 const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *c,
-                                             const pt_cluster_t *cl, const pt_http1_head_t *req,
+                                             const pt_cluster_t *cl, const pt_http_msg_t *req,
                                              const char *source_ip, bool count)
 {
     bool own = has_lb_state(w, c, cl);

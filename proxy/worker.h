@@ -14,7 +14,7 @@
 
 #include "../config/config.h"
 #include "access_log.h"
-#include "http1.h"
+#include "http_msg.h"
 #include "list.h"
 #include "metrics.h"
 #include "stats.h"
@@ -128,7 +128,7 @@ static inline uint32_t pt_worker_random(pt_worker_t *w)
  * endpoint's active count is incremented: the caller must call pt_worker_release_endpoint() once
  * when done with it. */
 const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *c,
-                                             const pt_cluster_t *cl, const pt_http1_head_t *req,
+                                             const pt_cluster_t *cl, const pt_http_msg_t *req,
                                              const char *source_ip, bool count);
 /* Ends what pt_worker_pick_endpoint(..., count = true) started for ep (an endpoint of cl).
  * Safe after a reload: counts of an older snapshot are gone and nothing is done. */
