@@ -345,6 +345,7 @@ void pt_worker_check_drained(pt_worker_t *w)
     uv_mutex_unlock(&w->wakeup_lock);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
+    uv_close((uv_handle_t *)&w->pool_purge_timer, NULL);
     pt_access_log_close(&w->access_log);
 }
 
@@ -472,6 +473,8 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_wri
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->accept_timer);
     w->accept_timer.data = w;
+    uv_timer_init(&w->loop, &w->pool_purge_timer);
+    w->pool_purge_timer.data = w;
     pt_access_log_init(&w->access_log, &w->loop, log_writer, &w->stats);
     if (pt_metrics_init(&w->metrics) != 0)
         abort();

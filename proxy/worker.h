@@ -40,10 +40,12 @@ struct pt_worker {
     uv_async_t wakeup;      /* main -> worker: see command */
     uv_mutex_t wakeup_lock; /* guards is_wakeup_closed against pt_worker_command */
     bool is_wakeup_closed;
-    pt_config_t *next_config; /* a snapshot to serve with next (one ref), under wakeup_lock */
-    _Atomic int command;      /* PT_WORKER_CMD_* */
-    uv_timer_t drain_timer;   /* drain deadline */
-    uv_timer_t accept_timer;  /* restarts the listeners paused for lack of descriptors */
+    pt_config_t *next_config;    /* a snapshot to serve with next (one ref), under wakeup_lock */
+    _Atomic int command;         /* PT_WORKER_CMD_* */
+    uv_timer_t drain_timer;      /* drain deadline */
+    uv_timer_t accept_timer;     /* restarts the listeners paused for lack of descriptors */
+    uv_timer_t pool_purge_timer; /* closes idle upstream connections above recent demand
+                                    (upstream.c); runs only while some are idle */
     bool is_accept_paused;
     pt_list_t listeners; /* pt_listener_t, malloc'd each */
     pt_stats_t stats;
