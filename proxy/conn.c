@@ -68,8 +68,8 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
         return;
     c->is_closing = true;
     c->pause |= PT_CONN_PAUSE_CLOSING;
-    if (c->stream.is_active)
-        pt_stream_abort(&c->stream, PT_FLAG_DC);
+    if (c->stream != NULL)
+        pt_stream_abort(c->stream, PT_FLAG_DC);
     pt_list_remove(&c->link);
     if (c->capture != NULL)
         pt_capture_on_conn_close(c);
@@ -105,18 +105,15 @@ static void on_timer(uv_timer_t *t)
         PT_STAT_INC(&c->worker->stats, downstream_cx_header_timeout);
         if (c->tls != NULL)
             pt_tls_stream_on_header_timeout(c);
-        if (!c->stream.is_active) {
+        if (c->stream == NULL) {
             /* Not a byte of a request yet: nothing to answer. */
             pt_conn_close(c, false);
             break;
         }
         /* RFC 9110 §15.5.9: 408 tells the client the server gave up waiting. */
         c->close_after_response = true;
-        pt_stream_respond(&c->stream, 408, "request header timeout", PT_FLAG_DPE);
+        pt_stream_respond(c->stream, 408, "request header timeout", PT_FLAG_DPE);
         break;
-    case PT_CONN_TIMER_ROUTE: pt_stream_on_timeout(&c->stream); break;
-    case PT_CONN_TIMER_DELAY: pt_stream_on_delay_done(&c->stream); break;
-    case PT_CONN_TIMER_RETRY: pt_stream_on_retry_timer(&c->stream); break;
     case PT_CONN_TIMER_CAPTURE: pt_capture_on_timer(c); break;
     case PT_CONN_TIMER_NONE: break;
     }
@@ -133,36 +130,9 @@ static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms)
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms)
-{
-    set_timer(c, PT_CONN_TIMER_ROUTE, timeout_ms);
-}
-
-void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms)
-{
-    /* The loop's clock is read once per iteration: without a fresh reading an injected delay
-     * could end up to a millisecond short of fixedDelay. Faults are rare; the read is cheap. */
-    uv_update_time(c->tcp.loop);
-    set_timer(c, PT_CONN_TIMER_DELAY, delay_ms);
-}
-
-void pt_conn_start_retry_timer(pt_conn_t *c, uint64_t ms)
-{
-    set_timer(c, PT_CONN_TIMER_RETRY, ms);
-}
-
 void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms)
 {
     set_timer(c, ms > 0 ? PT_CONN_TIMER_CAPTURE : PT_CONN_TIMER_NONE, ms);
-}
-
-/* The stream's timers: its route timeout, or its fault delay or retry backoff when the stream
- * ends first. */
-void pt_conn_stop_route_timer(pt_conn_t *c)
-{
-    if (c->timer_mode == PT_CONN_TIMER_ROUTE || c->timer_mode == PT_CONN_TIMER_DELAY ||
-        c->timer_mode == PT_CONN_TIMER_RETRY)
-        set_timer(c, PT_CONN_TIMER_NONE, 0);
 }
 
 /* --- codec callbacks --- */
@@ -174,7 +144,7 @@ static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
         set_timer(c, PT_CONN_TIMER_NONE, 0);
     if (!p->framing.is_keep_alive || c->worker->is_draining)
         c->close_after_response = true;
-    pt_stream_start(&c->stream, head);
+    pt_stream_start(c->stream, head);
     return c->is_closing ? -1 : 0;
 }
 
@@ -183,24 +153,24 @@ static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
     pt_conn_t *c = p->data;
     /* A stream that answered before the request ended has gone; the connection closes after
      * its response, and the rest of the body is dropped. */
-    if (c->stream.is_active)
-        pt_stream_on_request_body(&c->stream, at, len, c->in.buf);
+    if (c->stream != NULL)
+        pt_stream_on_request_body(c->stream, at, len, c->in.buf);
     return c->is_closing ? -1 : 0;
 }
 
 static int on_trailers(pt_http1_parser_t *p, pt_header_t *t, size_t n)
 {
     pt_conn_t *c = p->data;
-    if (c->stream.is_active)
-        pt_stream_on_request_trailers(&c->stream, t, n);
+    if (c->stream != NULL)
+        pt_stream_on_request_trailers(c->stream, t, n);
     return c->is_closing ? -1 : 0;
 }
 
 static int on_complete(pt_http1_parser_t *p)
 {
     pt_conn_t *c = p->data;
-    if (c->stream.is_active)
-        pt_stream_on_request_complete(&c->stream);
+    if (c->stream != NULL)
+        pt_stream_on_request_complete(c->stream);
     return c->is_closing ? -1 : 0;
 }
 
@@ -263,20 +233,20 @@ static void reject(pt_conn_t *c)
     int status = c->parser.error_status ? c->parser.error_status : 400;
     pt_log_debug("downstream %s: request refused with %d: %s", c->peer_ip, status,
                  c->parser.error_reason ? c->parser.error_reason : "invalid");
-    if (c->stream.is_active && c->stream.response_head_sent) {
+    if (c->stream != NULL && c->stream->response_head_sent) {
         /* The request was already answered in part (an early reply): just close. */
         pt_conn_close(c, false);
         return;
     }
-    if (!c->stream.is_active)
-        pt_stream_init(&c->stream, c);
-    pt_stream_respond(&c->stream, status, c->parser.error_reason, PT_FLAG_DPE);
+    if (c->stream == NULL)
+        c->stream = pt_stream_new(c);
+    pt_stream_respond(c->stream, status, c->parser.error_reason, PT_FLAG_DPE);
 }
 
 static void begin_message(pt_conn_t *c)
 {
-    pt_stream_init(&c->stream, c);
-    pt_http1_parser_set_arena(&c->parser, &c->stream.arena);
+    c->stream = pt_stream_new(c);
+    pt_http1_parser_set_arena(&c->parser, &c->stream->arena);
     set_timer(c, PT_CONN_TIMER_HEADER, c->worker->config->proxy.header_timeout_ms);
 }
 
@@ -288,7 +258,7 @@ static void process(pt_conn_t *c)
         return;
     while (!c->is_closing && !c->is_handed_off && c->in.buf != NULL && c->in.off < c->in.len &&
            !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
-        if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser)) {
+        if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser)) {
             if (c->close_after_response) {
                 /* Bytes after a request that ends the connection are never parsed. */
                 c->in.off = c->in.len;
@@ -306,11 +276,11 @@ static void process(pt_conn_t *c)
             if (c->parser.is_upgraded) {
                 /* The rest is tunnel data for the upstream if it accepts the upgrade. */
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
-                if (!c->stream.is_active)
+                if (c->stream == NULL)
                     pt_conn_close(c, true);
                 break;
             }
-            if (c->stream.is_active) {
+            if (c->stream != NULL) {
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
                 break;
             }
@@ -328,7 +298,7 @@ static void process(pt_conn_t *c)
     if (c->is_closing || c->is_handed_off)
         return;
     /* A stream answered within this parse (a direct response) leaves the connection idle. */
-    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser) &&
+    if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser) &&
         c->timer_mode == PT_CONN_TIMER_NONE)
         set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
     update_reading(c);
@@ -342,10 +312,10 @@ static void on_peer_eof(pt_conn_t *c)
         pt_capture_on_eof(c);
         return;
     }
-    if (c->stream.is_active) {
+    if (c->stream != NULL) {
         /* A client may half-close after its last request and still read the responses: the
          * requests already read are answered first (see pt_conn_on_stream_done). */
-        if (!c->stream.request_complete)
+        if (!c->stream->request_complete)
             pt_conn_close(c, false);
         return;
     }
@@ -407,9 +377,9 @@ static void on_write_done(void *owner, int status)
         pt_conn_close(c, false);
         return;
     }
-    if (c->stream.is_active &&
+    if (c->stream != NULL &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= PT_WRITE_LOW_WATERMARK)
-        pt_stream_on_downstream_drained(&c->stream);
+        pt_stream_on_downstream_drained(c->stream);
 }
 
 int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
@@ -472,18 +442,18 @@ void pt_conn_on_stream_done(pt_conn_t *c)
     pump_tls(c);
     if (c->is_closing)
         return;
-    if (c->peer_eof && !c->stream.is_active) {
+    if (c->peer_eof && c->stream == NULL) {
         pt_conn_close(c, true);
         return;
     }
-    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser))
+    if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser))
         set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
     update_reading(c);
 }
 
 void pt_conn_drain(pt_conn_t *c)
 {
-    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser))
+    if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser))
         pt_conn_close(c, true);
     else
         c->close_after_response = true;

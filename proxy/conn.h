@@ -34,9 +34,6 @@ typedef enum pt_conn_timer_mode {
     PT_CONN_TIMER_NONE = 0,
     PT_CONN_TIMER_IDLE,    /* keep-alive idle between requests */
     PT_CONN_TIMER_HEADER,  /* the request head must complete */
-    PT_CONN_TIMER_ROUTE,   /* the stream's route timeout */
-    PT_CONN_TIMER_DELAY,   /* the stream's fault.delay */
-    PT_CONN_TIMER_RETRY,   /* the stream's retry backoff, or its wait for a connection slot */
     PT_CONN_TIMER_CAPTURE, /* sidecar capture: protocol detection, then the relay's connect */
 } pt_conn_timer_mode_t;
 
@@ -47,9 +44,9 @@ struct pt_conn {
     uint16_t listener_port; /* the stream finds its listener in its own snapshot */
     pt_list_t link;         /* in worker->conns */
     pt_http1_parser_t parser;
-    pt_rbuf_t in;       /* bytes read from the client */
-    pt_stream_t stream; /* the exchange in progress, when stream.is_active */
-    char peer_ip[48];   /* downstream address, for x-forwarded-for and logs */
+    pt_rbuf_t in;        /* bytes read from the client */
+    pt_stream_t *stream; /* the exchange in progress; NULL between requests */
+    char peer_ip[48];    /* downstream address, for x-forwarded-for and logs */
     /* The verified peer certificate's SPIFFE ID without "spiffe://" (Istio's principal form,
      * "cluster.local/ns/a/sa/b"), set by mTLS once the handshake verified it, in memory the
      * connection owns; NULL when the peer has none. AuthorizationPolicy principals read only
@@ -85,14 +82,6 @@ bool pt_conn_is_write_congested(pt_conn_t *c);
 
 void pt_conn_pause_reading(pt_conn_t *c, unsigned reason);
 void pt_conn_resume_reading(pt_conn_t *c, unsigned reason);
-
-/* Route-timer control for the stream. */
-void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms);
-void pt_conn_stop_route_timer(pt_conn_t *c);
-/* Runs the stream's fault.delay; pt_conn_stop_route_timer() stops it too. */
-void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms);
-/* Runs the stream's retry backoff (or pending wait); pt_conn_stop_route_timer() stops it too. */
-void pt_conn_start_retry_timer(pt_conn_t *c, uint64_t ms);
 
 /* The stream ended: the connection goes on with the next request, or closes. */
 void pt_conn_on_stream_done(pt_conn_t *c);

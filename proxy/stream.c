@@ -137,9 +137,83 @@ static bool is_head_request(const pt_stream_t *st)
     return st->request != NULL && st->request->method_id == HTTP_HEAD;
 }
 
-void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
+/* --- the stream's own timer --- */
+
+static void on_delay_done(pt_stream_t *st);
+static void on_retry_timer(pt_stream_t *st);
+static void on_timeout(pt_stream_t *st);
+
+static void on_timer(uv_timer_t *t)
 {
+    pt_stream_t *st = t->data;
+    pt_stream_timer_t kind = st->timer_kind;
+    st->timer_kind = PT_STREAM_TIMER_NONE;
+    switch (kind) {
+    case PT_STREAM_TIMER_ROUTE: on_timeout(st); break;
+    case PT_STREAM_TIMER_DELAY: on_delay_done(st); break;
+    case PT_STREAM_TIMER_RETRY: on_retry_timer(st); break;
+    case PT_STREAM_TIMER_NONE: break;
+    }
+}
+
+static void start_timer(pt_stream_t *st, pt_stream_timer_t kind, uint64_t ms)
+{
+    if (kind == PT_STREAM_TIMER_DELAY) {
+        /* The loop's clock is read once per iteration: without a fresh reading an injected
+         * delay could end up to a millisecond short of fixedDelay. Faults are rare. */
+        uv_update_time(st->timer.loop);
+    }
+    st->timer_kind = kind;
+    uv_timer_start(&st->timer, on_timer, ms, 0);
+}
+
+static void stop_timer(pt_stream_t *st)
+{
+    st->timer_kind = PT_STREAM_TIMER_NONE;
+    uv_timer_stop(&st->timer);
+}
+
+/* --- allocation: a per-worker cache of streams whose timers are closed --- */
+
+#define STREAM_CACHE_MAX 64
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    pt_stream_t *st = h->data;
+    pt_worker_t *w = st->worker;
+    if (w->n_cached_streams >= STREAM_CACHE_MAX) {
+        free(st);
+        return;
+    }
+    st->next_cached = w->cached_streams;
+    w->cached_streams = st;
+    w->n_cached_streams++;
+}
+
+void pt_stream_free_cache(pt_worker_t *w)
+{
+    while (w->cached_streams != NULL) {
+        pt_stream_t *st = w->cached_streams;
+        w->cached_streams = st->next_cached;
+        free(st);
+    }
+    w->n_cached_streams = 0;
+}
+
+pt_stream_t *pt_stream_new(pt_conn_t *c)
+{
+    pt_worker_t *w = c->worker;
+    pt_stream_t *st = w->cached_streams;
+    if (st != NULL) {
+        w->cached_streams = st->next_cached;
+        w->n_cached_streams--;
+    } else if ((st = malloc(sizeof(*st))) == NULL) {
+        abort();
+    }
     memset(st, 0, sizeof(*st));
+    st->worker = w;
+    uv_timer_init(&w->loop, &st->timer);
+    st->timer.data = st;
     pt_arena_init(&st->arena, 4096);
     st->conn = c;
     st->config = c->worker->config;
@@ -155,6 +229,7 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
     st->start_time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
     st->start_ns = uv_hrtime();
     st->is_active = true;
+    return st;
 }
 
 /* --- the access log line and the stream's end --- */
@@ -243,7 +318,7 @@ static void finish(pt_stream_t *st)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
-    pt_conn_stop_route_timer(c);
+    stop_timer(st);
     stop_waiting(st);
     release_breaker_slots(st);
     free_kept_body(st);
@@ -282,6 +357,10 @@ static void finish(pt_stream_t *st)
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;
+    c->stream = NULL;
+    /* The memory goes back once the timer is closed, after this call stack has unwound: the
+     * callers up the stack still read st->is_active. */
+    uv_close((uv_handle_t *)&st->timer, on_timer_closed);
     c->pause &=
         ~(unsigned)PT_CONN_PAUSE_UPSTREAM; /* a pause for this stream's upstream ends with it */
     if (!st->is_tunnel)
@@ -421,7 +500,8 @@ void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs)
     for (pt_list_t *n = w->pending.next; n != &w->pending; n = n->next) {
         pt_stream_t *st = PT_CONTAINER_OF(n, pt_stream_t, pending_link);
         if (st->cluster->state == cs) {
-            pt_conn_start_retry_timer(st->conn, 1); /* from the loop, not from inside upstream.c */
+            start_timer(st, PT_STREAM_TIMER_RETRY,
+                        1); /* from the loop, not from inside upstream.c */
             return;
         }
     }
@@ -486,7 +566,7 @@ static bool reserve_retry(pt_stream_t *st, pt_stat_t reason)
 }
 
 /* The failed attempt is detached: waits out the backoff on the connection's timer, holding no
- * upstream connection; pt_stream_on_retry_timer() makes the retry. */
+ * upstream connection; on_retry_timer() makes the retry. */
 static void start_backoff(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
@@ -499,7 +579,7 @@ static void start_backoff(pt_stream_t *st)
     st->is_backing_off = true;
     if (request_has_body(st) && !st->request_complete)
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-    pt_conn_start_retry_timer(st->conn, wait > 0 ? wait : 1); /* 0 would stop the timer */
+    start_timer(st, PT_STREAM_TIMER_RETRY, wait > 0 ? wait : 1); /* 0 would stop the timer */
 }
 
 static bool was_tried(const pt_stream_t *st, const pt_endpoint_t *ep)
@@ -575,7 +655,7 @@ static void forward(pt_stream_t *st, bool fresh)
         st->wait_fresh = fresh;
         if (request_has_body(st) && !st->request_complete)
             pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-        pt_conn_start_retry_timer(st->conn, PENDING_POLL_MS);
+        start_timer(st, PT_STREAM_TIMER_RETRY, PENDING_POLL_MS);
         return;
     }
     if (st->holds_pending_slot) {
@@ -599,7 +679,7 @@ static void forward(pt_stream_t *st, bool fresh)
         pt_stream_on_upstream_ready(st);
 }
 
-void pt_stream_on_retry_timer(pt_stream_t *st)
+static void on_retry_timer(pt_stream_t *st)
 {
     if (!st->is_active)
         return;
@@ -623,7 +703,7 @@ void pt_stream_on_retry_timer(pt_stream_t *st)
         return;
     st->is_backing_off = false;
     if (st->deadline_ms != 0 && now >= st->deadline_ms) {
-        pt_stream_on_timeout(st);
+        on_timeout(st);
         return;
     }
     if (!pick_retry_endpoint(st)) {
@@ -702,13 +782,13 @@ void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
         pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_DELAY, (int64_t)r->fault->delay_ms);
         if (request_has_body(st) && !st->request_complete)
             pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-        pt_conn_start_delay_timer(st->conn, r->fault->delay_ms);
+        start_timer(st, PT_STREAM_TIMER_DELAY, r->fault->delay_ms);
         return;
     }
     dispatch(st);
 }
 
-void pt_stream_on_delay_done(pt_stream_t *st)
+static void on_delay_done(pt_stream_t *st)
 {
     if (!st->is_active || !st->is_fault_delaying)
         return;
@@ -899,7 +979,7 @@ static void end_request_upstream(pt_stream_t *st)
         timeout_ms = st->retry->per_try_timeout_ms;
         st->per_try_timer = true;
     }
-    pt_conn_start_route_timer(st->conn, timeout_ms);
+    start_timer(st, PT_STREAM_TIMER_ROUTE, timeout_ms);
 }
 
 void pt_stream_on_upstream_ready(pt_stream_t *st)
@@ -1043,7 +1123,7 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
     pt_stream_respond(st, status, body, flag);
 }
 
-void pt_stream_on_timeout(pt_stream_t *st)
+static void on_timeout(pt_stream_t *st)
 {
     PT_STAT_INC(&worker_of(st)->stats, upstream_rq_timeout);
     if (!response_bytes_written(st) && st->upstream_head_sent)
@@ -1115,18 +1195,19 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         st->upstream_head_sent = false;
         up->stream = NULL;
         pt_upstream_release(up, false); /* its body is not read: the connection closes */
-        pt_conn_stop_route_timer(c);
+        stop_timer(st);
         start_backoff(st);
         return -1;
     }
     pt_route_action_response_headers(st, h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
     if (st->route->timeout_ms == 0)
-        pt_conn_stop_route_timer(c); /* only the wait for the head was bounded */
+        stop_timer(st); /* only the wait for the head was bounded */
     else if (st->per_try_timer)
-        pt_conn_start_route_timer(c, st->deadline_ms > uv_now(&w->loop)
-                                         ? st->deadline_ms - uv_now(&w->loop)
-                                         : 1); /* the body is bounded by the route timeout */
+        start_timer(st, PT_STREAM_TIMER_ROUTE,
+                    st->deadline_ms > uv_now(&w->loop)
+                        ? st->deadline_ms - uv_now(&w->loop)
+                        : 1); /* the body is bounded by the route timeout */
     if (h->status == 101 && !st->request->is_upgrade) {
         pt_upstream_t *up = st->upstream;
         st->upstream = NULL;
@@ -1231,7 +1312,7 @@ void pt_stream_on_response_complete(pt_stream_t *st)
 {
     pt_conn_t *c = st->conn;
     pt_upstream_t *up = st->upstream;
-    pt_conn_stop_route_timer(c);
+    stop_timer(st);
     st->response_complete = true;
     uv_buf_t last = uv_buf_init(NULL, 0);
     pt_buf_t *last_slab = NULL;

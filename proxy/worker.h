@@ -62,6 +62,8 @@ struct pt_worker {
     uint64_t lb_generation;            /* config->generation the two arrays above belong to */
     uint64_t rng;                      /* xorshift state for weighted choices */
     pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
+    struct pt_stream *cached_streams;  /* free streams for reuse (stream.c) */
+    uint32_t n_cached_streams;
     pt_access_log_t access_log;
     bool is_draining;
     /* A sidecar's drain, first step: inbound closed and draining while the outbound capture
