@@ -25,6 +25,7 @@ static _Atomic uint32_t n_conns;
 
 static void process(pt_conn_t *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+static void drop_parser(pt_conn_t *c);
 
 static void on_handle_closed(pt_conn_t *c)
 {
@@ -32,6 +33,7 @@ static void on_handle_closed(pt_conn_t *c)
         return;
     pt_worker_t *w = c->worker;
     pt_rbuf_release(&c->in);
+    drop_parser(c);
     pt_tls_stream_free(c);
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
@@ -181,6 +183,73 @@ static const pt_http1_callbacks_t request_callbacks = {
     .on_complete = on_complete,
 };
 
+/* --- the request parser: set up when a request begins, dropped when the connection is idle,
+ * so an idle keep-alive connection holds none. Parsers are reused through a per-worker cache. */
+
+#define PARSER_CACHE_MAX 64
+
+typedef union cached_parser {
+    pt_http1_parser_t parser;
+    union cached_parser *next;
+} cached_parser_t;
+
+static bool in_message(const pt_conn_t *c)
+{
+    return c->parser != NULL && pt_http1_parser_in_message(c->parser);
+}
+
+static void take_parser(pt_conn_t *c)
+{
+    if (c->parser != NULL)
+        return;
+    pt_worker_t *w = c->worker;
+    cached_parser_t *cp = w->cached_parsers;
+    if (cp != NULL) {
+        w->cached_parsers = cp->next;
+        w->n_cached_parsers--;
+    } else if ((cp = malloc(sizeof(*cp))) == NULL) {
+        abort();
+    }
+    const pt_proxy_settings_t *ps = &w->config->proxy;
+    pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
+    pt_http1_parser_init(&cp->parser, false, &request_callbacks, c, &limits);
+    c->parser = &cp->parser;
+}
+
+static void drop_parser(pt_conn_t *c)
+{
+    pt_worker_t *w = c->worker;
+    cached_parser_t *cp = (cached_parser_t *)c->parser;
+    if (cp == NULL)
+        return;
+    c->parser = NULL;
+    if (w->n_cached_parsers >= PARSER_CACHE_MAX) {
+        free(cp);
+        return;
+    }
+    cp->next = w->cached_parsers;
+    w->cached_parsers = cp;
+    w->n_cached_parsers++;
+}
+
+void pt_conn_free_cache(pt_worker_t *w)
+{
+    while (w->cached_parsers != NULL) {
+        cached_parser_t *cp = w->cached_parsers;
+        w->cached_parsers = cp->next;
+        free(cp);
+    }
+    w->n_cached_parsers = 0;
+}
+
+/* Nothing of a request is in progress: the parser goes, unless it is running (a stream that
+ * finished inside one of its callbacks) or has seen the start of the next request. */
+static void drop_idle_parser(pt_conn_t *c)
+{
+    if (!c->is_parsing && c->parser != NULL && pt_http1_parser_holds_nothing(c->parser))
+        drop_parser(c);
+}
+
 /* --- reading --- */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
@@ -202,9 +271,10 @@ static bool slab_has_room(const pt_conn_t *c)
 static void update_reading(pt_conn_t *c)
 {
     unsigned hard = c->pause & ~(unsigned)PT_CONN_PAUSE_PIPELINE;
-    bool want = hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
-                (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c)) &&
-                !(c->parser.is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
+    bool want =
+        hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
+        (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c)) &&
+        !(c->parser != NULL && c->parser->is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
     if (want && !c->is_reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->is_reading = true;
@@ -230,9 +300,9 @@ static void reject(pt_conn_t *c)
 {
     PT_STAT_INC(&c->worker->stats, downstream_rq_invalid);
     c->close_after_response = true;
-    int status = c->parser.error_status ? c->parser.error_status : 400;
+    int status = c->parser->error_status ? c->parser->error_status : 400;
     pt_log_debug("downstream %s: request refused with %d: %s", c->peer_ip, status,
-                 c->parser.error_reason ? c->parser.error_reason : "invalid");
+                 c->parser->error_reason ? c->parser->error_reason : "invalid");
     if (c->stream != NULL && c->stream->response_head_sent) {
         /* The request was already answered in part (an early reply): just close. */
         pt_conn_close(c, false);
@@ -240,13 +310,14 @@ static void reject(pt_conn_t *c)
     }
     if (c->stream == NULL)
         c->stream = pt_stream_new(c);
-    pt_stream_respond(c->stream, status, c->parser.error_reason, PT_FLAG_DPE);
+    pt_stream_respond(c->stream, status, c->parser->error_reason, PT_FLAG_DPE);
 }
 
 static void begin_message(pt_conn_t *c)
 {
     c->stream = pt_stream_new(c);
-    pt_http1_parser_set_arena(&c->parser, &c->stream->arena);
+    take_parser(c);
+    pt_http1_parser_set_arena(c->parser, &c->stream->arena);
     set_timer(c, PT_CONN_TIMER_HEADER, c->worker->config->proxy.header_timeout_ms);
 }
 
@@ -258,7 +329,7 @@ static void process(pt_conn_t *c)
         return;
     while (!c->is_closing && !c->is_handed_off && c->in.buf != NULL && c->in.off < c->in.len &&
            !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
-        if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser)) {
+        if (c->stream == NULL && !in_message(c)) {
             if (c->close_after_response) {
                 /* Bytes after a request that ends the connection are never parsed. */
                 c->in.off = c->in.len;
@@ -267,13 +338,15 @@ static void process(pt_conn_t *c)
             begin_message(c);
         }
         size_t consumed = 0;
-        int r = pt_http1_parser_execute(&c->parser, c->in.buf->data + c->in.off,
+        c->is_parsing = true;
+        int r = pt_http1_parser_execute(c->parser, c->in.buf->data + c->in.off,
                                         c->in.len - c->in.off, &consumed);
+        c->is_parsing = false;
         c->in.off += consumed;
         if (r == PT_HTTP1_OK)
             break;
         if (r == PT_HTTP1_PAUSED) {
-            if (c->parser.is_upgraded) {
+            if (c->parser->is_upgraded) {
                 /* The rest is tunnel data for the upstream if it accepts the upgrade. */
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
                 if (c->stream == NULL)
@@ -284,7 +357,7 @@ static void process(pt_conn_t *c)
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
                 break;
             }
-            pt_http1_parser_resume(&c->parser);
+            pt_http1_parser_resume(c->parser);
             continue;
         }
         if (r == PT_HTTP1_EINVALID)
@@ -298,9 +371,11 @@ static void process(pt_conn_t *c)
     if (c->is_closing || c->is_handed_off)
         return;
     /* A stream answered within this parse (a direct response) leaves the connection idle. */
-    if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser) &&
-        c->timer_mode == PT_CONN_TIMER_NONE)
-        set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    if (c->stream == NULL && !in_message(c)) {
+        drop_idle_parser(c);
+        if (c->timer_mode == PT_CONN_TIMER_NONE)
+            set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    }
     update_reading(c);
 }
 
@@ -320,7 +395,7 @@ static void on_peer_eof(pt_conn_t *c)
         return;
     }
     /* A partial request head is dropped without an answer, as the peer has gone. */
-    pt_conn_close(c, !pt_http1_parser_in_message(&c->parser));
+    pt_conn_close(c, !in_message(c));
 }
 
 /* TLS: plaintext the engine still holds once the codec made room in the read slab. */
@@ -435,7 +510,7 @@ void pt_conn_on_stream_done(pt_conn_t *c)
     }
     if (c->pause & PT_CONN_PAUSE_PIPELINE) {
         c->pause &= ~PT_CONN_PAUSE_PIPELINE;
-        pt_http1_parser_resume(&c->parser);
+        pt_http1_parser_resume(c->parser);
         process(c);
     }
     /* Pipelined plaintext left in the engine when the slab was full. */
@@ -446,14 +521,16 @@ void pt_conn_on_stream_done(pt_conn_t *c)
         pt_conn_close(c, true);
         return;
     }
-    if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser))
+    if (c->stream == NULL && !in_message(c)) {
+        drop_idle_parser(c);
         set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    }
     update_reading(c);
 }
 
 void pt_conn_drain(pt_conn_t *c)
 {
-    if (c->stream == NULL && !pt_http1_parser_in_message(&c->parser))
+    if (c->stream == NULL && !in_message(c))
         pt_conn_close(c, true);
     else
         c->close_after_response = true;
@@ -556,8 +633,6 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
     }
     const pt_proxy_settings_t *ps = &w->config->proxy;
-    pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
-    pt_http1_parser_init(&c->parser, false, &request_callbacks, c, &limits);
     if (lc->tls != NULL && pt_tls_stream_start(c, on_write_done) != 0) {
         pt_conn_close(c, false);
         return;

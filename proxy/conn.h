@@ -41,12 +41,12 @@ struct pt_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     pt_worker_t *worker;
-    uint16_t listener_port; /* the stream finds its listener in its own snapshot */
-    pt_list_t link;         /* in worker->conns */
-    pt_http1_parser_t parser;
-    pt_rbuf_t in;        /* bytes read from the client */
-    pt_stream_t *stream; /* the exchange in progress; NULL between requests */
-    char peer_ip[48];    /* downstream address, for x-forwarded-for and logs */
+    uint16_t listener_port;    /* the stream finds its listener in its own snapshot */
+    pt_list_t link;            /* in worker->conns */
+    pt_http1_parser_t *parser; /* while a request is read or answered; NULL when idle */
+    pt_rbuf_t in;              /* bytes read from the client */
+    pt_stream_t *stream;       /* the exchange in progress; NULL between requests */
+    char peer_ip[48];          /* downstream address, for x-forwarded-for and logs */
     /* The verified peer certificate's SPIFFE ID without "spiffe://" (Istio's principal form,
      * "cluster.local/ns/a/sa/b"), set by mTLS once the handshake verified it, in memory the
      * connection owns; NULL when the peer has none. AuthorizationPolicy principals read only
@@ -56,6 +56,7 @@ struct pt_conn {
     pt_conn_timer_mode_t timer_mode;
     uint8_t handles_open; /* socket + timer; freed at 0 */
     bool is_reading;
+    bool is_parsing; /* inside the parser: it must not be dropped */
     bool is_closing;
     bool close_after_response; /* Connection: close, HTTP/1.0, drain, or a broken request */
     bool peer_eof;             /* the client finished sending */
@@ -105,6 +106,8 @@ pt_relay_end_t pt_conn_relay_end(pt_conn_t *c);
 void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms);
 /* A handle someone else added to c->handles_open is closed: frees c after the last one. */
 void pt_conn_release_handle(pt_conn_t *c);
+/* Frees the worker's cache of request parsers once its loop has ended. */
+void pt_conn_free_cache(pt_worker_t *w);
 /* Worker drain: idle connections close now, busy ones after their response. */
 void pt_conn_drain(pt_conn_t *c);
 

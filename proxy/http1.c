@@ -617,29 +617,32 @@ static int on_message_complete(llhttp_t *l)
 /* ---- public -----------------------------------------------------------------------------------
  */
 
+/* One table for every parser: the callbacks never change, so no parser carries its own copy. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_method = on_span,
+    .on_url = on_span,
+    .on_version = on_span,
+    .on_status = on_span,
+    .on_header_field = on_span,
+    .on_header_value = on_span,
+    .on_method_complete = on_method_complete,
+    .on_url_complete = on_url_complete,
+    .on_version_complete = on_version_complete,
+    .on_status_complete = on_status_complete,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
+    .on_message_complete = on_message_complete,
+};
+
 void pt_http1_parser_init(pt_http1_parser_t *p, bool is_response, const pt_http1_callbacks_t *cbs,
                           void *data, const pt_http1_limits_t *limits)
 {
     memset(p, 0, sizeof(*p));
-    llhttp_settings_init(&p->settings);
-    p->settings.on_message_begin = on_message_begin;
-    p->settings.on_method = on_span;
-    p->settings.on_url = on_span;
-    p->settings.on_version = on_span;
-    p->settings.on_status = on_span;
-    p->settings.on_header_field = on_span;
-    p->settings.on_header_value = on_span;
-    p->settings.on_method_complete = on_method_complete;
-    p->settings.on_url_complete = on_url_complete;
-    p->settings.on_version_complete = on_version_complete;
-    p->settings.on_status_complete = on_status_complete;
-    p->settings.on_header_field_complete = on_header_field_complete;
-    p->settings.on_header_value_complete = on_header_value_complete;
-    p->settings.on_headers_complete = on_headers_complete;
-    p->settings.on_body = on_body;
-    p->settings.on_chunk_header = on_chunk_header;
-    p->settings.on_message_complete = on_message_complete;
-    llhttp_init(&p->llhttp, is_response ? HTTP_RESPONSE : HTTP_REQUEST, &p->settings);
+    llhttp_init(&p->llhttp, is_response ? HTTP_RESPONSE : HTTP_REQUEST, &settings);
     p->llhttp.data = p;
     p->cbs = cbs;
     p->data = data;
@@ -880,4 +883,9 @@ int pt_http1_parser_finish(pt_http1_parser_t *p)
 bool pt_http1_parser_in_message(const pt_http1_parser_t *p)
 {
     return p->msg_state >= ST_LINE && p->msg_state <= ST_TRAILERS;
+}
+
+bool pt_http1_parser_holds_nothing(const pt_http1_parser_t *p)
+{
+    return p->msg_state == ST_IDLE && p->head_bytes == 0;
 }

@@ -64,7 +64,6 @@ typedef struct pt_http1_callbacks {
 
 struct pt_http1_parser {
     llhttp_t llhttp;
-    llhttp_settings_t settings;
     const pt_http1_callbacks_t *cbs;
     void *data;        /* the owner's pointer, untouched by the parser */
     pt_arena_t *arena; /* where heads go; not owned */
@@ -107,5 +106,8 @@ void pt_http1_parser_resume(pt_http1_parser_t *p);
 int pt_http1_parser_finish(pt_http1_parser_t *p);
 /* True between the first byte of a message and its completion. */
 bool pt_http1_parser_in_message(const pt_http1_parser_t *p);
+/* True between messages when not even an empty line before the next one was seen: the parser
+ * can be dropped and a fresh one set up for the next bytes without losing anything. */
+bool pt_http1_parser_holds_nothing(const pt_http1_parser_t *p);
 
 #endif

@@ -452,6 +452,7 @@ static void worker_main(void *arg)
         pt_log_warn("worker %u: handles still open at exit", w->id);
     pt_upstream_free_pools(w);
     pt_stream_free_cache(w);
+    pt_conn_free_cache(w);
     pt_buf_trim();
     pt_write_trim();
     pt_scratch_unmap();

@@ -64,6 +64,8 @@ struct pt_worker {
     pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
     struct pt_stream *cached_streams;  /* free streams for reuse (stream.c) */
     uint32_t n_cached_streams;
+    void *cached_parsers; /* free request parsers for reuse (conn.c) */
+    uint32_t n_cached_parsers;
     pt_access_log_t access_log;
     bool is_draining;
     /* A sidecar's drain, first step: inbound closed and draining while the outbound capture
