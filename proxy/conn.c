@@ -26,6 +26,7 @@ static _Atomic uint32_t n_conns;
 static void process(pt_conn_t *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void drop_parser(pt_conn_t *c);
+static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms);
 
 static void on_handle_closed(pt_conn_t *c)
 {
@@ -34,6 +35,8 @@ static void on_handle_closed(pt_conn_t *c)
     pt_worker_t *w = c->worker;
     pt_rbuf_release(&c->in);
     drop_parser(c);
+    if (pt_list_is_linked(&c->timer_link))
+        pt_list_remove(&c->timer_link);
     pt_tls_stream_free(c);
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
@@ -77,7 +80,7 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
         pt_capture_on_conn_close(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->is_reading = false;
-    uv_close((uv_handle_t *)&c->timer, on_close);
+    set_timer(c, PT_CONN_TIMER_NONE, 0);
     if (graceful && c->tls != NULL)
         pt_tls_stream_close_notify(c);
     if (graceful) {
@@ -93,11 +96,86 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
-static void on_timer(uv_timer_t *t)
+/* --- the connection's timer ---
+ * A connection has one deadline at a time (header read, keep-alive idle, capture), kept in one
+ * of its worker's lists, one per kind, in deadline order, under one libuv timer per worker: an
+ * idle connection carries 24 bytes for it instead of a uv_timer_t. Within a kind every
+ * connection waits as long, so a new deadline goes at the tail (a reload that changes a
+ * timeout, or capture's two waits, insert a few places earlier). */
+
+static void fire(pt_conn_t *c, pt_conn_timer_mode_t mode);
+
+static pt_conn_t *first_due(pt_list_t *list)
 {
-    pt_conn_t *c = t->data;
-    pt_conn_timer_mode_t mode = c->timer_mode;
+    return pt_list_is_empty(list) ? NULL : PT_CONTAINER_OF(list->next, pt_conn_t, timer_link);
+}
+
+static void on_worker_timer(uv_timer_t *t);
+
+static void arm_worker_timer(pt_worker_t *w)
+{
+    uint64_t due = UINT64_MAX;
+    for (unsigned i = 0; i < PT_WORKER_CONN_TIMER_LISTS; i++) {
+        pt_conn_t *c = first_due(&w->conn_deadlines[i]);
+        if (c != NULL && c->deadline_ms < due)
+            due = c->deadline_ms;
+    }
+    w->conn_timer_due = due;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&w->conn_timer);
+        return;
+    }
+    uint64_t now = uv_now(&w->loop);
+    uv_timer_start(&w->conn_timer, on_worker_timer, due > now ? due - now : 0, 0);
+}
+
+/* A deadline that was removed is not taken off the worker's timer: it fires early at worst
+ * and is re-armed for the next one. */
+static void on_worker_timer(uv_timer_t *t)
+{
+    pt_worker_t *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    for (unsigned i = 0; i < PT_WORKER_CONN_TIMER_LISTS; i++) {
+        pt_conn_t *c;
+        while ((c = first_due(&w->conn_deadlines[i])) != NULL && c->deadline_ms <= now) {
+            pt_conn_timer_mode_t mode = c->timer_mode;
+            pt_list_remove(&c->timer_link);
+            c->timer_mode = PT_CONN_TIMER_NONE;
+            fire(c, mode);
+        }
+    }
+    arm_worker_timer(w);
+}
+
+void pt_conn_init_timers(pt_worker_t *w)
+{
+    uv_timer_init(&w->loop, &w->conn_timer);
+    w->conn_timer.data = w;
+    w->conn_timer_due = UINT64_MAX;
+    for (unsigned i = 0; i < PT_WORKER_CONN_TIMER_LISTS; i++)
+        pt_list_init(&w->conn_deadlines[i]);
+}
+
+static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms)
+{
+    pt_worker_t *w = c->worker;
+    if (pt_list_is_linked(&c->timer_link))
+        pt_list_remove(&c->timer_link);
     c->timer_mode = PT_CONN_TIMER_NONE;
+    if (mode == PT_CONN_TIMER_NONE || ms == 0)
+        return;
+    c->timer_mode = mode;
+    c->deadline_ms = uv_now(&w->loop) + ms;
+    pt_list_t *list = &w->conn_deadlines[mode - 1], *at = list->prev;
+    while (at != list && PT_CONTAINER_OF(at, pt_conn_t, timer_link)->deadline_ms > c->deadline_ms)
+        at = at->prev;
+    pt_list_insert_head(at, &c->timer_link);
+    if (c->deadline_ms < w->conn_timer_due)
+        arm_worker_timer(w);
+}
+
+static void fire(pt_conn_t *c, pt_conn_timer_mode_t mode)
+{
     switch (mode) {
     case PT_CONN_TIMER_IDLE:
         PT_STAT_INC(&c->worker->stats, downstream_cx_idle_timeout);
@@ -119,17 +197,6 @@ static void on_timer(uv_timer_t *t)
     case PT_CONN_TIMER_CAPTURE: pt_capture_on_timer(c); break;
     case PT_CONN_TIMER_NONE: break;
     }
-}
-
-static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms)
-{
-    c->timer_mode = mode;
-    if (mode == PT_CONN_TIMER_NONE || ms == 0) {
-        c->timer_mode = PT_CONN_TIMER_NONE;
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
 void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms)
@@ -546,7 +613,6 @@ void pt_conn_detach(pt_conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
     c->is_reading = false;
     set_timer(c, PT_CONN_TIMER_NONE, 0);
-    uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
 void pt_conn_close_detached(pt_conn_t *c)
@@ -599,6 +665,7 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles_open = 1;
+    pt_list_init(&c->timer_link);
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
         c->worker = w;
@@ -619,9 +686,6 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
     pt_list_insert_tail(&w->conns, &c->link);
 
     struct sockaddr_storage ss;

@@ -4,8 +4,10 @@
  * responses, and enforces the connection's limits and timeouts (header read, idle). After an
  * accepted upgrade it hands its socket to a relay.
  *
- * Lifetime: created on accept, freed in the close callback of its last handle (the socket and
- * one timer), never before: libuv may still hold write requests until then. */
+ * Lifetime: created on accept, freed in the close callback of its last handle (the socket, and
+ * a capture relay's socket while it has one), never before: libuv may still hold write
+ * requests until then. Between requests it holds no stream, no parser and no read slab; its
+ * timer is a deadline in one of its worker's lists (conn.c). */
 #ifndef PT_CONN_H
 #define PT_CONN_H
 
@@ -39,7 +41,6 @@ typedef enum pt_conn_timer_mode {
 
 struct pt_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
     pt_worker_t *worker;
     uint16_t listener_port;    /* the stream finds its listener in its own snapshot */
     pt_list_t link;            /* in worker->conns */
@@ -54,7 +55,9 @@ struct pt_conn {
     const char *peer_principal;
     unsigned pause; /* PT_CONN_PAUSE_* */
     pt_conn_timer_mode_t timer_mode;
-    uint8_t handles_open; /* socket + timer; freed at 0 */
+    pt_list_t timer_link; /* in worker->conn_deadlines[timer_mode - 1] while a timer runs */
+    uint64_t deadline_ms; /* when it fires (uv_now) */
+    uint8_t handles_open; /* the socket (and a capture relay's); freed at 0 */
     bool is_reading;
     bool is_parsing; /* inside the parser: it must not be dropped */
     bool is_closing;
@@ -106,6 +109,8 @@ pt_relay_end_t pt_conn_relay_end(pt_conn_t *c);
 void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms);
 /* A handle someone else added to c->handles_open is closed: frees c after the last one. */
 void pt_conn_release_handle(pt_conn_t *c);
+/* Sets up the worker's connection timer and deadline lists (worker start). */
+void pt_conn_init_timers(pt_worker_t *w);
 /* Frees the worker's cache of request parsers once its loop has ended. */
 void pt_conn_free_cache(pt_worker_t *w);
 /* Worker drain: idle connections close now, busy ones after their response. */

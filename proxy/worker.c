@@ -346,6 +346,7 @@ void pt_worker_check_drained(pt_worker_t *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
     uv_close((uv_handle_t *)&w->pool_purge_timer, NULL);
+    uv_close((uv_handle_t *)&w->conn_timer, NULL);
     pt_access_log_close(&w->access_log);
 }
 
@@ -477,6 +478,7 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_wri
     w->accept_timer.data = w;
     uv_timer_init(&w->loop, &w->pool_purge_timer);
     w->pool_purge_timer.data = w;
+    pt_conn_init_timers(w);
     pt_access_log_init(&w->access_log, &w->loop, log_writer, &w->stats);
     if (pt_metrics_init(&w->metrics) != 0)
         abort();

@@ -31,6 +31,7 @@ typedef struct pt_listener {
 } pt_listener_t;
 
 #define PT_POOL_BUCKETS 64
+#define PT_WORKER_CONN_TIMER_LISTS 3 /* idle, header, capture (pt_conn_timer_mode_t - 1) */
 
 struct pt_worker {
     uv_loop_t loop;
@@ -65,6 +66,11 @@ struct pt_worker {
     struct pt_stream *cached_streams;  /* free streams for reuse (stream.c) */
     uint32_t n_cached_streams;
     void *cached_parsers; /* free request parsers for reuse (conn.c) */
+    /* Downstream connections' deadlines (header read, idle, capture: conn.c), one list per
+     * kind in deadline order, under one timer armed for the earliest. */
+    pt_list_t conn_deadlines[PT_WORKER_CONN_TIMER_LISTS];
+    uv_timer_t conn_timer;
+    uint64_t conn_timer_due; /* what conn_timer is armed for (uv_now); UINT64_MAX: nothing */
     uint32_t n_cached_parsers;
     pt_access_log_t access_log;
     bool is_draining;
