@@ -857,12 +857,12 @@ static char *put_header(char *p, pt_str_t name, pt_str_t value)
     return p;
 }
 
-static void write_request_head(pt_stream_t *st)
+pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len)
 {
     const pt_http_msg_t *h = st->request;
     pt_str_t peer = pt_str(st->conn->peer_ip);
     /* The route's rewrites and request header mutations (route_action.c). */
-    pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
+    pt_str_t path = pt_route_action_path(st);
     const pt_header_t *hs;
     size_t n_hs = pt_route_action_request_headers(st, &hs);
     size_t size = h->method.len + path.len + authority.len + 320 + peer.len +
@@ -903,8 +903,9 @@ static void write_request_head(pt_stream_t *st)
     memcpy(p, peer.base, peer.len);
     p += peer.len;
     p += sprintf(p, "\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", st->request_id);
-    /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. */
-    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts);
+    /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. A mirror's copy
+     * goes before the first attempt and counts as it. */
+    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts > 0 ? st->attempts : 1);
     if (h->content_length >= 0)
         p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
     else if (pt_http_msg_is_body_unsized(h))
@@ -918,7 +919,15 @@ static void write_request_head(pt_stream_t *st)
     }
     *p++ = '\r';
     *p++ = '\n';
-    uv_buf_t b = uv_buf_init(slab->data, (unsigned)(p - slab->data));
+    *head_len = (size_t)(p - slab->data);
+    return slab;
+}
+
+static void write_request_head(pt_stream_t *st)
+{
+    size_t len;
+    pt_buf_t *slab = pt_stream_request_head(st, pt_route_action_authority(st), &len);
+    uv_buf_t b = uv_buf_init(slab->data, (unsigned)len);
     pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
     pt_buf_unref(slab);
 }

@@ -174,6 +174,11 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag);
 /* Answers locally with status and a short text body (used for invalid requests too, before a
  * stream has a head: then head is NULL). */
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
+/* The request head as it goes upstream, with authority as its Host: the route's rewrites and
+ * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id,
+ * x-envoy-attempt-count and the framing. The one request writer, for the attempts and the
+ * mirror's copies alike. Returns a new slab (the caller's ref) and its length in *head_len. */
+pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len);
 /* Envoy's RESPONSE_CODE_DETAILS for how st ended ("via_upstream", "route_not_found",
  * "upstream_reset_before_response_started{connection_failure}", ...), from its flag, or NULL
  * when nothing was answered. The string is static or in st's arena. */
