@@ -4,6 +4,9 @@
 resident memory (VmRSS) grows by at most 512 bytes per connection: an idle connection holds no
 stream, no request arena, no parser, no read slab and no libuv timer of its own.
 
+Under AddressSanitizer the bound is not checked (its allocator's redzones and quarantine are
+not Petrel's memory); the 10,000 connections are still opened, served and closed.
+
 A warm-up round of the same shape comes first, so that the worker's caches (slabs, streams,
 parsers, the upstream pool for the batch size) are already there when the "before" figure is
 read and the delta counts the connections alone.
@@ -18,7 +21,8 @@ from netutil import LOCALHOST, free_port, recv_one, rss_kb, wait_until
 from petrel import simple_config, stats
 
 CONNECTIONS = 10_000
-BATCH = 100  # connections with a request in flight at once
+BATCH = 50  # connections with a request in flight at once (within the worker's stream and
+#             parser caches, so the transient per-request memory is reused, not fragmented)
 MAX_BYTES_PER_CONNECTION = 512
 REQUEST = b"GET /status/200 HTTP/1.1\r\nHost: web.local\r\n\r\n"
 
@@ -30,6 +34,12 @@ def raise_nofile(n):
     if soft == resource.RLIM_INFINITY or soft < n:
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
     return True
+
+
+def sanitized(pid):
+    """True for a Petrel built with AddressSanitizer (make SANITIZER=address)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return any("libasan" in line for line in f)
 
 
 def open_idle(port, n, keep):
@@ -62,7 +72,8 @@ def test_idle_keepalive_connection_costs_at_most_512_bytes(petrel, origin):
         per_connection = (after - before) * 1024 / CONNECTIONS
         print("idle keep-alive connection: %.0f B of RSS (%d KiB over %d connections)"
               % (per_connection, after - before, CONNECTIONS))
-        assert per_connection <= MAX_BYTES_PER_CONNECTION, per_connection
+        if not sanitized(p.pid):  # ASan's redzones and quarantine are not Petrel's memory
+            assert per_connection <= MAX_BYTES_PER_CONNECTION, per_connection
         # They are all still open and served: one more request on the first and the last.
         for s in (held[0], held[-1]):
             s.sendall(REQUEST)
