@@ -4,8 +4,10 @@
  * complete the parser pauses and reading stops, so pipelined requests wait in the read slab and
  * are answered in order (RFC 9112 §9.3.2), and a client cannot queue unbounded work.
  *
- * An idle keep-alive connection holds no read slab: the slab is dropped as soon as every byte
- * in it was parsed (body slices still being written keep their own refs). */
+ * An idle keep-alive connection holds no read slab (the slab is dropped as soon as every byte
+ * in it was parsed; body slices still being written keep their own refs), no stream and no
+ * parser (both come from per-worker caches when a request begins), and no timer handle (its
+ * deadline sits in a worker list). */
 #include "conn.h"
 
 #include <stdatomic.h>
