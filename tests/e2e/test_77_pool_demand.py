@@ -51,9 +51,11 @@ def test_burst_connections_fall_to_recent_demand(petrel, origin):
     assert statuses == [200] * BURST
     opened = stats(p)["upstream_cx_total"]
     assert opened >= BURST // 2, "the burst should have needed many connections: %d" % opened
-    assert established_to(origin.port) >= BURST // 2
+    after_burst = established_to(origin.port)
+    assert after_burst >= BURST // 2
 
     # One request at a time from now on: the recent demand is one connection.
+    burst_end = time.monotonic()
     on_conn = []
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
@@ -64,6 +66,9 @@ def test_burst_connections_fall_to_recent_demand(petrel, origin):
             break
         time.sleep(0.1)  # the client's think time between requests (not a wait for Petrel)
     assert established_to(origin.port) <= 1, "idle connections above demand still open"
+    print("burst of %d: %d upstream connections open after it, %d after %.1f s of one request "
+          "at a time" % (BURST, after_burst, established_to(origin.port),
+                         time.monotonic() - burst_end))
     purged = stats(p)["upstream_cx_idle_purged"]
     assert purged >= opened - 2, (purged, opened)
     # The connection kept for the demand goes on serving: the last requests reused it.
