@@ -25,7 +25,7 @@ typedef struct admin_conn {
     pt_admin_t *admin;
     pt_http1_parser_t parser;
     pt_arena_t arena;
-    pt_http1_head_t *head;
+    pt_http_msg_t *head;
     pt_app_probe_t *probe; /* an app probe in flight for this request, or NULL */
     bool answered;
     char *body; /* the chaos role's request body (malloc'd), body_len bytes */
@@ -712,7 +712,7 @@ static void serve_help(admin_conn_t *c, pt_str_t query)
 
 static void serve(admin_conn_t *c)
 {
-    pt_http1_head_t *h = c->head;
+    pt_http_msg_t *h = c->head;
     pt_str_t path = h->path, query = {NULL, 0};
     const char *q = memchr(path.base, '?', path.len);
     if (q != NULL) {
@@ -761,7 +761,7 @@ static void serve(admin_conn_t *c)
     r->serve(c, query);
 }
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     admin_conn_t *c = p->data;
     c->head = head;
@@ -789,7 +789,7 @@ static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
 /* The chaos role: every path goes to the Toxiproxy-compatible API. */
 static void serve_chaos(admin_conn_t *c)
 {
-    pt_http1_head_t *h = c->head;
+    pt_http_msg_t *h = c->head;
     size_t path_len = h->path.len;
     const char *q = memchr(h->path.base, '?', path_len);
     if (q != NULL)

@@ -130,7 +130,7 @@ static bool principal_namespace(const char *p, const char **ns, size_t *len)
  * absent. */
 static bool header_of(const pt_authz_request_t *req, const pt_authz_cond_t *c, pt_str_t *out)
 {
-    const pt_http1_head_t *h = req->head;
+    const pt_http_msg_t *h = req->head;
     size_t found = 0, total = 0;
     for (size_t i = 0; i < h->n_headers; i++)
         if (h->headers[i].name.len == c->header_len &&

@@ -17,13 +17,13 @@
 #include <uv.h>
 
 #include "../config/policy_types.h"
-#include "http1.h"
+#include "http_msg.h"
 
 /* What a check looks at. The caller fills what it has; addresses are read lazily. */
 typedef struct pt_authz_request {
-    const pt_http1_head_t *head; /* NULL on a TCP / TLS-passthrough connection */
-    const char *principal;       /* verified peer, "cluster.local/ns/a/sa/b"; NULL: none */
-    const char *sni;             /* NULL: none */
+    const pt_http_msg_t *head; /* NULL on a TCP / TLS-passthrough connection */
+    const char *principal;     /* verified peer, "cluster.local/ns/a/sa/b"; NULL: none */
+    const char *sni;           /* NULL: none */
     size_t sni_len;
     uint16_t dest_port;
     const uv_tcp_t *tcp; /* for the peer and local addresses */

@@ -4,8 +4,10 @@
  * complete the parser pauses and reading stops, so pipelined requests wait in the read slab and
  * are answered in order (RFC 9112 §9.3.2), and a client cannot queue unbounded work.
  *
- * An idle keep-alive connection holds no read slab: the slab is dropped as soon as every byte
- * in it was parsed (body slices still being written keep their own refs). */
+ * An idle keep-alive connection holds no read slab (the slab is dropped as soon as every byte
+ * in it was parsed; body slices still being written keep their own refs), no stream and no
+ * parser (both come from per-worker caches when a request begins), and no timer handle (its
+ * deadline sits in a worker list). */
 #include "conn.h"
 
 #include <stdatomic.h>
@@ -25,6 +27,8 @@ static _Atomic uint32_t n_conns;
 
 static void process(pt_conn_t *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+static void drop_parser(pt_conn_t *c);
+static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms);
 
 static void on_handle_closed(pt_conn_t *c)
 {
@@ -32,6 +36,9 @@ static void on_handle_closed(pt_conn_t *c)
         return;
     pt_worker_t *w = c->worker;
     pt_rbuf_release(&c->in);
+    drop_parser(c);
+    if (pt_list_is_linked(&c->timer_link))
+        pt_list_remove(&c->timer_link);
     pt_tls_stream_free(c);
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
@@ -68,14 +75,14 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
         return;
     c->is_closing = true;
     c->pause |= PT_CONN_PAUSE_CLOSING;
-    if (c->stream.is_active)
-        pt_stream_abort(&c->stream, PT_FLAG_DC);
+    if (c->stream != NULL)
+        pt_stream_abort(c->stream, PT_FLAG_DC);
     pt_list_remove(&c->link);
     if (c->capture != NULL)
         pt_capture_on_conn_close(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->is_reading = false;
-    uv_close((uv_handle_t *)&c->timer, on_close);
+    set_timer(c, PT_CONN_TIMER_NONE, 0);
     if (graceful && c->tls != NULL)
         pt_tls_stream_close_notify(c);
     if (graceful) {
@@ -91,11 +98,86 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
-static void on_timer(uv_timer_t *t)
+/* --- the connection's timer ---
+ * A connection has one deadline at a time (header read, keep-alive idle, capture), kept in one
+ * of its worker's lists, one per kind, in deadline order, under one libuv timer per worker: an
+ * idle connection carries 24 bytes for it instead of a uv_timer_t. Within a kind every
+ * connection waits as long, so a new deadline goes at the tail (a reload that changes a
+ * timeout, or capture's two waits, insert a few places earlier). */
+
+static void fire(pt_conn_t *c, pt_conn_timer_mode_t mode);
+
+static pt_conn_t *first_due(pt_list_t *list)
 {
-    pt_conn_t *c = t->data;
-    pt_conn_timer_mode_t mode = c->timer_mode;
+    return pt_list_is_empty(list) ? NULL : PT_CONTAINER_OF(list->next, pt_conn_t, timer_link);
+}
+
+static void on_worker_timer(uv_timer_t *t);
+
+static void arm_worker_timer(pt_worker_t *w)
+{
+    uint64_t due = UINT64_MAX;
+    for (unsigned i = 0; i < PT_WORKER_CONN_TIMER_LISTS; i++) {
+        pt_conn_t *c = first_due(&w->conn_deadlines[i]);
+        if (c != NULL && c->deadline_ms < due)
+            due = c->deadline_ms;
+    }
+    w->conn_timer_due = due;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&w->conn_timer);
+        return;
+    }
+    uint64_t now = uv_now(&w->loop);
+    uv_timer_start(&w->conn_timer, on_worker_timer, due > now ? due - now : 0, 0);
+}
+
+/* A deadline that was removed is not taken off the worker's timer: it fires early at worst
+ * and is re-armed for the next one. */
+static void on_worker_timer(uv_timer_t *t)
+{
+    pt_worker_t *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    for (unsigned i = 0; i < PT_WORKER_CONN_TIMER_LISTS; i++) {
+        pt_conn_t *c;
+        while ((c = first_due(&w->conn_deadlines[i])) != NULL && c->deadline_ms <= now) {
+            pt_conn_timer_mode_t mode = c->timer_mode;
+            pt_list_remove(&c->timer_link);
+            c->timer_mode = PT_CONN_TIMER_NONE;
+            fire(c, mode);
+        }
+    }
+    arm_worker_timer(w);
+}
+
+void pt_conn_init_timers(pt_worker_t *w)
+{
+    uv_timer_init(&w->loop, &w->conn_timer);
+    w->conn_timer.data = w;
+    w->conn_timer_due = UINT64_MAX;
+    for (unsigned i = 0; i < PT_WORKER_CONN_TIMER_LISTS; i++)
+        pt_list_init(&w->conn_deadlines[i]);
+}
+
+static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms)
+{
+    pt_worker_t *w = c->worker;
+    if (pt_list_is_linked(&c->timer_link))
+        pt_list_remove(&c->timer_link);
     c->timer_mode = PT_CONN_TIMER_NONE;
+    if (mode == PT_CONN_TIMER_NONE || ms == 0)
+        return;
+    c->timer_mode = mode;
+    c->deadline_ms = uv_now(&w->loop) + ms;
+    pt_list_t *list = &w->conn_deadlines[mode - 1], *at = list->prev;
+    while (at != list && PT_CONTAINER_OF(at, pt_conn_t, timer_link)->deadline_ms > c->deadline_ms)
+        at = at->prev;
+    pt_list_insert_head(at, &c->timer_link);
+    if (c->deadline_ms < w->conn_timer_due)
+        arm_worker_timer(w);
+}
+
+static void fire(pt_conn_t *c, pt_conn_timer_mode_t mode)
+{
     switch (mode) {
     case PT_CONN_TIMER_IDLE:
         PT_STAT_INC(&c->worker->stats, downstream_cx_idle_timeout);
@@ -105,50 +187,18 @@ static void on_timer(uv_timer_t *t)
         PT_STAT_INC(&c->worker->stats, downstream_cx_header_timeout);
         if (c->tls != NULL)
             pt_tls_stream_on_header_timeout(c);
-        if (!c->stream.is_active) {
+        if (c->stream == NULL) {
             /* Not a byte of a request yet: nothing to answer. */
             pt_conn_close(c, false);
             break;
         }
         /* RFC 9110 §15.5.9: 408 tells the client the server gave up waiting. */
         c->close_after_response = true;
-        pt_stream_respond(&c->stream, 408, "request header timeout", PT_FLAG_DPE);
+        pt_stream_respond(c->stream, 408, "request header timeout", PT_FLAG_DPE);
         break;
-    case PT_CONN_TIMER_ROUTE: pt_stream_on_timeout(&c->stream); break;
-    case PT_CONN_TIMER_DELAY: pt_stream_on_delay_done(&c->stream); break;
-    case PT_CONN_TIMER_RETRY: pt_stream_on_retry_timer(&c->stream); break;
     case PT_CONN_TIMER_CAPTURE: pt_capture_on_timer(c); break;
     case PT_CONN_TIMER_NONE: break;
     }
-}
-
-static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms)
-{
-    c->timer_mode = mode;
-    if (mode == PT_CONN_TIMER_NONE || ms == 0) {
-        c->timer_mode = PT_CONN_TIMER_NONE;
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uv_timer_start(&c->timer, on_timer, ms, 0);
-}
-
-void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms)
-{
-    set_timer(c, PT_CONN_TIMER_ROUTE, timeout_ms);
-}
-
-void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms)
-{
-    /* The loop's clock is read once per iteration: without a fresh reading an injected delay
-     * could end up to a millisecond short of fixedDelay. Faults are rare; the read is cheap. */
-    uv_update_time(c->tcp.loop);
-    set_timer(c, PT_CONN_TIMER_DELAY, delay_ms);
-}
-
-void pt_conn_start_retry_timer(pt_conn_t *c, uint64_t ms)
-{
-    set_timer(c, PT_CONN_TIMER_RETRY, ms);
 }
 
 void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms)
@@ -156,25 +206,16 @@ void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms)
     set_timer(c, ms > 0 ? PT_CONN_TIMER_CAPTURE : PT_CONN_TIMER_NONE, ms);
 }
 
-/* The stream's timers: its route timeout, or its fault delay or retry backoff when the stream
- * ends first. */
-void pt_conn_stop_route_timer(pt_conn_t *c)
-{
-    if (c->timer_mode == PT_CONN_TIMER_ROUTE || c->timer_mode == PT_CONN_TIMER_DELAY ||
-        c->timer_mode == PT_CONN_TIMER_RETRY)
-        set_timer(c, PT_CONN_TIMER_NONE, 0);
-}
-
 /* --- codec callbacks --- */
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     pt_conn_t *c = p->data;
     if (c->timer_mode == PT_CONN_TIMER_HEADER)
         set_timer(c, PT_CONN_TIMER_NONE, 0);
-    if (!head->is_keep_alive || c->worker->is_draining)
+    if (!p->framing.is_keep_alive || c->worker->is_draining)
         c->close_after_response = true;
-    pt_stream_start(&c->stream, head);
+    pt_stream_start(c->stream, head);
     return c->is_closing ? -1 : 0;
 }
 
@@ -183,24 +224,24 @@ static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
     pt_conn_t *c = p->data;
     /* A stream that answered before the request ended has gone; the connection closes after
      * its response, and the rest of the body is dropped. */
-    if (c->stream.is_active)
-        pt_stream_on_request_body(&c->stream, at, len, c->in.buf);
+    if (c->stream != NULL)
+        pt_stream_on_request_body(c->stream, at, len, c->in.buf);
     return c->is_closing ? -1 : 0;
 }
 
 static int on_trailers(pt_http1_parser_t *p, pt_header_t *t, size_t n)
 {
     pt_conn_t *c = p->data;
-    if (c->stream.is_active)
-        pt_stream_on_request_trailers(&c->stream, t, n);
+    if (c->stream != NULL)
+        pt_stream_on_request_trailers(c->stream, t, n);
     return c->is_closing ? -1 : 0;
 }
 
 static int on_complete(pt_http1_parser_t *p)
 {
     pt_conn_t *c = p->data;
-    if (c->stream.is_active)
-        pt_stream_on_request_complete(&c->stream);
+    if (c->stream != NULL)
+        pt_stream_on_request_complete(c->stream);
     return c->is_closing ? -1 : 0;
 }
 
@@ -210,6 +251,73 @@ static const pt_http1_callbacks_t request_callbacks = {
     .on_trailers = on_trailers,
     .on_complete = on_complete,
 };
+
+/* --- the request parser: set up when a request begins, dropped when the connection is idle,
+ * so an idle keep-alive connection holds none. Parsers are reused through a per-worker cache. */
+
+#define PARSER_CACHE_MAX 64
+
+typedef union cached_parser {
+    pt_http1_parser_t parser;
+    union cached_parser *next;
+} cached_parser_t;
+
+static bool in_message(const pt_conn_t *c)
+{
+    return c->parser != NULL && pt_http1_parser_in_message(c->parser);
+}
+
+static void take_parser(pt_conn_t *c)
+{
+    if (c->parser != NULL)
+        return;
+    pt_worker_t *w = c->worker;
+    cached_parser_t *cp = w->cached_parsers;
+    if (cp != NULL) {
+        w->cached_parsers = cp->next;
+        w->n_cached_parsers--;
+    } else if ((cp = malloc(sizeof(*cp))) == NULL) {
+        abort();
+    }
+    const pt_proxy_settings_t *ps = &w->config->proxy;
+    pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
+    pt_http1_parser_init(&cp->parser, false, &request_callbacks, c, &limits);
+    c->parser = &cp->parser;
+}
+
+static void drop_parser(pt_conn_t *c)
+{
+    pt_worker_t *w = c->worker;
+    cached_parser_t *cp = (cached_parser_t *)c->parser;
+    if (cp == NULL)
+        return;
+    c->parser = NULL;
+    if (w->n_cached_parsers >= PARSER_CACHE_MAX) {
+        free(cp);
+        return;
+    }
+    cp->next = w->cached_parsers;
+    w->cached_parsers = cp;
+    w->n_cached_parsers++;
+}
+
+void pt_conn_free_cache(pt_worker_t *w)
+{
+    while (w->cached_parsers != NULL) {
+        cached_parser_t *cp = w->cached_parsers;
+        w->cached_parsers = cp->next;
+        free(cp);
+    }
+    w->n_cached_parsers = 0;
+}
+
+/* Nothing of a request is in progress: the parser goes, unless it is running (a stream that
+ * finished inside one of its callbacks) or has seen the start of the next request. */
+static void drop_idle_parser(pt_conn_t *c)
+{
+    if (!c->is_parsing && c->parser != NULL && pt_http1_parser_holds_nothing(c->parser))
+        drop_parser(c);
+}
 
 /* --- reading --- */
 
@@ -232,9 +340,10 @@ static bool slab_has_room(const pt_conn_t *c)
 static void update_reading(pt_conn_t *c)
 {
     unsigned hard = c->pause & ~(unsigned)PT_CONN_PAUSE_PIPELINE;
-    bool want = hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
-                (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c)) &&
-                !(c->parser.is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
+    bool want =
+        hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
+        (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c)) &&
+        !(c->parser != NULL && c->parser->is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
     if (want && !c->is_reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->is_reading = true;
@@ -260,23 +369,24 @@ static void reject(pt_conn_t *c)
 {
     PT_STAT_INC(&c->worker->stats, downstream_rq_invalid);
     c->close_after_response = true;
-    int status = c->parser.error_status ? c->parser.error_status : 400;
+    int status = c->parser->error_status ? c->parser->error_status : 400;
     pt_log_debug("downstream %s: request refused with %d: %s", c->peer_ip, status,
-                 c->parser.error_reason ? c->parser.error_reason : "invalid");
-    if (c->stream.is_active && c->stream.response_head_sent) {
+                 c->parser->error_reason ? c->parser->error_reason : "invalid");
+    if (c->stream != NULL && c->stream->response_head_sent) {
         /* The request was already answered in part (an early reply): just close. */
         pt_conn_close(c, false);
         return;
     }
-    if (!c->stream.is_active)
-        pt_stream_init(&c->stream, c);
-    pt_stream_respond(&c->stream, status, c->parser.error_reason, PT_FLAG_DPE);
+    if (c->stream == NULL)
+        c->stream = pt_stream_new(c);
+    pt_stream_respond(c->stream, status, c->parser->error_reason, PT_FLAG_DPE);
 }
 
 static void begin_message(pt_conn_t *c)
 {
-    pt_stream_init(&c->stream, c);
-    pt_http1_parser_set_arena(&c->parser, &c->stream.arena);
+    c->stream = pt_stream_new(c);
+    take_parser(c);
+    pt_http1_parser_set_arena(c->parser, &c->stream->arena);
     set_timer(c, PT_CONN_TIMER_HEADER, c->worker->config->proxy.header_timeout_ms);
 }
 
@@ -288,7 +398,7 @@ static void process(pt_conn_t *c)
         return;
     while (!c->is_closing && !c->is_handed_off && c->in.buf != NULL && c->in.off < c->in.len &&
            !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
-        if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser)) {
+        if (c->stream == NULL && !in_message(c)) {
             if (c->close_after_response) {
                 /* Bytes after a request that ends the connection are never parsed. */
                 c->in.off = c->in.len;
@@ -297,24 +407,26 @@ static void process(pt_conn_t *c)
             begin_message(c);
         }
         size_t consumed = 0;
-        int r = pt_http1_parser_execute(&c->parser, c->in.buf->data + c->in.off,
+        c->is_parsing = true;
+        int r = pt_http1_parser_execute(c->parser, c->in.buf->data + c->in.off,
                                         c->in.len - c->in.off, &consumed);
+        c->is_parsing = false;
         c->in.off += consumed;
         if (r == PT_HTTP1_OK)
             break;
         if (r == PT_HTTP1_PAUSED) {
-            if (c->parser.is_upgraded) {
+            if (c->parser->is_upgraded) {
                 /* The rest is tunnel data for the upstream if it accepts the upgrade. */
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
-                if (!c->stream.is_active)
+                if (c->stream == NULL)
                     pt_conn_close(c, true);
                 break;
             }
-            if (c->stream.is_active) {
+            if (c->stream != NULL) {
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
                 break;
             }
-            pt_http1_parser_resume(&c->parser);
+            pt_http1_parser_resume(c->parser);
             continue;
         }
         if (r == PT_HTTP1_EINVALID)
@@ -328,9 +440,11 @@ static void process(pt_conn_t *c)
     if (c->is_closing || c->is_handed_off)
         return;
     /* A stream answered within this parse (a direct response) leaves the connection idle. */
-    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser) &&
-        c->timer_mode == PT_CONN_TIMER_NONE)
-        set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    if (c->stream == NULL && !in_message(c)) {
+        drop_idle_parser(c);
+        if (c->timer_mode == PT_CONN_TIMER_NONE)
+            set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    }
     update_reading(c);
 }
 
@@ -342,15 +456,15 @@ static void on_peer_eof(pt_conn_t *c)
         pt_capture_on_eof(c);
         return;
     }
-    if (c->stream.is_active) {
+    if (c->stream != NULL) {
         /* A client may half-close after its last request and still read the responses: the
          * requests already read are answered first (see pt_conn_on_stream_done). */
-        if (!c->stream.request_complete)
+        if (!c->stream->request_complete)
             pt_conn_close(c, false);
         return;
     }
     /* A partial request head is dropped without an answer, as the peer has gone. */
-    pt_conn_close(c, !pt_http1_parser_in_message(&c->parser));
+    pt_conn_close(c, !in_message(c));
 }
 
 /* TLS: plaintext the engine still holds once the codec made room in the read slab. */
@@ -407,9 +521,9 @@ static void on_write_done(void *owner, int status)
         pt_conn_close(c, false);
         return;
     }
-    if (c->stream.is_active &&
+    if (c->stream != NULL &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= PT_WRITE_LOW_WATERMARK)
-        pt_stream_on_downstream_drained(&c->stream);
+        pt_stream_on_downstream_drained(c->stream);
 }
 
 int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
@@ -465,25 +579,27 @@ void pt_conn_on_stream_done(pt_conn_t *c)
     }
     if (c->pause & PT_CONN_PAUSE_PIPELINE) {
         c->pause &= ~PT_CONN_PAUSE_PIPELINE;
-        pt_http1_parser_resume(&c->parser);
+        pt_http1_parser_resume(c->parser);
         process(c);
     }
     /* Pipelined plaintext left in the engine when the slab was full. */
     pump_tls(c);
     if (c->is_closing)
         return;
-    if (c->peer_eof && !c->stream.is_active) {
+    if (c->peer_eof && c->stream == NULL) {
         pt_conn_close(c, true);
         return;
     }
-    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser))
+    if (c->stream == NULL && !in_message(c)) {
+        drop_idle_parser(c);
         set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
+    }
     update_reading(c);
 }
 
 void pt_conn_drain(pt_conn_t *c)
 {
-    if (!c->stream.is_active && !pt_http1_parser_in_message(&c->parser))
+    if (c->stream == NULL && !in_message(c))
         pt_conn_close(c, true);
     else
         c->close_after_response = true;
@@ -499,7 +615,6 @@ void pt_conn_detach(pt_conn_t *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
     c->is_reading = false;
     set_timer(c, PT_CONN_TIMER_NONE, 0);
-    uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
 void pt_conn_close_detached(pt_conn_t *c)
@@ -552,6 +667,7 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles_open = 1;
+    pt_list_init(&c->timer_link);
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
         c->worker = w;
@@ -572,9 +688,6 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
     pt_list_insert_tail(&w->conns, &c->link);
 
     struct sockaddr_storage ss;
@@ -586,8 +699,6 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
     }
     const pt_proxy_settings_t *ps = &w->config->proxy;
-    pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
-    pt_http1_parser_init(&c->parser, false, &request_callbacks, c, &limits);
     if (lc->tls != NULL && pt_tls_stream_start(c, on_write_done) != 0) {
         pt_conn_close(c, false);
         return;

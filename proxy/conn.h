@@ -4,8 +4,10 @@
  * responses, and enforces the connection's limits and timeouts (header read, idle). After an
  * accepted upgrade it hands its socket to a relay.
  *
- * Lifetime: created on accept, freed in the close callback of its last handle (the socket and
- * one timer), never before: libuv may still hold write requests until then. */
+ * Lifetime: created on accept, freed in the close callback of its last handle (the socket, and
+ * a capture relay's socket while it has one), never before: libuv may still hold write
+ * requests until then. Between requests it holds no stream, no parser and no read slab; its
+ * timer is a deadline in one of its worker's lists (conn.c). */
 #ifndef PT_CONN_H
 #define PT_CONN_H
 
@@ -34,22 +36,18 @@ typedef enum pt_conn_timer_mode {
     PT_CONN_TIMER_NONE = 0,
     PT_CONN_TIMER_IDLE,    /* keep-alive idle between requests */
     PT_CONN_TIMER_HEADER,  /* the request head must complete */
-    PT_CONN_TIMER_ROUTE,   /* the stream's route timeout */
-    PT_CONN_TIMER_DELAY,   /* the stream's fault.delay */
-    PT_CONN_TIMER_RETRY,   /* the stream's retry backoff, or its wait for a connection slot */
     PT_CONN_TIMER_CAPTURE, /* sidecar capture: protocol detection, then the relay's connect */
 } pt_conn_timer_mode_t;
 
 struct pt_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
     pt_worker_t *worker;
-    uint16_t listener_port; /* the stream finds its listener in its own snapshot */
-    pt_list_t link;         /* in worker->conns */
-    pt_http1_parser_t parser;
-    pt_rbuf_t in;       /* bytes read from the client */
-    pt_stream_t stream; /* the exchange in progress, when stream.is_active */
-    char peer_ip[48];   /* downstream address, for x-forwarded-for and logs */
+    uint16_t listener_port;    /* the stream finds its listener in its own snapshot */
+    pt_list_t link;            /* in worker->conns */
+    pt_http1_parser_t *parser; /* while a request is read or answered; NULL when idle */
+    pt_rbuf_t in;              /* bytes read from the client */
+    pt_stream_t *stream;       /* the exchange in progress; NULL between requests */
+    char peer_ip[48];          /* downstream address, for x-forwarded-for and logs */
     /* The verified peer certificate's SPIFFE ID without "spiffe://" (Istio's principal form,
      * "cluster.local/ns/a/sa/b"), set by mTLS once the handshake verified it, in memory the
      * connection owns; NULL when the peer has none. AuthorizationPolicy principals read only
@@ -57,8 +55,11 @@ struct pt_conn {
     const char *peer_principal;
     unsigned pause; /* PT_CONN_PAUSE_* */
     pt_conn_timer_mode_t timer_mode;
-    uint8_t handles_open; /* socket + timer; freed at 0 */
+    pt_list_t timer_link; /* in worker->conn_deadlines[timer_mode - 1] while a timer runs */
+    uint64_t deadline_ms; /* when it fires (uv_now) */
+    uint8_t handles_open; /* the socket (and a capture relay's); freed at 0 */
     bool is_reading;
+    bool is_parsing; /* inside the parser: it must not be dropped */
     bool is_closing;
     bool close_after_response; /* Connection: close, HTTP/1.0, drain, or a broken request */
     bool peer_eof;             /* the client finished sending */
@@ -86,14 +87,6 @@ bool pt_conn_is_write_congested(pt_conn_t *c);
 void pt_conn_pause_reading(pt_conn_t *c, unsigned reason);
 void pt_conn_resume_reading(pt_conn_t *c, unsigned reason);
 
-/* Route-timer control for the stream. */
-void pt_conn_start_route_timer(pt_conn_t *c, uint64_t timeout_ms);
-void pt_conn_stop_route_timer(pt_conn_t *c);
-/* Runs the stream's fault.delay; pt_conn_stop_route_timer() stops it too. */
-void pt_conn_start_delay_timer(pt_conn_t *c, uint64_t delay_ms);
-/* Runs the stream's retry backoff (or pending wait); pt_conn_stop_route_timer() stops it too. */
-void pt_conn_start_retry_timer(pt_conn_t *c, uint64_t ms);
-
 /* The stream ended: the connection goes on with the next request, or closes. */
 void pt_conn_on_stream_done(pt_conn_t *c);
 /* Closes at once (RST-free: writes already queued are flushed by a shutdown when graceful). */
@@ -116,6 +109,10 @@ pt_relay_end_t pt_conn_relay_end(pt_conn_t *c);
 void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms);
 /* A handle someone else added to c->handles_open is closed: frees c after the last one. */
 void pt_conn_release_handle(pt_conn_t *c);
+/* Sets up the worker's connection timer and deadline lists (worker start). */
+void pt_conn_init_timers(pt_worker_t *w);
+/* Frees the worker's cache of request parsers once its loop has ended. */
+void pt_conn_free_cache(pt_worker_t *w);
 /* Worker drain: idle connections close now, busy ones after their response. */
 void pt_conn_drain(pt_conn_t *c);
 

@@ -165,6 +165,7 @@ static int on_message_begin(llhttp_t *l)
     if (p->arena == NULL)
         abort(); /* pt_http1_parser_set_arena() was not called: a bug in the caller */
     memset(&p->head, 0, sizeof(p->head));
+    memset(&p->framing, 0, sizeof(p->framing));
     p->head.content_length = -1;
     p->head.method_id = -1;
     p->headers_cap = 0;
@@ -238,7 +239,7 @@ static int on_url_complete(llhttp_t *l)
 {
     pt_http1_parser_t *p = P(l);
     pt_str_t t = cur_take(p);
-    p->head.target = t;
+    p->framing.target = t;
     const unsigned char *s = (const unsigned char *)t.base;
     for (size_t i = 0; i < t.len; i++) {
         /* llhttp strict already refuses most of these; a fragment is never part of a target */
@@ -263,6 +264,7 @@ static int on_url_complete(llhttp_t *l)
         skip = 8;
     else
         return fail(p, 400, "request-target is not origin-form or absolute-form");
+    p->head.scheme = skip == 7 ? PT_STR_LIT("http") : PT_STR_LIT("https");
     size_t end = skip;
     while (end < t.len && s[end] != '/' && s[end] != '?')
         end++;
@@ -292,7 +294,7 @@ static int on_version_complete(llhttp_t *l)
     (void)cur_take(p);
     if (l->http_major != 1 || l->http_minor > 1)
         return fail(p, 505, "unsupported HTTP version");
-    p->head.version_minor = l->http_minor;
+    p->head.version = (uint8_t)(PT_HTTP_10 + l->http_minor);
     if (!p->is_response)
         p->msg_state = ST_FIELDS; /* the request line is complete: 414 no longer applies */
     return 0;
@@ -329,7 +331,7 @@ static int on_header_field_complete(llhttp_t *l)
         if (!tchar[s[i]])
             return fail(p, 400, "invalid character in field name");
     }
-    pt_http1_head_t *h = &p->head;
+    pt_http_msg_t *h = &p->head;
     if (h->n_headers >= p->limits.max_headers)
         return fail(p, 431, p->in_trailers ? "too many trailer fields" : "too many header fields");
     if (h->n_headers == p->headers_cap) {
@@ -356,7 +358,7 @@ static int on_header_value_complete(llhttp_t *l)
 {
     pt_http1_parser_t *p = P(l);
     pt_str_t v = cur_take(p);
-    pt_http1_head_t *h = &p->head;
+    pt_http_msg_t *h = &p->head;
     if (h->n_headers == 0)
         return fail(p, 400, "field value without a name"); /* llhttp never does this */
     const unsigned char *s = (const unsigned char *)v.base;
@@ -415,7 +417,7 @@ static bool parse_content_length(pt_str_t v, int64_t *out)
 
 /* Marks every header that the Connection header value v nominates as hop-by-hop
  * (RFC 9110 §7.6.1), except Host and Content-Length which a peer may not strip that way. */
-static void mark_connection_tokens(pt_http1_head_t *h, pt_str_t v)
+static void mark_connection_tokens(pt_http_msg_t *h, pt_str_t v)
 {
     size_t i = 0;
     while (i < v.len) {
@@ -445,7 +447,8 @@ static void mark_connection_tokens(pt_http1_head_t *h, pt_str_t v)
 
 static int validate_head(pt_http1_parser_t *p, llhttp_t *l)
 {
-    pt_http1_head_t *h = &p->head;
+    pt_http_msg_t *h = &p->head;
+    pt_http1_framing_t *f = &p->framing;
     const pt_header_t *host = NULL, *cl = NULL, *te = NULL;
     int n_host = 0, n_cl = 0, n_te = 0;
     bool bad_expect = false;
@@ -478,7 +481,7 @@ static int validate_head(pt_http1_parser_t *p, llhttp_t *l)
             if (p->is_response)
                 break;
             if (pt_str_ieq_lit(hd->value, "100-continue"))
-                h->expects_continue = h->version_minor >= 1; /* RFC 9110 §10.1.1: not on 1.0 */
+                h->expects_continue = h->version >= PT_HTTP_11; /* RFC 9110 §10.1.1: not on 1.0 */
             else
                 bad_expect = true;
             break;
@@ -493,20 +496,20 @@ static int validate_head(pt_http1_parser_t *p, llhttp_t *l)
     if (cl != NULL && !parse_content_length(cl->value, &h->content_length))
         return fail(p, 400, "invalid Content-Length");
     if (te != NULL) {
-        if (!p->is_response && h->version_minor == 0)
+        if (!p->is_response && h->version == PT_HTTP_10)
             return fail(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
         if (n_te > 1) /* 400 like llhttp's "chunked, then more" (RFC 9112 §6.3 item 4) */
             return fail(p, 400, "several Transfer-Encoding fields");
         if (!pt_str_ieq_lit(te->value, "chunked"))
             return fail(p, 501, "Transfer-Encoding other than chunked");
-        h->is_chunked = true;
+        f->is_chunked = true;
     }
     if (!p->is_response) {
         if (n_host > 1)
             return fail(p, 400, "several Host fields");
-        if (host == NULL && h->version_minor >= 1)
+        if (host == NULL && h->version >= PT_HTTP_11)
             return fail(p, 400, "missing Host");
-        if (host != NULL && !(host->value.len == 0 && h->version_minor == 0) &&
+        if (host != NULL && !(host->value.len == 0 && h->version == PT_HTTP_10) &&
             !valid_authority(host->value))
             return fail(p, 400, "invalid Host");
         if (h->authority.base == NULL)
@@ -518,18 +521,20 @@ static int validate_head(pt_http1_parser_t *p, llhttp_t *l)
         if (header_id(h->headers[i].name) == H_CONNECTION)
             mark_connection_tokens(h, h->headers[i].value);
     }
-    h->is_keep_alive = llhttp_should_keep_alive(l) != 0;
+    f->is_keep_alive = llhttp_should_keep_alive(l) != 0;
     if (p->is_response) {
         int st = h->status;
         h->is_upgrade = st == 101;
         bool no_body = st < 200 || st == 204 || st == 304;
-        h->is_close_delimited = !no_body && !h->is_chunked && h->content_length < 0;
+        f->is_close_delimited = !no_body && !f->is_chunked && h->content_length < 0;
+        h->has_body = !no_body && h->content_length != 0;
         if (st == 101 && h->upgrade.base == NULL)
             return fail(p, 502, "101 without Upgrade");
     } else {
         h->is_upgrade = l->upgrade != 0;
         if (!h->is_upgrade)
             h->upgrade = (pt_str_t){NULL, 0};
+        h->has_body = h->content_length > 0 || f->is_chunked;
     }
     return 0;
 }
@@ -542,7 +547,7 @@ static int on_headers_complete(llhttp_t *l)
     if (validate_head(p, l) != 0)
         return -1;
     p->msg_state = ST_BODY;
-    pt_http1_head_t *head = pt_arena_memdup(p->arena, &p->head, sizeof(p->head));
+    pt_http_msg_t *head = pt_arena_memdup(p->arena, &p->head, sizeof(p->head));
     int rc = p->cbs->on_head ? p->cbs->on_head(p, head) : 0;
     if (rc < 0)
         return cb_failed(p);
@@ -551,11 +556,10 @@ static int on_headers_complete(llhttp_t *l)
     int st = head->status;
     if (rc == PT_HTTP1_SKIP_BODY || st < 200 || st == 204 || st == 304) {
         /* No body whatever the headers say (RFC 9112 §6.3 items 1-2). */
-        head->is_close_delimited = false;
-        p->head.is_close_delimited = false;
-        bool ka = head->version_minor >= 1 ? !(l->flags & F_CONNECTION_CLOSE)
-                                           : (l->flags & F_CONNECTION_KEEP_ALIVE) != 0;
-        head->is_keep_alive = p->head.is_keep_alive = ka;
+        p->framing.is_close_delimited = false;
+        p->framing.is_keep_alive = head->version >= PT_HTTP_11
+                                       ? !(l->flags & F_CONNECTION_CLOSE)
+                                       : (l->flags & F_CONNECTION_KEEP_ALIVE) != 0;
         return 1;
     }
     return 0;
@@ -613,29 +617,32 @@ static int on_message_complete(llhttp_t *l)
 /* ---- public -----------------------------------------------------------------------------------
  */
 
+/* One table for every parser: the callbacks never change, so no parser carries its own copy. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_method = on_span,
+    .on_url = on_span,
+    .on_version = on_span,
+    .on_status = on_span,
+    .on_header_field = on_span,
+    .on_header_value = on_span,
+    .on_method_complete = on_method_complete,
+    .on_url_complete = on_url_complete,
+    .on_version_complete = on_version_complete,
+    .on_status_complete = on_status_complete,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
+    .on_message_complete = on_message_complete,
+};
+
 void pt_http1_parser_init(pt_http1_parser_t *p, bool is_response, const pt_http1_callbacks_t *cbs,
                           void *data, const pt_http1_limits_t *limits)
 {
     memset(p, 0, sizeof(*p));
-    llhttp_settings_init(&p->settings);
-    p->settings.on_message_begin = on_message_begin;
-    p->settings.on_method = on_span;
-    p->settings.on_url = on_span;
-    p->settings.on_version = on_span;
-    p->settings.on_status = on_span;
-    p->settings.on_header_field = on_span;
-    p->settings.on_header_value = on_span;
-    p->settings.on_method_complete = on_method_complete;
-    p->settings.on_url_complete = on_url_complete;
-    p->settings.on_version_complete = on_version_complete;
-    p->settings.on_status_complete = on_status_complete;
-    p->settings.on_header_field_complete = on_header_field_complete;
-    p->settings.on_header_value_complete = on_header_value_complete;
-    p->settings.on_headers_complete = on_headers_complete;
-    p->settings.on_body = on_body;
-    p->settings.on_chunk_header = on_chunk_header;
-    p->settings.on_message_complete = on_message_complete;
-    llhttp_init(&p->llhttp, is_response ? HTTP_RESPONSE : HTTP_REQUEST, &p->settings);
+    llhttp_init(&p->llhttp, is_response ? HTTP_RESPONSE : HTTP_REQUEST, &settings);
     p->llhttp.data = p;
     p->cbs = cbs;
     p->data = data;
@@ -857,7 +864,7 @@ int pt_http1_parser_finish(pt_http1_parser_t *p)
     case ST_FAILED: return PT_HTTP1_EINVALID;
     case ST_CB_FAILED: return PT_HTTP1_ECALLBACK;
     case ST_BODY:
-        if (p->is_response && p->head.is_close_delimited) {
+        if (p->is_response && p->framing.is_close_delimited) {
             llhttp_errno_t err = llhttp_finish(&p->llhttp);
             if (p->msg_state == ST_CB_FAILED)
                 return PT_HTTP1_ECALLBACK;
@@ -878,13 +885,7 @@ bool pt_http1_parser_in_message(const pt_http1_parser_t *p)
     return p->msg_state >= ST_LINE && p->msg_state <= ST_TRAILERS;
 }
 
-const pt_header_t *pt_http1_find_header(const pt_http1_head_t *head, const char *name)
+bool pt_http1_parser_holds_nothing(const pt_http1_parser_t *p)
 {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < head->n_headers; i++) {
-        const pt_header_t *h = &head->headers[i];
-        if (h->name.len == n && strncasecmp(h->name.base, name, n) == 0)
-            return h;
-    }
-    return NULL;
+    return p->msg_state == ST_IDLE && p->head_bytes == 0;
 }

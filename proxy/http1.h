@@ -1,6 +1,7 @@
 /* proxy/http1.h
  * The HTTP/1.x codec: llhttp (built in strict mode, no lenient flags) plus Petrel's own validator
- * on top. It turns bytes into a validated message head, de-chunked body pieces, trailers and a
+ * on top. It turns bytes into a validated message head (the codec-neutral pt_http_msg_t, with
+ * the HTTP/1 framing beside it in the parser), de-chunked body pieces, trailers and a
  * completion event, for requests (downstream) and responses (upstream). It knows nothing of
  * routing or sockets: callers feed it bytes and act on the callbacks.
  *
@@ -20,42 +21,17 @@
 #include <stdint.h>
 
 #include "../config/arena.h"
+#include "http_msg.h"
 #include "str.h"
 
-/* Header flags computed by the validator. */
-#define PT_HEADER_HOP 0x1 /* hop-by-hop, or nominated by Connection: not forwarded */
-#define PT_HEADER_FRAMING                                                                          \
-    0x2 /* Content-Length / Transfer-Encoding: the forwarder writes its own                        \
-         */
-
-typedef struct pt_header {
-    pt_str_t name;  /* as received (case kept), in the arena */
-    pt_str_t value; /* leading and trailing OWS removed, in the arena */
-    unsigned flags; /* PT_HEADER_* */
-} pt_header_t;
-
-typedef struct pt_http1_head {
-    /* requests */
-    pt_str_t method; /* "GET", ... */
-    int method_id;   /* llhttp_method_t */
-    pt_str_t target; /* request-target as received */
-    pt_str_t path; /* origin-form to forward: "/p?q" (from absolute-form too); "*" for OPTIONS * */
-    pt_str_t authority; /* effective authority: absolute-form's, else Host's value */
-    /* responses */
-    int status;      /* 100..599 */
-    pt_str_t reason; /* reason phrase, may be empty */
-    /* both */
-    int version_minor;    /* HTTP/1.<version_minor>: 0 or 1 */
-    pt_header_t *headers; /* in order of arrival, in the arena */
-    size_t n_headers;
-    int64_t content_length; /* -1 when absent */
-    bool is_chunked;        /* Transfer-Encoding: chunked */
-    bool is_keep_alive;     /* the connection may carry another message after this one */
-    bool is_upgrade;       /* request: Connection: upgrade + Upgrade (not CONNECT); response: 101 */
-    pt_str_t upgrade;      /* value of the Upgrade header when is_upgrade */
-    bool expects_continue; /* request: Expect: 100-continue */
+/* The HTTP/1 framing of the current message, beside its codec-neutral head: valid from on_head
+ * until the next message begins. */
+typedef struct pt_http1_framing {
+    pt_str_t target;         /* request-target as received (arena) */
+    bool is_chunked;         /* Transfer-Encoding: chunked */
+    bool is_keep_alive;      /* the connection may carry another message after this one */
     bool is_close_delimited; /* response: body ends at EOF (no Content-Length, not chunked) */
-} pt_http1_head_t;
+} pt_http1_framing_t;
 
 typedef struct pt_http1_limits {
     uint32_t max_request_line_bytes; /* request line over this: 414 (default 8 KiB) */
@@ -72,7 +48,7 @@ typedef struct pt_http1_parser pt_http1_parser_t;
  * PT_HTTP1_SKIP_BODY for a response that has no body whatever its headers say (a reply to HEAD,
  * or a 304 the caller recognises). Callbacks must not call execute re-entrantly. */
 typedef struct pt_http1_callbacks {
-    int (*on_head)(pt_http1_parser_t *p, pt_http1_head_t *head);
+    int (*on_head)(pt_http1_parser_t *p, pt_http_msg_t *head);
     int (*on_body)(pt_http1_parser_t *p, const char *at, size_t len);
     int (*on_trailers)(pt_http1_parser_t *p, pt_header_t *trailers, size_t n); /* may be NULL */
     int (*on_complete)(pt_http1_parser_t *p);
@@ -88,19 +64,19 @@ typedef struct pt_http1_callbacks {
 
 struct pt_http1_parser {
     llhttp_t llhttp;
-    llhttp_settings_t settings;
     const pt_http1_callbacks_t *cbs;
     void *data;        /* the owner's pointer, untouched by the parser */
     pt_arena_t *arena; /* where heads go; not owned */
     pt_http1_limits_t limits;
     bool is_response;
-    bool is_upgraded;         /* a request or 101 response completed with an upgrade: the
-                                 bytes after *consumed belong to the tunnel */
-    int error_status;         /* after PT_HTTP1_EINVALID: 400, 414, 431, 501, 505 (requests),
-                                 502 (responses) */
-    const char *error_reason; /* static string naming the rule broken, for logs */
+    bool is_upgraded;           /* a request or 101 response completed with an upgrade: the
+                                   bytes after *consumed belong to the tunnel */
+    int error_status;           /* after PT_HTTP1_EINVALID: 400, 414, 431, 501, 505 (requests),
+                                   502 (responses) */
+    const char *error_reason;   /* static string naming the rule broken, for logs */
+    pt_http1_framing_t framing; /* the current message's (read only for callers) */
     /* private to http1.c */
-    pt_http1_head_t head;
+    pt_http_msg_t head;
     uint32_t head_bytes; /* bytes of start line + fields seen for the current message */
     uint32_t line_bytes; /* bytes of the request line so far */
     int in_trailers;
@@ -130,8 +106,8 @@ void pt_http1_parser_resume(pt_http1_parser_t *p);
 int pt_http1_parser_finish(pt_http1_parser_t *p);
 /* True between the first byte of a message and its completion. */
 bool pt_http1_parser_in_message(const pt_http1_parser_t *p);
-
-/* Finds the first header named name (case-insensitive) in head; NULL if none. */
-const pt_header_t *pt_http1_find_header(const pt_http1_head_t *head, const char *name);
+/* True between messages when not even an empty line before the next one was seen: the parser
+ * can be dropped and a fresh one set up for the next bytes without losing anything. */
+bool pt_http1_parser_holds_nothing(const pt_http1_parser_t *p);
 
 #endif

@@ -195,7 +195,7 @@ static bool find_query_param(pt_str_t path, const char *name, size_t name_len, p
     return false;
 }
 
-bool pt_lb_request_hash(const pt_lb_config_t *lb, const pt_http1_head_t *req, const char *source_ip,
+bool pt_lb_request_hash(const pt_lb_config_t *lb, const pt_http_msg_t *req, const char *source_ip,
                         uint64_t *hash)
 {
     if (lb->policy != PT_LB_RING_HASH && lb->policy != PT_LB_MAGLEV)
@@ -212,7 +212,7 @@ bool pt_lb_request_hash(const pt_lb_config_t *lb, const pt_http1_head_t *req, co
         break;
     case PT_LB_HASH_HEADER:
         if (req != NULL) {
-            const pt_header_t *h = pt_http1_find_header(req, lb->hash_name);
+            const pt_header_t *h = pt_http_msg_find_header(req, lb->hash_name);
             if (h != NULL) {
                 v = h->value;
                 found = true;

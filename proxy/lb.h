@@ -18,7 +18,7 @@
 
 #include "../config/config.h"
 #include "../config/policy.h"
-#include "http1.h"
+#include "http_msg.h"
 #include "outlier.h"
 
 /* Per-worker state of one cluster for one pick; the caller (the worker) owns every pointer. */
@@ -45,7 +45,7 @@ size_t pt_lb_pick(const pt_cluster_t *cl, pt_lb_state_t *s, const uint64_t *hash
  * one), the named cookie's value (from any Cookie header), the named query parameter's value
  * (as written, not decoded), or the client address source_ip. Returns false when the policy is
  * not a hash policy or the request lacks the key. req may be NULL (TCP: only useSourceIp). */
-bool pt_lb_request_hash(const pt_lb_config_t *lb, const pt_http1_head_t *req, const char *source_ip,
+bool pt_lb_request_hash(const pt_lb_config_t *lb, const pt_http_msg_t *req, const char *source_ip,
                         uint64_t *hash);
 
 /* A uniformly distributed 32-bit number from a xorshift64 state (never 0). */

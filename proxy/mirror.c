@@ -188,11 +188,11 @@ static void maybe_pool(pt_mirror_t *m)
     uv_timer_start(&m->timer, on_timeout, idle_ms, 0);
 }
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     pt_mirror_t *m = p->data;
-    m->is_keep_alive = head->is_keep_alive;
-    const pt_header_t *ka = pt_http1_find_header(head, "keep-alive");
+    m->is_keep_alive = p->framing.is_keep_alive;
+    const pt_header_t *ka = pt_http_msg_find_header(head, "keep-alive");
     m->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     return m->is_head && head->status >= 200 ? PT_HTTP1_SKIP_BODY : 0;
 }
@@ -375,71 +375,17 @@ size_t pt_mirror_shadow_host(const char *a, size_t len, char *out, size_t cap)
     return n;
 }
 
-static bool is_rewritten(const pt_header_t *h)
-{
-    if (h->flags & (PT_HEADER_HOP | PT_HEADER_FRAMING))
-        return true;
-    return pt_str_ieq_lit(h->name, "host") || pt_str_ieq_lit(h->name, "x-forwarded-for") ||
-           pt_str_ieq_lit(h->name, "x-forwarded-proto") ||
-           pt_str_ieq_lit(h->name, "x-request-id") || pt_str_ieq_lit(h->name, "expect");
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-/* The head the primary gets, with the shadow Host. */
+/* The head the primary gets (stream.c writes both), with the shadow Host. */
 static pt_buf_t *build_head(pt_stream_t *st, size_t *out_len)
 {
-    const pt_http1_head_t *h = st->request;
-    pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
-    const pt_header_t *hs;
-    size_t n_hs = pt_route_action_request_headers(st, &hs);
-    const char *peer = st->conn->peer_ip;
-    size_t size =
-        h->method.len + path.len + authority.len + 320 + strlen(peer) + strlen(st->request_id);
-    for (size_t i = 0; i < n_hs; i++)
-        size += hs[i].name.len + hs[i].value.len + 4;
-    for (size_t i = 0; i < h->n_headers; i++)
-        if (pt_str_ieq_lit(h->headers[i].name, "x-forwarded-for"))
-            size += h->headers[i].value.len + 2;
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    char *p = slab->data;
-    p = put(p, h->method.base, h->method.len);
-    *p++ = ' ';
-    p = put(p, path.base, path.len);
-    p = put(p, " HTTP/1.1\r\nhost: ", 17);
-    if (st->config->proxy.mirror_keep_host)
-        p = put(p, authority.base, authority.len);
-    else
-        p += pt_mirror_shadow_host(authority.base, authority.len, p, authority.len + 8);
-    p = put(p, "\r\n", 2);
-    for (size_t i = 0; i < n_hs; i++) {
-        if (is_rewritten(&hs[i]))
-            continue;
-        p = put(p, hs[i].name.base, hs[i].name.len);
-        p = put(p, ": ", 2);
-        p = put(p, hs[i].value.base, hs[i].value.len);
-        p = put(p, "\r\n", 2);
+    pt_str_t authority = pt_route_action_authority(st);
+    if (!st->config->proxy.mirror_keep_host) {
+        size_t cap = authority.len + 8;
+        char *shadow = pt_arena_alloc(&st->arena, cap);
+        authority.len = pt_mirror_shadow_host(authority.base, authority.len, shadow, cap);
+        authority.base = shadow;
     }
-    p = put(p, "x-forwarded-for: ", 17);
-    for (size_t i = 0; i < h->n_headers; i++) {
-        const pt_header_t *hd = &h->headers[i];
-        if (hd->value.len == 0 || !pt_str_ieq_lit(hd->name, "x-forwarded-for"))
-            continue;
-        p = put(p, hd->value.base, hd->value.len);
-        p = put(p, ", ", 2);
-    }
-    p += sprintf(p, "%s\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", peer, st->request_id);
-    if (h->content_length >= 0)
-        p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-    else if (h->is_chunked)
-        p = put(p, "transfer-encoding: chunked\r\n", 28);
-    p = put(p, "\r\n", 2);
-    *out_len = (size_t)(p - slab->data);
-    return slab;
+    return pt_stream_request_head(st, authority, out_len);
 }
 
 /* An idle connection to ep's address, taken out of the idle list; NULL if none. */
@@ -467,7 +413,7 @@ static void reset_for_copy(pt_mirror_t *m, pt_stream_t *st, uint64_t timeout_ms)
     m->pending_tail = &m->pending;
     m->pending_bytes = 0;
     m->timeout_ms = timeout_ms;
-    m->is_chunked = st->request->is_chunked;
+    m->is_chunked = pt_http_msg_is_body_unsized(st->request);
     m->is_head = st->request->method_id == HTTP_HEAD;
     m->is_request_done = m->is_detached = m->is_counted = false;
     m->is_response_done = m->is_keep_alive = false;

@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "http1.h"
+#include "http_msg.h"
 
 typedef struct pt_stream pt_stream_t;
 typedef struct pt_worker pt_worker_t;

@@ -71,7 +71,7 @@ size_t pt_route_action_request_headers(pt_stream_t *st, const pt_header_t **out)
     return n;
 }
 
-void pt_route_action_response_headers(pt_stream_t *st, pt_http1_head_t *h)
+void pt_route_action_response_headers(pt_stream_t *st, pt_http_msg_t *h)
 {
     const pt_header_t *v = h->headers;
     size_t n = h->n_headers;
@@ -151,7 +151,7 @@ static size_t port_start(const char *host, size_t len)
 }
 
 pt_str_t pt_route_action_location_of(pt_arena_t *a, const pt_http_redirect_t *rd,
-                                     const pt_http1_head_t *h, uint16_t listener_port)
+                                     const pt_http_msg_t *h, uint16_t listener_port)
 {
     const char *scheme = rd->scheme != NULL ? rd->scheme : "http";
     char port[8] = "";
@@ -198,7 +198,7 @@ void pt_route_action_redirect(pt_stream_t *st)
 {
     pt_conn_t *c = st->conn;
     const pt_http_redirect_t *rd = st->route->redirect;
-    const pt_http1_head_t *req = st->request;
+    const pt_http_msg_t *req = st->request;
     pt_header_t loc = {PT_STR_LIT("location"),
                        pt_route_action_location_of(&st->arena, rd, req, c->listener_port), 0};
     const pt_header_t *hs = &loc;
@@ -206,7 +206,7 @@ void pt_route_action_redirect(pt_stream_t *st)
     if (st->route->headers != NULL)
         n = pt_route_action_apply_ops(&st->arena, hs, n, &st->route->headers->response, &hs);
     /* A body the client is still sending is not read: the connection closes after this. */
-    if (req->content_length > 0 || req->is_chunked || c->worker->is_draining)
+    if (req->has_body || c->worker->is_draining)
         c->close_after_response = true;
     size_t size = 128;
     for (size_t i = 0; i < n; i++)

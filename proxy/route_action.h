@@ -17,7 +17,7 @@
 
 #include "../config/arena.h"
 #include "../config/config.h"
-#include "http1.h"
+#include "http_msg.h"
 #include "stream.h"
 
 /* st->route is a redirect: writes the whole answer (status, Location, the route's response
@@ -31,13 +31,13 @@ pt_str_t pt_route_action_authority(const pt_stream_t *st);
 /* The request's headers after the mutations; *out may be the request's own array. */
 size_t pt_route_action_request_headers(pt_stream_t *st, const pt_header_t **out);
 /* Applies the response mutations to h (its header array is replaced by an arena copy). */
-void pt_route_action_response_headers(pt_stream_t *st, pt_http1_head_t *h);
+void pt_route_action_response_headers(pt_stream_t *st, pt_http_msg_t *h);
 
 /* Pure parts. */
 pt_str_t pt_route_action_rewrite_path_of(pt_arena_t *a, const pt_http_rewrite_t *rw,
                                          const pt_http_match_t *matched, pt_str_t path);
 pt_str_t pt_route_action_location_of(pt_arena_t *a, const pt_http_redirect_t *rd,
-                                     const pt_http1_head_t *h, uint16_t listener_port);
+                                     const pt_http_msg_t *h, uint16_t listener_port);
 size_t pt_route_action_apply_ops(pt_arena_t *a, const pt_header_t *in, size_t n,
                                  const pt_header_ops_t *ops, const pt_header_t **out);
 

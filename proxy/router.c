@@ -32,9 +32,9 @@ static bool string_matches(const pt_string_match_t *m, const char *s, size_t len
     return false;
 }
 
-static bool header_matches(const pt_header_match_t *hm, const pt_http1_head_t *h)
+static bool header_matches(const pt_header_match_t *hm, const pt_http_msg_t *h)
 {
-    const pt_header_t *hd = pt_http1_find_header(h, hm->name);
+    const pt_header_t *hd = pt_http_msg_find_header(h, hm->name);
     return hd != NULL && string_matches(&hm->match, hd->value.base, hd->value.len);
 }
 
@@ -59,7 +59,7 @@ static bool find_query_param(const char *q, size_t qlen, const char *name, pt_st
 }
 
 static bool match_accepts(const pt_http_match_t *m, const pt_listener_config_t *l,
-                          const pt_http1_head_t *h, size_t path_len)
+                          const pt_http_msg_t *h, size_t path_len)
 {
     if (m->never)
         return false;
@@ -106,7 +106,7 @@ const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t po
 }
 
 const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
-                                              const pt_http1_head_t *head,
+                                              const pt_http_msg_t *head,
                                               const pt_http_match_t **matched)
 {
     if (matched != NULL)
@@ -131,7 +131,7 @@ const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
     return NULL;
 }
 
-const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head)
+const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http_msg_t *head)
 {
     return pt_router_match_detail(l, head, NULL);
 }

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "../config/config.h"
-#include "http1.h"
+#include "http_msg.h"
 
 /* The listener of c on port, or NULL. */
 const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t port);
@@ -21,11 +21,11 @@ const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t po
  * (when matched is not NULL) gets the entry that held, or NULL for a route without match[]:
  * a uri rewrite needs to know whether the route matched by prefix. */
 const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
-                                              const pt_http1_head_t *head,
+                                              const pt_http_msg_t *head,
                                               const pt_http_match_t **matched);
 
 /* pt_router_match_detail() without the matched entry. */
-const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http1_head_t *head);
+const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http_msg_t *head);
 
 /* The weighted destination that random (any 32-bit value) falls on, weights taken relative to
  * their sum (total_weight > 0). n must be at least 1. */

@@ -36,6 +36,8 @@
     X(upstream_cx_connect_fail, counter, "Upstream connection attempts that failed (UF).")         \
     X(upstream_cx_connect_timeout, counter, "Upstream connection attempts that timed out.")        \
     X(upstream_cx_idle_closed, counter, "Pooled upstream connections closed while idle.")          \
+    X(upstream_cx_idle_purged, counter,                                                            \
+      "Idle pooled upstream connections closed because recent demand would not use them.")         \
     X(upstream_cx_ssl_handshake, counter, "TLS handshakes completed with upstreams.")              \
     X(upstream_cx_ssl_error, counter,                                                              \
       "Upstream TLS handshakes that failed, or servers refused by the TLS checks (UF).")           \

@@ -122,7 +122,7 @@ static pt_worker_t *worker_of(pt_stream_t *st)
 
 static bool request_has_body(const pt_stream_t *st)
 {
-    return st->request != NULL && (st->request->content_length > 0 || st->request->is_chunked);
+    return st->request != NULL && st->request->has_body;
 }
 
 /* True once some byte of the response went to the client: after that, a failure can only
@@ -137,9 +137,83 @@ static bool is_head_request(const pt_stream_t *st)
     return st->request != NULL && st->request->method_id == HTTP_HEAD;
 }
 
-void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
+/* --- the stream's own timer --- */
+
+static void on_delay_done(pt_stream_t *st);
+static void on_retry_timer(pt_stream_t *st);
+static void on_timeout(pt_stream_t *st);
+
+static void on_timer(uv_timer_t *t)
 {
+    pt_stream_t *st = t->data;
+    pt_stream_timer_t kind = st->timer_kind;
+    st->timer_kind = PT_STREAM_TIMER_NONE;
+    switch (kind) {
+    case PT_STREAM_TIMER_ROUTE: on_timeout(st); break;
+    case PT_STREAM_TIMER_DELAY: on_delay_done(st); break;
+    case PT_STREAM_TIMER_RETRY: on_retry_timer(st); break;
+    case PT_STREAM_TIMER_NONE: break;
+    }
+}
+
+static void start_timer(pt_stream_t *st, pt_stream_timer_t kind, uint64_t ms)
+{
+    if (kind == PT_STREAM_TIMER_DELAY) {
+        /* The loop's clock is read once per iteration: without a fresh reading an injected
+         * delay could end up to a millisecond short of fixedDelay. Faults are rare. */
+        uv_update_time(st->timer.loop);
+    }
+    st->timer_kind = kind;
+    uv_timer_start(&st->timer, on_timer, ms, 0);
+}
+
+static void stop_timer(pt_stream_t *st)
+{
+    st->timer_kind = PT_STREAM_TIMER_NONE;
+    uv_timer_stop(&st->timer);
+}
+
+/* --- allocation: a per-worker cache of streams whose timers are closed --- */
+
+#define STREAM_CACHE_MAX 64
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    pt_stream_t *st = h->data;
+    pt_worker_t *w = st->worker;
+    if (w->n_cached_streams >= STREAM_CACHE_MAX) {
+        free(st);
+        return;
+    }
+    st->next_cached = w->cached_streams;
+    w->cached_streams = st;
+    w->n_cached_streams++;
+}
+
+void pt_stream_free_cache(pt_worker_t *w)
+{
+    while (w->cached_streams != NULL) {
+        pt_stream_t *st = w->cached_streams;
+        w->cached_streams = st->next_cached;
+        free(st);
+    }
+    w->n_cached_streams = 0;
+}
+
+pt_stream_t *pt_stream_new(pt_conn_t *c)
+{
+    pt_worker_t *w = c->worker;
+    pt_stream_t *st = w->cached_streams;
+    if (st != NULL) {
+        w->cached_streams = st->next_cached;
+        w->n_cached_streams--;
+    } else if ((st = malloc(sizeof(*st))) == NULL) {
+        abort();
+    }
     memset(st, 0, sizeof(*st));
+    st->worker = w;
+    uv_timer_init(&w->loop, &st->timer);
+    st->timer.data = st;
     pt_arena_init(&st->arena, 4096);
     st->conn = c;
     st->config = c->worker->config;
@@ -155,13 +229,14 @@ void pt_stream_init(pt_stream_t *st, pt_conn_t *c)
     st->start_time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
     st->start_ns = uv_hrtime();
     st->is_active = true;
+    return st;
 }
 
 /* --- the access log line and the stream's end --- */
 
 static pt_str_t header_value(const pt_stream_t *st, const char *name)
 {
-    const pt_header_t *h = st->request ? pt_http1_find_header(st->request, name) : NULL;
+    const pt_header_t *h = st->request ? pt_http_msg_find_header(st->request, name) : NULL;
     return h != NULL ? h->value : (pt_str_t){NULL, 0};
 }
 
@@ -170,14 +245,13 @@ static void write_access_log(pt_stream_t *st)
     pt_worker_t *w = worker_of(st);
     if (!pt_access_log_is_on(&w->access_log))
         return; /* logging off: no entry to build */
-    const pt_http1_head_t *r = st->request;
+    const pt_http_msg_t *r = st->request;
     pt_str_t none = {NULL, 0};
     pt_access_log_entry_t e = {
         .start_time_us = st->start_time_us,
         .method = r ? r->method : none,
         .path = r ? r->path : none,
-        .protocol =
-            r ? (r->version_minor == 0 ? PT_STR_LIT("HTTP/1.0") : PT_STR_LIT("HTTP/1.1")) : none,
+        .protocol = r ? pt_http_msg_protocol(r) : none,
         .status = st->status,
         .flags = pt_flag_name(st->flag),
         .bytes_received = st->bytes_received,
@@ -244,7 +318,7 @@ static void finish(pt_stream_t *st)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
-    pt_conn_stop_route_timer(c);
+    stop_timer(st);
     stop_waiting(st);
     release_breaker_slots(st);
     free_kept_body(st);
@@ -283,6 +357,10 @@ static void finish(pt_stream_t *st)
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;
+    c->stream = NULL;
+    /* The memory goes back once the timer is closed, after this call stack has unwound: the
+     * callers up the stack still read st->is_active. */
+    uv_close((uv_handle_t *)&st->timer, on_timer_closed);
     c->pause &=
         ~(unsigned)PT_CONN_PAUSE_UPSTREAM; /* a pause for this stream's upstream ends with it */
     if (!st->is_tunnel)
@@ -399,7 +477,7 @@ static bool is_valid_request_id(pt_str_t v)
 
 static const char *make_request_id(pt_stream_t *st)
 {
-    const pt_header_t *h = pt_http1_find_header(st->request, "x-request-id");
+    const pt_header_t *h = pt_http_msg_find_header(st->request, "x-request-id");
     if (h != NULL && is_valid_request_id(h->value))
         return pt_arena_strndup(&st->arena, h->value.base, h->value.len);
     pt_worker_t *w = worker_of(st);
@@ -422,7 +500,8 @@ void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs)
     for (pt_list_t *n = w->pending.next; n != &w->pending; n = n->next) {
         pt_stream_t *st = PT_CONTAINER_OF(n, pt_stream_t, pending_link);
         if (st->cluster->state == cs) {
-            pt_conn_start_retry_timer(st->conn, 1); /* from the loop, not from inside upstream.c */
+            start_timer(st, PT_STREAM_TIMER_RETRY,
+                        1); /* from the loop, not from inside upstream.c */
             return;
         }
     }
@@ -487,7 +566,7 @@ static bool reserve_retry(pt_stream_t *st, pt_stat_t reason)
 }
 
 /* The failed attempt is detached: waits out the backoff on the connection's timer, holding no
- * upstream connection; pt_stream_on_retry_timer() makes the retry. */
+ * upstream connection; on_retry_timer() makes the retry. */
 static void start_backoff(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
@@ -500,7 +579,7 @@ static void start_backoff(pt_stream_t *st)
     st->is_backing_off = true;
     if (request_has_body(st) && !st->request_complete)
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-    pt_conn_start_retry_timer(st->conn, wait > 0 ? wait : 1); /* 0 would stop the timer */
+    start_timer(st, PT_STREAM_TIMER_RETRY, wait > 0 ? wait : 1); /* 0 would stop the timer */
 }
 
 static bool was_tried(const pt_stream_t *st, const pt_endpoint_t *ep)
@@ -576,7 +655,7 @@ static void forward(pt_stream_t *st, bool fresh)
         st->wait_fresh = fresh;
         if (request_has_body(st) && !st->request_complete)
             pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-        pt_conn_start_retry_timer(st->conn, PENDING_POLL_MS);
+        start_timer(st, PT_STREAM_TIMER_RETRY, PENDING_POLL_MS);
         return;
     }
     if (st->holds_pending_slot) {
@@ -600,7 +679,7 @@ static void forward(pt_stream_t *st, bool fresh)
         pt_stream_on_upstream_ready(st);
 }
 
-void pt_stream_on_retry_timer(pt_stream_t *st)
+static void on_retry_timer(pt_stream_t *st)
 {
     if (!st->is_active)
         return;
@@ -624,7 +703,7 @@ void pt_stream_on_retry_timer(pt_stream_t *st)
         return;
     st->is_backing_off = false;
     if (st->deadline_ms != 0 && now >= st->deadline_ms) {
-        pt_stream_on_timeout(st);
+        on_timeout(st);
         return;
     }
     if (!pick_retry_endpoint(st)) {
@@ -658,14 +737,14 @@ static void keep_body_piece(pt_stream_t *st, const char *data, size_t len, pt_bu
 
 static void dispatch(pt_stream_t *st);
 
-void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
+void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
 {
     pt_worker_t *w = worker_of(st);
     st->request = head;
     st->start_ms = uv_now(&w->loop);
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
-    st->request_chunked = head->is_chunked;
+    st->request_chunked = pt_http_msg_is_body_unsized(head);
     if (st->config->proxy.tracing.enabled)
         pt_trace_stream_start(st);
     if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
@@ -703,13 +782,13 @@ void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head)
         pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_DELAY, (int64_t)r->fault->delay_ms);
         if (request_has_body(st) && !st->request_complete)
             pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-        pt_conn_start_delay_timer(st->conn, r->fault->delay_ms);
+        start_timer(st, PT_STREAM_TIMER_DELAY, r->fault->delay_ms);
         return;
     }
     dispatch(st);
 }
 
-void pt_stream_on_delay_done(pt_stream_t *st)
+static void on_delay_done(pt_stream_t *st)
 {
     if (!st->is_active || !st->is_fault_delaying)
         return;
@@ -778,12 +857,12 @@ static char *put_header(char *p, pt_str_t name, pt_str_t value)
     return p;
 }
 
-static void write_request_head(pt_stream_t *st)
+pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len)
 {
-    const pt_http1_head_t *h = st->request;
+    const pt_http_msg_t *h = st->request;
     pt_str_t peer = pt_str(st->conn->peer_ip);
     /* The route's rewrites and request header mutations (route_action.c). */
-    pt_str_t path = pt_route_action_path(st), authority = pt_route_action_authority(st);
+    pt_str_t path = pt_route_action_path(st);
     const pt_header_t *hs;
     size_t n_hs = pt_route_action_request_headers(st, &hs);
     size_t size = h->method.len + path.len + authority.len + 320 + peer.len +
@@ -824,11 +903,12 @@ static void write_request_head(pt_stream_t *st)
     memcpy(p, peer.base, peer.len);
     p += peer.len;
     p += sprintf(p, "\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", st->request_id);
-    /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. */
-    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts);
+    /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. A mirror's copy
+     * goes before the first attempt and counts as it. */
+    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts > 0 ? st->attempts : 1);
     if (h->content_length >= 0)
         p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-    else if (h->is_chunked)
+    else if (pt_http_msg_is_body_unsized(h))
         p += sprintf(p, "transfer-encoding: chunked\r\n");
     if (h->is_upgrade) {
         p += sprintf(p, "connection: upgrade\r\nupgrade: ");
@@ -839,7 +919,15 @@ static void write_request_head(pt_stream_t *st)
     }
     *p++ = '\r';
     *p++ = '\n';
-    uv_buf_t b = uv_buf_init(slab->data, (unsigned)(p - slab->data));
+    *head_len = (size_t)(p - slab->data);
+    return slab;
+}
+
+static void write_request_head(pt_stream_t *st)
+{
+    size_t len;
+    pt_buf_t *slab = pt_stream_request_head(st, pt_route_action_authority(st), &len);
+    uv_buf_t b = uv_buf_init(slab->data, (unsigned)len);
     pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
     pt_buf_unref(slab);
 }
@@ -900,7 +988,7 @@ static void end_request_upstream(pt_stream_t *st)
         timeout_ms = st->retry->per_try_timeout_ms;
         st->per_try_timer = true;
     }
-    pt_conn_start_route_timer(st->conn, timeout_ms);
+    start_timer(st, PT_STREAM_TIMER_ROUTE, timeout_ms);
 }
 
 void pt_stream_on_upstream_ready(pt_stream_t *st)
@@ -927,7 +1015,7 @@ void pt_stream_on_upstream_ready(pt_stream_t *st)
     /* RFC 9110 §10.1.1: the client waits for 100 before sending the body. Petrel answers it
      * itself once the upstream is reachable (the Expect header is not forwarded), so a request
      * refused before that point costs the client no upload. */
-    if (st->request->expects_continue && st->request->version_minor == 1 && !st->sent_continue &&
+    if (st->request->expects_continue && st->request->version == PT_HTTP_11 && !st->sent_continue &&
         st->bytes_received == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
@@ -1044,7 +1132,7 @@ void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
     pt_stream_respond(st, status, body, flag);
 }
 
-void pt_stream_on_timeout(pt_stream_t *st)
+static void on_timeout(pt_stream_t *st)
 {
     PT_STAT_INC(&worker_of(st)->stats, upstream_rq_timeout);
     if (!response_bytes_written(st) && st->upstream_head_sent)
@@ -1087,10 +1175,10 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag)
 
 /* A response head the policy retries (status, grpc-status of a trailers-only response,
  * x-envoy-ratelimited), when a retry is allowed now (counted by reserve_retry). */
-static bool should_retry_response(pt_stream_t *st, const pt_http1_head_t *h)
+static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
 {
     int grpc_status = -1;
-    const pt_header_t *g = pt_http1_find_header(h, "grpc-status");
+    const pt_header_t *g = pt_http_msg_find_header(h, "grpc-status");
     if (g != NULL && g->value.len > 0 && g->value.len <= 2) {
         grpc_status = 0;
         for (size_t i = 0; i < g->value.len; i++) {
@@ -1098,12 +1186,12 @@ static bool should_retry_response(pt_stream_t *st, const pt_http1_head_t *h)
             grpc_status = ch >= '0' && ch <= '9' ? grpc_status * 10 + (ch - '0') : -1000;
         }
     }
-    bool ratelimited = pt_http1_find_header(h, "x-envoy-ratelimited") != NULL;
+    bool ratelimited = pt_http_msg_find_header(h, "x-envoy-ratelimited") != NULL;
     return pt_retry_on_response(st->retry, h->status, grpc_status, ratelimited) &&
            reserve_retry(st, PT_STAT_retries_status);
 }
 
-int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
+int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
@@ -1116,18 +1204,19 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
         st->upstream_head_sent = false;
         up->stream = NULL;
         pt_upstream_release(up, false); /* its body is not read: the connection closes */
-        pt_conn_stop_route_timer(c);
+        stop_timer(st);
         start_backoff(st);
         return -1;
     }
     pt_route_action_response_headers(st, h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
     if (st->route->timeout_ms == 0)
-        pt_conn_stop_route_timer(c); /* only the wait for the head was bounded */
+        stop_timer(st); /* only the wait for the head was bounded */
     else if (st->per_try_timer)
-        pt_conn_start_route_timer(c, st->deadline_ms > uv_now(&w->loop)
-                                         ? st->deadline_ms - uv_now(&w->loop)
-                                         : 1); /* the body is bounded by the route timeout */
+        start_timer(st, PT_STREAM_TIMER_ROUTE,
+                    st->deadline_ms > uv_now(&w->loop)
+                        ? st->deadline_ms - uv_now(&w->loop)
+                        : 1); /* the body is bounded by the route timeout */
     if (h->status == 101 && !st->request->is_upgrade) {
         pt_upstream_t *up = st->upstream;
         st->upstream = NULL;
@@ -1142,7 +1231,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
     if (st->request->is_upgrade && h->status != 101)
         c->close_after_response = true; /* the client may have sent tunnel bytes already */
     if (!no_body && h->content_length < 0) {
-        if (st->request->version_minor >= 1)
+        if (st->request->version >= PT_HTTP_11)
             st->response_chunked = true;
         else
             st->response_close_delimited = true;
@@ -1182,7 +1271,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *h)
             p += sprintf(p, "transfer-encoding: chunked\r\n");
         if (c->close_after_response)
             p += sprintf(p, "connection: close\r\n");
-        else if (st->request->version_minor == 0)
+        else if (st->request->version == PT_HTTP_10)
             p += sprintf(p, "connection: keep-alive\r\n");
     }
     *p++ = '\r';
@@ -1232,7 +1321,7 @@ void pt_stream_on_response_complete(pt_stream_t *st)
 {
     pt_conn_t *c = st->conn;
     pt_upstream_t *up = st->upstream;
-    pt_conn_stop_route_timer(c);
+    stop_timer(st);
     st->response_complete = true;
     uv_buf_t last = uv_buf_init(NULL, 0);
     pt_buf_t *last_slab = NULL;

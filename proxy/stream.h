@@ -6,9 +6,12 @@
  * circuit breaker overflow), retries failed attempts as the route's policy and the cluster's
  * budget allow (proxy/retry.h, proxy/breaker.h), and writes the access-log line when it ends.
  *
- * Ownership: a stream is embedded in its pt_conn_t (HTTP/1 carries one exchange at a time);
- * it owns the request arena (head, header copies, routing results) and one config ref, both
- * released by pt_stream_finish(). The upstream connection is borrowed from the worker's pool
+ * Ownership: a stream is allocated for one exchange (pt_stream_new, from a per-worker cache)
+ * and points at its downstream connection, which points back while the exchange runs. It owns
+ * the request arena (head, header copies, routing results), one config ref and its timer (the
+ * route timeout or perTryTimeout, the fault delay, the retry backoff or the wait for a
+ * connection slot: one at a time), all released when it finishes; its memory goes back once
+ * the timer's close callback has run. The upstream connection is borrowed from the worker's pool
  * and given back (or closed) when the response ends. All failures become a status and a
  * reason flag here, in one place. */
 #ifndef PT_STREAM_H
@@ -16,11 +19,12 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "../config/arena.h"
 #include "../config/config.h"
 #include "buf.h"
-#include "http1.h"
+#include "http_msg.h"
 #include "list.h"
 #include "trace.h"
 
@@ -61,12 +65,24 @@ typedef struct pt_body_piece {
 
 #define PT_STREAM_MAX_TRIED 8 /* endpoints remembered for retryIgnorePreviousHosts */
 
+/* What the stream's timer is running for. */
+typedef enum pt_stream_timer {
+    PT_STREAM_TIMER_NONE = 0,
+    PT_STREAM_TIMER_ROUTE, /* the route timeout, or perTryTimeout (per_try_timer) */
+    PT_STREAM_TIMER_DELAY, /* the route's fault.delay */
+    PT_STREAM_TIMER_RETRY, /* a retry's backoff, or the wait for a connection slot */
+} pt_stream_timer_t;
+
 typedef struct pt_stream {
     pt_arena_t arena;    /* request lifetime */
-    pt_conn_t *conn;     /* downstream; owns this stream */
-    pt_config_t *config; /* one ref for the stream's life */
+    pt_conn_t *conn;     /* downstream; c->stream points back while the exchange runs */
+    pt_worker_t *worker; /* the loop it runs on */
+    uv_timer_t timer;    /* see pt_stream_timer_t; closed when the stream finishes */
+    pt_stream_timer_t timer_kind;
+    struct pt_stream *next_cached; /* in the worker's cache of free streams */
+    pt_config_t *config;           /* one ref for the stream's life */
     const pt_listener_config_t *listener;
-    pt_http1_head_t *request; /* in arena */
+    pt_http_msg_t *request; /* in arena */
     const pt_http_route_t *route;
     const pt_http_match_t *route_match;       /* the match[] entry that held, or NULL */
     const pt_weighted_cluster_t *destination; /* the route destination picked */
@@ -140,10 +156,13 @@ typedef struct pt_stream {
 
 /* --- Called by the downstream connection (conn.c) --- */
 
-/* A valid request head arrived: routes it and starts forwarding or answers locally. The head
- * lives in st->arena, which the connection set up with pt_stream_init(). */
-void pt_stream_init(pt_stream_t *st, pt_conn_t *c);
-void pt_stream_start(pt_stream_t *st, pt_http1_head_t *head);
+/* A new exchange on c, before its request head is parsed (the head goes into st->arena).
+ * Never NULL. The stream sets c->stream to NULL when it finishes. */
+pt_stream_t *pt_stream_new(pt_conn_t *c);
+/* Frees the worker's cache of streams once its loop has ended. */
+void pt_stream_free_cache(pt_worker_t *w);
+/* A valid request head arrived: routes it and starts forwarding or answers locally. */
+void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head);
 void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
 void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
 void pt_stream_on_request_complete(pt_stream_t *st);
@@ -152,11 +171,14 @@ void pt_stream_on_downstream_drained(pt_stream_t *st);
 /* The downstream connection went away (flag DC) or must close now: abandons the upstream
  * side and ends the stream. */
 void pt_stream_abort(pt_stream_t *st, pt_flag_t flag);
-/* The route's fault.delay is over (conn.c's timer): abort or forward now. */
-void pt_stream_on_delay_done(pt_stream_t *st);
 /* Answers locally with status and a short text body (used for invalid requests too, before a
  * stream has a head: then head is NULL). */
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
+/* The request head as it goes upstream, with authority as its Host: the route's rewrites and
+ * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id,
+ * x-envoy-attempt-count and the framing. The one request writer, for the attempts and the
+ * mirror's copies alike. Returns a new slab (the caller's ref) and its length in *head_len. */
+pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len);
 /* Envoy's RESPONSE_CODE_DETAILS for how st ended ("via_upstream", "route_not_found",
  * "upstream_reset_before_response_started{connection_failure}", ...), from its flag, or NULL
  * when nothing was answered. The string is static or in st's arena. */
@@ -170,16 +192,12 @@ void pt_stream_on_upstream_ready(pt_stream_t *st);
  * is closed instead (UC), so a cut response never looks complete. The upstream has already
  * detached itself and closes. */
 void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status);
-int pt_stream_on_response_head(pt_stream_t *st, pt_http1_head_t *head);
+int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *head);
 void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
 void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
 void pt_stream_on_response_complete(pt_stream_t *st);
 /* The upstream write queue fell below its low watermark. */
 void pt_stream_on_upstream_drained(pt_stream_t *st);
-/* Route timeout or perTryTimeout (conn.c owns the timer). */
-void pt_stream_on_timeout(pt_stream_t *st);
-/* A retry's backoff is over, or a request waiting for a connection slot looks again. */
-void pt_stream_on_retry_timer(pt_stream_t *st);
 /* A connection slot of cs was given back on this worker: the oldest request of this worker
  * waiting for one looks again at once (upstream.c). */
 void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs);

@@ -414,7 +414,7 @@ void pt_tls_stream_on_header_timeout(pt_conn_t *c)
 static const pt_http_redirect_t to_https = {.scheme = "https", .code = 301};
 const pt_http_route_t pt_https_redirect_route = {.name = "https-redirect", .redirect = &to_https};
 
-bool pt_tls_stream_is_https_redirect(const pt_listener_config_t *l, const pt_http1_head_t *head)
+bool pt_tls_stream_is_https_redirect(const pt_listener_config_t *l, const pt_http_msg_t *head)
 {
     if (l->n_https_redirect_hosts == 0)
         return false;

@@ -16,7 +16,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
-#include "http1.h"
+#include "http_msg.h"
 #include "write.h"
 
 typedef struct pt_conn pt_conn_t;
@@ -59,7 +59,7 @@ int pt_tls_stream_start_inbound(pt_conn_t *c, uint16_t original_port, pt_write_d
 bool pt_tls_stream_may_relay(pt_conn_t *c);
 /* Gateway httpsRedirect: whether the request's Host is one of the listener's HTTP servers that
  * redirect to https://; pt_https_redirect_route is the 301 they answer. */
-bool pt_tls_stream_is_https_redirect(const pt_listener_config_t *l, const pt_http1_head_t *head);
+bool pt_tls_stream_is_https_redirect(const pt_listener_config_t *l, const pt_http_msg_t *head);
 extern const pt_http_route_t pt_https_redirect_route;
 /* With the connection: the engine and the TLS state. */
 void pt_tls_stream_free(pt_conn_t *c);

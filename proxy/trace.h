@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http1.h"
+#include "http_msg.h"
 
 /* Which formats came with the request; they are the formats sent upstream. */
 #define PT_TRACE_FMT_W3C 0x1      /* traceparent (+ tracestate) */

@@ -739,7 +739,7 @@ static void ring_commit(pt_trace_exporter_t *e, pt_trace_ring_t *r)
 
 static pt_str_t request_header(const pt_stream_t *st, const char *name)
 {
-    const pt_header_t *h = pt_http1_find_header(st->request, name);
+    const pt_header_t *h = pt_http_msg_find_header(st->request, name);
     return h != NULL ? h->value : (pt_str_t){NULL, 0};
 }
 
@@ -766,12 +766,11 @@ void pt_trace_finish_stream(pt_stream_t *st)
     s->start_us = st->start_time_us;
     s->end_us = st->start_time_us + (uv_hrtime() - st->start_ns) / 1000;
     s->events = st->trace->events;
-    const pt_http1_head_t *h = st->request;
+    const pt_http_msg_t *h = st->request;
     PT_SPAN_SET(s, method, h->method);
     PT_SPAN_SET(s, path, h->path);
     PT_SPAN_SET(s, authority, h->authority);
-    PT_SPAN_SET(s, protocol,
-                h->version_minor == 0 ? PT_STR_LIT("HTTP/1.0") : PT_STR_LIT("HTTP/1.1"));
+    PT_SPAN_SET(s, protocol, pt_http_msg_protocol(h));
     PT_SPAN_SET(s, user_agent, request_header(st, "user-agent"));
     PT_SPAN_SET(s, peer_address, pt_str(st->conn->peer_ip));
     PT_SPAN_SET(s, request_id, pt_str(st->request_id));

@@ -25,6 +25,7 @@
 static _Thread_local char idle_scratch[64];
 
 static void process(pt_upstream_t *up);
+static void on_purge_timer(uv_timer_t *t);
 
 static void on_handle_closed(pt_upstream_t *up)
 {
@@ -50,6 +51,22 @@ void pt_upstream_on_tunnel_closed(void *up)
     on_handle_closed(up);
 }
 
+static void begin_busy(pt_upstream_t *up)
+{
+    pt_pool_t *pool = up->pool;
+    up->is_busy = true;
+    if (++pool->n_busy > pool->peak_busy)
+        pool->peak_busy = pool->n_busy;
+}
+
+static void end_busy(pt_upstream_t *up)
+{
+    if (up->is_busy) {
+        up->is_busy = false;
+        up->pool->n_busy--;
+    }
+}
+
 static void unlink_idle(pt_upstream_t *up)
 {
     if (pt_list_is_linked(&up->link)) {
@@ -64,6 +81,7 @@ static void close_upstream(pt_upstream_t *up)
         return;
     up->is_closing = true;
     up->stream = NULL;
+    end_busy(up);
     unlink_idle(up);
     uv_close((uv_handle_t *)&up->timer, on_close);
     uv_close((uv_handle_t *)&up->tcp, on_close);
@@ -85,12 +103,12 @@ void pt__upstream_connect_failed(pt_upstream_t *up)
 
 /* --- codec callbacks --- */
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *head)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 {
     pt_upstream_t *up = p->data;
     up->last_status = head->status;
-    up->is_response_keep_alive = head->is_keep_alive;
-    const pt_header_t *ka = pt_http1_find_header(head, "keep-alive");
+    up->is_response_keep_alive = p->framing.is_keep_alive;
+    const pt_header_t *ka = pt_http_msg_find_header(head, "keep-alive");
     up->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
     if (up->stream == NULL)
         return -1;
@@ -381,6 +399,7 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
         pt_upstream_t *up = PT_CONTAINER_OF(pool->idle.next, pt_upstream_t, link);
         unlink_idle(up);
         uv_timer_stop(&up->timer);
+        begin_busy(up);
         up->stream = st;
         up->counted = cl->state;
         up->is_reused = true;
@@ -394,6 +413,7 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
         abort();
     up->worker = w;
     up->pool = pool;
+    begin_busy(up);
     up->stream = st;
     up->requests = 1;
     up->counted = cl->state;
@@ -445,6 +465,7 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
 {
     pt_worker_t *w = up->worker;
     up->stream = NULL;
+    end_busy(up);
     if (up->is_closing || up->is_handed_off)
         return;
     /* Closed before the upstream's announced idle timeout can race a request written on it. */
@@ -476,17 +497,45 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     if (up->expires_ms > 0 && up->expires_ms - now < idle)
         idle = up->expires_ms - now; /* maxConnectionDuration ends its stay in the pool */
     uv_timer_start(&up->timer, on_timer, idle, 0);
+    if (!uv_is_active((uv_handle_t *)&w->pool_purge_timer))
+        uv_timer_start(&w->pool_purge_timer, on_purge_timer, PT_POOL_PURGE_MS, PT_POOL_PURGE_MS);
 }
 
 pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up)
 {
     up->is_handed_off = true;
     up->stream = NULL;
+    end_busy(up);
     uv_read_stop((uv_stream_t *)&up->tcp);
     uv_close((uv_handle_t *)&up->timer, on_close);
     pt_rbuf_t unread = up->in;
     up->in = (pt_rbuf_t){0};
     return unread;
+}
+
+uint32_t pt_upstream_purge_idle(pt_worker_t *w)
+{
+    uint32_t idle = 0;
+    for (unsigned b = 0; b < PT_POOL_BUCKETS; b++) {
+        for (pt_pool_t *p = w->pools[b]; p != NULL; p = p->next) {
+            uint32_t demand = p->peak_busy > p->prev_peak_busy ? p->peak_busy : p->prev_peak_busy;
+            uint32_t keep = demand > p->n_busy ? demand - p->n_busy : 0;
+            while (p->n_idle > keep) { /* the least recently used go first */
+                PT_STAT_INC(&w->stats, upstream_cx_idle_purged);
+                close_upstream(PT_CONTAINER_OF(p->idle.prev, pt_upstream_t, link));
+            }
+            p->prev_peak_busy = p->peak_busy;
+            p->peak_busy = p->n_busy;
+            idle += p->n_idle;
+        }
+    }
+    return idle;
+}
+
+static void on_purge_timer(uv_timer_t *t)
+{
+    if (pt_upstream_purge_idle(t->data) == 0)
+        uv_timer_stop(t); /* an idle worker does not wake up for nothing */
 }
 
 void pt_upstream_close_idle(pt_worker_t *w)

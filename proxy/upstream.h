@@ -30,6 +30,9 @@ struct pt_pool {
     socklen_t addr_len;
     pt_list_t idle; /* pt_upstream_t.link, most recently used first */
     uint32_t n_idle;
+    uint32_t n_busy;         /* connections serving a stream now */
+    uint32_t peak_busy;      /* most connections busy at once in this purge period */
+    uint32_t prev_peak_busy; /* the same in the period before: recent demand is the larger */
     /* The TLS settings' pool_key (malloc'd); NULL: plaintext. */
     char *tls_key;
 };
@@ -47,6 +50,7 @@ struct pt_upstream {
     uint64_t requests;        /* requests sent on this connection */
     uint8_t handles_open;
     bool is_connected;
+    bool is_busy;            /* counted in pool->n_busy: a stream uses it */
     bool is_reused;          /* this request is not the connection's first */
     bool has_response_bytes; /* some byte of the current response arrived */
     bool is_closing;
@@ -93,6 +97,12 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable);
  * closed the socket. */
 pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up);
 void pt_upstream_on_tunnel_closed(void *up);
+/* Every PT_POOL_PURGE_MS while some connection is idle: each pool keeps as many idle
+ * connections as its recent demand (the most busy at once over the last one to two periods)
+ * could use and closes the rest, so a burst's connections do not linger for the whole idle
+ * timeout. */
+#define PT_POOL_PURGE_MS 1000
+uint32_t pt_upstream_purge_idle(pt_worker_t *w); /* returns the idle connections left */
 /* Closes every idle connection of the worker (drain). */
 void pt_upstream_close_idle(pt_worker_t *w);
 /* Frees the worker's pools once its loop has ended. */

@@ -260,7 +260,7 @@ static bool has_lb_state(const pt_worker_t *w, const pt_config_t *c, const pt_cl
 }
 
 const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *c,
-                                             const pt_cluster_t *cl, const pt_http1_head_t *req,
+                                             const pt_cluster_t *cl, const pt_http_msg_t *req,
                                              const char *source_ip, bool count)
 {
     bool own = has_lb_state(w, c, cl);
@@ -375,6 +375,8 @@ void pt_worker_check_drained(pt_worker_t *w)
     uv_mutex_unlock(&w->wakeup_lock);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
+    uv_close((uv_handle_t *)&w->pool_purge_timer, NULL);
+    uv_close((uv_handle_t *)&w->conn_timer, NULL);
     pt_access_log_close(&w->access_log);
 }
 
@@ -490,6 +492,8 @@ static void worker_main(void *arg)
     if (uv_loop_close(&w->loop) != 0)
         pt_log_warn("worker %u: handles still open at exit", w->id);
     pt_upstream_free_pools(w);
+    pt_stream_free_cache(w);
+    pt_conn_free_cache(w);
     pt_buf_trim();
     pt_write_trim();
     pt_scratch_unmap();
@@ -512,6 +516,9 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_wri
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->accept_timer);
     w->accept_timer.data = w;
+    uv_timer_init(&w->loop, &w->pool_purge_timer);
+    w->pool_purge_timer.data = w;
+    pt_conn_init_timers(w);
     pt_access_log_init(&w->access_log, &w->loop, log_writer, &w->stats);
     if (pt_metrics_init(&w->metrics) != 0)
         abort();

@@ -14,7 +14,7 @@
 
 #include "../config/config.h"
 #include "access_log.h"
-#include "http1.h"
+#include "http_msg.h"
 #include "list.h"
 #include "metrics.h"
 #include "stats.h"
@@ -35,6 +35,7 @@ typedef struct pt_listener {
 } pt_listener_t;
 
 #define PT_POOL_BUCKETS 64
+#define PT_WORKER_CONN_TIMER_LISTS 3 /* idle, header, capture (pt_conn_timer_mode_t - 1) */
 
 struct pt_worker {
     uv_loop_t loop;
@@ -50,7 +51,9 @@ struct pt_worker {
     pt_list_t chaos_listeners;            /* pt_listener_t of the chaos proxies */
     _Atomic int command;                  /* PT_WORKER_CMD_* */
     uv_timer_t drain_timer;               /* drain deadline */
-    uv_timer_t accept_timer; /* restarts the listeners paused for lack of descriptors */
+    uv_timer_t accept_timer;     /* restarts the listeners paused for lack of descriptors */
+    uv_timer_t pool_purge_timer; /* closes idle upstream connections above recent demand
+                                    (upstream.c); runs only while some are idle */
     bool is_accept_paused;
     pt_list_t listeners; /* pt_listener_t, malloc'd each */
     pt_stats_t stats;
@@ -67,6 +70,15 @@ struct pt_worker {
     uint64_t lb_generation;            /* config->generation the two arrays above belong to */
     uint64_t rng;                      /* xorshift state for weighted choices */
     pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
+    struct pt_stream *cached_streams;  /* free streams for reuse (stream.c) */
+    uint32_t n_cached_streams;
+    void *cached_parsers; /* free request parsers for reuse (conn.c) */
+    /* Downstream connections' deadlines (header read, idle, capture: conn.c), one list per
+     * kind in deadline order, under one timer armed for the earliest. */
+    pt_list_t conn_deadlines[PT_WORKER_CONN_TIMER_LISTS];
+    uv_timer_t conn_timer;
+    uint64_t conn_timer_due; /* what conn_timer is armed for (uv_now); UINT64_MAX: nothing */
+    uint32_t n_cached_parsers;
     pt_access_log_t access_log;
     bool is_draining;
     /* A sidecar's drain, first step: inbound closed and draining while the outbound capture
@@ -142,7 +154,7 @@ static inline uint32_t pt_worker_random(pt_worker_t *w)
  * endpoint's active count is incremented: the caller must call pt_worker_release_endpoint() once
  * when done with it. */
 const pt_endpoint_t *pt_worker_pick_endpoint(pt_worker_t *w, const pt_config_t *c,
-                                             const pt_cluster_t *cl, const pt_http1_head_t *req,
+                                             const pt_cluster_t *cl, const pt_http_msg_t *req,
                                              const char *source_ip, bool count);
 /* Ends what pt_worker_pick_endpoint(..., count = true) started for ep (an endpoint of cl).
  * Safe after a reload: counts of an older snapshot are gone and nothing is done. */

@@ -92,6 +92,24 @@ def test_istio_mirroring_task(petrel, origin_factory):
     assert len(p.access_log_lines()) == 10
 
 
+def test_copy_carries_the_primarys_trace_context_and_attempt_count(petrel, origin_factory):
+    """The copy is written by the same request writer as the primary: Petrel's span context
+    (the client's trace headers replaced, the same trace and span ids as the primary got) and
+    x-envoy-attempt-count, which an older writer of its own left out."""
+    v1, v2 = origin_factory(name="httpbin-v1"), origin_factory(name="httpbin-v2")
+    p = start(petrel, v1, v2, proxy_spec={"tracing": {"sampling": 0}})
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    st, _, _ = get(p.port, headers=[("traceparent", "00-%s-00f067aa0ba902b7-01" % trace)])
+    assert st == 200
+    wait_until(lambda: len(v2.requests) == 1, timeout=10, what="the mirrored copy")
+    primary, copy = v1.requests[0], v2.requests[0]
+    assert copy.header("host") == "httpbin-shadow:8000"
+    assert copy.header("x-envoy-attempt-count") == "1" == primary.header("x-envoy-attempt-count")
+    assert copy.header("traceparent") == primary.header("traceparent")
+    assert copy.header("traceparent").split("-")[1] == trace
+    assert copy.header("traceparent") != "00-%s-00f067aa0ba902b7-01" % trace  # Petrel's span
+
+
 def test_mirror_connections_are_kept_alive(petrel, origin_factory):
     v1, v2 = origin_factory(name="v1"), origin_factory(name="v2")
     port = free_port()

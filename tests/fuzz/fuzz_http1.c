@@ -22,10 +22,10 @@ static void touch(pt_str_t s)
     sink += h;
 }
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *h)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *h)
 {
     touch(h->method);
-    touch(h->target);
+    touch(p->framing.target);
     touch(h->path);
     touch(h->authority);
     touch(h->reason);
@@ -34,7 +34,7 @@ static int on_head(pt_http1_parser_t *p, pt_http1_head_t *h)
         touch(h->headers[i].name);
         touch(h->headers[i].value);
     }
-    const pt_header_t *ct = pt_http1_find_header(h, "content-type");
+    const pt_header_t *ct = pt_http_msg_find_header(h, "content-type");
     if (ct != NULL)
         touch(ct->value);
     /* exercise the caller-decides-no-body path on some responses */

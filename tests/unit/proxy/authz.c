@@ -30,9 +30,9 @@ static pt_config_t *load_policy(const char *policy, pt_config_errors_t *e)
     return c;
 }
 
-static pt_http1_head_t head(const char *method, const char *path)
+static pt_http_msg_t head(const char *method, const char *path)
 {
-    pt_http1_head_t h;
+    pt_http_msg_t h;
     memset(&h, 0, sizeof(h));
     h.method = pt_str(method);
     h.path = pt_str(path);
@@ -40,8 +40,7 @@ static pt_http1_head_t head(const char *method, const char *path)
     return h;
 }
 
-static pt_authz_verdict_t check(const pt_config_t *c, const pt_http1_head_t *h,
-                                const char *principal)
+static pt_authz_verdict_t check(const pt_config_t *c, const pt_http_msg_t *h, const char *principal)
 {
     pt_authz_request_t req = {
         .head = h, .principal = principal, .dest_port = 80, .peer_ip = "10.1.2.3"};
@@ -67,7 +66,7 @@ TEST(deny_and_allow_by_principal_as_istio_builder)
                                  "  rules: [{from: [{source: {principals: [allow]}}]}]\n",
                                  &e);
     ASSERT(c != NULL && c->authz != NULL);
-    pt_http1_head_t h = head("GET", "/");
+    pt_http_msg_t h = head("GET", "/");
     ASSERT_EQ(check(c, &h, "allow"), PT_AUTHZ_PASS);
     ASSERT_EQ(check(c, &h, "other"), PT_AUTHZ_NOT_ALLOWED);
     ASSERT_EQ(check(c, &h, NULL), PT_AUTHZ_NOT_ALLOWED);
@@ -96,7 +95,7 @@ TEST(service_accounts_and_namespaces_come_from_the_principal)
                                  "  - from: [{source: {principals: ['*/sa/admin']}}]\n",
                                  &e);
     ASSERT(c != NULL);
-    pt_http1_head_t h = head("GET", "/");
+    pt_http_msg_t h = head("GET", "/");
     ASSERT_EQ(check(c, &h, "cluster.local/ns/my-ns/sa/my-sa"), PT_AUTHZ_PASS);
     ASSERT_EQ(check(c, &h, "td.example/ns/foo/sa/sa-only"), PT_AUTHZ_PASS);
     ASSERT_EQ(check(c, &h, "cluster.local/ns/my-ns/sa/my-sa-not"), PT_AUTHZ_NOT_ALLOWED);
@@ -139,7 +138,7 @@ TEST(path_templates_and_wildcards)
         {"/other", PT_AUTHZ_NOT_ALLOWED},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        pt_http1_head_t h = head("GET", cases[i].path);
+        pt_http_msg_t h = head("GET", cases[i].path);
         if (check(c, &h, NULL) != cases[i].want) {
             fprintf(stderr, "path %s\n", cases[i].path);
             ASSERT(0);
@@ -162,7 +161,7 @@ TEST(http_fields_on_tcp_follow_istio)
     ASSERT(c != NULL);
     pt_authz_request_t tcp = {.dest_port = 80, .peer_ip = "10.1.2.3"};
     ASSERT_EQ(pt_authz_check(c->authz, &tcp).verdict, PT_AUTHZ_NOT_ALLOWED);
-    pt_http1_head_t h = head("GET", "/");
+    pt_http_msg_t h = head("GET", "/");
     ASSERT_EQ(check(c, &h, NULL), PT_AUTHZ_PASS);
     pt_config_unref(c);
 
@@ -216,7 +215,7 @@ TEST(header_star_is_presence_even_when_empty)
                                  &e);
     ASSERT(c != NULL);
     pt_header_t hs[1] = {{pt_str("x-a"), pt_str(""), 0}};
-    pt_http1_head_t h = head("GET", "/");
+    pt_http_msg_t h = head("GET", "/");
     ASSERT_EQ(check(c, &h, NULL), PT_AUTHZ_NOT_ALLOWED);
     h.headers = hs;
     h.n_headers = 1;
@@ -260,7 +259,7 @@ TEST(paths_are_matched_with_dot_segments_removed)
     pt_arena_t a;
     pt_arena_init(&a, 1024);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        pt_http1_head_t h = head("GET", cases[i].path);
+        pt_http_msg_t h = head("GET", cases[i].path);
         pt_authz_request_t req = {.head = &h, .arena = &a};
         if (pt_authz_check(c->authz, &req).verdict != cases[i].want) {
             fprintf(stderr, "path %s\n", cases[i].path);
@@ -330,7 +329,7 @@ TEST(docs_authz_http_with_principals)
         if (c == NULL)
             dump(&e);
         ASSERT(c != NULL);
-        pt_http1_head_t h = head(cases[i].method, "/");
+        pt_http_msg_t h = head(cases[i].method, "/");
         if (check(c, &h, cases[i].principal) != cases[i].want) {
             fprintf(stderr, "case %zu: %s %s %s\n", i, cases[i].app, cases[i].method,
                     cases[i].principal ? cases[i].principal : "(none)");

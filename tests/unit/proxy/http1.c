@@ -11,7 +11,8 @@
 
 typedef struct rec {
     int heads, completes, trailers;
-    pt_http1_head_t head; /* the last head */
+    pt_http_msg_t head;         /* the last head */
+    pt_http1_framing_t framing; /* and its framing, as on_head saw it */
     char body[4096];
     size_t body_len;
     pt_header_t trailer[8];
@@ -19,11 +20,13 @@ typedef struct rec {
     int skip_body; /* on_head answer for responses */
 } rec_t;
 
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *h)
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *h)
 {
     rec_t *r = p->data;
     r->heads++;
     r->head = *h;
+    r->framing = p->framing;
+    r->framing = p->framing;
     return r->skip_body ? PT_HTTP1_SKIP_BODY : 0;
 }
 
@@ -141,25 +144,25 @@ TEST(simple_get)
         ASSERT_EQ(used, sizeof(req) - 1);
         ASSERT_EQ(f.r.heads, 1);
         ASSERT_EQ(f.r.completes, 1);
-        pt_http1_head_t *h = &f.r.head;
+        pt_http_msg_t *h = &f.r.head;
         ASSERT_STREQ(h->method.base, "GET");
         ASSERT_EQ(h->method_id, HTTP_GET);
-        ASSERT(streq(h->target, "/a/b?c=d"));
+        ASSERT(streq(f.r.framing.target, "/a/b?c=d"));
         ASSERT(streq(h->path, "/a/b?c=d"));
         ASSERT(streq(h->authority, "example.com:8080"));
-        ASSERT_EQ(h->version_minor, 1);
+        ASSERT_EQ(h->version, PT_HTTP_11);
         ASSERT_EQ(h->n_headers, 3);
         ASSERT(streq(h->headers[1].name, "User-Agent"));
         ASSERT_STREQ(h->headers[1].value.base, "t"); /* trimmed and NUL-terminated */
         ASSERT_EQ(h->headers[2].value.len, 0);
         ASSERT_EQ(h->content_length, -1);
-        ASSERT(!h->is_chunked);
-        ASSERT(h->is_keep_alive);
+        ASSERT(!f.r.framing.is_chunked);
+        ASSERT(f.r.framing.is_keep_alive);
         ASSERT(!h->is_upgrade);
         ASSERT(!h->expects_continue);
-        const pt_header_t *ua = pt_http1_find_header(h, "user-agent");
+        const pt_header_t *ua = pt_http_msg_find_header(h, "user-agent");
         ASSERT(ua != NULL && streq(ua->value, "t"));
-        ASSERT(pt_http1_find_header(h, "cookie") == NULL);
+        ASSERT(pt_http_msg_find_header(h, "cookie") == NULL);
         ASSERT(!pt_http1_parser_in_message(&f.p));
         ASSERT_EQ(pt_http1_parser_finish(&f.p), PT_HTTP1_OK);
         pt_arena_dispose(&f.arena);
@@ -184,7 +187,7 @@ TEST(pipelined_pause_resume)
         ASSERT_EQ(f.r.heads, i + 1);
         ASSERT_EQ(f.r.completes, i + 1);
         ASSERT(streq(f.r.head.path, paths[i]));
-        ASSERT_EQ(f.r.head.is_keep_alive, i < 2);
+        ASSERT_EQ(f.r.framing.is_keep_alive, i < 2);
         pt_http1_parser_resume(&f.p);
         pt_arena_dispose(&a);
     }
@@ -221,7 +224,7 @@ TEST(chunked_body_and_trailers_split)
                                   "X-Sum: abc\r\nX-Other:  2 \r\n\r\n";
         ASSERT_EQ(FEED(&f, req, split, &used), PT_HTTP1_PAUSED);
         ASSERT_EQ(used, sizeof(req) - 1);
-        ASSERT(f.r.head.is_chunked);
+        ASSERT(f.r.framing.is_chunked);
         ASSERT_EQ(f.r.head.content_length, -1);
         ASSERT_EQ(f.r.head.headers[1].flags, PT_HEADER_FRAMING | PT_HEADER_HOP);
         ASSERT_MEMEQ(f.r.body, f.r.body_len, "hello world", 11);
@@ -288,7 +291,7 @@ TEST(connection_nominated_headers_are_hop)
                    "Content-Length: 0\r\nX-B: 2\r\nExpect: 100-continue\r\n\r\n",
                    false, &used),
               PT_HTTP1_PAUSED);
-    pt_http1_head_t *h = &f.r.head;
+    pt_http_msg_t *h = &f.r.head;
     ASSERT_EQ(h->n_headers, 9);
     ASSERT_EQ(h->headers[0].flags, 0);                 /* Host: never hop */
     ASSERT_EQ(h->headers[1].flags, PT_HEADER_HOP);     /* Connection */
@@ -308,21 +311,21 @@ TEST(keep_alive_rules)
     fx_init(&f, false, NULL);
     size_t used;
     ASSERT_EQ(FEED(&f, "GET / HTTP/1.0\r\n\r\n", false, &used), PT_HTTP1_PAUSED);
-    ASSERT(!f.r.head.is_keep_alive);
-    ASSERT_EQ(f.r.head.version_minor, 0);
+    ASSERT(!f.r.framing.is_keep_alive);
+    ASSERT_EQ(f.r.head.version, PT_HTTP_10);
     ASSERT_EQ(f.r.head.authority.len, 0);
     pt_arena_dispose(&f.arena);
     fx_init(&f, false, NULL);
     ASSERT_EQ(FEED(&f, "GET / HTTP/1.0\r\nConnection: keep-alive\r\nExpect: 100-continue\r\n\r\n",
                    false, &used),
               PT_HTTP1_PAUSED);
-    ASSERT(f.r.head.is_keep_alive);
+    ASSERT(f.r.framing.is_keep_alive);
     ASSERT(!f.r.head.expects_continue); /* ignored on 1.0 (RFC 9110 §10.1.1) */
     pt_arena_dispose(&f.arena);
     fx_init(&f, false, NULL);
     ASSERT_EQ(FEED(&f, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false, &used),
               PT_HTTP1_PAUSED);
-    ASSERT(!f.r.head.is_keep_alive);
+    ASSERT(!f.r.framing.is_keep_alive);
     pt_arena_dispose(&f.arena);
 }
 
@@ -382,7 +385,7 @@ TEST(errors_are_sticky)
     pt_arena_dispose(&f.arena);
 }
 
-static int failing_head(pt_http1_parser_t *p, pt_http1_head_t *h)
+static int failing_head(pt_http1_parser_t *p, pt_http_msg_t *h)
 {
     return -1;
 }
@@ -494,8 +497,8 @@ TEST(response_content_length_and_chunked)
                   PT_HTTP1_PAUSED);
         ASSERT_EQ(f.r.head.status, 200);
         ASSERT(streq(f.r.head.reason, "OK"));
-        ASSERT(!f.r.head.is_close_delimited);
-        ASSERT(f.r.head.is_keep_alive);
+        ASSERT(!f.r.framing.is_close_delimited);
+        ASSERT(f.r.framing.is_keep_alive);
         ASSERT_MEMEQ(f.r.body, f.r.body_len, "abc", 3);
         pt_http1_parser_resume(&f.p);
         ASSERT_EQ(feed_resp(&f,
@@ -503,7 +506,7 @@ TEST(response_content_length_and_chunked)
                             "2\r\nde\r\n0\r\nGrpc-Status: 0\r\n\r\n",
                             split, &used),
                   PT_HTTP1_PAUSED);
-        ASSERT(f.r.head.is_chunked);
+        ASSERT(f.r.framing.is_chunked);
         ASSERT_MEMEQ(f.r.body, f.r.body_len, "abcde", 5);
         ASSERT_EQ(f.r.trailers, 1);
         ASSERT(streq(f.r.trailer[0].name, "Grpc-Status"));
@@ -518,8 +521,8 @@ TEST(response_close_delimited)
     fx_init(&f, true, NULL);
     size_t used;
     ASSERT_EQ(feed_resp(&f, "HTTP/1.1 200 OK\r\n\r\nsome body", false, &used), PT_HTTP1_OK);
-    ASSERT(f.r.head.is_close_delimited);
-    ASSERT(!f.r.head.is_keep_alive);
+    ASSERT(f.r.framing.is_close_delimited);
+    ASSERT(!f.r.framing.is_keep_alive);
     ASSERT_EQ(f.r.completes, 0);
     ASSERT(pt_http1_parser_in_message(&f.p));
     ASSERT_EQ(pt_http1_parser_finish(&f.p), PT_HTTP1_OK);
@@ -564,8 +567,8 @@ TEST(response_204_304_and_1xx)
     fx_init(&f, true, NULL);
     size_t used;
     ASSERT_EQ(feed_resp(&f, "HTTP/1.1 204 No Content\r\n\r\n", false, &used), PT_HTTP1_PAUSED);
-    ASSERT(!f.r.head.is_close_delimited);
-    ASSERT(f.r.head.is_keep_alive);
+    ASSERT(!f.r.framing.is_close_delimited);
+    ASSERT(f.r.framing.is_keep_alive);
     pt_http1_parser_resume(&f.p);
     ASSERT_EQ(
         feed_resp(&f, "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n", false, &used),

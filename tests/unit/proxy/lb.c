@@ -321,7 +321,7 @@ TEST(request_hash_keys)
         hdr("Cookie", "theme=dark; session=\"abc123\""),
         hdr("cookie", "other=1;sid=s-42 "),
     };
-    pt_http1_head_t req = {0};
+    pt_http_msg_t req = {0};
     req.path = pt_str("/items?page=2&user=bob&empty=&flag");
     req.headers = headers;
     req.n_headers = 4;

@@ -73,8 +73,8 @@ static pt_config_t *load_config(void)
     return c;
 }
 
-static pt_http1_head_t *saved_head;
-static int on_head(pt_http1_parser_t *p, pt_http1_head_t *h)
+static pt_http_msg_t *saved_head;
+static int on_head(pt_http1_parser_t *p, pt_http_msg_t *h)
 {
     saved_head = h;
     return 0;
@@ -89,7 +89,7 @@ static int on_complete(pt_http1_parser_t *p)
 }
 static const pt_http1_callbacks_t cbs = {on_head, on_body, NULL, on_complete};
 
-static pt_http1_head_t *head_of(pt_arena_t *a, const char *raw)
+static pt_http_msg_t *head_of(pt_arena_t *a, const char *raw)
 {
     pt_http1_parser_t p;
     pt_http1_parser_init(&p, false, &cbs, NULL, NULL);
@@ -500,7 +500,7 @@ static const char action_yaml[] =
 
 static const char *rewritten(pt_config_t *c, pt_arena_t *a, const char *raw)
 {
-    pt_http1_head_t *h = head_of(a, raw);
+    pt_http_msg_t *h = head_of(a, raw);
     const pt_http_match_t *m;
     const pt_http_route_t *r = pt_router_match_detail(&c->listeners[0], h, &m);
     ASSERT(r != NULL);
@@ -510,7 +510,7 @@ static const char *rewritten(pt_config_t *c, pt_arena_t *a, const char *raw)
 
 static const char *location(pt_config_t *c, pt_arena_t *a, const char *raw)
 {
-    pt_http1_head_t *h = head_of(a, raw);
+    pt_http_msg_t *h = head_of(a, raw);
     const pt_http_route_t *r = pt_router_match(&c->listeners[0], h);
     ASSERT(r != NULL && r->redirect != NULL);
     pt_str_t l = pt_route_action_location_of(a, r->redirect, h, 8080);

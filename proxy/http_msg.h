@@ -1,0 +1,73 @@
+/* proxy/http_msg.h
+ * The codec-neutral HTTP message: what a request or response head means, whichever protocol
+ * carried it. A server codec hands the stream one for each request and a client codec one for
+ * each response; everything above the codecs (stream, router, authz, load balancer, mirror,
+ * access log) reads this type and never a codec's own.
+ *
+ * Framing is not part of it: whether a body is chunked, how a connection is kept alive, the
+ * request-target as written are each codec's business. The message says only how long the
+ * body is when that is declared (content_length) and whether one follows (has_body).
+ *
+ * Ownership: the message, its strings and its header array live in the arena of the stream it
+ * belongs to (the codec builds them there), NUL-terminated for the caller's convenience. */
+#ifndef PT_HTTP_MSG_H
+#define PT_HTTP_MSG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "str.h"
+
+/* Header flags set by the codec that parsed the header. */
+#define PT_HEADER_HOP 0x1 /* hop-by-hop, or nominated by Connection: never forwarded */
+#define PT_HEADER_FRAMING                                                                          \
+    0x2 /* Content-Length / Transfer-Encoding: the codec that writes the message frames it */
+
+typedef struct pt_header {
+    pt_str_t name;  /* as received (case kept), in the arena */
+    pt_str_t value; /* leading and trailing OWS removed, in the arena */
+    unsigned flags; /* PT_HEADER_* */
+} pt_header_t;
+
+/* HTTP versions as major * 10 + minor. */
+#define PT_HTTP_10 10
+#define PT_HTTP_11 11
+#define PT_HTTP_20 20
+
+typedef struct pt_http_msg {
+    /* requests */
+    pt_str_t method;    /* "GET", ... */
+    int method_id;      /* llhttp_method_t (the method registry both codecs share) */
+    pt_str_t scheme;    /* "http" / "https" when the request named one (absolute-form); empty:
+                           the connection's */
+    pt_str_t authority; /* effective authority: absolute-form's, else Host's value */
+    pt_str_t path; /* origin-form to forward: "/p?q" (from absolute-form too); "*" for OPTIONS * */
+    /* responses */
+    int status;      /* 100..599 */
+    pt_str_t reason; /* HTTP/1 reason phrase as received, may be empty (then the standard one) */
+    /* both */
+    uint8_t version;      /* PT_HTTP_10, PT_HTTP_11, PT_HTTP_20 */
+    pt_header_t *headers; /* in order of arrival, in the arena */
+    size_t n_headers;
+    int64_t content_length; /* declared body length; -1 when not declared */
+    bool has_body;          /* a body follows the head (as declared: a response to HEAD says
+                               so too; the stream knows better) */
+    bool is_upgrade;        /* request: asks for a protocol switch; response: 101 */
+    pt_str_t upgrade;       /* the protocol asked for or granted, when is_upgrade */
+    bool expects_continue;  /* request: Expect: 100-continue, which the proxy answers */
+} pt_http_msg_t;
+
+/* Finds the first header named name (case-insensitive) in m; NULL if none. */
+const pt_header_t *pt_http_msg_find_header(const pt_http_msg_t *m, const char *name);
+
+/* "HTTP/1.0", "HTTP/1.1" or "HTTP/2", as the access log and spans name the protocol. */
+pt_str_t pt_http_msg_protocol(const pt_http_msg_t *m);
+
+/* A request's body length is not known in advance: it is framed piece by piece (HTTP/1 chunked,
+ * HTTP/2 DATA frames without a content-length). */
+static inline bool pt_http_msg_is_body_unsized(const pt_http_msg_t *m)
+{
+    return m->has_body && m->content_length < 0;
+}
+
+#endif
