@@ -1666,7 +1666,6 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
     pt__cfg_proxy_defaults(&c->proxy);
     if (set->n_proxies > 0) {
         c->proxy = set->proxies[0]->settings;
-        c->proxy.bind_address = pt__cfg_out_str(cx, c->proxy.bind_address);
         c->proxy.access_log = pt__cfg_out_str(cx, c->proxy.access_log);
         const pt_cfg_node_t *first = set->proxies[0]->meta.doc;
         for (size_t i = 1; i < set->n_proxies; i++)

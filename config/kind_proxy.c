@@ -557,7 +557,7 @@ static void check_access_log(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_c
         pt__cfg_error(cx, n, path, "cannot write %s: %s", file, why);
 }
 
-/* An IPv4 or IPv6 literal to listen on. */
+/* An IPv4 or IPv6 literal to listen on, copied into the snapshot. */
 static void read_address(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                          const char **out)
 {
@@ -565,7 +565,7 @@ static void read_address(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_p
     if (!pt__cfg_nonempty_str(cx, n, path, &a))
         return;
     if (pt__cfg_is_ip_literal(a, NULL, NULL))
-        *out = a;
+        *out = pt__cfg_out_str(cx, a);
     else
         pt__cfg_error(cx, n, path, "must be an IPv4 or IPv6 address, got \"%s\"", a);
 }
