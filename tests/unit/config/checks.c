@@ -18,7 +18,7 @@
 
 static pt_config_t *load_files(const pt_config_source_t *src, size_t n, pt_config_errors_t *e)
 {
-    return pt_config_load_buffers(src, n, e);
+    return pt_config_load_buffers(src, n, NULL, e);
 }
 
 #define SRC(name, text)                                                                            \
