@@ -249,16 +249,27 @@ int pt_pod_labels_parse(const char *file, const char *data, size_t len, pt_pod_i
     return 0;
 }
 
-/* Reads a one-value file (name, namespace) into *out when it exists. The kubelet writes the
- * value alone; one final '\n' (a hand-written file) is allowed. */
-static int read_value(const char *path, char **out, pt_config_errors_t *errors)
+/* Reads one file of the directory into f (f->v[0]): 0, 1 when it does not exist (each file is
+ * optional), -1 with an error (unreadable, or not a file). */
+static int read_pod_file(const char *path, pt_xds_files_t *f, pt_config_errors_t *errors)
 {
     struct stat st;
-    if (stat(path, &st) != 0 && errno == ENOENT)
-        return 0;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 1;
+    } else if (!S_ISREG(st.st_mode)) {
+        pt_config_errors_add(errors, path, 0, 0, NULL, "not a file");
+        return -1;
+    }
+    return pt_xds_file_read(path, f, errors); /* reports any other stat failure */
+}
+
+/* Reads a one-value file (name, namespace) into *out when it exists. The kubelet writes the
+ * value alone; one final '\n' (a hand-written file) is allowed. */
+static void read_value(const char *path, char **out, pt_config_errors_t *errors)
+{
     pt_xds_files_t f = {0};
-    int rc = pt_xds_file_read(path, &f, errors);
-    if (rc == 0) {
+    if (read_pod_file(path, &f, errors) == 0) {
         size_t n = f.v[0].len;
         if (n > 0 && f.v[0].data[n - 1] == '\n')
             n--;
@@ -266,15 +277,12 @@ static int read_value(const char *path, char **out, pt_config_errors_t *errors)
         for (size_t i = 0; i < n && why == NULL; i++)
             if ((unsigned char)f.v[0].data[i] < 0x20 || f.v[0].data[i] == 0x7f)
                 why = "contains a control character";
-        if (why != NULL) {
+        if (why != NULL)
             pt_config_errors_add(errors, path, 1, 1, NULL, "%s", why);
-            rc = -1;
-        } else {
+        else
             *out = xstrndup(f.v[0].data, n);
-        }
     }
     pt_xds_files_dispose(&f);
-    return rc;
 }
 
 static char *join(const char *dir, const char *name)
@@ -311,12 +319,10 @@ int pt_pod_info_read(const char *dir, const char *service_account, pt_pod_info_t
         return -1;
     }
     char *labels = join(dir, file_names[0]);
-    if (stat(labels, &st) == 0 || errno != ENOENT) {
-        pt_xds_files_t f = {0};
-        if (pt_xds_file_read(labels, &f, errors) == 0)
-            pt_pod_labels_parse(labels, f.v[0].data, f.v[0].len, out, errors);
-        pt_xds_files_dispose(&f);
-    }
+    pt_xds_files_t f = {0};
+    if (read_pod_file(labels, &f, errors) == 0)
+        pt_pod_labels_parse(labels, f.v[0].data, f.v[0].len, out, errors);
+    pt_xds_files_dispose(&f);
     free(labels);
     char *name = join(dir, file_names[1]);
     read_value(name, (char **)&out->workload.name, errors);

@@ -156,6 +156,15 @@ TEST(pod_info_directory_and_service_account)
         has_error(&e, "PETREL_SERVICE_ACCOUNT: set but empty (the pod's spec.serviceAccountName)"));
     pt_pod_info_dispose(&p);
     pt_config_errors_dispose(&e);
+    /* A directory where a file should be (the directory reader must not be used). */
+    snprintf(path, sizeof(path), "%s/labels", dir);
+    ASSERT_EQ(mkdir(path, 0700), 0);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, &p, &e), -1);
+    snprintf(want, sizeof(want), "%s: not a file", path);
+    ASSERT(has_error(&e, want));
+    pt_pod_info_dispose(&p);
+    pt_config_errors_dispose(&e);
+    rmdir(path);
     ASSERT_EQ(pt_pod_info_read(dir, NULL, &p, &e), 0);
     ASSERT(p.workload.name == NULL && p.workload.n_labels == 0);
     ASSERT_STREQ(p.workload.ns, "shop");
