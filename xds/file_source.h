@@ -1,10 +1,11 @@
 /* xds/file_source.h
  * The file/directory config source: reads the YAML files named on the command line, or every
  * *.yaml / *.yml file of a directory in name order, into memory, and hands them to config/ to
- * compile. It never touches live state. xds/file_watch.h says when to read again.
+ * compile, with the pod info read beside them (xds/pod_info.h). It never touches live state.
+ * xds/file_watch.h says when to read again.
  *
- * Ownership: a pt_xds_files_t owns its paths and buffers (malloc'd); pt_xds_files_dispose()
- * frees them. */
+ * Ownership: a pt_xds_files_t owns its paths, buffers and pod info (malloc'd);
+ * pt_xds_files_dispose() frees them. */
 #ifndef PT_XDS_FILE_SOURCE_H
 #define PT_XDS_FILE_SOURCE_H
 
