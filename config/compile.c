@@ -1658,6 +1658,30 @@ static void check_destination_rules_apply(compiler_t *cp)
     }
 }
 
+/* The Proxy's spec.workload fields left unset come from the pod (the Downward API); an
+ * explicit field wins, labels as a whole. The namespace is "default" when neither says. */
+static void complete_workload(pt_cfg_cx_t *cx, pt_workload_t *w)
+{
+    const pt_workload_t *pod = cx->pod;
+    if (pod != NULL) {
+        if (w->name == NULL && pod->name != NULL)
+            w->name = pt__cfg_out_str(cx, pod->name);
+        if (w->ns == NULL && pod->ns != NULL)
+            w->ns = pt__cfg_out_str(cx, pod->ns);
+        if (w->service_account == NULL && pod->service_account != NULL)
+            w->service_account = pt__cfg_out_str(cx, pod->service_account);
+        if (w->labels == NULL && pod->n_labels > 0) {
+            const char **labels = pt_arena_calloc(cx->out, 2 * pod->n_labels * sizeof(*labels));
+            for (size_t i = 0; i < 2 * pod->n_labels; i++)
+                labels[i] = pt__cfg_out_str(cx, pod->labels[i]);
+            w->labels = labels;
+            w->n_labels = pod->n_labels;
+        }
+    }
+    if (w->ns == NULL)
+        w->ns = "default";
+}
+
 void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
 {
     compiler_t cp = {.cx = cx, .set = set, .c = c};
@@ -1674,6 +1698,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
                              "only one Proxy per config set (the first is at %s:%d:%d)",
                              first->file, first->line, first->col);
     }
+    complete_workload(cx, &c->proxy.workload);
     select_sources(set, &c->proxy.workload);
     complete_short_hosts(cx, set);
     bool sidecar = c->proxy.sidecar.enabled;

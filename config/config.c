@@ -79,7 +79,7 @@ const pt_cfg_node_t *pt__cfg_node_at(const pt_cfg_node_t *n, const char *dotted)
 }
 
 pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_sources,
-                                    pt_config_errors_t *errors)
+                                    const pt_workload_t *pod, pt_config_errors_t *errors)
 {
     pt_arena_t tmp;
     pt_arena_init(&tmp, 64 * 1024);
@@ -90,8 +90,11 @@ pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_
     pt_config_t *c = pt_arena_calloc(&out, sizeof(*c));
     c->arena = out;
 
-    pt_cfg_cx_t cx = {
-        .tmp = &tmp, .out = &c->arena, .errors = errors, .n_errors_at_start = errors->n};
+    pt_cfg_cx_t cx = {.tmp = &tmp,
+                      .out = &c->arena,
+                      .errors = errors,
+                      .n_errors_at_start = errors->n,
+                      .pod = pod};
     pt_cfg_docs_t docs = {0};
     size_t n_nodes = 0;
     double t0 = now_ms();

@@ -428,10 +428,12 @@ typedef struct pt_mesh_tcp_service {
 
 /* The workload this proxy runs as (Proxy spec.workload): what a VirtualService match's
  * sourceLabels / sourceNamespace select at a gateway, where the request's source is the
- * gateway itself, as in Istio. */
+ * gateway itself, as in Istio. A field the Proxy leaves unset is taken from the pod (the
+ * Downward API, read by xds/pod_info.h and handed to pt_config_load_buffers); labels are one
+ * field: the Proxy's replace the pod's. */
 typedef struct pt_workload {
     const char *name;            /* NULL when not given */
-    const char *ns;              /* "default" */
+    const char *ns;              /* "default" when neither the Proxy nor the pod says */
     const char *service_account; /* NULL when not given */
     const char *const *labels;   /* key, value, key, value... */
     size_t n_labels;             /* pairs */
@@ -606,11 +608,13 @@ typedef struct pt_config_source {
 } pt_config_source_t;
 
 /* Parses every document of the buffers, validates all of them and compiles a snapshot.
- * Returns it with one ref held by the caller, or NULL with at least one line in errors. Never
- * partially succeeds. Files are read by xds/file_source.h (pt_config_load); this is also the
- * fuzzer's and the unit tests' entry point. */
+ * pod is the workload as the pod describes it (xds/pod_info.h), filling the Proxy's
+ * spec.workload fields left unset; NULL when not known. The caller owns it; the snapshot
+ * copies what it uses. Returns the snapshot with one ref held by the caller, or NULL with at
+ * least one line in errors. Never partially succeeds. Files are read by xds/file_source.h
+ * (pt_config_load); this is also the fuzzer's and the unit tests' entry point. */
 pt_config_t *pt_config_load_buffers(const pt_config_source_t *sources, size_t n_sources,
-                                    pt_config_errors_t *errors);
+                                    const pt_workload_t *pod, pt_config_errors_t *errors);
 
 /* Where compile finds DNS answers: the last good addresses of name (ports 0), in answer order,
  * or 0 when there is none yet. Set once by `petrel run` (proxy/dns.c answers, on the main

@@ -513,18 +513,22 @@ static char *proxy_container(const pt_inject_options_t *o, const pod_settings_t 
     if (!o->is_classic)
         fputs("restartPolicy: Always\n", f);
     fputs("args:\n- run\n- -c\n- /etc/petrel/mesh\n", f);
-    if (probers != NULL || ps->drain != NULL) {
-        fputs("env:\n", f);
-        if (probers != NULL) {
-            fputs("- name: " PT_INJECT_PROBERS_ENV "\n  value: ", f);
-            put_quoted(f, probers);
-            fputc('\n', f);
-        }
-        if (ps->drain != NULL) {
-            fputs("- name: " PT_DRAIN_DURATION_ENV "\n  value: ", f);
-            put_quoted(f, ps->drain);
-            fputc('\n', f);
-        }
+    /* Who the workload is, for spec.workload (xds/pod_info.h): the downwardAPI volume's
+     * directory, and the service account, which a volume cannot carry. */
+    fputs("env:\n"
+          "- name: " PT_POD_INFO_ENV "\n  value: " PT_POD_INFO_DIR "\n"
+          "- name: " PT_SERVICE_ACCOUNT_ENV "\n  valueFrom:\n    fieldRef:\n"
+          "      fieldPath: spec.serviceAccountName\n",
+          f);
+    if (probers != NULL) {
+        fputs("- name: " PT_INJECT_PROBERS_ENV "\n  value: ", f);
+        put_quoted(f, probers);
+        fputc('\n', f);
+    }
+    if (ps->drain != NULL) {
+        fputs("- name: " PT_DRAIN_DURATION_ENV "\n  value: ", f);
+        put_quoted(f, ps->drain);
+        fputc('\n', f);
     }
     fputs("ports:\n"
           "- name: http-envoy-prom\n  containerPort: 15090\n  protocol: TCP\n"
@@ -547,7 +551,8 @@ static char *proxy_container(const pt_inject_options_t *o, const pod_settings_t 
           "  readOnlyRootFilesystem: true\n  capabilities:\n    drop:\n    - ALL\n"
           "volumeMounts:\n"
           "- name: petrel-mesh\n  mountPath: /etc/petrel/mesh\n  readOnly: true\n"
-          "- name: petrel-identity\n  mountPath: /etc/petrel/identity\n  readOnly: true\n",
+          "- name: petrel-identity\n  mountPath: /etc/petrel/identity\n  readOnly: true\n"
+          "- name: petrel-pod\n  mountPath: " PT_POD_INFO_DIR "\n  readOnly: true\n",
           f);
     fclose(f);
     return text;
@@ -652,6 +657,13 @@ static void inject_pod(inject_t *in, int object_md, int md, int spec, const char
                  "name: petrel-identity\nsecret:\n  secretName: petrel-identity-%s\n",
                  sa != NULL ? sa : "default");
         yaml_document_append_sequence_item(d, volumes, add_yaml(d, vol));
+        yaml_document_append_sequence_item(
+            d, volumes,
+            add_yaml(d,
+                     "name: petrel-pod\ndownwardAPI:\n  items:\n"
+                     "  - path: labels\n    fieldRef:\n      fieldPath: metadata.labels\n"
+                     "  - path: name\n    fieldRef:\n      fieldPath: metadata.name\n"
+                     "  - path: namespace\n    fieldRef:\n      fieldPath: metadata.namespace\n"));
         annotations = child(d, md, "annotations", YAML_MAPPING_NODE);
         put(d, annotations, PT_INJECT_STATUS_ANNOTATION,
             scalar(d, in->o->is_classic ? "classic" : "native", YAML_PLAIN_SCALAR_STYLE));

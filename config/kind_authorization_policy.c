@@ -837,7 +837,7 @@ void pt__cfg_warn_not_selected(pt_cfg_cx_t *cx, const pt_res_meta_t *meta, const
     const pt_cfg_node_t *at = pt__cfg_node_at(meta->doc, "spec.selector");
     pt__cfg_warn_at(cx, at ? at : meta->doc, pt__cfg_meta_path(cx, meta, "spec.selector"),
                     "%s \"%s\" does not apply to this workload: selector %s does not match its "
-                    "labels %s (the Proxy's spec.workload.labels)",
+                    "labels %s (the Proxy's spec.workload.labels, else the pod's)",
                     meta->kind, meta->name, want, have);
 }
 

@@ -167,7 +167,6 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->connect_timeout_ms = 10000;
     s->drain_timeout_ms = 5000;
     s->access_log = "/dev/stdout";
-    s->workload.ns = "default";
     s->retry_body_limit = 65536;
     s->metrics = true;
     s->root_namespace = "istio-system"; /* Istio's meshConfig rootNamespace */

@@ -68,6 +68,7 @@ typedef struct pt_cfg_cx {
     const struct pt_res_meta **unchecked;
     size_t n_unchecked;
     bool is_incomplete;
+    const pt_workload_t *pod; /* the workload as the pod describes it; NULL: not known */
 } pt_cfg_cx_t;
 
 /* Adds "file:line:col: path: message" pointing at node n (its key when it has one). */

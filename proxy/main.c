@@ -112,13 +112,15 @@ static pt_config_t *compile_files(const pt_xds_files_t *files, pt_config_errors_
     return c;
 }
 
-/* Reads the config paths into files, then compiles them; NULL with errors otherwise. */
+/* Reads the config paths and the pod info (PETREL_POD_INFO, PETREL_SERVICE_ACCOUNT) into
+ * files, then compiles them; NULL with errors otherwise. */
 static pt_config_t *read_and_compile(char **paths, size_t n, pt_xds_files_t *files,
                                      pt_config_errors_t *errors)
 {
     size_t start = errors->n;
     for (size_t i = 0; i < n; i++)
         pt_xds_file_read(paths[i], files, errors);
+    pt_pod_info_read_env(&files->pod, errors);
     return errors->n == start ? compile_files(files, errors) : NULL;
 }
 
@@ -325,26 +327,35 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
     return pt_trace_restart_only_change(&a->tracing, &b->tracing);
 }
 
-/* Watches the config paths and the certificate files of the snapshot in force: a rotated
- * certificate reloads like an edited file, and one first named by a reload is watched from then
- * on. */
+/* Watches the config paths, the certificate files of the snapshot in force and the pod-info
+ * files: a rotated certificate or a pod's new labels reload like an edited file, and a
+ * certificate first named by a reload is watched from then on. */
 static void watch_files(server_t *s)
 {
-    size_t n = s->n_paths + s->config->n_tls_files;
+    char *pod_files[3];
+    size_t n_pod = pt_pod_info_files(&s->sources.pod, pod_files);
+    size_t n = s->n_paths + s->config->n_tls_files + n_pod;
     const char **paths = malloc((n > 0 ? n : 1) * sizeof(*paths));
     if (paths == NULL) {
         pt_log_warn("out of memory choosing the files to watch: reload with SIGHUP");
+        for (size_t i = 0; i < n_pod; i++)
+            free(pod_files[i]);
         return;
     }
     for (size_t i = 0; i < s->n_paths; i++)
         paths[i] = s->paths[i];
     for (size_t i = 0; i < s->config->n_tls_files; i++)
         paths[s->n_paths + i] = s->config->tls_files[i];
+    for (size_t i = 0; i < n_pod; i++)
+        paths[s->n_paths + s->config->n_tls_files + i] = pod_files[i];
     int err = pt_file_watch_set(&s->watch, paths, n);
     if (err != 0)
-        pt_log_warn("some config or certificate files cannot be watched (%s): reload with SIGHUP",
+        pt_log_warn("some config, certificate or pod-info files cannot be watched (%s): reload "
+                    "with SIGHUP",
                     uv_strerror(err));
     free(paths);
+    for (size_t i = 0; i < n_pod; i++)
+        free(pod_files[i]);
 }
 
 /* Hands c (its ref included) to every worker and makes it the snapshot in force; the resolver

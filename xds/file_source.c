@@ -165,6 +165,7 @@ void pt_xds_files_dispose(pt_xds_files_t *files)
         free(files->v[i].data);
     }
     free(files->v);
+    pt_pod_info_dispose(&files->pod);
     *files = (pt_xds_files_t){0};
 }
 
@@ -175,7 +176,8 @@ pt_config_t *pt_xds_files_compile(const pt_xds_files_t *files, pt_config_errors_
         abort();
     for (size_t i = 0; i < files->n; i++)
         src[i] = (pt_config_source_t){files->v[i].path, files->v[i].data, files->v[i].len};
-    pt_config_t *c = pt_config_load_buffers(src, files->n, errors);
+    pt_config_t *c =
+        pt_config_load_buffers(src, files->n, pt_pod_info_workload(&files->pod), errors);
     free(src);
     return c;
 }

@@ -77,7 +77,19 @@ def test_every_workload_kind_gets_a_native_sidecar(tmp_path):
         assert proxy["startupProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
         assert proxy["securityContext"]["runAsUser"] == 1337
         assert [c["name"] for c in spec["containers"]] == ["app"]
-        assert {v["name"] for v in spec["volumes"]} == {"petrel-mesh", "petrel-identity"}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert set(volumes) == {"petrel-mesh", "petrel-identity", "petrel-pod"}
+        # Who the workload is: the Downward API, as a volume and the service account as env.
+        assert volumes["petrel-pod"]["downwardAPI"]["items"] == [
+            {"path": f, "fieldRef": {"fieldPath": "metadata." + f}}
+            for f in ("labels", "name", "namespace")]
+        mounts = {m["name"]: m for m in proxy["volumeMounts"]}
+        assert mounts["petrel-pod"] == {"name": "petrel-pod", "mountPath": "/etc/petrel/pod",
+                                        "readOnly": True}
+        env = {e["name"]: e for e in proxy["env"]}
+        assert env["PETREL_POD_INFO"]["value"] == "/etc/petrel/pod"
+        assert env["PETREL_SERVICE_ACCOUNT"]["valueFrom"] == {
+            "fieldRef": {"fieldPath": "spec.serviceAccountName"}}
         assert md["annotations"]["petrel.io/inject-status"] == "native"
 
 
@@ -138,7 +150,7 @@ def test_stdin_and_annotations(tmp_path):
     assert proxy["resources"]["requests"]["memory"] == "64Mi"
     assert spec["containers"][0]["readinessProbe"] == {
         "httpGet": {"path": "/app-health/app/readyz", "port": 15021, "scheme": "HTTP"}}
-    env = {e["name"]: e["value"] for e in proxy["env"]}
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
     assert yaml.safe_load(env["PETREL_APP_PROBERS"]) == {
         "/app-health/app/readyz": {"httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"},
                                    "timeoutSeconds": 1}}

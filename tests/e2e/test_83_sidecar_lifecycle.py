@@ -91,7 +91,7 @@ def probers_from_inject(tmp_path, containers):
                        timeout=30)
     assert r.returncode == 0, r.stderr
     proxy = yaml.safe_load(r.stdout)["spec"]["initContainers"][1]
-    return {e["name"]: e["value"] for e in proxy["env"]}["PETREL_APP_PROBERS"]
+    return {e["name"]: e.get("value") for e in proxy["env"]}["PETREL_APP_PROBERS"]
 
 
 def test_app_probes_are_forwarded_by_the_health_port(tmp_path, origin):

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     pt_config_errors_t errors = {0};
     pt_config_source_t src = {"fuzz.yaml", (const char *)data, size};
-    pt_config_t *c = pt_config_load_buffers(&src, 1, &errors);
+    pt_config_t *c = pt_config_load_buffers(&src, 1, NULL, &errors);
     if (c != NULL) {
         /* Walk what the request path walks, so a dangling pointer shows up under ASan. */
         for (size_t i = 0; i < c->n_listeners; i++)

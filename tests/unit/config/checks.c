@@ -18,7 +18,7 @@
 
 static pt_config_t *load_files(const pt_config_source_t *src, size_t n, pt_config_errors_t *e)
 {
-    return pt_config_load_buffers(src, n, e);
+    return pt_config_load_buffers(src, n, NULL, e);
 }
 
 #define SRC(name, text)                                                                            \
@@ -326,11 +326,12 @@ TEST(warns_of_policies_whose_selector_misses_this_workload)
     ASSERT(c != NULL);
     ASSERT(has_warning(&e, "a.yaml:12:8: spec.selector: AuthorizationPolicy \"deny-all\" does not "
                            "apply to this workload: selector app=reviews does not match its "
-                           "labels {app: ratings} (the Proxy's spec.workload.labels)"));
+                           "labels {app: ratings} (the Proxy's spec.workload.labels, else the "
+                           "pod's)"));
     ASSERT(has_warning(&e, "a.yaml:27:8: spec.selector: PeerAuthentication \"reviews-strict\" "
                            "does not apply to this workload: selector app=reviews,version=v1 does "
                            "not match its labels {app: ratings} (the Proxy's "
-                           "spec.workload.labels)"));
+                           "spec.workload.labels, else the pod's)"));
     /* ratings-deny and ratings select it; other-ns is for another namespace's workloads. */
     ASSERT_EQ(count_warnings(&e, "does not apply to this workload"), 2);
     ASSERT(c->authz != NULL && c->authz->n_deny == 1);

@@ -744,7 +744,7 @@ TEST(error_yaml_too_many_nodes_counts_every_file_of_a_load)
                                 {"c.yaml", "[1]", 3},
                                 {"d.yaml", "[1]", 3}};
     pt_config_errors_t e = {0};
-    ASSERT(pt_config_load_buffers(src, 4, &e) == NULL);
+    ASSERT(pt_config_load_buffers(src, 4, NULL, &e) == NULL);
     ASSERT(has_error(&e, "c.yaml:1:1: more than 2000000 YAML nodes (keys, values, maps and lists, "
                          "all files together): Petrel's fixed limit on the size of one config"));
     for (size_t i = 0; i < e.n; i++) {

@@ -56,6 +56,20 @@ TEST(native_sidecar_is_an_init_container_after_the_capture_step)
     ASSERT(strstr(r.out, "petrel.io/inject-status: native\n") != NULL);
     ASSERT(strstr(r.out, "configMap:\n          name: mesh\n") != NULL);
     ASSERT(strstr(r.out, "secretName: petrel-identity-default\n") != NULL);
+    /* Who the workload is, from the Downward API (xds/pod_info.h). */
+    ASSERT(strstr(r.out, "        - name: PETREL_POD_INFO\n          value: /etc/petrel/pod\n"
+                         "        - name: PETREL_SERVICE_ACCOUNT\n          valueFrom:\n"
+                         "            fieldRef:\n"
+                         "              fieldPath: spec.serviceAccountName\n") != NULL);
+    ASSERT(strstr(r.out, "        - name: petrel-pod\n          mountPath: /etc/petrel/pod\n"
+                         "          readOnly: true\n") != NULL);
+    ASSERT(strstr(r.out, "      - name: petrel-pod\n        downwardAPI:\n          items:\n"
+                         "          - path: labels\n            fieldRef:\n"
+                         "              fieldPath: metadata.labels\n"
+                         "          - path: name\n            fieldRef:\n"
+                         "              fieldPath: metadata.name\n"
+                         "          - path: namespace\n            fieldRef:\n"
+                         "              fieldPath: metadata.namespace\n") != NULL);
     /* What was there keeps its place and its flow style. */
     ASSERT(strstr(r.out, "metadata:\n  name: web\nspec:\n  template:\n    metadata:\n"
                          "      labels: {app: web}\n") != NULL);

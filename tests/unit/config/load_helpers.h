@@ -21,7 +21,7 @@ PT_HELPER_ void dump(const pt_config_errors_t *e)
 PT_HELPER_ pt_config_t *load_str(const char *file, const char *yaml, pt_config_errors_t *e)
 {
     pt_config_source_t src = {file, yaml, strlen(yaml)};
-    return pt_config_load_buffers(&src, 1, e);
+    return pt_config_load_buffers(&src, 1, NULL, e);
 }
 
 /* Whether some error line is exactly line / starts with prefix / contains part; prints the

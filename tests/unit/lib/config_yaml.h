@@ -14,7 +14,7 @@ static inline pt_config_t *config_from_yaml(const char *name, const char *yaml,
                                             pt_config_errors_t *errors)
 {
     pt_config_source_t src = {name, yaml, strlen(yaml)};
-    return pt_config_load_buffers(&src, 1, errors);
+    return pt_config_load_buffers(&src, 1, NULL, errors);
 }
 
 static inline pt_config_t *config_from_yaml_ok(const char *name, const char *yaml)

@@ -93,7 +93,7 @@ static pt_config_t *load(int n, const char *od, const char *extra_policy)
              eps, od, extra_policy ? extra_policy : "");
     pt_config_errors_t e = {0};
     pt_config_source_t src = {"od.yaml", yaml, strlen(yaml)};
-    pt_config_t *c = pt_config_load_buffers(&src, 1, &e);
+    pt_config_t *c = pt_config_load_buffers(&src, 1, NULL, &e);
     if (c != NULL)
         pt_outlier_bind(c); /* as proxy/main.c does with each snapshot */
     for (size_t i = 0; i < e.n; i++)
