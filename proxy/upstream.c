@@ -518,13 +518,15 @@ uint32_t pt_upstream_purge_idle(pt_worker_t *w)
     uint32_t idle = 0;
     for (unsigned b = 0; b < PT_POOL_BUCKETS; b++) {
         for (pt_pool_t *p = w->pools[b]; p != NULL; p = p->next) {
-            uint32_t demand = p->peak_busy > p->prev_peak_busy ? p->peak_busy : p->prev_peak_busy;
-            uint32_t keep = demand > p->n_busy ? demand - p->n_busy : 0;
+            /* Halving rather than dropping to this period's peak: a burst's connections go in a
+             * few periods, and traffic sparser than one request a period keeps a connection. */
+            uint32_t decayed = (p->est_need + 1) / 2;
+            p->est_need = p->peak_busy > decayed ? p->peak_busy : decayed;
+            uint32_t keep = p->est_need > p->n_busy ? p->est_need - p->n_busy : 0;
             while (p->n_idle > keep) { /* the least recently used go first */
                 PT_STAT_INC(&w->stats, upstream_cx_idle_purged);
                 close_upstream(PT_CONTAINER_OF(p->idle.prev, pt_upstream_t, link));
             }
-            p->prev_peak_busy = p->peak_busy;
             p->peak_busy = p->n_busy;
             idle += p->n_idle;
         }

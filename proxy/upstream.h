@@ -30,9 +30,10 @@ struct pt_pool {
     socklen_t addr_len;
     pt_list_t idle; /* pt_upstream_t.link, most recently used first */
     uint32_t n_idle;
-    uint32_t n_busy;         /* connections serving a stream now */
-    uint32_t peak_busy;      /* most connections busy at once in this purge period */
-    uint32_t prev_peak_busy; /* the same in the period before: recent demand is the larger */
+    uint32_t n_busy;    /* connections serving a stream now */
+    uint32_t peak_busy; /* most connections busy at once in this purge period */
+    uint32_t est_need;  /* recent demand: the peak, halving each quieter period but never
+                           below 1 once used (HAProxy's estimate of needed connections) */
     /* The TLS settings' pool_key (malloc'd); NULL: plaintext. */
     char *tls_key;
 };
@@ -98,9 +99,9 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable);
 pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up);
 void pt_upstream_on_tunnel_closed(void *up);
 /* Every PT_POOL_PURGE_MS while some connection is idle: each pool keeps as many idle
- * connections as its recent demand (the most busy at once over the last one to two periods)
- * could use and closes the rest, so a burst's connections do not linger for the whole idle
- * timeout. */
+ * connections as its recent demand (est_need) could use and closes the rest, so a burst's
+ * connections go within seconds instead of lingering for the whole idle timeout, while a
+ * pool with sporadic traffic keeps one warm connection until upstreamIdleTimeout. */
 #define PT_POOL_PURGE_MS 1000
 uint32_t pt_upstream_purge_idle(pt_worker_t *w); /* returns the idle connections left */
 /* Closes every idle connection of the worker (drain). */

@@ -5,14 +5,15 @@ A burst of concurrent slow requests makes Petrel open one upstream connection pe
 Afterwards a trickle of one request at a time keeps the demand at one connection: within a
 few seconds Petrel's ESTABLISHED connections to the origin (read from /proc/net/tcp) fall to
 that, the closes are counted as upstream_cx_idle_purged, and the trickle keeps being served
-on the one connection left.
+on the one connection left. A quiet spell longer than the purge period keeps that connection:
+sparse traffic does not pay a new connection per request.
 """
 
 import json
 import threading
 import time
 
-from netutil import free_port, http_request, wait_until
+from netutil import free_port, http_request
 from petrel import simple_config, stats
 
 BURST = 40
@@ -73,5 +74,10 @@ def test_burst_connections_fall_to_recent_demand(petrel, origin):
     assert purged >= opened - 2, (purged, opened)
     # The connection kept for the demand goes on serving: the last requests reused it.
     assert on_conn[-1] >= 1 and on_conn[-2] >= 1, on_conn
-    # Demand gone altogether: nothing stays idle a few seconds later.
-    wait_until(lambda: established_to(origin.port) == 0, 6, what="the last idle connection to go")
+    # Traffic sparser than one request a purge period keeps one warm connection (it goes only at
+    # upstreamIdleTimeout): after 2.5 quiet seconds the next request still reuses it.
+    served = on_conn[-1]
+    time.sleep(2.5)  # the quiet period under test, not a wait for Petrel
+    assert established_to(origin.port) == 1
+    st, _, body = http_request(p.port, path="/echo")
+    assert st == 200 and json.loads(body)["request_on_connection"] == served + 1
