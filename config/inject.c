@@ -500,9 +500,10 @@ static void write_resources(FILE *f, const pod_settings_t *ps)
     }
 }
 
-/* The sidecar container, as YAML text (malloc'd). */
+/* The sidecar container, as YAML text (malloc'd); workload is the injected object's name (NULL
+ * when it has none). */
 static char *proxy_container(const pt_inject_options_t *o, const pod_settings_t *ps,
-                             const char *probers)
+                             const char *workload, const char *probers)
 {
     char *text;
     size_t len;
@@ -514,12 +515,18 @@ static char *proxy_container(const pt_inject_options_t *o, const pod_settings_t 
         fputs("restartPolicy: Always\n", f);
     fputs("args:\n- run\n- -c\n- /etc/petrel/mesh\n", f);
     /* Who the workload is, for spec.workload (xds/pod_info.h): the downwardAPI volume's
-     * directory, and the service account, which a volume cannot carry. */
+     * directory, the service account, which a volume cannot carry, and the workload's name,
+     * which only the object injected here knows (a pod's own name is per pod). */
     fputs("env:\n"
           "- name: " PT_POD_INFO_ENV "\n  value: " PT_POD_INFO_DIR "\n"
           "- name: " PT_SERVICE_ACCOUNT_ENV "\n  valueFrom:\n    fieldRef:\n"
           "      fieldPath: spec.serviceAccountName\n",
           f);
+    if (workload != NULL) {
+        fputs("- name: " PT_WORKLOAD_NAME_ENV "\n  value: ", f);
+        put_quoted(f, workload);
+        fputc('\n', f);
+    }
     if (probers != NULL) {
         fputs("- name: " PT_INJECT_PROBERS_ENV "\n  value: ", f);
         put_quoted(f, probers);
@@ -640,7 +647,8 @@ static void inject_pod(inject_t *in, int object_md, int md, int spec, const char
         fputc('}', pf);
     fclose(pf);
     if (in->n_errors == start_errors) {
-        char *proxy = proxy_container(in->o, &ps, is_first ? NULL : probers);
+        char *proxy = proxy_container(in->o, &ps, str(d, get(d, object_md, "name")),
+                                      is_first ? NULL : probers);
         char *capture = capture_container(in->o, &ps);
         int inits = child(d, spec, "initContainers", YAML_SEQUENCE_NODE);
         insert(d, inits, 0, add_yaml(d, capture));
@@ -662,7 +670,6 @@ static void inject_pod(inject_t *in, int object_md, int md, int spec, const char
             add_yaml(d,
                      "name: petrel-pod\ndownwardAPI:\n  items:\n"
                      "  - path: labels\n    fieldRef:\n      fieldPath: metadata.labels\n"
-                     "  - path: name\n    fieldRef:\n      fieldPath: metadata.name\n"
                      "  - path: namespace\n    fieldRef:\n      fieldPath: metadata.namespace\n"));
         annotations = child(d, md, "annotations", YAML_MAPPING_NODE);
         put(d, annotations, PT_INJECT_STATUS_ANNOTATION,

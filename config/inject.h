@@ -16,12 +16,14 @@
 /* The sidecar's environment variable holding the app's original HTTP and TCP probes, JSON:
  * {"/app-health/<container>/livez": {"httpGet": {...}, "timeoutSeconds": N}, ...}. */
 #define PT_INJECT_PROBERS_ENV "PETREL_APP_PROBERS"
-/* The pod's Downward API, as the sidecar gets it (read by xds/pod_info.h): the directory of the
- * downwardAPI volume (files labels, name, namespace), and the service account, which a volume
- * cannot carry. */
+/* Who the workload is, as the sidecar gets it (read by xds/pod_info.h): the directory of the
+ * downwardAPI volume (files labels, namespace), the service account, which a volume cannot
+ * carry, and the workload's name — the injected object's metadata.name (the Deployment's, the
+ * CronJob's, a bare Pod's own), not the pod's, so that metrics aggregate by workload. */
 #define PT_POD_INFO_ENV "PETREL_POD_INFO"
 #define PT_POD_INFO_DIR "/etc/petrel/pod"
 #define PT_SERVICE_ACCOUNT_ENV "PETREL_SERVICE_ACCOUNT"
+#define PT_WORKLOAD_NAME_ENV "PETREL_WORKLOAD_NAME"
 
 typedef struct pt_inject_options {
     const char *image;   /* the image of the sidecar and the capture init container */

@@ -332,7 +332,7 @@ static const char *restart_only_change(const pt_proxy_settings_t *a, const pt_pr
  * certificate first named by a reload is watched from then on. */
 static void watch_files(server_t *s)
 {
-    char *pod_files[3];
+    char *pod_files[PT_POD_INFO_N_FILES];
     size_t n_pod = pt_pod_info_files(&s->sources.pod, pod_files);
     size_t n = s->n_paths + s->config->n_tls_files + n_pod;
     const char **paths = malloc((n > 0 ? n : 1) * sizeof(*paths));

@@ -264,8 +264,19 @@ static int read_pod_file(const char *path, pt_xds_files_t *f, pt_config_errors_t
     return pt_xds_file_read(path, f, errors); /* reports any other stat failure */
 }
 
-/* Reads a one-value file (name, namespace) into *out when it exists. The kubelet writes the
- * value alone; one final '\n' (a hand-written file) is allowed. */
+/* What is wrong with a one-line value of n bytes, or NULL. */
+static const char *value_problem(const char *s, size_t n)
+{
+    if (n == 0)
+        return "empty";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return "contains a control character";
+    return NULL;
+}
+
+/* Reads a one-value file (namespace) into *out when it exists. The kubelet writes the value
+ * alone; one final '\n' (a hand-written file) is allowed. */
 static void read_value(const char *path, char **out, pt_config_errors_t *errors)
 {
     pt_xds_files_t f = {0};
@@ -273,10 +284,7 @@ static void read_value(const char *path, char **out, pt_config_errors_t *errors)
         size_t n = f.v[0].len;
         if (n > 0 && f.v[0].data[n - 1] == '\n')
             n--;
-        const char *why = n == 0 ? "empty" : NULL;
-        for (size_t i = 0; i < n && why == NULL; i++)
-            if ((unsigned char)f.v[0].data[i] < 0x20 || f.v[0].data[i] == 0x7f)
-                why = "contains a control character";
+        const char *why = value_problem(f.v[0].data, n);
         if (why != NULL)
             pt_config_errors_add(errors, path, 1, 1, NULL, "%s", why);
         else
@@ -293,19 +301,30 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-static const char *const file_names[3] = {"labels", "name", "namespace"};
+static const char *const file_names[PT_POD_INFO_N_FILES] = {"labels", "namespace"};
 
-int pt_pod_info_read(const char *dir, const char *service_account, pt_pod_info_t *out,
-                     pt_config_errors_t *errors)
+/* Copies the value of environment variable env (NULL: unset) into *out; what says where the
+ * value comes from, in errors. */
+static void read_env_value(const char *env, const char *value, const char *what, char **out,
+                           pt_config_errors_t *errors)
+{
+    if (value == NULL)
+        return;
+    const char *why = value_problem(value, strlen(value));
+    if (why != NULL)
+        pt_config_errors_add(errors, env, 0, 0, NULL, "set but %s (%s)", why, what);
+    else
+        *out = xstrndup(value, strlen(value));
+}
+
+int pt_pod_info_read(const char *dir, const char *service_account, const char *workload_name,
+                     pt_pod_info_t *out, pt_config_errors_t *errors)
 {
     size_t start = errors->n;
-    if (service_account != NULL) {
-        if (service_account[0] == '\0')
-            pt_config_errors_add(errors, PT_SERVICE_ACCOUNT_ENV, 0, 0, NULL,
-                                 "set but empty (the pod's spec.serviceAccountName)");
-        else
-            out->workload.service_account = xstrndup(service_account, strlen(service_account));
-    }
+    read_env_value(PT_SERVICE_ACCOUNT_ENV, service_account, "the pod's spec.serviceAccountName",
+                   (char **)&out->workload.service_account, errors);
+    read_env_value(PT_WORKLOAD_NAME_ENV, workload_name, "the workload's metadata.name",
+                   (char **)&out->workload.name, errors);
     if (dir == NULL)
         return errors->n == start ? 0 : -1;
     out->dir = xstrndup(dir, strlen(dir));
@@ -324,10 +343,7 @@ int pt_pod_info_read(const char *dir, const char *service_account, pt_pod_info_t
         pt_pod_labels_parse(labels, f.v[0].data, f.v[0].len, out, errors);
     pt_xds_files_dispose(&f);
     free(labels);
-    char *name = join(dir, file_names[1]);
-    read_value(name, (char **)&out->workload.name, errors);
-    free(name);
-    char *ns = join(dir, file_names[2]);
+    char *ns = join(dir, file_names[1]);
     read_value(ns, (char **)&out->workload.ns, errors);
     free(ns);
     return errors->n == start ? 0 : -1;
@@ -337,7 +353,8 @@ int pt_pod_info_read_env(pt_pod_info_t *out, pt_config_errors_t *errors)
 {
     const char *dir = getenv(PT_POD_INFO_ENV);
     return pt_pod_info_read(dir != NULL && dir[0] != '\0' ? dir : NULL,
-                            getenv(PT_SERVICE_ACCOUNT_ENV), out, errors);
+                            getenv(PT_SERVICE_ACCOUNT_ENV), getenv(PT_WORKLOAD_NAME_ENV), out,
+                            errors);
 }
 
 const pt_workload_t *pt_pod_info_workload(const pt_pod_info_t *p)
@@ -347,13 +364,13 @@ const pt_workload_t *pt_pod_info_workload(const pt_pod_info_t *p)
     return known ? w : NULL;
 }
 
-size_t pt_pod_info_files(const pt_pod_info_t *p, char *out[3])
+size_t pt_pod_info_files(const pt_pod_info_t *p, char *out[PT_POD_INFO_N_FILES])
 {
     if (p->dir == NULL)
         return 0;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < PT_POD_INFO_N_FILES; i++)
         out[i] = join(p->dir, file_names[i]);
-    return 3;
+    return PT_POD_INFO_N_FILES;
 }
 
 void pt_pod_info_dispose(pt_pod_info_t *p)

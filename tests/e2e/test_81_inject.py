@@ -3,8 +3,9 @@
 Every workload kind (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, and
 those in a List) gets the capture init container and the sidecar (native by default, a regular
 container with --classic); other documents, `sidecar.istio.io/inject: "false"` workloads and
-hostNetwork pods (with a note on stderr) come out as they went in; a second run changes
-nothing; bad input exits 1 with file:line:col and writes nothing. The output is read back with
+hostNetwork pods (with a note on stderr) come out as they went in; the sidecar's
+PETREL_WORKLOAD_NAME is the injected object's own name (the Deployment's, the CronJob's, a bare
+Pod's), never one per pod; a second run changes nothing; bad input exits 1 with file:line:col and writes nothing. The output is read back with
 PyYAML, so what is checked is what kubectl would read.
 """
 
@@ -79,10 +80,11 @@ def test_every_workload_kind_gets_a_native_sidecar(tmp_path):
         assert [c["name"] for c in spec["containers"]] == ["app"]
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert set(volumes) == {"petrel-mesh", "petrel-identity", "petrel-pod"}
-        # Who the workload is: the Downward API, as a volume and the service account as env.
+        # Who the workload is: the Downward API as a volume (not the pod's own name: that is
+        # one per pod), the service account, and the workload's name as env.
         assert volumes["petrel-pod"]["downwardAPI"]["items"] == [
             {"path": f, "fieldRef": {"fieldPath": "metadata." + f}}
-            for f in ("labels", "name", "namespace")]
+            for f in ("labels", "namespace")]
         mounts = {m["name"]: m for m in proxy["volumeMounts"]}
         assert mounts["petrel-pod"] == {"name": "petrel-pod", "mountPath": "/etc/petrel/pod",
                                         "readOnly": True}
@@ -90,6 +92,8 @@ def test_every_workload_kind_gets_a_native_sidecar(tmp_path):
         assert env["PETREL_POD_INFO"]["value"] == "/etc/petrel/pod"
         assert env["PETREL_SERVICE_ACCOUNT"]["valueFrom"] == {
             "fieldRef": {"fieldPath": "spec.serviceAccountName"}}
+        assert env["PETREL_WORKLOAD_NAME"] == {"name": "PETREL_WORKLOAD_NAME",
+                                               "value": obj["metadata"]["name"]}, obj["kind"]
         assert md["annotations"]["petrel.io/inject-status"] == "native"
 
 
@@ -127,6 +131,22 @@ def test_injecting_twice_equals_injecting_once(tmp_path):
     assert once.returncode == 0
     twice = inject(tmp_path, None, text=once.stdout)
     assert twice.returncode == 0 and twice.stdout == once.stdout
+    for obj in yaml.safe_load_all(twice.stdout):
+        proxy = pod_spec(obj)[1]["initContainers"][1]
+        assert [e["value"] for e in proxy["env"] if e["name"] == "PETREL_WORKLOAD_NAME"] == [
+            obj["metadata"]["name"]]
+
+
+def test_a_pod_without_a_name_gets_no_workload_name(tmp_path):
+    """A generateName pod's name is not known before it exists: the sidecar gets no workload
+    name (a Proxy spec.workload.name can give one) rather than a made-up one."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "worker-"},
+           "spec": POD_SPEC}
+    r = inject(tmp_path, [pod])
+    assert r.returncode == 0, r.stderr
+    proxy = pod_spec(yaml.safe_load(r.stdout))[1]["initContainers"][1]
+    names = [e["name"] for e in proxy["env"]]
+    assert "PETREL_POD_INFO" in names and "PETREL_WORKLOAD_NAME" not in names
 
 
 def test_stdin_and_annotations(tmp_path):
@@ -151,6 +171,7 @@ def test_stdin_and_annotations(tmp_path):
     assert spec["containers"][0]["readinessProbe"] == {
         "httpGet": {"path": "/app-health/app/readyz", "port": 15021, "scheme": "HTTP"}}
     env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["PETREL_WORKLOAD_NAME"] == "p"  # a bare Pod is its own workload
     assert yaml.safe_load(env["PETREL_APP_PROBERS"]) == {
         "/app-health/app/readyz": {"httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"},
                                    "timeoutSeconds": 1}}

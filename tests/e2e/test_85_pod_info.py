@@ -1,8 +1,10 @@
 """The pod's Downward API (xds/pod_info.c), as `petrel inject` hands it to the sidecar: a
-directory written the way the kubelet writes a downwardAPI volume (files `labels`, `name`,
+directory written the way the kubelet writes a downwardAPI volume (files `labels` and
 `namespace` as symlinks through `..data` to a timestamped directory) named by PETREL_POD_INFO,
-and the service account in PETREL_SERVICE_ACCOUNT. The real binary must show that workload in
-/server_info, scope an AuthorizationPolicy `selector` by those labels, follow a label change
+the service account in PETREL_SERVICE_ACCOUNT and the workload's (Deployment's) name in
+PETREL_WORKLOAD_NAME. The real binary must show that workload in /server_info (the workload's
+name, not a pod's, even when a stray `name` file holds the pod's) and in the metrics'
+source_workload, scope an AuthorizationPolicy `selector` by those labels, follow a label change
 live (the kubelet's `..data` swap), refuse a malformed labels file with file:line:col and keep
 the config in force, and let an explicit Proxy spec.workload field win over the pod."""
 
@@ -18,7 +20,7 @@ SEC = "security.istio.io/v1"
 _swaps = [0]
 
 
-def write_pod_info(root, labels, name="web-5d8f7-x2k9p", namespace="shop"):
+def write_pod_info(root, labels, namespace="shop"):
     """Writes (or atomically replaces) the pod-info directory as the kubelet's atomic writer
     does: a new ..<timestamp> directory, a ..data_tmp symlink to it renamed over ..data, the
     user-visible files symlinks through ..data, then the old directory removed."""
@@ -26,22 +28,23 @@ def write_pod_info(root, labels, name="web-5d8f7-x2k9p", namespace="shop"):
     _swaps[0] += 1
     ts = "..2026_12_07_04_00_%02d.%d" % (_swaps[0], os.getpid())
     os.mkdir(os.path.join(root, ts))
-    for fname, text in (("labels", labels), ("name", name), ("namespace", namespace)):
+    for fname, text in (("labels", labels), ("namespace", namespace)):
         with open(os.path.join(root, ts, fname), "w") as f:
             f.write(text)
     data = os.path.join(root, "..data")
     old = os.readlink(data) if os.path.islink(data) else None
     os.symlink(ts, os.path.join(root, "..data_tmp"))
     os.rename(os.path.join(root, "..data_tmp"), data)
-    for fname in ("labels", "name", "namespace"):
+    for fname in ("labels", "namespace"):
         if not os.path.islink(os.path.join(root, fname)):
             os.symlink(os.path.join("..data", fname), os.path.join(root, fname))
     if old is not None:
         shutil.rmtree(os.path.join(root, old))
 
 
-def pod_env(root, service_account="web-sa"):
-    return dict(os.environ, PETREL_POD_INFO=str(root), PETREL_SERVICE_ACCOUNT=service_account)
+def pod_env(root, service_account="web-sa", workload_name="web"):
+    return dict(os.environ, PETREL_POD_INFO=str(root), PETREL_SERVICE_ACCOUNT=service_account,
+                PETREL_WORKLOAD_NAME=workload_name)
 
 
 def deny_web(ns="shop"):
@@ -60,17 +63,25 @@ def node(p):
 def test_the_pod_is_the_workload_and_a_label_change_applies_live(petrel, origin, tmp_path):
     pod = tmp_path / "pod"
     write_pod_info(pod, 'app="web"\npod-template-hash="5d8f7"\nversion="v\\"1\\""')
+    (pod / "name").write_text("web-5d8f7-x2k9p")  # the pod's own name: not the workload's
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port) + [deny_web()],
                env=pod_env(pod))
     n = node(p)
-    assert n["id"] == "router~127.0.0.1~web-5d8f7-x2k9p.shop~shop.svc.cluster.local"
-    assert n["metadata"]["NAME"] == "web-5d8f7-x2k9p"
+    assert n["id"] == "router~127.0.0.1~web.shop~shop.svc.cluster.local"
+    assert n["metadata"]["NAME"] == "web"
     assert n["metadata"]["NAMESPACE"] == "shop"
     assert n["metadata"]["SERVICE_ACCOUNT"] == "web-sa"
     assert n["metadata"]["LABELS"] == {"app": "web", "pod-template-hash": "5d8f7",
                                        "version": 'v"1"'}
     assert http_request(p.port)[0] == 403
     assert "does not apply to this workload" not in p.stderr()
+    # Istio's metrics label the workload, not the pod (one series per workload, as Istio's
+    # dashboards aggregate).
+    status, body = p.admin_get("/stats/prometheus")
+    assert status == 200
+    requests = [ln for ln in body.decode().splitlines() if ln.startswith("istio_requests_total{")]
+    assert requests and all('source_workload="web",' in ln for ln in requests), requests
+    assert "web-5d8f7-x2k9p" not in body.decode()
 
     # The kubelet rewrites the labels: the policy no longer selects this workload.
     gen = stats(p)["config_generation"]
@@ -103,8 +114,12 @@ def test_an_explicit_proxy_field_wins_over_the_pod(petrel, origin, tmp_path):
                env=pod_env(pod), proxy_spec={"workload": {"namespace": "other"}})
     md = node(p)["metadata"]
     assert (md["NAME"], md["NAMESPACE"], md["SERVICE_ACCOUNT"], md["LABELS"]) == (
-        "web-5d8f7-x2k9p", "other", "web-sa", {"app": "web"})
+        "web", "other", "web-sa", {"app": "web"})
     assert http_request(p.port)[0] == 200
+    # An explicit name wins over PETREL_WORKLOAD_NAME.
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port),
+               env=pod_env(pod), proxy_spec={"workload": {"name": "web-canary"}})
+    assert node(p)["metadata"]["NAME"] == "web-canary"
 
 
 def test_bad_pod_info_refuses_the_config(tmp_path):
@@ -123,4 +138,8 @@ def test_bad_pod_info_refuses_the_config(tmp_path):
     r = run_petrel(["validate", str(cfg)], env=pod_env(pod, service_account=""))
     assert r.returncode == 1
     assert "PETREL_SERVICE_ACCOUNT: set but empty" in r.stderr
+    r = run_petrel(["validate", str(cfg)], env=pod_env(pod, workload_name=""))
+    assert r.returncode == 1
+    assert ("PETREL_WORKLOAD_NAME: set but empty (the workload's metadata.name)"
+            in r.stderr), r.stderr
     assert run_petrel(["validate", str(cfg)], env=pod_env(pod)).returncode == 0

@@ -57,19 +57,20 @@ TEST(native_sidecar_is_an_init_container_after_the_capture_step)
     ASSERT(strstr(r.out, "configMap:\n          name: mesh\n") != NULL);
     ASSERT(strstr(r.out, "secretName: petrel-identity-default\n") != NULL);
     /* Who the workload is, from the Downward API (xds/pod_info.h). */
-    ASSERT(strstr(r.out, "        - name: PETREL_POD_INFO\n          value: /etc/petrel/pod\n"
-                         "        - name: PETREL_SERVICE_ACCOUNT\n          valueFrom:\n"
-                         "            fieldRef:\n"
-                         "              fieldPath: spec.serviceAccountName\n") != NULL);
+    ASSERT(strstr(r.out,
+                  "        - name: PETREL_POD_INFO\n          value: /etc/petrel/pod\n"
+                  "        - name: PETREL_SERVICE_ACCOUNT\n          valueFrom:\n"
+                  "            fieldRef:\n"
+                  "              fieldPath: spec.serviceAccountName\n"
+                  "        - name: PETREL_WORKLOAD_NAME\n          value: \"web\"\n") != NULL);
     ASSERT(strstr(r.out, "        - name: petrel-pod\n          mountPath: /etc/petrel/pod\n"
                          "          readOnly: true\n") != NULL);
     ASSERT(strstr(r.out, "      - name: petrel-pod\n        downwardAPI:\n          items:\n"
                          "          - path: labels\n            fieldRef:\n"
                          "              fieldPath: metadata.labels\n"
-                         "          - path: name\n            fieldRef:\n"
-                         "              fieldPath: metadata.name\n"
                          "          - path: namespace\n            fieldRef:\n"
                          "              fieldPath: metadata.namespace\n") != NULL);
+    ASSERT(strstr(r.out, "fieldPath: metadata.name\n") == NULL); /* per pod, not per workload */
     /* What was there keeps its place and its flow style. */
     ASSERT(strstr(r.out, "metadata:\n  name: web\nspec:\n  template:\n    metadata:\n"
                          "      labels: {app: web}\n") != NULL);
@@ -111,6 +112,69 @@ TEST(injecting_twice_equals_injecting_once)
     ASSERT_STREQ(twice.out, once.out);
     dispose(&once);
     dispose(&twice);
+}
+
+/* The sidecar's PETREL_WORKLOAD_NAME in output (one; NULL when there is none). */
+static char *workload_name(const char *out)
+{
+    static const char env[] = "- name: PETREL_WORKLOAD_NAME\n";
+    const char *e = strstr(out, env);
+    if (e == NULL)
+        return NULL;
+    ASSERT(strstr(e + 1, env) == NULL);
+    const char *v = strstr(e, "value: \"");
+    ASSERT(v != NULL);
+    v += strlen("value: \"");
+    return strndup(v, strcspn(v, "\""));
+}
+
+TEST(workload_name_is_the_injected_objects_name_not_its_pods)
+{
+    static const struct {
+        const char *kind, *name, *template_prefix;
+    } kinds[] = {
+        {"Deployment", "web", "spec:\n  template:\n"},
+        {"StatefulSet", "db", "spec:\n  template:\n"},
+        {"DaemonSet", "agent", "spec:\n  template:\n"},
+        {"ReplicaSet", "web-5d8f7", "spec:\n  template:\n"},
+        {"Job", "migrate", "spec:\n  template:\n"},
+        {"CronJob", "nightly", "spec:\n  jobTemplate:\n    spec:\n      template:\n"},
+    };
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        char in[1024];
+        /* The template's own metadata.name is not the workload's. */
+        snprintf(in, sizeof(in),
+                 "kind: %s\nmetadata: {name: %s}\n%s"
+                 "        metadata: {name: tmpl, labels: {app: x}}\n"
+                 "        spec:\n          containers:\n          - name: a\n",
+                 kinds[i].kind, kinds[i].name, kinds[i].template_prefix);
+        result_t r = run(in, i % 2 == 0);
+        ASSERT_EQ(r.rc, 0);
+        char *name = workload_name(r.out);
+        ASSERT_STREQ(name, kinds[i].name);
+        free(name);
+        /* Injecting again keeps the one value. */
+        result_t twice = run(r.out, i % 2 == 0);
+        ASSERT_STREQ(twice.out, r.out);
+        dispose(&twice);
+        dispose(&r);
+    }
+    /* A bare Pod is its own workload; one with only generateName has no known name, so the
+     * sidecar gets none (an explicit Proxy spec.workload.name can still give it). */
+    result_t r = run("kind: Pod\nmetadata: {name: \"solo: 1\"}\nspec:\n  containers:\n"
+                     "  - name: a\n",
+                     false);
+    ASSERT_EQ(r.rc, 0);
+    char *name = workload_name(r.out);
+    ASSERT_STREQ(name, "solo: 1");
+    free(name);
+    dispose(&r);
+    r = run("kind: Pod\nmetadata: {generateName: solo-}\nspec:\n  containers:\n  - name: a\n",
+            false);
+    ASSERT_EQ(r.rc, 0);
+    ASSERT(strstr(r.out, "name: petrel-proxy\n") != NULL);
+    ASSERT(workload_name(r.out) == NULL);
+    dispose(&r);
 }
 
 TEST(inject_false_and_other_kinds_pass_through)

@@ -1,7 +1,8 @@
 /* tests/unit/xds/pod_info.c
  * The pod-info source (xds/pod_info.c): the Downward API labels file parser (Go quoting and its
- * escapes, every malformed form refused with file:line:col), the files of a pod-info directory,
- * and the precedence of the Proxy's spec.workload over what the pod says. */
+ * escapes, every malformed form refused with file:line:col), the files of a pod-info directory
+ * and the variables beside it, and the precedence of the Proxy's spec.workload over what the pod
+ * says. */
 #include "test.h"
 
 #include <sys/stat.h>
@@ -112,67 +113,88 @@ TEST(pod_info_directory_and_service_account)
     char path[256];
     snprintf(path, sizeof(path), "%s/labels", dir);
     write_file(path, "app=\"web\"\nversion=\"v2\"");
-    snprintf(path, sizeof(path), "%s/name", dir);
-    write_file(path, "web-5d8f7-abcde");
     snprintf(path, sizeof(path), "%s/namespace", dir);
     write_file(path, "shop\n");
+    /* A `name` file (the pod's own name) is not read: the workload's name is the variable's. */
+    snprintf(path, sizeof(path), "%s/name", dir);
+    write_file(path, "web-5d8f7-abcde");
     pt_pod_info_t p = {0};
     pt_config_errors_t e = {0};
-    ASSERT_EQ(pt_pod_info_read(dir, "web-sa", &p, &e), 0);
-    ASSERT_STREQ(p.workload.name, "web-5d8f7-abcde");
+    ASSERT_EQ(pt_pod_info_read(dir, "web-sa", "web", &p, &e), 0);
+    ASSERT_STREQ(p.workload.name, "web");
     ASSERT_STREQ(p.workload.ns, "shop");
     ASSERT_STREQ(p.workload.service_account, "web-sa");
     ASSERT_STREQ(label(&p, "version"), "v2");
-    char *files[3];
-    ASSERT_EQ(pt_pod_info_files(&p, files), 3);
+    char *files[PT_POD_INFO_N_FILES];
+    ASSERT_EQ(pt_pod_info_files(&p, files), 2);
     snprintf(path, sizeof(path), "%s/labels", dir);
     ASSERT_STREQ(files[0], path);
     snprintf(path, sizeof(path), "%s/namespace", dir);
-    ASSERT_STREQ(files[2], path);
-    for (size_t i = 0; i < 3; i++)
+    ASSERT_STREQ(files[1], path);
+    for (size_t i = 0; i < PT_POD_INFO_N_FILES; i++)
         free(files[i]);
     pt_pod_info_dispose(&p);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, NULL, &p, &e), 0);
+    ASSERT(p.workload.name == NULL);
+    pt_pod_info_dispose(&p);
+    snprintf(path, sizeof(path), "%s/name", dir);
+    unlink(path);
 
-    /* A malformed file names itself; an empty name is refused; a missing file is not known. */
+    /* A malformed file names itself; an empty value is refused; a missing file is not known. */
     snprintf(path, sizeof(path), "%s/labels", dir);
     write_file(path, "app=web");
     char want[512];
     snprintf(want, sizeof(want), "%s:1:5: expected a double-quoted value after '='", path);
-    ASSERT_EQ(pt_pod_info_read(dir, NULL, &p, &e), -1);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, NULL, &p, &e), -1);
     ASSERT(has_error(&e, want));
     pt_pod_info_dispose(&p);
     pt_config_errors_dispose(&e);
     unlink(path);
-    snprintf(path, sizeof(path), "%s/name", dir);
+    snprintf(path, sizeof(path), "%s/namespace", dir);
     write_file(path, "");
-    ASSERT_EQ(pt_pod_info_read(dir, NULL, &p, &e), -1);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, NULL, &p, &e), -1);
     snprintf(want, sizeof(want), "%s:1:1: empty", path);
     ASSERT(has_error(&e, want));
     pt_pod_info_dispose(&p);
     pt_config_errors_dispose(&e);
-    unlink(path);
-    ASSERT_EQ(pt_pod_info_read(dir, "", &p, &e), -1);
+    write_file(path, "shop\n");
+    ASSERT_EQ(pt_pod_info_read(dir, "", NULL, &p, &e), -1);
     ASSERT(
         has_error(&e, "PETREL_SERVICE_ACCOUNT: set but empty (the pod's spec.serviceAccountName)"));
     pt_pod_info_dispose(&p);
     pt_config_errors_dispose(&e);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, "", &p, &e), -1);
+    ASSERT(has_error(&e, "PETREL_WORKLOAD_NAME: set but empty (the workload's metadata.name)"));
+    pt_pod_info_dispose(&p);
+    pt_config_errors_dispose(&e);
+    ASSERT_EQ(pt_pod_info_read(NULL, NULL, "web\n", &p, &e), -1);
+    ASSERT(has_error(&e, "PETREL_WORKLOAD_NAME: set but contains a control character (the "
+                         "workload's metadata.name)"));
+    pt_pod_info_dispose(&p);
+    pt_config_errors_dispose(&e);
+    /* The name without the volume still describes the workload. */
+    ASSERT_EQ(pt_pod_info_read(NULL, NULL, "web", &p, &e), 0);
+    ASSERT(pt_pod_info_workload(&p) != NULL);
+    ASSERT_STREQ(pt_pod_info_workload(&p)->name, "web");
+    ASSERT_EQ(pt_pod_info_files(&p, files), 0);
+    pt_pod_info_dispose(&p);
     /* A directory where a file should be (the directory reader must not be used). */
     snprintf(path, sizeof(path), "%s/labels", dir);
     ASSERT_EQ(mkdir(path, 0700), 0);
-    ASSERT_EQ(pt_pod_info_read(dir, NULL, &p, &e), -1);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, NULL, &p, &e), -1);
     snprintf(want, sizeof(want), "%s: not a file", path);
     ASSERT(has_error(&e, want));
     pt_pod_info_dispose(&p);
     pt_config_errors_dispose(&e);
     rmdir(path);
-    ASSERT_EQ(pt_pod_info_read(dir, NULL, &p, &e), 0);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, NULL, &p, &e), 0);
     ASSERT(p.workload.name == NULL && p.workload.n_labels == 0);
     ASSERT_STREQ(p.workload.ns, "shop");
     pt_pod_info_dispose(&p);
     snprintf(path, sizeof(path), "%s/namespace", dir);
     unlink(path);
     rmdir(dir);
-    ASSERT_EQ(pt_pod_info_read(dir, NULL, &p, &e), -1);
+    ASSERT_EQ(pt_pod_info_read(dir, NULL, NULL, &p, &e), -1);
     snprintf(want, sizeof(want),
              "%s: cannot read the pod-info directory (PETREL_POD_INFO): No such file or directory",
              dir);
@@ -190,11 +212,8 @@ static pt_config_t *load_with_pod(const char *yaml, const pt_workload_t *pod, pt
 TEST(the_pod_fills_what_the_proxy_leaves_unset)
 {
     static const char *const labels[] = {"app", "web", "version", "v2"};
-    pt_workload_t pod = {.name = "web-abc",
-                         .ns = "shop",
-                         .service_account = "web-sa",
-                         .labels = labels,
-                         .n_labels = 2};
+    pt_workload_t pod = {
+        .name = "web", .ns = "shop", .service_account = "web-sa", .labels = labels, .n_labels = 2};
     pt_config_errors_t e = {0};
     /* No Proxy field: everything from the pod. */
     pt_config_t *c = load_with_pod("apiVersion: petrel.io/v1alpha1\nkind: Proxy\n"
@@ -203,7 +222,7 @@ TEST(the_pod_fills_what_the_proxy_leaves_unset)
     dump(&e);
     ASSERT(c != NULL);
     const pt_workload_t *w = &c->proxy.workload;
-    ASSERT_STREQ(w->name, "web-abc");
+    ASSERT_STREQ(w->name, "web");
     ASSERT_STREQ(w->ns, "shop");
     ASSERT_STREQ(w->service_account, "web-sa");
     ASSERT_EQ(w->n_labels, 2);
@@ -216,11 +235,20 @@ TEST(the_pod_fills_what_the_proxy_leaves_unset)
     dump(&e);
     ASSERT(c != NULL);
     w = &c->proxy.workload;
-    ASSERT_STREQ(w->name, "web-abc");
+    ASSERT_STREQ(w->name, "web");
     ASSERT_STREQ(w->ns, "other");
     ASSERT_STREQ(w->service_account, "web-sa");
     ASSERT_EQ(w->n_labels, 1);
     ASSERT_STREQ(w->labels[1], "api");
+    pt_config_unref(c);
+    /* An explicit name wins over the one inject gave the sidecar. */
+    c = load_with_pod("apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n"
+                      "spec:\n  workload:\n    name: web-canary\n",
+                      &pod, &e);
+    dump(&e);
+    ASSERT(c != NULL);
+    ASSERT_STREQ(c->proxy.workload.name, "web-canary");
+    ASSERT_STREQ(c->proxy.workload.ns, "shop");
     pt_config_unref(c);
     /* Neither: namespace "default", nothing else. */
     c = load_with_pod("apiVersion: petrel.io/v1alpha1\nkind: Proxy\nmetadata: {name: p}\n", NULL,
