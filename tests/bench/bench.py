@@ -328,7 +328,9 @@ def build_relaycli(d):
 CHAOS_PATHS = [("direct", "direct (no proxy)"), ("tcp", "Gateway TCP route (relay, no L4 filter)"),
                ("plain", "chaos proxy, no toxic"),
                ("idle", "chaos proxy, a latency toxic at toxicity 0"),
-               ("haproxy", "HAProxy, TCP mode")]
+               ("haproxy", "HAProxy, TCP mode"),
+               ("copy", "simplest relay: blocking read/write, a thread per direction"),
+               ("splice", "simplest relay, zero-copy: splice(2) through a pipe")]
 # Where each process runs. A relayed round trip wakes two processes more than a direct one, and
 # on a VM a wakeup across CPUs (an IPI to a vCPU that may be descheduled by the host) costs
 # tens of µs, so the placement decides much of what is measured; each layout is reported.
@@ -373,6 +375,13 @@ def chaos_relay(d):
                 "listen relay\n    bind 127.0.0.1:%d\n    server echo 127.0.0.1:%d\n"
                 % (haproxy_port, echo_port))
     haproxy = spawn(["haproxy", "-db", "-f", cfg], d, "haproxy-tcp")
+    # The floor for any relay: relaycli's own, with no event loop (a copy through user space,
+    # or none).
+    floors = {}
+    for how in ("copy", "splice"):
+        floors[how] = subprocess.Popen([exe, "relay", str(echo_port), how],
+                                       stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        PROCS.append(floors[how])
 
     def api(path, body):
         status, _, out = http_request(api_port, "POST", path, body=json.dumps(body).encode(),
@@ -384,6 +393,9 @@ def chaos_relay(d):
     ports = {"direct": echo_port, "tcp": p.tcp_port, "haproxy": haproxy_port}
     proxy_pid = {"tcp": p.proc.pid, "plain": p.proc.pid, "idle": p.proc.pid,
                  "haproxy": haproxy.pid}
+    for how, proc in floors.items():
+        ports[how] = int(proc.stdout.readline())
+        proxy_pid[how] = proc.pid
     for name in ("plain", "idle"):
         made = api("/proxies", {"name": name, "listen": "127.0.0.1:0",
                                 "upstream": "127.0.0.1:%d" % echo_port})
@@ -394,7 +406,7 @@ def chaos_relay(d):
            for lay, _, _, _ in CHAOS_LAYOUTS}
     for _ in range(ROUNDS):
         for lay, _, proxy_cpu, load_cpu in CHAOS_LAYOUTS:
-            for pid in (p.proc.pid, haproxy.pid):
+            for pid in set(proxy_pid.values()):
                 set_affinity(pid, proxy_cpu)
             set_affinity(echo.pid, load_cpu)
 
