@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PT_BUF_SIZE (64 * 1024 - 64) /* usable bytes of a slab */
+#define PT_BUF_SIZE (64 * 1024) /* usable bytes of a slab: a 64 KiB burst is read whole */
 
 typedef struct pt_buf {
     uint32_t refs;

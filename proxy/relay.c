@@ -208,6 +208,9 @@ static void forward_unconsumed(pt_relay_side_t *src)
     size_t off = in->off;
     in->off = in->len;
     run_data(src, 0, in->buf->data + off, in->len - off, in->buf);
+    /* The next read then gets a whole slab rather than this one's tail: a 64 KiB burst is
+     * read (and written) in one piece, not two. Writes still queued keep their own refs. */
+    pt_rbuf_drop_consumed(in);
 }
 
 /* Half-close: src is done sending; its end goes to the other side once our writes to it are out

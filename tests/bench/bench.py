@@ -19,8 +19,10 @@ the median over the rounds:
     to nginx in another, through both pods' Petrel sidecars with Istio's traffic capture, with
     mTLS and in plaintext, beside one sidecar and none; each sidecar's CPU per 1000 requests
     (needs root; BENCH_MESH=0 skips it, about 30 s a round)
-  - the chaos proxy's TCP relay beside a direct connection: MB/s of a 64 KiB loop and 1-byte
-    round trips (tests/bench/relaycli.c; BENCH_CHAOS=0 skips it)
+  - the TCP relay (Gateway TCP route, chaos proxies) beside a direct connection and HAProxy in
+    TCP mode: MB/s of a 64 KiB loop, proxy CPU per round trip and 1-byte round trips
+    (tests/bench/relaycli.c), with all processes on one CPU, split over two, and unpinned
+    (BENCH_CHAOS=0 skips it)
   - time from spawning the proxy to its first 200 response
   - this Petrel against a base (BENCH_BASE, a git ref, built by build_base in a temporary git
     worktree under build/bench-base/ with that commit's own Makefile): the same config file,
@@ -68,7 +70,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 import certs  # noqa: E402
 from netns import Mesh, usable as netns_usable  # noqa: E402
 from netutil import (CLOCK_TICKS, Incomplete, cpu_ticks, free_port, http_request,  # noqa: E402
-                     parse_responses, recv_one, rss_kb, wait_until)
+                     parse_responses, recv_one, rss_kb, wait_for_port, wait_until)
 from petrel import ISTIO, Petrel, petrel_bin, service_entry_doc, simple_config, to_yaml  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -325,17 +327,36 @@ def build_relaycli(d):
 
 CHAOS_PATHS = [("direct", "direct (no proxy)"), ("tcp", "Gateway TCP route (relay, no L4 filter)"),
                ("plain", "chaos proxy, no toxic"),
-               ("idle", "chaos proxy, a latency toxic at toxicity 0")]
+               ("idle", "chaos proxy, a latency toxic at toxicity 0"),
+               ("haproxy", "HAProxy, TCP mode"),
+               ("copy", "simplest relay: blocking read/write, a thread per direction"),
+               ("splice", "simplest relay, zero-copy: splice(2) through a pipe")]
+# Where each process runs. A relayed round trip wakes two processes more than a direct one, and
+# on a VM a wakeup across CPUs (an IPI to a vCPU that may be descheduled by the host) costs
+# tens of µs, so the placement decides much of what is measured; each layout is reported.
+CHAOS_LAYOUTS = [("one", "all on CPU %s" % LOAD_CPU, LOAD_CPU, LOAD_CPU),
+                 ("split", "proxy on CPU %s, echo server and client on CPU %s"
+                  % (PROXY_CPU, LOAD_CPU), PROXY_CPU, LOAD_CPU),
+                 ("free", "unpinned", None, None)]
+CHAOS_LOOP_SECONDS = 2
+CHAOS_PINGS = 5000
+
+
+def set_affinity(pid, cpu):
+    """Pins every thread of pid on cpu (None: all CPUs); threads made later inherit it."""
+    cpus = set(range(NCPU)) if cpu is None else {int(cpu)}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        os.sched_setaffinity(int(tid), cpus)
 
 
 def chaos_relay(d):
-    """The chaos proxy's relay beside a direct connection to a C echo server
-    (tests/bench/relaycli.c): payload MB/s of a 64 KiB write-and-read-back loop on one
-    connection, and 1-byte round trips. Petrel (one worker) on PROXY_CPU; the echo server and
-    the client on LOAD_CPU. Medians over ROUNDS interleaved rounds."""
+    """The TCP relay beside a direct connection to a C echo server (tests/bench/relaycli.c) and
+    beside HAProxy in TCP mode: payload MB/s of a 64 KiB write-and-read-back loop on one
+    connection, the proxy's CPU time per 64 KiB round trip, and 1-byte round trips, in each of
+    CHAOS_LAYOUTS (the processes are re-pinned between layouts). Medians and ranges over ROUNDS
+    interleaved rounds."""
     exe = build_relaycli(d)
-    echo = subprocess.Popen(pinned(LOAD_CPU, [exe, "echo"]), stdout=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+    echo = subprocess.Popen([exe, "echo"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     PROCS.append(echo)
     echo_port = int(echo.stdout.readline())
     api_port = free_port()
@@ -343,10 +364,24 @@ def chaos_relay(d):
     docs = simple_config(http_port=free_port(), upstream_port=echo_port, tcp_port=free_port(),
                          tcp_upstream_port=echo_port)
     p = Petrel(os.path.join(d, "chaos"), docs, concurrency=1,
-               proxy_spec={"chaosApi": {"port": api_port}, "accessLog": ""},
-               command_prefix=["taskset", "-c", PROXY_CPU])
+               proxy_spec={"chaosApi": {"port": api_port}, "accessLog": ""})
     p.start()
     PROCS.append(p.proc)
+    haproxy_port = free_port()
+    cfg = os.path.join(d, "haproxy-tcp.cfg")
+    with open(cfg, "w") as f:
+        f.write("global\n    nbthread 1\n    no strict-limits\n\ndefaults\n    mode tcp\n"
+                "    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n"
+                "listen relay\n    bind 127.0.0.1:%d\n    server echo 127.0.0.1:%d\n"
+                % (haproxy_port, echo_port))
+    haproxy = spawn(["haproxy", "-db", "-f", cfg], d, "haproxy-tcp")
+    # The floor for any relay: relaycli's own, with no event loop (a copy through user space,
+    # or none).
+    floors = {}
+    for how in ("copy", "splice"):
+        floors[how] = subprocess.Popen([exe, "relay", str(echo_port), how],
+                                       stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        PROCS.append(floors[how])
 
     def api(path, body):
         status, _, out = http_request(api_port, "POST", path, body=json.dumps(body).encode(),
@@ -355,41 +390,72 @@ def chaos_relay(d):
             raise RuntimeError("chaos API %s: %d %r" % (path, status, out[:200]))
         return json.loads(out)
 
-    ports = {"direct": echo_port, "tcp": p.tcp_port}
+    ports = {"direct": echo_port, "tcp": p.tcp_port, "haproxy": haproxy_port}
+    proxy_pid = {"tcp": p.proc.pid, "plain": p.proc.pid, "idle": p.proc.pid,
+                 "haproxy": haproxy.pid}
+    for how, proc in floors.items():
+        ports[how] = int(proc.stdout.readline())
+        proxy_pid[how] = proc.pid
     for name in ("plain", "idle"):
         made = api("/proxies", {"name": name, "listen": "127.0.0.1:0",
                                 "upstream": "127.0.0.1:%d" % echo_port})
         ports[name] = int(made["listen"].rsplit(":", 1)[1])
     api("/proxies/idle/toxics", {"type": "latency", "toxicity": 0, "attributes": {"latency": 100}})
-    raw = {k: {"mbps": [], "p50": [], "p99": []} for k, _ in CHAOS_PATHS}
+    wait_for_port(haproxy_port)
+    raw = {lay: {k: {"mbps": [], "cpu": [], "p50": [], "p99": []} for k, _ in CHAOS_PATHS}
+           for lay, _, _, _ in CHAOS_LAYOUTS}
     for _ in range(ROUNDS):
-        for key, _ in CHAOS_PATHS:
-            out = subprocess.run(pinned(LOAD_CPU, [exe, "loop", str(ports[key]), "3"]),
-                                 capture_output=True, text=True, timeout=30, check=True).stdout
-            raw[key]["mbps"].append(float(out.split()[1]))
-            out = subprocess.run(pinned(LOAD_CPU, [exe, "ping", str(ports[key]), "5000"]),
-                                 capture_output=True, text=True, timeout=30, check=True).stdout
-            f = out.split()
-            raw[key]["p50"].append(float(f[1]))
-            raw[key]["p99"].append(float(f[3]))
+        for lay, _, proxy_cpu, load_cpu in CHAOS_LAYOUTS:
+            for pid in set(proxy_pid.values()):
+                set_affinity(pid, proxy_cpu)
+            set_affinity(echo.pid, load_cpu)
+
+            def client(argv):
+                argv = [exe] + argv
+                return subprocess.run(argv if load_cpu is None else pinned(load_cpu, argv),
+                                      capture_output=True, text=True, timeout=30,
+                                      check=True).stdout.split()
+
+            for key, _ in CHAOS_PATHS:
+                pid = proxy_pid.get(key)
+                ticks = cpu_ticks(pid) if pid else 0
+                mbps = float(client(["loop", str(ports[key]), str(CHAOS_LOOP_SECONDS)])[1])
+                r = raw[lay][key]
+                r["mbps"].append(mbps)
+                if pid:
+                    trips = mbps * 1e6 * CHAOS_LOOP_SECONDS / 65536
+                    r["cpu"].append((cpu_ticks(pid) - ticks) / CLOCK_TICKS * 1e6 / trips)
+                f = client(["ping", str(ports[key]), str(CHAOS_PINGS)])
+                r["p50"].append(float(f[1]))
+                r["p99"].append(float(f[3]))
     p.stop()
-    return {k: {m: median(v) for m, v in raw[k].items()} for k in raw}
+    return raw
 
 
-def chaos_report(chaos):
-    d = chaos["direct"]
-    lines = ["", "Chaos proxy relay (docs/chaos.md): a C echo server (tests/bench/relaycli.c) "
-             "directly and through a chaos proxy (Petrel, one worker, CPU %s; the echo server "
-             "and the client on CPU %s): payload MB/s of a loop writing 64 KiB and reading it "
-             "back on one connection for 3 s, and 5000 round trips of 1 byte:" % (PROXY_CPU,
-                                                                                   LOAD_CPU),
-             "", "| path | MB/s, 64 KiB loop | × direct | p50 µs | added p50 µs | p99 µs |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for key, label in CHAOS_PATHS:
-        c = chaos[key]
-        lines.append("| %s | {:,.0f} | {:.2f}× | {:.1f} | {} | {:.1f} |".format(
-            c["mbps"], c["mbps"] / d["mbps"], c["p50"],
-            "–" if key == "direct" else "%+.1f" % (c["p50"] - d["p50"]), c["p99"]) % label)
+def chaos_report(raw):
+    lines = ["", "TCP relay (proxy/relay.c: Gateway TCP routes, TLS, upgrades, chaos proxies; "
+             "docs/chaos.md) beside a direct connection to a C echo server "
+             "(tests/bench/relaycli.c) and beside HAProxy in TCP mode, the proxies with one "
+             "worker: payload MB/s of a loop writing 64 KiB and reading it back on one "
+             "connection for %d s, the proxy's CPU time per 64 KiB round trip, and %d round "
+             "trips of 1 byte. Median of %d rounds, [min–max] beside:" % (
+                 CHAOS_LOOP_SECONDS, CHAOS_PINGS, len(raw["one"]["direct"]["mbps"]))]
+
+    def spread(xs, fmt):
+        return ("%s [%s–%s]" % (fmt, fmt, fmt)).format(median(xs), min(xs), max(xs))
+
+    for lay, label, _, _ in CHAOS_LAYOUTS:
+        d = raw[lay]["direct"]
+        lines += ["", label[0].upper() + label[1:] + ":", "",
+                  "| path | MB/s, 64 KiB loop | × direct | proxy CPU µs / round trip | p50 µs "
+                  "| added p50 µs | p99 µs |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for key, name in CHAOS_PATHS:
+            c = raw[lay][key]
+            lines.append("| %s | %s | %.2f× | %s | %s | %s | %.1f |" % (
+                name, spread(c["mbps"], "{:,.0f}"), median(c["mbps"]) / median(d["mbps"]),
+                spread(c["cpu"], "{:.1f}") if c["cpu"] else "–", spread(c["p50"], "{:.1f}"),
+                "–" if key == "direct" else "%+.1f" % (median(c["p50"]) - median(d["p50"])),
+                median(c["p99"])))
     return lines
 
 
