@@ -1,0 +1,216 @@
+"""tests/e2e/test_45_soak.py -- many requests through one Petrel, and nothing drifts.
+
+Mixed sizes (0 B to 256 KiB responses, 10 % POSTs with 1..16 KiB bodies), keep-alive and new
+connections (every tenth request says `Connection: close`), 10 % mirrored, retries on 5xx, a
+reload every PETREL_SOAK_RELOAD_SECONDS, and an nginx upstream that answers 503 to 1 % of the
+requests at random. The load is tests/soak/soakcli.c (16 connections). Checked at the end:
+
+- every request got a complete response, and each non-200 is a 503 that the access log flags
+  URX (the upstream's 503 three times in a row: retries exhausted);
+- Petrel's RSS at the end of the load within 5 % of its RSS after warm-up (the first 20 %);
+- its descriptors back to their count before the load once the pools' idle time passed;
+- the counters agree: requests sent = /stats downstream_rq_total = access-log lines, and the
+  statuses in /stats and the access log equal the client's.
+
+PETREL_SOAK_REQUESTS sets the size: 20,000 by default (the short form, in `make test`);
+`make soak` runs 1,000,000 with a reload every 10 s (docs/testing.md).
+"""
+
+import collections
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from netutil import free_port, open_fds, rss_kb, wait_for_port, wait_until
+from petrel import ISTIO, gateway_doc, service_entry_doc, stats
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REQUESTS = int(os.environ.get("PETREL_SOAK_REQUESTS", "60000"))
+RELOAD_SECONDS = float(os.environ.get("PETREL_SOAK_RELOAD_SECONDS", "0.5"))
+WARMUP = 2000
+CONNS = 16
+SIZES = (0, 1024, 16384, 262144)
+
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    split_clients "${{request_id}}" $soak_fail {{ 1% "1"; * ""; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {dir}/www;
+        if ($soak_fail) {{ return 503; }}
+        location /s/ {{ }}
+        location = /post {{ client_max_body_size 1m; return 200 "posted\\n"; }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(exe):
+        pytest.skip("nginx not installed (make deps installs it)")
+    d = tmp_path / "nginx"
+    (d / "tmp").mkdir(parents=True)
+    (d / "www" / "s").mkdir(parents=True)
+    for n in SIZES:
+        (d / "www" / "s" / str(n)).write_bytes(b"x" * n)
+    port = free_port()
+    (d / "nginx.conf").write_text(NGINX_CONF.format(dir=d, port=port))
+    proc = subprocess.Popen([exe, "-p", str(d), "-c", str(d / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def soakcli(tmp_path):
+    exe = str(tmp_path / "soakcli")
+    cc = os.environ.get("CC") or "cc"
+    subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", exe,
+                    os.path.join(HERE, "..", "soak", "soakcli.c")], check=True)
+    return exe
+
+
+def soak_docs(http_port, upstream_port, generation):
+    """The soak's config; generation goes into a response header, so every reload changes it."""
+    route = {"route": [{"destination": {"host": "web.local", "port": {"number": 80}}}],
+             "timeout": "10s",
+             "retries": {"attempts": 2, "retryOn": "5xx"},
+             "mirror": {"host": "shadow.local", "port": {"number": 80}},
+             "mirrorPercentage": {"value": 10.0},
+             "headers": {"response": {"set": {"x-soak-generation": str(generation)}}}}
+    vs = {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "soak"},
+          "spec": {"hosts": ["*"], "gateways": ["edge"], "http": [route]}}
+    return [gateway_doc([(http_port, "HTTP")]), vs,
+            service_entry_doc("web.local", upstream_port, name="web"),
+            service_entry_doc("shadow.local", upstream_port, name="shadow")]
+
+
+def pools_idle(p):
+    """Waits until Petrel holds no upstream or mirror connection (upstreamIdleTimeout is 3 s)."""
+    wait_until(lambda: (lambda st: st["upstream_cx_active"] == 0 and st["mirror_active"] == 0)(stats(p)),
+               15, what="the upstream pools empty")
+
+
+def line_count(path):
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def access_log_counts(path):
+    """{(status, flags): lines} of the access log, read line by line (it may be large)."""
+    counts = collections.Counter()
+    with open(path) as f:
+        for line in f:
+            # '[time] "METHOD PATH PROTO" STATUS FLAGS ...'
+            fields = line.split('" ', 1)[1].split(" ", 2)
+            counts[(fields[0], fields[1])] += 1
+    return counts
+
+
+def test_soak(petrel, nginx, soakcli):
+    http_port = free_port()
+    p = petrel(soak_docs(http_port, nginx, 0), concurrency=2,
+               proxy_spec={"upstreamIdleTimeout": "3s"})
+    # A warm-up run opens what stays open (the access log, the workers' spare descriptors);
+    # once its pooled connections have idled out, the descriptors are the baseline.
+    warm = subprocess.run([soakcli, str(http_port), str(WARMUP), str(CONNS)], capture_output=True,
+                          text=True, timeout=120)
+    assert warm.returncode == 0 and '"errors": {"connect": 0, "cut": 0, "length": 0, "timeout": 0, "parse": 0}' in warm.stdout, warm
+    pools_idle(p)
+    fds_before = open_fds(p.pid)
+    rss_start = rss_kb(p.pid)
+    st0 = stats(p)
+    reloads = {"n": 0}
+    stop = threading.Event()
+
+    def reloader():
+        while not stop.wait(RELOAD_SECONDS):
+            reloads["n"] += 1
+            p.write_config(soak_docs(http_port, nginx, reloads["n"]))
+
+    t = threading.Thread(target=reloader, daemon=True)
+    load = subprocess.Popen([soakcli, str(http_port), str(REQUESTS), str(CONNS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t.start()
+    rss = []  # (responses so far, Petrel's RSS in KiB)
+    result = None
+    try:
+        for line in load.stdout:
+            if line.startswith("progress "):
+                rss.append((int(line.split()[1]), rss_kb(p.pid)))
+            elif line.startswith("{"):
+                result = json.loads(line)
+        load.wait(60)
+    finally:
+        stop.set()
+        t.join(10)
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    err = load.stderr.read()
+    assert load.returncode == 0 and result, "soakcli failed (%s): %s" % (load.returncode, err[-2000:])
+    rss_end = rss_kb(p.pid)
+    warm = [kb for done, kb in rss if done >= REQUESTS // 5]
+    rss_warm = warm[0] if warm else rss_end
+    report = {"requests": REQUESTS, "seconds": result["seconds"],
+              "rps": round(REQUESTS / result["seconds"]), "statuses": result["statuses"],
+              "errors": result["errors"], "reloads": reloads["n"], "rss_kb_start": rss_start,
+              "rss_kb_after_warmup": rss_warm, "rss_kb_max": max([kb for _, kb in rss] + [rss_end]),
+              "rss_kb_end": rss_end, "fds_before": fds_before, "fds_at_end": open_fds(p.pid)}
+    print("soak:", json.dumps(report))
+
+    # every request answered, every failure explained
+    assert result["sent"] == REQUESTS
+    assert result["errors"] == {k: 0 for k in result["errors"]}, err[-2000:]
+    assert result["responses"] == REQUESTS
+    assert set(result["statuses"]) <= {"200", "503"}, result["statuses"]
+    client_503 = result["statuses"].get("503", 0)
+    # memory and descriptors
+    assert abs(rss_end - rss_warm) <= rss_warm * 0.05, report
+    pools_idle(p)
+    assert open_fds(p.pid) == fds_before, report
+    # counters: each one's growth over the measured run
+    wait_until(lambda: line_count(p.access_log) >= WARMUP + REQUESTS, 15, what="the access log written")
+    st = stats(p)
+    st = {k: v - st0.get(k, 0) for k, v in st.items()}
+    log = access_log_counts(p.access_log)  # the warm-up's lines too
+    log_statuses = collections.Counter()
+    for (status, _), n in log.items():
+        log_statuses[status] += n
+    assert sum(log.values()) == WARMUP + REQUESTS and st["access_log_dropped"] == 0, (sum(log.values()), st)
+    assert st["downstream_rq_total"] == REQUESTS, st
+    assert st["downstream_rq_2xx"] == result["statuses"]["200"], (st, result)
+    assert st["downstream_rq_5xx"] == client_503, (st, result)
+    # every 503 a client saw is the upstream's, after the retries ran out
+    assert set(log) <= {("200", "-"), ("503", "URX")}, log
+    assert st["retries_exhausted"] == client_503, st
+    assert st["retries_status"] > 0.005 * REQUESTS, st
+    assert 0.05 * REQUESTS <= st["mirror_requests"] <= 0.15 * REQUESTS, st
+    assert st["mirror_requests"] == st["mirror_responses"] + st["mirror_failed"] + st["mirror_abandoned"], st
+    assert stats(p)["config_reloads_refused"] == 0
+    wait_until(lambda: stats(p)["config_reloads_accepted"] == reloads["n"], 5,
+               what="%d reloads accepted" % reloads["n"])
