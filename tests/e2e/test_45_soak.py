@@ -26,8 +26,10 @@ import time
 
 import pytest
 
-from netutil import free_port, open_fds, rss_kb, wait_for_port, wait_until
-from petrel import ISTIO, gateway_doc, service_entry_doc, stats
+from netutil import (build_request, connect, free_port, header, open_fds, recv_one, rss_kb,
+                     wait_for_port, wait_until)
+from petrel import ISTIO, gateway_doc, service_entry_doc, simple_config, stats
+from upstream import EarlyAnswerOrigin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REQUESTS = int(os.environ.get("PETREL_SOAK_REQUESTS", "60000"))
@@ -180,8 +182,7 @@ def test_soak(petrel, nginx, soakcli):
               "rps": round(REQUESTS / result["seconds"]), "statuses": result["statuses"],
               "errors": result["errors"], "reloads": reloads["n"], "rss_kb_start": rss_start,
               "rss_kb_after_warmup": rss_warm, "rss_kb_max": max([kb for _, kb in rss] + [rss_end]),
-              "rss_kb_end": rss_end, "fds_before": fds_before, "fds_at_end": open_fds(p.pid)}
-    print("soak:", json.dumps(report))
+              "rss_kb_end": rss_end, "fds_before": fds_before, "fds_after_load": open_fds(p.pid)}
 
     # every request answered, every failure explained
     assert result["sent"] == REQUESTS
@@ -192,21 +193,26 @@ def test_soak(petrel, nginx, soakcli):
     # memory and descriptors
     assert abs(rss_end - rss_warm) <= rss_warm * 0.05, report
     pools_idle(p)
-    assert open_fds(p.pid) == fds_before, report
+    report["fds_pools_idle"] = open_fds(p.pid)
+    assert report["fds_pools_idle"] == fds_before, report
     # counters: each one's growth over the measured run
-    wait_until(lambda: line_count(p.access_log) >= WARMUP + REQUESTS, 15, what="the access log written")
+    # A line the log writer was too far behind for is dropped and counted (docs/operations.md).
+    wait_until(lambda: line_count(p.access_log) + stats(p)["access_log_dropped"] >= WARMUP + REQUESTS,
+               15, what="the access log written")
+    dropped = stats(p)["access_log_dropped"]
     st = stats(p)
     st = {k: v - st0.get(k, 0) for k, v in st.items()}
     log = access_log_counts(p.access_log)  # the warm-up's lines too
-    log_statuses = collections.Counter()
-    for (status, _), n in log.items():
-        log_statuses[status] += n
-    assert sum(log.values()) == WARMUP + REQUESTS and st["access_log_dropped"] == 0, (sum(log.values()), st)
+    report.update(access_log_lines=sum(log.values()), access_log_dropped=dropped,
+                  retries=st["retries_status"], mirrored=st["mirror_requests"])
+    print("soak:", json.dumps(report))
+    assert sum(log.values()) + dropped == WARMUP + REQUESTS, report
     assert st["downstream_rq_total"] == REQUESTS, st
     assert st["downstream_rq_2xx"] == result["statuses"]["200"], (st, result)
     assert st["downstream_rq_5xx"] == client_503, (st, result)
     # every 503 a client saw is the upstream's, after the retries ran out
     assert set(log) <= {("200", "-"), ("503", "URX")}, log
+    assert log[("503", "URX")] <= client_503, log
     assert st["retries_exhausted"] == client_503, st
     assert st["retries_status"] > 0.005 * REQUESTS, st
     assert 0.05 * REQUESTS <= st["mirror_requests"] <= 0.15 * REQUESTS, st
@@ -214,3 +220,34 @@ def test_soak(petrel, nginx, soakcli):
     assert stats(p)["config_reloads_refused"] == 0
     wait_until(lambda: stats(p)["config_reloads_accepted"] == reloads["n"], 5,
                what="%d reloads accepted" % reloads["n"])
+
+
+@pytest.mark.xfail(strict=True, reason="after an upstream answers before it has the whole request "
+                   "body (nginx's `return` does), Petrel often closes the client's keep-alive "
+                   "connection right after the response, which says nothing of a close: the "
+                   "client's next request on it fails (broken pipe or EOF) and is never logged")
+def test_response_before_the_request_body_keeps_the_connection(petrel):
+    origin = EarlyAnswerOrigin()
+    try:
+        p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=1)
+        cut = []
+        for i in range(300):
+            s = connect(p.port)
+            try:
+                # the head, then the body in a second write, as clients do with larger bodies
+                s.sendall(b"POST /post HTTP/1.1\r\nHost: soak.local\r\nContent-Length: 4000\r\n\r\n")
+                s.sendall(b"y" * 4000)
+                status, headers, _ = recv_one(s, 5.0)
+                assert status == 200
+                if header(headers, "connection", "").lower() == "close":
+                    continue  # a close said aloud is fine
+                try:
+                    s.sendall(build_request("/next", [("Host", "soak.local")]))
+                    assert recv_one(s, 5.0)[0] == 200
+                except (OSError, AssertionError) as e:
+                    cut.append((i, repr(e)[:100]))
+            finally:
+                s.close()
+        assert cut == [], "%d of 300 keep-alive connections cut after the response: %s" % (len(cut), cut[:3])
+    finally:
+        origin.stop()
