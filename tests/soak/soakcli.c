@@ -58,7 +58,8 @@ static void fail(int kind, long k, long prev, const char *what)
 {
     atomic_fetch_add(&errors[kind], 1);
     if (atomic_fetch_add(&described, 1) < 10)
-        fprintf(stderr, "request %ld (after %ld on its connection): %s: %s\n", k, prev, err_names[kind], what);
+        fprintf(stderr, "request %ld (after %ld on its connection): %s: %s\n", k, prev,
+                err_names[kind], what);
 }
 
 static int open_conn(conn_t *c)
@@ -129,10 +130,12 @@ static int exchange(conn_t *c, long k)
     size_t body_len = post ? 1024 + (size_t)((r >> 8) % 15361) : 0;
     long want = post ? 7 : sizes[pick < 37 ? 0 : pick < 73 ? 1 : pick < 91 ? 2 : 3];
     char req[256];
-    int n = post ? snprintf(req, sizeof req, "POST /post HTTP/1.1\r\nHost: soak.local\r\nContent-Length: %zu\r\n%s\r\n",
-                            body_len, close_after ? "Connection: close\r\n" : "")
-                 : snprintf(req, sizeof req, "GET /s/%ld HTTP/1.1\r\nHost: soak.local\r\n%s\r\n", want,
-                            close_after ? "Connection: close\r\n" : "");
+    int n =
+        post ? snprintf(req, sizeof req,
+                        "POST /post HTTP/1.1\r\nHost: soak.local\r\nContent-Length: %zu\r\n%s\r\n",
+                        body_len, close_after ? "Connection: close\r\n" : "")
+             : snprintf(req, sizeof req, "GET /s/%ld HTTP/1.1\r\nHost: soak.local\r\n%s\r\n", want,
+                        close_after ? "Connection: close\r\n" : "");
     atomic_fetch_add(&sent, 1);
     /* head and body in one write: a body sent after the head is the case of
      * test_45_soak.py::test_response_before_the_request_body_keeps_the_connection */
@@ -160,7 +163,8 @@ static int exchange(conn_t *c, long k)
         fail(ERR_PARSE, k, c->prev, "bad status line");
         return -1;
     }
-    for (char *line = memchr(head, '\n', head_len); line && line < end; line = memchr(line + 1, '\n', (size_t)(end - line))) {
+    for (char *line = memchr(head, '\n', head_len); line && line < end;
+         line = memchr(line + 1, '\n', (size_t)(end - line))) {
         if (!strncasecmp(line + 1, "content-length:", 15))
             length = strtol(line + 16, NULL, 10);
         else if (!strncasecmp(line + 1, "connection: close", 17))
@@ -251,8 +255,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < conns; i++)
         pthread_join(t[i], NULL);
     free(t);
-    printf("{\"sent\": %ld, \"responses\": %ld, \"seconds\": %.3f, \"statuses\": {", atomic_load(&sent),
-           atomic_load(&responses), now_s() - t0);
+    printf("{\"sent\": %ld, \"responses\": %ld, \"seconds\": %.3f, \"statuses\": {",
+           atomic_load(&sent), atomic_load(&responses), now_s() - t0);
     const char *sep = "";
     for (int s = 0; s < 600; s++) {
         if (atomic_load(&statuses[s])) {
