@@ -22,6 +22,7 @@ from petrel import simple_config, stats, wait_log
 from test_42_failures import parse_log
 
 H = [("Host", "example.com")]
+H_CLOSE = H + [("Connection", "close")]
 
 
 def get(s, path):
@@ -47,7 +48,8 @@ def test_burst_over_max_connections_refused_fast_and_counted(petrel, origin):
             t0 = time.monotonic()
             for s in extra:
                 got, closed = read_to_close(s, max(0.1, t0 + 2.0 - time.monotonic()))
-                assert got == b"" and closed, "an over-limit connection got %r (closed=%s)" % (got[:100], closed)
+                assert got == b"" and closed, \
+                    "an over-limit connection got %r (closed=%s)" % (got[:100], closed)
             assert time.monotonic() - t0 < 2.0
         finally:
             for s in extra:
@@ -68,9 +70,9 @@ BIG = 100 << 20
 
 
 def unread_big_response(petrel, origin):
-    """Petrel (idleTimeout 3 s) and a client that asks for 100 MB and reads nothing. Returns
-    (Petrel's VmRSS before, its peak while the origin sends, what the origin sent, seconds until
-    the origin's send failed or None, the client's access-log line or None)."""
+    """Petrel (idleTimeout 3 s) and a client that asks for 100 MB and reads nothing for 10 s.
+    Returns (Petrel's VmRSS in KiB before, its peak meanwhile, the bytes the origin sent,
+    seconds until the origin's send failed, or None when it had not within the 10 s)."""
     sent = {"n": 0, "done": threading.Event()}
 
     def big(conn, req):
@@ -140,7 +142,7 @@ def test_upstream_accepts_and_never_answers_is_504_ut(petrel):
         p = petrel(route_timeout_config(ls.getsockname()[1]), concurrency=1)
         s = connect(p.port)
         try:
-            got, closed, elapsed = timed_read_to_close(s, 6.0, send=build_request("/silent", H + [("Connection", "close")]))
+            got, closed, elapsed = timed_read_to_close(s, 6.0, send=build_request("/silent", H_CLOSE))
         finally:
             s.close()
         status, _, _, body, _ = parse_responses(got, strict=True)[0]
@@ -173,7 +175,7 @@ def test_upstream_head_one_byte_a_second_is_504_ut(petrel, origin):
     p = petrel(route_timeout_config(origin.port, "1500ms"), concurrency=1)
     s = connect(p.port)
     try:
-        got, closed, elapsed = timed_read_to_close(s, 8.0, send=build_request("/drip-head", H + [("Connection", "close")]))
+        got, closed, elapsed = timed_read_to_close(s, 8.0, send=build_request("/drip-head", H_CLOSE))
     finally:
         s.close()
     status, _, _, body, _ = parse_responses(got, strict=True)[0]
@@ -279,7 +281,7 @@ def test_upstream_closes_right_after_head_is_503_urx(petrel, origin, handler):
     p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=1)
     s = connect(p.port)
     try:
-        got, closed, _ = timed_read_to_close(s, 6.0, send=build_request("/cut", H + [("Connection", "close")]))
+        got, closed, _ = timed_read_to_close(s, 6.0, send=build_request("/cut", H_CLOSE))
     finally:
         s.close()
     status, _, _, body, _ = parse_responses(got, strict=True)[0]
