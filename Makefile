@@ -7,6 +7,7 @@
 #   make asan     the whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan     the whole test suite under ThreadSanitizer (tests/tsan.supp: known false reports)
 #   make bench    Petrel, HAProxy and nginx side by side (writes docs/benchmarks.md)
+#   make soak     the soak test's long form: 1,000,000 requests, a reload every 10 s
 #   make fuzz     libFuzzer drivers (clang), run for FUZZ_SECONDS each
 #   make format / check-format, make clean
 
@@ -64,7 +65,7 @@ REPLAY_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/replay/%)
 FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/fuzzer/%)
 DEPS_STAMP = build/.deps-installed
 
-.PHONY: all run test layers unit e2e fuzz-replay asan tsan bench fuzz deps format check-format clean
+.PHONY: all run test layers unit e2e fuzz-replay asan tsan bench soak fuzz deps format check-format clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/petrel
@@ -164,6 +165,15 @@ fuzz-drivers: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$n.dict \
 	      $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+
+# The long form of tests/e2e/test_45_soak.py (make e2e runs its short form); SOAK_REQUESTS and
+# SOAK_RELOAD_SECONDS change it. Prints its figures on the line starting `soak:`.
+SOAK_REQUESTS ?= 1000000
+SOAK_RELOAD_SECONDS ?= 10
+soak: $(BUILD)/petrel
+	PETREL_SOAK_REQUESTS=$(SOAK_REQUESTS) PETREL_SOAK_RELOAD_SECONDS=$(SOAK_RELOAD_SECONDS) \
+	    PETREL_BIN=$(abspath $(BUILD)/petrel) $(PYTHON) -m pytest -q -s -p no:cacheprovider \
+	    tests/e2e/test_45_soak.py::test_soak
 
 # BENCH_BASE: the git ref whose petrel runs beside this one (built in a temporary worktree under
 # build/bench-base/); main by default, the main a branch is to merge into. Empty: not compared.

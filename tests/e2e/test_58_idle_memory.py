@@ -18,7 +18,7 @@ import socket
 import pytest
 
 from netutil import LOCALHOST, free_port, recv_one, rss_kb, wait_until
-from petrel import simple_config, stats
+from petrel import sanitized, simple_config, stats
 
 CONNECTIONS = 10_000
 BATCH = 50  # connections with a request in flight at once (within the worker's stream and
@@ -34,12 +34,6 @@ def raise_nofile(n):
     if soft == resource.RLIM_INFINITY or soft < n:
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
     return True
-
-
-def sanitized(pid):
-    """True for a Petrel built with AddressSanitizer (make SANITIZER=address)."""
-    with open("/proc/%d/maps" % pid) as f:
-        return any("libasan" in line for line in f)
 
 
 def open_idle(port, n, keep):

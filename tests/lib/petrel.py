@@ -195,6 +195,12 @@ def sanitizer_report(text):
     return None
 
 
+def sanitized(pid):
+    """True for a Petrel built with AddressSanitizer (make SANITIZER=address)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return any("libasan" in line for line in f)
+
+
 def run_petrel(args, timeout=30, env=None):
     """Runs `petrel ARGS...` to completion; returns CompletedProcess (text stdout/stderr)."""
     return subprocess.run([petrel_bin()] + list(args), capture_output=True, text=True,

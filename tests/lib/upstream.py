@@ -816,3 +816,62 @@ class SlowEcho(_SerialServer):
             c.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+class EarlyAnswerOrigin:
+    """Answers each request `200` with body `posted\\n` as soon as its head is in, then reads and
+    drops its Content-Length body, keeping the connection (what nginx's `return` does). One
+    thread per connection; requests counts the heads read."""
+
+    def __init__(self):
+        self.requests = 0
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._socks = set()
+        self._lsock = _listen(64)
+        self.port = self._lsock.getsockname()[1]
+        self._t = threading.Thread(target=_accept_until_stopped, daemon=True, name="early-answer",
+                                   args=(self._lsock, self._stop, self._on_accept))
+        self._t.start()
+
+    def _on_accept(self, sock):
+        with self.lock:
+            self._socks.add(sock)
+        threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock):
+        buf = b""
+        sock.settimeout(10)
+        try:
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                with self.lock:
+                    self.requests += 1
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nposted\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(buf) < length:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf[length:]
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self._socks.discard(sock)
+            sock.close()
+
+    def stop(self):
+        self._stop.set()
+        _shutdown_all(self._lsock, self.lock, self._socks)
+        self._t.join(2)
