@@ -192,7 +192,7 @@ def test_soak(petrel, nginx, soakcli):
     assert set(result["statuses"]) <= {"200", "503"}, result["statuses"]
     client_503 = result["statuses"].get("503", 0)
     # memory and descriptors
-    if not sanitized(p.pid):  # ASan's quarantine keeps freed memory resident on purpose
+    if not sanitized(p.pid):  # a sanitizer's quarantine keeps freed memory resident on purpose
         assert abs(rss_end - rss_warm) <= rss_warm * 0.05, report
     pools_idle(p)
     report["fds_pools_idle"] = open_fds(p.pid)

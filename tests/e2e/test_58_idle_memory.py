@@ -66,7 +66,7 @@ def test_idle_keepalive_connection_costs_at_most_512_bytes(petrel, origin):
         per_connection = (after - before) * 1024 / CONNECTIONS
         print("idle keep-alive connection: %.0f B of RSS (%d KiB over %d connections)"
               % (per_connection, after - before, CONNECTIONS))
-        if not sanitized(p.pid):  # ASan's redzones and quarantine are not Petrel's memory
+        if not sanitized(p.pid):  # a sanitizer's shadow and quarantine are not Petrel's memory
             assert per_connection <= MAX_BYTES_PER_CONNECTION, per_connection
         # They are all still open and served: one more request on the first and the last.
         for s in (held[0], held[-1]):

@@ -196,9 +196,10 @@ def sanitizer_report(text):
 
 
 def sanitized(pid):
-    """True for a Petrel built with AddressSanitizer (make SANITIZER=address)."""
+    """True for a Petrel built with AddressSanitizer or ThreadSanitizer (make asan, make tsan):
+    their shadow memory, redzones and quarantine are not Petrel's memory."""
     with open("/proc/%d/maps" % pid) as f:
-        return any("libasan" in line for line in f)
+        return any("libasan" in line or "libtsan" in line for line in f)
 
 
 def run_petrel(args, timeout=30, env=None):
