@@ -14,10 +14,7 @@
 #include <strings.h>
 
 #include "../config/config.h"
-#include "capture.h"
-#include "conn.h"
 #include "log.h"
-#include "stream.h"
 #include "worker.h"
 
 bool pt_authz_value_matches(const pt_authz_value_t *v, const char *s, size_t len, bool ignore_case)
@@ -400,31 +397,11 @@ static bool account(pt_worker_t *w, const pt_authz_t *az, const pt_authz_request
     return false;
 }
 
-bool pt_authz_stream_allows(pt_stream_t *st)
+bool pt_authz_request_allows(pt_worker_t *w, const pt_authz_t *az, const pt_authz_request_t *req,
+                             pt_authz_result_t *res)
 {
-    const pt_authz_t *az = st->config->authz;
-    if (az == NULL)
-        return true;
-    pt_conn_t *c = st->conn;
-    /* A sidecar authorizes what comes in, never what its app sends out; and a captured
-     * request's port is the app's, not the capture listener's. */
-    if (c->capture != NULL && c->capture->direction == PT_CAPTURE_OUTBOUND)
-        return true;
-    pt_authz_request_t req = {
-        .head = st->request,
-        .principal = c->peer_principal,
-        .dest_port = c->capture != NULL ? c->capture->original_port : c->listener_port,
-        .tcp = &c->tcp,
-        .peer_ip = c->peer_ip,
-        .arena = &st->arena,
-    };
-    pt_authz_result_t res = pt_authz_check(az, &req);
-    if (account(c->worker, az, &req, &res, "request"))
-        return true;
-    char details[256];
-    st->details = pt_arena_strdup(&st->arena, pt_authz_details(&res, details, sizeof(details)));
-    pt_stream_respond(st, 403, "RBAC: access denied", PT_FLAG_RBAC);
-    return false;
+    *res = pt_authz_check(az, req);
+    return account(w, az, req, res, "request");
 }
 
 bool pt_authz_connection_allows(pt_worker_t *w, const pt_config_t *config, uint16_t port,

@@ -1,6 +1,7 @@
 /* proxy/authz.h
  * Istio's AuthorizationPolicy as compiled into the snapshot, and its evaluation on the request
- * path (HTTP streams) and at connection time (TCP and TLS-passthrough listeners).
+ * path (HTTP streams, through filters/authz.c) and at connection time (TCP and TLS-passthrough
+ * listeners).
  *
  * config/kind_authorization_policy.c reads the policies and keeps those that apply to this
  * proxy's workload, already turned into the tables of config/policy_types.h: every pattern
@@ -51,13 +52,13 @@ pt_authz_result_t pt_authz_check(const pt_authz_t *az, const pt_authz_request_t 
  * no ALLOW policy matched; written into buf (always terminated). */
 const char *pt_authz_details(const pt_authz_result_t *r, char *buf, size_t cap);
 
-typedef struct pt_stream pt_stream_t;
 typedef struct pt_worker pt_worker_t;
 struct pt_config;
 
-/* Before routing (proxy/stream.c): checks the request, counts the decision and, when it is
- * refused, answers 403 "RBAC: access denied" with flag RBAC. Returns false when it answered. */
-bool pt_authz_stream_allows(pt_stream_t *st);
+/* An HTTP request (filters/authz.c): checks req against az, counts the decision and logs a
+ * refusal; true when the request may go on. *res is the decision, for the refusal's details. */
+bool pt_authz_request_allows(pt_worker_t *w, const pt_authz_t *az, const pt_authz_request_t *req,
+                             pt_authz_result_t *res);
 /* When a TCP connection is accepted, or once a TLS-passthrough one's ClientHello is read (sni
  * then set): checks and counts; false means the caller closes the connection. principal is
  * the verified peer's, for a listener that terminates mTLS; NULL otherwise. */

@@ -1,6 +1,7 @@
 /* proxy/stream.c
- * One request/response exchange: routing, forwarding with re-serialized heads, body streaming
- * with backpressure, local replies, and the access-log line. See stream.h for ownership.
+ * One request/response exchange: the filter chain (filters/registry.c) with the router as its
+ * terminal step, forwarding with re-serialized heads, body streaming with backpressure, local
+ * replies. See stream.h for ownership, docs/filters.md for the chain.
  *
  * Framing is always Petrel's own: the request goes upstream with Content-Length when the client
  * sent one, chunked when the client's body was chunked, and nothing otherwise; the response goes
@@ -17,7 +18,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "authz.h"
+#include "../filters/registry.h"
 #include "breaker.h"
 #include "capture.h"
 #include "conn.h"
@@ -27,7 +28,6 @@
 #include "retry.h"
 #include "route_action.h"
 #include "router.h"
-#include "tls_stream.h"
 #include "trace_export.h"
 #include "upstream.h"
 
@@ -139,7 +139,7 @@ static bool is_head_request(const pt_stream_t *st)
 
 /* --- the stream's own timer --- */
 
-static void on_delay_done(pt_stream_t *st);
+static void on_resume(pt_stream_t *st);
 static void on_retry_timer(pt_stream_t *st);
 static void on_timeout(pt_stream_t *st);
 
@@ -150,7 +150,7 @@ static void on_timer(uv_timer_t *t)
     st->timer_kind = PT_STREAM_TIMER_NONE;
     switch (kind) {
     case PT_STREAM_TIMER_ROUTE: on_timeout(st); break;
-    case PT_STREAM_TIMER_DELAY: on_delay_done(st); break;
+    case PT_STREAM_TIMER_RESUME: on_resume(st); break;
     case PT_STREAM_TIMER_RETRY: on_retry_timer(st); break;
     case PT_STREAM_TIMER_NONE: break;
     }
@@ -158,9 +158,9 @@ static void on_timer(uv_timer_t *t)
 
 static void start_timer(pt_stream_t *st, pt_stream_timer_t kind, uint64_t ms)
 {
-    if (kind == PT_STREAM_TIMER_DELAY) {
+    if (kind == PT_STREAM_TIMER_RESUME) {
         /* The loop's clock is read once per iteration: without a fresh reading an injected
-         * delay could end up to a millisecond short of fixedDelay. Faults are rare. */
+         * delay could end up to a millisecond short of fixedDelay. Pauses are rare. */
         uv_update_time(st->timer.loop);
     }
     st->timer_kind = kind;
@@ -228,52 +228,14 @@ pt_stream_t *pt_stream_new(pt_conn_t *c)
     gettimeofday(&tv, NULL);
     st->start_time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
     st->start_ns = uv_hrtime();
+    for (size_t i = 0; i < pt_n_filters; i++)
+        if (pt_filters[i]->instance_size > 0)
+            st->filter_instances[i] = pt_arena_calloc(&st->arena, pt_filters[i]->instance_size);
     st->is_active = true;
     return st;
 }
 
 /* --- the access log line and the stream's end --- */
-
-static pt_str_t header_value(const pt_stream_t *st, const char *name)
-{
-    const pt_header_t *h = st->request ? pt_http_msg_find_header(st->request, name) : NULL;
-    return h != NULL ? h->value : (pt_str_t){NULL, 0};
-}
-
-static void write_access_log(pt_stream_t *st)
-{
-    pt_worker_t *w = worker_of(st);
-    if (!pt_access_log_is_on(&w->access_log))
-        return; /* logging off: no entry to build */
-    const pt_http_msg_t *r = st->request;
-    pt_str_t none = {NULL, 0};
-    pt_access_log_entry_t e = {
-        .start_time_us = st->start_time_us,
-        .method = r ? r->method : none,
-        .path = r ? r->path : none,
-        .protocol = r ? pt_http_msg_protocol(r) : none,
-        .status = st->status,
-        .flags = pt_flag_name(st->flag),
-        .bytes_received = st->bytes_received,
-        .bytes_sent = st->bytes_sent,
-        .duration_ms = uv_now(&w->loop) - st->start_ms,
-        .upstream_ms = st->upstream_ms,
-        .x_forwarded_for = header_value(st, "x-forwarded-for"),
-        .user_agent = header_value(st, "user-agent"),
-        .request_id = st->request_id ? pt_str(st->request_id) : none,
-        .authority = r && r->authority.len ? r->authority : none,
-        .upstream_host = st->upstream_host ? pt_str(st->upstream_host) : none,
-        .peer_principal = st->conn->peer_principal,
-        .attempts = st->attempts,
-        .route_name = st->route ? st->route->name : NULL,
-        .upstream_cluster = st->cluster ? st->cluster->name : NULL,
-        .details = pt_stream_response_code_details(st),
-    };
-    if (st->tunnel != NULL) /* logged when the tunnel ends, with its bytes */
-        pt_relay_log_at_close(st->tunnel, &e, st->start_ms, st->config->proxy.access_log_json);
-    else
-        pt_access_log_write(&w->access_log, &e, st->config->proxy.access_log_json);
-}
 
 static void free_pending_body(pt_stream_t *st)
 {
@@ -341,19 +303,11 @@ static void finish(pt_stream_t *st)
     }
     if (st->endpoint != NULL && st->cluster != NULL) /* ends pick_endpoint()'s count */
         pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
-    if (st->fault_delayed && st->flag == PT_FLAG_NONE)
-        st->flag = PT_FLAG_DI;
-    else if (st->fault_delayed && st->flag == PT_FLAG_FI)
-        st->flag = PT_FLAG_DI_FI;
     if (st->status >= 100 && st->status < 600)
         pt_stats_add(&w->stats, PT_STAT_downstream_rq_1xx + (st->status / 100 - 1), 1);
-    write_access_log(st);
-    pt_trace_finish_stream(st);
-    if (st->config->proxy.metrics)
-        pt_metrics_record_http(&w->metrics, st->cluster ? st->cluster->host : NULL, st->status,
-                               pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
-                               st->bytes_received, st->bytes_sent, c->peer_principal,
-                               c->capture != NULL && c->capture->direction == PT_CAPTURE_INBOUND);
+    for (size_t i = pt_n_filters; i-- > 0;) /* reverse: the outcome settles, then is recorded */
+        if (pt_filters[i]->on_log != NULL)
+            pt_filters[i]->on_log(st, st->filter_instances[i]);
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;
@@ -735,85 +689,41 @@ static void keep_body_piece(pt_stream_t *st, const char *data, size_t len, pt_bu
     st->kept_bytes += len;
 }
 
-static void dispatch(pt_stream_t *st);
-
-void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
+const pt_http_route_t *pt_stream_route(pt_stream_t *st)
 {
-    pt_worker_t *w = worker_of(st);
-    st->request = head;
-    st->start_ms = uv_now(&w->loop);
-    PT_STAT_INC(&w->stats, downstream_rq_total);
-    st->request_id = make_request_id(st);
-    st->request_chunked = pt_http_msg_is_body_unsized(head);
-    if (st->config->proxy.tracing.enabled)
-        pt_trace_stream_start(st);
-    if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
-        /* A reload removed this port (or made it TCP) while the connection stayed open. */
-        st->conn->close_after_response = true;
-        pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
-        return;
-    }
-    if (pt_tls_stream_is_https_redirect(st->listener, head)) {
-        st->route = &pt_https_redirect_route; /* Gateway httpsRedirect, before any route */
-        pt_route_action_redirect(st);
-        maybe_finish(st);
-        return;
-    }
-    if (!pt_authz_stream_allows(st))
-        return;
+    if (st->is_route_cached)
+        return st->route;
+    st->is_route_cached = true;
+    if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP)
+        return NULL;
+    const pt_http_msg_t *head = st->request;
     const pt_http_route_t *r = pt_router_match_detail(st->listener, head, &st->route_match);
-    if (r == NULL) {
-        PT_STAT_INC(&w->stats, downstream_rq_no_route);
-        pt_stream_respond(st, 404, "", PT_FLAG_NR);
-        return;
-    }
+    if (r == NULL)
+        return NULL;
     st->route = r;
     /* An explicit policy is honoured for every method; without one, Petrel's safe default. */
     st->retry = r->retry != NULL                                 ? r->retry
                 : pt_retry_method_is_idempotent(head->method_id) ? &pt_retry_default_idempotent
                                                                  : &pt_retry_default_unsafe;
     st->keeps_body = request_has_body(st) && st->retry->attempts > 0 && !head->is_upgrade;
-    if (r->fault != NULL && r->fault->delay_ms > 0 &&
-        pt_fault_fires(r->fault->delay_ppm, pt_worker_random(w))) {
-        /* The delay comes before the upstream is taken, so a delayed request holds no upstream
-         * connection; body bytes read meanwhile wait in pending_body. */
-        st->is_fault_delaying = true;
-        st->fault_delayed = true;
-        pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_DELAY, (int64_t)r->fault->delay_ms);
-        if (request_has_body(st) && !st->request_complete)
-            pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-        start_timer(st, PT_STREAM_TIMER_DELAY, r->fault->delay_ms);
-        return;
-    }
-    dispatch(st);
+    return r;
 }
 
-static void on_delay_done(pt_stream_t *st)
-{
-    if (!st->is_active || !st->is_fault_delaying)
-        return;
-    st->is_fault_delaying = false;
-    dispatch(st);
-}
-
-/* The route is chosen (and any fault delay is over): abort, answer locally or forward. */
-static void dispatch(pt_stream_t *st)
+/* The router, the chain's terminal step: the route (or 404), the weighted destination, the
+ * endpoint, the mirror's copies and the first attempt (forward()). */
+static void route_request(pt_stream_t *st)
 {
     pt_worker_t *w = worker_of(st);
-    const pt_http_route_t *r = st->route;
-    if (r->fault != NULL && r->fault->abort_status != 0 && !st->config->proxy.fault_per_attempt &&
-        pt_fault_fires(r->fault->abort_ppm, pt_worker_random(w))) {
-        pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_ABORT, r->fault->abort_status);
-        pt_stream_respond(st, r->fault->abort_status, "fault filter abort", PT_FLAG_FI);
+    if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
+        /* A reload removed this port (or made it TCP) while the connection stayed open. */
+        st->conn->close_after_response = true;
+        pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
         return;
     }
-    if (r->direct_status != 0) {
-        pt_stream_respond(st, r->direct_status, r->direct_body ? r->direct_body : "", PT_FLAG_NONE);
-        return;
-    }
-    if (r->redirect != NULL) {
-        pt_route_action_redirect(st);
-        maybe_finish(st);
+    const pt_http_route_t *r = pt_stream_route(st);
+    if (r == NULL) {
+        PT_STAT_INC(&w->stats, downstream_rq_no_route);
+        pt_stream_respond(st, 404, "", PT_FLAG_NR);
         return;
     }
     st->destination = pt_router_pick_destination(r, pt_worker_random(w));
@@ -831,6 +741,56 @@ static void dispatch(pt_stream_t *st)
     }
     pt_mirror_start(st);
     forward(st, false);
+}
+
+/* The filters' on_request_headers from index i on, in registry order, then the router. A
+ * filter that paused is called again when its pause ends (its instance says what it did). */
+static void run_request_filters(pt_stream_t *st, size_t i)
+{
+    for (; i < pt_n_filters; i++) {
+        const pt_filter_ops_t *f = pt_filters[i];
+        if (f->on_request_headers == NULL)
+            continue;
+        pt_filter_status_t s = f->on_request_headers(st, st->filter_instances[i], st->request);
+        if (s == PT_FILTER_RESPONDED) {
+            maybe_finish(st);
+            return;
+        }
+        if (s == PT_FILTER_PAUSE) {
+            st->is_filter_paused = true;
+            st->next_filter = (uint8_t)i; /* called again when the pause ends */
+            /* The retry policy decides whether body bytes read during the pause are kept. */
+            pt_stream_route(st);
+            if (request_has_body(st) && !st->request_complete)
+                pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+            return;
+        }
+    }
+    route_request(st);
+}
+
+void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
+{
+    pt_worker_t *w = worker_of(st);
+    st->request = head;
+    st->start_ms = uv_now(&w->loop);
+    PT_STAT_INC(&w->stats, downstream_rq_total);
+    st->request_id = make_request_id(st);
+    st->request_chunked = pt_http_msg_is_body_unsized(head);
+    run_request_filters(st, 0);
+}
+
+void pt_stream_resume_after(pt_stream_t *st, uint64_t ms)
+{
+    start_timer(st, PT_STREAM_TIMER_RESUME, ms);
+}
+
+static void on_resume(pt_stream_t *st)
+{
+    if (!st->is_active || !st->is_filter_paused)
+        return;
+    st->is_filter_paused = false;
+    run_request_filters(st, st->next_filter);
 }
 
 static bool is_hop_or_rewritten(const pt_header_t *h)
@@ -1035,7 +995,7 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
     if (st->keeps_body)
         keep_body_piece(st, data, len, pin);
     if (!st->upstream_head_sent) {
-        if (st->upstream == NULL && !st->is_fault_delaying && !st->is_backing_off &&
+        if (st->upstream == NULL && !st->is_filter_paused && !st->is_backing_off &&
             !st->is_waiting_for_connection)
             return; /* answered locally; the body is dropped */
         pt_body_piece_t *p = pt_arena_alloc(&st->arena, sizeof(*p));
@@ -1208,7 +1168,9 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         start_backoff(st);
         return -1;
     }
-    pt_route_action_response_headers(st, h);
+    for (size_t i = pt_n_filters; i-- > 0;)
+        if (pt_filters[i]->on_response_headers != NULL)
+            pt_filters[i]->on_response_headers(st, st->filter_instances[i], h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
     if (st->route->timeout_ms == 0)
         stop_timer(st); /* only the wait for the head was bounded */

@@ -1,15 +1,17 @@
 /* proxy/stream.h
- * A stream is one request/response exchange on a downstream HTTP/1 connection: it routes the
- * request, takes an upstream connection, forwards the request head (re-serialized canonically,
- * never the client's raw bytes) and streams the body both ways with backpressure, answers
- * locally when it must (no route, no endpoint, connect failure, timeout, invalid response,
- * circuit breaker overflow), retries failed attempts as the route's policy and the cluster's
- * budget allow (proxy/retry.h, proxy/breaker.h), and writes the access-log line when it ends.
+ * A stream is one request/response exchange on a downstream HTTP/1 connection: it runs the
+ * request through the filter chain (filters/filter.h: authorization, faults, redirects, header
+ * mutations, trace, metrics, access log), routes it as the chain's last step, takes an upstream
+ * connection, forwards the request head (re-serialized canonically, never the client's raw
+ * bytes) and streams the body both ways with backpressure, answers locally when it must (no
+ * route, no endpoint, connect failure, timeout, invalid response, circuit breaker overflow),
+ * retries failed attempts as the route's policy and the cluster's budget allow (proxy/retry.h,
+ * proxy/breaker.h), and runs the filters' on_log when it ends.
  *
  * Ownership: a stream is allocated for one exchange (pt_stream_new, from a per-worker cache)
  * and points at its downstream connection, which points back while the exchange runs. It owns
  * the request arena (head, header copies, routing results), one config ref and its timer (the
- * route timeout or perTryTimeout, the fault delay, the retry backoff or the wait for a
+ * route timeout or perTryTimeout, a filter's pause, the retry backoff or the wait for a
  * connection slot: one at a time), all released when it finishes; its memory goes back once
  * the timer's close callback has run. The upstream connection is borrowed from the worker's pool
  * and given back (or closed) when the response ends. All failures become a status and a
@@ -63,14 +65,15 @@ typedef struct pt_body_piece {
     pt_buf_t *pin; /* ref held until the piece is written */
 } pt_body_piece_t;
 
-#define PT_STREAM_MAX_TRIED 8 /* endpoints remembered for retryIgnorePreviousHosts */
+#define PT_STREAM_MAX_TRIED 8    /* endpoints remembered for retryIgnorePreviousHosts */
+#define PT_STREAM_MAX_FILTERS 16 /* built-in filters (filters/registry.c) */
 
 /* What the stream's timer is running for. */
 typedef enum pt_stream_timer {
     PT_STREAM_TIMER_NONE = 0,
-    PT_STREAM_TIMER_ROUTE, /* the route timeout, or perTryTimeout (per_try_timer) */
-    PT_STREAM_TIMER_DELAY, /* the route's fault.delay */
-    PT_STREAM_TIMER_RETRY, /* a retry's backoff, or the wait for a connection slot */
+    PT_STREAM_TIMER_ROUTE,  /* the route timeout, or perTryTimeout (per_try_timer) */
+    PT_STREAM_TIMER_RESUME, /* a filter's pause (the fault filter's delay) */
+    PT_STREAM_TIMER_RETRY,  /* a retry's backoff, or the wait for a connection slot */
 } pt_stream_timer_t;
 
 typedef struct pt_stream {
@@ -82,9 +85,10 @@ typedef struct pt_stream {
     struct pt_stream *next_cached; /* in the worker's cache of free streams */
     pt_config_t *config;           /* one ref for the stream's life */
     const pt_listener_config_t *listener;
-    pt_http_msg_t *request; /* in arena */
-    const pt_http_route_t *route;
+    pt_http_msg_t *request;                   /* in arena */
+    const pt_http_route_t *route;             /* see pt_stream_route() */
     const pt_http_match_t *route_match;       /* the match[] entry that held, or NULL */
+    bool is_route_cached;                     /* route (maybe NULL) is the match's answer */
     const pt_weighted_cluster_t *destination; /* the route destination picked */
     const pt_cluster_t *cluster;
     const pt_endpoint_t *endpoint;
@@ -109,8 +113,9 @@ typedef struct pt_stream {
     int status;                 /* status sent downstream; 0 before a head went */
     int attempts;               /* upstream attempts */
     bool is_active;
-    bool is_fault_delaying; /* waiting out fault.delay: no upstream yet */
-    bool fault_delayed;     /* fault.delay was applied (flag DI) */
+    void *filter_instances[PT_STREAM_MAX_FILTERS]; /* in arena, by registry index; NULL: none */
+    uint8_t next_filter;   /* while paused: the filter called again when the pause ends */
+    bool is_filter_paused; /* a filter paused the chain (pt_stream_resume_after): no upstream */
     bool request_complete;
     bool upstream_head_sent; /* request head queued upstream */
     bool response_head_sent; /* response head queued downstream */
@@ -174,6 +179,16 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag);
 /* Answers locally with status and a short text body (used for invalid requests too, before a
  * stream has a head: then head is NULL). */
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
+
+/* --- Called by filters (filters/filter.h) --- */
+
+/* The VirtualService route the request matches, or NULL (no route, or the listener is gone):
+ * matched on the first call and cached, as Envoy's route cache (st->route_match too). Also
+ * fixes the retry policy, the route's or Petrel's default for the method. */
+const pt_http_route_t *pt_stream_route(pt_stream_t *st);
+/* For a filter that returns PT_FILTER_PAUSE: the stream's timer runs the chain on from the
+ * next filter after ms milliseconds. */
+void pt_stream_resume_after(pt_stream_t *st, uint64_t ms);
 /* The request head as it goes upstream, with authority as its Host: the route's rewrites and
  * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id,
  * x-envoy-attempt-count and the framing. The one request writer, for the attempts and the
