@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "http1_client.h"
 #include "keep_alive.h"
 #include "list.h"
 #include "log.h"
@@ -385,7 +386,7 @@ static pt_buf_t *build_head(pt_stream_t *st, size_t *out_len)
         authority.len = pt_mirror_shadow_host(authority.base, authority.len, shadow, cap);
         authority.base = shadow;
     }
-    return pt_stream_request_head(st, authority, out_len);
+    return pt_http1_client_serialize_head(pt_stream_request_head(st, authority), out_len);
 }
 
 /* An idle connection to ep's address, taken out of the idle list; NULL if none. */

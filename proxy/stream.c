@@ -140,6 +140,8 @@ static bool is_head_request(const pt_stream_t *st)
 /* --- the stream's own timer --- */
 
 static void on_delay_done(pt_stream_t *st);
+static void on_upstream_ready(void *ctx, bool is_reused);
+static const pt_codec_stream_cbs_t upstream_cbs;
 static void on_retry_timer(pt_stream_t *st);
 static void on_timeout(pt_stream_t *st);
 
@@ -674,9 +676,9 @@ static void forward(pt_stream_t *st, bool fresh)
     /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
     if (request_has_body(st) && !st->request_complete)
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-    st->upstream = pt_upstream_acquire(w, cl, st->endpoint, st, fresh, &ready);
+    st->upstream = pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, &ready);
     if (ready)
-        pt_stream_on_upstream_ready(st);
+        on_upstream_ready(st, true);
 }
 
 static void on_retry_timer(pt_stream_t *st)
@@ -744,7 +746,6 @@ void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
     st->start_ms = uv_now(&w->loop);
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
-    st->request_chunked = pt_http_msg_is_body_unsized(head);
     if (st->config->proxy.tracing.enabled)
         pt_trace_stream_start(st);
     if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
@@ -843,54 +844,58 @@ static bool is_hop_or_rewritten(const pt_header_t *h)
            pt_str_ieq_lit(h->name, "x-envoy-attempt-count");
 }
 
-/* Appends "name: value\r\n" at p; returns the end. */
-static char *put_header(char *p, pt_str_t name, pt_str_t value)
+/* Petrel's trace context headers, as pt_trace_write_headers() renders them, as fields. */
+static size_t trace_headers(pt_stream_t *st, pt_header_t **out)
 {
-    memcpy(p, name.base, name.len);
-    p += name.len;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, value.base, value.len);
-    p += value.len;
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
+    char *text = pt_arena_alloc(&st->arena, pt_trace_headers_size(&st->trace->ctx));
+    char *end = pt_trace_write_headers(&st->trace->ctx, text);
+    size_t n = 0;
+    for (const char *p = text; p < end; p++)
+        n += *p == '\n';
+    pt_header_t *f = pt_arena_alloc(&st->arena, n * sizeof(*f));
+    char *p = text;
+    for (size_t i = 0; i < n; i++) {
+        char *colon = memchr(p, ':', (size_t)(end - p));
+        char *eol = memchr(colon, '\r', (size_t)(end - colon));
+        f[i] = (pt_header_t){.name = {p, (size_t)(colon - p)},
+                             .value = {colon + 2, (size_t)(eol - colon - 2)}};
+        p = eol + 2;
+    }
+    *out = f;
+    return n;
 }
 
-pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len)
+pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority)
 {
     const pt_http_msg_t *h = st->request;
-    pt_str_t peer = pt_str(st->conn->peer_ip);
+    pt_http_msg_t *m = pt_arena_alloc(&st->arena, sizeof(*m));
+    *m = *h;
+    m->version = PT_HTTP_11;
+    m->scheme = PT_STR_LIT("");
+    m->authority = authority;
     /* The route's rewrites and request header mutations (route_action.c). */
-    pt_str_t path = pt_route_action_path(st);
+    m->path = pt_route_action_path(st);
     const pt_header_t *hs;
     size_t n_hs = pt_route_action_request_headers(st, &hs);
-    size_t size = h->method.len + path.len + authority.len + 320 + peer.len +
-                  strlen(st->request_id) + h->upgrade.len;
-    for (size_t i = 0; i < n_hs; i++)
-        size += hs[i].name.len + hs[i].value.len + 4;
-    if (st->trace != NULL)
-        size += pt_trace_headers_size(&st->trace->ctx);
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    char *p = slab->data;
-    memcpy(p, h->method.base, h->method.len);
-    p += h->method.len;
-    *p++ = ' ';
-    memcpy(p, path.base, path.len);
-    p += path.len;
-    memcpy(p, " HTTP/1.1\r\n", 11);
-    p += 11;
-    p = put_header(p, PT_STR_LIT("host"), authority);
+    pt_header_t *trace = NULL;
+    size_t n_trace = st->trace != NULL ? trace_headers(st, &trace) : 0;
+    pt_header_t *out = pt_arena_alloc(&st->arena, (n_hs + n_trace + 4) * sizeof(*out));
+    size_t n = 0;
     for (size_t i = 0; i < n_hs; i++)
         if (!is_hop_or_rewritten(&hs[i]) &&
             !(st->trace != NULL && pt_trace_is_context_header(hs[i].name)))
-            p = put_header(p, hs[i].name, hs[i].value);
-    if (st->trace != NULL) /* the client's trace headers are replaced by Petrel's span */
-        p = pt_trace_write_headers(&st->trace->ctx, p);
+            out[n++] = hs[i];
+    /* the client's trace headers are replaced by Petrel's span */
+    memcpy(out + n, trace, n_trace * sizeof(*out));
+    n += n_trace;
     /* x-forwarded-for, as Envoy and HAProxy write it: the client's list (every line of it,
      * RFC 9110 §5.3), then the client's own address. */
-    memcpy(p, "x-forwarded-for: ", 17);
-    p += 17;
+    pt_str_t peer = pt_str(st->conn->peer_ip);
+    size_t xff_len = peer.len;
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (pt_str_ieq_lit(h->headers[i].name, "x-forwarded-for"))
+            xff_len += h->headers[i].value.len + 2;
+    char *xff = pt_arena_alloc(&st->arena, xff_len), *p = xff;
     for (size_t i = 0; i < h->n_headers; i++) {
         const pt_header_t *hd = &h->headers[i];
         if (hd->value.len == 0 || !pt_str_ieq_lit(hd->name, "x-forwarded-for"))
@@ -902,78 +907,22 @@ pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *he
     }
     memcpy(p, peer.base, peer.len);
     p += peer.len;
-    p += sprintf(p, "\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", st->request_id);
+    out[n++] = (pt_header_t){PT_STR_LIT("x-forwarded-for"), {xff, (size_t)(p - xff)}, 0};
+    out[n++] = (pt_header_t){PT_STR_LIT("x-forwarded-proto"), PT_STR_LIT("http"), 0};
+    out[n++] = (pt_header_t){PT_STR_LIT("x-request-id"), pt_str(st->request_id), 0};
     /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. A mirror's copy
      * goes before the first attempt and counts as it. */
-    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts > 0 ? st->attempts : 1);
-    if (h->content_length >= 0)
-        p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-    else if (pt_http_msg_is_body_unsized(h))
-        p += sprintf(p, "transfer-encoding: chunked\r\n");
-    if (h->is_upgrade) {
-        p += sprintf(p, "connection: upgrade\r\nupgrade: ");
-        memcpy(p, h->upgrade.base, h->upgrade.len);
-        p += h->upgrade.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    *head_len = (size_t)(p - slab->data);
-    return slab;
-}
-
-static void write_request_head(pt_stream_t *st)
-{
-    size_t len;
-    pt_buf_t *slab = pt_stream_request_head(st, pt_route_action_authority(st), &len);
-    uv_buf_t b = uv_buf_init(slab->data, (unsigned)len);
-    pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
-    pt_buf_unref(slab);
-}
-
-static void send_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
-{
-    if (st->request_chunked)
-        pt_upstream_write_chunk(st->upstream, data, len, pin);
-    else {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, pin);
-    }
-}
-
-/* Writes trailers (or none) and the blank line that end a chunked message. */
-static size_t serialize_last_chunk(char *p, const pt_header_t *t, size_t n)
-{
-    char *start = p;
-    memcpy(p, "0\r\n", 3);
-    p += 3;
-    for (size_t i = 0; i < n; i++)
-        if (!(t[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
-            p = put_header(p, t[i].name, t[i].value);
-    *p++ = '\r';
-    *p++ = '\n';
-    return (size_t)(p - start);
-}
-
-static pt_buf_t *last_chunk_slab(const pt_header_t *t, size_t n, uv_buf_t *out)
-{
-    size_t size = 8;
-    for (size_t i = 0; i < n; i++)
-        size += t[i].name.len + t[i].value.len + 4;
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    *out = uv_buf_init(slab->data, (unsigned)serialize_last_chunk(slab->data, t, n));
-    return slab;
+    out[n++] = (pt_header_t){
+        PT_STR_LIT("x-envoy-attempt-count"),
+        pt_str(pt_arena_printf(&st->arena, "%d", st->attempts > 0 ? st->attempts : 1)), 0};
+    m->headers = out;
+    m->n_headers = n;
+    return m;
 }
 
 static void end_request_upstream(pt_stream_t *st)
 {
-    if (st->request_chunked) {
-        uv_buf_t b;
-        pt_buf_t *slab = last_chunk_slab(st->request_trailers, st->n_request_trailers, &b);
-        pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
-        pt_buf_unref(slab);
-    }
+    pt_upstream_send_end(st->upstream, st->request_trailers, st->n_request_trailers);
     /* Istio's default is no route timeout; then idleTimeout bounds the wait for the response
      * head, so that a silent upstream cannot hold a client forever. The route timeout runs
      * from the first attempt's request end and bounds every retry; perTryTimeout bounds one
@@ -991,20 +940,21 @@ static void end_request_upstream(pt_stream_t *st)
     start_timer(st, PT_STREAM_TIMER_ROUTE, timeout_ms);
 }
 
-void pt_stream_on_upstream_ready(pt_stream_t *st)
+static void on_upstream_ready(void *ctx, bool is_reused)
 {
+    pt_stream_t *st = ctx;
     pt_upstream_t *up = st->upstream;
     pt_worker_t *w = worker_of(st);
-    if (up->is_reused)
+    if (is_reused)
         PT_STAT_INC(&w->stats, upstream_rq_reused_connection);
-    pt_upstream_expect_response(up, &st->arena);
-    write_request_head(st);
+    pt_upstream_send_head(up, pt_stream_request_head(st, pt_route_action_authority(st)),
+                          &st->arena);
     st->upstream_head_sent = true;
     st->upstream_start_ms = uv_now(&w->loop);
     /* A retry sends the kept body from its start; what came during the backoff is in it. */
     for (pt_body_piece_t *p = st->retries > 0 ? st->kept_body : st->pending_body; p != NULL;
          p = p->next)
-        send_request_body(st, p->data, p->len, p->pin);
+        pt_upstream_send_data(up, p->data, p->len, p->pin);
     free_pending_body(st);
     if (!pt_upstream_is_write_congested(up))
         pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
@@ -1048,7 +998,7 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
         st->pending_tail = &p->next;
         return;
     }
-    send_request_body(st, data, len, pin);
+    pt_upstream_send_data(st->upstream, data, len, pin);
     if (pt_upstream_is_write_congested(st->upstream))
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
 }
@@ -1069,8 +1019,9 @@ void pt_stream_on_request_complete(pt_stream_t *st)
     maybe_finish(st);
 }
 
-void pt_stream_on_upstream_drained(pt_stream_t *st)
+static void on_upstream_drained(void *ctx)
 {
+    pt_stream_t *st = ctx;
     if (st->upstream_head_sent)
         pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
 }
@@ -1085,7 +1036,12 @@ void pt_stream_on_downstream_drained(pt_stream_t *st)
 
 /* --- failures --- */
 
-void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
+/* The upstream failed: connect failure (UF), reset or EOF before the response (URX, retried
+ * once on a fresh connection when the failed one was reused and the request is replayable),
+ * invalid response (UPE, 502). After the response head went downstream the client's connection
+ * is closed instead (UC), so a cut response never looks complete. The upstream has already
+ * detached itself and closes. */
+static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
 {
     pt_worker_t *w = worker_of(st);
     pt_upstream_t *up = st->upstream;
@@ -1191,7 +1147,7 @@ static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
            reserve_retry(st, PT_STAT_retries_status);
 }
 
-int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
+static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
@@ -1256,7 +1212,7 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
     }
     for (size_t i = 0; i < h->n_headers; i++)
         if (!(h->headers[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
-            p = put_header(p, h->headers[i].name, h->headers[i].value);
+            p = pt_http1_put_field(p, h->headers[i].name, h->headers[i].value);
     if (h->status == 101) {
         p += sprintf(p, "connection: upgrade\r\nupgrade: ");
         memcpy(p, h->upgrade.base, h->upgrade.len);
@@ -1281,11 +1237,12 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
     st->response_head_sent = true;
     if (h->status == 101)
         st->is_tunnel = true;
-    return is_head_request(st) ? PT_HTTP1_SKIP_BODY : 0;
+    return is_head_request(st) ? PT_CODEC_SKIP_BODY : 0;
 }
 
-void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *pin)
 {
+    pt_stream_t *st = ctx;
     if (st->response_no_body || len == 0)
         return;
     st->bytes_sent += len;
@@ -1311,14 +1268,16 @@ void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, p
     }
 }
 
-void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
+static void on_response_trailers(void *ctx, pt_header_t *t, size_t n)
 {
+    pt_stream_t *st = ctx;
     st->response_trailers = t;
     st->n_response_trailers = n;
 }
 
-void pt_stream_on_response_complete(pt_stream_t *st)
+static void on_response_end(void *ctx)
 {
+    pt_stream_t *st = ctx;
     pt_conn_t *c = st->conn;
     pt_upstream_t *up = st->upstream;
     stop_timer(st);
@@ -1326,7 +1285,7 @@ void pt_stream_on_response_complete(pt_stream_t *st)
     uv_buf_t last = uv_buf_init(NULL, 0);
     pt_buf_t *last_slab = NULL;
     if (st->response_chunked)
-        last_slab = last_chunk_slab(st->response_trailers, st->n_response_trailers, &last);
+        last_slab = pt_http1_last_chunk(st->response_trailers, st->n_response_trailers, &last);
     if (st->response_head != NULL) {
         pt_buf_t *head = st->response_head;
         st->response_head = NULL;
@@ -1351,3 +1310,30 @@ void pt_stream_on_response_complete(pt_stream_t *st)
     pt_upstream_release(up, st->request_complete);
     maybe_finish(st);
 }
+
+/* --- the upstream exchange's events (proxy/codec.h) --- */
+
+static int on_response_head(void *ctx, pt_http_msg_t *head)
+{
+    return pt_stream_on_response_head(ctx, head);
+}
+
+static void on_upstream_reset(void *ctx, pt_codec_reset_t why, bool was_reused)
+{
+    if (why == PT_CODEC_RESET_CONNECT_FAILURE)
+        pt_stream_on_upstream_error(ctx, PT_FLAG_UF, 503);
+    else if (why == PT_CODEC_RESET_PROTOCOL_ERROR)
+        pt_stream_on_upstream_error(ctx, PT_FLAG_UPE, 502);
+    else
+        pt_stream_on_upstream_error(ctx, PT_FLAG_URX, 503);
+}
+
+static const pt_codec_stream_cbs_t upstream_cbs = {
+    .on_ready = on_upstream_ready,
+    .on_head = on_response_head,
+    .on_data = on_response_data,
+    .on_trailers = on_response_trailers,
+    .on_end = on_response_end,
+    .on_reset = on_upstream_reset,
+    .on_drained = on_upstream_drained,
+};

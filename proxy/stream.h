@@ -121,7 +121,6 @@ typedef struct pt_stream {
     bool sent_continue;            /* 100 Continue answered downstream */
     bool is_tunnel;                /* upgrade accepted (101): bytes relayed both ways */
     pt_relay_t *tunnel;            /* that relay, which writes the access-log line when it ends */
-    bool request_chunked;          /* upstream request framing is chunked */
     bool is_upstream_read_paused;  /* downstream congestion paused the upstream's reads */
     /* retries and circuit breakers (the attempt loop around forward()) */
     const pt_retry_policy_t *retry; /* the route's, or Petrel's default for the method */
@@ -174,30 +173,17 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag);
 /* Answers locally with status and a short text body (used for invalid requests too, before a
  * stream has a head: then head is NULL). */
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
-/* The request head as it goes upstream, with authority as its Host: the route's rewrites and
- * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id,
- * x-envoy-attempt-count and the framing. The one request writer, for the attempts and the
- * mirror's copies alike. Returns a new slab (the caller's ref) and its length in *head_len. */
-pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len);
+/* The request as it goes upstream, with authority as its Host: the route's rewrites and
+ * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id and
+ * x-envoy-attempt-count, in st's arena. The one request builder, for the attempts and the
+ * mirror's copies alike; the client codec frames it. */
+pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority);
 /* Envoy's RESPONSE_CODE_DETAILS for how st ended ("via_upstream", "route_not_found",
  * "upstream_reset_before_response_started{connection_failure}", ...), from its flag, or NULL
  * when nothing was answered. The string is static or in st's arena. */
 const char *pt_stream_response_code_details(const pt_stream_t *st);
 
-/* --- Called by the upstream connection (upstream.c) --- */
-void pt_stream_on_upstream_ready(pt_stream_t *st);
-/* The upstream failed: connect failure (UF), reset or EOF before the response (URX, retried
- * once on a fresh connection when the failed one was reused and the request is replayable),
- * invalid response (UPE, 502). After the response head went downstream the client's connection
- * is closed instead (UC), so a cut response never looks complete. The upstream has already
- * detached itself and closes. */
-void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status);
-int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *head);
-void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
-void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
-void pt_stream_on_response_complete(pt_stream_t *st);
-/* The upstream write queue fell below its low watermark. */
-void pt_stream_on_upstream_drained(pt_stream_t *st);
+/* --- Called by the worker's pools (upstream.c) --- */
 /* A connection slot of cs was given back on this worker: the oldest request of this worker
  * waiting for one looks again at once (upstream.c). */
 void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs);
