@@ -31,44 +31,6 @@
 #include "trace_export.h"
 #include "upstream.h"
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
-}
-
 /* Each reason flag with Envoy's RESPONSE_CODE_DETAILS for it: the one table that says why a
  * stream ended as it did. NULL details: it depends on who answered (via_upstream when the
  * upstream's response went out, else the flag's local reply). */
@@ -129,7 +91,7 @@ static bool request_has_body(const pt_stream_t *st)
  * close the connection. */
 static bool response_bytes_written(const pt_stream_t *st)
 {
-    return st->response_head_sent && st->response_head == NULL;
+    return st->response_head_sent && pt_conn_is_response_started(st->conn);
 }
 
 static bool is_head_request(const pt_stream_t *st)
@@ -337,10 +299,7 @@ static void finish(pt_stream_t *st)
         pt_mirror_detach(st->mirror, st->request_complete);
         st->mirror = NULL;
     }
-    if (st->response_head != NULL) {
-        pt_buf_unref(st->response_head); /* the response was cut before its first byte went */
-        st->response_head = NULL;
-    }
+    pt_conn_cancel_head(c);                          /* a response cut before its first byte went */
     if (st->endpoint != NULL && st->cluster != NULL) /* ends pick_endpoint()'s count */
         pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
     if (st->fault_delayed && st->flag == PT_FLAG_NONE)
@@ -390,13 +349,10 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     pt_conn_t *c = st->conn;
     if (!st->is_active)
         return;
-    if (st->response_head != NULL) {
+    if (st->response_head_sent && pt_conn_cancel_head(c)) {
         /* The upstream's head is still only buffered: nothing reached the client, so the
          * local reply replaces it. */
-        pt_buf_unref(st->response_head);
-        st->response_head = NULL;
         st->response_head_sent = false;
-        st->response_chunked = st->response_close_delimited = st->response_no_body = false;
         st->is_tunnel = false;
         st->bytes_sent = 0;
     }
@@ -421,23 +377,26 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     if (body == NULL)
         body = "";
     size_t body_len = strlen(body);
-    char head[256];
-    int n = snprintf(
-        head, sizeof(head),
-        "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n%s%s\r\n", status,
-        reason_phrase(status), body_len, st->overloaded ? "x-envoy-overloaded: true\r\n" : "",
-        c->close_after_response ? "connection: close\r\n" : "");
-    uv_buf_t b = uv_buf_init((char *)body, (unsigned)(is_head_request(st) ? 0 : body_len));
+    pt_header_t headers[2] = {{PT_STR_LIT("content-type"), PT_STR_LIT("text/plain"), 0},
+                              {PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0}};
+    pt_http_msg_t reply = {.status = status,
+                           .version = PT_HTTP_11,
+                           .headers = headers,
+                           .n_headers = st->overloaded ? 2 : 1,
+                           .content_length = (int64_t)body_len,
+                           .has_body = body_len > 0};
+    pt_conn_send_head(c, st->request, &reply);
+    st->response_head_sent = true;
     /* The body is a static string or lives in the config snapshot, which the write outlives;
      * copy it into a slab so the write owns what it sends. */
-    pt_buf_t *slab = pt_buf_new_sized((size_t)n + b.len);
-    memcpy(slab->data, head, (size_t)n);
-    memcpy(slab->data + n, body, b.len);
-    uv_buf_t all = uv_buf_init(slab->data, (unsigned)((size_t)n + b.len));
-    pt_conn_write(c, NULL, 0, &all, 1, NULL, slab);
-    pt_buf_unref(slab);
-    st->bytes_sent = b.len;
-    st->response_head_sent = true;
+    if (body_len > 0) {
+        pt_buf_t *slab = pt_buf_new_sized(body_len);
+        memcpy(slab->data, body, body_len);
+        if (pt_conn_send_data(c, slab->data, body_len, slab))
+            st->bytes_sent = body_len;
+        pt_buf_unref(slab);
+    }
+    pt_conn_send_end(c, NULL, 0);
     st->response_complete = true;
     maybe_finish(st);
 }
@@ -962,22 +921,14 @@ static void on_upstream_ready(void *ctx, bool is_reused)
         end_request_upstream(st);
         return;
     }
-    /* RFC 9110 §10.1.1: the client waits for 100 before sending the body. Petrel answers it
-     * itself once the upstream is reachable (the Expect header is not forwarded), so a request
-     * refused before that point costs the client no upload. */
-    if (st->request->expects_continue && st->request->version == PT_HTTP_11 && !st->sent_continue &&
-        st->bytes_received == 0) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
-        pt_conn_write(st->conn, NULL, 0, &b, 1, NULL, NULL);
-        st->sent_continue = true;
-    }
+    /* Petrel answers Expect: 100-continue itself once the upstream is reachable (the header is
+     * not forwarded), so a request refused before that point costs the client no upload. */
+    pt_conn_send_continue(st->conn, st->request);
 }
 
 void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
 {
     st->bytes_received += len;
-    st->sent_continue = true; /* the client did not wait for it */
     if (st->mirror != NULL)
         pt_mirror_body(st->mirror, data, len, pin);
     if (st->response_complete)
@@ -1182,58 +1133,7 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         return -1;
     }
     st->status = h->status;
-    bool no_body = is_head_request(st) || h->status == 204 || h->status == 304 || h->status == 101;
-    st->response_no_body = no_body;
-    if (st->request->is_upgrade && h->status != 101)
-        c->close_after_response = true; /* the client may have sent tunnel bytes already */
-    if (!no_body && h->content_length < 0) {
-        if (st->request->version >= PT_HTTP_11)
-            st->response_chunked = true;
-        else
-            st->response_close_delimited = true;
-    }
-    if (st->response_close_delimited || w->is_draining)
-        c->close_after_response = true;
-
-    size_t size = 64 + h->reason.len + 64 + 24; /* + room for a first chunk-size line */
-    for (size_t i = 0; i < h->n_headers; i++)
-        size += h->headers[i].name.len + h->headers[i].value.len + 4;
-    size += h->upgrade.len;
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    char *p = slab->data;
-    if (h->reason.len > 0) {
-        p += sprintf(p, "HTTP/1.1 %d ", h->status);
-        memcpy(p, h->reason.base, h->reason.len);
-        p += h->reason.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    } else {
-        p += sprintf(p, "HTTP/1.1 %d %s\r\n", h->status, reason_phrase(h->status));
-    }
-    for (size_t i = 0; i < h->n_headers; i++)
-        if (!(h->headers[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
-            p = pt_http1_put_field(p, h->headers[i].name, h->headers[i].value);
-    if (h->status == 101) {
-        p += sprintf(p, "connection: upgrade\r\nupgrade: ");
-        memcpy(p, h->upgrade.base, h->upgrade.len);
-        p += h->upgrade.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    } else {
-        /* A HEAD or 304 answer keeps the Content-Length of what it describes (RFC 9110 §8.6). */
-        if (h->content_length >= 0 && h->status != 204)
-            p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-        else if (st->response_chunked)
-            p += sprintf(p, "transfer-encoding: chunked\r\n");
-        if (c->close_after_response)
-            p += sprintf(p, "connection: close\r\n");
-        else if (st->request->version == PT_HTTP_10)
-            p += sprintf(p, "connection: keep-alive\r\n");
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    st->response_head = slab;
-    st->response_head_len = (size_t)(p - slab->data);
+    pt_conn_send_head(c, st->request, h);
     st->response_head_sent = true;
     if (h->status == 101)
         st->is_tunnel = true;
@@ -1243,25 +1143,9 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
 static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *pin)
 {
     pt_stream_t *st = ctx;
-    if (st->response_no_body || len == 0)
+    if (!pt_conn_send_data(st->conn, data, len, pin))
         return;
     st->bytes_sent += len;
-    uv_buf_t body = uv_buf_init((char *)data, (unsigned)len);
-    if (st->response_head != NULL) {
-        pt_buf_t *head = st->response_head;
-        size_t head_len = st->response_head_len;
-        if (st->response_chunked)
-            head_len += (size_t)sprintf(head->data + head_len, "%zx\r\n", len);
-        st->response_head = NULL;
-        pt_conn_write2(st->conn, uv_buf_init(head->data, (unsigned)head_len), head, body, pin,
-                       st->response_chunked ? "\r\n" : NULL);
-        pt_buf_unref(head);
-    } else if (st->response_chunked) {
-        pt_conn_write_chunk(st->conn, data, len, pin);
-    } else {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        pt_conn_write(st->conn, NULL, 0, &b, 1, NULL, pin);
-    }
     if (!st->is_upstream_read_paused && pt_conn_is_write_congested(st->conn)) {
         st->is_upstream_read_paused = true;
         pt_upstream_pause_reading(st->upstream);
@@ -1282,21 +1166,7 @@ static void on_response_end(void *ctx)
     pt_upstream_t *up = st->upstream;
     stop_timer(st);
     st->response_complete = true;
-    uv_buf_t last = uv_buf_init(NULL, 0);
-    pt_buf_t *last_slab = NULL;
-    if (st->response_chunked)
-        last_slab = pt_http1_last_chunk(st->response_trailers, st->n_response_trailers, &last);
-    if (st->response_head != NULL) {
-        pt_buf_t *head = st->response_head;
-        st->response_head = NULL;
-        pt_conn_write2(c, uv_buf_init(head->data, (unsigned)st->response_head_len), head, last,
-                       last_slab, NULL);
-        pt_buf_unref(head);
-    } else if (last_slab != NULL) {
-        pt_conn_write(c, NULL, 0, &last, 1, NULL, last_slab);
-    }
-    if (last_slab != NULL)
-        pt_buf_unref(last_slab);
+    pt_conn_send_end(c, st->response_trailers, st->n_response_trailers);
     if (st->is_tunnel) {
         st->upstream = NULL;
         up->stream = NULL;

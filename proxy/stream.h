@@ -115,13 +115,9 @@ typedef struct pt_stream {
     bool upstream_head_sent; /* request head queued upstream */
     bool response_head_sent; /* response head queued downstream */
     bool response_complete;
-    bool response_chunked;         /* downstream framing is chunked */
-    bool response_close_delimited; /* downstream framing ends with the connection */
-    bool response_no_body;         /* HEAD / 204 / 304 / 1xx */
-    bool sent_continue;            /* 100 Continue answered downstream */
-    bool is_tunnel;                /* upgrade accepted (101): bytes relayed both ways */
-    pt_relay_t *tunnel;            /* that relay, which writes the access-log line when it ends */
-    bool is_upstream_read_paused;  /* downstream congestion paused the upstream's reads */
+    bool is_tunnel;               /* upgrade accepted (101): bytes relayed both ways */
+    pt_relay_t *tunnel;           /* that relay, which writes the access-log line when it ends */
+    bool is_upstream_read_paused; /* downstream congestion paused the upstream's reads */
     /* retries and circuit breakers (the attempt loop around forward()) */
     const pt_retry_policy_t *retry; /* the route's, or Petrel's default for the method */
     const pt_endpoint_t *tried[PT_STREAM_MAX_TRIED];
@@ -145,9 +141,6 @@ typedef struct pt_stream {
     bool replayed_reused;           /* replayed once after a reused connection failed */
     bool overloaded;                /* 503 UO: x-envoy-overloaded */
     pt_list_t pending_link;         /* in worker->pending while waiting for a slot */
-    pt_buf_t *response_head;        /* serialized head not written yet: it goes out with the
-                                       first body bytes or at the end, in one write */
-    size_t response_head_len;
     pt_header_t *response_trailers; /* written with the last chunk */
     size_t n_response_trailers;
     pt_trace_span_t *trace; /* Petrel's span (arena); NULL when spec.tracing is off */
