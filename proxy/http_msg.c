@@ -27,6 +27,8 @@ pt_str_t pt_http_msg_protocol(const pt_http_msg_t *m)
 
 static pt_str_t copy_str(pt_arena_t *a, pt_str_t s)
 {
+    if (s.base == NULL)
+        return s; /* absent stays absent */
     return (pt_str_t){pt_arena_strndup(a, s.base, s.len), s.len};
 }
 

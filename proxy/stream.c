@@ -845,8 +845,8 @@ pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority)
             !(st->trace != NULL && pt_trace_is_context_header(hs[i].name)))
             out[n++] = hs[i];
     /* the client's trace headers are replaced by Petrel's span */
-    memcpy(out + n, trace, n_trace * sizeof(*out));
-    n += n_trace;
+    for (size_t i = 0; i < n_trace; i++)
+        out[n++] = trace[i];
     /* x-forwarded-for, as Envoy and HAProxy write it: the client's list (every line of it,
      * RFC 9110 §5.3), then the client's own address. */
     pt_str_t peer = pt_str(st->conn->peer_ip);
