@@ -26,6 +26,8 @@ pt_http1_server_t *pt_http1_server_take(pt_conn_t *c, const pt_http1_callbacks_t
     pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
     pt_http1_parser_init(&s->parser, false, cbs, c, &limits);
     s->head = NULL;
+    s->is_head_written = s->is_chunked = s->is_close_delimited = s->is_no_body = false;
+    s->is_body_started = s->sent_continue = false;
     return s;
 }
 
@@ -33,7 +35,8 @@ void pt_http1_server_begin(pt_http1_server_t *s, pt_arena_t *arena)
 {
     pt_http1_parser_set_arena(&s->parser, arena);
     pt_http1_server_cancel_head(s);
-    s->is_head_written = s->is_body_started = s->sent_continue = false;
+    s->is_head_written = s->is_chunked = s->is_close_delimited = s->is_no_body = false;
+    s->is_body_started = s->sent_continue = false;
 }
 
 void pt_http1_server_drop(pt_worker_t *w, pt_http1_server_t *s)
