@@ -871,9 +871,10 @@ pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority)
     out[n++] = (pt_header_t){PT_STR_LIT("x-request-id"), pt_str(st->request_id), 0};
     /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. A mirror's copy
      * goes before the first attempt and counts as it. */
-    out[n++] = (pt_header_t){
-        PT_STR_LIT("x-envoy-attempt-count"),
-        pt_str(pt_arena_printf(&st->arena, "%d", st->attempts > 0 ? st->attempts : 1)), 0};
+    int attempt = st->attempts > 0 ? st->attempts : 1;
+    pt_str_t count = attempt <= 9 ? (pt_str_t){&"123456789"[attempt - 1], 1} /* no printf */
+                                  : pt_str(pt_arena_printf(&st->arena, "%d", attempt));
+    out[n++] = (pt_header_t){PT_STR_LIT("x-envoy-attempt-count"), count, 0};
     m->headers = out;
     m->n_headers = n;
     return m;
