@@ -27,7 +27,7 @@ static _Atomic uint32_t n_conns;
 
 static void process(pt_conn_t *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
-static void drop_parser(pt_conn_t *c);
+static void drop_codec(pt_conn_t *c);
 static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms);
 
 static void on_handle_closed(pt_conn_t *c)
@@ -36,7 +36,7 @@ static void on_handle_closed(pt_conn_t *c)
         return;
     pt_worker_t *w = c->worker;
     pt_rbuf_release(&c->in);
-    drop_parser(c);
+    drop_codec(c);
     if (pt_list_is_linked(&c->timer_link))
         pt_list_remove(&c->timer_link);
     pt_tls_stream_free(c);
@@ -222,6 +222,7 @@ static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
 static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
 {
     pt_conn_t *c = p->data;
+    c->codec->is_body_started = true;
     /* A stream that answered before the request ended has gone; the connection closes after
      * its response, and the rest of the body is dropped. */
     if (c->stream != NULL)
@@ -252,71 +253,34 @@ static const pt_http1_callbacks_t request_callbacks = {
     .on_complete = on_complete,
 };
 
-/* --- the request parser: set up when a request begins, dropped when the connection is idle,
- * so an idle keep-alive connection holds none. Parsers are reused through a per-worker cache. */
-
-#define PARSER_CACHE_MAX 64
-
-typedef union cached_parser {
-    pt_http1_parser_t parser;
-    union cached_parser *next;
-} cached_parser_t;
+/* --- the server codec: taken when a request begins, given back when the connection is idle,
+ * so an idle keep-alive connection holds none (http1_server.c keeps a per-worker cache). */
 
 static bool in_message(const pt_conn_t *c)
 {
-    return c->parser != NULL && pt_http1_parser_in_message(c->parser);
+    return c->codec != NULL && pt_http1_parser_in_message(&c->codec->parser);
 }
 
-static void take_parser(pt_conn_t *c)
+static void take_codec(pt_conn_t *c)
 {
-    if (c->parser != NULL)
-        return;
-    pt_worker_t *w = c->worker;
-    cached_parser_t *cp = w->cached_parsers;
-    if (cp != NULL) {
-        w->cached_parsers = cp->next;
-        w->n_cached_parsers--;
-    } else if ((cp = malloc(sizeof(*cp))) == NULL) {
-        abort();
-    }
-    const pt_proxy_settings_t *ps = &w->config->proxy;
-    pt_http1_limits_t limits = {ps->max_request_line_bytes, ps->max_header_bytes, ps->max_headers};
-    pt_http1_parser_init(&cp->parser, false, &request_callbacks, c, &limits);
-    c->parser = &cp->parser;
+    if (c->codec == NULL)
+        c->codec = pt_http1_server_take(c, &request_callbacks);
 }
 
-static void drop_parser(pt_conn_t *c)
+static void drop_codec(pt_conn_t *c)
 {
-    pt_worker_t *w = c->worker;
-    cached_parser_t *cp = (cached_parser_t *)c->parser;
-    if (cp == NULL)
+    if (c->codec == NULL)
         return;
-    c->parser = NULL;
-    if (w->n_cached_parsers >= PARSER_CACHE_MAX) {
-        free(cp);
-        return;
-    }
-    cp->next = w->cached_parsers;
-    w->cached_parsers = cp;
-    w->n_cached_parsers++;
-}
-
-void pt_conn_free_cache(pt_worker_t *w)
-{
-    while (w->cached_parsers != NULL) {
-        cached_parser_t *cp = w->cached_parsers;
-        w->cached_parsers = cp->next;
-        free(cp);
-    }
-    w->n_cached_parsers = 0;
+    pt_http1_server_drop(c->worker, c->codec);
+    c->codec = NULL;
 }
 
 /* Nothing of a request is in progress: the parser goes, unless it is running (a stream that
  * finished inside one of its callbacks) or has seen the start of the next request. */
-static void drop_idle_parser(pt_conn_t *c)
+static void drop_idle_codec(pt_conn_t *c)
 {
-    if (!c->is_parsing && c->parser != NULL && pt_http1_parser_holds_nothing(c->parser))
-        drop_parser(c);
+    if (!c->is_parsing && c->codec != NULL && pt_http1_parser_holds_nothing(&c->codec->parser))
+        drop_codec(c);
 }
 
 /* --- reading --- */
@@ -343,7 +307,7 @@ static void update_reading(pt_conn_t *c)
     bool want =
         hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
         (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c)) &&
-        !(c->parser != NULL && c->parser->is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
+        !(c->codec != NULL && c->codec->parser.is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
     if (want && !c->is_reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->is_reading = true;
@@ -369,9 +333,9 @@ static void reject(pt_conn_t *c)
 {
     PT_STAT_INC(&c->worker->stats, downstream_rq_invalid);
     c->close_after_response = true;
-    int status = c->parser->error_status ? c->parser->error_status : 400;
+    int status = c->codec->parser.error_status ? c->codec->parser.error_status : 400;
     pt_log_debug("downstream %s: request refused with %d: %s", c->peer_ip, status,
-                 c->parser->error_reason ? c->parser->error_reason : "invalid");
+                 c->codec->parser.error_reason ? c->codec->parser.error_reason : "invalid");
     if (c->stream != NULL && c->stream->response_head_sent) {
         /* The request was already answered in part (an early reply): just close. */
         pt_conn_close(c, false);
@@ -379,14 +343,14 @@ static void reject(pt_conn_t *c)
     }
     if (c->stream == NULL)
         c->stream = pt_stream_new(c);
-    pt_stream_respond(c->stream, status, c->parser->error_reason, PT_FLAG_DPE);
+    pt_stream_respond(c->stream, status, c->codec->parser.error_reason, PT_FLAG_DPE);
 }
 
 static void begin_message(pt_conn_t *c)
 {
     c->stream = pt_stream_new(c);
-    take_parser(c);
-    pt_http1_parser_set_arena(c->parser, &c->stream->arena);
+    take_codec(c);
+    pt_http1_server_begin(c->codec, &c->stream->arena);
     set_timer(c, PT_CONN_TIMER_HEADER, c->worker->config->proxy.header_timeout_ms);
 }
 
@@ -408,14 +372,14 @@ static void process(pt_conn_t *c)
         }
         size_t consumed = 0;
         c->is_parsing = true;
-        int r = pt_http1_parser_execute(c->parser, c->in.buf->data + c->in.off,
+        int r = pt_http1_parser_execute(&c->codec->parser, c->in.buf->data + c->in.off,
                                         c->in.len - c->in.off, &consumed);
         c->is_parsing = false;
         c->in.off += consumed;
         if (r == PT_HTTP1_OK)
             break;
         if (r == PT_HTTP1_PAUSED) {
-            if (c->parser->is_upgraded) {
+            if (c->codec->parser.is_upgraded) {
                 /* The rest is tunnel data for the upstream if it accepts the upgrade. */
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
                 if (c->stream == NULL)
@@ -426,7 +390,7 @@ static void process(pt_conn_t *c)
                 c->pause |= PT_CONN_PAUSE_PIPELINE;
                 break;
             }
-            pt_http1_parser_resume(c->parser);
+            pt_http1_parser_resume(&c->codec->parser);
             continue;
         }
         if (r == PT_HTTP1_EINVALID)
@@ -441,7 +405,7 @@ static void process(pt_conn_t *c)
         return;
     /* A stream answered within this parse (a direct response) leaves the connection idle. */
     if (c->stream == NULL && !in_message(c)) {
-        drop_idle_parser(c);
+        drop_idle_codec(c);
         if (c->timer_mode == PT_CONN_TIMER_NONE)
             set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
     }
@@ -562,6 +526,36 @@ int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pi
     return pt_write_chunk((uv_stream_t *)&c->tcp, data, len, pin, on_write_done, c);
 }
 
+void pt_conn_send_head(pt_conn_t *c, const pt_http_msg_t *req, const pt_http_msg_t *resp)
+{
+    pt_http1_server_send_head(c->codec, c, req, resp);
+}
+
+bool pt_conn_send_data(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pin)
+{
+    return pt_http1_server_send_data(c->codec, c, data, len, pin);
+}
+
+void pt_conn_send_end(pt_conn_t *c, const pt_header_t *trailers, size_t n)
+{
+    pt_http1_server_send_end(c->codec, c, trailers, n);
+}
+
+void pt_conn_send_continue(pt_conn_t *c, const pt_http_msg_t *req)
+{
+    pt_http1_server_send_continue(c->codec, c, req);
+}
+
+bool pt_conn_cancel_head(pt_conn_t *c)
+{
+    return c->codec == NULL || pt_http1_server_cancel_head(c->codec);
+}
+
+bool pt_conn_is_response_started(const pt_conn_t *c)
+{
+    return c->codec != NULL && c->codec->is_head_written;
+}
+
 bool pt_conn_is_write_congested(pt_conn_t *c)
 {
     return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > PT_WRITE_HIGH_WATERMARK;
@@ -579,7 +573,7 @@ void pt_conn_on_stream_done(pt_conn_t *c)
     }
     if (c->pause & PT_CONN_PAUSE_PIPELINE) {
         c->pause &= ~PT_CONN_PAUSE_PIPELINE;
-        pt_http1_parser_resume(c->parser);
+        pt_http1_parser_resume(&c->codec->parser);
         process(c);
     }
     /* Pipelined plaintext left in the engine when the slab was full. */
@@ -591,7 +585,7 @@ void pt_conn_on_stream_done(pt_conn_t *c)
         return;
     }
     if (c->stream == NULL && !in_message(c)) {
-        drop_idle_parser(c);
+        drop_idle_codec(c);
         set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
     }
     update_reading(c);

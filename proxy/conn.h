@@ -17,7 +17,7 @@
 
 #include "buf.h"
 #include "capture.h"
-#include "http1.h"
+#include "http1_server.h"
 #include "list.h"
 #include "relay.h"
 #include "stream.h"
@@ -42,12 +42,12 @@ typedef enum pt_conn_timer_mode {
 struct pt_conn {
     uv_tcp_t tcp;
     pt_worker_t *worker;
-    uint16_t listener_port;    /* the stream finds its listener in its own snapshot */
-    pt_list_t link;            /* in worker->conns */
-    pt_http1_parser_t *parser; /* while a request is read or answered; NULL when idle */
-    pt_rbuf_t in;              /* bytes read from the client */
-    pt_stream_t *stream;       /* the exchange in progress; NULL between requests */
-    char peer_ip[48];          /* downstream address, for x-forwarded-for and logs */
+    uint16_t listener_port;   /* the stream finds its listener in its own snapshot */
+    pt_list_t link;           /* in worker->conns */
+    pt_http1_server_t *codec; /* while a request is read or answered; NULL when idle */
+    pt_rbuf_t in;             /* bytes read from the client */
+    pt_stream_t *stream;      /* the exchange in progress; NULL between requests */
+    char peer_ip[48];         /* downstream address, for x-forwarded-for and logs */
     /* The verified peer certificate's SPIFFE ID without "spiffe://" (Istio's principal form,
      * "cluster.local/ns/a/sa/b"), set by mTLS once the handshake verified it, in memory the
      * connection owns; NULL when the peer has none. AuthorizationPolicy principals read only
@@ -81,6 +81,18 @@ int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pi
 /* Writes head (in head_pin) and body (in body_pin) as one write. */
 int pt_conn_write2(pt_conn_t *c, uv_buf_t head, pt_buf_t *head_pin, uv_buf_t body,
                    pt_buf_t *body_pin, const char *suffix);
+/* The response, through the connection's server codec (which frames it): the head for req
+ * (NULL: an unparsable request), body pieces (false: the response has no body, nothing
+ * written), the end with its trailers, the interim 100 Continue the request asked for. */
+void pt_conn_send_head(pt_conn_t *c, const pt_http_msg_t *req, const pt_http_msg_t *resp);
+bool pt_conn_send_data(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pin);
+void pt_conn_send_end(pt_conn_t *c, const pt_header_t *trailers, size_t n);
+void pt_conn_send_continue(pt_conn_t *c, const pt_http_msg_t *req);
+/* Drops a response head not written yet (another answer replaces it); false when some of the
+ * response went already. */
+bool pt_conn_cancel_head(pt_conn_t *c);
+/* Some byte of the response went to the client: a failure now can only close the connection. */
+bool pt_conn_is_response_started(const pt_conn_t *c);
 /* True while the write queue is over the high watermark: the producer should pause. */
 bool pt_conn_is_write_congested(pt_conn_t *c);
 
@@ -111,8 +123,6 @@ void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms);
 void pt_conn_release_handle(pt_conn_t *c);
 /* Sets up the worker's connection timer and deadline lists (worker start). */
 void pt_conn_init_timers(pt_worker_t *w);
-/* Frees the worker's cache of request parsers once its loop has ended. */
-void pt_conn_free_cache(pt_worker_t *w);
 /* Worker drain: idle connections close now, busy ones after their response. */
 void pt_conn_drain(pt_conn_t *c);
 

@@ -889,3 +889,21 @@ bool pt_http1_parser_holds_nothing(const pt_http1_parser_t *p)
 {
     return p->msg_state == ST_IDLE && p->head_bytes == 0;
 }
+
+pt_buf_t *pt_http1_last_chunk(const pt_header_t *t, size_t n, uv_buf_t *out)
+{
+    size_t size = 8;
+    for (size_t i = 0; i < n; i++)
+        size += t[i].name.len + t[i].value.len + 4;
+    pt_buf_t *slab = pt_buf_new_sized(size);
+    char *p = slab->data;
+    memcpy(p, "0\r\n", 3);
+    p += 3;
+    for (size_t i = 0; i < n; i++)
+        if (!(t[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
+            p = pt_http1_put_field(p, t[i].name, t[i].value);
+    *p++ = '\r';
+    *p++ = '\n';
+    *out = uv_buf_init(slab->data, (unsigned)(p - slab->data));
+    return slab;
+}

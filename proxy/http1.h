@@ -20,7 +20,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <string.h>
+#include <uv.h>
+
 #include "../config/arena.h"
+#include "buf.h"
 #include "http_msg.h"
 #include "str.h"
 
@@ -109,5 +113,25 @@ bool pt_http1_parser_in_message(const pt_http1_parser_t *p);
 /* True between messages when not even an empty line before the next one was seen: the parser
  * can be dropped and a fresh one set up for the next bytes without losing anything. */
 bool pt_http1_parser_holds_nothing(const pt_http1_parser_t *p);
+
+/* --- writing HTTP/1 (the server and client codecs share these) --- */
+
+/* Appends the field line "name: value\r\n" at p; returns the end. */
+static inline char *pt_http1_put_field(char *p, pt_str_t name, pt_str_t value)
+{
+    memcpy(p, name.base, name.len);
+    p += name.len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value.base, value.len);
+    p += value.len;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* The end of a chunked body: the last chunk, the trailers (hop-by-hop and framing ones left
+ * out) and the blank line, in a new slab (the caller's ref) that *out spans. */
+pt_buf_t *pt_http1_last_chunk(const pt_header_t *t, size_t n, uv_buf_t *out);
 
 #endif

@@ -24,3 +24,27 @@ pt_str_t pt_http_msg_protocol(const pt_http_msg_t *m)
     default: return PT_STR_LIT("HTTP/1.1");
     }
 }
+
+static pt_str_t copy_str(pt_arena_t *a, pt_str_t s)
+{
+    if (s.base == NULL)
+        return s; /* absent stays absent */
+    return (pt_str_t){pt_arena_strndup(a, s.base, s.len), s.len};
+}
+
+pt_http_msg_t *pt_http_msg_copy(pt_arena_t *a, const pt_http_msg_t *m)
+{
+    pt_http_msg_t *c = pt_arena_alloc(a, sizeof(*c));
+    *c = *m;
+    c->method = copy_str(a, m->method);
+    c->scheme = copy_str(a, m->scheme);
+    c->authority = copy_str(a, m->authority);
+    c->path = copy_str(a, m->path);
+    c->reason = copy_str(a, m->reason);
+    c->upgrade = copy_str(a, m->upgrade);
+    c->headers = pt_arena_alloc(a, m->n_headers * sizeof(*c->headers));
+    for (size_t i = 0; i < m->n_headers; i++)
+        c->headers[i] = (pt_header_t){copy_str(a, m->headers[i].name),
+                                      copy_str(a, m->headers[i].value), m->headers[i].flags};
+    return c;
+}

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../config/arena.h"
 #include "str.h"
 
 /* Header flags set by the codec that parsed the header. */
@@ -59,6 +60,9 @@ typedef struct pt_http_msg {
 
 /* Finds the first header named name (case-insensitive) in m; NULL if none. */
 const pt_header_t *pt_http_msg_find_header(const pt_http_msg_t *m, const char *name);
+
+/* A deep copy of m (strings and headers) in a, for a message that outlives its stream. */
+pt_http_msg_t *pt_http_msg_copy(pt_arena_t *a, const pt_http_msg_t *m);
 
 /* "HTTP/1.0", "HTTP/1.1" or "HTTP/2", as the access log and spans name the protocol. */
 pt_str_t pt_http_msg_protocol(const pt_http_msg_t *m);

@@ -2,8 +2,10 @@
  * Traffic mirroring (VirtualService http[].mirror / mirrors[]): a copy of a request goes to a
  * mirror cluster, fire and forget. The copy is the primary's request as Petrel forwards it
  * (rewrites and header mutations applied, same x-request-id) with the Host given Istio's
- * "-shadow" suffix ("web:8000" -> "web-shadow:8000"; Proxy spec.mirrorKeepHost keeps it), on
- * a connection of its own, kept alive for the next copy once this one is over.
+ * "-shadow" suffix ("web:8000" -> "web-shadow:8000"; Proxy spec.mirrorKeepHost keeps it). It
+ * goes through the worker's pools and the connection's client codec like any attempt (one
+ * HTTP/1 client in Petrel): it holds one of the mirror cluster's maxConnections slots, and a
+ * connection it leaves whole goes back to the pool.
  *
  * The mirror never delays, fails or changes the primary: its body is teed from the client's
  * stream as it arrives (the same slabs are written again, nothing is copied), and when the
@@ -26,6 +28,7 @@ typedef struct pt_stream pt_stream_t;
 typedef struct pt_worker pt_worker_t;
 typedef struct pt_mirror pt_mirror_t;
 
+/* Before the connection is ready, bytes waiting; then its write queue (the write watermark). */
 #define PT_MIRROR_MAX_QUEUED (256u * 1024u)
 
 /* Starts the copies the stream's route asks for (each mirror by its percentage) and links them

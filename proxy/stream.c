@@ -31,44 +31,6 @@
 #include "trace_export.h"
 #include "upstream.h"
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-    }
-}
-
 /* Each reason flag with Envoy's RESPONSE_CODE_DETAILS for it: the one table that says why a
  * stream ended as it did. NULL details: it depends on who answered (via_upstream when the
  * upstream's response went out, else the flag's local reply). */
@@ -129,7 +91,7 @@ static bool request_has_body(const pt_stream_t *st)
  * close the connection. */
 static bool response_bytes_written(const pt_stream_t *st)
 {
-    return st->response_head_sent && st->response_head == NULL;
+    return st->response_head_sent && pt_conn_is_response_started(st->conn);
 }
 
 static bool is_head_request(const pt_stream_t *st)
@@ -140,6 +102,8 @@ static bool is_head_request(const pt_stream_t *st)
 /* --- the stream's own timer --- */
 
 static void on_resume(pt_stream_t *st);
+static void on_upstream_ready(void *ctx, bool is_reused);
+static const pt_codec_stream_cbs_t upstream_cbs;
 static void on_retry_timer(pt_stream_t *st);
 static void on_timeout(pt_stream_t *st);
 
@@ -297,10 +261,7 @@ static void finish(pt_stream_t *st)
         pt_mirror_detach(st->mirror, st->request_complete);
         st->mirror = NULL;
     }
-    if (st->response_head != NULL) {
-        pt_buf_unref(st->response_head); /* the response was cut before its first byte went */
-        st->response_head = NULL;
-    }
+    pt_conn_cancel_head(c);                          /* a response cut before its first byte went */
     if (st->endpoint != NULL && st->cluster != NULL) /* ends pick_endpoint()'s count */
         pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
     if (st->status >= 100 && st->status < 600)
@@ -342,13 +303,10 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     pt_conn_t *c = st->conn;
     if (!st->is_active)
         return;
-    if (st->response_head != NULL) {
+    if (st->response_head_sent && pt_conn_cancel_head(c)) {
         /* The upstream's head is still only buffered: nothing reached the client, so the
          * local reply replaces it. */
-        pt_buf_unref(st->response_head);
-        st->response_head = NULL;
         st->response_head_sent = false;
-        st->response_chunked = st->response_close_delimited = st->response_no_body = false;
         st->is_tunnel = false;
         st->bytes_sent = 0;
     }
@@ -373,23 +331,26 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     if (body == NULL)
         body = "";
     size_t body_len = strlen(body);
-    char head[256];
-    int n = snprintf(
-        head, sizeof(head),
-        "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\ncontent-type: text/plain\r\n%s%s\r\n", status,
-        reason_phrase(status), body_len, st->overloaded ? "x-envoy-overloaded: true\r\n" : "",
-        c->close_after_response ? "connection: close\r\n" : "");
-    uv_buf_t b = uv_buf_init((char *)body, (unsigned)(is_head_request(st) ? 0 : body_len));
+    pt_header_t headers[2] = {{PT_STR_LIT("content-type"), PT_STR_LIT("text/plain"), 0},
+                              {PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0}};
+    pt_http_msg_t reply = {.status = status,
+                           .version = PT_HTTP_11,
+                           .headers = headers,
+                           .n_headers = st->overloaded ? 2 : 1,
+                           .content_length = (int64_t)body_len,
+                           .has_body = body_len > 0};
+    pt_conn_send_head(c, st->request, &reply);
+    st->response_head_sent = true;
     /* The body is a static string or lives in the config snapshot, which the write outlives;
      * copy it into a slab so the write owns what it sends. */
-    pt_buf_t *slab = pt_buf_new_sized((size_t)n + b.len);
-    memcpy(slab->data, head, (size_t)n);
-    memcpy(slab->data + n, body, b.len);
-    uv_buf_t all = uv_buf_init(slab->data, (unsigned)((size_t)n + b.len));
-    pt_conn_write(c, NULL, 0, &all, 1, NULL, slab);
-    pt_buf_unref(slab);
-    st->bytes_sent = b.len;
-    st->response_head_sent = true;
+    if (body_len > 0) {
+        pt_buf_t *slab = pt_buf_new_sized(body_len);
+        memcpy(slab->data, body, body_len);
+        if (pt_conn_send_data(c, slab->data, body_len, slab))
+            st->bytes_sent = body_len;
+        pt_buf_unref(slab);
+    }
+    pt_conn_send_end(c, NULL, 0);
     st->response_complete = true;
     maybe_finish(st);
 }
@@ -628,9 +589,9 @@ static void forward(pt_stream_t *st, bool fresh)
     /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
     if (request_has_body(st) && !st->request_complete)
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-    st->upstream = pt_upstream_acquire(w, cl, st->endpoint, st, fresh, &ready);
+    st->upstream = pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, &ready);
     if (ready)
-        pt_stream_on_upstream_ready(st);
+        on_upstream_ready(st, true);
 }
 
 static void on_retry_timer(pt_stream_t *st)
@@ -776,7 +737,6 @@ void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
     st->start_ms = uv_now(&w->loop);
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
-    st->request_chunked = pt_http_msg_is_body_unsized(head);
     run_request_filters(st, 0);
 }
 
@@ -803,54 +763,58 @@ static bool is_hop_or_rewritten(const pt_header_t *h)
            pt_str_ieq_lit(h->name, "x-envoy-attempt-count");
 }
 
-/* Appends "name: value\r\n" at p; returns the end. */
-static char *put_header(char *p, pt_str_t name, pt_str_t value)
+/* Petrel's trace context headers, as pt_trace_write_headers() renders them, as fields. */
+static size_t trace_headers(pt_stream_t *st, pt_header_t **out)
 {
-    memcpy(p, name.base, name.len);
-    p += name.len;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, value.base, value.len);
-    p += value.len;
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
+    char *text = pt_arena_alloc(&st->arena, pt_trace_headers_size(&st->trace->ctx));
+    char *end = pt_trace_write_headers(&st->trace->ctx, text);
+    size_t n = 0;
+    for (const char *p = text; p < end; p++)
+        n += *p == '\n';
+    pt_header_t *f = pt_arena_alloc(&st->arena, n * sizeof(*f));
+    char *p = text;
+    for (size_t i = 0; i < n; i++) {
+        char *colon = memchr(p, ':', (size_t)(end - p));
+        char *eol = memchr(colon, '\r', (size_t)(end - colon));
+        f[i] = (pt_header_t){.name = {p, (size_t)(colon - p)},
+                             .value = {colon + 2, (size_t)(eol - colon - 2)}};
+        p = eol + 2;
+    }
+    *out = f;
+    return n;
 }
 
-pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len)
+pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority)
 {
     const pt_http_msg_t *h = st->request;
-    pt_str_t peer = pt_str(st->conn->peer_ip);
+    pt_http_msg_t *m = pt_arena_alloc(&st->arena, sizeof(*m));
+    *m = *h;
+    m->version = PT_HTTP_11;
+    m->scheme = PT_STR_LIT("");
+    m->authority = authority;
     /* The route's rewrites and request header mutations (route_action.c). */
-    pt_str_t path = pt_route_action_path(st);
+    m->path = pt_route_action_path(st);
     const pt_header_t *hs;
     size_t n_hs = pt_route_action_request_headers(st, &hs);
-    size_t size = h->method.len + path.len + authority.len + 320 + peer.len +
-                  strlen(st->request_id) + h->upgrade.len;
-    for (size_t i = 0; i < n_hs; i++)
-        size += hs[i].name.len + hs[i].value.len + 4;
-    if (st->trace != NULL)
-        size += pt_trace_headers_size(&st->trace->ctx);
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    char *p = slab->data;
-    memcpy(p, h->method.base, h->method.len);
-    p += h->method.len;
-    *p++ = ' ';
-    memcpy(p, path.base, path.len);
-    p += path.len;
-    memcpy(p, " HTTP/1.1\r\n", 11);
-    p += 11;
-    p = put_header(p, PT_STR_LIT("host"), authority);
+    pt_header_t *trace = NULL;
+    size_t n_trace = st->trace != NULL ? trace_headers(st, &trace) : 0;
+    pt_header_t *out = pt_arena_alloc(&st->arena, (n_hs + n_trace + 4) * sizeof(*out));
+    size_t n = 0;
     for (size_t i = 0; i < n_hs; i++)
         if (!is_hop_or_rewritten(&hs[i]) &&
             !(st->trace != NULL && pt_trace_is_context_header(hs[i].name)))
-            p = put_header(p, hs[i].name, hs[i].value);
-    if (st->trace != NULL) /* the client's trace headers are replaced by Petrel's span */
-        p = pt_trace_write_headers(&st->trace->ctx, p);
+            out[n++] = hs[i];
+    /* the client's trace headers are replaced by Petrel's span */
+    for (size_t i = 0; i < n_trace; i++)
+        out[n++] = trace[i];
     /* x-forwarded-for, as Envoy and HAProxy write it: the client's list (every line of it,
      * RFC 9110 §5.3), then the client's own address. */
-    memcpy(p, "x-forwarded-for: ", 17);
-    p += 17;
+    pt_str_t peer = pt_str(st->conn->peer_ip);
+    size_t xff_len = peer.len;
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (pt_str_ieq_lit(h->headers[i].name, "x-forwarded-for"))
+            xff_len += h->headers[i].value.len + 2;
+    char *xff = pt_arena_alloc(&st->arena, xff_len), *p = xff;
     for (size_t i = 0; i < h->n_headers; i++) {
         const pt_header_t *hd = &h->headers[i];
         if (hd->value.len == 0 || !pt_str_ieq_lit(hd->name, "x-forwarded-for"))
@@ -862,78 +826,23 @@ pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *he
     }
     memcpy(p, peer.base, peer.len);
     p += peer.len;
-    p += sprintf(p, "\r\nx-forwarded-proto: http\r\nx-request-id: %s\r\n", st->request_id);
+    out[n++] = (pt_header_t){PT_STR_LIT("x-forwarded-for"), {xff, (size_t)(p - xff)}, 0};
+    out[n++] = (pt_header_t){PT_STR_LIT("x-forwarded-proto"), PT_STR_LIT("http"), 0};
+    out[n++] = (pt_header_t){PT_STR_LIT("x-request-id"), pt_str(st->request_id), 0};
     /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. A mirror's copy
      * goes before the first attempt and counts as it. */
-    p += sprintf(p, "x-envoy-attempt-count: %d\r\n", st->attempts > 0 ? st->attempts : 1);
-    if (h->content_length >= 0)
-        p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-    else if (pt_http_msg_is_body_unsized(h))
-        p += sprintf(p, "transfer-encoding: chunked\r\n");
-    if (h->is_upgrade) {
-        p += sprintf(p, "connection: upgrade\r\nupgrade: ");
-        memcpy(p, h->upgrade.base, h->upgrade.len);
-        p += h->upgrade.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    *head_len = (size_t)(p - slab->data);
-    return slab;
-}
-
-static void write_request_head(pt_stream_t *st)
-{
-    size_t len;
-    pt_buf_t *slab = pt_stream_request_head(st, pt_route_action_authority(st), &len);
-    uv_buf_t b = uv_buf_init(slab->data, (unsigned)len);
-    pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
-    pt_buf_unref(slab);
-}
-
-static void send_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
-{
-    if (st->request_chunked)
-        pt_upstream_write_chunk(st->upstream, data, len, pin);
-    else {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, pin);
-    }
-}
-
-/* Writes trailers (or none) and the blank line that end a chunked message. */
-static size_t serialize_last_chunk(char *p, const pt_header_t *t, size_t n)
-{
-    char *start = p;
-    memcpy(p, "0\r\n", 3);
-    p += 3;
-    for (size_t i = 0; i < n; i++)
-        if (!(t[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
-            p = put_header(p, t[i].name, t[i].value);
-    *p++ = '\r';
-    *p++ = '\n';
-    return (size_t)(p - start);
-}
-
-static pt_buf_t *last_chunk_slab(const pt_header_t *t, size_t n, uv_buf_t *out)
-{
-    size_t size = 8;
-    for (size_t i = 0; i < n; i++)
-        size += t[i].name.len + t[i].value.len + 4;
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    *out = uv_buf_init(slab->data, (unsigned)serialize_last_chunk(slab->data, t, n));
-    return slab;
+    int attempt = st->attempts > 0 ? st->attempts : 1;
+    pt_str_t count = attempt <= 9 ? (pt_str_t){&"123456789"[attempt - 1], 1} /* no printf */
+                                  : pt_str(pt_arena_printf(&st->arena, "%d", attempt));
+    out[n++] = (pt_header_t){PT_STR_LIT("x-envoy-attempt-count"), count, 0};
+    m->headers = out;
+    m->n_headers = n;
+    return m;
 }
 
 static void end_request_upstream(pt_stream_t *st)
 {
-    if (st->request_chunked) {
-        uv_buf_t b;
-        pt_buf_t *slab = last_chunk_slab(st->request_trailers, st->n_request_trailers, &b);
-        pt_upstream_write(st->upstream, NULL, 0, &b, 1, NULL, slab);
-        pt_buf_unref(slab);
-    }
+    pt_upstream_send_end(st->upstream, st->request_trailers, st->n_request_trailers);
     /* Istio's default is no route timeout; then idleTimeout bounds the wait for the response
      * head, so that a silent upstream cannot hold a client forever. The route timeout runs
      * from the first attempt's request end and bounds every retry; perTryTimeout bounds one
@@ -951,20 +860,21 @@ static void end_request_upstream(pt_stream_t *st)
     start_timer(st, PT_STREAM_TIMER_ROUTE, timeout_ms);
 }
 
-void pt_stream_on_upstream_ready(pt_stream_t *st)
+static void on_upstream_ready(void *ctx, bool is_reused)
 {
+    pt_stream_t *st = ctx;
     pt_upstream_t *up = st->upstream;
     pt_worker_t *w = worker_of(st);
-    if (up->is_reused)
+    if (is_reused)
         PT_STAT_INC(&w->stats, upstream_rq_reused_connection);
-    pt_upstream_expect_response(up, &st->arena);
-    write_request_head(st);
+    pt_upstream_send_head(up, pt_stream_request_head(st, pt_route_action_authority(st)),
+                          &st->arena);
     st->upstream_head_sent = true;
     st->upstream_start_ms = uv_now(&w->loop);
     /* A retry sends the kept body from its start; what came during the backoff is in it. */
     for (pt_body_piece_t *p = st->retries > 0 ? st->kept_body : st->pending_body; p != NULL;
          p = p->next)
-        send_request_body(st, p->data, p->len, p->pin);
+        pt_upstream_send_data(up, p->data, p->len, p->pin);
     free_pending_body(st);
     if (!pt_upstream_is_write_congested(up))
         pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
@@ -972,22 +882,14 @@ void pt_stream_on_upstream_ready(pt_stream_t *st)
         end_request_upstream(st);
         return;
     }
-    /* RFC 9110 §10.1.1: the client waits for 100 before sending the body. Petrel answers it
-     * itself once the upstream is reachable (the Expect header is not forwarded), so a request
-     * refused before that point costs the client no upload. */
-    if (st->request->expects_continue && st->request->version == PT_HTTP_11 && !st->sent_continue &&
-        st->bytes_received == 0) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
-        pt_conn_write(st->conn, NULL, 0, &b, 1, NULL, NULL);
-        st->sent_continue = true;
-    }
+    /* Petrel answers Expect: 100-continue itself once the upstream is reachable (the header is
+     * not forwarded), so a request refused before that point costs the client no upload. */
+    pt_conn_send_continue(st->conn, st->request);
 }
 
 void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
 {
     st->bytes_received += len;
-    st->sent_continue = true; /* the client did not wait for it */
     if (st->mirror != NULL)
         pt_mirror_body(st->mirror, data, len, pin);
     if (st->response_complete)
@@ -1008,7 +910,7 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
         st->pending_tail = &p->next;
         return;
     }
-    send_request_body(st, data, len, pin);
+    pt_upstream_send_data(st->upstream, data, len, pin);
     if (pt_upstream_is_write_congested(st->upstream))
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
 }
@@ -1029,8 +931,9 @@ void pt_stream_on_request_complete(pt_stream_t *st)
     maybe_finish(st);
 }
 
-void pt_stream_on_upstream_drained(pt_stream_t *st)
+static void on_upstream_drained(void *ctx)
 {
+    pt_stream_t *st = ctx;
     if (st->upstream_head_sent)
         pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
 }
@@ -1045,7 +948,12 @@ void pt_stream_on_downstream_drained(pt_stream_t *st)
 
 /* --- failures --- */
 
-void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
+/* The upstream failed: connect failure (UF), reset or EOF before the response (URX, retried
+ * once on a fresh connection when the failed one was reused and the request is replayable),
+ * invalid response (UPE, 502). After the response head went downstream the client's connection
+ * is closed instead (UC), so a cut response never looks complete. The upstream has already
+ * detached itself and closes. */
+static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
 {
     pt_worker_t *w = worker_of(st);
     pt_upstream_t *up = st->upstream;
@@ -1151,7 +1059,7 @@ static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
            reserve_retry(st, PT_STAT_retries_status);
 }
 
-int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
+static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
 {
     pt_conn_t *c = st->conn;
     pt_worker_t *w = c->worker;
@@ -1188,118 +1096,40 @@ int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         return -1;
     }
     st->status = h->status;
-    bool no_body = is_head_request(st) || h->status == 204 || h->status == 304 || h->status == 101;
-    st->response_no_body = no_body;
-    if (st->request->is_upgrade && h->status != 101)
-        c->close_after_response = true; /* the client may have sent tunnel bytes already */
-    if (!no_body && h->content_length < 0) {
-        if (st->request->version >= PT_HTTP_11)
-            st->response_chunked = true;
-        else
-            st->response_close_delimited = true;
-    }
-    if (st->response_close_delimited || w->is_draining)
-        c->close_after_response = true;
-
-    size_t size = 64 + h->reason.len + 64 + 24; /* + room for a first chunk-size line */
-    for (size_t i = 0; i < h->n_headers; i++)
-        size += h->headers[i].name.len + h->headers[i].value.len + 4;
-    size += h->upgrade.len;
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    char *p = slab->data;
-    if (h->reason.len > 0) {
-        p += sprintf(p, "HTTP/1.1 %d ", h->status);
-        memcpy(p, h->reason.base, h->reason.len);
-        p += h->reason.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    } else {
-        p += sprintf(p, "HTTP/1.1 %d %s\r\n", h->status, reason_phrase(h->status));
-    }
-    for (size_t i = 0; i < h->n_headers; i++)
-        if (!(h->headers[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
-            p = put_header(p, h->headers[i].name, h->headers[i].value);
-    if (h->status == 101) {
-        p += sprintf(p, "connection: upgrade\r\nupgrade: ");
-        memcpy(p, h->upgrade.base, h->upgrade.len);
-        p += h->upgrade.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    } else {
-        /* A HEAD or 304 answer keeps the Content-Length of what it describes (RFC 9110 §8.6). */
-        if (h->content_length >= 0 && h->status != 204)
-            p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
-        else if (st->response_chunked)
-            p += sprintf(p, "transfer-encoding: chunked\r\n");
-        if (c->close_after_response)
-            p += sprintf(p, "connection: close\r\n");
-        else if (st->request->version == PT_HTTP_10)
-            p += sprintf(p, "connection: keep-alive\r\n");
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    st->response_head = slab;
-    st->response_head_len = (size_t)(p - slab->data);
+    pt_conn_send_head(c, st->request, h);
     st->response_head_sent = true;
     if (h->status == 101)
         st->is_tunnel = true;
-    return is_head_request(st) ? PT_HTTP1_SKIP_BODY : 0;
+    return is_head_request(st) ? PT_CODEC_SKIP_BODY : 0;
 }
 
-void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *pin)
 {
-    if (st->response_no_body || len == 0)
+    pt_stream_t *st = ctx;
+    if (!pt_conn_send_data(st->conn, data, len, pin))
         return;
     st->bytes_sent += len;
-    uv_buf_t body = uv_buf_init((char *)data, (unsigned)len);
-    if (st->response_head != NULL) {
-        pt_buf_t *head = st->response_head;
-        size_t head_len = st->response_head_len;
-        if (st->response_chunked)
-            head_len += (size_t)sprintf(head->data + head_len, "%zx\r\n", len);
-        st->response_head = NULL;
-        pt_conn_write2(st->conn, uv_buf_init(head->data, (unsigned)head_len), head, body, pin,
-                       st->response_chunked ? "\r\n" : NULL);
-        pt_buf_unref(head);
-    } else if (st->response_chunked) {
-        pt_conn_write_chunk(st->conn, data, len, pin);
-    } else {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        pt_conn_write(st->conn, NULL, 0, &b, 1, NULL, pin);
-    }
     if (!st->is_upstream_read_paused && pt_conn_is_write_congested(st->conn)) {
         st->is_upstream_read_paused = true;
         pt_upstream_pause_reading(st->upstream);
     }
 }
 
-void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
+static void on_response_trailers(void *ctx, pt_header_t *t, size_t n)
 {
+    pt_stream_t *st = ctx;
     st->response_trailers = t;
     st->n_response_trailers = n;
 }
 
-void pt_stream_on_response_complete(pt_stream_t *st)
+static void on_response_end(void *ctx)
 {
+    pt_stream_t *st = ctx;
     pt_conn_t *c = st->conn;
     pt_upstream_t *up = st->upstream;
     stop_timer(st);
     st->response_complete = true;
-    uv_buf_t last = uv_buf_init(NULL, 0);
-    pt_buf_t *last_slab = NULL;
-    if (st->response_chunked)
-        last_slab = last_chunk_slab(st->response_trailers, st->n_response_trailers, &last);
-    if (st->response_head != NULL) {
-        pt_buf_t *head = st->response_head;
-        st->response_head = NULL;
-        pt_conn_write2(c, uv_buf_init(head->data, (unsigned)st->response_head_len), head, last,
-                       last_slab, NULL);
-        pt_buf_unref(head);
-    } else if (last_slab != NULL) {
-        pt_conn_write(c, NULL, 0, &last, 1, NULL, last_slab);
-    }
-    if (last_slab != NULL)
-        pt_buf_unref(last_slab);
+    pt_conn_send_end(c, st->response_trailers, st->n_response_trailers);
     if (st->is_tunnel) {
         st->upstream = NULL;
         up->stream = NULL;
@@ -1313,3 +1143,30 @@ void pt_stream_on_response_complete(pt_stream_t *st)
     pt_upstream_release(up, st->request_complete);
     maybe_finish(st);
 }
+
+/* --- the upstream exchange's events (proxy/codec.h) --- */
+
+static int on_response_head(void *ctx, pt_http_msg_t *head)
+{
+    return pt_stream_on_response_head(ctx, head);
+}
+
+static void on_upstream_reset(void *ctx, pt_codec_reset_t why, bool was_reused)
+{
+    if (why == PT_CODEC_RESET_CONNECT_FAILURE)
+        pt_stream_on_upstream_error(ctx, PT_FLAG_UF, 503);
+    else if (why == PT_CODEC_RESET_PROTOCOL_ERROR)
+        pt_stream_on_upstream_error(ctx, PT_FLAG_UPE, 502);
+    else
+        pt_stream_on_upstream_error(ctx, PT_FLAG_URX, 503);
+}
+
+static const pt_codec_stream_cbs_t upstream_cbs = {
+    .on_ready = on_upstream_ready,
+    .on_head = on_response_head,
+    .on_data = on_response_data,
+    .on_trailers = on_response_trailers,
+    .on_end = on_response_end,
+    .on_reset = on_upstream_reset,
+    .on_drained = on_upstream_drained,
+};

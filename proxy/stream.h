@@ -120,14 +120,9 @@ typedef struct pt_stream {
     bool upstream_head_sent; /* request head queued upstream */
     bool response_head_sent; /* response head queued downstream */
     bool response_complete;
-    bool response_chunked;         /* downstream framing is chunked */
-    bool response_close_delimited; /* downstream framing ends with the connection */
-    bool response_no_body;         /* HEAD / 204 / 304 / 1xx */
-    bool sent_continue;            /* 100 Continue answered downstream */
-    bool is_tunnel;                /* upgrade accepted (101): bytes relayed both ways */
-    pt_relay_t *tunnel;            /* that relay, which writes the access-log line when it ends */
-    bool request_chunked;          /* upstream request framing is chunked */
-    bool is_upstream_read_paused;  /* downstream congestion paused the upstream's reads */
+    bool is_tunnel;               /* upgrade accepted (101): bytes relayed both ways */
+    pt_relay_t *tunnel;           /* that relay, which writes the access-log line when it ends */
+    bool is_upstream_read_paused; /* downstream congestion paused the upstream's reads */
     /* retries and circuit breakers (the attempt loop around forward()) */
     const pt_retry_policy_t *retry; /* the route's, or Petrel's default for the method */
     const pt_endpoint_t *tried[PT_STREAM_MAX_TRIED];
@@ -151,9 +146,6 @@ typedef struct pt_stream {
     bool replayed_reused;           /* replayed once after a reused connection failed */
     bool overloaded;                /* 503 UO: x-envoy-overloaded */
     pt_list_t pending_link;         /* in worker->pending while waiting for a slot */
-    pt_buf_t *response_head;        /* serialized head not written yet: it goes out with the
-                                       first body bytes or at the end, in one write */
-    size_t response_head_len;
     pt_header_t *response_trailers; /* written with the last chunk */
     size_t n_response_trailers;
     pt_trace_span_t *trace; /* Petrel's span (arena); NULL when spec.tracing is off */
@@ -189,30 +181,17 @@ const pt_http_route_t *pt_stream_route(pt_stream_t *st);
 /* For a filter that returns PT_FILTER_PAUSE: the stream's timer runs the chain on from the
  * next filter after ms milliseconds. */
 void pt_stream_resume_after(pt_stream_t *st, uint64_t ms);
-/* The request head as it goes upstream, with authority as its Host: the route's rewrites and
- * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id,
- * x-envoy-attempt-count and the framing. The one request writer, for the attempts and the
- * mirror's copies alike. Returns a new slab (the caller's ref) and its length in *head_len. */
-pt_buf_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority, size_t *head_len);
+/* The request as it goes upstream, with authority as its Host: the route's rewrites and
+ * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id and
+ * x-envoy-attempt-count, in st's arena. The one request builder, for the attempts and the
+ * mirror's copies alike; the client codec frames it. */
+pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority);
 /* Envoy's RESPONSE_CODE_DETAILS for how st ended ("via_upstream", "route_not_found",
  * "upstream_reset_before_response_started{connection_failure}", ...), from its flag, or NULL
  * when nothing was answered. The string is static or in st's arena. */
 const char *pt_stream_response_code_details(const pt_stream_t *st);
 
-/* --- Called by the upstream connection (upstream.c) --- */
-void pt_stream_on_upstream_ready(pt_stream_t *st);
-/* The upstream failed: connect failure (UF), reset or EOF before the response (URX, retried
- * once on a fresh connection when the failed one was reused and the request is replayable),
- * invalid response (UPE, 502). After the response head went downstream the client's connection
- * is closed instead (UC), so a cut response never looks complete. The upstream has already
- * detached itself and closes. */
-void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status);
-int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *head);
-void pt_stream_on_response_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
-void pt_stream_on_response_trailers(pt_stream_t *st, pt_header_t *t, size_t n);
-void pt_stream_on_response_complete(pt_stream_t *st);
-/* The upstream write queue fell below its low watermark. */
-void pt_stream_on_upstream_drained(pt_stream_t *st);
+/* --- Called by the worker's pools (upstream.c) --- */
 /* A connection slot of cs was given back on this worker: the oldest request of this worker
  * waiting for one looks again at once (upstream.c). */
 void pt_stream_wake_pending(pt_worker_t *w, const pt_cluster_state_t *cs);

@@ -1,9 +1,6 @@
 /* proxy/upstream.c
- * Upstream HTTP/1.1 connections: connect with a timeout, write requests, parse responses and
- * hand their parts to the stream, and keep-alive pooling per worker and endpoint address.
- *
- * Completion is acted on after the codec returns, never from inside its callbacks, so that a
- * stream releasing its connection never re-enters the parser that is running. */
+ * Upstream connections: connect with a timeout, read and write for the connection's client
+ * codec (http1_client.c), and keep-alive pooling per worker and endpoint address. */
 #include "upstream.h"
 
 #include <netinet/in.h>
@@ -16,7 +13,7 @@
 #include "conn.h"
 #include "keep_alive.h"
 #include "log.h"
-#include "stream.h"
+#include "stream.h" /* pt_stream_wake_pending */
 #include "tls_upstream.h"
 #include "write.h"
 
@@ -24,7 +21,6 @@
  * nothing needs keeping. */
 static _Thread_local char idle_scratch[64];
 
-static void process(pt_upstream_t *up);
 static void on_purge_timer(uv_timer_t *t);
 
 static void on_handle_closed(pt_upstream_t *up)
@@ -75,7 +71,7 @@ static void unlink_idle(pt_upstream_t *up)
     }
 }
 
-static void close_upstream(pt_upstream_t *up)
+void pt__upstream_close(pt_upstream_t *up)
 {
     if (up->is_closing)
         return;
@@ -87,64 +83,20 @@ static void close_upstream(pt_upstream_t *up)
     uv_close((uv_handle_t *)&up->tcp, on_close);
 }
 
-/* Detaches from the stream, closes, and tells the stream. */
-static void fail(pt_upstream_t *up, pt_flag_t flag, int status)
+/* Detaches from the exchange, closes, and tells its owner. */
+void pt__upstream_fail(pt_upstream_t *up, pt_codec_reset_t why)
 {
-    pt_stream_t *st = up->stream;
-    close_upstream(up);
-    if (st != NULL)
-        pt_stream_on_upstream_error(st, flag, status);
+    void *owner = up->stream;
+    const pt_codec_stream_cbs_t *cbs = up->cbs;
+    pt__upstream_close(up);
+    if (owner != NULL)
+        cbs->on_reset(owner, why, up->is_reused);
 }
 
 void pt__upstream_connect_failed(pt_upstream_t *up)
 {
-    fail(up, PT_FLAG_UF, 503);
+    pt__upstream_fail(up, PT_CODEC_RESET_CONNECT_FAILURE);
 }
-
-/* --- codec callbacks --- */
-
-static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
-{
-    pt_upstream_t *up = p->data;
-    up->last_status = head->status;
-    up->is_response_keep_alive = p->framing.is_keep_alive;
-    const pt_header_t *ka = pt_http_msg_find_header(head, "keep-alive");
-    up->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
-    if (up->stream == NULL)
-        return -1;
-    return pt_stream_on_response_head(up->stream, head);
-}
-
-static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
-{
-    pt_upstream_t *up = p->data;
-    if (up->stream == NULL)
-        return -1;
-    pt_stream_on_response_body(up->stream, at, len, up->in.buf);
-    return up->stream == NULL ? -1 : 0;
-}
-
-static int on_trailers(pt_http1_parser_t *p, pt_header_t *t, size_t n)
-{
-    pt_upstream_t *up = p->data;
-    if (up->stream != NULL)
-        pt_stream_on_response_trailers(up->stream, t, n);
-    return 0;
-}
-
-static int on_complete(pt_http1_parser_t *p)
-{
-    pt_upstream_t *up = p->data;
-    up->is_response_done = true;
-    return 0;
-}
-
-static const pt_http1_callbacks_t response_callbacks = {
-    .on_head = on_head,
-    .on_body = on_body,
-    .on_trailers = on_trailers,
-    .on_complete = on_complete,
-};
 
 /* --- reading --- */
 
@@ -160,70 +112,30 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     *out = uv_buf_init(at, (unsigned)size);
 }
 
-static void complete_response(pt_upstream_t *up)
-{
-    pt_stream_t *st = up->stream;
-    up->is_response_done = false;
-    pt_stream_on_response_complete(st); /* releases or hands off up */
-}
-
-static void process(pt_upstream_t *up)
-{
-    while (up->stream != NULL && up->in.buf != NULL && up->in.off < up->in.len) {
-        size_t consumed = 0;
-        int r = pt_http1_parser_execute(&up->parser, up->in.buf->data + up->in.off,
-                                        up->in.len - up->in.off, &consumed);
-        up->in.off += consumed;
-        if (r == PT_HTTP1_OK)
-            break;
-        if (r == PT_HTTP1_PAUSED) {
-            if (up->last_status < 200 && up->last_status != 101) {
-                /* An interim response: the final one follows on the same connection. */
-                up->is_response_done = false;
-                pt_http1_parser_resume(&up->parser);
-                continue;
-            }
-            complete_response(up);
-            return;
-        }
-        if (r == PT_HTTP1_EINVALID || (r == PT_HTTP1_ECALLBACK && up->stream != NULL)) {
-            pt_log_debug("upstream sent an invalid response: %s",
-                         r == PT_HTTP1_EINVALID ? up->parser.error_reason : "refused");
-            fail(up, PT_FLAG_UPE, 502);
-        } else if (!up->is_closing) {
-            close_upstream(up);
-        }
-        return;
-    }
-    pt_rbuf_drop_consumed(&up->in);
-}
-
 void pt__upstream_on_read(pt_upstream_t *up, ssize_t nread)
 {
     if (up->stream == NULL) {
         /* Idle in the pool: the upstream closed it, or sent bytes nobody asked for. */
         if (nread != 0) {
             PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
-            close_upstream(up);
+            pt__upstream_close(up);
         }
         return;
     }
     if (nread > 0) {
         up->in.len += (size_t)nread;
         up->has_response_bytes = true;
-        process(up);
+        pt_http1_client_on_bytes(&up->codec);
         return;
     }
     pt_rbuf_drop_consumed(&up->in);
     if (nread == 0)
         return;
     up->is_peer_eof = true;
-    if (nread == UV_EOF && pt_http1_parser_in_message(&up->parser) &&
-        pt_http1_parser_finish(&up->parser) == PT_HTTP1_OK && up->is_response_done) {
-        complete_response(up); /* a close-delimited body ended */
-        return;
-    }
-    fail(up, PT_FLAG_URX, 503);
+    if (nread == UV_EOF)
+        pt_http1_client_on_eof(&up->codec);
+    else
+        pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -263,15 +175,15 @@ void pt__upstream_on_write_done(void *owner, int status)
     if (up->is_closing || up->is_handed_off || up->stream == NULL)
         return;
     if (status < 0) {
-        fail(up, PT_FLAG_URX, 503);
+        pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
         return;
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) <= PT_WRITE_LOW_WATERMARK)
-        pt_stream_on_upstream_drained(up->stream);
+        up->cbs->on_drained(up->stream);
 }
 
-int pt_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
-                      const uv_buf_t *bufs, unsigned n, const char *suffix, pt_buf_t *pin)
+int pt__upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
+                       const uv_buf_t *bufs, unsigned n, const char *suffix, pt_buf_t *pin)
 {
     if (up->is_closing)
         return UV_ECANCELED;
@@ -281,17 +193,19 @@ int pt_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
                     pt__upstream_on_write_done, up);
 }
 
-int pt_upstream_write_chunk(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin)
+int pt_upstream_send_head(pt_upstream_t *up, const pt_http_msg_t *req, pt_arena_t *arena)
 {
-    if (up->is_closing)
-        return UV_ECANCELED;
-    if (up->tls != NULL) {
-        char size_line[24];
-        int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        return pt_tls_upstream_write(up, size_line, (size_t)k, &b, 1, "\r\n");
-    }
-    return pt_write_chunk((uv_stream_t *)&up->tcp, data, len, pin, pt__upstream_on_write_done, up);
+    return pt_http1_client_send_head(&up->codec, req, arena);
+}
+
+int pt_upstream_send_data(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin)
+{
+    return pt_http1_client_send_data(&up->codec, data, len, pin);
+}
+
+int pt_upstream_send_end(pt_upstream_t *up, const pt_header_t *trailers, size_t n)
+{
+    return pt_http1_client_send_end(&up->codec, trailers, n);
 }
 
 bool pt_upstream_is_write_congested(pt_upstream_t *up)
@@ -307,12 +221,12 @@ static void on_timer(uv_timer_t *t)
     if (!up->is_connected) {
         if (up->connect_error == 0)
             PT_STAT_INC(&up->worker->stats, upstream_cx_connect_timeout);
-        fail(up, PT_FLAG_UF, 503);
+        pt__upstream_connect_failed(up);
         return;
     }
     if (up->stream == NULL) {
         PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
-        close_upstream(up);
+        pt__upstream_close(up);
     }
 }
 
@@ -343,7 +257,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     if (status < 0) {
         up->connect_error = status;
-        fail(up, PT_FLAG_UF, 503);
+        pt__upstream_connect_failed(up);
         return;
     }
     uv_tcp_nodelay(&up->tcp, 1);
@@ -360,7 +274,7 @@ void pt__upstream_connected(pt_upstream_t *up)
     up->is_connected = true;
     uv_timer_stop(&up->timer);
     update_reading(up);
-    pt_stream_on_upstream_ready(up->stream);
+    up->cbs->on_ready(up->stream, false);
 }
 
 static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
@@ -392,7 +306,8 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
 }
 
 pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
-                                   pt_stream_t *st, bool fresh, bool *is_ready)
+                                   const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
+                                   bool *is_ready)
 {
     pt_pool_t *pool = find_pool(w, ep);
     if (!fresh && !pt_list_is_empty(&pool->idle)) {
@@ -400,7 +315,8 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
         unlink_idle(up);
         uv_timer_stop(&up->timer);
         begin_busy(up);
-        up->stream = st;
+        up->stream = ctx;
+        up->cbs = cbs;
         up->counted = cl->state;
         up->is_reused = true;
         up->has_response_bytes = false;
@@ -414,7 +330,8 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     up->worker = w;
     up->pool = pool;
     begin_busy(up);
-    up->stream = st;
+    up->stream = ctx;
+    up->cbs = cbs;
     up->requests = 1;
     up->counted = cl->state;
     up->max_requests = cl->pool.max_requests_per_connection;
@@ -426,7 +343,6 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     up->keepalive_time_s = cl->pool.keepalive_time_s;
     up->keepalive_interval_s = cl->pool.keepalive_interval_s;
     up->keepalive_probes = cl->pool.keepalive_probes;
-    up->keep_alive_s = -1;
     pt_list_init(&up->link);
     uv_tcp_init(&w->loop, &up->tcp);
     uv_timer_init(&w->loop, &up->timer);
@@ -435,7 +351,7 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     if (ep->tls != NULL && ep->tls->ctx != NULL &&
         (up->tls = pt_tls_upstream_new(ep->tls, cl)) == NULL)
         abort();
-    pt_http1_parser_init(&up->parser, true, &response_callbacks, up, NULL);
+    pt_http1_client_init(&up->codec, up);
     PT_STAT_INC(&w->stats, upstream_cx_total);
     PT_STAT_INC(&w->stats, upstream_cx_active);
     *is_ready = false;
@@ -454,13 +370,6 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     return up;
 }
 
-void pt_upstream_expect_response(pt_upstream_t *up, pt_arena_t *arena)
-{
-    pt_http1_parser_set_arena(&up->parser, arena);
-    up->is_response_done = false;
-    up->last_status = 0;
-}
-
 void pt_upstream_release(pt_upstream_t *up, bool reusable)
 {
     pt_worker_t *w = up->worker;
@@ -469,15 +378,13 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
     if (up->is_closing || up->is_handed_off)
         return;
     /* Closed before the upstream's announced idle timeout can race a request written on it. */
-    uint64_t idle_ms = pt_keep_alive_idle_ms(up->idle_timeout_ms, up->keep_alive_s);
-    bool leftover = up->in.buf != NULL && up->in.off < up->in.len;
+    uint64_t idle_ms = pt_keep_alive_idle_ms(up->idle_timeout_ms, up->codec.keep_alive_s);
     uint64_t now = uv_now(&w->loop);
     bool worn_out = (up->max_requests > 0 && up->requests >= up->max_requests) ||
                     (up->expires_ms > 0 && now >= up->expires_ms);
-    if (!reusable || !up->is_connected || up->is_peer_eof || !up->is_response_keep_alive ||
-        leftover || pt_http1_parser_in_message(&up->parser) || w->is_draining || worn_out ||
-        idle_ms == 0) {
-        close_upstream(up);
+    if (!reusable || !up->is_connected || up->is_peer_eof ||
+        !pt_http1_client_is_reusable(&up->codec) || w->is_draining || worn_out || idle_ms == 0) {
+        pt__upstream_close(up);
         return;
     }
     /* An idle connection holds no maxConnections slot: idle connections on one worker must
@@ -488,7 +395,7 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
         up->counted = NULL;
     }
     pt_rbuf_drop_consumed(&up->in);
-    pt_http1_parser_resume(&up->parser);
+    pt_http1_parser_resume(&up->codec.parser);
     up->is_read_paused = false;
     update_reading(up);
     pt_list_insert_head(&up->pool->idle, &up->link);
@@ -525,7 +432,7 @@ uint32_t pt_upstream_purge_idle(pt_worker_t *w)
             uint32_t keep = p->est_need > p->n_busy ? p->est_need - p->n_busy : 0;
             while (p->n_idle > keep) { /* the least recently used go first */
                 PT_STAT_INC(&w->stats, upstream_cx_idle_purged);
-                close_upstream(PT_CONTAINER_OF(p->idle.prev, pt_upstream_t, link));
+                pt__upstream_close(PT_CONTAINER_OF(p->idle.prev, pt_upstream_t, link));
             }
             p->peak_busy = p->n_busy;
             idle += p->n_idle;
@@ -545,7 +452,7 @@ void pt_upstream_close_idle(pt_worker_t *w)
     for (unsigned b = 0; b < PT_POOL_BUCKETS; b++)
         for (pt_pool_t *p = w->pools[b]; p != NULL; p = p->next)
             while (!pt_list_is_empty(&p->idle))
-                close_upstream(PT_CONTAINER_OF(p->idle.next, pt_upstream_t, link));
+                pt__upstream_close(PT_CONTAINER_OF(p->idle.next, pt_upstream_t, link));
 }
 
 void pt_upstream_free_pools(pt_worker_t *w)

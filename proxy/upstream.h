@@ -1,13 +1,20 @@
 /* proxy/upstream.h
- * Upstream HTTP/1.1 connections and the per-worker keep-alive pools they live in between
- * requests. A pool is keyed by the endpoint's address and TLS settings (as text), not by a
- * config object, so pooled connections outlive config snapshots; a plaintext and a TLS
- * connection, or two with different SNIs or certificates, never share one. An idle pooled
- * connection keeps reading (into no buffer of its own) so that an upstream close is noticed
- * and the socket dropped at once.
+ * Upstream connections and the per-worker keep-alive pools they live in between exchanges.
+ * A pool is keyed by the endpoint's address and TLS settings (as text), not by a config
+ * object, so pooled connections outlive config snapshots; a plaintext and a TLS connection, or
+ * two with different SNIs or certificates, never share one. An idle pooled connection keeps
+ * reading (into no buffer of its own) so that an upstream close is noticed and the socket
+ * dropped at once.
  *
- * Lifetime: a pt_upstream_t is freed in the close callback of its last handle. While a stream
- * uses it, up->stream points at that stream; pt_upstream_release() gives it back. */
+ * Each connection owns one client codec (proxy/codec.h; HTTP/1: http1_client.c), which frames
+ * requests, parses responses and delivers them to the exchange's owner through the callbacks
+ * that owner gave pt_upstream_acquire(). The API names an exchange, not a connection: acquire
+ * starts one and release ends it. An HTTP/1 connection carries one exchange at a time, so
+ * there the handle is the connection itself; a multiplexing codec would hand out one per
+ * stream on a shared connection.
+ *
+ * Lifetime: a pt_upstream_t is freed in the close callback of its last handle. While an
+ * exchange runs, up->stream is its owner's ctx; pt_upstream_release() gives it back. */
 #ifndef PT_UPSTREAM_H
 #define PT_UPSTREAM_H
 
@@ -17,11 +24,11 @@
 
 #include "../config/config.h"
 #include "buf.h"
-#include "http1.h"
+#include "codec.h"
+#include "http1_client.h"
 #include "list.h"
 #include "worker.h"
 
-typedef struct pt_stream pt_stream_t;
 typedef struct pt_upstream pt_upstream_t;
 
 struct pt_pool {
@@ -44,11 +51,12 @@ struct pt_upstream {
     uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
     pt_worker_t *worker;
     pt_pool_t *pool;
-    pt_list_t link;           /* in pool->idle while idle */
-    pt_stream_t *stream;      /* the stream using it; NULL when idle or closing */
-    pt_http1_parser_t parser; /* responses */
-    pt_rbuf_t in;             /* bytes read from the upstream (plaintext) */
-    uint64_t requests;        /* requests sent on this connection */
+    pt_list_t link;                   /* in pool->idle while idle */
+    void *stream;                     /* the exchange's owner (cbs' ctx); NULL: idle or closing */
+    const pt_codec_stream_cbs_t *cbs; /* that owner's events */
+    pt_http1_client_t codec;          /* frames requests, parses responses */
+    pt_rbuf_t in;                     /* bytes read from the upstream (plaintext) */
+    uint64_t requests;                /* requests sent on this connection */
     uint8_t handles_open;
     bool is_connected;
     bool is_busy;            /* counted in pool->n_busy: a stream uses it */
@@ -58,9 +66,6 @@ struct pt_upstream {
     bool is_read_paused;
     bool is_handed_off;          /* the socket belongs to a relay now */
     bool is_peer_eof;            /* the upstream closed its side */
-    bool is_response_done;       /* the parser completed the current response */
-    bool is_response_keep_alive; /* the current response allows another request */
-    int last_status;             /* status of the last response head */
     int connect_error;           /* a connect that failed at once, reported from the timer */
     pt_cluster_state_t *counted; /* holds a maxConnections slot of this cluster while in use;
                                     NULL: none (idle in the pool) */
@@ -69,29 +74,29 @@ struct pt_upstream {
     uint64_t expires_ms;         /* maxConnectionDuration's end (uv_now); 0: never */
     bool has_keepalive;          /* tcpKeepalive: set once connected, 0 = the system's value */
     uint32_t keepalive_time_s, keepalive_interval_s, keepalive_probes;
-    /* The last response's `Keep-Alive: timeout=` in seconds; -1: none (proxy/keep_alive.h). */
-    int64_t keep_alive_s;
     /* TLS origination (proxy/tls_upstream.c); NULL: plaintext. */
     struct pt_tls_upstream *tls;
 };
 
-/* Takes a connection to ep (an endpoint of cl) for st: an idle pooled one (then *is_ready is
- * true and the caller goes on at once) or a new one (pt_stream_on_upstream_ready / _error
- * follow later). Never NULL. fresh forces a new connection. The maxConnections slot the
- * caller took is given back when the connection goes idle or is freed. The cluster's
- * connectionPool sets the connect and idle timeouts, keep-alive, the request and age limits. */
+/* Starts an exchange with ep (an endpoint of cl) for the owner ctx, whose events go to cbs:
+ * on an idle pooled connection (then *is_ready is true and the caller goes on at once) or on a
+ * new one (cbs->on_ready or on_reset follow later). Never NULL. fresh forces a new connection.
+ * The maxConnections slot the caller took is given back when the connection goes idle or is
+ * freed. The cluster's connectionPool sets the connect and idle timeouts, keep-alive, the
+ * request and age limits. */
 pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
-                                   pt_stream_t *st, bool fresh, bool *is_ready);
-/* Sets where the next response head is built (the stream's arena). Whether the response has
- * a body (a reply to HEAD) is the stream's answer to on_head. */
-void pt_upstream_expect_response(pt_upstream_t *up, pt_arena_t *arena);
-int pt_upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
-                      const uv_buf_t *bufs, unsigned n, const char *suffix, pt_buf_t *pin);
-int pt_upstream_write_chunk(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin);
+                                   const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
+                                   bool *is_ready);
+/* The exchange's request, through the connection's codec: the head (the response head is
+ * built in arena), body pieces, and the end with its trailers. Return 0 or a libuv error. */
+int pt_upstream_send_head(pt_upstream_t *up, const pt_http_msg_t *req, pt_arena_t *arena);
+int pt_upstream_send_data(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin);
+int pt_upstream_send_end(pt_upstream_t *up, const pt_header_t *trailers, size_t n);
 bool pt_upstream_is_write_congested(pt_upstream_t *up);
 void pt_upstream_pause_reading(pt_upstream_t *up);
 void pt_upstream_resume_reading(pt_upstream_t *up);
-/* The stream is done with it: back to the pool when reusable, closed otherwise. */
+/* The owner is done with the exchange: the connection goes back to the pool when reusable
+ * (and its codec agrees), closed otherwise. */
 void pt_upstream_release(pt_upstream_t *up, bool reusable);
 /* After a 101: gives up the socket to a relay, with what was read past the response (the
  * slab passes to the caller). The relay calls pt_upstream_on_tunnel_closed() when it has
@@ -108,5 +113,12 @@ uint32_t pt_upstream_purge_idle(pt_worker_t *w); /* returns the idle connections
 void pt_upstream_close_idle(pt_worker_t *w);
 /* Frees the worker's pools once its loop has ended. */
 void pt_upstream_free_pools(pt_worker_t *w);
+
+/* For the connection's codec (http1_client.c): raw bytes out (TLS-encrypted when the
+ * connection is), a close, and a close that resets the exchange. */
+int pt__upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
+                       const uv_buf_t *bufs, unsigned n, const char *suffix, pt_buf_t *pin);
+void pt__upstream_close(pt_upstream_t *up);
+void pt__upstream_fail(pt_upstream_t *up, pt_codec_reset_t why);
 
 #endif

@@ -22,6 +22,7 @@
 #include "../filters/l4_registry.h"
 #include "buf.h"
 #include "conn.h"
+#include "http1_server.h"
 #include "l4_proxy.h"
 #include "lb.h"
 #include "log.h"
@@ -493,7 +494,7 @@ static void worker_main(void *arg)
         pt_log_warn("worker %u: handles still open at exit", w->id);
     pt_upstream_free_pools(w);
     pt_stream_free_cache(w);
-    pt_conn_free_cache(w);
+    pt_http1_server_free_cache(w);
     pt_buf_trim();
     pt_write_trim();
     pt_scratch_unmap();

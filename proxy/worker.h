@@ -72,13 +72,13 @@ struct pt_worker {
     pt_pool_t *pools[PT_POOL_BUCKETS]; /* upstream keep-alive pools by endpoint address */
     struct pt_stream *cached_streams;  /* free streams for reuse (stream.c) */
     uint32_t n_cached_streams;
-    void *cached_parsers; /* free request parsers for reuse (conn.c) */
+    struct pt_http1_server *cached_servers; /* free server codecs for reuse (http1_server.c) */
     /* Downstream connections' deadlines (header read, idle, capture: conn.c), one list per
      * kind in deadline order, under one timer armed for the earliest. */
     pt_list_t conn_deadlines[PT_WORKER_CONN_TIMER_LISTS];
     uv_timer_t conn_timer;
     uint64_t conn_timer_due; /* what conn_timer is armed for (uv_now); UINT64_MAX: nothing */
-    uint32_t n_cached_parsers;
+    uint32_t n_cached_servers;
     pt_access_log_t access_log;
     bool is_draining;
     /* A sidecar's drain, first step: inbound closed and draining while the outbound capture
