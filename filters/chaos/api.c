@@ -269,6 +269,17 @@ static void serve_proxies(req_t *r, int method, const char *body, size_t len)
 }
 
 /* Whether listen asks for any free port (":0"): the port the proxy got then matches it. */
+/* Is v a number with no fraction from min to max? The range is checked before the conversion
+ * to an integer, which is undefined for a double outside int64_t's range (1e39, NaN). */
+static bool is_whole_in(const pt_json_t *v, int64_t min, int64_t max)
+{
+    if (v->type != PT_JSON_NUMBER || !(v->num >= (double)min && v->num <= (double)max))
+        return false;
+    if (!(v->num > -9.0e18 && v->num < 9.0e18)) /* (double)INT64_MAX rounds up to 2^63 */
+        return false;
+    return v->num == (double)(int64_t)v->num;
+}
+
 static bool asks_any_port(const char *listen)
 {
     const char *colon = strrchr(listen, ':');
@@ -375,8 +386,7 @@ static int read_attributes(req_t *r, const pt_json_t *a, pt_toxic_t *t)
             answer_error(r, 400, msg);
             return -1;
         }
-        if (m->type != PT_JSON_NUMBER || m->num != (double)(int64_t)m->num ||
-            m->num < (double)at->min || m->num > (double)at->max) {
+        if (!is_whole_in(m, at->min, at->max)) {
             snprintf(msg, sizeof(msg),
                      "attributes.%s: must be a whole number from %" PRId64 " to %" PRId64, m->key,
                      at->min, at->max);
@@ -415,8 +425,7 @@ static int read_safety(req_t *r, const pt_json_t *o, pt_toxic_t *t, bool *has_tt
         const pt_json_t *v = pt_json_get(o, ints[i].key);
         if (v == NULL)
             continue;
-        if (v->type != PT_JSON_NUMBER || v->num != (double)(int64_t)v->num || v->num < 0 ||
-            v->num > (double)ints[i].max) {
+        if (!is_whole_in(v, 0, ints[i].max)) {
             snprintf(msg, sizeof(msg), "%s: must be a whole number from 0 to %" PRId64, ints[i].key,
                      ints[i].max);
             answer_error(r, 400, msg);
