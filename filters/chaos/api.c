@@ -458,20 +458,28 @@ static int check_toxic_fields(req_t *r, const pt_json_t *o)
     return 0;
 }
 
+/* The body of a toxic's POST: a JSON object with only a toxic's fields; NULL after answering
+ * 400 otherwise. */
+static const pt_json_t *parse_toxic_body(req_t *r, const char *body, size_t len)
+{
+    const pt_json_t *j = parse_body(r, body, len);
+    if (j == NULL)
+        return NULL;
+    if (j->type != PT_JSON_OBJECT) {
+        answer_error(r, 400, "body: a toxic must be an object");
+        return NULL;
+    }
+    return check_toxic_fields(r, j) == 0 ? j : NULL;
+}
+
 static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *body, size_t len)
 {
     if (method == HTTP_GET) {
         out_toxics(&r->out, p);
         return;
     }
-    const pt_json_t *j = parse_body(r, body, len);
+    const pt_json_t *j = parse_toxic_body(r, body, len);
     if (j == NULL)
-        return;
-    if (j->type != PT_JSON_OBJECT) {
-        answer_error(r, 400, "body: a toxic must be an object");
-        return;
-    }
-    if (check_toxic_fields(r, j) != 0)
         return;
     pt_toxic_t t = {.toxicity = 1.0, .stream = 1};
     char type[32] = "", stream[16] = "";
@@ -535,14 +543,8 @@ static void serve_toxic(req_t *r, int method, pt_chaos_proxy_t *p, size_t i, con
         r->status = 204;
         return;
     }
-    const pt_json_t *j = parse_body(r, body, len);
+    const pt_json_t *j = parse_toxic_body(r, body, len);
     if (j == NULL)
-        return;
-    if (j->type != PT_JSON_OBJECT) {
-        answer_error(r, 400, "body: a toxic must be an object");
-        return;
-    }
-    if (check_toxic_fields(r, j) != 0)
         return;
     /* Toxiproxy's clients send the whole toxic back: name, type and stream may come along but
      * cannot change. */
