@@ -228,12 +228,13 @@ def test_soak(petrel, nginx, soakcli):
     assert stats(p)["config_reloads_refused"] == 0
     # Every config written was taken: the watcher may fold writes that come close together
     # into one reload (a slow, sanitized build folds more), so the check is that the last one
-    # written is the one in force.
+    # written is the one in force. Each write replaces two files (the Proxy's and the mesh's),
+    # and a watch event between the two renames makes two reloads of one write.
     def generation_served():
         _, headers, _ = http_request(http_port, "GET", "/s/")  # any answer through the route
         return header(headers, "x-soak-generation") == str(reloads["n"])
     wait_until(generation_served, 30, what="the config of reload %d in force" % reloads["n"])
-    assert 1 <= stats(p)["config_reloads_accepted"] <= reloads["n"]
+    assert 1 <= stats(p)["config_reloads_accepted"] <= 2 * reloads["n"]
 
 
 @pytest.mark.xfail(strict=True, reason="when an upstream answers before the request body is in "
