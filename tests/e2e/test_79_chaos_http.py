@@ -9,6 +9,8 @@ raw sockets as clients:
   - toxicity 0.3 over 1,000 requests lands within +-5 points; max_hits stops at its count;
     a dry run affects nothing and counts; a TTL removes the toxic;
   - the toxics survive a config reload; POST /reset removes them;
+  - a span event for each toxic that fired (Zipkin export); faults on HTTPS traffic (a
+    Gateway's TLS termination, curl);
   - bad input (an HTTP toxic on a chaos proxy or in a ChaosProxy, a TCP toxic on a route) is a
     clear error;
   - the game day of docs/chaos.md, with its 5 minutes scaled down.
@@ -17,22 +19,25 @@ raw sockets as clients:
 import http.client
 import re
 import statistics
+import subprocess
 import time
 
+from certs import make_ca, make_leaf
 from chaos import ChaosApi, chaos_proxy_spec
 from netutil import LOCALHOST, connect, free_port, http_request, recv_to_eof, wait_until
-from petrel import run_petrel, simple_config, to_yaml
+from petrel import ISTIO, run_petrel, service_entry_doc, simple_config, to_yaml
+from test_90_tracing import Collector
 
 LOG_RE = re.compile(r'^\[[^\]]+\] "(?P<method>\S+) (?P<path>\S+) \S+" (?P<status>\d+) '
                     r'(?P<flags>\S+) (?P<details>\S+) ')
 ROUTE = "/routes/web/main/toxics"
 
 
-def start(petrel, origin, **route):
+def start(petrel, origin, proxy_spec=None, **route):
     api = ChaosApi(free_port())
     docs = simple_config(http_port=free_port(), upstream_port=origin.port,
                          http_route=dict({"name": "main"}, **route))
-    p = petrel(docs, proxy_spec=chaos_proxy_spec(api.port))
+    p = petrel(docs, proxy_spec=dict(chaos_proxy_spec(api.port), **(proxy_spec or {})))
     api.petrel = p
     return p, api, docs
 
@@ -227,6 +232,52 @@ def test_bad_input_is_a_clear_error(petrel, origin, tmp_path):
     assert r.returncode == 1
     assert re.search(r"chaos\.yaml:\d+:\d+: .*toxics\[0\]\.type: \"http_abort\" is an HTTP toxic",
                      r.stderr), r.stderr
+
+
+def test_span_events_name_the_toxics(petrel, origin):
+    c = Collector()
+    try:
+        p, api, _ = start(petrel, origin, proxy_spec={"tracing": {
+            "sampling": 100, "zipkin": {"address": "127.0.0.1:%d" % c.port},
+            "flushInterval": "100ms"}})
+        toxic(api, "http_delay", "late", attributes={"delay": 30})
+        toxic(api, "http_abort", "ab", attributes={"status": 418})
+        assert http_request(p.port, path="/f")[0] == 418
+        wait_until(lambda: len(c.spans()) >= 1, 10, what="a span")
+        s = c.spans()[0]
+        values = [a["value"] for a in s["annotations"]]
+        assert values == ["chaos.http_delay delay_ms=30", "chaos.http_abort status_code=418"]
+        assert s["tags"]["response_flags"] == "DI,FI"
+    finally:
+        c.stop()
+
+
+def test_faults_apply_to_https_traffic(petrel, origin, tmp_path):
+    ca = make_ca(tmp_path, "ca")
+    cert, key = make_leaf(tmp_path, "web", ca, ["web.example.com"], client=False)
+    port, api = free_port(), ChaosApi(free_port())
+    server = {"port": {"number": port, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"],
+              "tls": {"mode": "SIMPLE", "serverCertificate": cert, "privateKey": key}}
+    docs = [{"apiVersion": ISTIO, "kind": "Gateway", "metadata": {"name": "edge"},
+             "spec": {"servers": [server]}},
+            {"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "web"},
+             "spec": {"hosts": ["*"], "gateways": ["edge"],
+                      "http": [{"name": "main", "route": [{"destination": {
+                          "host": "web.local", "port": {"number": 80}}}]}]}},
+            service_entry_doc("web.local", origin.port, name="web")]
+    petrel(docs, proxy_spec=chaos_proxy_spec(api.port))
+    toxic(api, "http_abort", "ab", attributes={"status": 503})
+
+    def curl():
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                            str(tmp_path / "ca.crt"), "--resolve",
+                            "web.example.com:%d:127.0.0.1" % port,
+                            "https://web.example.com:%d/x" % port],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout
+    assert curl() == "503"
+    api.ok("DELETE", ROUTE + "/ab")
+    assert curl() == "200"
 
 
 def test_game_day(petrel, origin, tcp_echo):
