@@ -17,6 +17,7 @@
 
 #include "../../proxy/log.h"
 #include "../../proxy/metrics.h"
+#include "../../proxy/worker.h"
 #include "store.h"
 
 void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s)
@@ -161,6 +162,21 @@ void pt_chaos_store_drop_route(pt_chaos_store_t *st, pt_chaos_route_t *r)
             free(r);
             return;
         }
+}
+
+bool pt_chaos_roll(pt_worker_t *w, const pt_toxic_t *t, int64_t cap)
+{
+    if (!(t->toxicity > 0 && (double)pt_worker_random(w) / 4294967296.0 < t->toxicity))
+        return false;
+    if (cap == 0)
+        cap = t->max_hits;
+    atomic_uint_fast64_t *hits = t->dry_run ? &t->counters->dry_run_hits : &t->counters->hits;
+    uint_fast64_t n = atomic_load(hits);
+    do {
+        if (cap > 0 && n >= (uint_fast64_t)cap)
+            return false; /* the blast radius is used up */
+    } while (!atomic_compare_exchange_weak(hits, &n, n + 1));
+    return !t->dry_run;
 }
 
 uint64_t pt_chaos_store_uid(pt_chaos_store_t *st)

@@ -296,21 +296,6 @@ static void arm_deadline(chaos_inst_t *c, uint64_t now_ms)
         uv_timer_start(&c->deadline, on_deadline, at > now_ms ? at - now_ms : 0, 0);
 }
 
-bool pt_chaos_roll(pt_worker_t *w, const pt_toxic_t *t, int64_t cap)
-{
-    if (!(t->toxicity > 0 && (double)pt_worker_random(w) / 4294967296.0 < t->toxicity))
-        return false;
-    if (cap == 0)
-        cap = t->max_hits;
-    atomic_uint_fast64_t *hits = t->dry_run ? &t->counters->dry_run_hits : &t->counters->hits;
-    uint_fast64_t n = atomic_load(hits);
-    do {
-        if (cap > 0 && n >= (uint_fast64_t)cap)
-            return false; /* the blast radius is used up */
-    } while (!atomic_compare_exchange_weak(hits, &n, n + 1));
-    return !t->dry_run;
-}
-
 pt_chaos_snapshot_t *pt_chaos_worker_snapshot(pt_worker_t *w)
 {
     return w->chaos != NULL ? w->chaos->snap : NULL;
