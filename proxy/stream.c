@@ -384,7 +384,7 @@ void pt_stream_reset(pt_stream_t *st, pt_flag_t flag)
     if (!st->is_active)
         return;
     st->flag = flag;
-    st->response_complete = true; /* over on purpose: not counted as a client that left */
+    st->response_complete = true;   /* over on purpose: not counted as a client that left */
     pt_conn_close(st->conn, false); /* ends the stream (pt_stream_abort), flag kept */
 }
 
