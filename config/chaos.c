@@ -32,6 +32,19 @@ static const struct {
                           ATTR("delay", delay_us, 0, WEEK_MS * 1000)},
                          3},
     [PT_TOXIC_LIMIT_DATA] = {"limit_data", {ATTR("bytes", bytes, 0, INT64_MAX / 2)}, 1},
+    [PT_TOXIC_HTTP_ABORT] = {"http_abort",
+                             {ATTR("status", http_status, 200, 599),
+                              ATTR("grpc_status", grpc_status, 0, 16)},
+                             2},
+    [PT_TOXIC_HTTP_DELAY] = {"http_delay",
+                             {ATTR("delay", delay_ms, 0, WEEK_MS),
+                              ATTR("jitter", jitter_ms, 0, WEEK_MS)},
+                             2},
+    [PT_TOXIC_HTTP_SLOW_BODY] = {"http_slow_body",
+                                 {ATTR("bytes", bytes, 1, 1 << 30),
+                                  ATTR("interval", interval_ms, 1, 3600 * 1000)},
+                                 2},
+    [PT_TOXIC_HTTP_DROP_FIRST] = {"http_drop_first", {ATTR("count", count, 1, 1LL << 40)}, 1},
 };
 
 int pt_toxic_type_from_name(const char *name)

@@ -23,6 +23,11 @@ typedef enum pt_toxic_type {
     PT_TOXIC_RESET_PEER,  /* timeout (ms): a TCP RST to both sides after it */
     PT_TOXIC_SLICER,      /* average_size, size_variation (bytes), delay (us) between slices */
     PT_TOXIC_LIMIT_DATA,  /* bytes: the session ends after this many in the direction */
+    /* HTTP toxics (filters/chaos_http.c): per request, on a VirtualService route. */
+    PT_TOXIC_HTTP_ABORT,      /* status (default 503), or grpc_status 1..16: a gRPC reply */
+    PT_TOXIC_HTTP_DELAY,      /* delay, jitter (ms): the request waits delay +- jitter */
+    PT_TOXIC_HTTP_SLOW_BODY,  /* bytes per interval (ms): the response body's pace */
+    PT_TOXIC_HTTP_DROP_FIRST, /* count: the first count requests are cut without an answer */
     PT_TOXIC__TYPES
 } pt_toxic_type_t;
 
@@ -35,6 +40,7 @@ typedef struct pt_toxic {
     /* Attributes; which apply depends on type (pt_toxic_attrs). */
     int64_t latency_ms, jitter_ms, rate_kbps, delay_ms, timeout_ms, bytes;
     int64_t average_size, size_variation, delay_us;
+    int64_t http_status, grpc_status, interval_ms, count;
     /* Petrel's own fields, to be safe on a shared environment (pt_toxic_safety_fields): */
     int64_t ttl_ms;   /* the toxic removes itself this long after it was made; 0: never */
     int64_t max_hits; /* blast-radius cap: sessions it affects at most, ever; 0: no cap */
@@ -53,6 +59,12 @@ typedef struct pt_toxic_attr {
 
 #define PT_TOXIC_TTL_MAX_MS (7 * 24 * 3600 * 1000LL) /* a week */
 #define PT_TOXIC_MAX_HITS_MAX (1LL << 40)
+
+/* Whether t is an HTTP toxic (set on a route) rather than a TCP one (set on a chaos proxy). */
+static inline bool pt_toxic_is_http(pt_toxic_type_t t)
+{
+    return t >= PT_TOXIC_HTTP_ABORT;
+}
 
 /* The type for a Toxiproxy type name ("latency", ...), or -1. */
 int pt_toxic_type_from_name(const char *name);

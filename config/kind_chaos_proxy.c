@@ -89,6 +89,13 @@ static bool read_toxic(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_pat
                       "unknown toxic type \"%s\" (expected latency, bandwidth, slow_close, "
                       "timeout, reset_peer, slicer, limit_data)",
                       s);
+    if (type >= 0 && pt_toxic_is_http((pt_toxic_type_t)type)) {
+        pt__cfg_error(cx, f[TX_TYPE], &tp,
+                      "\"%s\" is an HTTP toxic: it goes on a route "
+                      "(POST /routes/{virtual-service}/{route}/toxics), not on a chaos proxy",
+                      s);
+        return false;
+    }
     if (type < 0)
         return false;
     t->type = (pt_toxic_type_t)type;

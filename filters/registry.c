@@ -11,6 +11,7 @@
     F(trace)          /* the span starts before any policy answers */                              \
     F(https_redirect) /* Gateway tls.httpsRedirect: 301 before any route */                        \
     F(authz)          /* AuthorizationPolicy: 403 before the route is matched */                   \
+    F(chaos_http)     /* the route's HTTP toxics, set at runtime (filters/chaos/) */               \
     F(fault)          /* the route's fault.delay (pause), then fault.abort */                      \
     F(redirect)       /* the route's redirect or directResponse */                                 \
     F(headers)        /* the route's response header mutations */

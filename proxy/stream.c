@@ -269,6 +269,9 @@ static void finish(pt_stream_t *st)
     for (size_t i = pt_n_filters; i-- > 0;) /* reverse: the outcome settles, then is recorded */
         if (pt_filters[i]->on_log != NULL)
             pt_filters[i]->on_log(st, st->filter_instances[i]);
+    for (size_t i = 0; st->body_filters != 0 && i < pt_n_filters; i++)
+        if ((st->body_filters & (1u << i)) && pt_filters[i]->on_destroy != NULL)
+            pt_filters[i]->on_destroy(st, st->filter_instances[i]);
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;
@@ -298,7 +301,10 @@ static void maybe_finish(pt_stream_t *st)
 
 /* --- local replies --- */
 
-void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag)
+/* A local reply: status, the headers given (x-envoy-overloaded added when st->overloaded) and
+ * body, a static string or one the write outlives. */
+static void respond(pt_stream_t *st, int status, const pt_header_t *headers, size_t n_headers,
+                    const char *body, pt_flag_t flag)
 {
     pt_conn_t *c = st->conn;
     if (!st->is_active)
@@ -328,15 +334,15 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     if (st->request == NULL || (request_has_body(st) && !st->request_complete) ||
         c->worker->is_draining)
         c->close_after_response = true;
-    if (body == NULL)
-        body = "";
     size_t body_len = strlen(body);
-    pt_header_t headers[2] = {{PT_STR_LIT("content-type"), PT_STR_LIT("text/plain"), 0},
-                              {PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0}};
+    pt_header_t *all = pt_arena_alloc(&st->arena, (n_headers + 1) * sizeof(*all));
+    memcpy(all, headers, n_headers * sizeof(*all));
+    if (st->overloaded)
+        all[n_headers++] = (pt_header_t){PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0};
     pt_http_msg_t reply = {.status = status,
                            .version = PT_HTTP_11,
-                           .headers = headers,
-                           .n_headers = st->overloaded ? 2 : 1,
+                           .headers = all,
+                           .n_headers = n_headers,
                            .content_length = (int64_t)body_len,
                            .has_body = body_len > 0};
     pt_conn_send_head(c, st->request, &reply);
@@ -353,6 +359,33 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     pt_conn_send_end(c, NULL, 0);
     st->response_complete = true;
     maybe_finish(st);
+}
+
+void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag)
+{
+    static const pt_header_t text = {PT_STR_LIT("content-type"), PT_STR_LIT("text/plain"), 0};
+    respond(st, status, &text, 1, body != NULL ? body : "", flag);
+}
+
+void pt_stream_respond_grpc(pt_stream_t *st, int grpc_status, const char *message, pt_flag_t flag)
+{
+    /* A trailers-only response (gRPC over HTTP/2, "Trailers-Only"): on HTTP/1 the trailers
+     * are the head's fields, as gRPC-Web and Envoy's local replies write them. */
+    pt_header_t h[3] = {
+        {PT_STR_LIT("content-type"), PT_STR_LIT("application/grpc"), 0},
+        {PT_STR_LIT("grpc-status"), pt_str(pt_arena_printf(&st->arena, "%d", grpc_status)), 0},
+        {PT_STR_LIT("grpc-message"), pt_str(message), 0},
+    };
+    respond(st, 200, h, 3, "", flag);
+}
+
+void pt_stream_reset(pt_stream_t *st, pt_flag_t flag)
+{
+    if (!st->is_active)
+        return;
+    st->flag = flag;
+    st->response_complete = true;   /* over on purpose: not counted as a client that left */
+    pt_conn_close(st->conn, false); /* ends the stream (pt_stream_abort), flag kept */
 }
 
 /* --- routing --- */
@@ -745,9 +778,29 @@ void pt_stream_resume_after(pt_stream_t *st, uint64_t ms)
     start_timer(st, PT_STREAM_TIMER_RESUME, ms);
 }
 
+void pt_stream_filter_body(pt_stream_t *st, const struct pt_filter_ops *ops)
+{
+    for (size_t i = 0; i < pt_n_filters; i++)
+        if (pt_filters[i] == ops)
+            st->body_filters |= (uint16_t)(1u << i);
+}
+
+static void end_response_pause(pt_stream_t *st);
+static bool run_response_data_filters(pt_stream_t *st, size_t below, const char *data, size_t len,
+                                      pt_buf_t *pin);
+
 static void on_resume(pt_stream_t *st)
 {
-    if (!st->is_active || !st->is_filter_paused)
+    if (!st->is_active)
+        return;
+    if (st->is_response_paused) {
+        size_t i = st->response_filter;
+        if (pt_filters[i]->on_response_data(st, st->filter_instances[i], NULL, 0, NULL) ==
+            PT_FILTER_CONTINUE)
+            end_response_pause(st);
+        return;
+    }
+    if (!st->is_filter_paused)
         return;
     st->is_filter_paused = false;
     run_request_filters(st, st->next_filter);
@@ -887,9 +940,23 @@ static void on_upstream_ready(void *ctx, bool is_reused)
     pt_conn_send_continue(st->conn, st->request);
 }
 
+/* The watching filters' on_request_data, in registry order; true when one answered. */
+static bool run_request_data_filters(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+{
+    for (size_t i = 0; i < pt_n_filters; i++)
+        if ((st->body_filters & (1u << i)) && pt_filters[i]->on_request_data != NULL &&
+            pt_filters[i]->on_request_data(st, st->filter_instances[i], data, len, pin) ==
+                PT_FILTER_RESPONDED)
+            return true;
+    return false;
+}
+
 void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
 {
     st->bytes_received += len;
+    if (st->body_filters != 0 && !st->response_complete &&
+        run_request_data_filters(st, data, len, pin))
+        return;
     if (st->mirror != NULL)
         pt_mirror_body(st->mirror, data, len, pin);
     if (st->response_complete)
@@ -917,6 +984,11 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
 
 void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
 {
+    for (size_t i = 0; st->body_filters != 0 && i < pt_n_filters; i++)
+        if ((st->body_filters & (1u << i)) && pt_filters[i]->on_request_trailers != NULL &&
+            pt_filters[i]->on_request_trailers(st, st->filter_instances[i], t, n) ==
+                PT_FILTER_RESPONDED)
+            return;
     st->request_trailers = t;
     st->n_request_trailers = n;
 }
@@ -938,12 +1010,21 @@ static void on_upstream_drained(void *ctx)
         pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
 }
 
-void pt_stream_on_downstream_drained(pt_stream_t *st)
+/* The upstream's reads go on once the downstream is not congested and a filter holding the
+ * response body holds at most PT_STREAM_RESPONSE_HELD_MAX bytes. */
+static void resume_upstream_reading(pt_stream_t *st)
 {
-    if (st->is_upstream_read_paused && st->upstream != NULL) {
+    if (st->is_upstream_read_paused && st->upstream != NULL &&
+        st->response_held_bytes <= PT_STREAM_RESPONSE_HELD_MAX &&
+        !pt_conn_is_write_congested(st->conn)) {
         st->is_upstream_read_paused = false;
         pt_upstream_resume_reading(st->upstream);
     }
+}
+
+void pt_stream_on_downstream_drained(pt_stream_t *st)
+{
+    resume_upstream_reading(st);
 }
 
 /* --- failures --- */
@@ -1103,9 +1184,53 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
     return is_head_request(st) ? PT_CODEC_SKIP_BODY : 0;
 }
 
+static void pause_upstream_reading(pt_stream_t *st)
+{
+    if (!st->is_upstream_read_paused && st->upstream != NULL) {
+        st->is_upstream_read_paused = true;
+        pt_upstream_pause_reading(st->upstream);
+    }
+}
+
+void pt_stream_send_response_data(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+{
+    st->response_held_bytes -= len < st->response_held_bytes ? len : st->response_held_bytes;
+    if (run_response_data_filters(st, st->response_filter, data, len, pin) ||
+        !pt_conn_send_data(st->conn, data, len, pin))
+        return;
+    st->bytes_sent += len;
+    if (pt_conn_is_write_congested(st->conn))
+        pause_upstream_reading(st);
+    else
+        resume_upstream_reading(st);
+}
+
+/* The watching filters' on_response_data below index below, in reverse registry order; true
+ * when one took the bytes (it paused the body). */
+static bool run_response_data_filters(pt_stream_t *st, size_t below, const char *data, size_t len,
+                                      pt_buf_t *pin)
+{
+    for (size_t i = below; i-- > 0;) {
+        if (!(st->body_filters & (1u << i)) || pt_filters[i]->on_response_data == NULL)
+            continue;
+        if (pt_filters[i]->on_response_data(st, st->filter_instances[i], data, len, pin) ==
+            PT_FILTER_PAUSE) {
+            st->is_response_paused = true;
+            st->response_filter = (uint8_t)i;
+            st->response_held_bytes += len;
+            if (st->response_held_bytes > PT_STREAM_RESPONSE_HELD_MAX)
+                pause_upstream_reading(st);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *pin)
 {
     pt_stream_t *st = ctx;
+    if (st->body_filters != 0 && run_response_data_filters(st, pt_n_filters, data, len, pin))
+        return;
     if (!pt_conn_send_data(st->conn, data, len, pin))
         return;
     st->bytes_sent += len;
@@ -1118,8 +1243,35 @@ static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *
 static void on_response_trailers(void *ctx, pt_header_t *t, size_t n)
 {
     pt_stream_t *st = ctx;
+    for (size_t i = pt_n_filters; st->body_filters != 0 && i-- > 0;)
+        if ((st->body_filters & (1u << i)) && pt_filters[i]->on_response_trailers != NULL)
+            pt_filters[i]->on_response_trailers(st, st->filter_instances[i], t, n);
     st->response_trailers = t;
     st->n_response_trailers = n;
+}
+
+/* The response is whole downstream: its end (and trailers) written. */
+static void end_response(pt_stream_t *st)
+{
+    st->response_complete = true;
+    pt_conn_send_end(st->conn, st->response_trailers, st->n_response_trailers);
+}
+
+/* The filter holding the response body passed all of it on: the route timeout (which the
+ * pause's timer replaced) runs on, or the response ends. */
+static void end_response_pause(pt_stream_t *st)
+{
+    pt_worker_t *w = worker_of(st);
+    st->is_response_paused = false;
+    if (st->is_response_end_pending) {
+        end_response(st);
+        maybe_finish(st);
+        return;
+    }
+    if (st->deadline_ms != 0)
+        start_timer(st, PT_STREAM_TIMER_ROUTE,
+                    st->deadline_ms > uv_now(&w->loop) ? st->deadline_ms - uv_now(&w->loop) : 1);
+    resume_upstream_reading(st);
 }
 
 static void on_response_end(void *ctx)
@@ -1127,9 +1279,12 @@ static void on_response_end(void *ctx)
     pt_stream_t *st = ctx;
     pt_conn_t *c = st->conn;
     pt_upstream_t *up = st->upstream;
-    stop_timer(st);
-    st->response_complete = true;
-    pt_conn_send_end(c, st->response_trailers, st->n_response_trailers);
+    if (st->is_response_paused) {
+        st->is_response_end_pending = true; /* the filter holding the body ends it */
+    } else {
+        stop_timer(st);
+        end_response(st);
+    }
     if (st->is_tunnel) {
         st->upstream = NULL;
         up->stream = NULL;

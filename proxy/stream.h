@@ -35,6 +35,7 @@ typedef struct pt_upstream pt_upstream_t;
 typedef struct pt_worker pt_worker_t;
 typedef struct pt_mirror pt_mirror_t;
 typedef struct pt_relay pt_relay_t;
+struct pt_filter_ops;
 
 /* Reason flags, Envoy's response flags, for the access log and stats. */
 typedef enum pt_flag {
@@ -67,6 +68,8 @@ typedef struct pt_body_piece {
 
 #define PT_STREAM_MAX_TRIED 8    /* endpoints remembered for retryIgnorePreviousHosts */
 #define PT_STREAM_MAX_FILTERS 16 /* built-in filters (filters/registry.c) */
+/* Response body bytes a filter may hold (PT_FILTER_PAUSE) before the upstream's reads stop. */
+#define PT_STREAM_RESPONSE_HELD_MAX (1u << 20)
 
 /* What the stream's timer is running for. */
 typedef enum pt_stream_timer {
@@ -114,8 +117,13 @@ typedef struct pt_stream {
     int attempts;               /* upstream attempts */
     bool is_active;
     void *filter_instances[PT_STREAM_MAX_FILTERS]; /* in arena, by registry index; NULL: none */
-    uint8_t next_filter;   /* while paused: the filter called again when the pause ends */
-    bool is_filter_paused; /* a filter paused the chain (pt_stream_resume_after): no upstream */
+    uint8_t next_filter;     /* while paused: the filter called again when the pause ends */
+    bool is_filter_paused;   /* a filter paused the chain (pt_stream_resume_after): no upstream */
+    uint16_t body_filters;   /* registry indexes (bits) of the filters watching the bodies */
+    uint8_t response_filter; /* while is_response_paused: the filter holding the body */
+    bool is_response_paused; /* a filter holds response body bytes (PT_FILTER_PAUSE) */
+    bool is_response_end_pending; /* the upstream's response ended during that pause */
+    size_t response_held_bytes;   /* taken by that filter and not passed on yet */
     bool request_complete;
     bool upstream_head_sent; /* request head queued upstream */
     bool response_head_sent; /* response head queued downstream */
@@ -181,6 +189,18 @@ const pt_http_route_t *pt_stream_route(pt_stream_t *st);
 /* For a filter that returns PT_FILTER_PAUSE: the stream's timer runs the chain on from the
  * next filter after ms milliseconds. */
 void pt_stream_resume_after(pt_stream_t *st, uint64_t ms);
+/* The stream calls the body callbacks (on_request_data, on_*_trailers, on_response_data) and
+ * on_destroy of the filter ops for this stream from now on. */
+void pt_stream_filter_body(pt_stream_t *st, const struct pt_filter_ops *ops);
+/* For the filter holding the response body (on_response_data returned PT_FILTER_PAUSE): passes
+ * bytes on, through the filters after it, downstream. The stream takes its own ref on pin. */
+void pt_stream_send_response_data(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin);
+/* Answers locally with a gRPC trailers-only reply (status 200, content-type application/grpc,
+ * grpc-status and grpc-message as headers), as pt_stream_respond does otherwise. */
+void pt_stream_respond_grpc(pt_stream_t *st, int grpc_status, const char *message, pt_flag_t flag);
+/* Ends the exchange without an answer: the downstream connection is closed (flag set, status
+ * 0 in the log). The stream is finished when this returns. */
+void pt_stream_reset(pt_stream_t *st, pt_flag_t flag);
 /* The request as it goes upstream, with authority as its Host: the route's rewrites and
  * header mutations, Petrel's trace context, x-forwarded-for / -proto, x-request-id and
  * x-envoy-attempt-count, in st's arena. The one request builder, for the attempts and the

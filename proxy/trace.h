@@ -57,9 +57,13 @@ typedef struct pt_trace_context {
 #define PT_TRACE_MAX_EVENTS 4
 
 typedef enum pt_trace_event_kind {
-    PT_TRACE_EVENT_FAULT_DELAY = 1, /* value: the delay in ms */
-    PT_TRACE_EVENT_FAULT_ABORT,     /* value: the status answered */
-    PT_TRACE_EVENT_UPSTREAM_ATTEMPT /* value: the attempt number (2, 3, ...) */
+    PT_TRACE_EVENT_FAULT_DELAY = 1,  /* value: the delay in ms */
+    PT_TRACE_EVENT_FAULT_ABORT,      /* value: the status answered */
+    PT_TRACE_EVENT_UPSTREAM_ATTEMPT, /* value: the attempt number (2, 3, ...) */
+    PT_TRACE_EVENT_CHAOS_ABORT,      /* an http_abort toxic; value: the status (gRPC's) */
+    PT_TRACE_EVENT_CHAOS_DELAY,      /* an http_delay toxic; value: the delay in ms */
+    PT_TRACE_EVENT_CHAOS_SLOW_BODY,  /* an http_slow_body toxic; value: bytes per interval */
+    PT_TRACE_EVENT_CHAOS_DROP,       /* an http_drop_first toxic; value: its count */
 } pt_trace_event_kind_t;
 
 typedef struct pt_trace_event {

@@ -108,6 +108,10 @@ static const char *event_name(pt_trace_event_kind_t k)
     case PT_TRACE_EVENT_FAULT_DELAY: return "fault.delay";
     case PT_TRACE_EVENT_FAULT_ABORT: return "fault.abort";
     case PT_TRACE_EVENT_UPSTREAM_ATTEMPT: return "upstream.attempt";
+    case PT_TRACE_EVENT_CHAOS_ABORT: return "chaos.http_abort";
+    case PT_TRACE_EVENT_CHAOS_DELAY: return "chaos.http_delay";
+    case PT_TRACE_EVENT_CHAOS_SLOW_BODY: return "chaos.http_slow_body";
+    case PT_TRACE_EVENT_CHAOS_DROP: return "chaos.http_drop_first";
     }
     return "event";
 }
@@ -118,6 +122,10 @@ static const char *event_attribute(pt_trace_event_kind_t k)
     case PT_TRACE_EVENT_FAULT_DELAY: return "delay_ms";
     case PT_TRACE_EVENT_FAULT_ABORT: return "http.status_code";
     case PT_TRACE_EVENT_UPSTREAM_ATTEMPT: return "attempt";
+    case PT_TRACE_EVENT_CHAOS_ABORT: return "status_code";
+    case PT_TRACE_EVENT_CHAOS_DELAY: return "delay_ms";
+    case PT_TRACE_EVENT_CHAOS_SLOW_BODY: return "bytes_per_interval";
+    case PT_TRACE_EVENT_CHAOS_DROP: return "count";
     }
     return "value";
 }

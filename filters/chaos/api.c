@@ -90,13 +90,13 @@ static void out_toxic(out_t *o, const pt_toxic_t *t)
     out_printf(o, "}");
 }
 
-static void out_toxics(out_t *o, const pt_chaos_proxy_t *p)
+static void out_toxics(out_t *o, const pt_toxic_t *toxics, size_t n)
 {
     out_printf(o, "[");
-    for (size_t i = 0; i < p->n_toxics; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i > 0)
             out_printf(o, ",");
-        out_toxic(o, &p->toxics[i]);
+        out_toxic(o, &toxics[i]);
     }
     out_printf(o, "]");
 }
@@ -110,7 +110,18 @@ static void out_proxy(out_t *o, const pt_chaos_proxy_t *p)
     out_printf(o, ",\"upstream\":");
     out_str(o, p->upstream);
     out_printf(o, ",\"enabled\":%s,\"toxics\":", p->enabled ? "true" : "false");
-    out_toxics(o, p);
+    out_toxics(o, p->toxics, p->n_toxics);
+    out_printf(o, "}");
+}
+
+static void out_route(out_t *o, const pt_chaos_route_t *r)
+{
+    out_printf(o, "{\"virtual_service\":");
+    out_str(o, r->virtual_service);
+    out_printf(o, ",\"route\":");
+    out_str(o, r->route);
+    out_printf(o, ",\"toxics\":");
+    out_toxics(o, r->toxics, r->n_toxics);
     out_printf(o, "}");
 }
 
@@ -472,10 +483,17 @@ static const pt_json_t *parse_toxic_body(req_t *r, const char *body, size_t len)
     return check_toxic_fields(r, j) == 0 ? j : NULL;
 }
 
-static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *body, size_t len)
+/* The toxics of a chaos proxy (TCP toxics) or of a route (is_http: HTTP toxics), toxics[0..*n). */
+typedef struct toxic_list {
+    pt_toxic_t *toxics;
+    size_t *n;
+    bool is_http;
+} toxic_list_t;
+
+static void serve_toxics(req_t *r, int method, toxic_list_t l, const char *body, size_t len)
 {
     if (method == HTTP_GET) {
-        out_toxics(&r->out, p);
+        out_toxics(&r->out, l.toxics, *l.n);
         return;
     }
     const pt_json_t *j = parse_toxic_body(r, body, len);
@@ -488,12 +506,13 @@ static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *
         get_string(r, j, "", "name", t.name, sizeof(t.name)) < 0)
         return;
     int ty = pt_toxic_type_from_name(type);
-    if (ty < 0) {
+    if (ty < 0 || pt_toxic_is_http((pt_toxic_type_t)ty) != l.is_http) {
         char msg[BODY_ERR_MAX];
-        snprintf(msg, sizeof(msg),
-                 "type: \"%s\" is not a toxic type (latency, bandwidth, "
-                 "slow_close, timeout, reset_peer, slicer, limit_data)",
-                 type);
+        snprintf(msg, sizeof(msg), "type: \"%s\" is not a %s", type,
+                 l.is_http ? "toxic type of a route (http_abort, http_delay, http_slow_body, "
+                             "http_drop_first)"
+                           : "toxic type of a proxy (latency, bandwidth, slow_close, timeout, "
+                             "reset_peer, slicer, limit_data; http_* toxics go on a route)");
         answer_error(r, 400, type[0] ? msg : "type: missing");
         return;
     }
@@ -513,32 +532,32 @@ static void serve_toxics(req_t *r, int method, pt_chaos_proxy_t *p, const char *
     if (read_toxicity(r, j, &t) != 0 || read_attributes(r, pt_json_get(j, "attributes"), &t) != 0 ||
         read_safety(r, j, &t, &has_ttl) != 0)
         return;
-    for (size_t i = 0; i < p->n_toxics; i++)
-        if (strcmp(p->toxics[i].name, t.name) == 0) {
+    for (size_t i = 0; i < *l.n; i++)
+        if (strcmp(l.toxics[i].name, t.name) == 0) {
             answer_error(r, 409, "toxic already exists");
             return;
         }
-    if (p->n_toxics == PT_CHAOS_MAX_TOXICS) {
-        answer_error(r, 400, "too many toxics on this proxy (at most 16)");
+    if (*l.n == PT_CHAOS_MAX_TOXICS) {
+        answer_error(r, 400, "too many toxics (at most 16)");
         return;
     }
     pt_chaos_store_new_toxic(r->st, &t);
-    p->toxics[p->n_toxics++] = t;
+    l.toxics[(*l.n)++] = t;
     pt_chaos_store_publish(r->st);
     out_toxic(&r->out, &t);
 }
 
-static void serve_toxic(req_t *r, int method, pt_chaos_proxy_t *p, size_t i, const char *body,
+static void serve_toxic(req_t *r, int method, toxic_list_t l, size_t i, const char *body,
                         size_t len)
 {
     if (method == HTTP_GET) {
-        out_toxic(&r->out, &p->toxics[i]);
+        out_toxic(&r->out, &l.toxics[i]);
         return;
     }
     if (method == HTTP_DELETE) {
-        pt_toxic_counters_unref(p->toxics[i].counters);
-        memmove(&p->toxics[i], &p->toxics[i + 1], (p->n_toxics - i - 1) * sizeof(p->toxics[0]));
-        p->n_toxics--;
+        pt_toxic_counters_unref(l.toxics[i].counters);
+        memmove(&l.toxics[i], &l.toxics[i + 1], (*l.n - i - 1) * sizeof(l.toxics[0]));
+        (*l.n)--;
         pt_chaos_store_publish(r->st);
         r->status = 204;
         return;
@@ -548,7 +567,7 @@ static void serve_toxic(req_t *r, int method, pt_chaos_proxy_t *p, size_t i, con
         return;
     /* Toxiproxy's clients send the whole toxic back: name, type and stream may come along but
      * cannot change. */
-    pt_toxic_t t = p->toxics[i];
+    pt_toxic_t t = l.toxics[i];
     char type[32] = "", stream[16] = "", name[PT_CHAOS_NAME_MAX] = "";
     if (get_string(r, j, "", "type", type, sizeof(type)) < 0 ||
         get_string(r, j, "", "stream", stream, sizeof(stream)) < 0 ||
@@ -566,9 +585,9 @@ static void serve_toxic(req_t *r, int method, pt_chaos_proxy_t *p, size_t i, con
         return;
     if (has_ttl)
         pt_chaos_store_set_ttl(r->st, &t); /* counted from this update */
-    if (t.toxicity != p->toxics[i].toxicity)
+    if (t.toxicity != l.toxics[i].toxicity)
         t.uid = pt_chaos_store_uid(r->st); /* sessions roll again */
-    p->toxics[i] = t;
+    l.toxics[i] = t;
     pt_chaos_store_publish(r->st);
     out_toxic(&r->out, &t);
 }
@@ -598,6 +617,72 @@ static bool allow(req_t *r, int method, bool get, bool post, bool del)
     return false;
 }
 
+/* .../toxics and .../toxics/{toxic} under a proxy or a route, at the rest of the path. */
+static void serve_toxic_path(req_t *r, int method, toxic_list_t l, const char *at, const char *end,
+                             const char *body, size_t body_len)
+{
+    char seg[PT_CHAOS_NAME_MAX];
+    if (!next_segment(&at, end, seg, sizeof(seg)) || strcmp(seg, "toxics") != 0) {
+        answer_error(r, 404, "not found");
+    } else if (at == end) {
+        if (allow(r, method, true, true, false))
+            serve_toxics(r, method, l, body, body_len);
+    } else if (!next_segment(&at, end, seg, sizeof(seg)) || at != end) {
+        answer_error(r, 404, "toxic not found");
+    } else {
+        size_t i = 0;
+        while (i < *l.n && strcmp(l.toxics[i].name, seg) != 0)
+            i++;
+        if (i == *l.n)
+            answer_error(r, 404, "toxic not found");
+        else if (allow(r, method, true, true, true))
+            serve_toxic(r, method, l, i, body, body_len);
+    }
+}
+
+/* GET /routes; /routes/{vs}/{route}[/toxics[/{toxic}]]: the HTTP toxics of a VirtualService
+ * route. A route is listed while it has a toxic; the first POST of one makes it. */
+static void serve_routes(req_t *r, int method, const char *at, const char *end, const char *body,
+                         size_t body_len)
+{
+    char vs[PT_CHAOS_NAME_MAX], route[PT_CHAOS_NAME_MAX];
+    if (at == end) {
+        if (!allow(r, method, true, false, false))
+            return;
+        out_printf(&r->out, "[");
+        for (size_t i = 0; i < r->st->n_routes; i++) {
+            out_printf(&r->out, i > 0 ? "," : "");
+            out_route(&r->out, r->st->routes[i]);
+        }
+        out_printf(&r->out, "]");
+        return;
+    }
+    if (!next_segment(&at, end, vs, sizeof(vs)) || !next_segment(&at, end, route, sizeof(route)) ||
+        !pt_chaos_is_valid_name(vs) || !pt_chaos_is_valid_name(route)) {
+        answer_error(r, 404, "not found (expected /routes/{virtual-service}/{route}/toxics)");
+        return;
+    }
+    bool is_toxics = end - at == 7 && memcmp(at, "/toxics", 7) == 0;
+    pt_chaos_route_t *rt = pt_chaos_store_route(r->st, vs, route, is_toxics && method == HTTP_POST);
+    if (rt == NULL) {
+        if (is_toxics && method == HTTP_GET)
+            out_printf(&r->out, "[]");
+        else if (is_toxics && method == HTTP_POST)
+            answer_error(r, 400, "too many routes with toxics");
+        else
+            answer_error(r, 404, "route has no toxics");
+        return;
+    }
+    if (at == end) {
+        if (allow(r, method, true, false, false))
+            out_route(&r->out, rt);
+        return;
+    }
+    serve_toxic_path(r, method, (toxic_list_t){rt->toxics, &rt->n_toxics, true}, at, end, body,
+                     body_len);
+    pt_chaos_store_drop_route(r->st, rt); /* made for a POST that failed, or its last toxic went */
+}
+
 void pt_chaos_api_serve(pt_chaos_store_t *st, int method, const char *path, size_t path_len,
                         const char *body, size_t body_len, int *status, char **out, size_t *out_len,
                         const char **type)
@@ -607,7 +692,7 @@ void pt_chaos_api_serve(pt_chaos_store_t *st, int method, const char *path, size
     if (method == HTTP_HEAD)
         method = HTTP_GET;
     const char *at = path, *end = path + path_len;
-    char a[PT_CHAOS_NAME_MAX], b[PT_CHAOS_NAME_MAX], c[PT_CHAOS_NAME_MAX];
+    char a[PT_CHAOS_NAME_MAX], b[PT_CHAOS_NAME_MAX];
     pt_chaos_proxy_t *p = NULL;
     if (path_len == 8 && memcmp(path, "/version", 8) == 0) {
         if (allow(&r, method, true, false, false)) {
@@ -622,7 +707,11 @@ void pt_chaos_api_serve(pt_chaos_store_t *st, int method, const char *path, size
     } else if (path_len == 9 && memcmp(path, "/populate", 9) == 0) {
         if (allow(&r, method, false, true, false))
             serve_populate(&r, body, body_len);
-    } else if (!next_segment(&at, end, a, sizeof(a)) || strcmp(a, "proxies") != 0) {
+    } else if (!next_segment(&at, end, a, sizeof(a))) {
+        answer_error(&r, 404, "not found");
+    } else if (strcmp(a, "routes") == 0) {
+        serve_routes(&r, method, at, end, body, body_len);
+    } else if (strcmp(a, "proxies") != 0) {
         answer_error(&r, 404, "not found");
     } else if (at == end) {
         if (allow(&r, method, true, true, false))
@@ -632,21 +721,9 @@ void pt_chaos_api_serve(pt_chaos_store_t *st, int method, const char *path, size
     } else if (at == end) {
         if (allow(&r, method, true, true, true))
             serve_proxy(&r, method, p, body, body_len);
-    } else if (!next_segment(&at, end, c, sizeof(c)) || strcmp(c, "toxics") != 0) {
-        answer_error(&r, 404, "not found");
-    } else if (at == end) {
-        if (allow(&r, method, true, true, false))
-            serve_toxics(&r, method, p, body, body_len);
-    } else if (!next_segment(&at, end, c, sizeof(c)) || at != end) {
-        answer_error(&r, 404, "toxic not found");
     } else {
-        size_t i = 0;
-        while (i < p->n_toxics && strcmp(p->toxics[i].name, c) != 0)
-            i++;
-        if (i == p->n_toxics)
-            answer_error(&r, 404, "toxic not found");
-        else if (allow(&r, method, true, true, true))
-            serve_toxic(&r, method, p, i, body, body_len);
+        serve_toxic_path(&r, method, (toxic_list_t){p->toxics, &p->n_toxics, false}, at, end, body,
+                         body_len);
     }
     pt_arena_dispose(&r.arena);
     *status = r.status;

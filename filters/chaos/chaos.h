@@ -8,8 +8,9 @@
  * its sessions through the chaos L4 filter (toxics.c) and rebinds open sessions to the toxics of
  * each new snapshot: adding or removing a toxic affects open connections from then on.
  *
- * Toxics are per direction (upstream: client -> server) and TCP-level; HTTP-aware toxics will
- * sit in the same store with a type of their own and run as HTTP filters. */
+ * TCP toxics are per direction (upstream: client -> server). HTTP toxics are per request and
+ * sit on a VirtualService route (pt_chaos_route_t), named by the VirtualService and the route,
+ * so they survive config reloads; the chaos_http filter (filters/chaos_http.c) applies them. */
 #ifndef PT_CHAOS_H
 #define PT_CHAOS_H
 
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "../../config/chaos.h"
+#include "../l4_registry.h"
 
 #define PT_CHAOS_TOXIPROXY_VERSION "2.12.0" /* the Toxiproxy API GET /version claims */
 
@@ -38,12 +40,20 @@ typedef struct pt_chaos_proxy {
     pt_chaos_decl_t declared; /* what it says, which POST /reset returns to */
 } pt_chaos_proxy_t;
 
+/* The HTTP toxics set on one VirtualService route (POST /routes/{vs}/{route}/toxics). */
+typedef struct pt_chaos_route {
+    char virtual_service[PT_CHAOS_NAME_MAX]; /* its metadata.name, in any namespace */
+    char route[PT_CHAOS_NAME_MAX];           /* the route's name, or "<vs-name>.<index>" */
+    pt_toxic_t toxics[PT_CHAOS_MAX_TOXICS];
+    size_t n_toxics;
+} pt_chaos_route_t;
+
 /* A toxic's hits, counted by the workers (atomics) and read by the metrics; refcounted, as
  * snapshots and the store share it. */
 typedef struct pt_toxic_counters {
     atomic_uint refs;
-    atomic_uint_fast64_t hits;         /* sessions affected */
-    atomic_uint_fast64_t dry_run_hits; /* sessions a dry run would have affected */
+    atomic_uint_fast64_t hits;         /* sessions (HTTP: requests) affected */
+    atomic_uint_fast64_t dry_run_hits; /* sessions (requests) a dry run would have affected */
 } pt_toxic_counters_t;
 
 pt_toxic_counters_t *pt_toxic_counters_new(void);
@@ -53,11 +63,24 @@ void pt_toxic_counters_unref(pt_toxic_counters_t *c);
 typedef struct pt_chaos_snapshot {
     atomic_uint refs;
     uint64_t generation;
+    pt_chaos_route_t *routes; /* copies, in the same allocation, after the proxies */
+    size_t n_routes;
     size_t n_proxies;
     pt_chaos_proxy_t proxies[]; /* copies */
 } pt_chaos_snapshot_t;
 
 /* The proxy with uid in s, or NULL. */
 const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uint64_t uid);
+/* The toxics of the route named route of the VirtualService "<namespace>/<name>", or NULL. */
+const pt_chaos_route_t *pt_chaos_snapshot_route(const pt_chaos_snapshot_t *s,
+                                                const char *virtual_service, const char *route);
+
+/* Worker side: the snapshot the worker serves (NULL before the first); valid until the
+ * worker's next one, so a stream that keeps it takes a ref (pt_chaos_snapshot_ref). */
+pt_chaos_snapshot_t *pt_chaos_worker_snapshot(pt_worker_t *w);
+/* Whether toxic t of the snapshot in force affects one more session or request: its
+ * toxicity, then its cap on hits (cap, or max_hits when cap is 0); a dry run counts and
+ * affects nothing. */
+bool pt_chaos_roll(pt_worker_t *w, const pt_toxic_t *t, int64_t cap);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include "../../proxy/log.h"
 #include "../../proxy/metrics.h"
+#include "../../proxy/worker.h"
 #include "store.h"
 
 void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s)
@@ -31,6 +32,9 @@ void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s)
     for (size_t i = 0; i < s->n_proxies; i++)
         for (size_t k = 0; k < s->proxies[i].n_toxics; k++)
             pt_toxic_counters_unref(s->proxies[i].toxics[k].counters);
+    for (size_t i = 0; i < s->n_routes; i++)
+        for (size_t k = 0; k < s->routes[i].n_toxics; k++)
+            pt_toxic_counters_unref(s->routes[i].toxics[k].counters);
     free(s);
 }
 
@@ -73,24 +77,38 @@ static void drop_counters(const pt_toxic_t *from, size_t n_from, const pt_toxic_
     }
 }
 
+/* Removes the toxics of toxics[0..*n) whose TTL ended by now; owner names them in the log. */
+static void expire(pt_toxic_t *toxics, size_t *n, uint64_t now, const char *owner)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < *n; k++) {
+        pt_toxic_t *x = &toxics[k];
+        if (x->expires_ms == 0 || x->expires_ms > now) {
+            toxics[kept++] = *x;
+            continue;
+        }
+        pt_log_info("%s: toxic %s removed (ttl_ms %lld passed)", owner, x->name,
+                    (long long)x->ttl_ms);
+        pt_toxic_counters_unref(x->counters);
+    }
+    *n = kept;
+}
+
 static void on_ttl_timer(uv_timer_t *t)
 {
     pt_chaos_store_t *st = t->data;
     uint64_t now = uv_now(st->loop);
+    char owner[2 * PT_CHAOS_NAME_MAX + 16];
     for (size_t i = 0; i < st->n_proxies; i++) {
         pt_chaos_proxy_t *p = st->proxies[i];
-        size_t kept = 0;
-        for (size_t k = 0; k < p->n_toxics; k++) {
-            pt_toxic_t *x = &p->toxics[k];
-            if (x->expires_ms == 0 || x->expires_ms > now) {
-                p->toxics[kept++] = *x;
-                continue;
-            }
-            pt_log_info("chaos proxy %s: toxic %s removed (ttl_ms %lld passed)", p->name, x->name,
-                        (long long)x->ttl_ms);
-            pt_toxic_counters_unref(x->counters);
-        }
-        p->n_toxics = kept;
+        snprintf(owner, sizeof(owner), "chaos proxy %s", p->name);
+        expire(p->toxics, &p->n_toxics, now, owner);
+    }
+    for (size_t i = st->n_routes; i-- > 0;) {
+        pt_chaos_route_t *r = st->routes[i];
+        snprintf(owner, sizeof(owner), "route %s/%s", r->virtual_service, r->route);
+        expire(r->toxics, &r->n_toxics, now, owner);
+        pt_chaos_store_drop_route(st, r);
     }
     pt_chaos_store_publish(st);
 }
@@ -103,6 +121,64 @@ const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uin
     return NULL;
 }
 
+const pt_chaos_route_t *pt_chaos_snapshot_route(const pt_chaos_snapshot_t *s,
+                                                const char *virtual_service, const char *route)
+{
+    const char *slash = strchr(virtual_service, '/'); /* "<namespace>/<name>" */
+    const char *name = slash != NULL ? slash + 1 : virtual_service;
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (strcmp(s->routes[i].route, route) == 0 &&
+            strcmp(s->routes[i].virtual_service, name) == 0)
+            return &s->routes[i];
+    return NULL;
+}
+
+pt_chaos_route_t *pt_chaos_store_route(pt_chaos_store_t *st, const char *vs, const char *route,
+                                       bool create)
+{
+    for (size_t i = 0; i < st->n_routes; i++)
+        if (strcmp(st->routes[i]->virtual_service, vs) == 0 &&
+            strcmp(st->routes[i]->route, route) == 0)
+            return st->routes[i];
+    if (!create || st->n_routes == PT_CHAOS_MAX_PROXIES)
+        return NULL;
+    pt_chaos_route_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        abort();
+    snprintf(r->virtual_service, sizeof(r->virtual_service), "%s", vs);
+    snprintf(r->route, sizeof(r->route), "%s", route);
+    st->routes[st->n_routes++] = r;
+    return r;
+}
+
+void pt_chaos_store_drop_route(pt_chaos_store_t *st, pt_chaos_route_t *r)
+{
+    if (r->n_toxics > 0)
+        return;
+    for (size_t i = 0; i < st->n_routes; i++)
+        if (st->routes[i] == r) {
+            memmove(&st->routes[i], &st->routes[i + 1], (st->n_routes - i - 1) * sizeof(r));
+            st->n_routes--;
+            free(r);
+            return;
+        }
+}
+
+bool pt_chaos_roll(pt_worker_t *w, const pt_toxic_t *t, int64_t cap)
+{
+    if (!(t->toxicity > 0 && (double)pt_worker_random(w) / 4294967296.0 < t->toxicity))
+        return false;
+    if (cap == 0)
+        cap = t->max_hits;
+    atomic_uint_fast64_t *hits = t->dry_run ? &t->counters->dry_run_hits : &t->counters->hits;
+    uint_fast64_t n = atomic_load(hits);
+    do {
+        if (cap > 0 && n >= (uint_fast64_t)cap)
+            return false; /* the blast radius is used up */
+    } while (!atomic_compare_exchange_weak(hits, &n, n + 1));
+    return !t->dry_run;
+}
+
 uint64_t pt_chaos_store_uid(pt_chaos_store_t *st)
 {
     return ++st->next_uid;
@@ -110,17 +186,27 @@ uint64_t pt_chaos_store_uid(pt_chaos_store_t *st)
 
 void pt_chaos_store_publish(pt_chaos_store_t *st)
 {
-    pt_chaos_snapshot_t *s = malloc(sizeof(*s) + st->n_proxies * sizeof(pt_chaos_proxy_t));
+    pt_chaos_snapshot_t *s = malloc(sizeof(*s) + st->n_proxies * sizeof(pt_chaos_proxy_t) +
+                                    st->n_routes * sizeof(pt_chaos_route_t));
     if (s == NULL)
         abort();
     atomic_init(&s->refs, 1);
     s->generation = ++st->generation;
     s->n_proxies = st->n_proxies;
+    s->n_routes = st->n_routes;
+    s->routes = (pt_chaos_route_t *)&s->proxies[st->n_proxies];
     uint64_t next_expiry = UINT64_MAX;
-    for (size_t i = 0; i < st->n_proxies; i++) {
+    for (size_t i = 0; i < st->n_proxies; i++)
         s->proxies[i] = *st->proxies[i];
-        for (size_t k = 0; k < s->proxies[i].n_toxics; k++) {
-            const pt_toxic_t *t = &s->proxies[i].toxics[k];
+    for (size_t i = 0; i < st->n_routes; i++)
+        s->routes[i] = *st->routes[i];
+    for (size_t i = 0; i < st->n_proxies + st->n_routes; i++) {
+        const pt_toxic_t *toxics =
+            i < st->n_proxies ? s->proxies[i].toxics : s->routes[i - st->n_proxies].toxics;
+        size_t n =
+            i < st->n_proxies ? s->proxies[i].n_toxics : s->routes[i - st->n_proxies].n_toxics;
+        for (size_t k = 0; k < n; k++) {
+            const pt_toxic_t *t = &toxics[k];
             atomic_fetch_add(&t->counters->refs, 1);
             if (t->expires_ms != 0 && t->expires_ms < next_expiry)
                 next_expiry = t->expires_ms;
@@ -172,6 +258,10 @@ void pt_chaos_store_free(pt_chaos_store_t *st)
         close_listener(st->proxies[i]);
         drop_counters(st->proxies[i]->toxics, st->proxies[i]->n_toxics, NULL, 0);
         free(st->proxies[i]);
+    }
+    for (size_t i = 0; i < st->n_routes; i++) {
+        drop_counters(st->routes[i]->toxics, st->routes[i]->n_toxics, NULL, 0);
+        free(st->routes[i]);
     }
     free(st->decls);
     uv_close((uv_handle_t *)&st->ttl_timer, on_store_closed);
@@ -413,9 +503,10 @@ static void metric_label(char **out, size_t *len, const char *s)
 void pt_chaos_store_format_metrics(const pt_chaos_store_t *st, char **out, size_t *len)
 {
     static const char *const heads[2] = {
-        "# HELP petrel_chaos_toxic_hits_total Sessions a toxic affected.\n"
+        "# HELP petrel_chaos_toxic_hits_total Sessions (requests) a toxic affected.\n"
         "# TYPE petrel_chaos_toxic_hits_total counter\n",
-        "# HELP petrel_chaos_toxic_dry_run_hits_total Sessions a dry-run toxic would have "
+        "# HELP petrel_chaos_toxic_dry_run_hits_total Sessions (requests) a dry-run toxic would "
+        "have "
         "affected.\n# TYPE petrel_chaos_toxic_dry_run_hits_total counter\n"};
     static const char *const names[2] = {"petrel_chaos_toxic_hits_total",
                                          "petrel_chaos_toxic_dry_run_hits_total"};
@@ -435,11 +526,30 @@ void pt_chaos_store_format_metrics(const pt_chaos_store_t *st, char **out, size_
                 metric_label(out, len, line);
             }
         }
+        for (size_t i = 0; i < st->n_routes; i++) {
+            const pt_chaos_route_t *r = st->routes[i];
+            for (size_t k = 0; k < r->n_toxics; k++) {
+                const pt_toxic_t *t = &r->toxics[k];
+                char line[320];
+                uint64_t v = m == 0 ? atomic_load(&t->counters->hits)
+                                    : atomic_load(&t->counters->dry_run_hits);
+                snprintf(line, sizeof(line),
+                         "%s{virtual_service=\"%s\",route=\"%s\",toxic=\"%s\",type=\"%s\"} %llu\n",
+                         names[m], r->virtual_service, r->route, t->name,
+                         pt_toxic_type_name(t->type), (unsigned long long)v);
+                metric_label(out, len, line);
+            }
+        }
     }
 }
 
 void pt_chaos_store_reset(pt_chaos_store_t *st)
 {
+    for (size_t i = 0; i < st->n_routes; i++) {
+        drop_counters(st->routes[i]->toxics, st->routes[i]->n_toxics, NULL, 0);
+        free(st->routes[i]);
+    }
+    st->n_routes = 0;
     for (size_t i = 0; i < st->n_proxies; i++) {
         pt_chaos_proxy_t *p = st->proxies[i];
         if (p->is_declared)

@@ -11,6 +11,8 @@
 struct pt_chaos_store {
     pt_chaos_proxy_t *proxies[PT_CHAOS_MAX_PROXIES]; /* malloc'd each, in creation order */
     size_t n_proxies;
+    pt_chaos_route_t *routes[PT_CHAOS_MAX_PROXIES]; /* malloc'd each; none without a toxic */
+    size_t n_routes;
     pt_chaos_decl_t *decls; /* the ChaosProxy resources in force (malloc'd copies) */
     size_t n_decls;
     uint64_t next_uid;
@@ -37,8 +39,14 @@ int pt_chaos_store_add(pt_chaos_store_t *st, const pt_chaos_proxy_t *p, pt_chaos
 int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_chaos_proxy_t *p,
                           pt_chaos_error_t *e);
 void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p);
+/* The toxics of route of VirtualService vs; made (with none) when create is set. NULL when absent
+ * (or, with create, when PT_CHAOS_MAX_PROXIES routes already have toxics). */
+pt_chaos_route_t *pt_chaos_store_route(pt_chaos_store_t *st, const char *vs, const char *route,
+                                       bool create);
+/* Forgets r once its last toxic went (a no-op while it has one). */
+void pt_chaos_store_drop_route(pt_chaos_store_t *st, pt_chaos_route_t *r);
 /* POST /reset: declared proxies (ChaosProxy) return to their declaration, others are enabled
- * with no toxic. */
+ * with no toxic; routes lose their toxics. */
 void pt_chaos_store_reset(pt_chaos_store_t *st);
 /* Gives a toxic made now its uid, counters (one ref, the store's) and TTL deadline. */
 void pt_chaos_store_new_toxic(pt_chaos_store_t *st, pt_toxic_t *t);

@@ -296,19 +296,9 @@ static void arm_deadline(chaos_inst_t *c, uint64_t now_ms)
         uv_timer_start(&c->deadline, on_deadline, at > now_ms ? at - now_ms : 0, 0);
 }
 
-/* Whether toxic t (of the snapshot in force) affects a session seeing it for the first time:
- * its toxicity, then its cap on hits; a dry run counts and affects nothing. */
-static bool roll(pt_worker_t *w, const pt_toxic_t *t)
+pt_chaos_snapshot_t *pt_chaos_worker_snapshot(pt_worker_t *w)
 {
-    if (!(t->toxicity > 0 && (double)pt_worker_random(w) / 4294967296.0 < t->toxicity))
-        return false;
-    atomic_uint_fast64_t *hits = t->dry_run ? &t->counters->dry_run_hits : &t->counters->hits;
-    uint_fast64_t n = atomic_load(hits);
-    do {
-        if (t->max_hits > 0 && n >= (uint_fast64_t)t->max_hits)
-            return false; /* the blast radius is used up */
-    } while (!atomic_compare_exchange_weak(hits, &n, n + 1));
-    return !t->dry_run;
+    return w->chaos != NULL ? w->chaos->snap : NULL;
 }
 
 /* Takes p's toxics: those seen before keep their roll and start time. */
@@ -326,7 +316,7 @@ static void bind_toxics(chaos_inst_t *c, const pt_chaos_proxy_t *p)
                 state[i] = c->state[j];
                 seen = true;
             }
-        if (!seen && (state[i].is_active = roll(w, t))) {
+        if (!seen && (state[i].is_active = pt_chaos_roll(w, t, 0))) {
             size_t used = strlen(c->hits);
             snprintf(c->hits + used, sizeof(c->hits) - used, "%s%s", used == 0 ? "chaos:" : ",",
                      t->name);

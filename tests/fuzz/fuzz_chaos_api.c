@@ -2,9 +2,10 @@
  * libFuzzer driver for the Toxiproxy-compatible API (filters/chaos/api.c) and its JSON parser
  * (filters/chaos/json.c), which read peer input. The first byte of the input picks an endpoint
  * and method; the rest is the request body. Each input runs on a fresh store holding one
- * disabled proxy "p" with one toxic "t" (so no socket is opened unless the input asks for a
- * listener), resolving addresses only (no name lookups). Checks that every answer is one of the
- * API's statuses and that every JSON answer parses back with the strict parser. */
+ * disabled proxy "p" with one toxic "t" and a route "vs/r" with one HTTP toxic "h" (so no socket is
+ * opened unless the input asks for a listener), resolving addresses only (no name lookups). Checks
+ * that every answer is one of the API's statuses and that every JSON answer parses back with the
+ * strict parser. */
 #include <llhttp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,6 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {HTTP_POST, "/proxies/p/toxics"},
         {HTTP_POST, "/proxies/p/toxics/t"},
         {HTTP_GET, "/proxies"},
+        {HTTP_POST, "/routes/vs/r/toxics"},
+        {HTTP_POST, "/routes/vs/r/toxics/h"},
+        {HTTP_DELETE, "/routes/vs/r/toxics/h"},
     };
     if (size == 0)
         return 0;
@@ -73,9 +77,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char setup_toxic[] = "{\"name\":\"t\",\"type\":\"latency\"}";
     serve(st, HTTP_POST, "/proxies", setup_proxy, sizeof(setup_proxy) - 1);
     serve(st, HTTP_POST, "/proxies/p/toxics", setup_toxic, sizeof(setup_toxic) - 1);
+    static const char setup_http[] = "{\"name\":\"h\",\"type\":\"http_delay\"}";
+    serve(st, HTTP_POST, "/routes/vs/r/toxics", setup_http, sizeof(setup_http) - 1);
     size_t r = data[0] % (sizeof(routes) / sizeof(routes[0]));
     serve(st, routes[r].method, routes[r].path, (const char *)data + 1, size - 1);
     serve(st, HTTP_GET, "/proxies", NULL, 0); /* the state after it still serializes */
+    serve(st, HTTP_GET, "/routes", NULL, 0);
     pt_chaos_store_free(st);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

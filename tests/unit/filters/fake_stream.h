@@ -21,6 +21,12 @@ static struct {
     pt_flag_t respond_flag;
     const char *respond_body;
     int trace_events;
+    int grpc_status; /* the last pt_stream_respond_grpc; 0: none */
+    int resets;      /* pt_stream_reset calls */
+    uint16_t body_filters_asked; /* pt_stream_filter_body calls */
+    char sent[1 << 16];          /* what pt_stream_send_response_data passed on */
+    size_t sent_len;
+    int sends;
 } fake;
 
 /* st with its connection, worker and config; the request is head. */
@@ -62,6 +68,34 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
     fake.respond_status = status;
     fake.respond_flag = flag;
     fake.respond_body = body;
+}
+
+void pt_stream_respond_grpc(pt_stream_t *st, int grpc_status, const char *message, pt_flag_t flag)
+{
+    pt_stream_respond(st, 200, message, flag);
+    fake.grpc_status = grpc_status;
+}
+
+void pt_stream_reset(pt_stream_t *st, pt_flag_t flag)
+{
+    st->flag = flag;
+    fake.resets++;
+}
+
+void pt_stream_filter_body(pt_stream_t *st, const struct pt_filter_ops *ops)
+{
+    (void)st;
+    (void)ops;
+    fake.body_filters_asked++;
+}
+
+void pt_stream_send_response_data(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
+{
+    (void)st;
+    (void)pin;
+    memcpy(fake.sent + fake.sent_len, data, len);
+    fake.sent_len += len;
+    fake.sends++;
 }
 
 void pt_trace_stream_event(pt_stream_t *st, pt_trace_event_kind_t kind, int64_t value)
