@@ -9,6 +9,7 @@
 #   make bench    Petrel, HAProxy and nginx side by side (writes docs/benchmarks.md)
 #   make soak     the soak test's long form: 1,000,000 requests, a reload every 10 s
 #   make fuzz     libFuzzer drivers (clang), run for FUZZ_SECONDS each
+#   make fuzz-campaign  the long form: each driver FUZZ_CPU_MINUTES (30) of CPU time, corpus merged
 #   make format / check-format, make clean
 
 CC       ?= cc
@@ -65,7 +66,7 @@ REPLAY_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/replay/%)
 FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/fuzzer/%)
 DEPS_STAMP = build/.deps-installed
 
-.PHONY: all run test layers unit e2e fuzz-replay asan tsan bench soak fuzz deps format check-format clean
+.PHONY: all run test layers unit e2e fuzz-replay asan tsan bench soak fuzz fuzz-campaign deps format check-format clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/petrel
@@ -165,6 +166,16 @@ fuzz-drivers: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(BUILD)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$$n.dict \
 	      $(BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+
+# The long form of fuzzing: each driver (FUZZ_DRIVERS, default all) FUZZ_CPU_MINUTES of CPU time
+# in one go, then the inputs that add coverage merged into tests/fuzz/corpus/ (commit them) and
+# the coverage before and after printed (tests/fuzz/campaign.sh).
+FUZZ_CPU_MINUTES ?= 30
+FUZZ_DRIVERS ?= $(notdir $(FUZZ_BINS))
+fuzz-campaign:
+	$(MAKE) CC=clang FUZZ=1 $(addprefix build/fuzz/tests/fuzzer/,$(FUZZ_DRIVERS))
+	sh tests/fuzz/campaign.sh build/fuzz/tests/fuzzer build/fuzz/campaign \
+	    $$(($(FUZZ_CPU_MINUTES) * 60)) $(FUZZ_DRIVERS)
 
 # The long form of tests/e2e/test_45_soak.py (make e2e runs its short form); SOAK_REQUESTS and
 # SOAK_RELOAD_SECONDS change it. Prints its figures on the line starting `soak:`.
