@@ -4,7 +4,6 @@
  * on. */
 #include "../proxy/metrics.h"
 #include "../proxy/capture.h"
-#include "../proxy/conn.h"
 #include "../proxy/worker.h"
 #include "filter.h"
 
@@ -13,7 +12,7 @@ static void metrics_log(pt_stream_t *st, void *inst)
     (void)inst;
     if (!st->config->proxy.metrics)
         return;
-    pt_conn_t *c = st->conn;
+    const pt_conn_info_t *c = st->conn;
     pt_metrics_record_http(&st->worker->metrics, st->cluster ? st->cluster->host : NULL, st->status,
                            pt_flag_name(st->flag), (uv_hrtime() - st->start_ns) / 1000,
                            st->bytes_received, st->bytes_sent, c->peer_principal,

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "codec.h"
 
 typedef struct pt_conn pt_conn_t;
 typedef struct pt_capture_upstream pt_capture_upstream_t;
@@ -84,9 +85,9 @@ void pt_capture_on_timer(pt_conn_t *c);
 /* The connection closes while its relay is connecting. */
 void pt_capture_on_conn_close(pt_conn_t *c);
 
-/* The route table a stream of c uses in snapshot cfg: the mesh table of its original port, or
- * the passthrough table, or the inbound table; for other connections their listener's. NULL
- * when the snapshot has none (a reload took the sidecar away). */
-const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_t *c);
+/* The route table a stream on connection c uses in snapshot cfg: the mesh table of its original
+ * port, or the passthrough table, or the inbound table; for other connections their listener's.
+ * NULL when the snapshot has none (a reload took the sidecar away). */
+const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_info_t *c);
 
 #endif

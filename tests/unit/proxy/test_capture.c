@@ -131,9 +131,9 @@ static const char mesh_yaml[] =
     "  hosts: [reviews]\n"
     "  http: [{route: [{destination: {host: reviews, subset: v1}}]}]\n";
 
-static pt_conn_t *captured(pt_capture_direction_t dir, uint16_t port)
+static pt_conn_info_t *captured(pt_capture_direction_t dir, uint16_t port)
 {
-    static pt_conn_t c;
+    static pt_conn_info_t c;
     static pt_capture_t cap;
     memset(&c, 0, sizeof(c));
     memset(&cap, 0, sizeof(cap));
@@ -143,7 +143,8 @@ static pt_conn_t *captured(pt_capture_direction_t dir, uint16_t port)
     return &c;
 }
 
-static const pt_cluster_t *cluster_for(const pt_config_t *cfg, const pt_conn_t *c, const char *host)
+static const pt_cluster_t *cluster_for(const pt_config_t *cfg, const pt_conn_info_t *c,
+                                       const char *host)
 {
     const pt_listener_config_t *l = pt_capture_route_table(cfg, c);
     ASSERT(l != NULL);
@@ -162,7 +163,7 @@ TEST(mesh_route_tables_by_original_port)
     ASSERT_EQ(cfg->proxy.sidecar.protocol_detection_timeout_ms, 100);
 
     /* The VirtualService (bound to mesh by default) routes reviews to its subset. */
-    const pt_conn_t *c = captured(PT_CAPTURE_OUTBOUND, 9080);
+    const pt_conn_info_t *c = captured(PT_CAPTURE_OUTBOUND, 9080);
     static const char *const forms[] = {"reviews",
                                         "reviews:9080",
                                         "reviews.default",
@@ -453,7 +454,7 @@ TEST(registry_only_refuses_unknown_hosts)
         "       resolution: STATIC, endpoints: [{address: 10.0.0.1}]}\n";
     pt_config_t *cfg = config_from_yaml_ok("ro.yaml", yaml);
     ASSERT(cfg->proxy.sidecar.registry_only);
-    const pt_conn_t *c80 = captured(PT_CAPTURE_OUTBOUND, 80);
+    const pt_conn_info_t *c80 = captured(PT_CAPTURE_OUTBOUND, 80);
     ASSERT_STREQ(cluster_for(cfg, c80, "api")->name, "outbound|80||api.default.svc.cluster.local");
     const pt_listener_config_t *l = pt_capture_route_table(cfg, c80);
     const pt_vhost_t *vh = pt_config_find_vhost(l, "elsewhere.example", 17);
