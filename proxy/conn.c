@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "http1_server.h"
+#include "http2_server.h"
 #include "log.h"
 #include "relay.h"
 #include "tls_stream.h"
@@ -251,11 +252,31 @@ void pt_conn_resume_reading(pt_conn_t *c, unsigned reason)
     pt_conn_update_reading(c);
 }
 
+/* h2c with prior knowledge (RFC 9113 §3.3): a client whose first bytes are the HTTP/2 preface
+ * gets the HTTP/2 codec; any other first bytes, HTTP/1. False while what came is a prefix of
+ * the preface. */
+static bool choose_codec(pt_conn_t *c)
+{
+    size_t n = c->in.len - c->in.off;
+    if (memcmp(c->in.buf->data + c->in.off, PT_HTTP2_PREFACE,
+               n < PT_HTTP2_PREFACE_LEN ? n : PT_HTTP2_PREFACE_LEN) != 0) {
+        c->may_be_h2c = false;
+        return true;
+    }
+    if (n < PT_HTTP2_PREFACE_LEN)
+        return false;
+    c->may_be_h2c = false;
+    c->codec_ops = &pt_http2_server_conn_ops;
+    return true;
+}
+
 static void process(pt_conn_t *c)
 {
     /* A captured connection is parsed once its first bytes look like HTTP/1. */
     if (c->capture != NULL && c->capture->state != PT_CAPTURE_IDLE &&
         (c->in.buf == NULL || c->in.off == c->in.len || !pt_capture_on_bytes(c)))
+        return;
+    if (c->may_be_h2c && c->in.buf != NULL && c->in.off < c->in.len && !choose_codec(c))
         return;
     c->codec_ops->on_bytes(c);
 }
@@ -502,6 +523,7 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
     } else {
         /* The first request must arrive as promptly as any request head. */
         set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);
+        c->may_be_h2c = lc->protocol == PT_LISTENER_HTTP && lc->tls == NULL;
     }
     pt_conn_update_reading(c);
 }

@@ -76,6 +76,7 @@ struct pt_conn {
     bool close_after_response; /* Connection: close, HTTP/1.0, drain, or a broken request */
     bool peer_eof;             /* the client finished sending */
     bool is_handed_off;        /* the socket belongs to a relay now */
+    bool may_be_h2c;           /* plaintext HTTP: the first bytes may be the HTTP/2 preface */
     pt_capture_t *capture;     /* sidecar capture listeners only (capture.h); else NULL */
 
     struct pt_tls_stream *tls; /* TLS terminated here (tls_stream.h); NULL: plaintext */

@@ -531,6 +531,14 @@ static int validate_head(pt_http1_parser_t *p, llhttp_t *l)
         if (st == 101 && h->upgrade.base == NULL)
             return fail(p, 502, "101 without Upgrade");
     } else {
+        if (l->upgrade && h->method_id != HTTP_CONNECT && pt_str_ieq_lit(h->upgrade, "h2c")) {
+            /* RFC 9113 §3.1: the HTTP/1.1 Upgrade to h2c is obsolete; Petrel does not perform
+             * it, and neither it nor its settings go upstream: the request is served as it is. */
+            l->upgrade = 0;
+            for (size_t i = 0; i < h->n_headers; i++)
+                if (pt_str_ieq_lit(h->headers[i].name, "http2-settings"))
+                    h->headers[i].flags |= PT_HEADER_HOP;
+        }
         h->is_upgrade = l->upgrade != 0;
         if (!h->is_upgrade)
             h->upgrade = (pt_str_t){NULL, 0};

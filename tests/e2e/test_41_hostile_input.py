@@ -44,6 +44,9 @@ def load_corpus():
 
 
 CORPUS_ROWS = load_corpus()
+# The HTTP/2 preface is refused by the HTTP/1 parser (tests/unit/proxy/http1.c), but on an HTTP
+# listener it now opens an HTTP/2 connection (test_86_http2_server.py), so it is not sent here.
+HTTP1_ROWS = [r for r in CORPUS_ROWS if not r[0].endswith("-h2-preface.req")]
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ def test_corpus_is_complete():
     assert len(CORPUS_ROWS) >= 60, "only %d corpus rows" % len(CORPUS_ROWS)
 
 
-@pytest.mark.parametrize("name,expected,rule", CORPUS_ROWS, ids=[r[0] for r in CORPUS_ROWS])
+@pytest.mark.parametrize("name,expected,rule", HTTP1_ROWS, ids=[r[0] for r in HTTP1_ROWS])
 def test_malformed_corpus(env, name, expected, rule):
     with open(os.path.join(CORPUS, name), "rb") as f:
         data = f.read()

@@ -3,14 +3,9 @@
  * its statics): the request loop with pipelining, invalid requests, upgrades, the rest of a
  * body dropped after an early answer, and the response framing, on one connection.
  *
- * The connection and the stream are fakes of what the codec calls (conn.h's write, pause and
- * timer functions, stream.h's events): the fake connection reads the input in pieces (cut at
- * offsets the first bytes choose) into a read slab and hands them to the codec as conn.c
- * does; every byte the codec writes is touched. The fake stream answers each request through
- * the codec's ops (codec.h), when its head arrives or when it is complete as the input's
- * first byte chooses, with a Content-Length body, a chunked one with trailers, a 101 to an
- * upgrade or a 100 Continue first. Streams are freed at the end of each input, as the real
- * ones outlive their done call until their timer closes. */
+ * The connection and the stream are fakes (fake_server.h): the input's first byte chooses how
+ * the fake stream answers, its second the size of the reads the rest is fed in, into a read
+ * slab handed to the codec as conn.c does. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,235 +13,9 @@
 
 #include "proxy/http1_server.c"
 
+#include "fake_server.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static volatile unsigned sink;
-static uint8_t mode;      /* how the fake stream answers (the input's first byte) */
-static unsigned n_writes; /* bounds the work per input */
-
-static void touch(const char *p, size_t n)
-{
-    unsigned h = 0;
-    for (size_t i = 0; i < n; i++)
-        h = h * 31 + (unsigned char)p[i];
-    sink += h;
-}
-
-/* --- the fake connection (conn.h) --- */
-
-int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
-                  unsigned n, const char *suffix, pt_buf_t *pin)
-{
-    if (c->is_closing)
-        return UV_ECANCELED;
-    touch(prefix, prefix_len);
-    for (unsigned i = 0; i < n; i++)
-        touch(bufs[i].base, bufs[i].len);
-    if (suffix != NULL)
-        touch(suffix, strlen(suffix));
-    n_writes++;
-    return 0;
-}
-
-int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pin)
-{
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    return pt_conn_write(c, NULL, 0, &b, 1, "\r\n", pin);
-}
-
-int pt_conn_write2(pt_conn_t *c, uv_buf_t head, pt_buf_t *head_pin, uv_buf_t body,
-                   pt_buf_t *body_pin, const char *suffix)
-{
-    uv_buf_t v[2] = {head, body};
-    return pt_conn_write(c, NULL, 0, v, 2, suffix, NULL);
-}
-
-bool pt_conn_is_write_congested(pt_conn_t *c)
-{
-    return (mode & 0x40) != 0;
-}
-
-void pt_conn_pause_reading(pt_conn_t *c, unsigned reason)
-{
-    c->pause |= reason;
-}
-
-void pt_conn_resume_reading(pt_conn_t *c, unsigned reason)
-{
-    c->pause &= ~reason;
-}
-
-void pt_conn_update_reading(pt_conn_t *c)
-{
-    (void)c;
-}
-
-void pt_conn_pump_tls(pt_conn_t *c)
-{
-    (void)c;
-}
-
-void pt_conn_set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode_)
-{
-    c->timer_mode = mode_;
-}
-
-void pt_conn_close(pt_conn_t *c, bool graceful)
-{
-    if (c->is_closing)
-        return;
-    c->is_closing = true;
-    c->codec_ops->on_close(c);
-}
-
-pt_relay_t *pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
-{
-    c->is_handed_off = true;
-    return NULL;
-}
-
-/* --- the fake stream (stream.h) --- */
-
-static pt_stream_t **streams;
-static size_t n_streams, streams_cap;
-
-static void finish(pt_stream_t *st)
-{
-    if (!st->is_active)
-        return;
-    st->is_active = false;
-    st->downstream->done(st->exchange);
-}
-
-static void maybe_finish(pt_stream_t *st)
-{
-    if (st->is_active && st->response_complete &&
-        (st->request_complete || st->request == NULL || !st->request->has_body))
-        finish(st);
-}
-
-pt_stream_t *pt_stream_new(const pt_server_codec_ops_t *ops, void *exchange,
-                           const pt_conn_info_t *conn)
-{
-    if (n_streams == streams_cap) {
-        streams_cap = streams_cap ? 2 * streams_cap : 16;
-        streams = realloc(streams, streams_cap * sizeof(*streams));
-    }
-    pt_stream_t *st = calloc(1, sizeof(*st));
-    if (st == NULL || streams == NULL)
-        abort();
-    streams[n_streams++] = st;
-    pt_arena_init(&st->arena, 1024);
-    st->downstream = ops;
-    st->exchange = exchange;
-    st->conn = conn;
-    st->worker = conn->worker;
-    st->is_active = true;
-    return st;
-}
-
-/* A response through the codec's ops: the framing the input's first byte chooses. */
-static void answer(pt_stream_t *st)
-{
-    if (!st->is_active || st->response_complete)
-        return;
-    const pt_server_codec_ops_t *ops = st->downstream;
-    const pt_http_msg_t *req = st->request;
-    pt_header_t trailer = {PT_STR_LIT("x-checksum"), PT_STR_LIT("1"), 0};
-    pt_http_msg_t resp = {.status = 200, .version = PT_HTTP_11, .content_length = 5};
-    bool upgrade = req != NULL && req->is_upgrade && (mode & 0x04);
-    if (upgrade) {
-        resp.status = 101;
-        resp.upgrade = req->upgrade;
-        resp.content_length = -1;
-    } else if (mode & 0x02) {
-        resp.content_length = -1; /* chunked to HTTP/1.1 clients, close-delimited to 1.0 */
-    }
-    if (req != NULL && (mode & 0x08))
-        ops->send_continue(st->exchange, req);
-    ops->send_head(st->exchange, req, &resp);
-    st->response_head_sent = true;
-    if (mode & 0x10) { /* the head replaced by another answer before it went */
-        (void)ops->cancel_head(st->exchange);
-        resp.status = 503;
-        ops->send_head(st->exchange, req, &resp);
-    }
-    if (!upgrade) {
-        pt_buf_t *slab = pt_buf_new_sized(5);
-        memcpy(slab->data, "hello", 5);
-        (void)ops->send_data(st->exchange, slab->data, 5, slab);
-        pt_buf_unref(slab);
-        (void)ops->is_write_congested(st->exchange);
-        (void)ops->is_response_started(st->exchange);
-    }
-    ops->send_end(st->exchange, &trailer, (mode & 0x02) ? 1 : 0);
-    st->response_complete = true;
-    if (upgrade) {
-        st->is_tunnel = true;
-        (void)ops->hand_off_to_tunnel(st->exchange, NULL);
-        finish(st);
-        return;
-    }
-    maybe_finish(st);
-}
-
-void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
-{
-    st->request = head;
-    if (head->has_body && (mode & 0x20))
-        st->downstream->pause(st->exchange);
-    if (mode & 0x01)
-        answer(st);
-}
-
-void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt_buf_t *pin)
-{
-    touch(data, len);
-    st->bytes_received += len;
-}
-
-void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        touch(t[i].name.base, t[i].name.len);
-        touch(t[i].value.base, t[i].value.len);
-    }
-}
-
-void pt_stream_on_request_complete(pt_stream_t *st)
-{
-    st->request_complete = true;
-    if (st->response_complete)
-        maybe_finish(st);
-    else
-        answer(st);
-}
-
-void pt_stream_on_downstream_drained(pt_stream_t *st)
-{
-    (void)st;
-}
-
-void pt_stream_abort(pt_stream_t *st, pt_flag_t flag)
-{
-    finish(st);
-}
-
-void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag)
-{
-    if (!st->is_active)
-        return;
-    if (st->response_head_sent && !st->downstream->cancel_head(st->exchange)) {
-        st->downstream->reset(st->exchange);
-        return;
-    }
-    pt_http_msg_t resp = {.status = status, .version = PT_HTTP_11, .content_length = 0};
-    st->downstream->send_head(st->exchange, st->request, &resp);
-    st->response_head_sent = true;
-    st->downstream->send_end(st->exchange, NULL, 0);
-    st->response_complete = true;
-    maybe_finish(st);
-}
 
 /* --- the run --- */
 
@@ -257,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    mode = data[0];
+    fake_mode = data[0];
     size_t piece = 1 + data[1] % 64; /* bytes per read; 64 = the whole rest at once */
     data += 2;
     size -= 2;
@@ -267,39 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     config.proxy.max_header_bytes = 2048;
     config.proxy.max_headers = 20;
     worker.config = &config;
-    static pt_conn_t c;
-    memset(&c, 0, sizeof(c));
-    c.worker = &worker;
-    c.codec_ops = &pt_http1_server_conn_ops;
-    strcpy(c.peer_ip, "127.0.0.1");
-    n_writes = 0;
-    size_t off = 0;
-    while (off < size && !c.is_closing && !c.is_handed_off && n_writes < 4096) {
-        size_t n = size - off < piece ? size - off : piece;
-        size_t room;
-        char *at = pt_rbuf_space(&c.in, &room);
-        if (room == 0)
-            break; /* the slab is full of a pipelined request waiting for its turn */
-        if (n > room)
-            n = room;
-        memcpy(at, data + off, n);
-        c.in.len += n;
-        off += n;
-        if (c.pause & PT_CONN_PAUSE_PIPELINE)
-            continue; /* kept for later, as conn.c does */
-        c.codec_ops->on_bytes(&c);
-    }
-    if (!c.is_closing && !c.is_handed_off)
-        c.codec_ops->on_peer_eof(&c);
-    if (!c.is_closing)
-        pt_conn_close(&c, false);
-    c.codec_ops->free(&c);
-    pt_rbuf_release(&c.in);
-    for (size_t i = 0; i < n_streams; i++) {
-        pt_arena_dispose(&streams[i]->arena);
-        free(streams[i]);
-    }
-    n_streams = 0;
+    fake_conn_run(&worker, &pt_http1_server_conn_ops, (const char *)data, size, piece);
+    fake_streams_free();
     pt_http1_server_free_cache(&worker);
     return 0;
 }
