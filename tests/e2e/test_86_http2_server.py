@@ -328,3 +328,14 @@ def test_slow_reading_client_keeps_memory_bounded(petrel, origin):
     finally:
         stop.set()
         c.close()
+
+
+@pytest.mark.parametrize("protocol", ["HTTP2", "GRPC", "GRPC-WEB"])
+def test_gateway_servers_of_http2_protocols_are_served(petrel, origin, protocol):
+    docs = simple_config(http_port=free_port(), upstream_port=origin.port)
+    port = docs[0]["spec"]["servers"][0]["port"]
+    port["protocol"] = protocol
+    p = petrel(docs, concurrency=1)
+    rc, out, err = curl(["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                         "http://127.0.0.1:%d/%s" % (p.port, protocol.lower())])
+    assert (rc, out) == (0, b"2 200"), err
