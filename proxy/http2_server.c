@@ -194,13 +194,19 @@ static pt_str_t arena_str(pt_arena_t *a, const uint8_t *p, size_t n)
     return (pt_str_t){pt_arena_strndup(a, (const char *)p, n), n};
 }
 
+/* The llhttp method id of a method name (the registry both codecs share); -1: none known. */
 static int method_id(pt_str_t m)
 {
-    for (int id = 0; id < 64; id++) {
-        const char *name = llhttp_method_name((llhttp_method_t)id);
-        if (strlen(name) == m.len && memcmp(name, m.base, m.len) == 0)
-            return id;
-    }
+#define METHOD(id, name, string) {#string, sizeof(#string) - 1, id},
+    static const struct {
+        const char *name;
+        size_t len;
+        int id;
+    } methods[] = {HTTP_METHOD_MAP(METHOD)};
+#undef METHOD
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (methods[i].len == m.len && memcmp(methods[i].name, m.base, m.len) == 0)
+            return methods[i].id;
     return -1;
 }
 
@@ -278,6 +284,11 @@ static void start_request(h2_exchange_t *x, bool end_stream)
     if (r->authority.len == 0) { /* RFC 9113 §8.3.1: as HTTP/1.1 without Host */
         PT_STAT_INC(&x->server->conn->worker->stats, downstream_rq_invalid);
         pt_stream_respond(st, 400, "missing :authority", PT_FLAG_DPE);
+        return;
+    }
+    if (r->method_id < 0) { /* as HTTP/1 answers a method it does not know (RFC 9110 §9.1) */
+        PT_STAT_INC(&x->server->conn->worker->stats, downstream_rq_invalid);
+        pt_stream_respond(st, 501, "unknown method", PT_FLAG_DPE);
         return;
     }
     if (r->method_id == HTTP_CONNECT) {

@@ -339,3 +339,17 @@ def test_gateway_servers_of_http2_protocols_are_served(petrel, origin, protocol)
     rc, out, err = curl(["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
                          "http://127.0.0.1:%d/%s" % (p.port, protocol.lower())])
     assert (rc, out) == (0, b"2 200"), err
+
+
+def test_unknown_method_is_501_and_not_forwarded(gw, origin):
+    c = H2Client(gw.port)
+    try:
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, req_headers("/m", gw.port, method="FROB"), end_stream=True)
+        c.flush()
+        got = c.response(sid)
+        assert got is not None and got[0] == 501, got
+    finally:
+        c.close()
+    assert curl(["--http2-prior-knowledge", "-o", "/dev/null", "http://127.0.0.1:%d/after" % gw.port])[0] == 0
+    assert [r.path for r in origin.wait_requests(1, timeout=5)] == ["/after"]
