@@ -520,6 +520,7 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
             set_timer(c, PT_CONN_TIMER_CAPTURE, ps->sidecar.protocol_detection_timeout_ms);
         else if (c->capture->state == PT_CAPTURE_IDLE)
             set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms); /* declared HTTP */
+        c->may_be_h2c = c->tls == NULL; /* detection finds the preface; a declared port too */
     } else {
         /* The first request must arrive as promptly as any request head. */
         set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);

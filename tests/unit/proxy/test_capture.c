@@ -35,11 +35,19 @@ TEST(detect_waits_for_a_prefix_of_a_request_line)
     ASSERT_EQ(detect("GET /a/b"), PT_DETECT_NEED_MORE);
     ASSERT_EQ(detect("GET /a HTTP/"), PT_DETECT_NEED_MORE);
     ASSERT_EQ(detect("GET /a HTTP/1."), PT_DETECT_NEED_MORE);
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n"), PT_DETECT_NEED_MORE); /* h2 preface */
+}
+
+TEST(detect_http2_preface)
+{
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), PT_DETECT_HTTP2);
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04"), PT_DETECT_HTTP2);
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"), PT_DETECT_OTHER);
+    ASSERT_EQ(detect("PRI / HTTP/1.1\r\n"), PT_DETECT_HTTP1); /* a method named PRI */
 }
 
 TEST(detect_everything_else_is_tcp)
 {
-    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), PT_DETECT_OTHER);   /* h2 preface */
     ASSERT_EQ(pt_capture_detect("\x16\x03\x01\x02\x00", 5), PT_DETECT_OTHER); /* TLS */
     ASSERT_EQ(detect("get / HTTP/1.1\r\n"), PT_DETECT_OTHER); /* methods are upper-case */
     ASSERT_EQ(detect(" GET / HTTP/1.1\r\n"), PT_DETECT_OTHER);
