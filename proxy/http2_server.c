@@ -74,7 +74,9 @@ struct h2_server {
     unsigned n_exchanges;
     uint64_t n_streams;          /* request streams begun */
     uint64_t n_premature_resets; /* of those, reset by the client before their response */
-    bool is_receiving;           /* inside nghttp2_session_mem_recv: flush after it */
+    uv_check_t flusher;          /* writes what the streams queued, once per loop turn */
+    bool is_flush_pending;
+    bool is_receiving; /* inside nghttp2_session_mem_recv: flush after it */
 };
 
 static const pt_server_codec_ops_t exchange_ops;
@@ -121,6 +123,23 @@ static void flush(h2_server_t *s)
     if (!c->is_closing && !nghttp2_session_want_read(s->session) &&
         !nghttp2_session_want_write(s->session))
         pt_conn_close(c, true); /* GOAWAY sent and every stream done */
+}
+
+/* Streams answered from upstream events write at the end of the loop turn, together. */
+static void on_flusher(uv_check_t *h)
+{
+    h2_server_t *s = h->data;
+    uv_check_stop(h);
+    s->is_flush_pending = false;
+    flush(s);
+}
+
+static void schedule_flush(h2_server_t *s)
+{
+    if (s->is_flush_pending || s->conn->is_closing)
+        return;
+    s->is_flush_pending = true;
+    uv_check_start(&s->flusher, on_flusher);
 }
 
 /* --- exchanges --- */
@@ -481,7 +500,7 @@ static bool send_data(void *exchange, const char *data, size_t len, pt_buf_t *pi
         x->is_deferred = false;
         nghttp2_session_resume_data(x->server->session, x->id);
     }
-    flush(x->server);
+    schedule_flush(x->server);
     return true;
 }
 
@@ -510,7 +529,7 @@ static void send_end(void *exchange, const pt_header_t *trailers, size_t n)
         x->is_deferred = false;
         nghttp2_session_resume_data(x->server->session, x->id);
     }
-    flush(x->server);
+    schedule_flush(x->server);
 }
 
 static void send_continue(void *exchange, const pt_http_msg_t *req)
@@ -520,7 +539,7 @@ static void send_continue(void *exchange, const pt_http_msg_t *req)
         return;
     nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE};
     nghttp2_submit_headers(x->server->session, NGHTTP2_FLAG_NONE, x->id, NULL, &nv, 1, NULL);
-    flush(x->server);
+    schedule_flush(x->server);
 }
 
 static bool cancel_head(void *exchange)
@@ -558,7 +577,7 @@ static void resume_exchange(void *exchange)
     if (x->unconsumed > 0 && !x->is_closed) {
         nghttp2_session_consume(x->server->session, x->id, x->unconsumed);
         x->unconsumed = 0;
-        flush(x->server);
+        schedule_flush(x->server);
     }
 }
 
@@ -578,7 +597,7 @@ static void reset(void *exchange)
     }
     if (x->stream != NULL)
         pt_stream_abort(x->stream, PT_FLAG_DC); /* done may free x */
-    flush(s);
+    schedule_flush(s);
 }
 
 static void done(void *exchange)
@@ -602,7 +621,7 @@ static void done(void *exchange)
         nghttp2_session_consume(s->session, x->id, x->unconsumed);
         x->unconsumed = 0;
     }
-    flush(s);
+    schedule_flush(s);
 }
 
 static const pt_server_codec_ops_t exchange_ops = {
@@ -658,6 +677,9 @@ static h2_server_t *start(pt_conn_t *c)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, ps->max_header_bytes},
     };
     nghttp2_submit_settings(s->session, NGHTTP2_FLAG_NONE, settings, 2);
+    uv_check_init(&c->worker->loop, &s->flusher);
+    s->flusher.data = s;
+    c->handles_open++; /* the connection's memory waits for the flusher's close */
     c->codec = s;
     return s;
 }
@@ -710,11 +732,18 @@ static void on_drained(pt_conn_t *c)
         }
 }
 
+static void on_flusher_closed(uv_handle_t *h)
+{
+    h2_server_t *s = h->data;
+    pt_conn_release_handle(s->conn);
+}
+
 static void on_close(pt_conn_t *c)
 {
     h2_server_t *s = server_of(c);
     if (s == NULL)
         return;
+    uv_close((uv_handle_t *)&s->flusher, on_flusher_closed);
     for (h2_exchange_t *x = s->exchanges, *next; x != NULL; x = next) {
         next = x->next; /* an abort frees x */
         x->is_closed = true;

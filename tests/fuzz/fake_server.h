@@ -95,6 +95,11 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
     c->codec_ops->on_close(c);
 }
 
+void pt_conn_release_handle(pt_conn_t *c)
+{
+    c->handles_open--;
+}
+
 pt_relay_t *pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
 {
     c->is_handed_off = true;
@@ -252,8 +257,12 @@ static void fake_conn_run(pt_worker_t *w, const pt_conn_codec_ops_t *ops, const 
                           size_t size, size_t piece)
 {
     static pt_conn_t c;
+    static bool is_loop_ready;
+    if (!is_loop_ready) /* a codec's own handles (HTTP/2's flusher) need a loop */
+        is_loop_ready = uv_loop_init(&w->loop) == 0;
     memset(&c, 0, sizeof(c));
     c.worker = w;
+    c.handles_open = 1;
     c.codec_ops = ops;
     strcpy(c.peer_ip, "127.0.0.1");
     n_writes = 0;
@@ -277,6 +286,9 @@ static void fake_conn_run(pt_worker_t *w, const pt_conn_codec_ops_t *ops, const 
         c.codec_ops->on_peer_eof(&c);
     if (!c.is_closing)
         pt_conn_close(&c, false);
+    uv_run(&w->loop, UV_RUN_NOWAIT); /* the codec's handles close */
+    if (c.handles_open != 1)
+        abort(); /* a handle the codec opened and did not close */
     c.codec_ops->free(&c);
     pt_rbuf_release(&c.in);
 }
