@@ -76,7 +76,8 @@ struct h2_server {
     uint64_t n_premature_resets; /* of those, reset by the client before their response */
     uv_check_t flusher;          /* writes what the streams queued, once per loop turn */
     bool is_flush_pending;
-    bool is_receiving; /* inside nghttp2_session_mem_recv: flush after it */
+    bool is_going_away; /* GOAWAY sent: the streams begun end, no new one starts */
+    bool is_receiving;  /* inside nghttp2_session_mem_recv: flush after it */
 };
 
 static const pt_server_codec_ops_t exchange_ops;
@@ -88,11 +89,25 @@ static h2_server_t *server_of(const pt_conn_t *c)
 
 /* --- writing: every frame nghttp2 has ready, of every stream, in one write --- */
 
+/* A graceful GOAWAY (RFC 9113 §6.8): the streams begun are served, then the connection ends
+ * (flush closes it once nghttp2 wants neither to read nor to write). */
+static void go_away(h2_server_t *s)
+{
+    if (s->is_going_away)
+        return;
+    s->is_going_away = true;
+    nghttp2_submit_goaway(s->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(s->session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+}
+
 static void flush(h2_server_t *s)
 {
     pt_conn_t *c = s->conn;
     if (s->is_receiving || c->is_closing)
         return;
+    if (c->close_after_response || c->worker->is_draining)
+        go_away(s); /* a drain, or the listener went away in a reload */
     pt_buf_t *slab = NULL;
     size_t len = 0;
     for (;;) {
@@ -282,10 +297,33 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         h->flags |= PT_HEADER_FRAMING;
     } else if (namelen == 2 && memcmp(name, "te", 2) == 0) {
         h->flags |= PT_HEADER_HOP; /* "trailers" only (nghttp2 checked): HTTP/2's own */
+    } else if (namelen == 6 && memcmp(name, "expect", 6) == 0) {
+        /* answered here as over HTTP/1 (RFC 9110 §10.1.1), never forwarded */
+        h->flags |= PT_HEADER_HOP;
+        r->expects_continue = pt_str_ieq_lit(h->value, "100-continue");
     } else if (namelen == 4 && memcmp(name, "host", 4) == 0 && r->authority.len == 0) {
         r->authority = h->value;
     }
     return 0;
+}
+
+/* RFC 9113 §8.2.3: a cookie split into several fields is joined with "; " for HTTP/1.1. */
+static void join_cookies(pt_arena_t *a, pt_http_msg_t *r)
+{
+    pt_header_t *first = NULL;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        pt_header_t *h = &r->headers[i];
+        if (!pt_str_ieq_lit(h->name, "cookie"))
+            continue;
+        if (first == NULL) {
+            first = h;
+        } else {
+            char *v = pt_arena_printf(a, "%.*s; %.*s", (int)first->value.len, first->value.base,
+                                      (int)h->value.len, h->value.base);
+            first->value = pt_str(v);
+            h->flags |= PT_HEADER_HOP; /* folded into the first: not forwarded again */
+        }
+    }
 }
 
 /* The request head is complete: the stream starts (or a 431 answers it). */
@@ -294,6 +332,7 @@ static void start_request(h2_exchange_t *x, bool end_stream)
     pt_http_msg_t *r = x->request;
     pt_stream_t *st = x->stream;
     x->is_request_started = true;
+    join_cookies(&st->arena, r);
     r->has_body = !end_stream;
     if (x->is_too_large) {
         PT_STAT_INC(&x->server->conn->worker->stats, downstream_rq_invalid);
@@ -584,7 +623,7 @@ static void resume_exchange(void *exchange)
 static void close_after(void *exchange)
 {
     h2_exchange_t *x = exchange;
-    nghttp2_session_terminate_session(x->server->session, NGHTTP2_NO_ERROR);
+    x->server->conn->close_after_response = true; /* flush sends the GOAWAY */
 }
 
 static void reset(void *exchange)

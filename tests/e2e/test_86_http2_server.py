@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from netutil import (build_request, connect, free_port, pattern_bytes, recv_exact, recv_one, rss_kb,
-                     wait_until)
+from netutil import (build_request, connect, free_port, http_request, pattern_bytes, recv_exact, recv_one,
+                     rss_kb, wait_until)
 from petrel import simple_config, stats, wait_log
 from test_42_failures import parse_log
 
@@ -76,7 +76,8 @@ class H2Client:
                 break
             try:
                 self.events += self.conn.receive_data(data)
-            except h2.exceptions.ProtocolError:
+            except h2.exceptions.ProtocolError as e:
+                self.events.append(e)  # kept for the assertion message
                 self.closed = True
                 break
             self.flush()
@@ -353,3 +354,45 @@ def test_unknown_method_is_501_and_not_forwarded(gw, origin):
         c.close()
     assert curl(["--http2-prior-knowledge", "-o", "/dev/null", "http://127.0.0.1:%d/after" % gw.port])[0] == 0
     assert [r.path for r in origin.wait_requests(1, timeout=5)] == ["/after"]
+
+
+def test_cookie_crumbs_joined_and_expect_answered_here(gw, origin):
+    c = H2Client(gw.port)
+    try:
+        sid = c.conn.get_next_available_stream_id()
+        crumbs = [("cookie", "a=1"), ("cookie", "b=2")]
+        c.conn.send_headers(sid, req_headers("/cookies", gw.port, extra=crumbs), end_stream=True)
+        c.flush()
+        assert c.response(sid)[0] == 200
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, req_headers("/expect", gw.port, "POST",
+                                             [("expect", "100-continue"), ("content-length", "3")]))
+        c.flush()
+        assert c.read_until(lambda: c.of(h2.events.InformationalResponseReceived, sid)), c.events
+        assert dict(c.of(h2.events.InformationalResponseReceived, sid)[0].headers)[":status"] == "100"
+        c.conn.send_data(sid, b"abc", end_stream=True)
+        c.flush()
+        assert c.response(sid)[0] == 200
+    finally:
+        c.close()
+    reqs = {r.path: r for r in origin.wait_requests(2, timeout=5)}
+    assert reqs["/cookies"].header_all("cookie") == ["a=1; b=2"], reqs["/cookies"].headers
+    assert reqs["/expect"].header("expect") is None and reqs["/expect"].body == b"abc"
+
+
+def test_drain_sends_goaway_and_finishes_the_stream_in_flight(gw, origin):
+    need("nghttp")
+    client = subprocess.Popen(["nghttp", "-v", "http://127.0.0.1:%d/delay/1000" % gw.port],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        origin.wait_requests(1, timeout=5)
+        st, _, _ = http_request(gw.admin_port, "POST", "/drain_listeners?graceful", host_header="127.0.0.1")
+        assert st == 200
+        out, _ = client.communicate(timeout=10)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, out[-800:]
+    assert ":status: 200" in out, out[-800:]
+    assert "recv GOAWAY frame" in out and "error_code=NO_ERROR" in out, out[-800:]
