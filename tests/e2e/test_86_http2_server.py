@@ -396,3 +396,22 @@ def test_drain_sends_goaway_and_finishes_the_stream_in_flight(gw, origin):
     assert client.returncode == 0, out[-800:]
     assert ":status: 200" in out, out[-800:]
     assert "recv GOAWAY frame" in out and "error_code=NO_ERROR" in out, out[-800:]
+
+
+def test_request_protocol_metric_is_grpc_for_grpc_content(gw, origin):
+    from test_56_metrics import pick, samples, scrape
+    c = H2Client(gw.port)
+    try:
+        for path, ctype in (("/pkg.Svc/Call", "application/grpc"), ("/plain", "text/plain")):
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, req_headers(path, gw.port, "POST", [("content-type", ctype)]))
+            c.conn.send_data(sid, b"\x00\x00\x00\x00\x00", end_stream=True)
+            c.flush()
+            assert c.response(sid)[0] == 200
+    finally:
+        c.close()
+
+    def counted():
+        series = samples(scrape(gw), "istio_requests_total")
+        return pick(series, request_protocol="grpc") == 1 and pick(series, request_protocol="http") == 1
+    wait_until(counted, 5, what="one grpc and one http request in istio_requests_total")
