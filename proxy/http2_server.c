@@ -15,7 +15,8 @@
 
 #define MAX_CONCURRENT_STREAMS 100
 /* nghttp2's defence against rapid reset (CVE-2023-44487): a burst of stream resets, then so
- * many a second; over it the session ends with GOAWAY ENHANCE_YOUR_CALM. */
+ * many a second; over it nghttp2 ends the session (GOAWAY INTERNAL_ERROR). The premature-reset
+ * count below usually ends such a client first. */
 #define RESET_BURST 1000
 #define RESETS_PER_SECOND 33
 #define MAX_CONTINUATIONS 8 /* CONTINUATION frames per header block (the flood defence) */
@@ -120,7 +121,10 @@ static void flush(h2_server_t *s)
         if (n == 0)
             break;
         if (slab == NULL || slab->cap - len < (size_t)n) {
-            pt_buf_t *bigger = pt_buf_new_sized(len + (size_t)n > 16384 ? len + (size_t)n : 16384);
+            size_t cap = slab != NULL ? 2 * slab->cap : 16384; /* doubling: copies stay linear */
+            if (cap < len + (size_t)n)
+                cap = len + (size_t)n;
+            pt_buf_t *bigger = pt_buf_new_sized(cap);
             if (slab != NULL) {
                 memcpy(bigger->data, slab->data, len);
                 pt_buf_unref(slab);
