@@ -415,3 +415,23 @@ def test_request_protocol_metric_is_grpc_for_grpc_content(gw, origin):
         series = samples(scrape(gw), "istio_requests_total")
         return pick(series, request_protocol="grpc") == 1 and pick(series, request_protocol="http") == 1
     wait_until(counted, 5, what="one grpc and one http request in istio_requests_total")
+
+
+def test_big_bodies_both_ways_and_trailers(gw, origin, tmp_path):
+    # 8 MB down (Content-Length, then chunked with trailers relayed as HTTP/2 trailers) and
+    # 4 MB up, through the flow-control windows of both sides
+    need("nghttp")
+    for path in ("/bytes/8000000", "/chunked/8000000?trailers=1"):
+        r = subprocess.run(["nghttp", "-v", "http://127.0.0.1:%d%s" % (gw.port, path)],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-400:]
+        assert r.stdout.count(b"recv DATA frame") >= 8000000 // 16384, r.stdout[-400:]
+        if "trailers" in path:
+            assert b"x-trailer: done" in r.stdout and b"x-body-sha256: " in r.stdout, r.stdout[-800:]
+    body = tmp_path / "up.bin"
+    body.write_bytes(pattern_bytes(0, 4000000))
+    rc, out, err = curl(["--http2-prior-knowledge", "--data-binary", "@%s" % body, "-o", "/dev/null",
+                         "-w", "%{http_version} %{http_code}", "http://127.0.0.1:%d/up" % gw.port])
+    assert (rc, out) == (0, b"2 200"), err
+    up = [r for r in origin.wait_requests(3, timeout=10) if r.path == "/up"][0]
+    assert up.body_len == 4000000
