@@ -25,7 +25,7 @@ CFLAGS_WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -W
               -Wundef -Wformat=2 -Wno-unused-parameter $(if $(WERROR),-Werror)
 CFLAGS_OPT ?= -O2 -g
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -fstack-protector-strong -pthread \
-              -I. -I$(LLHTTP_INC)
+              -I. -I$(LLHTTP_INC) $(NGHTTP2_CFLAGS)
 SAN_FLAGS   = -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 ifeq ($(SANITIZER),address)
@@ -53,7 +53,10 @@ endif
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS_SAN) $(CFLAGS_WARN) $(CFLAGS)
 # OpenSSL is not linked into petrel: tls/openssl.c dlopen()s it when a config first needs TLS.
 # The tests that make certificates with OpenSSL themselves link it (TEST_LIBS).
-LIBS = -luv -lyaml -lpcre2-8 -lcares -lm -pthread -ldl
+# nghttp2 (the HTTP/2 server codec) through pkg-config.
+NGHTTP2_CFLAGS := $(shell pkg-config --cflags libnghttp2 2>/dev/null)
+NGHTTP2_LIBS := $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
+LIBS = -luv -lyaml -lpcre2-8 -lcares $(NGHTTP2_LIBS) -lm -pthread -ldl
 TEST_LIBS = $(LIBS) -lssl -lcrypto
 
 LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c filters/*/*.c))

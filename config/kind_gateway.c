@@ -75,12 +75,14 @@ static const pt_cfg_field_t gw_port_fields[PORT__N] = {
 static pt_listener_protocol_t read_protocol(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
                                             const pt_cfg_path_t *path)
 {
-    static const char *const later[] = {"HTTP2", "GRPC",  "GRPC-WEB", "MONGO",
-                                        "REDIS", "MYSQL", "UDP"};
+    static const char *const later[] = {"MONGO", "REDIS", "MYSQL", "UDP"};
     const char *s;
     if (!pt__cfg_nonempty_str(cx, n, path, &s))
         return 0;
-    if (strcasecmp(s, "HTTP") == 0)
+    /* HTTP2, GRPC and GRPC-WEB are served as HTTP: HTTP/2 with prior knowledge and HTTP/1.1
+     * on one port (proxy/http2_server.h), as Istio's gateways serve them. */
+    if (strcasecmp(s, "HTTP") == 0 || strcasecmp(s, "HTTP2") == 0 || strcasecmp(s, "GRPC") == 0 ||
+        strcasecmp(s, "GRPC-WEB") == 0)
         return PT_LISTENER_HTTP;
     if (strcasecmp(s, "HTTPS") == 0)
         return PT_LISTENER_HTTP; /* terminated with the server's tls: read_server_tls() */

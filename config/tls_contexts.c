@@ -71,9 +71,11 @@ bool pt__cfg_credential_files(pt_cfg_cx_t *cx, pt_config_t *c, const char *name,
     return true;
 }
 
-/* A Gateway server's context from its tls (HTTPS: SIMPLE, MUTUAL, OPTIONAL_MUTUAL). */
+/* A Gateway server's context from its tls (HTTPS: SIMPLE, MUTUAL, OPTIONAL_MUTUAL). An HTTPS
+ * server offers HTTP/2 first by ALPN (RFC 9113 §3.2), then HTTP/1.1; a TLS server that
+ * terminates relays bytes and offers only what it did before. */
 static SSL_CTX *build_server(pt_cfg_cx_t *cx, pt_config_t *c, const pt_res_server_tls_t *t,
-                             size_t *cap)
+                             bool is_https, size_t *cap)
 {
     const char *crt = t->cert, *key = t->key, *ca = t->ca;
     if (t->credential_name != NULL &&
@@ -86,7 +88,8 @@ static SSL_CTX *build_server(pt_cfg_cx_t *cx, pt_config_t *c, const pt_res_serve
                          t->credential_name, t->is_mutual ? "MUTUAL" : "OPTIONAL_MUTUAL");
         return NULL;
     }
-    static const char http11[] = "\x08http/1.1"; /* Petrel serves HTTP/1.1 after termination */
+    static const char http11[] = "\x08http/1.1";
+    static const char h2_http11[] = "\x02h2\x08http/1.1";
     pt_tls_ctx_opts_t o = {.cert_file = crt,
                            .key_file = key,
                            .ca_file = verifies ? ca : NULL,
@@ -94,8 +97,8 @@ static SSL_CTX *build_server(pt_cfg_cx_t *cx, pt_config_t *c, const pt_res_serve
                            .min_version = t->min_version,
                            .max_version = t->max_version,
                            .ciphers = t->cipher_suites,
-                           .alpn = http11,
-                           .alpn_len = sizeof(http11) - 1};
+                           .alpn = is_https ? h2_http11 : http11,
+                           .alpn_len = is_https ? sizeof(h2_http11) - 1 : sizeof(http11) - 1};
     add_file(cx, c, crt, cap);
     add_file(cx, c, key, cap);
     if (verifies)
@@ -182,7 +185,8 @@ static void build_gateway_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_confi
                 }
                 if (srv->tls == NULL || !srv->tls->is_terminated)
                     continue;
-                SSL_CTX *ctx = build_server(cx, c, srv->tls, cap);
+                SSL_CTX *ctx =
+                    build_server(cx, c, srv->tls, srv->protocol == PT_LISTENER_HTTP, cap);
                 if (ctx == NULL)
                     continue;
                 pt_tls_server_t *ts = &lt->servers[lt->n_servers++];

@@ -4,7 +4,6 @@
  * 403 "RBAC: access denied" with flag RBAC and the matched policy in the response details. */
 #include "../proxy/authz.h"
 #include "../proxy/capture.h"
-#include "../proxy/conn.h"
 #include "filter.h"
 
 static pt_filter_status_t authz_request_headers(pt_stream_t *st, void *inst, pt_http_msg_t *head)
@@ -13,7 +12,7 @@ static pt_filter_status_t authz_request_headers(pt_stream_t *st, void *inst, pt_
     const pt_authz_t *az = st->config->authz;
     if (az == NULL)
         return PT_FILTER_CONTINUE;
-    pt_conn_t *c = st->conn;
+    const pt_conn_info_t *c = st->conn;
     /* A sidecar authorizes what comes in, never what its app sends out; and a captured
      * request's port is the app's, not the capture listener's. */
     if (c->capture != NULL && c->capture->direction == PT_CAPTURE_OUTBOUND)
@@ -22,7 +21,7 @@ static pt_filter_status_t authz_request_headers(pt_stream_t *st, void *inst, pt_
         .head = head,
         .principal = c->peer_principal,
         .dest_port = c->capture != NULL ? c->capture->original_port : c->listener_port,
-        .tcp = &c->tcp,
+        .tcp = c->tcp,
         .peer_ip = c->peer_ip,
         .arena = &st->arena,
     };

@@ -15,6 +15,7 @@
 
 #include "authz.h"
 #include "conn.h"
+#include "http2_server.h"
 #include "log.h"
 #include "relay.h"
 #include "router.h"
@@ -28,6 +29,9 @@ pt_detect_result_t pt_capture_detect(const char *data, size_t len)
 {
     static const char version[] = "HTTP/1.";
     size_t i = 0;
+    if (memcmp(data, PT_HTTP2_PREFACE, len < PT_HTTP2_PREFACE_LEN ? len : PT_HTTP2_PREFACE_LEN) ==
+        0)
+        return len < PT_HTTP2_PREFACE_LEN ? PT_DETECT_NEED_MORE : PT_DETECT_HTTP2;
     /* method: upper-case letters (the registered methods, and extensions such as PURGE) */
     while (i < len && data[i] >= 'A' && data[i] <= 'Z') {
         if (++i > METHOD_MAX)
@@ -160,7 +164,7 @@ int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
     return 0;
 }
 
-const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_t *c)
+const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_info_t *c)
 {
     if (c->capture == NULL)
         return pt_router_listener(cfg, c->listener_port);
@@ -342,9 +346,11 @@ bool pt_capture_on_bytes(pt_conn_t *c)
     pt_detect_result_t r = pt_capture_detect(c->in.buf->data + c->in.off, c->in.len - c->in.off);
     if (r == PT_DETECT_NEED_MORE)
         return false;
-    if (r == PT_DETECT_HTTP1) {
+    if (r == PT_DETECT_HTTP1 || r == PT_DETECT_HTTP2) {
         c->capture->state = PT_CAPTURE_IDLE;
         pt_conn_start_capture_timer(c, 0);
+        if (r == PT_DETECT_HTTP2)
+            c->codec_ops = &pt_http2_server_conn_ops;
         return true;
     }
     start_relay(c);

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "../config/config.h"
+#include "codec.h"
 
 typedef struct pt_conn pt_conn_t;
 typedef struct pt_capture_upstream pt_capture_upstream_t;
@@ -50,12 +51,14 @@ typedef struct pt_capture {
 typedef enum pt_detect_result {
     PT_DETECT_NEED_MORE = 0, /* a prefix of an HTTP/1 request line: wait for more */
     PT_DETECT_HTTP1,
+    PT_DETECT_HTTP2, /* the HTTP/2 connection preface (prior knowledge) */
     PT_DETECT_OTHER, /* relay as TCP */
 } pt_detect_result_t;
 
-/* HTTP/1 or not, from the first len bytes a client sent: an HTTP/1 request starts with a
- * method token, one space, a request target and " HTTP/1.x" (Envoy's http_inspector reads the
- * same). NEED_MORE while what arrived is a prefix of such a request line (at most 8 KiB). */
+/* HTTP/1, HTTP/2 or neither, from the first len bytes a client sent: an HTTP/1 request starts
+ * with a method token, one space, a request target and " HTTP/1.x", an HTTP/2 connection with
+ * its preface (Envoy's http_inspector reads the same). NEED_MORE while what arrived is a prefix
+ * of either (at most 8 KiB). */
 pt_detect_result_t pt_capture_detect(const char *data, size_t len);
 
 /* The original destination of an accepted, redirected socket (SO_ORIGINAL_DST for IPv4,
@@ -75,7 +78,8 @@ const pt_cluster_t *pt_capture_tcp_cluster(const pt_config_t *cfg,
 /* A connection accepted on a capture listener: finds where it was going. Non-zero: the
  * connection must be closed (not redirected, or redirected to Petrel itself). */
 int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc);
-/* Bytes arrived while detecting: true when the codec should parse them (HTTP/1). */
+/* Bytes arrived while detecting: true when the codec should parse them (HTTP/1; HTTP/2, whose
+ * codec it then gives the connection). */
 bool pt_capture_on_bytes(pt_conn_t *c);
 /* The client finished sending while detecting. */
 void pt_capture_on_eof(pt_conn_t *c);
@@ -84,9 +88,9 @@ void pt_capture_on_timer(pt_conn_t *c);
 /* The connection closes while its relay is connecting. */
 void pt_capture_on_conn_close(pt_conn_t *c);
 
-/* The route table a stream of c uses in snapshot cfg: the mesh table of its original port, or
- * the passthrough table, or the inbound table; for other connections their listener's. NULL
- * when the snapshot has none (a reload took the sidecar away). */
-const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_t *c);
+/* The route table a stream on connection c uses in snapshot cfg: the mesh table of its original
+ * port, or the passthrough table, or the inbound table; for other connections their listener's.
+ * NULL when the snapshot has none (a reload took the sidecar away). */
+const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_info_t *c);
 
 #endif

@@ -17,9 +17,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
 
 #include "buf.h"
 #include "http_msg.h"
+
+typedef struct pt_worker pt_worker_t;
+typedef struct pt_capture pt_capture_t;
+typedef struct pt_upstream pt_upstream_t;
+typedef struct pt_relay pt_relay_t;
 
 /* Why an exchange ended before its message did. */
 typedef enum pt_codec_reset {
@@ -53,5 +60,57 @@ typedef struct pt_codec_stream_cbs {
     /* The write side fell under its low watermark. */
     void (*on_drained)(void *ctx);
 } pt_codec_stream_cbs_t;
+
+/* --- the server side: what a stream reads of its downstream connection and asks of it --- */
+
+/* The facts of the downstream connection an exchange arrived on, filled by the server codec
+ * from its connection, the same for every exchange on it and valid while any of them runs. */
+typedef struct pt_conn_info {
+    pt_worker_t *worker;    /* the loop the connection and its exchanges run on */
+    const uv_tcp_t *tcp;    /* the socket, for the peer and local addresses (authorization) */
+    char peer_ip[48];       /* the client's address, for x-forwarded-for, hashing and logs */
+    uint16_t listener_port; /* the listener it was accepted on */
+    /* The verified TLS peer certificate's SPIFFE ID without "spiffe://" (Istio's principal,
+     * "cluster.local/ns/a/sa/b"), in memory the connection owns; NULL without one. */
+    const char *peer_principal;
+    const pt_capture_t *capture; /* sidecar capture (direction, original destination), or NULL */
+} pt_conn_info_t;
+
+/* What a stream asks of the server codec that carries it; exchange is the codec's handle for
+ * the one exchange (pt_stream_t.exchange). Every call runs on the connection's loop. A call
+ * that ends the exchange (reset, or a write failure) aborts the stream before it returns. */
+typedef struct pt_server_codec_ops {
+    /* The response head for req (NULL: a request that could not be parsed). Held until the
+     * first body bytes or the end, so that both go out together. */
+    void (*send_head)(void *exchange, const pt_http_msg_t *req, const pt_http_msg_t *resp);
+    /* A body piece (pin: the slab data points into; the codec takes its own ref). False when
+     * the response has no body (a reply to HEAD, 204, 304): nothing was written. */
+    bool (*send_data)(void *exchange, const char *data, size_t len, pt_buf_t *pin);
+    /* The end of the response, with its trailers (n may be 0). */
+    void (*send_end)(void *exchange, const pt_header_t *trailers, size_t n);
+    /* The interim 100 Continue, when req asked for it and its body has not started. */
+    void (*send_continue)(void *exchange, const pt_http_msg_t *req);
+    /* Drops a response head not written yet (another answer replaces it); false when some
+     * of the response already went. */
+    bool (*cancel_head)(void *exchange);
+    /* Some byte of the response went to the client: a failure now can only reset. */
+    bool (*is_response_started)(const void *exchange);
+    /* The client reads slower than the response comes: the producer should pause until the
+     * stream's pt_stream_on_downstream_drained(). */
+    bool (*is_write_congested)(void *exchange);
+    /* Stop / restart delivering this exchange's request body (HTTP/1 stops reading). */
+    void (*pause)(void *exchange);
+    void (*resume)(void *exchange);
+    /* The connection ends after this exchange (its listener went away in a reload). */
+    void (*close_after)(void *exchange);
+    /* The stream finished: the codec lets go of it (the rest of a request body the answer
+     * did not need is read and dropped, or the connection closes). */
+    void (*done)(void *exchange);
+    /* The exchange cannot end well (a response cut mid-way): the client must see it fail. */
+    void (*reset)(void *exchange);
+    /* HTTP/1 only (NULL otherwise): after a 101, the socket with its unread bytes and the
+     * upstream's become a relay, which is returned. */
+    pt_relay_t *(*hand_off_to_tunnel)(void *exchange, pt_upstream_t *up);
+} pt_server_codec_ops_t;
 
 #endif

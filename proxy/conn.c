@@ -1,12 +1,11 @@
 /* proxy/conn.c
- * The downstream HTTP/1 connection. Reading, parsing and the connection's timers live here;
- * what a request means lives in stream.c. One stream runs at a time: when a request is
- * complete the parser pauses and reading stops, so pipelined requests wait in the read slab and
- * are answered in order (RFC 9112 §9.3.2), and a client cannot queue unbounded work.
+ * The downstream connection: socket, read slab, TLS, protocol detection, timers and writes.
+ * What the bytes mean is the server codec's (http1_server.c), which it drives through
+ * pt_conn_codec_ops_t; what a request means is stream.c's.
  *
  * An idle keep-alive connection holds no read slab (the slab is dropped as soon as every byte
- * in it was parsed; body slices still being written keep their own refs), no stream and no
- * parser (both come from per-worker caches when a request begins), and no timer handle (its
+ * in it was parsed; body slices still being written keep their own refs), no codec state and
+ * no stream (both come from per-worker caches when a request begins), and no timer handle (its
  * deadline sits in a worker list). */
 #include "conn.h"
 
@@ -15,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http1_server.h"
+#include "http2_server.h"
 #include "log.h"
 #include "relay.h"
 #include "tls_stream.h"
@@ -25,9 +26,7 @@
 /* Connections of the whole process, against proxy.max_connections. */
 static _Atomic uint32_t n_conns;
 
-static void process(pt_conn_t *c);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
-static void drop_codec(pt_conn_t *c);
 static void set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode, uint64_t ms);
 
 static void on_handle_closed(pt_conn_t *c)
@@ -36,7 +35,7 @@ static void on_handle_closed(pt_conn_t *c)
         return;
     pt_worker_t *w = c->worker;
     pt_rbuf_release(&c->in);
-    drop_codec(c);
+    c->codec_ops->free(c);
     if (pt_list_is_linked(&c->timer_link))
         pt_list_remove(&c->timer_link);
     pt_tls_stream_free(c);
@@ -75,8 +74,7 @@ void pt_conn_close(pt_conn_t *c, bool graceful)
         return;
     c->is_closing = true;
     c->pause |= PT_CONN_PAUSE_CLOSING;
-    if (c->stream != NULL)
-        pt_stream_abort(c->stream, PT_FLAG_DC);
+    c->codec_ops->on_close(c);
     pt_list_remove(&c->link);
     if (c->capture != NULL)
         pt_capture_on_conn_close(c);
@@ -183,18 +181,16 @@ static void fire(pt_conn_t *c, pt_conn_timer_mode_t mode)
         PT_STAT_INC(&c->worker->stats, downstream_cx_idle_timeout);
         pt_conn_close(c, false);
         break;
+    case PT_CONN_TIMER_STALL:
+        /* The client read nothing of the response for idleTimeout. */
+        PT_STAT_INC(&c->worker->stats, downstream_cx_idle_timeout);
+        pt_conn_close(c, false);
+        break;
     case PT_CONN_TIMER_HEADER:
         PT_STAT_INC(&c->worker->stats, downstream_cx_header_timeout);
         if (c->tls != NULL)
             pt_tls_stream_on_header_timeout(c);
-        if (c->stream == NULL) {
-            /* Not a byte of a request yet: nothing to answer. */
-            pt_conn_close(c, false);
-            break;
-        }
-        /* RFC 9110 §15.5.9: 408 tells the client the server gave up waiting. */
-        c->close_after_response = true;
-        pt_stream_respond(c->stream, 408, "request header timeout", PT_FLAG_DPE);
+        c->codec_ops->on_header_timeout(c);
         break;
     case PT_CONN_TIMER_CAPTURE: pt_capture_on_timer(c); break;
     case PT_CONN_TIMER_NONE: break;
@@ -206,81 +202,10 @@ void pt_conn_start_capture_timer(pt_conn_t *c, uint64_t ms)
     set_timer(c, ms > 0 ? PT_CONN_TIMER_CAPTURE : PT_CONN_TIMER_NONE, ms);
 }
 
-/* --- codec callbacks --- */
-
-static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
+void pt_conn_set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode)
 {
-    pt_conn_t *c = p->data;
-    if (c->timer_mode == PT_CONN_TIMER_HEADER)
-        set_timer(c, PT_CONN_TIMER_NONE, 0);
-    if (!p->framing.is_keep_alive || c->worker->is_draining)
-        c->close_after_response = true;
-    pt_stream_start(c->stream, head);
-    return c->is_closing ? -1 : 0;
-}
-
-static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
-{
-    pt_conn_t *c = p->data;
-    c->codec->is_body_started = true;
-    /* A stream that answered before the request ended has gone; the connection closes after
-     * its response, and the rest of the body is dropped. */
-    if (c->stream != NULL)
-        pt_stream_on_request_body(c->stream, at, len, c->in.buf);
-    return c->is_closing ? -1 : 0;
-}
-
-static int on_trailers(pt_http1_parser_t *p, pt_header_t *t, size_t n)
-{
-    pt_conn_t *c = p->data;
-    if (c->stream != NULL)
-        pt_stream_on_request_trailers(c->stream, t, n);
-    return c->is_closing ? -1 : 0;
-}
-
-static int on_complete(pt_http1_parser_t *p)
-{
-    pt_conn_t *c = p->data;
-    if (c->stream != NULL)
-        pt_stream_on_request_complete(c->stream);
-    return c->is_closing ? -1 : 0;
-}
-
-static const pt_http1_callbacks_t request_callbacks = {
-    .on_head = on_head,
-    .on_body = on_body,
-    .on_trailers = on_trailers,
-    .on_complete = on_complete,
-};
-
-/* --- the server codec: taken when a request begins, given back when the connection is idle,
- * so an idle keep-alive connection holds none (http1_server.c keeps a per-worker cache). */
-
-static bool in_message(const pt_conn_t *c)
-{
-    return c->codec != NULL && pt_http1_parser_in_message(&c->codec->parser);
-}
-
-static void take_codec(pt_conn_t *c)
-{
-    if (c->codec == NULL)
-        c->codec = pt_http1_server_take(c, &request_callbacks);
-}
-
-static void drop_codec(pt_conn_t *c)
-{
-    if (c->codec == NULL)
-        return;
-    pt_http1_server_drop(c->worker, c->codec);
-    c->codec = NULL;
-}
-
-/* Nothing of a request is in progress: the parser goes, unless it is running (a stream that
- * finished inside one of its callbacks) or has seen the start of the next request. */
-static void drop_idle_codec(pt_conn_t *c)
-{
-    if (!c->is_parsing && c->codec != NULL && pt_http1_parser_holds_nothing(&c->codec->parser))
-        drop_codec(c);
+    const pt_proxy_settings_t *ps = &c->worker->config->proxy;
+    set_timer(c, mode, mode == PT_CONN_TIMER_HEADER ? ps->header_timeout_ms : ps->idle_timeout_ms);
 }
 
 /* --- reading --- */
@@ -301,13 +226,11 @@ static bool slab_has_room(const pt_conn_t *c)
     return c->in.buf == NULL || c->in.buf->cap - c->in.len >= 4096 || c->in.off > 0;
 }
 
-static void update_reading(pt_conn_t *c)
+void pt_conn_update_reading(pt_conn_t *c)
 {
     unsigned hard = c->pause & ~(unsigned)PT_CONN_PAUSE_PIPELINE;
-    bool want =
-        hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
-        (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c)) &&
-        !(c->codec != NULL && c->codec->parser.is_upgraded && (c->pause & PT_CONN_PAUSE_PIPELINE));
+    bool want = hard == 0 && !c->peer_eof && !c->is_closing && !c->is_handed_off &&
+                (!(c->pause & PT_CONN_PAUSE_PIPELINE) || slab_has_room(c));
     if (want && !c->is_reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
             c->is_reading = true;
@@ -320,38 +243,31 @@ static void update_reading(pt_conn_t *c)
 void pt_conn_pause_reading(pt_conn_t *c, unsigned reason)
 {
     c->pause |= reason;
-    update_reading(c);
+    pt_conn_update_reading(c);
 }
 
 void pt_conn_resume_reading(pt_conn_t *c, unsigned reason)
 {
     c->pause &= ~reason;
-    update_reading(c);
+    pt_conn_update_reading(c);
 }
 
-static void reject(pt_conn_t *c)
+/* h2c with prior knowledge (RFC 9113 §3.3): a client whose first bytes are the HTTP/2 preface
+ * gets the HTTP/2 codec; any other first bytes, HTTP/1. False while what came is a prefix of
+ * the preface. */
+static bool choose_codec(pt_conn_t *c)
 {
-    PT_STAT_INC(&c->worker->stats, downstream_rq_invalid);
-    c->close_after_response = true;
-    int status = c->codec->parser.error_status ? c->codec->parser.error_status : 400;
-    pt_log_debug("downstream %s: request refused with %d: %s", c->peer_ip, status,
-                 c->codec->parser.error_reason ? c->codec->parser.error_reason : "invalid");
-    if (c->stream != NULL && c->stream->response_head_sent) {
-        /* The request was already answered in part (an early reply): just close. */
-        pt_conn_close(c, false);
-        return;
+    size_t n = c->in.len - c->in.off;
+    if (memcmp(c->in.buf->data + c->in.off, PT_HTTP2_PREFACE,
+               n < PT_HTTP2_PREFACE_LEN ? n : PT_HTTP2_PREFACE_LEN) != 0) {
+        c->may_be_h2c = false;
+        return true;
     }
-    if (c->stream == NULL)
-        c->stream = pt_stream_new(c);
-    pt_stream_respond(c->stream, status, c->codec->parser.error_reason, PT_FLAG_DPE);
-}
-
-static void begin_message(pt_conn_t *c)
-{
-    c->stream = pt_stream_new(c);
-    take_codec(c);
-    pt_http1_server_begin(c->codec, &c->stream->arena);
-    set_timer(c, PT_CONN_TIMER_HEADER, c->worker->config->proxy.header_timeout_ms);
+    if (n < PT_HTTP2_PREFACE_LEN)
+        return false;
+    c->may_be_h2c = false;
+    c->codec_ops = &pt_http2_server_conn_ops;
+    return true;
 }
 
 static void process(pt_conn_t *c)
@@ -360,79 +276,23 @@ static void process(pt_conn_t *c)
     if (c->capture != NULL && c->capture->state != PT_CAPTURE_IDLE &&
         (c->in.buf == NULL || c->in.off == c->in.len || !pt_capture_on_bytes(c)))
         return;
-    while (!c->is_closing && !c->is_handed_off && c->in.buf != NULL && c->in.off < c->in.len &&
-           !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
-        if (c->stream == NULL && !in_message(c)) {
-            if (c->close_after_response) {
-                /* Bytes after a request that ends the connection are never parsed. */
-                c->in.off = c->in.len;
-                break;
-            }
-            begin_message(c);
-        }
-        size_t consumed = 0;
-        c->is_parsing = true;
-        int r = pt_http1_parser_execute(&c->codec->parser, c->in.buf->data + c->in.off,
-                                        c->in.len - c->in.off, &consumed);
-        c->is_parsing = false;
-        c->in.off += consumed;
-        if (r == PT_HTTP1_OK)
-            break;
-        if (r == PT_HTTP1_PAUSED) {
-            if (c->codec->parser.is_upgraded) {
-                /* The rest is tunnel data for the upstream if it accepts the upgrade. */
-                c->pause |= PT_CONN_PAUSE_PIPELINE;
-                if (c->stream == NULL)
-                    pt_conn_close(c, true);
-                break;
-            }
-            if (c->stream != NULL) {
-                c->pause |= PT_CONN_PAUSE_PIPELINE;
-                break;
-            }
-            pt_http1_parser_resume(&c->codec->parser);
-            continue;
-        }
-        if (r == PT_HTTP1_EINVALID)
-            reject(c);
-        else if (!c->is_closing)
-            pt_conn_close(c, false);
-        break;
-    }
-    if (!c->is_handed_off)
-        pt_rbuf_drop_consumed(&c->in);
-    if (c->is_closing || c->is_handed_off)
+    if (c->may_be_h2c && c->in.buf != NULL && c->in.off < c->in.len && !choose_codec(c))
         return;
-    /* A stream answered within this parse (a direct response) leaves the connection idle. */
-    if (c->stream == NULL && !in_message(c)) {
-        drop_idle_codec(c);
-        if (c->timer_mode == PT_CONN_TIMER_NONE)
-            set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
-    }
-    update_reading(c);
+    c->codec_ops->on_bytes(c);
 }
 
 static void on_peer_eof(pt_conn_t *c)
 {
     c->peer_eof = true;
-    update_reading(c);
+    pt_conn_update_reading(c);
     if (c->capture != NULL && c->capture->state == PT_CAPTURE_DETECTING) {
         pt_capture_on_eof(c);
         return;
     }
-    if (c->stream != NULL) {
-        /* A client may half-close after its last request and still read the responses: the
-         * requests already read are answered first (see pt_conn_on_stream_done). */
-        if (!c->stream->request_complete)
-            pt_conn_close(c, false);
-        return;
-    }
-    /* A partial request head is dropped without an answer, as the peer has gone. */
-    pt_conn_close(c, !in_message(c));
+    c->codec_ops->on_peer_eof(c);
 }
 
-/* TLS: plaintext the engine still holds once the codec made room in the read slab. */
-static void pump_tls(pt_conn_t *c)
+void pt_conn_pump_tls(pt_conn_t *c)
 {
     while (c->tls != NULL && !c->is_closing && !c->is_handed_off &&
            !(c->pause & PT_CONN_PAUSE_PIPELINE)) {
@@ -456,13 +316,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         else
             c->in.len += (size_t)nread;
         if ((got & PT_TLS_STREAM_DATA) && (c->pause & PT_CONN_PAUSE_PIPELINE))
-            update_reading(c); /* kept for later; stop when the slab fills */
+            pt_conn_update_reading(c); /* kept for later; stop when the slab fills */
         else if (got & PT_TLS_STREAM_DATA)
             process(c);
         if ((got & PT_TLS_STREAM_EOF) && !c->is_closing)
             on_peer_eof(c);
         if (c->tls != NULL)
-            pump_tls(c);
+            pt_conn_pump_tls(c);
         return;
     }
     pt_rbuf_drop_consumed(&c->in);
@@ -485,9 +345,12 @@ static void on_write_done(void *owner, int status)
         pt_conn_close(c, false);
         return;
     }
-    if (c->stream != NULL &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= PT_WRITE_LOW_WATERMARK)
-        pt_stream_on_downstream_drained(c->stream);
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if (c->timer_mode == PT_CONN_TIMER_STALL) /* the client reads: it has not stalled */
+        pt_conn_set_timer(c, queued > PT_WRITE_LOW_WATERMARK ? PT_CONN_TIMER_STALL
+                                                             : PT_CONN_TIMER_NONE);
+    if (queued <= PT_WRITE_LOW_WATERMARK)
+        c->codec_ops->on_drained(c);
 }
 
 int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
@@ -526,74 +389,21 @@ int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pi
     return pt_write_chunk((uv_stream_t *)&c->tcp, data, len, pin, on_write_done, c);
 }
 
-void pt_conn_send_head(pt_conn_t *c, const pt_http_msg_t *req, const pt_http_msg_t *resp)
-{
-    pt_http1_server_send_head(c->codec, c, req, resp);
-}
-
-bool pt_conn_send_data(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pin)
-{
-    return pt_http1_server_send_data(c->codec, c, data, len, pin);
-}
-
-void pt_conn_send_end(pt_conn_t *c, const pt_header_t *trailers, size_t n)
-{
-    pt_http1_server_send_end(c->codec, c, trailers, n);
-}
-
-void pt_conn_send_continue(pt_conn_t *c, const pt_http_msg_t *req)
-{
-    pt_http1_server_send_continue(c->codec, c, req);
-}
-
-bool pt_conn_cancel_head(pt_conn_t *c)
-{
-    return c->codec == NULL || pt_http1_server_cancel_head(c->codec);
-}
-
-bool pt_conn_is_response_started(const pt_conn_t *c)
-{
-    return c->codec != NULL && c->codec->is_head_written;
-}
-
 bool pt_conn_is_write_congested(pt_conn_t *c)
 {
-    return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > PT_WRITE_HIGH_WATERMARK;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= PT_WRITE_HIGH_WATERMARK)
+        return false;
+    /* The producer pauses; a client that never reads must not hold the exchange forever. */
+    if (c->timer_mode == PT_CONN_TIMER_NONE)
+        pt_conn_set_timer(c, PT_CONN_TIMER_STALL);
+    return true;
 }
 
 /* --- lifecycle --- */
 
-void pt_conn_on_stream_done(pt_conn_t *c)
-{
-    if (c->is_closing || c->is_handed_off)
-        return;
-    if (c->close_after_response || c->worker->is_draining) {
-        pt_conn_close(c, true);
-        return;
-    }
-    if (c->pause & PT_CONN_PAUSE_PIPELINE) {
-        c->pause &= ~PT_CONN_PAUSE_PIPELINE;
-        pt_http1_parser_resume(&c->codec->parser);
-        process(c);
-    }
-    /* Pipelined plaintext left in the engine when the slab was full. */
-    pump_tls(c);
-    if (c->is_closing)
-        return;
-    if (c->peer_eof && c->stream == NULL) {
-        pt_conn_close(c, true);
-        return;
-    }
-    if (c->stream == NULL && !in_message(c)) {
-        drop_idle_codec(c);
-        set_timer(c, PT_CONN_TIMER_IDLE, c->worker->config->proxy.idle_timeout_ms);
-    }
-    update_reading(c);
-}
-
 void pt_conn_drain(pt_conn_t *c)
 {
-    if (c->stream == NULL && !in_message(c))
+    if (c->codec_ops->is_idle(c))
         pt_conn_close(c, true);
     else
         c->close_after_response = true;
@@ -660,6 +470,7 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
     }
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
+    c->codec_ops = &pt_http1_server_conn_ops;
     c->handles_open = 1;
     pt_list_init(&c->timer_link);
     if (uv_tcp_open(&c->tcp, fd) != 0) {
@@ -709,9 +520,11 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
             set_timer(c, PT_CONN_TIMER_CAPTURE, ps->sidecar.protocol_detection_timeout_ms);
         else if (c->capture->state == PT_CAPTURE_IDLE)
             set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms); /* declared HTTP */
+        c->may_be_h2c = c->tls == NULL; /* detection finds the preface; a declared port too */
     } else {
         /* The first request must arrive as promptly as any request head. */
         set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);
+        c->may_be_h2c = lc->protocol == PT_LISTENER_HTTP && lc->tls == NULL;
     }
-    update_reading(c);
+    pt_conn_update_reading(c);
 }

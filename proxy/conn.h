@@ -1,8 +1,9 @@
 /* proxy/conn.h
- * A downstream HTTP/1 connection: reads into refcounted slabs, feeds the codec, runs one stream
- * at a time (pipelined requests wait in the read buffer and are answered in order), writes
- * responses, and enforces the connection's limits and timeouts (header read, idle). After an
- * accepted upgrade it hands its socket to a relay.
+ * A downstream connection: its socket, reads into refcounted slabs, TLS (tls_stream.c),
+ * protocol detection on captured traffic (capture.c), the connection's limits and timers
+ * (header read, idle, capture), writes, and hand-offs of the socket to a relay. What the bytes
+ * mean is its server codec's (pt_conn_codec_ops_t; HTTP/1: http1_server.c), which runs the
+ * streams.
  *
  * Lifetime: created on accept, freed in the close callback of its last handle (the socket, and
  * a capture relay's socket while it has one), never before: libuv may still hold write
@@ -17,16 +18,15 @@
 
 #include "buf.h"
 #include "capture.h"
-#include "http1_server.h"
 #include "list.h"
 #include "relay.h"
-#include "stream.h"
 #include "worker.h"
 
 /* Why reading is paused: reading resumes when no reason is left. */
 #define PT_CONN_PAUSE_PIPELINE 0x1 /* a request is complete; the next waits for its turn */
 #define PT_CONN_PAUSE_UPSTREAM 0x2 /* the upstream is not ready or its write queue is full */
 #define PT_CONN_PAUSE_CLOSING 0x4
+#define PT_CONN_PAUSE_TUNNEL 0x8 /* an upgrade awaits its answer: the rest is tunnel data */
 
 /* Write queue watermarks, bytes: over HIGH the other side stops reading, below LOW it resumes. */
 #define PT_WRITE_HIGH_WATERMARK (256 * 1024)
@@ -37,17 +37,30 @@ typedef enum pt_conn_timer_mode {
     PT_CONN_TIMER_IDLE,    /* keep-alive idle between requests */
     PT_CONN_TIMER_HEADER,  /* the request head must complete */
     PT_CONN_TIMER_CAPTURE, /* sidecar capture: protocol detection, then the relay's connect */
+    PT_CONN_TIMER_STALL,   /* the client reads nothing of a response (idleTimeout) */
 } pt_conn_timer_mode_t;
+
+/* The server codec a connection owns, as the connection drives it. The codec keeps its state
+ * in c->codec, and may hold none while the connection is idle. */
+typedef struct pt_conn_codec_ops {
+    void (*on_bytes)(pt_conn_t *c);          /* c->in holds bytes not parsed yet */
+    void (*on_peer_eof)(pt_conn_t *c);       /* the client finished sending */
+    void (*on_header_timeout)(pt_conn_t *c); /* a request head took over headerTimeout */
+    void (*on_drained)(pt_conn_t *c);        /* the write queue fell under its low watermark */
+    void (*on_close)(pt_conn_t *c);          /* the connection closes: every exchange ends */
+    bool (*is_idle)(const pt_conn_t *c);     /* no exchange, nothing of a request read */
+    void (*free)(pt_conn_t *c);              /* the connection's memory goes */
+} pt_conn_codec_ops_t;
 
 struct pt_conn {
     uv_tcp_t tcp;
     pt_worker_t *worker;
-    uint16_t listener_port;   /* the stream finds its listener in its own snapshot */
-    pt_list_t link;           /* in worker->conns */
-    pt_http1_server_t *codec; /* while a request is read or answered; NULL when idle */
-    pt_rbuf_t in;             /* bytes read from the client */
-    pt_stream_t *stream;      /* the exchange in progress; NULL between requests */
-    char peer_ip[48];         /* downstream address, for x-forwarded-for and logs */
+    uint16_t listener_port;               /* the stream finds its listener in its own snapshot */
+    pt_list_t link;                       /* in worker->conns */
+    const pt_conn_codec_ops_t *codec_ops; /* the server codec */
+    void *codec;                          /* its state; NULL while it holds none */
+    pt_rbuf_t in;                         /* bytes read from the client */
+    char peer_ip[48];                     /* downstream address, for x-forwarded-for and logs */
     /* The verified peer certificate's SPIFFE ID without "spiffe://" (Istio's principal form,
      * "cluster.local/ns/a/sa/b"), set by mTLS once the handshake verified it, in memory the
      * connection owns; NULL when the peer has none. AuthorizationPolicy principals read only
@@ -59,12 +72,11 @@ struct pt_conn {
     uint64_t deadline_ms; /* when it fires (uv_now) */
     uint8_t handles_open; /* the socket (and a capture relay's); freed at 0 */
     bool is_reading;
-    bool is_parsing; /* inside the parser: it must not be dropped */
     bool is_closing;
     bool close_after_response; /* Connection: close, HTTP/1.0, drain, or a broken request */
     bool peer_eof;             /* the client finished sending */
     bool is_handed_off;        /* the socket belongs to a relay now */
-    uint64_t requests;         /* requests begun on this connection */
+    bool may_be_h2c;           /* plaintext HTTP: the first bytes may be the HTTP/2 preface */
     pt_capture_t *capture;     /* sidecar capture listeners only (capture.h); else NULL */
 
     struct pt_tls_stream *tls; /* TLS terminated here (tls_stream.h); NULL: plaintext */
@@ -81,29 +93,27 @@ int pt_conn_write_chunk(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pi
 /* Writes head (in head_pin) and body (in body_pin) as one write. */
 int pt_conn_write2(pt_conn_t *c, uv_buf_t head, pt_buf_t *head_pin, uv_buf_t body,
                    pt_buf_t *body_pin, const char *suffix);
-/* The response, through the connection's server codec (which frames it): the head for req
- * (NULL: an unparsable request), body pieces (false: the response has no body, nothing
- * written), the end with its trailers, the interim 100 Continue the request asked for. */
-void pt_conn_send_head(pt_conn_t *c, const pt_http_msg_t *req, const pt_http_msg_t *resp);
-bool pt_conn_send_data(pt_conn_t *c, const char *data, size_t len, pt_buf_t *pin);
-void pt_conn_send_end(pt_conn_t *c, const pt_header_t *trailers, size_t n);
-void pt_conn_send_continue(pt_conn_t *c, const pt_http_msg_t *req);
-/* Drops a response head not written yet (another answer replaces it); false when some of the
- * response went already. */
-bool pt_conn_cancel_head(pt_conn_t *c);
-/* Some byte of the response went to the client: a failure now can only close the connection. */
-bool pt_conn_is_response_started(const pt_conn_t *c);
-/* True while the write queue is over the high watermark: the producer should pause. */
+/* True while the write queue is over the high watermark: the producer should pause. A client
+ * that stays that congested for idleTimeout (it reads nothing) has its connection closed. */
 bool pt_conn_is_write_congested(pt_conn_t *c);
 
+/* Reading stops while any PT_CONN_PAUSE_* reason is set (PIPELINE: only once the read slab is
+ * nearly full) and restarts when none is left. */
 void pt_conn_pause_reading(pt_conn_t *c, unsigned reason);
 void pt_conn_resume_reading(pt_conn_t *c, unsigned reason);
 
-/* The stream ended: the connection goes on with the next request, or closes. */
-void pt_conn_on_stream_done(pt_conn_t *c);
+/* Sets what the reading state should be after the codec changed c->pause or consumed bytes. */
+void pt_conn_update_reading(pt_conn_t *c);
+/* The codec made room in the read slab: plaintext the TLS engine still holds is decrypted into
+ * it and parsed. */
+void pt_conn_pump_tls(pt_conn_t *c);
+/* Starts the connection's timer for mode (HEADER: headerTimeout, IDLE: idleTimeout, from the
+ * worker's config), replacing the one running; NONE stops it. */
+void pt_conn_set_timer(pt_conn_t *c, pt_conn_timer_mode_t mode);
 /* Closes at once (RST-free: writes already queued are flushed by a shutdown when graceful). */
 void pt_conn_close(pt_conn_t *c, bool graceful);
-/* After an accepted upgrade: hands the socket, with the unread bytes, to the relay. */
+/* After an accepted upgrade: hands the socket, with the unread bytes, and the upstream's to a
+ * relay (returned). */
 pt_relay_t *pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up);
 /* Hands the socket, with the bytes read and not parsed, to a relay with peer (capture.c's
  * TCP passthrough). peer_closed(peer_owner) runs when the relay has closed peer. */

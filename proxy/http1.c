@@ -531,6 +531,14 @@ static int validate_head(pt_http1_parser_t *p, llhttp_t *l)
         if (st == 101 && h->upgrade.base == NULL)
             return fail(p, 502, "101 without Upgrade");
     } else {
+        if (l->upgrade && h->method_id != HTTP_CONNECT && pt_str_ieq_lit(h->upgrade, "h2c")) {
+            /* RFC 9113 §3.1: the HTTP/1.1 Upgrade to h2c is obsolete; Petrel does not perform
+             * it, and neither it nor its settings go upstream: the request is served as it is. */
+            l->upgrade = 0;
+            for (size_t i = 0; i < h->n_headers; i++)
+                if (pt_str_ieq_lit(h->headers[i].name, "http2-settings"))
+                    h->headers[i].flags |= PT_HEADER_HOP;
+        }
         h->is_upgrade = l->upgrade != 0;
         if (!h->is_upgrade)
             h->upgrade = (pt_str_t){NULL, 0};
@@ -548,6 +556,11 @@ static int on_headers_complete(llhttp_t *l)
         return -1;
     p->msg_state = ST_BODY;
     pt_http_msg_t *head = pt_arena_memdup(p->arena, &p->head, sizeof(p->head));
+    if (!p->is_response && p->framing.is_chunked) {
+        /* Held until execute has checked the chunked framing already buffered behind it. */
+        p->held_head = head;
+        return HPE_PAUSED;
+    }
     int rc = p->cbs->on_head ? p->cbs->on_head(p, head) : 0;
     if (rc < 0)
         return cb_failed(p);
@@ -760,6 +773,31 @@ static size_t scan_head(pt_http1_parser_t *p, const char *data, size_t n, const 
     return n;
 }
 
+/* The probe stops at the end of the message: what follows is the next request's. */
+static int probe_message_complete(llhttp_t *l)
+{
+    (void)l;
+    return HPE_PAUSED;
+}
+
+/* Runs a copy of the parser over the chunked body bytes [from, end) without delivering
+ * anything: a chunk size that is not hex or too large, or a chunk not ended by CRLF, fails
+ * here, before the head goes anywhere (issue: a request whose framing is broken must not
+ * reach the upstream even as a head). On failure the parser takes the copy's error. */
+static bool chunked_framing_ok(pt_http1_parser_t *p, const char *from, const char *end)
+{
+    static const llhttp_settings_t probe_settings = {.on_message_complete = probe_message_complete};
+    llhttp_t probe = p->llhttp;
+    probe.settings = (void *)&probe_settings;
+    llhttp_errno_t err = llhttp_execute(&probe, from, (size_t)(end - from));
+    if (err == HPE_OK || err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
+        return true;
+    probe.settings = p->llhttp.settings;
+    p->llhttp = probe;
+    llhttp_failure(p, err, llhttp_get_error_pos(&probe));
+    return false;
+}
+
 int pt_http1_parser_execute(pt_http1_parser_t *p, const char *data, size_t len, size_t *consumed)
 {
     *consumed = 0;
@@ -800,6 +838,22 @@ int pt_http1_parser_execute(pt_http1_parser_t *p, const char *data, size_t len, 
             }
         }
         llhttp_errno_t err = llhttp_execute(&p->llhttp, data + off, n);
+        while (err == HPE_PAUSED && p->held_head != NULL) {
+            /* A chunked request's head: delivered once the body bytes that came with it
+             * passed the probe; then the same bytes are parsed on, with the same scan. */
+            const char *at = llhttp_get_error_pos(&p->llhttp);
+            pt_http_msg_t *head = p->held_head;
+            p->held_head = NULL;
+            *consumed = (size_t)(at - data);
+            llhttp_resume(&p->llhttp);
+            if (!chunked_framing_ok(p, at, data + len))
+                return PT_HTTP1_EINVALID;
+            if (p->cbs->on_head && p->cbs->on_head(p, head) < 0) {
+                cb_failed(p);
+                return PT_HTTP1_ECALLBACK;
+            }
+            err = llhttp_execute(&p->llhttp, at, (size_t)(data + off + n - at));
+        }
         if (err == HPE_OK) {
             off += n;
             if (in_head) {

@@ -92,6 +92,7 @@ struct pt_http1_parser {
     /* private to http1.c (added with the codec): what the head pre-scan carries between reads */
     unsigned char scan_state; /* before the start line, in it, in the field lines */
     unsigned char scan_prev;  /* the last head byte scanned */
+    pt_http_msg_t *held_head; /* a chunked request's head, until its buffered body is checked */
 };
 
 /* Sets up a parser for requests (is_response false) or responses. cbs must outlive it. */

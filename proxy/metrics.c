@@ -54,7 +54,7 @@ void pt_metrics_dispose(pt_metrics_t *m)
 }
 
 static uint32_t key_hash(const char *service, const char *code, const char *flags,
-                         const char *principal, int is_tcp, int is_inbound)
+                         const char *principal, int protocol, int is_inbound)
 {
     uint32_t h = 2166136261u;
     for (const char *s = principal; *s; s++)
@@ -65,35 +65,36 @@ static uint32_t key_hash(const char *service, const char *code, const char *flag
         h = (h ^ (unsigned char)*s) * 16777619u;
     for (const char *s = flags; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
-    return h ^ (uint32_t)is_tcp ^ ((uint32_t)is_inbound << 1);
+    return h ^ (uint32_t)protocol ^ ((uint32_t)is_inbound << 2);
 }
 
 static bool same_key(const pt_series_t *s, uint32_t h, const char *service, const char *code,
-                     const char *flags, const char *principal, int is_tcp, int is_inbound)
+                     const char *flags, const char *principal, int protocol, int is_inbound)
 {
-    return s->hash == h && s->is_tcp == is_tcp && s->is_inbound == is_inbound &&
+    return s->hash == h && s->protocol == protocol && s->is_inbound == is_inbound &&
            strcmp(s->service, service) == 0 && strcmp(s->code, code) == 0 &&
            strcmp(s->flags, flags) == 0 && strcmp(s->principal, principal) == 0;
 }
 
 /* The series for these labels, created on first use (worker thread). */
 static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char *code,
-                               const char *flags, const char *principal, int is_tcp, int is_inbound)
+                               const char *flags, const char *principal, int protocol,
+                               int is_inbound)
 {
     if (service == NULL || strlen(service) >= sizeof(m->series[0].service))
         service = "unknown";
     if (principal == NULL || strlen(principal) >= sizeof(m->series[0].principal))
         principal = "unknown";
-    uint32_t h = key_hash(service, code, flags, principal, is_tcp, is_inbound);
+    uint32_t h = key_hash(service, code, flags, principal, protocol, is_inbound);
     for (size_t probe = 0; probe < PT_METRICS_MAX_SERIES; probe++) {
         pt_series_t *s = &m->series[(h + probe) % PT_METRICS_MAX_SERIES];
         if (atomic_load_explicit(&s->is_ready, memory_order_relaxed)) {
-            if (same_key(s, h, service, code, flags, principal, is_tcp, is_inbound))
+            if (same_key(s, h, service, code, flags, principal, protocol, is_inbound))
                 return s;
             continue;
         }
         s->hash = h;
-        s->is_tcp = (uint8_t)is_tcp;
+        s->protocol = (uint8_t)protocol;
         s->is_inbound = (uint8_t)is_inbound;
         snprintf(s->service, sizeof(s->service), "%s", service);
         snprintf(s->code, sizeof(s->code), "%s", code);
@@ -108,11 +109,12 @@ static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char 
 
 void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
                             uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
-                            const char *principal, bool inbound)
+                            const char *principal, bool inbound, bool is_grpc)
 {
     char code[4];
     snprintf(code, sizeof(code), "%d", status >= 100 && status <= 999 ? status : 0);
-    pt_series_t *s = series_for(m, service, code, flags, principal, 0, inbound);
+    pt_series_t *s = series_for(m, service, code, flags, principal,
+                                is_grpc ? PT_METRICS_GRPC : PT_METRICS_HTTP, inbound);
     add(&s->requests, 1);
     size_t b = 0;
     while (b < PT_METRICS_DURATION_BUCKETS && (double)duration_us > duration_bounds_ms[b] * 1000)
@@ -131,13 +133,13 @@ void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, co
 
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service)
 {
-    add(&series_for(m, service, "0", "-", NULL, 1, 0)->tcp_opened, 1);
+    add(&series_for(m, service, "0", "-", NULL, PT_METRICS_TCP, 0)->tcp_opened, 1);
 }
 
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received)
 {
-    pt_series_t *s = series_for(m, service, "0", "-", NULL, 1, 0);
+    pt_series_t *s = series_for(m, service, "0", "-", NULL, PT_METRICS_TCP, 0);
     add(&s->tcp_closed, 1);
     add(&s->tcp_sent, sent);
     add(&s->tcp_received, received);
@@ -212,8 +214,11 @@ static void labels(text_t *t, const pt_metrics_identity_t *id, const pt_series_t
             in ? peer_ns : id->namespace_, in ? s->principal : id->principal,
             in ? unknown : id->app, in ? unknown : id->version, in ? id->workload : unknown,
             in ? id->namespace_ : unknown, in ? id->principal : unknown, in ? id->app : unknown,
-            in ? id->version : unknown, s->service, name, ns, s->is_tcp ? "tcp" : "http");
-    if (!s->is_tcp)
+            in ? id->version : unknown, s->service, name, ns,
+            s->protocol == PT_METRICS_TCP    ? "tcp"
+            : s->protocol == PT_METRICS_GRPC ? "grpc"
+                                             : "http");
+    if (s->protocol != PT_METRICS_TCP)
         appendf(t, "response_code=\"%s\",grpc_response_status=\"\",", s->code);
     /* Istio's definition: the destination knows whether mTLS authenticated the client
      * ("mutual_tls" or "none"); the source reports "unknown". */
@@ -283,7 +288,7 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
                 continue;
             size_t k = 0;
             while (k < n_all && !same_key(&all[k], s->hash, s->service, s->code, s->flags,
-                                          s->principal, s->is_tcp, s->is_inbound))
+                                          s->principal, s->protocol, s->is_inbound))
                 k++;
             if (k == n_all) {
                 memcpy(all[k].service, s->service, sizeof(s->service));
@@ -291,7 +296,7 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
                 memcpy(all[k].flags, s->flags, sizeof(s->flags));
                 memcpy(all[k].principal, s->principal, sizeof(s->principal));
                 all[k].hash = s->hash;
-                all[k].is_tcp = s->is_tcp;
+                all[k].protocol = s->protocol;
                 all[k].is_inbound = s->is_inbound;
                 n_all++;
             }
@@ -314,7 +319,7 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
     appendf(&t, "# HELP istio_requests_total Requests handled.\n"
                 "# TYPE istio_requests_total counter\n");
     for (size_t k = 0; k < n_all; k++) {
-        if (all[k].is_tcp || get(&all[k].requests) == 0)
+        if (all[k].protocol == PT_METRICS_TCP || get(&all[k].requests) == 0)
             continue;
         appendf(&t, "istio_requests_total{");
         labels(&t, id, &all[k]);
@@ -329,7 +334,7 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
                 hist_names[h]);
         for (size_t k = 0; k < n_all; k++) {
             const pt_series_t *s = &all[k];
-            if (s->is_tcp || get(&s->requests) == 0)
+            if (s->protocol == PT_METRICS_TCP || get(&s->requests) == 0)
                 continue;
             if (h == 0)
                 histogram(&t, id, s, hist_names[h], s->duration, PT_METRICS_DURATION_BUCKETS,
@@ -346,7 +351,7 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
         appendf(&t, "# HELP %s %s\n# TYPE %s counter\n", tcp_counters[c].name, tcp_counters[c].help,
                 tcp_counters[c].name);
         for (size_t k = 0; k < n_all; k++) {
-            if (!all[k].is_tcp)
+            if (all[k].protocol != PT_METRICS_TCP)
                 continue;
             const _Atomic uint64_t *v =
                 (const _Atomic uint64_t *)((const char *)&all[k] + tcp_counters[c].field);

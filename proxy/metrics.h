@@ -22,13 +22,18 @@
 #define PT_METRICS_DURATION_BUCKETS 19 /* Istio's, in milliseconds */
 #define PT_METRICS_SIZE_BUCKETS 10     /* 1 B to 1 GB, powers of ten */
 
+/* A series' request_protocol label. */
+#define PT_METRICS_HTTP 0
+#define PT_METRICS_TCP 1
+#define PT_METRICS_GRPC 2
+
 typedef struct pt_series {
     _Atomic int is_ready; /* labels written; set once, with release */
     uint32_t hash;
     char service[96];   /* destination_service */
     char code[4];       /* response_code ("0": no response) */
     char flags[8];      /* response_flags ("-": none) */
-    uint8_t is_tcp;     /* request_protocol tcp, else http */
+    uint8_t protocol;   /* request_protocol: PT_METRICS_HTTP / _GRPC / _TCP */
     uint8_t is_inbound; /* reporter "destination": a sidecar's inbound, else "source" */
     /* source_principal: the client's verified mTLS principal ("unknown": none) */
     char principal[96];
@@ -62,10 +67,11 @@ void pt_metrics_dispose(pt_metrics_t *m);
 /* Worker thread only. service may be NULL ("unknown"); principal is the client's verified
  * principal (conn.h's peer_principal: connection_security_policy="mutual_tls"), or NULL;
  * inbound: the request came in through the sidecar's inbound listener (reporter
- * "destination": this workload is the destination), else this proxy is its source. */
+ * "destination": this workload is the destination), else this proxy is its source; is_grpc:
+ * the request's content-type is application/grpc[+...] (request_protocol="grpc", as Istio). */
 void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
                             uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
-                            const char *principal, bool inbound);
+                            const char *principal, bool inbound, bool is_grpc);
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service);
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received);

@@ -22,8 +22,6 @@
 
 #include "../config/regex.h"
 #include "buf.h"
-#include "conn.h"
-#include "worker.h"
 
 /* --- headers --- */
 
@@ -183,55 +181,16 @@ pt_str_t pt_route_action_location_of(pt_arena_t *a, const pt_http_redirect_t *rd
     return pt_str(s);
 }
 
-static const char *redirect_reason(int code)
-{
-    switch (code) {
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    default: return "Moved Permanently";
-    }
-}
-
 void pt_route_action_redirect(pt_stream_t *st)
 {
-    pt_conn_t *c = st->conn;
     const pt_http_redirect_t *rd = st->route->redirect;
     const pt_http_msg_t *req = st->request;
     pt_header_t loc = {PT_STR_LIT("location"),
-                       pt_route_action_location_of(&st->arena, rd, req, c->listener_port), 0};
+                       pt_route_action_location_of(&st->arena, rd, req, st->conn->listener_port),
+                       0};
     const pt_header_t *hs = &loc;
     size_t n = 1;
     if (st->route->headers != NULL)
         n = pt_route_action_apply_ops(&st->arena, hs, n, &st->route->headers->response, &hs);
-    /* A body the client is still sending is not read: the connection closes after this. */
-    if (req->has_body || c->worker->is_draining)
-        c->close_after_response = true;
-    size_t size = 128;
-    for (size_t i = 0; i < n; i++)
-        size += hs[i].name.len + hs[i].value.len + 4;
-    pt_buf_t *slab = pt_buf_new_sized(size);
-    char *p = slab->data;
-    p += sprintf(p, "HTTP/1.1 %d %s\r\n", rd->code, redirect_reason(rd->code));
-    for (size_t i = 0; i < n; i++) {
-        memcpy(p, hs[i].name.base, hs[i].name.len);
-        p += hs[i].name.len;
-        *p++ = ':';
-        *p++ = ' ';
-        memcpy(p, hs[i].value.base, hs[i].value.len);
-        p += hs[i].value.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    p += sprintf(p, "content-length: 0\r\n%s\r\n",
-                 c->close_after_response ? "connection: close\r\n" : "");
-    uv_buf_t b = uv_buf_init(slab->data, (unsigned)(p - slab->data));
-    pt_conn_write(c, NULL, 0, &b, 1, NULL, slab);
-    pt_buf_unref(slab);
-    st->status = rd->code;
-    st->flag = PT_FLAG_NONE;
-    st->bytes_sent = 0;
-    st->response_head_sent = true;
-    st->response_complete = true;
+    pt_stream_respond_headers(st, rd->code, hs, n, PT_FLAG_NONE);
 }

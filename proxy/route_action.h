@@ -20,8 +20,8 @@
 #include "http_msg.h"
 #include "stream.h"
 
-/* st->route is a redirect: writes the whole answer (status, Location, the route's response
- * headers, no body) and marks the response complete. The caller then ends the stream. */
+/* st->route is a redirect: answers it through the stream's local reply (status, Location,
+ * the route's response headers, no body), which ends the stream. */
 void pt_route_action_redirect(pt_stream_t *st);
 
 /* The origin-form path to send upstream (rewritten, or the request's). */

@@ -21,7 +21,6 @@
 #include "../filters/registry.h"
 #include "breaker.h"
 #include "capture.h"
-#include "conn.h"
 #include "log.h"
 #include "mirror.h"
 #include "outlier.h"
@@ -30,6 +29,7 @@
 #include "router.h"
 #include "trace_export.h"
 #include "upstream.h"
+#include "worker.h"
 
 /* Each reason flag with Envoy's RESPONSE_CODE_DETAILS for it: the one table that says why a
  * stream ended as it did. NULL details: it depends on who answered (via_upstream when the
@@ -79,7 +79,7 @@ const char *pt_stream_response_code_details(const pt_stream_t *st)
 
 static pt_worker_t *worker_of(pt_stream_t *st)
 {
-    return st->conn->worker;
+    return st->worker;
 }
 
 static bool request_has_body(const pt_stream_t *st)
@@ -91,7 +91,7 @@ static bool request_has_body(const pt_stream_t *st)
  * close the connection. */
 static bool response_bytes_written(const pt_stream_t *st)
 {
-    return st->response_head_sent && pt_conn_is_response_started(st->conn);
+    return st->response_head_sent && st->downstream->is_response_started(st->exchange);
 }
 
 static bool is_head_request(const pt_stream_t *st)
@@ -164,7 +164,8 @@ void pt_stream_free_cache(pt_worker_t *w)
     w->n_cached_streams = 0;
 }
 
-pt_stream_t *pt_stream_new(pt_conn_t *c)
+pt_stream_t *pt_stream_new(const pt_server_codec_ops_t *ops, void *exchange,
+                           const pt_conn_info_t *c)
 {
     pt_worker_t *w = c->worker;
     pt_stream_t *st = w->cached_streams;
@@ -180,14 +181,16 @@ pt_stream_t *pt_stream_new(pt_conn_t *c)
     st->timer.data = st;
     pt_arena_init(&st->arena, 4096);
     st->conn = c;
-    st->config = c->worker->config;
+    st->downstream = ops;
+    st->exchange = exchange;
+    st->config = w->config;
     pt_config_ref(st->config);
     st->listener = pt_capture_route_table(st->config, c);
     st->pending_tail = &st->pending_body;
     st->kept_tail = &st->kept_body;
     pt_list_init(&st->pending_link);
     st->upstream_ms = UINT64_MAX;
-    st->start_ms = uv_now(&c->worker->loop);
+    st->start_ms = uv_now(&w->loop);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     st->start_time_us = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
@@ -242,8 +245,7 @@ static void release_breaker_slots(pt_stream_t *st)
 
 static void finish(pt_stream_t *st)
 {
-    pt_conn_t *c = st->conn;
-    pt_worker_t *w = c->worker;
+    pt_worker_t *w = st->worker;
     stop_timer(st);
     stop_waiting(st);
     release_breaker_slots(st);
@@ -261,7 +263,6 @@ static void finish(pt_stream_t *st)
         pt_mirror_detach(st->mirror, st->request_complete);
         st->mirror = NULL;
     }
-    pt_conn_cancel_head(c);                          /* a response cut before its first byte went */
     if (st->endpoint != NULL && st->cluster != NULL) /* ends pick_endpoint()'s count */
         pt_worker_release_endpoint(w, st->config, st->cluster, st->endpoint);
     if (st->status >= 100 && st->status < 600)
@@ -275,41 +276,34 @@ static void finish(pt_stream_t *st)
     pt_config_unref(st->config);
     pt_arena_dispose(&st->arena);
     st->is_active = false;
-    c->stream = NULL;
     /* The memory goes back once the timer is closed, after this call stack has unwound: the
      * callers up the stack still read st->is_active. */
     uv_close((uv_handle_t *)&st->timer, on_timer_closed);
-    c->pause &=
-        ~(unsigned)PT_CONN_PAUSE_UPSTREAM; /* a pause for this stream's upstream ends with it */
-    if (!st->is_tunnel)
-        pt_conn_on_stream_done(c);
+    st->downstream->done(st->exchange); /* last: the codec may go on with the next request */
 }
 
 static void maybe_finish(pt_stream_t *st)
 {
     if (!st->is_active || !st->response_complete)
         return;
-    if (!st->request_complete) {
-        /* A request without a body completes within the same parse: wait for it. A body that
-         * is still coming is not read any further: the connection closes after the reply. */
-        if (st->request != NULL && !request_has_body(st) && !st->conn->is_closing)
-            return;
-        st->conn->close_after_response = true;
-    }
+    /* A request without a body completes within the same parse: wait for it. What is still
+     * coming of a body is the codec's to drop (its done op). */
+    if (!st->request_complete && st->request != NULL && !request_has_body(st))
+        return;
     finish(st);
 }
 
 /* --- local replies --- */
 
 /* A local reply: status, the headers given (x-envoy-overloaded added when st->overloaded) and
- * body, a static string or one the write outlives. */
+ * body (a static string or one in the config snapshot, which the write outlives, so it is
+ * copied into a slab the write owns). */
 static void respond(pt_stream_t *st, int status, const pt_header_t *headers, size_t n_headers,
                     const char *body, pt_flag_t flag)
 {
-    pt_conn_t *c = st->conn;
     if (!st->is_active)
         return;
-    if (st->response_head_sent && pt_conn_cancel_head(c)) {
+    if (st->response_head_sent && st->downstream->cancel_head(st->exchange)) {
         /* The upstream's head is still only buffered: nothing reached the client, so the
          * local reply replaces it. */
         st->response_head_sent = false;
@@ -317,10 +311,10 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
         st->bytes_sent = 0;
     }
     if (st->response_head_sent) {
-        /* Too late for a status: the client sees the connection close mid-response. */
+        /* Too late for a status: the client sees the response fail mid-way. */
         if (st->flag == PT_FLAG_NONE)
             st->flag = flag;
-        pt_conn_close(c, false);
+        st->downstream->reset(st->exchange);
         return;
     }
     if (st->upstream != NULL) {
@@ -331,9 +325,6 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
     }
     st->flag = flag;
     st->status = status;
-    if (st->request == NULL || (request_has_body(st) && !st->request_complete) ||
-        c->worker->is_draining)
-        c->close_after_response = true;
     size_t body_len = strlen(body);
     pt_header_t *all = pt_arena_alloc(&st->arena, (n_headers + 1) * sizeof(*all));
     memcpy(all, headers, n_headers * sizeof(*all));
@@ -345,18 +336,16 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
                            .n_headers = n_headers,
                            .content_length = (int64_t)body_len,
                            .has_body = body_len > 0};
-    pt_conn_send_head(c, st->request, &reply);
+    st->downstream->send_head(st->exchange, st->request, &reply);
     st->response_head_sent = true;
-    /* The body is a static string or lives in the config snapshot, which the write outlives;
-     * copy it into a slab so the write owns what it sends. */
     if (body_len > 0) {
         pt_buf_t *slab = pt_buf_new_sized(body_len);
         memcpy(slab->data, body, body_len);
-        if (pt_conn_send_data(c, slab->data, body_len, slab))
+        if (st->downstream->send_data(st->exchange, slab->data, body_len, slab))
             st->bytes_sent = body_len;
         pt_buf_unref(slab);
     }
-    pt_conn_send_end(c, NULL, 0);
+    st->downstream->send_end(st->exchange, NULL, 0);
     st->response_complete = true;
     maybe_finish(st);
 }
@@ -365,6 +354,12 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
 {
     static const pt_header_t text = {PT_STR_LIT("content-type"), PT_STR_LIT("text/plain"), 0};
     respond(st, status, &text, 1, body != NULL ? body : "", flag);
+}
+
+void pt_stream_respond_headers(pt_stream_t *st, int status, const pt_header_t *hs, size_t n,
+                               pt_flag_t flag)
+{
+    respond(st, status, hs, n, "", flag);
 }
 
 void pt_stream_respond_grpc(pt_stream_t *st, int grpc_status, const char *message, pt_flag_t flag)
@@ -384,8 +379,8 @@ void pt_stream_reset(pt_stream_t *st, pt_flag_t flag)
     if (!st->is_active)
         return;
     st->flag = flag;
-    st->response_complete = true;   /* over on purpose: not counted as a client that left */
-    pt_conn_close(st->conn, false); /* ends the stream (pt_stream_abort), flag kept */
+    st->response_complete = true;        /* over on purpose: not counted as a client that left */
+    st->downstream->reset(st->exchange); /* ends the stream (pt_stream_abort), flag kept */
 }
 
 /* --- routing --- */
@@ -526,7 +521,7 @@ static void start_backoff(pt_stream_t *st)
         wait = st->deadline_ms > now ? st->deadline_ms - now : 0;
     st->is_backing_off = true;
     if (request_has_body(st) && !st->request_complete)
-        pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+        st->downstream->pause(st->exchange);
     start_timer(st, PT_STREAM_TIMER_RETRY, wait > 0 ? wait : 1); /* 0 would stop the timer */
 }
 
@@ -602,7 +597,7 @@ static void forward(pt_stream_t *st, bool fresh)
             pt_list_insert_tail(&w->pending, &st->pending_link);
         st->wait_fresh = fresh;
         if (request_has_body(st) && !st->request_complete)
-            pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+            st->downstream->pause(st->exchange);
         start_timer(st, PT_STREAM_TIMER_RETRY, PENDING_POLL_MS);
         return;
     }
@@ -621,7 +616,7 @@ static void forward(pt_stream_t *st, bool fresh)
         pt_arena_printf(&st->arena, "%s:%u", st->endpoint->address, (unsigned)st->endpoint->port);
     /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
     if (request_has_body(st) && !st->request_complete)
-        pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+        st->downstream->pause(st->exchange);
     st->upstream = pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, &ready);
     if (ready)
         on_upstream_ready(st, true);
@@ -710,7 +705,7 @@ static void route_request(pt_stream_t *st)
     pt_worker_t *w = worker_of(st);
     if (st->listener == NULL || st->listener->protocol != PT_LISTENER_HTTP) {
         /* A reload removed this port (or made it TCP) while the connection stayed open. */
-        st->conn->close_after_response = true;
+        st->downstream->close_after(st->exchange);
         pt_stream_respond(st, 404, "no route", PT_FLAG_NR);
         return;
     }
@@ -756,7 +751,7 @@ static void run_request_filters(pt_stream_t *st, size_t i)
             /* The retry policy decides whether body bytes read during the pause are kept. */
             pt_stream_route(st);
             if (request_has_body(st) && !st->request_complete)
-                pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+                st->downstream->pause(st->exchange);
             return;
         }
     }
@@ -930,14 +925,14 @@ static void on_upstream_ready(void *ctx, bool is_reused)
         pt_upstream_send_data(up, p->data, p->len, p->pin);
     free_pending_body(st);
     if (!pt_upstream_is_write_congested(up))
-        pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+        st->downstream->resume(st->exchange);
     if (st->request_complete) {
         end_request_upstream(st);
         return;
     }
     /* Petrel answers Expect: 100-continue itself once the upstream is reachable (the header is
      * not forwarded), so a request refused before that point costs the client no upload. */
-    pt_conn_send_continue(st->conn, st->request);
+    st->downstream->send_continue(st->exchange, st->request);
 }
 
 /* The watching filters' on_request_data, in registry order; true when one answered. */
@@ -979,7 +974,7 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
     }
     pt_upstream_send_data(st->upstream, data, len, pin);
     if (pt_upstream_is_write_congested(st->upstream))
-        pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+        st->downstream->pause(st->exchange);
 }
 
 void pt_stream_on_request_trailers(pt_stream_t *st, pt_header_t *t, size_t n)
@@ -1007,7 +1002,7 @@ static void on_upstream_drained(void *ctx)
 {
     pt_stream_t *st = ctx;
     if (st->upstream_head_sent)
-        pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
+        st->downstream->resume(st->exchange);
 }
 
 /* The upstream's reads go on once the downstream is not congested and a filter holding the
@@ -1016,7 +1011,7 @@ static void resume_upstream_reading(pt_stream_t *st)
 {
     if (st->is_upstream_read_paused && st->upstream != NULL &&
         st->response_held_bytes <= PT_STREAM_RESPONSE_HELD_MAX &&
-        !pt_conn_is_write_congested(st->conn)) {
+        !st->downstream->is_write_congested(st->exchange)) {
         st->is_upstream_read_paused = false;
         pt_upstream_resume_reading(st->upstream);
     }
@@ -1044,7 +1039,7 @@ static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int sta
     if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UC;
         PT_STAT_INC(&w->stats, upstream_rq_reset);
-        pt_conn_close(st->conn, false);
+        st->downstream->reset(st->exchange);
         return;
     }
     /* A pooled connection the upstream closed just as we reused it: the request never reached
@@ -1088,7 +1083,7 @@ static void on_timeout(pt_stream_t *st)
         report_outlier(st, PT_OUTLIER_TIMEOUT, 504);
     if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UT;
-        pt_conn_close(st->conn, false);
+        st->downstream->reset(st->exchange);
         return;
     }
     if (st->per_try_timer && !st->response_head_sent && st->upstream != NULL) {
@@ -1142,8 +1137,7 @@ static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
 
 static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
 {
-    pt_conn_t *c = st->conn;
-    pt_worker_t *w = c->worker;
+    pt_worker_t *w = st->worker;
     if (h->status < 200 && h->status != 101)
         return 0; /* interim responses are not relayed: Petrel answered 100 itself */
     report_outlier(st, PT_OUTLIER_RESPONSE, h->status);
@@ -1177,7 +1171,7 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         return -1;
     }
     st->status = h->status;
-    pt_conn_send_head(c, st->request, h);
+    st->downstream->send_head(st->exchange, st->request, h);
     st->response_head_sent = true;
     if (h->status == 101)
         st->is_tunnel = true;
@@ -1196,10 +1190,10 @@ void pt_stream_send_response_data(pt_stream_t *st, const char *data, size_t len,
 {
     st->response_held_bytes -= len < st->response_held_bytes ? len : st->response_held_bytes;
     if (run_response_data_filters(st, st->response_filter, data, len, pin) ||
-        !pt_conn_send_data(st->conn, data, len, pin))
+        !st->downstream->send_data(st->exchange, data, len, pin))
         return;
     st->bytes_sent += len;
-    if (pt_conn_is_write_congested(st->conn))
+    if (st->downstream->is_write_congested(st->exchange))
         pause_upstream_reading(st);
     else
         resume_upstream_reading(st);
@@ -1231,10 +1225,10 @@ static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *
     pt_stream_t *st = ctx;
     if (st->body_filters != 0 && run_response_data_filters(st, pt_n_filters, data, len, pin))
         return;
-    if (!pt_conn_send_data(st->conn, data, len, pin))
+    if (!st->downstream->send_data(st->exchange, data, len, pin))
         return;
     st->bytes_sent += len;
-    if (!st->is_upstream_read_paused && pt_conn_is_write_congested(st->conn)) {
+    if (!st->is_upstream_read_paused && st->downstream->is_write_congested(st->exchange)) {
         st->is_upstream_read_paused = true;
         pt_upstream_pause_reading(st->upstream);
     }
@@ -1254,7 +1248,7 @@ static void on_response_trailers(void *ctx, pt_header_t *t, size_t n)
 static void end_response(pt_stream_t *st)
 {
     st->response_complete = true;
-    pt_conn_send_end(st->conn, st->response_trailers, st->n_response_trailers);
+    st->downstream->send_end(st->exchange, st->response_trailers, st->n_response_trailers);
 }
 
 /* The filter holding the response body passed all of it on: the route timeout (which the
@@ -1277,7 +1271,6 @@ static void end_response_pause(pt_stream_t *st)
 static void on_response_end(void *ctx)
 {
     pt_stream_t *st = ctx;
-    pt_conn_t *c = st->conn;
     pt_upstream_t *up = st->upstream;
     if (st->is_response_paused) {
         st->is_response_end_pending = true; /* the filter holding the body ends it */
@@ -1288,7 +1281,7 @@ static void on_response_end(void *ctx)
     if (st->is_tunnel) {
         st->upstream = NULL;
         up->stream = NULL;
-        st->tunnel = pt_conn_hand_off_to_tunnel(c, up);
+        st->tunnel = st->downstream->hand_off_to_tunnel(st->exchange, up);
         finish(st);
         return;
     }

@@ -1,5 +1,5 @@
 /* proxy/stream.h
- * A stream is one request/response exchange on a downstream HTTP/1 connection: it runs the
+ * A stream is one request/response exchange on a downstream connection: it runs the
  * request through the filter chain (filters/filter.h: authorization, faults, redirects, header
  * mutations, trace, metrics, access log), routes it as the chain's last step, takes an upstream
  * connection, forwards the request head (re-serialized canonically, never the client's raw
@@ -9,7 +9,9 @@
  * proxy/breaker.h), and runs the filters' on_log when it ends.
  *
  * Ownership: a stream is allocated for one exchange (pt_stream_new, from a per-worker cache)
- * and points at its downstream connection, which points back while the exchange runs. It owns
+ * by the server codec that read its request (proxy/codec.h), which holds it until the stream
+ * calls its done op. The stream knows the codec only through those ops, and the connection
+ * only through its pt_conn_info_t: it never learns which protocol carries it. It owns
  * the request arena (head, header copies, routing results), one config ref and its timer (the
  * route timeout or perTryTimeout, a filter's pause, the retry backoff or the wait for a
  * connection slot: one at a time), all released when it finishes; its memory goes back once
@@ -26,13 +28,11 @@
 #include "../config/arena.h"
 #include "../config/config.h"
 #include "buf.h"
+#include "codec.h"
 #include "http_msg.h"
 #include "list.h"
 #include "trace.h"
 
-typedef struct pt_conn pt_conn_t;
-typedef struct pt_upstream pt_upstream_t;
-typedef struct pt_worker pt_worker_t;
 typedef struct pt_mirror pt_mirror_t;
 typedef struct pt_relay pt_relay_t;
 struct pt_filter_ops;
@@ -80,10 +80,12 @@ typedef enum pt_stream_timer {
 } pt_stream_timer_t;
 
 typedef struct pt_stream {
-    pt_arena_t arena;    /* request lifetime */
-    pt_conn_t *conn;     /* downstream; c->stream points back while the exchange runs */
-    pt_worker_t *worker; /* the loop it runs on */
-    uv_timer_t timer;    /* see pt_stream_timer_t; closed when the stream finishes */
+    pt_arena_t arena;                        /* request lifetime */
+    const pt_conn_info_t *conn;              /* the downstream connection's facts (codec's) */
+    const pt_server_codec_ops_t *downstream; /* the server codec carrying the exchange */
+    void *exchange;                          /* its handle for the exchange */
+    pt_worker_t *worker;                     /* the loop it runs on */
+    uv_timer_t timer; /* see pt_stream_timer_t; closed when the stream finishes */
     pt_stream_timer_t timer_kind;
     struct pt_stream *next_cached; /* in the worker's cache of free streams */
     pt_config_t *config;           /* one ref for the stream's life */
@@ -159,11 +161,13 @@ typedef struct pt_stream {
     pt_trace_span_t *trace; /* Petrel's span (arena); NULL when spec.tracing is off */
 } pt_stream_t;
 
-/* --- Called by the downstream connection (conn.c) --- */
+/* --- Called by the server codec (http1_server.c) --- */
 
-/* A new exchange on c, before its request head is parsed (the head goes into st->arena).
- * Never NULL. The stream sets c->stream to NULL when it finishes. */
-pt_stream_t *pt_stream_new(pt_conn_t *c);
+/* A new exchange, before its request head is parsed (the head goes into st->arena), carried
+ * by the codec ops on exchange, on the connection conn describes (both must outlive the
+ * stream, which calls ops->done last). Never NULL. */
+pt_stream_t *pt_stream_new(const pt_server_codec_ops_t *ops, void *exchange,
+                           const pt_conn_info_t *conn);
 /* Frees the worker's cache of streams once its loop has ended. */
 void pt_stream_free_cache(pt_worker_t *w);
 /* A valid request head arrived: routes it and starts forwarding or answers locally. */
@@ -179,6 +183,10 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag);
 /* Answers locally with status and a short text body (used for invalid requests too, before a
  * stream has a head: then head is NULL). */
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag);
+/* The same with the reply's own headers (hs, n; no content-type added) and no body: a
+ * redirect. */
+void pt_stream_respond_headers(pt_stream_t *st, int status, const pt_header_t *hs, size_t n,
+                               pt_flag_t flag);
 
 /* --- Called by filters (filters/filter.h) --- */
 

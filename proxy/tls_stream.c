@@ -21,6 +21,7 @@
 #include "../tls/client_hello.h"
 #include "../tls/tls.h"
 #include "conn.h"
+#include "http2_server.h"
 #include "l4_proxy.h"
 #include "log.h"
 #include "router.h"
@@ -197,6 +198,10 @@ static bool on_handshake_done(pt_conn_t *c)
         snprintf(ts->principal, sizeof(ts->principal), "%s", id + 9);
         c->peer_principal = ts->principal;
     }
+    size_t alpn_len;
+    const char *alpn = pt_tls_alpn(&ts->tls, &alpn_len);
+    if (alpn_len == 2 && memcmp(alpn, "h2", 2) == 0) /* only HTTPS servers offer it */
+        c->codec_ops = &pt_http2_server_conn_ops;
     release_config(ts);
     return true;
 }

@@ -29,6 +29,7 @@
 #include "mirror.h"
 #include "relay.h"
 #include "scratch.h"
+#include "stream.h"
 #include "upstream.h"
 #include "write.h"
 

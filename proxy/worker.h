@@ -35,7 +35,7 @@ typedef struct pt_listener {
 } pt_listener_t;
 
 #define PT_POOL_BUCKETS 64
-#define PT_WORKER_CONN_TIMER_LISTS 3 /* idle, header, capture (pt_conn_timer_mode_t - 1) */
+#define PT_WORKER_CONN_TIMER_LISTS 4 /* idle, header, capture, stall (pt_conn_timer_mode_t - 1) */
 
 struct pt_worker {
     uv_loop_t loop;

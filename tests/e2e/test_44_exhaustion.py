@@ -118,9 +118,6 @@ def test_unread_100mb_response_keeps_memory_bounded(petrel, origin):
     assert peak - start_rss < 4096, "RSS grew %d KiB (from %d)" % (peak - start_rss, start_rss)
 
 
-@pytest.mark.xfail(strict=True, reason="idleTimeout does not run while a response waits for a "
-                   "client that reads nothing: the stalled exchange (and its upstream connection) "
-                   "stays open indefinitely")
 def test_unread_response_closed_by_idle_timeout(petrel, origin):
     _, _, _, closed_after = unread_big_response(petrel, origin)
     assert closed_after is not None and 2.5 <= closed_after <= 6.0, \

@@ -28,8 +28,8 @@ import threading
 
 import pytest
 
-from netutil import (build_request, connect, free_port, header, http_request, open_fds, recv_one, rss_kb,
-                     wait_for_port, wait_until)
+from netutil import (build_request, connect, free_port, header, http_request, open_fds, read_to_close,
+                     recv_one, rss_kb, wait_for_port, wait_until)
 from petrel import ISTIO, gateway_doc, sanitized, service_entry_doc, simple_config, stats
 from upstream import EarlyAnswerOrigin
 
@@ -237,10 +237,6 @@ def test_soak(petrel, nginx, soakcli):
     assert 1 <= stats(p)["config_reloads_accepted"] <= 2 * reloads["n"]
 
 
-@pytest.mark.xfail(strict=True, reason="when an upstream answers before the request body is in "
-                   "(nginx's `return` does), Petrel closes the client's connection once the body "
-                   "comes after the response, though the response did not say `Connection: close`: "
-                   "the client's next request on it fails (broken pipe or EOF) and is never logged")
 def test_response_before_the_request_body_keeps_the_connection(petrel):
     origin = EarlyAnswerOrigin()
     try:
@@ -266,5 +262,28 @@ def test_response_before_the_request_body_keeps_the_connection(petrel):
                 s.close()
         assert cut == [], "%d of 10 keep-alive connections cut after the response: %s" % (len(cut), cut[:3])
         assert origin.requests == 20
+    finally:
+        origin.stop()
+
+
+@pytest.mark.parametrize("framing", [("Content-Length", "1048576"), ("Transfer-Encoding", "chunked")],
+                         ids=["over-the-drop-bound", "chunked"])
+def test_response_before_a_long_body_says_connection_close(petrel, framing):
+    # A body longer than Petrel drops after an early response (256 KiB), or of unknown length:
+    # the response says the connection ends, and it does.
+    origin = EarlyAnswerOrigin()
+    try:
+        p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=1)
+        s = connect(p.port)
+        try:
+            s.sendall(b"POST /post HTTP/1.1\r\nHost: soak.local\r\n%s: %s\r\n\r\n"
+                      % (framing[0].encode(), framing[1].encode()))
+            status, headers, _ = recv_one(s, 5.0)
+            assert status == 200
+            assert header(headers, "connection", "").lower() == "close", headers
+            got, closed = read_to_close(s, 5.0)
+            assert got == b"" and closed
+        finally:
+            s.close()
     finally:
         origin.stop()

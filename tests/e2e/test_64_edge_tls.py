@@ -158,30 +158,36 @@ def test_https_servers_chosen_by_sni(tmp_path, certs, origin):
         assert s["ssl_handshake"] >= 7 and s["ssl_handshake_error"] == 0
 
 
-def test_alpn_offers_http11_only(tmp_path, certs, origin):
-    """ALPN: a client offering h2 and http/1.1 gets http/1.1 (Petrel serves HTTP/1.1 after
-    termination); one offering only h2 gets no ALPN answer and is served HTTP/1.1, as by a
-    server without h2; curl --http2 falls back to HTTP/1.1."""
+def test_alpn_offers_h2_then_http11(tmp_path, certs, origin):
+    """ALPN: a client offering h2 and http/1.1 gets h2 and is served HTTP/2 (curl --http2);
+    one offering only http/1.1, or no ALPN at all, is served HTTP/1.1."""
     need_petrel()
     port = free_port()
     servers = [https_server(port, ["*"], {"serverCertificate": certs["a"][0],
                                           "privateKey": certs["a"][1]})]
     with Petrel(tmp_path / "p", config(servers, origin.port)):
-        for offered, chosen in ((["h2", "http/1.1"], "http/1.1"), (["h2"], None)):
+        for offered, chosen in ((["http/1.1"], "http/1.1"), (None, None)):
             ctx = client_ctx(certs)
-            ctx.set_alpn_protocols(offered)
+            if offered is not None:
+                ctx.set_alpn_protocols(offered)
             with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
                 with ctx.wrap_socket(raw, server_hostname="a.example.com") as s:
                     assert s.selected_alpn_protocol() == chosen
                     s.sendall(b"GET /echo HTTP/1.1\r\nHost: a.example.com\r\n"
                               b"Connection: close\r\n\r\n")
                     assert recv_to_eof(s, 10)[0].startswith(b"HTTP/1.1 200 ")
-        r = subprocess.run(["curl", "-sS", "--http2", "--cacert", certs["ca"], "--resolve",
-                            "a.example.com:%d:127.0.0.1" % port, "-o", "/dev/null", "-w",
-                            "%{http_code} %{http_version}",
-                            "https://a.example.com:%d/echo" % port],
-                           capture_output=True, text=True, timeout=30)
-        assert r.stdout == "200 1.1", r.stderr
+        ctx = client_ctx(certs)
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.example.com") as s:
+                assert s.selected_alpn_protocol() == "h2"
+        for version in ("--http2", "--http1.1"):
+            r = subprocess.run(["curl", "-sS", version, "--cacert", certs["ca"], "--resolve",
+                                "a.example.com:%d:127.0.0.1" % port, "-d", "x" * 70000,
+                                "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                                "https://a.example.com:%d/echo" % port],
+                               capture_output=True, text=True, timeout=30)
+            assert r.stdout == ("200 2" if version == "--http2" else "200 1.1"), r.stderr
 
 
 def test_old_versions_refused(tmp_path, certs, origin):

@@ -372,6 +372,21 @@ def test_unknown_http_passes_through(mesh):
     assert 'destination_service="PassthroughCluster"' in a.admin("/stats/prometheus")
 
 
+def test_http2_prior_knowledge_is_captured(mesh):
+    # An app speaking HTTP/2 with prior knowledge: on the declared HTTP port it is routed by the
+    # mesh table (to B, as HTTP/1 between the sidecars); on a port detected from the first
+    # bytes, the preface is recognised and the request passes through to the original
+    # destination.
+    a, b, c = mesh["a"], mesh["b"], mesh["c"]
+    for url, path, pod in (("http://%s:9080/h2/mesh" % VIP, "/h2/mesh", b),
+                           ("http://%s:8081/h2/ext" % PODS["c"], "/h2/ext", c)):
+        r = in_pod("a", "curl", "-sS", "--max-time", "10", "--http2-prior-knowledge",
+                   "-H", "x-pin: v1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", url)
+        assert r.stdout == "2 200", (url, r.stdout, r.stderr)
+        wait_until(lambda: lines_for(a, {path}) and lines_for(pod, {path}), 5, what="logs")
+        assert lines_for(a, {path})[0]["protocol"] == "HTTP/2", lines_for(a, {path})
+
+
 def test_known_port_unknown_host_passes_through(mesh):
     # Port 9080 has a route table, but no service named like this: the original address.
     out = requests_from_a([{"path": "/x", "headers": {"host": "elsewhere.example"}}],

@@ -263,7 +263,7 @@ class Petrel:
     def port(self):
         """The first HTTP listener port."""
         for p, proto in gateway_ports(self.docs):
-            if proto in ("HTTP", "HTTP2", "HTTPS", "GRPC"):
+            if proto in ("HTTP", "HTTP2", "HTTPS", "GRPC", "GRPC-WEB"):
                 return p
         raise LookupError("no HTTP server in the Gateway docs")
 

@@ -26,7 +26,7 @@ static const char *const deny_admin = "apiVersion: petrel.io/v1alpha1\n"
 
 typedef struct fixture {
     pt_stream_t st;
-    pt_conn_t conn;
+    pt_conn_info_t conn;
     pt_worker_t worker;
     pt_http_msg_t head;
 } fixture_t;

@@ -8,7 +8,6 @@
 
 #include <string.h>
 
-#include "proxy/conn.h"
 #include "proxy/stream.h"
 #include "proxy/trace_export.h"
 #include "proxy/worker.h"
@@ -30,7 +29,7 @@ static struct {
 } fake;
 
 /* st with its connection, worker and config; the request is head. */
-static void fake_stream_init(pt_stream_t *st, pt_conn_t *c, pt_worker_t *w, pt_config_t *config,
+static void fake_stream_init(pt_stream_t *st, pt_conn_info_t *c, pt_worker_t *w, pt_config_t *config,
                              pt_http_msg_t *head)
 {
     memset(&fake, 0, sizeof(fake));

@@ -683,7 +683,9 @@ TEST(malformed_corpus)
                         f.p.error_reason ? f.p.error_reason : "-", f.r.heads);
             ASSERT_EQ(rc, PT_HTTP1_EINVALID);
             ASSERT_EQ(f.p.error_status, status);
-            if (!body_case)
+            /* Broken chunk framing fed with its head stops the head too (only trailers are
+             * checked after it). */
+            if (!body_case || (split == 0 && strstr(tab + 1, "trailer") == NULL))
                 ASSERT_EQ(f.r.heads, 0);
             ASSERT_EQ(f.r.completes, 0);
             pt_arena_dispose(&f.arena);

@@ -35,11 +35,19 @@ TEST(detect_waits_for_a_prefix_of_a_request_line)
     ASSERT_EQ(detect("GET /a/b"), PT_DETECT_NEED_MORE);
     ASSERT_EQ(detect("GET /a HTTP/"), PT_DETECT_NEED_MORE);
     ASSERT_EQ(detect("GET /a HTTP/1."), PT_DETECT_NEED_MORE);
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n"), PT_DETECT_NEED_MORE); /* h2 preface */
+}
+
+TEST(detect_http2_preface)
+{
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), PT_DETECT_HTTP2);
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04"), PT_DETECT_HTTP2);
+    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"), PT_DETECT_OTHER);
+    ASSERT_EQ(detect("PRI / HTTP/1.1\r\n"), PT_DETECT_HTTP1); /* a method named PRI */
 }
 
 TEST(detect_everything_else_is_tcp)
 {
-    ASSERT_EQ(detect("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), PT_DETECT_OTHER);   /* h2 preface */
     ASSERT_EQ(pt_capture_detect("\x16\x03\x01\x02\x00", 5), PT_DETECT_OTHER); /* TLS */
     ASSERT_EQ(detect("get / HTTP/1.1\r\n"), PT_DETECT_OTHER); /* methods are upper-case */
     ASSERT_EQ(detect(" GET / HTTP/1.1\r\n"), PT_DETECT_OTHER);
@@ -131,9 +139,9 @@ static const char mesh_yaml[] =
     "  hosts: [reviews]\n"
     "  http: [{route: [{destination: {host: reviews, subset: v1}}]}]\n";
 
-static pt_conn_t *captured(pt_capture_direction_t dir, uint16_t port)
+static pt_conn_info_t *captured(pt_capture_direction_t dir, uint16_t port)
 {
-    static pt_conn_t c;
+    static pt_conn_info_t c;
     static pt_capture_t cap;
     memset(&c, 0, sizeof(c));
     memset(&cap, 0, sizeof(cap));
@@ -143,7 +151,8 @@ static pt_conn_t *captured(pt_capture_direction_t dir, uint16_t port)
     return &c;
 }
 
-static const pt_cluster_t *cluster_for(const pt_config_t *cfg, const pt_conn_t *c, const char *host)
+static const pt_cluster_t *cluster_for(const pt_config_t *cfg, const pt_conn_info_t *c,
+                                       const char *host)
 {
     const pt_listener_config_t *l = pt_capture_route_table(cfg, c);
     ASSERT(l != NULL);
@@ -162,7 +171,7 @@ TEST(mesh_route_tables_by_original_port)
     ASSERT_EQ(cfg->proxy.sidecar.protocol_detection_timeout_ms, 100);
 
     /* The VirtualService (bound to mesh by default) routes reviews to its subset. */
-    const pt_conn_t *c = captured(PT_CAPTURE_OUTBOUND, 9080);
+    const pt_conn_info_t *c = captured(PT_CAPTURE_OUTBOUND, 9080);
     static const char *const forms[] = {"reviews",
                                         "reviews:9080",
                                         "reviews.default",
@@ -453,7 +462,7 @@ TEST(registry_only_refuses_unknown_hosts)
         "       resolution: STATIC, endpoints: [{address: 10.0.0.1}]}\n";
     pt_config_t *cfg = config_from_yaml_ok("ro.yaml", yaml);
     ASSERT(cfg->proxy.sidecar.registry_only);
-    const pt_conn_t *c80 = captured(PT_CAPTURE_OUTBOUND, 80);
+    const pt_conn_info_t *c80 = captured(PT_CAPTURE_OUTBOUND, 80);
     ASSERT_STREQ(cluster_for(cfg, c80, "api")->name, "outbound|80||api.default.svc.cluster.local");
     const pt_listener_config_t *l = pt_capture_route_table(cfg, c80);
     const pt_vhost_t *vh = pt_config_find_vhost(l, "elsewhere.example", 17);
