@@ -54,4 +54,69 @@ typedef struct pt_codec_stream_cbs {
     void (*on_drained)(void *ctx);
 } pt_codec_stream_cbs_t;
 
+/* --- the client side: one exchange (request out, response in) on a pooled connection --- */
+
+typedef struct pt_exchange pt_exchange_t;
+struct pt_upstream;
+
+/* What the owner of an exchange asks of the client codec that carries it. The sends return 0
+ * or a libuv error. release ends the exchange: the owner hears nothing more of it, and the
+ * codec decides what becomes of the connection (reusable: the owner saw the whole exchange). */
+typedef struct pt_client_codec_ops {
+    int (*send_head)(pt_exchange_t *x, const pt_http_msg_t *req, pt_arena_t *arena);
+    int (*send_data)(pt_exchange_t *x, const char *data, size_t len, pt_buf_t *pin);
+    int (*send_end)(pt_exchange_t *x, const pt_header_t *trailers, size_t n);
+    bool (*is_write_congested)(pt_exchange_t *x);
+    void (*pause)(pt_exchange_t *x);
+    void (*resume)(pt_exchange_t *x);
+    void (*release)(pt_exchange_t *x, bool reusable);
+} pt_client_codec_ops_t;
+
+/* An exchange as its owner holds it. HTTP/1 has one per connection (inside it); HTTP/2 one
+ * per stream, several on one connection. */
+struct pt_exchange {
+    const pt_client_codec_ops_t *ops;
+    struct pt_upstream *up;           /* the connection carrying it */
+    void *owner;                      /* the cbs' ctx; NULL once released */
+    const pt_codec_stream_cbs_t *cbs; /* the owner's events */
+    bool is_reused;                   /* the connection carried a request before this one */
+};
+
+static inline int pt_exchange_send_head(pt_exchange_t *x, const pt_http_msg_t *req,
+                                        pt_arena_t *arena)
+{
+    return x->ops->send_head(x, req, arena);
+}
+
+static inline int pt_exchange_send_data(pt_exchange_t *x, const char *data, size_t len,
+                                        pt_buf_t *pin)
+{
+    return x->ops->send_data(x, data, len, pin);
+}
+
+static inline int pt_exchange_send_end(pt_exchange_t *x, const pt_header_t *trailers, size_t n)
+{
+    return x->ops->send_end(x, trailers, n);
+}
+
+static inline bool pt_exchange_is_write_congested(pt_exchange_t *x)
+{
+    return x->ops->is_write_congested(x);
+}
+
+static inline void pt_exchange_pause(pt_exchange_t *x)
+{
+    x->ops->pause(x);
+}
+
+static inline void pt_exchange_resume(pt_exchange_t *x)
+{
+    x->ops->resume(x);
+}
+
+static inline void pt_exchange_release(pt_exchange_t *x, bool reusable)
+{
+    x->ops->release(x, reusable);
+}
+
 #endif

@@ -240,6 +240,14 @@ static void release_breaker_slots(pt_stream_t *st)
     st->holds_request_slot = st->holds_retry_slot = st->holds_pending_slot = false;
 }
 
+/* Lets go of the upstream exchange before its end: its connection is not reused. */
+static void drop_upstream(pt_stream_t *st)
+{
+    pt_exchange_t *x = st->upstream;
+    st->upstream = NULL;
+    pt_exchange_release(x, false);
+}
+
 static void finish(pt_stream_t *st)
 {
     pt_conn_t *c = st->conn;
@@ -250,12 +258,8 @@ static void finish(pt_stream_t *st)
     free_kept_body(st);
     if (st->retries_exhausted && st->flag == PT_FLAG_NONE)
         st->flag = PT_FLAG_URX; /* Envoy: the last response came after the retry limit */
-    if (st->upstream != NULL) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
-        up->stream = NULL;
-        pt_upstream_release(up, false);
-    }
+    if (st->upstream != NULL)
+        drop_upstream(st);
     free_pending_body(st);
     if (st->mirror != NULL) { /* the copies go on alone, or are abandoned if the request was cut */
         pt_mirror_detach(st->mirror, st->request_complete);
@@ -317,12 +321,8 @@ void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t 
         pt_conn_close(c, false);
         return;
     }
-    if (st->upstream != NULL) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
-        up->stream = NULL;
-        pt_upstream_release(up, false);
-    }
+    if (st->upstream != NULL)
+        drop_upstream(st);
     st->flag = flag;
     st->status = status;
     if (st->request == NULL || (request_has_body(st) && !st->request_complete) ||
@@ -842,7 +842,7 @@ pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority)
 
 static void end_request_upstream(pt_stream_t *st)
 {
-    pt_upstream_send_end(st->upstream, st->request_trailers, st->n_request_trailers);
+    pt_exchange_send_end(st->upstream, st->request_trailers, st->n_request_trailers);
     /* Istio's default is no route timeout; then idleTimeout bounds the wait for the response
      * head, so that a silent upstream cannot hold a client forever. The route timeout runs
      * from the first attempt's request end and bounds every retry; perTryTimeout bounds one
@@ -863,20 +863,19 @@ static void end_request_upstream(pt_stream_t *st)
 static void on_upstream_ready(void *ctx, bool is_reused)
 {
     pt_stream_t *st = ctx;
-    pt_upstream_t *up = st->upstream;
+    pt_exchange_t *x = st->upstream;
     pt_worker_t *w = worker_of(st);
     if (is_reused)
         PT_STAT_INC(&w->stats, upstream_rq_reused_connection);
-    pt_upstream_send_head(up, pt_stream_request_head(st, pt_route_action_authority(st)),
-                          &st->arena);
+    pt_exchange_send_head(x, pt_stream_request_head(st, pt_route_action_authority(st)), &st->arena);
     st->upstream_head_sent = true;
     st->upstream_start_ms = uv_now(&w->loop);
     /* A retry sends the kept body from its start; what came during the backoff is in it. */
     for (pt_body_piece_t *p = st->retries > 0 ? st->kept_body : st->pending_body; p != NULL;
          p = p->next)
-        pt_upstream_send_data(up, p->data, p->len, p->pin);
+        pt_exchange_send_data(x, p->data, p->len, p->pin);
     free_pending_body(st);
-    if (!pt_upstream_is_write_congested(up))
+    if (!pt_exchange_is_write_congested(x))
         pt_conn_resume_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
     if (st->request_complete) {
         end_request_upstream(st);
@@ -910,8 +909,8 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
         st->pending_tail = &p->next;
         return;
     }
-    pt_upstream_send_data(st->upstream, data, len, pin);
-    if (pt_upstream_is_write_congested(st->upstream))
+    pt_exchange_send_data(st->upstream, data, len, pin);
+    if (pt_exchange_is_write_congested(st->upstream))
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
 }
 
@@ -942,7 +941,7 @@ void pt_stream_on_downstream_drained(pt_stream_t *st)
 {
     if (st->is_upstream_read_paused && st->upstream != NULL) {
         st->is_upstream_read_paused = false;
-        pt_upstream_resume_reading(st->upstream);
+        pt_exchange_resume(st->upstream);
     }
 }
 
@@ -953,12 +952,11 @@ void pt_stream_on_downstream_drained(pt_stream_t *st)
  * invalid response (UPE, 502). After the response head went downstream the client's connection
  * is closed instead (UC), so a cut response never looks complete. The upstream has already
  * detached itself and closes. */
-static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
+static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status,
+                                        bool was_reused)
 {
     pt_worker_t *w = worker_of(st);
-    pt_upstream_t *up = st->upstream;
-    bool was_reused = up != NULL && up->is_reused;
-    st->upstream = NULL;
+    st->upstream = NULL; /* the codec let go of it already */
     st->upstream_head_sent = false;
     if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UC;
@@ -966,6 +964,9 @@ static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int sta
         pt_conn_close(st->conn, false);
         return;
     }
+    /* A head that only sat in the buffer is no answer: the reset is the outcome, logged as
+     * upstream_reset_before_response_started, not via_upstream. */
+    st->upstream_ms = UINT64_MAX;
     /* A pooled connection the upstream closed just as we reused it: the request never reached
      * an application, and one without a body is replayed on a fresh connection as is. */
     if (flag == PT_FLAG_URX && was_reused && !request_has_body(st) && !st->replayed_reused) {
@@ -1016,11 +1017,8 @@ static void on_timeout(pt_stream_t *st)
         st->per_try_timer = false;
         if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_PER_TRY_TIMEOUT) &&
             reserve_retry(st, PT_STAT_retries_per_try_timeout)) {
-            pt_upstream_t *up = st->upstream;
-            st->upstream = NULL;
             st->upstream_head_sent = false;
-            up->stream = NULL;
-            pt_upstream_release(up, false);
+            drop_upstream(st);
             start_backoff(st);
             return;
         }
@@ -1067,11 +1065,8 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         return 0; /* interim responses are not relayed: Petrel answered 100 itself */
     report_outlier(st, PT_OUTLIER_RESPONSE, h->status);
     if (h->status != 101 && should_retry_response(st, h)) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
         st->upstream_head_sent = false;
-        up->stream = NULL;
-        pt_upstream_release(up, false); /* its body is not read: the connection closes */
+        drop_upstream(st); /* its body is not read: the connection closes */
         stop_timer(st);
         start_backoff(st);
         return -1;
@@ -1088,10 +1083,7 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
                         ? st->deadline_ms - uv_now(&w->loop)
                         : 1); /* the body is bounded by the route timeout */
     if (h->status == 101 && !st->request->is_upgrade) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
-        up->stream = NULL;
-        pt_upstream_release(up, false);
+        drop_upstream(st);
         pt_stream_respond(st, 502, "upstream sent an invalid response", PT_FLAG_UPE);
         return -1;
     }
@@ -1111,7 +1103,7 @@ static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *
     st->bytes_sent += len;
     if (!st->is_upstream_read_paused && pt_conn_is_write_congested(st->conn)) {
         st->is_upstream_read_paused = true;
-        pt_upstream_pause_reading(st->upstream);
+        pt_exchange_pause(st->upstream);
     }
 }
 
@@ -1126,21 +1118,18 @@ static void on_response_end(void *ctx)
 {
     pt_stream_t *st = ctx;
     pt_conn_t *c = st->conn;
-    pt_upstream_t *up = st->upstream;
+    pt_exchange_t *x = st->upstream;
     stop_timer(st);
     st->response_complete = true;
     pt_conn_send_end(c, st->response_trailers, st->n_response_trailers);
+    st->upstream = NULL;
     if (st->is_tunnel) {
-        st->upstream = NULL;
-        up->stream = NULL;
-        st->tunnel = pt_conn_hand_off_to_tunnel(c, up);
+        st->tunnel = pt_conn_hand_off_to_tunnel(c, x->up);
         finish(st);
         return;
     }
-    st->upstream = NULL;
-    up->stream = NULL;
     /* The connection goes back to the pool only if the upstream got the whole request. */
-    pt_upstream_release(up, st->request_complete);
+    pt_exchange_release(x, st->request_complete);
     maybe_finish(st);
 }
 
@@ -1154,11 +1143,11 @@ static int on_response_head(void *ctx, pt_http_msg_t *head)
 static void on_upstream_reset(void *ctx, pt_codec_reset_t why, bool was_reused)
 {
     if (why == PT_CODEC_RESET_CONNECT_FAILURE)
-        pt_stream_on_upstream_error(ctx, PT_FLAG_UF, 503);
+        pt_stream_on_upstream_error(ctx, PT_FLAG_UF, 503, was_reused);
     else if (why == PT_CODEC_RESET_PROTOCOL_ERROR)
-        pt_stream_on_upstream_error(ctx, PT_FLAG_UPE, 502);
+        pt_stream_on_upstream_error(ctx, PT_FLAG_UPE, 502, was_reused);
     else
-        pt_stream_on_upstream_error(ctx, PT_FLAG_URX, 503);
+        pt_stream_on_upstream_error(ctx, PT_FLAG_URX, 503, was_reused);
 }
 
 static const pt_codec_stream_cbs_t upstream_cbs = {

@@ -31,6 +31,7 @@
 #include "trace.h"
 
 typedef struct pt_conn pt_conn_t;
+typedef struct pt_exchange pt_exchange_t;
 typedef struct pt_upstream pt_upstream_t;
 typedef struct pt_worker pt_worker_t;
 typedef struct pt_mirror pt_mirror_t;
@@ -92,7 +93,7 @@ typedef struct pt_stream {
     const pt_weighted_cluster_t *destination; /* the route destination picked */
     const pt_cluster_t *cluster;
     const pt_endpoint_t *endpoint;
-    pt_upstream_t *upstream;       /* attached while forwarding; NULL otherwise */
+    pt_exchange_t *upstream;       /* the upstream exchange while forwarding; NULL otherwise */
     pt_mirror_t *mirror;           /* copies of this request (proxy/mirror.c), or NULL */
     const char *request_id;        /* x-request-id sent upstream (arena) */
     const char *upstream_host;     /* "ip:port" for the log (arena) */

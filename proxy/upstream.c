@@ -76,7 +76,7 @@ void pt__upstream_close(pt_upstream_t *up)
     if (up->is_closing)
         return;
     up->is_closing = true;
-    up->stream = NULL;
+    up->x.owner = NULL;
     end_busy(up);
     unlink_idle(up);
     uv_close((uv_handle_t *)&up->timer, on_close);
@@ -86,11 +86,11 @@ void pt__upstream_close(pt_upstream_t *up)
 /* Detaches from the exchange, closes, and tells its owner. */
 void pt__upstream_fail(pt_upstream_t *up, pt_codec_reset_t why)
 {
-    void *owner = up->stream;
-    const pt_codec_stream_cbs_t *cbs = up->cbs;
+    void *owner = up->x.owner;
+    const pt_codec_stream_cbs_t *cbs = up->x.cbs;
     pt__upstream_close(up);
     if (owner != NULL)
-        cbs->on_reset(owner, why, up->is_reused);
+        cbs->on_reset(owner, why, up->x.is_reused);
 }
 
 void pt__upstream_connect_failed(pt_upstream_t *up)
@@ -103,7 +103,7 @@ void pt__upstream_connect_failed(pt_upstream_t *up)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     pt_upstream_t *up = h->data;
-    if (up->stream == NULL) {
+    if (up->x.owner == NULL) {
         *out = uv_buf_init(idle_scratch, sizeof(idle_scratch));
         return;
     }
@@ -114,7 +114,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 
 void pt__upstream_on_read(pt_upstream_t *up, ssize_t nread)
 {
-    if (up->stream == NULL) {
+    if (up->x.owner == NULL) {
         /* Idle in the pool: the upstream closed it, or sent bytes nobody asked for. */
         if (nread != 0) {
             PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
@@ -124,7 +124,6 @@ void pt__upstream_on_read(pt_upstream_t *up, ssize_t nread)
     }
     if (nread > 0) {
         up->in.len += (size_t)nread;
-        up->has_response_bytes = true;
         pt_http1_client_on_bytes(&up->codec);
         return;
     }
@@ -155,15 +154,9 @@ static void update_reading(pt_upstream_t *up)
         uv_read_start((uv_stream_t *)&up->tcp, on_alloc, on_read);
 }
 
-void pt_upstream_pause_reading(pt_upstream_t *up)
+void pt__upstream_set_read_paused(pt_upstream_t *up, bool paused)
 {
-    up->is_read_paused = true;
-    update_reading(up);
-}
-
-void pt_upstream_resume_reading(pt_upstream_t *up)
-{
-    up->is_read_paused = false;
+    up->is_read_paused = paused;
     update_reading(up);
 }
 
@@ -172,14 +165,14 @@ void pt_upstream_resume_reading(pt_upstream_t *up)
 void pt__upstream_on_write_done(void *owner, int status)
 {
     pt_upstream_t *up = owner;
-    if (up->is_closing || up->is_handed_off || up->stream == NULL)
+    if (up->is_closing || up->is_handed_off || up->x.owner == NULL)
         return;
     if (status < 0) {
         pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
         return;
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) <= PT_WRITE_LOW_WATERMARK)
-        up->cbs->on_drained(up->stream);
+        up->x.cbs->on_drained(up->x.owner);
 }
 
 int pt__upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
@@ -193,22 +186,7 @@ int pt__upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
                     pt__upstream_on_write_done, up);
 }
 
-int pt_upstream_send_head(pt_upstream_t *up, const pt_http_msg_t *req, pt_arena_t *arena)
-{
-    return pt_http1_client_send_head(&up->codec, req, arena);
-}
-
-int pt_upstream_send_data(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin)
-{
-    return pt_http1_client_send_data(&up->codec, data, len, pin);
-}
-
-int pt_upstream_send_end(pt_upstream_t *up, const pt_header_t *trailers, size_t n)
-{
-    return pt_http1_client_send_end(&up->codec, trailers, n);
-}
-
-bool pt_upstream_is_write_congested(pt_upstream_t *up)
+bool pt__upstream_is_write_congested(pt_upstream_t *up)
 {
     return uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) > PT_WRITE_HIGH_WATERMARK;
 }
@@ -224,7 +202,7 @@ static void on_timer(uv_timer_t *t)
         pt__upstream_connect_failed(up);
         return;
     }
-    if (up->stream == NULL) {
+    if (up->x.owner == NULL) {
         PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
         pt__upstream_close(up);
     }
@@ -274,7 +252,7 @@ void pt__upstream_connected(pt_upstream_t *up)
     up->is_connected = true;
     uv_timer_stop(&up->timer);
     update_reading(up);
-    up->cbs->on_ready(up->stream, false);
+    up->x.cbs->on_ready(up->x.owner, false);
 }
 
 static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
@@ -305,7 +283,7 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
     return p;
 }
 
-pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
                                    const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
                                    bool *is_ready)
 {
@@ -315,14 +293,13 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
         unlink_idle(up);
         uv_timer_stop(&up->timer);
         begin_busy(up);
-        up->stream = ctx;
-        up->cbs = cbs;
+        up->x.owner = ctx;
+        up->x.cbs = cbs;
         up->counted = cl->state;
-        up->is_reused = true;
-        up->has_response_bytes = false;
+        up->x.is_reused = true;
         up->requests++;
         *is_ready = true;
-        return up;
+        return &up->x;
     }
     pt_upstream_t *up = calloc(1, sizeof(*up));
     if (up == NULL)
@@ -330,8 +307,8 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     up->worker = w;
     up->pool = pool;
     begin_busy(up);
-    up->stream = ctx;
-    up->cbs = cbs;
+    up->x.owner = ctx;
+    up->x.cbs = cbs;
     up->requests = 1;
     up->counted = cl->state;
     up->max_requests = cl->pool.max_requests_per_connection;
@@ -367,23 +344,22 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
                                                        : w->config->proxy.connect_timeout_ms,
                        0);
     }
-    return up;
+    return &up->x;
 }
 
-void pt_upstream_release(pt_upstream_t *up, bool reusable)
+void pt__upstream_release(pt_upstream_t *up, bool reusable, int64_t keep_alive_s)
 {
     pt_worker_t *w = up->worker;
-    up->stream = NULL;
     end_busy(up);
     if (up->is_closing || up->is_handed_off)
         return;
     /* Closed before the upstream's announced idle timeout can race a request written on it. */
-    uint64_t idle_ms = pt_keep_alive_idle_ms(up->idle_timeout_ms, up->codec.keep_alive_s);
+    uint64_t idle_ms = pt_keep_alive_idle_ms(up->idle_timeout_ms, keep_alive_s);
     uint64_t now = uv_now(&w->loop);
     bool worn_out = (up->max_requests > 0 && up->requests >= up->max_requests) ||
                     (up->expires_ms > 0 && now >= up->expires_ms);
-    if (!reusable || !up->is_connected || up->is_peer_eof ||
-        !pt_http1_client_is_reusable(&up->codec) || w->is_draining || worn_out || idle_ms == 0) {
+    if (!reusable || !up->is_connected || up->is_peer_eof || w->is_draining || worn_out ||
+        idle_ms == 0) {
         pt__upstream_close(up);
         return;
     }
@@ -395,7 +371,6 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
         up->counted = NULL;
     }
     pt_rbuf_drop_consumed(&up->in);
-    pt_http1_parser_resume(&up->codec.parser);
     up->is_read_paused = false;
     update_reading(up);
     pt_list_insert_head(&up->pool->idle, &up->link);
@@ -411,7 +386,7 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
 pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up)
 {
     up->is_handed_off = true;
-    up->stream = NULL;
+    up->x.owner = NULL;
     end_busy(up);
     uv_read_stop((uv_stream_t *)&up->tcp);
     uv_close((uv_handle_t *)&up->timer, on_close);
