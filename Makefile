@@ -52,7 +52,7 @@ endif
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS_SAN) $(CFLAGS_WARN) $(CFLAGS)
 # OpenSSL is not linked into petrel: tls/openssl.c dlopen()s it when a config first needs TLS.
 # The tests that make certificates with OpenSSL themselves link it (TEST_LIBS).
-LIBS = -luv -lyaml -lpcre2-8 -lcares -lm -pthread -ldl
+LIBS = -luv -lyaml -lpcre2-8 -lcares $(shell pkg-config --libs libnghttp2) -lm -pthread -ldl
 TEST_LIBS = $(LIBS) -lssl -lcrypto
 
 LIB_SRCS  = $(filter-out proxy/main.c,$(wildcard proxy/*.c proxy/*/*.c config/*.c xds/*.c tls/*.c filters/*.c filters/*/*.c))
