@@ -26,6 +26,8 @@ typedef enum pt_codec_reset {
     PT_CODEC_RESET_CONNECT_FAILURE = 1, /* the connection (or its TLS handshake) never came up */
     PT_CODEC_RESET_CLOSED,              /* the peer closed or reset the exchange mid-way */
     PT_CODEC_RESET_PROTOCOL_ERROR,      /* the peer broke the protocol (an invalid message) */
+    PT_CODEC_RESET_REFUSED, /* the peer refused the stream unprocessed (HTTP/2 REFUSED_STREAM, or
+                               above a GOAWAY's last stream id): safe to retry */
 } pt_codec_reset_t;
 
 /* on_head results besides 0 (go on). */

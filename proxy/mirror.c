@@ -272,7 +272,8 @@ static pt_mirror_t *start_one(pt_stream_t *st, const pt_http_mirror_t *hm)
     pt_list_insert_tail(live_list(), &m->link);
     PT_STAT_INC(&w->stats, mirror_active);
     bool ready;
-    m->upstream = pt_upstream_acquire(w, cl, ep, &mirror_cbs, m, false, &ready);
+    m->upstream = pt_upstream_acquire(w, cl, ep, &mirror_cbs, m, false,
+                                      pt_upstream_is_http2(cl, m->request), &ready);
     if (ready)
         on_ready(m, true);
     return m;

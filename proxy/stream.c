@@ -553,8 +553,10 @@ static void forward(pt_stream_t *st, bool fresh)
         return;
     }
     /* maxConnections: a connection carrying a request holds a slot; without one the request
-     * waits as one of at most http1MaxPendingRequests, and beyond that is refused at once. */
-    if (!pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
+     * waits as one of at most http1MaxPendingRequests, and beyond that is refused at once.
+     * HTTP/2 multiplexes: its requests are bounded by http2MaxRequests alone. */
+    bool http2 = pt_upstream_is_http2(cl, st->request);
+    if (!http2 && !pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
         if (!st->holds_pending_slot) {
             if (!pt_breaker_try_acquire(&cs->pending, cl->pool.max_pending)) {
                 respond_overloaded(st, PT_STAT_upstream_overflow_pending);
@@ -589,7 +591,8 @@ static void forward(pt_stream_t *st, bool fresh)
     /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
     if (request_has_body(st) && !st->request_complete)
         pt_conn_pause_reading(st->conn, PT_CONN_PAUSE_UPSTREAM);
-    st->upstream = pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, &ready);
+    st->upstream =
+        pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, http2, &ready);
     if (ready)
         on_upstream_ready(st, true);
 }
@@ -755,6 +758,10 @@ static void on_resume(pt_stream_t *st)
 
 static bool is_hop_or_rewritten(const pt_header_t *h)
 {
+    /* `te: trailers` stays, still flagged hop-by-hop: the HTTP/1 codec drops it, the HTTP/2
+     * codec sends it (gRPC needs it). */
+    if (pt_str_ieq_lit(h->name, "te"))
+        return !pt_str_ieq_lit(h->value, "trailers");
     if (h->flags & (PT_HEADER_HOP | PT_HEADER_FRAMING))
         return true;
     return pt_str_ieq_lit(h->name, "host") || pt_str_ieq_lit(h->name, "x-forwarded-for") ||
@@ -949,13 +956,17 @@ void pt_stream_on_downstream_drained(pt_stream_t *st)
 
 /* The upstream failed: connect failure (UF), reset or EOF before the response (URX, retried
  * once on a fresh connection when the failed one was reused and the request is replayable),
- * invalid response (UPE, 502). After the response head went downstream the client's connection
- * is closed instead (UC), so a cut response never looks complete. The upstream has already
- * detached itself and closes. */
-static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status,
-                                        bool was_reused)
+ * invalid response (UPE, 502), a stream the upstream refused unprocessed (URX, retried under
+ * refused-stream). After the response head went downstream the client's connection is closed
+ * instead (UC), so a cut response never looks complete. The codec has already let go of the
+ * exchange. */
+static void pt_stream_on_upstream_error(pt_stream_t *st, pt_codec_reset_t why, bool was_reused)
 {
     pt_worker_t *w = worker_of(st);
+    pt_flag_t flag = why == PT_CODEC_RESET_CONNECT_FAILURE  ? PT_FLAG_UF
+                     : why == PT_CODEC_RESET_PROTOCOL_ERROR ? PT_FLAG_UPE
+                                                            : PT_FLAG_URX;
+    int status = flag == PT_FLAG_UPE ? 502 : 503;
     st->upstream = NULL; /* the codec let go of it already */
     st->upstream_head_sent = false;
     if (response_bytes_written(st)) {
@@ -990,6 +1001,15 @@ static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int sta
     } else if (flag == PT_FLAG_UPE) {
         PT_STAT_INC(&w->stats, upstream_rq_protocol_error);
         body = "upstream sent an invalid response";
+    } else if (why == PT_CODEC_RESET_REFUSED) {
+        PT_STAT_INC(&w->stats, upstream_rq_reset);
+        body = "upstream connect error or disconnect/reset before headers. reset reason: "
+               "remote refused stream reset";
+        if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_REFUSED_STREAM) &&
+            reserve_retry(st, PT_STAT_retries_reset)) {
+            start_backoff(st);
+            return;
+        }
     } else {
         PT_STAT_INC(&w->stats, upstream_rq_reset);
         if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_RESET) &&
@@ -1142,12 +1162,7 @@ static int on_response_head(void *ctx, pt_http_msg_t *head)
 
 static void on_upstream_reset(void *ctx, pt_codec_reset_t why, bool was_reused)
 {
-    if (why == PT_CODEC_RESET_CONNECT_FAILURE)
-        pt_stream_on_upstream_error(ctx, PT_FLAG_UF, 503, was_reused);
-    else if (why == PT_CODEC_RESET_PROTOCOL_ERROR)
-        pt_stream_on_upstream_error(ctx, PT_FLAG_UPE, 502, was_reused);
-    else
-        pt_stream_on_upstream_error(ctx, PT_FLAG_URX, 503, was_reused);
+    pt_stream_on_upstream_error(ctx, why, was_reused);
 }
 
 static const pt_codec_stream_cbs_t upstream_cbs = {

@@ -37,10 +37,16 @@ struct pt_pool {
     socklen_t addr_len;
     pt_list_t idle; /* pt_upstream_t.link, most recently used first */
     uint32_t n_idle;
-    uint32_t n_busy;    /* connections serving a stream now */
-    uint32_t peak_busy; /* most connections busy at once in this purge period */
-    uint32_t est_need;  /* recent demand: the peak, halving each quieter period but never
-                           below 1 once used (HAProxy's estimate of needed connections) */
+    pt_list_t shared;        /* HTTP/2 connections carrying streams (pt_upstream_t.link): new
+                                streams join one with room before a connection is opened */
+    bool is_http2;           /* part of the key: what its connections speak */
+    uint32_t h2_max_streams; /* the upstream's last SETTINGS_MAX_CONCURRENT_STREAMS: what a
+                                new connection assumes until its own SETTINGS come; 0: none
+                                seen (PT_HTTP2_ASSUMED_MAX_STREAMS) */
+    uint32_t n_busy;         /* connections serving a stream now */
+    uint32_t peak_busy;      /* most connections busy at once in this purge period */
+    uint32_t est_need;       /* recent demand: the peak, halving each quieter period but never
+                                below 1 once used (HAProxy's estimate of needed connections) */
     /* The TLS settings' pool_key (malloc'd); NULL: plaintext. */
     char *tls_key;
 };
@@ -51,11 +57,12 @@ struct pt_upstream {
     uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
     pt_worker_t *worker;
     pt_pool_t *pool;
-    pt_list_t link;          /* in pool->idle while idle */
-    pt_exchange_t x;         /* the exchange it carries; x.owner NULL: idle or closing */
-    pt_http1_client_t codec; /* frames requests, parses responses */
-    pt_rbuf_t in;            /* bytes read from the upstream (plaintext) */
-    uint64_t requests;       /* requests sent on this connection */
+    pt_list_t link;             /* in pool->idle while idle; HTTP/2: in pool->shared while busy */
+    pt_exchange_t x;            /* HTTP/1: the exchange it carries; x.owner NULL: idle, closing */
+    pt_http1_client_t codec;    /* HTTP/1: frames requests, parses responses */
+    struct pt_http2_client *h2; /* HTTP/2: the session and its exchanges; NULL: HTTP/1 */
+    pt_rbuf_t in;               /* bytes read from the upstream (plaintext) */
+    uint64_t requests;          /* requests sent on this connection */
     uint8_t handles_open;
     bool is_connected;
     bool is_busy; /* counted in pool->n_busy: a stream uses it */
@@ -84,7 +91,16 @@ struct pt_upstream {
  * request and age limits. */
 pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
                                    const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
-                                   bool *is_ready);
+                                   bool http2, bool *is_ready);
+/* Whether a request to cl goes as HTTP/2 (cl->protocol; useClientProtocol follows the
+ * request's own version). An upgrade request always goes as HTTP/1.1. */
+static inline bool pt_upstream_is_http2(const pt_cluster_t *cl, const pt_http_msg_t *req)
+{
+    if (req->is_upgrade)
+        return false;
+    return cl->protocol == PT_UPSTREAM_HTTP2 ||
+           (cl->protocol == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20);
+}
 /* After a 101: gives up the socket to a relay, with what was read past the response (the
  * slab passes to the caller). The relay calls pt_upstream_on_tunnel_closed() when it has
  * closed the socket. */
@@ -112,5 +128,14 @@ void pt__upstream_fail(pt_upstream_t *up, pt_codec_reset_t why);
 void pt__upstream_set_read_paused(pt_upstream_t *up, bool paused);
 bool pt__upstream_is_write_congested(pt_upstream_t *up);
 void pt__upstream_release(pt_upstream_t *up, bool reusable, int64_t keep_alive_s);
+/* For the HTTP/2 codec: its exchanges or its room changed (a stream ended or was let go, a
+ * GOAWAY came): the connection joins, leaves or goes back to the pool accordingly. */
+void pt__upstream_h2_changed(pt_upstream_t *up);
+/* Someone wants the bytes the connection reads: an HTTP/1 exchange, or any HTTP/2 session
+ * (it answers PINGs and SETTINGS while idle). */
+static inline bool pt__upstream_wants_bytes(const pt_upstream_t *up)
+{
+    return up->h2 != NULL || up->x.owner != NULL;
+}
 
 #endif
