@@ -875,3 +875,254 @@ class EarlyAnswerOrigin:
         self._stop.set()
         _shutdown_all(self._lsock, self.lock, self._socks)
         self._t.join(2)
+
+
+class H2Origin:
+    """An HTTP/2 origin (h2c with prior knowledge, or h2 over TLS with ALPN when cert, a
+    (certfile, keyfile) pair, is given) written with python3-h2, one thread per connection,
+    every stream of a connection served by that thread's event loop so that slow streams do
+    not hold back the others. Behaviour by path:
+
+      /echo, and any path not below  200 + JSON: method, path, authority, scheme, headers
+                                     (a list of [name, value]), body_len, trailers, conn_id
+      /delay/<ms>                    the echo after ms (the stream stays open meanwhile)
+      /trailers                      200, a body "hello", then trailers x-trailer: done
+      /grpc/<code>                   a gRPC trailers-only answer: 200, content-type
+                                     application/grpc, grpc-status <code>, grpc-message
+      /grpc-body/<code>              a gRPC answer with a body and grpc-status in trailers
+
+    max_streams is announced as SETTINGS_MAX_CONCURRENT_STREAMS (None: not announced).
+    refuse_next(n) makes the next n requests get a GOAWAY whose last stream id is below them
+    (refused unprocessed; the connection then closes once its other streams are done).
+    Counters: connections, requests (each a dict as echoed), active (streams being answered
+    now), max_active (most at once, all connections) and max_active_per_conn."""
+
+    def __init__(self, name="h2-origin", max_streams=None, cert=None):
+        import h2.config  # python3-h2: imported here so that HTTP/1-only tests do not need it
+        import h2.connection
+        import h2.events
+        import h2.exceptions
+        import h2.settings
+        self._h2 = h2
+        self.name = name
+        self.max_streams = max_streams
+        self.ctx = None
+        if cert is not None:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+            self.ctx.set_alpn_protocols(["h2"])
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.requests = []
+        self.alpn = []  # the protocol each TLS connection agreed on
+        self.active = 0
+        self.max_active = 0
+        self.max_active_per_conn = 0
+        self.goaways = 0
+        self.errors = []
+        self._refuse = 0
+        self._socks = set()
+        self._threads = []
+        self._stop = threading.Event()
+        self._lsock = _listen(256)
+        self.port = self._lsock.getsockname()[1]
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                               name="%s-accept" % name)
+        self._accept_thread.start()
+
+    def refuse_next(self, n=1):
+        with self.lock:
+            self._refuse = n
+
+    def wait_requests(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError("%s: %d requests after %.1f s, wanted %d"
+                                   % (self.name, len(self.requests), timeout, n))
+            time.sleep(0.005)
+        return list(self.requests)
+
+    def stop(self):
+        self._stop.set()
+        _shutdown_all(self._lsock, self.lock, self._socks)
+        self._accept_thread.join(2)
+        for t in list(self._threads):
+            t.join(2)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept_loop(self):
+        _accept_until_stopped(self._lsock, self._stop, self._on_accept)
+
+    def _on_accept(self, sock):
+        with self.lock:
+            self.connections += 1
+            conn_id = self.connections
+            self._socks.add(sock)
+        t = threading.Thread(target=self._serve, args=(sock, conn_id), daemon=True,
+                             name="%s-%d" % (self.name, conn_id))
+        self._threads.append(t)
+        t.start()
+
+    def _serve(self, sock, conn_id):
+        h2 = self._h2
+        try:
+            if self.ctx is not None:
+                sock.settimeout(10)
+                sock = self.ctx.wrap_socket(sock, server_side=True)
+                with self.lock:
+                    self.alpn.append(sock.selected_alpn_protocol())
+            sock.settimeout(None)
+            conn = h2.connection.H2Connection(
+                config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+            if self.max_streams is not None:
+                conn.local_settings = h2.settings.Settings(
+                    client=False,
+                    initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                                    self.max_streams})
+            conn.initiate_connection()
+            sock.sendall(conn.data_to_send())
+            _H2Serving(self, conn, sock, conn_id).run()
+        except Exception as e:  # a bug in the test origin: the test reads origin.errors
+            if not self._stop.is_set() and not isinstance(e, (OSError, ssl.SSLError)):
+                with self.lock:
+                    self.errors.append(traceback.format_exc())
+        finally:
+            with self.lock:
+                self._socks.discard(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class _H2Serving:
+    """One connection of an H2Origin: its streams and their timers."""
+
+    def __init__(self, origin, conn, sock, conn_id):
+        self.o, self.conn, self.sock, self.conn_id = origin, conn, sock, conn_id
+        self.streams = {}  # id -> {"headers", "body", "trailers"}
+        self.timers = []  # (due, stream_id, request)
+        self.active = 0
+        self.going_away = False
+
+    def run(self):
+        h2 = self.o._h2
+        while not self.o._stop.is_set():
+            timeout = 0.2
+            if self.timers:
+                timeout = max(0.0, min(timeout, min(t[0] for t in self.timers) - time.monotonic()))
+            pending = getattr(self.sock, "pending", lambda: 0)()
+            if not pending:
+                readable, _, _ = select.select([self.sock], [], [], timeout)
+            else:
+                readable = [self.sock]
+            if readable:
+                data = self.sock.recv(65536)
+                if not data:
+                    return
+                try:
+                    events = self.conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    if self.going_away:
+                        return  # frames the client sent before it saw the GOAWAY
+                    raise
+                for ev in events:
+                    self.on_event(ev, h2)
+            now = time.monotonic()
+            due = [t for t in self.timers if t[0] <= now]
+            self.timers = [t for t in self.timers if t[0] > now]
+            for _, sid, req in due:
+                self.answer(sid, req)
+            out = self.conn.data_to_send()
+            if out:
+                self.sock.sendall(out)
+            if self.going_away and self.active == 0:
+                return
+
+    def on_event(self, ev, h2):
+        e = h2.events
+        if isinstance(ev, e.RequestReceived):
+            self.streams[ev.stream_id] = {"headers": ev.headers, "body": 0, "trailers": []}
+            with self.o.lock:
+                refuse = self.o._refuse > 0
+                if refuse:
+                    self.o._refuse -= 1
+                    self.o.goaways += 1
+            if refuse:
+                # Everything from this stream on is refused unprocessed.
+                self.conn.close_connection(last_stream_id=ev.stream_id - 2 if ev.stream_id > 2 else 0)
+                self.going_away = True
+                del self.streams[ev.stream_id]
+                return
+            self.active += 1
+            with self.o.lock:
+                self.o.active += 1
+                self.o.max_active = max(self.o.max_active, self.o.active)
+                self.o.max_active_per_conn = max(self.o.max_active_per_conn, self.active)
+            if ev.stream_ended is not None:
+                self.request_done(ev.stream_id)
+        elif isinstance(ev, e.DataReceived):
+            self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            if ev.stream_id in self.streams:
+                self.streams[ev.stream_id]["body"] += len(ev.data)
+        elif isinstance(ev, e.TrailersReceived):
+            if ev.stream_id in self.streams:
+                self.streams[ev.stream_id]["trailers"] = [list(h) for h in ev.headers]
+        elif isinstance(ev, e.StreamEnded):
+            if ev.stream_id in self.streams and "done" not in self.streams[ev.stream_id]:
+                self.request_done(ev.stream_id)
+        elif isinstance(ev, e.StreamReset):
+            if self.streams.pop(ev.stream_id, None) is not None:
+                self.finish()
+
+    def request_done(self, sid):
+        s = self.streams[sid]
+        s["done"] = True
+        h = dict(s["headers"])
+        req = {"method": h.get(":method"), "path": h.get(":path"),
+               "authority": h.get(":authority"), "scheme": h.get(":scheme"),
+               "headers": [list(x) for x in s["headers"] if not x[0].startswith(":")],
+               "body_len": s["body"], "trailers": s["trailers"], "conn_id": self.conn_id}
+        with self.o.lock:
+            self.o.requests.append(req)
+        path = req["path"] or "/"
+        if path.startswith("/delay/"):
+            self.timers.append((time.monotonic() + int(path.split("/")[2]) / 1000.0, sid, req))
+        else:
+            self.answer(sid, req)
+
+    def finish(self):
+        self.active -= 1
+        with self.o.lock:
+            self.o.active -= 1
+
+    def answer(self, sid, req):
+        if self.streams.pop(sid, None) is None:
+            return  # reset meanwhile
+        path = req["path"] or "/"
+        c = self.conn
+        if path.startswith("/grpc/"):
+            c.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"),
+                                 ("grpc-status", path.split("/")[2]),
+                                 ("grpc-message", "from the origin")], end_stream=True)
+        elif path.startswith("/grpc-body/"):
+            c.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+            c.send_data(sid, b"\x00\x00\x00\x00\x00")
+            c.send_headers(sid, [("grpc-status", path.split("/")[2]),
+                                 ("grpc-message", "from the origin")], end_stream=True)
+        elif path == "/trailers":
+            c.send_headers(sid, [(":status", "200"), ("content-type", "text/plain")])
+            c.send_data(sid, b"hello")
+            c.send_headers(sid, [("x-trailer", "done")], end_stream=True)
+        else:
+            body = json.dumps(req).encode()
+            c.send_headers(sid, [(":status", "200"), ("content-type", "application/json"),
+                                 ("content-length", str(len(body))), ("x-origin", self.o.name)])
+            c.send_data(sid, body, end_stream=True)
+        self.finish()
