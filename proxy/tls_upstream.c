@@ -32,12 +32,20 @@ struct pt_tls_upstream {
 /* An idle pooled connection decrypts into this: any plaintext there closes it. */
 static _Thread_local char idle_plain[64];
 
-pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl)
+pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl,
+                                       bool http2)
 {
     pt_tls_upstream_t *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
     if (pt_tls_init(&t->tls, s->ctx, false, s->sni, s->verify_name) != 0) {
+        free(t);
+        return NULL;
+    }
+    /* Per connection, not per context: HTTP/1 and HTTP/2 clusters share contexts. */
+    static const unsigned char h2[] = "\x02h2";
+    if (http2 && SSL_set_alpn_protos(t->tls.ssl, h2, sizeof(h2) - 1) != 0) {
+        pt_tls_dispose(&t->tls);
         free(t);
         return NULL;
     }

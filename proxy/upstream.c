@@ -306,7 +306,10 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
  * maxRequestsPerConnection and maxConnectionDuration, and no GOAWAY. */
 static bool h2_has_room(const pt_upstream_t *up)
 {
-    return !up->is_closing && pt_http2_client_has_room(up->h2) &&
+    /* A TLS handshake reads its settings from the first stream's snapshot: others wait for
+     * the connection to be up, or they could outlive that snapshot (tls_upstream.h). */
+    return !up->is_closing && (up->is_connected || up->tls == NULL) &&
+           pt_http2_client_has_room(up->h2) &&
            (up->max_requests == 0 || up->requests < up->max_requests) &&
            (up->expires_ms == 0 || uv_now(&up->worker->loop) < up->expires_ms);
 }
@@ -391,7 +394,7 @@ pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     up->tcp.data = up->timer.data = up->connect_req.data = up;
     up->handles_open = 2;
     if (ep->tls != NULL && ep->tls->ctx != NULL &&
-        (up->tls = pt_tls_upstream_new(ep->tls, cl)) == NULL)
+        (up->tls = pt_tls_upstream_new(ep->tls, cl, http2)) == NULL)
         abort();
     PT_STAT_INC(&w->stats, upstream_cx_total);
     PT_STAT_INC(&w->stats, upstream_cx_active);
