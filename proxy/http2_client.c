@@ -157,8 +157,10 @@ static void flush(pt_http2_client_t *c)
     c->in_session = false;
     c->wants_flush = false;
     if (err != 0) {
+        /* No new stream here; the owners hear of it from the read side (an error or EOF
+         * follows), never from inside the op that flushed. */
         c->has_error = true;
-        pt__upstream_fail(c->up, PT_CODEC_RESET_CLOSED);
+        pt__upstream_h2_changed(c->up);
         return;
     }
     notify_drained(c);

@@ -103,6 +103,7 @@ static bool is_head_request(const pt_stream_t *st)
 
 static void on_resume(pt_stream_t *st);
 static void on_upstream_ready(void *ctx, bool is_reused);
+static void pt_stream_on_upstream_error(pt_stream_t *st, pt_codec_reset_t why, bool was_reused);
 static const pt_codec_stream_cbs_t upstream_cbs;
 static void on_retry_timer(pt_stream_t *st);
 static void on_timeout(pt_stream_t *st);
@@ -187,6 +188,7 @@ pt_stream_t *pt_stream_new(pt_conn_t *c)
     st->kept_tail = &st->kept_body;
     pt_list_init(&st->pending_link);
     st->upstream_ms = UINT64_MAX;
+    st->grpc_status = -1;
     st->start_ms = uv_now(&c->worker->loop);
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -874,7 +876,12 @@ static void on_upstream_ready(void *ctx, bool is_reused)
     pt_worker_t *w = worker_of(st);
     if (is_reused)
         PT_STAT_INC(&w->stats, upstream_rq_reused_connection);
-    pt_exchange_send_head(x, pt_stream_request_head(st, pt_route_action_authority(st)), &st->arena);
+    if (pt_exchange_send_head(x, pt_stream_request_head(st, pt_route_action_authority(st)),
+                              &st->arena) != 0) {
+        drop_upstream(st); /* the request could not go: the connection is not reused */
+        pt_stream_on_upstream_error(st, PT_CODEC_RESET_CLOSED, is_reused);
+        return;
+    }
     st->upstream_head_sent = true;
     st->upstream_start_ms = uv_now(&w->loop);
     /* A retry sends the kept body from its start; what came during the backoff is in it. */
@@ -1061,19 +1068,33 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag)
 
 /* A response head the policy retries (status, grpc-status of a trailers-only response,
  * x-envoy-ratelimited), when a retry is allowed now (counted by reserve_retry). */
-static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
+/* The grpc-status among headers (a trailers-only head, or trailers): 0..99, -1 when absent or
+ * not a number. */
+static int grpc_status_of(const pt_header_t *headers, size_t n)
 {
-    int grpc_status = -1;
-    const pt_header_t *g = pt_http_msg_find_header(h, "grpc-status");
-    if (g != NULL && g->value.len > 0 && g->value.len <= 2) {
-        grpc_status = 0;
+    for (size_t k = 0; k < n; k++) {
+        const pt_header_t *g = &headers[k];
+        if (!pt_str_ieq_lit(g->name, "grpc-status"))
+            continue;
+        if (g->value.len == 0 || g->value.len > 2)
+            return -1;
+        int v = 0;
         for (size_t i = 0; i < g->value.len; i++) {
             char ch = g->value.base[i];
-            grpc_status = ch >= '0' && ch <= '9' ? grpc_status * 10 + (ch - '0') : -1000;
+            if (ch < '0' || ch > '9')
+                return -1;
+            v = v * 10 + (ch - '0');
         }
+        return v;
     }
+    return -1;
+}
+
+static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
+{
     bool ratelimited = pt_http_msg_find_header(h, "x-envoy-ratelimited") != NULL;
-    return pt_retry_on_response(st->retry, h->status, grpc_status, ratelimited) &&
+    return pt_retry_on_response(st->retry, h->status, grpc_status_of(h->headers, h->n_headers),
+                                ratelimited) &&
            reserve_retry(st, PT_STAT_retries_status);
 }
 
@@ -1108,6 +1129,7 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         return -1;
     }
     st->status = h->status;
+    st->grpc_status = grpc_status_of(h->headers, h->n_headers);
     pt_conn_send_head(c, st->request, h);
     st->response_head_sent = true;
     if (h->status == 101)
@@ -1132,6 +1154,9 @@ static void on_response_trailers(void *ctx, pt_header_t *t, size_t n)
     pt_stream_t *st = ctx;
     st->response_trailers = t;
     st->n_response_trailers = n;
+    int grpc_status = grpc_status_of(t, n);
+    if (grpc_status >= 0)
+        st->grpc_status = grpc_status;
 }
 
 static void on_response_end(void *ctx)

@@ -109,6 +109,8 @@ typedef struct pt_stream {
     uint64_t start_ns;          /* monotonic, for the duration metric */
     uint64_t upstream_start_ms; /* when the request was sent upstream */
     uint64_t upstream_ms;       /* time to the response head; UINT64_MAX: none */
+    int grpc_status;            /* the response's grpc-status (trailers, or a trailers-only
+                                   head); -1: none */
     uint64_t bytes_received;    /* request body bytes */
     uint64_t bytes_sent;        /* response body bytes */
     int status;                 /* status sent downstream; 0 before a head went */
