@@ -16,6 +16,7 @@ stubs are generated at test time with python3-grpc-tools. What is checked:
 """
 
 import json
+import re
 import threading
 
 import pytest
@@ -153,6 +154,27 @@ def test_settings_max_concurrent_streams_is_honoured(petrel, h2origin):
     assert o.connections >= 4  # eight at once, two a connection
 
 
+def test_max_requests_per_connection_opens_the_next_connection(petrel, h2origin):
+    o = h2origin()
+    p = petrel(h2_config(o.port, extra=[dest_rule(pool_http={"maxRequestsPerConnection": 2})]),
+               concurrency=1)
+    conns = [json.loads(http_request(p.port, path="/echo")[2])["conn_id"] for _ in range(5)]
+    assert conns == [1, 1, 2, 2, 3]
+
+
+def test_breakers_count_requests_not_connections(petrel, h2origin):
+    o = h2origin()
+    dr = dest_rule(pool_http={"http2MaxRequests": 2})
+    dr["spec"]["trafficPolicy"]["connectionPool"]["tcp"] = {"maxConnections": 1}
+    p = petrel(h2_config(o.port, extra=[dr]), concurrency=1)
+    assert http_request(p.port, path="/echo")[0] == 200
+    # Two in flight at most: the others are refused at once (UO), however few connections.
+    results = concurrent_gets(p.port, "/delay/700", 5)
+    assert sorted(results) == [200, 200, 503, 503, 503], results
+    assert o.connections == 1 and o.max_active_per_conn == 2
+    assert stats(p)["upstream_overflow_requests"] == 3
+
+
 def test_goaway_refused_stream_is_retried_on_a_new_connection(petrel, h2origin):
     o = h2origin()
     p = petrel(h2_config(o.port), concurrency=1)
@@ -186,13 +208,142 @@ def test_h2_upgrade_policy_both_ways(petrel, h2origin, origin):
     assert len(o.requests) == 2
 
 
+def grpc_series(p):
+    """{grpc_response_status: count} of istio_requests_total, read from the admin port."""
+    st, _, body = http_request(p.admin_port, path="/stats/prometheus",
+                               host_header="127.0.0.1:%d" % p.admin_port)
+    assert st == 200
+    out = {}
+    for line in body.decode().splitlines():
+        m = re.match(r'^istio_requests_total\{.*grpc_response_status="([^"]*)".*\} (\S+)$', line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(2))
+    return out
+
+
 def test_grpc_status_is_logged_and_unavailable_is_retried(petrel, h2origin):
     o = h2origin()
     p = petrel(h2_config(o.port, http_route={"retries": {"attempts": 2, "retryOn": "unavailable"}}),
-               concurrency=1)
+               concurrency=1, proxy_spec={"accessLogFormat": "json"})
     st, hdrs, _ = http_request(p.port, path="/grpc/14")
     assert st == 200
     assert dict((k.lower(), v) for k, v in hdrs)["grpc-status"] == "14"
     assert len(o.requests) == 3  # the first attempt and two retries
     st, _, _ = http_request(p.port, path="/grpc/5")
     assert st == 200 and len(o.requests) == 4  # NOT_FOUND is not retried
+    # grpc-status in trailers (after a body) counts as well.
+    st, _, body = http_request(p.port, path="/grpc-body/7", headers=[("TE", "trailers")])
+    assert st == 200 and body == b"\x00\x00\x00\x00\x00"
+    st, _, _ = http_request(p.port, path="/echo")
+    assert st == 200
+    log = [json.loads(line) for line in wait_log(p, 4)]
+    assert [e.get("grpc_status") for e in log] == [14, 5, 7, None], log
+    assert [e["upstream_request_attempt_count"] for e in log] == [3, 1, 1, 1], log
+    assert grpc_series(p) == {"14": 1, "5": 1, "7": 1, "": 1}
+
+
+def test_tls_upstream_offers_alpn_h2(petrel, h2origin, tmp_path):
+    from certs import make_ca, make_leaf
+    ca = make_ca(tmp_path, "ca")
+    o = h2origin(cert=make_leaf(tmp_path, "server", ca, ["web.local"], client=False))
+    docs = h2_config(o.port, extra=[dest_rule(tls={"mode": "SIMPLE",
+                                                   "caCertificates": str(tmp_path / "ca.crt")})])
+    p = petrel(docs, concurrency=1)
+    st, _, body = http_request(p.port, path="/echo")
+    assert st == 200, body
+    assert json.loads(body)["scheme"] == "https"
+    results = concurrent_gets(p.port, "/delay/200", 6)
+    assert results == [200] * 6
+    assert o.alpn and set(o.alpn) == {"h2"}
+    assert o.connections == 1
+
+
+# ---- a real gRPC server (grpcio), called over HTTP/1.1 through Petrel ------------------------
+
+PROTO = """
+syntax = "proto3";
+package petrel.test;
+service Echo {
+  rpc Say (Msg) returns (Msg);
+  rpc Flaky (Msg) returns (Msg);
+}
+message Msg { string text = 1; }
+"""
+
+
+@pytest.fixture
+def grpc_server(tmp_path):
+    """A grpcio server for PROTO (stubs generated into tmp_path): Say echoes the text
+    upper-cased; Flaky answers UNAVAILABLE to its first `text`-many calls, then echoes."""
+    import importlib
+    import sys
+    from concurrent import futures
+
+    import grpc
+    from grpc_tools import protoc
+
+    (tmp_path / "echo.proto").write_text(PROTO)
+    assert protoc.main(["protoc", "-I%s" % tmp_path, "--python_out=%s" % tmp_path,
+                        "--grpc_python_out=%s" % tmp_path, str(tmp_path / "echo.proto")]) == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        pb = importlib.import_module("echo_pb2")
+        pb_grpc = importlib.import_module("echo_pb2_grpc")
+    finally:
+        sys.path.remove(str(tmp_path))
+    calls = {"Flaky": 0}
+
+    class Echo(pb_grpc.EchoServicer):
+        def Say(self, request, context):
+            return pb.Msg(text=request.text.upper())
+
+        def Flaky(self, request, context):
+            calls["Flaky"] += 1
+            if calls["Flaky"] <= int(request.text):
+                context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
+            return pb.Msg(text="ok after %d" % calls["Flaky"])
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_EchoServicer_to_server(Echo(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port, pb, calls
+    server.stop(0)
+
+
+def grpc_call(port, method, msg):
+    """A unary call as an HTTP/1.1 client writes it: POST, application/grpc, te: trailers, the
+    length-prefixed message; returns (status, grpc-status, grpc-message, reply bytes)."""
+    from netutil import parse_responses, raw_request
+    payload = msg.SerializeToString()
+    body = b"\x00" + len(payload).to_bytes(4, "big") + payload
+    req = ("POST /petrel.test.Echo/%s HTTP/1.1\r\nHost: echo.example\r\n"
+           "Content-Type: application/grpc\r\nTE: trailers\r\nContent-Length: %d\r\n"
+           "Connection: close\r\n\r\n" % (method, len(body))).encode() + body
+    status, _, headers, rbody, trailers = parse_responses(raw_request(port, req, timeout=10))[0]
+    fields = {k.lower(): v for k, v in list(headers) + list(trailers or [])}
+    return status, fields.get("grpc-status"), fields.get("grpc-message"), rbody
+
+
+def test_grpcio_unary_call_through_petrel(petrel, grpc_server):
+    port, pb, _ = grpc_server
+    p = petrel(h2_config(port), concurrency=1, proxy_spec={"accessLogFormat": "json"})
+    status, gs, _, reply = grpc_call(p.port, "Say", pb.Msg(text="hello"))
+    assert (status, gs) == (200, "0")
+    assert reply[0] == 0 and pb.Msg.FromString(reply[5:]).text == "HELLO"
+    assert json.loads(wait_log(p, 1)[0])["grpc_status"] == 0
+
+
+def test_grpcio_unavailable_is_retried(petrel, grpc_server):
+    port, pb, calls = grpc_server
+    p = petrel(h2_config(port, http_route={"retries": {"attempts": 3, "retryOn": "unavailable"}}),
+               concurrency=1)
+    status, gs, _, reply = grpc_call(p.port, "Flaky", pb.Msg(text="2"))
+    assert (status, gs) == (200, "0")
+    assert pb.Msg.FromString(reply[5:]).text == "ok after 3"
+    assert calls["Flaky"] == 3
+    # Petrel's default policy for a POST retries only what never reached the upstream.
+    q = petrel(h2_config(port), concurrency=1)
+    calls["Flaky"] = 0
+    status, gs, gm, _ = grpc_call(q.port, "Flaky", pb.Msg(text="1"))
+    assert (status, gs, gm) == (200, "14", "not yet")
