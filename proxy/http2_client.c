@@ -157,10 +157,9 @@ static void flush(pt_http2_client_t *c)
     c->in_session = false;
     c->wants_flush = false;
     if (err != 0) {
-        /* No new stream here; the owners hear of it from the read side (an error or EOF
-         * follows), never from inside the op that flushed. */
-        c->has_error = true;
-        pt__upstream_h2_changed(c->up);
+        /* The owners hear of it from the read side (an error or EOF follows), never from
+         * inside the op that flushed. */
+        pt_http2_client_on_write_error(c);
         return;
     }
     notify_drained(c);
@@ -658,6 +657,12 @@ void pt_http2_client_on_bytes(pt_http2_client_t *c)
     if (!up->is_closing && !nghttp2_session_want_read(c->session) &&
         !nghttp2_session_want_write(c->session))
         pt__upstream_fail(up, PT_CODEC_RESET_CLOSED); /* the session is over (GOAWAY done) */
+}
+
+void pt_http2_client_on_write_error(pt_http2_client_t *c)
+{
+    c->has_error = true;
+    pt__upstream_h2_changed(c->up);
 }
 
 void pt_http2_client_on_drained(pt_http2_client_t *c)

@@ -46,6 +46,9 @@ bool pt_http2_client_is_reusable(const pt_http2_client_t *c);
 void pt_http2_client_on_connected(pt_http2_client_t *c);
 /* Feeds what the connection read (up->in) to the session and sends what it has to say. */
 void pt_http2_client_on_bytes(pt_http2_client_t *c);
+/* A write failed: no new stream goes here. The owners hear of it from the read side, after
+ * what the upstream sent before (a GOAWAY that refuses their streams) is read. */
+void pt_http2_client_on_write_error(pt_http2_client_t *c);
 /* The write side drained: every owner hears it. */
 void pt_http2_client_on_drained(pt_http2_client_t *c);
 /* The connection is lost: every owner hears why, and the exchanges are let go. */

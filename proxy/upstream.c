@@ -177,7 +177,10 @@ void pt__upstream_on_write_done(void *owner, int status)
     if (up->is_closing || up->is_handed_off || !pt__upstream_wants_bytes(up))
         return;
     if (status < 0) {
-        pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
+        if (up->h2 != NULL)
+            pt_http2_client_on_write_error(up->h2); /* the read side ends it (below) */
+        else
+            pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
         return;
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) > PT_WRITE_LOW_WATERMARK)
@@ -416,9 +419,14 @@ pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
 
 void pt__upstream_h2_changed(pt_upstream_t *up)
 {
-    if (up->is_closing || !up->is_busy)
+    if (up->is_closing)
         return;
     bool reusable = pt_http2_client_is_reusable(up->h2);
+    if (!up->is_busy) { /* idle in the pool: a GOAWAY or an error ends it */
+        if (!reusable)
+            pt__upstream_close(up);
+        return;
+    }
     if (!reusable && pt_list_is_linked(&up->link))
         pt_list_remove(&up->link); /* going away: no new stream joins it */
     if (pt_http2_client_n_owned(up->h2) > 0)

@@ -21,7 +21,7 @@ import threading
 
 import pytest
 
-from netutil import free_port, http_request
+from netutil import free_port, http_request, wait_until
 from petrel import ISTIO, simple_config, stats, wait_log
 from upstream import H2Origin
 
@@ -186,6 +186,16 @@ def test_goaway_refused_stream_is_retried_on_a_new_connection(petrel, h2origin):
     assert req["conn_id"] == 2 and req["body_len"] == 4
     assert ["x-envoy-attempt-count", "2"] in req["headers"]
     assert o.goaways == 1 and o.connections == 2
+
+
+def test_an_idle_connection_that_gets_goaway_is_closed(petrel, h2origin):
+    o = h2origin()
+    p = petrel(h2_config(o.port), concurrency=1)
+    assert json.loads(http_request(p.port, path="/echo")[2])["conn_id"] == 1
+    o.goaway_open()
+    wait_until(lambda: o.closed_by_client == 1, 5.0, what="Petrel closing the idle connection")
+    req = json.loads(http_request(p.port, method="POST", path="/echo", body=b"x")[2])
+    assert req["conn_id"] == 2 and ["x-envoy-attempt-count", "1"] in req["headers"]
 
 
 def test_h2_upgrade_policy_both_ways(petrel, h2origin, origin):

@@ -894,8 +894,10 @@ class H2Origin:
     max_streams is announced as SETTINGS_MAX_CONCURRENT_STREAMS (None: not announced).
     refuse_next(n) makes the next n requests get a GOAWAY whose last stream id is below them
     (refused unprocessed; the connection then closes once its other streams are done).
-    Counters: connections, requests (each a dict as echoed), active (streams being answered
-    now), max_active (most at once, all connections) and max_active_per_conn."""
+    goaway_open() sends every open connection a GOAWAY (NO_ERROR, its last stream processed)
+    and keeps it open until the client closes it. Counters: connections, closed_by_client,
+    requests (each a dict as echoed), active (streams being answered now), max_active (most at
+    once, all connections) and max_active_per_conn."""
 
     def __init__(self, name="h2-origin", max_streams=None, cert=None):
         import h2.config  # python3-h2: imported here so that HTTP/1-only tests do not need it
@@ -919,8 +921,10 @@ class H2Origin:
         self.max_active = 0
         self.max_active_per_conn = 0
         self.goaways = 0
+        self.closed_by_client = 0
         self.errors = []
         self._refuse = 0
+        self._goaway_ids = frozenset()  # connections told to go away by goaway_open()
         self._socks = set()
         self._threads = []
         self._stop = threading.Event()
@@ -933,6 +937,10 @@ class H2Origin:
     def refuse_next(self, n=1):
         with self.lock:
             self._refuse = n
+
+    def goaway_open(self):
+        with self.lock:
+            self._goaway_ids = frozenset(range(1, self.connections + 1))
 
     def wait_requests(self, n, timeout=10.0):
         deadline = time.monotonic() + timeout
@@ -1010,10 +1018,16 @@ class _H2Serving:
         self.timers = []  # (due, stream_id, request)
         self.active = 0
         self.going_away = False
+        self.lingers = False  # after its GOAWAY, stays open until the client closes
 
     def run(self):
         h2 = self.o._h2
         while not self.o._stop.is_set():
+            if self.conn_id in self.o._goaway_ids and not self.going_away:
+                self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
+                self.going_away = self.lingers = True
+                with self.o.lock:
+                    self.o.goaways += 1
             timeout = 0.2
             if self.timers:
                 timeout = max(0.0, min(timeout, min(t[0] for t in self.timers) - time.monotonic()))
@@ -1025,6 +1039,8 @@ class _H2Serving:
             if readable:
                 data = self.sock.recv(65536)
                 if not data:
+                    with self.o.lock:
+                        self.o.closed_by_client += 1
                     return
                 try:
                     events = self.conn.receive_data(data)
@@ -1042,7 +1058,7 @@ class _H2Serving:
             out = self.conn.data_to_send()
             if out:
                 self.sock.sendall(out)
-            if self.going_away and self.active == 0:
+            if self.going_away and self.active == 0 and not self.lingers:
                 return
 
     def on_event(self, ev, h2):
