@@ -21,7 +21,7 @@ import threading
 
 import pytest
 
-from netutil import free_port, http_request, wait_until
+from netutil import free_port, http_request, pattern_ok, wait_until
 from petrel import ISTIO, simple_config, stats, wait_log
 from upstream import H2Origin
 
@@ -115,6 +115,55 @@ def test_response_trailers_reach_an_http1_client_as_chunked_trailers(petrel, h2o
     status, _, _, body, trailers = parse_responses(raw)[0]
     assert status == 200 and body == b"hello"
     assert b"x-trailer: done" in raw.lower(), raw
+
+
+def test_large_response_flows_through_the_windows(petrel, h2origin):
+    # 8 MiB: many times the stream's window (256 KiB) and the connection's (4 MiB), so the
+    # download only ends if Petrel acknowledges what the client took.
+    o = h2origin()
+    p = petrel(h2_config(o.port), concurrency=1)
+    n = 8 << 20
+    st, _, body = http_request(p.port, path="/bytes/%d" % n, timeout=30)
+    assert st == 200 and len(body) == n and pattern_ok(body)
+
+
+def test_a_client_that_does_not_read_holds_back_only_its_stream(petrel, h2origin):
+    import socket
+    import time
+    o = h2origin()
+    p = petrel(h2_config(o.port), concurrency=1)
+    n = 64 << 20
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    slow.connect(("127.0.0.1", p.port))
+    slow.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % n)
+    try:
+        # The upstream stops once the stream's window is spent: what it sent settles far below
+        # the body (the client's and Petrel's socket buffers, Petrel's write queue, the window).
+        last = [-1, time.monotonic()]
+
+        def settled():
+            now = o.body_bytes_sent
+            if now != last[0]:
+                last[:] = [now, time.monotonic()]
+            return now > 0 and time.monotonic() - last[1] > 0.5
+        wait_until(settled, 10.0, what="the upstream's sending to settle")
+        assert o.body_bytes_sent < 16 << 20, o.body_bytes_sent
+        # Another client's request on the same upstream connection is not held back.
+        req = json.loads(http_request(p.port, path="/echo", timeout=5)[2])
+        assert req["conn_id"] == 1 and o.connections == 1
+        # Reading resumes the stream: the whole body arrives.
+        slow.settimeout(30)
+        got = bytearray()
+        while True:
+            chunk = slow.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        slow.close()
+    head, _, body = bytes(got).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and len(body) == n and pattern_ok(body)
 
 
 def concurrent_gets(port, path, n):
