@@ -62,8 +62,7 @@ struct pt_http2_client {
     bool is_connected;
     bool is_going_away; /* a GOAWAY arrived */
     bool has_error;     /* the session failed */
-    bool in_session;    /* inside nghttp2 (recv or send): flush later */
-    bool wants_flush;
+    bool in_session;    /* inside nghttp2 (recv or send): what is asked is sent after */
 };
 
 static h2x_t *h2x_of(pt_exchange_t *x)
@@ -101,28 +100,36 @@ static void disown(h2x_t *x)
 
 /* --- writing --- */
 
+/* The first exchange for which pick() holds, or NULL. Owners called back may let go of
+ * other exchanges, so walks that call them start over after each. */
+static h2x_t *find_exchange(pt_http2_client_t *c, bool (*pick)(const h2x_t *))
+{
+    for (pt_list_t *l = c->exchanges.next; l != &c->exchanges; l = l->next)
+        if (pick(PT_CONTAINER_OF(l, h2x_t, link)))
+            return PT_CONTAINER_OF(l, h2x_t, link);
+    return NULL;
+}
+
+static bool is_drained_waiter(const h2x_t *x)
+{
+    return x->wants_drained && x->x.owner != NULL && x->queued <= PT_WRITE_LOW_WATERMARK;
+}
+
 static void notify_drained(pt_http2_client_t *c)
 {
-    if (pt__upstream_is_write_congested(c->up))
-        return;
-    for (pt_list_t *l = c->exchanges.next; l != &c->exchanges;) {
-        h2x_t *x = PT_CONTAINER_OF(l, h2x_t, link);
-        l = l->next;
-        if (x->wants_drained && x->x.owner != NULL && x->queued <= PT_WRITE_LOW_WATERMARK) {
-            x->wants_drained = false;
-            x->x.cbs->on_drained(x->x.owner);
-            return; /* the list may have changed: the next drain or flush goes on */
-        }
+    h2x_t *x;
+    while (!pt__upstream_is_write_congested(c->up) &&
+           (x = find_exchange(c, is_drained_waiter)) != NULL) {
+        x->wants_drained = false;
+        x->x.cbs->on_drained(x->x.owner);
     }
 }
 
 /* Sends what the session has to say, gathered into slabs of one write each. */
 static void flush(pt_http2_client_t *c)
 {
-    if (c->in_session || !c->is_connected || c->up->is_closing) {
-        c->wants_flush = true;
-        return;
-    }
+    if (c->in_session || !c->is_connected || c->up->is_closing)
+        return; /* on_bytes and on_connected flush when they are done */
     c->in_session = true;
     pt_buf_t *slab = NULL;
     size_t len = 0;
@@ -155,7 +162,6 @@ static void flush(pt_http2_client_t *c)
     if (slab != NULL)
         pt_buf_unref(slab);
     c->in_session = false;
-    c->wants_flush = false;
     if (err != 0) {
         /* The owners hear of it from the read side (an error or EOF follows), never from
          * inside the op that flushed. */
@@ -607,6 +613,11 @@ bool pt_http2_client_is_reusable(const pt_http2_client_t *c)
     return !c->is_going_away && !c->has_error;
 }
 
+static bool is_waiting_for_ready(const h2x_t *x)
+{
+    return !x->is_ready_sent && x->x.owner != NULL;
+}
+
 void pt_http2_client_on_connected(pt_http2_client_t *c)
 {
     c->is_connected = true;
@@ -618,19 +629,11 @@ void pt_http2_client_on_connected(pt_http2_client_t *c)
                             sizeof(settings) / sizeof(settings[0]));
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, CONNECTION_WINDOW);
     flush(c);
-    /* Each exchange that waited for the connection goes now; an owner may let go of others
-     * meanwhile, so the walk starts over after each. */
-    for (;;) {
-        h2x_t *next = NULL;
-        for (pt_list_t *l = c->exchanges.next; l != &c->exchanges && next == NULL; l = l->next) {
-            h2x_t *x = PT_CONTAINER_OF(l, h2x_t, link);
-            if (!x->is_ready_sent && x->x.owner != NULL)
-                next = x;
-        }
-        if (next == NULL || c->up->is_closing)
-            return;
-        next->is_ready_sent = true;
-        next->x.cbs->on_ready(next->x.owner, false);
+    /* Each exchange that waited for the connection goes now. */
+    h2x_t *x;
+    while (!c->up->is_closing && (x = find_exchange(c, is_waiting_for_ready)) != NULL) {
+        x->is_ready_sent = true;
+        x->x.cbs->on_ready(x->x.owner, false);
     }
 }
 
@@ -670,22 +673,18 @@ void pt_http2_client_on_drained(pt_http2_client_t *c)
     flush(c);
 }
 
-void pt_http2_client_fail_all(pt_http2_client_t *c, pt_codec_reset_t why, bool was_reused)
+static bool is_owned(const h2x_t *x)
 {
-    /* An owner's on_reset may let go of another exchange here: start over after each. */
-    for (;;) {
-        h2x_t *next = NULL;
-        for (pt_list_t *l = c->exchanges.next; l != &c->exchanges && next == NULL; l = l->next) {
-            h2x_t *x = PT_CONTAINER_OF(l, h2x_t, link);
-            if (x->x.owner != NULL)
-                next = x;
-        }
-        if (next == NULL)
-            return;
-        void *owner = next->x.owner;
-        const pt_codec_stream_cbs_t *cbs = next->x.cbs;
-        bool reused = was_reused || next->x.is_reused;
-        disown(next);
-        cbs->on_reset(owner, why, reused);
+    return x->x.owner != NULL;
+}
+
+void pt_http2_client_fail_all(pt_http2_client_t *c, pt_codec_reset_t why)
+{
+    h2x_t *x;
+    while ((x = find_exchange(c, is_owned)) != NULL) {
+        void *owner = x->x.owner;
+        const pt_codec_stream_cbs_t *cbs = x->x.cbs;
+        disown(x);
+        cbs->on_reset(owner, why, x->x.is_reused);
     }
 }

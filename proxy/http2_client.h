@@ -52,6 +52,6 @@ void pt_http2_client_on_write_error(pt_http2_client_t *c);
 /* The write side drained: every owner hears it. */
 void pt_http2_client_on_drained(pt_http2_client_t *c);
 /* The connection is lost: every owner hears why, and the exchanges are let go. */
-void pt_http2_client_fail_all(pt_http2_client_t *c, pt_codec_reset_t why, bool was_reused);
+void pt_http2_client_fail_all(pt_http2_client_t *c, pt_codec_reset_t why);
 
 #endif

@@ -94,7 +94,7 @@ void pt__upstream_fail(pt_upstream_t *up, pt_codec_reset_t why)
     const pt_codec_stream_cbs_t *cbs = up->x.cbs;
     pt__upstream_close(up);
     if (up->h2 != NULL)
-        pt_http2_client_fail_all(up->h2, why, up->requests > 1);
+        pt_http2_client_fail_all(up->h2, why);
     else if (owner != NULL)
         cbs->on_reset(owner, why, up->x.is_reused);
 }
