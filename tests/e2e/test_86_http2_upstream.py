@@ -203,6 +203,21 @@ def test_settings_max_concurrent_streams_is_honoured(petrel, h2origin):
     assert o.connections >= 4  # eight at once, two a connection
 
 
+def test_idle_connections_above_demand_are_purged(petrel, h2origin):
+    # One stream per connection: a burst of six opens six; idle afterwards, they fall to one
+    # within seconds (the HTTP/1 pools' demand estimate, halving each second), not after the
+    # 60 s upstreamIdleTimeout.
+    o = h2origin(max_streams=1)
+    p = petrel(h2_config(o.port), concurrency=1)
+    assert http_request(p.port, path="/echo")[0] == 200
+    assert concurrent_gets(p.port, "/delay/300", 6) == [200] * 6
+    assert o.connections >= 6
+    wait_until(lambda: o.closed_by_client >= o.connections - 1, 10.0,
+               what="idle HTTP/2 connections purged")
+    assert stats(p)["upstream_cx_idle_purged"] >= o.connections - 1
+    assert http_request(p.port, path="/echo")[0] == 200
+
+
 def test_max_requests_per_connection_opens_the_next_connection(petrel, h2origin):
     o = h2origin()
     p = petrel(h2_config(o.port, extra=[dest_rule(pool_http={"maxRequestsPerConnection": 2})]),
