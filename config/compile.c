@@ -430,6 +430,44 @@ static void index_cluster(compiler_t *cp, pt_cluster_t *cl)
     *cluster_slot(cp, cl->name) = cl;
 }
 
+/* The declared protocol of a ServiceEntry port: its protocol, else its name's prefix
+ * ("grpc-web-x", "http2-x", "grpc", as Kubernetes names ports); NULL: none. */
+static const char *declared_protocol(const pt_res_se_port_t *sp, char *buf, size_t cap)
+{
+    if (sp == NULL)
+        return NULL;
+    if (sp->protocol != NULL && sp->protocol[0] != '\0')
+        return sp->protocol;
+    if (sp->name == NULL)
+        return NULL;
+    if (strncasecmp(sp->name, "grpc-web", 8) == 0 && (sp->name[8] == '\0' || sp->name[8] == '-'))
+        return "GRPC-WEB";
+    size_t n = strcspn(sp->name, "-");
+    snprintf(buf, cap, "%.*s", (int)n, sp->name);
+    return buf;
+}
+
+/* Istio's upstream protocol: the client's with useClientProtocol; HTTP/2 on HTTP2, GRPC and
+ * GRPC-WEB ports; on HTTP ports (or undeclared ones), HTTP/2 when h2UpgradePolicy is UPGRADE
+ * (DEFAULT: the Proxy's h2UpgradePolicy); HTTP/1.1 otherwise. */
+static pt_upstream_protocol_t upstream_protocol(const pt_res_se_port_t *sp,
+                                                const pt_conn_pool_settings_t *pool,
+                                                bool mesh_upgrade)
+{
+    if (pool->use_client_protocol)
+        return PT_UPSTREAM_CLIENT;
+    char buf[32];
+    const char *p = declared_protocol(sp, buf, sizeof(buf));
+    if (p != NULL && (strcasecmp(p, "HTTP2") == 0 || strcasecmp(p, "GRPC") == 0 ||
+                      strcasecmp(p, "GRPC-WEB") == 0))
+        return PT_UPSTREAM_HTTP2;
+    bool upgrade = pool->h2_upgrade == PT_H2_UPGRADE ||
+                   (pool->h2_upgrade == PT_H2_UPGRADE_DEFAULT && mesh_upgrade);
+    if (upgrade && (p == NULL || strcasecmp(p, "HTTP") == 0))
+        return PT_UPSTREAM_HTTP2;
+    return PT_UPSTREAM_HTTP1;
+}
+
 /* The cluster of (host, port, subset), made on first use. sub is the subset's definition in dr
  * (NULL for the whole service). */
 static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port,
@@ -509,6 +547,7 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     pt_lb_build(cx->out, cl);
     resolve_pool(dr, sub, port, &cl->pool);
     cl->state = pt_cluster_state_get(cl->name, &cl->pool);
+    cl->protocol = upstream_protocol(sp, &cl->pool, cp->c->proxy.h2_upgrade);
     resolve_tls(cp, dr, sub, cl);
     const pt_outlier_config_t *od = resolve_outlier(dr, sub, port);
     if (od != NULL) /* copied: the rule itself lives in the load's temporary arena */

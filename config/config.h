@@ -117,6 +117,13 @@ typedef struct pt_outlier_config {
 struct pt_outlier_cluster;
 struct pt_outlier_host;
 
+/* The protocol requests travel in to a cluster's endpoints. */
+typedef enum pt_upstream_protocol {
+    PT_UPSTREAM_HTTP1 = 0,
+    PT_UPSTREAM_HTTP2,  /* h2c, or h2 by ALPN over TLS */
+    PT_UPSTREAM_CLIENT, /* useClientProtocol: the client's */
+} pt_upstream_protocol_t;
+
 /* One upstream service port, or one subset of it: Istio's "outbound|<port>|<subset>|<host>". */
 typedef struct pt_cluster {
     const char *name;   /* "outbound|8080||reviews.default.svc.cluster.local" */
@@ -137,6 +144,7 @@ typedef struct pt_cluster {
     struct pt_outlier_host **outlier_hosts;   /* one per endpoint, in the same order */
     pt_upstream_tls_t *tls;      /* DestinationRule tls (every endpoint); NULL: none or DISABLE */
     pt_upstream_tls_t *auto_tls; /* auto mTLS: ISTIO_MUTUAL for endpoints labelled tlsMode istio */
+    pt_upstream_protocol_t protocol; /* what requests travel as (Istio's protocol selection) */
 } pt_cluster_t;
 
 /* Istio's HeaderOperations (set, add, remove) for one direction, names lower-case. Applied
@@ -526,6 +534,7 @@ typedef struct pt_proxy_settings {
     const char *credentials_directory; /* credentialName X is <dir>/X/{tls.crt,tls.key,ca.crt} */
     pt_tracing_settings_t tracing;
     bool mirror_keep_host; /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
+    bool h2_upgrade;       /* h2UpgradePolicy: UPGRADE (meshConfig's; DO_NOT_UPGRADE, false) */
     pt_sidecar_settings_t sidecar;
 } pt_proxy_settings_t;
 

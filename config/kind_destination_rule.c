@@ -59,16 +59,16 @@ enum {
     PH_STREAMS,
     PH__N
 };
-/* h2UpgradePolicy, useClientProtocol and maxConcurrentStreams are about HTTP/2 upstreams,
- * which Petrel does not speak yet: accepted with a warning. */
+/* maxConcurrentStreams is what Envoy would announce to an HTTP/2 upstream: accepted with a
+ * warning (Petrel announces nghttp2's default; the upstream's own limit is honoured). */
 static const pt_cfg_field_t pool_http_fields[PH__N] = {
     [PH_PENDING] = {.name = "http1MaxPendingRequests", .status = S},
     [PH_MAXRQ] = {.name = "http2MaxRequests", .status = S},
     [PH_PER_CONN] = {.name = "maxRequestsPerConnection", .status = S},
     [PH_RETRIES] = {.name = "maxRetries", .status = S},
     [PH_IDLE] = {.name = "idleTimeout", .status = S},
-    [PH_H2UP] = {"h2UpgradePolicy", A, PT_SHAPE_SCALAR, NULL, 0},
-    [PH_CLIENT] = {"useClientProtocol", A, PT_SHAPE_SCALAR, NULL, 0},
+    [PH_H2UP] = {.name = "h2UpgradePolicy", .status = S},
+    [PH_CLIENT] = {.name = "useClientProtocol", .status = S},
     [PH_STREAMS] = {"maxConcurrentStreams", A, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { CP_TCP, CP_HTTP, CP__N };
@@ -470,13 +470,20 @@ static void read_conn_pool(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg
                 out->max_requests_per_connection = (uint32_t)v; /* 0: unlimited */
             pt_cfg_path_t p4 = PT_PATH_KEY(&hp, "maxRetries");
             read_limit(cx, hf[PH_RETRIES], &p4, &out->max_retries);
-            static const int h2_fields[] = {PH_H2UP, PH_CLIENT, PH_STREAMS};
-            for (size_t i = 0; i < 3; i++)
-                if (hf[h2_fields[i]] != NULL) {
-                    pt_cfg_path_t wp = PT_PATH_KEY(&hp, pool_http_fields[h2_fields[i]].name);
-                    pt__cfg_warn(cx, hf[h2_fields[i]], &wp,
-                                 "Petrel does not speak HTTP/2 to upstreams yet: ignored");
-                }
+            pt_cfg_path_t up = PT_PATH_KEY(&hp, "h2UpgradePolicy");
+            static const char *const upgrade_names[] = PT_H2_UPGRADE_NAMES;
+            int policy;
+            if (hf[PH_H2UP] != NULL &&
+                pt__cfg_enum(cx, hf[PH_H2UP], &up, upgrade_names, 3, &policy))
+                out->h2_upgrade = (uint8_t)policy;
+            pt_cfg_path_t cp = PT_PATH_KEY(&hp, "useClientProtocol");
+            if (hf[PH_CLIENT] != NULL)
+                pt__cfg_read_bool(cx, hf[PH_CLIENT], &cp, &out->use_client_protocol);
+            if (hf[PH_STREAMS] != NULL) {
+                pt_cfg_path_t wp = PT_PATH_KEY(&hp, "maxConcurrentStreams");
+                pt__cfg_warn(cx, hf[PH_STREAMS], &wp,
+                             "Petrel announces nghttp2's default to HTTP/2 upstreams: ignored");
+            }
             pt_cfg_path_t p5 = PT_PATH_KEY(&hp, "idleTimeout");
             if (hf[PH_IDLE] != NULL)
                 pt__cfg_duration(cx, hf[PH_IDLE], &p5, &out->idle_timeout_ms);

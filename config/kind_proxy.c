@@ -44,6 +44,7 @@ enum {
     PX_SIDECAR,
     PX_ROOT_NS,
     PX_CHAOS_API,
+    PX_H2_UPGRADE,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -76,6 +77,7 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_SIDECAR] = {.name = "sidecar", .status = S},
     [PX_ROOT_NS] = {.name = "rootNamespace", .status = S},
     [PX_CHAOS_API] = {.name = "chaosApi", .status = S},
+    [PX_H2_UPGRADE] = {.name = "h2UpgradePolicy", .status = S},
 };
 /* Proxy spec.chaosApi: the Toxiproxy-compatible API (filters/chaos). */
 enum { CA_ADDRESS, CA_PORT, CA__N };
@@ -690,6 +692,14 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     if (f[PX_METRICS] != NULL) {
         FIELD_PATH(PX_METRICS);
         pt__cfg_read_bool(cx, f[PX_METRICS], &fp_PX_METRICS, &s->metrics);
+    }
+    if (f[PX_H2_UPGRADE] != NULL) {
+        /* meshConfig's h2UpgradePolicy: DEFAULT means DO_NOT_UPGRADE there too. */
+        FIELD_PATH(PX_H2_UPGRADE);
+        static const char *const upgrade_names[] = PT_H2_UPGRADE_NAMES;
+        int policy;
+        if (pt__cfg_enum(cx, f[PX_H2_UPGRADE], &fp_PX_H2_UPGRADE, upgrade_names, 3, &policy))
+            s->h2_upgrade = policy == PT_H2_UPGRADE;
     }
     if (f[PX_MIRROR_KEEP_HOST] != NULL) {
         FIELD_PATH(PX_MIRROR_KEEP_HOST);

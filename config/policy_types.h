@@ -66,6 +66,17 @@ typedef struct pt_retry_budget {
 #define PT_BREAKER_UNLIMITED UINT32_MAX /* Istio's default for every limit: 2^32 - 1 */
 
 /* DestinationRule trafficPolicy.connectionPool (+ retryBudget), resolved for one cluster. */
+/* DestinationRule connectionPool.http.h2UpgradePolicy (and the Proxy's mesh-wide default). */
+enum {
+    PT_H2_UPGRADE_DEFAULT = 0, /* the Proxy's h2UpgradePolicy decides */
+    PT_H2_DO_NOT_UPGRADE,
+    PT_H2_UPGRADE,
+};
+#define PT_H2_UPGRADE_NAMES                                                                        \
+    {                                                                                              \
+        "DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"                                                     \
+    }
+
 typedef struct pt_conn_pool_settings {
     uint32_t max_connections;            /* tcp.maxConnections */
     uint64_t connect_timeout_ms;         /* tcp.connectTimeout; 0: the Proxy's connectTimeout */
@@ -79,6 +90,8 @@ typedef struct pt_conn_pool_settings {
     uint32_t max_requests_per_connection; /* 0: unlimited */
     uint32_t max_retries;                 /* http.maxRetries: retries in flight */
     uint64_t idle_timeout_ms;             /* http.idleTimeout; 0: the Proxy's upstreamIdleTimeout */
+    uint8_t h2_upgrade;                   /* http.h2UpgradePolicy: PT_H2_UPGRADE_* */
+    bool use_client_protocol;             /* http.useClientProtocol */
     bool has_retry_budget;                /* trafficPolicy.retryBudget given */
     double budget_percent;                /* retryBudget.percent: 20 by default */
     uint32_t budget_min_concurrency;      /* retryBudget.minRetryConcurrency: 3 by default */

@@ -200,6 +200,36 @@ const char *pt__cfg_suggest_text(const pt_cfg_suggest_t *s, char *buf, size_t ca
     return buf;
 }
 
+bool pt__cfg_enum(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                  const char *const *names, size_t n_names, int *out)
+{
+    const char *s;
+    if (!pt__cfg_str(cx, n, path, &s))
+        return false;
+    for (size_t i = 0; i < n_names; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (int)i;
+            return true;
+        }
+    pt_cfg_suggest_t sg;
+    pt__cfg_suggest_init(&sg, s);
+    char expected[256] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n_names; i++) {
+        pt__cfg_suggest_add(&sg, names[i]);
+        len += (size_t)snprintf(expected + len, len < sizeof(expected) ? sizeof(expected) - len : 0,
+                                "%s%s",
+                                i == 0             ? ""
+                                : i + 1 == n_names ? " or "
+                                                   : ", ",
+                                names[i]);
+    }
+    char hint[128];
+    pt__cfg_error(cx, n, path, "unknown value \"%s\" (expected %s)%s", s, expected,
+                  pt__cfg_suggest_text(&sg, hint, sizeof(hint)));
+    return false;
+}
+
 /* Names that are not Istio fields but that guides and other proxies teach, each with the fields
  * that do the job in Istio: where a table has all of those, the error says so instead of
  * suggesting a spelling. */

@@ -122,6 +122,10 @@ bool pt__cfg_nonempty_str(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_
 /* An unquoted decimal integer within [min, max]. */
 bool pt__cfg_int(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path, long long min,
                  long long max, long long *out);
+/* One of names[0..n_names), exactly; *out its index. An unknown value's error lists the names
+ * and suggests the closest. */
+bool pt__cfg_enum(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                  const char *const *names, size_t n_names, int *out);
 /* A duration (see pt__cfg_parse_duration) in milliseconds. */
 bool pt__cfg_duration(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                       uint64_t *out_ms);

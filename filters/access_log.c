@@ -43,6 +43,8 @@ static void access_log_log(pt_stream_t *st, void *inst)
         .route_name = st->route ? st->route->name : NULL,
         .upstream_cluster = st->cluster ? st->cluster->name : NULL,
         .details = pt_stream_response_code_details(st),
+        .has_grpc_status = st->grpc_status >= 0,
+        .grpc_status = st->grpc_status,
     };
     if (st->tunnel != NULL) /* logged when the tunnel ends, with its bytes */
         pt_relay_log_at_close(st->tunnel, &e, st->start_ms, st->config->proxy.access_log_json);

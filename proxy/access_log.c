@@ -212,6 +212,8 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
             put_value(&l, rest[i].v, true);
         }
         putf(&l, ",\"upstream_request_attempt_count\":%d", e->attempts);
+        if (e->has_grpc_status)
+            putf(&l, ",\"grpc_status\":%d", e->grpc_status);
         if (e->peer_principal != NULL) { /* Envoy's DOWNSTREAM_PEER_URI_SAN, Istio's form */
             put(&l, ",\"downstream_peer_principal\":", 29);
             put_value(&l, pt_str(e->peer_principal), true);

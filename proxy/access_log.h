@@ -51,6 +51,8 @@ typedef struct pt_access_log_entry {
     const char *route_name;       /* ROUTE_NAME: the VirtualService http route's; NULL: none */
     const char *upstream_cluster; /* UPSTREAM_CLUSTER: "outbound|80|v1|web.local"; NULL: none */
     const char *details;          /* RESPONSE_CODE_DETAILS: "via_upstream", ...; NULL: none */
+    bool has_grpc_status;         /* a gRPC response: grpc_status (GRPC_STATUS_NUMBER); JSON */
+    int grpc_status;
 } pt_access_log_entry_t;
 
 /* A malloc'd copy of e whose strings live in the same block (one free() releases it), for a

@@ -33,6 +33,8 @@ typedef enum pt_codec_reset {
     PT_CODEC_RESET_CONNECT_FAILURE = 1, /* the connection (or its TLS handshake) never came up */
     PT_CODEC_RESET_CLOSED,              /* the peer closed or reset the exchange mid-way */
     PT_CODEC_RESET_PROTOCOL_ERROR,      /* the peer broke the protocol (an invalid message) */
+    PT_CODEC_RESET_REFUSED, /* the peer refused the stream unprocessed (HTTP/2 REFUSED_STREAM, or
+                               above a GOAWAY's last stream id): safe to retry */
 } pt_codec_reset_t;
 
 /* on_head results besides 0 (go on). */
@@ -112,5 +114,70 @@ typedef struct pt_server_codec_ops {
      * upstream's become a relay, which is returned. */
     pt_relay_t *(*hand_off_to_tunnel)(void *exchange, pt_upstream_t *up);
 } pt_server_codec_ops_t;
+
+/* --- the client side: one exchange (request out, response in) on a pooled connection --- */
+
+typedef struct pt_exchange pt_exchange_t;
+struct pt_upstream;
+
+/* What the owner of an exchange asks of the client codec that carries it. The sends return 0
+ * or a libuv error. release ends the exchange: the owner hears nothing more of it, and the
+ * codec decides what becomes of the connection (reusable: the owner saw the whole exchange). */
+typedef struct pt_client_codec_ops {
+    int (*send_head)(pt_exchange_t *x, const pt_http_msg_t *req, pt_arena_t *arena);
+    int (*send_data)(pt_exchange_t *x, const char *data, size_t len, pt_buf_t *pin);
+    int (*send_end)(pt_exchange_t *x, const pt_header_t *trailers, size_t n);
+    bool (*is_write_congested)(pt_exchange_t *x);
+    void (*pause)(pt_exchange_t *x);
+    void (*resume)(pt_exchange_t *x);
+    void (*release)(pt_exchange_t *x, bool reusable);
+} pt_client_codec_ops_t;
+
+/* An exchange as its owner holds it. HTTP/1 has one per connection (inside it); HTTP/2 one
+ * per stream, several on one connection. */
+struct pt_exchange {
+    const pt_client_codec_ops_t *ops;
+    struct pt_upstream *up;           /* the connection carrying it */
+    void *owner;                      /* the cbs' ctx; NULL once released */
+    const pt_codec_stream_cbs_t *cbs; /* the owner's events */
+    bool is_reused;                   /* the connection carried a request before this one */
+};
+
+static inline int pt_exchange_send_head(pt_exchange_t *x, const pt_http_msg_t *req,
+                                        pt_arena_t *arena)
+{
+    return x->ops->send_head(x, req, arena);
+}
+
+static inline int pt_exchange_send_data(pt_exchange_t *x, const char *data, size_t len,
+                                        pt_buf_t *pin)
+{
+    return x->ops->send_data(x, data, len, pin);
+}
+
+static inline int pt_exchange_send_end(pt_exchange_t *x, const pt_header_t *trailers, size_t n)
+{
+    return x->ops->send_end(x, trailers, n);
+}
+
+static inline bool pt_exchange_is_write_congested(pt_exchange_t *x)
+{
+    return x->ops->is_write_congested(x);
+}
+
+static inline void pt_exchange_pause(pt_exchange_t *x)
+{
+    x->ops->pause(x);
+}
+
+static inline void pt_exchange_resume(pt_exchange_t *x)
+{
+    x->ops->resume(x);
+}
+
+static inline void pt_exchange_release(pt_exchange_t *x, bool reusable)
+{
+    x->ops->release(x, reusable);
+}
 
 #endif

@@ -25,26 +25,26 @@ static int on_head(pt_http1_parser_t *p, pt_http_msg_t *head)
     c->is_keep_alive = p->framing.is_keep_alive;
     const pt_header_t *ka = pt_http_msg_find_header(head, "keep-alive");
     c->keep_alive_s = ka != NULL ? pt_keep_alive_timeout_s(ka->value.base, ka->value.len) : -1;
-    if (up->stream == NULL)
+    if (up->x.owner == NULL)
         return -1;
-    int r = up->cbs->on_head(up->stream, head);
+    int r = up->x.cbs->on_head(up->x.owner, head);
     return r == PT_CODEC_SKIP_BODY ? PT_HTTP1_SKIP_BODY : r;
 }
 
 static int on_body(pt_http1_parser_t *p, const char *at, size_t len)
 {
     pt_upstream_t *up = upstream_of(p);
-    if (up->stream == NULL)
+    if (up->x.owner == NULL)
         return -1;
-    up->cbs->on_data(up->stream, at, len, up->in.buf);
-    return up->stream == NULL ? -1 : 0;
+    up->x.cbs->on_data(up->x.owner, at, len, up->in.buf);
+    return up->x.owner == NULL ? -1 : 0;
 }
 
 static int on_trailers(pt_http1_parser_t *p, pt_header_t *t, size_t n)
 {
     pt_upstream_t *up = upstream_of(p);
-    if (up->stream != NULL)
-        up->cbs->on_trailers(up->stream, t, n);
+    if (up->x.owner != NULL)
+        up->x.cbs->on_trailers(up->x.owner, t, n);
     return 0;
 }
 
@@ -61,10 +61,14 @@ static const pt_http1_callbacks_t response_callbacks = {
     .on_complete = on_complete,
 };
 
+static const pt_client_codec_ops_t exchange_ops;
+
 void pt_http1_client_init(pt_http1_client_t *c, pt_upstream_t *up)
 {
     pt_http1_parser_init(&c->parser, true, &response_callbacks, up, NULL);
     c->keep_alive_s = -1;
+    up->x.ops = &exchange_ops;
+    up->x.up = up;
 }
 
 /* --- requests --- */
@@ -101,8 +105,9 @@ pt_buf_t *pt_http1_client_serialize_head(const pt_http_msg_t *req, size_t *len)
     return slab;
 }
 
-int pt_http1_client_send_head(pt_http1_client_t *c, const pt_http_msg_t *req, pt_arena_t *arena)
+static int send_head(pt_exchange_t *x, const pt_http_msg_t *req, pt_arena_t *arena)
 {
+    pt_http1_client_t *c = &x->up->codec;
     pt_http1_parser_set_arena(&c->parser, arena);
     c->is_response_done = false;
     c->last_status = 0;
@@ -110,28 +115,30 @@ int pt_http1_client_send_head(pt_http1_client_t *c, const pt_http_msg_t *req, pt
     size_t len;
     pt_buf_t *slab = pt_http1_client_serialize_head(req, &len);
     uv_buf_t b = uv_buf_init(slab->data, (unsigned)len);
-    int r = pt__upstream_write(upstream_of(&c->parser), NULL, 0, &b, 1, NULL, slab);
+    int r = pt__upstream_write(x->up, NULL, 0, &b, 1, NULL, slab);
     pt_buf_unref(slab);
     return r;
 }
 
-int pt_http1_client_send_data(pt_http1_client_t *c, const char *data, size_t len, pt_buf_t *pin)
+static int send_data(pt_exchange_t *x, const char *data, size_t len, pt_buf_t *pin)
 {
+    pt_http1_client_t *c = &x->up->codec;
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     if (!c->is_request_chunked)
-        return pt__upstream_write(upstream_of(&c->parser), NULL, 0, &b, 1, NULL, pin);
+        return pt__upstream_write(x->up, NULL, 0, &b, 1, NULL, pin);
     char size_line[24];
     int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
-    return pt__upstream_write(upstream_of(&c->parser), size_line, (size_t)k, &b, 1, "\r\n", pin);
+    return pt__upstream_write(x->up, size_line, (size_t)k, &b, 1, "\r\n", pin);
 }
 
-int pt_http1_client_send_end(pt_http1_client_t *c, const pt_header_t *trailers, size_t n)
+static int send_end(pt_exchange_t *x, const pt_header_t *trailers, size_t n)
 {
+    pt_http1_client_t *c = &x->up->codec;
     if (!c->is_request_chunked)
         return 0;
     uv_buf_t b;
     pt_buf_t *slab = pt_http1_last_chunk(trailers, n, &b);
-    int r = pt__upstream_write(upstream_of(&c->parser), NULL, 0, &b, 1, NULL, slab);
+    int r = pt__upstream_write(x->up, NULL, 0, &b, 1, NULL, slab);
     pt_buf_unref(slab);
     return r;
 }
@@ -141,13 +148,13 @@ int pt_http1_client_send_end(pt_http1_client_t *c, const pt_header_t *trailers, 
 static void complete_response(pt_upstream_t *up)
 {
     up->codec.is_response_done = false;
-    up->cbs->on_end(up->stream); /* releases or hands off up */
+    up->x.cbs->on_end(up->x.owner); /* releases or hands off up */
 }
 
 void pt_http1_client_on_bytes(pt_http1_client_t *c)
 {
     pt_upstream_t *up = upstream_of(&c->parser);
-    while (up->stream != NULL && up->in.buf != NULL && up->in.off < up->in.len) {
+    while (up->x.owner != NULL && up->in.buf != NULL && up->in.off < up->in.len) {
         size_t consumed = 0;
         int r = pt_http1_parser_execute(&c->parser, up->in.buf->data + up->in.off,
                                         up->in.len - up->in.off, &consumed);
@@ -164,7 +171,7 @@ void pt_http1_client_on_bytes(pt_http1_client_t *c)
             complete_response(up);
             return;
         }
-        if (r == PT_HTTP1_EINVALID || (r == PT_HTTP1_ECALLBACK && up->stream != NULL)) {
+        if (r == PT_HTTP1_EINVALID || (r == PT_HTTP1_ECALLBACK && up->x.owner != NULL)) {
             pt_log_debug("upstream sent an invalid response: %s",
                          r == PT_HTTP1_EINVALID ? c->parser.error_reason : "refused");
             pt__upstream_fail(up, PT_CODEC_RESET_PROTOCOL_ERROR);
@@ -187,9 +194,47 @@ void pt_http1_client_on_eof(pt_http1_client_t *c)
     pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
 }
 
-bool pt_http1_client_is_reusable(const pt_http1_client_t *c)
+/* True when the connection can carry another request: the response ended, allowed another,
+ * and nothing unparsed is left. */
+static bool is_reusable(const pt_http1_client_t *c)
 {
     const pt_upstream_t *up = c->parser.data;
     return c->is_keep_alive && !pt_http1_parser_in_message(&c->parser) &&
            (up->in.buf == NULL || up->in.off >= up->in.len);
 }
+
+/* --- the exchange's ops (codec.h): the connection's one exchange --- */
+
+static bool x_is_write_congested(pt_exchange_t *x)
+{
+    return pt__upstream_is_write_congested(x->up);
+}
+
+static void x_pause(pt_exchange_t *x)
+{
+    pt__upstream_set_read_paused(x->up, true);
+}
+
+static void x_resume(pt_exchange_t *x)
+{
+    pt__upstream_set_read_paused(x->up, false);
+}
+
+static void x_release(pt_exchange_t *x, bool reusable)
+{
+    pt_http1_client_t *c = &x->up->codec;
+    x->owner = NULL;
+    reusable = reusable && is_reusable(c);
+    pt_http1_parser_resume(&c->parser);
+    pt__upstream_release(x->up, reusable, c->keep_alive_s);
+}
+
+static const pt_client_codec_ops_t exchange_ops = {
+    .send_head = send_head,
+    .send_data = send_data,
+    .send_end = send_end,
+    .is_write_congested = x_is_write_congested,
+    .pause = x_pause,
+    .resume = x_resume,
+    .release = x_release,
+};

@@ -30,22 +30,14 @@ typedef struct pt_http1_client {
     int64_t keep_alive_s;     /* the last response's `Keep-Alive: timeout=`; -1: none */
 } pt_http1_client_t;
 
-/* Sets up the codec of connection up. */
+/* Sets up the codec of connection up, and its one exchange (up->x) with the codec's ops. */
 void pt_http1_client_init(pt_http1_client_t *c, pt_upstream_t *up);
 /* The request head in HTTP/1.1 framing, with req->authority as its Host: a new slab (the
  * caller's ref), its length in *len. */
 pt_buf_t *pt_http1_client_serialize_head(const pt_http_msg_t *req, size_t *len);
-/* Starts an exchange: writes the request head; the response's head goes into arena. */
-int pt_http1_client_send_head(pt_http1_client_t *c, const pt_http_msg_t *req, pt_arena_t *arena);
-int pt_http1_client_send_data(pt_http1_client_t *c, const char *data, size_t len, pt_buf_t *pin);
-/* The request is complete: the last chunk and the trailers (none unless chunked). */
-int pt_http1_client_send_end(pt_http1_client_t *c, const pt_header_t *trailers, size_t n);
 /* Parses what the connection read (up->in) and delivers it to the exchange. */
 void pt_http1_client_on_bytes(pt_http1_client_t *c);
 /* The upstream closed its side: completes a close-delimited response or resets the exchange. */
 void pt_http1_client_on_eof(pt_http1_client_t *c);
-/* True when the connection can carry another request: the response ended, allowed another,
- * and nothing unparsed is left. */
-bool pt_http1_client_is_reusable(const pt_http1_client_t *c);
 
 #endif

@@ -53,10 +53,12 @@ void pt_metrics_dispose(pt_metrics_t *m)
     m->series = NULL;
 }
 
-static uint32_t key_hash(const char *service, const char *code, const char *flags,
+static uint32_t key_hash(const char *service, const char *code, const char *grpc, const char *flags,
                          const char *principal, int protocol, int is_inbound)
 {
     uint32_t h = 2166136261u;
+    for (const char *s = grpc; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     for (const char *s = principal; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
     for (const char *s = service; *s; s++)
@@ -69,27 +71,29 @@ static uint32_t key_hash(const char *service, const char *code, const char *flag
 }
 
 static bool same_key(const pt_series_t *s, uint32_t h, const char *service, const char *code,
-                     const char *flags, const char *principal, int protocol, int is_inbound)
+                     const char *grpc, const char *flags, const char *principal, int protocol,
+                     int is_inbound)
 {
     return s->hash == h && s->protocol == protocol && s->is_inbound == is_inbound &&
            strcmp(s->service, service) == 0 && strcmp(s->code, code) == 0 &&
-           strcmp(s->flags, flags) == 0 && strcmp(s->principal, principal) == 0;
+           strcmp(s->grpc, grpc) == 0 && strcmp(s->flags, flags) == 0 &&
+           strcmp(s->principal, principal) == 0;
 }
 
 /* The series for these labels, created on first use (worker thread). */
 static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char *code,
-                               const char *flags, const char *principal, int protocol,
-                               int is_inbound)
+                               const char *grpc, const char *flags, const char *principal,
+                               int protocol, int is_inbound)
 {
     if (service == NULL || strlen(service) >= sizeof(m->series[0].service))
         service = "unknown";
     if (principal == NULL || strlen(principal) >= sizeof(m->series[0].principal))
         principal = "unknown";
-    uint32_t h = key_hash(service, code, flags, principal, protocol, is_inbound);
+    uint32_t h = key_hash(service, code, grpc, flags, principal, protocol, is_inbound);
     for (size_t probe = 0; probe < PT_METRICS_MAX_SERIES; probe++) {
         pt_series_t *s = &m->series[(h + probe) % PT_METRICS_MAX_SERIES];
         if (atomic_load_explicit(&s->is_ready, memory_order_relaxed)) {
-            if (same_key(s, h, service, code, flags, principal, protocol, is_inbound))
+            if (same_key(s, h, service, code, grpc, flags, principal, protocol, is_inbound))
                 return s;
             continue;
         }
@@ -98,6 +102,7 @@ static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char 
         s->is_inbound = (uint8_t)is_inbound;
         snprintf(s->service, sizeof(s->service), "%s", service);
         snprintf(s->code, sizeof(s->code), "%s", code);
+        snprintf(s->grpc, sizeof(s->grpc), "%s", grpc);
         snprintf(s->flags, sizeof(s->flags), "%s", flags);
         snprintf(s->principal, sizeof(s->principal), "%s", principal);
         atomic_store_explicit(&s->is_ready, 1, memory_order_release);
@@ -107,13 +112,16 @@ static pt_series_t *series_for(pt_metrics_t *m, const char *service, const char 
     return &m->series[OVERFLOW_SLOT];
 }
 
-void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
-                            uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
-                            const char *principal, bool inbound, bool is_grpc)
+void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, int grpc_status,
+                            const char *flags, uint64_t duration_us, uint64_t request_bytes,
+                            uint64_t response_bytes, const char *principal, bool inbound,
+                            bool is_grpc)
 {
-    char code[4];
+    char code[4], grpc[4] = "";
     snprintf(code, sizeof(code), "%d", status >= 100 && status <= 999 ? status : 0);
-    pt_series_t *s = series_for(m, service, code, flags, principal,
+    if (grpc_status >= 0 && grpc_status <= 99)
+        snprintf(grpc, sizeof(grpc), "%d", grpc_status);
+    pt_series_t *s = series_for(m, service, code, grpc, flags, principal,
                                 is_grpc ? PT_METRICS_GRPC : PT_METRICS_HTTP, inbound);
     add(&s->requests, 1);
     size_t b = 0;
@@ -133,13 +141,13 @@ void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, co
 
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service)
 {
-    add(&series_for(m, service, "0", "-", NULL, PT_METRICS_TCP, 0)->tcp_opened, 1);
+    add(&series_for(m, service, "0", "", "-", NULL, PT_METRICS_TCP, 0)->tcp_opened, 1);
 }
 
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received)
 {
-    pt_series_t *s = series_for(m, service, "0", "-", NULL, PT_METRICS_TCP, 0);
+    pt_series_t *s = series_for(m, service, "0", "", "-", NULL, PT_METRICS_TCP, 0);
     add(&s->tcp_closed, 1);
     add(&s->tcp_sent, sent);
     add(&s->tcp_received, received);
@@ -219,7 +227,7 @@ static void labels(text_t *t, const pt_metrics_identity_t *id, const pt_series_t
             : s->protocol == PT_METRICS_GRPC ? "grpc"
                                              : "http");
     if (s->protocol != PT_METRICS_TCP)
-        appendf(t, "response_code=\"%s\",grpc_response_status=\"\",", s->code);
+        appendf(t, "response_code=\"%s\",grpc_response_status=\"%s\",", s->code, s->grpc);
     /* Istio's definition: the destination knows whether mTLS authenticated the client
      * ("mutual_tls" or "none"); the source reports "unknown". */
     const char *policy = !in                                    ? "unknown"
@@ -287,12 +295,13 @@ char *pt_metrics_format(pt_metrics_t *const *workers, size_t n_workers,
             if (!atomic_load_explicit(&s->is_ready, memory_order_acquire))
                 continue;
             size_t k = 0;
-            while (k < n_all && !same_key(&all[k], s->hash, s->service, s->code, s->flags,
+            while (k < n_all && !same_key(&all[k], s->hash, s->service, s->code, s->grpc, s->flags,
                                           s->principal, s->protocol, s->is_inbound))
                 k++;
             if (k == n_all) {
                 memcpy(all[k].service, s->service, sizeof(s->service));
                 memcpy(all[k].code, s->code, sizeof(s->code));
+                memcpy(all[k].grpc, s->grpc, sizeof(s->grpc));
                 memcpy(all[k].flags, s->flags, sizeof(s->flags));
                 memcpy(all[k].principal, s->principal, sizeof(s->principal));
                 all[k].hash = s->hash;

@@ -32,6 +32,7 @@ typedef struct pt_series {
     uint32_t hash;
     char service[96];   /* destination_service */
     char code[4];       /* response_code ("0": no response) */
+    char grpc[4];       /* grpc_response_status ("": not gRPC) */
     char flags[8];      /* response_flags ("-": none) */
     uint8_t protocol;   /* request_protocol: PT_METRICS_HTTP / _GRPC / _TCP */
     uint8_t is_inbound; /* reporter "destination": a sidecar's inbound, else "source" */
@@ -67,11 +68,13 @@ void pt_metrics_dispose(pt_metrics_t *m);
 /* Worker thread only. service may be NULL ("unknown"); principal is the client's verified
  * principal (conn.h's peer_principal: connection_security_policy="mutual_tls"), or NULL;
  * inbound: the request came in through the sidecar's inbound listener (reporter
- * "destination": this workload is the destination), else this proxy is its source; is_grpc:
+ * "destination": this workload is the destination), else this proxy is its source;
+ * grpc_status: the response's grpc-status (grpc_response_status), -1 when it had none; is_grpc:
  * the request's content-type is application/grpc[+...] (request_protocol="grpc", as Istio). */
-void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, const char *flags,
-                            uint64_t duration_us, uint64_t request_bytes, uint64_t response_bytes,
-                            const char *principal, bool inbound, bool is_grpc);
+void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, int grpc_status,
+                            const char *flags, uint64_t duration_us, uint64_t request_bytes,
+                            uint64_t response_bytes, const char *principal, bool inbound,
+                            bool is_grpc);
 void pt_metrics_record_tcp_open(pt_metrics_t *m, const char *service);
 void pt_metrics_record_tcp_close(pt_metrics_t *m, const char *service, uint64_t sent,
                                  uint64_t received);

@@ -35,7 +35,7 @@ struct pt_mirror {
     pt_worker_t *worker;
     pt_list_t link;          /* this worker's live mirrors */
     pt_mirror_t *next;       /* the stream's next mirror */
-    pt_upstream_t *upstream; /* the exchange; NULL once it ended */
+    pt_exchange_t *upstream; /* the exchange; NULL once it ended */
     pt_arena_t arena;        /* the request head copied, the response head */
     pt_http_msg_t *request;
     mirror_piece_t *pending; /* body waiting for the exchange to be ready */
@@ -91,9 +91,9 @@ static void finish(pt_mirror_t *m, pt_stat_t outcome, bool reusable)
     pt_stats_add(&m->worker->stats, outcome, 1);
     pt_stats_add(&m->worker->stats, PT_STAT_mirror_active, -1);
     if (m->upstream != NULL) {
-        pt_upstream_t *up = m->upstream;
+        pt_exchange_t *x = m->upstream;
         m->upstream = NULL;
-        pt_upstream_release(up, reusable);
+        pt_exchange_release(x, reusable);
     }
     pt_list_remove(&m->link);
     free_pending(m);
@@ -119,15 +119,15 @@ static void on_ready(void *ctx, bool is_reused)
 {
     pt_mirror_t *m = ctx;
     m->is_ready = true;
-    if (pt_upstream_send_head(m->upstream, m->request, &m->arena) != 0) {
+    if (pt_exchange_send_head(m->upstream, m->request, &m->arena) != 0) {
         finish(m, PT_STAT_mirror_failed, false);
         return;
     }
     for (mirror_piece_t *p = m->pending; p != NULL && m->upstream != NULL; p = p->next)
-        pt_upstream_send_data(m->upstream, p->data, p->len, p->pin);
+        pt_exchange_send_data(m->upstream, p->data, p->len, p->pin);
     free_pending(m);
     if (m->is_request_done && m->upstream != NULL)
-        pt_upstream_send_end(m->upstream, NULL, 0);
+        pt_exchange_send_end(m->upstream, NULL, 0);
 }
 
 static int on_head(void *ctx, pt_http_msg_t *head)
@@ -182,10 +182,10 @@ static void queue_piece(pt_mirror_t *m, const char *data, size_t len, pt_buf_t *
         return;
     if (m->is_ready) {
         /* The connection's write watermark is the mirror's queue bound. */
-        if (pt_upstream_is_write_congested(m->upstream))
+        if (pt_exchange_is_write_congested(m->upstream))
             abandon(m);
         else
-            pt_upstream_send_data(m->upstream, data, len, pin);
+            pt_exchange_send_data(m->upstream, data, len, pin);
         return;
     }
     if (m->pending_bytes + len > PT_MIRROR_MAX_QUEUED) {
@@ -272,7 +272,8 @@ static pt_mirror_t *start_one(pt_stream_t *st, const pt_http_mirror_t *hm)
     pt_list_insert_tail(live_list(), &m->link);
     PT_STAT_INC(&w->stats, mirror_active);
     bool ready;
-    m->upstream = pt_upstream_acquire(w, cl, ep, &mirror_cbs, m, false, &ready);
+    m->upstream = pt_upstream_acquire(w, cl, ep, &mirror_cbs, m, false,
+                                      pt_upstream_is_http2(cl, m->request), &ready);
     if (ready)
         on_ready(m, true);
     return m;
@@ -313,7 +314,7 @@ void pt_mirror_end(pt_mirror_t *m)
             continue;
         m->is_request_done = true;
         if (m->is_ready && !m->is_closing)
-            pt_upstream_send_end(m->upstream, NULL, 0);
+            pt_exchange_send_end(m->upstream, NULL, 0);
     }
 }
 

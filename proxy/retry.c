@@ -43,6 +43,7 @@ bool pt_retry_on_failure(const pt_retry_policy_t *p, pt_retry_failure_t f)
                0;
     case PT_RETRY_FAIL_RESET:
     case PT_RETRY_FAIL_PER_TRY_TIMEOUT: return (p->on & any) != 0;
+    case PT_RETRY_FAIL_REFUSED_STREAM: return (p->on & (any | PT_RETRY_ON_REFUSED_STREAM)) != 0;
     }
     return false;
 }

@@ -21,6 +21,7 @@ typedef enum pt_retry_failure {
     PT_RETRY_FAIL_CONNECT,         /* connect refused or timed out: nothing reached the upstream */
     PT_RETRY_FAIL_RESET,           /* reset or closed before the response head */
     PT_RETRY_FAIL_PER_TRY_TIMEOUT, /* no response head within perTryTimeout */
+    PT_RETRY_FAIL_REFUSED_STREAM,  /* HTTP/2: the upstream refused the stream unprocessed */
 } pt_retry_failure_t;
 
 /* Whether a response head with status (and grpc-status, -1 when absent; ratelimited: the

@@ -103,6 +103,7 @@ static bool is_head_request(const pt_stream_t *st)
 
 static void on_resume(pt_stream_t *st);
 static void on_upstream_ready(void *ctx, bool is_reused);
+static void pt_stream_on_upstream_error(pt_stream_t *st, pt_codec_reset_t why, bool was_reused);
 static const pt_codec_stream_cbs_t upstream_cbs;
 static void on_retry_timer(pt_stream_t *st);
 static void on_timeout(pt_stream_t *st);
@@ -190,6 +191,7 @@ pt_stream_t *pt_stream_new(const pt_server_codec_ops_t *ops, void *exchange,
     st->kept_tail = &st->kept_body;
     pt_list_init(&st->pending_link);
     st->upstream_ms = UINT64_MAX;
+    st->grpc_status = -1;
     st->start_ms = uv_now(&w->loop);
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -243,6 +245,14 @@ static void release_breaker_slots(pt_stream_t *st)
     st->holds_request_slot = st->holds_retry_slot = st->holds_pending_slot = false;
 }
 
+/* Lets go of the upstream exchange before its end: its connection is not reused. */
+static void drop_upstream(pt_stream_t *st)
+{
+    pt_exchange_t *x = st->upstream;
+    st->upstream = NULL;
+    pt_exchange_release(x, false);
+}
+
 static void finish(pt_stream_t *st)
 {
     pt_worker_t *w = st->worker;
@@ -252,12 +262,8 @@ static void finish(pt_stream_t *st)
     free_kept_body(st);
     if (st->retries_exhausted && st->flag == PT_FLAG_NONE)
         st->flag = PT_FLAG_URX; /* Envoy: the last response came after the retry limit */
-    if (st->upstream != NULL) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
-        up->stream = NULL;
-        pt_upstream_release(up, false);
-    }
+    if (st->upstream != NULL)
+        drop_upstream(st);
     free_pending_body(st);
     if (st->mirror != NULL) { /* the copies go on alone, or are abandoned if the request was cut */
         pt_mirror_detach(st->mirror, st->request_complete);
@@ -317,12 +323,8 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
         st->downstream->reset(st->exchange);
         return;
     }
-    if (st->upstream != NULL) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
-        up->stream = NULL;
-        pt_upstream_release(up, false);
-    }
+    if (st->upstream != NULL)
+        drop_upstream(st);
     st->flag = flag;
     st->status = status;
     size_t body_len = strlen(body);
@@ -581,8 +583,10 @@ static void forward(pt_stream_t *st, bool fresh)
         return;
     }
     /* maxConnections: a connection carrying a request holds a slot; without one the request
-     * waits as one of at most http1MaxPendingRequests, and beyond that is refused at once. */
-    if (!pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
+     * waits as one of at most http1MaxPendingRequests, and beyond that is refused at once.
+     * HTTP/2 multiplexes: its requests are bounded by http2MaxRequests alone. */
+    bool http2 = pt_upstream_is_http2(cl, st->request);
+    if (!http2 && !pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
         if (!st->holds_pending_slot) {
             if (!pt_breaker_try_acquire(&cs->pending, cl->pool.max_pending)) {
                 respond_overloaded(st, PT_STAT_upstream_overflow_pending);
@@ -617,7 +621,8 @@ static void forward(pt_stream_t *st, bool fresh)
     /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
     if (request_has_body(st) && !st->request_complete)
         st->downstream->pause(st->exchange);
-    st->upstream = pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, &ready);
+    st->upstream =
+        pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, http2, &ready);
     if (ready)
         on_upstream_ready(st, true);
 }
@@ -803,6 +808,10 @@ static void on_resume(pt_stream_t *st)
 
 static bool is_hop_or_rewritten(const pt_header_t *h)
 {
+    /* `te: trailers` stays, still flagged hop-by-hop: the HTTP/1 codec drops it, the HTTP/2
+     * codec sends it (gRPC needs it). */
+    if (pt_str_ieq_lit(h->name, "te"))
+        return !pt_str_ieq_lit(h->value, "trailers");
     if (h->flags & (PT_HEADER_HOP | PT_HEADER_FRAMING))
         return true;
     return pt_str_ieq_lit(h->name, "host") || pt_str_ieq_lit(h->name, "x-forwarded-for") ||
@@ -890,7 +899,7 @@ pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority)
 
 static void end_request_upstream(pt_stream_t *st)
 {
-    pt_upstream_send_end(st->upstream, st->request_trailers, st->n_request_trailers);
+    pt_exchange_send_end(st->upstream, st->request_trailers, st->n_request_trailers);
     /* Istio's default is no route timeout; then idleTimeout bounds the wait for the response
      * head, so that a silent upstream cannot hold a client forever. The route timeout runs
      * from the first attempt's request end and bounds every retry; perTryTimeout bounds one
@@ -911,20 +920,24 @@ static void end_request_upstream(pt_stream_t *st)
 static void on_upstream_ready(void *ctx, bool is_reused)
 {
     pt_stream_t *st = ctx;
-    pt_upstream_t *up = st->upstream;
+    pt_exchange_t *x = st->upstream;
     pt_worker_t *w = worker_of(st);
     if (is_reused)
         PT_STAT_INC(&w->stats, upstream_rq_reused_connection);
-    pt_upstream_send_head(up, pt_stream_request_head(st, pt_route_action_authority(st)),
-                          &st->arena);
+    if (pt_exchange_send_head(x, pt_stream_request_head(st, pt_route_action_authority(st)),
+                              &st->arena) != 0) {
+        drop_upstream(st); /* the request could not go: the connection is not reused */
+        pt_stream_on_upstream_error(st, PT_CODEC_RESET_CLOSED, is_reused);
+        return;
+    }
     st->upstream_head_sent = true;
     st->upstream_start_ms = uv_now(&w->loop);
     /* A retry sends the kept body from its start; what came during the backoff is in it. */
     for (pt_body_piece_t *p = st->retries > 0 ? st->kept_body : st->pending_body; p != NULL;
          p = p->next)
-        pt_upstream_send_data(up, p->data, p->len, p->pin);
+        pt_exchange_send_data(x, p->data, p->len, p->pin);
     free_pending_body(st);
-    if (!pt_upstream_is_write_congested(up))
+    if (!pt_exchange_is_write_congested(x))
         st->downstream->resume(st->exchange);
     if (st->request_complete) {
         end_request_upstream(st);
@@ -972,8 +985,8 @@ void pt_stream_on_request_body(pt_stream_t *st, const char *data, size_t len, pt
         st->pending_tail = &p->next;
         return;
     }
-    pt_upstream_send_data(st->upstream, data, len, pin);
-    if (pt_upstream_is_write_congested(st->upstream))
+    pt_exchange_send_data(st->upstream, data, len, pin);
+    if (pt_exchange_is_write_congested(st->upstream))
         st->downstream->pause(st->exchange);
 }
 
@@ -1013,7 +1026,7 @@ static void resume_upstream_reading(pt_stream_t *st)
         st->response_held_bytes <= PT_STREAM_RESPONSE_HELD_MAX &&
         !st->downstream->is_write_congested(st->exchange)) {
         st->is_upstream_read_paused = false;
-        pt_upstream_resume_reading(st->upstream);
+        pt_exchange_resume(st->upstream);
     }
 }
 
@@ -1026,15 +1039,18 @@ void pt_stream_on_downstream_drained(pt_stream_t *st)
 
 /* The upstream failed: connect failure (UF), reset or EOF before the response (URX, retried
  * once on a fresh connection when the failed one was reused and the request is replayable),
- * invalid response (UPE, 502). After the response head went downstream the client's connection
- * is closed instead (UC), so a cut response never looks complete. The upstream has already
- * detached itself and closes. */
-static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int status)
+ * invalid response (UPE, 502), a stream the upstream refused unprocessed (URX, retried under
+ * refused-stream). After the response head went downstream the client's connection is closed
+ * instead (UC), so a cut response never looks complete. The codec has already let go of the
+ * exchange. */
+static void pt_stream_on_upstream_error(pt_stream_t *st, pt_codec_reset_t why, bool was_reused)
 {
     pt_worker_t *w = worker_of(st);
-    pt_upstream_t *up = st->upstream;
-    bool was_reused = up != NULL && up->is_reused;
-    st->upstream = NULL;
+    pt_flag_t flag = why == PT_CODEC_RESET_CONNECT_FAILURE  ? PT_FLAG_UF
+                     : why == PT_CODEC_RESET_PROTOCOL_ERROR ? PT_FLAG_UPE
+                                                            : PT_FLAG_URX;
+    int status = flag == PT_FLAG_UPE ? 502 : 503;
+    st->upstream = NULL; /* the codec let go of it already */
     st->upstream_head_sent = false;
     if (response_bytes_written(st)) {
         st->flag = PT_FLAG_UC;
@@ -1042,6 +1058,9 @@ static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int sta
         st->downstream->reset(st->exchange);
         return;
     }
+    /* A head that only sat in the buffer is no answer: the reset is the outcome, logged as
+     * upstream_reset_before_response_started, not via_upstream. */
+    st->upstream_ms = UINT64_MAX;
     /* A pooled connection the upstream closed just as we reused it: the request never reached
      * an application, and one without a body is replayed on a fresh connection as is. */
     if (flag == PT_FLAG_URX && was_reused && !request_has_body(st) && !st->replayed_reused) {
@@ -1065,6 +1084,15 @@ static void pt_stream_on_upstream_error(pt_stream_t *st, pt_flag_t flag, int sta
     } else if (flag == PT_FLAG_UPE) {
         PT_STAT_INC(&w->stats, upstream_rq_protocol_error);
         body = "upstream sent an invalid response";
+    } else if (why == PT_CODEC_RESET_REFUSED) {
+        PT_STAT_INC(&w->stats, upstream_rq_reset);
+        body = "upstream connect error or disconnect/reset before headers. reset reason: "
+               "remote refused stream reset";
+        if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_REFUSED_STREAM) &&
+            reserve_retry(st, PT_STAT_retries_reset)) {
+            start_backoff(st);
+            return;
+        }
     } else {
         PT_STAT_INC(&w->stats, upstream_rq_reset);
         if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_RESET) &&
@@ -1092,11 +1120,8 @@ static void on_timeout(pt_stream_t *st)
         st->per_try_timer = false;
         if (pt_retry_on_failure(st->retry, PT_RETRY_FAIL_PER_TRY_TIMEOUT) &&
             reserve_retry(st, PT_STAT_retries_per_try_timeout)) {
-            pt_upstream_t *up = st->upstream;
-            st->upstream = NULL;
             st->upstream_head_sent = false;
-            up->stream = NULL;
-            pt_upstream_release(up, false);
+            drop_upstream(st);
             start_backoff(st);
             return;
         }
@@ -1119,19 +1144,33 @@ void pt_stream_abort(pt_stream_t *st, pt_flag_t flag)
 
 /* A response head the policy retries (status, grpc-status of a trailers-only response,
  * x-envoy-ratelimited), when a retry is allowed now (counted by reserve_retry). */
-static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
+/* The grpc-status among headers (a trailers-only head, or trailers): 0..99, -1 when absent or
+ * not a number. */
+static int grpc_status_of(const pt_header_t *headers, size_t n)
 {
-    int grpc_status = -1;
-    const pt_header_t *g = pt_http_msg_find_header(h, "grpc-status");
-    if (g != NULL && g->value.len > 0 && g->value.len <= 2) {
-        grpc_status = 0;
+    for (size_t k = 0; k < n; k++) {
+        const pt_header_t *g = &headers[k];
+        if (!pt_str_ieq_lit(g->name, "grpc-status"))
+            continue;
+        if (g->value.len == 0 || g->value.len > 2)
+            return -1;
+        int v = 0;
         for (size_t i = 0; i < g->value.len; i++) {
             char ch = g->value.base[i];
-            grpc_status = ch >= '0' && ch <= '9' ? grpc_status * 10 + (ch - '0') : -1000;
+            if (ch < '0' || ch > '9')
+                return -1;
+            v = v * 10 + (ch - '0');
         }
+        return v;
     }
+    return -1;
+}
+
+static bool should_retry_response(pt_stream_t *st, const pt_http_msg_t *h)
+{
     bool ratelimited = pt_http_msg_find_header(h, "x-envoy-ratelimited") != NULL;
-    return pt_retry_on_response(st->retry, h->status, grpc_status, ratelimited) &&
+    return pt_retry_on_response(st->retry, h->status, grpc_status_of(h->headers, h->n_headers),
+                                ratelimited) &&
            reserve_retry(st, PT_STAT_retries_status);
 }
 
@@ -1142,11 +1181,8 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         return 0; /* interim responses are not relayed: Petrel answered 100 itself */
     report_outlier(st, PT_OUTLIER_RESPONSE, h->status);
     if (h->status != 101 && should_retry_response(st, h)) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
         st->upstream_head_sent = false;
-        up->stream = NULL;
-        pt_upstream_release(up, false); /* its body is not read: the connection closes */
+        drop_upstream(st); /* its body is not read: the connection closes */
         stop_timer(st);
         start_backoff(st);
         return -1;
@@ -1163,14 +1199,12 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
                         ? st->deadline_ms - uv_now(&w->loop)
                         : 1); /* the body is bounded by the route timeout */
     if (h->status == 101 && !st->request->is_upgrade) {
-        pt_upstream_t *up = st->upstream;
-        st->upstream = NULL;
-        up->stream = NULL;
-        pt_upstream_release(up, false);
+        drop_upstream(st);
         pt_stream_respond(st, 502, "upstream sent an invalid response", PT_FLAG_UPE);
         return -1;
     }
     st->status = h->status;
+    st->grpc_status = grpc_status_of(h->headers, h->n_headers);
     st->downstream->send_head(st->exchange, st->request, h);
     st->response_head_sent = true;
     if (h->status == 101)
@@ -1182,7 +1216,7 @@ static void pause_upstream_reading(pt_stream_t *st)
 {
     if (!st->is_upstream_read_paused && st->upstream != NULL) {
         st->is_upstream_read_paused = true;
-        pt_upstream_pause_reading(st->upstream);
+        pt_exchange_pause(st->upstream);
     }
 }
 
@@ -1230,7 +1264,7 @@ static void on_response_data(void *ctx, const char *data, size_t len, pt_buf_t *
     st->bytes_sent += len;
     if (!st->is_upstream_read_paused && st->downstream->is_write_congested(st->exchange)) {
         st->is_upstream_read_paused = true;
-        pt_upstream_pause_reading(st->upstream);
+        pt_exchange_pause(st->upstream);
     }
 }
 
@@ -1242,6 +1276,9 @@ static void on_response_trailers(void *ctx, pt_header_t *t, size_t n)
             pt_filters[i]->on_response_trailers(st, st->filter_instances[i], t, n);
     st->response_trailers = t;
     st->n_response_trailers = n;
+    int grpc_status = grpc_status_of(t, n);
+    if (grpc_status >= 0)
+        st->grpc_status = grpc_status;
 }
 
 /* The response is whole downstream: its end (and trailers) written. */
@@ -1271,24 +1308,21 @@ static void end_response_pause(pt_stream_t *st)
 static void on_response_end(void *ctx)
 {
     pt_stream_t *st = ctx;
-    pt_upstream_t *up = st->upstream;
+    pt_exchange_t *x = st->upstream;
     if (st->is_response_paused) {
         st->is_response_end_pending = true; /* the filter holding the body ends it */
     } else {
         stop_timer(st);
         end_response(st);
     }
+    st->upstream = NULL;
     if (st->is_tunnel) {
-        st->upstream = NULL;
-        up->stream = NULL;
-        st->tunnel = st->downstream->hand_off_to_tunnel(st->exchange, up);
+        st->tunnel = st->downstream->hand_off_to_tunnel(st->exchange, x->up);
         finish(st);
         return;
     }
-    st->upstream = NULL;
-    up->stream = NULL;
     /* The connection goes back to the pool only if the upstream got the whole request. */
-    pt_upstream_release(up, st->request_complete);
+    pt_exchange_release(x, st->request_complete);
     maybe_finish(st);
 }
 
@@ -1301,12 +1335,7 @@ static int on_response_head(void *ctx, pt_http_msg_t *head)
 
 static void on_upstream_reset(void *ctx, pt_codec_reset_t why, bool was_reused)
 {
-    if (why == PT_CODEC_RESET_CONNECT_FAILURE)
-        pt_stream_on_upstream_error(ctx, PT_FLAG_UF, 503);
-    else if (why == PT_CODEC_RESET_PROTOCOL_ERROR)
-        pt_stream_on_upstream_error(ctx, PT_FLAG_UPE, 502);
-    else
-        pt_stream_on_upstream_error(ctx, PT_FLAG_URX, 503);
+    pt_stream_on_upstream_error(ctx, why, was_reused);
 }
 
 static const pt_codec_stream_cbs_t upstream_cbs = {

@@ -33,6 +33,8 @@
 #include "list.h"
 #include "trace.h"
 
+typedef struct pt_exchange pt_exchange_t;
+typedef struct pt_upstream pt_upstream_t;
 typedef struct pt_mirror pt_mirror_t;
 typedef struct pt_relay pt_relay_t;
 struct pt_filter_ops;
@@ -97,7 +99,7 @@ typedef struct pt_stream {
     const pt_weighted_cluster_t *destination; /* the route destination picked */
     const pt_cluster_t *cluster;
     const pt_endpoint_t *endpoint;
-    pt_upstream_t *upstream;       /* attached while forwarding; NULL otherwise */
+    pt_exchange_t *upstream;       /* the upstream exchange while forwarding; NULL otherwise */
     pt_mirror_t *mirror;           /* copies of this request (proxy/mirror.c), or NULL */
     const char *request_id;        /* x-request-id sent upstream (arena) */
     const char *upstream_host;     /* "ip:port" for the log (arena) */
@@ -113,6 +115,8 @@ typedef struct pt_stream {
     uint64_t start_ns;          /* monotonic, for the duration metric */
     uint64_t upstream_start_ms; /* when the request was sent upstream */
     uint64_t upstream_ms;       /* time to the response head; UINT64_MAX: none */
+    int grpc_status;            /* the response's grpc-status (trailers, or a trailers-only
+                                   head); -1: none */
     uint64_t bytes_received;    /* request body bytes */
     uint64_t bytes_sent;        /* response body bytes */
     int status;                 /* status sent downstream; 0 before a head went */

@@ -13,6 +13,7 @@
 
 #include "../tls/tls.h"
 #include "conn.h"
+#include "http2_client.h"
 #include "log.h"
 #include "metrics.h"
 #include "scratch.h"
@@ -31,12 +32,20 @@ struct pt_tls_upstream {
 /* An idle pooled connection decrypts into this: any plaintext there closes it. */
 static _Thread_local char idle_plain[64];
 
-pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl)
+pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl,
+                                       bool http2)
 {
     pt_tls_upstream_t *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
     if (pt_tls_init(&t->tls, s->ctx, false, s->sni, s->verify_name) != 0) {
+        free(t);
+        return NULL;
+    }
+    /* Per connection, not per context: HTTP/1 and HTTP/2 clusters share contexts. */
+    static const unsigned char h2[] = "\x02h2";
+    if (http2 && SSL_set_alpn_protos(t->tls.ssl, h2, sizeof(h2) - 1) != 0) {
+        pt_tls_dispose(&t->tls);
         free(t);
         return NULL;
     }
@@ -166,8 +175,9 @@ static void advance_handshake(pt_upstream_t *up)
         return;
     }
     char why[600];
-    if (up->stream == NULL || check_server(&t->tls, t->settings, why, sizeof(why)) != NULL) {
-        handshake_failed(up, up->stream == NULL ? "nobody waits for the connection" : why);
+    bool waited = up->h2 != NULL ? pt_http2_client_n_owned(up->h2) > 0 : up->x.owner != NULL;
+    if (!waited || check_server(&t->tls, t->settings, why, sizeof(why)) != NULL) {
+        handshake_failed(up, !waited ? "nobody waits for the connection" : why);
         return;
     }
     t->settings = NULL;
@@ -205,7 +215,8 @@ void pt_tls_upstream_start(pt_upstream_t *up)
 static void deliver_plaintext(pt_upstream_t *up)
 {
     pt_tls_t *t = &up->tls->tls;
-    while (up->stream != NULL && !up->is_closing && !up->is_handed_off && !up->is_read_paused) {
+    while (pt__upstream_wants_bytes(up) && !up->is_closing && !up->is_handed_off &&
+           !up->is_read_paused) {
         size_t size;
         char *at = pt_rbuf_space(&up->in, &size);
         ssize_t n = pt_tls_read(t, at, size);
@@ -222,7 +233,7 @@ static void deliver_plaintext(pt_upstream_t *up)
         }
         return;
     }
-    if (up->stream == NULL && !up->is_closing && !up->is_handed_off) {
+    if (!pt__upstream_wants_bytes(up) && !up->is_closing && !up->is_handed_off) {
         /* Idle in the pool (now, or since the response ended): session tickets are fine;
          * data, close_notify or an error close the connection. */
         ssize_t n = pt_tls_read(t, idle_plain, sizeof(idle_plain));
@@ -254,14 +265,15 @@ static void on_cipher_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void on_resume_timer(uv_timer_t *timer)
 {
     pt_upstream_t *up = timer->data;
-    if (!up->is_closing && !up->is_handed_off && up->stream != NULL && !up->is_read_paused)
+    if (!up->is_closing && !up->is_handed_off && pt__upstream_wants_bytes(up) &&
+        !up->is_read_paused)
         deliver_plaintext(up);
 }
 
 void pt_tls_upstream_read_start(pt_upstream_t *up)
 {
     uv_read_start((uv_stream_t *)&up->tcp, on_cipher_alloc, on_cipher_read);
-    if (up->stream != NULL && pt_tls_upstream_has_pending(up))
+    if (pt__upstream_wants_bytes(up) && pt_tls_upstream_has_pending(up))
         uv_timer_start(&up->timer, on_resume_timer, 0, 0);
 }
 

@@ -25,9 +25,11 @@ typedef struct pt_upstream pt_upstream_t;
 typedef struct pt_tls_upstream pt_tls_upstream_t;
 
 /* The TLS state of a new connection to an endpoint of cl with settings s; NULL when out of
- * memory. The settings are only used until the handshake is done (the stream attached to the
- * connection keeps its snapshot, and with it s, alive until then). */
-pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl);
+ * memory; http2 offers ALPN h2. The settings are only used until the handshake is done (the
+ * streams attached to the connection keep its snapshot, and with it s, alive until then: an
+ * HTTP/2 connection takes no other stream before its handshake ends). */
+pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl,
+                                       bool http2);
 void pt_tls_upstream_free(pt_tls_upstream_t *t);
 
 /* The TCP connection is up: sends the ClientHello and reads the handshake. Ends with

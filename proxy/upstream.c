@@ -11,6 +11,7 @@
 
 #include "breaker.h"
 #include "conn.h"
+#include "http2_client.h"
 #include "keep_alive.h"
 #include "log.h"
 #include "stream.h" /* pt_stream_wake_pending */
@@ -28,6 +29,7 @@ static void on_handle_closed(pt_upstream_t *up)
     if (--up->handles_open != 0)
         return;
     pt_rbuf_release(&up->in);
+    pt_http2_client_free(up->h2);
     pt_tls_upstream_free(up->tls);
     if (up->counted != NULL) {
         pt_breaker_release(&up->counted->connections);
@@ -63,11 +65,13 @@ static void end_busy(pt_upstream_t *up)
     }
 }
 
+/* Out of pool->idle, or (HTTP/2) pool->shared. */
 static void unlink_idle(pt_upstream_t *up)
 {
     if (pt_list_is_linked(&up->link)) {
         pt_list_remove(&up->link);
-        up->pool->n_idle--;
+        if (!up->is_busy)
+            up->pool->n_idle--;
     }
 }
 
@@ -76,21 +80,23 @@ void pt__upstream_close(pt_upstream_t *up)
     if (up->is_closing)
         return;
     up->is_closing = true;
-    up->stream = NULL;
-    end_busy(up);
+    up->x.owner = NULL;
     unlink_idle(up);
+    end_busy(up);
     uv_close((uv_handle_t *)&up->timer, on_close);
     uv_close((uv_handle_t *)&up->tcp, on_close);
 }
 
-/* Detaches from the exchange, closes, and tells its owner. */
+/* Detaches from the exchanges, closes, and tells their owners. */
 void pt__upstream_fail(pt_upstream_t *up, pt_codec_reset_t why)
 {
-    void *owner = up->stream;
-    const pt_codec_stream_cbs_t *cbs = up->cbs;
+    void *owner = up->x.owner;
+    const pt_codec_stream_cbs_t *cbs = up->x.cbs;
     pt__upstream_close(up);
-    if (owner != NULL)
-        cbs->on_reset(owner, why, up->is_reused);
+    if (up->h2 != NULL)
+        pt_http2_client_fail_all(up->h2, why);
+    else if (owner != NULL)
+        cbs->on_reset(owner, why, up->x.is_reused);
 }
 
 void pt__upstream_connect_failed(pt_upstream_t *up)
@@ -103,7 +109,7 @@ void pt__upstream_connect_failed(pt_upstream_t *up)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     pt_upstream_t *up = h->data;
-    if (up->stream == NULL) {
+    if (!pt__upstream_wants_bytes(up)) {
         *out = uv_buf_init(idle_scratch, sizeof(idle_scratch));
         return;
     }
@@ -114,7 +120,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 
 void pt__upstream_on_read(pt_upstream_t *up, ssize_t nread)
 {
-    if (up->stream == NULL) {
+    if (!pt__upstream_wants_bytes(up)) {
         /* Idle in the pool: the upstream closed it, or sent bytes nobody asked for. */
         if (nread != 0) {
             PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
@@ -124,15 +130,17 @@ void pt__upstream_on_read(pt_upstream_t *up, ssize_t nread)
     }
     if (nread > 0) {
         up->in.len += (size_t)nread;
-        up->has_response_bytes = true;
-        pt_http1_client_on_bytes(&up->codec);
+        if (up->h2 != NULL)
+            pt_http2_client_on_bytes(up->h2);
+        else
+            pt_http1_client_on_bytes(&up->codec);
         return;
     }
     pt_rbuf_drop_consumed(&up->in);
     if (nread == 0)
         return;
     up->is_peer_eof = true;
-    if (nread == UV_EOF)
+    if (nread == UV_EOF && up->h2 == NULL)
         pt_http1_client_on_eof(&up->codec);
     else
         pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
@@ -155,15 +163,9 @@ static void update_reading(pt_upstream_t *up)
         uv_read_start((uv_stream_t *)&up->tcp, on_alloc, on_read);
 }
 
-void pt_upstream_pause_reading(pt_upstream_t *up)
+void pt__upstream_set_read_paused(pt_upstream_t *up, bool paused)
 {
-    up->is_read_paused = true;
-    update_reading(up);
-}
-
-void pt_upstream_resume_reading(pt_upstream_t *up)
-{
-    up->is_read_paused = false;
+    up->is_read_paused = paused;
     update_reading(up);
 }
 
@@ -172,14 +174,21 @@ void pt_upstream_resume_reading(pt_upstream_t *up)
 void pt__upstream_on_write_done(void *owner, int status)
 {
     pt_upstream_t *up = owner;
-    if (up->is_closing || up->is_handed_off || up->stream == NULL)
+    if (up->is_closing || up->is_handed_off || !pt__upstream_wants_bytes(up))
         return;
     if (status < 0) {
-        pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
+        if (up->h2 != NULL)
+            pt_http2_client_on_write_error(up->h2); /* the read side ends it (below) */
+        else
+            pt__upstream_fail(up, PT_CODEC_RESET_CLOSED);
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) <= PT_WRITE_LOW_WATERMARK)
-        up->cbs->on_drained(up->stream);
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) > PT_WRITE_LOW_WATERMARK)
+        return;
+    if (up->h2 != NULL)
+        pt_http2_client_on_drained(up->h2);
+    else
+        up->x.cbs->on_drained(up->x.owner);
 }
 
 int pt__upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
@@ -193,22 +202,7 @@ int pt__upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
                     pt__upstream_on_write_done, up);
 }
 
-int pt_upstream_send_head(pt_upstream_t *up, const pt_http_msg_t *req, pt_arena_t *arena)
-{
-    return pt_http1_client_send_head(&up->codec, req, arena);
-}
-
-int pt_upstream_send_data(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin)
-{
-    return pt_http1_client_send_data(&up->codec, data, len, pin);
-}
-
-int pt_upstream_send_end(pt_upstream_t *up, const pt_header_t *trailers, size_t n)
-{
-    return pt_http1_client_send_end(&up->codec, trailers, n);
-}
-
-bool pt_upstream_is_write_congested(pt_upstream_t *up)
+bool pt__upstream_is_write_congested(pt_upstream_t *up)
 {
     return uv_stream_get_write_queue_size((uv_stream_t *)&up->tcp) > PT_WRITE_HIGH_WATERMARK;
 }
@@ -224,7 +218,7 @@ static void on_timer(uv_timer_t *t)
         pt__upstream_connect_failed(up);
         return;
     }
-    if (up->stream == NULL) {
+    if (up->h2 != NULL ? pt_http2_client_n_owned(up->h2) == 0 : up->x.owner == NULL) {
         PT_STAT_INC(&up->worker->stats, upstream_cx_idle_closed);
         pt__upstream_close(up);
     }
@@ -274,7 +268,10 @@ void pt__upstream_connected(pt_upstream_t *up)
     up->is_connected = true;
     uv_timer_stop(&up->timer);
     update_reading(up);
-    up->cbs->on_ready(up->stream, false);
+    if (up->h2 != NULL)
+        pt_http2_client_on_connected(up->h2);
+    else
+        up->x.cbs->on_ready(up->x.owner, false);
 }
 
 static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
@@ -286,12 +283,13 @@ static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
     return h % PT_POOL_BUCKETS;
 }
 
-static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
+static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
 {
     unsigned b = pool_bucket(&ep->addr, ep->addr_len);
     const char *key = ep->tls != NULL ? ep->tls->pool_key : NULL;
     for (pt_pool_t *p = w->pools[b]; p != NULL; p = p->next)
         if (p->addr_len == ep->addr_len && memcmp(&p->addr, &ep->addr, ep->addr_len) == 0 &&
+            p->is_http2 == http2 &&
             (key == NULL ? p->tls_key == NULL : p->tls_key != NULL && !strcmp(p->tls_key, key)))
             return p;
     pt_pool_t *p = calloc(1, sizeof(*p));
@@ -299,41 +297,76 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep)
         abort();
     memcpy(&p->addr, &ep->addr, ep->addr_len);
     p->addr_len = ep->addr_len;
+    p->is_http2 = http2;
     pt_list_init(&p->idle);
+    pt_list_init(&p->shared);
     p->next = w->pools[b];
     w->pools[b] = p;
     return p;
 }
 
-pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
-                                   const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
-                                   bool *is_ready)
+/* An HTTP/2 connection takes one more stream: below the upstream's concurrency, its
+ * maxRequestsPerConnection and maxConnectionDuration, and no GOAWAY. */
+static bool h2_has_room(const pt_upstream_t *up)
 {
-    pt_pool_t *pool = find_pool(w, ep);
+    /* A TLS handshake reads its settings from the first stream's snapshot: others wait for
+     * the connection to be up, or they could outlive that snapshot (tls_upstream.h). */
+    return !up->is_closing && (up->is_connected || up->tls == NULL) &&
+           pt_http2_client_has_room(up->h2) &&
+           (up->max_requests == 0 || up->requests < up->max_requests) &&
+           (up->expires_ms == 0 || uv_now(&up->worker->loop) < up->expires_ms);
+}
+
+/* A new stream on HTTP/2 connection up (busy, in pool->shared). */
+static pt_exchange_t *open_h2_exchange(pt_upstream_t *up, const pt_codec_stream_cbs_t *cbs,
+                                       void *ctx, bool *is_ready)
+{
+    pt_exchange_t *x = pt_http2_client_open(up->h2, cbs, ctx);
+    x->is_reused = up->requests > 0;
+    up->requests++;
+    *is_ready = up->is_connected;
+    return x;
+}
+
+static void start_busy_h2(pt_upstream_t *up)
+{
+    begin_busy(up);
+    pt_list_insert_tail(&up->pool->shared, &up->link);
+}
+
+pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+                                   const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
+                                   bool http2, bool *is_ready)
+{
+    pt_pool_t *pool = find_pool(w, ep, http2);
+    /* HTTP/2: a new connection only when every open one is full. */
+    for (pt_list_t *l = pool->shared.next; http2 && !fresh && l != &pool->shared; l = l->next) {
+        pt_upstream_t *up = PT_CONTAINER_OF(l, pt_upstream_t, link);
+        if (h2_has_room(up))
+            return open_h2_exchange(up, cbs, ctx, is_ready);
+    }
     if (!fresh && !pt_list_is_empty(&pool->idle)) {
         pt_upstream_t *up = PT_CONTAINER_OF(pool->idle.next, pt_upstream_t, link);
         unlink_idle(up);
         uv_timer_stop(&up->timer);
+        if (up->h2 != NULL) {
+            start_busy_h2(up);
+            return open_h2_exchange(up, cbs, ctx, is_ready);
+        }
         begin_busy(up);
-        up->stream = ctx;
-        up->cbs = cbs;
+        up->x.owner = ctx;
+        up->x.cbs = cbs;
         up->counted = cl->state;
-        up->is_reused = true;
-        up->has_response_bytes = false;
+        up->x.is_reused = true;
         up->requests++;
         *is_ready = true;
-        return up;
+        return &up->x;
     }
     pt_upstream_t *up = calloc(1, sizeof(*up));
     if (up == NULL)
         abort();
     up->worker = w;
     up->pool = pool;
-    begin_busy(up);
-    up->stream = ctx;
-    up->cbs = cbs;
-    up->requests = 1;
-    up->counted = cl->state;
     up->max_requests = cl->pool.max_requests_per_connection;
     up->idle_timeout_ms = cl->pool.idle_timeout_ms > 0 ? cl->pool.idle_timeout_ms
                                                        : w->config->proxy.upstream_idle_timeout_ms;
@@ -344,14 +377,28 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     up->keepalive_interval_s = cl->pool.keepalive_interval_s;
     up->keepalive_probes = cl->pool.keepalive_probes;
     pt_list_init(&up->link);
+    pt_exchange_t *x;
+    if (http2) {
+        /* Its requests are counted by http2MaxRequests, not as connections. */
+        up->h2 = pt_http2_client_new(up);
+        start_busy_h2(up);
+        x = open_h2_exchange(up, cbs, ctx, is_ready);
+    } else {
+        pt_http1_client_init(&up->codec, up);
+        begin_busy(up);
+        up->x.owner = ctx;
+        up->x.cbs = cbs;
+        up->requests = 1;
+        up->counted = cl->state;
+        x = &up->x;
+    }
     uv_tcp_init(&w->loop, &up->tcp);
     uv_timer_init(&w->loop, &up->timer);
     up->tcp.data = up->timer.data = up->connect_req.data = up;
     up->handles_open = 2;
     if (ep->tls != NULL && ep->tls->ctx != NULL &&
-        (up->tls = pt_tls_upstream_new(ep->tls, cl)) == NULL)
+        (up->tls = pt_tls_upstream_new(ep->tls, cl, http2)) == NULL)
         abort();
-    pt_http1_client_init(&up->codec, up);
     PT_STAT_INC(&w->stats, upstream_cx_total);
     PT_STAT_INC(&w->stats, upstream_cx_active);
     *is_ready = false;
@@ -367,23 +414,41 @@ pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
                                                        : w->config->proxy.connect_timeout_ms,
                        0);
     }
-    return up;
+    return x;
 }
 
-void pt_upstream_release(pt_upstream_t *up, bool reusable)
+void pt__upstream_h2_changed(pt_upstream_t *up)
+{
+    if (up->is_closing)
+        return;
+    bool reusable = pt_http2_client_is_reusable(up->h2);
+    if (!up->is_busy) { /* idle in the pool: a GOAWAY or an error ends it */
+        if (!reusable)
+            pt__upstream_close(up);
+        return;
+    }
+    if (!reusable && pt_list_is_linked(&up->link))
+        pt_list_remove(&up->link); /* going away: no new stream joins it */
+    if (pt_http2_client_n_owned(up->h2) > 0)
+        return;
+    if (pt_list_is_linked(&up->link))
+        pt_list_remove(&up->link);
+    pt__upstream_release(up, reusable, -1);
+}
+
+void pt__upstream_release(pt_upstream_t *up, bool reusable, int64_t keep_alive_s)
 {
     pt_worker_t *w = up->worker;
-    up->stream = NULL;
     end_busy(up);
     if (up->is_closing || up->is_handed_off)
         return;
     /* Closed before the upstream's announced idle timeout can race a request written on it. */
-    uint64_t idle_ms = pt_keep_alive_idle_ms(up->idle_timeout_ms, up->codec.keep_alive_s);
+    uint64_t idle_ms = pt_keep_alive_idle_ms(up->idle_timeout_ms, keep_alive_s);
     uint64_t now = uv_now(&w->loop);
     bool worn_out = (up->max_requests > 0 && up->requests >= up->max_requests) ||
                     (up->expires_ms > 0 && now >= up->expires_ms);
-    if (!reusable || !up->is_connected || up->is_peer_eof ||
-        !pt_http1_client_is_reusable(&up->codec) || w->is_draining || worn_out || idle_ms == 0) {
+    if (!reusable || !up->is_connected || up->is_peer_eof || w->is_draining || worn_out ||
+        idle_ms == 0) {
         pt__upstream_close(up);
         return;
     }
@@ -395,7 +460,6 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
         up->counted = NULL;
     }
     pt_rbuf_drop_consumed(&up->in);
-    pt_http1_parser_resume(&up->codec.parser);
     up->is_read_paused = false;
     update_reading(up);
     pt_list_insert_head(&up->pool->idle, &up->link);
@@ -411,7 +475,7 @@ void pt_upstream_release(pt_upstream_t *up, bool reusable)
 pt_rbuf_t pt_upstream_take_unread(pt_upstream_t *up)
 {
     up->is_handed_off = true;
-    up->stream = NULL;
+    up->x.owner = NULL;
     end_busy(up);
     uv_read_stop((uv_stream_t *)&up->tcp);
     uv_close((uv_handle_t *)&up->timer, on_close);

@@ -8,13 +8,13 @@
  *
  * Each connection owns one client codec (proxy/codec.h; HTTP/1: http1_client.c), which frames
  * requests, parses responses and delivers them to the exchange's owner through the callbacks
- * that owner gave pt_upstream_acquire(). The API names an exchange, not a connection: acquire
- * starts one and release ends it. An HTTP/1 connection carries one exchange at a time, so
- * there the handle is the connection itself; a multiplexing codec would hand out one per
- * stream on a shared connection.
+ * that owner gave pt_upstream_acquire(). The API hands out an exchange (codec.h), not a
+ * connection: acquire starts one, its ops send the request, and its release ends it. An
+ * HTTP/1 connection carries one exchange at a time (up->x); a multiplexing codec hands out
+ * one per stream on a shared connection.
  *
  * Lifetime: a pt_upstream_t is freed in the close callback of its last handle. While an
- * exchange runs, up->stream is its owner's ctx; pt_upstream_release() gives it back. */
+ * exchange runs, up->x.owner is its owner's ctx; the exchange's release gives it back. */
 #ifndef PT_UPSTREAM_H
 #define PT_UPSTREAM_H
 
@@ -37,10 +37,16 @@ struct pt_pool {
     socklen_t addr_len;
     pt_list_t idle; /* pt_upstream_t.link, most recently used first */
     uint32_t n_idle;
-    uint32_t n_busy;    /* connections serving a stream now */
-    uint32_t peak_busy; /* most connections busy at once in this purge period */
-    uint32_t est_need;  /* recent demand: the peak, halving each quieter period but never
-                           below 1 once used (HAProxy's estimate of needed connections) */
+    pt_list_t shared;        /* HTTP/2 connections carrying streams (pt_upstream_t.link): new
+                                streams join one with room before a connection is opened */
+    bool is_http2;           /* part of the key: what its connections speak */
+    uint32_t h2_max_streams; /* the upstream's last SETTINGS_MAX_CONCURRENT_STREAMS: what a
+                                new connection assumes until its own SETTINGS come; 0: none
+                                seen (PT_HTTP2_ASSUMED_MAX_STREAMS) */
+    uint32_t n_busy;         /* connections serving a stream now */
+    uint32_t peak_busy;      /* most connections busy at once in this purge period */
+    uint32_t est_need;       /* recent demand: the peak, halving each quieter period but never
+                                below 1 once used (HAProxy's estimate of needed connections) */
     /* The TLS settings' pool_key (malloc'd); NULL: plaintext. */
     char *tls_key;
 };
@@ -51,17 +57,15 @@ struct pt_upstream {
     uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
     pt_worker_t *worker;
     pt_pool_t *pool;
-    pt_list_t link;                   /* in pool->idle while idle */
-    void *stream;                     /* the exchange's owner (cbs' ctx); NULL: idle or closing */
-    const pt_codec_stream_cbs_t *cbs; /* that owner's events */
-    pt_http1_client_t codec;          /* frames requests, parses responses */
-    pt_rbuf_t in;                     /* bytes read from the upstream (plaintext) */
-    uint64_t requests;                /* requests sent on this connection */
+    pt_list_t link;             /* in pool->idle while idle; HTTP/2: in pool->shared while busy */
+    pt_exchange_t x;            /* HTTP/1: the exchange it carries; x.owner NULL: idle, closing */
+    pt_http1_client_t codec;    /* HTTP/1: frames requests, parses responses */
+    struct pt_http2_client *h2; /* HTTP/2: the session and its exchanges; NULL: HTTP/1 */
+    pt_rbuf_t in;               /* bytes read from the upstream (plaintext) */
+    uint64_t requests;          /* requests sent on this connection */
     uint8_t handles_open;
     bool is_connected;
-    bool is_busy;            /* counted in pool->n_busy: a stream uses it */
-    bool is_reused;          /* this request is not the connection's first */
-    bool has_response_bytes; /* some byte of the current response arrived */
+    bool is_busy; /* counted in pool->n_busy: a stream uses it */
     bool is_closing;
     bool is_read_paused;
     bool is_handed_off;          /* the socket belongs to a relay now */
@@ -79,25 +83,24 @@ struct pt_upstream {
 };
 
 /* Starts an exchange with ep (an endpoint of cl) for the owner ctx, whose events go to cbs:
- * on an idle pooled connection (then *is_ready is true and the caller goes on at once) or on a
- * new one (cbs->on_ready or on_reset follow later). Never NULL. fresh forces a new connection.
- * The maxConnections slot the caller took is given back when the connection goes idle or is
+ * on a pooled connection that can take it now (then *is_ready is true and the caller goes on at
+ * once) or on a new one (cbs->on_ready or on_reset follow later). Never NULL. fresh forces a
+ * new connection. The request goes out and the exchange ends through its ops (codec.h). The
+ * maxConnections slot the caller took is given back when the connection goes idle or is
  * freed. The cluster's connectionPool sets the connect and idle timeouts, keep-alive, the
  * request and age limits. */
-pt_upstream_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
                                    const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
-                                   bool *is_ready);
-/* The exchange's request, through the connection's codec: the head (the response head is
- * built in arena), body pieces, and the end with its trailers. Return 0 or a libuv error. */
-int pt_upstream_send_head(pt_upstream_t *up, const pt_http_msg_t *req, pt_arena_t *arena);
-int pt_upstream_send_data(pt_upstream_t *up, const char *data, size_t len, pt_buf_t *pin);
-int pt_upstream_send_end(pt_upstream_t *up, const pt_header_t *trailers, size_t n);
-bool pt_upstream_is_write_congested(pt_upstream_t *up);
-void pt_upstream_pause_reading(pt_upstream_t *up);
-void pt_upstream_resume_reading(pt_upstream_t *up);
-/* The owner is done with the exchange: the connection goes back to the pool when reusable
- * (and its codec agrees), closed otherwise. */
-void pt_upstream_release(pt_upstream_t *up, bool reusable);
+                                   bool http2, bool *is_ready);
+/* Whether a request to cl goes as HTTP/2 (cl->protocol; useClientProtocol follows the
+ * request's own version). An upgrade request always goes as HTTP/1.1. */
+static inline bool pt_upstream_is_http2(const pt_cluster_t *cl, const pt_http_msg_t *req)
+{
+    if (req->is_upgrade)
+        return false;
+    return cl->protocol == PT_UPSTREAM_HTTP2 ||
+           (cl->protocol == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20);
+}
 /* After a 101: gives up the socket to a relay, with what was read past the response (the
  * slab passes to the caller). The relay calls pt_upstream_on_tunnel_closed() when it has
  * closed the socket. */
@@ -115,10 +118,24 @@ void pt_upstream_close_idle(pt_worker_t *w);
 void pt_upstream_free_pools(pt_worker_t *w);
 
 /* For the connection's codec (http1_client.c): raw bytes out (TLS-encrypted when the
- * connection is), a close, and a close that resets the exchange. */
+ * connection is), a close, a close that resets the exchange, reading paused or not, and the
+ * connection's exchange over (it is pooled when reusable; keep_alive_s: the upstream's
+ * announced idle timeout, -1 for none). */
 int pt__upstream_write(pt_upstream_t *up, const char *prefix, size_t prefix_len,
                        const uv_buf_t *bufs, unsigned n, const char *suffix, pt_buf_t *pin);
 void pt__upstream_close(pt_upstream_t *up);
 void pt__upstream_fail(pt_upstream_t *up, pt_codec_reset_t why);
+void pt__upstream_set_read_paused(pt_upstream_t *up, bool paused);
+bool pt__upstream_is_write_congested(pt_upstream_t *up);
+void pt__upstream_release(pt_upstream_t *up, bool reusable, int64_t keep_alive_s);
+/* For the HTTP/2 codec: its exchanges or its room changed (a stream ended or was let go, a
+ * GOAWAY came): the connection joins, leaves or goes back to the pool accordingly. */
+void pt__upstream_h2_changed(pt_upstream_t *up);
+/* Someone wants the bytes the connection reads: an HTTP/1 exchange, or any HTTP/2 session
+ * (it answers PINGs and SETTINGS while idle). */
+static inline bool pt__upstream_wants_bytes(const pt_upstream_t *up)
+{
+    return up->h2 != NULL || up->x.owner != NULL;
+}
 
 #endif

@@ -77,6 +77,7 @@
     X(SSL_select_next_proto)                                                                       \
     X(SSL_set1_host)                                                                               \
     X(SSL_set_accept_state)                                                                        \
+    X(SSL_set_alpn_protos)                                                                         \
     X(SSL_set_bio)                                                                                 \
     X(SSL_set_connect_state)                                                                       \
     X(SSL_shutdown)                                                                                \
@@ -170,6 +171,7 @@ static inline const pt_openssl_t *pt__openssl(void)
 #define SSL_select_next_proto (pt__openssl()->SSL_select_next_proto)
 #define SSL_set1_host (pt__openssl()->SSL_set1_host)
 #define SSL_set_accept_state (pt__openssl()->SSL_set_accept_state)
+#define SSL_set_alpn_protos (pt__openssl()->SSL_set_alpn_protos)
 #define SSL_set_bio (pt__openssl()->SSL_set_bio)
 #define SSL_set_connect_state (pt__openssl()->SSL_set_connect_state)
 #define SSL_shutdown (pt__openssl()->SSL_shutdown)

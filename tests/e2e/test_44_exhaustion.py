@@ -266,9 +266,6 @@ def test_upstream_dies_mid_response_client_sees_a_cut(petrel, origin, kind):
     assert f["details"] == "upstream_reset_after_response_started{connection_termination}", f
 
 
-@pytest.mark.xfail(strict=True, reason="an upstream that closes right after the response head gets "
-                   "the right 503 URX, but its access-log details say via_upstream instead of "
-                   "upstream_reset_before_response_started{connection_termination}")
 @pytest.mark.parametrize("handler", [close_after_length_head, close_after_chunked_head],
                          ids=["content-length", "chunked"])
 def test_upstream_closes_right_after_head_is_503_urx(petrel, origin, handler):

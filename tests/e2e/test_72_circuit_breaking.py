@@ -12,6 +12,7 @@ end to end.
   - connectTimeout, maxConnectionDuration and tcpKeepalive (seen with ss) per cluster.
 """
 
+import json
 import os
 import re
 import shutil
@@ -190,14 +191,18 @@ def test_reload_keeps_breaker_counters(petrel, origin):
     assert http_request(p.port, "GET", "/fast")[0] == 200
 
 
-def test_h2_fields_are_warned(petrel, origin):
+def test_h2_fields_are_read(petrel, origin):
+    # useClientProtocol wins over h2UpgradePolicy (as in Istio): an HTTP/1.1 client's request
+    # stays HTTP/1.1, so this HTTP/1-only origin answers. (HTTP/2 upstreams: test_86.)
     docs = simple_config(http_port=free_port(), upstream_port=origin.port)
-    docs.append(dr_doc(pool(http={"h2UpgradePolicy": "UPGRADE", "useClientProtocol": True})))
+    docs.append(dr_doc(pool(http={"h2UpgradePolicy": "UPGRADE", "useClientProtocol": True,
+                                  "maxConcurrentStreams": 10})))
     p = petrel(docs)
-    assert http_request(p.port, "GET", "/a")[0] == 200
+    st, _, body = http_request(p.port, "GET", "/a")
+    assert st == 200 and json.loads(body)["version"] == "HTTP/1.1"
     err = p.stderr()
-    assert "connectionPool.http.h2UpgradePolicy: Petrel does not speak HTTP/2" in err, err
-    assert "connectionPool.http.useClientProtocol: Petrel does not speak HTTP/2" in err, err
+    assert "h2UpgradePolicy" not in err and "useClientProtocol" not in err, err
+    assert "connectionPool.http.maxConcurrentStreams: Petrel announces nghttp2's default" in err, err
 
 
 def test_connect_timeout_per_cluster(petrel):

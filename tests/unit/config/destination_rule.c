@@ -283,7 +283,7 @@ TEST(unsupported_and_invalid_policies)
         "  host: a.local\n"
         "  workloadSelector: {matchLabels: {app: a}}\n"
         "  trafficPolicy:\n"
-        "    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}\n"
+        "    connectionPool: {http: {h2UpgradePolicy: UPGRAD}}\n"
         "    outlierDetection: {consecutive5xxErrors: -1}\n"
         "    tls: {mode: ISTIO_MUTUAL, caCrl: /crl.pem}\n"
         "    loadBalancer: {simple: PASSTHROUGH}\n"
@@ -324,8 +324,9 @@ TEST(unsupported_and_invalid_policies)
     /* Fields Istio has and Petrel does not enforce yet: warnings. */
     ASSERT(has_warning(&e, "dr.yaml:6:3: spec.workloadSelector: not enforced by Petrel yet: "
                            "ignored"));
-    ASSERT(has_warning(&e, "dr.yaml:8:29: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: "
-                           "Petrel does not speak HTTP/2 to upstreams yet: ignored"));
+    ASSERT(has_error(&e, "dr.yaml:8:29: spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: "
+                         "unknown value \"UPGRAD\" (expected DEFAULT, DO_NOT_UPGRADE or "
+                         "UPGRADE); did you mean \"UPGRADE\"?"));
     ASSERT(has_error_containing(&e, "spec.trafficPolicy.outlierDetection.consecutive5xxErrors:"));
     ASSERT(has_warning_containing(&e, "spec.trafficPolicy.tls.caCrl: not enforced by Petrel yet"));
     /* loadBalancer PASSTHROUGH is enforced now (the sidecar's original destination) */

@@ -19,7 +19,7 @@ pt_chaos_snapshot_t *pt_chaos_worker_snapshot(pt_worker_t *w)
 
 typedef struct fixture {
     pt_stream_t st;
-    pt_conn_t conn;
+    pt_conn_info_t conn;
     pt_worker_t worker;
     pt_config_t config;
     pt_http_msg_t head;

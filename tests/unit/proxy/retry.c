@@ -98,6 +98,14 @@ TEST(retry_on_failures)
     ASSERT(!pt_retry_on_failure(&p, PT_RETRY_FAIL_RESET));
     ASSERT_EQ(parse("gateway-error", &p), 0);
     ASSERT(pt_retry_on_failure(&p, PT_RETRY_FAIL_PER_TRY_TIMEOUT));
+    /* A refused stream never reached the application: refused-stream, or anything that
+     * retries resets. */
+    ASSERT(pt_retry_on_failure(&p, PT_RETRY_FAIL_REFUSED_STREAM));
+    ASSERT_EQ(parse("refused-stream", &p), 0);
+    ASSERT(pt_retry_on_failure(&p, PT_RETRY_FAIL_REFUSED_STREAM));
+    ASSERT(!pt_retry_on_failure(&p, PT_RETRY_FAIL_RESET));
+    ASSERT_EQ(parse("connect-failure", &p), 0);
+    ASSERT(!pt_retry_on_failure(&p, PT_RETRY_FAIL_REFUSED_STREAM));
 }
 
 TEST(retry_default_is_istios)
@@ -113,6 +121,7 @@ TEST(retry_default_is_istios)
     ASSERT(pt_retry_on_response(&p, 200, 1, false));  /* cancelled */
     ASSERT(pt_retry_on_failure(&p, PT_RETRY_FAIL_CONNECT));
     ASSERT(!pt_retry_on_failure(&p, PT_RETRY_FAIL_RESET));
+    ASSERT(pt_retry_on_failure(&p, PT_RETRY_FAIL_REFUSED_STREAM));
 }
 
 TEST(backoff_full_jitter_ranges)
