@@ -124,9 +124,11 @@ static void on_timer(uv_timer_t *t)
 static void start_timer(pt_stream_t *st, pt_stream_timer_t kind, uint64_t ms)
 {
     if (kind == PT_STREAM_TIMER_RESUME) {
-        /* The loop's clock is read once per iteration: without a fresh reading an injected
-         * delay could end up to a millisecond short of fixedDelay. Pauses are rare. */
+        /* The loop's clock is read once per iteration and in whole milliseconds (the reading
+         * truncated): a fresh reading and one millisecond more keep an injected delay from
+         * ending short of fixedDelay. Pauses are rare. */
         uv_update_time(st->timer.loop);
+        ms++;
     }
     st->timer_kind = kind;
     uv_timer_start(&st->timer, on_timer, ms, 0);
