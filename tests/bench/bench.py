@@ -682,13 +682,21 @@ H2_CASES = [
     ("h2c", "h2c (prior knowledge), 0 B", "http", "/0b"),
     ("h2tls", "h2 over TLS (ALPN), 0 B", "https", "/0b"),
     ("grpc", "gRPC unary over h2c", "http", GRPC_PATH),
+    # The upstream codec alone: an HTTP/1.1 client (its direct row: the HTTP/1 upstream).
+    ("h1_h2c", "HTTP/1.1 client, h2c upstream, 0 B", "http", "/0b"),
 ]
 H2_TARGETS = ["direct", "petrel", "haproxy", "nginx"]
 # What each proxy speaks to the upstream in each case (nginx proxies HTTP/2 only to gRPC
 # upstreams, grpc_pass; proxy_pass speaks HTTP/1.x).
-H2_UPSTREAM = {"petrel": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c"},
-               "haproxy": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c"},
-               "nginx": {"h2c": "HTTP/1.1", "h2tls": "HTTP/1.1", "grpc": "h2c (grpc_pass)"}}
+H2_UPSTREAM = {"petrel": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c", "h1_h2c": "h2c"},
+               "haproxy": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c", "h1_h2c": "h2c"},
+               "nginx": {"h2c": "HTTP/1.1", "h2tls": "HTTP/1.1", "grpc": "h2c (grpc_pass)",
+                         "h1_h2c": "–"}}
+H2_SKIP = {("h1_h2c", "nginx"): "nginx's proxy_pass speaks only HTTP/1.x to an upstream",
+           # RFC 9112 allows the empty reason phrase; h2load's parser does not.
+           ("h1_h2c", "haproxy"): "HAProxy answers an HTTP/1.1 client with `HTTP/1.1 200 ` (no "
+                                  "reason phrase) for an HTTP/2 upstream, and h2load --h1 counts "
+                                  "every such response as failed"}
 
 
 def h2_origin_conf(d, h2c_port, tls_port, crt, key):
@@ -754,7 +762,7 @@ def nginx_h2_conf(d, h2c_port, tls_port, crt, key, up, origin, name="nginx-h2", 
     return NGINX_COMMON.format(dir=d, name=name, body=body, conns=conns)
 
 
-def haproxy_h2_conf(h2c_port, tls_port, pem, origin):
+def haproxy_h2_conf(ports, pem, origin):
     """HAProxy taking h2c (`proto h2` on the bind line) and h2 over TLS (ALPN h2), and speaking
     h2c to the origin (`proto h2` on the server line)."""
     return """global
@@ -780,7 +788,7 @@ frontend fe_tls
 
 backend be
     server origin 127.0.0.1:{origin} proto h2 maxconn 1000
-""".format(h2c=h2c_port, tls=tls_port, pem=pem, origin=origin)
+""".format(h2c=ports["h2c"], tls=ports["h2tls"], pem=pem, origin=origin)
 
 
 def petrel_h2_docs(h2c_port, tls_port, crt, key, origin):
@@ -801,9 +809,10 @@ def petrel_h2_docs(h2c_port, tls_port, crt, key, origin):
 
 
 def h2_probe(case, port):
-    """None when the listener on port answers this case as it should over HTTP/2, else why
-    not: curl for h2c (prior knowledge) and TLS (ALPN must choose h2), a real gRPC client
-    (python3-grpcio, a raw unary call) for gRPC."""
+    """None when the listener on port answers this case as it should, else why not: curl for
+    h2c (prior knowledge), TLS (ALPN must choose h2) and HTTP/1.1 (the origin behind speaks
+    only HTTP/2, so a 200 means the proxy spoke it), a real gRPC client (python3-grpcio, a raw
+    unary call) for gRPC."""
     if case == "grpc":
         try:
             import grpc
@@ -819,11 +828,12 @@ def h2_probe(case, port):
             ch.close()
         return None if reply == GRPC_REPLY else "gRPC call: reply %r" % reply
     scheme = "https" if case == "h2tls" else "http"
-    flag = "--http2" if case == "h2tls" else "--http2-prior-knowledge"
+    flag, version = {"h2c": ("--http2-prior-knowledge", "2"), "h2tls": ("--http2", "2"),
+                     "h1_h2c": ("--http1.1", "1.1")}[case]
     r = subprocess.run(["curl", "-sk", flag, "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
                         "--max-time", "2", "%s://127.0.0.1:%d/0b" % (scheme, port)],
                        capture_output=True, text=True, timeout=10)
-    if r.stdout == "200 2":
+    if r.stdout == "200 " + version:
         return None
     if r.returncode:
         return "curl %s: exit %d (%s)" % (flag, r.returncode, r.stderr.strip()[-120:] or
@@ -867,18 +877,24 @@ def parse_h2load(text):
 
 
 def run_h2load(case, port, pid, d, rate=False):
-    """h2load on one case: at saturation (H2_CONNS connections × H2_STREAMS streams for
-    DURATION s), or at RATE req/s (--rps per connection, 1 s warm-up, RATE_SECONDS s) with
+    """h2load on one case: at saturation (H2_CONNS connections × H2_STREAMS streams, or
+    50 HTTP/1.1 connections, for DURATION s), or at RATE req/s (--rps per connection, 1 s warm-up, RATE_SECONDS s) with
     p50/p99 from its per-request log. With pid, that process's CPU during the run."""
     _, _, scheme, path = next(c for c in H2_CASES if c[0] == case)
-    argv = ["h2load", "-t1", "-c%d" % H2_CONNS, "-m%d" % H2_STREAMS]
+    # An HTTP/1.1 client gets wrk's load at saturation (50 connections) and ratecli's at the
+    # fixed rate, one request at a time on each connection.
+    h1 = case == "h1_h2c"
+    conns = 50 if h1 and not rate else H2_CONNS
+    argv = ["h2load", "-t1", "-c%d" % conns, "-m%d" % (1 if h1 else H2_STREAMS)]
+    if h1:
+        argv.append("--h1")
     if case == "grpc":
         body = os.path.join(d, "grpc-request.bin")
         with open(body, "wb") as f:
             f.write(GRPC_REQUEST)
         argv += ["-d", body, "-H", "te: trailers", "-H", "content-type: application/grpc"]
     log_file = os.path.join(d, "h2load-latency.log")
-    if rate:
+    if rate:  # --rps is per connection
         argv += ["--rps=%g" % (RATE / H2_CONNS), "--warm-up-time=1", "-D", str(RATE_SECONDS),
                  "--log-file=" + log_file]
     else:
@@ -890,8 +906,9 @@ def run_h2load(case, port, pid, d, rate=False):
     if r["rps"] is None or not r["requests"]:
         raise RuntimeError("h2load failed (%d): %s %s" % (out.returncode, out.stdout[-300:],
                                                           out.stderr[-300:]))
-    if r["proto"] not in ("h2", "h2c"):
-        raise RuntimeError("h2load spoke %s, not HTTP/2" % r["proto"])
+    want = ("http/1.1",) if h1 else ("h2", "h2c")
+    if r["proto"] not in want:
+        raise RuntimeError("h2load spoke %s, not %s" % (r["proto"], want[0]))
     if pid:
         r["cpu_ms_per_1k"] = (cpu_ticks(pid) - t0) / CLOCK_TICKS * 1000 / (r["requests"] / 1000)
     if rate:
@@ -941,9 +958,17 @@ def open_idle_h2(port, n, deadline):
     return socks
 
 
+def h2_ports():
+    """{case: port} of a new proxy instance: gRPC shares the
+    h2c listener, and so does HTTP/1.1 (a Gateway HTTP server takes both)."""
+    ports = {"h2c": free_port(), "h2tls": free_port()}
+    ports["grpc"] = ports["h1_h2c"] = ports["h2c"]
+    return ports
+
+
 def h2_start(t, d, ports, origin, up_port, crt, key, pem):
-    """Target t (petrel, haproxy, nginx) on ports {"h2c": p, "h2tls": p} (gRPC shares the h2c
-    port), pinned to PROXY_CPU: its process, or a RuntimeError with the reason."""
+    """Target t (petrel, haproxy, nginx) on ports (h2_ports), pinned to PROXY_CPU: its
+    process, or a RuntimeError with the reason."""
     if t == "petrel":
         p = Petrel(tempfile.mkdtemp(prefix="petrel-h2-", dir=d),
                    petrel_h2_docs(ports["h2c"], ports["h2tls"], crt, key, origin), concurrency=1,
@@ -958,7 +983,7 @@ def h2_start(t, d, ports, origin, up_port, crt, key, pem):
     if t == "haproxy":
         cfg = os.path.join(d, "haproxy-h2.cfg")
         with open(cfg, "w") as f:
-            f.write(haproxy_h2_conf(ports["h2c"], ports["h2tls"], pem, origin))
+            f.write(haproxy_h2_conf(ports, pem, origin))
         return spawn(pinned(PROXY_CPU, ["haproxy", "-db", "-f", cfg]), d, "haproxy-h2")
     name = "nginx-h2-%d" % ports["h2c"]
     return start_nginx(d, name, nginx_h2_conf(d, ports["h2c"], ports["h2tls"], crt, key, up_port,
@@ -967,7 +992,8 @@ def h2_start(t, d, ports, origin, up_port, crt, key, pem):
 
 def http2_part(d, up_port):
     """HTTP/2 through Petrel, HAProxy (`proto h2` both sides) and nginx (HTTP/1.1 or
-    grpc_pass to the upstream), beside a direct connection to the origin: for each of H2_CASES,
+    grpc_pass to the upstream), beside a direct connection to the origin (to the HTTP/1
+    upstream for the HTTP/1.1 client): for each of H2_CASES,
     requests/s at saturation and CPU per 1000 requests (h2load), p50/p99 at RATE req/s, over
     ROUNDS interleaved rounds; then bytes of RSS per idle HTTP/2 connection on a fresh
     instance of each proxy. A target or case that does not answer HTTP/2 as it should is
@@ -986,17 +1012,19 @@ def http2_part(d, up_port):
     procs, ports = {}, {}
     for t in H2_TARGETS:
         if t == "direct":
-            procs[t], ports[t] = origin_proc, {"h2c": origin, "h2tls": origin_tls, "grpc": origin}
+            procs[t], ports[t] = origin_proc, {"h2c": origin, "h2tls": origin_tls, "grpc": origin,
+                                               "h1_h2c": up_port}
         else:
-            ports[t] = {"h2c": free_port(), "h2tls": free_port()}
-            ports[t]["grpc"] = ports[t]["h2c"]
+            ports[t] = h2_ports()
             try:
                 procs[t] = h2_start(t, d, ports[t], origin, up_port, crt, key, pem)
             except (RuntimeError, OSError) as e:
                 for case, _, _, _ in H2_CASES:
                     res["not_run"][(case, t)] = str(e)
                 continue
-        why = h2_wait(procs[t], ports[t], [case for case, _, _, _ in H2_CASES])
+        res["not_run"].update((k, why) for k, why in H2_SKIP.items() if k[1] == t)
+        why = h2_wait(procs[t], ports[t], [case for case, _, _, _ in H2_CASES
+                                           if (case, t) not in H2_SKIP])
         for case, reason in why.items():
             if reason:
                 res["not_run"][(case, t)] = reason
@@ -1038,7 +1066,7 @@ def http2_part(d, up_port):
     for t in H2_TARGETS[1:]:
         if ("h2c", t) in res["not_run"]:
             continue
-        fresh = {"h2c": free_port(), "h2tls": free_port()}
+        fresh = h2_ports()
         try:
             proc = h2_start(t, d, fresh, origin, up_port, crt, key, pem)
             try:
@@ -1875,7 +1903,6 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, cha
 def http2_report(h2):
     """The HTTP/2 tables: each case through each proxy, the ratios of Petrel to its peers, and
     the memory per idle HTTP/2 connection; a line for each target or case not run."""
-    names = dict(NAMES, direct="direct (no proxy, the origin)")
     lines = ["", "HTTP/2 (BENCH_H2=0 skips it). The origin is one nginx (one worker, CPU %s) "
              "speaking h2c with prior knowledge and h2 over TLS, serving the 0 B file and a gRPC "
              "unary method from a file (the framed reply, `grpc-status: 0` in trailers). "
@@ -1884,11 +1911,14 @@ def http2_report(h2):
              "'content-type: application/grpc'`. Latency: `h2load --rps=%g` per connection, "
              "%d req/s in all, %d s after 1 s warm-up; p50/p99 of h2load's per-request log "
              "(from each request's send, not its due time). CPU: proxy utime+stime over the "
-             "saturation run / requests. *upstream*: what the proxy speaks to the upstream "
-             "(nginx's proxy_pass speaks HTTP/1.1, to the HTTP/1 nginx of the tables above; "
-             "only grpc_pass speaks HTTP/2):" % (
+             "saturation run / requests. *direct* is the origin itself. *upstream*: what the "
+             "proxy speaks to the upstream (nginx's proxy_pass speaks HTTP/1.1, to the HTTP/1 "
+             "nginx of the tables above; only grpc_pass speaks HTTP/2). The last case measures "
+             "the upstream side alone: an HTTP/1.1 client (`h2load --h1`, 50 connections at "
+             "saturation, %d at the fixed rate, one request at a time on each) through the "
+             "proxy to the h2c origin; its *direct* row is the HTTP/1 upstream:" % (
                  LOAD_CPU, H2_CONNS, H2_STREAMS, DURATION, H2_CONNS, H2_STREAMS,
-                 RATE / H2_CONNS, RATE, RATE_SECONDS), "",
+                 RATE / H2_CONNS, RATE, RATE_SECONDS, H2_CONNS), "",
              "| | upstream | req/s | CPU ms / 1k req | p50 ms @%d/s | p99 ms @%d/s |" % (
                  RATE, RATE), "|---|---|---:|---:|---:|---:|"]
     reasons = []
@@ -1899,11 +1929,11 @@ def http2_report(h2):
             if r is None:
                 why = h2["not_run"].get((case, t), "not started")
                 reasons.append("%s, %s: not run: %s" % (NAMES[t], label, why))
-                lines.append("| %s, %s | %s | not run | – | – | – |" % (label, names[t], upstream))
+                lines.append("| %s, %s | %s | not run | – | – | – |" % (label, NAMES[t], upstream))
                 continue
             lines.append("| %s, %s | %s | {:,.0f} | %s | {:.3f} | {:.3f} |".format(
                 r["rps"], r["p50_ms"], r["p99_ms"]) % (
-                    label, names[t], upstream,
+                    label, NAMES[t], upstream,
                     "–" if r["cpu_ms_per_1k"] is None else "%.1f" % r["cpu_ms_per_1k"]))
     ratios = []
     for case, label, _, _ in H2_CASES:
