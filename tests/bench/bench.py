@@ -1962,12 +1962,13 @@ def http2_report(h2):
             else:
                 lines.append("| %s | {:,.0f} | {:,} | {:,} |".format(
                     r["bytes"], r["before_kb"], r["after_kb"]) % NAMES[t])
-    # The mesh part above measures the sidecars' HTTP/1 hop; the multiplexed HTTP/2 hop needs
-    # Petrel to serve HTTP/2 on its inbound side, which the h2c probe shows.
+    # The mesh part measures the sidecars' HTTP/1 hop; a multiplexed HTTP/2 hop needs Petrel
+    # to serve HTTP/2, which the h2c check shows, and the sidecars to carry it over mTLS.
     petrel_h2 = ("h2c", "petrel") not in h2["not_run"]
     reasons.append("Sidecar to sidecar over HTTP/2 with mTLS (the multiplexed hop against the "
                    "HTTP/1 hop): not run: %s" % (
-                       "bench.py does not measure that hop yet" if petrel_h2 else
+                       "bench.py has no HTTP/2 sidecar hop yet (docs/benchmarks.md says why)"
+                       if petrel_h2 else
                        "this Petrel serves no HTTP/2 downstream (%s), so no sidecar hop can "
                        "carry it" % h2["not_run"][("h2c", "petrel")]))
     lines += [""] + ["- " + r for r in reasons]
