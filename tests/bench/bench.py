@@ -36,14 +36,25 @@ the median over the rounds:
     (BENCH_MANY=0 skips these two)
   - BENCH_PERF=1: `perf record -g` on this Petrel at saturation (top 25 symbols by self time)
     and syscalls per request by `strace -c`
+  - HTTP/2 (BENCH_H2=0 skips it): h2c with prior knowledge, h2 over TLS (ALPN, the TLS
+    part's certificate) and gRPC unary (a pre-framed protobuf body, `te: trailers`) through
+    Petrel, HAProxy (`proto h2` on both sides) and nginx (`http2` listeners; proxy_pass over
+    HTTP/1.1, grpc_pass over h2c) to an HTTP/2 origin (nginx, h2c and TLS, gRPC answered
+    from a file): requests/s at saturation and CPU per request (h2load -c10 -m10), p50/p99 at
+    RATE (h2load --rps and its per-request log), interleaved like the rest; then RSS per idle
+    HTTP/2 connection (BENCH_H2_IDLE_CONNS, 2,000, h2c, one finished stream each). A proxy or
+    case that does not answer HTTP/2 (curl, or a python3-grpcio call for gRPC) is reported as
+    not run with the reason; so is the sidecar-to-sidecar HTTP/2 hop, not measured yet
 
-Writes docs/benchmarks.md (or $BENCH_OUT). Needs wrk, haproxy, nginx (`make deps`) and cc.
+Writes docs/benchmarks.md (or $BENCH_OUT). Needs wrk, haproxy, nginx (`make deps`) and cc; the
+HTTP/2 part also h2load (nghttp2-client), python3-h2 and python3-grpcio.
 A proxy that does not start or answer is reported as not run; the others still run. Every
 process started here is killed at the end, also on error or Ctrl-C.
 Environment: PETREL_BIN, BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_RATE (1000),
 BENCH_TARGETS (direct,petrel,haproxy,nginx), BENCH_OUT, BENCH_KEEP=1 (keep the tmp dir),
 BENCH_SCALE, BENCH_TLS, BENCH_MESH, BENCH_CHAOS, BENCH_MANY (1: set to 0 to skip that part),
-BENCH_BASE, BENCH_AB_ROUNDS, BENCH_IDLE_CONNS, BENCH_BURST, BENCH_PERF. The soft RLIMIT_NOFILE is
+BENCH_BASE, BENCH_AB_ROUNDS, BENCH_IDLE_CONNS, BENCH_BURST, BENCH_PERF, BENCH_H2,
+BENCH_H2_IDLE_CONNS. The soft RLIMIT_NOFILE is
 raised to the hard one for this script and every process it starts.
 """
 
@@ -57,6 +68,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -71,7 +83,8 @@ import certs  # noqa: E402
 from netns import Mesh, usable as netns_usable  # noqa: E402
 from netutil import (CLOCK_TICKS, Incomplete, cpu_ticks, free_port, http_request,  # noqa: E402
                      parse_responses, recv_one, rss_kb, wait_for_port, wait_until)
-from petrel import ISTIO, Petrel, petrel_bin, service_entry_doc, simple_config, to_yaml  # noqa: E402
+from petrel import (ISTIO, Petrel, gateway_doc, petrel_bin, service_entry_doc,  # noqa: E402
+                    simple_config, to_yaml)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
@@ -576,8 +589,11 @@ def petrel_variant(target, port, up_port):
 
 
 def tls_certificate(d):
-    """One self-signed P-256 certificate for both proxies: (cert, key, haproxy's cert+key)."""
+    """One self-signed P-256 certificate for every proxy, made once per run: (cert, key,
+    haproxy's cert+key)."""
     crt, key, both = (os.path.join(d, n) for n in ("tls.crt", "tls.key", "tls.pem"))
+    if os.path.exists(both):
+        return crt, key, both
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=bench.local",
                     "-addext", "subjectAltName=DNS:bench.local", "-keyout", key, "-out", crt],
@@ -645,6 +661,439 @@ def run_wrk_url(url, pid, extra=()):
     if "rps" not in r:
         raise RuntimeError("wrk failed: %s %s" % (out.stdout[-500:], out.stderr[-500:]))
     return r
+
+
+# -- HTTP/2 ------------------------------------------------------------------------------------
+
+# h2load's load at saturation (connections × concurrent streams) and at the fixed rate (RATE
+# spread over the same connections: --rps is per connection).
+H2_CONNS = 10
+H2_STREAMS = 10
+H2_IDLE_CONNS = int(os.environ.get("BENCH_H2_IDLE_CONNS", "2000"))
+H2_IDLE_TIMEOUT = 120
+H2_READY_TIMEOUT = 15
+# A gRPC unary call as h2load sends it: a pre-framed protobuf body (RFC-less gRPC framing: one
+# byte compressed flag, four bytes length, then the message; here field 1, a 2-byte string).
+GRPC_PATH = "/bench.Echo/Unary"
+GRPC_REQUEST = b"\x00\x00\x00\x00\x04\x0a\x02yo"
+GRPC_REPLY = b"\x0a\x02hi"  # the message the origin answers, unframed
+H2_CASES = [
+    # key, label, URL scheme, path
+    ("h2c", "h2c (prior knowledge), 0 B", "http", "/0b"),
+    ("h2tls", "h2 over TLS (ALPN), 0 B", "https", "/0b"),
+    ("grpc", "gRPC unary over h2c", "http", GRPC_PATH),
+    # The upstream codec alone: an HTTP/1.1 client (its direct row: the HTTP/1 upstream).
+    ("h1_h2c", "HTTP/1.1 client, h2c upstream, 0 B", "http", "/0b"),
+]
+H2_TARGETS = ["direct", "petrel", "haproxy", "nginx"]
+# What each proxy speaks to the upstream in each case (nginx proxies HTTP/2 only to gRPC
+# upstreams, grpc_pass; proxy_pass speaks HTTP/1.x).
+H2_UPSTREAM = {"petrel": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c", "h1_h2c": "h2c"},
+               "haproxy": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c", "h1_h2c": "h2c"},
+               "nginx": {"h2c": "HTTP/1.1", "h2tls": "HTTP/1.1", "grpc": "h2c (grpc_pass)",
+                         "h1_h2c": "–"}}
+H2_SKIP = {("h1_h2c", "nginx"): "nginx's proxy_pass speaks only HTTP/1.x to an upstream",
+           # RFC 9112 allows the empty reason phrase; h2load's parser does not.
+           ("h1_h2c", "haproxy"): "HAProxy answers an HTTP/1.1 client with `HTTP/1.1 200 ` (no "
+                                  "reason phrase) for an HTTP/2 upstream, and h2load --h1 counts "
+                                  "every such response as failed"}
+
+
+def h2_origin_conf(d, h2c_port, tls_port, crt, key):
+    """The HTTP/2 origin: nginx serving h2c with prior knowledge (a cleartext `http2` listener
+    in nginx 1.22 speaks only that) and h2 over TLS, the 0 B file, and a gRPC unary method
+    answered from a file: the framed reply, `content-type: application/grpc` and the trailer
+    `grpc-status: 0` (nginx serves a file to a POST through `error_page 405 =200`). The
+    mirror makes it read the whole request before it answers, as a gRPC server does: answered
+    early, it reset the stream whose request was still arriving, and nginx's grpc_pass failed
+    the next request on that connection ("upstream sent frame for unknown stream")."""
+    body = """    server {{
+        listen 127.0.0.1:{h2c} http2 backlog=4096;
+        listen 127.0.0.1:{tls} ssl http2 backlog=4096;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        root {dir}/www;
+        location / {{ }}
+        location {grpc_dir} {{
+            types {{ }}
+            default_type application/grpc;
+            add_trailer grpc-status 0 always;
+            error_page 405 =200 $uri;
+            mirror /read-body;
+            mirror_request_body on;
+        }}
+        location = /read-body {{
+            internal;
+            return 204;
+        }}
+    }}""".format(h2c=h2c_port, tls=tls_port, crt=crt, key=key, dir=d,
+                 grpc_dir=GRPC_PATH.rsplit("/", 1)[0] + "/")
+    return NGINX_COMMON.format(dir=d, name="h2-origin", body=body, conns=8192)
+
+
+def nginx_h2_conf(d, h2c_port, tls_port, crt, key, up, origin, name="nginx-h2", conns=8192):
+    """nginx taking HTTP/2 (h2c and TLS): proxy_pass over HTTP/1.1 to the HTTP/1 upstream,
+    grpc_pass over h2c to the origin for the gRPC method."""
+    body = """    upstream backend {{
+        server 127.0.0.1:{up};
+        keepalive 128;
+        keepalive_requests 10000000;
+    }}
+    upstream grpc_backend {{
+        server 127.0.0.1:{origin};
+        keepalive 128;
+        keepalive_requests 10000000;
+    }}
+    server {{
+        listen 127.0.0.1:{h2c} http2 backlog=4096;
+        listen 127.0.0.1:{tls} ssl http2 backlog=4096;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+        location {grpc_dir} {{
+            grpc_pass grpc://grpc_backend;
+        }}
+    }}""".format(up=up, origin=origin, h2c=h2c_port, tls=tls_port, crt=crt, key=key,
+                 grpc_dir=GRPC_PATH.rsplit("/", 1)[0] + "/")
+    return NGINX_COMMON.format(dir=d, name=name, body=body, conns=conns)
+
+
+def haproxy_h2_conf(ports, pem, origin):
+    """HAProxy taking h2c (`proto h2` on the bind line) and h2 over TLS (ALPN h2), and speaking
+    h2c to the origin (`proto h2` on the server line)."""
+    return """global
+    nbthread 1
+    maxconn 8192
+    no strict-limits
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+
+frontend fe_h2c
+    bind 127.0.0.1:{h2c} proto h2
+    default_backend be
+
+frontend fe_tls
+    bind 127.0.0.1:{tls} ssl crt {pem} alpn h2
+    default_backend be
+
+backend be
+    server origin 127.0.0.1:{origin} proto h2 maxconn 1000
+""".format(h2c=ports["h2c"], tls=ports["h2tls"], pem=pem, origin=origin)
+
+
+def petrel_h2_docs(h2c_port, tls_port, crt, key, origin):
+    """A Gateway HTTP server (h2c with prior knowledge) and an HTTPS one (ALPN h2), the gRPC
+    method routed to a ServiceEntry of protocol GRPC and the rest to one of protocol HTTP2,
+    both the origin."""
+    docs = [gateway_doc([(h2c_port, "HTTP"), (tls_port, "HTTPS")])]
+    docs[0]["spec"]["servers"][1]["tls"] = {"serverCertificate": crt, "privateKey": key}
+    docs.append({"apiVersion": ISTIO, "kind": "VirtualService", "metadata": {"name": "h2"},
+                 "spec": {"hosts": ["*"], "gateways": ["edge"], "http": [
+                     {"match": [{"uri": {"prefix": GRPC_PATH.rsplit("/", 1)[0] + "/"}}],
+                      "route": [{"destination": {"host": "grpc.local", "port": {"number": 80}}}]},
+                     {"route": [{"destination": {"host": "web-h2.local",
+                                                 "port": {"number": 80}}}]}]}})
+    docs.append(service_entry_doc("web-h2.local", origin, protocol="HTTP2"))
+    docs.append(service_entry_doc("grpc.local", origin, protocol="GRPC"))
+    return docs
+
+
+def h2_probe(case, port):
+    """None when the listener on port answers this case as it should, else why not: curl for
+    h2c (prior knowledge), TLS (ALPN must choose h2) and HTTP/1.1 (the origin behind speaks
+    only HTTP/2, so a 200 means the proxy spoke it), a real gRPC client (python3-grpcio, a raw
+    unary call) for gRPC."""
+    if case == "grpc":
+        try:
+            import grpc
+        except ImportError:
+            return "python3-grpcio is not installed"
+        ch = grpc.insecure_channel("127.0.0.1:%d" % port)
+        try:
+            call = ch.unary_unary(GRPC_PATH, request_serializer=None, response_deserializer=None)
+            reply = call(GRPC_REQUEST[5:], timeout=2)
+        except grpc.RpcError as e:
+            return "gRPC call: %s %s" % (e.code().name, e.details())
+        finally:
+            ch.close()
+        return None if reply == GRPC_REPLY else "gRPC call: reply %r" % reply
+    scheme = "https" if case == "h2tls" else "http"
+    flag, version = {"h2c": ("--http2-prior-knowledge", "2"), "h2tls": ("--http2", "2"),
+                     "h1_h2c": ("--http1.1", "1.1")}[case]
+    r = subprocess.run(["curl", "-sk", flag, "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                        "--max-time", "2", "%s://127.0.0.1:%d/0b" % (scheme, port)],
+                       capture_output=True, text=True, timeout=10)
+    if r.stdout == "200 " + version:
+        return None
+    if r.returncode:
+        return "curl %s: exit %d (%s)" % (flag, r.returncode, r.stderr.strip()[-120:] or
+                                          "no HTTP/2 answer")
+    status, version = (r.stdout.split() + ["?", "?"])[:2]
+    return "curl %s: status %s over HTTP/%s" % (flag, status, version)
+
+
+def h2_wait(proc, ports, cases):
+    """{case: None or the reason it fails} once every case answers, or at H2_READY_TIMEOUT,
+    or when proc exits."""
+    deadline = time.monotonic() + H2_READY_TIMEOUT
+    while True:
+        why = {case: h2_probe(case, ports[case]) for case in cases}
+        if not any(why.values()):
+            return why
+        if proc is not None and proc.poll() is not None:
+            return {case: "exited with status %d" % proc.returncode for case in why}
+        if time.monotonic() > deadline:
+            return why
+        time.sleep(0.1)
+
+
+def parse_h2load(text):
+    r = {"rps": None, "requests": 0, "bad": 0, "proto": None}
+    m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)
+    if m:
+        r["rps"] = float(m.group(1))
+    m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", text)
+    if m:
+        r["requests"] = int(m.group(1))
+        r["bad"] = sum(int(x) for x in m.groups()[1:])
+    m = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if m:
+        r["bad"] += sum(int(x) for x in m.groups())
+    m = re.search(r"Application protocol: (\S+)", text)
+    if m:
+        r["proto"] = m.group(1)
+    return r
+
+
+def run_h2load(case, port, pid, d, rate=False):
+    """h2load on one case: at saturation (H2_CONNS connections × H2_STREAMS streams, or
+    50 HTTP/1.1 connections, for DURATION s), or at RATE req/s (--rps per connection, 1 s warm-up, RATE_SECONDS s) with
+    p50/p99 from its per-request log. With pid, that process's CPU during the run."""
+    _, _, scheme, path = next(c for c in H2_CASES if c[0] == case)
+    # An HTTP/1.1 client gets wrk's load at saturation (50 connections) and ratecli's at the
+    # fixed rate, one request at a time on each connection.
+    h1 = case == "h1_h2c"
+    conns = 50 if h1 and not rate else H2_CONNS
+    argv = ["h2load", "-t1", "-c%d" % conns, "-m%d" % (1 if h1 else H2_STREAMS)]
+    if h1:
+        argv.append("--h1")
+    if case == "grpc":
+        body = os.path.join(d, "grpc-request.bin")
+        with open(body, "wb") as f:
+            f.write(GRPC_REQUEST)
+        argv += ["-d", body, "-H", "te: trailers", "-H", "content-type: application/grpc"]
+    log_file = os.path.join(d, "h2load-latency.log")
+    if rate:  # --rps is per connection
+        argv += ["--rps=%g" % (RATE / H2_CONNS), "--warm-up-time=1", "-D", str(RATE_SECONDS),
+                 "--log-file=" + log_file]
+    else:
+        argv += ["-D", str(DURATION)]
+    t0 = cpu_ticks(pid) if pid else 0
+    out = subprocess.run(pinned(LOAD_CPU, argv + ["%s://127.0.0.1:%d%s" % (scheme, port, path)]),
+                         capture_output=True, text=True, timeout=max(DURATION, RATE_SECONDS) + 60)
+    r = parse_h2load(out.stdout)
+    if r["rps"] is None or not r["requests"]:
+        raise RuntimeError("h2load failed (%d): %s %s" % (out.returncode, out.stdout[-300:],
+                                                          out.stderr[-300:]))
+    want = ("http/1.1",) if h1 else ("h2", "h2c")
+    if r["proto"] not in want:
+        raise RuntimeError("h2load spoke %s, not %s" % (r["proto"], want[0]))
+    if pid:
+        r["cpu_ms_per_1k"] = (cpu_ticks(pid) - t0) / CLOCK_TICKS * 1000 / (r["requests"] / 1000)
+    if rate:
+        with open(log_file) as f:  # start µs, status, µs to the end of the response
+            lat = sorted(int(line.split()[2]) for line in f if line.strip())
+        r["p50_ms"] = lat[len(lat) // 2] / 1000
+        r["p99_ms"] = lat[min(len(lat) - 1, len(lat) * 99 // 100)] / 1000
+    return r
+
+
+def open_idle_h2(port, n, deadline):
+    """n HTTP/2 connections (h2c, prior knowledge; python3-h2) opened one after another, each
+    with one GET whose stream has ended before the next opens; returns them open and idle."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    socks = []
+    try:
+        for i in range(n):
+            if time.monotonic() > deadline:
+                raise RuntimeError("only %d of %d connections within the time" % (i, n))
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            socks.append(s)
+            c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            c.initiate_connection()
+            c.send_headers(1, [(":method", "GET"), (":scheme", "http"),
+                               (":authority", "bench.local"), (":path", "/0b")], end_stream=True)
+            s.sendall(c.data_to_send())
+            status, ended = None, False
+            while not ended:
+                data = s.recv(65536)
+                if not data:
+                    raise RuntimeError("connection %d closed before its response" % i)
+                for ev in c.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        status = dict(ev.headers).get(b":status")
+                    elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                        raise RuntimeError("connection %d: %s" % (i, ev))
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        ended = True
+                s.sendall(c.data_to_send())  # SETTINGS ACK, WINDOW_UPDATEs
+            if status != b"200":
+                raise RuntimeError("connection %d: status %s" % (i, status))
+    except (OSError, ValueError, RuntimeError) as e:
+        close_all(socks)
+        raise RuntimeError("HTTP/2 connection %d of %d: %s" % (len(socks), n, e))
+    return socks
+
+
+def h2_ports():
+    """{case: port} of a new proxy instance: gRPC shares the
+    h2c listener, and so does HTTP/1.1 (a Gateway HTTP server takes both)."""
+    ports = {"h2c": free_port(), "h2tls": free_port()}
+    ports["grpc"] = ports["h1_h2c"] = ports["h2c"]
+    return ports
+
+
+def h2_start(t, d, ports, origin, up_port, crt, key, pem):
+    """Target t (petrel, haproxy, nginx) on ports (h2_ports), pinned to PROXY_CPU: its
+    process, or a RuntimeError with the reason."""
+    if t == "petrel":
+        p = Petrel(tempfile.mkdtemp(prefix="petrel-h2-", dir=d),
+                   petrel_h2_docs(ports["h2c"], ports["h2tls"], crt, key, origin), concurrency=1,
+                   command_prefix=["taskset", "-c", PROXY_CPU])
+        p.start(wait=False)
+        PROCS.append(p.proc)
+        try:
+            p.wait_ready()
+        except AssertionError as e:
+            raise RuntimeError(str(e).splitlines()[0])
+        return p.proc
+    if t == "haproxy":
+        cfg = os.path.join(d, "haproxy-h2.cfg")
+        with open(cfg, "w") as f:
+            f.write(haproxy_h2_conf(ports, pem, origin))
+        return spawn(pinned(PROXY_CPU, ["haproxy", "-db", "-f", cfg]), d, "haproxy-h2")
+    name = "nginx-h2-%d" % ports["h2c"]
+    return start_nginx(d, name, nginx_h2_conf(d, ports["h2c"], ports["h2tls"], crt, key, up_port,
+                                              origin, name=name), PROXY_CPU)
+
+
+def http2_part(d, up_port):
+    """HTTP/2 through Petrel, HAProxy (`proto h2` both sides) and nginx (HTTP/1.1 or
+    grpc_pass to the upstream), beside a direct connection to the origin (to the HTTP/1
+    upstream for the HTTP/1.1 client): for each of H2_CASES,
+    requests/s at saturation and CPU per 1000 requests (h2load), p50/p99 at RATE req/s, over
+    ROUNDS interleaved rounds; then bytes of RSS per idle HTTP/2 connection on a fresh
+    instance of each proxy. A target or case that does not answer HTTP/2 as it should is
+    reported as not run, with the reason; the others still run."""
+    if shutil.which("h2load") is None:
+        raise RuntimeError("h2load not found (Debian: nghttp2-client)")
+    crt, key, pem = tls_certificate(d)
+    origin, origin_tls = free_port(), free_port()
+    www = os.path.join(d, "www", GRPC_PATH.strip("/").rsplit("/", 1)[0])
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(d, "www", GRPC_PATH.strip("/")), "wb") as f:
+        f.write(struct.pack(">BI", 0, len(GRPC_REPLY)) + GRPC_REPLY)
+    origin_proc = start_nginx(d, "h2-origin", h2_origin_conf(d, origin, origin_tls, crt, key),
+                              LOAD_CPU)
+    res = {"not_run": {}, "raw": {}, "idle": {}}
+    procs, ports = {}, {}
+    for t in H2_TARGETS:
+        if t == "direct":
+            procs[t], ports[t] = origin_proc, {"h2c": origin, "h2tls": origin_tls, "grpc": origin,
+                                               "h1_h2c": up_port}
+        else:
+            ports[t] = h2_ports()
+            try:
+                procs[t] = h2_start(t, d, ports[t], origin, up_port, crt, key, pem)
+            except (RuntimeError, OSError) as e:
+                for case, _, _, _ in H2_CASES:
+                    res["not_run"][(case, t)] = str(e)
+                continue
+        res["not_run"].update((k, why) for k, why in H2_SKIP.items() if k[1] == t)
+        why = h2_wait(procs[t], ports[t], [case for case, _, _, _ in H2_CASES
+                                           if (case, t) not in H2_SKIP])
+        for case, reason in why.items():
+            if reason:
+                res["not_run"][(case, t)] = reason
+                log("http2 %s %s not run: %s" % (case, t, reason))
+        if t == "direct" and any(why.values()):
+            raise RuntimeError("the HTTP/2 origin does not answer: %s" % why)
+    live = [(case, t) for case, _, _, _ in H2_CASES for t in H2_TARGETS
+            if t in procs and (case, t) not in res["not_run"]]
+    raw = {k: {"rps": [], "cpu_ms_per_1k": [], "p50_ms": [], "p99_ms": []} for k in live}
+    for r in range(ROUNDS):
+        for case, t in live:
+            pid = procs[t].pid if t != "direct" else None
+            try:
+                w = run_h2load(case, ports[t][case], pid, d)
+                lat = run_h2load(case, ports[t][case], None, d, rate=True)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                res["not_run"][(case, t)] = "round %d: %s" % (r + 1, e)
+                log("http2 %s %s round %d failed: %s" % (case, t, r + 1, e))
+                continue
+            for x in (w, lat):
+                if x["bad"]:
+                    res["not_run"][(case, t)] = "round %d: %d requests failed or not 2xx" % (
+                        r + 1, x["bad"])
+            m = raw[(case, t)]
+            m["rps"].append(w["rps"])
+            if pid:
+                m["cpu_ms_per_1k"].append(w["cpu_ms_per_1k"])
+            m["p50_ms"].append(lat["p50_ms"])
+            m["p99_ms"].append(lat["p99_ms"])
+            log("round %d http2 %-5s %-8s %8.0f req/s  p50 %.3f ms p99 %.3f ms%s" % (
+                r + 1, case, t, w["rps"], lat["p50_ms"], lat["p99_ms"],
+                "  cpu %.1f ms/1k" % w["cpu_ms_per_1k"] if pid else ""))
+    res["raw"] = {k: {m: median(v) for m, v in ms.items()} for k, ms in raw.items()
+                  if k not in res["not_run"]}
+    for t, p in procs.items():
+        if t != "direct":
+            stop(p)
+    # Memory per idle HTTP/2 connection, each proxy fresh (nothing pooled or cached yet).
+    for t in H2_TARGETS[1:]:
+        if ("h2c", t) in res["not_run"]:
+            continue
+        fresh = h2_ports()
+        try:
+            proc = h2_start(t, d, fresh, origin, up_port, crt, key, pem)
+            try:
+                why = h2_wait(proc, fresh, ["h2c"])["h2c"]
+                if why:
+                    raise RuntimeError(why)
+                before = settled_rss_kb(proc.pid)
+                socks = open_idle_h2(fresh["h2c"], H2_IDLE_CONNS,
+                                     time.monotonic() + H2_IDLE_TIMEOUT)
+                try:
+                    after = settled_rss_kb(proc.pid)
+                    if proc.poll() is not None:
+                        raise RuntimeError("exited with status %d" % proc.returncode)
+                finally:
+                    close_all(socks)
+            finally:
+                stop(proc)
+        except (RuntimeError, OSError, ImportError) as e:
+            res["idle"][t] = {"why": str(e)}
+            log("http2 idle %s not measured: %s" % (t, e))
+            continue
+        res["idle"][t] = {"bytes": (after - before) * 1024 / H2_IDLE_CONNS, "before_kb": before,
+                          "after_kb": after}
+        log("http2 idle %-8s %d connections: RSS %d -> %d KiB, %.0f B per connection" % (
+            t, H2_IDLE_CONNS, before, after, res["idle"][t]["bytes"]))
+    stop(origin_proc)
+    return res
 
 
 # -- sidecar to sidecar ----------------------------------------------------------------------
@@ -1334,7 +1783,7 @@ def summarize(raw):
 
 
 def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, chaos=None,
-                 against=None, many=None, prof=None):
+                 against=None, many=None, prof=None, h2=None):
     def cell(t, key, fmt):
         v = res.get(t, {}).get(key)
         return fmt.format(v) if v is not None else "–"
@@ -1420,6 +1869,8 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, cha
             if t in tls:
                 lines.append("| %s | {:,.0f} | {:,.0f} | {:.1f} |".format(
                     tls[t]["rps"], tls[t]["hs"], tls[t]["cpu"]) % NAMES[t])
+    if h2:
+        lines += http2_report(h2)
     if against:
         lines += base_report(against)
     if many:
@@ -1447,6 +1898,81 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, cha
     with open(OUT, "w") as f:
         f.write("\n".join(lines))
     return "\n".join(lines)
+
+
+def http2_report(h2):
+    """The HTTP/2 tables: each case through each proxy, the ratios of Petrel to its peers, and
+    the memory per idle HTTP/2 connection; a line for each target or case not run."""
+    lines = ["", "HTTP/2 (BENCH_H2=0 skips it). The origin is one nginx (one worker, CPU %s) "
+             "speaking h2c with prior knowledge and h2 over TLS, serving the 0 B file and a gRPC "
+             "unary method from a file (the framed reply, `grpc-status: 0` in trailers). "
+             "Saturation: `h2load -t1 -c%d -m%d -D%d` (%d connections × %d concurrent streams); "
+             "gRPC adds `-d` with a pre-framed protobuf request and `-H 'te: trailers' -H "
+             "'content-type: application/grpc'`. Latency: `h2load --rps=%g` per connection, "
+             "%d req/s in all, %d s after 1 s warm-up; p50/p99 of h2load's per-request log "
+             "(from each request's send, not its due time). CPU: proxy utime+stime over the "
+             "saturation run / requests. *direct* is the origin itself. *upstream*: what the "
+             "proxy speaks to the upstream (nginx's proxy_pass speaks HTTP/1.1, to the HTTP/1 "
+             "nginx of the tables above; only grpc_pass speaks HTTP/2). The last case measures "
+             "the upstream side alone: an HTTP/1.1 client (`h2load --h1`, 50 connections at "
+             "saturation, %d at the fixed rate, one request at a time on each) through the "
+             "proxy to the h2c origin; its *direct* row is the HTTP/1 upstream:" % (
+                 LOAD_CPU, H2_CONNS, H2_STREAMS, DURATION, H2_CONNS, H2_STREAMS,
+                 RATE / H2_CONNS, RATE, RATE_SECONDS, H2_CONNS), "",
+             "| | upstream | req/s | CPU ms / 1k req | p50 ms @%d/s | p99 ms @%d/s |" % (
+                 RATE, RATE), "|---|---|---:|---:|---:|---:|"]
+    reasons = []
+    for case, label, _, _ in H2_CASES:
+        for t in H2_TARGETS:
+            upstream = "–" if t == "direct" else H2_UPSTREAM[t][case]
+            r = h2["raw"].get((case, t))
+            if r is None:
+                why = h2["not_run"].get((case, t), "not started")
+                reasons.append("%s, %s: not run: %s" % (NAMES[t], label, why))
+                lines.append("| %s, %s | %s | not run | – | – | – |" % (label, NAMES[t], upstream))
+                continue
+            lines.append("| %s, %s | %s | {:,.0f} | %s | {:.3f} | {:.3f} |".format(
+                r["rps"], r["p50_ms"], r["p99_ms"]) % (
+                    label, NAMES[t], upstream,
+                    "–" if r["cpu_ms_per_1k"] is None else "%.1f" % r["cpu_ms_per_1k"]))
+    ratios = []
+    for case, label, _, _ in H2_CASES:
+        mine = h2["raw"].get((case, "petrel"))
+        peers = [h2["raw"][(case, t)] for t in ("haproxy", "nginx") if (case, t) in h2["raw"]]
+        if mine and peers:
+            ratios.append("| %s | %.2f× | %.2f× |" % (
+                label, mine["rps"] / max(p["rps"] for p in peers),
+                mine["cpu_ms_per_1k"] / min(p["cpu_ms_per_1k"] for p in peers)))
+    if ratios:
+        lines += ["", "Petrel against the better peer in each case (targets: req/s ≥ 1.00×, "
+                  "CPU ≤ 1.00×):", "",
+                  "| | req/s × the better peer's | CPU / req × the lower peer's |",
+                  "|---|---:|---:|"] + ratios
+    if h2["idle"]:
+        lines += ["", "Idle HTTP/2 connections: %s h2c connections opened one after another on a "
+                  "fresh instance (python3-h2), one `GET /0b` stream each, ended, then the "
+                  "connection left open and idle; RSS after minus RSS before, per connection:" % (
+                      "{:,}".format(H2_IDLE_CONNS)), "",
+                  "| | bytes per idle HTTP/2 connection | RSS before KiB | RSS after KiB |",
+                  "|---|---:|---:|---:|"]
+        for t, r in h2["idle"].items():
+            if "why" in r:
+                lines.append("| %s | not run | – | – |" % NAMES[t])
+                reasons.append("%s, idle HTTP/2 connections: not run: %s" % (NAMES[t], r["why"]))
+            else:
+                lines.append("| %s | {:,.0f} | {:,} | {:,} |".format(
+                    r["bytes"], r["before_kb"], r["after_kb"]) % NAMES[t])
+    # The mesh part measures the sidecars' HTTP/1 hop; a multiplexed HTTP/2 hop needs Petrel
+    # to serve HTTP/2, which the h2c check shows, and the sidecars to carry it over mTLS.
+    petrel_h2 = ("h2c", "petrel") not in h2["not_run"]
+    reasons.append("Sidecar to sidecar over HTTP/2 with mTLS (the multiplexed hop against the "
+                   "HTTP/1 hop): not run: %s" % (
+                       "bench.py has no HTTP/2 sidecar hop yet (docs/benchmarks.md says why)"
+                       if petrel_h2 else
+                       "this Petrel serves no HTTP/2 downstream (%s), so no sidecar hop can "
+                       "carry it" % h2["not_run"][("h2c", "petrel")]))
+    lines += [""] + ["- " + r for r in reasons]
+    return lines
 
 
 def base_report(base):
@@ -1712,6 +2238,13 @@ def main():
                 tls = tls_termination(d, up_port)
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 notes.append("TLS termination not measured: %s" % e)
+        h2 = None
+        if os.environ.get("BENCH_H2", "1") == "1":
+            try:
+                h2 = http2_part(d, up_port)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                notes.append("HTTP/2 not measured: %s" % e)
+                log("HTTP/2 not measured: %s" % e)
         mesh = None
         if os.environ.get("BENCH_MESH", "1") == "1":
             why_not = netns_usable()
@@ -1740,7 +2273,7 @@ def main():
             except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
                 notes.append("chaos relay not measured: %s" % e)
         report = write_report(info, summarize(raw), notes, time.monotonic() - started, scale, tls,
-                              mesh, chaos, base, many, prof)
+                              mesh, chaos, base, many, prof, h2)
         print(report)
         log("wrote %s" % OUT)
     finally:
