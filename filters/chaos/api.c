@@ -49,16 +49,27 @@ static void out_printf(out_t *o, const char *fmt, ...)
     }
 }
 
+/* Writes s as a JSON string. A byte that is not part of valid UTF-8 (an error message that
+ * snprintf cut inside a client's multi-byte name) is written as U+FFFD, so every answer parses. */
 static void out_str(out_t *o, const char *s)
 {
     out_printf(o, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-        if (*c == '"' || *c == '\\')
+    const unsigned char *c = (const unsigned char *)s;
+    size_t left = strlen(s);
+    while (left > 0) {
+        size_t n = pt_json_utf8_len(c, left);
+        if (n == 0) {
+            out_printf(o, "\\ufffd");
+            n = 1;
+        } else if (*c == '"' || *c == '\\') {
             out_printf(o, "\\%c", *c);
-        else if (*c < 0x20)
+        } else if (*c < 0x20) {
             out_printf(o, "\\u%04x", *c);
-        else
-            out_printf(o, "%c", *c);
+        } else {
+            out_printf(o, "%.*s", (int)n, (const char *)c);
+        }
+        c += n;
+        left -= n;
     }
     out_printf(o, "\"");
 }

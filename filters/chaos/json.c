@@ -97,8 +97,7 @@ static size_t put_utf8(char *out, uint32_t cp)
     return 4;
 }
 
-/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t pt_json_utf8_len(const unsigned char *s, size_t n)
 {
     size_t len;
     uint32_t min;
@@ -150,7 +149,7 @@ static const char *parse_string(parser_t *ps, size_t *out_len)
             return NULL;
         }
         if (c != '\\') {
-            size_t l = utf8_len((const unsigned char *)ps->p, (size_t)(ps->end - ps->p));
+            size_t l = pt_json_utf8_len((const unsigned char *)ps->p, (size_t)(ps->end - ps->p));
             if (l == 0) {
                 fail(ps, "invalid UTF-8 in a string");
                 return NULL;

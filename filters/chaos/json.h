@@ -41,5 +41,7 @@ pt_json_t *pt_json_parse(pt_arena_t *a, const char *text, size_t len, char *err,
 /* The member of object o named key, or NULL (also when o is not an object). */
 const pt_json_t *pt_json_get(const pt_json_t *o, const char *key);
 const char *pt_json_type_name(pt_json_type_t t);
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+size_t pt_json_utf8_len(const unsigned char *s, size_t n);
 
 #endif
