@@ -5,10 +5,12 @@ stays, and a reload closes no connection whose route did not change: client keep
 connections and pooled upstream connections survive it."""
 
 import os
+import re
 import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 from netutil import build_request, connect, free_port, header, recv_one, wait_until
 from petrel import ISTIO, gateway_doc, service_entry_doc, stats, to_yaml
@@ -120,6 +122,27 @@ def test_restart_only_settings_are_refused(petrel, origin_factory):
     assert "spec.concurrency cannot change without a restart" in p.stderr()
     assert generation(p) == gen
     assert origin_of_new_request(port) == "a"
+
+
+def test_docs_list_every_restart_only_field():
+    """docs/operations.md's restart-only list names what restart_only_change() refuses, no
+    more and no less (tracing's own settings are listed under `tracing`)."""
+    root = Path(__file__).resolve().parents[2]
+    code = (root / "proxy/main.c").read_text()
+    body = code[code.index("static const char *restart_only_change(") :]
+    body = body[: body.index("\n}\n")]
+    in_code = set(re.findall(r"spec\.([A-Za-z]+(?:\.[A-Za-z]+)*)", body)) | {"tracing"}
+    docs = (root / "docs/operations.md").read_text()
+    section = docs[docs.index("These Proxy fields need a restart") :]
+    section = section[: section.index("A reload is also ignored")]
+    # Each bullet names fields before its first ":" or " (" (what follows explains them).
+    in_docs = {
+        name
+        for line in section.splitlines()
+        if line.startswith("- ")
+        for name in re.findall(r"`([A-Za-z.]+)`", re.split(r":| \(", line)[0])
+    }
+    assert in_code == in_docs, (sorted(in_code - in_docs), sorted(in_docs - in_code))
 
 
 def test_listeners_follow_the_gateway(petrel, origin_factory):
