@@ -104,6 +104,20 @@ TEST(classic_without_hold_has_no_post_start)
     dispose(&r);
 }
 
+TEST(termination_drain_duration_reaches_the_sidecar_env)
+{
+    result_t r = run("kind: Pod\nmetadata:\n  name: p\n  annotations:\n    proxy.istio.io/config: "
+                     "'{terminationDrainDuration: 12s}'\nspec:\n  containers:\n  - name: a\n",
+                     false);
+    ASSERT_EQ(r.rc, 0);
+    ASSERT(strstr(r.out, "- name: PETREL_TERMINATION_DRAIN_DURATION\n") != NULL);
+    ASSERT(strstr(strstr(r.out, "PETREL_TERMINATION_DRAIN_DURATION"), "value: \"12s\"") != NULL);
+    dispose(&r);
+    r = run("kind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n", false);
+    ASSERT(strstr(r.out, "PETREL_TERMINATION_DRAIN_DURATION") == NULL); /* the default, 5s */
+    dispose(&r);
+}
+
 TEST(injecting_twice_equals_injecting_once)
 {
     result_t once = run(deployment, false);
