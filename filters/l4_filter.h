@@ -29,6 +29,19 @@
 
 typedef struct pt_relay pt_l4_session_t; /* a relayed session: proxy/relay.h */
 typedef struct pt_worker pt_worker_t;
+struct pt_config;
+
+/* A session's downstream connection as on_accept sees it: accepted (its ClientHello read, or
+ * its TLS terminated), no upstream chosen yet. Valid for the call only. */
+typedef struct pt_l4_accept {
+    pt_worker_t *worker;
+    const struct pt_config *config; /* the snapshot the session holds */
+    uint16_t port;                  /* the listener's port, or a captured connection's original */
+    const uv_tcp_t *tcp;            /* the downstream socket, for its addresses */
+    const char *principal;          /* the verified mTLS peer's principal, or NULL */
+    const char *sni;                /* the ClientHello's server name (sni_len bytes), or NULL */
+    size_t sni_len;
+} pt_l4_accept_t;
 
 /* A direction of a session, named as in Toxiproxy and Envoy: upstream is client -> server. */
 typedef enum pt_l4_direction {
@@ -49,6 +62,9 @@ typedef struct pt_l4_filter_ops {
     size_t instance_size; /* bytes zeroed for each session */
 
     /* Any callback may be NULL. conf is what the session was started with. */
+    /* The downstream is accepted, before any upstream is connected (a refusal costs the
+     * upstream nothing): CONTINUE or CLOSE. No instance exists yet. */
+    int (*on_accept)(const pt_l4_accept_t *a, const void *conf);
     /* Both sides are connected, before any byte is relayed: CONTINUE or CLOSE. */
     int (*on_connect)(pt_l4_session_t *s, void *inst, const void *conf);
     /* len > 0 bytes at data, read from the side dir starts at; pin is their slab (take a ref

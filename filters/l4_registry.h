@@ -18,6 +18,11 @@ typedef struct pt_chaos_store pt_chaos_store_t;
 
 /* The built-in L4 filters. */
 extern const pt_l4_filter_ops_t pt_l4_chaos_ops; /* the TCP toxics of a chaos proxy */
+/* AuthorizationPolicy on a TCP or TLS connection, at accept (conf: unused). */
+extern const pt_l4_filter_ops_t pt_l4_authz_ops;
+/* Istio's istio_tcp_* metrics and the tcp_* stats of a routed session (conf: the
+ * destination service's name, a string read at on_connect). */
+extern const pt_l4_filter_ops_t pt_l4_tcp_metrics_ops;
 
 /* Worker side (worker thread only). */
 /* A connection accepted on the listener of chaos proxy proxy_uid: relayed to its upstream

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "authz.h"
+#include "../filters/l4_registry.h"
 #include "conn.h"
 #include "http2_server.h"
 #include "log.h"
@@ -268,11 +268,11 @@ static void on_connect(uv_connect_t *req, int status)
     c->capture->relay = NULL;
     c->capture->state = PT_CAPTURE_IDLE;
     uv_tcp_nodelay(&u->tcp, 1);
-    pt_relay_t *r = pt_conn_hand_off(c, &u->tcp, on_relay_side_closed, u);
-    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", u->service);
+    /* Counted as a TCP session from here; the metrics filter ends the count with the relay. */
     PT_STAT_INC(&c->worker->stats, tcp_cx_total);
     PT_STAT_INC(&c->worker->stats, tcp_cx_active);
-    pt_metrics_record_tcp_open(&c->worker->metrics, r->tcp_service);
+    pt_l4_filter_t metrics = {&pt_l4_tcp_metrics_ops, u->service};
+    pt_conn_hand_off(c, &u->tcp, on_relay_side_closed, u, &metrics, 1);
 }
 
 /* Not HTTP/1: connect to where the bytes go, then relay (the bytes read so far first). */
@@ -284,9 +284,13 @@ static void start_relay(pt_conn_t *c)
     pt_capture_t *cap = c->capture;
     pt_worker_t *w = c->worker;
     const pt_cluster_t *cl = NULL;
-    if (cap->direction == PT_CAPTURE_INBOUND &&
-        !pt_authz_connection_allows(w, w->config, cap->original_port, &c->tcp, c->peer_principal,
-                                    NULL, 0)) {
+    static const pt_l4_filter_t authz = {&pt_l4_authz_ops, NULL};
+    pt_l4_accept_t a = {.worker = w,
+                        .config = w->config,
+                        .port = cap->original_port,
+                        .tcp = &c->tcp,
+                        .principal = c->peer_principal};
+    if (cap->direction == PT_CAPTURE_INBOUND && !pt_relay_accept_allows(&authz, 1, &a)) {
         pt_conn_close(c, false); /* an AuthorizationPolicy refused it: closed, as Istio does */
         return;
     }

@@ -454,11 +454,11 @@ pt_relay_t *pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up)
 }
 
 pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
-                             void *peer_owner)
+                             void *peer_owner, const pt_l4_filter_t *filters, size_t n_filters)
 {
     pt_relay_end_t e = {.tcp = peer, .on_closed = peer_closed, .owner = peer_owner};
-    return pt_relay_start(c->worker, pt_conn_relay_end(c), e,
-                          c->worker->config->proxy.idle_timeout_ms);
+    return pt_relay_start_filtered(c->worker, pt_conn_relay_end(c), e,
+                                   c->worker->config->proxy.idle_timeout_ms, filters, n_filters);
 }
 
 void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)

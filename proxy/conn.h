@@ -115,10 +115,11 @@ void pt_conn_close(pt_conn_t *c, bool graceful);
 /* After an accepted upgrade: hands the socket, with the unread bytes, and the upstream's to a
  * relay (returned). */
 pt_relay_t *pt_conn_hand_off_to_tunnel(pt_conn_t *c, pt_upstream_t *up);
-/* Hands the socket, with the bytes read and not parsed, to a relay with peer (capture.c's
- * TCP passthrough). peer_closed(peer_owner) runs when the relay has closed peer. */
+/* Hands the socket, with the bytes read and not parsed, to a relay with peer through the L4
+ * filters given (capture.c's TCP passthrough). peer_closed(peer_owner) runs when the relay has
+ * closed peer. */
 pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(void *),
-                             void *peer_owner);
+                             void *peer_owner, const pt_l4_filter_t *filters, size_t n_filters);
 /* Stops serving HTTP on c (TLS terminated for a tcp[] route, l4_proxy.c): no more reading,
  * parsing or timers; the socket and the TLS engine wait for pt_conn_relay_end() or
  * pt_conn_close_detached(). */

@@ -17,11 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../filters/l4_registry.h"
 #include "../tls/client_hello.h"
-#include "authz.h"
 #include "conn.h"
 #include "log.h"
-#include "metrics.h"
 #include "relay.h"
 #include "router.h"
 #include "scratch.h"
@@ -42,18 +41,27 @@ typedef struct l4_session {
     bool is_closing;
     bool is_awaiting_hello; /* TLS: the timer is the ClientHello deadline */
     bool is_passthrough;    /* conn set, but its ClientHello is relayed, not terminated */
-    char service[96];       /* the route's destination host, for metrics */
+    char service[96];       /* the route's destination host (the metrics filter's conf) */
     /* TLS origination: the endpoint's DestinationRule tls and its cluster (in the snapshot the
      * session holds; tls NULL: plaintext), and the pipe that runs the handshake and keeps the
      * engine the relay uses. */
     const pt_upstream_tls_t *tls;
     const pt_cluster_t *cluster;
     pt_tls_pipe_t *pipe;
-    /* A session of pt_l4_proxy_accept_direct: no listener config nor route, its L4 filters. */
+    /* Its L4 filters: a routed session's are set_routed_filters()', a session of
+     * pt_l4_proxy_accept_direct (no listener config nor route) has its caller's. */
     bool is_direct;
     pt_l4_filter_t filters[PT_L4_MAX_FILTERS];
     size_t n_filters;
 } l4_session_t;
+
+/* A session of a listener: AuthorizationPolicy at accept, Istio's TCP metrics while relayed. */
+static void set_routed_filters(l4_session_t *s)
+{
+    s->filters[0] = (pt_l4_filter_t){&pt_l4_authz_ops, NULL};
+    s->filters[1] = (pt_l4_filter_t){&pt_l4_tcp_metrics_ops, s->service};
+    s->n_filters = 2;
+}
 
 static void session_handle_closed(void *owner)
 {
@@ -75,6 +83,19 @@ static void on_session_close(uv_handle_t *h)
 static uv_tcp_t *down_tcp(l4_session_t *s)
 {
     return s->conn != NULL ? &s->conn->tcp : &s->downstream;
+}
+
+/* The session's filters judge the accepted connection: false when one refused it. */
+static bool accept_allows(l4_session_t *s, const char *principal, const char *sni, size_t sni_len)
+{
+    pt_l4_accept_t a = {.worker = s->worker,
+                        .config = s->config,
+                        .port = s->listener->port,
+                        .tcp = down_tcp(s),
+                        .principal = principal,
+                        .sni = sni,
+                        .sni_len = sni_len};
+    return pt_relay_accept_allows(s->filters, s->n_filters, &a);
 }
 
 static void session_abort(l4_session_t *s)
@@ -115,14 +136,9 @@ static void start_relay(l4_session_t *s)
                          .tls = s->pipe != NULL ? pt_tls_pipe_engine(s->pipe) : NULL,
                          .on_closed = session_handle_closed,
                          .owner = s};
-    if (s->is_direct) {
-        pt_relay_start_filtered(s->worker, down, up, 0, s->filters, s->n_filters);
-        return;
-    }
-    pt_relay_t *r = pt_relay_start(s->worker, down, up, s->config->proxy.idle_timeout_ms);
-    /* From here the connection counts in the route's TCP metrics, until the relay closes. */
-    snprintf(r->tcp_service, sizeof(r->tcp_service), "%s", s->service);
-    pt_metrics_record_tcp_open(&s->worker->metrics, r->tcp_service);
+    pt_relay_start_filtered(s->worker, down, up,
+                            s->is_direct ? 0 : s->config->proxy.idle_timeout_ms, s->filters,
+                            s->n_filters);
 }
 
 static void on_pipe_done(void *owner, bool ok)
@@ -244,7 +260,7 @@ static void route_passthrough(l4_session_t *s, const char *sni, size_t sni_len)
 {
     pt_worker_t *w = s->worker;
     const pt_listener_config_t *lc = s->listener;
-    if (!pt_authz_connection_allows(w, s->config, lc->port, down_tcp(s), NULL, sni, sni_len)) {
+    if (!accept_allows(s, NULL, sni, sni_len)) {
         session_abort(s);
         return;
     }
@@ -317,6 +333,7 @@ static l4_session_t *adopt_conn(pt_conn_t *c)
     uv_timer_init(&w->loop, &s->timer);
     s->upstream.data = s->timer.data = s->connect_req.data = s;
     s->handles_open = 2;
+    set_routed_filters(s);
     pt_list_insert_tail(&w->connecting, &s->link);
     PT_STAT_INC(&w->stats, tcp_cx_total);
     PT_STAT_INC(&w->stats, tcp_cx_active);
@@ -331,9 +348,7 @@ void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len
     /* A reload between the ClientHello and here may have changed what the port serves. */
     const pt_listener_config_t *lc = s->listener;
     if (lc == NULL || (lc->protocol != PT_LISTENER_TLS && !lc->is_sni_mixed) || lc->tls == NULL ||
-        s->worker->is_draining ||
-        !pt_authz_connection_allows(s->worker, s->config, lc->port, &c->tcp, c->peer_principal, sni,
-                                    sni_len)) {
+        s->worker->is_draining || !accept_allows(s, c->peer_principal, sni, sni_len)) {
         session_abort(s);
         return;
     }
@@ -387,6 +402,7 @@ static l4_session_t *accept_fd(pt_worker_t *w, int fd, bool is_direct)
     s->handles_open = 3;
     pt_list_insert_tail(&w->connecting, &s->link);
     if (!is_direct) {
+        set_routed_filters(s);
         PT_STAT_INC(&w->stats, tcp_cx_total);
         PT_STAT_INC(&w->stats, tcp_cx_active);
     }
@@ -421,7 +437,7 @@ void pt_l4_proxy_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
         return;
     s->listener = lc;
     if (lc->protocol != PT_LISTENER_TLS) {
-        if (!pt_authz_connection_allows(w, s->config, lc->port, &s->downstream, NULL, NULL, 0)) {
+        if (!accept_allows(s, NULL, NULL, 0)) {
             session_abort(s);
             return;
         }

@@ -34,11 +34,6 @@ static void relay_handle_closed(pt_relay_t *r)
     for (size_t i = 0; i < r->n_filters; i++)
         if (r->filters[i].ops->on_destroy != NULL)
             r->filters[i].ops->on_destroy(r, r->filters[i].inst, r->filters[i].conf);
-    if (r->tcp_service[0] != '\0') {
-        PT_STAT_DEC(&w->stats, tcp_cx_active);
-        pt_metrics_record_tcp_close(&w->metrics, r->tcp_service, r->side[1].bytes_read,
-                                    r->side[0].bytes_read);
-    }
     if (r->log_entry != NULL) {
         r->log_entry->bytes_received += r->side[0].bytes_read;
         r->log_entry->bytes_sent += r->side[1].bytes_read;
@@ -137,12 +132,6 @@ static void forward(pt_relay_side_t *src, const char *data, size_t len, pt_buf_t
     pt_relay_t *r = src->relay;
     pt_relay_side_t *dst = other(src);
     src->bytes_read += len;
-    if (r->tcp_service[0] != '\0') {
-        if (src == &r->side[0])
-            PT_STAT_ADD(&r->worker->stats, tcp_bytes_received, len);
-        else
-            PT_STAT_ADD(&r->worker->stats, tcp_bytes_sent, len);
-    }
     int err;
     if (dst->tls != NULL) {
         err = pt_tls_write(dst->tls, data, len) == PT_TLS_OK ? flush_tls(dst) : UV_EPROTO;
@@ -401,6 +390,16 @@ pt_relay_t *pt_relay_start_filtered(pt_worker_t *w, pt_relay_end_t a, pt_relay_e
     start_reading(&r->side[0]);
     start_reading(&r->side[1]);
     return r;
+}
+
+bool pt_relay_accept_allows(const pt_l4_filter_t *filters, size_t n_filters,
+                            const pt_l4_accept_t *a)
+{
+    for (size_t i = 0; i < n_filters; i++)
+        if (filters[i].ops->on_accept != NULL &&
+            filters[i].ops->on_accept(a, filters[i].conf) != PT_L4_CONTINUE)
+            return false;
+    return true;
 }
 
 /* The L4 filter API (filters/l4_filter.h). */

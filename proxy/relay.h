@@ -79,7 +79,6 @@ struct pt_relay {
     uint64_t last_activity_ms;
     uint8_t handles_open;
     bool is_closing;
-    char tcp_service[96]; /* a TCP route's destination host (tcp_* stats and metrics); "" else */
     pt_access_log_entry_t *log_entry; /* an upgraded request's line, written at the end; malloc'd */
     uint64_t log_start_ms;            /* uv_now when that request started */
     bool log_json;
@@ -94,6 +93,10 @@ pt_relay_t *pt_relay_start(pt_worker_t *w, pt_relay_end_t a, pt_relay_end_t b,
 pt_relay_t *pt_relay_start_filtered(pt_worker_t *w, pt_relay_end_t a, pt_relay_end_t b,
                                     uint64_t idle_timeout_ms, const pt_l4_filter_t *filters,
                                     size_t n_filters);
+/* Runs the on_accept of n_filters L4 filters in order on a connection not relayed yet: false
+ * when one refused it (the caller closes it). */
+bool pt_relay_accept_allows(const pt_l4_filter_t *filters, size_t n_filters,
+                            const pt_l4_accept_t *a);
 /* An upgraded HTTP request's access-log line (e, copied) is written when the relay ends, with
  * the tunnel's bytes added (side a's to bytes_received, b's to bytes_sent) and the duration
  * counted from start_ms, as Envoy logs an upgrade once the connection closes. */
