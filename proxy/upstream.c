@@ -85,6 +85,8 @@ void pt__upstream_close(pt_upstream_t *up)
     end_busy(up);
     uv_close((uv_handle_t *)&up->timer, on_close);
     uv_close((uv_handle_t *)&up->tcp, on_close);
+    if (up->h2 != NULL)
+        uv_close((uv_handle_t *)&up->flusher, on_close);
 }
 
 /* Detaches from the exchanges, closes, and tells their owners. */
@@ -396,6 +398,11 @@ pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     uv_timer_init(&w->loop, &up->timer);
     up->tcp.data = up->timer.data = up->connect_req.data = up;
     up->handles_open = 2;
+    if (up->h2 != NULL) {
+        uv_check_init(&w->loop, &up->flusher);
+        up->flusher.data = up;
+        up->handles_open++;
+    }
     if (ep->tls != NULL && ep->tls->ctx != NULL &&
         (up->tls = pt_tls_upstream_new(ep->tls, cl, http2)) == NULL)
         abort();

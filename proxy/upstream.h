@@ -54,7 +54,8 @@ struct pt_pool {
 struct pt_upstream {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
-    uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
+    uv_timer_t timer;   /* connect timeout, then idle timeout while pooled */
+    uv_check_t flusher; /* HTTP/2 only: sends what the streams queued, once per loop turn */
     pt_worker_t *worker;
     pt_pool_t *pool;
     pt_list_t link;             /* in pool->idle while idle; HTTP/2: in pool->shared while busy */
