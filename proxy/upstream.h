@@ -93,14 +93,17 @@ struct pt_upstream {
 pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
                                    const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
                                    bool http2, bool *is_ready);
-/* Whether a request to cl goes as HTTP/2 (cl->protocol; useClientProtocol follows the
- * request's own version). An upgrade request always goes as HTTP/1.1. */
-static inline bool pt_upstream_is_http2(const pt_cluster_t *cl, const pt_http_msg_t *req)
+/* Whether a request to ep (an endpoint of cl) goes as HTTP/2: cl->protocol, or over mesh
+ * mTLS cl->mesh_protocol (useClientProtocol follows the request's own version). An upgrade
+ * request always goes as HTTP/1.1. */
+static inline bool pt_upstream_is_http2(const pt_cluster_t *cl, const pt_endpoint_t *ep,
+                                        const pt_http_msg_t *req)
 {
     if (req->is_upgrade)
         return false;
-    return cl->protocol == PT_UPSTREAM_HTTP2 ||
-           (cl->protocol == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20);
+    bool is_mesh = ep->tls != NULL && ep->tls->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL;
+    pt_upstream_protocol_t p = is_mesh ? cl->mesh_protocol : cl->protocol;
+    return p == PT_UPSTREAM_HTTP2 || (p == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20);
 }
 /* After a 101: gives up the socket to a relay, with what was read past the response (the
  * slab passes to the caller). The relay calls pt_upstream_on_tunnel_closed() when it has
