@@ -74,6 +74,11 @@ void pt_tls_upstream_free(pt_tls_upstream_t *t)
     free(t);
 }
 
+bool pt_tls_upstream_uses(const pt_tls_upstream_t *t, const pt_upstream_tls_t *s)
+{
+    return t->settings != NULL && t->settings == s;
+}
+
 pt_tls_t *pt_tls_upstream_engine(pt_upstream_t *up)
 {
     return up->tls != NULL ? &up->tls->tls : NULL;

@@ -307,13 +307,16 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
     return p;
 }
 
-/* An HTTP/2 connection takes one more stream: below the upstream's concurrency, its
+/* An HTTP/2 connection takes one more stream to ep: below the upstream's concurrency, its
  * maxRequestsPerConnection and maxConnectionDuration, and no GOAWAY. */
-static bool h2_has_room(const pt_upstream_t *up)
+static bool h2_has_room(const pt_upstream_t *up, const pt_endpoint_t *ep)
 {
-    /* A TLS handshake reads its settings from the first stream's snapshot: others wait for
-     * the connection to be up, or they could outlive that snapshot (tls_upstream.h). */
-    return !up->is_closing && (up->is_connected || up->tls == NULL) &&
+    /* A TLS handshake reads its settings from its streams' snapshot: a stream from another
+     * snapshot waits for the connection to be up, or the settings could outlive every
+     * snapshot that holds them (tls_upstream.h). A burst from one snapshot shares the
+     * connection being made instead of opening one each. */
+    return !up->is_closing &&
+           (up->is_connected || up->tls == NULL || pt_tls_upstream_uses(up->tls, ep->tls)) &&
            pt_http2_client_has_room(up->h2) &&
            (up->max_requests == 0 || up->requests < up->max_requests) &&
            (up->expires_ms == 0 || uv_now(&up->worker->loop) < up->expires_ms);
@@ -344,7 +347,7 @@ pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     /* HTTP/2: a new connection only when every open one is full. */
     for (pt_list_t *l = pool->shared.next; http2 && !fresh && l != &pool->shared; l = l->next) {
         pt_upstream_t *up = PT_CONTAINER_OF(l, pt_upstream_t, link);
-        if (h2_has_room(up))
+        if (h2_has_room(up, ep))
             return open_h2_exchange(up, cbs, ctx, is_ready);
     }
     if (!fresh && !pt_list_is_empty(&pool->idle)) {
