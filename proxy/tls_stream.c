@@ -199,10 +199,7 @@ static bool on_handshake_done(pt_conn_t *c)
         c->peer_principal = ts->principal;
     }
     /* HTTPS servers offer h2; the mesh inbound also answers a peer sidecar's istio-h2. */
-    size_t alpn_len;
-    const char *alpn = pt_tls_alpn(&ts->tls, &alpn_len);
-    if ((alpn_len == 2 && memcmp(alpn, "h2", 2) == 0) ||
-        (alpn_len == 8 && memcmp(alpn, "istio-h2", 8) == 0))
+    if (pt_tls_alpn_is_h2(&ts->tls))
         c->codec_ops = &pt_http2_server_conn_ops;
     release_config(ts);
     return true;

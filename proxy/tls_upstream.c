@@ -197,9 +197,17 @@ static void advance_handshake(pt_upstream_t *up)
         handshake_failed(up, !waited ? "nobody waits for the connection" : why);
         return;
     }
+    bool is_mesh = t->settings->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL;
     t->settings = NULL;
     PT_STAT_INC(&up->worker->stats, upstream_cx_ssl_handshake);
     uv_read_stop((uv_stream_t *)&up->tcp);
+    if (up->h2 != NULL && is_mesh && !pt_tls_alpn_is_h2(&t->tls)) {
+        /* Not a peer that speaks HTTP/2 (one that chose HTTP/1.1, or no ALPN). */
+        pt_log_debug("upstream %s: the peer chose no HTTP/2 by ALPN: HTTP/1.1 for %d s", t->cluster,
+                     PT_H2_REFUSAL_MS / 1000);
+        pt__upstream_h2_refused(up);
+        return;
+    }
     pt__upstream_connected(up);
 }
 

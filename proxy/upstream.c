@@ -285,7 +285,8 @@ static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
     return h % PT_POOL_BUCKETS;
 }
 
-static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
+/* The pool of ep's connections that speak HTTP/2 or not; NULL when there is none yet. */
+static pt_pool_t *lookup_pool(const pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
 {
     unsigned b = pool_bucket(&ep->addr, ep->addr_len);
     const char *key = ep->tls != NULL ? ep->tls->pool_key : NULL;
@@ -294,7 +295,17 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
             p->is_http2 == http2 &&
             (key == NULL ? p->tls_key == NULL : p->tls_key != NULL && !strcmp(p->tls_key, key)))
             return p;
-    pt_pool_t *p = calloc(1, sizeof(*p));
+    return NULL;
+}
+
+static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
+{
+    pt_pool_t *p = lookup_pool(w, ep, http2);
+    if (p != NULL)
+        return p;
+    unsigned b = pool_bucket(&ep->addr, ep->addr_len);
+    const char *key = ep->tls != NULL ? ep->tls->pool_key : NULL;
+    p = calloc(1, sizeof(*p));
     if (p == NULL || (key != NULL && (p->tls_key = strdup(key)) == NULL))
         abort();
     memcpy(&p->addr, &ep->addr, ep->addr_len);
@@ -305,6 +316,29 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
     p->next = w->pools[b];
     w->pools[b] = p;
     return p;
+}
+
+bool pt_upstream_is_http2(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+                          const pt_http_msg_t *req)
+{
+    if (req->is_upgrade)
+        return false;
+    bool is_mesh = ep->tls != NULL && ep->tls->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL;
+    pt_upstream_protocol_t p = is_mesh ? cl->mesh_protocol : cl->protocol;
+    if (p != PT_UPSTREAM_HTTP2 && !(p == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20))
+        return false;
+    const pt_pool_t *pool = is_mesh ? lookup_pool(w, ep, true) : NULL;
+    return pool == NULL || pool->h2_refused_ms == 0 ||
+           uv_now(&w->loop) - pool->h2_refused_ms >= PT_H2_REFUSAL_MS;
+}
+
+void pt__upstream_h2_refused(pt_upstream_t *up)
+{
+    /* uv_now is 0 only in a loop's first millisecond: 1 still says "refused". */
+    uint64_t now = uv_now(&up->worker->loop);
+    up->pool->h2_refused_ms = now > 0 ? now : 1;
+    PT_STAT_INC(&up->worker->stats, upstream_cx_h2_refused);
+    pt__upstream_fail(up, PT_CODEC_RESET_REFUSED);
 }
 
 /* An HTTP/2 connection takes one more stream to ep: below the upstream's concurrency, its

@@ -80,6 +80,8 @@ size_t pt_tls_take_output(pt_tls_t *t, void *buf, size_t cap);
 
 /* The negotiated ALPN protocol ("" when none) and version name ("TLSv1.3"). */
 const char *pt_tls_alpn(const pt_tls_t *t, size_t *len);
+/* ALPN chose HTTP/2: "h2", or "istio-h2" (Istio's in-mesh name for it). */
+bool pt_tls_alpn_is_h2(const pt_tls_t *t);
 const char *pt_tls_version(const pt_tls_t *t);
 /* The server name the client sent (server side), or NULL. */
 const char *pt_tls_sni(const pt_tls_t *t);
