@@ -9,7 +9,8 @@ carries security.istio.io/tlsMode: istio). What is checked:
     2 TLS connections (ESTABLISHED sockets counted in A while all 50 are open);
   - they travel as HTTP/2 (B's access log says HTTP/2 for each), every response body is the
     one the app sent (SHA-256), B sees A's principal and counts them in istio_requests_total
-    with connection_security_policy="mutual_tls";
+    with connection_security_policy="mutual_tls"; an h2c app (curl with prior knowledge)
+    crosses the same way;
   - B's inbound negotiates ALPN as Istio's sidecars do: h2 for a client offering
     istio-h2,istio,h2 and still serves one offering only http/1.1, or no ALPN (openssl
     s_client with A's certificate, as uid 1337 so A's sidecar leaves it alone);
@@ -266,6 +267,17 @@ def test_fifty_app_connections_share_few_http2_connections(pods):
     assert {ln["downstream_peer_principal"] for ln in lines} == {"cluster.local/ns/default/sa/a"}
     assert {ln["response_code"] for ln in lines} == {200}
     assert mutual_tls_requests(pods) - before == n
+
+
+def test_http2_app_across_too(pods):
+    """An app that speaks h2c itself (curl with prior knowledge) reaches B's HTTP/1.1 app the
+    same way: its stream rides the sidecars' HTTP/2 connection."""
+    out = in_pod("a", "curl", "-s", "--http2-prior-knowledge", "--max-time", "10", "-o",
+                 "/dev/null", "-w", "%{http_version} %{http_code} %{size_download}",
+                 "-H", "host: reviews", "http://%s:9080/h2app/x" % VIP).stdout
+    assert out == "2 200 24576", out
+    lines = b_lines(pods, "/h2app", 1)
+    assert [(ln["protocol"], ln["response_code"]) for ln in lines] == [("HTTP/2", 200)]
 
 
 def s_client(d, alpn=None):
