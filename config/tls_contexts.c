@@ -212,13 +212,8 @@ void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
         const char *path = set->n_proxies
                                ? pt__cfg_meta_path(cx, &set->proxies[0]->meta, "spec.identity")
                                : "spec.identity";
-        /* The inbound answers Istio's in-mesh names (tls_upstream.c lists them) with the
-         * protocol they stand for, HTTP/2 first: a peer sidecar offering "istio-h2", "istio",
-         * "h2" gets h2. A client offering only istio-h2, only HTTP/1.1 (or no ALPN) gets what
-         * it offered; "istio" alone (TCP) is accepted, "istio-peer-exchange" never chosen:
-         * Petrel does not speak Istio's TCP metadata exchange. */
-        static const char mesh_alpn[] = "\x02h2\x08istio-h2\x08http/1.1\x0eistio-http/1.1"
-                                        "\x0eistio-http/1.0\x05istio";
+        /* The inbound answers Istio's in-mesh names (proxy/tls_upstream.c offers them). */
+        static const char mesh_alpn[] = PT_TLS_MESH_SERVER_ALPN;
         pt_tls_ctx_opts_t o = {.cert_file = id->certificate_chain,
                                .key_file = id->private_key,
                                .ca_file = id->root_certificates,
