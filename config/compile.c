@@ -449,10 +449,16 @@ static const char *declared_protocol(const pt_res_se_port_t *sp, char *buf, size
 
 /* Istio's upstream protocol: the client's with useClientProtocol; HTTP/2 on HTTP2, GRPC and
  * GRPC-WEB ports; on HTTP ports (or undeclared ones), HTTP/2 when h2UpgradePolicy is UPGRADE
- * (DEFAULT: the Proxy's h2UpgradePolicy); HTTP/1.1 otherwise. */
+ * (DEFAULT: the Proxy's h2UpgradePolicy); HTTP/1.1 otherwise.
+ *
+ * Over mesh mTLS (is_mesh: an ISTIO_MUTUAL endpoint, a peer sidecar) a policy left at DEFAULT
+ * on both the DestinationRule and the Proxy upgrades, where Istio's DO_NOT_UPGRADE default
+ * would keep the app's HTTP/1.1: the peer is a sidecar that serves HTTP/2 whatever its app
+ * speaks, and one multiplexed connection replaces one connection per app connection. The
+ * ALPN offered (proxy/tls_upstream.c) tells the peer which protocol comes. */
 static pt_upstream_protocol_t upstream_protocol(const pt_res_se_port_t *sp,
                                                 const pt_conn_pool_settings_t *pool,
-                                                bool mesh_upgrade)
+                                                uint8_t mesh_policy, bool is_mesh)
 {
     if (pool->use_client_protocol)
         return PT_UPSTREAM_CLIENT;
@@ -461,8 +467,8 @@ static pt_upstream_protocol_t upstream_protocol(const pt_res_se_port_t *sp,
     if (p != NULL && (strcasecmp(p, "HTTP2") == 0 || strcasecmp(p, "GRPC") == 0 ||
                       strcasecmp(p, "GRPC-WEB") == 0))
         return PT_UPSTREAM_HTTP2;
-    bool upgrade = pool->h2_upgrade == PT_H2_UPGRADE ||
-                   (pool->h2_upgrade == PT_H2_UPGRADE_DEFAULT && mesh_upgrade);
+    uint8_t policy = pool->h2_upgrade != PT_H2_UPGRADE_DEFAULT ? pool->h2_upgrade : mesh_policy;
+    bool upgrade = policy == PT_H2_UPGRADE || (policy == PT_H2_UPGRADE_DEFAULT && is_mesh);
     if (upgrade && (p == NULL || strcasecmp(p, "HTTP") == 0))
         return PT_UPSTREAM_HTTP2;
     return PT_UPSTREAM_HTTP1;
@@ -547,7 +553,8 @@ static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port
     pt_lb_build(cx->out, cl);
     resolve_pool(dr, sub, port, &cl->pool);
     cl->state = pt_cluster_state_get(cl->name, &cl->pool);
-    cl->protocol = upstream_protocol(sp, &cl->pool, cp->c->proxy.h2_upgrade);
+    cl->protocol = upstream_protocol(sp, &cl->pool, cp->c->proxy.h2_upgrade, false);
+    cl->mesh_protocol = upstream_protocol(sp, &cl->pool, cp->c->proxy.h2_upgrade, true);
     resolve_tls(cp, dr, sub, cl);
     const pt_outlier_config_t *od = resolve_outlier(dr, sub, port);
     if (od != NULL) /* copied: the rule itself lives in the load's temporary arena */

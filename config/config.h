@@ -144,7 +144,9 @@ typedef struct pt_cluster {
     struct pt_outlier_host **outlier_hosts;   /* one per endpoint, in the same order */
     pt_upstream_tls_t *tls;      /* DestinationRule tls (every endpoint); NULL: none or DISABLE */
     pt_upstream_tls_t *auto_tls; /* auto mTLS: ISTIO_MUTUAL for endpoints labelled tlsMode istio */
-    pt_upstream_protocol_t protocol; /* what requests travel as (Istio's protocol selection) */
+    pt_upstream_protocol_t protocol;      /* what requests travel as (Istio's protocol selection) */
+    pt_upstream_protocol_t mesh_protocol; /* the same to endpoints reached over ISTIO_MUTUAL:
+                                             HTTP/2 unless told otherwise (compile.c) */
 } pt_cluster_t;
 
 /* Istio's HeaderOperations (set, add, remove) for one direction, names lower-case. Applied
@@ -534,7 +536,8 @@ typedef struct pt_proxy_settings {
     const char *credentials_directory; /* credentialName X is <dir>/X/{tls.crt,tls.key,ca.crt} */
     pt_tracing_settings_t tracing;
     bool mirror_keep_host; /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
-    bool h2_upgrade;       /* h2UpgradePolicy: UPGRADE (meshConfig's; DO_NOT_UPGRADE, false) */
+    uint8_t h2_upgrade;    /* h2UpgradePolicy, PT_H2_UPGRADE_* (meshConfig's): DEFAULT
+                              upgrades over mesh mTLS only (config/compile.c) */
     pt_sidecar_settings_t sidecar;
 } pt_proxy_settings_t;
 

@@ -694,12 +694,14 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         pt__cfg_read_bool(cx, f[PX_METRICS], &fp_PX_METRICS, &s->metrics);
     }
     if (f[PX_H2_UPGRADE] != NULL) {
-        /* meshConfig's h2UpgradePolicy: DEFAULT means DO_NOT_UPGRADE there too. */
+        /* meshConfig's h2UpgradePolicy. DEFAULT (or none) is DO_NOT_UPGRADE there; here it
+         * still upgrades what goes over mesh mTLS (config/compile.c), which only an explicit
+         * DO_NOT_UPGRADE keeps HTTP/1.1. */
         FIELD_PATH(PX_H2_UPGRADE);
         static const char *const upgrade_names[] = PT_H2_UPGRADE_NAMES;
         int policy;
         if (pt__cfg_enum(cx, f[PX_H2_UPGRADE], &fp_PX_H2_UPGRADE, upgrade_names, 3, &policy))
-            s->h2_upgrade = policy == PT_H2_UPGRADE;
+            s->h2_upgrade = (uint8_t)policy;
     }
     if (f[PX_MIRROR_KEEP_HOST] != NULL) {
         FIELD_PATH(PX_MIRROR_KEEP_HOST);

@@ -212,11 +212,17 @@ void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
         const char *path = set->n_proxies
                                ? pt__cfg_meta_path(cx, &set->proxies[0]->meta, "spec.identity")
                                : "spec.identity";
+        /* The inbound answers Istio's in-mesh names (proxy/tls_upstream.c offers them). */
+        static const char mesh_alpn[] = PT_TLS_MESH_SERVER_ALPN;
         pt_tls_ctx_opts_t o = {.cert_file = id->certificate_chain,
                                .key_file = id->private_key,
                                .ca_file = id->root_certificates,
-                               .require_peer_cert = true};
+                               .require_peer_cert = true,
+                               .alpn = mesh_alpn,
+                               .alpn_len = sizeof(mesh_alpn) - 1};
         c->mesh_server_tls = build(cx, c, true, &o, node, path);
+        o.alpn = NULL; /* the client's list is per connection (proxy/tls_upstream.c) */
+        o.alpn_len = 0;
         if (c->mesh_server_tls != NULL)
             c->mesh_client_tls = build(cx, c, false, &o, node, path);
         add_file(cx, c, id->certificate_chain, &cap);

@@ -2,7 +2,9 @@
  * The HTTP/2 client codec (see http2_client.h). nghttp2 runs the protocol; this file maps its
  * callbacks onto the exchanges' events and the exchanges' ops onto its submit calls. Nothing
  * is written from inside nghttp2's callbacks: what the owners ask for while the session is
- * parsing or sending is sent once it returns (flush). */
+ * parsing or sending is sent once it returns (flush). What the owners ask for from their own
+ * events (request heads, body pieces, resets) waits for the end of the loop turn, so that the
+ * streams of many downstream connections leave in one write (the connection's flusher). */
 #include "http2_client.h"
 
 #include <nghttp2/nghttp2.h>
@@ -60,9 +62,10 @@ struct pt_http2_client {
     pt_list_t exchanges; /* h2x_t.link */
     uint32_t n_owned;
     bool is_connected;
-    bool is_going_away; /* a GOAWAY arrived */
-    bool has_error;     /* the session failed */
-    bool in_session;    /* inside nghttp2 (recv or send): what is asked is sent after */
+    bool is_going_away;    /* a GOAWAY arrived */
+    bool has_error;        /* the session failed */
+    bool in_session;       /* inside nghttp2 (recv or send): what is asked is sent after */
+    bool is_flush_pending; /* the flusher runs at the end of this loop turn */
 };
 
 static h2x_t *h2x_of(pt_exchange_t *x)
@@ -169,6 +172,23 @@ static void flush(pt_http2_client_t *c)
         return;
     }
     notify_drained(c);
+}
+
+static void on_flusher(uv_check_t *h)
+{
+    pt_upstream_t *up = h->data;
+    uv_check_stop(h);
+    up->h2->is_flush_pending = false;
+    flush(up->h2);
+}
+
+/* Sends at the end of the loop turn, with whatever the other streams queue until then. */
+static void schedule_flush(pt_http2_client_t *c)
+{
+    if (c->is_flush_pending || c->up->is_closing)
+        return;
+    c->is_flush_pending = true;
+    uv_check_start(&c->up->flusher, on_flusher);
 }
 
 /* --- receiving: nghttp2's callbacks --- */
@@ -441,7 +461,7 @@ static int send_head(pt_exchange_t *xp, const pt_http_msg_t *req, pt_arena_t *ar
         return UV_EPROTO;
     }
     x->id = id;
-    flush(c);
+    schedule_flush(c);
     return 0;
 }
 
@@ -451,7 +471,7 @@ static void resume_body(h2x_t *x)
         x->is_data_deferred = false;
         nghttp2_session_resume_data(x->c->session, x->id);
     }
-    flush(x->c);
+    schedule_flush(x->c);
 }
 
 static int send_data(pt_exchange_t *xp, const char *data, size_t len, pt_buf_t *pin)
@@ -503,7 +523,7 @@ static void resume_exchange(pt_exchange_t *xp)
     if (x->unacked > 0 && !x->is_closed) {
         nghttp2_session_consume_stream(x->c->session, x->id, x->unacked);
         x->unacked = 0;
-        flush(x->c);
+        schedule_flush(x->c);
     }
 }
 
@@ -518,7 +538,7 @@ static void release(pt_exchange_t *xp, bool reusable)
         /* Ended early (or the request was cut): the stream is cancelled, the connection
          * goes on. nghttp2 frees it through on_stream_close. */
         nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_CANCEL);
-        flush(c);
+        schedule_flush(c);
     }
     pt__upstream_h2_changed(c->up);
 }

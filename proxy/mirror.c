@@ -273,7 +273,7 @@ static pt_mirror_t *start_one(pt_stream_t *st, const pt_http_mirror_t *hm)
     PT_STAT_INC(&w->stats, mirror_active);
     bool ready;
     m->upstream = pt_upstream_acquire(w, cl, ep, &mirror_cbs, m, false,
-                                      pt_upstream_is_http2(cl, m->request), &ready);
+                                      pt_upstream_is_http2(w, cl, ep, m->request), &ready);
     if (ready)
         on_ready(m, true);
     return m;

@@ -587,7 +587,7 @@ static void forward(pt_stream_t *st, bool fresh)
     /* maxConnections: a connection carrying a request holds a slot; without one the request
      * waits as one of at most http1MaxPendingRequests, and beyond that is refused at once.
      * HTTP/2 multiplexes: its requests are bounded by http2MaxRequests alone. */
-    bool http2 = pt_upstream_is_http2(cl, st->request);
+    bool http2 = pt_upstream_is_http2(w, cl, st->endpoint, st->request);
     if (!http2 && !pt_breaker_try_acquire(&cs->connections, cl->pool.max_connections)) {
         if (!st->holds_pending_slot) {
             if (!pt_breaker_try_acquire(&cs->pending, cl->pool.max_pending)) {

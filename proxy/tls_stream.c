@@ -198,9 +198,8 @@ static bool on_handshake_done(pt_conn_t *c)
         snprintf(ts->principal, sizeof(ts->principal), "%s", id + 9);
         c->peer_principal = ts->principal;
     }
-    size_t alpn_len;
-    const char *alpn = pt_tls_alpn(&ts->tls, &alpn_len);
-    if (alpn_len == 2 && memcmp(alpn, "h2", 2) == 0) /* only HTTPS servers offer it */
+    /* HTTPS servers offer h2; the mesh inbound also answers a peer sidecar's istio-h2. */
+    if (pt_tls_alpn_is_h2(&ts->tls))
         c->codec_ops = &pt_http2_server_conn_ops;
     release_config(ts);
     return true;

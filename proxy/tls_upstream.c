@@ -32,6 +32,18 @@ struct pt_tls_upstream {
 /* An idle pooled connection decrypts into this: any plaintext there closes it. */
 static _Thread_local char idle_plain[64];
 
+/* The ALPN list a connection offers, per connection rather than per context (HTTP/1 and
+ * HTTP/2 clusters share contexts), in wire format; NULL: none. Mesh mTLS offers what Istio's
+ * sidecars offer: the in-mesh name of the protocol that follows ("istio-h2",
+ * "istio-http/1.1"), "istio", then the standard name (the alpn_override of Istio's outbound
+ * HTTP filter chain), so the peer sidecar knows the protocol before the first byte. */
+static const char *upstream_alpn(const pt_upstream_tls_t *s, bool http2)
+{
+    if (s->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL)
+        return http2 ? "\x08istio-h2\x05istio\x02h2" : "\x0eistio-http/1.1\x05istio\x08http/1.1";
+    return http2 ? "\x02h2" : NULL;
+}
+
 pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl,
                                        bool http2)
 {
@@ -42,9 +54,9 @@ pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_clus
         free(t);
         return NULL;
     }
-    /* Per connection, not per context: HTTP/1 and HTTP/2 clusters share contexts. */
-    static const unsigned char h2[] = "\x02h2";
-    if (http2 && SSL_set_alpn_protos(t->tls.ssl, h2, sizeof(h2) - 1) != 0) {
+    const char *alpn = upstream_alpn(s, http2);
+    if (alpn != NULL &&
+        SSL_set_alpn_protos(t->tls.ssl, (const unsigned char *)alpn, (unsigned)strlen(alpn)) != 0) {
         pt_tls_dispose(&t->tls);
         free(t);
         return NULL;
@@ -60,6 +72,11 @@ void pt_tls_upstream_free(pt_tls_upstream_t *t)
         return;
     pt_tls_dispose(&t->tls);
     free(t);
+}
+
+bool pt_tls_upstream_uses(const pt_tls_upstream_t *t, const pt_upstream_tls_t *s)
+{
+    return t->settings != NULL && t->settings == s;
 }
 
 pt_tls_t *pt_tls_upstream_engine(pt_upstream_t *up)
@@ -180,9 +197,17 @@ static void advance_handshake(pt_upstream_t *up)
         handshake_failed(up, !waited ? "nobody waits for the connection" : why);
         return;
     }
+    bool is_mesh = t->settings->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL;
     t->settings = NULL;
     PT_STAT_INC(&up->worker->stats, upstream_cx_ssl_handshake);
     uv_read_stop((uv_stream_t *)&up->tcp);
+    if (up->h2 != NULL && is_mesh && !pt_tls_alpn_is_h2(&t->tls)) {
+        /* Not a peer that speaks HTTP/2 (one that chose HTTP/1.1, or no ALPN). */
+        pt_log_debug("upstream %s: the peer chose no HTTP/2 by ALPN: HTTP/1.1 for %d s", t->cluster,
+                     PT_H2_REFUSAL_MS / 1000);
+        pt__upstream_h2_refused(up);
+        return;
+    }
     pt__upstream_connected(up);
 }
 
@@ -406,6 +431,11 @@ pt_tls_pipe_t *pt_tls_pipe_new(pt_worker_t *w, uv_tcp_t *up, const pt_upstream_t
 {
     pt_tls_pipe_t *p = calloc(1, sizeof(*p));
     if (p == NULL || pt_tls_init(&p->tls, s->ctx, false, s->sni, s->verify_name) != 0)
+        abort();
+    /* TCP over mesh mTLS: Istio's outbound TCP cluster offers these two. */
+    static const unsigned char mesh_tcp[] = "\x13istio-peer-exchange\x05istio";
+    if (s->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL &&
+        SSL_set_alpn_protos(p->tls.ssl, mesh_tcp, sizeof(mesh_tcp) - 1) != 0)
         abort();
     p->worker = w;
     p->up = up;

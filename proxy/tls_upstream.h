@@ -25,12 +25,16 @@ typedef struct pt_upstream pt_upstream_t;
 typedef struct pt_tls_upstream pt_tls_upstream_t;
 
 /* The TLS state of a new connection to an endpoint of cl with settings s; NULL when out of
- * memory; http2 offers ALPN h2. The settings are only used until the handshake is done (the
- * streams attached to the connection keep its snapshot, and with it s, alive until then: an
- * HTTP/2 connection takes no other stream before its handshake ends). */
+ * memory; http2 offers ALPN h2 (and Istio's names over mesh mTLS). The settings are only used
+ * until the handshake is done (the streams attached to the connection keep its snapshot, and
+ * with it s, alive until then: an HTTP/2 connection takes no other stream before its
+ * handshake ends, but one whose own snapshot holds the same s, pt_tls_upstream_uses). */
 pt_tls_upstream_t *pt_tls_upstream_new(const pt_upstream_tls_t *s, const pt_cluster_t *cl,
                                        bool http2);
 void pt_tls_upstream_free(pt_tls_upstream_t *t);
+/* The handshake still in progress on t reads s: a stream whose snapshot holds s keeps it
+ * alive as well as the streams already there, so it may join the connection now. */
+bool pt_tls_upstream_uses(const pt_tls_upstream_t *t, const pt_upstream_tls_t *s);
 
 /* The TCP connection is up: sends the ClientHello and reads the handshake. Ends with
  * pt__upstream_connected() or pt__upstream_fail(). */

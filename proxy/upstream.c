@@ -85,6 +85,8 @@ void pt__upstream_close(pt_upstream_t *up)
     end_busy(up);
     uv_close((uv_handle_t *)&up->timer, on_close);
     uv_close((uv_handle_t *)&up->tcp, on_close);
+    if (up->h2 != NULL)
+        uv_close((uv_handle_t *)&up->flusher, on_close);
 }
 
 /* Detaches from the exchanges, closes, and tells their owners. */
@@ -283,7 +285,8 @@ static unsigned pool_bucket(const struct sockaddr_storage *a, socklen_t len)
     return h % PT_POOL_BUCKETS;
 }
 
-static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
+/* The pool of ep's connections that speak HTTP/2 or not; NULL when there is none yet. */
+static pt_pool_t *lookup_pool(const pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
 {
     unsigned b = pool_bucket(&ep->addr, ep->addr_len);
     const char *key = ep->tls != NULL ? ep->tls->pool_key : NULL;
@@ -292,7 +295,17 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
             p->is_http2 == http2 &&
             (key == NULL ? p->tls_key == NULL : p->tls_key != NULL && !strcmp(p->tls_key, key)))
             return p;
-    pt_pool_t *p = calloc(1, sizeof(*p));
+    return NULL;
+}
+
+static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
+{
+    pt_pool_t *p = lookup_pool(w, ep, http2);
+    if (p != NULL)
+        return p;
+    unsigned b = pool_bucket(&ep->addr, ep->addr_len);
+    const char *key = ep->tls != NULL ? ep->tls->pool_key : NULL;
+    p = calloc(1, sizeof(*p));
     if (p == NULL || (key != NULL && (p->tls_key = strdup(key)) == NULL))
         abort();
     memcpy(&p->addr, &ep->addr, ep->addr_len);
@@ -305,13 +318,39 @@ static pt_pool_t *find_pool(pt_worker_t *w, const pt_endpoint_t *ep, bool http2)
     return p;
 }
 
-/* An HTTP/2 connection takes one more stream: below the upstream's concurrency, its
- * maxRequestsPerConnection and maxConnectionDuration, and no GOAWAY. */
-static bool h2_has_room(const pt_upstream_t *up)
+bool pt_upstream_is_http2(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+                          const pt_http_msg_t *req)
 {
-    /* A TLS handshake reads its settings from the first stream's snapshot: others wait for
-     * the connection to be up, or they could outlive that snapshot (tls_upstream.h). */
-    return !up->is_closing && (up->is_connected || up->tls == NULL) &&
+    if (req->is_upgrade)
+        return false;
+    bool is_mesh = ep->tls != NULL && ep->tls->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL;
+    pt_upstream_protocol_t p = is_mesh ? cl->mesh_protocol : cl->protocol;
+    if (p != PT_UPSTREAM_HTTP2 && !(p == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20))
+        return false;
+    const pt_pool_t *pool = is_mesh ? lookup_pool(w, ep, true) : NULL;
+    return pool == NULL || pool->h2_refused_ms == 0 ||
+           uv_now(&w->loop) - pool->h2_refused_ms >= PT_H2_REFUSAL_MS;
+}
+
+void pt__upstream_h2_refused(pt_upstream_t *up)
+{
+    /* uv_now is 0 only in a loop's first millisecond: 1 still says "refused". */
+    uint64_t now = uv_now(&up->worker->loop);
+    up->pool->h2_refused_ms = now > 0 ? now : 1;
+    PT_STAT_INC(&up->worker->stats, upstream_cx_h2_refused);
+    pt__upstream_fail(up, PT_CODEC_RESET_REFUSED);
+}
+
+/* An HTTP/2 connection takes one more stream to ep: below the upstream's concurrency, its
+ * maxRequestsPerConnection and maxConnectionDuration, and no GOAWAY. */
+static bool h2_has_room(const pt_upstream_t *up, const pt_endpoint_t *ep)
+{
+    /* A TLS handshake reads its settings from its streams' snapshot: a stream from another
+     * snapshot waits for the connection to be up, or the settings could outlive every
+     * snapshot that holds them (tls_upstream.h). A burst from one snapshot shares the
+     * connection being made instead of opening one each. */
+    return !up->is_closing &&
+           (up->is_connected || up->tls == NULL || pt_tls_upstream_uses(up->tls, ep->tls)) &&
            pt_http2_client_has_room(up->h2) &&
            (up->max_requests == 0 || up->requests < up->max_requests) &&
            (up->expires_ms == 0 || uv_now(&up->worker->loop) < up->expires_ms);
@@ -342,7 +381,7 @@ pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     /* HTTP/2: a new connection only when every open one is full. */
     for (pt_list_t *l = pool->shared.next; http2 && !fresh && l != &pool->shared; l = l->next) {
         pt_upstream_t *up = PT_CONTAINER_OF(l, pt_upstream_t, link);
-        if (h2_has_room(up))
+        if (h2_has_room(up, ep))
             return open_h2_exchange(up, cbs, ctx, is_ready);
     }
     if (!fresh && !pt_list_is_empty(&pool->idle)) {
@@ -396,6 +435,11 @@ pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
     uv_timer_init(&w->loop, &up->timer);
     up->tcp.data = up->timer.data = up->connect_req.data = up;
     up->handles_open = 2;
+    if (up->h2 != NULL) {
+        uv_check_init(&w->loop, &up->flusher);
+        up->flusher.data = up;
+        up->handles_open++;
+    }
     if (ep->tls != NULL && ep->tls->ctx != NULL &&
         (up->tls = pt_tls_upstream_new(ep->tls, cl, http2)) == NULL)
         abort();

@@ -43,6 +43,8 @@ struct pt_pool {
     uint32_t h2_max_streams; /* the upstream's last SETTINGS_MAX_CONCURRENT_STREAMS: what a
                                 new connection assumes until its own SETTINGS come; 0: none
                                 seen (PT_HTTP2_ASSUMED_MAX_STREAMS) */
+    uint64_t h2_refused_ms;  /* mesh mTLS: when a peer last chose no HTTP/2 by ALPN (uv_now;
+                                0: never); for PT_H2_REFUSAL_MS its requests go as HTTP/1.1 */
     uint32_t n_busy;         /* connections serving a stream now */
     uint32_t peak_busy;      /* most connections busy at once in this purge period */
     uint32_t est_need;       /* recent demand: the peak, halving each quieter period but never
@@ -54,7 +56,8 @@ struct pt_pool {
 struct pt_upstream {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
-    uv_timer_t timer; /* connect timeout, then idle timeout while pooled */
+    uv_timer_t timer;   /* connect timeout, then idle timeout while pooled */
+    uv_check_t flusher; /* HTTP/2 only: sends what the streams queued, once per loop turn */
     pt_worker_t *worker;
     pt_pool_t *pool;
     pt_list_t link;             /* in pool->idle while idle; HTTP/2: in pool->shared while busy */
@@ -92,15 +95,14 @@ struct pt_upstream {
 pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
                                    const pt_codec_stream_cbs_t *cbs, void *ctx, bool fresh,
                                    bool http2, bool *is_ready);
-/* Whether a request to cl goes as HTTP/2 (cl->protocol; useClientProtocol follows the
- * request's own version). An upgrade request always goes as HTTP/1.1. */
-static inline bool pt_upstream_is_http2(const pt_cluster_t *cl, const pt_http_msg_t *req)
-{
-    if (req->is_upgrade)
-        return false;
-    return cl->protocol == PT_UPSTREAM_HTTP2 ||
-           (cl->protocol == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20);
-}
+/* Whether a request to ep (an endpoint of cl) goes as HTTP/2: cl->protocol, or over mesh
+ * mTLS cl->mesh_protocol (useClientProtocol follows the request's own version), unless that
+ * peer recently chose no HTTP/2 by ALPN (its pool's h2_refused_ms). An upgrade request always
+ * goes as HTTP/1.1. */
+bool pt_upstream_is_http2(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpoint_t *ep,
+                          const pt_http_msg_t *req);
+/* How long a mesh peer that chose no HTTP/2 gets HTTP/1.1 before HTTP/2 is offered again. */
+#define PT_H2_REFUSAL_MS (60 * 1000)
 /* After a 101: gives up the socket to a relay, with what was read past the response (the
  * slab passes to the caller). The relay calls pt_upstream_on_tunnel_closed() when it has
  * closed the socket. */
@@ -131,6 +133,10 @@ void pt__upstream_release(pt_upstream_t *up, bool reusable, int64_t keep_alive_s
 /* For the HTTP/2 codec: its exchanges or its room changed (a stream ended or was let go, a
  * GOAWAY came): the connection joins, leaves or goes back to the pool accordingly. */
 void pt__upstream_h2_changed(pt_upstream_t *up);
+/* For tls_upstream.c: the mesh peer of HTTP/2 connection up chose no HTTP/2 by ALPN. Its
+ * pool remembers it and the connection fails its streams as refused (nothing was sent), which
+ * the retry policy's refused-stream sends again, as HTTP/1.1. */
+void pt__upstream_h2_refused(pt_upstream_t *up);
 /* Someone wants the bytes the connection reads: an HTTP/1 exchange, or any HTTP/2 session
  * (it answers PINGs and SETTINGS while idle). */
 static inline bool pt__upstream_wants_bytes(const pt_upstream_t *up)

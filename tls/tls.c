@@ -304,6 +304,13 @@ const char *pt_tls_alpn(const pt_tls_t *t, size_t *len)
     return p != NULL ? (const char *)p : "";
 }
 
+bool pt_tls_alpn_is_h2(const pt_tls_t *t)
+{
+    size_t len;
+    const char *p = pt_tls_alpn(t, &len);
+    return (len == 2 && memcmp(p, "h2", 2) == 0) || (len == 8 && memcmp(p, "istio-h2", 8) == 0);
+}
+
 const char *pt_tls_version(const pt_tls_t *t)
 {
     return SSL_get_version(t->ssl);

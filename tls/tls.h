@@ -80,6 +80,15 @@ size_t pt_tls_take_output(pt_tls_t *t, void *buf, size_t cap);
 
 /* The negotiated ALPN protocol ("" when none) and version name ("TLSv1.3"). */
 const char *pt_tls_alpn(const pt_tls_t *t, size_t *len);
+/* ALPN chose HTTP/2: "h2", or "istio-h2" (Istio's in-mesh name for it). */
+bool pt_tls_alpn_is_h2(const pt_tls_t *t);
+/* The mesh inbound's ALPN list (wire format), in its order of preference: Istio's in-mesh
+ * names answered with the protocol they stand for, HTTP/2 first, so a peer sidecar offering
+ * "istio-h2", "istio", "h2" gets h2; a client offering only istio-h2, only HTTP/1.1 or "istio"
+ * gets that. "istio-peer-exchange" is never chosen: Petrel does not speak Istio's TCP
+ * metadata exchange. */
+#define PT_TLS_MESH_SERVER_ALPN                                                                    \
+    "\x02h2\x08istio-h2\x08http/1.1\x0eistio-http/1.1\x0eistio-http/1.0\x05istio"
 const char *pt_tls_version(const pt_tls_t *t);
 /* The server name the client sent (server side), or NULL. */
 const char *pt_tls_sni(const pt_tls_t *t);

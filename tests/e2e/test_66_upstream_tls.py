@@ -591,7 +591,14 @@ def test_auto_mtls_by_endpoint_label(tmp_path):
         assert body["peer"] == ["spiffe://cluster.local/ns/default/sa/web"]
         assert body["sni"] == "outbound_.80_._.reviews.local"
         assert http_request(port, "GET", "/legacy")[0] == 200
-        assert stats(p)["upstream_cx_ssl_handshake"] == 1
+        # Mesh mTLS offers HTTP/2 first; this origin chose no ALPN, so the request was refused
+        # unsent and retried (refused-stream) as HTTP/1.1 on a second connection, and the next
+        # one goes as HTTP/1.1 at once.
+        s = stats(p)
+        assert s["upstream_cx_ssl_handshake"] == 2 and s["upstream_cx_h2_refused"] == 1, s
+        assert get_json(port, "/")[0] == 200
+        s = stats(p)
+        assert s["upstream_cx_ssl_handshake"] == 2 and s["upstream_cx_h2_refused"] == 1, s
         p.stop_and_check()
     finally:
         mesh.stop()

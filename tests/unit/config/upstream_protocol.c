@@ -1,7 +1,8 @@
 /* tests/unit/config/upstream_protocol.c
  * The protocol each cluster speaks to its endpoints, as Istio chooses it: the ServiceEntry
  * port's protocol or its name's prefix, DestinationRule h2UpgradePolicy (port level too) and
- * useClientProtocol, the Proxy's mesh-wide h2UpgradePolicy; and the errors for bad values. */
+ * useClientProtocol, the Proxy's mesh-wide h2UpgradePolicy; over mesh mTLS, HTTP/2 unless one of
+ * them says DO_NOT_UPGRADE; and the errors for bad values. */
 #include <stdio.h>
 #include <string.h>
 
@@ -52,15 +53,28 @@
     "  endpoints: [{address: 127.0.0.1}]\n"                                                        \
     "---\n"
 
-static pt_upstream_protocol_t protocol_of(const pt_config_t *c, unsigned port)
+static const pt_cluster_t *cluster_of(const pt_config_t *c, unsigned port)
 {
     char name[64];
     snprintf(name, sizeof(name), "outbound|%u||svc.local", port);
     for (size_t i = 0; i < c->n_clusters; i++)
         if (strcmp(c->clusters[i]->name, name) == 0)
-            return c->clusters[i]->protocol;
+            return c->clusters[i];
     fprintf(stderr, "    no cluster %s\n", name);
-    return (pt_upstream_protocol_t)-1;
+    return NULL;
+}
+
+static pt_upstream_protocol_t protocol_of(const pt_config_t *c, unsigned port)
+{
+    const pt_cluster_t *cl = cluster_of(c, port);
+    return cl != NULL ? cl->protocol : (pt_upstream_protocol_t)-1;
+}
+
+/* What the cluster's ISTIO_MUTUAL endpoints (peer sidecars) are spoken. */
+static pt_upstream_protocol_t mesh_protocol_of(const pt_config_t *c, unsigned port)
+{
+    const pt_cluster_t *cl = cluster_of(c, port);
+    return cl != NULL ? cl->mesh_protocol : (pt_upstream_protocol_t)-1;
 }
 
 TEST(port_protocol_and_name_prefix)
@@ -127,9 +141,54 @@ TEST(mesh_wide_default_and_a_rule_that_says_no)
                  &e);
     dump(&e);
     ASSERT(c != NULL);
-    ASSERT(c->proxy.h2_upgrade);
+    ASSERT_EQ(c->proxy.h2_upgrade, PT_H2_UPGRADE);
     ASSERT_EQ(protocol_of(c, 4), PT_UPSTREAM_HTTP2);
     ASSERT_EQ(protocol_of(c, 5), PT_UPSTREAM_HTTP1);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
+
+TEST(mesh_mtls_upgrades_unless_told_not_to)
+{
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_str("p.yaml", SERVICE, &e);
+    dump(&e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(protocol_of(c, 4), PT_UPSTREAM_HTTP1);      /* plaintext: Istio's default */
+    ASSERT_EQ(mesh_protocol_of(c, 4), PT_UPSTREAM_HTTP2); /* to a peer sidecar: HTTP/2 */
+    ASSERT_EQ(mesh_protocol_of(c, 1), PT_UPSTREAM_HTTP2);
+    pt_config_unref(c);
+    /* A DestinationRule's DO_NOT_UPGRADE (port 5) or useClientProtocol (port 4) holds there
+     * too; the Proxy's DO_NOT_UPGRADE holds for every HTTP port. */
+    c = load_str("p.yaml",
+                 SERVICE "apiVersion: networking.istio.io/v1\n"
+                         "kind: DestinationRule\n"
+                         "metadata: {name: svc}\n"
+                         "spec:\n"
+                         "  host: svc.local\n"
+                         "  trafficPolicy:\n"
+                         "    portLevelSettings:\n"
+                         "    - {port: {number: 4}, connectionPool: {http: {useClientProtocol: "
+                         "true}}}\n"
+                         "    - {port: {number: 5}, connectionPool: {http: {h2UpgradePolicy: "
+                         "DO_NOT_UPGRADE}}}\n",
+                 &e);
+    dump(&e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(mesh_protocol_of(c, 4), PT_UPSTREAM_CLIENT);
+    ASSERT_EQ(mesh_protocol_of(c, 5), PT_UPSTREAM_HTTP1);
+    ASSERT_EQ(mesh_protocol_of(c, 6), PT_UPSTREAM_HTTP2);
+    pt_config_unref(c);
+    c = load_str("p.yaml",
+                 SERVICE "apiVersion: petrel.io/v1alpha1\n"
+                         "kind: Proxy\n"
+                         "metadata: {name: p}\n"
+                         "spec: {h2UpgradePolicy: DO_NOT_UPGRADE}\n",
+                 &e);
+    dump(&e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(mesh_protocol_of(c, 4), PT_UPSTREAM_HTTP1);
+    ASSERT_EQ(mesh_protocol_of(c, 1), PT_UPSTREAM_HTTP2); /* GRPC stays HTTP/2 */
     pt_config_unref(c);
     pt_config_errors_dispose(&e);
 }

@@ -117,6 +117,49 @@ TEST(handshake_data_both_ways_alpn_and_sni)
     cleanup();
 }
 
+/* What the mesh inbound chooses for what a client offers; "" for no ALPN. */
+static void mesh_alpn_case(const char *crt, const char *key, const char *ca_crt, const char *offer,
+                           size_t offer_len, const char *want, bool is_h2)
+{
+    pt_tls_ctx_opts_t so = {.cert_file = crt,
+                            .key_file = key,
+                            .alpn = PT_TLS_MESH_SERVER_ALPN,
+                            .alpn_len = sizeof(PT_TLS_MESH_SERVER_ALPN) - 1};
+    pt_tls_ctx_opts_t co = {.ca_file = ca_crt, .alpn = offer, .alpn_len = offer_len};
+    pair_t p;
+    connect_pair(&p, &so, &co, "a.test", "a.test");
+    ASSERT(p.s.is_handshake_done && p.c.is_handshake_done);
+    size_t n;
+    const char *got = pt_tls_alpn(&p.c, &n);
+    if (n != strlen(want) || memcmp(got, want, n) != 0)
+        fprintf(stderr, "    offered %zu bytes: got \"%.*s\", want \"%s\"\n", offer_len, (int)n,
+                got, want);
+    ASSERT(n == strlen(want) && memcmp(got, want, n) == 0);
+    ASSERT_EQ(pt_tls_alpn_is_h2(&p.s), is_h2);
+    ASSERT_EQ(pt_tls_alpn_is_h2(&p.c), is_h2);
+    free_pair(&p);
+}
+
+TEST(mesh_inbound_alpn_as_istio_sidecars_negotiate)
+{
+    test_ca_t ca = test_ca_new("test ca");
+    char ca_crt[256], crt[256], key[256];
+    test_ca_write(&ca, "ca", ca_crt);
+    test_leaf_write(&ca, "server", "DNS:a.test", -1, 10, crt, key);
+    /* Istio's outbound lists (alpn_override for HTTP/2 and HTTP/1.1, the TCP cluster's) */
+    static const char h2[] = "\x08istio-h2\x05istio\x02h2";
+    static const char h11[] = "\x0eistio-http/1.1\x05istio\x08http/1.1";
+    static const char tcp[] = "\x13istio-peer-exchange\x05istio";
+    mesh_alpn_case(crt, key, ca_crt, h2, sizeof(h2) - 1, "h2", true);
+    mesh_alpn_case(crt, key, ca_crt, h11, sizeof(h11) - 1, "http/1.1", false);
+    mesh_alpn_case(crt, key, ca_crt, tcp, sizeof(tcp) - 1, "istio", false);
+    mesh_alpn_case(crt, key, ca_crt, "\x08istio-h2", 9, "istio-h2", true);
+    mesh_alpn_case(crt, key, ca_crt, "\x08http/1.1", 9, "http/1.1", false);
+    mesh_alpn_case(crt, key, ca_crt, NULL, 0, "", false);
+    test_ca_free(&ca);
+    cleanup();
+}
+
 TEST(server_name_mismatch_and_unknown_ca_fail)
 {
     test_ca_t ca = test_ca_new("test ca"), other = test_ca_new("other ca");
