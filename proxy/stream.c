@@ -21,6 +21,7 @@
 #include "../filters/registry.h"
 #include "breaker.h"
 #include "capture.h"
+#include "grpc.h"
 #include "log.h"
 #include "mirror.h"
 #include "outlier.h"
@@ -303,9 +304,15 @@ static void maybe_finish(pt_stream_t *st)
 
 /* A local reply: status, the headers given (x-envoy-overloaded added when st->overloaded) and
  * body (a static string or one in the config snapshot, which the write outlives, so it is
- * copied into a slab the write owns). */
-static void respond(pt_stream_t *st, int status, const pt_header_t *headers, size_t n_headers,
-                    const char *body, pt_flag_t flag)
+ * copied into a slab the write owns).
+ *
+ * Every local reply to a gRPC call (or one given grpc_status >= 0) goes out as a gRPC
+ * trailers-only response, as Envoy's local replies do: HTTP 200, content-type application/grpc,
+ * grpc-status (grpc_status, or the one Envoy maps from status) and the body as grpc-message. A
+ * gRPC client reads the outcome from those fields alone; the access log and metrics keep the
+ * status Petrel decided and add the grpc-status. */
+static void respond(pt_stream_t *st, int status, int grpc_status, const pt_header_t *headers,
+                    size_t n_headers, const char *body, pt_flag_t flag)
 {
     if (!st->is_active)
         return;
@@ -327,15 +334,32 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
         drop_upstream(st);
     st->flag = flag;
     st->status = status;
-    size_t body_len = strlen(body);
-    pt_header_t *all = pt_arena_alloc(&st->arena, (n_headers + 1) * sizeof(*all));
-    memcpy(all, headers, n_headers * sizeof(*all));
+    if (grpc_status < 0 && pt_grpc_is_request(st->request))
+        grpc_status = pt_grpc_status_for_http(status);
+    pt_header_t *all = pt_arena_alloc(&st->arena, (n_headers + 4) * sizeof(*all));
+    size_t n = 0;
+    if (grpc_status >= 0) {
+        st->grpc_status = grpc_status;
+        all[n++] = (pt_header_t){PT_STR_LIT("content-type"), PT_STR_LIT("application/grpc"), 0};
+        all[n++] = (pt_header_t){PT_STR_LIT("grpc-status"),
+                                 pt_str(pt_arena_printf(&st->arena, "%d", grpc_status)), 0};
+        if (*body != '\0') {
+            size_t cap = 3 * strlen(body) + 1;
+            char *message = pt_grpc_message_encode(body, pt_arena_alloc(&st->arena, cap), cap);
+            all[n++] = (pt_header_t){PT_STR_LIT("grpc-message"), pt_str(message), 0};
+        }
+        body = "";
+    }
+    for (size_t i = 0; i < n_headers; i++) /* a redirect's location, ... */
+        if (grpc_status < 0 || !pt_str_ieq_lit(headers[i].name, "content-type"))
+            all[n++] = headers[i];
     if (st->overloaded)
-        all[n_headers++] = (pt_header_t){PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0};
-    pt_http_msg_t reply = {.status = status,
+        all[n++] = (pt_header_t){PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0};
+    size_t body_len = strlen(body);
+    pt_http_msg_t reply = {.status = grpc_status >= 0 ? 200 : status,
                            .version = PT_HTTP_11,
                            .headers = all,
-                           .n_headers = n_headers,
+                           .n_headers = n,
                            .content_length = (int64_t)body_len,
                            .has_body = body_len > 0};
     st->downstream->send_head(st->exchange, st->request, &reply);
@@ -355,25 +379,20 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag)
 {
     static const pt_header_t text = {PT_STR_LIT("content-type"), PT_STR_LIT("text/plain"), 0};
-    respond(st, status, &text, 1, body != NULL ? body : "", flag);
+    respond(st, status, -1, &text, 1, body != NULL ? body : "", flag);
 }
 
 void pt_stream_respond_headers(pt_stream_t *st, int status, const pt_header_t *hs, size_t n,
                                pt_flag_t flag)
 {
-    respond(st, status, hs, n, "", flag);
+    respond(st, status, -1, hs, n, "", flag);
 }
 
 void pt_stream_respond_grpc(pt_stream_t *st, int grpc_status, const char *message, pt_flag_t flag)
 {
     /* A trailers-only response (gRPC over HTTP/2, "Trailers-Only"): on HTTP/1 the trailers
      * are the head's fields, as gRPC-Web and Envoy's local replies write them. */
-    pt_header_t h[3] = {
-        {PT_STR_LIT("content-type"), PT_STR_LIT("application/grpc"), 0},
-        {PT_STR_LIT("grpc-status"), pt_str(pt_arena_printf(&st->arena, "%d", grpc_status)), 0},
-        {PT_STR_LIT("grpc-message"), pt_str(message), 0},
-    };
-    respond(st, 200, h, 3, "", flag);
+    respond(st, 200, grpc_status, NULL, 0, message, flag);
 }
 
 void pt_stream_reset(pt_stream_t *st, pt_flag_t flag)
