@@ -593,12 +593,16 @@ static void forward(pt_stream_t *st, bool fresh)
     if (st->config->proxy.fault_per_attempt && fault != NULL && fault->abort_status != 0 &&
         pt_fault_fires(fault->abort_ppm, pt_worker_random(w))) {
         st->attempts++;
-        if (pt_retry_on_response(st->retry, fault->abort_status, -1, false) &&
+        if (pt_retry_on_response(st->retry, fault->abort_status,
+                                 fault->is_grpc_abort ? fault->abort_grpc_status : -1, false) &&
             reserve_retry(st, PT_STAT_retries_status)) {
             start_backoff(st);
             return;
         }
-        pt_stream_respond(st, fault->abort_status, "fault filter abort", PT_FLAG_FI);
+        if (fault->is_grpc_abort)
+            pt_stream_respond_grpc(st, fault->abort_grpc_status, "fault filter abort", PT_FLAG_FI);
+        else
+            pt_stream_respond(st, fault->abort_status, "fault filter abort", PT_FLAG_FI);
         return;
     }
     /* maxConnections: a connection carrying a request holds a slot; without one the request
