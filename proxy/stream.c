@@ -100,6 +100,23 @@ static bool is_head_request(const pt_stream_t *st)
     return st->request != NULL && st->request->method_id == HTTP_HEAD;
 }
 
+/* The end of the call: the route timeout's or the client's grpc-timeout's, whichever comes
+ * first; 0: none (yet). */
+static uint64_t call_deadline(const pt_stream_t *st)
+{
+    if (st->deadline_ms == 0 ||
+        (st->grpc_deadline_ms != 0 && st->grpc_deadline_ms < st->deadline_ms))
+        return st->grpc_deadline_ms;
+    return st->deadline_ms;
+}
+
+/* Milliseconds from now to deadline, at least 1 (0 would stop a timer). */
+static uint64_t ms_until(const pt_stream_t *st, uint64_t deadline)
+{
+    uint64_t now = uv_now(st->timer.loop);
+    return deadline > now ? deadline - now : 1;
+}
+
 /* --- the stream's own timer --- */
 
 static void on_resume(pt_stream_t *st);
@@ -504,7 +521,7 @@ static bool reserve_retry(pt_stream_t *st, pt_stat_t reason)
         PT_STAT_INC(&w->stats, retry_body_too_large);
         return false;
     }
-    if (st->deadline_ms != 0 && now >= st->deadline_ms)
+    if (call_deadline(st) != 0 && now >= call_deadline(st))
         return false;
     if (!st->holds_retry_slot) {
         if (!pt_breaker_try_acquire(&cs->retries, cl->pool.max_retries)) {
@@ -538,8 +555,9 @@ static void start_backoff(pt_stream_t *st)
     if (st->n_tried < PT_STREAM_MAX_TRIED)
         st->tried[st->n_tried++] = st->endpoint;
     uint64_t wait = pt_retry_backoff_ms(st->retry, st->retries, pt_worker_random(w));
-    if (st->deadline_ms != 0 && now + wait > st->deadline_ms)
-        wait = st->deadline_ms > now ? st->deadline_ms - now : 0;
+    uint64_t deadline = call_deadline(st);
+    if (deadline != 0 && now + wait > deadline)
+        wait = deadline > now ? deadline - now : 0;
     st->is_backing_off = true;
     if (request_has_body(st) && !st->request_complete)
         st->downstream->pause(st->exchange);
@@ -662,8 +680,8 @@ static void on_retry_timer(pt_stream_t *st)
         uint64_t connect_ms = st->cluster->pool.connect_timeout_ms > 0
                                   ? st->cluster->pool.connect_timeout_ms
                                   : st->config->proxy.connect_timeout_ms;
-        if (st->deadline_ms != 0 ? now >= st->deadline_ms
-                                 : now - st->pending_since_ms >= connect_ms) {
+        if (call_deadline(st) != 0 ? now >= call_deadline(st)
+                                   : now - st->pending_since_ms >= connect_ms) {
             respond_overloaded(st, PT_STAT_upstream_overflow_pending);
             return;
         }
@@ -673,7 +691,7 @@ static void on_retry_timer(pt_stream_t *st)
     if (!st->is_backing_off)
         return;
     st->is_backing_off = false;
-    if (st->deadline_ms != 0 && now >= st->deadline_ms) {
+    if (call_deadline(st) != 0 && now >= call_deadline(st)) {
         on_timeout(st);
         return;
     }
@@ -793,6 +811,14 @@ void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
     st->start_ms = uv_now(&w->loop);
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
+    /* A gRPC client's deadline (grpc-timeout, PROTOCOL-HTTP2.md) bounds the whole call, from its
+     * head on; a malformed value is ignored, as Envoy ignores it. */
+    const pt_header_t *timeout = pt_grpc_is_request(head)
+                                     ? pt_http_msg_find_header(head, "grpc-timeout")
+                                     : NULL;
+    uint64_t timeout_ms;
+    if (timeout != NULL && pt_grpc_timeout_parse(timeout->value, &timeout_ms))
+        st->grpc_deadline_ms = st->start_ms + timeout_ms;
     run_request_filters(st, 0);
 }
 
@@ -930,8 +956,15 @@ static void end_request_upstream(pt_stream_t *st)
     uint64_t now = uv_now(&worker_of(st)->loop);
     if (st->deadline_ms == 0 && st->route->timeout_ms > 0)
         st->deadline_ms = now + st->route->timeout_ms;
-    uint64_t timeout_ms = st->deadline_ms != 0 ? (st->deadline_ms > now ? st->deadline_ms - now : 1)
-                                               : st->config->proxy.idle_timeout_ms;
+    if (st->response_head_sent) {
+        /* The head came while the request streamed (gRPC bidirectional): only a deadline is
+         * left to bound the rest. */
+        if (call_deadline(st) != 0)
+            start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, call_deadline(st)));
+        return;
+    }
+    uint64_t timeout_ms = call_deadline(st) != 0 ? ms_until(st, call_deadline(st))
+                                                 : st->config->proxy.idle_timeout_ms;
     st->per_try_timer = false;
     if (st->retry->per_try_timeout_ms > 0 && st->retry->per_try_timeout_ms < timeout_ms) {
         timeout_ms = st->retry->per_try_timeout_ms;
@@ -966,6 +999,9 @@ static void on_upstream_ready(void *ctx, bool is_reused)
         end_request_upstream(st);
         return;
     }
+    /* A gRPC deadline runs while the request streams (the route timeout only from its end). */
+    if (st->grpc_deadline_ms != 0)
+        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, st->grpc_deadline_ms));
     /* Petrel answers Expect: 100-continue itself once the upstream is reachable (the header is
      * not forwarded), so a request refused before that point costs the client no upload. */
     st->downstream->send_continue(st->exchange, st->request);
@@ -1214,13 +1250,10 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         if (pt_filters[i]->on_response_headers != NULL)
             pt_filters[i]->on_response_headers(st, st->filter_instances[i], h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
-    if (st->route->timeout_ms == 0)
+    if (st->route->timeout_ms == 0 && st->grpc_deadline_ms == 0)
         stop_timer(st); /* only the wait for the head was bounded */
-    else if (st->per_try_timer)
-        start_timer(st, PT_STREAM_TIMER_ROUTE,
-                    st->deadline_ms > uv_now(&w->loop)
-                        ? st->deadline_ms - uv_now(&w->loop)
-                        : 1); /* the body is bounded by the route timeout */
+    else if (st->per_try_timer) /* the body is bounded by the call's deadline */
+        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, call_deadline(st)));
     if (h->status == 101 && !st->request->is_upgrade) {
         drop_upstream(st);
         pt_stream_respond(st, 502, "upstream sent an invalid response", PT_FLAG_UPE);
@@ -1315,16 +1348,14 @@ static void end_response(pt_stream_t *st)
  * pause's timer replaced) runs on, or the response ends. */
 static void end_response_pause(pt_stream_t *st)
 {
-    pt_worker_t *w = worker_of(st);
     st->is_response_paused = false;
     if (st->is_response_end_pending) {
         end_response(st);
         maybe_finish(st);
         return;
     }
-    if (st->deadline_ms != 0)
-        start_timer(st, PT_STREAM_TIMER_ROUTE,
-                    st->deadline_ms > uv_now(&w->loop) ? st->deadline_ms - uv_now(&w->loop) : 1);
+    if (call_deadline(st) != 0)
+        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, call_deadline(st)));
     resume_upstream_reading(st);
 }
 
