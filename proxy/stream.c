@@ -664,6 +664,12 @@ static void forward(pt_stream_t *st, bool fresh)
         st->downstream->pause(st->exchange);
     st->upstream =
         pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, http2, &ready);
+    /* A gRPC call's deadline runs on while the connection opens and the request streams (the
+     * route timeout only from the request's end, end_request_upstream()). */
+    if (st->grpc_deadline_ms != 0) {
+        st->per_try_timer = false;
+        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, st->grpc_deadline_ms));
+    }
     if (ready)
         on_upstream_ready(st, true);
 }
@@ -999,9 +1005,6 @@ static void on_upstream_ready(void *ctx, bool is_reused)
         end_request_upstream(st);
         return;
     }
-    /* A gRPC deadline runs while the request streams (the route timeout only from its end). */
-    if (st->grpc_deadline_ms != 0)
-        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, st->grpc_deadline_ms));
     /* Petrel answers Expect: 100-continue itself once the upstream is reachable (the header is
      * not forwarded), so a request refused before that point costs the client no upload. */
     st->downstream->send_continue(st->exchange, st->request);

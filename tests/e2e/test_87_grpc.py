@@ -28,7 +28,7 @@ import time
 import pytest
 
 from netutil import free_port, http_request, rss_kb, wait_until
-from petrel import ISTIO, gateway_doc, service_entry_doc, wait_log
+from petrel import ISTIO, gateway_doc, is_sanitizer_build, service_entry_doc, wait_log
 from test_86_http2_upstream import h2origin  # noqa: F401 (a fixture)
 
 grpc = pytest.importorskip("grpc")
@@ -467,7 +467,8 @@ def test_one_gib_each_way_keeps_rss_flat(petrel, server, stubs):
         wait_until(lambda: server.bulk_received == 1 << 30, 30, what="1 GiB at the server")
         took = time.monotonic() - t0
     assert took < 120
-    assert peak[0] - before < 8 << 10, "RSS grew from %d to %d KiB" % (before, peak[0])
+    if not is_sanitizer_build():  # ASan's quarantine keeps what was freed
+        assert peak[0] - before < 8 << 10, "RSS grew from %d to %d KiB" % (before, peak[0])
 
 
 def test_a_client_that_stops_reading_holds_the_server_back(petrel, server, stubs):
@@ -489,7 +490,8 @@ def test_a_client_that_stops_reading_holds_the_server_back(petrel, server, stubs
         held = server.flood_sent
         peak = rss_kb(p.pid)
         assert held < 32 << 20, "the server sent %d bytes to a client that reads nothing" % held
-        assert peak - before < 8 << 10, "RSS grew from %d to %d KiB" % (before, peak)
+        if not is_sanitizer_build():
+            assert peak - before < 8 << 10, "RSS grew from %d to %d KiB" % (before, peak)
         # reading again lets it go on
         for _ in range(64):
             next(calls)
