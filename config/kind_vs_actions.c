@@ -441,10 +441,22 @@ bool pt__cfg_read_percentage(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_c
 
 /* The gRPC status codes by name, in code order (the gRPC project's doc/statuscodes.md). */
 static const char *const grpc_status_names[] = {
-    "OK",           "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS", "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
     "UNAUTHENTICATED",
 };
 
@@ -462,8 +474,10 @@ static bool read_grpc_status(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_c
     char *end;
     long code = strtol(v, &end, 10);
     if (*end != '\0' || code >= (long)n_names) {
-        pt__cfg_error(cx, n, path, "\"%s\" is not a gRPC status code (0..%zu, or a name such as "
-                      "UNAVAILABLE)", v, n_names - 1);
+        pt__cfg_error(cx, n, path,
+                      "\"%s\" is not a gRPC status code (0..%zu, or a name such as "
+                      "UNAVAILABLE)",
+                      v, n_names - 1);
         return false;
     }
     *out = (int)code;

@@ -1,10 +1,10 @@
 /* filters/fault.c
  * The VirtualService route's fault injection: fault.delay holds the request for fixedDelay
  * before it is routed (it holds no upstream connection meanwhile), then fault.abort answers
- * httpStatus (or grpcStatus, as a gRPC trailers-only reply) instead of forwarding, each for its percentage of requests. The log flags say what
- * happened: DI (delayed), FI (aborted), DI,FI (both). With the Proxy's faultPerAttempt the
- * abort is decided for each upstream attempt instead, by the router (proxy/stream.c), so that
- * a retry policy sees it. */
+ * httpStatus (or grpcStatus, as a gRPC trailers-only reply) instead of forwarding, each for its
+ * percentage of requests. The log flags say what happened: DI (delayed), FI (aborted), DI,FI
+ * (both). With the Proxy's faultPerAttempt the abort is decided for each upstream attempt instead,
+ * by the router (proxy/stream.c), so that a retry policy sees it. */
 #include "../proxy/trace_export.h"
 #include "../proxy/worker.h"
 #include "filter.h"

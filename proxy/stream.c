@@ -819,9 +819,8 @@ void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
     st->request_id = make_request_id(st);
     /* A gRPC client's deadline (grpc-timeout, PROTOCOL-HTTP2.md) bounds the whole call, from its
      * head on; a malformed value is ignored, as Envoy ignores it. */
-    const pt_header_t *timeout = pt_grpc_is_request(head)
-                                     ? pt_http_msg_find_header(head, "grpc-timeout")
-                                     : NULL;
+    const pt_header_t *timeout =
+        pt_grpc_is_request(head) ? pt_http_msg_find_header(head, "grpc-timeout") : NULL;
     uint64_t timeout_ms;
     if (timeout != NULL && pt_grpc_timeout_parse(timeout->value, &timeout_ms))
         st->grpc_deadline_ms = st->start_ms + timeout_ms;
@@ -1254,7 +1253,7 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
             pt_filters[i]->on_response_headers(st, st->filter_instances[i], h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
     if (st->route->timeout_ms == 0 && st->grpc_deadline_ms == 0)
-        stop_timer(st); /* only the wait for the head was bounded */
+        stop_timer(st);         /* only the wait for the head was bounded */
     else if (st->per_try_timer) /* the body is bounded by the call's deadline */
         start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, call_deadline(st)));
     if (h->status == 101 && !st->request->is_upgrade) {

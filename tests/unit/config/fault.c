@@ -132,8 +132,8 @@ TEST(fault_grpc_status_errors_name_the_field)
     }
     char buf[2048];
     pt_config_errors_t e = {0};
-    ASSERT(load_str("f.yaml", vs_with("{abort: {grpcStatus: UNAVAILABL}}", buf, sizeof(buf)),
-                    &e) == NULL);
+    ASSERT(load_str("f.yaml", vs_with("{abort: {grpcStatus: UNAVAILABL}}", buf, sizeof(buf)), &e) ==
+           NULL);
     ASSERT(has_error_containing(&e, "did you mean \"UNAVAILABLE\""));
     pt_config_errors_dispose(&e);
 }

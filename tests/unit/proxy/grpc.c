@@ -66,9 +66,9 @@ TEST(grpc_timeout_units_and_rounding)
 
 TEST(grpc_timeout_malformed_values_are_refused)
 {
-    static const char *const bad[] = {"",   "S",   "1",    "1s",  "1h", "1x", "-1S",
-                                      "+1S", " 1S", "1S ", "1.5S", "0S", "0000m",
-                                      "123456789S" /* 9 digits */};
+    static const char *const bad[] = {"",     "S",   "1",     "1s",        "1h",
+                                      "1x",   "-1S", "+1S",   " 1S",       "1S ",
+                                      "1.5S", "0S",  "0000m", "123456789S" /* 9 digits */};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (timeout_of(bad[i]) != UINT64_MAX)
             fprintf(stderr, "    accepted: \"%s\"\n", bad[i]);
