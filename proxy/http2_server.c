@@ -396,6 +396,24 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
     return 0;
 }
 
+/* A response that ended before its request (a local reply to a call still sending, a gRPC
+ * status answered early) is followed by RST_STREAM NO_ERROR, which asks the client to stop
+ * sending without error (RFC 9113 §8.1): the rest of its body would only be read and dropped,
+ * and the stream would hold a slot until the client ended it. Sent once the response's last
+ * frame went, so that nothing of the response is lost to it. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    h2_exchange_t *x = (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+                               (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+                           ? exchange_of(user, frame->hd.stream_id)
+                           : NULL;
+    if (x != NULL && !x->is_reset && !nghttp2_session_get_stream_remote_close(session, x->id)) {
+        x->is_reset = true;
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user)
 {
     h2_server_t *s = user;
@@ -704,6 +722,7 @@ static h2_server_t *start(pt_conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);

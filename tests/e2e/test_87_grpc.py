@@ -331,6 +331,30 @@ def test_local_replies_are_trailers_only_grpc_statuses(petrel, server, stubs):
     assert series.get(("grpc", "404", "12")) == 2, series
 
 
+def test_a_call_answered_before_its_request_ended_is_reset_no_error(petrel, server):
+    # RFC 9113 §8.1: the reply ends the response, then RST_STREAM NO_ERROR tells the client,
+    # still sending, that the rest of its request is not wanted.
+    from test_86_http2_server import H2Client, req_headers
+    import h2.events
+    p = start(petrel, server)
+    c = H2Client(p.port)
+    try:
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, req_headers("/petrel.grpctest.Other/Call", p.port, "POST",
+                                             [("content-type", "application/grpc"),
+                                              ("te", "trailers")]))
+        c.conn.send_data(sid, b"\x00\x00\x00\x00\x00")  # one message, and no END_STREAM
+        c.flush()
+        assert c.read_until(lambda: c.of(h2.events.StreamReset, sid)), c.events
+        head = dict(c.of(h2.events.ResponseReceived, sid)[0].headers)
+        assert (head[":status"], head["grpc-status"]) == ("200", "12"), head
+        assert c.of(h2.events.StreamEnded, sid), c.events  # the reply was whole
+        assert c.of(h2.events.StreamReset, sid)[0].error_code == 0
+    finally:
+        c.close()
+    assert log_entries(p, 1)[0]["response_code"] == 404
+
+
 # ---- deadlines and cancellation -------------------------------------------------------------
 
 
