@@ -409,7 +409,7 @@ void pt_stream_respond_grpc(pt_stream_t *st, int grpc_status, const char *messag
 {
     /* A trailers-only response (gRPC over HTTP/2, "Trailers-Only"): on HTTP/1 the trailers
      * are the head's fields, as gRPC-Web and Envoy's local replies write them. */
-    respond(st, 200, grpc_status, NULL, 0, message, flag);
+    respond(st, 200, grpc_status, NULL, 0, message != NULL ? message : "", flag);
 }
 
 void pt_stream_reset(pt_stream_t *st, pt_flag_t flag)

@@ -433,6 +433,35 @@ def test_grpc_timeout_within_the_route_timeout(petrel, server, h2origin, tmp_pat
     assert (entry["response_code"], entry["response_flags"], entry["grpc_status"]) == (504, "UT", 4)
 
 
+def test_grpc_timeout_runs_while_the_request_streams(petrel, server, h2origin):
+    # The client sends its head and one message, then nothing (no END_STREAM): the route
+    # timeout has not started, the client's deadline has.
+    from test_86_http2_server import H2Client, req_headers
+    import h2.events
+    o = h2origin()
+    p = petrel(config(server, h2_port=o.port), concurrency=1,
+               proxy_spec={"accessLogFormat": "json"})
+    c = H2Client(p.port)
+    try:
+        sid = c.conn.get_next_available_stream_id()
+        t0 = time.monotonic()
+        c.conn.send_headers(sid, req_headers("/delay/5000", p.port, "POST",
+                                             [("content-type", "application/grpc"),
+                                              ("te", "trailers"), ("grpc-timeout", "300m"),
+                                              ("x-route", "short")]))
+        c.conn.send_data(sid, b"\x00\x00\x00\x00\x00")
+        c.flush()
+        assert c.read_until(lambda: c.of(h2.events.StreamEnded, sid)), c.events
+        took = time.monotonic() - t0
+        head = dict(c.of(h2.events.ResponseReceived, sid)[0].headers)
+        assert (head[":status"], head["grpc-status"]) == ("200", "4"), head
+        assert 0.25 <= took < 3, took
+    finally:
+        c.close()
+    wait_until(lambda: o.resets == 1, 10, what="the upstream stream to be reset")
+    assert log_entries(p, 1)[0]["response_flags"] == "UT"
+
+
 def test_malformed_grpc_timeout_is_ignored(petrel, server, stubs, tmp_path):
     need_curl_http2()
     p = start(petrel, server)
