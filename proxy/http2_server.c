@@ -384,13 +384,16 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
 {
     h2_server_t *s = user;
     h2_exchange_t *x = exchange_of(s, id);
-    /* A paused stream still gets what the client had the window to send; only the
+    /* The connection's window reopens at once: a paused stream holds back only its own
+     * window, never the other streams of the connection (a gRPC channel's calls share one). A
+     * paused stream still gets what the client had the window to send; only the stream's
      * acknowledgement (WINDOW_UPDATE) waits for the resume. A stream that let go drops the
      * bytes and acknowledges them. */
+    nghttp2_session_consume_connection(session, len);
     if (x != NULL && x->stream != NULL && x->is_paused)
         x->unconsumed += len;
     else
-        nghttp2_session_consume(session, id, len);
+        nghttp2_session_consume_stream(session, id, len);
     if (x != NULL && x->stream != NULL)
         pt_stream_on_request_body(x->stream, (const char *)data, len, s->conn->in.buf);
     return 0;
@@ -636,7 +639,7 @@ static void resume_exchange(void *exchange)
     h2_exchange_t *x = exchange;
     x->is_paused = false;
     if (x->unconsumed > 0 && !x->is_closed) {
-        nghttp2_session_consume(x->server->session, x->id, x->unconsumed);
+        nghttp2_session_consume_stream(x->server->session, x->id, x->unconsumed);
         x->unconsumed = 0;
         schedule_flush(x->server);
     }
@@ -677,9 +680,9 @@ static void done(void *exchange)
         nghttp2_submit_rst_stream(s->session, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_CANCEL);
     }
     /* What is left of a request body the response did not wait for is acknowledged and
-     * dropped as it comes (on_data_chunk), so the connection's window stays open. */
+     * dropped as it comes (on_data_chunk). */
     if (x->unconsumed > 0) {
-        nghttp2_session_consume(s->session, x->id, x->unconsumed);
+        nghttp2_session_consume_stream(s->session, x->id, x->unconsumed);
         x->unconsumed = 0;
     }
     schedule_flush(s);

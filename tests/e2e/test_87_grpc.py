@@ -46,6 +46,7 @@ service Echo {
   rpc Chat (stream Msg) returns (stream Msg);
   rpc Bulk (stream Chunk) returns (stream Chunk);
   rpc Flood (Msg) returns (stream Chunk);
+  rpc Stall (stream Chunk) returns (Msg);
 }
 message Msg { string text = 1; }
 message Chunk { bytes data = 1; }
@@ -74,6 +75,8 @@ class Server:
         self.hang_cancelled = threading.Event()  # a Hang call saw its context go inactive
         self.bulk_received = 0     # bytes Bulk read
         self.flood_sent = 0        # bytes Flood handed to grpcio
+        self.stall_started = threading.Event()
+        self.stall_release = threading.Event()  # Stall reads nothing more until it is set
         server = self
 
         def count(method):
@@ -143,6 +146,13 @@ class Server:
                     yield chunk
                     with server.lock:
                         server.flood_sent += CHUNK
+
+            def Stall(self, request_iterator, context):
+                count("Stall")
+                next(request_iterator)
+                server.stall_started.set()
+                server.stall_release.wait(30)
+                return pb.Msg(text="released")
 
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         pb_grpc.add_EchoServicer_to_server(Echo(), self.server)
@@ -522,6 +532,38 @@ def test_one_gib_each_way_keeps_rss_flat(petrel, server, stubs):
     assert took < 120
     if not is_sanitizer_build():  # ASan's quarantine keeps what was freed
         assert peak[0] - before < 8 << 10, "RSS grew from %d to %d KiB" % (before, peak[0])
+
+
+def test_a_stalled_upload_holds_back_only_its_own_call(petrel, server, stubs):
+    # One grpcio channel is one HTTP/2 connection: a call whose server reads nothing of its
+    # upload must not take the connection's window from the other calls on it.
+    p = start(petrel, server)
+    pb = stubs[0]
+    chunk = pb.Chunk(data=b"u" * CHUNK)
+    taken = [0]
+
+    def upload():  # 16 MiB offered, counted as grpcio takes it
+        for _ in range(256):
+            taken[0] += 1
+            yield chunk
+
+    def settled():
+        a = taken[0]
+        time.sleep(0.3)
+        return taken[0] == a
+
+    with channel(p.port) as ch:
+        s = stub(stubs, ch)
+        stalled = s.Stall.future(upload(), timeout=60)
+        try:
+            wait_until(server.stall_started.is_set, 10, what="the stalled call to start")
+            wait_until(settled, 20, what="the upload to fill the windows")
+            assert taken[0] < 256, "the whole upload went though the server read none of it"
+            for i in range(3):
+                assert s.Say(pb.Msg(text="next%d" % i), timeout=5).text == "NEXT%d" % i
+        finally:
+            server.stall_release.set()
+        assert stalled.result(timeout=30).text == "released"
 
 
 def test_a_client_that_stops_reading_holds_the_server_back(petrel, server, stubs):
