@@ -341,6 +341,24 @@ def test_local_replies_are_trailers_only_grpc_statuses(petrel, server, stubs):
     assert series.get(("grpc", "404", "12")) == 2, series
 
 
+def test_breaker_overflow_is_unavailable(petrel, server, stubs):
+    dr = {"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": {"name": "grpc-dr"},
+          "spec": {"host": "grpc.local",
+                   "trafficPolicy": {"connectionPool": {"http": {"http2MaxRequests": 1}}}}}
+    p = start(petrel, server, extra=[dr])
+    with channel(p.port) as ch:
+        s = stub(stubs, ch)
+        hanging = s.Hang.future(stubs[0].Msg(), timeout=30)
+        wait_until(server.hang_started.is_set, 10, what="the first call to hold the slot")
+        code, details = call_error(s.Say, stubs[0].Msg(text="x"))
+        assert code == grpc.StatusCode.UNAVAILABLE and "overflow" in details, details
+        hanging.cancel()
+    entry = [e for e in log_entries(p, 2) if e["path"].endswith("/Say")][0]
+    assert (entry["response_code"], entry["response_flags"], entry["grpc_status"]) == \
+        (503, "UO", 14)
+    assert server.calls.get("Say") is None
+
+
 def test_a_call_answered_before_its_request_ended_is_reset_no_error(petrel, server):
     # RFC 9113 §8.1: the reply ends the response, then RST_STREAM NO_ERROR tells the client,
     # still sending, that the rest of its request is not wanted.
