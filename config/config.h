@@ -250,10 +250,12 @@ typedef struct pt_http_redirect {
  * proxy.istio.io/config): it overrides Proxy spec.drainTimeout. */
 #define PT_DRAIN_DURATION_ENV "PETREL_TERMINATION_DRAIN_DURATION"
 typedef struct pt_http_fault {
-    uint64_t delay_ms;  /* delay.fixedDelay; 0: no delay */
-    uint32_t delay_ppm; /* 0..PT_FAULT_SCALE */
-    int abort_status;   /* abort.httpStatus; 0: no abort */
-    uint32_t abort_ppm; /* 0..PT_FAULT_SCALE */
+    uint64_t delay_ms;     /* delay.fixedDelay; 0: no delay */
+    uint32_t delay_ppm;    /* 0..PT_FAULT_SCALE */
+    int abort_status;      /* abort.httpStatus (200 for a grpcStatus abort); 0: no abort */
+    uint32_t abort_ppm;    /* 0..PT_FAULT_SCALE */
+    bool is_grpc_abort;    /* abort.grpcStatus: a gRPC trailers-only reply with abort_grpc_status */
+    int abort_grpc_status; /* 0..16 */
 } pt_http_fault_t;
 
 /* Whether a fault with probability ppm (parts per million) fires for the random draw r. */

@@ -25,8 +25,7 @@ enum { FA_PERCENTAGE, FA_HTTP, FA_GRPC, FA_HTTP2, FA__N };
 static const pt_cfg_field_t abort_fields[FA__N] = {
     [FA_PERCENTAGE] = {.name = "percentage", .status = S},
     [FA_HTTP] = {.name = "httpStatus", .status = S},
-    /* gRPC is not spoken by Petrel's HTTP/1 listeners yet. */
-    [FA_GRPC] = {"grpcStatus", U, PT_SHAPE_SCALAR, NULL, 0},
+    [FA_GRPC] = {.name = "grpcStatus", .status = S},
     [FA_HTTP2] = {"http2Error", U, PT_SHAPE_SCALAR, NULL, 0},
 };
 enum { FLT_DELAY, FLT_ABORT, FLT__N };
@@ -440,6 +439,51 @@ bool pt__cfg_read_percentage(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_c
     return true;
 }
 
+/* The gRPC status codes by name, in code order (the gRPC project's doc/statuscodes.md). */
+static const char *const grpc_status_names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+/* abort.grpcStatus: a code's name as Istio's API takes it ("UNAVAILABLE"), or its number as
+ * older configurations wrote it (14). */
+static bool read_grpc_status(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                             int *out)
+{
+    const char *v;
+    size_t n_names = sizeof(grpc_status_names) / sizeof(grpc_status_names[0]);
+    if (!pt__cfg_str(cx, n, path, &v))
+        return false;
+    if (*v < '0' || *v > '9')
+        return pt__cfg_enum(cx, n, path, grpc_status_names, n_names, out);
+    char *end;
+    long code = strtol(v, &end, 10);
+    if (*end != '\0' || code >= (long)n_names) {
+        pt__cfg_error(cx, n, path,
+                      "\"%s\" is not a gRPC status code (0..%zu, or a name such as "
+                      "UNAVAILABLE)",
+                      v, n_names - 1);
+        return false;
+    }
+    *out = (int)code;
+    return true;
+}
+
 /* fault: delay then abort, as Envoy's fault filter runs them. As in Istio, a delay or abort
  * without a percentage applies to no request (Istio passes the integer `percent`, 0 when
  * unset, and Envoy reads an unset fraction as 0); the deprecated `percent` is read as a
@@ -498,6 +542,15 @@ const pt_http_fault_t *pt__cfg_read_fault(pt_cfg_cx_t *cx, const pt_cfg_node_t *
                 long long v;
                 if (pt__cfg_int(cx, af[FA_HTTP], &sp, 200, 599, &v)) {
                     flt->abort_status = (int)v;
+                    flt->abort_ppm = ppm;
+                }
+            }
+            if (af[FA_GRPC] != NULL) {
+                /* A trailers-only reply: HTTP 200 with the grpc-status. */
+                pt_cfg_path_t sp = PT_PATH_KEY(&p, "grpcStatus");
+                if (read_grpc_status(cx, af[FA_GRPC], &sp, &flt->abort_grpc_status)) {
+                    flt->is_grpc_abort = true;
+                    flt->abort_status = 200;
                     flt->abort_ppm = ppm;
                 }
             }

@@ -1,10 +1,10 @@
 /* filters/fault.c
  * The VirtualService route's fault injection: fault.delay holds the request for fixedDelay
  * before it is routed (it holds no upstream connection meanwhile), then fault.abort answers
- * httpStatus instead of forwarding, each for its percentage of requests. The log flags say what
- * happened: DI (delayed), FI (aborted), DI,FI (both). With the Proxy's faultPerAttempt the
- * abort is decided for each upstream attempt instead, by the router (proxy/stream.c), so that
- * a retry policy sees it. */
+ * httpStatus (or grpcStatus, as a gRPC trailers-only reply) instead of forwarding, each for its
+ * percentage of requests. The log flags say what happened: DI (delayed), FI (aborted), DI,FI
+ * (both). With the Proxy's faultPerAttempt the abort is decided for each upstream attempt instead,
+ * by the router (proxy/stream.c), so that a retry policy sees it. */
 #include "../proxy/trace_export.h"
 #include "../proxy/worker.h"
 #include "filter.h"
@@ -31,8 +31,12 @@ static pt_filter_status_t fault_request_headers(pt_stream_t *st, void *inst, pt_
     }
     if (f->abort_status != 0 && !st->config->proxy.fault_per_attempt &&
         pt_fault_fires(f->abort_ppm, pt_worker_random(w))) {
-        pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_ABORT, f->abort_status);
-        pt_stream_respond(st, f->abort_status, "fault filter abort", PT_FLAG_FI);
+        pt_trace_stream_event(st, PT_TRACE_EVENT_FAULT_ABORT,
+                              f->is_grpc_abort ? f->abort_grpc_status : f->abort_status);
+        if (f->is_grpc_abort)
+            pt_stream_respond_grpc(st, f->abort_grpc_status, "fault filter abort", PT_FLAG_FI);
+        else
+            pt_stream_respond(st, f->abort_status, "fault filter abort", PT_FLAG_FI);
         return PT_FILTER_RESPONDED;
     }
     return PT_FILTER_CONTINUE;

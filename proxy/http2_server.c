@@ -384,15 +384,36 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
 {
     h2_server_t *s = user;
     h2_exchange_t *x = exchange_of(s, id);
-    /* A paused stream still gets what the client had the window to send; only the
+    /* The connection's window reopens at once: a paused stream holds back only its own
+     * window, never the other streams of the connection (a gRPC channel's calls share one). A
+     * paused stream still gets what the client had the window to send; only the stream's
      * acknowledgement (WINDOW_UPDATE) waits for the resume. A stream that let go drops the
      * bytes and acknowledges them. */
+    nghttp2_session_consume_connection(session, len);
     if (x != NULL && x->stream != NULL && x->is_paused)
         x->unconsumed += len;
     else
-        nghttp2_session_consume(session, id, len);
+        nghttp2_session_consume_stream(session, id, len);
     if (x != NULL && x->stream != NULL)
         pt_stream_on_request_body(x->stream, (const char *)data, len, s->conn->in.buf);
+    return 0;
+}
+
+/* A response that ended before its request (a local reply to a call still sending, a gRPC
+ * status answered early) is followed by RST_STREAM NO_ERROR, which asks the client to stop
+ * sending without error (RFC 9113 §8.1): the rest of its body would only be read and dropped,
+ * and the stream would hold a slot until the client ended it. Sent once the response's last
+ * frame went, so that nothing of the response is lost to it. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    h2_exchange_t *x = (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+                               (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+                           ? exchange_of(user, frame->hd.stream_id)
+                           : NULL;
+    if (x != NULL && !x->is_reset && !nghttp2_session_get_stream_remote_close(session, x->id)) {
+        x->is_reset = true;
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_NO_ERROR);
+    }
     return 0;
 }
 
@@ -618,7 +639,7 @@ static void resume_exchange(void *exchange)
     h2_exchange_t *x = exchange;
     x->is_paused = false;
     if (x->unconsumed > 0 && !x->is_closed) {
-        nghttp2_session_consume(x->server->session, x->id, x->unconsumed);
+        nghttp2_session_consume_stream(x->server->session, x->id, x->unconsumed);
         x->unconsumed = 0;
         schedule_flush(x->server);
     }
@@ -659,9 +680,9 @@ static void done(void *exchange)
         nghttp2_submit_rst_stream(s->session, NGHTTP2_FLAG_NONE, x->id, NGHTTP2_CANCEL);
     }
     /* What is left of a request body the response did not wait for is acknowledged and
-     * dropped as it comes (on_data_chunk), so the connection's window stays open. */
+     * dropped as it comes (on_data_chunk). */
     if (x->unconsumed > 0) {
-        nghttp2_session_consume(s->session, x->id, x->unconsumed);
+        nghttp2_session_consume_stream(s->session, x->id, x->unconsumed);
         x->unconsumed = 0;
     }
     schedule_flush(s);
@@ -704,6 +725,7 @@ static h2_server_t *start(pt_conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);

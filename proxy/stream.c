@@ -21,6 +21,7 @@
 #include "../filters/registry.h"
 #include "breaker.h"
 #include "capture.h"
+#include "grpc.h"
 #include "log.h"
 #include "mirror.h"
 #include "outlier.h"
@@ -97,6 +98,23 @@ static bool response_bytes_written(const pt_stream_t *st)
 static bool is_head_request(const pt_stream_t *st)
 {
     return st->request != NULL && st->request->method_id == HTTP_HEAD;
+}
+
+/* The end of the call: the route timeout's or the client's grpc-timeout's, whichever comes
+ * first; 0: none (yet). */
+static uint64_t call_deadline(const pt_stream_t *st)
+{
+    if (st->deadline_ms == 0 ||
+        (st->grpc_deadline_ms != 0 && st->grpc_deadline_ms < st->deadline_ms))
+        return st->grpc_deadline_ms;
+    return st->deadline_ms;
+}
+
+/* Milliseconds from now to deadline, at least 1 (0 would stop a timer). */
+static uint64_t ms_until(const pt_stream_t *st, uint64_t deadline)
+{
+    uint64_t now = uv_now(st->timer.loop);
+    return deadline > now ? deadline - now : 1;
 }
 
 /* --- the stream's own timer --- */
@@ -305,9 +323,15 @@ static void maybe_finish(pt_stream_t *st)
 
 /* A local reply: status, the headers given (x-envoy-overloaded added when st->overloaded) and
  * body (a static string or one in the config snapshot, which the write outlives, so it is
- * copied into a slab the write owns). */
-static void respond(pt_stream_t *st, int status, const pt_header_t *headers, size_t n_headers,
-                    const char *body, pt_flag_t flag)
+ * copied into a slab the write owns).
+ *
+ * Every local reply to a gRPC call (or one given grpc_status >= 0) goes out as a gRPC
+ * trailers-only response, as Envoy's local replies do: HTTP 200, content-type application/grpc,
+ * grpc-status (grpc_status, or the one Envoy maps from status) and the body as grpc-message. A
+ * gRPC client reads the outcome from those fields alone; the access log and metrics keep the
+ * status Petrel decided and add the grpc-status. */
+static void respond(pt_stream_t *st, int status, int grpc_status, const pt_header_t *headers,
+                    size_t n_headers, const char *body, pt_flag_t flag)
 {
     if (!st->is_active)
         return;
@@ -329,15 +353,32 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
         drop_upstream(st);
     st->flag = flag;
     st->status = status;
-    size_t body_len = strlen(body);
-    pt_header_t *all = pt_arena_alloc(&st->arena, (n_headers + 1) * sizeof(*all));
-    memcpy(all, headers, n_headers * sizeof(*all));
+    if (grpc_status < 0 && pt_grpc_is_request(st->request))
+        grpc_status = pt_grpc_status_for_http(status);
+    pt_header_t *all = pt_arena_alloc(&st->arena, (n_headers + 4) * sizeof(*all));
+    size_t n = 0;
+    if (grpc_status >= 0) {
+        st->grpc_status = grpc_status;
+        all[n++] = (pt_header_t){PT_STR_LIT("content-type"), PT_STR_LIT("application/grpc"), 0};
+        all[n++] = (pt_header_t){PT_STR_LIT("grpc-status"),
+                                 pt_str(pt_arena_printf(&st->arena, "%d", grpc_status)), 0};
+        if (*body != '\0') {
+            size_t cap = 3 * strlen(body) + 1;
+            char *message = pt_grpc_message_encode(body, pt_arena_alloc(&st->arena, cap), cap);
+            all[n++] = (pt_header_t){PT_STR_LIT("grpc-message"), pt_str(message), 0};
+        }
+        body = "";
+    }
+    for (size_t i = 0; i < n_headers; i++) /* a redirect's location, ... */
+        if (grpc_status < 0 || !pt_str_ieq_lit(headers[i].name, "content-type"))
+            all[n++] = headers[i];
     if (st->overloaded)
-        all[n_headers++] = (pt_header_t){PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0};
-    pt_http_msg_t reply = {.status = status,
+        all[n++] = (pt_header_t){PT_STR_LIT("x-envoy-overloaded"), PT_STR_LIT("true"), 0};
+    size_t body_len = strlen(body);
+    pt_http_msg_t reply = {.status = grpc_status >= 0 ? 200 : status,
                            .version = PT_HTTP_11,
                            .headers = all,
-                           .n_headers = n_headers,
+                           .n_headers = n,
                            .content_length = (int64_t)body_len,
                            .has_body = body_len > 0};
     st->downstream->send_head(st->exchange, st->request, &reply);
@@ -357,25 +398,20 @@ static void respond(pt_stream_t *st, int status, const pt_header_t *headers, siz
 void pt_stream_respond(pt_stream_t *st, int status, const char *body, pt_flag_t flag)
 {
     static const pt_header_t text = {PT_STR_LIT("content-type"), PT_STR_LIT("text/plain"), 0};
-    respond(st, status, &text, 1, body != NULL ? body : "", flag);
+    respond(st, status, -1, &text, 1, body != NULL ? body : "", flag);
 }
 
 void pt_stream_respond_headers(pt_stream_t *st, int status, const pt_header_t *hs, size_t n,
                                pt_flag_t flag)
 {
-    respond(st, status, hs, n, "", flag);
+    respond(st, status, -1, hs, n, "", flag);
 }
 
 void pt_stream_respond_grpc(pt_stream_t *st, int grpc_status, const char *message, pt_flag_t flag)
 {
     /* A trailers-only response (gRPC over HTTP/2, "Trailers-Only"): on HTTP/1 the trailers
      * are the head's fields, as gRPC-Web and Envoy's local replies write them. */
-    pt_header_t h[3] = {
-        {PT_STR_LIT("content-type"), PT_STR_LIT("application/grpc"), 0},
-        {PT_STR_LIT("grpc-status"), pt_str(pt_arena_printf(&st->arena, "%d", grpc_status)), 0},
-        {PT_STR_LIT("grpc-message"), pt_str(message), 0},
-    };
-    respond(st, 200, h, 3, "", flag);
+    respond(st, 200, grpc_status, NULL, 0, message != NULL ? message : "", flag);
 }
 
 void pt_stream_reset(pt_stream_t *st, pt_flag_t flag)
@@ -487,7 +523,7 @@ static bool reserve_retry(pt_stream_t *st, pt_stat_t reason)
         PT_STAT_INC(&w->stats, retry_body_too_large);
         return false;
     }
-    if (st->deadline_ms != 0 && now >= st->deadline_ms)
+    if (call_deadline(st) != 0 && now >= call_deadline(st))
         return false;
     if (!st->holds_retry_slot) {
         if (!pt_breaker_try_acquire(&cs->retries, cl->pool.max_retries)) {
@@ -521,8 +557,9 @@ static void start_backoff(pt_stream_t *st)
     if (st->n_tried < PT_STREAM_MAX_TRIED)
         st->tried[st->n_tried++] = st->endpoint;
     uint64_t wait = pt_retry_backoff_ms(st->retry, st->retries, pt_worker_random(w));
-    if (st->deadline_ms != 0 && now + wait > st->deadline_ms)
-        wait = st->deadline_ms > now ? st->deadline_ms - now : 0;
+    uint64_t deadline = call_deadline(st);
+    if (deadline != 0 && now + wait > deadline)
+        wait = deadline > now ? deadline - now : 0;
     st->is_backing_off = true;
     if (request_has_body(st) && !st->request_complete)
         st->downstream->pause(st->exchange);
@@ -576,12 +613,16 @@ static void forward(pt_stream_t *st, bool fresh)
     if (st->config->proxy.fault_per_attempt && fault != NULL && fault->abort_status != 0 &&
         pt_fault_fires(fault->abort_ppm, pt_worker_random(w))) {
         st->attempts++;
-        if (pt_retry_on_response(st->retry, fault->abort_status, -1, false) &&
+        if (pt_retry_on_response(st->retry, fault->abort_status,
+                                 fault->is_grpc_abort ? fault->abort_grpc_status : -1, false) &&
             reserve_retry(st, PT_STAT_retries_status)) {
             start_backoff(st);
             return;
         }
-        pt_stream_respond(st, fault->abort_status, "fault filter abort", PT_FLAG_FI);
+        if (fault->is_grpc_abort)
+            pt_stream_respond_grpc(st, fault->abort_grpc_status, "fault filter abort", PT_FLAG_FI);
+        else
+            pt_stream_respond(st, fault->abort_status, "fault filter abort", PT_FLAG_FI);
         return;
     }
     /* maxConnections: a connection carrying a request holds a slot; without one the request
@@ -625,6 +666,12 @@ static void forward(pt_stream_t *st, bool fresh)
         st->downstream->pause(st->exchange);
     st->upstream =
         pt_upstream_acquire(w, cl, st->endpoint, &upstream_cbs, st, fresh, http2, &ready);
+    /* A gRPC call's deadline runs on while the connection opens and the request streams (the
+     * route timeout only from the request's end, end_request_upstream()). */
+    if (st->grpc_deadline_ms != 0) {
+        st->per_try_timer = false;
+        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, st->grpc_deadline_ms));
+    }
     if (ready)
         on_upstream_ready(st, true);
 }
@@ -641,8 +688,8 @@ static void on_retry_timer(pt_stream_t *st)
         uint64_t connect_ms = st->cluster->pool.connect_timeout_ms > 0
                                   ? st->cluster->pool.connect_timeout_ms
                                   : st->config->proxy.connect_timeout_ms;
-        if (st->deadline_ms != 0 ? now >= st->deadline_ms
-                                 : now - st->pending_since_ms >= connect_ms) {
+        if (call_deadline(st) != 0 ? now >= call_deadline(st)
+                                   : now - st->pending_since_ms >= connect_ms) {
             respond_overloaded(st, PT_STAT_upstream_overflow_pending);
             return;
         }
@@ -652,7 +699,7 @@ static void on_retry_timer(pt_stream_t *st)
     if (!st->is_backing_off)
         return;
     st->is_backing_off = false;
-    if (st->deadline_ms != 0 && now >= st->deadline_ms) {
+    if (call_deadline(st) != 0 && now >= call_deadline(st)) {
         on_timeout(st);
         return;
     }
@@ -772,6 +819,13 @@ void pt_stream_start(pt_stream_t *st, pt_http_msg_t *head)
     st->start_ms = uv_now(&w->loop);
     PT_STAT_INC(&w->stats, downstream_rq_total);
     st->request_id = make_request_id(st);
+    /* A gRPC client's deadline (grpc-timeout, PROTOCOL-HTTP2.md) bounds the whole call, from its
+     * head on; a malformed value is ignored, as Envoy ignores it. */
+    const pt_header_t *timeout =
+        pt_grpc_is_request(head) ? pt_http_msg_find_header(head, "grpc-timeout") : NULL;
+    uint64_t timeout_ms;
+    if (timeout != NULL && pt_grpc_timeout_parse(timeout->value, &timeout_ms))
+        st->grpc_deadline_ms = st->start_ms + timeout_ms;
     run_request_filters(st, 0);
 }
 
@@ -909,8 +963,15 @@ static void end_request_upstream(pt_stream_t *st)
     uint64_t now = uv_now(&worker_of(st)->loop);
     if (st->deadline_ms == 0 && st->route->timeout_ms > 0)
         st->deadline_ms = now + st->route->timeout_ms;
-    uint64_t timeout_ms = st->deadline_ms != 0 ? (st->deadline_ms > now ? st->deadline_ms - now : 1)
-                                               : st->config->proxy.idle_timeout_ms;
+    if (st->response_head_sent) {
+        /* The head came while the request streamed (gRPC bidirectional): only a deadline is
+         * left to bound the rest. */
+        if (call_deadline(st) != 0)
+            start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, call_deadline(st)));
+        return;
+    }
+    uint64_t timeout_ms = call_deadline(st) != 0 ? ms_until(st, call_deadline(st))
+                                                 : st->config->proxy.idle_timeout_ms;
     st->per_try_timer = false;
     if (st->retry->per_try_timeout_ms > 0 && st->retry->per_try_timeout_ms < timeout_ms) {
         timeout_ms = st->retry->per_try_timeout_ms;
@@ -1193,13 +1254,10 @@ static int pt_stream_on_response_head(pt_stream_t *st, pt_http_msg_t *h)
         if (pt_filters[i]->on_response_headers != NULL)
             pt_filters[i]->on_response_headers(st, st->filter_instances[i], h);
     st->upstream_ms = uv_now(&w->loop) - st->upstream_start_ms;
-    if (st->route->timeout_ms == 0)
-        stop_timer(st); /* only the wait for the head was bounded */
-    else if (st->per_try_timer)
-        start_timer(st, PT_STREAM_TIMER_ROUTE,
-                    st->deadline_ms > uv_now(&w->loop)
-                        ? st->deadline_ms - uv_now(&w->loop)
-                        : 1); /* the body is bounded by the route timeout */
+    if (st->route->timeout_ms == 0 && st->grpc_deadline_ms == 0)
+        stop_timer(st);         /* only the wait for the head was bounded */
+    else if (st->per_try_timer) /* the body is bounded by the call's deadline */
+        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, call_deadline(st)));
     if (h->status == 101 && !st->request->is_upgrade) {
         drop_upstream(st);
         pt_stream_respond(st, 502, "upstream sent an invalid response", PT_FLAG_UPE);
@@ -1294,16 +1352,14 @@ static void end_response(pt_stream_t *st)
  * pause's timer replaced) runs on, or the response ends. */
 static void end_response_pause(pt_stream_t *st)
 {
-    pt_worker_t *w = worker_of(st);
     st->is_response_paused = false;
     if (st->is_response_end_pending) {
         end_response(st);
         maybe_finish(st);
         return;
     }
-    if (st->deadline_ms != 0)
-        start_timer(st, PT_STREAM_TIMER_ROUTE,
-                    st->deadline_ms > uv_now(&w->loop) ? st->deadline_ms - uv_now(&w->loop) : 1);
+    if (call_deadline(st) != 0)
+        start_timer(st, PT_STREAM_TIMER_ROUTE, ms_until(st, call_deadline(st)));
     resume_upstream_reading(st);
 }
 

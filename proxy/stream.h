@@ -143,6 +143,8 @@ typedef struct pt_stream {
     uint8_t n_tried;
     uint32_t retries;           /* retries made */
     uint64_t deadline_ms;       /* the route timeout's end (uv_now); 0: none yet */
+    uint64_t grpc_deadline_ms;  /* a gRPC call's grpc-timeout end, from its head (uv_now); 0:
+                                   none */
     uint64_t pending_since_ms;  /* waiting for a connection slot since */
     pt_body_piece_t *kept_body; /* the request body so far, kept for a retry */
     pt_body_piece_t **kept_tail;

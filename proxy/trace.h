@@ -58,7 +58,7 @@ typedef struct pt_trace_context {
 
 typedef enum pt_trace_event_kind {
     PT_TRACE_EVENT_FAULT_DELAY = 1,  /* value: the delay in ms */
-    PT_TRACE_EVENT_FAULT_ABORT,      /* value: the status answered */
+    PT_TRACE_EVENT_FAULT_ABORT,      /* value: the status answered (gRPC's for grpcStatus) */
     PT_TRACE_EVENT_UPSTREAM_ATTEMPT, /* value: the attempt number (2, 3, ...) */
     PT_TRACE_EVENT_CHAOS_ABORT,      /* an http_abort toxic; value: the status (gRPC's) */
     PT_TRACE_EVENT_CHAOS_DELAY,      /* an http_delay toxic; value: the delay in ms */

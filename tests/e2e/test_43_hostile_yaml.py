@@ -17,19 +17,7 @@ import time
 import pytest
 
 from netutil import free_port, http_request, wait_until
-from petrel import ISTIO, parse_stats, petrel_bin, sanitizer_report, simple_config, to_yaml
-
-SANITIZED = None
-
-
-def is_sanitizer_build():
-    global SANITIZED
-    if SANITIZED is None:
-        with open(petrel_bin(), "rb") as f:
-            data = f.read()
-        SANITIZED = b"__asan_init" in data or b"__tsan_init" in data
-    return SANITIZED
-
+from petrel import ISTIO, is_sanitizer_build, parse_stats, petrel_bin, sanitizer_report, simple_config, to_yaml
 
 # Bounds generous enough for a loaded 2-core machine; the measured figures are in docs/config.md.
 SECONDS = 20.0

@@ -23,21 +23,13 @@ import pytest
 
 from netutil import (connect, free_port, header, http_request, raw_request, recv_responses,
                      recv_to_eof, rss_kb, wait_for_port, wait_until)
-from petrel import (ISTIO, REPO, need_petrel, petrel_bin, run_petrel, sanitizer_report, simple_config,
-                    stats, to_yaml, with_free_ports)
+from petrel import (ISTIO, REPO, is_sanitizer_build, need_petrel, petrel_bin, run_petrel,
+                    sanitizer_report, simple_config, stats, to_yaml, with_free_ports)
 
 EXAMPLES = os.path.join(REPO, "config", "examples")
 
 
 # -- helpers local to this file ------------------------------------------------------------
-
-def is_sanitizer_build():
-    """True when the binary under test carries a sanitizer runtime (RSS/timing budgets do not
-    apply to it)."""
-    with open(petrel_bin(), "rb") as f:
-        data = f.read()
-    return b"__asan_init" in data or b"__tsan_init" in data
-
 
 def write(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -10,7 +10,7 @@ Real petrel, real origins (tests/lib/upstream.py counts requests and connections
   - delay then abort (Envoy's order): >= the delay, then the abort status, flag DI,FI;
   - Bookinfo's ratings-test-abort / ratings-test-delay (end-user: jason), bound to a gateway
     with FQDN hosts;
-  - grpcStatus is reported as not enforced; invalid values are errors.
+  - grpcStatus validates (test_87_grpc.py answers it); invalid values are errors.
 """
 
 import re
@@ -224,7 +224,7 @@ def validate(tmp_path, fault):
 def test_validation(tmp_path):
     r = validate(tmp_path, {"abort": {"grpcStatus": "UNAVAILABLE"}})
     out = r.stdout + r.stderr
-    assert r.returncode == 0 and "grpcStatus" in out and "not enforced" in out, out
+    assert r.returncode == 0 and "grpcStatus" not in out, out  # enforced (test_87)
     r = validate(tmp_path, {"delay": {"percent": 50, "fixedDelay": "1s"}})
     assert r.returncode == 0 and "deprecated" in r.stdout + r.stderr
     for bad in ({"abort": {"httpStatus": 600}},
@@ -232,6 +232,7 @@ def test_validation(tmp_path):
                 {"abort": {"httpStatus": 500, "percentage": {"value": "ten"}}},
                 {"abort": {"percentage": {"value": 5}}},
                 {"delay": {"percentage": {"value": 5}}},
-                {"delay": {"fixedDelay": "soon"}}):
+                {"delay": {"fixedDelay": "soon"}},
+                {"abort": {"grpcStatus": "UNAVAILABL"}}):
         r = validate(tmp_path, bad)
         assert r.returncode != 0, (bad, r.stdout, r.stderr)

@@ -349,22 +349,12 @@ message Msg { string text = 1; }
 def grpc_server(tmp_path):
     """A grpcio server for PROTO (stubs generated into tmp_path): Say echoes the text
     upper-cased; Flaky answers UNAVAILABLE to its first `text`-many calls, then echoes."""
-    import importlib
-    import sys
     from concurrent import futures
 
     import grpc
-    from grpc_tools import protoc
+    import grpcstubs
 
-    (tmp_path / "echo.proto").write_text(PROTO)
-    assert protoc.main(["protoc", "-I%s" % tmp_path, "--python_out=%s" % tmp_path,
-                        "--grpc_python_out=%s" % tmp_path, str(tmp_path / "echo.proto")]) == 0
-    sys.path.insert(0, str(tmp_path))
-    try:
-        pb = importlib.import_module("echo_pb2")
-        pb_grpc = importlib.import_module("echo_pb2_grpc")
-    finally:
-        sys.path.remove(str(tmp_path))
+    pb, pb_grpc = grpcstubs.load(PROTO, "echo", tmp_path)
     calls = {"Flaky": 0}
 
     class Echo(pb_grpc.EchoServicer):

@@ -50,6 +50,20 @@ def petrel_bin():
     return os.environ.get("PETREL_BIN") or os.path.join(REPO, "build", "petrel")
 
 
+_sanitized = {}
+
+
+def is_sanitizer_build():
+    """True when the binary under test carries a sanitizer runtime: RSS and timing budgets do
+    not apply to it (ASan's quarantine alone holds up to 256 MB of freed memory)."""
+    b = petrel_bin()
+    if b not in _sanitized:
+        with open(b, "rb") as f:
+            data = f.read()
+        _sanitized[b] = b"__asan_init" in data or b"__tsan_init" in data
+    return _sanitized[b]
+
+
 def need_petrel():
     """Skips the calling test when the binary is missing; fails it when PETREL_BIN names
     one that is not executable (a broken `make e2e` must not pass as all-skipped)."""

@@ -896,7 +896,8 @@ class H2Origin:
     max_streams is announced as SETTINGS_MAX_CONCURRENT_STREAMS (None: not announced).
     refuse_next(n) makes the next n requests get a GOAWAY whose last stream id is below them
     (refused unprocessed; the connection then closes once its other streams are done).
-    body_bytes_sent counts the /bytes bodies sent. goaway_open() sends every open connection a GOAWAY (NO_ERROR, its last stream processed)
+    body_bytes_sent counts the /bytes bodies sent, resets the streams the client reset before
+    their answer went. goaway_open() sends every open connection a GOAWAY (NO_ERROR, its last stream processed)
     and keeps it open until the client closes it. Counters: connections, closed_by_client,
     requests (each a dict as echoed), active (streams being answered now), max_active (most at
     once, all connections) and max_active_per_conn."""
@@ -924,6 +925,7 @@ class H2Origin:
         self.max_active_per_conn = 0
         self.goaways = 0
         self.closed_by_client = 0
+        self.resets = 0  # streams the client reset before their answer was sent
         self.body_bytes_sent = 0  # of /bytes bodies
         self.errors = []
         self._refuse = 0
@@ -1101,6 +1103,8 @@ class _H2Serving:
         elif isinstance(ev, e.StreamReset):
             if (self.streams.pop(ev.stream_id, None) is not None
                     or self.sending.pop(ev.stream_id, None) is not None):
+                with self.o.lock:
+                    self.o.resets += 1
                 self.finish()
 
     def request_done(self, sid):

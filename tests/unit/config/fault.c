@@ -83,16 +83,58 @@ TEST(fault_compiles)
     pt_config_errors_dispose(&e2);
 }
 
-TEST(fault_grpc_status_is_a_warning_only)
+TEST(fault_grpc_status_by_name_or_number)
 {
+    static const struct {
+        const char *fault;
+        int code;
+    } cases[] = {
+        {"{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 50}}}", 14},
+        {"{abort: {grpcStatus: \"PERMISSION_DENIED\"}}", 7},
+        {"{abort: {grpcStatus: 8}}", 8},
+        {"{abort: {grpcStatus: \"0\"}}", 0},
+        {"{abort: {grpcStatus: 16}}", 16},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[2048];
+        pt_config_errors_t e = {0};
+        pt_config_t *c = load_str("f.yaml", vs_with(cases[i].fault, buf, sizeof(buf)), &e);
+        ASSERT(c != NULL);
+        ASSERT_EQ(e.n, 0u);
+        ASSERT(!has_warning_containing(&e, "grpcStatus"));
+        const pt_http_fault_t *f = fault_of(c);
+        ASSERT(f != NULL);
+        ASSERT(f->is_grpc_abort);
+        ASSERT_EQ(f->abort_grpc_status, cases[i].code);
+        ASSERT_EQ(f->abort_status, 200); /* a trailers-only reply is HTTP 200 */
+        ASSERT_EQ(f->abort_ppm, i == 0 ? 500000u : 0u);
+        pt_config_unref(c);
+        pt_config_errors_dispose(&e);
+    }
+}
+
+TEST(fault_grpc_status_errors_name_the_field)
+{
+    static const char *const bad[] = {
+        "{abort: {grpcStatus: UNAVAILABL}}", "{abort: {grpcStatus: unavailable}}",
+        "{abort: {grpcStatus: 17}}",         "{abort: {grpcStatus: 1x}}",
+        "{abort: {grpcStatus: [14]}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char buf[2048];
+        pt_config_errors_t e = {0};
+        pt_config_t *c = load_str("f.yaml", vs_with(bad[i], buf, sizeof(buf)), &e);
+        if (c != NULL)
+            fprintf(stderr, "    accepted: %s\n", bad[i]);
+        ASSERT(c == NULL);
+        ASSERT(has_error_containing(&e, "spec.http[0].fault.abort.grpcStatus"));
+        pt_config_errors_dispose(&e);
+    }
     char buf[2048];
     pt_config_errors_t e = {0};
-    pt_config_t *c =
-        load_str("f.yaml", vs_with("{abort: {grpcStatus: UNAVAILABLE}}", buf, sizeof(buf)), &e);
-    ASSERT(c != NULL);
-    ASSERT(fault_of(c) == NULL);
-    ASSERT(has_warning_containing(&e, "grpcStatus"));
-    pt_config_unref(c);
+    ASSERT(load_str("f.yaml", vs_with("{abort: {grpcStatus: UNAVAILABL}}", buf, sizeof(buf)), &e) ==
+           NULL);
+    ASSERT(has_error_containing(&e, "did you mean \"UNAVAILABLE\""));
     pt_config_errors_dispose(&e);
 }
 

@@ -1,7 +1,8 @@
 /* tests/unit/filters/fault.c
  * The fault filter's callbacks against a fake stream: the delay pauses the chain and is not
  * drawn again when the stream calls the filter back, the abort answers with flag FI, on_log
- * turns the flags into DI / DI,FI, and faultPerAttempt leaves the abort to the router. */
+ * turns the flags into DI / DI,FI, a grpcStatus abort answers a gRPC trailers-only reply, and
+ * faultPerAttempt leaves the abort to the router. */
 #include "test.h"
 
 #include "fake_stream.h"
@@ -48,6 +49,21 @@ TEST(delay_pauses_then_abort_answers_on_the_call_back)
     ASSERT_EQ(fake.trace_events, 2);
     fault_log(&f->st, &f->inst);
     ASSERT_EQ(f->st.flag, PT_FLAG_DI_FI);
+    pt_arena_dispose(&f->st.arena);
+}
+
+TEST(grpc_status_abort_answers_trailers_only)
+{
+    pt_http_fault_t fault = {.abort_status = 200,
+                             .abort_ppm = PT_FAULT_SCALE,
+                             .is_grpc_abort = true,
+                             .abort_grpc_status = 14};
+    pt_http_route_t route = {.fault = &fault};
+    fixture_t *f = fixture(&route);
+    ASSERT_EQ(fault_request_headers(&f->st, &f->inst, &f->head), PT_FILTER_RESPONDED);
+    ASSERT_EQ(fake.grpc_status, 14);
+    ASSERT_EQ(fake.respond_flag, PT_FLAG_FI);
+    ASSERT_STREQ(fake.respond_body, "fault filter abort");
     pt_arena_dispose(&f->st.arena);
 }
 
