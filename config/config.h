@@ -493,6 +493,12 @@ typedef struct pt_sidecar_settings {
     bool registry_only; /* outboundTrafficPolicy.mode REGISTRY_ONLY: unknown outbound refused */
 } pt_sidecar_settings_t;
 
+/* Proxy spec.http2: the HTTP/2 server's limits (the flood limits are fixed, in
+ * proxy/http2_server.c). */
+typedef struct pt_http2_settings {
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS: 100 */
+} pt_http2_settings_t;
+
 /* Proxy spec.chaosApi: the Toxiproxy-compatible API. Absent: off. */
 typedef struct pt_chaos_api_settings {
     bool enabled;
@@ -535,6 +541,7 @@ typedef struct pt_proxy_settings {
     pt_tracing_settings_t tracing;
     bool mirror_keep_host; /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
     bool h2_upgrade;       /* h2UpgradePolicy: UPGRADE (meshConfig's; DO_NOT_UPGRADE, false) */
+    pt_http2_settings_t http2;
     pt_sidecar_settings_t sidecar;
 } pt_proxy_settings_t;
 

@@ -13,7 +13,6 @@
 #include "stream.h"
 #include "worker.h"
 
-#define MAX_CONCURRENT_STREAMS 100
 /* nghttp2's defence against rapid reset (CVE-2023-44487): a burst of stream resets, then so
  * many a second; over it nghttp2 ends the session (GOAWAY INTERNAL_ERROR). The premature-reset
  * count below usually ends such a client first. */
@@ -716,7 +715,7 @@ static h2_server_t *start(pt_conn_t *c)
         abort();
     const pt_proxy_settings_t *ps = &c->worker->config->proxy;
     nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ps->http2.max_concurrent_streams},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, ps->max_header_bytes},
     };
     nghttp2_submit_settings(s->session, NGHTTP2_FLAG_NONE, settings, 2);
