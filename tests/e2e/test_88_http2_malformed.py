@@ -65,7 +65,8 @@ def without(fields, name):
     return [(n, v) for n, v in fields if n != name]
 
 
-def head(path, fields):
+def head(fields):
+    """HEADERS with END_STREAM on stream 1: the whole request is these fields."""
     return headers_frame(1, block(fields))
 
 
@@ -78,36 +79,36 @@ def F(path):
 HUGE = b"v" * 4000
 CASES = [
     # pseudo-headers (RFC 9113 §8.3): a stream error
-    ("missing-method", lambda p: head(p, without(F(p), ":method")), ("rst", PROTOCOL_ERROR)),
-    ("missing-path", lambda p: head(p, without(F(p), ":path") + [("x-p", p)]), ("rst", PROTOCOL_ERROR)),
-    ("missing-scheme", lambda p: head(p, without(F(p), ":scheme")), ("rst", PROTOCOL_ERROR)),
-    ("duplicate-method", lambda p: head(p, F(p) + [(":method", "GET")]), ("rst", PROTOCOL_ERROR)),
-    ("duplicate-path", lambda p: head(p, F(p) + [(":path", p)]), ("rst", PROTOCOL_ERROR)),
-    ("unknown-pseudo", lambda p: head(p, F(p) + [(":bogus", "1")]), ("rst", PROTOCOL_ERROR)),
-    ("response-pseudo", lambda p: head(p, F(p) + [(":status", "200")]), ("rst", PROTOCOL_ERROR)),
-    ("pseudo-after-regular", lambda p: head(p, without(F(p), ":path") + [("accept", "*/*"), (":path", p)]),
+    ("missing-method", lambda p: head(without(F(p), ":method")), ("rst", PROTOCOL_ERROR)),
+    ("missing-path", lambda p: head(without(F(p), ":path") + [("x-p", p)]), ("rst", PROTOCOL_ERROR)),
+    ("missing-scheme", lambda p: head(without(F(p), ":scheme")), ("rst", PROTOCOL_ERROR)),
+    ("duplicate-method", lambda p: head(F(p) + [(":method", "GET")]), ("rst", PROTOCOL_ERROR)),
+    ("duplicate-path", lambda p: head(F(p) + [(":path", p)]), ("rst", PROTOCOL_ERROR)),
+    ("unknown-pseudo", lambda p: head(F(p) + [(":bogus", "1")]), ("rst", PROTOCOL_ERROR)),
+    ("response-pseudo", lambda p: head(F(p) + [(":status", "200")]), ("rst", PROTOCOL_ERROR)),
+    ("pseudo-after-regular", lambda p: head(without(F(p), ":path") + [("accept", "*/*"), (":path", p)]),
      ("rst", PROTOCOL_ERROR)),
-    ("uppercase-pseudo", lambda p: head(p, swap(F(p), ":method", "GET") + [(":Method", "GET")]),
+    ("uppercase-pseudo", lambda p: head(swap(F(p), ":method", "GET") + [(":Method", "GET")]),
      ("rst", PROTOCOL_ERROR)),
-    ("empty-path", lambda p: head(p, swap(F(p), ":path", "") + [("x-p", p)]), ("rst", PROTOCOL_ERROR)),
-    ("empty-method", lambda p: head(p, swap(F(p), ":method", "")), ("rst", PROTOCOL_ERROR)),
-    ("connect-with-path", lambda p: head(p, swap(F(p), ":method", "CONNECT")), ("rst", PROTOCOL_ERROR)),
-    ("no-authority-no-host", lambda p: head(p, without(F(p), ":authority")), ("rst", PROTOCOL_ERROR)),
+    ("empty-path", lambda p: head(swap(F(p), ":path", "") + [("x-p", p)]), ("rst", PROTOCOL_ERROR)),
+    ("empty-method", lambda p: head(swap(F(p), ":method", "")), ("rst", PROTOCOL_ERROR)),
+    ("connect-with-path", lambda p: head(swap(F(p), ":method", "CONNECT")), ("rst", PROTOCOL_ERROR)),
+    ("no-authority-no-host", lambda p: head(without(F(p), ":authority")), ("rst", PROTOCOL_ERROR)),
     # field names and values (RFC 9113 §8.2.1)
-    ("uppercase-name", lambda p: head(p, F(p) + [("Accept", "*/*")]), ("rst", PROTOCOL_ERROR)),
-    ("space-in-name", lambda p: head(p, F(p) + [("x y", "1")]), ("rst", PROTOCOL_ERROR)),
-    ("colon-in-name", lambda p: head(p, F(p) + [("x:y", "1")]), ("rst", PROTOCOL_ERROR)),
-    ("empty-name", lambda p: head(p, F(p) + [("", "1")]), ("rst", PROTOCOL_ERROR)),
-    ("nul-in-value", lambda p: head(p, F(p) + [("x-v", "a\x00b")]), ("rst", PROTOCOL_ERROR)),
-    ("crlf-in-value", lambda p: head(p, F(p) + [("x-v", "a\r\nx-injected: 1")]), ("rst", PROTOCOL_ERROR)),
-    ("leading-space-in-value", lambda p: head(p, F(p) + [("x-v", " a")]), ("rst", PROTOCOL_ERROR)),
+    ("uppercase-name", lambda p: head(F(p) + [("Accept", "*/*")]), ("rst", PROTOCOL_ERROR)),
+    ("space-in-name", lambda p: head(F(p) + [("x y", "1")]), ("rst", PROTOCOL_ERROR)),
+    ("colon-in-name", lambda p: head(F(p) + [("x:y", "1")]), ("rst", PROTOCOL_ERROR)),
+    ("empty-name", lambda p: head(F(p) + [("", "1")]), ("rst", PROTOCOL_ERROR)),
+    ("nul-in-value", lambda p: head(F(p) + [("x-v", "a\x00b")]), ("rst", PROTOCOL_ERROR)),
+    ("crlf-in-value", lambda p: head(F(p) + [("x-v", "a\r\nx-injected: 1")]), ("rst", PROTOCOL_ERROR)),
+    ("leading-space-in-value", lambda p: head(F(p) + [("x-v", " a")]), ("rst", PROTOCOL_ERROR)),
     # connection-specific fields (RFC 9113 §8.2.2)
-    ("connection", lambda p: head(p, F(p) + [("connection", "close")]), ("rst", PROTOCOL_ERROR)),
-    ("keep-alive", lambda p: head(p, F(p) + [("keep-alive", "timeout=5")]), ("rst", PROTOCOL_ERROR)),
-    ("proxy-connection", lambda p: head(p, F(p) + [("proxy-connection", "keep-alive")]), ("rst", PROTOCOL_ERROR)),
-    ("transfer-encoding", lambda p: head(p, F(p) + [("transfer-encoding", "chunked")]), ("rst", PROTOCOL_ERROR)),
-    ("upgrade", lambda p: head(p, F(p) + [("upgrade", "websocket")]), ("rst", PROTOCOL_ERROR)),
-    ("te-gzip", lambda p: head(p, F(p) + [("te", "gzip")]), ("rst", PROTOCOL_ERROR)),
+    ("connection", lambda p: head(F(p) + [("connection", "close")]), ("rst", PROTOCOL_ERROR)),
+    ("keep-alive", lambda p: head(F(p) + [("keep-alive", "timeout=5")]), ("rst", PROTOCOL_ERROR)),
+    ("proxy-connection", lambda p: head(F(p) + [("proxy-connection", "keep-alive")]), ("rst", PROTOCOL_ERROR)),
+    ("transfer-encoding", lambda p: head(F(p) + [("transfer-encoding", "chunked")]), ("rst", PROTOCOL_ERROR)),
+    ("upgrade", lambda p: head(F(p) + [("upgrade", "websocket")]), ("rst", PROTOCOL_ERROR)),
+    ("te-gzip", lambda p: head(F(p) + [("te", "gzip")]), ("rst", PROTOCOL_ERROR)),
     # content-length against DATA (RFC 9113 §8.1.1): the request is never started
     ("content-length-more-than-data",
      lambda p: headers_frame(1, POST(p, [("content-length", "10")]), EH) + data_frame(1, b"abc", ES),
@@ -118,9 +119,9 @@ CASES = [
     ("content-length-zero-with-data",
      lambda p: headers_frame(1, POST(p, [("content-length", "0")]), EH) + data_frame(1, b"x", ES),
      ("rst", PROTOCOL_ERROR)),
-    ("content-length-not-a-number", lambda p: head(p, F(p) + [("content-length", "1x")]), ("rst", PROTOCOL_ERROR)),
+    ("content-length-not-a-number", lambda p: head(F(p) + [("content-length", "1x")]), ("rst", PROTOCOL_ERROR)),
     ("content-length-twice-differing",
-     lambda p: head(p, F(p) + [("content-length", "1"), ("content-length", "2")]), ("rst", PROTOCOL_ERROR)),
+     lambda p: head(F(p) + [("content-length", "1"), ("content-length", "2")]), ("rst", PROTOCOL_ERROR)),
     # trailers (RFC 9113 §8.1): a pseudo-header in them, or trailers without END_STREAM
     ("pseudo-in-trailers",
      lambda p: headers_frame(1, POST(p), EH) + data_frame(1, b"abc") +
@@ -132,7 +133,7 @@ CASES = [
      lambda p: headers_frame(1, POST(p), EH) + data_frame(1, b"abc") +
      headers_frame(1, block([("x-t%d" % i, "1") for i in range(101)]), EH | ES), ("rst", INTERNAL_ERROR)),
     # the header list limits (maxHeaders 100, maxHeaderBytes 61440), as HTTP/1's
-    ("101-headers", lambda p: head(p, F(p) + [("x-h%d" % i, "1") for i in range(101)]), ("status", 431)),
+    ("101-headers", lambda p: head(F(p) + [("x-h%d" % i, "1") for i in range(101)]), ("status", 431)),
     ("61k-value-in-continuations",
      lambda p: header_frames(1, GET(p, [("x-big", "v" * 62000)])), ("status", 431)),
     # HPACK bombs: a 4000-byte field indexed once, then referenced by one byte 3000 times
@@ -225,10 +226,7 @@ def sentinel(gw, name):
     path = "/sentinel/%s" % name
     st, _, _ = http_request(gw.port, "GET", path, host_header="web.local", timeout=5)
     assert st == 200, (name, st)
-    gw.origin.wait_requests(1, timeout=5)
-    deadline = time.monotonic() + 5
-    while path not in [q.path for q in gw.origin.requests] and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: path in [q.path for q in gw.origin.requests], 5, what="the sentinel " + path)
 
 
 @pytest.mark.parametrize("name,build,expected", CASES, ids=[c[0] for c in CASES])
@@ -276,13 +274,6 @@ def settings_of(r):
             for i in range(0, len(payload), 6)}
 
 
-def wait_raw(gw, needle, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while needle not in gw.origin.raw and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return needle in gw.origin.raw
-
-
 @pytest.mark.parametrize("acked", [False, True], ids=["before-settings-ack", "after-settings-ack"])
 def test_stream_over_100(gw, acked):
     # Before the client acknowledged SETTINGS_MAX_CONCURRENT_STREAMS, a stream over it is
@@ -304,7 +295,8 @@ def test_stream_over_100(gw, acked):
             assert r.reset(ids[-1]) == REFUSED_STREAM and r.goaway() is None
             assert all(r.reset(i) is None for i in ids[:-1])
             # the 100 were forwarded (their bodies pending), the refused one never
-            assert wait_raw(gw, b"%s/%d " % (path.encode(), ids[-2]))
+            held = b"%s/%d " % (path.encode(), ids[-2])
+            wait_until(lambda: held in gw.origin.raw, 5, what="the 100th stream at the origin")
     finally:
         r.close()
     sentinel(gw, "after-101-streams-%s" % acked)
