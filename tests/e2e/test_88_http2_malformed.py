@@ -18,7 +18,7 @@ import time
 import pytest
 
 from netutil import free_port, http_request, rss_kb, wait_until
-from petrel import Petrel, need_petrel, simple_config
+from petrel import Petrel, need_petrel, sanitized, simple_config
 
 pytest.importorskip("h2.connection")
 pytest.importorskip("hpack")
@@ -382,7 +382,8 @@ def test_flood_ends_in_goaway_while_others_are_served(gw, kind):
         r.close()
         stop.set()
         t.join(10)
-    assert rss - rss0 < 16 << 10, "RSS grew %d KiB" % (rss - rss0)
+    if not sanitized(gw.pid):  # a sanitizer's quarantine keeps freed memory resident on purpose
+        assert rss - rss0 < 16 << 10, "RSS grew %d KiB" % (rss - rss0)
     assert served and not failed, (len(served), failed[:3])
 
 
@@ -404,5 +405,6 @@ def test_ping_flood_from_a_client_that_reads_nothing(gw):
     finally:
         r.close()
     assert took < 20, "still open after %.1f s and %d PINGs" % (took, sent)
-    assert rss - rss0 < 16 << 10, "RSS grew %d KiB" % (rss - rss0)
+    if not sanitized(gw.pid):  # a sanitizer's quarantine keeps freed memory resident on purpose
+        assert rss - rss0 < 16 << 10, "RSS grew %d KiB" % (rss - rss0)
     sentinel(gw, "after-slow-ping-flood")
