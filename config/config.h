@@ -497,6 +497,12 @@ typedef struct pt_sidecar_settings {
     bool registry_only; /* outboundTrafficPolicy.mode REGISTRY_ONLY: unknown outbound refused */
 } pt_sidecar_settings_t;
 
+/* Proxy spec.http2: the HTTP/2 server's limits (the flood limits are fixed, in
+ * proxy/http2_server.c). */
+typedef struct pt_http2_settings {
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS: 100 */
+} pt_http2_settings_t;
+
 /* Proxy spec.chaosApi: the Toxiproxy-compatible API. Absent: off. */
 typedef struct pt_chaos_api_settings {
     bool enabled;
@@ -540,6 +546,7 @@ typedef struct pt_proxy_settings {
     bool mirror_keep_host; /* mirrorKeepHost: no "-shadow" on mirrored Hosts */
     uint8_t h2_upgrade;    /* h2UpgradePolicy, PT_H2_UPGRADE_* (meshConfig's): DEFAULT
                               upgrades over mesh mTLS only (config/compile.c) */
+    pt_http2_settings_t http2;
     pt_sidecar_settings_t sidecar;
 } pt_proxy_settings_t;
 

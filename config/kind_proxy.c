@@ -45,6 +45,7 @@ enum {
     PX_ROOT_NS,
     PX_CHAOS_API,
     PX_H2_UPGRADE,
+    PX_HTTP2,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -78,6 +79,13 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_ROOT_NS] = {.name = "rootNamespace", .status = S},
     [PX_CHAOS_API] = {.name = "chaosApi", .status = S},
     [PX_H2_UPGRADE] = {.name = "h2UpgradePolicy", .status = S},
+    [PX_HTTP2] = {.name = "http2", .status = S},
+};
+/* Proxy spec.http2: the HTTP/2 server's limits (proxy/http2_server.c), named as Envoy's
+ * http2_protocol_options. */
+enum { H2_MAX_STREAMS, H2__N };
+static const pt_cfg_field_t http2_fields[H2__N] = {
+    [H2_MAX_STREAMS] = {.name = "maxConcurrentStreams", .status = S},
 };
 /* Proxy spec.chaosApi: the Toxiproxy-compatible API (filters/chaos). */
 enum { CA_ADDRESS, CA_PORT, CA__N };
@@ -168,6 +176,7 @@ void pt__cfg_proxy_defaults(pt_proxy_settings_t *s)
     s->upstream_idle_timeout_ms = 60000;
     s->connect_timeout_ms = 10000;
     s->drain_timeout_ms = 5000;
+    s->http2.max_concurrent_streams = 100; /* Istio's edge profile */
     s->access_log = "/dev/stdout";
     s->retry_body_limit = 65536;
     s->metrics = true;
@@ -508,6 +517,19 @@ static void read_sidecar(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_p
     }
 }
 
+static void read_http2(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
+                       pt_http2_settings_t *h)
+{
+    pt_cfg_path_t hp = PT_PATH_KEY(spec_path, "http2");
+    const pt_cfg_node_t *f[H2__N];
+    if (!MAP(cx, n, &hp, http2_fields, f))
+        return;
+    long long v;
+    pt_cfg_path_t p = PT_PATH_KEY(&hp, "maxConcurrentStreams");
+    if (f[H2_MAX_STREAMS] != NULL && pt__cfg_int(cx, f[H2_MAX_STREAMS], &p, 1, INT32_MAX, &v))
+        h->max_concurrent_streams = (uint32_t)v;
+}
+
 /* spec.workload: strings go straight to the snapshot arena. */
 static void read_workload(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *spec_path,
                           pt_workload_t *w)
@@ -703,6 +725,8 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
         if (pt__cfg_enum(cx, f[PX_H2_UPGRADE], &fp_PX_H2_UPGRADE, upgrade_names, 3, &policy))
             s->h2_upgrade = (uint8_t)policy;
     }
+    if (f[PX_HTTP2] != NULL)
+        read_http2(cx, f[PX_HTTP2], &sp, &s->http2);
     if (f[PX_MIRROR_KEEP_HOST] != NULL) {
         FIELD_PATH(PX_MIRROR_KEEP_HOST);
         pt__cfg_read_bool(cx, f[PX_MIRROR_KEEP_HOST], &fp_PX_MIRROR_KEEP_HOST,

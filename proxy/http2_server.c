@@ -13,7 +13,6 @@
 #include "stream.h"
 #include "worker.h"
 
-#define MAX_CONCURRENT_STREAMS 100
 /* nghttp2's defence against rapid reset (CVE-2023-44487): a burst of stream resets, then so
  * many a second; over it nghttp2 ends the session (GOAWAY INTERNAL_ERROR). The premature-reset
  * count below usually ends such a client first. */
@@ -24,6 +23,16 @@
  * them: from this many on, when they are half the connection's streams or more, the client is
  * abusing the server's work and the connection ends with GOAWAY ENHANCE_YOUR_CALM. */
 #define PREMATURE_RESETS_MIN 100
+/* Frames that cost the server work and carry nothing (RFC 9113 §10.5), limited as Envoy limits
+ * them by default; over a limit the connection ends with GOAWAY ENHANCE_YOUR_CALM. */
+#define MAX_CONSECUTIVE_EMPTY_DATA 1  /* DATA frames with no payload nor END_STREAM in a row */
+#define MAX_PRIORITY_PER_STREAM 100   /* PRIORITY frames: this many per stream opened, plus one */
+#define MAX_WINDOW_UPDATE_PER_DATA 10 /* WINDOW_UPDATE: 5 + 2 × (streams + this × DATA sent) */
+/* PING and SETTINGS acknowledgements nghttp2 holds unwritten (its default, named here): flush
+ * leaves frames in nghttp2 while the client does not read, so a client that sends them faster
+ * than it reads the answers reaches this limit and is sent GOAWAY ENHANCE_YOUR_CALM. */
+#define MAX_OUTBOUND_ACKS 1000
+#define MAX_SETTINGS_ENTRIES 32 /* per SETTINGS frame (nghttp2's default: over it, GOAWAY) */
 
 typedef struct h2_server h2_server_t;
 
@@ -50,8 +59,14 @@ typedef struct h2_exchange {
     bool is_request_started;  /* pt_stream_start ran */
     pt_header_t *trailers_in; /* the request's trailers (in the stream's arena) */
     size_t n_trailers_in, trailers_in_cap;
-    bool is_paused;    /* the stream paused its body: WINDOW_UPDATE withheld */
-    size_t unconsumed; /* body bytes received and not acknowledged while paused */
+    bool is_head_received; /* the request's HEADERS ended: fields after it are trailers */
+    bool is_head_end;      /* that HEADERS frame ended the stream (no body) */
+    bool is_end_received;  /* END_STREAM came while the stream waited to start */
+    bool is_pending;       /* in server->pending: starts once the read is parsed */
+    struct h2_exchange *next_pending;
+    h2_piece_t *early, **early_tail; /* body bytes that came before the start */
+    bool is_paused;                  /* the stream paused its body: WINDOW_UPDATE withheld */
+    size_t unconsumed;               /* body bytes received and not acknowledged while paused */
     /* the response */
     pt_http_msg_t *response; /* a head held until the first body bytes or the end */
     bool is_no_body;         /* HEAD, 204, 304 */
@@ -75,7 +90,12 @@ struct h2_server {
     unsigned n_exchanges;
     uint64_t n_streams;          /* request streams begun */
     uint64_t n_premature_resets; /* of those, reset by the client before their response */
-    uv_check_t flusher;          /* writes what the streams queued, once per loop turn */
+    uint64_t n_empty_data;       /* DATA frames with nothing in them, in a row */
+    uint64_t n_priority;         /* PRIORITY frames received */
+    uint64_t n_window_updates;   /* WINDOW_UPDATE frames received */
+    uint64_t n_data_sent;        /* DATA frames sent */
+    h2_exchange_t *pending, **pending_tail; /* streams begun in the read being parsed */
+    uv_check_t flusher;                     /* writes what the streams queued, once per loop turn */
     bool is_flush_pending;
     bool is_going_away; /* GOAWAY sent: the streams begun end, no new one starts */
     bool is_receiving;  /* inside nghttp2_session_mem_recv: flush after it */
@@ -102,13 +122,10 @@ static void go_away(h2_server_t *s)
                           NULL, 0);
 }
 
-static void flush(h2_server_t *s)
+/* Every frame nghttp2 has ready goes out in one write. */
+static void write_frames(h2_server_t *s)
 {
     pt_conn_t *c = s->conn;
-    if (s->is_receiving || c->is_closing)
-        return;
-    if (c->close_after_response || c->worker->is_draining)
-        go_away(s); /* a drain, or the listener went away in a reload */
     pt_buf_t *slab = NULL;
     size_t len = 0;
     for (;;) {
@@ -139,6 +156,19 @@ static void flush(h2_server_t *s)
         pt_conn_write(c, NULL, 0, &b, 1, NULL, slab);
         pt_buf_unref(slab);
     }
+}
+
+static void flush(h2_server_t *s)
+{
+    pt_conn_t *c = s->conn;
+    if (s->is_receiving || c->is_closing)
+        return;
+    if (c->close_after_response || c->worker->is_draining)
+        go_away(s); /* a drain, or the listener went away in a reload */
+    /* While the client reads nothing, what is ready stays in nghttp2 (on_drained flushes):
+     * its limit on unwritten acknowledgements then stops a PING or SETTINGS flood. */
+    if (!pt_conn_is_write_congested(c))
+        write_frames(s);
     if (!c->is_closing && !nghttp2_session_want_read(s->session) &&
         !nghttp2_session_want_write(s->session))
         pt_conn_close(c, true); /* GOAWAY sent and every stream done */
@@ -168,13 +198,21 @@ static h2_exchange_t *exchange_of(h2_server_t *s, int32_t id)
     return nghttp2_session_get_stream_user_data(s->session, id);
 }
 
-static void free_queue(h2_exchange_t *x)
+static void free_pieces(h2_piece_t *p)
 {
-    for (h2_piece_t *p = x->queue, *next; p != NULL; p = next) {
+    for (h2_piece_t *next; p != NULL; p = next) {
         next = p->next;
         pt_buf_unref(p->pin);
         free(p);
     }
+}
+
+static void free_queue(h2_exchange_t *x)
+{
+    free_pieces(x->queue);
+    free_pieces(x->early);
+    x->early = NULL;
+    x->early_tail = &x->early;
     x->queue = NULL;
     x->tail = &x->queue;
     x->queued = 0;
@@ -182,7 +220,7 @@ static void free_queue(h2_exchange_t *x)
 
 static void free_exchange_if_unused(h2_exchange_t *x)
 {
-    if (x->stream != NULL || !x->is_closed)
+    if (x->stream != NULL || !x->is_closed || x->is_pending)
         return;
     h2_server_t *s = x->server;
     for (h2_exchange_t **at = &s->exchanges; *at != NULL; at = &(*at)->next) {
@@ -212,6 +250,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     x->server = s;
     x->id = frame->hd.stream_id;
     x->tail = &x->queue;
+    x->early_tail = &x->early;
     pt_arena_init(&x->arena, 512);
     x->stream = pt_stream_new(&exchange_ops, x, &s->info);
     x->request = pt_arena_calloc(&x->stream->arena, sizeof(*x->request));
@@ -259,12 +298,15 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     pt_http_msg_t *r = x->request;
     pt_arena_t *a = &x->stream->arena;
     const pt_proxy_settings_t *ps = &s->conn->worker->config->proxy;
+    bool is_trailer = x->is_head_received;
     x->header_bytes += namelen + valuelen;
-    if (x->header_bytes > ps->max_header_bytes || r->n_headers >= ps->max_headers) {
+    if (x->header_bytes > ps->max_header_bytes ||
+        (is_trailer ? x->n_trailers_in : r->n_headers) >= ps->max_headers) {
+        if (is_trailer) /* too late for a 431: nghttp2 resets the stream */
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         x->is_too_large = true;
         return 0;
     }
-    bool is_trailer = x->is_request_started;
     if (!is_trailer && namelen > 0 && name[0] == ':') {
         /* nghttp2 checked them (RFC 9113 §8.3.1): each once, before the fields */
         pt_str_t v = arena_str(a, value, valuelen);
@@ -370,13 +412,54 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (x == NULL || x->stream == NULL)
         return 0;
     bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-    if (frame->hd.type == NGHTTP2_HEADERS && !x->is_request_started)
-        start_request(x, end_stream);
-    else if (frame->hd.type == NGHTTP2_HEADERS && x->n_trailers_in > 0 && x->stream->is_active)
+    if (frame->hd.type == NGHTTP2_HEADERS && !x->is_head_received) {
+        x->is_head_received = true;
+        x->is_head_end = end_stream;
+        x->is_pending = true; /* start_pending starts it once the read is parsed */
+        *s->pending_tail = x;
+        s->pending_tail = &x->next_pending;
+    }
+    if (x->is_pending) {
+        x->is_end_received |= end_stream;
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && x->n_trailers_in > 0 && x->stream->is_active)
         pt_stream_on_request_trailers(x->stream, x->trailers_in, x->n_trailers_in);
     if (end_stream && x->stream != NULL && x->stream->is_active && x->is_request_started)
         pt_stream_on_request_complete(x->stream);
     return 0;
+}
+
+/* The streams whose head came in the read just parsed start now, each with what else the read
+ * brought it (body, trailers, its end): a stream the same read reset or proved malformed
+ * (DATA against content-length, a rapid reset) reaches no upstream, nor does any once the
+ * session ends in error. */
+static void start_pending(h2_server_t *s)
+{
+    /* nghttp2 closes a stream it found malformed as its RST_STREAM is written */
+    if (s->pending != NULL && !s->conn->is_closing)
+        write_frames(s);
+    bool is_open = nghttp2_session_want_read(s->session) != 0;
+    while (s->pending != NULL) {
+        h2_exchange_t *x = s->pending;
+        s->pending = x->next_pending;
+        if (x->stream != NULL && !s->conn->is_closing && is_open) {
+            start_request(x, x->is_head_end);
+            for (h2_piece_t *p = x->early; p != NULL && x->stream != NULL && x->stream->is_active;
+                 p = p->next)
+                pt_stream_on_request_body(x->stream, p->data, p->len, p->pin);
+            if (x->n_trailers_in > 0 && x->stream != NULL && x->stream->is_active)
+                pt_stream_on_request_trailers(x->stream, x->trailers_in, x->n_trailers_in);
+            if (x->is_end_received && x->stream != NULL && x->stream->is_active)
+                pt_stream_on_request_complete(x->stream);
+        }
+        free_pieces(x->early);
+        x->early = NULL;
+        x->early_tail = &x->early;
+        x->is_pending = false; /* only now: x stays while the stream's calls above run */
+        free_exchange_if_unused(x);
+    }
+    s->pending_tail = &s->pending;
 }
 
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
@@ -394,21 +477,33 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         x->unconsumed += len;
     else
         nghttp2_session_consume_stream(session, id, len);
-    if (x != NULL && x->stream != NULL)
+    if (x != NULL && x->stream != NULL && x->is_pending) { /* kept for start_pending */
+        h2_piece_t *p = malloc(sizeof(*p));
+        if (p == NULL)
+            abort();
+        *p = (h2_piece_t){NULL, (const char *)data, len, s->conn->in.buf};
+        pt_buf_ref(p->pin);
+        *x->early_tail = p;
+        x->early_tail = &p->next;
+    } else if (x != NULL && x->stream != NULL)
         pt_stream_on_request_body(x->stream, (const char *)data, len, s->conn->in.buf);
     return 0;
 }
 
-/* A response that ended before its request (a local reply to a call still sending, a gRPC
- * status answered early) is followed by RST_STREAM NO_ERROR, which asks the client to stop
- * sending without error (RFC 9113 §8.1): the rest of its body would only be read and dropped,
- * and the stream would hold a slot until the client ended it. Sent once the response's last
- * frame went, so that nothing of the response is lost to it. */
+/* DATA frames sent are counted (the WINDOW_UPDATE flood bound, on_begin_frame). A response
+ * that ended before its request (a local reply to a call still sending, a gRPC status answered
+ * early) is followed by RST_STREAM NO_ERROR, which asks the client to stop sending without
+ * error (RFC 9113 §8.1): the rest of its body would only be read and dropped, and the stream
+ * would hold a slot until the client ended it. Sent once the response's last frame went, so
+ * that nothing of the response is lost to it. */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
 {
+    h2_server_t *s = user;
+    if (frame->hd.type == NGHTTP2_DATA)
+        s->n_data_sent++;
     h2_exchange_t *x = (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
                                (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
-                           ? exchange_of(user, frame->hd.stream_id)
+                           ? exchange_of(s, frame->hd.stream_id)
                            : NULL;
     if (x != NULL && !x->is_reset && !nghttp2_session_get_stream_remote_close(session, x->id)) {
         x->is_reset = true;
@@ -438,6 +533,36 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     else
         free_exchange_if_unused(x);
     return 0;
+}
+
+/* Floods of frames that carry nothing (RFC 9113 §10.5), counted as each frame begins; the
+ * rest of the read is not parsed. nghttp2 limits the others (resets, CONTINUATION, ACKs). */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user)
+{
+    h2_server_t *s = user;
+    bool is_flood = false;
+    switch (hd->type) {
+    case NGHTTP2_DATA:
+        if (hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM))
+            is_flood = ++s->n_empty_data > MAX_CONSECUTIVE_EMPTY_DATA;
+        else
+            s->n_empty_data = 0;
+        break;
+    case NGHTTP2_PRIORITY:
+        is_flood = ++s->n_priority > MAX_PRIORITY_PER_STREAM * (1 + s->n_streams);
+        break;
+    case NGHTTP2_WINDOW_UPDATE:
+        is_flood = ++s->n_window_updates >
+                   5 + 2 * (s->n_streams + MAX_WINDOW_UPDATE_PER_DATA * s->n_data_sent);
+        break;
+    default: break;
+    }
+    if (!is_flood)
+        return 0;
+    pt_log_debug("downstream %s: HTTP/2: flood of frames of type %u", s->conn->peer_ip,
+                 (unsigned)hd->type);
+    nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 /* --- the response's body source --- */
@@ -712,6 +837,7 @@ static h2_server_t *start(pt_conn_t *c)
     if (s == NULL)
         abort();
     s->conn = c;
+    s->pending_tail = &s->pending;
     s->info = (pt_conn_info_t){.worker = c->worker,
                                .tcp = &c->tcp,
                                .listener_port = c->listener_port,
@@ -725,12 +851,15 @@ static h2_server_t *start(pt_conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESETS_PER_SECOND);
     nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
+    nghttp2_option_set_max_outbound_ack(opt, MAX_OUTBOUND_ACKS);
+    nghttp2_option_set_max_settings(opt, MAX_SETTINGS_ENTRIES);
     int rc = nghttp2_session_server_new2(&s->session, cbs, s, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
@@ -738,7 +867,7 @@ static h2_server_t *start(pt_conn_t *c)
         abort();
     const pt_proxy_settings_t *ps = &c->worker->config->proxy;
     nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, ps->http2.max_concurrent_streams},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, ps->max_header_bytes},
     };
     nghttp2_submit_settings(s->session, NGHTTP2_FLAG_NONE, settings, 2);
@@ -765,10 +894,18 @@ static void on_bytes(pt_conn_t *c)
         pt_log_debug("downstream %s: HTTP/2: %s", c->peer_ip, nghttp2_strerror((int)used));
         PT_STAT_INC(&c->worker->stats, downstream_rq_invalid);
         c->in.off = c->in.len;
-        flush(s); /* the GOAWAY nghttp2 queued */
-        pt_conn_close(c, true);
+        /* nghttp2 sends no GOAWAY of its own for a flood of ACKs or CONTINUATION frames */
+        bool is_flood = used == NGHTTP2_ERR_FLOODED || used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+        nghttp2_session_terminate_session(s->session, is_flood ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                               : NGHTTP2_INTERNAL_ERROR);
+        /* what nghttp2 holds is bounded by its limits: written whatever the congestion, but
+         * a client that reads nothing gets no graceful close */
+        write_frames(s);
+        pt_conn_close(c, !pt_conn_is_write_congested(c));
+        start_pending(s); /* the streams begun are let go */
         return;
     }
+    start_pending(s);
     c->in.off += (size_t)used;
     pt_rbuf_drop_consumed(&c->in);
     flush(s);
@@ -790,6 +927,7 @@ static void on_drained(pt_conn_t *c)
     h2_server_t *s = server_of(c);
     if (s == NULL)
         return;
+    flush(s); /* what waited in nghttp2 while the client read nothing */
     for (h2_exchange_t *x = s->exchanges; x != NULL; x = x->next)
         if (x->is_congested && x->queued <= PT_WRITE_LOW_WATERMARK && x->stream != NULL) {
             x->is_congested = false;

@@ -10,7 +10,6 @@ content-length against DATA, rapid reset) where curl would refuse to send what i
 
 import copy
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,10 +22,9 @@ from petrel import simple_config, stats, wait_log
 from test_42_failures import parse_log
 
 h2 = pytest.importorskip("h2.connection")
-import h2.config  # noqa: E402
 import h2.events  # noqa: E402
 
-H2_READ_TIMEOUT = 5.0
+from h2wire import H2Client, req_headers  # noqa: E402
 
 
 def need(tool):
@@ -38,73 +36,6 @@ def curl(args, timeout=20):
     r = subprocess.run(["curl", "-sS", "--max-time", "10"] + args, capture_output=True,
                        timeout=timeout)
     return r.returncode, r.stdout, r.stderr
-
-
-class H2Client:
-    """A python3-h2 client on a raw socket: sends frames as told, reads events until a
-    condition holds or the deadline passes."""
-
-    def __init__(self, port, validate=True):
-        self.sock = connect(port)
-        self.sock.settimeout(0.5)
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
-                                        validate_outbound_headers=validate,
-                                        normalize_outbound_headers=validate)
-        self.conn = h2.connection.H2Connection(config=cfg)
-        self.conn.initiate_connection()
-        self.flush()
-        self.events = []
-        self.closed = False
-
-    def flush(self):
-        data = self.conn.data_to_send()
-        if data:
-            self.sock.sendall(data)
-
-    def read_until(self, done, timeout=H2_READ_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while not done() and time.monotonic() < deadline and not self.closed:
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                self.closed = True
-                break
-            if not data:
-                self.closed = True
-                break
-            try:
-                self.events += self.conn.receive_data(data)
-            except h2.exceptions.ProtocolError as e:
-                self.events.append(e)  # kept for the assertion message
-                self.closed = True
-                break
-            self.flush()
-        return done()
-
-    def of(self, kind, stream_id=None):
-        return [e for e in self.events if isinstance(e, kind) and
-                (stream_id is None or getattr(e, "stream_id", None) == stream_id)]
-
-    def response(self, stream_id):
-        """(status, headers dict, body) once the stream ended; None otherwise."""
-        if not self.read_until(lambda: self.of(h2.events.StreamEnded, stream_id) or
-                               self.of(h2.events.StreamReset, stream_id)):
-            return None
-        if self.of(h2.events.StreamReset, stream_id):
-            return None
-        hs = dict(self.of(h2.events.ResponseReceived, stream_id)[0].headers)
-        body = b"".join(e.data for e in self.of(h2.events.DataReceived, stream_id))
-        return int(hs[":status"]), hs, body
-
-    def close(self):
-        self.sock.close()
-
-
-def req_headers(path, port, method="GET", extra=()):
-    return [(":method", method), (":scheme", "http"), (":authority", "web.local:%d" % port),
-            (":path", path)] + list(extra)
 
 
 @pytest.fixture

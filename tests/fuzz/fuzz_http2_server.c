@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         piece = size;
     config.proxy.max_header_bytes = 2048; /* small limits so the fuzzer reaches them */
     config.proxy.max_headers = 20;
+    config.proxy.http2.max_concurrent_streams = 100;
     worker.config = &config;
     fake_conn_run(&worker, &pt_http2_server_conn_ops, input, size, piece);
     fake_streams_free();

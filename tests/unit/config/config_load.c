@@ -175,6 +175,7 @@ TEST(full_valid_set_compiles)
     ASSERT_EQ(c->proxy.upstream_idle_timeout_ms, 60000);
     ASSERT_EQ(c->proxy.max_headers, 100);
     ASSERT_EQ(c->proxy.max_header_bytes, 61440);
+    ASSERT_EQ(c->proxy.http2.max_concurrent_streams, 100);
     ASSERT_STREQ(c->proxy.access_log, "");
 
     /* Listeners */
