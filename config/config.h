@@ -510,6 +510,13 @@ typedef struct pt_chaos_api_settings {
     uint16_t port;       /* 8474, Toxiproxy's */
 } pt_chaos_api_settings_t;
 
+/* Proxy spec.upstreamHttp2Keepalive: a PING on each upstream HTTP/2 connection every interval;
+ * the connection is closed when nothing arrives within timeout of one. Absent: off. */
+typedef struct pt_h2_keepalive_settings {
+    uint64_t interval_ms; /* 0: off */
+    uint64_t timeout_ms;
+} pt_h2_keepalive_settings_t;
+
 /* The Petrel Proxy kind's spec, with defaults filled in. */
 typedef struct pt_proxy_settings {
     const char *bind_address; /* "127.0.0.1" by default */
@@ -547,6 +554,7 @@ typedef struct pt_proxy_settings {
     uint8_t h2_upgrade;    /* h2UpgradePolicy, PT_H2_UPGRADE_* (meshConfig's): DEFAULT
                               upgrades over mesh mTLS only (config/compile.c) */
     pt_http2_settings_t http2;
+    pt_h2_keepalive_settings_t upstream_h2_keepalive;
     pt_sidecar_settings_t sidecar;
 } pt_proxy_settings_t;
 

@@ -46,6 +46,7 @@ enum {
     PX_CHAOS_API,
     PX_H2_UPGRADE,
     PX_HTTP2,
+    PX_UP_H2_KEEPALIVE,
     PX__N
 };
 static const pt_cfg_field_t proxy_fields[PX__N] = {
@@ -80,12 +81,19 @@ static const pt_cfg_field_t proxy_fields[PX__N] = {
     [PX_CHAOS_API] = {.name = "chaosApi", .status = S},
     [PX_H2_UPGRADE] = {.name = "h2UpgradePolicy", .status = S},
     [PX_HTTP2] = {.name = "http2", .status = S},
+    [PX_UP_H2_KEEPALIVE] = {.name = "upstreamHttp2Keepalive", .status = S},
 };
 /* Proxy spec.http2: the HTTP/2 server's limits (proxy/http2_server.c), named as Envoy's
  * http2_protocol_options. */
 enum { H2_MAX_STREAMS, H2__N };
 static const pt_cfg_field_t http2_fields[H2__N] = {
     [H2_MAX_STREAMS] = {.name = "maxConcurrentStreams", .status = S},
+};
+/* Proxy spec.upstreamHttp2Keepalive: PINGs on upstream HTTP/2 connections (http2_client.c). */
+enum { H2KA_INTERVAL, H2KA_TIMEOUT, H2KA__N };
+static const pt_cfg_field_t h2_keepalive_fields[H2KA__N] = {
+    [H2KA_INTERVAL] = {.name = "interval", .status = S},
+    [H2KA_TIMEOUT] = {.name = "timeout", .status = S},
 };
 /* Proxy spec.chaosApi: the Toxiproxy-compatible API (filters/chaos). */
 enum { CA_ADDRESS, CA_PORT, CA__N };
@@ -580,6 +588,43 @@ static void check_access_log(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_c
         pt__cfg_error(cx, n, path, "cannot write %s: %s", file, why);
 }
 
+/* {interval, timeout}, both required: a PING every interval, the connection closed when nothing
+ * answers within timeout. A PING more often than every 100ms is a flood to most servers. */
+static void read_h2_keepalive(pt_cfg_cx_t *cx, const pt_cfg_node_t *n,
+                              const pt_cfg_path_t *spec_path, pt_h2_keepalive_settings_t *k)
+{
+    pt_cfg_path_t kp = PT_PATH_KEY(spec_path, "upstreamHttp2Keepalive");
+    const pt_cfg_node_t *f[H2KA__N];
+    if (!MAP(cx, n, &kp, h2_keepalive_fields, f))
+        return;
+    uint64_t interval_ms = 0, timeout_ms = 0;
+    pt_cfg_path_t ip = PT_PATH_KEY(&kp, "interval");
+    pt_cfg_path_t tp = PT_PATH_KEY(&kp, "timeout");
+    bool ok = true;
+    if (f[H2KA_INTERVAL] == NULL) {
+        pt__cfg_error(cx, n, &ip, "is required");
+        ok = false;
+    } else if (!pt__cfg_duration(cx, f[H2KA_INTERVAL], &ip, &interval_ms)) {
+        ok = false;
+    } else if (interval_ms < 100) {
+        pt__cfg_error(cx, f[H2KA_INTERVAL], &ip, "must be at least 100ms");
+        ok = false;
+    }
+    if (f[H2KA_TIMEOUT] == NULL) {
+        pt__cfg_error(cx, n, &tp, "is required");
+        ok = false;
+    } else if (!pt__cfg_duration(cx, f[H2KA_TIMEOUT], &tp, &timeout_ms)) {
+        ok = false;
+    } else if (timeout_ms == 0) {
+        pt__cfg_error(cx, f[H2KA_TIMEOUT], &tp, "must be greater than 0");
+        ok = false;
+    }
+    if (ok) {
+        k->interval_ms = interval_ms;
+        k->timeout_ms = timeout_ms;
+    }
+}
+
 /* An IPv4 or IPv6 literal to listen on, copied into the snapshot. */
 static void read_address(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                          const char **out)
@@ -727,6 +772,8 @@ void pt__cfg_read_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t 
     }
     if (f[PX_HTTP2] != NULL)
         read_http2(cx, f[PX_HTTP2], &sp, &s->http2);
+    if (f[PX_UP_H2_KEEPALIVE] != NULL)
+        read_h2_keepalive(cx, f[PX_UP_H2_KEEPALIVE], &sp, &s->upstream_h2_keepalive);
     if (f[PX_MIRROR_KEEP_HOST] != NULL) {
         FIELD_PATH(PX_MIRROR_KEEP_HOST);
         pt__cfg_read_bool(cx, f[PX_MIRROR_KEEP_HOST], &fp_PX_MIRROR_KEEP_HOST,

@@ -51,6 +51,7 @@ typedef struct h2x {
     bool is_paused;
     bool is_remote_ended; /* the response's END_STREAM arrived */
     bool is_closed;       /* nghttp2 closed the stream */
+    bool is_head_sent;    /* its HEADERS left nghttp2: the upstream may have acted on it */
     bool has_final_head;
     bool is_ready_sent;
     bool wants_drained;
@@ -66,6 +67,13 @@ struct pt_http2_client {
     bool has_error;        /* the session failed */
     bool in_session;       /* inside nghttp2 (recv or send): what is asked is sent after */
     bool is_flush_pending; /* the flusher runs at the end of this loop turn */
+    /* upstreamHttp2Keepalive, copied from the snapshot the connection was opened under. One
+     * timer runs both steps: the wait for the next PING, then the wait for its answer. */
+    uv_timer_t keepalive_timer; /* only when keepalive_interval_ms > 0; data: the upstream */
+    uint64_t keepalive_interval_ms;
+    uint64_t keepalive_timeout_ms;
+    uint64_t ping_sent_ms;    /* when the unanswered PING went (uv_now) */
+    bool is_ping_outstanding; /* a PING awaits its ACK */
 };
 
 static h2x_t *h2x_of(pt_exchange_t *x)
@@ -111,6 +119,33 @@ static h2x_t *find_exchange(pt_http2_client_t *c, bool (*pick)(const h2x_t *))
         if (pick(PT_CONTAINER_OF(l, h2x_t, link)))
             return PT_CONTAINER_OF(l, h2x_t, link);
     return NULL;
+}
+
+static bool is_owned(const h2x_t *x)
+{
+    return x->x.owner != NULL;
+}
+
+/* Every owner hears that the connection is lost, and the exchanges are let go. When the peer
+ * went silent (no answer to a PING), streams whose HEADERS never left were not processed
+ * anywhere: refused, retried as refused-stream. The others may have been: reset, retried only
+ * as the route's policy allows, and not replayed as a pooled connection's race with an idle
+ * close (was_reused false), since a request sent to a peer that stopped answering would most
+ * likely hang again. */
+static void fail_owners(pt_http2_client_t *c, pt_codec_reset_t why, bool is_peer_silent)
+{
+    h2x_t *x;
+    while ((x = find_exchange(c, is_owned)) != NULL) {
+        void *owner = x->x.owner;
+        const pt_codec_stream_cbs_t *cbs = x->x.cbs;
+        disown(x);
+        if (!is_peer_silent)
+            cbs->on_reset(owner, why, x->x.is_reused);
+        else if (x->is_head_sent)
+            cbs->on_reset(owner, PT_CODEC_RESET_CLOSED, false);
+        else
+            cbs->on_reset(owner, PT_CODEC_RESET_REFUSED, x->x.is_reused);
+    }
 }
 
 static bool is_drained_waiter(const h2x_t *x)
@@ -276,6 +311,60 @@ static void deliver_headers(h2x_t *x, const nghttp2_frame *f)
         deliver_end(x);
 }
 
+/* --- keepalive PINGs (upstreamHttp2Keepalive) --- */
+
+static void on_keepalive_timer(uv_timer_t *t);
+
+/* The PING is answered: the next one goes an interval after it was sent. */
+static void on_ping_ack(pt_http2_client_t *c)
+{
+    c->is_ping_outstanding = false;
+    if (c->up->is_closing)
+        return; /* an owner called back earlier in this read let the connection go */
+    uint64_t now = uv_now(c->keepalive_timer.loop);
+    uint64_t next = c->ping_sent_ms + c->keepalive_interval_ms;
+    uv_timer_start(&c->keepalive_timer, on_keepalive_timer, next > now ? next - now : 0, 0);
+}
+
+/* Nothing answered the PING: the peer is gone (a half-open connection, a hung process). The
+ * connection closes; an idle one just leaves the pool. */
+static void keepalive_failed(pt_http2_client_t *c)
+{
+    pt_upstream_t *up = c->up;
+    PT_STAT_INC(&up->worker->stats, upstream_cx_h2_keepalive_timeout);
+    pt_log_debug("upstream HTTP/2 connection: no answer to a PING within %llu ms, closed",
+                 (unsigned long long)c->keepalive_timeout_ms);
+    c->has_error = true;
+    pt__upstream_close(up);
+    fail_owners(c, PT_CODEC_RESET_CLOSED, true);
+}
+
+static void on_keepalive_timer(uv_timer_t *t)
+{
+    pt_upstream_t *up = t->data;
+    pt_http2_client_t *c = up->h2;
+    if (up->is_closing)
+        return;
+    if (c->is_ping_outstanding) {
+        keepalive_failed(c);
+        return;
+    }
+    if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) != 0)
+        abort(); /* only out of memory */
+    c->is_ping_outstanding = true;
+    c->ping_sent_ms = uv_now(t->loop);
+    uv_timer_start(t, on_keepalive_timer, c->keepalive_timeout_ms, 0);
+    flush(c);
+}
+
+/* Bytes arrived: while a PING waits, its deadline moves on, as Envoy's does, since a peer
+ * that is sending is alive and the ACK may sit behind a large response (head-of-line). */
+static void keepalive_heard(pt_http2_client_t *c)
+{
+    if (c->is_ping_outstanding)
+        uv_timer_start(&c->keepalive_timer, on_keepalive_timer, c->keepalive_timeout_ms, 0);
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
     pt_http2_client_t *c = user;
@@ -285,6 +374,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
             c->up->pool->h2_max_streams =
                 nghttp2_session_get_remote_settings(s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        return 0;
+    case NGHTTP2_PING:
+        if ((f->hd.flags & NGHTTP2_FLAG_ACK) && c->is_ping_outstanding)
+            on_ping_ack(c);
         return 0;
     case NGHTTP2_GOAWAY:
         /* No new stream here; nghttp2 closes those above last_stream_id as refused next. */
@@ -349,6 +442,14 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
     }
     free_exchange(x);
     pt__upstream_h2_changed(c->up);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+    h2x_t *x = stream_exchange(s, f->hd.stream_id);
+    if (f->hd.type == NGHTTP2_HEADERS && x != NULL)
+        x->is_head_sent = true;
     return 0;
 }
 
@@ -571,6 +672,7 @@ pt_http2_client_t *pt_http2_client_new(pt_upstream_t *up)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     /* Window updates follow what the owners took (pause holds them back). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     uint32_t assumed = up->pool->h2_max_streams;
@@ -581,7 +683,25 @@ pt_http2_client_t *pt_http2_client_new(pt_upstream_t *up)
     nghttp2_option_del(opt);
     if (r != 0)
         abort();
+    const pt_h2_keepalive_settings_t *ka = &up->worker->config->proxy.upstream_h2_keepalive;
+    c->keepalive_interval_ms = ka->interval_ms;
+    c->keepalive_timeout_ms = ka->timeout_ms;
     return c;
+}
+
+bool pt_http2_client_init_keepalive(pt_http2_client_t *c, uv_loop_t *loop)
+{
+    if (c->keepalive_interval_ms == 0)
+        return false;
+    uv_timer_init(loop, &c->keepalive_timer);
+    c->keepalive_timer.data = c->up; /* upstream.c's close callback takes the connection */
+    return true;
+}
+
+void pt_http2_client_close_keepalive(pt_http2_client_t *c, uv_close_cb cb)
+{
+    if (c->keepalive_interval_ms > 0)
+        uv_close((uv_handle_t *)&c->keepalive_timer, cb);
 }
 
 void pt_http2_client_free(pt_http2_client_t *c)
@@ -648,6 +768,8 @@ void pt_http2_client_on_connected(pt_http2_client_t *c)
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings,
                             sizeof(settings) / sizeof(settings[0]));
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, CONNECTION_WINDOW);
+    if (c->keepalive_interval_ms > 0)
+        uv_timer_start(&c->keepalive_timer, on_keepalive_timer, c->keepalive_interval_ms, 0);
     flush(c);
     /* Each exchange that waited for the connection goes now. */
     h2x_t *x;
@@ -676,6 +798,7 @@ void pt_http2_client_on_bytes(pt_http2_client_t *c)
     }
     up->in.off += (size_t)n;
     pt_rbuf_drop_consumed(&up->in);
+    keepalive_heard(c);
     flush(c);
     if (!up->is_closing && !nghttp2_session_want_read(c->session) &&
         !nghttp2_session_want_write(c->session))
@@ -693,18 +816,7 @@ void pt_http2_client_on_drained(pt_http2_client_t *c)
     flush(c);
 }
 
-static bool is_owned(const h2x_t *x)
-{
-    return x->x.owner != NULL;
-}
-
 void pt_http2_client_fail_all(pt_http2_client_t *c, pt_codec_reset_t why)
 {
-    h2x_t *x;
-    while ((x = find_exchange(c, is_owned)) != NULL) {
-        void *owner = x->x.owner;
-        const pt_codec_stream_cbs_t *cbs = x->x.cbs;
-        disown(x);
-        cbs->on_reset(owner, why, x->x.is_reused);
-    }
+    fail_owners(c, why, false);
 }

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "codec.h"
 
@@ -30,6 +31,14 @@ struct pt_upstream;
 #define PT_HTTP2_ASSUMED_MAX_STREAMS 100
 
 pt_http2_client_t *pt_http2_client_new(struct pt_upstream *up);
+/* upstreamHttp2Keepalive (the Proxy's, when the connection was made): a PING every interval
+ * once connected, idle or busy; when nothing arrives within timeout of one, the connection is
+ * closed, its streams end (refused when their HEADERS never left, reset otherwise) and it
+ * leaves the pool. init_keepalive makes the one timer this takes, on loop, and returns whether
+ * it did (the caller counts it among the connection's handles); close_keepalive closes it
+ * with cb, whose handle's data is the upstream. Without keepalive neither does anything. */
+bool pt_http2_client_init_keepalive(pt_http2_client_t *c, uv_loop_t *loop);
+void pt_http2_client_close_keepalive(pt_http2_client_t *c, uv_close_cb cb);
 /* Frees the session and whatever exchanges are left (their owners have let go). */
 void pt_http2_client_free(pt_http2_client_t *c);
 /* A new exchange for owner on the connection (has_room must be true). */

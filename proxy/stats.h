@@ -41,6 +41,8 @@
     X(upstream_cx_ssl_handshake, counter, "TLS handshakes completed with upstreams.")              \
     X(upstream_cx_h2_refused, counter,                                                             \
       "Mesh mTLS peers that chose no HTTP/2 by ALPN (their requests go as HTTP/1.1 for a while).") \
+    X(upstream_cx_h2_keepalive_timeout, counter,                                                   \
+      "Upstream HTTP/2 connections closed when a keepalive PING got no answer in time.")           \
     X(upstream_cx_ssl_error, counter,                                                              \
       "Upstream TLS handshakes that failed, or servers refused by the TLS checks (UF).")           \
     X(upstream_rq_total, counter, "Requests sent upstream, each attempt counted.")                 \

@@ -85,8 +85,10 @@ void pt__upstream_close(pt_upstream_t *up)
     end_busy(up);
     uv_close((uv_handle_t *)&up->timer, on_close);
     uv_close((uv_handle_t *)&up->tcp, on_close);
-    if (up->h2 != NULL)
+    if (up->h2 != NULL) {
         uv_close((uv_handle_t *)&up->flusher, on_close);
+        pt_http2_client_close_keepalive(up->h2, on_close);
+    }
 }
 
 /* Detaches from the exchanges, closes, and tells their owners. */
@@ -439,6 +441,8 @@ pt_exchange_t *pt_upstream_acquire(pt_worker_t *w, const pt_cluster_t *cl, const
         uv_check_init(&w->loop, &up->flusher);
         up->flusher.data = up;
         up->handles_open++;
+        if (pt_http2_client_init_keepalive(up->h2, &w->loop))
+            up->handles_open++;
     }
     if (ep->tls != NULL && ep->tls->ctx != NULL &&
         (up->tls = pt_tls_upstream_new(ep->tls, cl, http2)) == NULL)

@@ -5,6 +5,7 @@ wraps them as fixtures that clean up after themselves:
 
   origin            an HttpOrigin (see tests/lib/upstream.py) on an ephemeral port
   origin_factory    origin_factory(name=..., status=...) -> another HttpOrigin
+  h2origin          h2origin(max_streams=..., cert=...) -> an H2Origin (HTTP/2, python3-h2)
   tcp_echo          a TcpEchoServer
   petrel            petrel(docs, concurrency=2, proxy_spec=None, start=True) -> a started Petrel;
                     at teardown each is stopped with SIGTERM and the test fails unless it
@@ -25,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from netutil import free_port  # noqa: E402
 from petrel import Petrel, need_petrel, simple_config  # noqa: E402
-from upstream import HttpOrigin, TcpEchoServer  # noqa: E402
+from upstream import H2Origin, HttpOrigin, TcpEchoServer  # noqa: E402
 
 
 @pytest.fixture
@@ -45,6 +46,25 @@ def origin_factory():
 @pytest.fixture
 def origin(origin_factory):
     return origin_factory(name="origin")
+
+
+@pytest.fixture
+def h2origin():
+    """A factory of H2Origins (tests/lib/upstream.py), stopped after the test, which fails
+    if one of them hit a bug of its own."""
+    made = []
+
+    def make(**kw):
+        o = H2Origin(**kw)
+        made.append(o)
+        return o
+
+    yield make
+    errors = []
+    for o in made:
+        o.stop()
+        errors += o.errors
+    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture

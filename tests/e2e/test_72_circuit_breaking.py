@@ -18,14 +18,13 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 import yaml
 
-from netutil import free_port, header, http_request, wait_until
+from netutil import free_port, header, http_request, tcp_keepalive_timers, wait_until
 from petrel import ISTIO, REPO, simple_config, stats
 
 TASK_DR = None
@@ -247,12 +246,6 @@ def test_max_connection_duration(petrel, origin):
     assert origin.connections == 2
 
 
-def keepalive_timers(port):
-    out = subprocess.run(["ss", "-tno", "state", "established", "dst", "127.0.0.1:%d" % port],
-                         capture_output=True, text=True, timeout=10).stdout
-    return [line for line in out.splitlines() if "timer:(keepalive" in line]
-
-
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
 def test_tcp_keepalive_sets_socket_options(petrel, origin_factory):
     plain, kept = origin_factory(name="plain"), origin_factory(name="kept")
@@ -263,7 +256,7 @@ def test_tcp_keepalive_sets_socket_options(petrel, origin_factory):
                                                           "probes": 3}})))
         p = petrel(docs, concurrency=1)
         assert http_request(p.port, "GET", "/k")[0] == 200
-        timers = keepalive_timers(o.port)
+        timers = tcp_keepalive_timers(o.port)
         if with_keepalive:
             assert len(timers) == 1, timers
             # TCP_KEEPIDLE 600 s: the first probe within 10 minutes (the system's is 2 h)

@@ -23,7 +23,6 @@ import pytest
 
 from netutil import free_port, http_request, pattern_ok, wait_until
 from petrel import ISTIO, simple_config, stats, wait_log
-from upstream import H2Origin
 
 
 def h2_config(origin_port, protocol="GRPC", port_name=None, http_route=None, extra=()):
@@ -46,23 +45,6 @@ def dest_rule(pool_http=None, tls=None, host="web.local"):
         tp["tls"] = tls
     return {"apiVersion": ISTIO, "kind": "DestinationRule", "metadata": {"name": "web-dr"},
             "spec": {"host": host, "trafficPolicy": tp}}
-
-
-@pytest.fixture
-def h2origin():
-    made = []
-
-    def make(**kw):
-        o = H2Origin(**kw)
-        made.append(o)
-        return o
-
-    yield make
-    errors = []
-    for o in made:
-        o.stop()
-        errors += o.errors
-    assert not errors, "\n".join(errors)
 
 
 def test_grpc_port_is_spoken_http2_with_translated_headers(petrel, h2origin):

@@ -14,6 +14,7 @@ Standard library only. Everything binds or connects to 127.0.0.1; nothing uses a
 import hashlib
 import os
 import socket
+import subprocess
 import time
 
 LOCALHOST = "127.0.0.1"
@@ -409,3 +410,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def open_fds(pid):
     """The number of open file descriptors of pid (for leak checks)."""
     return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def tcp_keepalive_timers(port):
+    """The `ss -tno` lines of established connections to 127.0.0.1:port whose socket runs a
+    TCP keepalive timer (SO_KEEPALIVE set), e.g. "timer:(keepalive,9min59sec,0)"."""
+    out = subprocess.run(["ss", "-tno", "state", "established", "dst", "127.0.0.1:%d" % port],
+                         capture_output=True, text=True, timeout=10).stdout
+    return [line for line in out.splitlines() if "timer:(keepalive" in line]

@@ -898,7 +898,10 @@ class H2Origin:
     (refused unprocessed; the connection then closes once its other streams are done).
     body_bytes_sent counts the /bytes bodies sent, resets the streams the client reset before
     their answer went. goaway_open() sends every open connection a GOAWAY (NO_ERROR, its last stream processed)
-    and keeps it open until the client closes it. Counters: connections, closed_by_client,
+    and keeps it open until the client closes it. freeze() makes it a dead peer behind a live
+    TCP connection: its connections stop reading and writing (the kernel still acknowledges,
+    so only the application is gone; a new connection still gets its SETTINGS) until thaw().
+    pings holds the time.monotonic() of each PING received (not ACKs). Counters: connections, closed_by_client,
     requests (each a dict as echoed), active (streams being answered now), max_active (most at
     once, all connections) and max_active_per_conn."""
 
@@ -930,6 +933,10 @@ class H2Origin:
         self.errors = []
         self._refuse = 0
         self._goaway_ids = frozenset()  # connections told to go away by goaway_open()
+        self._frozen = threading.Event()
+        self._serving = set()  # ids of the connections being served
+        self._parked = set()  # ... of those, the ones that stopped for freeze()
+        self.pings = []
         self._socks = set()
         self._threads = []
         self._stop = threading.Event()
@@ -942,6 +949,21 @@ class H2Origin:
     def refuse_next(self, n=1):
         with self.lock:
             self._refuse = n
+
+    def freeze(self, timeout=5.0):
+        """Returns once every open connection has stopped (it may be inside a read)."""
+        self._frozen.set()
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if self._serving <= self._parked:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError("%s: connections did not stop" % self.name)
+            time.sleep(0.005)
+
+    def thaw(self):
+        self._frozen.clear()
 
     def goaway_open(self):
         with self.lock:
@@ -1000,6 +1022,8 @@ class H2Origin:
                                     self.max_streams})
             conn.initiate_connection()
             sock.sendall(conn.data_to_send())
+            with self.lock:
+                self._serving.add(conn_id)
             _H2Serving(self, conn, sock, conn_id).run()
         except Exception as e:  # a bug in the test origin: the test reads origin.errors
             if not self._stop.is_set() and not isinstance(e, (OSError, ssl.SSLError)):
@@ -1008,6 +1032,8 @@ class H2Origin:
         finally:
             with self.lock:
                 self._socks.discard(sock)
+                self._serving.discard(conn_id)
+                self._parked.discard(conn_id)
             try:
                 sock.close()
             except OSError:
@@ -1029,6 +1055,13 @@ class _H2Serving:
     def run(self):
         h2 = self.o._h2
         while not self.o._stop.is_set():
+            if self.o._frozen.is_set():
+                with self.o.lock:
+                    self.o._parked.add(self.conn_id)
+                self.o._stop.wait(0.02)
+                continue
+            with self.o.lock:
+                self.o._parked.discard(self.conn_id)
             if self.conn_id in self.o._goaway_ids and not self.going_away:
                 self.conn.close_connection(last_stream_id=self.conn.highest_inbound_stream_id)
                 self.going_away = self.lingers = True
@@ -1090,6 +1123,9 @@ class _H2Serving:
                 self.o.max_active_per_conn = max(self.o.max_active_per_conn, self.active)
             if ev.stream_ended is not None:
                 self.request_done(ev.stream_id)
+        elif isinstance(ev, e.PingReceived):  # h2 queues the ACK itself
+            with self.o.lock:
+                self.o.pings.append(time.monotonic())
         elif isinstance(ev, e.DataReceived):
             self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             if ev.stream_id in self.streams:
