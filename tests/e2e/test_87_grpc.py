@@ -29,7 +29,6 @@ import pytest
 
 from netutil import free_port, http_request, rss_kb, wait_until
 from petrel import ISTIO, gateway_doc, is_sanitizer_build, service_entry_doc, wait_log
-from test_86_http2_upstream import h2origin  # noqa: F401 (a fixture)
 
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")

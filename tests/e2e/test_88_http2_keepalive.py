@@ -148,6 +148,9 @@ def test_tcp_keepalive_on_the_http2_upstream_socket(petrel, h2origin):
               "tcpKeepalive": {"time": "300s", "interval": "5s", "probes": 2}}}}}}
     p = petrel(h2_docs(o.port, extra=[dr]), concurrency=1)
     assert http_request(p.port, path="/echo")[0] == 200
+    # Just after an exchange the socket may still run its retransmission timer (ss shows one
+    # timer per socket): the keepalive timer shows once what was sent is acknowledged.
+    wait_until(lambda: len(tcp_keepalive_timers(o.port)) == 1, 5, what="the keepalive timer")
     timers = tcp_keepalive_timers(o.port)
     assert len(timers) == 1, timers
     # TCP_KEEPIDLE 300 s: the first probe within 5 minutes (the system's default is 2 h)
