@@ -11,6 +11,7 @@
 
 #include "breaker.h"
 #include "conn.h"
+#include "grpc.h"
 #include "http2_client.h"
 #include "keep_alive.h"
 #include "log.h"
@@ -325,6 +326,13 @@ bool pt_upstream_is_http2(pt_worker_t *w, const pt_cluster_t *cl, const pt_endpo
 {
     if (req->is_upgrade)
         return false;
+    /* Traffic relayed to its original destination (Istio's passthrough clusters: the inbound
+     * to the app, an outbound address no service declares) has no declared protocol: a gRPC
+     * call goes on as the client sent it, HTTP/2, the only protocol gRPC servers answer, as
+     * Istio's passthrough clusters use the downstream protocol. Other requests keep HTTP/1.1,
+     * which an app behind a sidecar may be limited to. */
+    if (cl->is_original_dst)
+        return req->version == PT_HTTP_20 && pt_grpc_is_request(req);
     bool is_mesh = ep->tls != NULL && ep->tls->mode == PT_UPSTREAM_TLS_ISTIO_MUTUAL;
     pt_upstream_protocol_t p = is_mesh ? cl->mesh_protocol : cl->protocol;
     if (p != PT_UPSTREAM_HTTP2 && !(p == PT_UPSTREAM_CLIENT && req->version == PT_HTTP_20))

@@ -14,7 +14,10 @@ carries security.istio.io/tlsMode: istio). What is checked:
   - B's inbound negotiates ALPN as Istio's sidecars do: h2 for a client offering
     istio-h2,istio,h2 and still serves one offering only http/1.1, or no ALPN (openssl
     s_client with A's certificate, as uid 1337 so A's sidecar leaves it alone);
-  - the Proxy's explicit h2UpgradePolicy DO_NOT_UPGRADE keeps HTTP/1.1 between the sidecars.
+  - the Proxy's explicit h2UpgradePolicy DO_NOT_UPGRADE keeps HTTP/1.1 between the sidecars;
+  - a grpcio client in A calls a grpcio server in B (a GRPC port of a second service) through
+    both sidecars: unary, server-, client- and bidirectional streaming, a deadline that
+    expires (DEADLINE_EXCEEDED, the server sees the call cancelled) and a cancellation.
 
 Needs root and `ip netns`; skipped otherwise. Namespaces and processes are removed even when a
 test fails (fixture finalizer).
@@ -59,6 +62,82 @@ class H(BaseHTTPRequestHandler):
 ThreadingHTTPServer.daemon_threads = True
 ThreadingHTTPServer.request_queue_size = 256
 ThreadingHTTPServer(("0.0.0.0", 9080), H).serve_forever()
+"""
+
+VIP_GRPC = "10.96.0.20"
+GRPC_PROTO = """
+syntax = "proto3";
+package petrel.meshgrpc;
+service Echo {
+  rpc Say (Msg) returns (Msg);
+  rpc Count (Msg) returns (stream Msg);
+  rpc Join (stream Msg) returns (Msg);
+  rpc Chat (stream Msg) returns (stream Msg);
+  rpc Hang (Msg) returns (Msg);
+}
+message Msg { string text = 1; }
+"""
+
+# B's gRPC app on 9090: Say echoes, Count streams n answers, Join joins, Chat echoes each,
+# Hang waits until the call is cancelled and records that it was (GET-able as Say("hung?")).
+GRPC_SERVER = r"""
+import sys, threading
+from concurrent import futures
+sys.path.insert(0, sys.argv[1])
+import grpc, meshgrpc_pb2 as pb, meshgrpc_pb2_grpc as rpc
+cancelled = []
+class Echo(rpc.EchoServicer):
+    def Say(self, m, ctx):
+        if m.text == "hung?":
+            return pb.Msg(text="cancelled %d" % len(cancelled))
+        return pb.Msg(text="say " + m.text)
+    def Count(self, m, ctx):
+        for i in range(int(m.text)):
+            yield pb.Msg(text=str(i))
+    def Join(self, it, ctx):
+        return pb.Msg(text=",".join(m.text for m in it))
+    def Chat(self, it, ctx):
+        for m in it:
+            yield pb.Msg(text="re " + m.text)
+    def Hang(self, m, ctx):
+        done = threading.Event()
+        ctx.add_callback(lambda: (cancelled.append(1), done.set()))
+        done.wait(30)
+        return pb.Msg(text="late")
+s = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+rpc.add_EchoServicer_to_server(Echo(), s)
+s.add_insecure_port("0.0.0.0:9090")
+s.start()
+s.wait_for_termination()
+"""
+
+# A's gRPC app: every kind of call to the service's address, through A's sidecar. Prints JSON.
+GRPC_CLIENT = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import grpc, meshgrpc_pb2 as pb, meshgrpc_pb2_grpc as rpc
+ch = grpc.insecure_channel(sys.argv[2] + ":9090", options=[("grpc.default_authority", "ratings")])
+e = rpc.EchoStub(ch)
+out = {}
+out["unary"] = e.Say(pb.Msg(text="hi"), timeout=10).text
+out["server"] = [m.text for m in e.Count(pb.Msg(text="5"), timeout=10)]
+out["client"] = e.Join(iter([pb.Msg(text=t) for t in "abc"]), timeout=10).text
+out["bidi"] = [m.text for m in e.Chat(iter([pb.Msg(text=t) for t in "xyz"]), timeout=10)]
+try:
+    e.Hang(pb.Msg(text="x"), timeout=1)
+    out["deadline"] = "answered"
+except grpc.RpcError as err:
+    out["deadline"] = err.code().name
+fut = e.Hang.future(pb.Msg(text="y"), timeout=20)
+time.sleep(0.5)
+fut.cancel()
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    out["hung"] = e.Say(pb.Msg(text="hung?"), timeout=10).text
+    if out["hung"] == "cancelled 2":
+        break
+    time.sleep(0.1)
+print(json.dumps(out))
 """
 
 # A's app: n connections, all open at once (each made its first request), then the sockets
@@ -159,12 +238,18 @@ class Pod:
                        "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
                        "endpoints": [{"address": PODS["b"],
                                       "labels": {"security.istio.io/tlsMode": "istio"}}]}}
+        se_grpc = {"apiVersion": ISTIO, "kind": "ServiceEntry", "metadata": {"name": "ratings"},
+                   "spec": {"hosts": ["ratings"], "addresses": [VIP_GRPC],
+                            "location": "MESH_INTERNAL", "resolution": "STATIC",
+                            "ports": [{"number": 9090, "name": "grpc", "protocol": "GRPC"}],
+                            "endpoints": [{"address": PODS["b"],
+                                           "labels": {"security.istio.io/tlsMode": "istio"}}]}}
         strict = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
                   "metadata": {"name": "default", "namespace": "istio-system"},
                   "spec": {"mtls": {"mode": "STRICT"}}}
         path = os.path.join(self.dir, "config", "sidecar.yaml")
         with open(path + ".new", "w") as f:
-            yaml.safe_dump_all([proxy, se, strict], f)
+            yaml.safe_dump_all([proxy, se, se_grpc, strict], f)
         os.rename(path + ".new", path)
 
 
@@ -200,6 +285,14 @@ def pods(request):
         pod.petrel = MESH.popen(name, [binary, "run", "-c", os.path.join(pod.dir, "config")],
                                 uid=PROXY_UID, log_dir=pod.dir, name="petrel")
     MESH.popen("b", ["/usr/bin/python3", "-c", HTTP_APP], log_dir=out["b"].dir, name="app")
+    import grpcstubs
+    stubs = os.path.join(workdir, "stubs")
+    os.makedirs(stubs)
+    grpcstubs.load(GRPC_PROTO, "meshgrpc", stubs)
+    os.chmod(stubs, 0o755)
+    MESH.popen("b", ["/usr/bin/python3", "-c", GRPC_SERVER, stubs], log_dir=out["b"].dir,
+               name="grpc")
+    out["a"].stubs = stubs
 
     def ready(pod):
         if pod.petrel.poll() is not None:
@@ -211,6 +304,9 @@ def pods(request):
     probe = "import socket\nsocket.create_connection(('127.0.0.1', 9080), 1).close()"
     wait_until(lambda: in_pod("b", "/usr/bin/python3", "-c", probe, check=False).returncode == 0,
                15, what="the app in pod b")
+    probe = probe.replace("9080", "9090")
+    wait_until(lambda: in_pod("b", "/usr/bin/python3", "-c", probe, check=False).returncode == 0,
+               15, what="the gRPC app in pod b")
     yield out
     for pod in out.values():
         pod.petrel.send_signal(signal.SIGTERM)
@@ -323,3 +419,23 @@ def test_explicit_do_not_upgrade_keeps_http1_between_sidecars(pods):
         assert {ln["protocol"] for ln in lines} == {"HTTP/1.1"}
     finally:
         reload(a)
+
+
+def test_grpc_calls_across_both_sidecars(pods):
+    """grpcio in A to grpcio in B: A's sidecar sees the HTTP/2 preface on the captured
+    connection, routes the GRPC port over mesh mTLS as HTTP/2, and B's inbound hands each
+    call to the app as HTTP/2 (a gRPC call to the original destination keeps the client's
+    protocol)."""
+    before = mutual_tls_requests(pods)
+    out = json.loads(in_pod("a", "/usr/bin/python3", "-c", GRPC_CLIENT, pods["a"].stubs,
+                            VIP_GRPC, timeout=90).stdout)
+    assert out["unary"] == "say hi"
+    assert out["server"] == ["0", "1", "2", "3", "4"]
+    assert out["client"] == "a,b,c"
+    assert out["bidi"] == ["re x", "re y", "re z"]
+    assert out["deadline"] == "DEADLINE_EXCEEDED"
+    assert out["hung"] == "cancelled 2", out  # the expired call and the cancelled one
+    lines = b_lines(pods, "/petrel.meshgrpc.Echo", 1)
+    assert {ln["protocol"] for ln in lines} == {"HTTP/2"}
+    assert {ln["downstream_peer_principal"] for ln in lines} == {"cluster.local/ns/default/sa/a"}
+    assert mutual_tls_requests(pods) > before
