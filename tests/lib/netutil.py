@@ -20,15 +20,25 @@ import time
 LOCALHOST = "127.0.0.1"
 
 
+_handed_out = set()
+
+
 def free_port():
     """Returns a TCP port that was free on 127.0.0.1 a moment ago (bind to 0, read, close).
 
     There is a window in which another process can take it; our own servers avoid it by
     binding to port 0 themselves, this is for ports that must be written into a config file.
+    The kernel may offer a port it just offered again once it is closed, so a port already
+    handed out by this process is skipped: two calls for one config never get the same port.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCALHOST, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOCALHOST, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh ephemeral port in 100 tries")
 
 
 def wait_until(predicate, timeout=10.0, interval=0.01, what="condition"):
