@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from netutil import (Incomplete, build_request, connect, free_port, header, open_fds,
+from netutil import (Incomplete, build_request, connect, fd_targets, free_port, header, open_fds,
                      parse_responses, pattern_bytes, pattern_ok, read_to_close, recv_one, rss_kb,
                      timed_read_to_close, wait_until)
 from petrel import sanitized, simple_config, stats, wait_log
@@ -41,6 +41,7 @@ def test_burst_over_max_connections_refused_fast_and_counted(petrel, origin):
         for i, s in enumerate(held):
             assert get(s, "/held/%d" % i) == 200
         fds_full = open_fds(p.pid)
+        targets_full = fd_targets(p.pid)
         extra = [connect(p.port) for _ in range(burst)]
         try:
             for s in extra:
@@ -57,9 +58,16 @@ def test_burst_over_max_connections_refused_fast_and_counted(petrel, origin):
         assert not [r for r in origin.requests if r.path == "/over"]
         assert stats(p)["downstream_cx_overflow"] == burst
         # Under ThreadSanitizer every close goes through its interceptors and the workers run
-        # several times slower: the same return of descriptors, on a longer clock.
-        wait_until(lambda: open_fds(p.pid) <= fds_full, 20 if sanitized(p.pid) else 5,
-                   what="descriptors back after the burst")
+        # several times slower: the same return of descriptors, on a longer clock. A failure
+        # names what stayed open.
+        try:
+            wait_until(lambda: open_fds(p.pid) <= fds_full, 20 if sanitized(p.pid) else 10,
+                       what="descriptors back after the burst")
+        except TimeoutError:
+            now = fd_targets(p.pid)
+            raise AssertionError("%d descriptors open, %d before the burst; new: %s"
+                                 % (len(now), fds_full,
+                                    [t for t in now if t not in targets_full]))
         for i, s in enumerate(held):  # the held connections did not suffer
             assert get(s, "/again/%d" % i) == 200
     finally:

@@ -422,6 +422,18 @@ def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def fd_targets(pid):
+    """What each open descriptor of pid is ("socket:[1234]", a path, ...), by descriptor
+    number: the detail a failed leak check reports."""
+    out = []
+    for fd in sorted(os.listdir("/proc/%d/fd" % pid), key=int):
+        try:
+            out.append("%s -> %s" % (fd, os.readlink("/proc/%d/fd/%s" % (pid, fd))))
+        except OSError:
+            pass  # closed meanwhile
+    return out
+
+
 def tcp_keepalive_timers(port):
     """The `ss -tno` lines of established connections to 127.0.0.1:port whose socket runs a
     TCP keepalive timer (SO_KEEPALIVE set), e.g. "timer:(keepalive,9min59sec,0)"."""
