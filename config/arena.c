@@ -107,11 +107,18 @@ void *pt_arena_memdup(pt_arena_t *a, const void *p, size_t n)
 
 char *pt_arena_printf(pt_arena_t *a, const char *fmt, ...)
 {
+    /* Most results are short: formatted once on the stack, then copied; formatted again only
+     * when longer. */
+    char tmp[128];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
-    char *p = pt_arena_alloc(a, (size_t)(n < 0 ? 0 : n) + 1);
+    if (n < 0)
+        return pt_arena_strdup(a, "");
+    if ((size_t)n < sizeof(tmp))
+        return pt_arena_memdup(a, tmp, (size_t)n + 1);
+    char *p = pt_arena_alloc(a, (size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);

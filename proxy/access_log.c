@@ -2,8 +2,6 @@
  * Formats access-log lines into the worker's lane; proxy/log_writer.c writes them. */
 #include "access_log.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +17,7 @@ void pt_access_log_init(pt_access_log_t *log, uv_loop_t *loop, pt_log_writer_t *
 {
     log->lane = writer != NULL ? pt_log_writer_lane(writer) : NULL;
     log->stats = stats;
+    log->date_secs = UINT64_MAX;
     uv_timer_init(loop, &log->timer);
     log->timer.data = log;
     uv_unref((uv_handle_t *)&log->timer);
@@ -127,16 +126,40 @@ static void put(line_t *l, const char *s, size_t n)
     l->len += n;
 }
 
-static void putf(line_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(line_t *l, const char *fmt, ...)
+static void put_lit(line_t *l, const char *s)
 {
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        put(l, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    put(l, s, strlen(s));
+}
+
+static void put_u64(line_t *l, uint64_t v)
+{
+    char tmp[20];
+    put(l, tmp, pt_put_u64(tmp, v));
+}
+
+static void put_int(line_t *l, int v)
+{
+    char tmp[21];
+    put(l, tmp, pt_put_i64(tmp, v));
+}
+
+/* Appends the start time as "2026-12-07T15:23:47.123Z". */
+static void put_time(pt_access_log_t *log, line_t *l, uint64_t time_us)
+{
+    uint64_t secs = time_us / 1000000u;
+    if (secs != log->date_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(log->date, sizeof(log->date), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        log->date_secs = secs;
+    }
+    unsigned ms = (unsigned)(time_us % 1000000u / 1000u);
+    char frac[5] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+                    'Z'};
+    put_lit(l, log->date);
+    put(l, frac, sizeof(frac));
 }
 
 /* text: the value or "-"; JSON: a quoted, escaped string or null. */
@@ -157,7 +180,9 @@ static void put_value(line_t *l, pt_str_t v, bool is_json)
             char esc[2] = {'\\', (char)c};
             put(l, esc, 2);
         } else if (c < 0x20 || c == 0x7f) {
-            putf(l, "\\u%04x", c);
+            char esc[6] = {
+                '\\', 'u', '0', '0', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
+            put(l, esc, sizeof(esc));
         } else {
             put(l, (const char *)&v.base[i], 1);
         }
@@ -169,53 +194,57 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
 {
     if (log->lane == NULL)
         return;
-    char when[64];
-    time_t secs = (time_t)(e->start_time_us / 1000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(e->start_time_us % 1000000u / 1000u));
     pt_str_t flags = pt_str(e->flags);
     line_t l;
     l.len = 0;
     if (is_json) {
-        putf(&l, "{\"start_time\":\"%s\",\"method\":", when);
+        put_lit(&l, "{\"start_time\":\"");
+        put_time(log, &l, e->start_time_us);
+        put_lit(&l, "\",\"method\":");
         put_value(&l, e->method, true);
-        put(&l, ",\"path\":", 8);
+        put_lit(&l, ",\"path\":");
         put_value(&l, e->path, true);
-        put(&l, ",\"protocol\":", 12);
+        put_lit(&l, ",\"protocol\":");
         put_value(&l, e->protocol, true);
-        putf(&l, ",\"response_code\":%d,\"response_flags\":", e->status);
+        put_lit(&l, ",\"response_code\":");
+        put_int(&l, e->status);
+        put_lit(&l, ",\"response_flags\":");
         put_value(&l, flags, true);
-        put(&l, ",\"response_code_details\":", 25);
+        put_lit(&l, ",\"response_code_details\":");
         put_value(&l, pt_str(e->details), true);
-        putf(&l, ",\"bytes_received\":%" PRIu64 ",\"bytes_sent\":%" PRIu64, e->bytes_received,
-             e->bytes_sent);
-        putf(&l, ",\"duration\":%" PRIu64 ",\"upstream_service_time\":", e->duration_ms);
+        put_lit(&l, ",\"bytes_received\":");
+        put_u64(&l, e->bytes_received);
+        put_lit(&l, ",\"bytes_sent\":");
+        put_u64(&l, e->bytes_sent);
+        put_lit(&l, ",\"duration\":");
+        put_u64(&l, e->duration_ms);
+        put_lit(&l, ",\"upstream_service_time\":");
         if (e->upstream_ms == UINT64_MAX)
-            put(&l, "null", 4);
+            put_lit(&l, "null");
         else
-            putf(&l, "%" PRIu64, e->upstream_ms);
+            put_u64(&l, e->upstream_ms);
         const struct {
-            const char *key;
+            const char *key; /* with its quotes and colon */
             pt_str_t v;
-        } rest[] = {{"x_forwarded_for", e->x_forwarded_for},
-                    {"user_agent", e->user_agent},
-                    {"request_id", e->request_id},
-                    {"authority", e->authority},
-                    {"upstream_host", e->upstream_host},
-                    {"upstream_cluster", pt_str(e->upstream_cluster)},
-                    {"route_name", pt_str(e->route_name)}};
+        } rest[] = {{",\"x_forwarded_for\":", e->x_forwarded_for},
+                    {",\"user_agent\":", e->user_agent},
+                    {",\"request_id\":", e->request_id},
+                    {",\"authority\":", e->authority},
+                    {",\"upstream_host\":", e->upstream_host},
+                    {",\"upstream_cluster\":", pt_str(e->upstream_cluster)},
+                    {",\"route_name\":", pt_str(e->route_name)}};
         for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++) {
-            putf(&l, ",\"%s\":", rest[i].key);
+            put_lit(&l, rest[i].key);
             put_value(&l, rest[i].v, true);
         }
-        putf(&l, ",\"upstream_request_attempt_count\":%d", e->attempts);
-        if (e->has_grpc_status)
-            putf(&l, ",\"grpc_status\":%d", e->grpc_status);
+        put_lit(&l, ",\"upstream_request_attempt_count\":");
+        put_int(&l, e->attempts);
+        if (e->has_grpc_status) {
+            put_lit(&l, ",\"grpc_status\":");
+            put_int(&l, e->grpc_status);
+        }
         if (e->peer_principal != NULL) { /* Envoy's DOWNSTREAM_PEER_URI_SAN, Istio's form */
-            put(&l, ",\"downstream_peer_principal\":", 29);
+            put_lit(&l, ",\"downstream_peer_principal\":");
             put_value(&l, pt_str(e->peer_principal), true);
         }
         put(&l, "}", 1);
@@ -223,22 +252,31 @@ void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, b
         /* Envoy's default with Istio's additions (access_log.h): [START_TIME] "METHOD PATH
          * PROTOCOL" CODE FLAGS DETAILS RX TX DURATION UPSTREAM_TIME "XFF" "UA" "REQUEST_ID"
          * "AUTHORITY" "UPSTREAM_HOST" UPSTREAM_CLUSTER ROUTE_NAME */
-        putf(&l, "[%s] \"", when);
+        put(&l, "[", 1);
+        put_time(log, &l, e->start_time_us);
+        put(&l, "] \"", 3);
         put_value(&l, e->method, false);
         put(&l, " ", 1);
         put_value(&l, e->path, false);
         put(&l, " ", 1);
         put_value(&l, e->protocol, false);
-        putf(&l, "\" %d ", e->status);
+        put(&l, "\" ", 2);
+        put_int(&l, e->status);
+        put(&l, " ", 1);
         put_value(&l, flags, false);
         put(&l, " ", 1);
         put_value(&l, pt_str(e->details), false);
-        putf(&l, " %" PRIu64 " %" PRIu64 " %" PRIu64 " ", e->bytes_received, e->bytes_sent,
-             e->duration_ms);
+        put(&l, " ", 1);
+        put_u64(&l, e->bytes_received);
+        put(&l, " ", 1);
+        put_u64(&l, e->bytes_sent);
+        put(&l, " ", 1);
+        put_u64(&l, e->duration_ms);
+        put(&l, " ", 1);
         if (e->upstream_ms == UINT64_MAX)
             put(&l, "-", 1);
         else
-            putf(&l, "%" PRIu64, e->upstream_ms);
+            put_u64(&l, e->upstream_ms);
         const pt_str_t quoted[] = {e->x_forwarded_for, e->user_agent, e->request_id, e->authority,
                                    e->upstream_host};
         for (size_t i = 0; i < sizeof(quoted) / sizeof(quoted[0]); i++) {

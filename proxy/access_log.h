@@ -34,6 +34,10 @@ typedef struct pt_access_log {
     pt_log_lane_t *lane; /* NULL: logging off; owned by the writer */
     pt_stats_t *stats;   /* the worker's, for access_log_dropped */
     uv_timer_t timer;    /* hand-off timer, armed while the current buffer holds lines */
+    /* The last line's second as text ("2026-12-07T15:23:47"): lines of one second share it,
+     * so gmtime and its formatting run once a second, not once a line. */
+    uint64_t date_secs;
+    char date[64];
 } pt_access_log_t;
 
 /* One request's fields. A string with a NULL base is absent ("-", or null in JSON). */

@@ -131,6 +131,17 @@ static inline char *pt_http1_put_field(char *p, pt_str_t name, pt_str_t value)
     return p;
 }
 
+/* Appends "content-length: N\r\n" at p; returns the end. */
+static inline char *pt_http1_put_content_length(char *p, int64_t n)
+{
+    memcpy(p, "content-length: ", 16);
+    p += 16;
+    p += pt_put_i64(p, n);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
 /* The end of a chunked body: the last chunk, the trailers (hop-by-hop and framing ones left
  * out) and the blank line, in a new slab (the caller's ref) that *out spans. */
 pt_buf_t *pt_http1_last_chunk(const pt_header_t *t, size_t n, uv_buf_t *out);

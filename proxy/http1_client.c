@@ -92,7 +92,7 @@ pt_buf_t *pt_http1_client_serialize_head(const pt_http_msg_t *req, size_t *len)
         if (!(req->headers[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
             p = pt_http1_put_field(p, req->headers[i].name, req->headers[i].value);
     if (req->content_length >= 0)
-        p += sprintf(p, "content-length: %" PRId64 "\r\n", req->content_length);
+        p = pt_http1_put_content_length(p, req->content_length);
     else if (pt_http_msg_is_body_unsized(req))
         p += sprintf(p, "transfer-encoding: chunked\r\n");
     if (req->is_upgrade) {

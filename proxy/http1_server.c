@@ -386,15 +386,15 @@ static void send_head(void *exchange, const pt_http_msg_t *req, const pt_http_ms
     size += h->upgrade.len;
     pt_buf_t *slab = pt_buf_new_sized(size);
     char *p = slab->data;
-    if (h->reason.len > 0) {
-        p += sprintf(p, "HTTP/1.1 %d ", h->status);
-        memcpy(p, h->reason.base, h->reason.len);
-        p += h->reason.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    } else {
-        p += sprintf(p, "HTTP/1.1 %d %s\r\n", h->status, pt_http1_reason_phrase(h->status));
-    }
+    pt_str_t reason = h->reason.len > 0 ? h->reason : pt_str(pt_http1_reason_phrase(h->status));
+    memcpy(p, "HTTP/1.1 ", 9);
+    p += 9;
+    p += pt_put_i64(p, h->status);
+    *p++ = ' ';
+    memcpy(p, reason.base, reason.len);
+    p += reason.len;
+    *p++ = '\r';
+    *p++ = '\n';
     for (size_t i = 0; i < h->n_headers; i++)
         if (!(h->headers[i].flags & (PT_HEADER_HOP | PT_HEADER_FRAMING)))
             p = pt_http1_put_field(p, h->headers[i].name, h->headers[i].value);
@@ -404,7 +404,7 @@ static void send_head(void *exchange, const pt_http_msg_t *req, const pt_http_ms
     } else {
         /* A HEAD or 304 answer keeps the Content-Length of what it describes (RFC 9110 §8.6). */
         if (h->content_length >= 0 && h->status != 204)
-            p += sprintf(p, "content-length: %" PRId64 "\r\n", h->content_length);
+            p = pt_http1_put_content_length(p, h->content_length);
         else if (s->is_chunked)
             p += sprintf(p, "transfer-encoding: chunked\r\n");
         if (c->close_after_response)

@@ -468,8 +468,17 @@ static const char *make_request_id(pt_stream_t *st)
                      pt_worker_random(w)};
     r[1] = (r[1] & 0xffff0fffu) | 0x00004000u; /* version 4 */
     r[2] = (r[2] & 0x3fffffffu) | 0x80000000u; /* variant 10 */
-    return pt_arena_printf(&st->arena, "%08x-%04x-%04x-%04x-%04x%08x", r[0], r[1] >> 16,
-                           r[1] & 0xffff, r[2] >> 16, r[2] & 0xffff, r[3]);
+    /* 8-4-4-4-12 hex digits of r[0..3], most significant first (no printf: see str.h) */
+    char *id = pt_arena_alloc(&st->arena, 37);
+    static const char hex[] = "0123456789abcdef";
+    char *p = id;
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20)
+            *p++ = '-';
+        *p++ = hex[r[i / 8] >> (28 - 4 * (i % 8)) & 15];
+    }
+    *p = '\0';
+    return id;
 }
 
 /* --- request forwarding: the attempt loop --- */
@@ -659,8 +668,12 @@ static void forward(pt_stream_t *st, bool fresh)
     if (st->attempts > 1)
         pt_trace_stream_event(st, PT_TRACE_EVENT_UPSTREAM_ATTEMPT, st->attempts);
     PT_STAT_INC(&w->stats, upstream_rq_total);
-    st->upstream_host =
-        pt_arena_printf(&st->arena, "%s:%u", st->endpoint->address, (unsigned)st->endpoint->port);
+    size_t alen = strlen(st->endpoint->address);
+    char *host = pt_arena_alloc(&st->arena, alen + 7); /* "address:port" */
+    memcpy(host, st->endpoint->address, alen);
+    host[alen] = ':';
+    host[alen + 1 + pt_put_u64(host + alen + 1, st->endpoint->port)] = '\0';
+    st->upstream_host = host;
     /* Until the upstream is ready, body bytes wait in pending_body and reading stops. */
     if (request_has_body(st) && !st->request_complete)
         st->downstream->pause(st->exchange);

@@ -2,6 +2,7 @@
  * The access-log line (proxy/access_log.c) in both formats, with Istio's fields in their places,
  * and the copy an upgraded request's line is kept in until its tunnel ends. Lines go through a
  * real log writer into a pipe and are read back. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,78 @@ TEST(json_line_has_istios_keys)
     format_line(&e, true, line, sizeof(line));
     ASSERT(strstr(line, "\"response_code_details\":null,") != NULL);
     ASSERT(strstr(line, "\"upstream_cluster\":null,\"route_name\":null,") != NULL);
+}
+
+/* Lines of one second share the formatted date; the next second's line must not reuse it. */
+TEST(each_line_has_its_own_time_and_numbers)
+{
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    pt_stats_t stats = {0};
+    pt_log_writer_t *w = pt_log_writer_start(fds[1]);
+    pt_access_log_t log;
+    pt_access_log_init(&log, &loop, w, &stats);
+    pt_access_log_entry_t e = sample();
+    const uint64_t at[] = {1700000000123456u, 1700000000999999u, 1700000001000000u,
+                           1709251199000999u /* 2024-02-29T23:59:59 */, 1709251200001000u};
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        e.start_time_us = at[i];
+        e.bytes_sent = i == 0 ? UINT64_MAX : i * 1000;
+        e.status = i == 1 ? 0 : 503;
+        pt_access_log_write(&log, &e, false);
+    }
+    e.upstream_ms = UINT64_MAX;
+    e.path = PT_STR_LIT("/a\x01\x1f\x7f\"b");
+    pt_access_log_write(&log, &e, true);
+    pt_access_log_close(&log);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(pt_log_writer_stop(w), 0);
+    char out[8192];
+    ssize_t n = read(fds[0], out, sizeof(out) - 1);
+    ASSERT(n > 0);
+    out[n] = '\0';
+    const char *want[] = {
+        "[2023-11-14T22:13:20.123Z] \"GET /reviews/1 HTTP/1.1\" 503 - via_upstream 3 "
+        "18446744073709551615 6 5 ",
+        "[2023-11-14T22:13:20.999Z] \"GET /reviews/1 HTTP/1.1\" 0 - via_upstream 3 1000 6 5 ",
+        "[2023-11-14T22:13:21.000Z] \"GET /reviews/1 HTTP/1.1\" 503 - via_upstream 3 2000 6 5 ",
+        "[2024-02-29T23:59:59.000Z] ",
+        "[2024-03-01T00:00:00.001Z] ",
+        "{\"start_time\":\"2024-03-01T00:00:00.001Z\",\"method\":\"GET\",\"path\":"
+        "\"/a\\u0001\\u001f\\u007f\\\"b\",\"protocol\":\"HTTP/1.1\",\"response_code\":503,",
+    };
+    char *line = out, *json = NULL;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        json = line; /* the last one is */
+        char *nl = strchr(line, '\n');
+        ASSERT(nl != NULL);
+        *nl = '\0';
+        if (strncmp(line, want[i], strlen(want[i])) != 0) {
+            fprintf(stderr, "line %zu: %s\n want: %s\n", i, line, want[i]);
+            ASSERT(0);
+        }
+        line = nl + 1;
+    }
+    ASSERT(strstr(json, "\"upstream_service_time\":null,") != NULL);
+    ASSERT_EQ(uv_loop_close(&loop), 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+TEST(decimal_writer_matches_printf)
+{
+    const int64_t v[] = {0, 7, 10, 99, 100, 65535, -1, -200, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char got[24], want[24];
+        got[pt_put_i64(got, v[i])] = '\0';
+        snprintf(want, sizeof(want), "%lld", (long long)v[i]);
+        ASSERT_STREQ(got, want);
+    }
+    char got[24];
+    got[pt_put_u64(got, UINT64_MAX)] = '\0';
+    ASSERT_STREQ(got, "18446744073709551615");
 }
 
 TEST(a_copy_outlives_the_strings_it_was_made_from)
