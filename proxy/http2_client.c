@@ -60,7 +60,8 @@ typedef struct h2x {
 struct pt_http2_client {
     nghttp2_session *session;
     pt_upstream_t *up;
-    pt_list_t exchanges; /* h2x_t.link */
+    pt_list_t exchanges;  /* h2x_t.link */
+    uint32_t n_exchanges; /* on the list: has_room is asked for every request */
     uint32_t n_owned;
     bool is_connected;
     bool is_going_away;    /* a GOAWAY arrived */
@@ -98,6 +99,7 @@ static void free_body(h2x_t *x)
 static void free_exchange(h2x_t *x)
 {
     pt_list_remove(&x->link);
+    x->c->n_exchanges--;
     free_body(x);
     free(x);
 }
@@ -728,6 +730,7 @@ pt_exchange_t *pt_http2_client_open(pt_http2_client_t *c, const pt_codec_stream_
     x->body_tail = &x->body;
     x->is_ready_sent = c->is_connected; /* the caller goes on at once */
     pt_list_insert_tail(&c->exchanges, &x->link);
+    c->n_exchanges++;
     c->n_owned++;
     return &x->x;
 }
@@ -741,10 +744,7 @@ bool pt_http2_client_has_room(const pt_http2_client_t *c)
 {
     if (c->is_going_away || c->has_error)
         return false;
-    uint32_t open = 0;
-    for (const pt_list_t *l = c->exchanges.next; l != &c->exchanges; l = l->next)
-        open++;
-    return open <
+    return c->n_exchanges <
            nghttp2_session_get_remote_settings(c->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
