@@ -511,16 +511,16 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 /* Connection-specific headers (RFC 9113 §8.2.2) and Host (it becomes :authority). */
 static bool is_dropped(const pt_header_t *h)
 {
-    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
-                                        "transfer-encoding", "upgrade",    "host"};
+    static const pt_str_t names[] = {
+        PT_STR_LIT("connection"),        PT_STR_LIT("keep-alive"), PT_STR_LIT("proxy-connection"),
+        PT_STR_LIT("transfer-encoding"), PT_STR_LIT("upgrade"),    PT_STR_LIT("host")};
     /* te is hop-by-hop in HTTP/1, but "trailers" crosses to HTTP/2 (gRPC needs it). */
     if (h->name.len == 2 && strncasecmp(h->name.base, "te", 2) == 0)
         return !(h->value.len == 8 && strncasecmp(h->value.base, "trailers", 8) == 0);
     if (h->flags & (PT_HEADER_HOP | PT_HEADER_FRAMING))
         return true;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (h->name.len == strlen(names[i]) &&
-            strncasecmp(h->name.base, names[i], h->name.len) == 0)
+        if (pt_str_ieq(h->name, names[i]))
             return true;
     return false;
 }
@@ -547,14 +547,23 @@ static int send_head(pt_exchange_t *xp, const pt_http_msg_t *req, pt_arena_t *ar
         const pt_header_t *h = &req->headers[i];
         if (is_dropped(h))
             continue;
-        char *name = pt_arena_strndup(arena, h->name.base, h->name.len);
-        for (size_t j = 0; j < h->name.len; j++)
-            name[j] = (char)(name[j] >= 'A' && name[j] <= 'Z' ? name[j] + 32 : name[j]);
+        /* HTTP/2 names are lowercase (RFC 9113 §8.2.1): an HTTP/1 client's are copied and
+         * lowered, an HTTP/2 client's go as they are. */
+        const char *name = h->name.base;
+        for (size_t j = 0; j < h->name.len; j++) {
+            if (name[j] >= 'A' && name[j] <= 'Z') {
+                char *low = pt_arena_strndup(arena, h->name.base, h->name.len);
+                for (size_t k = j; k < h->name.len; k++)
+                    low[k] = (char)(low[k] >= 'A' && low[k] <= 'Z' ? low[k] + 32 : low[k]);
+                name = low;
+                break;
+            }
+        }
         nva[n++] = nv(name, h->name.len, h->value.base, h->value.len);
     }
     if (req->content_length >= 0 && req->has_body) {
-        char *cl = pt_arena_printf(arena, "%lld", (long long)req->content_length);
-        nva[n++] = nv("content-length", 14, cl, strlen(cl));
+        pt_str_t cl = pt_http_msg_decimal(arena, req->content_length);
+        nva[n++] = nv("content-length", 14, cl.base, cl.len);
     }
     nghttp2_data_provider body = {.source.ptr = x, .read_callback = read_body};
     x->is_request_sent = !req->has_body;

@@ -630,12 +630,12 @@ static void submit_head(h2_exchange_t *x, bool has_data)
     x->is_submitted = true;
     size_t n = 0;
     nghttp2_nv *nv = pt_arena_alloc(&x->arena, (h->n_headers + 2) * sizeof(*nv));
-    char *status = pt_arena_printf(&x->arena, "%d", h->status);
-    nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, strlen(status),
+    pt_str_t status = pt_http_msg_decimal(&x->arena, h->status);
+    nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status.base, 7, status.len,
                            NGHTTP2_NV_FLAG_NONE};
     if (h->content_length >= 0 && h->status != 204 && h->status != 304) {
-        char *cl = pt_arena_printf(&x->arena, "%lld", (long long)h->content_length);
-        nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14, strlen(cl),
+        pt_str_t cl = pt_http_msg_decimal(&x->arena, h->content_length);
+        nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl.base, 14, cl.len,
                                NGHTTP2_NV_FLAG_NONE};
     }
     for (size_t i = 0; i < h->n_headers; i++) {

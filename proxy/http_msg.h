@@ -74,4 +74,12 @@ static inline bool pt_http_msg_is_body_unsized(const pt_http_msg_t *m)
     return m->has_body && m->content_length < 0;
 }
 
+/* v in decimal, copied into a: an HTTP/2 :status or content-length value (no printf, str.h). */
+static inline pt_str_t pt_http_msg_decimal(pt_arena_t *a, int64_t v)
+{
+    char tmp[24];
+    size_t n = pt_put_i64(tmp, v);
+    return (pt_str_t){pt_arena_strndup(a, tmp, n), n};
+}
+
 #endif
