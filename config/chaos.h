@@ -88,6 +88,10 @@ typedef struct pt_chaos_decl {
     pt_toxic_t toxics[PT_CHAOS_MAX_TOXICS];
     size_t n_toxics;
     const char *where; /* "file:line:col" of the document, for log lines */
+    /* spec.tls: the server context TLS is terminated with (config/tls_contexts.c builds it as a
+     * Gateway server's), owned by the config snapshot; whoever keeps a copy past the snapshot
+     * takes a ref (SSL_CTX_up_ref). NULL: plaintext. */
+    struct ssl_ctx_st *tls_ctx;
 } pt_chaos_decl_t;
 
 #endif

@@ -596,7 +596,7 @@ typedef struct pt_config {
     /* AuthorizationPolicies that apply to this workload (policy_types.h); NULL: none. */
     const struct pt_authz *authz;
     /* ChaosProxy resources (chaos.h), in load order; the chaos store creates them. */
-    const pt_chaos_decl_t *chaos_proxies;
+    pt_chaos_decl_t *chaos_proxies;
     size_t n_chaos_proxies;
 } pt_config_t;
 

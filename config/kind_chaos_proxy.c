@@ -12,7 +12,11 @@
  *     upstream: 127.0.0.1:6379
  *     enabled: true
  *     toxics:
- *     - {type: latency, stream: downstream, toxicity: 0.5, attributes: {latency: 100}} */
+ *     - {type: latency, stream: downstream, toxicity: 0.5, attributes: {latency: 100}}
+ *     tls: {serverCertificate: /certs/tls.crt, privateKey: /certs/tls.key}  # optional
+ *
+ * With tls, the proxy terminates TLS as a Gateway TLS server does (the same fields, reader and
+ * context builder: kind_gateway.c, tls_contexts.c), so the toxics act on the plaintext. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +24,13 @@
 #include "chaos.h"
 #include "kinds.h"
 
-enum { CP_LISTEN, CP_UPSTREAM, CP_ENABLED, CP_TOXICS, CP__N };
+enum { CP_LISTEN, CP_UPSTREAM, CP_ENABLED, CP_TOXICS, CP_TLS, CP__N };
 static const pt_cfg_field_t chaos_fields[CP__N] = {
     [CP_LISTEN] = {.name = "listen", .status = S},
     [CP_UPSTREAM] = {.name = "upstream", .status = S},
     [CP_ENABLED] = {.name = "enabled", .status = S},
     [CP_TOXICS] = {.name = "toxics", .status = S},
+    [CP_TLS] = {.name = "tls", .status = S}, /* a Gateway server's, read by kind_gateway.c */
 };
 enum {
     TX_NAME,
@@ -237,6 +242,11 @@ void pt__cfg_read_chaos_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_m
         }
     } else if (seq != NULL) {
         ok = false;
+    }
+    if (f[CP_TLS] != NULL) {
+        pt_cfg_path_t tlp = PT_PATH_KEY(&sp, "tls");
+        r->tls = pt__cfg_read_chaos_tls(cx, f[CP_TLS], &tlp);
+        ok &= r->tls != NULL;
     }
     snprintf(r->where, sizeof(r->where), "%s:%d:%d", meta->doc->file, meta->doc->line,
              meta->doc->col);

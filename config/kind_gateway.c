@@ -207,6 +207,28 @@ static void read_terminated_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *tls, const
     }
 }
 
+/* tls.mode, Istio's ServerTLSSettings.TLSmode (SIMPLE when absent): false when it is not one. */
+static bool read_mode(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *tp,
+                      const char **mode)
+{
+    static const char *const modes[] = {"PASSTHROUGH",      "SIMPLE",       "MUTUAL",
+                                        "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"};
+    *mode = "SIMPLE"; /* Istio's default */
+    if (n == NULL)
+        return true;
+    pt_cfg_path_t mp = PT_PATH_KEY(tp, "mode");
+    if (!pt__cfg_nonempty_str(cx, n, &mp, mode))
+        return false;
+    for (size_t i = 0; i < NF(modes); i++)
+        if (strcmp(modes[i], *mode) == 0)
+            return true;
+    pt__cfg_error(cx, n, &mp,
+                  "unknown mode \"%s\" (expected PASSTHROUGH, SIMPLE, MUTUAL, "
+                  "AUTO_PASSTHROUGH, ISTIO_MUTUAL or OPTIONAL_MUTUAL)",
+                  *mode);
+    return false;
+}
+
 /* server.tls. TLS servers: PASSTHROUGH is served (routed on SNI by VirtualService tls[] routes
  * and relayed encrypted); SIMPLE, MUTUAL and OPTIONAL_MUTUAL terminate, then route the
  * plaintext by tcp[] routes. HTTPS servers: SIMPLE, MUTUAL and OPTIONAL_MUTUAL are terminated
@@ -224,26 +246,9 @@ static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const 
         return;
     }
     const pt_cfg_node_t *f[ST__N];
-    if (!MAP(cx, tls, &tp, server_tls_fields, f))
+    const char *mode;
+    if (!MAP(cx, tls, &tp, server_tls_fields, f) || !read_mode(cx, f[ST_MODE], &tp, &mode))
         return;
-    const char *mode = "SIMPLE"; /* Istio's default */
-    if (f[ST_MODE] != NULL) {
-        pt_cfg_path_t mp = PT_PATH_KEY(&tp, "mode");
-        static const char *const modes[] = {"PASSTHROUGH",      "SIMPLE",       "MUTUAL",
-                                            "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"};
-        if (!pt__cfg_nonempty_str(cx, f[ST_MODE], &mp, &mode))
-            return;
-        size_t i = 0;
-        while (i < NF(modes) && strcmp(modes[i], mode) != 0)
-            i++;
-        if (i == NF(modes)) {
-            pt__cfg_error(cx, f[ST_MODE], &mp,
-                          "unknown mode \"%s\" (expected PASSTHROUGH, SIMPLE, MUTUAL, "
-                          "AUTO_PASSTHROUGH, ISTIO_MUTUAL or OPTIONAL_MUTUAL)",
-                          mode);
-            return;
-        }
-    }
     if (srv->protocol == PT_LISTENER_TLS && strcmp(mode, "PASSTHROUGH") == 0)
         return;
     pt_res_server_tls_t *t = pt_arena_calloc(cx->tmp, sizeof(*t));
@@ -277,6 +282,37 @@ static void read_server_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *server, const 
         pt__cfg_warn(cx, tls, &tp, "httpsRedirect applies to HTTP servers only: ignored");
     read_terminated_tls(cx, tls, &tp, f, mode, t);
     srv->tls = t;
+}
+
+pt_res_server_tls_t *pt__cfg_read_chaos_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *tls,
+                                            const pt_cfg_path_t *tp)
+{
+    const pt_cfg_node_t *f[ST__N];
+    const char *mode;
+    if (!MAP(cx, tls, tp, server_tls_fields, f) || !read_mode(cx, f[ST_MODE], tp, &mode))
+        return NULL;
+    if (strcmp(mode, "SIMPLE") != 0) {
+        /* What the other modes need (client roots...) would only add errors after this one. */
+        pt_cfg_path_t mp = PT_PATH_KEY(tp, "mode");
+        pt__cfg_error(cx, f[ST_MODE], &mp,
+                      "mode %s is not supported on a ChaosProxy (SIMPLE is: the proxy terminates "
+                      "TLS and asks the client for no certificate)",
+                      mode);
+        return NULL;
+    }
+    bool ok = true;
+    if (f[ST_HTTPS_REDIRECT] != NULL) {
+        pt_cfg_path_t p = PT_PATH_KEY(tp, "httpsRedirect");
+        pt__cfg_error(cx, f[ST_HTTPS_REDIRECT], &p,
+                      "applies to a Gateway's HTTP servers, not to a ChaosProxy");
+        ok = false;
+    }
+    pt_res_server_tls_t *t = pt_arena_calloc(cx->tmp, sizeof(*t));
+    t->node = tls;
+    t->path = pt__cfg_path_dup(cx->tmp, tp);
+    size_t before = cx->errors->n;
+    read_terminated_tls(cx, tls, tp, f, mode, t);
+    return ok && cx->errors->n == before ? t : NULL;
 }
 
 void pt__cfg_read_gateway(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,

@@ -95,6 +95,10 @@ void pt__cfg_read_destination_rule(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_
                                    const pt_cfg_node_t *spec);
 void pt__cfg_read_chaos_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                               const pt_cfg_node_t *spec);
+/* A ChaosProxy's spec.tls (kind_gateway.c): the fields of a Gateway server's tls, read by the
+ * same code, in mode SIMPLE only; NULL after reporting an error. In cx->tmp. */
+pt_res_server_tls_t *pt__cfg_read_chaos_tls(pt_cfg_cx_t *cx, const pt_cfg_node_t *tls,
+                                            const pt_cfg_path_t *tp);
 void pt__cfg_read_workload_entry(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_meta_t *meta,
                                  const pt_cfg_node_t *spec);
 void pt__cfg_read_authorization_policy(pt_cfg_cx_t *cx, pt_res_set_t *set,

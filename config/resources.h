@@ -257,7 +257,8 @@ typedef struct pt_res_dr {
 typedef struct pt_res_chaos {
     pt_res_meta_t meta;
     pt_chaos_decl_t decl;
-    char where[320]; /* file:line:col */
+    const pt_res_server_tls_t *tls; /* spec.tls, or NULL: plaintext (tls_contexts.c builds it) */
+    char where[320];                /* file:line:col */
 } pt_res_chaos_t;
 
 typedef struct pt_res_proxy {

@@ -3,7 +3,8 @@
  * load: the workload identity's server context (inbound mesh mTLS: a client certificate from
  * the mesh's roots is required) and client context (outbound ISTIO_MUTUAL), the client
  * contexts of DestinationRule tls settings (SIMPLE, MUTUAL), one per distinct set of files,
- * and the Gateway HTTPS servers' contexts, one per server, which a listener picks by SNI.
+ * and the Gateway HTTPS servers' contexts, one per server, which a listener picks by SNI (and
+ * built the same way, the contexts of ChaosProxy resources that terminate TLS).
  * Each file read is
  * listed in the snapshot, and the main thread watches them: new files make a new snapshot,
  * whose contexts new handshakes use, while open connections keep the ones they started with.
@@ -206,6 +207,11 @@ void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
 {
     size_t cap = 0;
     build_gateway_tls(cx, set, c, &cap);
+    /* A ChaosProxy that terminates TLS gets a Gateway TLS server's context, its files watched
+     * alike (compile.c copied set->chaos into c->chaos_proxies in order). */
+    for (size_t i = 0; i < set->n_chaos && i < c->n_chaos_proxies; i++)
+        if (set->chaos[i]->tls != NULL)
+            c->chaos_proxies[i].tls_ctx = build_server(cx, c, set->chaos[i]->tls, false, &cap);
     const pt_identity_settings_t *id = &c->proxy.identity;
     if (id->certificate_chain != NULL && id->private_key != NULL && id->root_certificates != NULL) {
         const pt_cfg_node_t *node = set->n_proxies ? set->proxies[0]->identity : NULL;

@@ -461,12 +461,14 @@ pt_relay_t *pt_conn_hand_off(pt_conn_t *c, uv_tcp_t *peer, void (*peer_closed)(v
                                    c->worker->config->proxy.idle_timeout_ms, filters, n_filters);
 }
 
-void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
+/* A connection for fd, counted, on the listener of port (0: none in the snapshot); NULL when it
+ * was refused (over maxConnections, draining) or could not be opened: fd is closed then. */
+static pt_conn_t *conn_open(pt_worker_t *w, int fd, uint16_t port)
 {
     pt_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
-        return;
+        return NULL;
     }
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
@@ -479,10 +481,10 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
         atomic_fetch_add(&n_conns, 1);
         PT_STAT_INC(&w->stats, downstream_cx_active);
         uv_close((uv_handle_t *)&c->tcp, on_close);
-        return;
+        return NULL;
     }
     c->worker = w;
-    c->listener_port = lc->port;
+    c->listener_port = port;
     pt_list_init(&c->link);
     PT_STAT_INC(&w->stats, downstream_cx_total);
     PT_STAT_INC(&w->stats, downstream_cx_active);
@@ -490,7 +492,7 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
     if (now > w->config->proxy.max_connections || w->is_draining) {
         PT_STAT_INC(&w->stats, downstream_cx_overflow);
         uv_close((uv_handle_t *)&c->tcp, on_close);
-        return;
+        return NULL;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     pt_list_insert_tail(&w->conns, &c->link);
@@ -503,6 +505,14 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
         else
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
     }
+    return c;
+}
+
+void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
+{
+    pt_conn_t *c = conn_open(w, fd, lc->port);
+    if (c == NULL)
+        return;
     const pt_proxy_settings_t *ps = &w->config->proxy;
     if (lc->tls != NULL && pt_tls_stream_start(c, on_write_done) != 0) {
         pt_conn_close(c, false);
@@ -526,5 +536,21 @@ void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
         set_timer(c, PT_CONN_TIMER_HEADER, ps->header_timeout_ms);
         c->may_be_h2c = lc->protocol == PT_LISTENER_HTTP && lc->tls == NULL;
     }
+    pt_conn_update_reading(c);
+}
+
+void pt_conn_accept_tls(pt_worker_t *w, int fd, struct ssl_ctx_st *ctx, struct pt_l4_direct *direct)
+{
+    pt_conn_t *c = conn_open(w, fd, 0);
+    if (c == NULL) {
+        free(direct);
+        return;
+    }
+    if (pt_tls_stream_start_direct(c, ctx, direct, on_write_done) != 0) {
+        pt_conn_close(c, false);
+        return;
+    }
+    /* The handshake is bounded like a request head, as on a Gateway TLS server. */
+    set_timer(c, PT_CONN_TIMER_HEADER, w->config->proxy.header_timeout_ms);
     pt_conn_update_reading(c);
 }

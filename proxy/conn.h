@@ -86,6 +86,15 @@ struct pt_conn {
  * descriptor is owned from then on, closed on every path). */
 void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc);
 
+/* Serves fd, a connection accepted for an explicit upstream (l4_proxy.c's direct sessions) that
+ * terminates TLS with ctx (a ref is taken; no listener in the snapshot chooses a server): once
+ * the handshake is done, the connection goes to pt_l4_proxy_accept_terminated_direct() with
+ * direct (malloc'd, owned from then on, freed on every path). fd is owned from then on. */
+struct ssl_ctx_st;
+struct pt_l4_direct;
+void pt_conn_accept_tls(pt_worker_t *w, int fd, struct ssl_ctx_st *ctx,
+                        struct pt_l4_direct *direct);
+
 /* Queues bytes downstream (see pt_write). Returns 0 or a libuv error. */
 int pt_conn_write(pt_conn_t *c, const char *prefix, size_t prefix_len, const uv_buf_t *bufs,
                   unsigned n, const char *suffix, pt_buf_t *pin);

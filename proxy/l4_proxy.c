@@ -314,8 +314,8 @@ static void on_hello_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
 }
 
 /* A session for c, which conn.c read the ClientHello of (and, unless passthrough, did the
- * handshake on): NULL when out of memory (c is closed). */
-static l4_session_t *adopt_conn(pt_conn_t *c)
+ * handshake on), counted in tcp_cx_* unless direct: NULL when out of memory (c is closed). */
+static l4_session_t *adopt_conn(pt_conn_t *c, bool is_direct)
 {
     pt_worker_t *w = c->worker;
     pt_conn_detach(c);
@@ -326,23 +326,26 @@ static l4_session_t *adopt_conn(pt_conn_t *c)
     }
     s->worker = w;
     s->conn = c;
+    s->is_direct = is_direct;
     s->config = w->config;
     pt_config_ref(s->config);
-    s->listener = pt_router_listener(s->config, c->listener_port);
     uv_tcp_init(&w->loop, &s->upstream);
     uv_timer_init(&w->loop, &s->timer);
     s->upstream.data = s->timer.data = s->connect_req.data = s;
     s->handles_open = 2;
-    set_routed_filters(s);
     pt_list_insert_tail(&w->connecting, &s->link);
-    PT_STAT_INC(&w->stats, tcp_cx_total);
-    PT_STAT_INC(&w->stats, tcp_cx_active);
+    if (!is_direct) {
+        s->listener = pt_router_listener(s->config, c->listener_port);
+        set_routed_filters(s);
+        PT_STAT_INC(&w->stats, tcp_cx_total);
+        PT_STAT_INC(&w->stats, tcp_cx_active);
+    }
     return s;
 }
 
 void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len)
 {
-    l4_session_t *s = adopt_conn(c);
+    l4_session_t *s = adopt_conn(c, false);
     if (s == NULL)
         return;
     /* A reload between the ClientHello and here may have changed what the port serves. */
@@ -360,7 +363,7 @@ void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len
 
 void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_len)
 {
-    l4_session_t *s = adopt_conn(c);
+    l4_session_t *s = adopt_conn(c, false);
     if (s == NULL)
         return;
     s->is_passthrough = true;
@@ -409,9 +412,40 @@ static l4_session_t *accept_fd(pt_worker_t *w, int fd, bool is_direct)
     return s;
 }
 
-void pt_l4_proxy_accept_direct(pt_worker_t *w, int fd, const struct sockaddr *upstream,
-                               const pt_l4_filter_t *filters, size_t n_filters)
+void pt_l4_proxy_accept_terminated_direct(pt_conn_t *c, pt_l4_direct_t *d)
 {
+    l4_session_t *s = adopt_conn(c, true);
+    if (s != NULL) {
+        memcpy(s->filters, d->filters, d->n_filters * sizeof(d->filters[0]));
+        s->n_filters = d->n_filters;
+        if (s->worker->is_draining)
+            session_abort(s);
+        else
+            connect_to(s, (const struct sockaddr *)&d->upstream);
+    }
+    free(d);
+}
+
+void pt_l4_proxy_accept_direct(pt_worker_t *w, int fd, const struct sockaddr *upstream,
+                               struct ssl_ctx_st *server_tls, const pt_l4_filter_t *filters,
+                               size_t n_filters)
+{
+    if (server_tls != NULL) {
+        /* conn.c and tls_stream.c run the handshake and hand the connection back
+         * (pt_l4_proxy_accept_terminated_direct). */
+        pt_l4_direct_t *d = calloc(1, sizeof(*d));
+        if (d == NULL) {
+            close(fd);
+            return;
+        }
+        memcpy(&d->upstream, upstream,
+               upstream->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                               : sizeof(struct sockaddr_in));
+        for (size_t i = 0; i < n_filters && i < PT_L4_MAX_FILTERS; i++)
+            d->filters[d->n_filters++] = filters[i];
+        pt_conn_accept_tls(w, fd, server_tls, d);
+        return;
+    }
     l4_session_t *s = accept_fd(w, fd, true);
     if (s == NULL)
         return;

@@ -33,11 +33,25 @@ void pt_l4_proxy_accept_terminated(pt_conn_t *c, const char *sni, size_t sni_len
  * and relays the bytes as they came, the ClientHello first. */
 void pt_l4_proxy_accept_passthrough(pt_conn_t *c, const char *sni, size_t sni_len);
 
+/* What a direct session relays to: an explicit upstream and its L4 filters. */
+typedef struct pt_l4_direct {
+    struct sockaddr_storage upstream;
+    pt_l4_filter_t filters[PT_L4_MAX_FILTERS];
+    size_t n_filters;
+} pt_l4_direct_t;
+
 /* A connection accepted for an explicit upstream (a chaos proxy's): fd is connected to upstream
  * under the connect timeout and relayed through the n_filters L4 filters (copied; their conf
- * must outlive the session). fd is owned from then on. */
+ * must outlive the session). With server_tls, TLS is terminated first with that context (conn.c
+ * and tls_stream.c run the handshake as for a Gateway TLS server; a client that fails it never
+ * reaches the upstream) and the filters see the plaintext. fd is owned from then on. */
 void pt_l4_proxy_accept_direct(pt_worker_t *w, int fd, const struct sockaddr *upstream,
-                               const pt_l4_filter_t *filters, size_t n_filters);
+                               struct ssl_ctx_st *server_tls, const pt_l4_filter_t *filters,
+                               size_t n_filters);
+
+/* TLS terminated for a direct session (tls_stream.c, once the handshake is done): takes c over
+ * and relays its plaintext to d's upstream through d's filters. d is freed here. */
+void pt_l4_proxy_accept_terminated_direct(pt_conn_t *c, pt_l4_direct_t *d);
 
 /* Closes the sessions not relaying yet: reading a ClientHello or connecting upstream (drain
  * deadline, worker stop). */

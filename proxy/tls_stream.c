@@ -9,7 +9,9 @@
  * server (tcp[] routes) the connection goes to l4_proxy.c once the handshake is checked. On a
  * port shared by HTTPS, terminated TLS and PASSTHROUGH servers, this is where its one
  * ClientHello is read: a PASSTHROUGH server's connection goes to l4_proxy.c with the bytes
- * read so far, before any engine exists. */
+ * read so far, before any engine exists. A direct session's connection (an explicit upstream,
+ * no listener in the snapshot) has its one context from the start and goes to l4_proxy.c the
+ * same way. */
 #include "tls_stream.h"
 
 #include <stdio.h>
@@ -39,6 +41,10 @@ struct pt_tls_stream {
     bool is_waiting_extended; /* mesh STRICT: the detection timer became headerTimeout */
     bool is_tcp_route;        /* a Gateway TLS server: after the handshake, l4_proxy.c relays */
     char principal[256];      /* the verified peer's SPIFFE ID without "spiffe://" */
+    /* A direct session's (pt_conn_accept_tls): the context given, one ref, instead of a server
+     * chosen by SNI, and what l4_proxy.c relays to once the handshake is done. */
+    SSL_CTX *direct_ctx;
+    pt_l4_direct_t *direct;
 };
 
 int pt_tls_stream_start(pt_conn_t *c, pt_write_done_cb done)
@@ -47,6 +53,20 @@ int pt_tls_stream_start(pt_conn_t *c, pt_write_done_cb done)
     if (c->tls == NULL)
         return -1;
     c->tls->done = done;
+    return 0;
+}
+
+int pt_tls_stream_start_direct(pt_conn_t *c, SSL_CTX *ctx, pt_l4_direct_t *direct,
+                               pt_write_done_cb done)
+{
+    if (pt_tls_stream_start(c, done) != 0) {
+        free(direct);
+        return -1;
+    }
+    SSL_CTX_up_ref(ctx);
+    c->tls->direct_ctx = ctx;
+    c->tls->direct = direct;
+    c->tls->is_tcp_route = true;
     return 0;
 }
 
@@ -64,6 +84,9 @@ void pt_tls_stream_free(pt_conn_t *c)
         return;
     pt_tls_dispose(&c->tls->tls);
     release_config(c->tls);
+    if (c->tls->direct_ctx != NULL)
+        SSL_CTX_free(c->tls->direct_ctx);
+    free(c->tls->direct);
     free(c->tls);
     c->tls = NULL;
     c->peer_principal = NULL;
@@ -250,6 +273,12 @@ static unsigned advance(pt_conn_t *c)
         }
         if (flush(c) != 0 || st != PT_TLS_OK || !on_handshake_done(c))
             return 0;
+        if (ts->direct != NULL) {
+            pt_l4_direct_t *direct = ts->direct;
+            ts->direct = NULL; /* l4_proxy.c's now */
+            pt_l4_proxy_accept_terminated_direct(c, direct);
+            return 0;
+        }
         if (ts->is_tcp_route) {
             /* Plaintext already decrypted stays in the engine: the relay drains it. */
             const char *sni = pt_tls_sni(&ts->tls);
@@ -293,6 +322,8 @@ static unsigned start_engine(pt_conn_t *c)
         }
         /* The handshake is bounded like a request head, not like protocol detection. */
         pt_conn_start_capture_timer(c, c->worker->config->proxy.header_timeout_ms);
+    } else if (ts->direct_ctx != NULL) {
+        ctx = ts->direct_ctx; /* one server, whatever the SNI */
     } else {
         const pt_listener_config_t *lc = pt_router_listener(c->worker->config, c->listener_port);
         if (lc == NULL || lc->tls == NULL || lc->tls->n_servers == 0) {

@@ -29,6 +29,13 @@ typedef struct pt_tls_stream pt_tls_stream_t;
 /* Makes c a TLS connection (at accept, on a listener with tls); writes report to done.
  * Returns 0, or -1 when out of memory. */
 int pt_tls_stream_start(pt_conn_t *c, pt_write_done_cb done);
+/* Makes c a TLS connection served with ctx (a ref is taken) whatever the SNI, which goes to
+ * pt_l4_proxy_accept_terminated_direct() with direct once the handshake is done (conn.c's
+ * pt_conn_accept_tls). direct is owned from then on, freed on failure too. Returns 0, or -1 when
+ * out of memory. */
+struct pt_l4_direct;
+int pt_tls_stream_start_direct(pt_conn_t *c, struct ssl_ctx_st *ctx, struct pt_l4_direct *direct,
+                               pt_write_done_cb done);
 /* Where the socket reads next (libuv's alloc callback). */
 char *pt_tls_stream_read_space(pt_conn_t *c, size_t *size);
 /* nread bytes were read there: handshake, decryption. Returns PT_TLS_STREAM_* flags; on a TLS

@@ -56,6 +56,7 @@
     X(SSL_CTX_set_options)                                                                         \
     X(SSL_CTX_set_session_id_context)                                                              \
     X(SSL_CTX_set_verify)                                                                          \
+    X(SSL_CTX_up_ref)                                                                              \
     X(SSL_CTX_use_PrivateKey_file)                                                                 \
     X(SSL_CTX_use_certificate_chain_file)                                                          \
     X(SSL_ctrl)                                                                                    \
@@ -150,6 +151,7 @@ static inline const pt_openssl_t *pt__openssl(void)
 #define SSL_CTX_set_options (pt__openssl()->SSL_CTX_set_options)
 #define SSL_CTX_set_session_id_context (pt__openssl()->SSL_CTX_set_session_id_context)
 #define SSL_CTX_set_verify (pt__openssl()->SSL_CTX_set_verify)
+#define SSL_CTX_up_ref (pt__openssl()->SSL_CTX_up_ref)
 #define SSL_CTX_use_PrivateKey_file (pt__openssl()->SSL_CTX_use_PrivateKey_file)
 #define SSL_CTX_use_certificate_chain_file (pt__openssl()->SSL_CTX_use_certificate_chain_file)
 #define SSL_ctrl (pt__openssl()->SSL_ctrl)

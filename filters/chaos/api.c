@@ -120,7 +120,11 @@ static void out_proxy(out_t *o, const pt_chaos_proxy_t *p)
     out_str(o, p->listen);
     out_printf(o, ",\"upstream\":");
     out_str(o, p->upstream);
-    out_printf(o, ",\"enabled\":%s,\"toxics\":", p->enabled ? "true" : "false");
+    out_printf(o, ",\"enabled\":%s,", p->enabled ? "true" : "false");
+    /* Read-only, and only when true: a ChaosProxy's spec.tls (Toxiproxy has no such field). */
+    if (p->tls_ctx != NULL)
+        out_printf(o, "\"tls\":true,");
+    out_printf(o, "\"toxics\":");
     out_toxics(o, p->toxics, p->n_toxics);
     out_printf(o, "}");
 }
@@ -208,7 +212,7 @@ static int read_proxy(req_t *r, const pt_json_t *o, const char *path, pt_chaos_p
     for (const pt_json_t *m = o->child; m != NULL; m = m->next)
         if (strcmp(m->key, "name") != 0 && strcmp(m->key, "listen") != 0 &&
             strcmp(m->key, "upstream") != 0 && strcmp(m->key, "enabled") != 0 &&
-            strcmp(m->key, "toxics") != 0) {
+            strcmp(m->key, "toxics") != 0 && strcmp(m->key, "tls") != 0) {
             snprintf(msg, sizeof(msg),
                      "%s%s: unknown field (expected name, listen, upstream, "
                      "enabled)",
@@ -223,6 +227,19 @@ static int read_proxy(req_t *r, const pt_json_t *o, const char *path, pt_chaos_p
         got_listen < 0 ? -1 : get_string(r, o, path, "upstream", p->upstream, sizeof(p->upstream));
     if (got_up < 0 || get_bool(r, o, path, "enabled", &p->enabled) < 0)
         return -1;
+    /* "tls" is read-only (a ChaosProxy's spec.tls): echoing the proxy back is fine, asking
+     * for what the proxy is not is refused. */
+    bool is_tls = p->tls_ctx != NULL;
+    if (get_bool(r, o, path, "tls", &is_tls) < 0)
+        return -1;
+    if (is_tls != (p->tls_ctx != NULL)) {
+        snprintf(msg, sizeof(msg),
+                 "%stls: read-only: TLS is declared by a ChaosProxy's spec.tls in the config, "
+                 "not over the API",
+                 path);
+        answer_error(r, 400, msg);
+        return -1;
+    }
     if (got_name > 0 && !pt_chaos_is_valid_name(p->name)) {
         snprintf(msg, sizeof(msg),
                  "%sname: \"%s\" may hold only letters, digits, '_', '-' and "

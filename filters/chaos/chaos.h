@@ -37,7 +37,12 @@ typedef struct pt_chaos_proxy {
     pt_toxic_t toxics[PT_CHAOS_MAX_TOXICS];
     size_t n_toxics;
     bool is_declared;         /* by a ChaosProxy resource: */
-    pt_chaos_decl_t declared; /* what it says, which POST /reset returns to */
+    pt_chaos_decl_t declared; /* what it says, which POST /reset returns to (tls_ctx NULL) */
+    /* The declaration's spec.tls: TLS is terminated with it, the toxics act on the plaintext.
+     * One ref per copy held (the store's proxy, each snapshot's); NULL: plaintext, always so for
+     * a proxy the API made (Toxiproxy has no TLS). A reload that leaves the declaration as it was
+     * swaps in the new snapshot's context, so a rotated certificate serves new handshakes. */
+    struct ssl_ctx_st *tls_ctx;
 } pt_chaos_proxy_t;
 
 /* The HTTP toxics set on one VirtualService route (POST /routes/{vs}/{route}/toxics). */

@@ -18,7 +18,25 @@
 #include "../../proxy/log.h"
 #include "../../proxy/metrics.h"
 #include "../../proxy/worker.h"
+#include "../../tls/openssl.h"
 #include "store.h"
+
+/* Releases a ref on ctx. NULL is not passed on: OpenSSL is loaded on its first call
+ * (tls/openssl.h), which a config without TLS never pays. */
+static void unref_tls_ctx(SSL_CTX *ctx)
+{
+    if (ctx != NULL)
+        SSL_CTX_free(ctx);
+}
+
+/* Makes *slot hold ctx (a new ref) instead of what it held (released); NULL is allowed. */
+static void set_tls_ctx(SSL_CTX **slot, SSL_CTX *ctx)
+{
+    if (ctx != NULL)
+        SSL_CTX_up_ref(ctx);
+    unref_tls_ctx(*slot);
+    *slot = ctx;
+}
 
 void pt_chaos_snapshot_ref(pt_chaos_snapshot_t *s)
 {
@@ -29,9 +47,11 @@ void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s)
 {
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < s->n_proxies; i++)
+    for (size_t i = 0; i < s->n_proxies; i++) {
         for (size_t k = 0; k < s->proxies[i].n_toxics; k++)
             pt_toxic_counters_unref(s->proxies[i].toxics[k].counters);
+        unref_tls_ctx(s->proxies[i].tls_ctx);
+    }
     for (size_t i = 0; i < s->n_routes; i++)
         for (size_t k = 0; k < s->routes[i].n_toxics; k++)
             pt_toxic_counters_unref(s->routes[i].toxics[k].counters);
@@ -196,8 +216,11 @@ void pt_chaos_store_publish(pt_chaos_store_t *st)
     s->n_routes = st->n_routes;
     s->routes = (pt_chaos_route_t *)&s->proxies[st->n_proxies];
     uint64_t next_expiry = UINT64_MAX;
-    for (size_t i = 0; i < st->n_proxies; i++)
+    for (size_t i = 0; i < st->n_proxies; i++) {
         s->proxies[i] = *st->proxies[i];
+        if (s->proxies[i].tls_ctx != NULL)
+            SSL_CTX_up_ref(s->proxies[i].tls_ctx);
+    }
     for (size_t i = 0; i < st->n_routes; i++)
         s->routes[i] = *st->routes[i];
     for (size_t i = 0; i < st->n_proxies + st->n_routes; i++) {
@@ -257,12 +280,15 @@ void pt_chaos_store_free(pt_chaos_store_t *st)
     for (size_t i = 0; i < st->n_proxies; i++) {
         close_listener(st->proxies[i]);
         drop_counters(st->proxies[i]->toxics, st->proxies[i]->n_toxics, NULL, 0);
+        unref_tls_ctx(st->proxies[i]->tls_ctx);
         free(st->proxies[i]);
     }
     for (size_t i = 0; i < st->n_routes; i++) {
         drop_counters(st->routes[i]->toxics, st->routes[i]->n_toxics, NULL, 0);
         free(st->routes[i]);
     }
+    for (size_t k = 0; k < st->n_decls; k++)
+        unref_tls_ctx(st->decls[k].tls_ctx);
     free(st->decls);
     uv_close((uv_handle_t *)&st->ttl_timer, on_store_closed);
 }
@@ -376,6 +402,8 @@ int pt_chaos_store_add(pt_chaos_store_t *st, const pt_chaos_proxy_t *p, pt_chaos
         return -1;
     }
     np->uid = pt_chaos_store_uid(st);
+    np->tls_ctx = NULL;
+    set_tls_ctx(&np->tls_ctx, p->tls_ctx); /* p's was borrowed */
     st->proxies[st->n_proxies++] = np;
     pt_log_info("chaos proxy %s: %s -> %s%s", np->name, np->listen, np->upstream,
                 np->enabled ? "" : " (disabled)");
@@ -414,6 +442,8 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
     if (moved || reroute || reopen || !next.enabled)
         next.uid = pt_chaos_store_uid(st);
     drop_counters(old->toxics, old->n_toxics, next.toxics, next.n_toxics);
+    set_tls_ctx(&old->tls_ctx, next.tls_ctx); /* next's was borrowed */
+    next.tls_ctx = old->tls_ctx;
     *old = next;
     pt_chaos_store_publish(st);
     return 0;
@@ -423,6 +453,7 @@ void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p)
 {
     close_listener(p);
     drop_counters(p->toxics, p->n_toxics, NULL, 0);
+    unref_tls_ctx(p->tls_ctx);
     size_t k = 0;
     for (size_t i = 0; i < st->n_proxies; i++)
         if (st->proxies[i] != p)
@@ -432,7 +463,8 @@ void pt_chaos_store_remove(pt_chaos_store_t *st, pt_chaos_proxy_t *p)
     pt_chaos_store_publish(st);
 }
 
-/* p as declaration d says (its toxics with fresh uids: sessions roll their toxicity again). */
+/* p as declaration d says (its toxics with fresh uids: sessions roll their toxicity again); its
+ * tls_ctx is d's, borrowed until the store keeps p (add, update). */
 static void from_decl(pt_chaos_store_t *st, pt_chaos_proxy_t *p, const pt_chaos_decl_t *d)
 {
     memset(p, 0, sizeof(*p));
@@ -444,16 +476,20 @@ static void from_decl(pt_chaos_store_t *st, pt_chaos_proxy_t *p, const pt_chaos_
     p->n_toxics = d->n_toxics;
     for (size_t i = 0; i < p->n_toxics; i++)
         pt_chaos_store_new_toxic(st, &p->toxics[i]);
+    p->tls_ctx = d->tls_ctx;
     p->is_declared = true;
     p->declared = *d;
+    p->declared.tls_ctx = NULL; /* p->tls_ctx holds the proxy's ref */
 }
 
-/* Whether two declarations say the same (where they were written aside). */
+/* Whether two declarations say the same (where they were written aside). Each load builds its
+ * own TLS context: only whether there is one counts here, the context itself is swapped in
+ * (pt_chaos_store_declare). */
 static bool same_decl(const pt_chaos_decl_t *a, const pt_chaos_decl_t *b)
 {
     if (strcmp(a->name, b->name) != 0 || strcmp(a->listen, b->listen) != 0 ||
         strcmp(a->upstream, b->upstream) != 0 || a->enabled != b->enabled ||
-        a->n_toxics != b->n_toxics)
+        a->n_toxics != b->n_toxics || (a->tls_ctx != NULL) != (b->tls_ctx != NULL))
         return false;
     for (size_t i = 0; i < a->n_toxics; i++) {
         pt_toxic_t x = a->toxics[i], y = b->toxics[i];
@@ -584,14 +620,23 @@ void pt_chaos_store_declare(pt_chaos_store_t *st, const pt_chaos_decl_t *decls, 
     }
     /* A declaration that changed (or is new) wins over what the API did; one that a reload
      * left as it was leaves the runtime changes alone, a deleted proxy included. */
+    bool swapped = false;
     for (size_t j = 0; j < n; j++) {
         const pt_chaos_decl_t *prev = NULL;
         for (size_t k = 0; k < st->n_decls && prev == NULL; k++)
             if (strcmp(st->decls[k].name, decls[j].name) == 0)
                 prev = &st->decls[k];
-        if (prev != NULL && same_decl(prev, &decls[j]))
-            continue;
         pt_chaos_proxy_t *p = pt_chaos_store_find(st, decls[j].name);
+        if (prev != NULL && same_decl(prev, &decls[j])) {
+            /* Unchanged, but the certificate files may have been: new handshakes take the new
+             * snapshot's context, open sessions and the API's changes stay. */
+            if (p != NULL && p->is_declared && p->tls_ctx != NULL &&
+                p->tls_ctx != decls[j].tls_ctx) {
+                set_tls_ctx(&p->tls_ctx, decls[j].tls_ctx);
+                swapped = true;
+            }
+            continue;
+        }
         if (p == NULL)
             add_decl(st, &decls[j]);
         else
@@ -603,8 +648,14 @@ void pt_chaos_store_declare(pt_chaos_store_t *st, const pt_chaos_decl_t *decls, 
     for (size_t j = 0; j < n; j++) {
         copy[j] = decls[j];
         copy[j].where = NULL; /* the snapshot's string; not needed past this call */
+        if (copy[j].tls_ctx != NULL)
+            SSL_CTX_up_ref(copy[j].tls_ctx); /* outlives the config snapshot: POST /reset */
     }
+    for (size_t k = 0; k < st->n_decls; k++)
+        unref_tls_ctx(st->decls[k].tls_ctx);
     free(st->decls);
     st->decls = copy;
     st->n_decls = n;
+    if (swapped)
+        pt_chaos_store_publish(st);
 }

@@ -433,7 +433,7 @@ void pt_chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid)
         return;
     }
     pt_l4_filter_t f = {.ops = &pt_l4_chaos_ops, .conf = (const void *)(uintptr_t)proxy_uid};
-    pt_l4_proxy_accept_direct(w, fd, (const struct sockaddr *)&p->upstream_addr, &f, 1);
+    pt_l4_proxy_accept_direct(w, fd, (const struct sockaddr *)&p->upstream_addr, p->tls_ctx, &f, 1);
 }
 
 void pt_chaos_worker_apply(pt_worker_t *w, pt_chaos_snapshot_t *snap)
