@@ -25,14 +25,6 @@ static char *chaos_yaml(const char *tls)
     return buf;
 }
 
-static void cleanup(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", test_certs_dir());
-    if (system(cmd) != 0)
-        abort();
-}
-
 TEST(chaos_tls_builds_a_server_context_and_lists_its_files)
 {
     test_ca_t ca = test_ca_new("chaos");
@@ -64,7 +56,7 @@ TEST(chaos_tls_builds_a_server_context_and_lists_its_files)
     pt_config_unref(c);
     pt_config_errors_dispose(&e);
     test_ca_free(&ca);
-    cleanup();
+    test_certs_remove();
 }
 
 TEST(chaos_tls_errors_name_the_field)
@@ -112,5 +104,5 @@ TEST(chaos_tls_errors_name_the_field)
     ASSERT(has_error_containing(&e, "c.yaml:12:5: spec.tls.serverCertificat: unknown field"));
     pt_config_errors_dispose(&e);
     test_ca_free(&ca);
-    cleanup();
+    test_certs_remove();
 }

@@ -24,14 +24,6 @@ static char *proxy_yaml(const char *chain, const char *key, const char *roots, c
     return buf;
 }
 
-static void cleanup(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", test_certs_dir());
-    if (system(cmd) != 0)
-        abort();
-}
-
 TEST(identity_builds_mesh_contexts_and_lists_its_files)
 {
     test_ca_t ca = test_ca_new("mesh");
@@ -61,7 +53,7 @@ TEST(identity_builds_mesh_contexts_and_lists_its_files)
     pt_config_unref(c);
     pt_config_errors_dispose(&e);
     test_ca_free(&ca);
-    cleanup();
+    test_certs_remove();
 }
 
 TEST(identity_errors_name_the_field_and_file)
@@ -89,5 +81,5 @@ TEST(identity_errors_name_the_field_and_file)
     pt_config_errors_dispose(&e);
     test_ca_free(&ca);
     test_ca_free(&other);
-    cleanup();
+    test_certs_remove();
 }

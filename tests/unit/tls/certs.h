@@ -30,6 +30,15 @@ __attribute__((unused)) static const char *test_certs_dir(void)
     return test_cert_dir;
 }
 
+/* Removes the directory and every file written into it. */
+__attribute__((unused)) static void test_certs_remove(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", test_certs_dir());
+    if (system(cmd) != 0)
+        abort();
+}
+
 static void add_ext(X509 *issuer, X509 *cert, int nid, const char *value)
 {
     X509V3_CTX v3;

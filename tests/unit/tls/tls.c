@@ -9,14 +9,6 @@
 #include "certs.h"
 #include "tls/tls.h"
 
-static void cleanup(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", test_certs_dir());
-    if (system(cmd) != 0)
-        abort();
-}
-
 /* Moves every pending byte each way until neither side has any: a loopback "network". */
 static void pump(pt_tls_t *a, pt_tls_t *b)
 {
@@ -114,7 +106,7 @@ TEST(handshake_data_both_ways_alpn_and_sni)
     ASSERT_EQ(pt_tls_read(&p.s, &one, 1), -PT_TLS_CLOSED);
     free_pair(&p);
     test_ca_free(&ca);
-    cleanup();
+    test_certs_remove();
 }
 
 /* What the mesh inbound chooses for what a client offers; "" for no ALPN. */
@@ -157,7 +149,7 @@ TEST(mesh_inbound_alpn_as_istio_sidecars_negotiate)
     mesh_alpn_case(crt, key, ca_crt, "\x08http/1.1", 9, "http/1.1", false);
     mesh_alpn_case(crt, key, ca_crt, NULL, 0, "", false);
     test_ca_free(&ca);
-    cleanup();
+    test_certs_remove();
 }
 
 TEST(server_name_mismatch_and_unknown_ca_fail)
@@ -182,7 +174,7 @@ TEST(server_name_mismatch_and_unknown_ca_fail)
     free_pair(&p);
     test_ca_free(&ca);
     test_ca_free(&other);
-    cleanup();
+    test_certs_remove();
 }
 
 TEST(client_certificates_and_spiffe_ids)
@@ -223,7 +215,7 @@ TEST(client_certificates_and_spiffe_ids)
     }
     test_ca_free(&ca);
     test_ca_free(&other);
-    cleanup();
+    test_certs_remove();
 }
 
 TEST(old_versions_and_weak_settings_refused)
@@ -266,7 +258,7 @@ TEST(old_versions_and_weak_settings_refused)
     ASSERT(pt_tls_server_ctx(&mismatch, err, sizeof(err)) == NULL);
     ASSERT(strstr(err, "does not match") != NULL || strstr(err, "cannot read the private key"));
     test_ca_free(&ca);
-    cleanup();
+    test_certs_remove();
 }
 
 TEST(spiffe_ids_parse_strictly)
