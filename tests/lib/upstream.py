@@ -276,7 +276,39 @@ def _stream_pattern(conn, n, chunked, chunk_size, hasher=None):
         left -= take
 
 
-class HttpOrigin:
+class _Origin:
+    """What HttpOrigin and H2Origin share: a listening socket served by an accept thread and a
+    thread per connection, the requests they record, and stopping. A subclass sets name, lock,
+    requests, _socks, _threads, _stop, _lsock and _accept_thread, and defines _on_accept."""
+
+    def wait_requests(self, n, timeout=10.0):
+        """Waits until at least n requests were received; returns the request list."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError("%s: %d requests after %.1f s, wanted %d"
+                                   % (self.name, len(self.requests), timeout, n))
+            time.sleep(0.005)
+        return list(self.requests)
+
+    def stop(self):
+        self._stop.set()
+        _shutdown_all(self._lsock, self.lock, self._socks)
+        self._accept_thread.join(2)
+        for t in list(self._threads):
+            t.join(2)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept_loop(self):
+        _accept_until_stopped(self._lsock, self._stop, self._on_accept)
+
+
+class HttpOrigin(_Origin):
     def __init__(self, name="origin", status=None, idle_timeout=60.0, read_timeout=30.0,
                  record_limit=4 << 20, body_limit=1 << 20, host=LOCALHOST, port=0):
         self.name = name
@@ -317,33 +349,7 @@ class HttpOrigin:
             self.requests = []
             self.errors = []
 
-    def wait_requests(self, n, timeout=10.0):
-        """Waits until at least n requests were received; returns the request list."""
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError("%s: %d requests after %.1f s, wanted %d"
-                                   % (self.name, len(self.requests), timeout, n))
-            time.sleep(0.005)
-        return list(self.requests)
-
-    def stop(self):
-        self._stop.set()
-        _shutdown_all(self._lsock, self.lock, self._socks)
-        self._accept_thread.join(2)
-        for t in list(self._threads):
-            t.join(2)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
     # -- server -------------------------------------------------------------------------
-    def _accept_loop(self):
-        _accept_until_stopped(self._lsock, self._stop, self._on_accept)
-
     def _on_accept(self, sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.lock:
@@ -877,7 +883,7 @@ class EarlyAnswerOrigin:
         self._t.join(2)
 
 
-class H2Origin:
+class H2Origin(_Origin):
     """An HTTP/2 origin (h2c with prior knowledge, or h2 over TLS with ALPN when cert, a
     (certfile, keyfile) pair, is given) written with python3-h2, one thread per connection,
     every stream of a connection served by that thread's event loop so that slow streams do
@@ -968,31 +974,6 @@ class H2Origin:
     def goaway_open(self):
         with self.lock:
             self._goaway_ids = frozenset(range(1, self.connections + 1))
-
-    def wait_requests(self, n, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError("%s: %d requests after %.1f s, wanted %d"
-                                   % (self.name, len(self.requests), timeout, n))
-            time.sleep(0.005)
-        return list(self.requests)
-
-    def stop(self):
-        self._stop.set()
-        _shutdown_all(self._lsock, self.lock, self._socks)
-        self._accept_thread.join(2)
-        for t in list(self._threads):
-            t.join(2)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _accept_loop(self):
-        _accept_until_stopped(self._lsock, self._stop, self._on_accept)
 
     def _on_accept(self, sock):
         with self.lock:
