@@ -41,7 +41,7 @@ import pytest
 import yaml
 
 import certs
-from netns import Mesh, usable as netns_usable
+from netns import Mesh, MeshPod, usable as netns_usable
 from netutil import wait_until
 from petrel import ISTIO, petrel_bin, sanitizer_report
 
@@ -191,34 +191,6 @@ def istio_docs(detect_ms):
     return [proxy, se, dr, vs, echo, echo_c, echo_vs]
 
 
-class Pod:
-    def __init__(self, name, workdir):
-        self.name = name
-        self.dir = os.path.join(workdir, name)
-        os.makedirs(os.path.join(self.dir, "config"))
-        os.chmod(self.dir, 0o777)
-        self.log = os.path.join(self.dir, "access.log")
-        self.petrel = None
-
-    def start(self, args, uid=None, name="proc"):
-        return MESH.popen(self.name, args, uid=uid, log_dir=self.dir, name=name)
-
-    def access_log(self):
-        try:
-            with open(self.log) as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-
-    def admin(self, path):
-        return in_pod(self.name, "curl", "-s", "--max-time", "5", "http://127.0.0.1:15000" + path,
-                      check=False).stdout
-
-    def stderr(self):
-        with open(os.path.join(self.dir, "petrel.err"), errors="replace") as f:
-            return f.read()
-
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -241,7 +213,7 @@ def mesh(request):
         # The service VIPs (10.96.0.0/16) get a route through eth0: the sidecar redirects
         # before it is ever used.
         MESH.add_pod(name, ip)
-        pods[name] = Pod(name, workdir)
+        pods[name] = MeshPod(MESH, name, workdir)
         MESH.capture(name)
 
     for name, pod in pods.items():

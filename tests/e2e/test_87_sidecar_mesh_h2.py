@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 import certs
-from netns import Mesh, usable as netns_usable
+from netns import Mesh, MeshPod, usable as netns_usable
 from netutil import wait_until
 from petrel import ISTIO, petrel_bin, sanitizer_report
 
@@ -188,30 +188,7 @@ def in_pod(pod, *args, check=True, timeout=30):
     return MESH.run(pod, *args, check=check, timeout=timeout)
 
 
-class Pod:
-    def __init__(self, name, workdir):
-        self.name = name
-        self.dir = os.path.join(workdir, name)
-        os.makedirs(os.path.join(self.dir, "config"))
-        os.chmod(self.dir, 0o777)
-        self.log = os.path.join(self.dir, "access.log")
-        self.petrel = None
-
-    def access_log(self):
-        try:
-            with open(self.log) as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-
-    def admin(self, path):
-        return in_pod(self.name, "curl", "-s", "--max-time", "5", "http://127.0.0.1:15000" + path,
-                      check=False).stdout
-
-    def stderr(self):
-        with open(os.path.join(self.dir, "petrel.err"), errors="replace") as f:
-            return f.read()
-
+class Pod(MeshPod):
     def stat(self, name):
         for line in self.admin("/stats").splitlines():
             key, _, value = line.partition(":")
@@ -279,7 +256,7 @@ def pods(request):
     for name, ip in PODS.items():
         MESH.add_pod(name, ip)
         MESH.capture(name)
-        pod = out[name] = Pod(name, workdir)
+        pod = out[name] = Pod(MESH, name, workdir)
         pod.certs_dir = certs_dir
         pod.write_config(certs_dir)
         pod.petrel = MESH.popen(name, [binary, "run", "-c", os.path.join(pod.dir, "config")],

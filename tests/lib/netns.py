@@ -19,6 +19,7 @@ Names carry the pid, so runs side by side do not meet. Needs root, `ip` and `ipt
 (`setpriv` for uid); usable() says whether this machine has them.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -140,3 +141,36 @@ class Mesh:
                 step()
             except (OSError, subprocess.SubprocessError):
                 pass  # the next step still runs: a namespace left behind is worse
+
+
+class MeshPod:
+    """A pod of a Mesh as the sidecar tests use it: its working directory (config/ beside the
+    logs of the processes it starts), a JSON access log, and its sidecar's admin API on 15000
+    reached from inside the pod."""
+
+    def __init__(self, mesh, name, workdir):
+        self.mesh = mesh
+        self.name = name
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(os.path.join(self.dir, "config"))
+        os.chmod(self.dir, 0o777)
+        self.log = os.path.join(self.dir, "access.log")
+        self.petrel = None
+
+    def start(self, args, uid=None, name="proc"):
+        return self.mesh.popen(self.name, args, uid=uid, log_dir=self.dir, name=name)
+
+    def access_log(self):
+        try:
+            with open(self.log) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def admin(self, path):
+        return self.mesh.run(self.name, "curl", "-s", "--max-time", "5",
+                             "http://127.0.0.1:15000" + path, check=False).stdout
+
+    def stderr(self):
+        with open(os.path.join(self.dir, "petrel.err"), errors="replace") as f:
+            return f.read()
