@@ -206,6 +206,13 @@ static void on_exit_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sighup, NULL);
     uv_close((uv_handle_t *)&s->sigusr1, NULL);
+    /* Closing the handles restored the default actions; a SIGTERM now (Kubernetes sends one
+     * after a preStop /quitquitquit) would kill the process before the last flush of the
+     * trace exporter and the access log. The stop is already on its way, bounded. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     pt_file_watch_close(&s->watch);
     pt_dns_stop(s->dns);
     s->dns = NULL;

@@ -9,6 +9,7 @@ import re
 import signal
 import stat
 import threading
+import time
 
 import pytest
 
@@ -139,3 +140,24 @@ def test_a_stop_with_the_log_file_still_stalled_is_bounded(petrel, origin, tmp_p
             p.output_tail()
     finally:
         os.close(reader)
+
+
+def test_signals_during_the_stop_do_not_cut_it_short(petrel, origin):
+    """Kubernetes sends SIGTERM after a preStop hook's /quitquitquit, and an impatient operator
+    sends more: each one after the first is part of the same stop, and the last lines are
+    still written. SIGTERMs go out every millisecond until the process has exited, so one
+    lands in every phase of the stop, the final flush included."""
+    n = 400
+    p = petrel(simple_config(http_port=free_port(), upstream_port=origin.port), concurrency=2)
+    send_concurrently(p.port, n)
+    assert http_request(p.admin_port, "POST", "/quitquitquit",
+                        host_header="127.0.0.1:%d" % p.admin_port)[0] == 200
+    deadline = time.monotonic() + 20
+    while p.proc.poll() is None and time.monotonic() < deadline:
+        try:
+            p.proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        time.sleep(0.001)
+    p.stop_and_check()
+    assert sorted(numbers_of(p.access_log_lines())) == list(range(n))
