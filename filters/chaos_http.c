@@ -48,8 +48,8 @@ static void set_details(pt_stream_t *st, const pt_toxic_t *t)
 /* The route's toxics for this request, or NULL: looked up once, on the first call. */
 static bool find_toxics(pt_stream_t *st, chaos_http_t *c)
 {
-    if (st->worker->chaos == NULL)
-        return false; /* no chaos API: the common case, without a call */
+    if (st->worker->ext == NULL)
+        return false; /* no chaos proxy or API: the common case, without a call */
     pt_chaos_snapshot_t *snap = pt_chaos_worker_snapshot(st->worker);
     if (snap == NULL || snap->n_routes == 0)
         return false;

@@ -1,8 +1,8 @@
 /* filters/l4_registry.h
- * The built-in L4 filters (l4_filter.h), and the entry
- * points the engine calls into the chaos harness's runtime (filters/chaos/): the worker serves
- * the chaos proxies of the snapshots the main thread publishes, and the admin module hands the
- * Toxiproxy-compatible API its requests. */
+ * The built-in L4 filters (l4_filter.h), and the chaos harness's runtime (filters/chaos/) as
+ * main.c composes it: the store on the main thread publishes snapshots that the workers serve
+ * through the worker extension ops, and the admin module hands the Toxiproxy-compatible API
+ * its requests. */
 #ifndef PT_L4_REGISTRY_H
 #define PT_L4_REGISTRY_H
 
@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "../config/chaos.h"
+#include "../proxy/worker.h"
 #include "l4_filter.h"
 
 typedef struct pt_chaos_snapshot pt_chaos_snapshot_t;
@@ -24,17 +25,9 @@ extern const pt_l4_filter_ops_t pt_l4_authz_ops;
  * destination service's name, a string read at on_connect). */
 extern const pt_l4_filter_ops_t pt_l4_tcp_metrics_ops;
 
-/* Worker side (worker thread only). */
-/* A connection accepted on the listener of chaos proxy proxy_uid: relayed to its upstream
- * through the chaos filter, or closed when the proxy is gone. fd is owned from then on. */
-void pt_chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid);
-/* Serves snap from now on (takes over its ref): listeners open and close, open sessions take
- * the new toxics, and those of a proxy gone or disabled close. */
-void pt_chaos_worker_apply(pt_worker_t *w, pt_chaos_snapshot_t *snap);
-/* Closes the chaos listeners (drain); sessions finish as other tunnels do. */
-void pt_chaos_worker_stop(pt_worker_t *w);
-/* Frees what the worker kept (after its loop ended). */
-void pt_chaos_worker_free(pt_worker_t *w);
+/* Worker side: the chaos proxies as the worker extension (proxy/worker.h) whose snapshots
+ * the store publishes; sessions of a proxy are relayed through pt_l4_chaos_ops. */
+extern const pt_worker_ext_ops_t pt_chaos_worker_ops;
 void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s);
 
 /* Main thread. */

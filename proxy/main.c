@@ -228,7 +228,7 @@ static void publish_chaos(void *arg, pt_chaos_snapshot_t *snap)
     server_t *s = arg;
     for (size_t i = 0; i < s->n_workers; i++) {
         pt_chaos_snapshot_ref(snap);
-        pt_worker_set_chaos(&s->workers[i], snap);
+        pt_worker_publish_ext(&s->workers[i], snap);
     }
     pt_chaos_snapshot_unref(snap);
 }
@@ -670,7 +670,7 @@ static int cmd_run(int argc, char **argv)
     for (; started < s.n_workers; started++) {
         atomic_fetch_add(&s.workers_running, 1);
         int err = pt_worker_start(&s.workers[started], (unsigned)started, s.config, s.log_writer,
-                                  &s.workers_running);
+                                  &pt_chaos_worker_ops, &s.workers_running);
         if (err != 0) {
             pt_log_error("listener %s on %s: %s",
                          s.workers[started].start_error_what ? s.workers[started].start_error_what

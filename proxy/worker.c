@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../filters/l4_registry.h"
 #include "buf.h"
 #include "conn.h"
 #include "http1_server.h"
@@ -49,7 +48,7 @@ static void on_accept_retry(uv_timer_t *t)
     w->is_accept_paused = false;
     for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
         uv_poll_start(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll, UV_READABLE, on_acceptable);
-    for (pt_list_t *n = w->chaos_listeners.next; n != &w->chaos_listeners; n = n->next)
+    for (pt_list_t *n = w->ext_listeners.next; n != &w->ext_listeners; n = n->next)
         uv_poll_start(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll, UV_READABLE, on_acceptable);
 }
 
@@ -66,7 +65,7 @@ static void pause_accepting(pt_worker_t *w, int err)
     w->is_accept_paused = true;
     for (pt_list_t *n = w->listeners.next; n != &w->listeners; n = n->next)
         uv_poll_stop(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll);
-    for (pt_list_t *n = w->chaos_listeners.next; n != &w->chaos_listeners; n = n->next)
+    for (pt_list_t *n = w->ext_listeners.next; n != &w->ext_listeners; n = n->next)
         uv_poll_stop(&PT_CONTAINER_OF(n, pt_listener_t, link)->poll);
     uv_timer_start(&w->accept_timer, on_accept_retry, PT_ACCEPT_RETRY_MS, 0);
 }
@@ -101,7 +100,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             return;
         }
         if (l->config == NULL)
-            pt_chaos_accept(w, fd, l->chaos_proxy_uid);
+            l->on_accept(w, fd, l->accept_key);
         else if (l->config->protocol == PT_LISTENER_TCP || l->config->protocol == PT_LISTENER_TLS)
             pt_l4_proxy_accept(w, fd, l->config);
         else /* HTTP, and the sidecar's capture listeners (conn.c detects the protocol first) */
@@ -198,7 +197,8 @@ static int open_listener(pt_worker_t *w, const pt_listener_config_t *lc)
     return w->is_accept_paused ? 0 : uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
 }
 
-pt_listener_t *pt_worker_listen_fd(pt_worker_t *w, int fd, uint64_t chaos_proxy_uid)
+pt_listener_t *pt_worker_listen_fd(pt_worker_t *w, int fd, pt_listener_accept_cb on_accept,
+                                   uint64_t key)
 {
     pt_listener_t *l = calloc(1, sizeof(*l));
     if (l == NULL || uv_poll_init(&w->loop, &l->poll, fd) != 0) {
@@ -207,10 +207,11 @@ pt_listener_t *pt_worker_listen_fd(pt_worker_t *w, int fd, uint64_t chaos_proxy_
         return NULL;
     }
     l->worker = w;
-    l->chaos_proxy_uid = chaos_proxy_uid;
+    l->on_accept = on_accept;
+    l->accept_key = key;
     l->fd = fd;
     l->poll.data = l;
-    pt_list_insert_tail(&w->chaos_listeners, &l->link);
+    pt_list_insert_tail(&w->ext_listeners, &l->link);
     if (!w->is_accept_paused)
         uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
     return l;
@@ -406,7 +407,7 @@ static bool start_sidecar_drain(pt_worker_t *w)
     if (outbound == NULL)
         return false;
     w->is_draining_inbound = true;
-    pt_chaos_worker_stop(w);
+    w->ext_ops->stop(w);
     for (pt_list_t *n = w->listeners.next, *next; n != &w->listeners; n = next) {
         next = n->next;
         if (n != &outbound->link)
@@ -429,7 +430,7 @@ static void start_drain(pt_worker_t *w)
         return;
     w->is_draining = true;
     close_listeners(w);
-    pt_chaos_worker_stop(w);
+    w->ext_ops->stop(w);
     for (pt_list_t *n = w->conns.next, *next; n != &w->conns; n = next) {
         next = n->next;
         pt_conn_drain(PT_CONTAINER_OF(n, pt_conn_t, link));
@@ -445,8 +446,8 @@ static void on_wakeup(uv_async_t *a)
     uv_mutex_lock(&w->wakeup_lock);
     pt_config_t *next = w->next_config;
     w->next_config = NULL;
-    pt_chaos_snapshot_t *next_chaos = w->next_chaos;
-    w->next_chaos = NULL;
+    void *next_ext = w->next_ext;
+    w->next_ext = NULL;
     uv_mutex_unlock(&w->wakeup_lock);
     if (next != NULL) {
         if (w->is_draining || w->is_draining_inbound)
@@ -454,11 +455,11 @@ static void on_wakeup(uv_async_t *a)
         else
             apply_config(w, next);
     }
-    if (next_chaos != NULL) {
+    if (next_ext != NULL) {
         if (w->is_draining || w->is_draining_inbound)
-            pt_chaos_snapshot_unref(next_chaos);
+            w->ext_ops->release(next_ext);
         else
-            pt_chaos_worker_apply(w, next_chaos);
+            w->ext_ops->apply(w, next_ext);
     }
     int cmd = atomic_exchange(&w->command, PT_WORKER_CMD_NONE);
     if (cmd == PT_WORKER_CMD_DRAIN) {
@@ -503,9 +504,10 @@ static void worker_main(void *arg)
 }
 
 int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_writer_t *log_writer,
-                    _Atomic int *running)
+                    const pt_worker_ext_ops_t *ext_ops, _Atomic int *running)
 {
     memset(w, 0, sizeof(*w));
+    w->ext_ops = ext_ops;
     w->running = running;
     w->id = id;
     w->config = config;
@@ -529,7 +531,7 @@ int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_wri
     pt_list_init(&w->connecting);
     pt_list_init(&w->pending);
     pt_list_init(&w->listeners);
-    pt_list_init(&w->chaos_listeners);
+    pt_list_init(&w->ext_listeners);
     reset_round_robin(w, config);
     w->rng = ((uint64_t)time(NULL) << 16) ^ ((uint64_t)id * 0x9e3779b97f4a7c15ull) ^
              (uint64_t)(uintptr_t)w;
@@ -573,16 +575,16 @@ void pt_worker_set_config(pt_worker_t *w, pt_config_t *config)
         pt_config_unref(superseded);
 }
 
-void pt_worker_set_chaos(pt_worker_t *w, pt_chaos_snapshot_t *snap)
+void pt_worker_publish_ext(pt_worker_t *w, void *snap)
 {
     uv_mutex_lock(&w->wakeup_lock);
-    pt_chaos_snapshot_t *superseded = w->next_chaos;
-    w->next_chaos = snap;
+    void *superseded = w->next_ext;
+    w->next_ext = snap;
     if (!w->is_wakeup_closed)
         uv_async_send(&w->wakeup);
     uv_mutex_unlock(&w->wakeup_lock);
     if (superseded != NULL)
-        pt_chaos_snapshot_unref(superseded);
+        w->ext_ops->release(superseded);
 }
 
 void pt_worker_join(pt_worker_t *w)
@@ -590,9 +592,9 @@ void pt_worker_join(pt_worker_t *w)
     uv_thread_join(&w->thread);
     if (w->next_config != NULL)
         pt_config_unref(w->next_config);
-    if (w->next_chaos != NULL)
-        pt_chaos_snapshot_unref(w->next_chaos);
-    pt_chaos_worker_free(w);
+    if (w->next_ext != NULL)
+        w->ext_ops->release(w->next_ext);
+    w->ext_ops->free(w);
     free(w->round_robin);
     free(w->lb_active);
     pt_metrics_dispose(&w->metrics);

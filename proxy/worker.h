@@ -21,18 +21,31 @@
 
 typedef struct pt_worker pt_worker_t;
 typedef struct pt_pool pt_pool_t;
-typedef struct pt_chaos_worker pt_chaos_worker_t;
-struct pt_chaos_snapshot;
+
+/* A listener opened by a worker extension: each accepted connection (fd, owned from then on)
+ * goes to the extension with the key it gave. */
+typedef void (*pt_listener_accept_cb)(pt_worker_t *w, int fd, uint64_t key);
 
 typedef struct pt_listener {
     uv_poll_t poll; /* readable: connections wait in the backlog (worker.c accepts them) */
     int fd;         /* the listening socket; closed after poll's close callback */
     pt_worker_t *worker;
-    const pt_listener_config_t *config; /* in worker->config; repointed by a reload; NULL for a
-                                           chaos proxy's listener */
-    uint64_t chaos_proxy_uid;           /* a chaos proxy's listener: its proxy (chaos.h) */
-    pt_list_t link;                     /* in worker->listeners */
+    const pt_listener_config_t *config; /* in worker->config; repointed by a reload; NULL for an
+                                           extension's listener: */
+    pt_listener_accept_cb on_accept;
+    uint64_t accept_key;
+    pt_list_t link; /* in worker->listeners or worker->ext_listeners */
 } pt_listener_t;
+
+/* A part of Petrel that serves runtime state of its own beside the config snapshot (the chaos
+ * harness's proxies, filters/chaos): the main thread publishes it snapshots, each worker
+ * serves them with state it keeps in w->ext. The engine knows it only by these ops. */
+typedef struct pt_worker_ext_ops {
+    void (*apply)(pt_worker_t *w, void *snap); /* serve snap from now on; takes over its ref */
+    void (*release)(void *snap);               /* drops the ref of one never applied */
+    void (*stop)(pt_worker_t *w);              /* the worker drains: close the listeners */
+    void (*free)(pt_worker_t *w);              /* the loop has ended: free w->ext */
+} pt_worker_ext_ops_t;
 
 #define PT_POOL_BUCKETS 64
 #define PT_WORKER_CONN_TIMER_LISTS 4 /* idle, header, capture, stall (pt_conn_timer_mode_t - 1) */
@@ -46,14 +59,15 @@ struct pt_worker {
     uv_mutex_t wakeup_lock; /* guards is_wakeup_closed against pt_worker_command */
     bool is_wakeup_closed;
     pt_config_t *next_config; /* a snapshot to serve with next (one ref), under wakeup_lock */
-    struct pt_chaos_snapshot *next_chaos; /* chaos proxies to serve next (one ref), same lock */
-    pt_chaos_worker_t *chaos;             /* the chaos proxies served (filters/chaos) */
-    pt_list_t chaos_listeners;            /* pt_listener_t of the chaos proxies */
-    _Atomic int command;                  /* PT_WORKER_CMD_* */
-    uv_timer_t drain_timer;               /* drain deadline */
-    uv_timer_t accept_timer;     /* restarts the listeners paused for lack of descriptors */
-    uv_timer_t pool_purge_timer; /* closes idle upstream connections above recent demand
-                                    (upstream.c); runs only while some are idle */
+    const pt_worker_ext_ops_t *ext_ops; /* the extension it serves */
+    void *next_ext;                     /* its snapshot to serve next (one ref), same lock */
+    void *ext;                          /* its per-worker state */
+    pt_list_t ext_listeners;            /* pt_listener_t opened by it */
+    _Atomic int command;                /* PT_WORKER_CMD_* */
+    uv_timer_t drain_timer;             /* drain deadline */
+    uv_timer_t accept_timer;            /* restarts the listeners paused for lack of descriptors */
+    uv_timer_t pool_purge_timer;        /* closes idle upstream connections above recent demand
+                                           (upstream.c); runs only while some are idle */
     bool is_accept_paused;
     pt_list_t listeners; /* pt_listener_t, malloc'd each */
     pt_stats_t stats;
@@ -116,18 +130,21 @@ const char *pt_listener_address_text(const pt_config_t *c, const pt_listener_con
 
 /* Starts a worker thread serving config (the worker takes its own ref). Blocks until its
  * listeners are open; returns 0, or a negative libuv error with w->start_error_what set.
- * log_writer: the access log's writer thread (NULL: the log is off). *running is decremented
- * when the worker's loop has ended (whatever the result). */
+ * log_writer: the access log's writer thread (NULL: the log is off). ext_ops: the extension
+ * whose snapshots pt_worker_publish_ext() hands over. *running is decremented when the worker's
+ * loop has ended (whatever the result). */
 int pt_worker_start(pt_worker_t *w, unsigned id, pt_config_t *config, pt_log_writer_t *log_writer,
-                    _Atomic int *running);
+                    const pt_worker_ext_ops_t *ext_ops, _Atomic int *running);
 /* Hands the worker a new snapshot to serve with (it takes its own ref); safe from any thread.
  * A snapshot not yet picked up is superseded by the next one. */
 void pt_worker_set_config(pt_worker_t *w, pt_config_t *config);
-/* Hands the worker a chaos snapshot to serve (it takes over one ref); safe from any thread. */
-void pt_worker_set_chaos(pt_worker_t *w, struct pt_chaos_snapshot *snap);
-/* Listens on fd (a listening socket the worker now owns) for the chaos proxy proxy_uid, beside
- * the config's listeners; NULL on failure (fd closed). */
-pt_listener_t *pt_worker_listen_fd(pt_worker_t *w, int fd, uint64_t chaos_proxy_uid);
+/* Hands the worker a snapshot of its extension to serve (it takes over one ref); safe from any
+ * thread. One not yet picked up is superseded. */
+void pt_worker_publish_ext(pt_worker_t *w, void *snap);
+/* Listens on fd (a listening socket the worker now owns) for an extension, beside the config's
+ * listeners: on_accept(w, fd, key) for each connection. NULL on failure (fd closed). */
+pt_listener_t *pt_worker_listen_fd(pt_worker_t *w, int fd, pt_listener_accept_cb on_accept,
+                                   uint64_t key);
 /* Closes a listener from pt_worker_listen_fd. */
 void pt_worker_close_listener(pt_listener_t *l);
 /* Posts a command to a worker; safe from any thread. */

@@ -82,12 +82,13 @@ typedef struct chaos_listener {
     uint64_t proxy_uid;
 } chaos_listener_t;
 
-struct pt_chaos_worker {
+/* A worker's chaos state (its w->ext, pt_chaos_worker_ops). */
+typedef struct chaos_worker {
     pt_chaos_snapshot_t *snap; /* one ref; NULL until the first */
     pt_list_t sessions;        /* chaos_inst_t */
     chaos_listener_t listeners[PT_CHAOS_MAX_PROXIES];
     size_t n_listeners;
-};
+} chaos_worker_t;
 
 static const pt_toxic_t *active_toxic(const chaos_inst_t *c, int stream, pt_toxic_type_t type)
 {
@@ -298,7 +299,8 @@ static void arm_deadline(chaos_inst_t *c, uint64_t now_ms)
 
 pt_chaos_snapshot_t *pt_chaos_worker_snapshot(pt_worker_t *w)
 {
-    return w->chaos != NULL ? w->chaos->snap : NULL;
+    const chaos_worker_t *cw = w->ext;
+    return cw != NULL ? cw->snap : NULL;
 }
 
 /* Takes p's toxics: those seen before keep their roll and start time. */
@@ -328,15 +330,16 @@ static void bind_toxics(chaos_inst_t *c, const pt_chaos_proxy_t *p)
     arm_deadline(c, now_ms);
 }
 
-static pt_chaos_worker_t *chaos_worker(pt_worker_t *w)
+static chaos_worker_t *chaos_worker(pt_worker_t *w)
 {
-    if (w->chaos == NULL) {
-        w->chaos = calloc(1, sizeof(*w->chaos));
-        if (w->chaos == NULL)
+    chaos_worker_t *cw = w->ext;
+    if (cw == NULL) {
+        if ((cw = calloc(1, sizeof(*cw))) == NULL)
             abort();
-        pt_list_init(&w->chaos->sessions);
+        pt_list_init(&cw->sessions);
+        w->ext = cw;
     }
-    return w->chaos;
+    return cw;
 }
 
 /* conf is the proxy's uid (uintptr_t): a session outlives snapshots, so it names its proxy
@@ -345,7 +348,7 @@ static int on_connect(pt_l4_session_t *s, void *inst, const void *conf)
 {
     chaos_inst_t *c = inst;
     pt_worker_t *w = pt_l4_session_worker(s);
-    pt_chaos_worker_t *cw = chaos_worker(w);
+    chaos_worker_t *cw = chaos_worker(w);
     c->session = s;
     c->proxy_uid = (uint64_t)(uintptr_t)conf;
     for (int i = 0; i < 2; i++) {
@@ -423,9 +426,11 @@ const pt_l4_filter_ops_t pt_l4_chaos_ops = {
     .on_destroy = on_destroy,
 };
 
-void pt_chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid)
+/* A connection accepted on the listener of chaos proxy proxy_uid: relayed to its upstream
+ * through the chaos filter, or closed when the proxy is gone. */
+static void chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid)
 {
-    pt_chaos_worker_t *cw = chaos_worker(w);
+    chaos_worker_t *cw = chaos_worker(w);
     const pt_chaos_proxy_t *p =
         cw->snap != NULL ? pt_chaos_snapshot_find(cw->snap, proxy_uid) : NULL;
     if (p == NULL) {
@@ -436,9 +441,12 @@ void pt_chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid)
     pt_l4_proxy_accept_direct(w, fd, (const struct sockaddr *)&p->upstream_addr, p->tls_ctx, &f, 1);
 }
 
-void pt_chaos_worker_apply(pt_worker_t *w, pt_chaos_snapshot_t *snap)
+/* Serves snap from now on: listeners open and close, open sessions take the new toxics, and
+ * those of a proxy gone or disabled close. */
+static void worker_apply(pt_worker_t *w, void *next)
 {
-    pt_chaos_worker_t *cw = chaos_worker(w);
+    chaos_worker_t *cw = chaos_worker(w);
+    pt_chaos_snapshot_t *snap = next;
     /* Listeners of proxies gone, disabled or moved close; new ones open. */
     size_t kept = 0;
     for (size_t i = 0; i < cw->n_listeners; i++) {
@@ -457,7 +465,7 @@ void pt_chaos_worker_apply(pt_worker_t *w, pt_chaos_snapshot_t *snap)
         if (open || !p->enabled || p->listen_fd < 0 || w->is_draining)
             continue;
         int fd = dup(p->listen_fd);
-        pt_listener_t *l = fd >= 0 ? pt_worker_listen_fd(w, fd, p->uid) : NULL;
+        pt_listener_t *l = fd >= 0 ? pt_worker_listen_fd(w, fd, chaos_accept, p->uid) : NULL;
         if (l == NULL) {
             pt_log_error("worker %u: chaos proxy %s: cannot listen", w->id, p->name);
             continue;
@@ -481,21 +489,36 @@ void pt_chaos_worker_apply(pt_worker_t *w, pt_chaos_snapshot_t *snap)
         pt_chaos_snapshot_unref(old);
 }
 
-void pt_chaos_worker_stop(pt_worker_t *w)
+/* Closes the chaos listeners (drain); sessions finish as other tunnels do. */
+static void worker_stop(pt_worker_t *w)
 {
-    if (w->chaos == NULL)
+    chaos_worker_t *cw = w->ext;
+    if (cw == NULL)
         return;
-    for (size_t i = 0; i < w->chaos->n_listeners; i++)
-        pt_worker_close_listener(w->chaos->listeners[i].listener);
-    w->chaos->n_listeners = 0;
+    for (size_t i = 0; i < cw->n_listeners; i++)
+        pt_worker_close_listener(cw->listeners[i].listener);
+    cw->n_listeners = 0;
 }
 
-void pt_chaos_worker_free(pt_worker_t *w)
+static void worker_free(pt_worker_t *w)
 {
-    if (w->chaos == NULL)
+    chaos_worker_t *cw = w->ext;
+    if (cw == NULL)
         return;
-    if (w->chaos->snap != NULL)
-        pt_chaos_snapshot_unref(w->chaos->snap);
-    free(w->chaos);
-    w->chaos = NULL;
+    if (cw->snap != NULL)
+        pt_chaos_snapshot_unref(cw->snap);
+    free(cw);
+    w->ext = NULL;
 }
+
+static void snapshot_release(void *snap)
+{
+    pt_chaos_snapshot_unref(snap);
+}
+
+const pt_worker_ext_ops_t pt_chaos_worker_ops = {
+    .apply = worker_apply,
+    .release = snapshot_release,
+    .stop = worker_stop,
+    .free = worker_free,
+};

@@ -51,7 +51,7 @@ static fixture_t *fixture(const char *vs)
     uv_loop_init(&f.worker.loop);
     /* The worker serves chaos snapshots (any non-NULL: pt_chaos_worker_snapshot is faked). */
     static char chaos_stand_in;
-    f.worker.chaos = (pt_chaos_worker_t *)&chaos_stand_in;
+    f.worker.ext = &chaos_stand_in;
     f.route.name = "main";
     f.route.virtual_service = vs;
     fake.route = &f.route;
