@@ -45,6 +45,25 @@ void pt_arena_dispose(pt_arena_t *a)
     a->chunks = NULL;
 }
 
+void pt_arena_reset(pt_arena_t *a)
+{
+    for (pt_arena_cleanup_t *c = a->cleanups; c != NULL; c = c->next)
+        c->fn(c->arg);
+    a->cleanups = NULL;
+    pt_arena_chunk_t *kept = NULL;
+    for (pt_arena_chunk_t *ch = a->chunks, *next; ch != NULL; ch = next) {
+        next = ch->next;
+        if (kept == NULL && ch->size == a->first_chunk_bytes) {
+            kept = ch;
+            kept->next = NULL;
+            kept->used = 0;
+        } else {
+            free(ch);
+        }
+    }
+    a->chunks = kept;
+}
+
 void *pt_arena_alloc(pt_arena_t *a, size_t n)
 {
     n = (n + PT_ARENA_ALIGN - 1) & ~(size_t)(PT_ARENA_ALIGN - 1);

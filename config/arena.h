@@ -22,6 +22,10 @@ void pt_arena_init(pt_arena_t *a, size_t first_chunk_bytes);
 /* Runs the cleanup hooks, newest first, then frees every chunk. The arena may be reused. */
 void pt_arena_dispose(pt_arena_t *a);
 
+/* As pt_arena_dispose, but keeps one chunk of first_chunk_bytes (if it has one), emptied, for
+ * the arena's next use: an arena reused for one request after another (a stream's) then
+ * costs no malloc per request. */
+void pt_arena_reset(pt_arena_t *a);
 /* Returns n bytes aligned for any type; never NULL (aborts on OOM). */
 void *pt_arena_alloc(pt_arena_t *a, size_t n);
 /* As pt_arena_alloc, zero-filled. */

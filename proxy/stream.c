@@ -160,6 +160,9 @@ static void stop_timer(pt_stream_t *st)
 
 /* --- allocation: a per-worker cache of streams whose timers are closed --- */
 
+/* A cached stream keeps its arena's first chunk (pt_arena_reset): a request that fits in it
+ * costs no malloc for its copies. */
+
 #define STREAM_CACHE_MAX 64
 
 static void on_timer_closed(uv_handle_t *h)
@@ -167,6 +170,7 @@ static void on_timer_closed(uv_handle_t *h)
     pt_stream_t *st = h->data;
     pt_worker_t *w = st->worker;
     if (w->n_cached_streams >= STREAM_CACHE_MAX) {
+        pt_arena_dispose(&st->arena);
         free(st);
         return;
     }
@@ -180,6 +184,7 @@ void pt_stream_free_cache(pt_worker_t *w)
     while (w->cached_streams != NULL) {
         pt_stream_t *st = w->cached_streams;
         w->cached_streams = st->next_cached;
+        pt_arena_dispose(&st->arena);
         free(st);
     }
     w->n_cached_streams = 0;
@@ -190,17 +195,21 @@ pt_stream_t *pt_stream_new(const pt_server_codec_ops_t *ops, void *exchange,
 {
     pt_worker_t *w = c->worker;
     pt_stream_t *st = w->cached_streams;
+    pt_arena_t arena;
     if (st != NULL) {
         w->cached_streams = st->next_cached;
         w->n_cached_streams--;
-    } else if ((st = malloc(sizeof(*st))) == NULL) {
+        arena = st->arena;
+    } else if ((st = malloc(sizeof(*st))) != NULL) {
+        pt_arena_init(&arena, 4096);
+    } else {
         abort();
     }
     memset(st, 0, sizeof(*st));
     st->worker = w;
     uv_timer_init(&w->loop, &st->timer);
     st->timer.data = st;
-    pt_arena_init(&st->arena, 4096);
+    st->arena = arena;
     st->conn = c;
     st->downstream = ops;
     st->exchange = exchange;
@@ -300,7 +309,7 @@ static void finish(pt_stream_t *st)
         if ((st->body_filters & (1u << i)) && pt_filters[i]->on_destroy != NULL)
             pt_filters[i]->on_destroy(st, st->filter_instances[i]);
     pt_config_unref(st->config);
-    pt_arena_dispose(&st->arena);
+    pt_arena_reset(&st->arena);
     st->is_active = false;
     /* The memory goes back once the timer is closed, after this call stack has unwound: the
      * callers up the stack still read st->is_active. */

@@ -43,6 +43,28 @@ TEST(arena_alignment_growth_and_cleanups)
     pt_arena_dispose(&a);
 }
 
+TEST(arena_reset_keeps_its_first_chunk_and_runs_cleanups)
+{
+    pt_arena_t a;
+    pt_arena_init(&a, 256);
+    char *first = pt_arena_alloc(&a, 16);
+    for (int i = 0; i < 100; i++) /* into bigger chunks */
+        memset(pt_arena_alloc(&a, 40), 0xcd, 40);
+    pt_arena_alloc(&a, 10000); /* and a one-off */
+    n_order = 0;
+    pt_arena_on_free(&a, record, (void *)7);
+    pt_arena_reset(&a);
+    ASSERT_EQ(n_order, 1);
+    ASSERT_EQ(order[0], 7);
+    /* The next use starts at the beginning of the chunk kept; the cleanup does not run again. */
+    ASSERT(pt_arena_alloc(&a, 16) == first);
+    pt_arena_reset(&a);
+    ASSERT_EQ(n_order, 1);
+    ASSERT(pt_arena_alloc(&a, 300) != NULL); /* larger than the first chunk: one of its own */
+    pt_arena_reset(&a);
+    pt_arena_dispose(&a);
+}
+
 TEST(slabs_are_refcounted_and_recycled)
 {
     pt_buf_t *b = pt_buf_new();
