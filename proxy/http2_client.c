@@ -63,6 +63,7 @@ struct pt_http2_client {
     pt_list_t exchanges;  /* h2x_t.link */
     uint32_t n_exchanges; /* on the list: has_room is asked for every request */
     uint32_t n_owned;
+    uint32_t n_drained_waiters; /* exchanges with wants_drained: flush walks only if any */
     bool is_connected;
     bool is_going_away;    /* a GOAWAY arrived */
     bool has_error;        /* the session failed */
@@ -100,6 +101,7 @@ static void free_exchange(h2x_t *x)
 {
     pt_list_remove(&x->link);
     x->c->n_exchanges--;
+    x->c->n_drained_waiters -= x->wants_drained;
     free_body(x);
     free(x);
 }
@@ -158,9 +160,10 @@ static bool is_drained_waiter(const h2x_t *x)
 static void notify_drained(pt_http2_client_t *c)
 {
     h2x_t *x;
-    while (!pt__upstream_is_write_congested(c->up) &&
+    while (c->n_drained_waiters > 0 && !pt__upstream_is_write_congested(c->up) &&
            (x = find_exchange(c, is_drained_waiter)) != NULL) {
         x->wants_drained = false;
+        c->n_drained_waiters--;
         x->x.cbs->on_drained(x->x.owner);
     }
 }
@@ -528,7 +531,8 @@ static bool is_dropped(const pt_header_t *h)
 static nghttp2_nv nv(const char *name, size_t name_len, const char *value, size_t value_len)
 {
     return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, name_len, value_len,
-                        NGHTTP2_NV_FLAG_NONE};
+                        pt_http_field_is_per_message(name, name_len) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                                     : NGHTTP2_NV_FLAG_NONE};
 }
 
 static int send_head(pt_exchange_t *xp, const pt_http_msg_t *req, pt_arena_t *arena)
@@ -618,8 +622,10 @@ static bool is_write_congested(pt_exchange_t *xp)
     h2x_t *x = h2x_of(xp);
     bool congested =
         x->queued > PT_WRITE_HIGH_WATERMARK || pt__upstream_is_write_congested(x->c->up);
-    if (congested)
+    if (congested && !x->wants_drained) {
         x->wants_drained = true;
+        x->c->n_drained_waiters++;
+    }
     return congested;
 }
 
@@ -689,7 +695,8 @@ pt_http2_client_t *pt_http2_client_new(pt_upstream_t *up)
     uint32_t assumed = up->pool->h2_max_streams;
     nghttp2_option_set_peer_max_concurrent_streams(
         opt, assumed != 0 ? assumed : PT_HTTP2_ASSUMED_MAX_STREAMS);
-    int r = nghttp2_session_client_new2(&c->session, cbs, c, opt);
+    nghttp2_mem mem = pt_h2_mem_of(&up->worker->h2_mem);
+    int r = nghttp2_session_client_new3(&c->session, cbs, c, opt, &mem);
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);
     if (r != 0)

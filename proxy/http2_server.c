@@ -218,6 +218,22 @@ static void free_queue(h2_exchange_t *x)
     x->queued = 0;
 }
 
+/* Exchanges are kept per worker for reuse with their arena's chunk, which holds a response
+ * head of common size (status, a dozen headers): a stream then costs no malloc here. */
+#define EXCHANGE_CACHE_MAX 64
+#define EXCHANGE_ARENA_BYTES 2048
+
+void pt_http2_server_free_cache(pt_worker_t *w)
+{
+    while (w->cached_h2_exchanges != NULL) {
+        h2_exchange_t *x = w->cached_h2_exchanges;
+        w->cached_h2_exchanges = x->next;
+        pt_arena_dispose(&x->arena);
+        free(x);
+    }
+    w->n_cached_h2_exchanges = 0;
+}
+
 static void free_exchange_if_unused(h2_exchange_t *x)
 {
     if (x->stream != NULL || !x->is_closed || x->is_pending)
@@ -231,8 +247,16 @@ static void free_exchange_if_unused(h2_exchange_t *x)
     }
     s->n_exchanges--;
     free_queue(x);
-    pt_arena_dispose(&x->arena);
-    free(x);
+    pt_worker_t *w = s->conn->worker;
+    if (w->n_cached_h2_exchanges < EXCHANGE_CACHE_MAX) {
+        pt_arena_reset(&x->arena);
+        x->next = w->cached_h2_exchanges;
+        w->cached_h2_exchanges = x;
+        w->n_cached_h2_exchanges++;
+    } else {
+        pt_arena_dispose(&x->arena);
+        free(x);
+    }
     if (s->n_exchanges == 0 && !s->conn->is_closing)
         pt_conn_set_timer(s->conn, PT_CONN_TIMER_IDLE);
 }
@@ -244,14 +268,24 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     h2_server_t *s = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    h2_exchange_t *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    pt_worker_t *w = s->conn->worker;
+    h2_exchange_t *x = w->cached_h2_exchanges;
+    pt_arena_t arena;
+    if (x != NULL) {
+        w->cached_h2_exchanges = x->next;
+        w->n_cached_h2_exchanges--;
+        arena = x->arena;
+    } else if ((x = malloc(sizeof(*x))) != NULL) {
+        pt_arena_init(&arena, EXCHANGE_ARENA_BYTES);
+    } else {
         abort();
+    }
+    memset(x, 0, sizeof(*x));
+    x->arena = arena;
     x->server = s;
     x->id = frame->hd.stream_id;
     x->tail = &x->queue;
     x->early_tail = &x->early;
-    pt_arena_init(&x->arena, 512);
     x->stream = pt_stream_new(&exchange_ops, x, &s->info);
     x->request = pt_arena_calloc(&x->stream->arena, sizeof(*x->request));
     x->request->version = PT_HTTP_20;
@@ -650,8 +684,10 @@ static void submit_head(h2_exchange_t *x, bool has_data)
                     low[k] = (char)(low[k] + 32);
             name.base = low;
         }
-        nv[n++] = (nghttp2_nv){(uint8_t *)name.base, (uint8_t *)f->value.base, name.len,
-                               f->value.len, NGHTTP2_NV_FLAG_NONE};
+        nv[n++] = (nghttp2_nv){
+            (uint8_t *)name.base, (uint8_t *)f->value.base, name.len, f->value.len,
+            pt_http_field_is_per_message(name.base, name.len) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                              : NGHTTP2_NV_FLAG_NONE};
     }
     nghttp2_data_provider body = {.source.ptr = x, .read_callback = read_body};
     int rc = nghttp2_submit_response(x->server->session, x->id, nv, n, has_data ? &body : NULL);
@@ -860,7 +896,8 @@ static h2_server_t *start(pt_conn_t *c)
     nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
     nghttp2_option_set_max_outbound_ack(opt, MAX_OUTBOUND_ACKS);
     nghttp2_option_set_max_settings(opt, MAX_SETTINGS_ENTRIES);
-    int rc = nghttp2_session_server_new2(&s->session, cbs, s, opt);
+    nghttp2_mem mem = pt_h2_mem_of(&c->worker->h2_mem);
+    int rc = nghttp2_session_server_new3(&s->session, cbs, s, opt, &mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     if (rc != 0)

@@ -26,6 +26,7 @@
 #include "codec.h"
 
 typedef struct pt_conn pt_conn_t;
+typedef struct pt_worker pt_worker_t;
 typedef struct pt_conn_codec_ops pt_conn_codec_ops_t;
 
 /* The client connection preface (RFC 9113 §3.4). */
@@ -34,5 +35,8 @@ typedef struct pt_conn_codec_ops pt_conn_codec_ops_t;
 
 /* How conn.c drives the codec (conn.h); c->codec is NULL until the first bytes arrive. */
 extern const pt_conn_codec_ops_t pt_http2_server_conn_ops;
+
+/* Frees the worker's cache of request streams (after its loop has ended). */
+void pt_http2_server_free_cache(pt_worker_t *w);
 
 #endif

@@ -48,3 +48,14 @@ pt_http_msg_t *pt_http_msg_copy(pt_arena_t *a, const pt_http_msg_t *m)
                                       copy_str(a, m->headers[i].value), m->headers[i].flags};
     return c;
 }
+
+bool pt_http_field_is_per_message(const char *name, size_t len)
+{
+    switch (len) {
+    case 2: return memcmp(name, "b3", 2) == 0;
+    case 11: return memcmp(name, "traceparent", 11) == 0 || memcmp(name, "x-b3-spanid", 11) == 0;
+    case 12: return memcmp(name, "x-request-id", 12) == 0 || memcmp(name, "x-b3-traceid", 12) == 0;
+    case 17: return memcmp(name, "x-b3-parentspanid", 17) == 0;
+    default: return false;
+    }
+}

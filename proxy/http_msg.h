@@ -82,4 +82,10 @@ static inline pt_str_t pt_http_msg_decimal(pt_arena_t *a, int64_t v)
     return (pt_str_t){pt_arena_strndup(a, tmp, n), n};
 }
 
+/* Whether the field named name (lower case) carries a value new on every message: a request
+ * id, a trace or span id. The HTTP/2 codecs send these without HPACK indexing: each
+ * one indexed would push reusable entries out of the peer's table (4 KiB), and the next
+ * requests would carry their other fields as literals again. */
+bool pt_http_field_is_per_message(const char *name, size_t len);
+
 #endif

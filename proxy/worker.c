@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "http1_server.h"
+#include "http2_server.h"
 #include "l4_proxy.h"
 #include "lb.h"
 #include "log.h"
@@ -497,6 +498,8 @@ static void worker_main(void *arg)
     pt_upstream_free_pools(w);
     pt_stream_free_cache(w);
     pt_http1_server_free_cache(w);
+    pt_http2_server_free_cache(w);
+    pt_h2_mem_dispose(&w->h2_mem); /* every session went with its connection */
     pt_buf_trim();
     pt_write_trim();
     pt_scratch_unmap();

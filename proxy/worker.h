@@ -14,6 +14,7 @@
 
 #include "../config/config.h"
 #include "access_log.h"
+#include "h2_mem.h"
 #include "http_msg.h"
 #include "list.h"
 #include "metrics.h"
@@ -93,6 +94,9 @@ struct pt_worker {
     uv_timer_t conn_timer;
     uint64_t conn_timer_due; /* what conn_timer is armed for (uv_now); UINT64_MAX: nothing */
     uint32_t n_cached_servers;
+    struct h2_exchange *cached_h2_exchanges; /* free HTTP/2 request streams (http2_server.c) */
+    uint32_t n_cached_h2_exchanges;
+    pt_h2_mem_t h2_mem; /* the allocator of its HTTP/2 sessions (h2_mem.h) */
     pt_access_log_t access_log;
     bool is_draining;
     /* A sidecar's drain, first step: inbound closed and draining while the outbound capture
