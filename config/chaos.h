@@ -23,7 +23,8 @@ typedef enum pt_toxic_type {
     PT_TOXIC_RESET_PEER,  /* timeout (ms): a TCP RST to both sides after it */
     PT_TOXIC_SLICER,      /* average_size, size_variation (bytes), delay (us) between slices */
     PT_TOXIC_LIMIT_DATA,  /* bytes: the session ends after this many in the direction */
-    /* HTTP toxics (filters/chaos_http.c): per request, on a VirtualService route. */
+    /* HTTP toxics (filters/chaos_http.c): per request, on a VirtualService route or on an
+     * HTTP chaos proxy (spec.protocol HTTP). */
     PT_TOXIC_HTTP_ABORT,      /* status (default 503), or grpc_status 1..16: a gRPC reply */
     PT_TOXIC_HTTP_DELAY,      /* delay, jitter (ms): the request waits delay +- jitter */
     PT_TOXIC_HTTP_SLOW_BODY,  /* bytes per interval (ms): the response body's pace */
@@ -60,7 +61,8 @@ typedef struct pt_toxic_attr {
 #define PT_TOXIC_TTL_MAX_MS (7 * 24 * 3600 * 1000LL) /* a week */
 #define PT_TOXIC_MAX_HITS_MAX (1LL << 40)
 
-/* Whether t is an HTTP toxic (set on a route) rather than a TCP one (set on a chaos proxy). */
+/* Whether t is an HTTP toxic (set on a route or an HTTP chaos proxy) rather than a TCP one (set
+ * on a TCP chaos proxy). */
 static inline bool pt_toxic_is_http(pt_toxic_type_t t)
 {
     return t >= PT_TOXIC_HTTP_ABORT;
@@ -85,6 +87,10 @@ typedef struct pt_chaos_decl {
     char listen[PT_CHAOS_ADDR_MAX];
     char upstream[PT_CHAOS_ADDR_MAX];
     bool enabled;
+    /* spec.protocol HTTP: the HTTP engine runs between listen and upstream (the config compiles
+     * a route table and a cluster "chaos|<name>" for it) and the toxics are HTTP toxics, applied
+     * per request. false: TCP, the bytes are relayed through TCP toxics. */
+    bool is_http;
     pt_toxic_t toxics[PT_CHAOS_MAX_TOXICS];
     size_t n_toxics;
     const char *where; /* "file:line:col" of the document, for log lines */

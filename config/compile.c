@@ -44,8 +44,12 @@
  *  - A mesh-only VirtualService (no gateways, or only "mesh") binds to nothing: its routes are
  *    checked, its destinations make no clusters (a missing subset is only a warning).
  *  - Virtual hosts in a listener are ordered: those with an exact host first (in load order),
- *    then wildcard-only ones by their longest wildcard, longest first; "*" last. */
+ *    then wildcard-only ones by their longest wildcard, longest first; "*" last.
+ *  - An HTTP ChaosProxy (spec.protocol HTTP) gets a cluster "chaos|<name>" for its upstream and
+ *    a route table of its own (pt_config_t.chaos_listeners, never opened by workers) with one
+ *    catch-all route named after it; no DestinationRule applies to that cluster. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,26 +478,38 @@ static pt_upstream_protocol_t upstream_protocol(const pt_res_se_port_t *sp,
     return PT_UPSTREAM_HTTP1;
 }
 
+static pt_cluster_t *make_cluster(compiler_t *cp, const char *name, const char *host, uint16_t port,
+                                  const pt_res_se_t *se, const pt_res_dr_t *dr,
+                                  const pt_res_subset_t *sub);
+
 /* The cluster of (host, port, subset), made on first use. sub is the subset's definition in dr
  * (NULL for the whole service). */
 static pt_cluster_t *get_cluster(compiler_t *cp, const char *host, uint16_t port,
                                  const pt_res_dr_t *dr, const pt_res_subset_t *sub)
 {
     const char *subset = sub != NULL ? sub->name : NULL;
-    pt_cfg_cx_t *cx = cp->cx;
     /* The name says host, port and subset (a host has no "|"): it is the key. */
-    char *name = pt_arena_printf(cx->tmp, "outbound|%u|%s|%s", (unsigned)port,
+    char *name = pt_arena_printf(cp->cx->tmp, "outbound|%u|%s|%s", (unsigned)port,
                                  subset != NULL ? subset : "", host);
     pt_cluster_t *found = cp->cluster_mask != 0 ? *cluster_slot(cp, name) : NULL;
     if (found != NULL)
         return found;
+    return make_cluster(cp, name, host, port, find_service_entry(cp, host), dr, sub);
+}
+
+/* A new cluster named name for (host, port, subset), its endpoints from se (NULL: none). */
+static pt_cluster_t *make_cluster(compiler_t *cp, const char *name, const char *host, uint16_t port,
+                                  const pt_res_se_t *se, const pt_res_dr_t *dr,
+                                  const pt_res_subset_t *sub)
+{
+    const char *subset = sub != NULL ? sub->name : NULL;
+    pt_cfg_cx_t *cx = cp->cx;
     pt_cluster_t *cl = pt_arena_calloc(cx->out, sizeof(*cl));
     cl->host = pt__cfg_out_str(cx, host);
     cl->subset = subset != NULL ? pt__cfg_out_str(cx, subset) : NULL;
     cl->port = port;
     cl->name = pt_arena_strdup(cx->out, name);
     cl->index = (uint32_t)cp->n_clusters;
-    const pt_res_se_t *se = find_service_entry(cp, host);
     const pt_res_se_port_t *sp = NULL;
     for (size_t i = 0; se != NULL && i < se->n_ports; i++)
         if (se->ports[i].number == port)
@@ -1510,6 +1526,89 @@ static void compile_chaos(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t 
     c->chaos_proxies = out;
 }
 
+/* An HTTP chaos proxy is routed as if its user had written a ServiceEntry for its upstream
+ * (STATIC for an IP literal, DNS for a name, kept fresh by the resolver like any) and a
+ * VirtualService with one catch-all route to it, bound to a listener of its own. No retries:
+ * the proxy shows what the upstream does, with the toxics on top. */
+static const pt_retry_policy_t chaos_no_retries = {.is_explicit = true};
+
+static void compile_chaos_http(compiler_t *cp, const pt_res_set_t *set, pt_config_t *c)
+{
+    pt_cfg_cx_t *cx = cp->cx;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_chaos_proxies; i++)
+        n += c->chaos_proxies[i].is_http;
+    if (n == 0)
+        return;
+    c->chaos_listeners = pt_arena_calloc(cx->out, n * sizeof(*c->chaos_listeners));
+    for (size_t i = 0; i < c->n_chaos_proxies; i++) {
+        const pt_chaos_decl_t *d = &c->chaos_proxies[i];
+        if (!d->is_http)
+            continue;
+        const pt_res_chaos_t *r = NULL;
+        for (size_t k = 0; k < set->n_chaos && r == NULL; k++)
+            if (strcmp(set->chaos[k]->decl.name, d->name) == 0)
+                r = set->chaos[k];
+        /* "host:port" or "[v6]:port", checked by the reader. */
+        const char *colon = strrchr(d->upstream, ':');
+        size_t host_len = (size_t)(colon - d->upstream);
+        const char *host_start = d->upstream;
+        if (host_len >= 2 && host_start[0] == '[' && host_start[host_len - 1] == ']') {
+            host_start++;
+            host_len -= 2;
+        }
+        char *host = pt_arena_alloc(cx->tmp, host_len + 1);
+        for (size_t k = 0; k < host_len; k++)
+            host[k] = (char)tolower((unsigned char)host_start[k]);
+        host[host_len] = '\0';
+        uint16_t port = (uint16_t)strtoul(colon + 1, NULL, 10);
+
+        pt_res_se_t *se = pt_arena_calloc(cx->tmp, sizeof(*se));
+        se->meta = r->meta;
+        se->ports = pt_arena_calloc(cx->tmp, sizeof(*se->ports));
+        se->ports[0] = (pt_res_se_port_t){.number = port, .name = "http", .protocol = "HTTP"};
+        se->n_ports = 1;
+        pt_res_se_endpoint_t *ep = pt_arena_calloc(cx->tmp, sizeof(*ep));
+        ep->address = host;
+        ep->weight = 1;
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&ep->addr;
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ep->addr;
+        if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+            v4->sin_family = AF_INET;
+            ep->addr_len = sizeof(*v4);
+        } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+            ep->addr_len = sizeof(*v6);
+        }
+        se->resolution = ep->addr_len > 0 ? PT_RES_STATIC : PT_RES_DNS;
+        se->endpoints = ep;
+        se->n_endpoints = ep->addr_len > 0 ? 1 : 0; /* DNS: the host itself */
+        char *name = pt_arena_printf(cx->tmp, "chaos|%s", d->name);
+        pt_cluster_t *cl = make_cluster(cp, name, host, port, se, NULL, NULL);
+
+        pt_http_route_t *route = pt_arena_calloc(cx->out, sizeof(*route));
+        route->name = d->name;
+        route->chaos_proxy = d->name;
+        route->clusters = pt_arena_calloc(cx->out, sizeof(*route->clusters));
+        route->clusters[0] = (pt_weighted_cluster_t){.cluster = cl, .cumulative_weight = 1};
+        route->n_clusters = 1;
+        route->total_weight = 1;
+        route->retry = &chaos_no_retries;
+        pt_vhost_t *vh = pt_arena_calloc(cx->out, sizeof(*vh));
+        vh->hosts = pt_arena_calloc(cx->out, sizeof(*vh->hosts));
+        vh->hosts[0] = "*";
+        vh->n_hosts = 1;
+        vh->routes = route;
+        vh->n_routes = 1;
+        pt_listener_config_t *l = &c->chaos_listeners[c->n_chaos_listeners++];
+        l->name = pt_arena_printf(cx->out, "chaos/%s", d->name);
+        l->protocol = PT_LISTENER_HTTP;
+        l->vhosts = vh;
+        l->n_vhosts = 1;
+        l->chaos_proxy = d->name;
+    }
+}
+
 /* Sort key of a vhost: 0 when it has an exact host; else the length of its longest wildcard
  * host, negated so that longer sorts first; "*" gives the largest key. */
 static long vhost_rank(const pt_vhost_t *v)
@@ -1948,6 +2047,7 @@ void pt__cfg_compile(pt_cfg_cx_t *cx, pt_res_set_t *set, pt_config_t *c)
         }
     }
 
+    compile_chaos_http(&cp, set, c);
     check_port_conflicts(cx, set, &c->proxy);
     check_destination_rules_apply(&cp);
 

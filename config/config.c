@@ -257,6 +257,16 @@ void pt__cfg_index_vhosts(pt_config_t *c)
         index_listener(&c->arena, c->mesh_passthrough);
     if (c->mesh_inbound != NULL)
         index_listener(&c->arena, c->mesh_inbound);
+    for (size_t i = 0; i < c->n_chaos_listeners; i++)
+        index_listener(&c->arena, &c->chaos_listeners[i]);
+}
+
+const pt_listener_config_t *pt_config_chaos_listener(const pt_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_chaos_listeners; i++)
+        if (strcmp(c->chaos_listeners[i].chaos_proxy, name) == 0)
+            return &c->chaos_listeners[i];
+    return NULL;
 }
 
 const pt_vhost_t *pt_config_find_vhost(const pt_listener_config_t *l, const char *host, size_t len)

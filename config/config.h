@@ -290,6 +290,8 @@ typedef struct pt_http_route {
     const pt_retry_policy_t *retry;       /* retries as written; NULL: Petrel's safe default */
     const pt_http_mirror_t *mirrors;      /* mirror or mirrors[] */
     size_t n_mirrors;
+    const char *chaos_proxy; /* an HTTP ChaosProxy's one route: the proxy's name, whose HTTP
+                                toxics filters/chaos_http.c applies; NULL otherwise */
 } pt_http_route_t;
 
 /* The routes of one VirtualService host set on one listener. */
@@ -397,6 +399,10 @@ typedef struct pt_listener_config {
     size_t n_https_redirect_hosts;
     bool is_sni_mixed; /* HTTPS / TLS servers of several kinds: tls->servers[].kind decides */
     const pt_l4_route_t *tcp_route; /* is_sni_mixed: the terminated TLS servers' tcp[] route */
+    /* An HTTP ChaosProxy's route table (pt_config_t.chaos_listeners): the proxy's name. Its
+     * socket is the chaos store's, not a worker's: connections come through the chaos harness
+     * (filters/chaos/toxics.c), and port is 0. NULL for every other listener. */
+    const char *chaos_proxy;
 } pt_listener_config_t;
 
 /* An address block: ServiceEntry addresses, VirtualService destinationSubnets. */
@@ -598,6 +604,10 @@ typedef struct pt_config {
     /* ChaosProxy resources (chaos.h), in load order; the chaos store creates them. */
     pt_chaos_decl_t *chaos_proxies;
     size_t n_chaos_proxies;
+    /* The route tables of the HTTP ones (spec.protocol HTTP), in the same order: one "*" vhost
+     * whose one route goes to the cluster "chaos|<name>". Workers never open them. */
+    pt_listener_config_t *chaos_listeners;
+    size_t n_chaos_listeners;
 } pt_config_t;
 
 /* Config errors are collected, never fatal halfway: each one is one line
@@ -658,5 +668,7 @@ void pt_config_unref(pt_config_t *c);
 /* Routing helpers used on the request path. Host matching is case-insensitive and ignores a
  * ":port" suffix; an exact host beats a wildcard, a longer wildcard beats a shorter one. */
 const pt_vhost_t *pt_config_find_vhost(const pt_listener_config_t *l, const char *host, size_t len);
+/* The route table of the HTTP ChaosProxy named name in c, or NULL when c declares none. */
+const pt_listener_config_t *pt_config_chaos_listener(const pt_config_t *c, const char *name);
 
 #endif

@@ -14,9 +14,13 @@
  *     toxics:
  *     - {type: latency, stream: downstream, toxicity: 0.5, attributes: {latency: 100}}
  *     tls: {serverCertificate: /certs/tls.crt, privateKey: /certs/tls.key}  # optional
+ *     protocol: TCP                    # or HTTP
  *
  * With tls, the proxy terminates TLS as a Gateway TLS server does (the same fields, reader and
- * context builder: kind_gateway.c, tls_contexts.c), so the toxics act on the plaintext. */
+ * context builder: kind_gateway.c, tls_contexts.c), so the toxics act on the plaintext. With
+ * protocol HTTP the HTTP engine runs between listen and upstream (compile.c makes its route
+ * table and cluster) and the toxics are HTTP toxics, per request; TCP toxics are refused there,
+ * as HTTP toxics are on a TCP proxy. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +28,14 @@
 #include "chaos.h"
 #include "kinds.h"
 
-enum { CP_LISTEN, CP_UPSTREAM, CP_ENABLED, CP_TOXICS, CP_TLS, CP__N };
+enum { CP_LISTEN, CP_UPSTREAM, CP_ENABLED, CP_TOXICS, CP_TLS, CP_PROTOCOL, CP__N };
 static const pt_cfg_field_t chaos_fields[CP__N] = {
     [CP_LISTEN] = {.name = "listen", .status = S},
     [CP_UPSTREAM] = {.name = "upstream", .status = S},
     [CP_ENABLED] = {.name = "enabled", .status = S},
     [CP_TOXICS] = {.name = "toxics", .status = S},
     [CP_TLS] = {.name = "tls", .status = S}, /* a Gateway server's, read by kind_gateway.c */
+    [CP_PROTOCOL] = {.name = "protocol", .status = S},
 };
 enum {
     TX_NAME,
@@ -54,6 +59,9 @@ static const pt_cfg_field_t toxic_fields[TX__N] = {
     [TX_DRY_RUN] = {.name = "dry_run", .status = S},
 };
 
+#define TCP_TYPES "latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data"
+#define HTTP_TYPES "http_abort, http_delay, http_slow_body, http_drop_first"
+
 /* "host:port" with a port in [min_port, 65535], copied into out (cap bytes). */
 static bool read_address(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                          long min_port, char *out, size_t cap)
@@ -74,8 +82,25 @@ static bool read_address(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_p
     return true;
 }
 
+/* Whether the host of "host:port" (checked by read_address) can be an HTTP proxy's cluster
+ * endpoint: an IP literal ("[v6]" for IPv6), or a DNS name the resolver can be asked for. */
+static bool is_endpoint_host(const char *addr)
+{
+    size_t n = (size_t)(strrchr(addr, ':') - addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+        return n - 2 < 64 && memchr(addr + 1, ':', n - 2) != NULL;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((addr[i] >= 'a' && addr[i] <= 'z') || (addr[i] >= 'A' && addr[i] <= 'Z') ||
+              (addr[i] >= '0' && addr[i] <= '9') || addr[i] == '-' || addr[i] == '.'))
+            return false;
+    return true;
+}
+
+/* One toxic of a proxy; is_http: of an HTTP proxy, which takes HTTP toxics only. */
 static bool read_toxic(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
-                       pt_toxic_t *t)
+                       bool is_http, pt_toxic_t *t)
 {
     const pt_cfg_node_t *f[TX__N];
     *t = (pt_toxic_t){.toxicity = 1.0, .stream = 1};
@@ -90,15 +115,21 @@ static bool read_toxic(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_pat
         return false;
     }
     if (pt__cfg_nonempty_str(cx, f[TX_TYPE], &tp, &s) && (type = pt_toxic_type_from_name(s)) < 0)
-        pt__cfg_error(cx, f[TX_TYPE], &tp,
-                      "unknown toxic type \"%s\" (expected latency, bandwidth, slow_close, "
-                      "timeout, reset_peer, slicer, limit_data)",
-                      s);
-    if (type >= 0 && pt_toxic_is_http((pt_toxic_type_t)type)) {
-        pt__cfg_error(cx, f[TX_TYPE], &tp,
-                      "\"%s\" is an HTTP toxic: it goes on a route "
-                      "(POST /routes/{virtual-service}/{route}/toxics), not on a chaos proxy",
-                      s);
+        pt__cfg_error(cx, f[TX_TYPE], &tp, "unknown toxic type \"%s\" (expected %s)", s,
+                      is_http ? HTTP_TYPES : TCP_TYPES);
+    if (type >= 0 && pt_toxic_is_http((pt_toxic_type_t)type) != is_http) {
+        if (is_http)
+            pt__cfg_error(cx, f[TX_TYPE], &tp,
+                          "\"%s\" is a TCP toxic: an HTTP chaos proxy (spec.protocol HTTP) takes "
+                          "HTTP toxics (%s)",
+                          s, HTTP_TYPES);
+        else
+            pt__cfg_error(cx, f[TX_TYPE], &tp,
+                          "\"%s\" is an HTTP toxic: it goes on an HTTP chaos proxy "
+                          "(spec.protocol: HTTP) or on a route "
+                          "(POST /routes/{virtual-service}/{route}/toxics), not on a TCP chaos "
+                          "proxy",
+                          s);
         return false;
     }
     if (type < 0)
@@ -218,6 +249,25 @@ void pt__cfg_read_chaos_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_m
         pt_cfg_path_t ep = PT_PATH_KEY(&sp, "enabled");
         ok &= pt__cfg_read_bool(cx, f[CP_ENABLED], &ep, &d->enabled);
     }
+    if (f[CP_PROTOCOL] != NULL) {
+        pt_cfg_path_t pp = PT_PATH_KEY(&sp, "protocol");
+        const char *s;
+        if (!pt__cfg_nonempty_str(cx, f[CP_PROTOCOL], &pp, &s)) {
+            ok = false;
+        } else if (strcmp(s, "HTTP") == 0 || strcmp(s, "TCP") == 0) {
+            d->is_http = strcmp(s, "HTTP") == 0;
+        } else {
+            pt__cfg_error(cx, f[CP_PROTOCOL], &pp, "must be TCP or HTTP, got \"%s\"", s);
+            ok = false;
+        }
+    }
+    if (d->is_http && d->upstream[0] != '\0' && !is_endpoint_host(d->upstream)) {
+        pt__cfg_error(cx, f[CP_UPSTREAM], &up,
+                      "an HTTP chaos proxy's upstream is an IP ([v6] for IPv6) or a DNS name, and "
+                      "a port: got \"%s\"",
+                      d->upstream);
+        ok = false;
+    }
     pt_cfg_path_t tp = PT_PATH_KEY(&sp, "toxics");
     const pt_cfg_node_t *seq = f[CP_TOXICS];
     if (seq != NULL && pt__cfg_is_seq(cx, seq, &tp)) {
@@ -228,7 +278,7 @@ void pt__cfg_read_chaos_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_m
         for (size_t i = 0; i < seq->n_items && i < PT_CHAOS_MAX_TOXICS; i++) {
             pt_cfg_path_t ip = PT_PATH_IDX(&tp, i);
             pt_toxic_t *t = &d->toxics[d->n_toxics];
-            if (!read_toxic(cx, seq->items[i], &ip, t)) {
+            if (!read_toxic(cx, seq->items[i], &ip, d->is_http, t)) {
                 ok = false;
                 continue;
             }
@@ -245,8 +295,17 @@ void pt__cfg_read_chaos_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_m
     }
     if (f[CP_TLS] != NULL) {
         pt_cfg_path_t tlp = PT_PATH_KEY(&sp, "tls");
-        r->tls = pt__cfg_read_chaos_tls(cx, f[CP_TLS], &tlp);
-        ok &= r->tls != NULL;
+        if (d->is_http) {
+            /* The HTTP engine finds a connection's TLS context by its listener port, which a
+             * chaos proxy's socket (the store's) does not have in the config. */
+            pt__cfg_error(cx, f[CP_TLS], &tlp,
+                          "not built yet on an HTTP chaos proxy (spec.protocol HTTP): terminate "
+                          "TLS on a TCP chaos proxy, or put a Gateway HTTPS server in front");
+            ok = false;
+        } else {
+            r->tls = pt__cfg_read_chaos_tls(cx, f[CP_TLS], &tlp);
+            ok &= r->tls != NULL;
+        }
     }
     snprintf(r->where, sizeof(r->where), "%s:%d:%d", meta->doc->file, meta->doc->line,
              meta->doc->col);

@@ -1,7 +1,9 @@
 /* filters/chaos_http.c
  * The chaos harness's HTTP toxics (filters/chaos/chaos.h, pt_chaos_route_t): set at runtime on
  * a VirtualService route through the chaos API (POST /routes/{vs}/{route}/toxics), so a request
- * is chosen by the route's own match rules, and applied per request:
+ * is chosen by the route's own match rules, or on an HTTP chaos proxy (its ChaosProxy's toxics,
+ * or POST /proxies/{name}/toxics), whose one route the config marks with the proxy's name
+ * (pt_http_route_t.chaos_proxy), and applied per request:
  *   http_delay      the request waits delay +- jitter ms before it is routed (a pause);
  *   http_drop_first the first count requests are cut: the connection closes, no answer;
  *   http_abort      answered locally: status, or a gRPC trailers-only reply (grpc_status);
@@ -26,11 +28,12 @@
 #include "filter.h"
 
 typedef struct chaos_http {
-    pt_chaos_snapshot_t *snap;      /* a ref while the request's toxics are in use, or NULL */
-    const pt_chaos_route_t *target; /* the route's toxics, in snap */
-    bool is_delayed;                /* an http_delay fired: the request waited (flag DI) */
-    const pt_toxic_t *slow;         /* the http_slow_body that fired, in snap, or NULL */
-    pt_body_piece_t *held;          /* response body bytes waiting for their slice (refs) */
+    pt_chaos_snapshot_t *snap; /* a ref while the request's toxics are in use, or NULL */
+    const pt_toxic_t *toxics;  /* the route's (or HTTP chaos proxy's) toxics, in snap */
+    size_t n_toxics;
+    bool is_delayed;        /* an http_delay fired: the request waited (flag DI) */
+    const pt_toxic_t *slow; /* the http_slow_body that fired, in snap, or NULL */
+    pt_body_piece_t *held;  /* response body bytes waiting for their slice (refs) */
     pt_body_piece_t **held_tail;
     size_t held_offset;     /* bytes of held's first piece already sent */
     uint64_t next_slice_ms; /* the loop's uv_now when the current window ends */
@@ -45,23 +48,35 @@ static void set_details(pt_stream_t *st, const pt_toxic_t *t)
     st->details = pt_arena_printf(&st->arena, "chaos:%s", t->name);
 }
 
-/* The route's toxics for this request, or NULL: looked up once, on the first call. */
+/* The route's toxics for this request, or none: looked up once, on the first call. */
 static bool find_toxics(pt_stream_t *st, chaos_http_t *c)
 {
     if (st->worker->ext == NULL)
         return false; /* no chaos proxy or API: the common case, without a call */
     pt_chaos_snapshot_t *snap = pt_chaos_worker_snapshot(st->worker);
-    if (snap == NULL || snap->n_routes == 0)
+    if (snap == NULL || (snap->n_routes == 0 && st->conn->chaos_proxy == NULL))
         return false;
     const pt_http_route_t *r = pt_stream_route(st);
-    if (r == NULL || r->name == NULL || r->virtual_service == NULL)
+    if (r == NULL || r->name == NULL)
         return false;
-    const pt_chaos_route_t *t = pt_chaos_snapshot_route(snap, r->virtual_service, r->name);
-    if (t == NULL || t->n_toxics == 0)
-        return false;
+    if (r->chaos_proxy != NULL) {
+        /* An API proxy of that name (TCP) has nothing to do with this route. */
+        const pt_chaos_proxy_t *p = pt_chaos_snapshot_find_name(snap, r->chaos_proxy);
+        if (p == NULL || !p->is_http || p->n_toxics == 0)
+            return false;
+        c->toxics = p->toxics;
+        c->n_toxics = p->n_toxics;
+    } else {
+        const pt_chaos_route_t *t = r->virtual_service != NULL
+                                        ? pt_chaos_snapshot_route(snap, r->virtual_service, r->name)
+                                        : NULL;
+        if (t == NULL || t->n_toxics == 0)
+            return false;
+        c->toxics = t->toxics;
+        c->n_toxics = t->n_toxics;
+    }
     pt_chaos_snapshot_ref(snap);
     c->snap = snap;
-    c->target = t;
     c->held_tail = &c->held;
     pt_stream_filter_body(st, &pt_filter_chaos_http_ops); /* on_destroy drops the ref */
     return true;
@@ -82,11 +97,11 @@ static pt_filter_status_t chaos_http_request_headers(pt_stream_t *st, void *inst
     (void)head;
     chaos_http_t *c = inst;
     pt_worker_t *w = st->worker;
-    if (c->target == NULL) { /* the first call; the second comes after a delay */
+    if (c->toxics == NULL) { /* the first call; the second comes after a delay */
         if (!find_toxics(st, c))
             return PT_FILTER_CONTINUE;
-        for (size_t i = 0; i < c->target->n_toxics; i++) {
-            const pt_toxic_t *t = &c->target->toxics[i];
+        for (size_t i = 0; i < c->n_toxics; i++) {
+            const pt_toxic_t *t = &c->toxics[i];
             if (t->type == PT_TOXIC_HTTP_DELAY && pt_chaos_roll(w, t, 0)) {
                 uint64_t ms = delay_of(w, t);
                 c->is_delayed = true;
@@ -96,8 +111,8 @@ static pt_filter_status_t chaos_http_request_headers(pt_stream_t *st, void *inst
             }
         }
     }
-    for (size_t i = 0; i < c->target->n_toxics; i++) {
-        const pt_toxic_t *t = &c->target->toxics[i];
+    for (size_t i = 0; i < c->n_toxics; i++) {
+        const pt_toxic_t *t = &c->toxics[i];
         switch (t->type) {
         case PT_TOXIC_HTTP_DROP_FIRST: {
             int64_t cap = t->max_hits > 0 && t->max_hits < t->count ? t->max_hits : t->count;

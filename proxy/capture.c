@@ -166,6 +166,8 @@ int pt_capture_start(pt_conn_t *c, const pt_listener_config_t *lc)
 
 const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_info_t *c)
 {
+    if (c->chaos_proxy != NULL)
+        return pt_config_chaos_listener(cfg, c->chaos_proxy);
     if (c->capture == NULL)
         return pt_router_listener(cfg, c->listener_port);
     switch (c->capture->direction) {

@@ -89,7 +89,8 @@ void pt_capture_on_timer(pt_conn_t *c);
 void pt_capture_on_conn_close(pt_conn_t *c);
 
 /* The route table a stream on connection c uses in snapshot cfg: the mesh table of its original
- * port, or the passthrough table, or the inbound table; for other connections their listener's.
+ * port, or the passthrough table, or the inbound table; an HTTP chaos proxy's connection, the
+ * proxy's table (by name); for other connections their listener's.
  * NULL when the snapshot has none (a reload took the sidecar away). */
 const pt_listener_config_t *pt_capture_route_table(const pt_config_t *cfg, const pt_conn_info_t *c);
 

@@ -76,6 +76,7 @@ typedef struct pt_conn_info {
      * "cluster.local/ns/a/sa/b"), in memory the connection owns; NULL without one. */
     const char *peer_principal;
     const pt_capture_t *capture; /* sidecar capture (direction, original destination), or NULL */
+    const char *chaos_proxy;     /* an HTTP chaos proxy's connection: its name; else NULL */
 } pt_conn_info_t;
 
 /* What a stream asks of the server codec that carries it; exchange is the codec's handle for

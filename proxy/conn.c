@@ -9,6 +9,7 @@
  * deadline sits in a worker list). */
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ static void on_handle_closed(pt_conn_t *c)
     atomic_fetch_sub(&n_conns, 1);
     PT_STAT_DEC(&w->stats, downstream_cx_active);
     free(c->capture);
+    free(c->chaos_proxy);
     free(c);
     pt_worker_check_drained(w);
 }
@@ -510,9 +512,19 @@ static pt_conn_t *conn_open(pt_worker_t *w, int fd, uint16_t port)
 
 void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc)
 {
-    pt_conn_t *c = conn_open(w, fd, lc->port);
+    uint16_t port = lc->port;
+    if (lc->chaos_proxy != NULL) { /* the store's socket: its port is not in the config */
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+            port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    pt_conn_t *c = conn_open(w, fd, port);
     if (c == NULL)
         return;
+    if (lc->chaos_proxy != NULL && (c->chaos_proxy = strdup(lc->chaos_proxy)) == NULL)
+        abort();
     const pt_proxy_settings_t *ps = &w->config->proxy;
     if (lc->tls != NULL && pt_tls_stream_start(c, on_write_done) != 0) {
         pt_conn_close(c, false);

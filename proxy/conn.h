@@ -78,12 +78,17 @@ struct pt_conn {
     bool is_handed_off;        /* the socket belongs to a relay now */
     bool may_be_h2c;           /* plaintext HTTP: the first bytes may be the HTTP/2 preface */
     pt_capture_t *capture;     /* sidecar capture listeners only (capture.h); else NULL */
+    /* An HTTP chaos proxy's connection: the proxy's name (malloc'd, freed with the connection),
+     * by which its streams find the route table (pt_config_chaos_listener) in their own
+     * snapshot, as others find theirs by listener_port. NULL otherwise. */
+    char *chaos_proxy;
 
     struct pt_tls_stream *tls; /* TLS terminated here (tls_stream.h); NULL: plaintext */
 };
 
 /* Serves fd, a connection just accepted on listener lc (worker.c's accept loop calls this; the
- * descriptor is owned from then on, closed on every path). */
+ * descriptor is owned from then on, closed on every path). lc may be an HTTP chaos proxy's route
+ * table (lc->chaos_proxy set; the chaos harness accepted fd on the proxy's socket). */
 void pt_conn_accept(pt_worker_t *w, int fd, const pt_listener_config_t *lc);
 
 /* Serves fd, a connection accepted for an explicit upstream (l4_proxy.c's direct sessions) that

@@ -58,7 +58,8 @@ static pt_http1_server_t *take(pt_conn_t *c)
                                .tcp = &c->tcp,
                                .listener_port = c->listener_port,
                                .peer_principal = c->peer_principal,
-                               .capture = c->capture};
+                               .capture = c->capture,
+                               .chaos_proxy = c->chaos_proxy};
     memcpy(s->info.peer_ip, c->peer_ip, sizeof(s->info.peer_ip));
     c->codec = s;
     return s;

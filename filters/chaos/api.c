@@ -121,6 +121,8 @@ static void out_proxy(out_t *o, const pt_chaos_proxy_t *p)
     out_printf(o, ",\"upstream\":");
     out_str(o, p->upstream);
     out_printf(o, ",\"enabled\":%s,", p->enabled ? "true" : "false");
+    /* Petrel's: what runs between listen and upstream (a ChaosProxy's spec.protocol). */
+    out_printf(o, "\"protocol\":\"%s\",", p->is_http ? "http" : "tcp");
     /* Read-only, and only when true: a ChaosProxy's spec.tls (Toxiproxy has no such field). */
     if (p->tls_ctx != NULL)
         out_printf(o, "\"tls\":true,");
@@ -212,10 +214,11 @@ static int read_proxy(req_t *r, const pt_json_t *o, const char *path, pt_chaos_p
     for (const pt_json_t *m = o->child; m != NULL; m = m->next)
         if (strcmp(m->key, "name") != 0 && strcmp(m->key, "listen") != 0 &&
             strcmp(m->key, "upstream") != 0 && strcmp(m->key, "enabled") != 0 &&
-            strcmp(m->key, "toxics") != 0 && strcmp(m->key, "tls") != 0) {
+            strcmp(m->key, "toxics") != 0 && strcmp(m->key, "tls") != 0 &&
+            strcmp(m->key, "protocol") != 0) {
             snprintf(msg, sizeof(msg),
                      "%s%s: unknown field (expected name, listen, upstream, "
-                     "enabled)",
+                     "enabled, protocol)",
                      path, m->key);
             answer_error(r, 400, msg);
             return -1;
@@ -237,6 +240,27 @@ static int read_proxy(req_t *r, const pt_json_t *o, const char *path, pt_chaos_p
                  "%stls: read-only: TLS is declared by a ChaosProxy's spec.tls in the config, "
                  "not over the API",
                  path);
+        answer_error(r, 400, msg);
+        return -1;
+    }
+    /* "protocol" is fixed too: "tcp" for the API's proxies (Toxiproxy's), "http" only for a
+     * ChaosProxy that declares spec.protocol HTTP, whose route table and cluster the config
+     * compiled. */
+    char protocol[8] = "";
+    if (get_string(r, o, path, "protocol", protocol, sizeof(protocol)) < 0)
+        return -1;
+    if (protocol[0] != '\0' && strcmp(protocol, "tcp") != 0 && strcmp(protocol, "http") != 0) {
+        snprintf(msg, sizeof(msg), "%sprotocol: must be \"tcp\" or \"http\", got \"%s\"", path,
+                 protocol);
+        answer_error(r, 400, msg);
+        return -1;
+    }
+    if (protocol[0] != '\0' && (strcmp(protocol, "http") == 0) != p->is_http) {
+        snprintf(msg, sizeof(msg),
+                 "%sprotocol: %s: an HTTP chaos proxy is declared by a ChaosProxy resource with "
+                 "spec.protocol HTTP in the config, not over the API",
+                 path,
+                 p->is_http ? "an HTTP chaos proxy stays one" : "a proxy made over the API is tcp");
         answer_error(r, 400, msg);
         return -1;
     }
@@ -398,6 +422,13 @@ static void serve_proxy(req_t *r, int method, pt_chaos_proxy_t *p, const char *b
         answer_error(r, 400, "name: a proxy cannot be renamed");
         return;
     }
+    if (p->is_http && strcmp(next.upstream, p->upstream) != 0) {
+        /* Its requests go to the cluster the config compiled from spec.upstream. */
+        answer_error(r, 400,
+                     "upstream: an HTTP chaos proxy's upstream is its ChaosProxy's spec.upstream: "
+                     "change it in the config");
+        return;
+    }
     pt_chaos_error_t e;
     if (pt_chaos_store_update(r->st, p, &next, &e) != 0) {
         answer_store_error(r, &e);
@@ -511,11 +542,13 @@ static const pt_json_t *parse_toxic_body(req_t *r, const char *body, size_t len)
     return check_toxic_fields(r, j) == 0 ? j : NULL;
 }
 
-/* The toxics of a chaos proxy (TCP toxics) or of a route (is_http: HTTP toxics), toxics[0..*n). */
+/* The toxics of a chaos proxy (TCP toxics; HTTP toxics on an HTTP proxy) or of a route (HTTP
+ * toxics), toxics[0..*n). */
 typedef struct toxic_list {
     pt_toxic_t *toxics;
     size_t *n;
-    bool is_http;
+    bool is_http;  /* HTTP toxics */
+    bool is_route; /* of a route */
 } toxic_list_t;
 
 static void serve_toxics(req_t *r, int method, toxic_list_t l, const char *body, size_t len)
@@ -537,10 +570,13 @@ static void serve_toxics(req_t *r, int method, toxic_list_t l, const char *body,
     if (ty < 0 || pt_toxic_is_http((pt_toxic_type_t)ty) != l.is_http) {
         char msg[BODY_ERR_MAX];
         snprintf(msg, sizeof(msg), "type: \"%s\" is not a %s", type,
-                 l.is_http ? "toxic type of a route (http_abort, http_delay, http_slow_body, "
-                             "http_drop_first)"
-                           : "toxic type of a proxy (latency, bandwidth, slow_close, timeout, "
-                             "reset_peer, slicer, limit_data; http_* toxics go on a route)");
+                 l.is_route  ? "toxic type of a route (http_abort, http_delay, http_slow_body, "
+                               "http_drop_first)"
+                 : l.is_http ? "toxic type of an HTTP proxy (http_abort, http_delay, "
+                               "http_slow_body, http_drop_first; TCP toxics go on a TCP proxy)"
+                             : "toxic type of a TCP proxy (latency, bandwidth, slow_close, "
+                               "timeout, reset_peer, slicer, limit_data; http_* toxics go on "
+                               "a route or an HTTP proxy)");
         answer_error(r, 400, type[0] ? msg : "type: missing");
         return;
     }
@@ -706,8 +742,8 @@ static void serve_routes(req_t *r, int method, const char *at, const char *end, 
             out_route(&r->out, rt);
         return;
     }
-    serve_toxic_path(r, method, (toxic_list_t){rt->toxics, &rt->n_toxics, true}, at, end, body,
-                     body_len);
+    serve_toxic_path(r, method, (toxic_list_t){rt->toxics, &rt->n_toxics, true, true}, at, end,
+                     body, body_len);
     pt_chaos_store_drop_route(r->st, rt); /* made for a POST that failed, or its last toxic went */
 }
 
@@ -750,8 +786,8 @@ void pt_chaos_api_serve(pt_chaos_store_t *st, int method, const char *path, size
         if (allow(&r, method, true, true, true))
             serve_proxy(&r, method, p, body, body_len);
     } else {
-        serve_toxic_path(&r, method, (toxic_list_t){p->toxics, &p->n_toxics, false}, at, end, body,
-                         body_len);
+        serve_toxic_path(&r, method, (toxic_list_t){p->toxics, &p->n_toxics, p->is_http, false}, at,
+                         end, body, body_len);
     }
     pt_arena_dispose(&r.arena);
     *status = r.status;

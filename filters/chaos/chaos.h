@@ -10,7 +10,8 @@
  *
  * TCP toxics are per direction (upstream: client -> server). HTTP toxics are per request and
  * sit on a VirtualService route (pt_chaos_route_t), named by the VirtualService and the route,
- * so they survive config reloads; the chaos_http filter (filters/chaos_http.c) applies them. */
+ * so they survive config reloads, or on an HTTP chaos proxy (is_http), whose connections the
+ * worker hands to the HTTP engine; the chaos_http filter (filters/chaos_http.c) applies them. */
 #ifndef PT_CHAOS_H
 #define PT_CHAOS_H
 
@@ -31,6 +32,11 @@ typedef struct pt_chaos_proxy {
     char upstream[PT_CHAOS_ADDR_MAX];      /* as given */
     struct sockaddr_storage upstream_addr; /* resolved when set */
     bool enabled;
+    /* A ChaosProxy with spec.protocol HTTP: a worker hands its connections to the HTTP engine
+     * with the route table the config compiled for it (pt_config_chaos_listener), and its
+     * toxics are HTTP toxics, applied per request by filters/chaos_http.c. Only a declaration
+     * makes one: the API's proxies are TCP. */
+    bool is_http;
     int listen_fd; /* the main thread's listening socket; -1 when disabled */
     uint64_t uid;  /* new whenever the listener or the upstream changes: sessions of an
                       older one are closed, workers reopen their listener */
@@ -76,6 +82,8 @@ typedef struct pt_chaos_snapshot {
 
 /* The proxy with uid in s, or NULL. */
 const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uint64_t uid);
+/* The proxy named name in s, or NULL. */
+const pt_chaos_proxy_t *pt_chaos_snapshot_find_name(const pt_chaos_snapshot_t *s, const char *name);
 /* The toxics of the route named route of the VirtualService "<namespace>/<name>", or NULL. */
 const pt_chaos_route_t *pt_chaos_snapshot_route(const pt_chaos_snapshot_t *s,
                                                 const char *virtual_service, const char *route);

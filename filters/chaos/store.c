@@ -141,6 +141,14 @@ const pt_chaos_proxy_t *pt_chaos_snapshot_find(const pt_chaos_snapshot_t *s, uin
     return NULL;
 }
 
+const pt_chaos_proxy_t *pt_chaos_snapshot_find_name(const pt_chaos_snapshot_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_proxies; i++)
+        if (strcmp(s->proxies[i].name, name) == 0)
+            return &s->proxies[i];
+    return NULL;
+}
+
 const pt_chaos_route_t *pt_chaos_snapshot_route(const pt_chaos_snapshot_t *s,
                                                 const char *virtual_service, const char *route)
 {
@@ -438,8 +446,9 @@ int pt_chaos_store_update(pt_chaos_store_t *st, pt_chaos_proxy_t *old, const pt_
         pt_chaos_store_publish(st);
         return -1;
     }
-    /* Sessions of the old listener or upstream end; a reopened listener is new to workers. */
-    if (moved || reroute || reopen || !next.enabled)
+    /* Sessions of the old listener, upstream or protocol end; a reopened listener is new to
+     * workers. */
+    if (moved || reroute || reopen || !next.enabled || next.is_http != old->is_http)
         next.uid = pt_chaos_store_uid(st);
     drop_counters(old->toxics, old->n_toxics, next.toxics, next.n_toxics);
     set_tls_ctx(&old->tls_ctx, next.tls_ctx); /* next's was borrowed */
@@ -472,6 +481,7 @@ static void from_decl(pt_chaos_store_t *st, pt_chaos_proxy_t *p, const pt_chaos_
     memcpy(p->listen, d->listen, sizeof(p->listen));
     memcpy(p->upstream, d->upstream, sizeof(p->upstream));
     p->enabled = d->enabled;
+    p->is_http = d->is_http;
     memcpy(p->toxics, d->toxics, d->n_toxics * sizeof(d->toxics[0]));
     p->n_toxics = d->n_toxics;
     for (size_t i = 0; i < p->n_toxics; i++)
@@ -489,7 +499,8 @@ static bool same_decl(const pt_chaos_decl_t *a, const pt_chaos_decl_t *b)
 {
     if (strcmp(a->name, b->name) != 0 || strcmp(a->listen, b->listen) != 0 ||
         strcmp(a->upstream, b->upstream) != 0 || a->enabled != b->enabled ||
-        a->n_toxics != b->n_toxics || (a->tls_ctx != NULL) != (b->tls_ctx != NULL))
+        a->is_http != b->is_http || a->n_toxics != b->n_toxics ||
+        (a->tls_ctx != NULL) != (b->tls_ctx != NULL))
         return false;
     for (size_t i = 0; i < a->n_toxics; i++) {
         pt_toxic_t x = a->toxics[i], y = b->toxics[i];

@@ -1,6 +1,8 @@
 /* filters/chaos/toxics.c
  * The TCP toxics as one L4 filter (l4_filter.h), and the worker's side of the chaos store
- * (chaos.h): the listeners of the chaos proxies and the rebinding of open sessions.
+ * (chaos.h): the listeners of the chaos proxies and the rebinding of open sessions. A connection
+ * to an HTTP chaos proxy is not relayed: it goes to the HTTP engine (proxy/conn.c) with the route
+ * table the config compiled for the proxy, and filters/chaos_http.c applies its toxics.
  *
  * A session's instance copies the toxics of its proxy (so it needs no snapshot ref) and rolls
  * each toxic's toxicity once, when it first sees that toxic. With no toxic active in a
@@ -18,6 +20,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "../../proxy/conn.h"
 #include "../../proxy/l4_proxy.h"
 #include "../../proxy/list.h"
 #include "../../proxy/log.h"
@@ -427,18 +430,46 @@ const pt_l4_filter_ops_t pt_l4_chaos_ops = {
 };
 
 /* A connection accepted on the listener of chaos proxy proxy_uid: relayed to its upstream
- * through the chaos filter, or closed when the proxy is gone. */
+ * through the chaos filter, or for an HTTP proxy served by the HTTP engine with the proxy's
+ * route table in the worker's config; closed when the proxy is gone, or when that config has no
+ * table for it. */
 static void chaos_accept(pt_worker_t *w, int fd, uint64_t proxy_uid)
 {
     chaos_worker_t *cw = chaos_worker(w);
     const pt_chaos_proxy_t *p =
         cw->snap != NULL ? pt_chaos_snapshot_find(cw->snap, proxy_uid) : NULL;
-    if (p == NULL) {
+    const pt_listener_config_t *lc =
+        p != NULL && p->is_http ? pt_config_chaos_listener(w->config, p->name) : NULL;
+    if (p == NULL || (p->is_http && lc == NULL)) {
         close(fd);
+        return;
+    }
+    if (p->is_http) {
+        pt_conn_accept(w, fd, lc);
         return;
     }
     pt_l4_filter_t f = {.ops = &pt_l4_chaos_ops, .conf = (const void *)(uintptr_t)proxy_uid};
     pt_l4_proxy_accept_direct(w, fd, (const struct sockaddr *)&p->upstream_addr, p->tls_ctx, &f, 1);
+}
+
+/* The connections of HTTP proxies of old that next no longer serves as they were (gone,
+ * disabled, moved, another upstream) finish: idle ones close now, busy ones after their
+ * response, as TCP sessions of such a proxy close. */
+static void end_http_connections(pt_worker_t *w, const pt_chaos_snapshot_t *old,
+                                 const pt_chaos_snapshot_t *next)
+{
+    for (size_t i = 0; old != NULL && i < old->n_proxies; i++) {
+        const pt_chaos_proxy_t *was = &old->proxies[i];
+        const pt_chaos_proxy_t *now = pt_chaos_snapshot_find(next, was->uid);
+        if (!was->is_http || (now != NULL && now->enabled))
+            continue;
+        for (pt_list_t *n = w->conns.next, *after; n != &w->conns; n = after) {
+            after = n->next; /* draining may close and unlink it */
+            pt_conn_t *c = PT_CONTAINER_OF(n, pt_conn_t, link);
+            if (c->chaos_proxy != NULL && strcmp(c->chaos_proxy, was->name) == 0)
+                pt_conn_drain(c);
+        }
+    }
 }
 
 /* Serves snap from now on: listeners open and close, open sessions take the new toxics, and
@@ -474,6 +505,7 @@ static void worker_apply(pt_worker_t *w, void *next)
     }
     pt_chaos_snapshot_t *old = cw->snap;
     cw->snap = snap;
+    end_http_connections(w, old, snap);
     /* Open sessions take the new toxics; those of a proxy gone or disabled end. */
     pt_list_t *n = cw->sessions.next;
     while (n != &cw->sessions) {

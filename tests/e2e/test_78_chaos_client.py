@@ -58,7 +58,7 @@ def test_npm_client_every_endpoint_and_toxic(api, tcp_echo):
     ("POST", "/proxies", b'{"name": "x", "upstream": "127.0.0.1"}', 400,
      "upstream: \"127.0.0.1\" is not host:port"),
     ("POST", "/proxies", b'{"name": "x", "upstream": "127.0.0.1:1", "lisen": "1"}', 400,
-     "lisen: unknown field (expected name, listen, upstream, enabled)"),
+     "lisen: unknown field (expected name, listen, upstream, enabled, protocol)"),
     ("POST", "/populate", b'[{"name": "x"}]', 400, "[0].upstream: missing"),
 ])
 def test_bad_requests_answer_with_toxiproxy_errors(api, method, path, body, status, error):

@@ -1,6 +1,7 @@
 /* tests/unit/config/chaos_proxy.c: a ChaosProxy's spec.tls, read with a Gateway server's fields
  * (config/kind_gateway.c) into a server context built as a Gateway's (config/tls_contexts.c),
- * its files watched, and the errors that name the file, line, column and field. */
+ * its files watched, and the errors that name the file, line, column and field; spec.protocol
+ * HTTP, compiled into a route table and a cluster of the proxy's own (config/compile.c). */
 #include "test.h"
 
 #include <stdlib.h>
@@ -105,4 +106,118 @@ TEST(chaos_tls_errors_name_the_field)
     pt_config_errors_dispose(&e);
     test_ca_free(&ca);
     test_certs_remove();
+}
+
+static pt_config_t *load_http(const char *upstream, const char *extra, pt_config_errors_t *e)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "apiVersion: petrel.io/v1alpha1\n"
+             "kind: ChaosProxy\n"
+             "metadata: {name: shop}\n"
+             "spec:\n"
+             "  protocol: HTTP\n"
+             "  upstream: %s\n"
+             "%s",
+             upstream, extra);
+    return load_str("c.yaml", yaml, e);
+}
+
+TEST(chaos_http_compiles_a_route_table_and_a_cluster)
+{
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_http(
+        "127.0.0.1:8080", "  toxics:\n  - {type: http_abort, attributes: {status: 503}}\n", &e);
+    if (c == NULL)
+        dump(&e);
+    ASSERT(c != NULL);
+    ASSERT(c->chaos_proxies[0].is_http);
+    ASSERT_EQ(c->chaos_proxies[0].n_toxics, 1);
+    ASSERT_EQ(c->n_listeners, 0); /* workers open nothing: the store owns the socket */
+    ASSERT_EQ(c->n_chaos_listeners, 1);
+    const pt_listener_config_t *l = pt_config_chaos_listener(c, "shop");
+    ASSERT(l != NULL && l->protocol == PT_LISTENER_HTTP);
+    ASSERT_STREQ(l->chaos_proxy, "shop");
+    ASSERT(pt_config_chaos_listener(c, "other") == NULL);
+    const pt_vhost_t *vh = pt_config_find_vhost(l, "anything.example:81", 19);
+    ASSERT(vh != NULL && vh->n_routes == 1);
+    const pt_http_route_t *r = &vh->routes[0];
+    ASSERT_STREQ(r->name, "shop");
+    ASSERT_STREQ(r->chaos_proxy, "shop");
+    ASSERT(r->n_matches == 0 && r->n_clusters == 1);
+    ASSERT(r->retry != NULL && r->retry->attempts == 0); /* the upstream's answers, as they are */
+    const pt_cluster_t *cl = r->clusters[0].cluster;
+    ASSERT_STREQ(cl->name, "chaos|shop");
+    ASSERT_EQ(cl->n_endpoints, 1);
+    ASSERT_STREQ(cl->endpoints[0].address, "127.0.0.1");
+    ASSERT_EQ(cl->endpoints[0].port, 8080);
+    ASSERT_EQ(c->n_clusters, 1);
+    ASSERT_EQ(c->n_dns_hosts, 0);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+
+    /* A name goes through the resolver, as a ServiceEntry with resolution DNS. */
+    c = load_http("Shop.Internal:9090", "", &e);
+    ASSERT(c != NULL);
+    ASSERT_EQ(c->n_dns_hosts, 1);
+    ASSERT_STREQ(c->dns_hosts[0], "shop.internal");
+    ASSERT_STREQ(c->clusters[0]->name, "chaos|shop");
+    ASSERT_EQ(c->clusters[0]->port, 9090);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+
+    /* TCP (the default) compiles nothing of the kind. */
+    c = load_str("c.yaml",
+                 "apiVersion: petrel.io/v1alpha1\nkind: ChaosProxy\nmetadata: {name: db}\n"
+                 "spec: {upstream: 127.0.0.1:5432, protocol: TCP}\n",
+                 &e);
+    ASSERT(c != NULL && !c->chaos_proxies[0].is_http);
+    ASSERT_EQ(c->n_chaos_listeners, 0);
+    ASSERT_EQ(c->n_clusters, 0);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
+
+TEST(chaos_http_errors_name_the_field)
+{
+    pt_config_errors_t e = {0};
+    ASSERT(load_str("c.yaml",
+                    "apiVersion: petrel.io/v1alpha1\nkind: ChaosProxy\nmetadata: {name: db}\n"
+                    "spec:\n  upstream: 127.0.0.1:5432\n  protocol: GRPC\n",
+                    &e) == NULL);
+    ASSERT(has_error(&e, "c.yaml:6:3: spec.protocol: must be TCP or HTTP, got \"GRPC\""));
+    pt_config_errors_dispose(&e);
+
+    ASSERT(load_http("127.0.0.1:8080", "  toxics:\n  - {type: latency, attributes: {latency: 5}}\n",
+                     &e) == NULL);
+    ASSERT(has_error(&e, "c.yaml:8:6: spec.toxics[0].type: \"latency\" is a TCP toxic: an HTTP "
+                         "chaos proxy (spec.protocol HTTP) takes HTTP toxics (http_abort, "
+                         "http_delay, http_slow_body, http_drop_first)"));
+    pt_config_errors_dispose(&e);
+
+    ASSERT(load_str("c.yaml",
+                    "apiVersion: petrel.io/v1alpha1\nkind: ChaosProxy\nmetadata: {name: db}\n"
+                    "spec:\n  upstream: 127.0.0.1:5432\n  toxics:\n  - {type: http_delay}\n",
+                    &e) == NULL);
+    ASSERT(has_error_containing(&e, "c.yaml:7:6: spec.toxics[0].type: \"http_delay\" is an HTTP "
+                                    "toxic: it goes on an HTTP chaos proxy"));
+    pt_config_errors_dispose(&e);
+
+    ASSERT(load_http(":8080", "", &e) == NULL);
+    ASSERT(has_error_containing(&e, "c.yaml:6:3: spec.upstream: an HTTP chaos proxy's upstream is "
+                                    "an IP"));
+    pt_config_errors_dispose(&e);
+    ASSERT(load_http("*.shop:8080", "", &e) == NULL);
+    ASSERT_EQ(e.n, 1);
+    pt_config_errors_dispose(&e);
+    pt_config_t *c = load_http("\"[::1]:8080\"", "", &e);
+    ASSERT(c != NULL);
+    ASSERT_STREQ(c->clusters[0]->endpoints[0].address, "::1");
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+
+    ASSERT(load_http("127.0.0.1:8080", "  tls: {serverCertificate: /x.crt, privateKey: /x.key}\n",
+                     &e) == NULL);
+    ASSERT(has_error_containing(&e, "c.yaml:7:3: spec.tls: not built yet on an HTTP chaos proxy"));
+    pt_config_errors_dispose(&e);
 }
