@@ -1,17 +1,17 @@
 /* proxy/h2_mem.c
  * Each block has a 16-byte header before what nghttp2 sees (alignment kept for any type): its
- * class, or PT_H2_MEM_CLASSES for one from malloc. realloc within the class is free. */
+ * class, or PT_H2_MEM_CLASSES for one from malloc, whose usable size follows. realloc within
+ * the block's size is free. */
 #include "h2_mem.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define HEADER 16
-#define SMALLEST 64
-/* Per class: at most 448 KiB kept per worker. Under AddressSanitizer nothing is kept, so a
- * use after free of a block nghttp2 let go is still reported. */
+
+/* Bytes kept on the lists per worker. Under AddressSanitizer nothing is kept, so a use after
+ * free of a block nghttp2 let go is still reported. */
 #if defined(__SANITIZE_ADDRESS__)
 #define KEEP_BYTES 0
 #elif defined(__has_feature)
@@ -20,42 +20,39 @@
 #endif
 #endif
 #ifndef KEEP_BYTES
-#define KEEP_BYTES (64 * 1024)
+#define KEEP_BYTES (256 * 1024)
 #endif
 
-static size_t class_size(unsigned c)
-{
-    return (size_t)SMALLEST << c;
-}
+typedef struct header {
+    uint32_t class; /* PT_H2_MEM_CLASSES: from malloc, size below */
+    uint32_t unused;
+    size_t size; /* usable bytes (a class's size, or what malloc was asked for) */
+} header_t;
 
-static unsigned class_of(size_t n)
-{
-    unsigned c = 0;
-    while (c < PT_H2_MEM_CLASSES && class_size(c) < n)
-        c++;
-    return c; /* PT_H2_MEM_CLASSES: too large for any */
-}
+_Static_assert(sizeof(header_t) == HEADER, "the header keeps 16-byte alignment");
 
-static unsigned *header_of(void *p)
+static header_t *header_of(void *p)
 {
-    return (unsigned *)((char *)p - HEADER);
+    return (header_t *)((char *)p - HEADER);
 }
 
 static void *h2_malloc(size_t n, void *ud)
 {
     pt_h2_mem_t *m = ud;
-    unsigned c = class_of(n);
-    unsigned *h;
+    size_t c = n == 0 ? 0 : (n - 1) / PT_H2_MEM_STEP;
+    header_t *h;
     if (c < PT_H2_MEM_CLASSES && m->free[c] != NULL) {
         h = m->free[c];
         memcpy(&m->free[c], h, sizeof(void *));
-        m->free_bytes[c] -= class_size(c);
+        h->class = (uint32_t)c; /* the link was written over it */
+        m->kept_bytes -= h->size;
     } else {
-        h = malloc(HEADER + (c < PT_H2_MEM_CLASSES ? class_size(c) : n));
-        if (h == NULL)
+        size_t size = c < PT_H2_MEM_CLASSES ? (c + 1) * PT_H2_MEM_STEP : n;
+        if ((h = malloc(HEADER + size)) == NULL)
             return NULL; /* nghttp2 reports NGHTTP2_ERR_NOMEM */
+        h->class = c < PT_H2_MEM_CLASSES ? (uint32_t)c : PT_H2_MEM_CLASSES;
+        h->size = size;
     }
-    *h = c;
     return (char *)h + HEADER;
 }
 
@@ -64,15 +61,15 @@ static void h2_free(void *p, void *ud)
     if (p == NULL)
         return;
     pt_h2_mem_t *m = ud;
-    unsigned *h = header_of(p);
-    unsigned c = *h;
-    if (c >= PT_H2_MEM_CLASSES || m->free_bytes[c] + class_size(c) > KEEP_BYTES) {
+    header_t *h = header_of(p);
+    if (h->class >= PT_H2_MEM_CLASSES || m->kept_bytes + h->size > KEEP_BYTES) {
         free(h);
         return;
     }
-    memcpy(h, &m->free[c], sizeof(void *));
+    uint32_t c = h->class;
+    memcpy(h, &m->free[c], sizeof(void *)); /* the link, over the header's first word */
     m->free[c] = h;
-    m->free_bytes[c] += class_size(c);
+    m->kept_bytes += h->size;
 }
 
 static void *h2_calloc(size_t nmemb, size_t size, void *ud)
@@ -93,20 +90,13 @@ static void *h2_realloc(void *p, size_t n, void *ud)
         h2_free(p, ud);
         return NULL;
     }
-    unsigned c = *header_of(p);
-    if (c < PT_H2_MEM_CLASSES && n <= class_size(c))
+    size_t old = header_of(p)->size;
+    if (n <= old)
         return p;
-    if (c >= PT_H2_MEM_CLASSES && class_of(n) >= PT_H2_MEM_CLASSES) {
-        unsigned *h = realloc(header_of(p), HEADER + n);
-        return h != NULL ? (char *)h + HEADER : NULL;
-    }
     void *q = h2_malloc(n, ud);
     if (q == NULL)
         return NULL;
-    /* The old block's size: its class's, or at least n for one from malloc that shrinks
-     * into a class (the copy takes what fits). */
-    size_t old = c < PT_H2_MEM_CLASSES ? class_size(c) : n;
-    memcpy(q, p, old < n ? old : n);
+    memcpy(q, p, old);
     h2_free(p, ud);
     return q;
 }
@@ -118,7 +108,7 @@ nghttp2_mem pt_h2_mem_of(pt_h2_mem_t *m)
 
 void pt_h2_mem_dispose(pt_h2_mem_t *m)
 {
-    for (unsigned c = 0; c < PT_H2_MEM_CLASSES; c++) {
+    for (size_t c = 0; c < PT_H2_MEM_CLASSES; c++) {
         void *h = m->free[c];
         while (h != NULL) {
             void *next;
@@ -127,6 +117,6 @@ void pt_h2_mem_dispose(pt_h2_mem_t *m)
             h = next;
         }
         m->free[c] = NULL;
-        m->free_bytes[c] = 0;
     }
+    m->kept_bytes = 0;
 }
