@@ -77,6 +77,7 @@ typedef struct pt_conn_info {
     const char *peer_principal;
     const pt_capture_t *capture; /* sidecar capture (direction, original destination), or NULL */
     const char *chaos_proxy;     /* an HTTP chaos proxy's connection: its name; else NULL */
+    bool is_tls;                 /* TLS terminated here: x-forwarded-proto is https */
 } pt_conn_info_t;
 
 /* What a stream asks of the server codec that carries it; exchange is the codec's handle for

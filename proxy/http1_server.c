@@ -59,7 +59,8 @@ static pt_http1_server_t *take(pt_conn_t *c)
                                .listener_port = c->listener_port,
                                .peer_principal = c->peer_principal,
                                .capture = c->capture,
-                               .chaos_proxy = c->chaos_proxy};
+                               .chaos_proxy = c->chaos_proxy,
+                               .is_tls = c->tls != NULL};
     memcpy(s->info.peer_ip, c->peer_ip, sizeof(s->info.peer_ip));
     c->codec = s;
     return s;

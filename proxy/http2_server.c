@@ -879,7 +879,8 @@ static h2_server_t *start(pt_conn_t *c)
                                .listener_port = c->listener_port,
                                .peer_principal = c->peer_principal,
                                .capture = c->capture,
-                               .chaos_proxy = c->chaos_proxy};
+                               .chaos_proxy = c->chaos_proxy,
+                               .is_tls = c->tls != NULL};
     memcpy(s->info.peer_ip, c->peer_ip, sizeof(s->info.peer_ip));
     nghttp2_session_callbacks *cbs;
     nghttp2_session_callbacks_new(&cbs);

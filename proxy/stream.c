@@ -962,7 +962,9 @@ pt_http_msg_t *pt_stream_request_head(pt_stream_t *st, pt_str_t authority)
     memcpy(p, peer.base, peer.len);
     p += peer.len;
     out[n++] = (pt_header_t){PT_STR_LIT("x-forwarded-for"), {xff, (size_t)(p - xff)}, 0};
-    out[n++] = (pt_header_t){PT_STR_LIT("x-forwarded-proto"), PT_STR_LIT("http"), 0};
+    /* As Envoy: the scheme of the client's connection to Petrel (mesh mTLS included). */
+    out[n++] = (pt_header_t){PT_STR_LIT("x-forwarded-proto"),
+                             st->conn->is_tls ? PT_STR_LIT("https") : PT_STR_LIT("http"), 0};
     out[n++] = (pt_header_t){PT_STR_LIT("x-request-id"), pt_str(st->request_id), 0};
     /* Istio turns on Envoy's includeRequestAttemptCount on every virtual host. A mirror's copy
      * goes before the first attempt and counts as it. */
