@@ -295,17 +295,8 @@ void pt__cfg_read_chaos_proxy(pt_cfg_cx_t *cx, pt_res_set_t *set, const pt_res_m
     }
     if (f[CP_TLS] != NULL) {
         pt_cfg_path_t tlp = PT_PATH_KEY(&sp, "tls");
-        if (d->is_http) {
-            /* The HTTP engine finds a connection's TLS context by its listener port, which a
-             * chaos proxy's socket (the store's) does not have in the config. */
-            pt__cfg_error(cx, f[CP_TLS], &tlp,
-                          "not built yet on an HTTP chaos proxy (spec.protocol HTTP): terminate "
-                          "TLS on a TCP chaos proxy, or put a Gateway HTTPS server in front");
-            ok = false;
-        } else {
-            r->tls = pt__cfg_read_chaos_tls(cx, f[CP_TLS], &tlp);
-            ok &= r->tls != NULL;
-        }
+        r->tls = pt__cfg_read_chaos_tls(cx, f[CP_TLS], &tlp);
+        ok &= r->tls != NULL;
     }
     snprintf(r->where, sizeof(r->where), "%s:%d:%d", meta->doc->file, meta->doc->line,
              meta->doc->col);

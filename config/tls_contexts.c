@@ -207,11 +207,28 @@ void pt__cfg_build_tls(pt_cfg_cx_t *cx, const pt_res_set_t *set, pt_config_t *c)
 {
     size_t cap = 0;
     build_gateway_tls(cx, set, c, &cap);
-    /* A ChaosProxy that terminates TLS gets a Gateway TLS server's context, its files watched
-     * alike (compile.c copied set->chaos into c->chaos_proxies in order). */
-    for (size_t i = 0; i < set->n_chaos && i < c->n_chaos_proxies; i++)
-        if (set->chaos[i]->tls != NULL)
-            c->chaos_proxies[i].tls_ctx = build_server(cx, c, set->chaos[i]->tls, false, &cap);
+    /* A ChaosProxy that terminates TLS gets a Gateway server's context, its files watched
+     * alike (compile.c copied set->chaos into c->chaos_proxies in order): a TLS server's for a
+     * TCP proxy, an HTTPS server's (ALPN h2, http/1.1) for an HTTP one, whose route table then
+     * terminates TLS as an HTTPS listener does, with that one server for every SNI. */
+    for (size_t i = 0; i < set->n_chaos && i < c->n_chaos_proxies; i++) {
+        pt_chaos_decl_t *d = &c->chaos_proxies[i];
+        if (set->chaos[i]->tls == NULL)
+            continue;
+        d->tls_ctx = build_server(cx, c, set->chaos[i]->tls, d->is_http, &cap);
+        pt_listener_config_t *l = d->is_http && d->tls_ctx != NULL
+                                      ? (pt_listener_config_t *)pt_config_chaos_listener(c, d->name)
+                                      : NULL;
+        if (l == NULL)
+            continue;
+        pt_listener_tls_t *lt = pt_arena_calloc(cx->out, sizeof(*lt));
+        pt_tls_server_t *ts = pt_arena_calloc(cx->out, sizeof(*ts));
+        ts->kind = PT_TLS_SERVER_HTTPS;
+        ts->ctx = d->tls_ctx;
+        lt->servers = ts;
+        lt->n_servers = 1;
+        l->tls = lt;
+    }
     const pt_identity_settings_t *id = &c->proxy.identity;
     if (id->certificate_chain != NULL && id->private_key != NULL && id->root_certificates != NULL) {
         const pt_cfg_node_t *node = set->n_proxies ? set->proxies[0]->identity : NULL;

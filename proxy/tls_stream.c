@@ -325,7 +325,12 @@ static unsigned start_engine(pt_conn_t *c)
     } else if (ts->direct_ctx != NULL) {
         ctx = ts->direct_ctx; /* one server, whatever the SNI */
     } else {
-        const pt_listener_config_t *lc = pt_router_listener(c->worker->config, c->listener_port);
+        /* An HTTP chaos proxy's table is found by its name: the store's socket has no port
+         * in the config. */
+        const pt_config_t *cfg = c->worker->config;
+        const pt_listener_config_t *lc = c->chaos_proxy != NULL
+                                             ? pt_config_chaos_listener(cfg, c->chaos_proxy)
+                                             : pt_router_listener(cfg, c->listener_port);
         if (lc == NULL || lc->tls == NULL || lc->tls->n_servers == 0) {
             fail(c, true, "the listener no longer terminates TLS");
             return 0;

@@ -12,7 +12,10 @@ the test CA (tests/lib/certs.py).
   - a plaintext client fails the handshake and the upstream sees no connection;
   - a rotated certificate serves new handshakes; a reload with a broken tls is refused and the
     running proxy stays;
-  - `petrel validate` names file:line:col and the field of a bad tls.
+  - `petrel validate` names file:line:col and the field of a bad tls;
+  - an HTTP chaos proxy (spec.protocol HTTP) with tls: HTTPS by http.client (HTTP/1.1) and curl
+    (HTTP/2 by ALPN), the certificate verified, x-forwarded-proto https to the upstream; an http_abort set over the API answers both
+    with its status and the origin sees none of those requests.
 """
 
 import http.client
@@ -20,6 +23,7 @@ import os
 import socket
 import ssl
 import statistics
+import subprocess
 import time
 
 import pytest
@@ -210,3 +214,42 @@ spec:
             "privateKey" % f) in err, err
     assert ("%s:14:9: spec.tls.mode: mode MUTUAL is not supported on a ChaosProxy" % f) in err, err
     assert ("%s:21:3: spec.tls: %s/nope.crt: cannot read the certificate chain" % (f, tmp_path)) in err and "nope.crt" in err, err
+
+
+def test_http_chaos_proxy_terminates_tls_and_aborts_per_request(petrel, origin, certs):
+    doc = chaos_tls_doc(origin.port, certs["crt"], certs["key"])
+    doc["spec"]["protocol"] = "HTTP"
+    api = ChaosApi(free_port())
+    petrel([doc], proxy_spec=chaos_proxy_spec(api.port))
+    proxy = api.ok("GET", "/proxies/shop-tls")
+    assert proxy["tls"] is True and proxy["protocol"] == "http", proxy
+    port = int(proxy["listen"].rsplit(":", 1)[1])
+    conn = https_conn(port, certs["ca"])
+    try:
+        assert get(conn)[0] == 200
+    finally:
+        conn.close()
+    req = origin.wait_requests(1)[0]
+    assert req.path == "/chaos"
+    assert req.header_all("x-forwarded-proto") == ["https"], req.headers  # as Envoy says it
+
+    def curl_h2():
+        out = subprocess.run(
+            ["curl", "-sS", "--http2", "--cacert", certs["ca"], "--resolve",
+             "%s:%d:127.0.0.1" % (HOST, port), "-o", "/dev/null",
+             "-w", "%{http_version} %{http_code}", "https://%s:%d/h2" % (HOST, port)],
+            capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert curl_h2() == "2 200"
+    assert len(origin.wait_requests(2)) == 2
+    api.ok("POST", "/proxies/shop-tls/toxics",
+           {"name": "down", "type": "http_abort", "attributes": {"status": 503}})
+    conn = https_conn(port, certs["ca"])
+    try:
+        assert get(conn)[0] == 503
+    finally:
+        conn.close()
+    assert curl_h2() == "2 503"
+    assert len(origin.requests) == 2  # the aborted requests never left Petrel

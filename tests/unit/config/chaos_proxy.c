@@ -218,6 +218,30 @@ TEST(chaos_http_errors_name_the_field)
 
     ASSERT(load_http("127.0.0.1:8080", "  tls: {serverCertificate: /x.crt, privateKey: /x.key}\n",
                      &e) == NULL);
-    ASSERT(has_error_containing(&e, "c.yaml:7:3: spec.tls: not built yet on an HTTP chaos proxy"));
+    ASSERT(has_error_containing(&e, "c.yaml:7:3: spec.tls: /x.crt: cannot read"));
     pt_config_errors_dispose(&e);
+}
+
+TEST(chaos_http_tls_terminates_on_its_route_table)
+{
+    test_ca_t ca = test_ca_new("chaos");
+    char crt[256], key[256], tls[700];
+    test_leaf_write(&ca, "shop", "DNS:shop.example.com", -1, 10, crt, key);
+    snprintf(tls, sizeof(tls), "  tls: {serverCertificate: %s, privateKey: %s}\n", crt, key);
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_http("127.0.0.1:8080", tls, &e);
+    if (c == NULL)
+        dump(&e);
+    ASSERT(c != NULL);
+    ASSERT(c->chaos_proxies[0].tls_ctx != NULL); /* GET /proxies shows "tls": true */
+    const pt_listener_config_t *l = pt_config_chaos_listener(c, "shop");
+    ASSERT(l != NULL && l->tls != NULL);
+    ASSERT_EQ(l->tls->n_servers, 1);
+    ASSERT_EQ(l->tls->servers[0].kind, PT_TLS_SERVER_HTTPS); /* ALPN h2, http/1.1 */
+    ASSERT(l->tls->servers[0].ctx == c->chaos_proxies[0].tls_ctx);
+    ASSERT_EQ(c->n_tls_files, 2); /* watched as a Gateway's */
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+    test_ca_free(&ca);
+    test_certs_remove();
 }
