@@ -136,6 +136,8 @@ def test_https_servers_chosen_by_sni(tmp_path, certs, origin):
         ctx = client_ctx(certs)
         st, body, cn = https_get(port, ctx, "a.example.com")
         assert (st, cn) == (200, "a") and b'"path": "/echo"' in body.replace(b'":"', b'": "')
+        # The origin learns the client's scheme, as Envoy tells it.
+        assert origin.wait_requests(1)[-1].header_all("x-forwarded-proto") == ["https"]
         assert https_get(port, ctx, "y.wild.example")[2] == "wild"
         assert https_get(port, ctx, "x.wild.example")[2] == "exact"  # exact before wildcard
         # no SNI: the first server's certificate
