@@ -619,7 +619,7 @@ static void serve_toxic(req_t *r, int method, toxic_list_t l, size_t i, const ch
         return;
     }
     if (method == HTTP_DELETE) {
-        pt_toxic_counters_unref(l.toxics[i].counters);
+        pt_toxic_release(&l.toxics[i]);
         memmove(&l.toxics[i], &l.toxics[i + 1], (*l.n - i - 1) * sizeof(l.toxics[0]));
         (*l.n)--;
         pt_chaos_store_publish(r->st);
