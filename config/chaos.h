@@ -1,19 +1,41 @@
 /* config/chaos.h
  * The chaos harness's model, shared by the ChaosProxy kind (config/kind_chaos_proxy.c) and the
  * Toxiproxy-compatible API (filters/chaos/api.c) so that both accept the same toxics with the
- * same checks: the toxic types, their attributes with units and ranges, and a declared proxy.
- * Toxics are Toxiproxy's, per direction (upstream: client -> server). */
+ * same checks: the toxic types, their attributes with units and ranges, an HTTP toxic's match[]
+ * (config/chaos_match.c), and a declared proxy. Toxics are Toxiproxy's, per direction (upstream:
+ * client -> server). */
 #ifndef PT_CONFIG_CHAOS_H
 #define PT_CONFIG_CHAOS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "arena.h"
 
 #define PT_CHAOS_NAME_MAX 64     /* bytes of a proxy's or a toxic's name, NUL included */
 #define PT_CHAOS_ADDR_MAX 128    /* bytes of a listen or upstream "host:port" */
 #define PT_CHAOS_MAX_TOXICS 16   /* per proxy */
 #define PT_CHAOS_MAX_PROXIES 256 /* per process */
+#define PT_TOXIC_MAX_MATCHES 16  /* entries of an HTTP toxic's match[] */
+
+struct pt_http_match; /* config.h, which includes this header */
+struct pt_cfg_node;   /* node.h */
+
+/* An HTTP toxic's own match[]: Istio's HTTPMatchRequest list, read and compiled by the
+ * VirtualService's reader (uri, scheme, method, authority, headers, withoutHeaders,
+ * queryParams, ignoreUriCase) and evaluated by the router's code, so that a toxic selects
+ * requests exactly as a route does. Immutable once made and refcounted: every copy of the toxic
+ * that holds it (a config snapshot's declaration, the chaos store's toxic and declarations, each
+ * chaos snapshot) holds one ref, dropped from any thread. */
+typedef struct pt_toxic_match {
+    atomic_uint refs;
+    pt_arena_t arena;                    /* owns everything below, the regexes included */
+    const struct pt_http_match *matches; /* any one accepting a request selects it */
+    size_t n_matches;                    /* 1..PT_TOXIC_MAX_MATCHES */
+    const char *json;                    /* the list as given, in compact JSON (the API's GET) */
+} pt_toxic_match_t;
 
 typedef enum pt_toxic_type {
     PT_TOXIC_LATENCY = 0, /* latency, jitter (ms): each chunk delayed by latency +- jitter */
@@ -46,6 +68,9 @@ typedef struct pt_toxic {
     int64_t ttl_ms;   /* the toxic removes itself this long after it was made; 0: never */
     int64_t max_hits; /* blast-radius cap: sessions it affects at most, ever; 0: no cap */
     bool dry_run;     /* affects nothing; counts the sessions it would have affected */
+    /* HTTP toxics: the requests it applies to (rolls its toxicity for, counts); NULL: every
+     * request of its route or proxy. One ref per copy held, as counters. */
+    pt_toxic_match_t *match;
     /* The store's (filters/chaos), never a declaration's: */
     uint64_t expires_ms;                /* main loop's uv_now when ttl_ms ends; 0: never */
     struct pt_toxic_counters *counters; /* its hits, shared by the workers; one ref */
@@ -81,7 +106,21 @@ bool pt_chaos_is_valid_name(const char *s);
 /* Toxiproxy's default name of a toxic: "<type>_<stream>" into out. */
 void pt_toxic_default_name(const pt_toxic_t *t, char *out, size_t cap);
 
-/* A chaos proxy as the ChaosProxy kind declares it (snapshot arena). */
+/* Takes a ref on m (NULL: nothing to do). */
+void pt_toxic_match_ref(pt_toxic_match_t *m);
+/* Drops a ref on m (NULL: nothing to do); the last one frees it, on whichever thread. */
+void pt_toxic_match_unref(pt_toxic_match_t *m);
+/* Whether a and b (either may be NULL) select the same requests: the same list as given. */
+bool pt_toxic_match_equal(const pt_toxic_match_t *a, const pt_toxic_match_t *b);
+/* Compiles the match[] list n (a node tree: the API converts its JSON, config/node.h), checked
+ * as a ChaosProxy toxic's `match` is. Returns 0 with *out set (one ref, the caller's; NULL for an
+ * empty list, which selects every request), or -1 with the first error in err, field first:
+ * "match[0].uri.prefx: unknown field; did you mean \"prefix\"? (<n's file>, line 1, column 30)". */
+int pt_toxic_match_compile(const struct pt_cfg_node *n, pt_toxic_match_t **out, char *err,
+                           size_t err_cap);
+
+/* A chaos proxy as the ChaosProxy kind declares it (snapshot arena; its toxics' matches hold one
+ * ref each, released with that arena). */
 typedef struct pt_chaos_decl {
     char name[PT_CHAOS_NAME_MAX];
     char listen[PT_CHAOS_ADDR_MAX];

@@ -20,7 +20,9 @@
  * context builder: kind_gateway.c, tls_contexts.c), so the toxics act on the plaintext. With
  * protocol HTTP the HTTP engine runs between listen and upstream (compile.c makes its route
  * table and cluster) and the toxics are HTTP toxics, per request; TCP toxics are refused there,
- * as HTTP toxics are on a TCP proxy. */
+ * as HTTP toxics are on a TCP proxy. An HTTP toxic may have a match[] of its own (Istio's
+ * HTTPMatchRequest, read by the VirtualService's reader: config/chaos_match.c), and then applies
+ * only to the requests it matches. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,7 @@ enum {
     TX_TTL,
     TX_MAX_HITS,
     TX_DRY_RUN,
+    TX_MATCH,
     TX__N
 };
 static const pt_cfg_field_t toxic_fields[TX__N] = {
@@ -57,6 +60,7 @@ static const pt_cfg_field_t toxic_fields[TX__N] = {
     [TX_TTL] = {.name = "ttl_ms", .status = S},
     [TX_MAX_HITS] = {.name = "max_hits", .status = S},
     [TX_DRY_RUN] = {.name = "dry_run", .status = S},
+    [TX_MATCH] = {.name = "match", .status = S},
 };
 
 #define TCP_TYPES "latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data"
@@ -188,6 +192,17 @@ static bool read_toxic(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_pat
     if (f[TX_DRY_RUN] != NULL) {
         pt_cfg_path_t dp = PT_PATH_KEY(path, "dry_run");
         ok &= pt__cfg_read_bool(cx, f[TX_DRY_RUN], &dp, &t->dry_run);
+    }
+    if (f[TX_MATCH] != NULL) {
+        pt_cfg_path_t mp = PT_PATH_KEY(path, "match");
+        if (!is_http) {
+            pt__cfg_error(cx, f[TX_MATCH], &mp,
+                          "a TCP toxic acts on a session's bytes, not on requests: only HTTP "
+                          "toxics (spec.protocol HTTP) take a match");
+            ok = false;
+        } else {
+            ok &= pt__cfg_read_toxic_match(cx, f[TX_MATCH], &mp, &t->match);
+        }
     }
     const pt_cfg_node_t *a = f[TX_ATTRIBUTES];
     pt_cfg_path_t ap = PT_PATH_KEY(path, "attributes");

@@ -282,12 +282,28 @@ static pt_header_match_t *read_name_matches(pt_cfg_cx_t *cx, const pt_cfg_node_t
     return v;
 }
 
-static void read_http_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
-                            pt_http_match_t *m)
+void pt__cfg_read_http_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                             bool is_toxic, pt_http_match_t *m)
 {
     const pt_cfg_node_t *f[HM__N];
     if (!MAP(cx, n, path, http_match_fields, f))
         return;
+    if (is_toxic) {
+        /* A toxic's route or proxy already decided the listener and the source: what is left
+         * to select by is the request itself. */
+        static const int not_on_toxic[] = {HM_PORT, HM_SOURCE_LABELS, HM_SOURCE_NAMESPACE,
+                                           HM_GATEWAYS, HM_STAT_PREFIX};
+        for (size_t i = 0; i < NF(not_on_toxic); i++) {
+            int k = not_on_toxic[i];
+            if (f[k] == NULL)
+                continue;
+            pt_cfg_path_t p = PT_PATH_KEY(path, http_match_fields[k].name);
+            pt__cfg_error(cx, f[k], &p,
+                          "not on a toxic's match (it selects requests by uri, scheme, method, "
+                          "authority, headers, withoutHeaders, queryParams, ignoreUriCase)");
+            f[k] = NULL;
+        }
+    }
     const char *s;
     if (f[HM_NAME] != NULL) {
         pt_cfg_path_t p = PT_PATH_KEY(path, "name");
@@ -596,7 +612,7 @@ static void read_http_route(pt_cfg_cx_t *cx, pt_res_vs_t *vs, const pt_cfg_node_
             hr->route.n_matches = m->n_items;
             for (size_t i = 0; i < m->n_items; i++) {
                 pt_cfg_path_t ip = PT_PATH_IDX(&p, i);
-                read_http_match(cx, m->items[i], &ip, &hr->route.matches[i]);
+                pt__cfg_read_http_match(cx, m->items[i], &ip, false, &hr->route.matches[i]);
             }
         }
     }

@@ -59,6 +59,19 @@ const char **pt__cfg_read_labels(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const 
 bool pt__cfg_read_bool(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
                        bool *out);
 
+/* ---- HTTP matches (config/kind_virtual_service.c, config/chaos_match.c) ---------------- */
+
+/* One HTTPMatchRequest (a route's match[] entry) into *m (zeroed by the caller), its strings and
+ * regexes in cx->out. is_toxic: an HTTP toxic's match (config/chaos_match.c), which has no port,
+ * source or gateway conditions (each an error). Errors are reported; *m keeps what was valid. */
+void pt__cfg_read_http_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                             bool is_toxic, pt_http_match_t *m);
+/* An HTTP toxic's match[] at n: compiled into a match of its own (config/chaos.h), held by the
+ * snapshot arena cx->out (one ref, released with it). Returns true with *out set (NULL for an
+ * empty list), or false after reporting errors (*out NULL). */
+bool pt__cfg_read_toxic_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
+                              pt_toxic_match_t **out);
+
 /* ---- a VirtualService HTTP route's actions (config/kind_vs_actions.c) ----------------- */
 
 /* Istio's Headers {request, response}; NULL when it changes nothing. */

@@ -10,18 +10,21 @@
  *   http_slow_body  the response body goes out at most bytes per interval ms (on_response_data
  *                   holds what is early and paces it with the stream's timer; the upstream's
  *                   reads stop meanwhile).
- * Each rolls its toxicity once per request, then its cap (max_hits; for http_drop_first its
- * count too); a dry run counts and does nothing. The delay comes first, then the toxics in the
- * route's order: the first drop or abort that fires ends the request. Hits are counted in the
- * toxic's counters (petrel_chaos_* metrics), recorded as span events, and flagged in the access
- * log (DI for a delay, FI for the others, with "chaos:<toxic>" as response code details for a
- * drop or abort).
+ * A toxic with a match[] of its own (Istio's HTTPMatchRequest, compiled by config/chaos_match.c
+ * and tested by the router's code) applies only to the requests it matches; the others neither
+ * roll it nor count. Each rolls its toxicity once per request, then its cap (max_hits; for
+ * http_drop_first its count too); a dry run counts and does nothing. The delay comes first, then
+ * the toxics in the route's order: the first drop or abort that fires ends the request. Hits are
+ * counted in the toxic's counters (petrel_chaos_* metrics), recorded as span events, and flagged
+ * in the access log (DI for a delay, FI for the others, with "chaos:<toxic>" as response code
+ * details for a drop or abort).
  *
  * A request that meets no toxic costs one test (no chaos snapshot, or one without routes). One
- * that does holds a ref on the chaos snapshot (its toxics' settings and counters) until it
- * ends, so an API change never moves them under it. */
+ * that some toxic applies to holds a ref on the chaos snapshot (its toxics' settings, counters
+ * and matches) until it ends, so an API change never moves them under it. */
 #include <stdio.h>
 
+#include "../proxy/router.h"
 #include "../proxy/trace_export.h"
 #include "../proxy/worker.h"
 #include "chaos/chaos.h"
@@ -31,6 +34,7 @@ typedef struct chaos_http {
     pt_chaos_snapshot_t *snap; /* a ref while the request's toxics are in use, or NULL */
     const pt_toxic_t *toxics;  /* the route's (or HTTP chaos proxy's) toxics, in snap */
     size_t n_toxics;
+    uint32_t selected;      /* bit i: toxics[i] applies to this request (its match[] holds) */
     bool is_delayed;        /* an http_delay fired: the request waited (flag DI) */
     const pt_toxic_t *slow; /* the http_slow_body that fired, in snap, or NULL */
     pt_body_piece_t *held;  /* response body bytes waiting for their slice (refs) */
@@ -41,6 +45,8 @@ typedef struct chaos_http {
     bool is_pacing;         /* bytes are held and the stream's timer runs for their slice */
 } chaos_http_t;
 
+_Static_assert(PT_CHAOS_MAX_TOXICS <= 32, "chaos_http_t.selected has one bit per toxic");
+
 extern const pt_filter_ops_t pt_filter_chaos_http_ops;
 
 static void set_details(pt_stream_t *st, const pt_toxic_t *t)
@@ -48,8 +54,9 @@ static void set_details(pt_stream_t *st, const pt_toxic_t *t)
     st->details = pt_arena_printf(&st->arena, "chaos:%s", t->name);
 }
 
-/* The route's toxics for this request, or none: looked up once, on the first call. */
-static bool find_toxics(pt_stream_t *st, chaos_http_t *c)
+/* The route's toxics for this request, or none: looked up once, on the first call, with the
+ * ones whose match[] selects head (none when no toxic applies to it). */
+static bool find_toxics(pt_stream_t *st, chaos_http_t *c, const pt_http_msg_t *head)
 {
     if (st->worker->ext == NULL)
         return false; /* no chaos proxy or API: the common case, without a call */
@@ -59,22 +66,36 @@ static bool find_toxics(pt_stream_t *st, chaos_http_t *c)
     const pt_http_route_t *r = pt_stream_route(st);
     if (r == NULL || r->name == NULL)
         return false;
+    const pt_toxic_t *toxics;
+    size_t n;
     if (r->chaos_proxy != NULL) {
         /* An API proxy of that name (TCP) has nothing to do with this route. */
         const pt_chaos_proxy_t *p = pt_chaos_snapshot_find_name(snap, r->chaos_proxy);
         if (p == NULL || !p->is_http || p->n_toxics == 0)
             return false;
-        c->toxics = p->toxics;
-        c->n_toxics = p->n_toxics;
+        toxics = p->toxics;
+        n = p->n_toxics;
     } else {
         const pt_chaos_route_t *t = r->virtual_service != NULL
                                         ? pt_chaos_snapshot_route(snap, r->virtual_service, r->name)
                                         : NULL;
         if (t == NULL || t->n_toxics == 0)
             return false;
-        c->toxics = t->toxics;
-        c->n_toxics = t->n_toxics;
+        toxics = t->toxics;
+        n = t->n_toxics;
     }
+    /* A toxic's match[] is a route's (the router's code): it has no port condition. */
+    uint32_t selected = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pt_toxic_match_t *m = toxics[i].match;
+        if (m == NULL || pt_router_matches_any(m->matches, m->n_matches, 0, head))
+            selected |= 1u << i;
+    }
+    if (selected == 0)
+        return false;
+    c->toxics = toxics;
+    c->n_toxics = n;
+    c->selected = selected;
     pt_chaos_snapshot_ref(snap);
     c->snap = snap;
     c->held_tail = &c->held;
@@ -91,18 +112,23 @@ static uint64_t delay_of(pt_worker_t *w, const pt_toxic_t *t)
     return ms > 0 ? (uint64_t)ms : 0;
 }
 
+/* Whether toxics[i] applies to the request: only those roll, count and act. */
+static bool selects(const chaos_http_t *c, size_t i)
+{
+    return (c->selected >> i) & 1u;
+}
+
 static pt_filter_status_t chaos_http_request_headers(pt_stream_t *st, void *inst,
                                                      pt_http_msg_t *head)
 {
-    (void)head;
     chaos_http_t *c = inst;
     pt_worker_t *w = st->worker;
     if (c->toxics == NULL) { /* the first call; the second comes after a delay */
-        if (!find_toxics(st, c))
+        if (!find_toxics(st, c, head))
             return PT_FILTER_CONTINUE;
         for (size_t i = 0; i < c->n_toxics; i++) {
             const pt_toxic_t *t = &c->toxics[i];
-            if (t->type == PT_TOXIC_HTTP_DELAY && pt_chaos_roll(w, t, 0)) {
+            if (selects(c, i) && t->type == PT_TOXIC_HTTP_DELAY && pt_chaos_roll(w, t, 0)) {
                 uint64_t ms = delay_of(w, t);
                 c->is_delayed = true;
                 pt_trace_stream_event(st, PT_TRACE_EVENT_CHAOS_DELAY, (int64_t)ms);
@@ -113,6 +139,8 @@ static pt_filter_status_t chaos_http_request_headers(pt_stream_t *st, void *inst
     }
     for (size_t i = 0; i < c->n_toxics; i++) {
         const pt_toxic_t *t = &c->toxics[i];
+        if (!selects(c, i))
+            continue;
         switch (t->type) {
         case PT_TOXIC_HTTP_DROP_FIRST: {
             int64_t cap = t->max_hits > 0 && t->max_hits < t->count ? t->max_hits : t->count;

@@ -1,8 +1,9 @@
 /* proxy/router.c
- * VirtualService matching on the request path. Everything was prepared by compile: strings
- * are lower-cased where Istio compares case-insensitively, regexes are compiled, the source
- * conditions (sourceLabels, sourceNamespace) are already decided into pt_http_match_t.never.
- * Conditions are tested cheapest first.
+ * VirtualService matching on the request path, for routes and for the chaos harness's HTTP
+ * toxics, whose own match[] the same reader compiled (config/chaos_match.c). Everything was
+ * prepared by compile: strings are lower-cased where Istio compares case-insensitively, regexes
+ * are compiled, the source conditions (sourceLabels, sourceNamespace) are already decided into
+ * pt_http_match_t.never. Conditions are tested cheapest first.
  *
  * Where Istio (Envoy) leaves a choice: a header that appears several times is matched by its
  * first occurrence; query parameters are compared as received (not percent-decoded), the
@@ -58,12 +59,12 @@ static bool find_query_param(const char *q, size_t qlen, const char *name, pt_st
     return false;
 }
 
-static bool match_accepts(const pt_http_match_t *m, const pt_listener_config_t *l,
-                          const pt_http_msg_t *h, size_t path_len)
+static bool match_accepts(const pt_http_match_t *m, uint16_t port, const pt_http_msg_t *h,
+                          size_t path_len)
 {
     if (m->never)
         return false;
-    if (m->port != 0 && m->port != l->port)
+    if (m->port != 0 && m->port != port)
         return false;
     if (m->has_uri && !string_matches(&m->uri, h->path.base, path_len))
         return false;
@@ -97,6 +98,25 @@ static bool match_accepts(const pt_http_match_t *m, const pt_listener_config_t *
     return true;
 }
 
+/* The length of head's path without its query: Istio matches the URI without it. */
+static size_t path_len_of(const pt_http_msg_t *head)
+{
+    const char *q = memchr(head->path.base, '?', head->path.len);
+    return q != NULL ? (size_t)(q - head->path.base) : head->path.len;
+}
+
+bool pt_router_matches_any(const pt_http_match_t *matches, size_t n, uint16_t port,
+                           const pt_http_msg_t *head)
+{
+    if (n == 0)
+        return true;
+    size_t path_len = path_len_of(head);
+    for (size_t k = 0; k < n; k++)
+        if (match_accepts(&matches[k], port, head, path_len))
+            return true;
+    return false;
+}
+
 const pt_listener_config_t *pt_router_listener(const pt_config_t *c, uint16_t port)
 {
     for (size_t i = 0; i < c->n_listeners; i++)
@@ -114,15 +134,13 @@ const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
     const pt_vhost_t *vh = pt_config_find_vhost(l, head->authority.base, head->authority.len);
     if (vh == NULL)
         return NULL;
-    /* Istio matches the URI without its query string. */
-    const char *q = memchr(head->path.base, '?', head->path.len);
-    size_t path_len = q != NULL ? (size_t)(q - head->path.base) : head->path.len;
+    size_t path_len = path_len_of(head);
     for (size_t i = 0; i < vh->n_routes; i++) {
         const pt_http_route_t *r = &vh->routes[i];
         if (r->n_matches == 0)
             return r;
         for (size_t k = 0; k < r->n_matches; k++)
-            if (match_accepts(&r->matches[k], l, head, path_len)) {
+            if (match_accepts(&r->matches[k], l->port, head, path_len)) {
                 if (matched != NULL)
                     *matched = &r->matches[k];
                 return r;

@@ -24,6 +24,12 @@ const pt_http_route_t *pt_router_match_detail(const pt_listener_config_t *l,
                                               const pt_http_msg_t *head,
                                               const pt_http_match_t **matched);
 
+/* Whether one of matches[0..n) accepts head as a route's match[] does (pt_router_match_detail)
+ * on a listener of port; n == 0 accepts every head. An HTTP toxic's own match[]
+ * (pt_toxic_match_t) selects its requests with it; it has no port condition. */
+bool pt_router_matches_any(const pt_http_match_t *matches, size_t n, uint16_t port,
+                           const pt_http_msg_t *head);
+
 /* pt_router_match_detail() without the matched entry. */
 const pt_http_route_t *pt_router_match(const pt_listener_config_t *l, const pt_http_msg_t *head);
 

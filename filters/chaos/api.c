@@ -2,8 +2,10 @@
  * The Toxiproxy-compatible HTTP API over the chaos store (store.h): Toxiproxy's endpoints,
  * JSON shapes, status codes and {"error", "status"} bodies, so that its clients work unchanged.
  * Bodies are parsed by the strict parser (json.h); a field of the wrong type, an unknown toxic
- * type or attribute is a 400 that names the field. The admin module (proxy/admin.c, its chaos
- * role) serves the HTTP; this file only maps a request to an answer. */
+ * type or attribute is a 400 that names the field. An HTTP toxic's "match" is turned into a
+ * config node tree and compiled by config/ (config/chaos_match.c), the reader of a ChaosProxy's
+ * YAML, so both accept the same matches with the same errors. The admin module (proxy/admin.c,
+ * its chaos role) serves the HTTP; this file only maps a request to an answer. */
 #include <inttypes.h>
 #include <llhttp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../config/node.h"
 #include "json.h"
 #include "store.h"
 
@@ -98,6 +101,8 @@ static void out_toxic(out_t *o, const pt_toxic_t *t)
         out_printf(o, ",\"max_hits\":%" PRId64, t->max_hits);
     if (t->dry_run)
         out_printf(o, ",\"dry_run\":true");
+    if (t->match != NULL) /* JSON already, as it was given */
+        out_printf(o, ",\"match\":%s", t->match->json);
     out_printf(o, "}");
 }
 
@@ -509,8 +514,8 @@ static int read_safety(req_t *r, const pt_json_t *o, pt_toxic_t *t, bool *has_tt
 
 static int check_toxic_fields(req_t *r, const pt_json_t *o)
 {
-    static const char *const known[] = {"name",       "type",   "stream",   "toxicity",
-                                        "attributes", "ttl_ms", "max_hits", "dry_run"};
+    static const char *const known[] = {"name",   "type",     "stream",  "toxicity", "attributes",
+                                        "ttl_ms", "max_hits", "dry_run", "match"};
     for (const pt_json_t *m = o->child; m != NULL; m = m->next) {
         bool ok = false;
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++)
@@ -519,13 +524,109 @@ static int check_toxic_fields(req_t *r, const pt_json_t *o)
             char msg[BODY_ERR_MAX];
             snprintf(msg, sizeof(msg),
                      "%s: unknown field (expected name, type, stream, toxicity, attributes, "
-                     "ttl_ms, max_hits, dry_run)",
+                     "ttl_ms, max_hits, dry_run, match)",
                      m->key);
             answer_error(r, 400, msg);
             return -1;
         }
     }
     return 0;
+}
+
+/* j as a config node tree in the request's arena, so that config/ reads a toxic's match from
+ * the API as from the YAML: strings are quoted scalars, numbers and booleans plain ones, and
+ * every node keeps its line and column in the body. */
+static pt_cfg_node_t *to_node(req_t *r, const pt_json_t *j)
+{
+    pt_cfg_node_t *n = pt_arena_calloc(&r->arena, sizeof(*n));
+    n->file = "body";
+    n->line = j->line;
+    n->col = j->col;
+    n->str = "";
+    size_t count = 0;
+    for (const pt_json_t *c = j->child; c != NULL; c = c->next)
+        count++;
+    switch (j->type) {
+    case PT_JSON_NULL: n->type = PT_CFG_NULL; break;
+    case PT_JSON_BOOL:
+    case PT_JSON_NUMBER:
+        n->type = PT_CFG_SCALAR;
+        n->str = j->type == PT_JSON_BOOL ? (j->boolean ? "true" : "false")
+                                         : pt_arena_printf(&r->arena, "%.15g", j->num);
+        break;
+    case PT_JSON_STRING:
+        n->type = PT_CFG_SCALAR;
+        n->is_quoted = true;
+        n->str = j->str;
+        break;
+    case PT_JSON_ARRAY:
+        n->type = PT_CFG_SEQ;
+        n->items = pt_arena_alloc(&r->arena, (count ? count : 1) * sizeof(*n->items));
+        for (const pt_json_t *c = j->child; c != NULL; c = c->next)
+            n->items[n->n_items++] = to_node(r, c);
+        break;
+    case PT_JSON_OBJECT:
+        n->type = PT_CFG_MAP;
+        n->pairs = pt_arena_alloc(&r->arena, (count ? count : 1) * sizeof(*n->pairs));
+        for (const pt_json_t *c = j->child; c != NULL; c = c->next) {
+            pt_cfg_node_t *k = pt_arena_calloc(&r->arena, sizeof(*k));
+            *k = (pt_cfg_node_t){.type = PT_CFG_SCALAR,
+                                 .file = "body",
+                                 .line = c->line,
+                                 .col = c->col,
+                                 .is_quoted = true,
+                                 .str = c->key,
+                                 .len = strlen(c->key)};
+            pt_cfg_node_t *v = to_node(r, c);
+            v->key_line = c->line; /* the JSON tree keeps where the value starts only */
+            v->key_col = c->col;
+            n->pairs[n->n_pairs++] = (pt_cfg_pair_t){k, v};
+        }
+        break;
+    }
+    n->len = j->type == PT_JSON_STRING ? j->str_len : strlen(n->str);
+    return n;
+}
+
+/* Whether a string under j holds a NUL, which no condition on a request can match and the
+ * config's strings end at. */
+static bool holds_nul(const pt_json_t *j)
+{
+    if (j->type == PT_JSON_STRING && strlen(j->str) != j->str_len)
+        return true;
+    for (const pt_json_t *c = j->child; c != NULL; c = c->next)
+        if (holds_nul(c))
+            return true;
+    return false;
+}
+
+/* A toxic's "match" (an HTTP toxic's: Istio's HTTPMatchRequest list, as in a ChaosProxy's YAML),
+ * compiled by config/ into *out (one ref, or NULL: every request; [] and null say so too).
+ * Returns 1 when given, 0 when absent, -1 on error (answered). */
+static int read_match(req_t *r, const pt_json_t *o, bool is_http, pt_toxic_match_t **out)
+{
+    const pt_json_t *v = pt_json_get(o, "match");
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    if (!is_http) {
+        answer_error(r, 400,
+                     "match: a TCP toxic acts on a session's bytes, not on requests: only HTTP "
+                     "toxics (on a route or an HTTP chaos proxy) take a match");
+        return -1;
+    }
+    if (v->type == PT_JSON_NULL)
+        return 1;
+    if (holds_nul(v)) {
+        answer_error(r, 400, "match: a string holds a NUL byte");
+        return -1;
+    }
+    char err[BODY_ERR_MAX];
+    if (pt_toxic_match_compile(to_node(r, v), out, err, sizeof(err)) != 0) {
+        answer_error(r, 400, err);
+        return -1;
+    }
+    return 1;
 }
 
 /* The body of a toxic's POST: a JSON object with only a toxic's fields; NULL after answering
@@ -605,6 +706,8 @@ static void serve_toxics(req_t *r, int method, toxic_list_t l, const char *body,
         answer_error(r, 400, "too many toxics (at most 16)");
         return;
     }
+    if (read_match(r, j, l.is_http, &t.match) < 0) /* last: past it, the toxic is made */
+        return;
     pt_chaos_store_new_toxic(r->st, &t);
     l.toxics[(*l.n)++] = t;
     pt_chaos_store_publish(r->st);
@@ -619,7 +722,7 @@ static void serve_toxic(req_t *r, int method, toxic_list_t l, size_t i, const ch
         return;
     }
     if (method == HTTP_DELETE) {
-        pt_toxic_counters_unref(l.toxics[i].counters);
+        pt_toxic_release(&l.toxics[i]);
         memmove(&l.toxics[i], &l.toxics[i + 1], (*l.n - i - 1) * sizeof(l.toxics[0]));
         (*l.n)--;
         pt_chaos_store_publish(r->st);
@@ -647,6 +750,15 @@ static void serve_toxic(req_t *r, int method, toxic_list_t l, size_t i, const ch
     if (read_toxicity(r, j, &t) != 0 || read_attributes(r, pt_json_get(j, "attributes"), &t) != 0 ||
         read_safety(r, j, &t, &has_ttl) != 0)
         return;
+    /* A match given replaces the toxic's (null or [] removes it); last, as it takes a ref. */
+    pt_toxic_match_t *match;
+    int got_match = read_match(r, j, l.is_http, &match);
+    if (got_match < 0)
+        return;
+    if (got_match > 0) {
+        pt_toxic_match_unref(t.match);
+        t.match = match;
+    }
     if (has_ttl)
         pt_chaos_store_set_ttl(r->st, &t); /* counted from this update */
     if (t.toxicity != l.toxics[i].toxicity)

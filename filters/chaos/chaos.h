@@ -11,7 +11,8 @@
  * TCP toxics are per direction (upstream: client -> server). HTTP toxics are per request and
  * sit on a VirtualService route (pt_chaos_route_t), named by the VirtualService and the route,
  * so they survive config reloads, or on an HTTP chaos proxy (is_http), whose connections the
- * worker hands to the HTTP engine; the chaos_http filter (filters/chaos_http.c) applies them. */
+ * worker hands to the HTTP engine; the chaos_http filter (filters/chaos_http.c) applies them, each
+ * to the requests its own match[] selects (all without one). */
 #ifndef PT_CHAOS_H
 #define PT_CHAOS_H
 
@@ -69,8 +70,13 @@ typedef struct pt_toxic_counters {
 
 pt_toxic_counters_t *pt_toxic_counters_new(void);
 void pt_toxic_counters_unref(pt_toxic_counters_t *c);
+/* A copy of toxic t takes (retain) or drops (release) the refs a toxic holds: its counters and
+ * its match (config/chaos.h). */
+void pt_toxic_retain(const pt_toxic_t *t);
+void pt_toxic_release(const pt_toxic_t *t);
 
-/* Immutable once published; freed with its last ref (which drops its toxics' counters). */
+/* Immutable once published; freed with its last ref (which drops its toxics' counters and
+ * matches). */
 typedef struct pt_chaos_snapshot {
     atomic_uint refs;
     uint64_t generation;

@@ -49,12 +49,12 @@ void pt_chaos_snapshot_unref(pt_chaos_snapshot_t *s)
         return;
     for (size_t i = 0; i < s->n_proxies; i++) {
         for (size_t k = 0; k < s->proxies[i].n_toxics; k++)
-            pt_toxic_counters_unref(s->proxies[i].toxics[k].counters);
+            pt_toxic_release(&s->proxies[i].toxics[k]);
         unref_tls_ctx(s->proxies[i].tls_ctx);
     }
     for (size_t i = 0; i < s->n_routes; i++)
         for (size_t k = 0; k < s->routes[i].n_toxics; k++)
-            pt_toxic_counters_unref(s->routes[i].toxics[k].counters);
+            pt_toxic_release(&s->routes[i].toxics[k]);
     free(s);
 }
 
@@ -73,6 +73,18 @@ void pt_toxic_counters_unref(pt_toxic_counters_t *c)
         free(c);
 }
 
+void pt_toxic_retain(const pt_toxic_t *t)
+{
+    atomic_fetch_add(&t->counters->refs, 1);
+    pt_toxic_match_ref(t->match);
+}
+
+void pt_toxic_release(const pt_toxic_t *t)
+{
+    pt_toxic_counters_unref(t->counters);
+    pt_toxic_match_unref(t->match);
+}
+
 void pt_chaos_store_new_toxic(pt_chaos_store_t *st, pt_toxic_t *t)
 {
     t->uid = pt_chaos_store_uid(st);
@@ -85,7 +97,8 @@ void pt_chaos_store_set_ttl(pt_chaos_store_t *st, pt_toxic_t *t)
     t->expires_ms = t->ttl_ms > 0 ? uv_now(st->loop) + (uint64_t)t->ttl_ms : 0;
 }
 
-/* Drops the counters of the toxics of from that to no longer has. */
+/* Releases the toxics of from that to no longer has (a toxic is known by its counters: an
+ * update that keeps it passes its refs on). */
 static void drop_counters(const pt_toxic_t *from, size_t n_from, const pt_toxic_t *to, size_t n_to)
 {
     for (size_t i = 0; i < n_from; i++) {
@@ -93,7 +106,7 @@ static void drop_counters(const pt_toxic_t *from, size_t n_from, const pt_toxic_
         for (size_t k = 0; k < n_to && !kept; k++)
             kept = to[k].counters == from[i].counters;
         if (!kept)
-            pt_toxic_counters_unref(from[i].counters);
+            pt_toxic_release(&from[i]);
     }
 }
 
@@ -109,7 +122,7 @@ static void expire(pt_toxic_t *toxics, size_t *n, uint64_t now, const char *owne
         }
         pt_log_info("%s: toxic %s removed (ttl_ms %lld passed)", owner, x->name,
                     (long long)x->ttl_ms);
-        pt_toxic_counters_unref(x->counters);
+        pt_toxic_release(x);
     }
     *n = kept;
 }
@@ -238,7 +251,7 @@ void pt_chaos_store_publish(pt_chaos_store_t *st)
             i < st->n_proxies ? s->proxies[i].n_toxics : s->routes[i - st->n_proxies].n_toxics;
         for (size_t k = 0; k < n; k++) {
             const pt_toxic_t *t = &toxics[k];
-            atomic_fetch_add(&t->counters->refs, 1);
+            pt_toxic_retain(t);
             if (t->expires_ms != 0 && t->expires_ms < next_expiry)
                 next_expiry = t->expires_ms;
         }
@@ -265,6 +278,16 @@ pt_chaos_store_t *pt_chaos_store_new(uv_loop_t *loop,
     uv_timer_init(loop, &st->ttl_timer);
     st->ttl_timer.data = st;
     return st;
+}
+
+/* Drops the refs the store's copies of declarations hold (TLS contexts, matches). */
+static void release_decls(const pt_chaos_decl_t *decls, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        unref_tls_ctx(decls[k].tls_ctx);
+        for (size_t i = 0; i < decls[k].n_toxics; i++)
+            pt_toxic_match_unref(decls[k].toxics[i].match);
+    }
 }
 
 static void on_store_closed(uv_handle_t *h)
@@ -295,8 +318,7 @@ void pt_chaos_store_free(pt_chaos_store_t *st)
         drop_counters(st->routes[i]->toxics, st->routes[i]->n_toxics, NULL, 0);
         free(st->routes[i]);
     }
-    for (size_t k = 0; k < st->n_decls; k++)
-        unref_tls_ctx(st->decls[k].tls_ctx);
+    release_decls(st->decls, st->n_decls);
     free(st->decls);
     uv_close((uv_handle_t *)&st->ttl_timer, on_store_closed);
 }
@@ -484,12 +506,18 @@ static void from_decl(pt_chaos_store_t *st, pt_chaos_proxy_t *p, const pt_chaos_
     p->is_http = d->is_http;
     memcpy(p->toxics, d->toxics, d->n_toxics * sizeof(d->toxics[0]));
     p->n_toxics = d->n_toxics;
-    for (size_t i = 0; i < p->n_toxics; i++)
+    for (size_t i = 0; i < p->n_toxics; i++) {
         pt_chaos_store_new_toxic(st, &p->toxics[i]);
+        pt_toxic_match_ref(p->toxics[i].match); /* the toxic's own, as its counters */
+    }
     p->tls_ctx = d->tls_ctx;
     p->is_declared = true;
     p->declared = *d;
     p->declared.tls_ctx = NULL; /* p->tls_ctx holds the proxy's ref */
+    /* Nothing reads the declaration's toxics from p (the store's decls hold them): no pointer
+     * that outlives its ref. */
+    for (size_t i = 0; i < p->declared.n_toxics; i++)
+        p->declared.toxics[i].match = NULL;
 }
 
 /* Whether two declarations say the same (where they were written aside). Each load builds its
@@ -507,6 +535,10 @@ static bool same_decl(const pt_chaos_decl_t *a, const pt_chaos_decl_t *b)
         x.uid = y.uid = 0;
         x.counters = y.counters = NULL;
         x.expires_ms = y.expires_ms = 0;
+        /* Each load compiles its own match: the same one is the same text. */
+        if (!pt_toxic_match_equal(x.match, y.match))
+            return false;
+        x.match = y.match = NULL;
         if (memcmp(&x, &y, sizeof(x)) != 0)
             return false;
     }
@@ -659,11 +691,13 @@ void pt_chaos_store_declare(pt_chaos_store_t *st, const pt_chaos_decl_t *decls, 
     for (size_t j = 0; j < n; j++) {
         copy[j] = decls[j];
         copy[j].where = NULL; /* the snapshot's string; not needed past this call */
+        /* Outlives the config snapshot: POST /reset. */
         if (copy[j].tls_ctx != NULL)
-            SSL_CTX_up_ref(copy[j].tls_ctx); /* outlives the config snapshot: POST /reset */
+            SSL_CTX_up_ref(copy[j].tls_ctx);
+        for (size_t i = 0; i < copy[j].n_toxics; i++)
+            pt_toxic_match_ref(copy[j].toxics[i].match);
     }
-    for (size_t k = 0; k < st->n_decls; k++)
-        unref_tls_ctx(st->decls[k].tls_ctx);
+    release_decls(st->decls, st->n_decls);
     free(st->decls);
     st->decls = copy;
     st->n_decls = n;

@@ -1,12 +1,15 @@
 /* tests/unit/config/chaos_proxy.c: a ChaosProxy's spec.tls, read with a Gateway server's fields
  * (config/kind_gateway.c) into a server context built as a Gateway's (config/tls_contexts.c),
  * its files watched, and the errors that name the file, line, column and field; spec.protocol
- * HTTP, compiled into a route table and a cluster of the proxy's own (config/compile.c). */
+ * HTTP, compiled into a route table and a cluster of the proxy's own (config/compile.c); an HTTP
+ * toxic's match[] (config/chaos_match.c): compiled by the VirtualService's reader, kept as JSON,
+ * refcounted past the snapshot, its errors, and the same compiler for the API's node trees. */
 #include "test.h"
 
 #include <stdlib.h>
 
 #include "config/load_helpers.h"
+#include "config/node.h"
 #include "tls/certs.h"
 
 static char *chaos_yaml(const char *tls)
@@ -244,4 +247,132 @@ TEST(chaos_http_tls_terminates_on_its_route_table)
     pt_config_errors_dispose(&e);
     test_ca_free(&ca);
     test_certs_remove();
+}
+
+/* The match of the first toxic of the first ChaosProxy c declares. */
+static const pt_toxic_match_t *toxic_match(const pt_config_t *c)
+{
+    return c->chaos_proxies[0].toxics[0].match;
+}
+
+TEST(chaos_toxic_match_compiles_with_the_virtual_service_reader)
+{
+    pt_config_errors_t e = {0};
+    pt_config_t *c = load_http("127.0.0.1:8080",
+                               "  toxics:\n"
+                               "  - type: http_abort\n"
+                               "    match:\n"
+                               "    - uri: {prefix: /api}\n"
+                               "      method: {exact: POST}\n"
+                               "      headers: {X-Chaos: {regex: \"on|yes\"}}\n"
+                               "    - queryParams: {debug: {}}\n"
+                               "      ignoreUriCase: true\n"
+                               "  - {name: all, type: http_delay}\n",
+                               &e);
+    if (c == NULL)
+        dump(&e);
+    ASSERT(c != NULL);
+    const pt_toxic_match_t *m = toxic_match(c);
+    ASSERT(m != NULL);
+    ASSERT_EQ(m->n_matches, 2);
+    ASSERT(m->matches[0].has_uri && m->matches[0].uri.kind == PT_MATCH_PREFIX);
+    ASSERT_STREQ(m->matches[0].uri.value, "/api");
+    ASSERT(m->matches[0].has_method);
+    ASSERT_EQ(m->matches[0].n_headers, 1);
+    ASSERT_STREQ(m->matches[0].headers[0].name, "x-chaos"); /* lower-cased, as a route's */
+    ASSERT(m->matches[0].headers[0].match.regex != NULL);
+    ASSERT_EQ(m->matches[1].n_query_params, 1);
+    ASSERT_EQ(m->matches[1].query_params[0].match.kind, PT_MATCH_PRESENT);
+    /* As written, in JSON: what the API gives back. */
+    ASSERT_STREQ(m->json, "[{\"uri\":{\"prefix\":\"/api\"},\"method\":{\"exact\":\"POST\"},"
+                          "\"headers\":{\"X-Chaos\":{\"regex\":\"on|yes\"}}},"
+                          "{\"queryParams\":{\"debug\":{}},\"ignoreUriCase\":true}]");
+    ASSERT(c->chaos_proxies[0].toxics[1].match == NULL);
+    /* The snapshot holds one ref; a copy kept past it (the chaos store's) takes its own. */
+    pt_toxic_match_t *kept = c->chaos_proxies[0].toxics[0].match;
+    ASSERT_EQ(atomic_load(&kept->refs), 1u);
+    pt_toxic_match_ref(kept);
+    pt_config_unref(c);
+    ASSERT_EQ(atomic_load(&kept->refs), 1u);
+    ASSERT(pt_toxic_match_equal(kept, kept) && !pt_toxic_match_equal(kept, NULL));
+    pt_toxic_match_unref(kept);
+    pt_config_errors_dispose(&e);
+
+    /* An empty list selects every request, as a route without match[]. */
+    c = load_http("127.0.0.1:8080", "  toxics:\n  - {type: http_abort, match: []}\n", &e);
+    ASSERT(c != NULL && toxic_match(c) == NULL);
+    pt_config_unref(c);
+    pt_config_errors_dispose(&e);
+}
+
+TEST(chaos_toxic_match_errors_name_the_field)
+{
+    pt_config_errors_t e = {0};
+    ASSERT(load_http("127.0.0.1:8080",
+                     "  toxics:\n"
+                     "  - type: http_abort\n"
+                     "    match:\n"
+                     "    - uri: {prefx: /api}\n"
+                     "    - headers: {x: {regex: \"(\"}}\n"
+                     "    - {port: 80, method: GET}\n",
+                     &e) == NULL);
+    ASSERT(has_error(&e, "c.yaml:10:13: spec.toxics[0].match[0].uri.prefx: unknown field; did you "
+                         "mean \"prefix\"?"));
+    ASSERT(has_error_prefix(&e, "c.yaml:11:21: spec.toxics[0].match[1].headers.x.regex: "));
+    ASSERT(has_error_containing(&e, "spec.toxics[0].match[2].port: not on a toxic's match"));
+    ASSERT(has_error_containing(&e, "spec.toxics[0].match[2].method: must be a map"));
+    pt_config_errors_dispose(&e);
+
+    /* A TCP toxic acts on bytes: no match. */
+    ASSERT(load_str("c.yaml",
+                    "apiVersion: petrel.io/v1alpha1\nkind: ChaosProxy\nmetadata: {name: db}\n"
+                    "spec:\n  upstream: 127.0.0.1:5432\n  toxics:\n"
+                    "  - {type: latency, match: [{uri: {prefix: /}}]}\n",
+                    &e) == NULL);
+    ASSERT(has_error_containing(&e, "c.yaml:7:21: spec.toxics[0].match: a TCP toxic acts on a "
+                                    "session's bytes"));
+    pt_config_errors_dispose(&e);
+
+    ASSERT(load_http("127.0.0.1:8080", "  toxics:\n  - {type: http_abort, match: {uri: x}}\n",
+                     &e) == NULL);
+    ASSERT(has_error_containing(&e, "spec.toxics[0].match: "));
+    pt_config_errors_dispose(&e);
+}
+
+/* What the API compiles: a node tree from anywhere (here, YAML flow text, as JSON is). */
+static int compile_text(const char *text, pt_toxic_match_t **m, char *err, size_t cap)
+{
+    pt_arena_t a;
+    pt_arena_init(&a, 1024);
+    pt_cfg_docs_t docs = {0};
+    pt_config_errors_t e = {0};
+    size_t n_nodes = 0;
+    ASSERT(pt__cfg_parse_yaml(&a, "body", text, strlen(text), &n_nodes, &docs, &e) == 0);
+    int rc = pt_toxic_match_compile(docs.v[0].root, m, err, cap);
+    pt__cfg_docs_dispose(&docs);
+    pt_config_errors_dispose(&e);
+    pt_arena_dispose(&a); /* the match owns what it keeps */
+    return rc;
+}
+
+TEST(chaos_toxic_match_compile_for_the_api)
+{
+    pt_toxic_match_t *m = NULL;
+    char err[256] = "";
+    ASSERT_EQ(compile_text("[{\"uri\": {\"regex\": \"/v[0-9]+/.*\"}}]", &m, err, sizeof(err)), 0);
+    ASSERT(m != NULL);
+    ASSERT_EQ(atomic_load(&m->refs), 1u); /* the caller's only */
+    ASSERT_STREQ(m->json, "[{\"uri\":{\"regex\":\"/v[0-9]+/.*\"}}]");
+    ASSERT_EQ(m->matches[0].uri.kind, PT_MATCH_REGEX);
+    pt_toxic_match_unref(m);
+
+    ASSERT_EQ(compile_text("[]", &m, err, sizeof(err)), 0);
+    ASSERT(m == NULL);
+
+    ASSERT_EQ(compile_text("[{\"uri\": {\"prefx\": \"/a\"}}]", &m, err, sizeof(err)), -1);
+    ASSERT(m == NULL);
+    ASSERT_STREQ(err, "match[0].uri.prefx: unknown field; did you mean \"prefix\"? (body, line 1, "
+                      "column 11)");
+    ASSERT_EQ(compile_text("{\"uri\": {}}", &m, err, sizeof(err)), -1);
+    ASSERT(strncmp(err, "match: ", 7) == 0);
 }

@@ -3,9 +3,11 @@
  * toxic on the route costs no body watch; a delay pauses once and is not drawn again on the
  * call back; drop-first resets exactly count requests; an abort answers its status or a gRPC
  * status; a dry run counts and does nothing; the slow body lets a slice through per window,
- * holds the rest (a ref on its slab) and ends the pause once nothing is held. */
+ * holds the rest (a ref on its slab) and ends the pause once nothing is held; a toxic with a
+ * match[] acts on, and counts, only the requests it matches (a dry run too). */
 #include "test.h"
 
+#include "config/node.h"
 #include "fake_stream.h"
 #include "filters/chaos_http.c"
 
@@ -194,4 +196,77 @@ TEST(slow_body_slices_per_window_and_holds_the_rest)
     ASSERT_EQ(f->st.flag, PT_FLAG_FI);
     pt_buf_unref(slab);
     end(f);
+}
+
+/* A toxic's match[], compiled as the API compiles one (config/chaos_match.c): one ref. */
+static pt_toxic_match_t *match_of(const char *text)
+{
+    pt_arena_t a;
+    pt_arena_init(&a, 1024);
+    pt_cfg_docs_t docs = {0};
+    pt_config_errors_t e = {0};
+    size_t n_nodes = 0;
+    ASSERT(pt__cfg_parse_yaml(&a, "t", text, strlen(text), &n_nodes, &docs, &e) == 0);
+    pt_toxic_match_t *m = NULL;
+    char err[256] = "";
+    ASSERT_EQ(pt_toxic_match_compile(docs.v[0].root, &m, err, sizeof(err)), 0);
+    pt__cfg_docs_dispose(&docs);
+    pt_config_errors_dispose(&e);
+    pt_arena_dispose(&a);
+    return m;
+}
+
+/* One request through the filter, on snap (kept); *took_ref: whether it held the snapshot. */
+static pt_filter_status_t one_request(const char *method, const char *path, bool *took_ref)
+{
+    fixture_t *f = fixture("web");
+    f->head.method = (pt_str_t){method, strlen(method)};
+    f->head.path = (pt_str_t){path, strlen(path)};
+    pt_filter_status_t s = chaos_http_request_headers(&f->st, &f->inst, &f->head);
+    *took_ref = f->inst.snap != NULL;
+    ASSERT_EQ(fake.body_filters_asked, *took_ref ? 1 : 0);
+    chaos_http_destroy(&f->st, &f->inst);
+    uv_loop_close(&f->worker.loop);
+    pt_arena_dispose(&f->st.arena);
+    return s;
+}
+
+TEST(a_match_selects_the_requests_a_toxic_rolls_and_counts)
+{
+    pt_toxic_t t[2] = {
+        {.name = "api",
+         .type = PT_TOXIC_HTTP_ABORT,
+         .toxicity = 1,
+         .http_status = 503,
+         .match = match_of("[{uri: {prefix: /api}, method: {exact: POST}}]")},
+        {.name = "probe",
+         .type = PT_TOXIC_HTTP_ABORT,
+         .toxicity = 1,
+         .dry_run = true,
+         .match = match_of("[{uri: {exact: /health}}, {queryParams: {probe: {}}}]")},
+    };
+    make_snapshot(t, 2); /* the snapshot's toxics hold the matches' refs now */
+    bool ref;
+    ASSERT_EQ(one_request("POST", "/api/x", &ref), PT_FILTER_RESPONDED);
+    ASSERT(ref);
+    ASSERT_EQ(fake.respond_status, 503);
+    /* Matched by neither: no ref, no body watch, nothing rolled or counted. */
+    ASSERT_EQ(one_request("GET", "/api/x", &ref), PT_FILTER_CONTINUE);
+    ASSERT(!ref);
+    ASSERT_EQ(one_request("POST", "/other", &ref), PT_FILTER_CONTINUE);
+    ASSERT(!ref);
+    ASSERT_EQ(one_request("GET", "/x?other=1", &ref), PT_FILTER_CONTINUE);
+    ASSERT(!ref);
+    /* The dry run counts only what its match selects: any one of its entries. */
+    ASSERT_EQ(one_request("GET", "/health", &ref), PT_FILTER_CONTINUE);
+    ASSERT(ref);
+    ASSERT_EQ(one_request("GET", "/x?probe=1", &ref), PT_FILTER_CONTINUE);
+    ASSERT(ref);
+    ASSERT_EQ(hits(0), 1u);
+    ASSERT_EQ(atomic_load(&snap->routes[0].toxics[0].counters->dry_run_hits), 0u);
+    ASSERT_EQ(atomic_load(&snap->routes[0].toxics[1].counters->dry_run_hits), 2u);
+    ASSERT_EQ(hits(1), 0u);
+    ASSERT_EQ(atomic_load(&snap->refs), 1u);
+    pt_chaos_snapshot_unref(snap); /* and the matches with it */
+    snap = NULL;
 }
