@@ -16,15 +16,14 @@ raw sockets as clients:
   - the game day of docs/chaos.md, with its 5 minutes scaled down.
 """
 
-import http.client
 import re
 import statistics
 import subprocess
 import time
 
 from certs import make_ca, make_leaf
-from chaos import ChaosApi, chaos_proxy_spec
-from netutil import LOCALHOST, connect, free_port, http_request, recv_to_eof, wait_until
+from chaos import ChaosApi, HttpClient, chaos_proxy_spec
+from netutil import connect, free_port, http_request, recv_to_eof, wait_until
 from petrel import ISTIO, run_petrel, service_entry_doc, simple_config, to_yaml
 from test_90_tracing import Collector
 
@@ -69,34 +68,6 @@ def log_fields(p, n):
     return out
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection (http.client), reopened after a close."""
-
-    def __init__(self, port):
-        self.port = port
-        self.conn = None
-
-    def get(self, path):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(LOCALHOST, self.port, timeout=10)
-        self.conn.request("GET", path)
-        r = self.conn.getresponse()
-        body = r.read()
-        if r.will_close:
-            self.conn.close()
-            self.conn = None
-        return r.status, r.getheaders(), body
-
-    def timed(self, path):
-        t0 = time.monotonic()
-        status, _, body = self.get(path)
-        return status, body, (time.monotonic() - t0) * 1000
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-
-
 def test_abort_with_a_status_and_with_a_grpc_status(petrel, origin):
     p, api, _ = start(petrel, origin)
     t = toxic(api, "http_abort", "ab", attributes={"status": 418})
@@ -122,7 +93,7 @@ def test_abort_with_a_status_and_with_a_grpc_status(petrel, origin):
 
 def test_delay_is_accurate_and_jitter_stays_in_bounds(petrel, origin):
     p, api, _ = start(petrel, origin)
-    c = Client(p.port)
+    c = HttpClient(p.port)
     base = statistics.median(c.timed("/status/200")[2] for _ in range(15))
     toxic(api, "http_delay", "late", attributes={"delay": 50})
     added = statistics.median(c.timed("/status/200")[2] for _ in range(15)) - base
@@ -137,7 +108,7 @@ def test_delay_is_accurate_and_jitter_stays_in_bounds(petrel, origin):
 
 def test_slow_body_paces_the_response(petrel, origin):
     p, api, _ = start(petrel, origin)
-    c = Client(p.port)
+    c = HttpClient(p.port)
     base = statistics.median(c.timed("/bytes/40000")[2] for _ in range(5))
     toxic(api, "http_slow_body", "slow", attributes={"bytes": 4000, "interval": 40})
     for chunked in ("", "?chunked=1&chunk=3000"):
@@ -172,7 +143,7 @@ def test_drop_first_cuts_exactly_n_requests_then_passes(petrel, origin):
 def test_toxicity_cap_dry_run_and_ttl(petrel, origin):
     p, api, _ = start(petrel, origin)
     toxic(api, "http_abort", "some", toxicity=0.3, attributes={"status": 503})
-    c = Client(p.port)
+    c = HttpClient(p.port)
     aborted = sum(c.get("/status/200")[0] == 503 for _ in range(1000))
     assert 250 <= aborted <= 350, aborted
     assert metric(api, "petrel_chaos_toxic_hits_total", "some") == aborted
@@ -299,7 +270,7 @@ def test_game_day(petrel, origin, tcp_echo):
     t0 = time.monotonic()
     api.ok("POST", ROUTE, {"name": "abort-10", "type": "http_abort", "toxicity": 0.1,
                            "max_hits": 20, "ttl_ms": 1500, "attributes": {"status": 503}})
-    c = Client(p.port)
+    c = HttpClient(p.port)
     statuses = [c.get("/status/200")[0] for _ in range(400)]
     assert statuses.count(503) == 20  # 10 % of 400 would be 40: the cap stops it at 20
     assert metric(api, "petrel_chaos_toxic_hits_total", "abort-10") == 20

@@ -20,14 +20,12 @@ on it. Real petrel, a real origin (HttpOrigin), http.client and raw sockets as c
     protocol and of a TCP toxic in an HTTP proxy's YAML.
 """
 
-import http.client
 import re
 import socket
 import statistics
 import subprocess
-import time
 
-from chaos import ChaosApi, chaos_proxy_spec
+from chaos import ChaosApi, HttpClient, chaos_proxy_spec
 from netutil import LOCALHOST, connect, free_port, recv_to_eof, wait_until
 from petrel import run_petrel, to_yaml
 
@@ -67,45 +65,17 @@ def metric(api, name, toxic_name):
     return None
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection (http.client), reopened after a close."""
-
-    def __init__(self, port):
-        self.port = port
-        self.conn = None
-
-    def get(self, path):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(LOCALHOST, self.port, timeout=10)
-        self.conn.request("GET", path)
-        r = self.conn.getresponse()
-        body = r.read()
-        if r.will_close:
-            self.conn.close()
-            self.conn = None
-        return r.status, body
-
-    def timed(self, path):
-        t0 = time.monotonic()
-        status, _ = self.get(path)
-        return status, (time.monotonic() - t0) * 1000
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
 def test_proxies_http_with_keep_alive_and_reports_its_port(petrel, origin):
     p, api, port = start(petrel, origin)
     proxy = api.ok("GET", "/proxies")["shop"]
     assert proxy["protocol"] == "http" and proxy["enabled"] is True
     assert port != 0 and proxy["upstream"] == "127.0.0.1:%d" % origin.port
-    c = Client(port)
+    c = HttpClient(port)
     for i in range(5):
-        status, body = c.get("/bytes/%d" % (1000 + i))
+        status, _, body = c.get("/bytes/%d" % (1000 + i))
         assert status == 200 and len(body) == 1000 + i
-    assert c.get("/status/404") == (404, b"status 404\n")
+    status, _, body = c.get("/status/404")
+    assert (status, body) == (404, b"status 404\n")
     c.close()
     # HTTP/2 with prior knowledge (h2c) is served too, as on a Gateway's HTTP port.
     r = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
@@ -125,8 +95,8 @@ def test_proxies_http_with_keep_alive_and_reports_its_port(petrel, origin):
 def test_abort_answers_every_request_and_spares_the_origin(petrel, origin):
     p, api, port = start(petrel, origin)
     toxic(api, "http_abort", "ab", attributes={"status": 503})
-    c = Client(port)
-    statuses = [c.get("/x%d" % i) for i in range(10)]
+    c = HttpClient(port)
+    statuses = [c.get("/x%d" % i)[::2] for i in range(10)]  # status and body
     c.close()
     assert statuses == [(503, b"fault filter abort")] * 10
     assert origin.requests == []
@@ -136,13 +106,13 @@ def test_abort_answers_every_request_and_spares_the_origin(petrel, origin):
     assert metric(api, "petrel_chaos_toxic_hits_total", "ab") == 10
     assert metric(api, "petrel_chaos_toxic_dry_run_hits_total", "ab") == 0
     api.ok("DELETE", "/proxies/shop/toxics/ab")
-    assert Client(port).get("/after")[0] == 200
+    assert HttpClient(port).get("/after")[0] == 200
 
 
 def test_toxicity_share_of_requests(petrel, origin):
     p, api, port = start(petrel, origin)
     toxic(api, "http_abort", "some", toxicity=0.3, attributes={"status": 503})
-    c = Client(port)
+    c = HttpClient(port)
     aborted = sum(c.get("/status/200")[0] == 503 for _ in range(300))
     c.close()
     # 300 draws at p = 0.3: mean 90, sd 7.9; +-4 sd.
@@ -153,13 +123,13 @@ def test_toxicity_share_of_requests(petrel, origin):
 
 def test_delay_adds_its_delay(petrel, origin):
     p, api, port = start(petrel, origin)
-    c = Client(port)
-    base = statistics.median(c.timed("/status/200")[1] for _ in range(15))
+    c = HttpClient(port)
+    base = statistics.median(c.timed("/status/200")[2] for _ in range(15))
     toxic(api, "http_delay", "late", attributes={"delay": 50})
     times = [c.timed("/status/200") for _ in range(15)]
     c.close()
-    assert all(s == 200 for s, _ in times)
-    added = statistics.median(ms for _, ms in times) - base
+    assert all(s == 200 for s, _, _ in times)
+    added = statistics.median(ms for _, _, ms in times) - base
     assert abs(added - 50) <= 15, added
     assert metric(api, "petrel_chaos_toxic_hits_total", "late") == 15
     assert [LOG_RE.match(line).group("flags") for line in p.wait_access_log(30)][15:] == \
@@ -206,7 +176,7 @@ def test_disabled_refuses_and_enabled_serves_again(petrel, origin):
     listen = api.ok("GET", "/proxies/shop")["listen"]
     port = int(listen.rsplit(":", 1)[1])
     wait_until(lambda: not refused(port), timeout=5, what="the listener again")
-    c = Client(port)
+    c = HttpClient(port)
     assert c.get("/b")[0] == 200
     c.close()
 
@@ -227,7 +197,7 @@ def test_bad_input_is_a_clear_error(petrel, origin, tmp_path):
     # A TCP proxy made over the API says so.
     api.proxy("tcp", origin.port)
     assert api.ok("GET", "/proxies/tcp")["protocol"] == "tcp"
-    assert Client(port).get("/still")[0] == 200
+    assert HttpClient(port).get("/still")[0] == 200
 
     f = tmp_path / "chaos.yaml"
     f.write_text(to_yaml([
@@ -249,12 +219,12 @@ def test_reload_moves_the_upstream_and_removal_closes_the_port(petrel, origin_fa
     api = ChaosApi(free_port())
     p = petrel([chaos_http_doc("shop", first.port)], proxy_spec=chaos_proxy_spec(api.port))
     port = int(api.ok("GET", "/proxies/shop")["listen"].rsplit(":", 1)[1])
-    assert Client(port).get("/who")[0] == 200 and len(first.requests) == 1
+    assert HttpClient(port).get("/who")[0] == 200 and len(first.requests) == 1
     p.write_config([chaos_http_doc("shop", second.port)])
     wait_until(lambda: api.ok("GET", "/proxies/shop")["upstream"].endswith(":%d" % second.port),
                timeout=10, what="the reload")
     assert api.ok("GET", "/proxies/shop")["listen"].endswith(":%d" % port)  # :0's port kept
-    c = Client(port)
+    c = HttpClient(port)
     wait_until(lambda: c.get("/who")[0] == 200 and len(second.requests) > 0, timeout=10,
                what="requests to the new upstream")
     c.close()

@@ -4,10 +4,13 @@
                      .proxy(name, upstream_port) -> the proxy's listen port
                      .toxic(proxy, type, stream, toxicity, **attributes) -> the toxic's JSON
   chaos_petrel_docs  the Proxy document that turns the API on at a given port
+  HttpClient(port)   one keep-alive HTTP/1.1 connection through a chaos proxy or a route:
+                     .get(path) -> (status, headers, body); .timed(path) -> (status, body, ms)
 """
 
 import http.client
 import json
+import time
 
 from netutil import LOCALHOST
 
@@ -59,3 +62,32 @@ class ChaosApi:
 def chaos_proxy_spec(api_port):
     """The Proxy spec fields that turn the chaos API on at api_port (loopback)."""
     return {"chaosApi": {"port": api_port}}
+
+
+class HttpClient:
+    """One keep-alive HTTP/1.1 connection (http.client), reopened after a close."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    def get(self, path):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(LOCALHOST, self.port, timeout=10)
+        self.conn.request("GET", path)
+        r = self.conn.getresponse()
+        body = r.read()
+        if r.will_close:
+            self.conn.close()
+            self.conn = None
+        return r.status, r.getheaders(), body
+
+    def timed(self, path):
+        t0 = time.monotonic()
+        status, _, body = self.get(path)
+        return status, body, (time.monotonic() - t0) * 1000
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
