@@ -236,7 +236,8 @@ static bool read_string_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_
     const char *s;
     if (!pt__cfg_str(cx, f[which], &vp, &s))
         return false;
-    out->value = pt__cfg_out_str(cx, s);
+    /* All len bytes: a YAML "\0" inside the value must not leave a copy shorter than len. */
+    out->value = pt_arena_strndup(cx->out, s, f[which]->len);
     out->len = f[which]->len;
     if (which == SM_REGEX) {
         char err[320];

@@ -574,3 +574,29 @@ TEST(header_ops_order)
     ASSERT(out == in);
     pt_arena_dispose(&a);
 }
+
+/* A match value holds all of its bytes, a YAML "\0" included: the compiled value is compared
+ * over its length, so a copy cut at the NUL would be read past its end. */
+TEST(match_value_keeps_an_escaped_nul)
+{
+    static const char yaml[] =
+        "apiVersion: networking.istio.io/v1\n"
+        "kind: Gateway\n"
+        "metadata: {name: gw}\n"
+        "spec: {servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}\n"
+        "---\n"
+        "apiVersion: networking.istio.io/v1\n"
+        "kind: VirtualService\n"
+        "metadata: {name: m}\n"
+        "spec:\n"
+        "  hosts: ['*']\n"
+        "  gateways: [gw]\n"
+        "  http:\n"
+        "  - match: [{uri: {exact: \"/a\\0b\"}}]\n"
+        "    directResponse: {status: 200}\n";
+    pt_config_t *c = config_from_yaml_ok("c.yaml", yaml);
+    const pt_string_match_t *uri = &c->listeners[0].vhosts[0].routes[0].matches[0].uri;
+    ASSERT_EQ(uri->len, 4u);
+    ASSERT(memcmp(uri->value, "/a\0b", 4) == 0);
+    pt_config_unref(c);
+}
