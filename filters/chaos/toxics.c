@@ -473,8 +473,9 @@ static void end_http_connections(pt_worker_t *w, const pt_chaos_snapshot_t *old,
 }
 
 /* Serves snap from now on: listeners open and close, open sessions take the new toxics, and
- * those of a proxy gone or disabled close. */
-static void worker_apply(pt_worker_t *w, void *next)
+ * those of a proxy gone or disabled close. tests/tsan.supp names this function (its dup() of
+ * a listening socket meets descriptor numbers libuv closed unseen by TSan). */
+static void chaos_worker_apply(pt_worker_t *w, void *next)
 {
     chaos_worker_t *cw = chaos_worker(w);
     pt_chaos_snapshot_t *snap = next;
@@ -549,7 +550,7 @@ static void snapshot_release(void *snap)
 }
 
 const pt_worker_ext_ops_t pt_chaos_worker_ops = {
-    .apply = worker_apply,
+    .apply = chaos_worker_apply,
     .release = snapshot_release,
     .stop = worker_stop,
     .free = worker_free,
