@@ -10,7 +10,7 @@ set -eu
 BUILD="build-essential pkg-config libuv1-dev libyaml-dev libssl-dev libc-ares-dev libpcre2-dev node-llhttp libnghttp2-dev"
 RUNTIME="libuv1 libyaml-0-2 libpcre2-8-0 libssl3 libc-ares2 libnghttp2-14 ca-certificates iptables"
 TEST="clang curl openssl time python3 python3-pytest python3-yaml python3-cryptography prometheus dnsmasq-base iproute2 iptables testssl.sh nghttp2-client python3-h2 python3-grpcio python3-grpc-tools"
-BENCH="haproxy nginx-light wrk linux-perf strace"
+BENCH="haproxy nginx-light wrk linux-perf strace valgrind"
 
 case "${1:-all}" in
     build) PACKAGES="$BUILD" ;;

@@ -36,6 +36,9 @@ the median over the rounds:
     (BENCH_MANY=0 skips these two)
   - BENCH_PERF=1: `perf record -g` on this Petrel at saturation (top 25 symbols by self time)
     and syscalls per request by `strace -c`
+  - BENCH_CALLGRIND=1: user-space instructions per request of this Petrel's worker thread (and
+    the base's) under callgrind for h2c, h2 over TLS and gRPC (BENCH_CALLGRIND_N requests,
+    5,000), a measure the machine's other load does not move
   - HTTP/2 (BENCH_H2=0 skips it): h2c with prior knowledge, h2 over TLS (ALPN, the TLS
     part's certificate) and gRPC unary (a pre-framed protobuf body, `te: trailers`) through
     Petrel, HAProxy (`proto h2` on both sides) and nginx (`http2` listeners; proxy_pass over
@@ -53,7 +56,8 @@ process started here is killed at the end, also on error or Ctrl-C.
 Environment: PETREL_BIN, BENCH_ROUNDS (3), BENCH_DURATION (5), BENCH_RATE (1000),
 BENCH_TARGETS (direct,petrel,haproxy,nginx), BENCH_OUT, BENCH_KEEP=1 (keep the tmp dir),
 BENCH_SCALE, BENCH_TLS, BENCH_MESH, BENCH_CHAOS, BENCH_MANY (1: set to 0 to skip that part),
-BENCH_BASE, BENCH_AB_ROUNDS, BENCH_IDLE_CONNS, BENCH_BURST, BENCH_PERF, BENCH_H2,
+BENCH_BASE, BENCH_AB_ROUNDS, BENCH_IDLE_CONNS, BENCH_BURST, BENCH_PERF, BENCH_CALLGRIND,
+BENCH_CALLGRIND_N, BENCH_H2,
 BENCH_H2_IDLE_CONNS. The soft RLIMIT_NOFILE is
 raised to the hard one for this script and every process it starts.
 """
@@ -990,6 +994,110 @@ def h2_start(t, d, ports, origin, up_port, crt, key, pem):
                                               origin, name=name), PROXY_CPU)
 
 
+def h2_origin(d):
+    """The HTTP/2 origin (h2_origin_conf) started on CPU LOAD_CPU with the gRPC method's reply
+    in place: (crt, key, pem, h2c port, TLS port, its process)."""
+    crt, key, pem = tls_certificate(d)
+    origin, origin_tls = free_port(), free_port()
+    www = os.path.join(d, "www", GRPC_PATH.strip("/").rsplit("/", 1)[0])
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(d, "www", GRPC_PATH.strip("/")), "wb") as f:
+        f.write(struct.pack(">BI", 0, len(GRPC_REPLY)) + GRPC_REPLY)
+    proc = start_nginx(d, "h2-origin", h2_origin_conf(d, origin, origin_tls, crt, key), LOAD_CPU)
+    return crt, key, pem, origin, origin_tls, proc
+
+
+# BENCH_CALLGRIND=1: requests per case under callgrind (slow: about 1,000 req/s).
+CALLGRIND_N = int(os.environ.get("BENCH_CALLGRIND_N", "5000"))
+CALLGRIND_CASES = ("h1", "h2c", "h2tls", "grpc")
+CALLGRIND_H1 = "HTTP/1.1 keep-alive, 0 B (the main table's config, `h2load --h1 -c50`)"
+
+
+def callgrind_ir(path):
+    """The total instructions (Ir) a callgrind output file counted."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("%s has no total" % path)
+
+
+def instructions(d, up_port, base_bin):
+    """User-space instructions per request of Petrel's worker thread (callgrind, counted only
+    inside worker_main) for HTTP/1.1 on the main table's config and the HTTP/2 cases at h2load
+    -c10 -m10, CALLGRIND_N requests each: this Petrel, and the base when there is one. Unlike CPU time, the count does not move with what else
+    the machine runs, so a change of a few percent shows on a noisy VM. {case: {target: Ir}}."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("valgrind not found (Debian: valgrind)")
+    crt, key, _, origin, _, origin_proc = h2_origin(d)
+    bins = [("petrel", petrel_bin())] + ([("petrel_base", base_bin)] if base_bin else [])
+    out = {}
+    try:
+        for case in CALLGRIND_CASES:
+            h1 = case == "h1"
+            _, _, scheme, path = ("h1", "", "http", "/0b") if h1 else next(
+                c for c in H2_CASES if c[0] == case)
+            for t, binary in bins:
+                ports = h2_ports()
+                docs, spec = (petrel_variant("petrel", ports["h2c"], up_port) if h1 else
+                              (petrel_h2_docs(ports["h2c"], ports["h2tls"], crt, key, origin),
+                               None))
+                cg = os.path.join(d, "callgrind.%s.%s" % (t, case))
+                p = Petrel(tempfile.mkdtemp(prefix="petrel-cg-", dir=d), docs, concurrency=1,
+                           proxy_spec=spec, binary=binary,
+                           command_prefix=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg,
+                                           "--collect-atstart=no", "--toggle-collect=worker_main"])
+                p.start(wait=False)
+                PROCS.append(p.proc)
+                try:
+                    p.wait_ready(timeout=120)
+                    argv = (["h2load", "--h1", "-t1", "-c50", "-m1"] if h1 else
+                            ["h2load", "-t1", "-c%d" % H2_CONNS, "-m%d" % H2_STREAMS])
+                    argv += ["-n", str(CALLGRIND_N)]
+                    if case == "grpc":
+                        body = os.path.join(d, "grpc-request.bin")
+                        with open(body, "wb") as f:
+                            f.write(GRPC_REQUEST)
+                        argv += ["-d", body, "-H", "te: trailers",
+                                 "-H", "content-type: application/grpc"]
+                    r = parse_h2load(subprocess.run(
+                        argv + ["%s://127.0.0.1:%d%s" % (scheme, ports["h2c" if h1 else case],
+                                                          path)],
+                        capture_output=True, text=True, timeout=900).stdout)
+                    if r["requests"] != CALLGRIND_N or r["bad"]:
+                        raise RuntimeError("%s %s: %d of %d requests succeeded" % (
+                            NAMES[t], case, r["requests"], CALLGRIND_N))
+                finally:
+                    p.stop(timeout=60)  # callgrind writes its file as the process exits
+                out.setdefault(case, {})[t] = callgrind_ir(cg) / CALLGRIND_N
+                log("callgrind %-5s %-12s %8.0f instructions per request" % (
+                    case, t, out[case][t]))
+    finally:
+        stop(origin_proc)
+    return out
+
+
+def instructions_report(ir):
+    lines = ["", "Instructions per request (`BENCH_CALLGRIND=1`): callgrind on Petrel's worker "
+             "thread (`--toggle-collect=worker_main`, user space only) under `h2load -c%d -m%d "
+             "-n%d` through the HTTP/2 part's Petrel config (a Gateway with an h2c and an HTTPS "
+             "server, routes to the HTTP/2 origin), HTTP/1.1 as noted; a count that the "
+             "machine's other load does not move:" % (H2_CONNS, H2_STREAMS, CALLGRIND_N), ""]
+    has_base = any("petrel_base" in v for v in ir.values())
+    lines += ["| | this Petrel |" + (" the base | this × the base |" if has_base else ""),
+              "|---|---:|" + ("---:|---:|" if has_base else "")]
+    for case in CALLGRIND_CASES:
+        if case not in ir:
+            continue
+        label = CALLGRIND_H1 if case == "h1" else next(c[1] for c in H2_CASES if c[0] == case)
+        row = "| %s | %s |" % (label, "{:,.0f}".format(ir[case]["petrel"]))
+        if has_base and "petrel_base" in ir[case]:
+            row += " %s | %.2f× |" % ("{:,.0f}".format(ir[case]["petrel_base"]),
+                                      ir[case]["petrel"] / ir[case]["petrel_base"])
+        lines.append(row)
+    return lines
+
+
 def http2_part(d, up_port):
     """HTTP/2 through Petrel, HAProxy (`proto h2` both sides) and nginx (HTTP/1.1 or
     grpc_pass to the upstream), beside a direct connection to the origin (to the HTTP/1
@@ -1000,14 +1108,7 @@ def http2_part(d, up_port):
     reported as not run, with the reason; the others still run."""
     if shutil.which("h2load") is None:
         raise RuntimeError("h2load not found (Debian: nghttp2-client)")
-    crt, key, pem = tls_certificate(d)
-    origin, origin_tls = free_port(), free_port()
-    www = os.path.join(d, "www", GRPC_PATH.strip("/").rsplit("/", 1)[0])
-    os.makedirs(www, exist_ok=True)
-    with open(os.path.join(d, "www", GRPC_PATH.strip("/")), "wb") as f:
-        f.write(struct.pack(">BI", 0, len(GRPC_REPLY)) + GRPC_REPLY)
-    origin_proc = start_nginx(d, "h2-origin", h2_origin_conf(d, origin, origin_tls, crt, key),
-                              LOAD_CPU)
+    crt, key, pem, origin, origin_tls, origin_proc = h2_origin(d)
     res = {"not_run": {}, "raw": {}, "idle": {}}
     procs, ports = {}, {}
     for t in H2_TARGETS:
@@ -1790,7 +1891,7 @@ def summarize(raw):
 
 
 def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, chaos=None,
-                 against=None, many=None, prof=None, h2=None):
+                 against=None, many=None, prof=None, h2=None, ir=None):
     def cell(t, key, fmt):
         v = res.get(t, {}).get(key)
         return fmt.format(v) if v is not None else "–"
@@ -1878,6 +1979,8 @@ def write_report(info, res, notes, elapsed, scale=None, tls=None, mesh=None, cha
                     tls[t]["rps"], tls[t]["hs"], tls[t]["cpu"]) % NAMES[t])
     if h2:
         lines += http2_report(h2)
+    if ir:
+        lines += instructions_report(ir)
     if against:
         lines += base_report(against)
     if many:
@@ -2239,6 +2342,13 @@ def main():
                 tls = tls_termination(d, up_port)
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 notes.append("TLS termination not measured: %s" % e)
+        ir = None
+        if os.environ.get("BENCH_CALLGRIND") == "1" and "petrel" in TARGETS:
+            try:
+                ir = instructions(d, up_port, base_bin)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                notes.append("instructions per request not measured: %s" % e)
+                log(notes[-1])
         h2 = None
         if os.environ.get("BENCH_H2", "1") == "1":
             try:
@@ -2274,7 +2384,7 @@ def main():
             except (RuntimeError, OSError, subprocess.SubprocessError, ValueError) as e:
                 notes.append("chaos relay not measured: %s" % e)
         report = write_report(info, summarize(raw), notes, time.monotonic() - started, scale, tls,
-                              mesh, chaos, base, many, prof, h2)
+                              mesh, chaos, base, many, prof, h2, ir)
         print(report)
         log("wrote %s" % OUT)
     finally:
