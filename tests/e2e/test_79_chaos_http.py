@@ -22,7 +22,7 @@ import subprocess
 import time
 
 from certs import make_ca, make_leaf
-from chaos import ChaosApi, HttpClient, chaos_proxy_spec
+from chaos import ChaosApi, HttpClient, chaos_metric, chaos_proxy_spec, http_toxic_body
 from netutil import connect, free_port, http_request, recv_to_eof, wait_until
 from petrel import ISTIO, run_petrel, service_entry_doc, simple_config, to_yaml
 from test_90_tracing import Collector
@@ -42,20 +42,11 @@ def start(petrel, origin, proxy_spec=None, **route):
 
 
 def toxic(api, type_, name, toxicity=1.0, **fields):
-    attributes = fields.pop("attributes", {})
-    body = dict({"name": name, "type": type_, "toxicity": toxicity,
-                 "attributes": attributes}, **fields)
-    return api.ok("POST", ROUTE, body)
+    return api.ok("POST", ROUTE, http_toxic_body(type_, name, toxicity, **fields))
 
 
 def metric(api, name, toxic_name):
-    status, body = api.petrel.admin_get("/stats/prometheus")
-    assert status == 200
-    want = 'virtual_service="web",route="main",toxic="%s"' % toxic_name
-    for line in body.decode().splitlines():
-        if line.startswith(name + "{") and want in line:
-            return int(line.rsplit(" ", 1)[1])
-    return None
+    return chaos_metric(api.petrel, name, 'virtual_service="web",route="main",toxic="%s"' % toxic_name)
 
 
 def log_fields(p, n):

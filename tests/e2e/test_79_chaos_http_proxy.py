@@ -25,7 +25,7 @@ import socket
 import statistics
 import subprocess
 
-from chaos import ChaosApi, HttpClient, chaos_proxy_spec
+from chaos import ChaosApi, HttpClient, chaos_metric, chaos_proxy_spec, http_toxic_body
 from netutil import LOCALHOST, connect, free_port, recv_to_eof, wait_until
 from petrel import run_petrel, to_yaml
 
@@ -49,20 +49,11 @@ def start(petrel, origin, toxics=()):
 
 
 def toxic(api, type_, name, toxicity=1.0, **fields):
-    attributes = fields.pop("attributes", {})
-    body = dict({"name": name, "type": type_, "toxicity": toxicity,
-                 "attributes": attributes}, **fields)
-    return api.ok("POST", "/proxies/shop/toxics", body)
+    return api.ok("POST", "/proxies/shop/toxics", http_toxic_body(type_, name, toxicity, **fields))
 
 
 def metric(api, name, toxic_name):
-    status, body = api.petrel.admin_get("/stats/prometheus")
-    assert status == 200
-    want = 'proxy="shop",toxic="%s"' % toxic_name
-    for line in body.decode().splitlines():
-        if line.startswith(name + "{") and want in line:
-            return int(line.rsplit(" ", 1)[1])
-    return None
+    return chaos_metric(api.petrel, name, 'proxy="shop",toxic="%s"' % toxic_name)
 
 
 def test_proxies_http_with_keep_alive_and_reports_its_port(petrel, origin):

@@ -4,6 +4,8 @@
                      .proxy(name, upstream_port) -> the proxy's listen port
                      .toxic(proxy, type, stream, toxicity, **attributes) -> the toxic's JSON
   chaos_petrel_docs  the Proxy document that turns the API on at a given port
+  http_toxic_body    the JSON of an HTTP toxic (name, type, toxicity, attributes, Petrel's fields)
+  chaos_metric       a petrel_chaos_* counter of a proxy's or a route's toxic (Prometheus text)
   HttpClient(port)   one keep-alive HTTP/1.1 connection through a chaos proxy or a route:
                      .get(path) -> (status, headers, body); .timed(path) -> (status, body, ms)
 """
@@ -62,6 +64,24 @@ class ChaosApi:
 def chaos_proxy_spec(api_port):
     """The Proxy spec fields that turn the chaos API on at api_port (loopback)."""
     return {"chaosApi": {"port": api_port}}
+
+
+def http_toxic_body(type_, name, toxicity=1.0, **fields):
+    """A toxic's JSON for POST .../toxics: attributes= and Petrel's own fields (ttl_ms,
+    max_hits, dry_run, match) as keywords."""
+    attributes = fields.pop("attributes", {})
+    return dict({"name": name, "type": type_, "toxicity": toxicity, "attributes": attributes},
+                **fields)
+
+
+def chaos_metric(petrel, name, labels):
+    """The value of counter name on the line carrying labels ('proxy="p",toxic="t"'), or None."""
+    status, body = petrel.admin_get("/stats/prometheus")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") and labels in line:
+            return int(line.rsplit(" ", 1)[1])
+    return None
 
 
 class HttpClient:
