@@ -22,7 +22,8 @@ import subprocess
 import time
 
 from certs import make_ca, make_leaf
-from chaos import ChaosApi, HttpClient, chaos_metric, chaos_proxy_spec, http_toxic_body
+from chaos import (ChaosApi, HttpClient, chaos_metric, chaos_proxy_spec,
+                   http_toxic_body)
 from netutil import connect, free_port, http_request, recv_to_eof, wait_until
 from petrel import ISTIO, run_petrel, service_entry_doc, simple_config, to_yaml
 from test_90_tracing import Collector

@@ -25,7 +25,8 @@ import socket
 import statistics
 import subprocess
 
-from chaos import ChaosApi, HttpClient, chaos_metric, chaos_proxy_spec, http_toxic_body
+from chaos import (ChaosApi, HttpClient, chaos_metric, chaos_proxy_spec,
+                   http_toxic_body)
 from netutil import LOCALHOST, connect, free_port, recv_to_eof, wait_until
 from petrel import run_petrel, to_yaml
 
