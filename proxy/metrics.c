@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "str.h"
+
 /* Istio's default buckets (milliseconds) for istio_request_duration_milliseconds. */
 static const double duration_bounds_ms[PT_METRICS_DURATION_BUCKETS] = {
     0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
@@ -117,10 +119,10 @@ void pt_metrics_record_http(pt_metrics_t *m, const char *service, int status, in
                             uint64_t response_bytes, const char *principal, bool inbound,
                             bool is_grpc)
 {
-    char code[4], grpc[4] = "";
-    snprintf(code, sizeof(code), "%d", status >= 100 && status <= 999 ? status : 0);
+    char code[4], grpc[4] = ""; /* digits by hand: a printf here was 1.5 % of an h2c request */
+    code[pt_put_u64(code, status >= 100 && status <= 999 ? (uint64_t)status : 0)] = '\0';
     if (grpc_status >= 0 && grpc_status <= 99)
-        snprintf(grpc, sizeof(grpc), "%d", grpc_status);
+        grpc[pt_put_u64(grpc, (uint64_t)grpc_status)] = '\0';
     pt_series_t *s = series_for(m, service, code, grpc, flags, principal,
                                 is_grpc ? PT_METRICS_GRPC : PT_METRICS_HTTP, inbound);
     add(&s->requests, 1);
