@@ -481,12 +481,17 @@ static const char *make_request_id(pt_stream_t *st)
     char *id = pt_arena_alloc(&st->arena, 37);
     static const char hex[] = "0123456789abcdef";
     char *p = id;
-    for (int i = 0; i < 32; i++) {
-        if (i == 8 || i == 12 || i == 16 || i == 20)
-            *p++ = '-';
-        *p++ = hex[r[i / 8] >> (28 - 4 * (i % 8)) & 15];
+    for (int i = 0; i < 4; i++) {
+        for (int shift = 28; shift >= 0; shift -= 4)
+            *p++ = hex[r[i] >> shift & 15];
     }
-    *p = '\0';
+    /* then the groups after the first move right to make room for the dashes */
+    memmove(id + 24, id + 20, 12);
+    memmove(id + 19, id + 16, 4);
+    memmove(id + 14, id + 12, 4);
+    memmove(id + 9, id + 8, 4);
+    id[8] = id[13] = id[18] = id[23] = '-';
+    id[36] = '\0';
     return id;
 }
 
