@@ -64,6 +64,8 @@ struct pt_http2_client {
     uint32_t n_exchanges; /* on the list: has_room is asked for every request */
     uint32_t n_owned;
     uint32_t n_drained_waiters; /* exchanges with wants_drained: flush walks only if any */
+    h2x_t *spare;               /* freed exchanges, linked through link.next: malloc and free */
+    uint32_t n_spare;           /* were 1 % of an h2c request */
     bool is_connected;
     bool is_going_away;    /* a GOAWAY arrived */
     bool has_error;        /* the session failed */
@@ -77,6 +79,9 @@ struct pt_http2_client {
     uint64_t ping_sent_ms;    /* when the unanswered PING went (uv_now) */
     bool is_ping_outstanding; /* a PING awaits its ACK */
 };
+
+/* Freed exchanges a connection keeps for reuse: as many as streams commonly in flight. */
+#define PT_H2_CLIENT_SPARE 16
 
 static h2x_t *h2x_of(pt_exchange_t *x)
 {
@@ -103,6 +108,12 @@ static void free_exchange(h2x_t *x)
     x->c->n_exchanges--;
     x->c->n_drained_waiters -= x->wants_drained;
     free_body(x);
+    if (x->c->n_spare < PT_H2_CLIENT_SPARE) { /* kept for the connection's next request */
+        x->link.next = (pt_list_t *)x->c->spare;
+        x->c->spare = x;
+        x->c->n_spare++;
+        return;
+    }
     free(x);
 }
 
@@ -491,11 +502,8 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
             size_t k = 0;
             for (size_t i = 0; i < x->n_trailers; i++) {
                 const pt_header_t *t = &x->trailers[i];
-                char *name = pt_arena_strndup(x->arena, t->name.base, t->name.len);
-                for (size_t j = 0; j < t->name.len; j++)
-                    name[j] = (char)(name[j] >= 'A' && name[j] <= 'Z' ? name[j] + 32 : name[j]);
-                nva[k++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)t->value.base, t->name.len,
-                                        t->value.len, NGHTTP2_NV_FLAG_NONE};
+                nva[k++] = (nghttp2_nv){(uint8_t *)t->name.base, (uint8_t *)t->value.base,
+                                        t->name.len, t->value.len, NGHTTP2_NV_FLAG_NONE};
             }
             if (nghttp2_submit_trailer(s, id, nva, k) == 0)
                 *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -551,19 +559,8 @@ static int send_head(pt_exchange_t *xp, const pt_http_msg_t *req, pt_arena_t *ar
         const pt_header_t *h = &req->headers[i];
         if (is_dropped(h))
             continue;
-        /* HTTP/2 names are lowercase (RFC 9113 §8.2.1): an HTTP/1 client's are copied and
-         * lowered, an HTTP/2 client's go as they are. */
-        const char *name = h->name.base;
-        for (size_t j = 0; j < h->name.len; j++) {
-            if (name[j] >= 'A' && name[j] <= 'Z') {
-                char *low = pt_arena_strndup(arena, h->name.base, h->name.len);
-                for (size_t k = j; k < h->name.len; k++)
-                    low[k] = (char)(low[k] >= 'A' && low[k] <= 'Z' ? low[k] + 32 : low[k]);
-                name = low;
-                break;
-            }
-        }
-        nva[n++] = nv(name, h->name.len, h->value.base, h->value.len);
+        /* as received: nghttp2 lowers the names it copies (nghttp2_submit_request) */
+        nva[n++] = nv(h->name.base, h->name.len, h->value.base, h->value.len);
     }
     if (req->content_length >= 0 && req->has_body) {
         pt_str_t cl = pt_http_msg_decimal(arena, req->content_length);
@@ -729,15 +726,25 @@ void pt_http2_client_free(pt_http2_client_t *c)
     while (!pt_list_is_empty(&c->exchanges))
         free_exchange(PT_CONTAINER_OF(c->exchanges.next, h2x_t, link));
     nghttp2_session_del(c->session);
+    while (c->spare != NULL) {
+        h2x_t *x = c->spare;
+        c->spare = (h2x_t *)x->link.next;
+        free(x);
+    }
     free(c);
 }
 
 pt_exchange_t *pt_http2_client_open(pt_http2_client_t *c, const pt_codec_stream_cbs_t *cbs,
                                     void *owner)
 {
-    h2x_t *x = calloc(1, sizeof(*x));
-    if (x == NULL)
+    h2x_t *x = c->spare;
+    if (x != NULL) {
+        c->spare = (h2x_t *)x->link.next;
+        c->n_spare--;
+        memset(x, 0, sizeof(*x));
+    } else if ((x = calloc(1, sizeof(*x))) == NULL) {
         abort();
+    }
     x->x.ops = &exchange_ops;
     x->x.up = c->up;
     x->x.owner = owner;

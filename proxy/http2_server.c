@@ -68,11 +68,11 @@ typedef struct h2_exchange {
     bool is_paused;                  /* the stream paused its body: WINDOW_UPDATE withheld */
     size_t unconsumed;               /* body bytes received and not acknowledged while paused */
     /* the response */
-    pt_http_msg_t *response; /* a head held until the first body bytes or the end */
-    bool is_no_body;         /* HEAD, 204, 304 */
-    bool is_submitted;       /* the head went to nghttp2 */
-    bool is_end;             /* send_end ran */
-    bool is_deferred;        /* the data source waits for more */
+    const pt_http_msg_t *response; /* a head held until the first body bytes or the end */
+    bool is_no_body;               /* HEAD, 204, 304 */
+    bool is_submitted;             /* the head went to nghttp2 */
+    bool is_end;                   /* send_end ran */
+    bool is_deferred;              /* the data source waits for more */
     h2_piece_t *queue, **tail;
     size_t queued;         /* bytes in queue */
     bool is_congested;     /* the stream was told to pause (queued over the high mark) */
@@ -648,14 +648,6 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     return (ssize_t)n;
 }
 
-static bool is_lower_token(pt_str_t n)
-{
-    for (size_t i = 0; i < n.len; i++)
-        if (n.base[i] >= 'A' && n.base[i] <= 'Z')
-            return false;
-    return true;
-}
-
 /* The held head goes to nghttp2, with the body source unless nothing follows. */
 static void submit_head(h2_exchange_t *x, bool has_data)
 {
@@ -676,18 +668,11 @@ static void submit_head(h2_exchange_t *x, bool has_data)
         const pt_header_t *f = &h->headers[i];
         if (f->flags & (PT_HEADER_HOP | PT_HEADER_FRAMING))
             continue;
-        pt_str_t name = f->name;
-        if (!is_lower_token(name)) { /* HTTP/2 field names are lower case (RFC 9113 §8.2.1) */
-            char *low = pt_arena_strndup(&x->arena, name.base, name.len);
-            for (size_t k = 0; k < name.len; k++)
-                if (low[k] >= 'A' && low[k] <= 'Z')
-                    low[k] = (char)(low[k] + 32);
-            name.base = low;
-        }
+        /* as received: nghttp2 lowers the names it copies (nghttp2_submit_response) */
         nv[n++] = (nghttp2_nv){
-            (uint8_t *)name.base, (uint8_t *)f->value.base, name.len, f->value.len,
-            pt_http_field_is_per_message(name.base, name.len) ? NGHTTP2_NV_FLAG_NO_INDEX
-                                                              : NGHTTP2_NV_FLAG_NONE};
+            (uint8_t *)f->name.base, (uint8_t *)f->value.base, f->name.len, f->value.len,
+            pt_http_field_is_per_message(f->name.base, f->name.len) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                                    : NGHTTP2_NV_FLAG_NONE};
     }
     nghttp2_data_provider body = {.source.ptr = x, .read_callback = read_body};
     int rc = nghttp2_submit_response(x->server->session, x->id, nv, n, has_data ? &body : NULL);
@@ -701,9 +686,17 @@ static void submit_head(h2_exchange_t *x, bool has_data)
 static void send_head(void *exchange, const pt_http_msg_t *req, const pt_http_msg_t *resp)
 {
     h2_exchange_t *x = exchange;
-    x->response = pt_http_msg_copy(&x->arena, resp);
     x->is_no_body =
         (req != NULL && req->method_id == HTTP_HEAD) || resp->status == 204 || resp->status == 304;
+    if (!resp->has_body || x->is_no_body) {
+        /* Nothing follows the head (no body, no trailers): it goes now, END_STREAM on the
+         * HEADERS, and nghttp2 copies its fields, so the head needs no copy of its own. */
+        x->response = resp;
+        submit_head(x, false);
+        return;
+    }
+    /* Held until the first byte or the end says whether DATA follows. */
+    x->response = pt_http_msg_copy(&x->arena, resp);
 }
 
 static bool send_data(void *exchange, const char *data, size_t len, pt_buf_t *pin)
