@@ -689,6 +689,7 @@ pt_http2_client_t *pt_http2_client_new(pt_upstream_t *up)
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     /* Window updates follow what the owners took (pause holds them back). */
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_no_closed_streams(opt, 1); /* kept only for RFC 7540 priorities */
     uint32_t assumed = up->pool->h2_max_streams;
     nghttp2_option_set_peer_max_concurrent_streams(
         opt, assumed != 0 ? assumed : PT_HTTP2_ASSUMED_MAX_STREAMS);

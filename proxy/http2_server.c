@@ -891,6 +891,7 @@ static h2_server_t *start(pt_conn_t *c)
     nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
     nghttp2_option_set_max_outbound_ack(opt, MAX_OUTBOUND_ACKS);
     nghttp2_option_set_max_settings(opt, MAX_SETTINGS_ENTRIES);
+    nghttp2_option_set_no_closed_streams(opt, 1); /* kept only for RFC 7540 priorities */
     nghttp2_mem mem = pt_h2_mem_of(&c->worker->h2_mem);
     int rc = nghttp2_session_server_new3(&s->session, cbs, s, opt, &mem);
     nghttp2_option_del(opt);
