@@ -37,11 +37,13 @@ the median over the rounds:
   - BENCH_PERF=1: `perf record -g` on this Petrel at saturation (top 25 symbols by self time)
     and syscalls per request by `strace -c`
   - BENCH_CALLGRIND=1: user-space instructions per request of this Petrel's worker thread (and
-    the base's) under callgrind for h2c, h2 over TLS and gRPC (BENCH_CALLGRIND_N requests,
-    5,000), a measure the machine's other load does not move
+    the base's, and HAProxy's for the HTTP/2 cases) under callgrind for HTTP/1.1, h2c, h2 over
+    TLS and gRPC (BENCH_CALLGRIND_N requests, 5,000), a measure the machine's other load does
+    not move
   - HTTP/2 (BENCH_H2=0 skips it): h2c with prior knowledge, h2 over TLS (ALPN, the TLS
     part's certificate) and gRPC unary (a pre-framed protobuf body, `te: trailers`) through
-    Petrel, HAProxy (`proto h2` on both sides) and nginx (`http2` listeners; proxy_pass over
+    Petrel (as configured by default, and with its access log off, the work the peers do
+    here), HAProxy (`proto h2` on both sides) and nginx (`http2` listeners; proxy_pass over
     HTTP/1.1, grpc_pass over h2c) to an HTTP/2 origin (nginx, h2c and TLS, gRPC answered
     from a file): requests/s at saturation and CPU per request (h2load -c10 -m10), p50/p99 at
     RATE (h2load --rps and its per-request log), interleaved like the rest; then RSS per idle
@@ -114,7 +116,8 @@ OUT = os.environ.get("BENCH_OUT") or os.path.join(REPO, "docs", "benchmarks.md")
 NAMES = {"direct": "direct (no proxy)", "petrel": "Petrel", "haproxy": "HAProxy", "nginx": "nginx",
          "petrel_bare": "Petrel, telemetry off", "petrel_telemetry": "Petrel, metrics + tracing 1 %",
          "petrel_policies": "Petrel + retries, 10 % mirror, outlier detection",
-         "petrel_base": "Petrel at BENCH_BASE"}
+         "petrel_base": "Petrel at BENCH_BASE",
+         "petrel_nolog": "Petrel, access log off (as the peers run here)"}
 
 KEEP_MARKER = "<!-- written by hand below: make bench keeps this part -->"
 
@@ -689,10 +692,13 @@ H2_CASES = [
     # The upstream codec alone: an HTTP/1.1 client (its direct row: the HTTP/1 upstream).
     ("h1_h2c", "HTTP/1.1 client, h2c upstream, 0 B", "http", "/0b"),
 ]
-H2_TARGETS = ["direct", "petrel", "haproxy", "nginx"]
+# petrel_nolog: Petrel without its access log, the work HAProxy and nginx do here (neither
+# logs in this bench; all three keep their counters).
+H2_TARGETS = ["direct", "petrel", "petrel_nolog", "haproxy", "nginx"]
 # What each proxy speaks to the upstream in each case (nginx proxies HTTP/2 only to gRPC
 # upstreams, grpc_pass; proxy_pass speaks HTTP/1.x).
 H2_UPSTREAM = {"petrel": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c", "h1_h2c": "h2c"},
+               "petrel_nolog": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c", "h1_h2c": "h2c"},
                "haproxy": {"h2c": "h2c", "h2tls": "h2c", "grpc": "h2c", "h1_h2c": "h2c"},
                "nginx": {"h2c": "HTTP/1.1", "h2tls": "HTTP/1.1", "grpc": "h2c (grpc_pass)",
                          "h1_h2c": "–"}}
@@ -973,9 +979,10 @@ def h2_ports():
 def h2_start(t, d, ports, origin, up_port, crt, key, pem):
     """Target t (petrel, haproxy, nginx) on ports (h2_ports), pinned to PROXY_CPU: its
     process, or a RuntimeError with the reason."""
-    if t == "petrel":
+    if t in ("petrel", "petrel_nolog"):
         p = Petrel(tempfile.mkdtemp(prefix="petrel-h2-", dir=d),
                    petrel_h2_docs(ports["h2c"], ports["h2tls"], crt, key, origin), concurrency=1,
+                   proxy_spec={"accessLog": ""} if t == "petrel_nolog" else None,
                    command_prefix=["taskset", "-c", PROXY_CPU])
         p.start(wait=False)
         PROCS.append(p.proc)
@@ -1022,53 +1029,77 @@ def callgrind_ir(path):
     raise RuntimeError("%s has no total" % path)
 
 
+def callgrind_load(d, case, port):
+    """CALLGRIND_N requests of case (h1 or an H2_CASES case) to port, every one answered."""
+    h1 = case == "h1"
+    _, _, scheme, path = ("h1", "", "http", "/0b") if h1 else next(
+        c for c in H2_CASES if c[0] == case)
+    argv = (["h2load", "--h1", "-t1", "-c50", "-m1"] if h1 else
+            ["h2load", "-t1", "-c%d" % H2_CONNS, "-m%d" % H2_STREAMS])
+    argv += ["-n", str(CALLGRIND_N)]
+    if case == "grpc":
+        body = os.path.join(d, "grpc-request.bin")
+        with open(body, "wb") as f:
+            f.write(GRPC_REQUEST)
+        argv += ["-d", body, "-H", "te: trailers", "-H", "content-type: application/grpc"]
+    r = parse_h2load(subprocess.run(argv + ["%s://127.0.0.1:%d%s" % (scheme, port, path)],
+                                    capture_output=True, text=True, timeout=900).stdout)
+    if r["requests"] != CALLGRIND_N or r["bad"]:
+        raise RuntimeError("%s: %d of %d requests succeeded" % (case, r["requests"], CALLGRIND_N))
+
+
 def instructions(d, up_port, base_bin):
     """User-space instructions per request of Petrel's worker thread (callgrind, counted only
     inside worker_main) for HTTP/1.1 on the main table's config and the HTTP/2 cases at h2load
-    -c10 -m10, CALLGRIND_N requests each: this Petrel, and the base when there is one. Unlike CPU time, the count does not move with what else
-    the machine runs, so a change of a few percent shows on a noisy VM. {case: {target: Ir}}."""
+    -c10 -m10, CALLGRIND_N requests each: this Petrel, the base when there is one, and HAProxy
+    (its one thread, counted from when it answers to the end of the load) for the HTTP/2
+    cases. Unlike CPU time, the count does not move with what else the machine runs, so a
+    change of a few percent shows on a noisy VM. {case: {target: Ir}}."""
     if shutil.which("valgrind") is None:
         raise RuntimeError("valgrind not found (Debian: valgrind)")
-    crt, key, _, origin, _, origin_proc = h2_origin(d)
+    crt, key, pem, origin, _, origin_proc = h2_origin(d)
     bins = [("petrel", petrel_bin())] + ([("petrel_base", base_bin)] if base_bin else [])
     out = {}
     try:
         for case in CALLGRIND_CASES:
             h1 = case == "h1"
-            _, _, scheme, path = ("h1", "", "http", "/0b") if h1 else next(
-                c for c in H2_CASES if c[0] == case)
-            for t, binary in bins:
+            for t, binary in bins + ([] if h1 else [("haproxy", None)]):
                 ports = h2_ports()
-                docs, spec = (petrel_variant("petrel", ports["h2c"], up_port) if h1 else
-                              (petrel_h2_docs(ports["h2c"], ports["h2tls"], crt, key, origin),
-                               None))
                 cg = os.path.join(d, "callgrind.%s.%s" % (t, case))
-                p = Petrel(tempfile.mkdtemp(prefix="petrel-cg-", dir=d), docs, concurrency=1,
-                           proxy_spec=spec, binary=binary,
-                           command_prefix=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg,
-                                           "--collect-atstart=no", "--toggle-collect=worker_main"])
-                p.start(wait=False)
-                PROCS.append(p.proc)
-                try:
-                    p.wait_ready(timeout=120)
-                    argv = (["h2load", "--h1", "-t1", "-c50", "-m1"] if h1 else
-                            ["h2load", "-t1", "-c%d" % H2_CONNS, "-m%d" % H2_STREAMS])
-                    argv += ["-n", str(CALLGRIND_N)]
-                    if case == "grpc":
-                        body = os.path.join(d, "grpc-request.bin")
-                        with open(body, "wb") as f:
-                            f.write(GRPC_REQUEST)
-                        argv += ["-d", body, "-H", "te: trailers",
-                                 "-H", "content-type: application/grpc"]
-                    r = parse_h2load(subprocess.run(
-                        argv + ["%s://127.0.0.1:%d%s" % (scheme, ports["h2c" if h1 else case],
-                                                          path)],
-                        capture_output=True, text=True, timeout=900).stdout)
-                    if r["requests"] != CALLGRIND_N or r["bad"]:
-                        raise RuntimeError("%s %s: %d of %d requests succeeded" % (
-                            NAMES[t], case, r["requests"], CALLGRIND_N))
-                finally:
-                    p.stop(timeout=60)  # callgrind writes its file as the process exits
+                valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg]
+                if t == "haproxy":
+                    cfg = os.path.join(d, "haproxy-cg.cfg")
+                    with open(cfg, "w") as f:
+                        f.write(haproxy_h2_conf(ports, pem, origin))
+                    proc = spawn(valgrind + ["haproxy", "-db", "-f", cfg], d, "haproxy-cg")
+                    try:
+                        why = h2_wait(proc, ports, [case])[case]
+                        if why:
+                            raise RuntimeError("HAProxy %s: %s" % (case, why))
+                        # counted from here: the start and the probes are left out
+                        subprocess.run(["callgrind_control", "-z", str(proc.pid)],
+                                       capture_output=True, timeout=60)
+                        callgrind_load(d, case, ports[case])
+                        subprocess.run(["callgrind_control", "-d", str(proc.pid)],
+                                       capture_output=True, timeout=60)
+                    finally:
+                        stop(proc)
+                    cg += ".1"  # the dump's file
+                else:
+                    docs, spec = (petrel_variant("petrel", ports["h2c"], up_port) if h1 else
+                                  (petrel_h2_docs(ports["h2c"], ports["h2tls"], crt, key, origin),
+                                   None))
+                    p = Petrel(tempfile.mkdtemp(prefix="petrel-cg-", dir=d), docs, concurrency=1,
+                               proxy_spec=spec, binary=binary,
+                               command_prefix=valgrind + ["--collect-atstart=no",
+                                                          "--toggle-collect=worker_main"])
+                    p.start(wait=False)
+                    PROCS.append(p.proc)
+                    try:
+                        p.wait_ready(timeout=120)
+                        callgrind_load(d, case, ports["h2c" if h1 else case])
+                    finally:
+                        p.stop(timeout=60)  # callgrind writes its file as the process exits
                 out.setdefault(case, {})[t] = callgrind_ir(cg) / CALLGRIND_N
                 log("callgrind %-5s %-12s %8.0f instructions per request" % (
                     case, t, out[case][t]))
@@ -1081,11 +1112,15 @@ def instructions_report(ir):
     lines = ["", "Instructions per request (`BENCH_CALLGRIND=1`): callgrind on Petrel's worker "
              "thread (`--toggle-collect=worker_main`, user space only) under `h2load -c%d -m%d "
              "-n%d` through the HTTP/2 part's Petrel config (a Gateway with an h2c and an HTTPS "
-             "server, routes to the HTTP/2 origin), HTTP/1.1 as noted; a count that the "
-             "machine's other load does not move:" % (H2_CONNS, H2_STREAMS, CALLGRIND_N), ""]
+             "server, routes to the HTTP/2 origin), HTTP/1.1 as noted; HAProxy (`nbthread 1`, "
+             "the HTTP/2 part's config) counted on its thread from its first answer "
+             "(`callgrind_control -z`) to the end of the same load, HTTP/2 cases only; a count "
+             "that the machine's other load does not move:" % (H2_CONNS, H2_STREAMS, CALLGRIND_N),
+             ""]
     has_base = any("petrel_base" in v for v in ir.values())
-    lines += ["| | this Petrel |" + (" the base | this × the base |" if has_base else ""),
-              "|---|---:|" + ("---:|---:|" if has_base else "")]
+    lines += ["| | this Petrel |" + (" the base | this × the base |" if has_base else "") +
+              " HAProxy | this × HAProxy |",
+              "|---|---:|" + ("---:|---:|" if has_base else "") + "---:|---:|"]
     for case in CALLGRIND_CASES:
         if case not in ir:
             continue
@@ -1094,6 +1129,13 @@ def instructions_report(ir):
         if has_base and "petrel_base" in ir[case]:
             row += " %s | %.2f× |" % ("{:,.0f}".format(ir[case]["petrel_base"]),
                                       ir[case]["petrel"] / ir[case]["petrel_base"])
+        elif has_base:
+            row += " – | – |"
+        if "haproxy" in ir[case]:
+            row += " %s | %.2f× |" % ("{:,.0f}".format(ir[case]["haproxy"]),
+                                      ir[case]["petrel"] / ir[case]["haproxy"])
+        else:
+            row += " – | – |"
         lines.append(row)
     return lines
 
@@ -1165,7 +1207,7 @@ def http2_part(d, up_port):
             stop(p)
     # Memory per idle HTTP/2 connection, each proxy fresh (nothing pooled or cached yet).
     for t in H2_TARGETS[1:]:
-        if ("h2c", t) in res["not_run"]:
+        if ("h2c", t) in res["not_run"] or t == "petrel_nolog":  # the log holds no memory
             continue
         fresh = h2_ports()
         try:
@@ -2047,12 +2089,13 @@ def http2_report(h2):
                     "–" if r["cpu_ms_per_1k"] is None else "%.1f" % r["cpu_ms_per_1k"]))
     ratios = []
     for case, label, _, _ in H2_CASES:
-        mine = h2["raw"].get((case, "petrel"))
         peers = [h2["raw"][(case, t)] for t in ("haproxy", "nginx") if (case, t) in h2["raw"]]
-        if mine and peers:
-            ratios.append("| %s | %.2f× | %.2f× |" % (
-                label, mine["rps"] / max(p["rps"] for p in peers),
-                mine["cpu_ms_per_1k"] / min(p["cpu_ms_per_1k"] for p in peers)))
+        for t, how in (("petrel", ""), ("petrel_nolog", ", access log off")):
+            mine = h2["raw"].get((case, t))
+            if mine and peers:
+                ratios.append("| %s%s | %.2f× | %.2f× |" % (
+                    label, how, mine["rps"] / max(p["rps"] for p in peers),
+                    mine["cpu_ms_per_1k"] / min(p["cpu_ms_per_1k"] for p in peers)))
     if ratios:
         lines += ["", "Petrel against the better peer in each case (targets: req/s ≥ 1.00×, "
                   "CPU ≤ 1.00×):", "",
