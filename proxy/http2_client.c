@@ -80,8 +80,9 @@ struct pt_http2_client {
     bool is_ping_outstanding; /* a PING awaits its ACK */
 };
 
-/* Freed exchanges a connection keeps for reuse: as many as streams commonly in flight. */
-#define PT_H2_CLIENT_SPARE 16
+/* Freed exchanges a connection keeps for reuse, up to as many streams as it assumes it may
+ * open (about 200 bytes each, held only by a connection that had that many in flight). */
+#define PT_H2_CLIENT_SPARE PT_HTTP2_ASSUMED_MAX_STREAMS
 
 static h2x_t *h2x_of(pt_exchange_t *x)
 {
