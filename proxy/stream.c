@@ -214,7 +214,7 @@ pt_stream_t *pt_stream_new(const pt_server_codec_ops_t *ops, void *exchange,
     st->downstream = ops;
     st->exchange = exchange;
     st->config = w->config;
-    pt_config_ref(st->config);
+    w->config_borrows++; /* a reference of its own only if the worker's config changes */
     st->listener = pt_capture_route_table(st->config, c);
     st->pending_tail = &st->pending_body;
     st->kept_tail = &st->kept_body;
@@ -308,7 +308,10 @@ static void finish(pt_stream_t *st)
     for (size_t i = 0; st->body_filters != 0 && i < pt_n_filters; i++)
         if ((st->body_filters & (1u << i)) && pt_filters[i]->on_destroy != NULL)
             pt_filters[i]->on_destroy(st, st->filter_instances[i]);
-    pt_config_unref(st->config);
+    if (st->config == w->config)
+        w->config_borrows--; /* started under it: borrowed (pt_stream_new) */
+    else
+        pt_config_unref(st->config);
     pt_arena_reset(&st->arena);
     st->is_active = false;
     /* The memory goes back once the timer is closed, after this call stack has unwound: the

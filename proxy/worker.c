@@ -327,6 +327,8 @@ static void apply_config(pt_worker_t *w, pt_config_t *c)
         pt_list_insert_tail(&w->listeners, n);
     }
     pt_config_t *old = w->config;
+    for (; w->config_borrows > 0; w->config_borrows--) /* the streams on old keep it */
+        pt_config_ref(old);
     w->config = c;
     for (size_t i = 0; i < c->n_listeners; i++) {
         bool is_open = false;
