@@ -691,8 +691,10 @@ static void send_head(void *exchange, const pt_http_msg_t *req, const pt_http_ms
     if (!resp->has_body || x->is_no_body) {
         /* Nothing follows the head (no body, no trailers): it goes now, END_STREAM on the
          * HEADERS, and nghttp2 copies its fields, so the head needs no copy of its own. */
-        x->response = resp;
-        submit_head(x, false);
+        if (!x->is_closed && !x->is_reset) { /* else nothing is sent, as for a held head */
+            x->response = resp;
+            submit_head(x, false);
+        }
         return;
     }
     /* Held until the first byte or the end says whether DATA follows. */
