@@ -36,117 +36,6 @@ bool pt_toxic_match_equal(const pt_toxic_match_t *a, const pt_toxic_match_t *b)
     return a == b || (a != NULL && b != NULL && strcmp(a->json, b->json) == 0);
 }
 
-/* ---- the list as JSON ------------------------------------------------------------------ */
-
-typedef struct json_buf {
-    char *data; /* malloc'd */
-    size_t len, cap;
-} json_buf_t;
-
-static void put(json_buf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->data = realloc(b->data, b->cap);
-        if (b->data == NULL)
-            abort();
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void put_string(json_buf_t *b, const char *s, size_t n)
-{
-    put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(b, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            put(b, esc, 6);
-        } else {
-            put(b, (const char *)&s[i], 1); /* UTF-8 as read: libyaml and the API check it */
-        }
-    }
-    put(b, "\"", 1);
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* Whether s is a number as RFC 8259 writes one. */
-static bool is_json_number(const char *s)
-{
-    if (*s == '-')
-        s++;
-    if (*s == '0')
-        s++;
-    else if (is_digit(*s))
-        while (is_digit(*s))
-            s++;
-    else
-        return false;
-    if (*s == '.') {
-        if (!is_digit(*++s))
-            return false;
-        while (is_digit(*s))
-            s++;
-    }
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '+' || *s == '-')
-            s++;
-        if (!is_digit(*s))
-            return false;
-        while (is_digit(*s))
-            s++;
-    }
-    return *s == '\0';
-}
-
-/* n as JSON: an unquoted true, false or number stays one, every other scalar is a string. The
- * tree's depth is bounded by its parser (PT_CFG_MAX_DEPTH, PT_JSON_MAX_DEPTH). */
-static void put_node(json_buf_t *b, const pt_cfg_node_t *n)
-{
-    switch (n->type) {
-    case PT_CFG_NULL: put(b, "null", 4); break;
-    case PT_CFG_SCALAR:
-        if (!n->is_quoted &&
-            (strcmp(n->str, "true") == 0 || strcmp(n->str, "false") == 0 || is_json_number(n->str)))
-            put(b, n->str, n->len);
-        else
-            put_string(b, n->str, n->len);
-        break;
-    case PT_CFG_SEQ:
-        put(b, "[", 1);
-        for (size_t i = 0; i < n->n_items; i++) {
-            if (i > 0)
-                put(b, ",", 1);
-            put_node(b, n->items[i]);
-        }
-        put(b, "]", 1);
-        break;
-    case PT_CFG_MAP:
-        put(b, "{", 1);
-        for (size_t i = 0; i < n->n_pairs; i++) {
-            if (i > 0)
-                put(b, ",", 1);
-            put_string(b, n->pairs[i].key->str, n->pairs[i].key->len);
-            put(b, ":", 1);
-            put_node(b, n->pairs[i].value);
-        }
-        put(b, "}", 1);
-        break;
-    }
-}
-
 /* ---- reading ------------------------------------------------------------------------------ */
 
 bool pt__cfg_read_toxic_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_cfg_path_t *path,
@@ -181,10 +70,8 @@ bool pt__cfg_read_toxic_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_
     }
     m->matches = v;
     m->n_matches = n->n_items;
-    json_buf_t b = {0};
-    put_node(&b, n);
-    m->json = pt_arena_strndup(&m->arena, b.data, b.len);
-    free(b.data);
+    size_t json_len;
+    m->json = pt__cfg_node_json(&m->arena, n, &json_len);
     pt_arena_on_free(cx->out, unref_cb, m); /* the snapshot's ref */
     *out = m;
     return true;

@@ -1,7 +1,8 @@
 /* config/dump.c
  * The admin API's /config_dump body, built once per snapshot while the parsed documents are
  * still at hand: every resource in force, as JSON, with the file:line it came from. Building it
- * at load time keeps the admin handler trivial and costs nothing on the request path. */
+ * at load time keeps the admin handler trivial and costs nothing on the request path. The same
+ * writer turns one node into JSON for the chaos API's toxic matches (chaos_match.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,16 @@ static void put_node(out_t *o, const pt_cfg_node_t *n)
         put(o, "]", 1);
         break;
     }
+}
+
+const char *pt__cfg_node_json(pt_arena_t *into, const pt_cfg_node_t *n, size_t *len)
+{
+    out_t o = {0};
+    put_node(&o, n);
+    const char *copy = pt_arena_memdup(into, o.p, o.len + 1);
+    *len = o.len;
+    free(o.p);
+    return copy;
 }
 
 const char *pt__cfg_dump_json(pt_arena_t *into, const pt_cfg_docs_t *docs, size_t *len)
