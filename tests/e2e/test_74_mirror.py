@@ -238,8 +238,9 @@ def test_mirror_percentage_distribution(petrel, origin_factory):
     s.close()
     wait_until(lambda: stats(p)["mirror_active"] == 0, timeout=20)
     mirrored = stats(p)["mirror_requests"]
-    # 25 % of 2000 = 500, standard deviation ~19: within 3 points (60).
-    assert 440 <= mirrored <= 560, mirrored
+    # 25 % of 2000 = 500, standard deviation 19.4: +-100 is beyond 5 of them (a false failure
+    # about once in four million runs), and 0 %, 50 % or 100 % land far outside.
+    assert 400 <= mirrored <= 600, mirrored
     wait_until(lambda: len(v2.requests) == mirrored, timeout=10)
 
 

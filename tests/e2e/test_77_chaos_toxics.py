@@ -197,7 +197,8 @@ def test_toxicity_ratio_over_1000_connections(chaos):
     port = chaos.proxy("ratio", chaos.echo.port)
     chaos.toxic("ratio", "limit_data", toxicity=0.3, bytes=0)
     hits = sum(affected(port) for _ in range(1000))
-    assert 250 <= hits <= 350, "%d of 1000" % hits
+    # 1000 draws at p = 0.3: mean 300, sd 14.5; +-75 is beyond 5 sd.
+    assert 225 <= hits <= 375, "%d of 1000" % hits
 
 
 def test_toxicity_zero_never_fires(chaos):
