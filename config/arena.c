@@ -9,12 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PT_ARENA_ALIGN 16
-
 struct pt_arena_chunk {
     pt_arena_chunk_t *next;
     size_t size; /* usable bytes after the header */
-    size_t used;
     _Alignas(PT_ARENA_ALIGN) unsigned char data[];
 };
 
@@ -28,6 +25,7 @@ void pt_arena_init(pt_arena_t *a, size_t first_chunk_bytes)
 {
     a->chunks = NULL;
     a->cleanups = NULL;
+    a->next = a->end = NULL;
     a->first_chunk_bytes = first_chunk_bytes ? first_chunk_bytes : 1024;
 }
 
@@ -43,6 +41,7 @@ void pt_arena_dispose(pt_arena_t *a)
         ch = next;
     }
     a->chunks = NULL;
+    a->next = a->end = NULL;
 }
 
 void pt_arena_reset(pt_arena_t *a)
@@ -56,43 +55,44 @@ void pt_arena_reset(pt_arena_t *a)
         if (kept == NULL && ch->size == a->first_chunk_bytes) {
             kept = ch;
             kept->next = NULL;
-            kept->used = 0;
         } else {
             free(ch);
         }
     }
     a->chunks = kept;
+    a->next = kept != NULL ? kept->data : NULL;
+    a->end = kept != NULL ? kept->data + kept->size : NULL;
 }
 
-void *pt_arena_alloc(pt_arena_t *a, size_t n)
+void *pt__arena_alloc_slow(pt_arena_t *a, size_t n)
 {
-    n = (n + PT_ARENA_ALIGN - 1) & ~(size_t)(PT_ARENA_ALIGN - 1);
-    pt_arena_chunk_t *ch = a->chunks;
-    if (ch == NULL || ch->size - ch->used < n) {
-        size_t size = ch == NULL ? a->first_chunk_bytes : ch->size * 2;
-        if (size < n)
-            size = n;
-        pt_arena_chunk_t *fresh = malloc(sizeof(*fresh) + size);
-        if (fresh == NULL) {
-            fprintf(stderr, "petrel: out of memory (arena chunk of %zu bytes)\n", size);
-            abort();
-        }
-        fresh->size = size;
-        fresh->used = 0;
-        /* A chunk bigger than the current one becomes current; an oversized one-off goes behind
-         * it so that the space left in the current chunk is not wasted. */
-        if (ch != NULL && n > ch->size) {
-            fresh->next = ch->next;
-            ch->next = fresh;
-        } else {
-            fresh->next = ch;
-            a->chunks = fresh;
-        }
-        ch = fresh;
+    if (a->next != NULL && n <= (size_t)(a->end - a->next)) { /* an exact fit */
+        void *p = a->next;
+        a->next += n;
+        return p;
     }
-    void *p = ch->data + ch->used;
-    ch->used += n;
-    return p;
+    pt_arena_chunk_t *ch = a->chunks;
+    size_t size = ch == NULL ? a->first_chunk_bytes : ch->size * 2;
+    if (size < n)
+        size = n;
+    pt_arena_chunk_t *fresh = malloc(sizeof(*fresh) + size);
+    if (fresh == NULL) {
+        fprintf(stderr, "petrel: out of memory (arena chunk of %zu bytes)\n", size);
+        abort();
+    }
+    fresh->size = size;
+    /* A chunk bigger than the current one becomes current; an oversized one-off goes behind
+     * it so that the space left in the current chunk is not wasted. */
+    if (ch != NULL && n > ch->size) {
+        fresh->next = ch->next;
+        ch->next = fresh;
+        return fresh->data;
+    }
+    fresh->next = ch;
+    a->chunks = fresh;
+    a->next = fresh->data + n;
+    a->end = fresh->data + size;
+    return fresh->data;
 }
 
 void *pt_arena_calloc(pt_arena_t *a, size_t n)

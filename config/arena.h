@@ -8,12 +8,15 @@
 
 #include <stddef.h>
 
+#define PT_ARENA_ALIGN 16
+
 typedef struct pt_arena_chunk pt_arena_chunk_t;
 typedef struct pt_arena_cleanup pt_arena_cleanup_t;
 
 typedef struct pt_arena {
-    pt_arena_chunk_t *chunks;     /* newest first; owned */
+    pt_arena_chunk_t *chunks;     /* the current one first, then older and one-off ones; owned */
     pt_arena_cleanup_t *cleanups; /* newest first; live in the arena itself */
+    unsigned char *next, *end;    /* the current chunk's free space (NULL, NULL: none) */
     size_t first_chunk_bytes;     /* size of the first chunk malloc'd on demand */
 } pt_arena_t;
 
@@ -26,8 +29,21 @@ void pt_arena_dispose(pt_arena_t *a);
  * the arena's next use: an arena reused for one request after another (a stream's) then
  * costs no malloc per request. */
 void pt_arena_reset(pt_arena_t *a);
-/* Returns n bytes aligned for any type; never NULL (aborts on OOM). */
-void *pt_arena_alloc(pt_arena_t *a, size_t n);
+/* What pt_arena_alloc does when the current chunk has no room for n (aligned) bytes. */
+void *pt__arena_alloc_slow(pt_arena_t *a, size_t n);
+
+/* Returns n bytes aligned for any type; never NULL (aborts on OOM). Inline: a request's
+ * codecs call it a few dozen times per request, nearly always within the current chunk. */
+static inline void *pt_arena_alloc(pt_arena_t *a, size_t n)
+{
+    n = (n + PT_ARENA_ALIGN - 1) & ~(size_t)(PT_ARENA_ALIGN - 1);
+    if (n < (size_t)(a->end - a->next)) { /* strictly: n == 0 with no chunk yet goes below */
+        void *p = a->next;
+        a->next += n;
+        return p;
+    }
+    return pt__arena_alloc_slow(a, n);
+}
 /* As pt_arena_alloc, zero-filled. */
 void *pt_arena_calloc(pt_arena_t *a, size_t n);
 /* Copies n bytes of s and a terminating NUL into the arena. */

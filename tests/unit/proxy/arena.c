@@ -43,6 +43,34 @@ TEST(arena_alignment_growth_and_cleanups)
     pt_arena_dispose(&a);
 }
 
+/* The edges of the inline path: nothing allocated yet, an exact fit, a zero-byte request, and a
+ * one-off that leaves the current chunk's space in use. */
+TEST(arena_exact_fits_zero_sizes_and_one_offs)
+{
+    pt_arena_t a;
+    pt_arena_init(&a, 64);
+    char *z = pt_arena_alloc(&a, 0); /* no chunk yet: still a pointer */
+    ASSERT(z != NULL);
+    char *p = pt_arena_alloc(&a, 64); /* exactly the first chunk */
+    memset(p, 1, 64);
+    char *q = pt_arena_alloc(&a, 48); /* 64 - 0 (z took nothing) - 64: a new chunk */
+    ASSERT(q < p || q >= p + 64);
+    memset(q, 2, 48);
+    char *r = pt_arena_alloc(&a, 80); /* the rest of that 128-byte chunk, to its end */
+    ASSERT(r == q + 48);
+    memset(r, 3, 80);
+    ASSERT(pt_arena_alloc(&a, 0) != NULL);
+    char *big = pt_arena_alloc(&a, 1000); /* over the current chunk's size: behind it */
+    memset(big, 4, 1000);
+    char *s = pt_arena_alloc(&a, 16); /* a fresh current chunk (the last was full), not big's */
+    ASSERT(s < big || s >= big + 1000);
+    for (int i = 0; i < 64; i++)
+        ASSERT_EQ(p[i], 1);
+    ASSERT_EQ(q[47], 2);
+    ASSERT_EQ(r[79], 3);
+    pt_arena_dispose(&a);
+}
+
 TEST(arena_reset_keeps_its_first_chunk_and_runs_cleanups)
 {
     pt_arena_t a;
