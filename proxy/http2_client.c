@@ -285,9 +285,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     m->headers =
         pt_arena_grow(x->arena, m->headers, m->n_headers, &x->cap_headers, sizeof(*m->headers));
     pt_header_t *h = &m->headers[m->n_headers++];
-    h->name = (pt_str_t){pt_arena_strndup(x->arena, (const char *)name, name_len), name_len};
-    h->value = (pt_str_t){pt_arena_strndup(x->arena, (const char *)value, value_len), value_len};
-    h->flags = 0;
+    *h = pt_header_copy(x->arena, name, name_len, value, value_len, 0);
     if (name_is(name, name_len, "content-length")) {
         /* nghttp2 has checked it is a number, and will check it against the DATA. */
         int64_t n = 0;

@@ -363,9 +363,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         r->headers = pt_arena_grow(a, r->headers, r->n_headers, &x->headers_cap, sizeof(*h));
         h = &r->headers[r->n_headers++];
     }
-    h->name = arena_str(a, name, namelen);
-    h->value = arena_str(a, value, valuelen);
-    h->flags = 0;
+    *h = pt_header_copy(a, name, namelen, value, valuelen, 0);
     if (is_trailer)
         return 0;
     if (namelen == 14 && memcmp(name, "content-length", 14) == 0) {
@@ -733,13 +731,9 @@ static void send_end(void *exchange, const pt_header_t *trailers, size_t n)
     if (n > 0 && !x->is_no_body) {
         x->trailers = pt_arena_alloc(&x->arena, n * sizeof(*x->trailers));
         for (size_t i = 0; i < n; i++) {
-            x->trailers[i].name =
-                (pt_str_t){pt_arena_strndup(&x->arena, trailers[i].name.base, trailers[i].name.len),
-                           trailers[i].name.len};
-            x->trailers[i].value = (pt_str_t){
-                pt_arena_strndup(&x->arena, trailers[i].value.base, trailers[i].value.len),
-                trailers[i].value.len};
-            x->trailers[i].flags = trailers[i].flags;
+            const pt_header_t *t = &trailers[i];
+            x->trailers[i] = pt_header_copy(&x->arena, t->name.base, t->name.len, t->value.base,
+                                            t->value.len, t->flags);
         }
         x->n_trailers = n;
     }

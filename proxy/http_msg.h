@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../config/arena.h"
 #include "str.h"
@@ -29,6 +30,19 @@ typedef struct pt_header {
     pt_str_t value; /* leading and trailing OWS removed, in the arena */
     unsigned flags; /* PT_HEADER_* */
 } pt_header_t;
+
+/* A field whose name and value are copied into a, in one allocation (the HTTP/2 codecs take
+ * each field from nghttp2 by itself). */
+static inline pt_header_t pt_header_copy(pt_arena_t *a, const void *name, size_t name_len,
+                                         const void *value, size_t value_len, unsigned flags)
+{
+    char *n = pt_arena_alloc(a, name_len + value_len + 2), *v = n + name_len + 1;
+    memcpy(n, name, name_len);
+    n[name_len] = '\0';
+    memcpy(v, value, value_len);
+    v[value_len] = '\0';
+    return (pt_header_t){{n, name_len}, {v, value_len}, flags};
+}
 
 /* HTTP versions as major * 10 + minor. */
 #define PT_HTTP_10 10
