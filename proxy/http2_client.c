@@ -64,6 +64,7 @@ struct pt_http2_client {
     uint32_t n_exchanges; /* on the list: has_room is asked for every request */
     uint32_t n_owned;
     uint32_t n_drained_waiters; /* exchanges with wants_drained: flush walks only if any */
+    h2x_t *receiving;           /* whose header block nghttp2 is handing over field by field */
     h2x_t *spare;               /* freed exchanges, linked through link.next: malloc and free */
     uint32_t n_spare;           /* were 1 % of an h2c request */
     bool is_connected;
@@ -105,6 +106,8 @@ static void free_body(h2x_t *x)
 
 static void free_exchange(h2x_t *x)
 {
+    if (x->c->receiving == x)
+        x->c->receiving = NULL;
     pt_list_remove(&x->link);
     x->c->n_exchanges--;
     x->c->n_drained_waiters -= x->wants_drained;
@@ -260,6 +263,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
     m->content_length = -1;
     x->head = m;
     x->cap_headers = 0;
+    x->c->receiving = x;
     return 0;
 }
 
@@ -272,7 +276,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
                      size_t name_len, const uint8_t *value, size_t value_len, uint8_t flags,
                      void *user)
 {
-    h2x_t *x = stream_exchange(s, f->hd.stream_id);
+    pt_http2_client_t *c = user;
+    h2x_t *x = c->receiving; /* found once per header block, as the server codec does */
+    if (x == NULL || x->id != f->hd.stream_id)
+        x = stream_exchange(s, f->hd.stream_id);
     if (f->hd.type != NGHTTP2_HEADERS || x == NULL || x->x.owner == NULL || x->head == NULL)
         return 0;
     pt_http_msg_t *m = x->head;
