@@ -30,27 +30,6 @@ void pt_access_log_flush(pt_access_log_t *log)
     uv_timer_stop(&log->timer);
 }
 
-/* Appends one line (the caller includes the '\n'), or drops it when the writer still holds the
- * buffer it would go to. */
-static void append(pt_access_log_t *log, const char *line, size_t len)
-{
-    pt_log_buf_t *b = pt_log_lane_buffer(log->lane);
-    if (b != NULL && b->len + len > sizeof(b->data)) {
-        pt_access_log_flush(log);
-        b = pt_log_lane_buffer(log->lane);
-    }
-    if (b == NULL) {
-        PT_STAT_INC(log->stats, access_log_dropped);
-        return;
-    }
-    if (len > sizeof(b->data))
-        len = sizeof(b->data);
-    memcpy(b->data + b->len, line, len);
-    if (b->len == 0)
-        uv_timer_start(&log->timer, on_flush_timer, PT_ACCESS_LOG_FLUSH_MS, 0);
-    b->len += len;
-}
-
 void pt_access_log_close(pt_access_log_t *log)
 {
     pt_access_log_flush(log);
@@ -113,182 +92,242 @@ pt_access_log_entry_t *pt_access_log_entry_copy(const pt_access_log_entry_t *e)
     return c;
 }
 
-typedef struct line {
-    char buf[4096];
-    size_t len;
-} line_t;
+/* A line is written straight into the lane's buffer, without a bounds check per field: its
+ * longest possible length is known first, the fixed text with every number at its longest
+ * (PT_ACCESS_LOG_FIXED_MAX) plus each value at its longest (JSON writes a byte as at most
+ * six). A line that could outgrow an empty buffer has its values cut to an equal share of it
+ * first (values of kilobytes: a very long path or user agent). */
+#define JSON_BYTES_PER_BYTE 6 /* "\u001f" */
 
-static void put(line_t *l, const char *s, size_t n)
+enum {
+    V_METHOD,
+    V_PATH,
+    V_PROTOCOL,
+    V_FLAGS,
+    V_DETAILS,
+    V_XFF,
+    V_USER_AGENT,
+    V_REQUEST_ID,
+    V_AUTHORITY,
+    V_UPSTREAM_HOST,
+    V_CLUSTER,
+    V_ROUTE,
+    V_PRINCIPAL,
+    N_VALUES
+};
+
+static char *put(char *p, const char *s, size_t n)
 {
-    if (n > sizeof(l->buf) - 2 - l->len)
-        n = sizeof(l->buf) - 2 - l->len; /* an over-long line is cut, never split */
-    memcpy(l->buf + l->len, s, n);
-    l->len += n;
+    memcpy(p, s, n);
+    return p + n;
 }
 
-static void put_lit(line_t *l, const char *s)
-{
-    put(l, s, strlen(s));
-}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
-static void put_u64(line_t *l, uint64_t v)
-{
-    char tmp[20];
-    put(l, tmp, pt_put_u64(tmp, v));
-}
-
-static void put_int(line_t *l, int v)
-{
-    char tmp[21];
-    put(l, tmp, pt_put_i64(tmp, v));
-}
-
-/* Appends the start time as "2026-12-07T15:23:47.123Z". */
-static void put_time(pt_access_log_t *log, line_t *l, uint64_t time_us)
+/* The start time as "2026-12-07T15:23:47.123Z". */
+static char *put_time(pt_access_log_t *log, char *p, uint64_t time_us)
 {
     uint64_t secs = time_us / 1000000u;
     if (secs != log->date_secs) {
         time_t t = (time_t)secs;
         struct tm tm;
         gmtime_r(&t, &tm);
-        snprintf(log->date, sizeof(log->date), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        log->date_len = (size_t)snprintf(
+            log->date, sizeof(log->date), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         log->date_secs = secs;
     }
     unsigned ms = (unsigned)(time_us % 1000000u / 1000u);
-    char frac[5] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
-                    'Z'};
-    put_lit(l, log->date);
-    put(l, frac, sizeof(frac));
+    p = put(p, log->date, log->date_len);
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    *p++ = 'Z';
+    return p;
 }
 
-/* text: the value or "-"; JSON: a quoted, escaped string or null. */
-static void put_value(line_t *l, pt_str_t v, bool is_json)
+/* The value as text, or "-" when absent. */
+static char *put_text(char *p, pt_str_t v)
 {
     if (v.base == NULL) {
-        put(l, is_json ? "null" : "-", is_json ? 4 : 1);
-        return;
+        *p++ = '-';
+        return p;
     }
-    if (!is_json) {
-        put(l, v.base, v.len);
-        return;
-    }
-    put(l, "\"", 1);
+    return put(p, v.base, v.len);
+}
+
+/* The value as a quoted, escaped JSON string, or null when absent. */
+static char *put_json(char *p, pt_str_t v)
+{
+    if (v.base == NULL)
+        return PUT_LIT(p, "null");
+    *p++ = '"';
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.base[i];
         if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            put(l, esc, 2);
+            *p++ = '\\';
+            *p++ = (char)c;
         } else if (c < 0x20 || c == 0x7f) {
-            char esc[6] = {
-                '\\', 'u', '0', '0', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
-            put(l, esc, sizeof(esc));
+            p = PUT_LIT(p, "\\u00");
+            *p++ = "0123456789abcdef"[c >> 4];
+            *p++ = "0123456789abcdef"[c & 15];
         } else {
-            put(l, (const char *)&v.base[i], 1);
+            *p++ = (char)c;
         }
     }
-    put(l, "\"", 1);
+    *p++ = '"';
+    return p;
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+    return p + pt_put_u64(p, v);
+}
+
+static char *put_int(char *p, int v)
+{
+    return p + pt_put_i64(p, v);
+}
+
+static char *write_json(pt_access_log_t *log, char *p, const pt_access_log_entry_t *e,
+                        const pt_str_t *v)
+{
+    p = PUT_LIT(p, "{\"start_time\":\"");
+    p = put_time(log, p, e->start_time_us);
+    p = PUT_LIT(p, "\",\"method\":");
+    p = put_json(p, v[V_METHOD]);
+    p = PUT_LIT(p, ",\"path\":");
+    p = put_json(p, v[V_PATH]);
+    p = PUT_LIT(p, ",\"protocol\":");
+    p = put_json(p, v[V_PROTOCOL]);
+    p = PUT_LIT(p, ",\"response_code\":");
+    p = put_int(p, e->status);
+    p = PUT_LIT(p, ",\"response_flags\":");
+    p = put_json(p, v[V_FLAGS]);
+    p = PUT_LIT(p, ",\"response_code_details\":");
+    p = put_json(p, v[V_DETAILS]);
+    p = PUT_LIT(p, ",\"bytes_received\":");
+    p = put_u64(p, e->bytes_received);
+    p = PUT_LIT(p, ",\"bytes_sent\":");
+    p = put_u64(p, e->bytes_sent);
+    p = PUT_LIT(p, ",\"duration\":");
+    p = put_u64(p, e->duration_ms);
+    p = PUT_LIT(p, ",\"upstream_service_time\":");
+    p = e->upstream_ms == UINT64_MAX ? PUT_LIT(p, "null") : put_u64(p, e->upstream_ms);
+    p = PUT_LIT(p, ",\"x_forwarded_for\":");
+    p = put_json(p, v[V_XFF]);
+    p = PUT_LIT(p, ",\"user_agent\":");
+    p = put_json(p, v[V_USER_AGENT]);
+    p = PUT_LIT(p, ",\"request_id\":");
+    p = put_json(p, v[V_REQUEST_ID]);
+    p = PUT_LIT(p, ",\"authority\":");
+    p = put_json(p, v[V_AUTHORITY]);
+    p = PUT_LIT(p, ",\"upstream_host\":");
+    p = put_json(p, v[V_UPSTREAM_HOST]);
+    p = PUT_LIT(p, ",\"upstream_cluster\":");
+    p = put_json(p, v[V_CLUSTER]);
+    p = PUT_LIT(p, ",\"route_name\":");
+    p = put_json(p, v[V_ROUTE]);
+    p = PUT_LIT(p, ",\"upstream_request_attempt_count\":");
+    p = put_int(p, e->attempts);
+    if (e->has_grpc_status) {
+        p = PUT_LIT(p, ",\"grpc_status\":");
+        p = put_int(p, e->grpc_status);
+    }
+    if (v[V_PRINCIPAL].base != NULL) { /* Envoy's DOWNSTREAM_PEER_URI_SAN, Istio's form */
+        p = PUT_LIT(p, ",\"downstream_peer_principal\":");
+        p = put_json(p, v[V_PRINCIPAL]);
+    }
+    *p++ = '}';
+    return p;
+}
+
+/* Envoy's default with Istio's additions (access_log.h): [START_TIME] "METHOD PATH PROTOCOL"
+ * CODE FLAGS DETAILS RX TX DURATION UPSTREAM_TIME "XFF" "UA" "REQUEST_ID" "AUTHORITY"
+ * "UPSTREAM_HOST" UPSTREAM_CLUSTER ROUTE_NAME */
+static char *write_text(pt_access_log_t *log, char *p, const pt_access_log_entry_t *e,
+                        const pt_str_t *v)
+{
+    *p++ = '[';
+    p = put_time(log, p, e->start_time_us);
+    p = PUT_LIT(p, "] \"");
+    p = put_text(p, v[V_METHOD]);
+    *p++ = ' ';
+    p = put_text(p, v[V_PATH]);
+    *p++ = ' ';
+    p = put_text(p, v[V_PROTOCOL]);
+    p = PUT_LIT(p, "\" ");
+    p = put_int(p, e->status);
+    *p++ = ' ';
+    p = put_text(p, v[V_FLAGS]);
+    *p++ = ' ';
+    p = put_text(p, v[V_DETAILS]);
+    *p++ = ' ';
+    p = put_u64(p, e->bytes_received);
+    *p++ = ' ';
+    p = put_u64(p, e->bytes_sent);
+    *p++ = ' ';
+    p = put_u64(p, e->duration_ms);
+    *p++ = ' ';
+    p = e->upstream_ms == UINT64_MAX ? PUT_LIT(p, "-") : put_u64(p, e->upstream_ms);
+    static const int quoted[] = {V_XFF, V_USER_AGENT, V_REQUEST_ID, V_AUTHORITY, V_UPSTREAM_HOST};
+    for (size_t i = 0; i < sizeof(quoted) / sizeof(quoted[0]); i++) {
+        p = PUT_LIT(p, " \"");
+        p = put_text(p, v[quoted[i]]);
+        *p++ = '"';
+    }
+    *p++ = ' ';
+    p = put_text(p, v[V_CLUSTER]);
+    *p++ = ' ';
+    return put_text(p, v[V_ROUTE]);
 }
 
 void pt_access_log_write(pt_access_log_t *log, const pt_access_log_entry_t *e, bool is_json)
 {
     if (log->lane == NULL)
         return;
-    pt_str_t flags = pt_str(e->flags);
-    line_t l;
-    l.len = 0;
-    if (is_json) {
-        put_lit(&l, "{\"start_time\":\"");
-        put_time(log, &l, e->start_time_us);
-        put_lit(&l, "\",\"method\":");
-        put_value(&l, e->method, true);
-        put_lit(&l, ",\"path\":");
-        put_value(&l, e->path, true);
-        put_lit(&l, ",\"protocol\":");
-        put_value(&l, e->protocol, true);
-        put_lit(&l, ",\"response_code\":");
-        put_int(&l, e->status);
-        put_lit(&l, ",\"response_flags\":");
-        put_value(&l, flags, true);
-        put_lit(&l, ",\"response_code_details\":");
-        put_value(&l, pt_str(e->details), true);
-        put_lit(&l, ",\"bytes_received\":");
-        put_u64(&l, e->bytes_received);
-        put_lit(&l, ",\"bytes_sent\":");
-        put_u64(&l, e->bytes_sent);
-        put_lit(&l, ",\"duration\":");
-        put_u64(&l, e->duration_ms);
-        put_lit(&l, ",\"upstream_service_time\":");
-        if (e->upstream_ms == UINT64_MAX)
-            put_lit(&l, "null");
-        else
-            put_u64(&l, e->upstream_ms);
-        const struct {
-            const char *key; /* with its quotes and colon */
-            pt_str_t v;
-        } rest[] = {{",\"x_forwarded_for\":", e->x_forwarded_for},
-                    {",\"user_agent\":", e->user_agent},
-                    {",\"request_id\":", e->request_id},
-                    {",\"authority\":", e->authority},
-                    {",\"upstream_host\":", e->upstream_host},
-                    {",\"upstream_cluster\":", pt_str(e->upstream_cluster)},
-                    {",\"route_name\":", pt_str(e->route_name)}};
-        for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++) {
-            put_lit(&l, rest[i].key);
-            put_value(&l, rest[i].v, true);
+    pt_str_t v[N_VALUES] = {
+        [V_METHOD] = e->method,
+        [V_PATH] = e->path,
+        [V_PROTOCOL] = e->protocol,
+        [V_FLAGS] = pt_str(e->flags),
+        [V_DETAILS] = pt_str(e->details),
+        [V_XFF] = e->x_forwarded_for,
+        [V_USER_AGENT] = e->user_agent,
+        [V_REQUEST_ID] = e->request_id,
+        [V_AUTHORITY] = e->authority,
+        [V_UPSTREAM_HOST] = e->upstream_host,
+        [V_CLUSTER] = pt_str(e->upstream_cluster),
+        [V_ROUTE] = pt_str(e->route_name),
+        [V_PRINCIPAL] = pt_str(e->peer_principal),
+    };
+    size_t per_byte = is_json ? JSON_BYTES_PER_BYTE : 1, sum = 0;
+    for (size_t i = 0; i < N_VALUES; i++)
+        sum += v[i].len;
+    if (sum > (PT_LOG_BUF_BYTES - PT_ACCESS_LOG_FIXED_MAX) / per_byte) {
+        size_t share = (PT_LOG_BUF_BYTES - PT_ACCESS_LOG_FIXED_MAX) / per_byte / N_VALUES;
+        sum = 0;
+        for (size_t i = 0; i < N_VALUES; i++) {
+            if (v[i].len > share)
+                v[i].len = share;
+            sum += v[i].len;
         }
-        put_lit(&l, ",\"upstream_request_attempt_count\":");
-        put_int(&l, e->attempts);
-        if (e->has_grpc_status) {
-            put_lit(&l, ",\"grpc_status\":");
-            put_int(&l, e->grpc_status);
-        }
-        if (e->peer_principal != NULL) { /* Envoy's DOWNSTREAM_PEER_URI_SAN, Istio's form */
-            put_lit(&l, ",\"downstream_peer_principal\":");
-            put_value(&l, pt_str(e->peer_principal), true);
-        }
-        put(&l, "}", 1);
-    } else {
-        /* Envoy's default with Istio's additions (access_log.h): [START_TIME] "METHOD PATH
-         * PROTOCOL" CODE FLAGS DETAILS RX TX DURATION UPSTREAM_TIME "XFF" "UA" "REQUEST_ID"
-         * "AUTHORITY" "UPSTREAM_HOST" UPSTREAM_CLUSTER ROUTE_NAME */
-        put(&l, "[", 1);
-        put_time(log, &l, e->start_time_us);
-        put(&l, "] \"", 3);
-        put_value(&l, e->method, false);
-        put(&l, " ", 1);
-        put_value(&l, e->path, false);
-        put(&l, " ", 1);
-        put_value(&l, e->protocol, false);
-        put(&l, "\" ", 2);
-        put_int(&l, e->status);
-        put(&l, " ", 1);
-        put_value(&l, flags, false);
-        put(&l, " ", 1);
-        put_value(&l, pt_str(e->details), false);
-        put(&l, " ", 1);
-        put_u64(&l, e->bytes_received);
-        put(&l, " ", 1);
-        put_u64(&l, e->bytes_sent);
-        put(&l, " ", 1);
-        put_u64(&l, e->duration_ms);
-        put(&l, " ", 1);
-        if (e->upstream_ms == UINT64_MAX)
-            put(&l, "-", 1);
-        else
-            put_u64(&l, e->upstream_ms);
-        const pt_str_t quoted[] = {e->x_forwarded_for, e->user_agent, e->request_id, e->authority,
-                                   e->upstream_host};
-        for (size_t i = 0; i < sizeof(quoted) / sizeof(quoted[0]); i++) {
-            put(&l, " \"", 2);
-            put_value(&l, quoted[i], false);
-            put(&l, "\"", 1);
-        }
-        put(&l, " ", 1);
-        put_value(&l, pt_str(e->upstream_cluster), false);
-        put(&l, " ", 1);
-        put_value(&l, pt_str(e->route_name), false);
     }
-    l.buf[l.len++] = '\n';
-    append(log, l.buf, l.len);
+    size_t longest = PT_ACCESS_LOG_FIXED_MAX + sum * per_byte;
+    pt_log_buf_t *b = pt_log_lane_buffer(log->lane);
+    if (b != NULL && sizeof(b->data) - b->len < longest) {
+        pt_access_log_flush(log);
+        b = pt_log_lane_buffer(log->lane);
+    }
+    if (b == NULL) { /* the writer still holds the buffer the line would go to */
+        PT_STAT_INC(log->stats, access_log_dropped);
+        return;
+    }
+    char *start = b->data + b->len;
+    char *p = is_json ? write_json(log, start, e, v) : write_text(log, start, e, v);
+    *p++ = '\n';
+    if (b->len == 0)
+        uv_timer_start(&log->timer, on_flush_timer, PT_ACCESS_LOG_FLUSH_MS, 0);
+    b->len += (size_t)(p - start);
 }

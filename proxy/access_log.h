@@ -29,6 +29,9 @@
 #include "str.h"
 
 #define PT_ACCESS_LOG_FLUSH_MS 100
+/* The most a line takes besides its values: field names, separators, and every number at its
+ * longest (tests/unit/proxy/access_log.c holds both formats to it). */
+#define PT_ACCESS_LOG_FIXED_MAX 1024
 
 typedef struct pt_access_log {
     pt_log_lane_t *lane; /* NULL: logging off; owned by the writer */
@@ -38,6 +41,7 @@ typedef struct pt_access_log {
      * so gmtime and its formatting run once a second, not once a line. */
     uint64_t date_secs;
     char date[64];
+    size_t date_len;
 } pt_access_log_t;
 
 /* One request's fields. A string with a NULL base is absent ("-", or null in JSON). */

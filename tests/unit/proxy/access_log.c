@@ -2,6 +2,7 @@
  * The access-log line (proxy/access_log.c) in both formats, with Istio's fields in their places,
  * and the copy an upgraded request's line is kept in until its tunnel ends. Lines go through a
  * real log writer into a pipe and are read back. */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,70 @@ TEST(decimal_writer_matches_printf)
     char got[24];
     got[pt_put_u64(got, UINT64_MAX)] = '\0';
     ASSERT_STREQ(got, "18446744073709551615");
+}
+
+/* The bound a line is reserved by: with every value empty or absent and every number at its
+ * longest, a line is within PT_ACCESS_LOG_FIXED_MAX in both formats. */
+TEST(a_line_without_its_values_is_within_the_fixed_bound)
+{
+    pt_str_t empty = {"", 0}, absent = {NULL, 0};
+    for (int variant = 0; variant < 2; variant++) {
+        pt_str_t v = variant == 0 ? empty : absent;
+        const char *c = variant == 0 ? "" : NULL;
+        pt_access_log_entry_t e = {
+            .start_time_us = UINT64_MAX / 2, /* a year of many digits, as gmtime writes it */
+            .method = v,
+            .path = v,
+            .protocol = v,
+            .status = INT_MIN,
+            .flags = c,
+            .bytes_received = UINT64_MAX,
+            .bytes_sent = UINT64_MAX,
+            .duration_ms = UINT64_MAX,
+            .upstream_ms = UINT64_MAX - 1,
+            .x_forwarded_for = v,
+            .user_agent = v,
+            .request_id = v,
+            .authority = v,
+            .upstream_host = v,
+            .peer_principal = "",
+            .attempts = INT_MIN,
+            .route_name = c,
+            .upstream_cluster = c,
+            .details = c,
+            .has_grpc_status = true,
+            .grpc_status = INT_MIN,
+        };
+        for (int is_json = 0; is_json < 2; is_json++) {
+            char line[4096];
+            format_line(&e, is_json, line, sizeof(line));
+            ASSERT(strlen(line) + 1 < PT_ACCESS_LOG_FIXED_MAX);
+        }
+    }
+}
+
+/* A line whose values could outgrow the buffer keeps every field, its values cut: the JSON stays
+ * one object. */
+TEST(values_too_long_for_a_buffer_are_cut_not_the_line)
+{
+    static char path[100000], agent[50000];
+    memset(path, 'p', sizeof(path));
+    memset(agent, '"', sizeof(agent)); /* six bytes each in JSON, were it not cut */
+    pt_access_log_entry_t e = sample();
+    e.path = (pt_str_t){path, sizeof(path)};
+    e.user_agent = (pt_str_t){agent, sizeof(agent)};
+    static char line[PT_LOG_BUF_BYTES + 16];
+    format_line(&e, false, line, sizeof(line));
+    size_t n = strlen(line);
+    ASSERT(n > 2000 && n < PT_LOG_BUF_BYTES);
+    const char *tail = "\"10.0.0.7:9080\" outbound|9080|v1|reviews reviews-v1";
+    ASSERT_STREQ(line + n - strlen(tail), tail);
+    format_line(&e, true, line, sizeof(line));
+    n = strlen(line);
+    ASSERT(n < PT_LOG_BUF_BYTES && line[n - 1] == '}');
+    ASSERT(strstr(line, "\"route_name\":\"reviews-v1\",\"upstream_request_attempt_count\":1}") !=
+           NULL);
+    ASSERT(strstr(line, "\"user_agent\":\"\\\"\\\"") != NULL);
 }
 
 TEST(a_copy_outlives_the_strings_it_was_made_from)
