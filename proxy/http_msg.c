@@ -25,6 +25,18 @@ pt_str_t pt_http_msg_protocol(const pt_http_msg_t *m)
     }
 }
 
+/* Copies s (absent stays absent) to *p with its NUL, advancing *p. */
+static pt_str_t copy_into(char **p, pt_str_t s)
+{
+    if (s.base == NULL)
+        return s;
+    char *d = *p;
+    memcpy(d, s.base, s.len);
+    d[s.len] = '\0';
+    *p += s.len + 1;
+    return (pt_str_t){d, s.len};
+}
+
 static pt_str_t copy_str(pt_arena_t *a, pt_str_t s)
 {
     if (s.base == NULL)
@@ -42,10 +54,17 @@ pt_http_msg_t *pt_http_msg_copy(pt_arena_t *a, const pt_http_msg_t *m)
     c->path = copy_str(a, m->path);
     c->reason = copy_str(a, m->reason);
     c->upgrade = copy_str(a, m->upgrade);
-    c->headers = pt_arena_alloc(a, m->n_headers * sizeof(*c->headers));
+    /* The fields' strings in one allocation: a head held by the HTTP/2 server codec is copied
+     * on every response with a body (gRPC's every call). */
+    size_t bytes = 0;
     for (size_t i = 0; i < m->n_headers; i++)
-        c->headers[i] = (pt_header_t){copy_str(a, m->headers[i].name),
-                                      copy_str(a, m->headers[i].value), m->headers[i].flags};
+        bytes += m->headers[i].name.len + m->headers[i].value.len + 2;
+    c->headers = pt_arena_alloc(a, m->n_headers * sizeof(*c->headers));
+    char *p = pt_arena_alloc(a, bytes);
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const pt_header_t *h = &m->headers[i];
+        c->headers[i] = (pt_header_t){copy_into(&p, h->name), copy_into(&p, h->value), h->flags};
+    }
     return c;
 }
 
