@@ -737,12 +737,7 @@ static void send_end(void *exchange, const pt_header_t *trailers, size_t n)
         return;
     x->is_end = true;
     if (n > 0 && !x->is_no_body) {
-        x->trailers = pt_arena_alloc(&x->arena, n * sizeof(*x->trailers));
-        for (size_t i = 0; i < n; i++) {
-            const pt_header_t *t = &trailers[i];
-            x->trailers[i] = pt_header_copy(&x->arena, t->name.base, t->name.len, t->value.base,
-                                            t->value.len, t->flags);
-        }
+        x->trailers = pt_http_headers_copy(&x->arena, trailers, n);
         x->n_trailers = n;
     }
     if (x->response != NULL) {

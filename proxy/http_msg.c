@@ -54,17 +54,19 @@ pt_http_msg_t *pt_http_msg_copy(pt_arena_t *a, const pt_http_msg_t *m)
     c->path = copy_str(a, m->path);
     c->reason = copy_str(a, m->reason);
     c->upgrade = copy_str(a, m->upgrade);
-    /* The fields' strings in one allocation: a head held by the HTTP/2 server codec is copied
-     * on every response with a body (gRPC's every call). */
+    c->headers = pt_http_headers_copy(a, m->headers, m->n_headers);
+    return c;
+}
+
+pt_header_t *pt_http_headers_copy(pt_arena_t *a, const pt_header_t *h, size_t n)
+{
     size_t bytes = 0;
-    for (size_t i = 0; i < m->n_headers; i++)
-        bytes += m->headers[i].name.len + m->headers[i].value.len + 2;
-    c->headers = pt_arena_alloc(a, m->n_headers * sizeof(*c->headers));
+    for (size_t i = 0; i < n; i++)
+        bytes += h[i].name.len + h[i].value.len + 2;
+    pt_header_t *c = pt_arena_alloc(a, n * sizeof(*c));
     char *p = pt_arena_alloc(a, bytes);
-    for (size_t i = 0; i < m->n_headers; i++) {
-        const pt_header_t *h = &m->headers[i];
-        c->headers[i] = (pt_header_t){copy_into(&p, h->name), copy_into(&p, h->value), h->flags};
-    }
+    for (size_t i = 0; i < n; i++)
+        c[i] = (pt_header_t){copy_into(&p, h[i].name), copy_into(&p, h[i].value), h[i].flags};
     return c;
 }
 

@@ -32,7 +32,7 @@ typedef struct pt_header {
 } pt_header_t;
 
 /* A field whose name and value are copied into a, in one allocation (the HTTP/2 codecs take
- * each field from nghttp2 by itself). */
+ * each field from nghttp2 by itself; pt_http_headers_copy copies a whole array). */
 static inline pt_header_t pt_header_copy(pt_arena_t *a, const void *name, size_t name_len,
                                          const void *value, size_t value_len, unsigned flags)
 {
@@ -77,6 +77,9 @@ const pt_header_t *pt_http_msg_find_header(const pt_http_msg_t *m, const char *n
 
 /* A deep copy of m (strings and headers) in a, for a message that outlives its stream. */
 pt_http_msg_t *pt_http_msg_copy(pt_arena_t *a, const pt_http_msg_t *m);
+/* Copies n fields into a, their strings in one allocation (a held head is copied on every
+ * HTTP/2 response with a body, gRPC's every call, and its trailers with it). */
+pt_header_t *pt_http_headers_copy(pt_arena_t *a, const pt_header_t *h, size_t n);
 
 /* "HTTP/1.0", "HTTP/1.1" or "HTTP/2", as the access log and spans name the protocol. */
 pt_str_t pt_http_msg_protocol(const pt_http_msg_t *m);
