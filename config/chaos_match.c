@@ -70,8 +70,7 @@ bool pt__cfg_read_toxic_match(pt_cfg_cx_t *cx, const pt_cfg_node_t *n, const pt_
     }
     m->matches = v;
     m->n_matches = n->n_items;
-    size_t json_len;
-    m->json = pt__cfg_node_json(&m->arena, n, &json_len);
+    m->json = pt__cfg_node_json(&m->arena, n);
     pt_arena_on_free(cx->out, unref_cb, m); /* the snapshot's ref */
     *out = m;
     return true;

@@ -129,12 +129,11 @@ static void put_node(out_t *o, const pt_cfg_node_t *n)
     }
 }
 
-const char *pt__cfg_node_json(pt_arena_t *into, const pt_cfg_node_t *n, size_t *len)
+const char *pt__cfg_node_json(pt_arena_t *into, const pt_cfg_node_t *n)
 {
     out_t o = {0};
     put_node(&o, n);
     const char *copy = pt_arena_memdup(into, o.p, o.len + 1);
-    *len = o.len;
     free(o.p);
     return copy;
 }

@@ -316,7 +316,7 @@ const char *pt__cfg_dump_json(pt_arena_t *into, const pt_cfg_docs_t *docs, size_
 
 /* One node as compact JSON, copied into `into`, as the dump writes it: an unquoted true, false
  * or number stays one, every other scalar is a string (config/dump.c). */
-const char *pt__cfg_node_json(pt_arena_t *into, const pt_cfg_node_t *n, size_t *len);
+const char *pt__cfg_node_json(pt_arena_t *into, const pt_cfg_node_t *n);
 
 /* Whether a resource of kind (with namespace/name; NULL: any of that kind) may exist where
  * compile cannot see it: left out of the set for its errors, or in a file that could not be
